@@ -1,0 +1,318 @@
+#include "mr_engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mr_error.h"
+#include "mr_ops.h"
+
+struct mr_workspace {
+    const mr_model *m;
+    const mr_router *router;
+    mr_engine_opts opts;
+    int maxB, maxT;            /* capacity */
+    mr_trace trace;
+    /* activations, all [maxB*maxT, ...] unless noted */
+    float *x;                  /* [N, d] residual stream */
+    float *xn;                 /* [N, d] normed input of a sub-layer */
+    float *buf;                /* [N, d] sub-layer output */
+    float *qkv;                /* [N, 3d] */
+    float *att_out;            /* [N, d] heads concatenated */
+    float *att;                /* [B, NH, T, T] current block's attention (if not kept) */
+    float *hidden;             /* [N, max(F, h)] FFN / expert hidden */
+    float *xg, *yg;            /* [N, d] tokens gathered for one expert, and its output */
+    float *patches;            /* [B, n_patches, P*P*C] (classify) */
+    float *pooled;             /* [B, d] (classify) */
+    float *router_scratch;
+    float *slot_w;             /* [N*k] weight of each (token, expert) assignment */
+    int *slot_tok;             /* [N*k] token of each assignment, grouped by expert */
+    int *expert_off;           /* [E+1] start of each expert's group */
+    float *arena;
+    int *iarena;
+};
+
+void mr_engine_opts_init(mr_engine_opts *o, const mr_model *m)
+{
+    memset(o, 0, sizeof *o);
+    o->batch = 16;
+    o->seq_len = m->cfg.task == MR_TASK_LM ? m->cfg.max_seq_len : 0;
+    o->top_k = 0;
+}
+
+int mr_engine_opts_check(const mr_engine_opts *o, const mr_model *m)
+{
+    MR_REQUIRE(o->batch >= 1 && o->batch <= 65536, MR_EINPUT,
+               "batch = %d must be in 1..65536", o->batch);
+    MR_REQUIRE(o->top_k >= 0 && o->top_k <= m->cfg.n_experts, MR_EINPUT,
+               "top_k = %d must be in 1..n_experts = %d", o->top_k, m->cfg.n_experts);
+    if (m->cfg.task == MR_TASK_LM)
+        MR_REQUIRE(o->seq_len >= 1 && o->seq_len <= m->cfg.max_seq_len, MR_EINPUT,
+                   "sequence length %d must be in 1..max_seq_len = %d", o->seq_len,
+                   m->cfg.max_seq_len);
+    return MR_OK;
+}
+
+const mr_trace *mr_workspace_trace(const mr_workspace *ws) { return &ws->trace; }
+
+void mr_workspace_free(mr_workspace *ws)
+{
+    if (!ws) return;
+    free(ws->arena);
+    free(ws->iarena);
+    free(ws);
+}
+
+/* Carve `n` floats from the arena cursor (sizes are computed in one pass first). */
+static float *take(float **cur, size_t n)
+{
+    float *p = *cur;
+    *cur += n;
+    return p;
+}
+
+int mr_workspace_alloc(mr_workspace **out, const mr_model *m, const mr_router *r,
+                       const mr_engine_opts *o)
+{
+    *out = NULL;
+    MR_TRY(mr_engine_opts_check(o, m));
+    const mr_config *c = &m->cfg;
+    mr_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws) return mr_error_set(MR_ENOMEM, "out of memory (workspace)");
+    ws->m = m;
+    ws->router = r;
+    ws->opts = *o;
+    int k = o->top_k ? o->top_k : c->top_k;
+    int B = o->batch, T = c->task == MR_TASK_LM ? o->seq_len : mr_config_seq_len(c);
+    ws->maxB = B;
+    ws->maxT = T;
+    size_t N = (size_t)B * T, d = (size_t)c->d_model, E = (size_t)c->n_experts;
+    size_t NH = (size_t)c->n_heads, TT = (size_t)T * T;
+    size_t hid = (size_t)(c->d_ff > c->expert_hidden ? c->d_ff : c->expert_hidden);
+    size_t nm = (size_t)c->n_moe;
+    size_t pp = c->task == MR_TASK_CLASSIFY ? (size_t)c->patch * c->patch * c->channels : 0;
+    size_t n_att = (o->keep_attention ? (size_t)c->n_layers : 1) * B * NH * TT;
+    size_t n_logits = c->task == MR_TASK_CLASSIFY ? (size_t)B * c->n_out : N * c->n_out;
+    size_t n_rs = mr_router_scratch_floats(r, m, B, T);
+    size_t total = 3 * N * d + N * 3 * d + N * d + n_att + N * hid + 2 * N * d +
+                   (size_t)B * c->n_patches * pp + (size_t)B * d + n_rs + N * k +
+                   nm * N * E + nm * N * k + (o->keep_moe_input ? nm * N * d : 0) + n_logits;
+    size_t itotal = N * k + E + 1 + nm * N * k;
+    ws->arena = malloc(total * sizeof(float));
+    ws->iarena = malloc(itotal * sizeof(int));
+    if (!ws->arena || !ws->iarena) {
+        mr_workspace_free(ws);
+        return mr_error_set(MR_ENOMEM, "out of memory: workspace of %zu MiB",
+                            total * sizeof(float) >> 20);
+    }
+    float *cur = ws->arena;
+    ws->x = take(&cur, N * d);
+    ws->xn = take(&cur, N * d);
+    ws->buf = take(&cur, N * d);
+    ws->qkv = take(&cur, N * 3 * d);
+    ws->att_out = take(&cur, N * d);
+    ws->att = take(&cur, n_att);
+    ws->hidden = take(&cur, N * hid);
+    ws->xg = take(&cur, N * d);
+    ws->yg = take(&cur, N * d);
+    ws->patches = take(&cur, (size_t)B * c->n_patches * pp);
+    ws->pooled = take(&cur, (size_t)B * d);
+    ws->router_scratch = take(&cur, n_rs);
+    ws->slot_w = take(&cur, N * k);
+    ws->trace.probs = take(&cur, nm * N * E);
+    ws->trace.weights = take(&cur, nm * N * k);
+    ws->trace.moe_input = o->keep_moe_input ? take(&cur, nm * N * d) : NULL;
+    ws->trace.logits = take(&cur, n_logits);
+    ws->trace.attention = o->keep_attention ? ws->att : NULL;
+    int *icur = ws->iarena;
+    ws->slot_tok = icur;
+    icur += N * k;
+    ws->expert_off = icur;
+    icur += E + 1;
+    ws->trace.topk = icur;
+    ws->trace.E = (int)E;
+    ws->trace.k = k;
+    ws->trace.n_moe = (int)nm;
+    ws->trace.n_heads = (int)NH;
+    ws->trace.d = (int)d;
+    *out = ws;
+    return MR_OK;
+}
+
+static void activation(float *x, size_t n, int act)
+{
+    if (act == MR_ACT_RELU)
+        mr_relu_forward(x, n);
+    else
+        mr_gelu_forward(x, n);
+}
+
+/* out[N,d] = sum over each token's chosen experts of w * expert(x).
+ * Tokens are grouped by expert (a counting sort) so each expert runs one GEMM pair
+ * over all its tokens; contributions are added in ascending expert order. */
+static void moe_forward(mr_workspace *ws, float *out, const float *x, const mr_layer *L,
+                        const int *topk, const float *weights, int N, int k)
+{
+    const mr_config *c = &ws->m->cfg;
+    int d = c->d_model, E = c->n_experts, h = c->expert_hidden;
+    int *off = ws->expert_off;
+    memset(off, 0, (size_t)(E + 1) * sizeof *off);
+    for (int i = 0; i < N * k; i++) off[topk[i] + 1]++;
+    for (int e = 0; e < E; e++) off[e + 1] += off[e];
+    /* fill each expert's group in token order; cursor[e] walks from off[e] */
+    int cursor[MR_MAX_EXPERTS];
+    memcpy(cursor, off, (size_t)E * sizeof *cursor);
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < k; j++) {
+            int e = topk[(size_t)n * k + j];
+            int s = cursor[e]++;
+            ws->slot_tok[s] = n;
+            ws->slot_w[s] = weights[(size_t)n * k + j];
+        }
+    memset(out, 0, (size_t)N * d * sizeof *out);
+    for (int e = 0; e < E; e++) {
+        int cnt = off[e + 1] - off[e];
+        if (cnt == 0) continue;
+        const int *tok = ws->slot_tok + off[e];
+        const float *w = ws->slot_w + off[e];
+        for (int i = 0; i < cnt; i++)
+            memcpy(ws->xg + (size_t)i * d, x + (size_t)tok[i] * d, (size_t)d * sizeof(float));
+        mr_linear_forward(ws->hidden, ws->xg, L->exp_w1 + (size_t)e * h * d,
+                          L->exp_b1 + (size_t)e * h, cnt, d, h);     /* [cnt, h] */
+        activation(ws->hidden, (size_t)cnt * h, c->activation);
+        mr_linear_forward(ws->yg, ws->hidden, L->exp_w2 + (size_t)e * d * h,
+                          L->exp_b2 + (size_t)e * d, cnt, h, d);     /* [cnt, d] */
+        for (int i = 0; i < cnt; i++) {
+            float *o = out + (size_t)tok[i] * d;
+            const float *y = ws->yg + (size_t)i * d;
+            for (int j = 0; j < d; j++) o[j] += w[i] * y[j];
+        }
+    }
+}
+
+static void add_inplace(float *x, const float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* The transformer blocks and the head, from ws->x [B*T, d] filled by the embedding. */
+static int forward_blocks(mr_workspace *ws, int B, int T)
+{
+    const mr_model *m = ws->m;
+    const mr_config *c = &m->cfg;
+    int d = c->d_model, N = B * T, NH = c->n_heads, E = c->n_experts;
+    int k = ws->trace.k;
+    size_t Nd = (size_t)N * d;
+    ws->trace.B = B;
+    ws->trace.T = T;
+    const int *prev_topk = NULL;
+    for (int l = 0; l < c->n_layers; l++) {
+        const mr_layer *L = &m->layers[l];
+        float *att = ws->att + (ws->opts.keep_attention ? (size_t)l * B * NH * T * T : 0);
+        mr_layernorm_forward(ws->xn, ws->x, L->ln1_w, L->ln1_b, N, d, c->norm_eps);
+        mr_linear_forward(ws->qkv, ws->xn, L->attn_qkv_w, L->attn_qkv_b, N, d, 3 * d);
+        mr_attention_forward(ws->att_out, att, ws->qkv, B, T, d, NH, c->task == MR_TASK_LM);
+        mr_linear_forward(ws->buf, ws->att_out, L->attn_out_w, L->attn_out_b, N, d, d);
+        add_inplace(ws->x, ws->buf, Nd);
+        mr_layernorm_forward(ws->xn, ws->x, L->ln2_w, L->ln2_b, N, d, c->norm_eps);
+        if (!L->is_moe) {
+            mr_linear_forward(ws->hidden, ws->xn, L->ffn_w1, L->ffn_b1, N, d, c->d_ff);
+            activation(ws->hidden, (size_t)N * c->d_ff, c->activation);
+            mr_linear_forward(ws->buf, ws->hidden, L->ffn_w2, L->ffn_b2, N, c->d_ff, d);
+        } else {
+            int mi = L->moe_index;
+            /* trace slices are laid out for this call's B and T, so they stay dense */
+            float *probs = ws->trace.probs + (size_t)mi * N * E;
+            int *topk = ws->trace.topk + (size_t)mi * N * k;
+            float *weights = ws->trace.weights + (size_t)mi * N * k;
+            if (ws->trace.moe_input)
+                memcpy(ws->trace.moe_input + (size_t)mi * Nd, ws->xn, Nd * sizeof(float));
+            mr_route_ctx ctx = {.model = m, .layer = l, .moe_index = mi, .B = B, .T = T,
+                                .k = k, .x = ws->xn, .att = att, .prev_topk = prev_topk,
+                                .prev_k = k, .scratch = ws->router_scratch};
+            MR_TRY(ws->router->type->route(ws->router->state, &ctx, probs, topk, weights));
+            moe_forward(ws, ws->buf, ws->xn, L, topk, weights, N, k);
+            prev_topk = topk;
+        }
+        add_inplace(ws->x, ws->buf, Nd);
+    }
+    mr_layernorm_forward(ws->xn, ws->x, m->head_ln_w, m->head_ln_b, N, d, c->norm_eps);
+    if (c->task == MR_TASK_LM) {
+        mr_linear_forward(ws->trace.logits, ws->xn, m->head_w, m->head_b, N, d, c->n_out);
+        return MR_OK;
+    }
+    for (int b = 0; b < B; b++) {
+        float *p = ws->pooled + (size_t)b * d;
+        const float *z = ws->xn + (size_t)b * T * d;
+        if (c->pool == MR_POOL_CLS) {
+            memcpy(p, z, (size_t)d * sizeof *p);
+            continue;
+        }
+        for (int j = 0; j < d; j++) {
+            double s = 0.0;
+            for (int t = 0; t < T; t++) s += z[(size_t)t * d + j];
+            p[j] = (float)(s / T);
+        }
+    }
+    mr_linear_forward(ws->trace.logits, ws->pooled, m->head_w, m->head_b, B, d, c->n_out);
+    return MR_OK;
+}
+
+int mr_engine_forward_images(mr_workspace *ws, const uint8_t *images, int B)
+{
+    const mr_config *c = &ws->m->cfg;
+    MR_REQUIRE(c->task == MR_TASK_CLASSIFY, MR_EINPUT, "%s is an lm model, not an image model",
+               ws->m->path);
+    MR_REQUIRE(B >= 1 && B <= ws->maxB, MR_EINPUT, "batch of %d exceeds the workspace (%d)", B,
+               ws->maxB);
+    int P = c->patch, C = c->channels, H = c->image_h, W = c->image_w, d = c->d_model;
+    int gw = W / P, np = c->n_patches, pp = P * P * C, T = c->n_pos;
+    int first = c->pool == MR_POOL_CLS; /* token 0 is the cls token */
+    /* patch vectors: v[(dy*P + dx)*C + ch] = x[r*P+dy, c*P+dx, ch] / 255 (model-format.md) */
+    for (int b = 0; b < B; b++)
+        for (int p = 0; p < np; p++) {
+            int r = p / gw, q = p % gw;
+            float *v = ws->patches + ((size_t)b * np + p) * pp;
+            for (int dy = 0; dy < P; dy++)
+                for (int dx = 0; dx < P; dx++)
+                    for (int ch = 0; ch < C; ch++) {
+                        size_t src = (((size_t)b * H + r * P + dy) * W + q * P + dx) * C + ch;
+                        v[(dy * P + dx) * C + ch] = images[src] / 255.0f;
+                    }
+        }
+    for (int b = 0; b < B; b++) {
+        float *xb = ws->x + (size_t)b * T * d;
+        mr_linear_forward(xb + (size_t)first * d, ws->patches + (size_t)b * np * pp,
+                          ws->m->patch_w, ws->m->patch_b, np, pp, d);
+        if (first) memcpy(xb, ws->m->cls, (size_t)d * sizeof(float));
+        add_inplace(xb, ws->m->pos, (size_t)T * d);
+    }
+    return forward_blocks(ws, B, T);
+}
+
+int mr_engine_forward_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T, int stride)
+{
+    const mr_config *c = &ws->m->cfg;
+    MR_REQUIRE(c->task == MR_TASK_LM, MR_EINPUT, "%s is an image model, not an lm model",
+               ws->m->path);
+    MR_REQUIRE(B >= 1 && B <= ws->maxB, MR_EINPUT, "batch of %d exceeds the workspace (%d)", B,
+               ws->maxB);
+    MR_REQUIRE(T >= 1 && T <= ws->maxT && T <= stride, MR_EINPUT,
+               "sequence length %d exceeds %d", T, ws->maxT);
+    int d = c->d_model;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int32_t id = tokens[(size_t)b * stride + t];
+            MR_REQUIRE(id >= 0 && id < c->vocab_size, MR_EINPUT,
+                       "token id %d at sample %d position %d is outside the vocabulary (0..%d)",
+                       (int)id, b, t, c->vocab_size - 1);
+            float *xt = ws->x + ((size_t)b * T + t) * d;
+            const float *e = ws->m->tok + (size_t)id * d, *p = ws->m->pos + (size_t)t * d;
+            for (int j = 0; j < d; j++) xt[j] = e[j] + p[j];
+        }
+    return forward_blocks(ws, B, T);
+}
+
+/* OpenBLAS's pthread build would otherwise start its own threads inside each of
+ * our OpenMP workers; the symbol is OpenBLAS's own (we link OpenBLAS as CBLAS). */
+extern void openblas_set_num_threads(int n);
+void mr_engine_blas_single_thread(void) { openblas_set_num_threads(1); }

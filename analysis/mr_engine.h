@@ -1,0 +1,62 @@
+/* mr_engine.h — forward pass of an MoE transformer with a pluggable router.
+ *
+ * One mr_workspace per thread: it owns every buffer a micro-batch of B samples
+ * needs (one arena, allocated once), so the forward pass never allocates.
+ * After a forward call the workspace's trace holds what later metrics and
+ * routers need: per MoE block the routing distribution, the top-k experts and
+ * their weights, and on request the attention probabilities and MoE inputs.
+ *
+ * Ownership: the caller owns the workspace (mr_workspace_free); the trace and
+ * its arrays belong to the workspace and are overwritten by the next forward.
+ * Determinism: a sample's results depend only on the model, router, options and
+ * the micro-batch it was computed in, never on the thread that computed it.
+ */
+#ifndef MR_ENGINE_H
+#define MR_ENGINE_H
+
+#include <stdint.h>
+
+#include "mr_model.h"
+#include "mr_router.h"
+
+typedef struct mr_engine_opts {
+    int batch;          /* samples per micro-batch (>= 1) */
+    int seq_len;        /* lm: longest sequence passed (<= max_seq_len); classify: ignored */
+    int top_k;          /* experts per token; 0 = the model's top_k */
+    int keep_attention; /* keep every block's attention probabilities in the trace */
+    int keep_moe_input; /* keep every MoE block's input in the trace */
+} mr_engine_opts;
+
+/* Defaults: batch 16, seq_len = max_seq_len, the model's top_k, nothing extra kept. */
+void mr_engine_opts_init(mr_engine_opts *o, const mr_model *m);
+/* Check options against a model; MR_EINPUT naming the bad option. */
+int mr_engine_opts_check(const mr_engine_opts *o, const mr_model *m);
+
+typedef struct mr_trace {
+    int B, T;            /* samples and tokens per sample of the last forward */
+    int E, k, n_moe, n_heads, d;
+    float *probs;        /* [n_moe, B, T, E] routing distribution */
+    int *topk;           /* [n_moe, B, T, k] chosen experts, descending */
+    float *weights;      /* [n_moe, B, T, k] their weights */
+    float *attention;    /* [n_layers, B, NH, T, T] when keep_attention, else NULL */
+    float *moe_input;    /* [n_moe, B, T, d] when keep_moe_input, else NULL */
+    float *logits;       /* classify [B, n_classes]; lm [B, T, vocab] */
+} mr_trace;
+
+typedef struct mr_workspace mr_workspace;
+
+int mr_workspace_alloc(mr_workspace **out, const mr_model *m, const mr_router *r,
+                       const mr_engine_opts *o);
+void mr_workspace_free(mr_workspace *ws);
+const mr_trace *mr_workspace_trace(const mr_workspace *ws);
+
+/* images [B, H, W, C] uint8, B <= opts.batch. */
+int mr_engine_forward_images(mr_workspace *ws, const uint8_t *images, int B);
+/* tokens: B rows of `stride` ids, of which the first T are read; T <= opts.seq_len. */
+int mr_engine_forward_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T,
+                             int stride);
+
+/* OpenBLAS must run single-threaded inside our OpenMP workers; call once at start. */
+void mr_engine_blas_single_thread(void);
+
+#endif

@@ -1,0 +1,128 @@
+#include "mr_model.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mr_error.h"
+
+const char *mr_task_name(int task) { return task == MR_TASK_LM ? "lm" : "classify"; }
+const char *mr_activation_name(int a) { return a == MR_ACT_RELU ? "relu" : "gelu"; }
+const char *mr_gate_norm_name(int g) { return g == MR_GATE_NONE ? "none" : "renorm"; }
+const char *mr_pool_name(int p) { return p == MR_POOL_MEAN ? "mean" : "cls"; }
+
+#define CHECK_RANGE(field, lo, hi)                                              \
+    MR_REQUIRE(cfg->field >= (lo) && cfg->field <= (hi), MR_EINPUT,            \
+               "attribute %s = %d is out of range [%d, %d]", #field, cfg->field, \
+               (int)(lo), (int)(hi))
+
+int mr_config_check(mr_config *cfg)
+{
+    CHECK_RANGE(d_model, 1, MR_MAX_D_MODEL);
+    CHECK_RANGE(n_layers, 1, MR_MAX_LAYERS);
+    CHECK_RANGE(n_heads, 1, cfg->d_model);
+    MR_REQUIRE(cfg->d_model % cfg->n_heads == 0, MR_EINPUT,
+               "attribute n_heads = %d does not divide d_model = %d", cfg->n_heads,
+               cfg->d_model);
+    CHECK_RANGE(d_ff, 0, MR_MAX_HIDDEN);
+    CHECK_RANGE(n_experts, 1, MR_MAX_EXPERTS);
+    CHECK_RANGE(top_k, 1, cfg->n_experts);
+    CHECK_RANGE(expert_hidden, 1, MR_MAX_HIDDEN);
+    MR_REQUIRE(cfg->norm_eps > 0.0f && cfg->norm_eps < 1.0f, MR_EINPUT,
+               "attribute norm_eps = %g must be in (0, 1)", (double)cfg->norm_eps);
+    MR_REQUIRE(cfg->n_moe >= 0 && cfg->n_moe <= cfg->n_layers, MR_EINPUT,
+               "attribute moe_layers has %d entries for %d layers", cfg->n_moe,
+               cfg->n_layers);
+    for (int i = 0; i < cfg->n_moe; i++) {
+        int L = cfg->moe_layers[i];
+        MR_REQUIRE(L >= 0 && L < cfg->n_layers, MR_EINPUT,
+                   "attribute moe_layers[%d] = %d is not a block index (0..%d)", i, L,
+                   cfg->n_layers - 1);
+        MR_REQUIRE(i == 0 || L > cfg->moe_layers[i - 1], MR_EINPUT,
+                   "attribute moe_layers must be strictly increasing (entry %d = %d)", i, L);
+    }
+    MR_REQUIRE(cfg->n_moe == cfg->n_layers || cfg->d_ff >= 1, MR_EINPUT,
+               "attribute d_ff = %d but the model has dense blocks", cfg->d_ff);
+    if (cfg->task == MR_TASK_CLASSIFY) {
+        CHECK_RANGE(image_h, 1, MR_MAX_IMAGE);
+        CHECK_RANGE(image_w, 1, MR_MAX_IMAGE);
+        MR_REQUIRE(cfg->channels == 1 || cfg->channels == 3, MR_EINPUT,
+                   "attribute channels = %d must be 1 or 3", cfg->channels);
+        CHECK_RANGE(patch, 1, cfg->image_h < cfg->image_w ? cfg->image_h : cfg->image_w);
+        MR_REQUIRE(cfg->image_h % cfg->patch == 0 && cfg->image_w % cfg->patch == 0,
+                   MR_EINPUT, "attribute patch = %d does not divide the image size %dx%d",
+                   cfg->patch, cfg->image_h, cfg->image_w);
+        CHECK_RANGE(n_classes, 2, MR_MAX_CLASSES);
+        cfg->n_patches = (cfg->image_h / cfg->patch) * (cfg->image_w / cfg->patch);
+        MR_REQUIRE(cfg->n_patches + 1 <= MR_MAX_SEQ, MR_EINPUT,
+                   "image %dx%d with patch %d gives %d tokens (max %d)", cfg->image_h,
+                   cfg->image_w, cfg->patch, cfg->n_patches, MR_MAX_SEQ - 1);
+        cfg->n_pos = cfg->n_patches + (cfg->pool == MR_POOL_CLS);
+        cfg->n_out = cfg->n_classes;
+    } else {
+        CHECK_RANGE(vocab_size, 2, MR_MAX_VOCAB);
+        CHECK_RANGE(max_seq_len, 1, MR_MAX_SEQ);
+        cfg->n_patches = 0;
+        cfg->n_pos = cfg->max_seq_len;
+        cfg->n_out = cfg->vocab_size;
+    }
+    MR_REQUIRE(mr_config_param_count(cfg) > 0, MR_EINPUT,
+               "the dimensions give more than %zu parameters", (size_t)MR_MAX_PARAMS);
+    return MR_OK;
+}
+
+int mr_config_seq_len(const mr_config *cfg)
+{
+    return cfg->task == MR_TASK_CLASSIFY ? cfg->n_pos : cfg->max_seq_len;
+}
+
+/* Saturating size_t arithmetic: every factor is bounded by the range checks, but a
+ * product of several can still exceed MR_MAX_PARAMS; we refuse rather than wrap. */
+static size_t mul(size_t a, size_t b)
+{
+    if (a == 0 || b == 0) return 0;
+    if (a > SIZE_MAX / b) return SIZE_MAX;
+    return a * b;
+}
+static size_t add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+
+size_t mr_config_param_count(const mr_config *c)
+{
+    size_t d = (size_t)c->d_model, E = (size_t)c->n_experts, h = (size_t)c->expert_hidden;
+    size_t F = (size_t)c->d_ff;
+    size_t n = 0;
+    if (c->task == MR_TASK_CLASSIFY) {
+        size_t pp = mul(mul((size_t)c->patch, (size_t)c->patch), (size_t)c->channels);
+        n = add(n, mul(d, pp) + d);
+        if (c->pool == MR_POOL_CLS) n = add(n, d);
+    } else {
+        n = add(n, mul((size_t)c->vocab_size, d));
+    }
+    n = add(n, mul((size_t)c->n_pos, d));
+    size_t block = add(mul(4 * d, d), 4 * d + 3 * d + d); /* qkv+out weights, LN x2, biases */
+    size_t dense = add(mul(2 * F, d), F + d);
+    size_t moe = add(mul(E, d) + E, add(mul(mul(2 * E, h), d), mul(E, h) + mul(E, d)));
+    size_t n_dense = (size_t)(c->n_layers - c->n_moe);
+    n = add(n, mul((size_t)c->n_layers, block));
+    n = add(n, mul(n_dense, dense));
+    n = add(n, mul((size_t)c->n_moe, moe));
+    n = add(n, add(2 * d, mul((size_t)c->n_out, d) + (size_t)c->n_out));
+    return n > MR_MAX_PARAMS ? 0 : n;
+}
+
+const mr_named_tensor *mr_layer_router_tensor(const mr_layer *layer, const char *name)
+{
+    for (int i = 0; i < layer->n_router_tensors; i++)
+        if (strcmp(layer->router_tensors[i].name, name) == 0) return &layer->router_tensors[i];
+    return NULL;
+}
+
+void mr_model_free(mr_model *m)
+{
+    if (!m) return;
+    free(m->cfg.moe_layers);
+    free(m->layers);
+    free(m->vocab);
+    free(m->arena);
+    free(m);
+}

@@ -1,0 +1,132 @@
+/* mr_model.h — an MoE transformer's configuration and weights (docs/model-format.md).
+ *
+ * Ownership: a model is created by mr_model_load() (harness/mr_model_io.h) or
+ * mr_model_alloc() and released by mr_model_free(); every weight pointer points
+ * into the model's single weight arena and must not be freed on its own.
+ * A loaded model is read-only and may be shared by any number of threads.
+ */
+#ifndef MR_MODEL_H
+#define MR_MODEL_H
+
+#include <stddef.h>
+
+enum mr_task { MR_TASK_CLASSIFY = 0, MR_TASK_LM = 1 };
+enum mr_activation { MR_ACT_GELU = 0, MR_ACT_RELU = 1 };
+enum mr_gate_norm { MR_GATE_RENORM = 0, MR_GATE_NONE = 1 };
+enum mr_pool { MR_POOL_CLS = 0, MR_POOL_MEAN = 1 };
+
+#define MR_NAME_LEN 64
+#define MR_MAX_ROUTER_TENSORS 16
+
+/* Limits the loader enforces before any allocation (overflow bait is refused). */
+#define MR_MAX_D_MODEL 65536
+#define MR_MAX_LAYERS 1024
+#define MR_MAX_EXPERTS 4096
+#define MR_MAX_HIDDEN (1 << 20)
+#define MR_MAX_VOCAB (1 << 20)
+#define MR_MAX_SEQ (1 << 16)
+#define MR_MAX_IMAGE 8192
+#define MR_MAX_CLASSES (1 << 20)
+#define MR_MAX_PARAMS ((size_t)1 << 33) /* 8 Gi floats = 32 GiB */
+
+typedef struct mr_config {
+    int task;            /* enum mr_task */
+    int d_model;         /* d */
+    int n_layers;
+    int n_heads;
+    int d_ff;            /* dense FFN hidden width F */
+    int n_experts;       /* E */
+    int top_k;           /* k */
+    int expert_hidden;   /* h */
+    float norm_eps;
+    int activation;      /* enum mr_activation */
+    int gate_norm;       /* enum mr_gate_norm */
+    char router[MR_NAME_LEN]; /* router the model was trained with */
+    int n_moe;           /* number of MoE blocks */
+    int *moe_layers;     /* [n_moe] block indices, increasing (owned by the model) */
+    /* classify */
+    int image_h, image_w, channels, patch, n_classes, pool;
+    /* lm */
+    int vocab_size, max_seq_len;
+    /* derived */
+    int n_patches;       /* (H/P)*(W/P) for classify, 0 for lm */
+    int n_pos;           /* rows of /embed/pos */
+    int n_out;           /* n_classes or vocab_size */
+} mr_config;
+
+/* A router-specific float tensor or scalar read from /layers/L/moe/router/NAME. */
+typedef struct mr_named_tensor {
+    char name[MR_NAME_LEN];
+    int ndim;            /* 0 for a scalar */
+    size_t dims[4];
+    size_t size;         /* number of floats */
+    float *data;         /* points into the weight arena */
+} mr_named_tensor;
+
+typedef struct mr_layer {
+    int is_moe;
+    int moe_index;       /* 0.. n_moe-1 for MoE blocks, -1 for dense */
+    float *ln1_w, *ln1_b;        /* [d] */
+    float *attn_qkv_w;           /* [3d, d] */
+    float *attn_qkv_b;           /* [3d] */
+    float *attn_out_w;           /* [d, d] */
+    float *attn_out_b;           /* [d] */
+    float *ln2_w, *ln2_b;        /* [d] */
+    /* dense block */
+    float *ffn_w1;               /* [F, d] */
+    float *ffn_b1;               /* [F] */
+    float *ffn_w2;               /* [d, F] */
+    float *ffn_b2;               /* [d] */
+    /* MoE block */
+    float *gate_w;               /* [E, d] */
+    float *gate_b;               /* [E]; zeros when the file has none */
+    int has_gate_b;
+    float *exp_w1;               /* [E, h, d] */
+    float *exp_b1;               /* [E, h] */
+    float *exp_w2;               /* [E, d, h] */
+    float *exp_b2;               /* [E, d] */
+    int n_router_tensors;
+    mr_named_tensor router_tensors[MR_MAX_ROUTER_TENSORS];
+} mr_layer;
+
+typedef struct mr_model {
+    mr_config cfg;
+    /* embeddings */
+    float *patch_w;              /* [d, P*P*C] (classify) */
+    float *patch_b;              /* [d] */
+    float *cls;                  /* [d] (pool = cls) */
+    float *tok;                  /* [V, d] (lm) */
+    int *vocab;                  /* [V] code points (lm) */
+    float *pos;                  /* [n_pos, d] */
+    mr_layer *layers;            /* [n_layers] */
+    float *head_ln_w, *head_ln_b;/* [d] */
+    float *head_w;               /* [n_out, d] */
+    float *head_b;               /* [n_out] */
+    float *arena;                /* the one allocation all float weights live in */
+    size_t n_arena;              /* floats in the arena */
+    size_t n_params;             /* parameter count (router hyperparameters excluded) */
+    char path[1024];             /* file it was loaded from */
+} mr_model;
+
+/* Check a configuration's values and their consistency; fills the derived fields.
+ * Returns MR_EINPUT with a message naming the attribute on the first problem. */
+int mr_config_check(mr_config *cfg);
+
+/* Number of floats each tensor family needs; 0 on overflow beyond MR_MAX_PARAMS. */
+size_t mr_config_param_count(const mr_config *cfg);
+
+/* Sequence length the engine runs for a classify model (n_patches + cls). */
+int mr_config_seq_len(const mr_config *cfg);
+
+/* Router tensor lookup: NULL if layer L has no router tensor of that name. */
+const mr_named_tensor *mr_layer_router_tensor(const mr_layer *layer, const char *name);
+
+const char *mr_task_name(int task);
+const char *mr_activation_name(int act);
+const char *mr_gate_norm_name(int g);
+const char *mr_pool_name(int p);
+
+/* Frees everything a model owns; accepts NULL. */
+void mr_model_free(mr_model *m);
+
+#endif

@@ -1,0 +1,101 @@
+#include "mr_ops.h"
+
+#include <gsl/gsl_cblas.h>
+#include <math.h>
+
+void mr_layernorm_forward(float *out, const float *in, const float *w, const float *b,
+                          int N, int C, float eps)
+{
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * C;
+        float *y = out + (size_t)n * C;
+        /* two-pass in double: exact enough that parity with PyTorch is limited by
+         * PyTorch's own float rounding, not ours */
+        double mean = 0.0;
+        for (int i = 0; i < C; i++) mean += x[i];
+        mean /= C;
+        double var = 0.0;
+        for (int i = 0; i < C; i++) {
+            double dx = x[i] - mean;
+            var += dx * dx;
+        }
+        var /= C;
+        double rstd = 1.0 / sqrt(var + (double)eps);
+        for (int i = 0; i < C; i++) y[i] = (float)((x[i] - mean) * rstd) * w[i] + b[i];
+    }
+}
+
+void mr_linear_forward(float *out, const float *in, const float *weight, const float *bias,
+                       int N, int C, int OC)
+{
+    if (N == 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, in, C, weight, C,
+                0.0f, out, OC);
+    if (bias)
+        for (int n = 0; n < N; n++) {
+            float *o = out + (size_t)n * OC;
+            for (int j = 0; j < OC; j++) o[j] += bias[j];
+        }
+}
+
+void mr_gelu_forward(float *x, size_t n)
+{
+    const float inv_sqrt2 = 0.70710678118654752440f;
+    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * inv_sqrt2));
+}
+
+void mr_relu_forward(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+/* softmax of x[0..n-1], entries n..len-1 set to 0 (the causal mask) */
+static void softmax_prefix(float *x, int n, int len)
+{
+    float mx = x[0];
+    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++) x[i] *= inv;
+    for (int i = n; i < len; i++) x[i] = 0.0f;
+}
+
+void mr_softmax_rows(float *x, int N, int C)
+{
+    for (int n = 0; n < N; n++) softmax_prefix(x + (size_t)n * C, C, C);
+}
+
+void mr_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
+                          int NH, int causal)
+{
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int b = 0; b < B; b++) {
+        const float *base = qkv + (size_t)b * T * 3 * C;
+        for (int h = 0; h < NH; h++) {
+            const float *q = base + h * hs;         /* [T, hs], row stride 3C */
+            const float *k = base + C + h * hs;     /* [T, hs] */
+            const float *v = base + 2 * C + h * hs; /* [T, hs] */
+            float *a = att + ((size_t)b * NH + h) * T * T; /* [T, T] */
+            /* scores = scale * Q K^T; the masked upper triangle is overwritten below */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, 3 * C, k,
+                        3 * C, 0.0f, a, T);
+            for (int t = 0; t < T; t++) softmax_prefix(a + (size_t)t * T, causal ? t + 1 : T, T);
+            float *o = out + (size_t)b * T * C + h * hs; /* [T, hs], row stride C */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, v,
+                        3 * C, 0.0f, o, C);
+        }
+    }
+}
+
+double mr_entropy(const float *p, int n)
+{
+    double h = 0.0;
+    for (int i = 0; i < n; i++)
+        if (p[i] > 0.0f) h -= (double)p[i] * log((double)p[i]);
+    return h;
+}

@@ -1,0 +1,36 @@
+/* mr_ops.h — the forward kernels of the engine (llm.c style: outputs first,
+ * shapes in comments, no allocation). Matrices are row-major float32; weights
+ * use the PyTorch nn.Linear layout [out, in]. GEMMs go through GSL's CBLAS
+ * interface, linked against OpenBLAS. Every kernel is deterministic: the
+ * result does not depend on the calling thread or on other samples.
+ */
+#ifndef MR_OPS_H
+#define MR_OPS_H
+
+#include <stddef.h>
+
+/* out[N,C] = LayerNorm(in[N,C]) * w[C] + b[C]; biased variance, as nn.LayerNorm. */
+void mr_layernorm_forward(float *out, const float *in, const float *w, const float *b,
+                          int N, int C, float eps);
+
+/* out[N,OC] = in[N,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL). */
+void mr_linear_forward(float *out, const float *in, const float *weight, const float *bias,
+                       int N, int C, int OC);
+
+/* In-place activations over n floats. gelu is the exact erf form (nn.GELU()). */
+void mr_gelu_forward(float *x, size_t n);
+void mr_relu_forward(float *x, size_t n);
+
+/* In-place softmax of each of the N rows of x[N,C]. */
+void mr_softmax_rows(float *x, int N, int C);
+
+/* Multi-head self-attention core for B sequences of T tokens.
+ * qkv[B,T,3C] (Q | K | V), out[B,T,C] (heads concatenated), att[B,NH,T,T] receives
+ * the attention probabilities (masked entries are exactly 0 when causal). */
+void mr_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
+                          int NH, int causal);
+
+/* Shannon entropy (nats) of a probability vector p[n]; 0 log 0 = 0. */
+double mr_entropy(const float *p, int n);
+
+#endif

@@ -1,0 +1,143 @@
+#include "mr_router.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mr_error.h"
+#include "mr_ops.h"
+
+const mr_router_type *const mr_router_types[] = {&mr_router_softmax, NULL};
+
+const mr_router_type *mr_router_lookup(const char *name)
+{
+    for (int i = 0; mr_router_types[i]; i++)
+        if (strcmp(mr_router_types[i]->name, name) == 0) return mr_router_types[i];
+    return NULL;
+}
+
+int mr_router_opts_add(mr_router_opts *o, const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    MR_REQUIRE(eq && eq != kv && eq[1] != '\0', MR_EINPUT,
+               "router option '%s' is not of the form key=value", kv);
+    size_t klen = (size_t)(eq - kv), vlen = strlen(eq + 1);
+    MR_REQUIRE(klen < MR_NAME_LEN && vlen < MR_NAME_LEN, MR_EINPUT,
+               "router option '%s' is too long", kv);
+    MR_REQUIRE(o->n < MR_ROUTER_MAX_OPTS, MR_EINPUT, "more than %d router options",
+               MR_ROUTER_MAX_OPTS);
+    memcpy(o->key[o->n], kv, klen);
+    o->key[o->n][klen] = '\0';
+    memcpy(o->val[o->n], eq + 1, vlen + 1);
+    o->used[o->n] = 0;
+    o->n++;
+    return MR_OK;
+}
+
+int mr_router_opts_get_double(mr_router_opts *o, const char *key, double lo, double hi,
+                              double *out)
+{
+    if (!o) return MR_OK;
+    for (int i = 0; i < o->n; i++) {
+        if (strcmp(o->key[i], key) != 0) continue;
+        char *end;
+        errno = 0;
+        double v = strtod(o->val[i], &end);
+        MR_REQUIRE(errno == 0 && end != o->val[i] && *end == '\0' && isfinite(v), MR_EINPUT,
+                   "router option %s=%s is not a number", key, o->val[i]);
+        MR_REQUIRE(v >= lo && v <= hi, MR_EINPUT, "router option %s=%s is outside [%g, %g]",
+                   key, o->val[i], lo, hi);
+        o->used[i] = 1;
+        *out = v;
+    }
+    return MR_OK;
+}
+
+int mr_router_alloc(mr_router **out, const char *name, const mr_model *m, mr_router_opts *opts)
+{
+    *out = NULL;
+    const mr_router_type *t = mr_router_lookup(name);
+    if (!t) {
+        char list[512] = "";
+        for (int i = 0; mr_router_types[i]; i++) {
+            strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+            strncat(list, mr_router_types[i]->name, sizeof list - strlen(list) - 1);
+        }
+        return mr_error_set(MR_EINPUT, "unknown router '%s' (known: %s)", name, list);
+    }
+    mr_router *r = calloc(1, sizeof *r);
+    if (!r) return mr_error_set(MR_ENOMEM, "out of memory creating router %s", name);
+    r->type = t;
+    if (t->state_size) {
+        r->state = calloc(1, t->state_size);
+        if (!r->state) {
+            free(r);
+            return mr_error_set(MR_ENOMEM, "out of memory creating router %s", name);
+        }
+    }
+    int st = t->init(r->state, m, opts);
+    for (int i = 0; st == MR_OK && opts && i < opts->n; i++)
+        if (!opts->used[i])
+            st = mr_error_set(MR_EINPUT, "router %s has no option '%s'", name, opts->key[i]);
+    if (st != MR_OK) {
+        mr_error_prefix(st, "router %s on %s", name, m->path);
+        mr_router_free(r);
+        return st;
+    }
+    *out = r;
+    return MR_OK;
+}
+
+void mr_router_free(mr_router *r)
+{
+    if (!r) return;
+    if (r->type->free && r->state) r->type->free(r->state);
+    free(r->state);
+    free(r);
+}
+
+size_t mr_router_scratch_floats(const mr_router *r, const mr_model *m, int B, int T)
+{
+    return r->type->scratch_floats ? r->type->scratch_floats(r->state, m, B, T) : 0;
+}
+
+void mr_route_topk(int *idx, const float *p, int E, int k)
+{
+    /* partial selection sort: k and E are small (k <= E <= a few thousand), and the
+     * strict '>' keeps the lower index on ties, matching the documented convention */
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int e = 0; e < E; e++) {
+            int taken = 0;
+            for (int i = 0; i < j; i++) taken |= idx[i] == e;
+            if (taken) continue;
+            if (best < 0 || p[e] > p[best]) best = e;
+        }
+        idx[j] = best;
+    }
+}
+
+void mr_route_weights(float *w, const float *p, const int *idx, int k, int gate_norm)
+{
+    if (gate_norm == MR_GATE_NONE) {
+        for (int j = 0; j < k; j++) w[j] = p[idx[j]];
+        return;
+    }
+    double s = 0.0;
+    for (int j = 0; j < k; j++) s += p[idx[j]];
+    for (int j = 0; j < k; j++) w[j] = (float)(p[idx[j]] / s);
+}
+
+void mr_route_softmax_gate(float *probs, int *topk, float *weights, const float *x,
+                           const mr_layer *layer, int N, int d, int E, int k, int gate_norm)
+{
+    mr_linear_forward(probs, x, layer->gate_w, layer->gate_b, N, d, E); /* logits [N,E] */
+    mr_softmax_rows(probs, N, E);
+    for (int n = 0; n < N; n++) {
+        mr_route_topk(topk + (size_t)n * k, probs + (size_t)n * E, E, k);
+        mr_route_weights(weights + (size_t)n * k, probs + (size_t)n * E, topk + (size_t)n * k,
+                         k, gate_norm);
+    }
+}

@@ -1,0 +1,93 @@
+/* mr_router.h — pluggable routers (docs/routers.md).
+ *
+ * A router is a const mr_router_type (name, state size, function pointers), in
+ * the style of GSL's algorithm types. mr_router_alloc() creates an instance
+ * bound to one model: init() validates that the router can run on that model
+ * and parses its options; route() is then called by the engine for every MoE
+ * block and micro-batch, from any number of threads at once, with a read-only
+ * state and a per-thread scratch buffer, and must not allocate.
+ *
+ * Ownership: the caller owns the mr_router returned by mr_router_alloc() and
+ * releases it with mr_router_free(); the model must outlive it.
+ */
+#ifndef MR_ROUTER_H
+#define MR_ROUTER_H
+
+#include <stddef.h>
+
+#include "mr_model.h"
+
+#define MR_ROUTER_MAX_OPTS 16
+
+/* key=value options from the CLI (--router-opt) or a config file. */
+typedef struct mr_router_opts {
+    int n;
+    char key[MR_ROUTER_MAX_OPTS][MR_NAME_LEN];
+    char val[MR_ROUTER_MAX_OPTS][MR_NAME_LEN];
+    int used[MR_ROUTER_MAX_OPTS]; /* set by the getters; unused keys are errors */
+} mr_router_opts;
+
+/* Parse "key=value" and add it; MR_EINPUT on a malformed or over-long pair. */
+int mr_router_opts_add(mr_router_opts *o, const char *key_eq_value);
+/* Look up a real-valued option; *out keeps its default when absent. */
+int mr_router_opts_get_double(mr_router_opts *o, const char *key, double lo, double hi,
+                              double *out);
+
+/* What the engine hands a router for one MoE block and one micro-batch. */
+typedef struct mr_route_ctx {
+    const mr_model *model;
+    int layer;            /* block index */
+    int moe_index;        /* index among MoE blocks */
+    int B, T;             /* sequences and tokens per sequence; tokens are b*T + t */
+    int k;                /* experts per token for this evaluation (1..E) */
+    const float *x;       /* [B*T, d] the MoE block's input (LN2 output) */
+    const float *att;     /* [B, n_heads, T, T] this block's attention probabilities */
+    const int *prev_topk; /* [B*T, prev_k] previous MoE block's choice, NULL for the first */
+    int prev_k;
+    float *scratch;       /* per-thread, scratch_floats() floats */
+} mr_route_ctx;
+
+typedef struct mr_router_type {
+    const char *name;
+    const char *summary;  /* one line for --help */
+    size_t state_size;
+    /* Bind to a model and read options; MR_EINPUT with a reason when it cannot run. */
+    int (*init)(void *state, const mr_model *m, mr_router_opts *opts);
+    /* Scratch floats route() needs for a micro-batch of B sequences of T tokens. */
+    size_t (*scratch_floats)(const void *state, const mr_model *m, int B, int T);
+    /* probs[B*T, E]: the distribution the top-k is applied to;
+     * topk[B*T, k]: chosen experts in descending order; weights[B*T, k]. */
+    int (*route)(const void *state, const mr_route_ctx *ctx, float *probs, int *topk,
+                 float *weights);
+    void (*free)(void *state); /* may be NULL */
+} mr_router_type;
+
+typedef struct mr_router {
+    const mr_router_type *type;
+    void *state;
+} mr_router;
+
+/* NULL-terminated list of all routers. */
+extern const mr_router_type *const mr_router_types[];
+extern const mr_router_type mr_router_softmax;
+
+const mr_router_type *mr_router_lookup(const char *name);
+
+/* Create a router instance for model m; *out is NULL on error (message set). */
+int mr_router_alloc(mr_router **out, const char *name, const mr_model *m,
+                    mr_router_opts *opts);
+void mr_router_free(mr_router *r);
+size_t mr_router_scratch_floats(const mr_router *r, const mr_model *m, int B, int T);
+
+/* Shared helpers for router implementations. */
+
+/* The k largest entries of p[E] in descending order, ties to the lower index. */
+void mr_route_topk(int *idx, const float *p, int E, int k);
+/* Weights of the chosen experts: renorm -> p_e / sum over the k; none -> p_e. */
+void mr_route_weights(float *w, const float *p, const int *idx, int k, int gate_norm);
+/* probs[N,E] = softmax(x[N,d] gate_w^T + gate_b), then top-k and weights. */
+void mr_route_softmax_gate(float *probs, int *topk, float *weights, const float *x,
+                           const mr_layer *layer, int N, int d, int E, int k,
+                           int gate_norm);
+
+#endif

@@ -1,0 +1,165 @@
+/* moe-robust eval --model M --data D ... */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "../analysis/mr_error.h"
+#include "mr_cli.h"
+#include "mr_eval.h"
+#include "mr_model_io.h"
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: moe-robust eval --model M.h5 --data D [options]\n"
+            "\n"
+            "Evaluates a model on a dataset and prints accuracy (classify) or mean loss, bits\n"
+            "per char and next-token accuracy (lm), and the mean routing entropy per MoE layer.\n"
+            "\n"
+            "  --model FILE          model in the moe-robust HDF5 format (docs/model-format.md)\n"
+            "  --data FILE           HDF5 data (/images+/labels or /tokens), or an IDX\n"
+            "                        *images-idx3-ubyte[.gz] file with its labels file beside it\n"
+            "  --limit N             only the first N samples (default: all)\n"
+            "  --batch B             samples per micro-batch (default 16)\n"
+            "  --threads T           OpenMP threads (default: all processors); results are\n"
+            "                        bit-identical for any T\n"
+            "  --router NAME         router to evaluate with (default softmax)\n"
+            "  --router-opt K=V      router option, repeatable\n"
+            "  --top-k K             experts per token (default: the model's top_k)\n"
+            "  --save-routing FILE   write per-sample logits (/logits) or token losses\n"
+            "                        (/token_loss) and per MoE layer L /layers/L/probs [N,T,E],\n"
+            "                        /layers/L/topk [N,T,k], /layers/L/weights [N,T,k]\n"
+            "  -h, --help            this text\n");
+}
+
+int mr_cli_parse_int(const char *name, const char *arg, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    MR_REQUIRE(errno == 0 && end != arg && *end == '\0', MR_EINPUT,
+               "%s: '%s' is not an integer", name, arg);
+    MR_REQUIRE(v >= lo && v <= hi, MR_EINPUT, "%s: %ld is outside %ld..%ld", name, v, lo, hi);
+    *out = v;
+    return MR_OK;
+}
+
+int mr_cli_default_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_procs();
+#else
+    return 1;
+#endif
+}
+
+typedef struct eval_args {
+    const char *model, *data, *router, *save;
+    long limit, batch, threads, top_k;
+    mr_router_opts ropts;
+} eval_args;
+
+static int parse(eval_args *a, int argc, char **argv, int *help)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},   {"data", required_argument, 0, 'd'},
+        {"limit", required_argument, 0, 'n'},   {"batch", required_argument, 0, 'b'},
+        {"threads", required_argument, 0, 't'}, {"router", required_argument, 0, 'r'},
+        {"router-opt", required_argument, 0, 'o'}, {"top-k", required_argument, 0, 'k'},
+        {"save-routing", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    memset(a, 0, sizeof *a);
+    a->router = "softmax";
+    a->batch = 16;
+    a->threads = mr_cli_default_threads();
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': a->model = optarg; break;
+        case 'd': a->data = optarg; break;
+        case 'n': MR_TRY(mr_cli_parse_int("--limit", optarg, 1, 2000000000L, &a->limit)); break;
+        case 'b': MR_TRY(mr_cli_parse_int("--batch", optarg, 1, 65536, &a->batch)); break;
+        case 't': MR_TRY(mr_cli_parse_int("--threads", optarg, 1, 1024, &a->threads)); break;
+        case 'k': MR_TRY(mr_cli_parse_int("--top-k", optarg, 1, 4096, &a->top_k)); break;
+        case 'r': a->router = optarg; break;
+        case 'o': MR_TRY(mr_router_opts_add(&a->ropts, optarg)); break;
+        case 's': a->save = optarg; break;
+        case 'h': *help = 1; return MR_OK;
+        case ':': return mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]);
+        default: return mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    MR_REQUIRE(optind == argc, MR_EINPUT, "unexpected argument '%s'", argv[optind]);
+    MR_REQUIRE(a->model, MR_EINPUT, "--model is required");
+    MR_REQUIRE(a->data, MR_EINPUT, "--data is required");
+    return MR_OK;
+}
+
+static void print_result(const mr_eval_result *r, const mr_model *m, const mr_dataset *d,
+                         const char *router, int k, int threads)
+{
+    const mr_config *c = &m->cfg;
+    printf("model        %s\n", m->path);
+    printf("data         %s (%d samples)\n", d->path, d->n);
+    printf("router       %s (top-%d), %d threads\n", router, k, threads);
+    if (c->task == MR_TASK_CLASSIFY) {
+        printf("accuracy     %.4f (%.0f/%d)\n", r->accuracy, r->accuracy * r->n, r->n);
+        printf("loss         %.4f nats\n", r->loss);
+    } else {
+        printf("loss         %.4f nats/token (%lld tokens)\n", r->loss, r->n_scored);
+        printf("bpc          %.4f bits/char\n", r->bpc);
+        printf("accuracy     %.4f next-token\n", r->accuracy);
+    }
+    printf("routing entropy per MoE layer (nats, and normalized by ln E = ln %d):\n", c->n_experts);
+    for (int i = 0; i < c->n_moe; i++)
+        printf("  layer %-4d %.4f  %.4f\n", c->moe_layers[i], r->entropy[i],
+               c->n_experts > 1 ? r->entropy[i] / log((double)c->n_experts) : 0.0);
+}
+
+int mr_cmd_eval(int argc, char **argv)
+{
+    eval_args a;
+    int help = 0;
+    int st = parse(&a, argc, argv, &help);
+    if (help) {
+        usage(stdout);
+        return 0;
+    }
+    if (st != MR_OK) {
+        fprintf(stderr, "moe-robust eval: %s\n(see 'moe-robust eval --help')\n", mr_error_message());
+        return mr_error_exit_code(st);
+    }
+    mr_model *m = NULL;
+    mr_dataset *d = NULL;
+    mr_router *r = NULL;
+    mr_eval_result res = {0};
+    st = mr_model_load(&m, a.model);
+    if (st == MR_OK) st = mr_dataset_load(&d, a.data, a.limit);
+    if (st == MR_OK) st = mr_router_alloc(&r, a.router, m, &a.ropts);
+    if (st == MR_OK) {
+        mr_eval_opts eo;
+        mr_engine_opts_init(&eo.engine, m);
+        eo.engine.batch = (int)a.batch;
+        eo.engine.top_k = (int)a.top_k;
+        eo.threads = (int)a.threads;
+        eo.save_routing = a.save;
+        st = mr_eval_run(&res, m, r, d, &eo);
+    }
+    if (st == MR_OK)
+        print_result(&res, m, d, a.router, a.top_k ? (int)a.top_k : m->cfg.top_k, (int)a.threads);
+    else
+        fprintf(stderr, "moe-robust eval: %s\n", mr_error_message());
+    mr_eval_result_free(&res);
+    mr_router_free(r);
+    mr_dataset_free(d);
+    mr_model_free(m);
+    return mr_error_exit_code(st);
+}

@@ -1,0 +1,50 @@
+/* moe-robust — command-line entry point. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../analysis/mr_engine.h"
+#include "mr_cli.h"
+
+#ifndef MR_VERSION
+#define MR_VERSION "0.1.0"
+#endif
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "moe-robust %s — routing robustness and stability of Sparse Mixture-of-Experts models\n"
+            "\n"
+            "usage: moe-robust COMMAND [options]\n"
+            "\n"
+            "commands:\n"
+            "  inspect MODEL.h5      architecture summary, parameter count, validation\n"
+            "  eval --model M --data D\n"
+            "                        accuracy (classify) or loss and bits per char (lm),\n"
+            "                        and the routing entropy of every MoE layer\n"
+            "\n"
+            "Run 'moe-robust COMMAND --help' for a command's options.\n"
+            "Exit status: 0 success, 2 bad input (file, option, value), 1 runtime failure.\n",
+            MR_VERSION);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("moe-robust %s\n", MR_VERSION);
+        return 0;
+    }
+    mr_engine_blas_single_thread();
+    if (strcmp(cmd, "inspect") == 0) return mr_cmd_inspect(argc - 1, argv + 1);
+    if (strcmp(cmd, "eval") == 0) return mr_cmd_eval(argc - 1, argv + 1);
+    fprintf(stderr, "moe-robust: unknown command '%s' (try 'moe-robust --help')\n", cmd);
+    return 2;
+}

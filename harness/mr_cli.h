@@ -1,0 +1,13 @@
+/* mr_cli.h — subcommands of the moe-robust CLI and their shared argument helpers. */
+#ifndef MR_CLI_H
+#define MR_CLI_H
+
+int mr_cmd_inspect(int argc, char **argv);
+int mr_cmd_eval(int argc, char **argv);
+
+/* Strict integer parse of option `name`; MR_EINPUT naming the option and value. */
+int mr_cli_parse_int(const char *name, const char *arg, long lo, long hi, long *out);
+/* Default thread count: the processors OpenMP sees. */
+int mr_cli_default_threads(void);
+
+#endif

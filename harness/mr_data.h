@@ -1,0 +1,41 @@
+/* mr_data.h — evaluation data: images with labels, or token sequences
+ * (docs/model-format.md, "Data files").
+ *
+ * Sources: an HDF5 file with /images [N,H,W,C] (or [N,H,W]) uint8 + /labels [N],
+ * or /tokens int32 [N, T+1]; or a (Fashion-)MNIST IDX images file (.gz or raw)
+ * whose labels file sits beside it.
+ * Ownership: the caller owns *out (mr_dataset_free). On error nothing leaks.
+ */
+#ifndef MR_DATA_H
+#define MR_DATA_H
+
+#include <stdint.h>
+
+#include "../analysis/mr_model.h"
+
+enum mr_data_kind { MR_DATA_IMAGES = 0, MR_DATA_TOKENS = 1 };
+
+typedef struct mr_dataset {
+    int kind;
+    int n;                /* samples */
+    int h, w, c;          /* images */
+    uint8_t *images;      /* [n, h, w, c] */
+    int32_t *labels;      /* [n] */
+    int cols;             /* tokens: T + 1 */
+    int32_t *tokens;      /* [n, cols] */
+    char path[1024];
+} mr_dataset;
+
+/* Load the first `limit` samples (limit <= 0: all). */
+int mr_dataset_load(mr_dataset **out, const char *path, long limit);
+/* Check the data fit the model: image size and channels, labels < n_classes,
+ * token ids < vocab_size, T <= max_seq_len. */
+int mr_dataset_check_model(const mr_dataset *d, const mr_model *m);
+void mr_dataset_free(mr_dataset *d);
+
+/* IDX (LeCun) files, gzip or raw: images [n, rows, cols] uint8, labels [n] uint8. */
+int mr_idx_read_images(const char *path, long limit, uint8_t **out, int *n, int *rows,
+                       int *cols);
+int mr_idx_read_labels(const char *path, long limit, uint8_t **out, int *n);
+
+#endif

@@ -1,0 +1,289 @@
+#include "mr_h5.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../analysis/mr_error.h"
+
+void mr_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+int mr_h5_open_read(hid_t *out, const char *file)
+{
+    mr_h5_quiet();
+    struct stat st;
+    MR_REQUIRE(stat(file, &st) == 0, MR_EINPUT, "%s: no such file", file);
+    MR_REQUIRE(S_ISREG(st.st_mode), MR_EINPUT, "%s: not a regular file", file);
+    MR_REQUIRE(st.st_size > 0, MR_EINPUT, "%s: empty file", file);
+    htri_t is = H5Fis_hdf5(file);
+    MR_REQUIRE(is > 0, MR_EINPUT, "%s: not an HDF5 file (or its header is damaged)", file);
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    MR_REQUIRE(f >= 0, MR_EINPUT, "%s: cannot open as HDF5 (truncated or corrupt file?)", file);
+    *out = f;
+    return MR_OK;
+}
+
+const char *mr_h5_dims_str(char *buf, size_t cap, int rank, const hsize_t *dims)
+{
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < rank && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%llu", i ? "," : "",
+                              (unsigned long long)dims[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+    return buf;
+}
+
+/* Open attribute `name`; absence -> *found = 0 (if allowed) or an error. */
+static int attr_open(hid_t loc, const char *file, const char *name, hid_t *a, int *found)
+{
+    htri_t ex = H5Aexists(loc, name);
+    if (ex <= 0) {
+        if (found) {
+            *found = 0;
+            *a = -1;
+            return MR_OK;
+        }
+        return mr_error_set(MR_EINPUT, "%s: missing attribute %s", file, name);
+    }
+    *a = H5Aopen(loc, name, H5P_DEFAULT);
+    MR_REQUIRE(*a >= 0, MR_EINPUT, "%s: cannot read attribute %s", file, name);
+    if (found) *found = 1;
+    return MR_OK;
+}
+
+/* Number of elements of an attribute's dataspace; -1 if not simple/scalar. */
+static long long attr_npoints(hid_t a)
+{
+    hid_t sp = H5Aget_space(a);
+    if (sp < 0) return -1;
+    H5S_class_t c = H5Sget_simple_extent_type(sp);
+    long long n = (c == H5S_SCALAR || c == H5S_SIMPLE) ? (long long)H5Sget_simple_extent_npoints(sp) : -1;
+    if (c == H5S_SIMPLE && H5Sget_simple_extent_ndims(sp) > 1) n = -1;
+    H5Sclose(sp);
+    return n;
+}
+
+static const char *class_name(H5T_class_t c)
+{
+    switch (c) {
+    case H5T_INTEGER: return "integer";
+    case H5T_FLOAT: return "float";
+    case H5T_STRING: return "string";
+    case H5T_COMPOUND: return "compound";
+    case H5T_ENUM: return "enum";
+    case H5T_ARRAY: return "array";
+    case H5T_VLEN: return "vlen";
+    default: return "other";
+    }
+}
+
+static int attr_numeric(hid_t loc, const char *file, const char *name, int want_int,
+                        long long *iout, double *dout, int *found)
+{
+    hid_t a;
+    MR_TRY(attr_open(loc, file, name, &a, found));
+    if (a < 0) return MR_OK;
+    int st = MR_OK;
+    hid_t t = H5Aget_type(a);
+    H5T_class_t c = H5Tget_class(t);
+    long long n = attr_npoints(a);
+    if (c != H5T_INTEGER && (want_int || c != H5T_FLOAT))
+        st = mr_error_set(MR_EINPUT, "%s: attribute %s has type %s, expected %s", file, name,
+                          class_name(c), want_int ? "integer" : "number");
+    else if (n != 1)
+        st = mr_error_set(MR_EINPUT, "%s: attribute %s must be a single value", file, name);
+    else if (want_int) {
+        if (H5Aread(a, H5T_NATIVE_LLONG, iout) < 0)
+            st = mr_error_set(MR_EINPUT, "%s: cannot read attribute %s", file, name);
+    } else if (H5Aread(a, H5T_NATIVE_DOUBLE, dout) < 0)
+        st = mr_error_set(MR_EINPUT, "%s: cannot read attribute %s", file, name);
+    if (st == MR_OK && !want_int && !isfinite(*dout))
+        st = mr_error_set(MR_EINPUT, "%s: attribute %s is not finite", file, name);
+    H5Tclose(t);
+    H5Aclose(a);
+    return st;
+}
+
+int mr_h5_attr_int(hid_t loc, const char *file, const char *name, long long *out, int *found)
+{
+    return attr_numeric(loc, file, name, 1, out, NULL, found);
+}
+
+int mr_h5_attr_double(hid_t loc, const char *file, const char *name, double *out, int *found)
+{
+    return attr_numeric(loc, file, name, 0, NULL, out, found);
+}
+
+int mr_h5_attr_string(hid_t loc, const char *file, const char *name, char *buf, size_t cap,
+                      int *found)
+{
+    hid_t a;
+    MR_TRY(attr_open(loc, file, name, &a, found));
+    if (a < 0) return MR_OK;
+    int st = MR_OK;
+    hid_t t = H5Aget_type(a);
+    hid_t mt = -1;
+    if (H5Tget_class(t) != H5T_STRING || attr_npoints(a) != 1) {
+        st = mr_error_set(MR_EINPUT, "%s: attribute %s must be a single string", file, name);
+    } else if (H5Tis_variable_str(t) > 0) {
+        char *s = NULL;
+        mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(t));
+        if (H5Aread(a, mt, &s) < 0 || !s)
+            st = mr_error_set(MR_EINPUT, "%s: cannot read attribute %s", file, name);
+        else if (strlen(s) >= cap)
+            st = mr_error_set(MR_EINPUT, "%s: attribute %s is longer than %zu characters", file,
+                              name, cap - 1);
+        else
+            strcpy(buf, s);
+        if (s) H5free_memory(s);
+    } else {
+        size_t sz = H5Tget_size(t);
+        if (sz == 0 || sz >= cap) {
+            st = mr_error_set(MR_EINPUT, "%s: attribute %s is longer than %zu characters", file,
+                              name, cap - 1);
+        } else {
+            mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, sz + 1);
+            H5Tset_strpad(mt, H5T_STR_NULLTERM);
+            memset(buf, 0, cap);
+            if (H5Aread(a, mt, buf) < 0)
+                st = mr_error_set(MR_EINPUT, "%s: cannot read attribute %s", file, name);
+        }
+    }
+    if (mt >= 0) H5Tclose(mt);
+    H5Tclose(t);
+    H5Aclose(a);
+    return st;
+}
+
+int mr_h5_attr_int_array(hid_t loc, const char *file, const char *name, int max_n,
+                         long long **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    hid_t a;
+    MR_TRY(attr_open(loc, file, name, &a, NULL));
+    int st = MR_OK;
+    hid_t t = H5Aget_type(a);
+    long long np = attr_npoints(a);
+    if (H5Tget_class(t) != H5T_INTEGER)
+        st = mr_error_set(MR_EINPUT, "%s: attribute %s has type %s, expected integer array",
+                          file, name, class_name(H5Tget_class(t)));
+    else if (np < 0 || np > max_n)
+        st = mr_error_set(MR_EINPUT, "%s: attribute %s has %lld entries (at most %d allowed)",
+                          file, name, np, max_n);
+    else {
+        *out = malloc(((size_t)np + 1) * sizeof **out);
+        if (!*out)
+            st = mr_error_set(MR_ENOMEM, "out of memory");
+        else if (np > 0 && H5Aread(a, H5T_NATIVE_LLONG, *out) < 0)
+            st = mr_error_set(MR_EINPUT, "%s: cannot read attribute %s", file, name);
+        *n = (int)np;
+    }
+    if (st != MR_OK) {
+        free(*out);
+        *out = NULL;
+    }
+    H5Tclose(t);
+    H5Aclose(a);
+    return st;
+}
+
+int mr_h5_exists(hid_t f, const char *path)
+{
+    /* walk the path one component at a time: H5Lexists fails, rather than answering
+     * "no", when an intermediate group is missing */
+    char buf[512];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf || path[0] != '/') return 0;
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char save = buf[i];
+        buf[i] = '\0';
+        htri_t ex = H5Lexists(f, buf, H5P_DEFAULT);
+        if (ex <= 0) return 0;
+        htri_t ok = H5Oexists_by_name(f, buf, H5P_DEFAULT);
+        if (ok <= 0) return 0;
+        buf[i] = save;
+    }
+    return 1;
+}
+
+int mr_h5_dataset_info(hid_t f, const char *file, const char *path, mr_h5_info *info)
+{
+    MR_REQUIRE(mr_h5_exists(f, path), MR_EINPUT, "%s: %s: missing dataset", file, path);
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    MR_REQUIRE(d >= 0, MR_EINPUT, "%s: %s: not a readable dataset", file, path);
+    hid_t sp = H5Dget_space(d), t = H5Dget_type(d);
+    int st = MR_OK;
+    int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    if (rank < 0 || rank > MR_H5_MAX_RANK || t < 0) {
+        st = mr_error_set(MR_EINPUT, "%s: %s: unsupported dataspace", file, path);
+    } else {
+        info->rank = rank;
+        H5Sget_simple_extent_dims(sp, info->dims, NULL);
+        info->cls = H5Tget_class(t);
+        info->type_size = H5Tget_size(t);
+        info->is_signed = info->cls == H5T_INTEGER ? H5Tget_sign(t) == H5T_SGN_2 : 0;
+    }
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    H5Dclose(d);
+    return st;
+}
+
+int mr_h5_expect_float(hid_t f, const char *file, const char *path, int rank,
+                       const hsize_t *dims)
+{
+    mr_h5_info in;
+    MR_TRY(mr_h5_dataset_info(f, file, path, &in));
+    MR_REQUIRE(in.cls == H5T_FLOAT && in.type_size == 4, MR_EINPUT,
+               "%s: %s: dtype is %s%zu, expected float32", file, path, class_name(in.cls),
+               in.type_size * 8);
+    int same = in.rank == rank;
+    for (int i = 0; same && i < rank; i++) same = in.dims[i] == dims[i];
+    if (!same) {
+        char got[128], want[128];
+        return mr_error_set(MR_EINPUT, "%s: %s: shape %s, expected %s", file, path,
+                            mr_h5_dims_str(got, sizeof got, in.rank, in.dims),
+                            mr_h5_dims_str(want, sizeof want, rank, dims));
+    }
+    return MR_OK;
+}
+
+static int read_all(hid_t f, const char *file, const char *path, hid_t memtype, void *dst)
+{
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    MR_REQUIRE(d >= 0, MR_EINPUT, "%s: %s: not a readable dataset", file, path);
+    herr_t e = H5Dread(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst);
+    H5Dclose(d);
+    MR_REQUIRE(e >= 0, MR_EINPUT, "%s: %s: read failed (truncated or corrupt file?)", file,
+               path);
+    return MR_OK;
+}
+
+int mr_h5_read_float(hid_t f, const char *file, const char *path, float *dst, size_t n)
+{
+    MR_TRY(read_all(f, file, path, H5T_NATIVE_FLOAT, dst));
+    for (size_t i = 0; i < n; i++)
+        MR_REQUIRE(isfinite(dst[i]), MR_EINPUT, "%s: %s: non-finite value %g at flat index %zu",
+                   file, path, (double)dst[i], i);
+    return MR_OK;
+}
+
+int mr_h5_read_int32(hid_t f, const char *file, const char *path, int32_t *dst, size_t n)
+{
+    (void)n;
+    return read_all(f, file, path, H5T_NATIVE_INT32, dst);
+}
+
+int mr_h5_read_uint8(hid_t f, const char *file, const char *path, uint8_t *dst, size_t n)
+{
+    (void)n;
+    return read_all(f, file, path, H5T_NATIVE_UINT8, dst);
+}

@@ -1,0 +1,454 @@
+#include "mr_model_io.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../analysis/mr_error.h"
+#include "mr_h5.h"
+
+/* One tensor the file must (or may) hold: checked first, read after allocation. */
+typedef struct plan_item {
+    char path[128];
+    int rank;
+    hsize_t dims[3];
+    float **dst;
+    int optional;
+    int present;
+} plan_item;
+
+typedef struct plan {
+    plan_item *items;
+    int n, cap;
+} plan;
+
+static int plan_add(plan *p, float **dst, int optional, int rank, hsize_t d0, hsize_t d1,
+                    hsize_t d2, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+
+static int plan_add(plan *p, float **dst, int optional, int rank, hsize_t d0, hsize_t d1,
+                    hsize_t d2, const char *fmt, ...)
+{
+    if (p->n == p->cap) {
+        int cap = p->cap ? 2 * p->cap : 64;
+        plan_item *it = realloc(p->items, (size_t)cap * sizeof *it);
+        if (!it) return mr_error_set(MR_ENOMEM, "out of memory");
+        p->items = it;
+        p->cap = cap;
+    }
+    plan_item *it = &p->items[p->n++];
+    memset(it, 0, sizeof *it);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(it->path, sizeof it->path, fmt, ap);
+    va_end(ap);
+    it->rank = rank;
+    it->dims[0] = d0;
+    it->dims[1] = d1;
+    it->dims[2] = d2;
+    it->dst = dst;
+    it->optional = optional;
+    return MR_OK;
+}
+
+static size_t item_size(const plan_item *it)
+{
+    size_t n = 1;
+    for (int i = 0; i < it->rank; i++) n *= (size_t)it->dims[i];
+    return n;
+}
+
+static int str_choice(const char *file, const char *attr, const char *val, const char *a,
+                      const char *b, int *out)
+{
+    if (strcmp(val, a) == 0)
+        *out = 0;
+    else if (strcmp(val, b) == 0)
+        *out = 1;
+    else
+        return mr_error_set(MR_EINPUT, "%s: attribute %s = '%s' must be '%s' or '%s'", file, attr,
+                            val, a, b);
+    return MR_OK;
+}
+
+/* Read an int attribute into an int field, refusing values outside int range. */
+static int attr_to_int(hid_t f, const char *file, const char *name, int *out)
+{
+    long long v;
+    MR_TRY(mr_h5_attr_int(f, file, name, &v, NULL));
+    MR_REQUIRE(v >= -2147483647LL && v <= 2147483647LL, MR_EINPUT,
+               "%s: attribute %s = %lld is out of range", file, name, v);
+    *out = (int)v;
+    return MR_OK;
+}
+
+static int read_config(hid_t f, const char *file, mr_config *c)
+{
+    char s[MR_NAME_LEN];
+    MR_TRY(mr_h5_attr_string(f, file, "format", s, sizeof s, NULL));
+    MR_REQUIRE(strcmp(s, "moe-robust-model") == 0, MR_EINPUT,
+               "%s: attribute format = '%s', expected 'moe-robust-model'", file, s);
+    long long ver;
+    MR_TRY(mr_h5_attr_int(f, file, "format_version", &ver, NULL));
+    MR_REQUIRE(ver == 1, MR_EINPUT,
+               "%s: attribute format_version = %lld, this build reads version 1", file, ver);
+    MR_TRY(mr_h5_attr_string(f, file, "task", s, sizeof s, NULL));
+    MR_TRY(str_choice(file, "task", s, "classify", "lm", &c->task));
+    MR_TRY(attr_to_int(f, file, "d_model", &c->d_model));
+    MR_TRY(attr_to_int(f, file, "n_layers", &c->n_layers));
+    MR_TRY(attr_to_int(f, file, "n_heads", &c->n_heads));
+    MR_TRY(attr_to_int(f, file, "d_ff", &c->d_ff));
+    MR_TRY(attr_to_int(f, file, "n_experts", &c->n_experts));
+    MR_TRY(attr_to_int(f, file, "top_k", &c->top_k));
+    MR_TRY(attr_to_int(f, file, "expert_hidden", &c->expert_hidden));
+    double eps;
+    MR_TRY(mr_h5_attr_double(f, file, "norm_eps", &eps, NULL));
+    c->norm_eps = (float)eps;
+    MR_TRY(mr_h5_attr_string(f, file, "activation", s, sizeof s, NULL));
+    MR_TRY(str_choice(file, "activation", s, "gelu", "relu", &c->activation));
+    MR_TRY(mr_h5_attr_string(f, file, "gate_norm", s, sizeof s, NULL));
+    MR_TRY(str_choice(file, "gate_norm", s, "renorm", "none", &c->gate_norm));
+    MR_TRY(mr_h5_attr_string(f, file, "router", c->router, sizeof c->router, NULL));
+    if (c->task == MR_TASK_CLASSIFY) {
+        MR_TRY(attr_to_int(f, file, "image_h", &c->image_h));
+        MR_TRY(attr_to_int(f, file, "image_w", &c->image_w));
+        MR_TRY(attr_to_int(f, file, "channels", &c->channels));
+        MR_TRY(attr_to_int(f, file, "patch", &c->patch));
+        MR_TRY(attr_to_int(f, file, "n_classes", &c->n_classes));
+        MR_TRY(mr_h5_attr_string(f, file, "pool", s, sizeof s, NULL));
+        MR_TRY(str_choice(file, "pool", s, "cls", "mean", &c->pool));
+    } else {
+        MR_TRY(attr_to_int(f, file, "vocab_size", &c->vocab_size));
+        MR_TRY(attr_to_int(f, file, "max_seq_len", &c->max_seq_len));
+    }
+    long long *ml = NULL;
+    int n_ml = 0;
+    int bound = c->n_layers >= 1 && c->n_layers <= MR_MAX_LAYERS ? c->n_layers : MR_MAX_LAYERS;
+    MR_TRY(mr_h5_attr_int_array(f, file, "moe_layers", bound, &ml, &n_ml));
+    c->moe_layers = malloc(((size_t)n_ml + 1) * sizeof *c->moe_layers);
+    if (!c->moe_layers) {
+        free(ml);
+        return mr_error_set(MR_ENOMEM, "out of memory");
+    }
+    c->n_moe = n_ml;
+    for (int i = 0; i < n_ml; i++) {
+        if (ml[i] < 0 || ml[i] >= MR_MAX_LAYERS) {
+            long long bad = ml[i];
+            free(ml);
+            return mr_error_set(MR_EINPUT, "%s: attribute moe_layers[%d] = %lld is not a block index",
+                                file, i, bad);
+        }
+        c->moe_layers[i] = (int)ml[i];
+    }
+    free(ml);
+    int st = mr_config_check(c);
+    if (st != MR_OK) return mr_error_prefix(st, "%s", file);
+    return MR_OK;
+}
+
+static int build_plan(plan *p, mr_model *m)
+{
+    const mr_config *c = &m->cfg;
+    hsize_t d = (hsize_t)c->d_model, E = (hsize_t)c->n_experts, h = (hsize_t)c->expert_hidden;
+    hsize_t F = (hsize_t)c->d_ff;
+    if (c->task == MR_TASK_CLASSIFY) {
+        hsize_t pp = (hsize_t)c->patch * c->patch * c->channels;
+        MR_TRY(plan_add(p, &m->patch_w, 0, 2, d, pp, 0, "/embed/patch_w"));
+        MR_TRY(plan_add(p, &m->patch_b, 0, 1, d, 0, 0, "/embed/patch_b"));
+        if (c->pool == MR_POOL_CLS) MR_TRY(plan_add(p, &m->cls, 0, 1, d, 0, 0, "/embed/cls"));
+    } else {
+        MR_TRY(plan_add(p, &m->tok, 0, 2, (hsize_t)c->vocab_size, d, 0, "/embed/tok"));
+    }
+    MR_TRY(plan_add(p, &m->pos, 0, 2, (hsize_t)c->n_pos, d, 0, "/embed/pos"));
+    for (int l = 0; l < c->n_layers; l++) {
+        mr_layer *L = &m->layers[l];
+        MR_TRY(plan_add(p, &L->ln1_w, 0, 1, d, 0, 0, "/layers/%d/ln1_w", l));
+        MR_TRY(plan_add(p, &L->ln1_b, 0, 1, d, 0, 0, "/layers/%d/ln1_b", l));
+        MR_TRY(plan_add(p, &L->attn_qkv_w, 0, 2, 3 * d, d, 0, "/layers/%d/attn_qkv_w", l));
+        MR_TRY(plan_add(p, &L->attn_qkv_b, 0, 1, 3 * d, 0, 0, "/layers/%d/attn_qkv_b", l));
+        MR_TRY(plan_add(p, &L->attn_out_w, 0, 2, d, d, 0, "/layers/%d/attn_out_w", l));
+        MR_TRY(plan_add(p, &L->attn_out_b, 0, 1, d, 0, 0, "/layers/%d/attn_out_b", l));
+        MR_TRY(plan_add(p, &L->ln2_w, 0, 1, d, 0, 0, "/layers/%d/ln2_w", l));
+        MR_TRY(plan_add(p, &L->ln2_b, 0, 1, d, 0, 0, "/layers/%d/ln2_b", l));
+        if (!L->is_moe) {
+            MR_TRY(plan_add(p, &L->ffn_w1, 0, 2, F, d, 0, "/layers/%d/ffn/w1", l));
+            MR_TRY(plan_add(p, &L->ffn_b1, 0, 1, F, 0, 0, "/layers/%d/ffn/b1", l));
+            MR_TRY(plan_add(p, &L->ffn_w2, 0, 2, d, F, 0, "/layers/%d/ffn/w2", l));
+            MR_TRY(plan_add(p, &L->ffn_b2, 0, 1, d, 0, 0, "/layers/%d/ffn/b2", l));
+            continue;
+        }
+        MR_TRY(plan_add(p, &L->gate_w, 0, 2, E, d, 0, "/layers/%d/moe/gate_w", l));
+        /* gate_b is optional: when absent it is planned as zeros (see load_tensors) */
+        MR_TRY(plan_add(p, &L->gate_b, 1, 1, E, 0, 0, "/layers/%d/moe/gate_b", l));
+        MR_TRY(plan_add(p, &L->exp_w1, 0, 3, E, h, d, "/layers/%d/moe/w1", l));
+        MR_TRY(plan_add(p, &L->exp_b1, 0, 2, E, h, 0, "/layers/%d/moe/b1", l));
+        MR_TRY(plan_add(p, &L->exp_w2, 0, 3, E, d, h, "/layers/%d/moe/w2", l));
+        MR_TRY(plan_add(p, &L->exp_b2, 0, 2, E, d, 0, "/layers/%d/moe/b2", l));
+    }
+    MR_TRY(plan_add(p, &m->head_ln_w, 0, 1, d, 0, 0, "/head/ln_w"));
+    MR_TRY(plan_add(p, &m->head_ln_b, 0, 1, d, 0, 0, "/head/ln_b"));
+    MR_TRY(plan_add(p, &m->head_w, 0, 2, (hsize_t)c->n_out, d, 0, "/head/w"));
+    MR_TRY(plan_add(p, &m->head_b, 0, 1, (hsize_t)c->n_out, 0, 0, "/head/b"));
+    return MR_OK;
+}
+
+/* Router tensors: every float dataset (rank <= 4) under /layers/L/moe/router, plus every
+ * numeric attribute of that group as a scalar (hyperparameters such as tau). */
+typedef struct router_scan {
+    hid_t f;
+    const char *file;
+    mr_layer *layer;
+    char group[128];
+    size_t floats;
+    int status;
+} router_scan;
+
+static herr_t router_visit(hid_t g, const char *name, const H5L_info_t *info, void *op)
+{
+    (void)g;
+    (void)info;
+    router_scan *rs = op;
+    mr_layer *L = rs->layer;
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", rs->group, name);
+    if (L->n_router_tensors == MR_MAX_ROUTER_TENSORS) {
+        rs->status = mr_error_set(MR_EINPUT, "%s: %s: more than %d router tensors", rs->file,
+                                  rs->group, MR_MAX_ROUTER_TENSORS);
+        return -1;
+    }
+    if (strlen(name) >= MR_NAME_LEN) {
+        rs->status = mr_error_set(MR_EINPUT, "%s: %s: name too long", rs->file, path);
+        return -1;
+    }
+    mr_h5_info in;
+    int st = mr_h5_dataset_info(rs->f, rs->file, path, &in);
+    if (st == MR_OK && (in.cls != H5T_FLOAT || in.type_size != 4 || in.rank > 4))
+        st = mr_error_set(MR_EINPUT, "%s: %s: router tensors must be float32 of rank <= 4",
+                          rs->file, path);
+    if (st != MR_OK) {
+        rs->status = st;
+        return -1;
+    }
+    mr_named_tensor *t = &L->router_tensors[L->n_router_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = in.rank;
+    t->size = 1;
+    for (int i = 0; i < in.rank; i++) {
+        t->dims[i] = (size_t)in.dims[i];
+        if (in.dims[i] > MR_MAX_PARAMS || (t->size *= (size_t)in.dims[i]) > MR_MAX_PARAMS) {
+            rs->status = mr_error_set(MR_EINPUT, "%s: %s: absurd shape", rs->file, path);
+            return -1;
+        }
+    }
+    rs->floats += t->size;
+    return 0;
+}
+
+static herr_t router_attr_visit(hid_t loc, const char *name, const H5A_info_t *info, void *op)
+{
+    (void)info;
+    router_scan *rs = op;
+    mr_layer *L = rs->layer;
+    double v;
+    if (L->n_router_tensors == MR_MAX_ROUTER_TENSORS || strlen(name) >= MR_NAME_LEN) {
+        rs->status = mr_error_set(MR_EINPUT, "%s: %s: too many or too long router attributes",
+                                  rs->file, rs->group);
+        return -1;
+    }
+    char where[300];
+    snprintf(where, sizeof where, "%s: %s", rs->file, rs->group);
+    int st = mr_h5_attr_double(loc, where, name, &v, NULL);
+    if (st != MR_OK) {
+        rs->status = st;
+        return -1;
+    }
+    mr_named_tensor *t = &L->router_tensors[L->n_router_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = 0;
+    t->size = 1;
+    rs->floats += 1;
+    return 0;
+}
+
+static int scan_router(hid_t f, const char *file, mr_layer *L, int l, size_t *floats)
+{
+    router_scan rs = {.f = f, .file = file, .layer = L, .status = MR_OK};
+    snprintf(rs.group, sizeof rs.group, "/layers/%d/moe/router", l);
+    if (!mr_h5_exists(f, rs.group)) return MR_OK;
+    hid_t g = H5Gopen2(f, rs.group, H5P_DEFAULT);
+    MR_REQUIRE(g >= 0, MR_EINPUT, "%s: %s: not a group", file, rs.group);
+    hsize_t idx = 0;
+    herr_t e = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, router_visit, &rs);
+    if (e >= 0 && rs.status == MR_OK) {
+        idx = 0;
+        e = H5Aiterate2(g, H5_INDEX_NAME, H5_ITER_INC, &idx, router_attr_visit, &rs);
+    }
+    H5Gclose(g);
+    if (rs.status != MR_OK) return rs.status;
+    MR_REQUIRE(e >= 0, MR_EINPUT, "%s: %s: cannot list router tensors", file, rs.group);
+    *floats += rs.floats;
+    return MR_OK;
+}
+
+static int read_router(hid_t f, const char *file, mr_layer *L, int l, float **cur)
+{
+    char path[256];
+    for (int i = 0; i < L->n_router_tensors; i++) {
+        mr_named_tensor *t = &L->router_tensors[i];
+        t->data = *cur;
+        *cur += t->size;
+        snprintf(path, sizeof path, "/layers/%d/moe/router", l);
+        if (t->ndim == 0) {
+            hid_t g = H5Gopen2(f, path, H5P_DEFAULT);
+            double v = 0.0;
+            int st = g >= 0 ? mr_h5_attr_double(g, file, t->name, &v, NULL) : MR_EINPUT;
+            if (g >= 0) H5Gclose(g);
+            MR_REQUIRE(st == MR_OK, MR_EINPUT, "%s: %s: cannot read attribute %s", file, path,
+                       t->name);
+            t->data[0] = (float)v;
+        } else {
+            snprintf(path, sizeof path, "/layers/%d/moe/router/%s", l, t->name);
+            MR_TRY(mr_h5_read_float(f, file, path, t->data, t->size));
+        }
+    }
+    return MR_OK;
+}
+
+static int read_vocab(hid_t f, const char *file, mr_model *m)
+{
+    mr_h5_info in;
+    MR_TRY(mr_h5_dataset_info(f, file, "/vocab", &in));
+    MR_REQUIRE(in.cls == H5T_INTEGER && in.rank == 1 &&
+                   in.dims[0] == (hsize_t)m->cfg.vocab_size,
+               MR_EINPUT, "%s: /vocab: expected an integer array of vocab_size = %d entries",
+               file, m->cfg.vocab_size);
+    m->vocab = malloc((size_t)m->cfg.vocab_size * sizeof *m->vocab);
+    if (!m->vocab) return mr_error_set(MR_ENOMEM, "out of memory");
+    MR_TRY(mr_h5_read_int32(f, file, "/vocab", m->vocab, (size_t)m->cfg.vocab_size));
+    for (int i = 0; i < m->cfg.vocab_size; i++)
+        MR_REQUIRE(m->vocab[i] >= 0 && m->vocab[i] <= 0x10FFFF, MR_EINPUT,
+                   "%s: /vocab[%d] = %d is not a Unicode code point", file, i, m->vocab[i]);
+    return MR_OK;
+}
+
+static int load(hid_t f, const char *file, mr_model *m)
+{
+    MR_TRY(read_config(f, file, &m->cfg));
+    const mr_config *c = &m->cfg;
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->layers) return mr_error_set(MR_ENOMEM, "out of memory");
+    for (int l = 0; l < c->n_layers; l++) m->layers[l].moe_index = -1;
+    for (int i = 0; i < c->n_moe; i++) {
+        m->layers[c->moe_layers[i]].is_moe = 1;
+        m->layers[c->moe_layers[i]].moe_index = i;
+    }
+    if (c->task == MR_TASK_LM) MR_TRY(read_vocab(f, file, m));
+
+    /* pass 1: every shape and dtype, before any large allocation */
+    plan p = {0};
+    int st = build_plan(&p, m);
+    size_t total = 0;
+    for (int i = 0; st == MR_OK && i < p.n; i++) {
+        plan_item *it = &p.items[i];
+        it->present = mr_h5_exists(f, it->path);
+        if (!it->present && it->optional) {
+            total += item_size(it); /* zeros */
+            continue;
+        }
+        st = mr_h5_expect_float(f, file, it->path, it->rank, it->dims);
+        total += item_size(it);
+    }
+    for (int l = 0; st == MR_OK && l < c->n_layers; l++)
+        if (m->layers[l].is_moe) {
+            m->layers[l].has_gate_b = 1;
+            st = scan_router(f, file, &m->layers[l], l, &total);
+        }
+    if (st == MR_OK && total > MR_MAX_PARAMS)
+        st = mr_error_set(MR_EINPUT, "%s: %zu weights exceed the limit", file, total);
+    if (st == MR_OK) {
+        m->arena = calloc(total ? total : 1, sizeof(float));
+        m->n_arena = total;
+        if (!m->arena) st = mr_error_set(MR_ENOMEM, "out of memory: %zu weights", total);
+    }
+    /* pass 2: read */
+    float *cur = m->arena;
+    for (int i = 0; st == MR_OK && i < p.n; i++) {
+        plan_item *it = &p.items[i];
+        *it->dst = cur;
+        cur += item_size(it);
+        if (it->present) st = mr_h5_read_float(f, file, it->path, *it->dst, item_size(it));
+    }
+    m->n_params = (size_t)(cur - m->arena);
+    for (int l = 0; st == MR_OK && l < c->n_layers; l++) {
+        mr_layer *L = &m->layers[l];
+        if (!L->is_moe) continue;
+        char gb[64];
+        snprintf(gb, sizeof gb, "/layers/%d/moe/gate_b", l);
+        L->has_gate_b = mr_h5_exists(f, gb);
+        st = read_router(f, file, L, l, &cur);
+    }
+    free(p.items);
+    return st;
+}
+
+int mr_model_load(mr_model **out, const char *path)
+{
+    *out = NULL;
+    mr_model *m = calloc(1, sizeof *m);
+    if (!m) return mr_error_set(MR_ENOMEM, "out of memory");
+    snprintf(m->path, sizeof m->path, "%s", path);
+    hid_t f;
+    int st = mr_h5_open_read(&f, path);
+    if (st != MR_OK) {
+        mr_model_free(m);
+        return st;
+    }
+    st = load(f, path, m);
+    H5Fclose(f);
+    if (st != MR_OK) {
+        mr_model_free(m);
+        return st;
+    }
+    *out = m;
+    return MR_OK;
+}
+
+void mr_model_print_summary(FILE *fp, const mr_model *m)
+{
+    const mr_config *c = &m->cfg;
+    fprintf(fp, "model        %s\n", m->path);
+    fprintf(fp, "task         %s\n", mr_task_name(c->task));
+    fprintf(fp, "blocks       %d (d_model %d, heads %d, d_ff %d, %s, norm_eps %g)\n",
+            c->n_layers, c->d_model, c->n_heads, c->d_ff, mr_activation_name(c->activation),
+            (double)c->norm_eps);
+    fprintf(fp, "moe blocks   ");
+    for (int i = 0; i < c->n_moe; i++) fprintf(fp, "%s%d", i ? "," : "", c->moe_layers[i]);
+    fprintf(fp, " (%d experts, top-%d, expert hidden %d, gate_norm %s)\n", c->n_experts,
+            c->top_k, c->expert_hidden, mr_gate_norm_name(c->gate_norm));
+    fprintf(fp, "router       %s\n", c->router);
+    if (c->task == MR_TASK_CLASSIFY)
+        fprintf(fp, "input        %dx%dx%d images, patch %d (%d tokens), pool %s, %d classes\n",
+                c->image_h, c->image_w, c->channels, c->patch, c->n_pos, mr_pool_name(c->pool),
+                c->n_classes);
+    else
+        fprintf(fp, "input        vocab %d, max_seq_len %d\n", c->vocab_size, c->max_seq_len);
+    size_t moe_params = 0, per_expert = 2 * (size_t)c->d_model * c->expert_hidden +
+                                        (size_t)c->expert_hidden + c->d_model;
+    moe_params = per_expert * c->n_experts * c->n_moe;
+    fprintf(fp, "parameters   %zu (%zu in experts; %zu active per token)\n", m->n_params,
+            moe_params, m->n_params - moe_params + per_expert * c->top_k * c->n_moe);
+    for (int l = 0; l < c->n_layers; l++) {
+        const mr_layer *L = &m->layers[l];
+        for (int i = 0; i < L->n_router_tensors; i++) {
+            const mr_named_tensor *t = &L->router_tensors[i];
+            fprintf(fp, "router data  /layers/%d/moe/router/%s", l, t->name);
+            if (t->ndim == 0)
+                fprintf(fp, " = %g\n", (double)t->data[0]);
+            else {
+                fprintf(fp, " [");
+                for (int j = 0; j < t->ndim; j++) fprintf(fp, "%s%zu", j ? "," : "", t->dims[j]);
+                fprintf(fp, "]\n");
+            }
+        }
+    }
+}

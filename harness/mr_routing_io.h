@@ -1,0 +1,24 @@
+/* mr_routing_io.h — `--save-routing` output: per-sample logits or token losses and
+ * per MoE block the routing distribution, top-k experts and weights.
+ *
+ * The file is written to "OUT.tmp-PID" and renamed to OUT only by
+ * mr_routing_writer_close(), so a failed or killed run never leaves a
+ * half-written OUT. Not thread-safe: callers serialize put().
+ */
+#ifndef MR_ROUTING_IO_H
+#define MR_ROUTING_IO_H
+
+#include "../analysis/mr_engine.h"
+
+typedef struct mr_routing_writer mr_routing_writer;
+
+int mr_routing_writer_open(mr_routing_writer **out, const char *path, const mr_model *m, int n,
+                           int T, int k);
+/* Write rows s0 .. s0+tr->B-1; token_loss [B, T] for lm models (else NULL). */
+int mr_routing_writer_put(mr_routing_writer *w, const mr_trace *tr, int s0,
+                          const float *token_loss);
+int mr_routing_writer_close(mr_routing_writer *w);
+/* Discard the temporary file (accepts NULL). */
+void mr_routing_writer_abort(mr_routing_writer *w);
+
+#endif

@@ -1,0 +1,37 @@
+#!/bin/sh
+# CLI contract: --help on every command exits 0; bad options and values exit 2 with a
+# message naming them; a valid eval prints accuracy and per-layer entropy.
+set -u
+bin=$1
+fail=0
+expect() { # expect RC NEEDLE -- CMD...
+  want=$1; needle=$2; shift 3
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" -ne "$want" ]; then echo "FAIL [$*]: exit $rc, expected $want: $out"; fail=1; return; fi
+  case "$out" in *"$needle"*) echo "ok   [$*]" ;; *) echo "FAIL [$*]: output lacks '$needle': $out"; fail=1 ;; esac
+}
+m=tests/fixtures/tiny-classify.h5; d=tests/fixtures/tiny-images.h5
+expect 0 "usage: moe-robust COMMAND" -- "$bin" --help
+expect 0 "usage: moe-robust inspect" -- "$bin" inspect --help
+expect 0 "usage: moe-robust eval" -- "$bin" eval --help
+expect 2 "unknown command 'frobnicate'" -- "$bin" frobnicate
+expect 2 "usage:" -- "$bin"
+expect 0 "validation   OK" -- "$bin" inspect $m
+expect 2 "no such file" -- "$bin" inspect tests/fixtures/nope.h5
+expect 2 "--model is required" -- "$bin" eval --data $d
+expect 2 "--batch: 'x' is not an integer" -- "$bin" eval --model $m --data $d --batch x
+expect 2 "--threads: 0 is outside" -- "$bin" eval --model $m --data $d --threads 0
+expect 2 "unknown option '--frob'" -- "$bin" eval --model $m --data $d --frob
+expect 2 "unknown router 'nosuch'" -- "$bin" eval --model $m --data $d --router nosuch
+expect 2 "router softmax has no option 'tau'" -- "$bin" eval --model $m --data $d --router-opt tau=1
+expect 2 "top_k = 99" -- "$bin" eval --model $m --data $d --top-k 99
+expect 2 "is an image classifier" -- "$bin" eval --model $m --data tests/fixtures/tiny-tokens.h5
+expect 0 "routing entropy per MoE layer" -- "$bin" eval --model $m --data $d --threads 2
+expect 0 "bpc" -- "$bin" eval --model tests/fixtures/tiny-lm.h5 --data tests/fixtures/tiny-tokens.h5
+# a bad --save-routing directory is an input error and leaves nothing behind
+expect 2 "cannot create file" -- "$bin" eval --model $m --data $d --save-routing /nonexistent-dir/x.h5
+# output identical for 1 and 2 threads (lines after the header)
+a=$("$bin" eval --model $m --data $d --threads 1 | tail -n +4)
+b=$("$bin" eval --model $m --data $d --threads 2 | tail -n +4)
+[ "$a" = "$b" ] && echo "ok   threads 1 == threads 2" || { echo "FAIL thread outputs differ"; fail=1; }
+exit $fail

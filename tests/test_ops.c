@@ -1,0 +1,140 @@
+/* Known-answer tests of the forward kernels (analysis/mr_ops.c). */
+#include <math.h>
+#include <string.h>
+
+#include "analysis/mr_ops.h"
+#include "mr_test_util.h"
+
+START_TEST(layernorm_normalizes)
+{
+    float in[2 * 4] = {1, 2, 3, 4, -5, 0, 5, 10};
+    float w[4] = {1, 1, 1, 1}, b[4] = {0, 0, 0, 0}, out[8];
+    mr_layernorm_forward(out, in, w, b, 2, 4, 1e-5f);
+    for (int n = 0; n < 2; n++) {
+        double mean = 0, var = 0;
+        for (int i = 0; i < 4; i++) mean += out[n * 4 + i];
+        mean /= 4;
+        for (int i = 0; i < 4; i++) var += (out[n * 4 + i] - mean) * (out[n * 4 + i] - mean);
+        var /= 4;
+        ck_assert_double_le(fabs(mean), 1e-6);
+        ck_assert_double_le(fabs(var - 1.0), 1e-4);
+    }
+    /* row 0: x - 2.5 over std sqrt(1.25 + eps) */
+    ck_assert_float_eq_tol(out[0], (float)(-1.5 / sqrt(1.25 + 1e-5)), 1e-6f);
+    /* affine part */
+    float w2[4] = {2, 2, 2, 2}, b2[4] = {1, 1, 1, 1}, out2[8];
+    mr_layernorm_forward(out2, in, w2, b2, 2, 4, 1e-5f);
+    for (int i = 0; i < 8; i++) ck_assert_float_eq_tol(out2[i], 2 * out[i] + 1, 1e-6f);
+}
+END_TEST
+
+START_TEST(linear_matches_naive)
+{
+    enum { N = 5, C = 7, OC = 3 };
+    float in[N * C], w[OC * C], bias[OC], out[N * OC];
+    for (int i = 0; i < N * C; i++) in[i] = sinf((float)i);
+    for (int i = 0; i < OC * C; i++) w[i] = cosf((float)i * 0.7f);
+    for (int i = 0; i < OC; i++) bias[i] = (float)i - 1.0f;
+    mr_linear_forward(out, in, w, bias, N, C, OC);
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double s = bias[o];
+            for (int c = 0; c < C; c++) s += (double)in[n * C + c] * w[o * C + c];
+            ck_assert_double_le(fabs(out[n * OC + o] - s), 1e-5);
+        }
+}
+END_TEST
+
+START_TEST(gelu_and_relu_values)
+{
+    /* exact GELU: x * Phi(x); Phi(1) = 0.841344746, Phi(-1) = 0.158655254 */
+    float x[4] = {0.0f, 1.0f, -1.0f, 3.0f};
+    mr_gelu_forward(x, 4);
+    ck_assert_float_eq_tol(x[0], 0.0f, 1e-7f);
+    ck_assert_float_eq_tol(x[1], 0.841344746f, 1e-6f);
+    ck_assert_float_eq_tol(x[2], -0.158655254f, 1e-6f);
+    ck_assert_float_eq_tol(x[3], 2.995950f, 1e-5f);
+    float y[3] = {-2.0f, 0.0f, 2.5f};
+    mr_relu_forward(y, 3);
+    ck_assert_float_eq(y[0], 0.0f);
+    ck_assert_float_eq(y[2], 2.5f);
+}
+END_TEST
+
+START_TEST(softmax_rows_sum_to_one)
+{
+    float x[2 * 3] = {1000.0f, 1000.0f, 1000.0f, 0.0f, 1.0f, 2.0f};
+    mr_softmax_rows(x, 2, 3);
+    for (int i = 0; i < 3; i++) ck_assert_float_eq_tol(x[i], 1.0f / 3, 1e-7f);
+    double e0 = 1, e1 = exp(1.0), e2 = exp(2.0), s = e0 + e1 + e2;
+    ck_assert_float_eq_tol(x[3], (float)(e0 / s), 1e-7f);
+    ck_assert_float_eq_tol(x[5], (float)(e2 / s), 1e-7f);
+}
+END_TEST
+
+START_TEST(attention_causal_and_full)
+{
+    /* one sequence, T = 3, C = 2, one head; Q = K = 0 gives uniform attention over
+     * the visible tokens, so the output is the mean of the visible V rows */
+    enum { T = 3, C = 2 };
+    float qkv[T * 3 * C] = {0}, out[T * C], att[T * T];
+    float v[T][C] = {{1, 10}, {2, 20}, {6, 60}};
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < C; c++) qkv[t * 3 * C + 2 * C + c] = v[t][c];
+    mr_attention_forward(out, att, qkv, 1, T, C, 1, 1);
+    ck_assert_float_eq_tol(out[0], 1.0f, 1e-6f);
+    ck_assert_float_eq_tol(out[2], 1.5f, 1e-6f);
+    ck_assert_float_eq_tol(out[4], 3.0f, 1e-6f);
+    ck_assert_float_eq(att[1], 0.0f); /* row 0 cannot see token 1 */
+    ck_assert_float_eq(att[2], 0.0f);
+    mr_attention_forward(out, att, qkv, 1, T, C, 1, 0);
+    for (int t = 0; t < T; t++) ck_assert_float_eq_tol(out[t * C + 1], 30.0f, 1e-5f);
+}
+END_TEST
+
+START_TEST(attention_heads_are_independent)
+{
+    /* two heads of width 1: head 0 has a large score for token 1, head 1 is uniform */
+    enum { T = 2, C = 2 };
+    float qkv[T * 3 * C] = {0}, out[T * C], att[2 * T * T];
+    qkv[0 * 6 + 0] = 10.0f; /* q of token 0, head 0 */
+    qkv[1 * 6 + 0] = 10.0f; /* q of token 1, head 0 */
+    qkv[1 * 6 + 2] = 10.0f; /* k of token 1, head 0 */
+    qkv[0 * 6 + 4] = 1.0f;  /* v token 0 head 0 */
+    qkv[1 * 6 + 4] = 3.0f;  /* v token 1 head 0 */
+    qkv[0 * 6 + 5] = 5.0f;  /* v token 0 head 1 */
+    qkv[1 * 6 + 5] = 7.0f;  /* v token 1 head 1 */
+    mr_attention_forward(out, att, qkv, 1, T, C, 2, 0);
+    /* head 0 row 0: scores (0, 100) -> nearly all weight on token 1 */
+    ck_assert_float_gt(att[1], 0.999f);
+    ck_assert_float_eq_tol(out[0], 3.0f, 1e-3f);
+    /* head 1 uniform */
+    ck_assert_float_eq_tol(att[4], 0.5f, 1e-7f);
+    ck_assert_float_eq_tol(out[1], 6.0f, 1e-6f);
+}
+END_TEST
+
+START_TEST(entropy_known_values)
+{
+    float u[8];
+    for (int i = 0; i < 8; i++) u[i] = 0.125f;
+    ck_assert_double_le(fabs(mr_entropy(u, 8) - log(8.0)), 1e-7);
+    float one[3] = {0.0f, 1.0f, 0.0f};
+    ck_assert_double_eq(mr_entropy(one, 3), 0.0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("ops");
+    TCase *tc = tcase_create("kernels");
+    tcase_add_test(tc, layernorm_normalizes);
+    tcase_add_test(tc, linear_matches_naive);
+    tcase_add_test(tc, gelu_and_relu_values);
+    tcase_add_test(tc, softmax_rows_sum_to_one);
+    tcase_add_test(tc, attention_causal_and_full);
+    tcase_add_test(tc, attention_heads_are_independent);
+    tcase_add_test(tc, entropy_known_values);
+    suite_add_tcase(s, tc);
+    return mr_test_run(s);
+}

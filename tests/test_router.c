@@ -1,0 +1,112 @@
+/* Router interface and the baseline softmax router on hand-made tensors. */
+#include <math.h>
+#include <string.h>
+
+#include "analysis/mr_error.h"
+#include "analysis/mr_router.h"
+#include "mr_test_util.h"
+
+START_TEST(topk_descending_ties_to_lower_index)
+{
+    float p[6] = {0.1f, 0.3f, 0.05f, 0.3f, 0.2f, 0.05f};
+    int idx[3];
+    mr_route_topk(idx, p, 6, 3);
+    ck_assert_int_eq(idx[0], 1);
+    ck_assert_int_eq(idx[1], 3);
+    ck_assert_int_eq(idx[2], 4);
+    int all[6];
+    mr_route_topk(all, p, 6, 6);
+    ck_assert_int_eq(all[4], 2);
+    ck_assert_int_eq(all[5], 5);
+}
+END_TEST
+
+START_TEST(weights_renorm_and_switch)
+{
+    float p[4] = {0.1f, 0.4f, 0.2f, 0.3f};
+    int idx[2] = {1, 3};
+    float w[2];
+    mr_route_weights(w, p, idx, 2, MR_GATE_RENORM);
+    ck_assert_float_eq_tol(w[0], 4.0f / 7, 1e-7f);
+    ck_assert_float_eq_tol(w[1], 3.0f / 7, 1e-7f);
+    mr_route_weights(w, p, idx, 2, MR_GATE_NONE);
+    ck_assert_float_eq(w[0], 0.4f);
+    ck_assert_float_eq(w[1], 0.3f);
+}
+END_TEST
+
+/* A 1-block model with d = 2, E = 3, identity-like gate, built by hand. */
+static mr_model *hand_model(float *gate_w, float *gate_b, int gate_norm, int k)
+{
+    static mr_layer layer;
+    static int moe_layers[1] = {0};
+    mr_model *m = calloc(1, sizeof *m);
+    memset(&layer, 0, sizeof layer);
+    layer.is_moe = 1;
+    layer.gate_w = gate_w;
+    layer.gate_b = gate_b;
+    m->layers = &layer;
+    m->cfg.d_model = 2;
+    m->cfg.n_layers = 1;
+    m->cfg.n_experts = 3;
+    m->cfg.top_k = k;
+    m->cfg.gate_norm = gate_norm;
+    m->cfg.n_moe = 1;
+    m->cfg.moe_layers = moe_layers;
+    strcpy(m->path, "hand-made");
+    return m;
+}
+
+START_TEST(softmax_router_known_answer)
+{
+    float gate_w[3 * 2] = {1, 0, 0, 1, 0, 0}, gate_b[3] = {0, 0, 0.5f};
+    mr_model *m = hand_model(gate_w, gate_b, MR_GATE_RENORM, 2);
+    mr_router *r;
+    ck_assert_int_eq(mr_router_alloc(&r, "softmax", m, NULL), MR_OK);
+    float x[2 * 2] = {2.0f, 0.0f, 0.0f, -1.0f};
+    float probs[2 * 3], weights[2 * 2];
+    int topk[2 * 2];
+    mr_route_ctx ctx = {.model = m, .layer = 0, .B = 1, .T = 2, .k = 2, .x = x};
+    ck_assert_int_eq(r->type->route(r->state, &ctx, probs, topk, weights), MR_OK);
+    /* token 0: logits (2, 0, 0.5) */
+    double z = exp(2.0) + 1.0 + exp(0.5);
+    ck_assert_float_eq_tol(probs[0], (float)(exp(2.0) / z), 1e-6f);
+    ck_assert_int_eq(topk[0], 0);
+    ck_assert_int_eq(topk[1], 2);
+    ck_assert_float_eq_tol(weights[0], (float)(exp(2.0) / (exp(2.0) + exp(0.5))), 1e-6f);
+    /* token 1: logits (0, -1, 0.5) */
+    ck_assert_int_eq(topk[2], 2);
+    ck_assert_int_eq(topk[3], 0);
+    mr_router_free(r);
+    free(m);
+}
+END_TEST
+
+START_TEST(unknown_router_and_option_are_errors)
+{
+    float gate_w[6] = {0}, gate_b[3] = {0};
+    mr_model *m = hand_model(gate_w, gate_b, MR_GATE_RENORM, 1);
+    mr_router *r;
+    ck_assert_int_eq(mr_router_alloc(&r, "nosuch", m, NULL), MR_EINPUT);
+    ck_assert_ptr_null(r);
+    ck_assert_ptr_nonnull(strstr(mr_error_message(), "nosuch"));
+    mr_router_opts o = {0};
+    ck_assert_int_eq(mr_router_opts_add(&o, "tau=0.5"), MR_OK);
+    ck_assert_int_eq(mr_router_alloc(&r, "softmax", m, &o), MR_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mr_error_message(), "tau"));
+    ck_assert_int_eq(mr_router_opts_add(&o, "novalue"), MR_EINPUT);
+    free(m);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("router");
+    TCase *tc = tcase_create("softmax");
+    tcase_add_test(tc, topk_descending_ties_to_lower_index);
+    tcase_add_test(tc, weights_renorm_and_switch);
+    tcase_add_test(tc, softmax_router_known_answer);
+    tcase_add_test(tc, unknown_router_and_option_are_errors);
+    suite_add_tcase(s, tc);
+    return mr_test_run(s);
+}
