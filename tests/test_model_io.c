@@ -67,7 +67,8 @@ START_TEST(bad_models_are_refused)
         if (strcmp(line, "file") == 0) continue; /* header */
         char path[1100];
         snprintf(path, sizeof path, "tests/bad/%s", line);
-        const char *needle = tab + 1;
+        char *needle = tab + 1; /* columns: file, must_mention, defect */
+        needle[strcspn(needle, "\t")] = '\0';
         mr_model *m = (mr_model *)1;
         int st = mr_model_load(&m, path);
         ck_assert_msg(st == MR_EINPUT, "%s: loaded (status %d), expected a refusal", path, st);
