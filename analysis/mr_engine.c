@@ -29,7 +29,15 @@ struct mr_workspace {
     int *expert_off;           /* [E+1] start of each expert's group */
     float *arena;
     int *iarena;
+    mr_embed_hook embed_hook;
+    void *embed_ctx;
 };
+
+void mr_workspace_set_embed_hook(mr_workspace *ws, mr_embed_hook hook, void *ctx)
+{
+    ws->embed_hook = hook;
+    ws->embed_ctx = ctx;
+}
 
 void mr_engine_opts_init(mr_engine_opts *o, const mr_model *m)
 {
@@ -204,6 +212,7 @@ static int forward_blocks(mr_workspace *ws, int B, int T)
     size_t Nd = (size_t)N * d;
     ws->trace.B = B;
     ws->trace.T = T;
+    if (ws->embed_hook) MR_TRY(ws->embed_hook(ws->embed_ctx, ws->x, B, T, d));
     const int *prev_topk = NULL;
     for (int l = 0; l < c->n_layers; l++) {
         const mr_layer *L = &m->layers[l];

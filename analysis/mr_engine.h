@@ -50,6 +50,12 @@ int mr_workspace_alloc(mr_workspace **out, const mr_model *m, const mr_router *r
 void mr_workspace_free(mr_workspace *ws);
 const mr_trace *mr_workspace_trace(const mr_workspace *ws);
 
+/* Called after the input embedding (patches or tokens, plus positions) and before the
+ * first block, on x [B*T, d]; embedding-space corruptions use it. `ctx` is the
+ * caller's (e.g. holding the first sample index of the micro-batch). NULL disables. */
+typedef int (*mr_embed_hook)(void *ctx, float *x, int B, int T, int d);
+void mr_workspace_set_embed_hook(mr_workspace *ws, mr_embed_hook hook, void *ctx);
+
 /* images [B, H, W, C] uint8, B <= opts.batch. */
 int mr_engine_forward_images(mr_workspace *ws, const uint8_t *images, int B);
 /* tokens: B rows of `stride` ids, of which the first T are read; T <= opts.seq_len. */

@@ -11,7 +11,7 @@ static void usage(FILE *fp)
     fprintf(fp, "usage: moe-robust inspect MODEL.h5\n"
                 "\n"
                 "Loads and validates MODEL.h5 (docs/model-format.md) and prints its architecture,\n"
-                "parameter count and router tensors. Exit 0 if valid, 2 with the first problem\n"
+                "parameter count, router tensors and training metadata. Exit 0 if valid, 2 with the first problem\n"
                 "(file and HDF5 path) if not.\n");
 }
 
@@ -32,6 +32,7 @@ int mr_cmd_inspect(int argc, char **argv)
         return mr_error_exit_code(st);
     }
     mr_model_print_summary(stdout, m);
+    mr_model_print_metadata(stdout, argv[1]);
     printf("validation   OK\n");
     mr_model_free(m);
     return 0;

@@ -452,3 +452,39 @@ void mr_model_print_summary(FILE *fp, const mr_model *m)
         }
     }
 }
+
+/* Root attributes the format defines; everything else is metadata for `inspect`. */
+static const char *const format_attrs[] = {
+    "format", "format_version", "task", "d_model", "n_layers", "n_heads", "d_ff",
+    "n_experts", "top_k", "expert_hidden", "norm_eps", "activation", "gate_norm", "router",
+    "moe_layers", "image_h", "image_w", "channels", "patch", "n_classes", "pool",
+    "vocab_size", "max_seq_len", NULL};
+
+static herr_t print_meta(hid_t loc, const char *name, const H5A_info_t *info, void *op)
+{
+    (void)info;
+    FILE *fp = op;
+    for (int i = 0; format_attrs[i]; i++)
+        if (strcmp(name, format_attrs[i]) == 0) return 0;
+    char s[512];
+    long long iv;
+    double dv;
+    if (mr_h5_attr_string(loc, "", name, s, sizeof s, NULL) == MR_OK)
+        fprintf(fp, "meta         %s = %s\n", name, s);
+    else if (mr_h5_attr_int(loc, "", name, &iv, NULL) == MR_OK)
+        fprintf(fp, "meta         %s = %lld\n", name, iv);
+    else if (mr_h5_attr_double(loc, "", name, &dv, NULL) == MR_OK)
+        fprintf(fp, "meta         %s = %.6g\n", name, dv);
+    else
+        fprintf(fp, "meta         %s (not a scalar)\n", name);
+    return 0;
+}
+
+void mr_model_print_metadata(FILE *fp, const char *path)
+{
+    hid_t f;
+    if (mr_h5_open_read(&f, path) != MR_OK) return;
+    hsize_t idx = 0;
+    H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, &idx, print_meta, fp);
+    H5Fclose(f);
+}

@@ -15,5 +15,7 @@ int mr_model_load(mr_model **out, const char *path);
 
 /* Architecture summary for `moe-robust inspect`. */
 void mr_model_print_summary(FILE *fp, const mr_model *m);
+/* Root attributes outside the format (training metadata), one "meta" line each. */
+void mr_model_print_metadata(FILE *fp, const char *path);
 
 #endif
