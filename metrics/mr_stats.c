@@ -1,0 +1,121 @@
+#include "mr_stats.h"
+
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_rng.h>
+#include <gsl/gsl_sort.h>
+#include <gsl/gsl_statistics_double.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "../analysis/mr_error.h"
+#include "../analysis/mr_rng.h"
+
+double mr_stats_mean(const double *x, size_t n, size_t stride)
+{
+    if (n == 0) return 0.0;
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += x[i * stride];
+    return s / (double)n;
+}
+
+static int check_args(size_t n, int B, double level)
+{
+    MR_REQUIRE(n >= 1, MR_EINPUT, "bootstrap of an empty sample");
+    MR_REQUIRE(B >= 2, MR_EINPUT, "bootstrap size B = %d must be at least 2", B);
+    MR_REQUIRE(level > 0.0 && level < 1.0, MR_EINPUT, "confidence level %g must be in (0, 1)",
+               level);
+    return MR_OK;
+}
+
+/* Fill means[b] with the mean of a resample of (x - y) (y may be NULL). */
+static int resample_means(double *means, const double *x, const double *y, size_t n,
+                          size_t stride, int B, uint64_t seed, const char *purpose)
+{
+    gsl_rng *r = mr_rng_alloc(seed, purpose, 0);
+    if (!r) return mr_error_set(MR_ENOMEM, "out of memory (bootstrap)");
+    for (int b = 0; b < B; b++) {
+        double s = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            size_t j = (size_t)gsl_rng_uniform_int(r, (unsigned long)n) * stride;
+            s += y ? x[j] - y[j] : x[j];
+        }
+        means[b] = s / (double)n;
+    }
+    gsl_rng_free(r);
+    gsl_sort(means, 1, (size_t)B);
+    return MR_OK;
+}
+
+static void percentile(mr_ci *ci, const double *sorted, int B, double level)
+{
+    double a = (1.0 - level) / 2.0;
+    ci->lo = gsl_stats_quantile_from_sorted_data(sorted, 1, (size_t)B, a);
+    ci->hi = gsl_stats_quantile_from_sorted_data(sorted, 1, (size_t)B, 1.0 - a);
+}
+
+int mr_stats_bootstrap_mean(mr_ci *out, const double *x, size_t n, size_t stride, int B,
+                            double level, uint64_t seed, const char *purpose, double *scratch)
+{
+    MR_TRY(check_args(n, B, level));
+    double *means = scratch ? scratch : malloc((size_t)B * sizeof *means);
+    if (!means) return mr_error_set(MR_ENOMEM, "out of memory (bootstrap)");
+    int st = resample_means(means, x, NULL, n, stride, B, seed, purpose);
+    if (st == MR_OK) {
+        out->mean = mr_stats_mean(x, n, stride);
+        percentile(out, means, B, level);
+    }
+    if (!scratch) free(means);
+    return st;
+}
+
+int mr_stats_bootstrap_paired(mr_paired *out, const double *x, const double *y, size_t n,
+                              size_t stride, int B, double level, uint64_t seed,
+                              const char *purpose, double *scratch)
+{
+    MR_TRY(check_args(n, B, level));
+    double *means = scratch ? scratch : malloc((size_t)B * sizeof *means);
+    if (!means) return mr_error_set(MR_ENOMEM, "out of memory (bootstrap)");
+    int st = resample_means(means, x, y, n, stride, B, seed, purpose);
+    if (st == MR_OK) {
+        out->diff.mean = mr_stats_mean(x, n, stride) - mr_stats_mean(y, n, stride);
+        percentile(&out->diff, means, B, level);
+        int below = 0, above = 0;
+        for (int b = 0; b < B; b++) {
+            below += means[b] <= 0.0;
+            above += means[b] >= 0.0;
+        }
+        double p = 2.0 * (below < above ? below : above) / (double)B;
+        out->p_value = p > 1.0 ? 1.0 : p;
+    }
+    if (!scratch) free(means);
+    return st;
+}
+
+double mr_stats_mcnemar_exact(long b, long c)
+{
+    if (b + c == 0) return 1.0;
+    long m = b < c ? b : c;
+    double p = 2.0 * gsl_cdf_binomial_P((unsigned int)m, 0.5, (unsigned int)(b + c));
+    return p > 1.0 ? 1.0 : p;
+}
+
+double mr_stats_ce(const double *err, const double *err_ref, int n_sev)
+{
+    double num = 0.0, den = 0.0;
+    for (int s = 0; s < n_sev; s++) {
+        num += err[s];
+        den += err_ref[s];
+    }
+    return den != 0.0 ? num / den : NAN;
+}
+
+double mr_stats_relative_ce(const double *err, double err_clean, const double *err_ref,
+                            double err_ref_clean, int n_sev)
+{
+    double num = 0.0, den = 0.0;
+    for (int s = 0; s < n_sev; s++) {
+        num += err[s] - err_clean;
+        den += err_ref[s] - err_ref_clean;
+    }
+    return den != 0.0 ? num / den : NAN;
+}

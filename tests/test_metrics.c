@@ -1,0 +1,210 @@
+/* Known-answer tests of the metrics (metrics/, docs/metrics.md). */
+#include <gsl/gsl_randist.h>
+#include <math.h>
+#include <string.h>
+
+#include "analysis/mr_error.h"
+#include "analysis/mr_rng.h"
+#include "metrics/mr_routing_metrics.h"
+#include "metrics/mr_stats.h"
+#include "mr_test_util.h"
+
+enum { B = 2, T = 3, E = 4, K = 2, N = B * T };
+
+/* A hand-made trace of one MoE layer: uniform probabilities, given top-k. */
+static void uniform_trace(mr_trace *tr, float *probs, int *topk, float *weights, const int *sel)
+{
+    memset(tr, 0, sizeof *tr);
+    tr->B = B;
+    tr->T = T;
+    tr->E = E;
+    tr->k = K;
+    tr->n_moe = 1;
+    for (int i = 0; i < N * E; i++) probs[i] = 0.25f;
+    for (int i = 0; i < N * K; i++) {
+        topk[i] = sel[i];
+        weights[i] = 0.5f;
+    }
+    tr->probs = probs;
+    tr->topk = topk;
+    tr->weights = weights;
+}
+
+START_TEST(uniform_routing_has_entropy_ln_E)
+{
+    float probs[N * E], weights[N * K];
+    int topk[N * K];
+    /* every expert chosen equally often: tokens cycle through pairs (0,1),(2,3) */
+    int sel[N * K] = {0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3};
+    mr_trace tr;
+    uniform_trace(&tr, probs, topk, weights, sel);
+    mr_routing_acc *a;
+    ck_assert_int_eq(mr_routing_acc_alloc(&a, B, 1, E, K), MR_OK);
+    ck_assert_int_eq(mr_routing_acc_add(a, &tr, 0), MR_OK);
+    mr_layer_routing s;
+    ck_assert_int_eq(mr_routing_summarize(&s, a, 100, 0.95, 1), MR_OK);
+    ck_assert_double_le(fabs(s.entropy.mean - log(4.0)), 1e-7);
+    ck_assert_double_le(fabs(s.entropy_norm.mean - 1.0), 1e-7);
+    ck_assert_double_le(fabs(s.wentropy.mean - log(2.0)), 1e-7);
+    ck_assert_double_le(fabs(s.load_entropy - log(4.0)), 1e-12);
+    ck_assert_double_eq(s.cv, 0.0);
+    ck_assert_double_eq(s.max_over_mean, 1.0);
+    ck_assert_int_eq(s.dead, 0);
+    /* Switch aux loss at perfect balance: E * sum_e (1/E)(1/E) = 1; top-1 shares here are
+     * 1/2 for experts 0 and 2, so E * (0.5*0.25 + 0.5*0.25) = 1 as well */
+    ck_assert_double_le(fabs(s.aux_loss - 1.0), 1e-9);
+    ck_assert_double_le(fabs(s.load_counts[0] / s.load_total - 0.25), 1e-12);
+    mr_routing_acc_free(a);
+}
+END_TEST
+
+START_TEST(collapsed_routing)
+{
+    float probs[N * E], weights[N * K];
+    int topk[N * K];
+    int sel[N * K] = {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
+    mr_trace tr;
+    uniform_trace(&tr, probs, topk, weights, sel);
+    for (int t = 0; t < N; t++) {
+        probs[t * E + 0] = 1.0f;
+        probs[t * E + 1] = probs[t * E + 2] = probs[t * E + 3] = 0.0f;
+    }
+    mr_routing_acc *a;
+    ck_assert_int_eq(mr_routing_acc_alloc(&a, B, 1, E, K), MR_OK);
+    ck_assert_int_eq(mr_routing_acc_add(a, &tr, 0), MR_OK);
+    mr_layer_routing s;
+    ck_assert_int_eq(mr_routing_summarize(&s, a, 0, 0.95, 1), MR_OK);
+    ck_assert_double_eq(s.entropy.mean, 0.0);
+    ck_assert_int_eq(s.dead, 2);
+    ck_assert_double_eq(s.max_over_mean, 2.0);
+    ck_assert_double_le(fabs(s.load_entropy - log(2.0)), 1e-12);
+    /* all top-1 on expert 0 with P_0 = 1: aux = E * 1 * 1 */
+    ck_assert_double_le(fabs(s.aux_loss - 4.0), 1e-9);
+    mr_routing_acc_free(a);
+}
+END_TEST
+
+START_TEST(flip_identical_disjoint_partial)
+{
+    int a[3 * 2] = {0, 1, 2, 3, 4, 5};
+    int same[3 * 2] = {1, 0, 2, 3, 4, 5}; /* same sets, token 0's top-1 differs */
+    int disj[3 * 2] = {6, 7, 0, 1, 2, 3};
+    mr_flip_sums f;
+    mr_flip_compare(&f, a, a, 3, 2);
+    ck_assert_double_eq(f.top1, 0.0);
+    ck_assert_double_eq(f.set, 0.0);
+    ck_assert_double_eq(f.jaccard, 0.0);
+    mr_flip_compare(&f, a, disj, 3, 2);
+    ck_assert_double_eq(f.top1, 3.0);
+    ck_assert_double_eq(f.set, 3.0);
+    ck_assert_double_eq(f.jaccard, 3.0);
+    mr_flip_compare(&f, a, same, 3, 2);
+    ck_assert_double_eq(f.top1, 1.0);
+    ck_assert_double_eq(f.set, 0.0);
+    /* one shared expert of two: Jaccard distance 1 - 1/3 */
+    int half[2] = {0, 9};
+    mr_flip_compare(&f, a, half, 1, 2);
+    ck_assert_double_le(fabs(f.jaccard - 2.0 / 3.0), 1e-15);
+}
+END_TEST
+
+START_TEST(mcnemar_by_hand)
+{
+    /* b = 10, c = 2: p = 2 * P(X <= 2), X ~ Bin(12, 1/2) = 2 * (1 + 12 + 66) / 4096 */
+    ck_assert_double_le(fabs(mr_stats_mcnemar_exact(10, 2) - 158.0 / 4096.0), 1e-12);
+    ck_assert_double_le(fabs(mr_stats_mcnemar_exact(2, 10) - 158.0 / 4096.0), 1e-12);
+    ck_assert_double_eq(mr_stats_mcnemar_exact(0, 0), 1.0);
+    ck_assert_double_eq(mr_stats_mcnemar_exact(5, 5), 1.0);
+    /* b = 0, c = 6: 2 * (1/64) */
+    ck_assert_double_le(fabs(mr_stats_mcnemar_exact(0, 6) - 2.0 / 64.0), 1e-12);
+}
+END_TEST
+
+START_TEST(bootstrap_ci_covers_true_mean)
+{
+    /* 200 seeded repetitions: draw 100 values from N(3, 2^2), 95 % percentile CI with
+     * B = 1000. A correct interval covers 3 about 95 % of the time; the issue asks >= 93 %
+     * (binomial sd of the coverage over 200 repetitions is 1.5 points) */
+    enum { REPS = 200, n = 100 };
+    double x[n];
+    int covered = 0;
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    for (int rep = 0; rep < REPS; rep++) {
+        mr_rng_reseed(r, 7, "test/data", (uint64_t)rep);
+        for (int i = 0; i < n; i++) x[i] = 3.0 + gsl_ran_gaussian(r, 2.0);
+        mr_ci ci;
+        ck_assert_int_eq(
+            mr_stats_bootstrap_mean(&ci, x, n, 1, 1000, 0.95, (uint64_t)rep, "bootstrap", NULL),
+            MR_OK);
+        ck_assert(ci.lo <= ci.mean && ci.mean <= ci.hi);
+        covered += ci.lo <= 3.0 && 3.0 <= ci.hi;
+    }
+    gsl_rng_free(r);
+    printf("bootstrap coverage: %d / %d\n", covered, REPS);
+    ck_assert_int_ge(covered, 186); /* 93 % of 200 */
+    ck_assert_int_le(covered, 199); /* an interval that always covers is too wide */
+}
+END_TEST
+
+START_TEST(bootstrap_is_deterministic_and_checks_args)
+{
+    double x[5] = {1, 2, 3, 4, 10};
+    mr_ci a, b;
+    ck_assert_int_eq(mr_stats_bootstrap_mean(&a, x, 5, 1, 500, 0.9, 3, "p", NULL), MR_OK);
+    ck_assert_int_eq(mr_stats_bootstrap_mean(&b, x, 5, 1, 500, 0.9, 3, "p", NULL), MR_OK);
+    ck_assert_int_eq(memcmp(&a, &b, sizeof a), 0);
+    ck_assert_double_eq(a.mean, 4.0);
+    ck_assert_int_eq(mr_stats_bootstrap_mean(&a, x, 0, 1, 500, 0.9, 3, "p", NULL), MR_EINPUT);
+    ck_assert_int_eq(mr_stats_bootstrap_mean(&a, x, 5, 1, 1, 0.9, 3, "p", NULL), MR_EINPUT);
+    ck_assert_int_eq(mr_stats_bootstrap_mean(&a, x, 5, 1, 500, 1.5, 3, "p", NULL), MR_EINPUT);
+}
+END_TEST
+
+START_TEST(paired_bootstrap)
+{
+    double x[50], y[50], z[50];
+    for (int i = 0; i < 50; i++) {
+        x[i] = sin(i);
+        y[i] = x[i];
+        z[i] = x[i] - 1.0 + 0.01 * cos(i);
+    }
+    mr_paired p;
+    ck_assert_int_eq(mr_stats_bootstrap_paired(&p, x, y, 50, 1, 1000, 0.95, 1, "d", NULL), MR_OK);
+    ck_assert_double_eq(p.diff.mean, 0.0);
+    ck_assert_double_eq(p.diff.lo, 0.0);
+    ck_assert_double_eq(p.diff.hi, 0.0);
+    ck_assert_double_eq(p.p_value, 1.0);
+    ck_assert_int_eq(mr_stats_bootstrap_paired(&p, x, z, 50, 1, 1000, 0.95, 1, "d", NULL), MR_OK);
+    ck_assert_double_gt(p.diff.lo, 0.99);
+    ck_assert_double_lt(p.diff.hi, 1.01);
+    ck_assert_double_eq(p.p_value, 0.0);
+}
+END_TEST
+
+START_TEST(corruption_error)
+{
+    double err[5] = {0.1, 0.2, 0.3, 0.4, 0.5}, ref[5] = {0.2, 0.4, 0.6, 0.8, 1.0};
+    ck_assert_double_le(fabs(mr_stats_ce(err, ref, 5) - 0.5), 1e-15);
+    /* relative: (1.5 - 5*0.1) / (3.0 - 5*0.2) = 1.0 / 2.0 */
+    ck_assert_double_le(fabs(mr_stats_relative_ce(err, 0.1, ref, 0.2, 5) - 0.5), 1e-15);
+    double zero[5] = {0};
+    ck_assert(isnan(mr_stats_ce(err, zero, 5)));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("metrics");
+    TCase *tc = tcase_create("known answers");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, uniform_routing_has_entropy_ln_E);
+    tcase_add_test(tc, collapsed_routing);
+    tcase_add_test(tc, flip_identical_disjoint_partial);
+    tcase_add_test(tc, mcnemar_by_hand);
+    tcase_add_test(tc, bootstrap_ci_covers_true_mean);
+    tcase_add_test(tc, bootstrap_is_deterministic_and_checks_args);
+    tcase_add_test(tc, paired_bootstrap);
+    tcase_add_test(tc, corruption_error);
+    suite_add_tcase(s, tc);
+    return mr_test_run(s);
+}
