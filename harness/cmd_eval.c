@@ -12,6 +12,7 @@
 #include "../analysis/mr_error.h"
 #include "mr_cli.h"
 #include "mr_eval.h"
+#include "mr_eval_print.h"
 #include "mr_model_io.h"
 
 static void usage(FILE *fp)
@@ -19,8 +20,10 @@ static void usage(FILE *fp)
     fprintf(fp,
             "usage: moe-robust eval --model M.h5 --data D [options]\n"
             "\n"
-            "Evaluates a model on a dataset and prints accuracy (classify) or mean loss, bits\n"
-            "per char and next-token accuracy (lm), and the mean routing entropy per MoE layer.\n"
+            "Evaluates a model on a dataset and prints accuracy and loss (classify) or loss, bits\n"
+            "per char and next-token accuracy (lm), and per MoE layer the routing entropy, the\n"
+            "expert load balance and, with --compare-checkpoint, the routing flip rate between\n"
+            "checkpoints; every mean over samples comes with a bootstrap confidence interval.\n"
             "\n"
             "  --model FILE          model in the moe-robust HDF5 format (docs/model-format.md)\n"
             "  --data FILE           HDF5 data (/images+/labels or /tokens), or an IDX\n"
@@ -32,6 +35,11 @@ static void usage(FILE *fp)
             "  --router NAME         router to evaluate with (default softmax)\n"
             "  --router-opt K=V      router option, repeatable\n"
             "  --top-k K             experts per token (default: the model's top_k)\n"
+            "  --compare-checkpoint FILE\n"
+            "                        a second checkpoint of the same architecture, run on the same\n"
+            "                        inputs: routing flip rate between the two per MoE layer\n"
+            "  --bootstrap B         bootstrap resamples for the 95%% CIs (default 1000; 0: none)\n"
+            "  --seed N              seed of the bootstrap (and of stochastic corruptions)\n"
             "  --save-routing FILE   write per-sample logits (/logits) or token losses\n"
             "                        (/token_loss) and per MoE layer L /layers/L/probs [N,T,E],\n"
             "                        /layers/L/topk [N,T,k], /layers/L/weights [N,T,k]\n"
@@ -60,8 +68,8 @@ int mr_cli_default_threads(void)
 }
 
 typedef struct eval_args {
-    const char *model, *data, *router, *save;
-    long limit, batch, threads, top_k;
+    const char *model, *data, *router, *save, *compare;
+    long limit, batch, threads, top_k, bootstrap, seed;
     mr_router_opts ropts;
 } eval_args;
 
@@ -73,11 +81,14 @@ static int parse(eval_args *a, int argc, char **argv, int *help)
         {"threads", required_argument, 0, 't'}, {"router", required_argument, 0, 'r'},
         {"router-opt", required_argument, 0, 'o'}, {"top-k", required_argument, 0, 'k'},
         {"save-routing", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
+        {"compare-checkpoint", required_argument, 0, 'c'},
+        {"bootstrap", required_argument, 0, 'B'}, {"seed", required_argument, 0, 'S'},
         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->router = "softmax";
     a->batch = 16;
     a->threads = mr_cli_default_threads();
+    a->bootstrap = 1000;
     optind = 1;
     opterr = 0;
     int c;
@@ -92,6 +103,9 @@ static int parse(eval_args *a, int argc, char **argv, int *help)
         case 'r': a->router = optarg; break;
         case 'o': MR_TRY(mr_router_opts_add(&a->ropts, optarg)); break;
         case 's': a->save = optarg; break;
+        case 'c': a->compare = optarg; break;
+        case 'B': MR_TRY(mr_cli_parse_int("--bootstrap", optarg, 0, 1000000, &a->bootstrap)); break;
+        case 'S': MR_TRY(mr_cli_parse_int("--seed", optarg, 0, 2147483647L, &a->seed)); break;
         case 'h': *help = 1; return MR_OK;
         case ':': return mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]);
         default: return mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
@@ -101,27 +115,6 @@ static int parse(eval_args *a, int argc, char **argv, int *help)
     MR_REQUIRE(a->model, MR_EINPUT, "--model is required");
     MR_REQUIRE(a->data, MR_EINPUT, "--data is required");
     return MR_OK;
-}
-
-static void print_result(const mr_eval_result *r, const mr_model *m, const mr_dataset *d,
-                         const char *router, int k, int threads)
-{
-    const mr_config *c = &m->cfg;
-    printf("model        %s\n", m->path);
-    printf("data         %s (%d samples)\n", d->path, d->n);
-    printf("router       %s (top-%d), %d threads\n", router, k, threads);
-    if (c->task == MR_TASK_CLASSIFY) {
-        printf("accuracy     %.4f (%.0f/%d)\n", r->accuracy, r->accuracy * r->n, r->n);
-        printf("loss         %.4f nats\n", r->loss);
-    } else {
-        printf("loss         %.4f nats/token (%lld tokens)\n", r->loss, r->n_scored);
-        printf("bpc          %.4f bits/char\n", r->bpc);
-        printf("accuracy     %.4f next-token\n", r->accuracy);
-    }
-    printf("routing entropy per MoE layer (nats, and normalized by ln E = ln %d):\n", c->n_experts);
-    for (int i = 0; i < c->n_moe; i++)
-        printf("  layer %-4d %.4f  %.4f\n", c->moe_layers[i], r->entropy[i],
-               c->n_experts > 1 ? r->entropy[i] / log((double)c->n_experts) : 0.0);
 }
 
 int mr_cmd_eval(int argc, char **argv)
@@ -137,29 +130,41 @@ int mr_cmd_eval(int argc, char **argv)
         fprintf(stderr, "moe-robust eval: %s\n(see 'moe-robust eval --help')\n", mr_error_message());
         return mr_error_exit_code(st);
     }
-    mr_model *m = NULL;
+    mr_model *m = NULL, *other = NULL;
     mr_dataset *d = NULL;
-    mr_router *r = NULL;
+    mr_router *r = NULL, *r_other = NULL;
     mr_eval_result res = {0};
+    mr_eval_opts eo;
+    mr_router_opts other_opts = a.ropts; /* a second instance binds to the second model */
     st = mr_model_load(&m, a.model);
+    if (st == MR_OK && a.compare) st = mr_model_load(&other, a.compare);
     if (st == MR_OK) st = mr_dataset_load(&d, a.data, a.limit);
     if (st == MR_OK) st = mr_router_alloc(&r, a.router, m, &a.ropts);
+    if (st == MR_OK && other) st = mr_router_alloc(&r_other, a.router, other, &other_opts);
     if (st == MR_OK) {
-        mr_eval_opts eo;
-        mr_engine_opts_init(&eo.engine, m);
+        mr_eval_opts_init(&eo, m);
         eo.engine.batch = (int)a.batch;
         eo.engine.top_k = (int)a.top_k;
         eo.threads = (int)a.threads;
         eo.save_routing = a.save;
+        eo.bootstrap = (int)a.bootstrap;
+        eo.seed = (uint64_t)a.seed;
+        eo.compare = other;
+        eo.compare_router = r_other;
         st = mr_eval_run(&res, m, r, d, &eo);
     }
-    if (st == MR_OK)
-        print_result(&res, m, d, a.router, a.top_k ? (int)a.top_k : m->cfg.top_k, (int)a.threads);
-    else
+    if (st == MR_OK) {
+        mr_eval_labels labels = {.router = a.router, .compare = a.compare,
+                                 .threads = (int)a.threads};
+        mr_eval_print(stdout, &res, m, d, &eo, &labels);
+    } else {
         fprintf(stderr, "moe-robust eval: %s\n", mr_error_message());
+    }
     mr_eval_result_free(&res);
     mr_router_free(r);
+    mr_router_free(r_other);
     mr_dataset_free(d);
     mr_model_free(m);
+    mr_model_free(other);
     return mr_error_exit_code(st);
 }

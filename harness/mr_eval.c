@@ -4,23 +4,78 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #include "../analysis/mr_error.h"
-#include "../analysis/mr_ops.h"
 #include "mr_routing_io.h"
+
+void mr_eval_opts_init(mr_eval_opts *o, const mr_model *m)
+{
+    memset(o, 0, sizeof *o);
+    mr_engine_opts_init(&o->engine, m);
+    o->threads = 1;
+    o->bootstrap = 1000;
+    o->level = 0.95;
+    o->seed = 0;
+}
+
+static void pass_free(mr_eval_pass *p)
+{
+    free(p->correct);
+    free(p->loss);
+    free(p->pred);
+    free(p->layers);
+    mr_routing_acc_free(p->routing);
+}
+
+static void flips_free(mr_eval_flips *f)
+{
+    free(f->top1);
+    free(f->set);
+    free(f->jaccard);
+    free(f->pred);
+    free(f->top1_ci);
+    free(f->set_ci);
+    free(f->jaccard_ci);
+}
 
 void mr_eval_result_free(mr_eval_result *r)
 {
     if (!r) return;
-    free(r->entropy);
-    free(r->sample_correct);
-    free(r->sample_loss);
-    free(r->sample_entropy);
+    pass_free(&r->clean);
+    pass_free(&r->corrupt);
+    flips_free(&r->flip_corrupt);
+    flips_free(&r->flip_ckpt);
     memset(r, 0, sizeof *r);
+}
+
+static int pass_alloc(mr_eval_pass *p, int n, int n_moe, int E, int k)
+{
+    p->correct = malloc((size_t)n * sizeof *p->correct);
+    p->loss = malloc((size_t)n * sizeof *p->loss);
+    p->pred = malloc((size_t)n * sizeof *p->pred);
+    p->layers = calloc((size_t)n_moe + 1, sizeof *p->layers);
+    if (!p->correct || !p->loss || !p->pred || !p->layers)
+        return mr_error_set(MR_ENOMEM, "out of memory");
+    return mr_routing_acc_alloc(&p->routing, n, n_moe, E, k);
+}
+
+static int flips_alloc(mr_eval_flips *f, int n, int n_moe)
+{
+    size_t ps = (size_t)n * n_moe + 1;
+    f->top1 = malloc(ps * sizeof(double));
+    f->set = malloc(ps * sizeof(double));
+    f->jaccard = malloc(ps * sizeof(double));
+    f->pred = malloc((size_t)n * sizeof(double));
+    f->top1_ci = calloc((size_t)n_moe + 1, sizeof(mr_ci));
+    f->set_ci = calloc((size_t)n_moe + 1, sizeof(mr_ci));
+    f->jaccard_ci = calloc((size_t)n_moe + 1, sizeof(mr_ci));
+    if (!f->top1 || !f->set || !f->jaccard || !f->pred || !f->top1_ci || !f->set_ci ||
+        !f->jaccard_ci)
+        return mr_error_set(MR_ENOMEM, "out of memory");
+    return MR_OK;
 }
 
 /* argmax with ties to the lower index (torch.argmax returns the first maximum) */
@@ -42,38 +97,241 @@ static double xent(const float *x, int n, int target)
     return log(s) + mx - x[target];
 }
 
-/* Per-sample statistics of one micro-batch starting at sample s0. */
-static void score_batch(mr_eval_result *res, const mr_trace *tr, const mr_model *m,
-                        const mr_dataset *d, int s0, float *token_loss)
+/* Accuracy and loss of samples s0.. of one pass; token_loss [B,T] (lm) if non-NULL. */
+static void score(mr_eval_pass *p, const mr_trace *tr, const mr_model *m, const mr_dataset *d,
+                  int s0, float *token_loss)
 {
     const mr_config *c = &m->cfg;
-    int B = tr->B, T = tr->T, E = tr->E, V = c->n_out;
+    int B = tr->B, T = tr->T, V = c->n_out;
     for (int b = 0; b < B; b++) {
         int s = s0 + b;
         if (c->task == MR_TASK_CLASSIFY) {
             const float *lg = tr->logits + (size_t)b * V;
-            res->sample_correct[s] = argmax(lg, V) == d->labels[s];
-            res->sample_loss[s] = xent(lg, V, d->labels[s]);
-        } else {
-            double correct = 0.0, loss = 0.0;
-            for (int t = 0; t < T; t++) {
-                const float *lg = tr->logits + ((size_t)b * T + t) * V;
-                int target = d->tokens[(size_t)s * d->cols + t + 1];
-                double l = xent(lg, V, target);
-                if (token_loss) token_loss[(size_t)b * T + t] = (float)l;
-                loss += l;
-                correct += argmax(lg, V) == target;
-            }
-            res->sample_correct[s] = correct / T;
-            res->sample_loss[s] = loss / T;
+            p->pred[s] = argmax(lg, V);
+            p->correct[s] = p->pred[s] == d->labels[s];
+            p->loss[s] = xent(lg, V, d->labels[s]);
+            continue;
         }
-        for (int mi = 0; mi < tr->n_moe; mi++) {
-            double h = 0.0;
-            const float *p = tr->probs + ((size_t)mi * B + b) * T * E;
-            for (int t = 0; t < T; t++) h += mr_entropy(p + (size_t)t * E, E);
-            res->sample_entropy[(size_t)s * tr->n_moe + mi] = h / T;
+        double correct = 0.0, loss = 0.0;
+        for (int t = 0; t < T; t++) {
+            const float *lg = tr->logits + ((size_t)b * T + t) * V;
+            int target = d->tokens[(size_t)s * d->cols + t + 1];
+            double l = xent(lg, V, target);
+            if (token_loss) token_loss[(size_t)b * T + t] = (float)l;
+            loss += l;
+            correct += argmax(lg, V) == target;
         }
+        p->correct[s] = correct / T;
+        p->loss[s] = loss / T;
+        p->pred[s] = -1;
     }
+}
+
+/* Per-sample routing and prediction flips between two traces of the same samples. */
+static void compare(mr_eval_flips *f, const mr_trace *a, const mr_trace *b, int task, int V,
+                    int s0)
+{
+    int B = a->B, T = a->T, k = a->k, nm = a->n_moe;
+    for (int s = 0; s < B; s++) {
+        for (int mi = 0; mi < nm; mi++) {
+            size_t off = ((size_t)mi * B * T + (size_t)s * T) * k;
+            mr_flip_sums fs;
+            mr_flip_compare(&fs, a->topk + off, b->topk + off, T, k);
+            size_t i = (size_t)(s0 + s) * nm + mi;
+            f->top1[i] = fs.top1 / T;
+            f->set[i] = fs.set / T;
+            f->jaccard[i] = fs.jaccard / T;
+        }
+        int rows = task == MR_TASK_CLASSIFY ? 1 : T;
+        double changed = 0.0;
+        for (int t = 0; t < rows; t++) {
+            size_t o = ((size_t)s * rows + t) * V;
+            changed += argmax(a->logits + o, V) != argmax(b->logits + o, V);
+        }
+        f->pred[s0 + s] = changed / rows;
+    }
+}
+
+/* Embedding hook: forwards to the corruption with the micro-batch's first sample. */
+typedef struct embed_ctx {
+    const mr_eval_corruption *c;
+    uint64_t first;
+    int thread;
+} embed_ctx;
+
+static int embed_hook(void *ctx, float *x, int B, int T, int d)
+{
+    embed_ctx *e = ctx;
+    return e->c->embeddings(e->c->ctx, x, B, T, d, e->first, e->thread);
+}
+
+typedef struct worker {
+    mr_workspace *clean, *corrupt, *other;
+    uint8_t *images;     /* corrupted images [B,H,W,C] */
+    int32_t *tokens;     /* corrupted tokens [B,cols] */
+    float *token_loss;   /* [B,T] for --save-routing on lm */
+    embed_ctx ectx;
+} worker;
+
+static void worker_free(worker *w)
+{
+    mr_workspace_free(w->clean);
+    mr_workspace_free(w->corrupt);
+    mr_workspace_free(w->other);
+    free(w->images);
+    free(w->tokens);
+    free(w->token_loss);
+}
+
+static int worker_alloc(worker *w, const mr_model *m, const mr_router *r, const mr_dataset *d,
+                        const mr_eval_opts *o, const mr_engine_opts *eo, int T, int thread)
+{
+    memset(w, 0, sizeof *w);
+    const mr_eval_corruption *c = o->corruption;
+    int B = eo->batch;
+    MR_TRY(mr_workspace_alloc(&w->clean, m, r, eo));
+    if (c) {
+        MR_TRY(mr_workspace_alloc(&w->corrupt, m, r, eo));
+        if (c->embeddings) {
+            w->ectx = (embed_ctx){.c = c, .thread = thread};
+            mr_workspace_set_embed_hook(w->corrupt, embed_hook, &w->ectx);
+        }
+        if (c->images && d->kind == MR_DATA_IMAGES &&
+            !(w->images = malloc((size_t)B * d->h * d->w * d->c)))
+            return mr_error_set(MR_ENOMEM, "out of memory");
+        if (c->tokens && d->kind == MR_DATA_TOKENS &&
+            !(w->tokens = malloc((size_t)B * d->cols * sizeof *w->tokens)))
+            return mr_error_set(MR_ENOMEM, "out of memory");
+    }
+    if (o->compare) {
+        MR_TRY(mr_workspace_alloc(&w->other, o->compare, o->compare_router, eo));
+        if (c && c->embeddings) mr_workspace_set_embed_hook(w->other, embed_hook, &w->ectx);
+    }
+    if (o->save_routing && m->cfg.task == MR_TASK_LM &&
+        !(w->token_loss = malloc((size_t)B * T * sizeof(float))))
+        return mr_error_set(MR_ENOMEM, "out of memory");
+    return MR_OK;
+}
+
+/* One forward of `ws` on samples s0..s0+nb-1 from either the dataset or a corrupted copy. */
+static int forward(mr_workspace *ws, const mr_model *m, const mr_dataset *d, const uint8_t *img,
+                   const int32_t *tok, int s0, int nb, int T)
+{
+    if (m->cfg.task == MR_TASK_CLASSIFY)
+        return mr_engine_forward_images(
+            ws, img ? img : d->images + (size_t)s0 * d->h * d->w * d->c, nb);
+    return mr_engine_forward_tokens(ws, tok ? tok : d->tokens + (size_t)s0 * d->cols, nb, T,
+                                    d->cols);
+}
+
+static int run_chunk(worker *w, mr_eval_result *res, const mr_model *m, const mr_dataset *d,
+                     const mr_eval_opts *o, mr_routing_writer *rw, int s0, int nb, int T,
+                     int thread)
+{
+    const mr_eval_corruption *c = o->corruption;
+    MR_TRY(forward(w->clean, m, d, NULL, NULL, s0, nb, T));
+    const mr_trace *tc = mr_workspace_trace(w->clean), *main = tc;
+    score(&res->clean, tc, m, d, s0, c ? NULL : w->token_loss);
+    MR_TRY(mr_routing_acc_add(res->clean.routing, tc, s0));
+    const uint8_t *img = NULL;
+    const int32_t *tok = NULL;
+    if (c) {
+        if (w->images) {
+            MR_TRY(c->images(c->ctx, w->images, d->images + (size_t)s0 * d->h * d->w * d->c, nb,
+                             d->h, d->w, d->c, (uint64_t)s0, thread));
+            img = w->images;
+        }
+        if (w->tokens) {
+            MR_TRY(c->tokens(c->ctx, w->tokens, d->tokens + (size_t)s0 * d->cols, nb, d->cols,
+                             (uint64_t)s0, thread));
+            tok = w->tokens;
+        }
+        w->ectx.first = (uint64_t)s0;
+        MR_TRY(forward(w->corrupt, m, d, img, tok, s0, nb, T));
+        main = mr_workspace_trace(w->corrupt);
+        score(&res->corrupt, main, m, d, s0, w->token_loss);
+        MR_TRY(mr_routing_acc_add(res->corrupt.routing, main, s0));
+        compare(&res->flip_corrupt, tc, main, m->cfg.task, m->cfg.n_out, s0);
+    }
+    if (o->compare) {
+        MR_TRY(forward(w->other, o->compare, d, img, tok, s0, nb, T));
+        compare(&res->flip_ckpt, main, mr_workspace_trace(w->other), m->cfg.task, m->cfg.n_out,
+                s0);
+    }
+    if (rw) {
+        int st;
+#pragma omp critical(mr_hdf5)
+        st = mr_routing_writer_put(rw, main, s0, w->token_loss);
+        MR_TRY(st);
+    }
+    return MR_OK;
+}
+
+static int ci(mr_ci *out, const double *x, int n, int stride, const mr_eval_opts *o,
+              const char *purpose)
+{
+    if (o->bootstrap <= 0) {
+        out->mean = out->lo = out->hi = mr_stats_mean(x, (size_t)n, (size_t)stride);
+        return MR_OK;
+    }
+    return mr_stats_bootstrap_mean(out, x, (size_t)n, (size_t)stride, o->bootstrap, o->level,
+                                   o->seed, purpose, NULL);
+}
+
+static int paired(mr_paired *out, const double *x, const double *y, int n,
+                  const mr_eval_opts *o, const char *purpose)
+{
+    if (o->bootstrap <= 0) {
+        out->diff.mean = out->diff.lo = out->diff.hi =
+            mr_stats_mean(x, (size_t)n, 1) - mr_stats_mean(y, (size_t)n, 1);
+        out->p_value = NAN;
+        return MR_OK;
+    }
+    return mr_stats_bootstrap_paired(out, x, y, (size_t)n, 1, o->bootstrap, o->level, o->seed,
+                                     purpose, NULL);
+}
+
+static int summarize_pass(mr_eval_pass *p, int n, int n_moe, const mr_eval_opts *o,
+                          const char *name)
+{
+    char purpose[64];
+    snprintf(purpose, sizeof purpose, "bootstrap/accuracy/%s", name);
+    MR_TRY(ci(&p->accuracy, p->correct, n, 1, o, purpose));
+    snprintf(purpose, sizeof purpose, "bootstrap/loss/%s", name);
+    MR_TRY(ci(&p->loss_ci, p->loss, n, 1, o, purpose));
+    (void)n_moe;
+    return mr_routing_summarize(p->layers, p->routing, o->bootstrap, o->level, o->seed);
+}
+
+static int summarize_flips(mr_eval_flips *f, int n, int n_moe, const mr_eval_opts *o,
+                           const char *name)
+{
+    char purpose[64];
+    for (int mi = 0; mi < n_moe; mi++) {
+        snprintf(purpose, sizeof purpose, "bootstrap/flip-top1/%s/%d", name, mi);
+        MR_TRY(ci(&f->top1_ci[mi], f->top1 + mi, n, n_moe, o, purpose));
+        snprintf(purpose, sizeof purpose, "bootstrap/flip-set/%s/%d", name, mi);
+        MR_TRY(ci(&f->set_ci[mi], f->set + mi, n, n_moe, o, purpose));
+        snprintf(purpose, sizeof purpose, "bootstrap/flip-jaccard/%s/%d", name, mi);
+        MR_TRY(ci(&f->jaccard_ci[mi], f->jaccard + mi, n, n_moe, o, purpose));
+    }
+    snprintf(purpose, sizeof purpose, "bootstrap/flip-pred/%s", name);
+    return ci(&f->pred_ci, f->pred, n, 1, o, purpose);
+}
+
+/* The compared checkpoint must route the same layers over the same experts. */
+static int check_compare(const mr_model *a, const mr_model *b)
+{
+    const mr_config *x = &a->cfg, *y = &b->cfg;
+    int same = x->task == y->task && x->n_moe == y->n_moe && x->n_experts == y->n_experts &&
+               x->n_out == y->n_out && x->n_pos == y->n_pos;
+    for (int i = 0; same && i < x->n_moe; i++) same = x->moe_layers[i] == y->moe_layers[i];
+    if (same && x->task == MR_TASK_CLASSIFY)
+        same = x->image_h == y->image_h && x->image_w == y->image_w && x->channels == y->channels;
+    MR_REQUIRE(same, MR_EINPUT,
+               "%s cannot be compared with %s: task, MoE layers, experts or input differ",
+               b->path, a->path);
+    return MR_OK;
 }
 
 int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,
@@ -83,102 +341,88 @@ int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,
     MR_TRY(mr_dataset_check_model(d, m));
     MR_REQUIRE(o->threads >= 1 && o->threads <= 1024, MR_EINPUT,
                "threads = %d must be in 1..1024", o->threads);
+    MR_REQUIRE(o->bootstrap >= 0 && o->bootstrap <= 1000000, MR_EINPUT,
+               "bootstrap = %d must be in 0..1000000", o->bootstrap);
+    MR_REQUIRE(o->level > 0.0 && o->level < 1.0, MR_EINPUT, "level = %g must be in (0, 1)",
+               o->level);
+    if (o->compare) {
+        MR_REQUIRE(o->compare_router, MR_EINPUT, "a compared checkpoint needs a router");
+        MR_TRY(check_compare(m, o->compare));
+    }
     const mr_config *c = &m->cfg;
     mr_engine_opts eo = o->engine;
     int T = c->task == MR_TASK_LM ? d->cols - 1 : mr_config_seq_len(c);
     if (c->task == MR_TASK_LM) eo.seq_len = T;
     MR_TRY(mr_engine_opts_check(&eo, m));
-    int k = eo.top_k ? eo.top_k : c->top_k;
+    int k = eo.top_k ? eo.top_k : c->top_k, n = d->n, nm = c->n_moe;
     res->task = c->task;
-    res->n = d->n;
+    res->n = n;
     res->T = T;
-    res->n_moe = c->n_moe;
+    res->n_moe = nm;
     res->E = c->n_experts;
-    res->entropy = calloc((size_t)c->n_moe + 1, sizeof(double));
-    res->sample_correct = malloc((size_t)d->n * sizeof(double));
-    res->sample_loss = malloc((size_t)d->n * sizeof(double));
-    res->sample_entropy = malloc(((size_t)d->n * c->n_moe + 1) * sizeof(double));
-    if (!res->entropy || !res->sample_correct || !res->sample_loss || !res->sample_entropy) {
-        mr_eval_result_free(res);
-        return mr_error_set(MR_ENOMEM, "out of memory");
-    }
+    res->k = k;
+    res->has_corrupt = o->corruption != NULL;
+    res->has_compare = o->compare != NULL;
+    res->n_scored = c->task == MR_TASK_LM ? (long long)n * T : n;
+    int st = pass_alloc(&res->clean, n, nm, c->n_experts, k);
+    if (st == MR_OK && res->has_corrupt) st = pass_alloc(&res->corrupt, n, nm, c->n_experts, k);
+    if (st == MR_OK && res->has_corrupt) st = flips_alloc(&res->flip_corrupt, n, nm);
+    if (st == MR_OK && res->has_compare) st = flips_alloc(&res->flip_ckpt, n, nm);
     mr_routing_writer *rw = NULL;
-    if (o->save_routing) {
-        int st = mr_routing_writer_open(&rw, o->save_routing, m, d->n, T, k);
-        if (st != MR_OK) {
-            mr_eval_result_free(res);
-            return st;
-        }
+    if (st == MR_OK && o->save_routing)
+        st = mr_routing_writer_open(&rw, o->save_routing, m, n, T, k);
+    if (st != MR_OK) {
+        mr_eval_result_free(res);
+        return st;
     }
 
-    int B = eo.batch, n_chunks = (d->n + B - 1) / B;
-    int failed = 0;
+    int B = eo.batch, n_chunks = (n + B - 1) / B;
+    int failed = 0, err_code = MR_OK;
     char err[1024] = "";
-    int err_code = MR_OK;
 #pragma omp parallel num_threads(o->threads)
     {
-        mr_workspace *ws = NULL;
-        float *token_loss = NULL;
-        int st = mr_workspace_alloc(&ws, m, r, &eo);
-        if (st == MR_OK && rw && c->task == MR_TASK_LM &&
-            !(token_loss = malloc((size_t)B * T * sizeof(float))))
-            st = mr_error_set(MR_ENOMEM, "out of memory");
+        int thread = 0;
+#ifdef _OPENMP
+        thread = omp_get_thread_num();
+#endif
+        worker w;
+        int wst = worker_alloc(&w, m, r, d, o, &eo, T, thread);
 #pragma omp for schedule(dynamic, 1)
         for (int ch = 0; ch < n_chunks; ch++) {
             int bail;
 #pragma omp atomic read
             bail = failed;
-            if (bail || st != MR_OK) continue;
-            int s0 = ch * B, nb = d->n - s0 < B ? d->n - s0 : B;
-            if (c->task == MR_TASK_CLASSIFY)
-                st = mr_engine_forward_images(
-                    ws, d->images + (size_t)s0 * c->image_h * c->image_w * c->channels, nb);
-            else
-                st = mr_engine_forward_tokens(ws, d->tokens + (size_t)s0 * d->cols, nb, T,
-                                              d->cols);
-            if (st != MR_OK) continue;
-            const mr_trace *tr = mr_workspace_trace(ws);
-            score_batch(res, tr, m, d, s0, token_loss);
-            if (rw) {
-#pragma omp critical(mr_hdf5)
-                st = mr_routing_writer_put(rw, tr, s0, token_loss);
-            }
+            if (bail || wst != MR_OK) continue;
+            int s0 = ch * B, nb = n - s0 < B ? n - s0 : B;
+            wst = run_chunk(&w, res, m, d, o, rw, s0, nb, T, thread);
         }
-        if (st != MR_OK) {
+        if (wst != MR_OK) {
 #pragma omp critical(mr_eval_error)
             if (!failed) {
                 failed = 1;
-                err_code = st;
+                err_code = wst;
                 snprintf(err, sizeof err, "%s", mr_error_message());
             }
         }
-        free(token_loss);
-        mr_workspace_free(ws);
+        worker_free(&w);
     }
     if (failed) {
         mr_routing_writer_abort(rw);
         mr_eval_result_free(res);
         return mr_error_set(err_code, "%s", err);
     }
-    if (rw) {
-        int st = mr_routing_writer_close(rw);
-        if (st != MR_OK) {
-            mr_eval_result_free(res);
-            return st;
-        }
-    }
-    /* reductions in sample order: deterministic for any thread count */
-    double correct = 0.0, loss = 0.0;
-    for (int s = 0; s < d->n; s++) {
-        correct += res->sample_correct[s];
-        loss += res->sample_loss[s];
-        for (int mi = 0; mi < c->n_moe; mi++)
-            res->entropy[mi] += res->sample_entropy[(size_t)s * c->n_moe + mi];
-    }
-    res->n_scored = c->task == MR_TASK_LM ? (long long)d->n * T : d->n;
-    res->accuracy = correct / d->n;
-    res->loss = loss / d->n;
-    res->bpc = res->loss / log(2.0);
-    for (int mi = 0; mi < c->n_moe; mi++) res->entropy[mi] /= d->n;
-    return MR_OK;
+    st = rw ? mr_routing_writer_close(rw) : MR_OK;
+    if (st == MR_OK) st = summarize_pass(&res->clean, n, nm, o, "clean");
+    if (st == MR_OK && res->has_corrupt) st = summarize_pass(&res->corrupt, n, nm, o, "corrupt");
+    if (st == MR_OK && res->has_corrupt)
+        st = summarize_flips(&res->flip_corrupt, n, nm, o, "corrupt");
+    if (st == MR_OK && res->has_compare) st = summarize_flips(&res->flip_ckpt, n, nm, o, "ckpt");
+    if (st == MR_OK && res->has_corrupt)
+        st = paired(&res->acc_drop, res->clean.correct, res->corrupt.correct, n, o,
+                    "bootstrap/accuracy-drop");
+    if (st == MR_OK && res->has_corrupt)
+        st = paired(&res->loss_rise, res->corrupt.loss, res->clean.loss, n, o,
+                    "bootstrap/loss-rise");
+    if (st != MR_OK) mr_eval_result_free(res);
+    return st;
 }

@@ -1,36 +1,78 @@
-/* mr_eval.h — evaluate a model with a router on a dataset.
+/* mr_eval.h — evaluate a model with a router on a dataset: clean, optionally under a
+ * corruption, optionally against a second checkpoint.
  *
  * Samples are cut into fixed micro-batches [i*B, (i+1)*B) that OpenMP threads take
  * in any order; every per-sample value is stored at its sample index and reduced
- * afterwards in index order, so results are bit-identical for any thread count.
- * Ownership: mr_eval_result arrays are owned by the result (mr_eval_result_free).
+ * afterwards in index order (layer counts are exact integers), so results are
+ * bit-identical for any thread count.
+ * Ownership: everything in mr_eval_result is owned by it (mr_eval_result_free).
  */
 #ifndef MR_EVAL_H
 #define MR_EVAL_H
 
 #include "../analysis/mr_engine.h"
+#include "../metrics/mr_routing_metrics.h"
 #include "mr_data.h"
+
+/* How a micro-batch's input is corrupted (the corrupted pass). Implemented by the
+ * corruption library; `ctx` is its state. Any of the three may be NULL. */
+typedef struct mr_eval_corruption {
+    const char *label; /* e.g. "shot_noise:3", for output */
+    /* out[n,H,W,C] from in; samples first_index .. first_index+n-1; thread = worker */
+    int (*images)(void *ctx, uint8_t *out, const uint8_t *in, int n, int H, int W, int C,
+                  uint64_t first_index, int thread);
+    /* out[n,cols] from in (same shape, ids in vocabulary) */
+    int (*tokens)(void *ctx, int32_t *out, const int32_t *in, int n, int cols,
+                  uint64_t first_index, int thread);
+    /* x[n*T, d] in place, after the input embedding */
+    int (*embeddings)(void *ctx, float *x, int n, int T, int d, uint64_t first_index,
+                      int thread);
+    void *ctx;
+} mr_eval_corruption;
 
 typedef struct mr_eval_opts {
     mr_engine_opts engine;
     int threads;               /* OpenMP threads (>= 1) */
-    const char *save_routing;  /* NULL, or an HDF5 file to write routing traces to */
+    const char *save_routing;  /* NULL, or an HDF5 file for the routing traces of the
+                                  main condition (corrupted if a corruption is given) */
+    const mr_eval_corruption *corruption; /* NULL: clean only */
+    const mr_model *compare;   /* NULL, or a second checkpoint run on the same inputs */
+    const mr_router *compare_router; /* its router (required with compare) */
+    int bootstrap;             /* resamples for CIs (0: none) */
+    double level;              /* CI level, e.g. 0.95 */
+    uint64_t seed;             /* bootstrap seed */
 } mr_eval_opts;
 
+void mr_eval_opts_init(mr_eval_opts *o, const mr_model *m);
+
+/* Accuracy and loss of one condition (clean or corrupted), per sample and in total. */
+typedef struct mr_eval_pass {
+    double *correct;           /* [n] fraction of correct predictions of the sample */
+    double *loss;              /* [n] mean cross-entropy of the sample (nats) */
+    int *pred;                 /* classify: [n] predicted class (for flips) */
+    mr_routing_acc *routing;
+    mr_ci accuracy, loss_ci;   /* means over samples with bootstrap CIs */
+    mr_layer_routing *layers;  /* [n_moe] routing summaries */
+} mr_eval_pass;
+
+/* Routing comparison of two traces of the same tokens, per sample and layer. */
+typedef struct mr_eval_flips {
+    double *top1, *set, *jaccard; /* [n, n_moe] fractions of the sample's tokens */
+    double *pred;                 /* [n] fraction of the sample's predictions that changed */
+    mr_ci *top1_ci, *set_ci, *jaccard_ci; /* [n_moe] */
+    mr_ci pred_ci;
+} mr_eval_flips;
+
 typedef struct mr_eval_result {
-    int task;
-    int n;                     /* samples */
-    int T;                     /* tokens per sample */
-    int n_moe, E;
-    long long n_scored;        /* predictions scored: n (classify) or n*T (lm) */
-    double accuracy;           /* classify: top-1; lm: next-token top-1 */
-    double loss;               /* mean cross-entropy (nats) per scored prediction */
-    double bpc;                /* lm: loss / ln 2 */
-    double *entropy;           /* [n_moe] mean routing entropy per token (nats) */
-    /* per-sample values, index order */
-    double *sample_correct;    /* [n] fraction of correct predictions of the sample */
-    double *sample_loss;       /* [n] mean loss of the sample */
-    double *sample_entropy;    /* [n, n_moe] mean routing entropy over the sample's tokens */
+    int task, n, T, n_moe, E, k;
+    long long n_scored;        /* predictions per pass: n (classify) or n*T (lm) */
+    mr_eval_pass clean;
+    mr_eval_pass corrupt;      /* when opts.corruption */
+    mr_eval_flips flip_corrupt;/* clean vs corrupted, same model */
+    mr_eval_flips flip_ckpt;   /* this model vs opts.compare on the main condition */
+    mr_paired acc_drop;        /* clean minus corrupted accuracy (paired bootstrap) */
+    mr_paired loss_rise;       /* corrupted minus clean loss */
+    int has_corrupt, has_compare;
 } mr_eval_result;
 
 int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,

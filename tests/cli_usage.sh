@@ -26,8 +26,13 @@ expect 2 "unknown router 'nosuch'" -- "$bin" eval --model $m --data $d --router 
 expect 2 "router softmax has no option 'tau'" -- "$bin" eval --model $m --data $d --router-opt tau=1
 expect 2 "top_k = 99" -- "$bin" eval --model $m --data $d --top-k 99
 expect 2 "is an image classifier" -- "$bin" eval --model $m --data tests/fixtures/tiny-tokens.h5
-expect 0 "routing entropy per MoE layer" -- "$bin" eval --model $m --data $d --threads 2
+expect 0 "routing per MoE layer (clean)" -- "$bin" eval --model $m --data $d --threads 2
 expect 0 "bpc" -- "$bin" eval --model tests/fixtures/tiny-lm.h5 --data tests/fixtures/tiny-tokens.h5
+expect 0 "checkpoint flip rate per MoE layer" -- "$bin" eval --model $m --data $d --compare-checkpoint $m
+expect 2 "cannot be compared" -- "$bin" eval --model $m --data $d --compare-checkpoint tests/fixtures/tiny-lm.h5
+expect 2 "no such file" -- "$bin" eval --model $m --data $d --compare-checkpoint tests/fixtures/nope.h5
+expect 2 "--bootstrap: -1 is outside" -- "$bin" eval --model $m --data $d --bootstrap -1
+expect 0 "intervals    none" -- "$bin" eval --model $m --data $d --bootstrap 0
 # a bad --save-routing directory is an input error and leaves nothing behind
 expect 2 "cannot create file" -- "$bin" eval --model $m --data $d --save-routing /nonexistent-dir/x.h5
 # output identical for 1 and 2 threads (lines after the header)

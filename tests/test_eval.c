@@ -22,10 +22,11 @@ static void run(mr_eval_result *res, const char *model, const char *data, int th
     ck_assert_msg(mr_dataset_load(&d, data, 0) == MR_OK, "%s", mr_error_message());
     ck_assert_int_eq(mr_router_alloc(&r, "softmax", m, NULL), MR_OK);
     mr_eval_opts o;
-    mr_engine_opts_init(&o.engine, m);
+    mr_eval_opts_init(&o, m);
     o.engine.batch = batch;
     o.threads = threads;
     o.save_routing = save;
+    o.bootstrap = 200;
     ck_assert_msg(mr_eval_run(res, m, r, d, &o) == MR_OK, "%s", mr_error_message());
     mr_router_free(r);
     mr_dataset_free(d);
@@ -35,12 +36,21 @@ static void run(mr_eval_result *res, const char *model, const char *data, int th
 static void same_bits(const mr_eval_result *a, const mr_eval_result *b)
 {
     ck_assert_int_eq(a->n, b->n);
-    ck_assert_int_eq(memcmp(a->sample_loss, b->sample_loss, a->n * sizeof(double)), 0);
-    ck_assert_int_eq(memcmp(a->sample_correct, b->sample_correct, a->n * sizeof(double)), 0);
-    ck_assert_int_eq(
-        memcmp(a->sample_entropy, b->sample_entropy, (size_t)a->n * a->n_moe * sizeof(double)), 0);
-    ck_assert_int_eq(memcmp(&a->loss, &b->loss, sizeof a->loss), 0);
-    ck_assert_int_eq(memcmp(&a->accuracy, &b->accuracy, sizeof a->accuracy), 0);
+    const mr_eval_pass *x = &a->clean, *y = &b->clean;
+    ck_assert_int_eq(memcmp(x->loss, y->loss, a->n * sizeof(double)), 0);
+    ck_assert_int_eq(memcmp(x->correct, y->correct, a->n * sizeof(double)), 0);
+    size_t ps = (size_t)a->n * a->n_moe * sizeof(double);
+    ck_assert_int_eq(memcmp(x->routing->entropy, y->routing->entropy, ps), 0);
+    ck_assert_int_eq(memcmp(x->routing->wentropy, y->routing->wentropy, ps), 0);
+    size_t ls = (size_t)a->n_moe * a->E * sizeof(int64_t);
+    ck_assert_int_eq(memcmp(x->routing->load, y->routing->load, ls), 0);
+    ck_assert_int_eq(memcmp(x->routing->psum, y->routing->psum, ls), 0);
+    ck_assert_int_eq(memcmp(&x->loss_ci, &y->loss_ci, sizeof x->loss_ci), 0);
+    ck_assert_int_eq(memcmp(&x->accuracy, &y->accuracy, sizeof x->accuracy), 0);
+    for (int mi = 0; mi < a->n_moe; mi++) {
+        ck_assert_int_eq(memcmp(&x->layers[mi].entropy, &y->layers[mi].entropy, sizeof(mr_ci)), 0);
+        ck_assert_int_eq(memcmp(&x->layers[mi].aux_loss, &y->layers[mi].aux_loss, sizeof(double)), 0);
+    }
 }
 
 START_TEST(threads_do_not_change_bits)
@@ -54,10 +64,12 @@ START_TEST(threads_do_not_change_bits)
         run(&c, cases[i][0], cases[i][1], 3, 2, NULL);
         same_bits(&a, &b);
         same_bits(&a, &c);
-        ck_assert(isfinite(a.loss) && a.loss > 0.0);
+        ck_assert(isfinite(a.clean.loss_ci.mean) && a.clean.loss_ci.mean > 0.0);
         for (int mi = 0; mi < a.n_moe; mi++) {
-            ck_assert(a.entropy[mi] >= 0.0);
-            ck_assert(a.entropy[mi] <= log((double)a.E) + 1e-9);
+            const mr_layer_routing *l = &a.clean.layers[mi];
+            ck_assert(l->entropy.mean >= 0.0);
+            ck_assert(l->entropy.mean <= log((double)a.E) + 1e-9);
+            ck_assert(l->entropy.lo <= l->entropy.mean && l->entropy.mean <= l->entropy.hi);
         }
         mr_eval_result_free(&a);
         mr_eval_result_free(&b);
@@ -72,7 +84,7 @@ START_TEST(batch_size_changes_at_most_rounding)
     run(&a, "tests/fixtures/tiny-lm.h5", "tests/fixtures/tiny-tokens.h5", 1, 1, NULL);
     run(&b, "tests/fixtures/tiny-lm.h5", "tests/fixtures/tiny-tokens.h5", 1, 4, NULL);
     for (int s = 0; s < a.n; s++)
-        ck_assert_double_le(fabs(a.sample_loss[s] - b.sample_loss[s]), 1e-5);
+        ck_assert_double_le(fabs(a.clean.loss[s] - b.clean.loss[s]), 1e-5);
     mr_eval_result_free(&a);
     mr_eval_result_free(&b);
 }
@@ -105,7 +117,7 @@ START_TEST(save_routing_writes_the_trace)
         const float *l = logits + (size_t)s * c->n_classes;
         int best = 0;
         for (int j = 1; j < c->n_classes; j++) best = l[j] > l[best] ? j : best;
-        ck_assert_double_eq(a.sample_correct[s], best == d->labels[s]);
+        ck_assert_double_eq(a.clean.correct[s], best == d->labels[s]);
     }
     for (int mi = 0; mi < c->n_moe; mi++) {
         char p[64];
@@ -128,7 +140,8 @@ START_TEST(save_routing_writes_the_trace)
                 }
                 ck_assert_double_le(fabs(sum - 1.0), 1e-5);
             }
-            ck_assert_double_le(fabs(h / in.dims[1] - a.sample_entropy[s * c->n_moe + mi]), 1e-9);
+            ck_assert_double_le(
+                fabs(h / in.dims[1] - a.clean.routing->entropy[s * c->n_moe + mi]), 1e-9);
         }
         free(probs);
         snprintf(p, sizeof p, "/layers/%d/topk", c->moe_layers[mi]);
@@ -158,9 +171,7 @@ START_TEST(top_k_override_and_bad_options)
     ck_assert_int_eq(mr_dataset_load(&d, "tests/fixtures/tiny-tokens.h5", 0), MR_OK);
     ck_assert_int_eq(mr_router_alloc(&r, "softmax", m, NULL), MR_OK);
     mr_eval_opts o;
-    mr_engine_opts_init(&o.engine, m);
-    o.threads = 1;
-    o.save_routing = NULL;
+    mr_eval_opts_init(&o, m);
     mr_eval_result res;
     o.engine.top_k = m->cfg.n_experts + 1;
     ck_assert_int_eq(mr_eval_run(&res, m, r, d, &o), MR_EINPUT);
@@ -168,11 +179,76 @@ START_TEST(top_k_override_and_bad_options)
     /* k = E: every expert used by every token */
     o.engine.top_k = m->cfg.n_experts;
     ck_assert_int_eq(mr_eval_run(&res, m, r, d, &o), MR_OK);
-    ck_assert(isfinite(res.loss));
+    ck_assert(isfinite(res.clean.loss_ci.mean));
+    /* with k = E every token uses every expert: loads are exactly equal */
+    for (int mi = 0; mi < res.n_moe; mi++) {
+        ck_assert_double_eq(res.clean.layers[mi].cv, 0.0);
+        ck_assert_int_eq(res.clean.layers[mi].dead, 0);
+    }
     mr_eval_result_free(&res);
     mr_router_free(r);
     mr_dataset_free(d);
     mr_model_free(m);
+}
+END_TEST
+
+/* A checkpoint compared with itself never flips; with a different checkpoint it does. */
+START_TEST(compare_checkpoint)
+{
+    mr_model *m, *same, *other;
+    mr_dataset *d;
+    mr_router *r, *rs, *ro;
+    ck_assert_int_eq(mr_model_load(&m, "tests/fixtures/tiny-classify.h5"), MR_OK);
+    ck_assert_int_eq(mr_model_load(&same, "tests/fixtures/tiny-classify.h5"), MR_OK);
+    ck_assert_int_eq(mr_model_load(&other, "tests/fixtures/tiny-classify.h5"), MR_OK);
+    /* perturb the second copy's gate so its routing differs */
+    const mr_layer *L = &other->layers[other->cfg.moe_layers[0]];
+    for (int i = 0; i < other->cfg.n_experts * other->cfg.d_model; i++)
+        L->gate_w[i] = (i % 3 == 0) ? -L->gate_w[i] : L->gate_w[i] * 2.0f;
+    ck_assert_int_eq(mr_dataset_load(&d, "tests/fixtures/tiny-images.h5", 0), MR_OK);
+    ck_assert_int_eq(mr_router_alloc(&r, "softmax", m, NULL), MR_OK);
+    ck_assert_int_eq(mr_router_alloc(&rs, "softmax", same, NULL), MR_OK);
+    ck_assert_int_eq(mr_router_alloc(&ro, "softmax", other, NULL), MR_OK);
+    mr_eval_opts o;
+    mr_eval_opts_init(&o, m);
+    o.bootstrap = 100;
+    mr_eval_result res;
+    o.compare = same;
+    o.compare_router = rs;
+    ck_assert_int_eq(mr_eval_run(&res, m, r, d, &o), MR_OK);
+    for (int mi = 0; mi < res.n_moe; mi++) {
+        ck_assert_double_eq(res.flip_ckpt.top1_ci[mi].mean, 0.0);
+        ck_assert_double_eq(res.flip_ckpt.jaccard_ci[mi].hi, 0.0);
+    }
+    ck_assert_double_eq(res.flip_ckpt.pred_ci.mean, 0.0);
+    mr_eval_result_free(&res);
+    o.compare = other;
+    o.compare_router = ro;
+    ck_assert_int_eq(mr_eval_run(&res, m, r, d, &o), MR_OK);
+    ck_assert_double_gt(res.flip_ckpt.top1_ci[0].mean, 0.0);
+    ck_assert_double_le(res.flip_ckpt.set_ci[0].mean, 1.0);
+    /* a top-k set change implies nonzero Jaccard distance, and top-1 flips are bounded by
+     * set flips plus within-set reorderings: both lie in [0, 1] */
+    ck_assert_double_ge(res.flip_ckpt.jaccard_ci[0].mean, 0.0);
+    mr_eval_result_free(&res);
+    /* an incompatible checkpoint is refused with both names */
+    mr_model *lm;
+    mr_router *rl;
+    ck_assert_int_eq(mr_model_load(&lm, "tests/fixtures/tiny-lm.h5"), MR_OK);
+    ck_assert_int_eq(mr_router_alloc(&rl, "softmax", lm, NULL), MR_OK);
+    o.compare = lm;
+    o.compare_router = rl;
+    ck_assert_int_eq(mr_eval_run(&res, m, r, d, &o), MR_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mr_error_message(), "cannot be compared"));
+    mr_router_free(rl);
+    mr_model_free(lm);
+    mr_router_free(r);
+    mr_router_free(rs);
+    mr_router_free(ro);
+    mr_dataset_free(d);
+    mr_model_free(m);
+    mr_model_free(same);
+    mr_model_free(other);
 }
 END_TEST
 
@@ -186,6 +262,7 @@ int main(void)
     tcase_add_test(tc, batch_size_changes_at_most_rounding);
     tcase_add_test(tc, save_routing_writes_the_trace);
     tcase_add_test(tc, top_k_override_and_bad_options);
+    tcase_add_test(tc, compare_checkpoint);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }
