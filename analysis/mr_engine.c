@@ -31,7 +31,13 @@ struct mr_workspace {
     int *iarena;
     mr_embed_hook embed_hook;
     void *embed_ctx;
+    float *carry;              /* [N, d] combine() state across MoE blocks (if any) */
+    uint64_t first_sample;
+    const mr_layer *cur_layer; /* block whose experts run_experts() applies */
+    int cur_N;
 };
+
+void mr_workspace_set_first_sample(mr_workspace *ws, uint64_t first) { ws->first_sample = first; }
 
 void mr_workspace_set_embed_hook(mr_workspace *ws, mr_embed_hook hook, void *ctx)
 {
@@ -101,9 +107,11 @@ int mr_workspace_alloc(mr_workspace **out, const mr_model *m, const mr_router *r
     size_t n_att = (o->keep_attention ? (size_t)c->n_layers : 1) * B * NH * TT;
     size_t n_logits = c->task == MR_TASK_CLASSIFY ? (size_t)B * c->n_out : N * c->n_out;
     size_t n_rs = mr_router_scratch_floats(r, m, B, T);
+    size_t n_carry = r->type->combine ? N * d : 0;
     size_t total = 3 * N * d + N * 3 * d + N * d + n_att + N * hid + 2 * N * d +
                    (size_t)B * c->n_patches * pp + (size_t)B * d + n_rs + N * k +
-                   nm * N * E + nm * N * k + (o->keep_moe_input ? nm * N * d : 0) + n_logits;
+                   nm * N * E + nm * N * k + (o->keep_moe_input ? nm * N * d : 0) + n_logits +
+                   n_carry;
     size_t itotal = N * k + E + 1 + nm * N * k;
     ws->arena = malloc(total * sizeof(float));
     ws->iarena = malloc(itotal * sizeof(int));
@@ -131,6 +139,7 @@ int mr_workspace_alloc(mr_workspace **out, const mr_model *m, const mr_router *r
     ws->trace.moe_input = o->keep_moe_input ? take(&cur, nm * N * d) : NULL;
     ws->trace.logits = take(&cur, n_logits);
     ws->trace.attention = o->keep_attention ? ws->att : NULL;
+    ws->carry = n_carry ? take(&cur, n_carry) : NULL;
     int *icur = ws->iarena;
     ws->slot_tok = icur;
     icur += N * k;
@@ -197,6 +206,14 @@ static void moe_forward(mr_workspace *ws, float *out, const float *x, const mr_l
     }
 }
 
+/* mr_experts_fn for combine(): the current block's experts on another input. */
+static void run_experts(void *engine, float *y, const float *x, const int *topk,
+                        const float *weights)
+{
+    mr_workspace *ws = engine;
+    moe_forward(ws, y, x, ws->cur_layer, topk, weights, ws->cur_N, ws->trace.k);
+}
+
 static void add_inplace(float *x, const float *y, size_t n)
 {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
@@ -213,6 +230,7 @@ static int forward_blocks(mr_workspace *ws, int B, int T)
     ws->trace.B = B;
     ws->trace.T = T;
     if (ws->embed_hook) MR_TRY(ws->embed_hook(ws->embed_ctx, ws->x, B, T, d));
+    if (ws->carry) memset(ws->carry, 0, Nd * sizeof *ws->carry);
     const int *prev_topk = NULL;
     for (int l = 0; l < c->n_layers; l++) {
         const mr_layer *L = &m->layers[l];
@@ -237,9 +255,18 @@ static int forward_blocks(mr_workspace *ws, int B, int T)
                 memcpy(ws->trace.moe_input + (size_t)mi * Nd, ws->xn, Nd * sizeof(float));
             mr_route_ctx ctx = {.model = m, .layer = l, .moe_index = mi, .B = B, .T = T,
                                 .k = k, .x = ws->xn, .att = att, .prev_topk = prev_topk,
-                                .prev_k = k, .scratch = ws->router_scratch};
-            MR_TRY(ws->router->type->route(ws->router->state, &ctx, probs, topk, weights));
+                                .prev_k = k, .first_sample = ws->first_sample,
+                                .scratch = ws->router_scratch};
+            const mr_router_type *rt = ws->router->type;
+            MR_TRY(rt->route(ws->router->state, &ctx, probs, topk, weights));
             moe_forward(ws, ws->buf, ws->xn, L, topk, weights, N, k);
+            if (rt->combine) {
+                ws->cur_layer = L;
+                ws->cur_N = N;
+                mr_combine_ctx cc = {.experts = run_experts, .engine = ws, .topk = topk,
+                                     .weights = weights, .carry = ws->carry};
+                MR_TRY(rt->combine(ws->router->state, &ctx, &cc, ws->buf));
+            }
             prev_topk = topk;
         }
         add_inplace(ws->x, ws->buf, Nd);

@@ -56,6 +56,10 @@ const mr_trace *mr_workspace_trace(const mr_workspace *ws);
 typedef int (*mr_embed_hook)(void *ctx, float *x, int B, int T, int d);
 void mr_workspace_set_embed_hook(mr_workspace *ws, mr_embed_hook hook, void *ctx);
 
+/* Dataset index of the first sample of the next forward (for per-sample random
+ * streams of stochastic routers); 0 by default. */
+void mr_workspace_set_first_sample(mr_workspace *ws, uint64_t first);
+
 /* images [B, H, W, C] uint8, B <= opts.batch. */
 int mr_engine_forward_images(mr_workspace *ws, const uint8_t *images, int B);
 /* tokens: B rows of `stride` ids, of which the first T are read; T <= opts.seq_len. */

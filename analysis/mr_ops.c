@@ -64,6 +64,11 @@ static void softmax_prefix(float *x, int n, int len)
     for (int i = n; i < len; i++) x[i] = 0.0f;
 }
 
+void mr_softmax_square(float *x, int T, int causal)
+{
+    for (int t = 0; t < T; t++) softmax_prefix(x + (size_t)t * T, causal ? t + 1 : T, T);
+}
+
 void mr_softmax_rows(float *x, int N, int C)
 {
     for (int n = 0; n < N; n++) softmax_prefix(x + (size_t)n * C, C, C);
@@ -84,7 +89,7 @@ void mr_attention_forward(float *out, float *att, const float *qkv, int B, int T
             /* scores = scale * Q K^T; the masked upper triangle is overwritten below */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, 3 * C, k,
                         3 * C, 0.0f, a, T);
-            for (int t = 0; t < T; t++) softmax_prefix(a + (size_t)t * T, causal ? t + 1 : T, T);
+            mr_softmax_square(a, T, causal);
             float *o = out + (size_t)b * T * C + h * hs; /* [T, hs], row stride C */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, v,
                         3 * C, 0.0f, o, C);

@@ -21,6 +21,10 @@ void mr_linear_forward(float *out, const float *in, const float *weight, const f
 void mr_gelu_forward(float *x, size_t n);
 void mr_relu_forward(float *x, size_t n);
 
+/* In-place softmax of each row of a square x[T,T]; with `causal`, row i covers
+ * columns 0..i only and the rest are set to exactly 0. */
+void mr_softmax_square(float *x, int T, int causal);
+
 /* In-place softmax of each of the N rows of x[N,C]. */
 void mr_softmax_rows(float *x, int N, int C);
 

@@ -9,7 +9,12 @@
 #include "mr_error.h"
 #include "mr_ops.h"
 
-const mr_router_type *const mr_router_types[] = {&mr_router_softmax, NULL};
+#include <gsl/gsl_cblas.h>
+
+const mr_router_type *const mr_router_types[] = {
+    &mr_router_softmax, &mr_router_similarity, &mr_router_attention, &mr_router_ac,
+    &mr_router_cosine,  &mr_router_random,     &mr_router_momentum,  &mr_router_s2moe,
+    NULL};
 
 const mr_router_type *mr_router_lookup(const char *name)
 {
@@ -33,6 +38,22 @@ int mr_router_opts_add(mr_router_opts *o, const char *kv)
     memcpy(o->val[o->n], eq + 1, vlen + 1);
     o->used[o->n] = 0;
     o->n++;
+    return MR_OK;
+}
+
+int mr_router_opts_get_string(mr_router_opts *o, const char *key, char *buf, size_t cap,
+                              int *found)
+{
+    *found = 0;
+    if (!o) return MR_OK;
+    for (int i = 0; i < o->n; i++) {
+        if (strcmp(o->key[i], key) != 0) continue;
+        MR_REQUIRE(strlen(o->val[i]) < cap, MR_EINPUT, "router option %s=%s is too long", key,
+                   o->val[i]);
+        strcpy(buf, o->val[i]);
+        o->used[i] = 1;
+        *found = 1;
+    }
     return MR_OK;
 }
 
@@ -139,5 +160,23 @@ void mr_route_softmax_gate(float *probs, int *topk, float *weights, const float 
         mr_route_topk(topk + (size_t)n * k, probs + (size_t)n * E, E, k);
         mr_route_weights(weights + (size_t)n * k, probs + (size_t)n * E, topk + (size_t)n * k,
                          k, gate_norm);
+    }
+}
+
+double mr_router_model_param(const mr_layer *layer, const char *name, double dflt)
+{
+    const mr_named_tensor *t = mr_layer_router_tensor(layer, name);
+    return t && t->size == 1 ? (double)t->data[0] : dflt;
+}
+
+void mr_route_mix(float *probs, int *topk, float *weights, const float *S, const float *G,
+                  int T, int E, int k)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, E, T, 1.0f, S, T, G, E, 0.0f,
+                probs, E);
+    for (int t = 0; t < T; t++) {
+        mr_route_topk(topk + (size_t)t * k, probs + (size_t)t * E, E, k);
+        mr_route_weights(weights + (size_t)t * k, probs + (size_t)t * E, topk + (size_t)t * k,
+                         k, MR_GATE_RENORM);
     }
 }

@@ -14,6 +14,7 @@
 #define MR_ROUTER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mr_model.h"
 
@@ -29,6 +30,9 @@ typedef struct mr_router_opts {
 
 /* Parse "key=value" and add it; MR_EINPUT on a malformed or over-long pair. */
 int mr_router_opts_add(mr_router_opts *o, const char *key_eq_value);
+/* Look up a string option (copied into buf[cap]); *found says whether it was given. */
+int mr_router_opts_get_string(mr_router_opts *o, const char *key, char *buf, size_t cap,
+                              int *found);
 /* Look up a real-valued option; *out keeps its default when absent. */
 int mr_router_opts_get_double(mr_router_opts *o, const char *key, double lo, double hi,
                               double *out);
@@ -44,8 +48,23 @@ typedef struct mr_route_ctx {
     const float *att;     /* [B, n_heads, T, T] this block's attention probabilities */
     const int *prev_topk; /* [B*T, prev_k] previous MoE block's choice, NULL for the first */
     int prev_k;
+    uint64_t first_sample;/* dataset index of sequence 0 of the micro-batch (noise streams) */
     float *scratch;       /* per-thread, scratch_floats() floats */
 } mr_route_ctx;
+
+/* Runs this block's experts on x [N,d] with a given routing: y [N,d] = sum_k w * expert(x). */
+typedef void (*mr_experts_fn)(void *engine, float *y, const float *x, const int *topk,
+                              const float *weights);
+
+/* What a router's combine() step gets besides the route context. */
+typedef struct mr_combine_ctx {
+    mr_experts_fn experts;
+    void *engine;
+    const int *topk;      /* [N, k] this block's routing */
+    const float *weights; /* [N, k] */
+    float *carry;         /* [N, d] state carried across the MoE blocks of one forward,
+                             zero at the first block (e.g. the momentum buffer) */
+} mr_combine_ctx;
 
 typedef struct mr_router_type {
     const char *name;
@@ -59,6 +78,11 @@ typedef struct mr_router_type {
      * topk[B*T, k]: chosen experts in descending order; weights[B*T, k]. */
     int (*route)(const void *state, const mr_route_ctx *ctx, float *probs, int *topk,
                  float *weights);
+    /* Optional: replace the MoE output y [N,d] (in place) by what is added to the residual
+     * stream, e.g. a momentum average across blocks (MomentumSMoE) or a mix with the
+     * experts' output on a noisy input (S2MoE). NULL: y is added as it is. */
+    int (*combine)(const void *state, const mr_route_ctx *ctx, const mr_combine_ctx *cc,
+                   float *y);
     void (*free)(void *state); /* may be NULL */
 } mr_router_type;
 
@@ -69,7 +93,8 @@ typedef struct mr_router {
 
 /* NULL-terminated list of all routers. */
 extern const mr_router_type *const mr_router_types[];
-extern const mr_router_type mr_router_softmax;
+extern const mr_router_type mr_router_softmax, mr_router_similarity, mr_router_attention,
+    mr_router_ac, mr_router_cosine, mr_router_random, mr_router_momentum, mr_router_s2moe;
 
 const mr_router_type *mr_router_lookup(const char *name);
 
@@ -80,6 +105,15 @@ void mr_router_free(mr_router *r);
 size_t mr_router_scratch_floats(const mr_router *r, const mr_model *m, int B, int T);
 
 /* Shared helpers for router implementations. */
+
+/* A router hyperparameter stored with the model (/layers/L/moe/router/NAME, a scalar
+ * attribute or one-element dataset); returns `dflt` when absent. */
+double mr_router_model_param(const mr_layer *layer, const char *name, double dflt);
+
+/* p[T,E] = S[T,T] G[T,E] for each of B sequences (tokens b*T + t): the graph-of-tokens
+ * mixing of per-token gate distributions, then top-k and renormalized weights. */
+void mr_route_mix(float *probs, int *topk, float *weights, const float *S, const float *G,
+                  int T, int E, int k);
 
 /* The k largest entries of p[E] in descending order, ties to the lower index. */
 void mr_route_topk(int *idx, const float *p, int E, int k);

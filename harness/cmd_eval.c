@@ -43,7 +43,11 @@ static void usage(FILE *fp)
             "  --save-routing FILE   write per-sample logits (/logits) or token losses\n"
             "                        (/token_loss) and per MoE layer L /layers/L/probs [N,T,E],\n"
             "                        /layers/L/topk [N,T,k], /layers/L/weights [N,T,k]\n"
-            "  -h, --help            this text\n");
+            "  -h, --help            this text\n"
+            "\n"
+            "routers (docs/routers.md):\n");
+    for (int i = 0; mr_router_types[i]; i++)
+        fprintf(fp, "  %-12s %s\n", mr_router_types[i]->name, mr_router_types[i]->summary);
 }
 
 int mr_cli_parse_int(const char *name, const char *arg, long lo, long hi, long *out)

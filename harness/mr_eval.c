@@ -217,6 +217,7 @@ static int worker_alloc(worker *w, const mr_model *m, const mr_router *r, const 
 static int forward(mr_workspace *ws, const mr_model *m, const mr_dataset *d, const uint8_t *img,
                    const int32_t *tok, int s0, int nb, int T)
 {
+    mr_workspace_set_first_sample(ws, (uint64_t)s0);
     if (m->cfg.task == MR_TASK_CLASSIFY)
         return mr_engine_forward_images(
             ws, img ? img : d->images + (size_t)s0 * d->h * d->w * d->c, nb);

@@ -33,6 +33,18 @@ expect 2 "cannot be compared" -- "$bin" eval --model $m --data $d --compare-chec
 expect 2 "no such file" -- "$bin" eval --model $m --data $d --compare-checkpoint tests/fixtures/nope.h5
 expect 2 "--bootstrap: -1 is outside" -- "$bin" eval --model $m --data $d --bootstrap -1
 expect 0 "intervals    none" -- "$bin" eval --model $m --data $d --bootstrap 0
+# every training-free router swaps onto both tiny models, at every k (self-slimmable sweep)
+for r in softmax similarity attention ac random momentum; do
+  for k in 1 2 3 4; do
+    expect 0 "router       $r (top-$k)" -- "$bin" eval --model tests/fixtures/tiny-lm.h5 --data tests/fixtures/tiny-tokens.h5 --router $r --top-k $k --bootstrap 10
+  done
+  expect 0 "router       $r" -- "$bin" eval --model $m --data $d --router $r --bootstrap 10
+done
+expect 0 "router       similarity" -- "$bin" eval --model $m --data $d --router similarity --router-opt tau=0.5
+expect 2 "not trained with X-MoE" -- "$bin" eval --model $m --data $d --router cosine
+expect 2 "not trained with S2MoE" -- "$bin" eval --model $m --data $d --router s2moe
+expect 2 "router option tau=x is not a number" -- "$bin" eval --model $m --data $d --router similarity --router-opt tau=x
+expect 0 "similarity" -- "$bin" eval --help
 # a bad --save-routing directory is an input error and leaves nothing behind
 expect 2 "cannot create file" -- "$bin" eval --model $m --data $d --save-routing /nonexistent-dir/x.h5
 # output identical for 1 and 2 threads (lines after the header)

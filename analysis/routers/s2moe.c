@@ -1,0 +1,132 @@
+/* s2moe — S2MoE ("Robust Sparse Mixture of Experts via Stochastic Learning", Do, Le, Tran
+ * 2025). The paper leaves the noise module's details open; this follows the one public
+ * implementation summarized in shared/research/routers.md:
+ *   x'  = eps1 ⊙ x + eps2,  eps1 ~ N(1, sigma_x^2),  eps2 ~ N(mu_x, sigma_x^2)
+ *         mu_x, sigma_x: per-feature mean and (unbiased) std over the sequence's tokens
+ *   g   = sigmoid(w_g · x + b_g)                  router/s2_gate_w [1, d], s2_gate_b [1]
+ *   y   = g * SMoE(x) + (1 - g) * SMoE(x')        the routing of x is reused for x'
+ * Evaluation with the noise branch on (option noise=on, default; seeded per sample from
+ * the stream (seed, "router/s2moe/L", sample index), option seed) or off (noise=off: x' =
+ * x, so y = SMoE(x)). Routing itself is the softmax gate. Only for models trained with
+ * S2MoE's gate.
+ */
+#include <gsl/gsl_randist.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../mr_error.h"
+#include "../mr_ops.h"
+#include "../mr_rng.h"
+#include "../mr_router.h"
+
+typedef struct s2_state {
+    int noise;
+    double seed;
+} s2_state;
+
+static int s2_init(void *state, const mr_model *m, mr_router_opts *opts)
+{
+    s2_state *s = state;
+    s->noise = 1;
+    char buf[MR_NAME_LEN];
+    int found;
+    MR_TRY(mr_router_opts_get_string(opts, "noise", buf, sizeof buf, &found));
+    if (found) {
+        if (strcmp(buf, "on") == 0)
+            s->noise = 1;
+        else if (strcmp(buf, "off") == 0)
+            s->noise = 0;
+        else
+            return mr_error_set(MR_EINPUT, "router option noise=%s must be on or off", buf);
+    }
+    MR_TRY(mr_router_opts_get_double(opts, "seed", 0, 4294967295.0, &s->seed));
+    MR_REQUIRE(s->seed == floor(s->seed), MR_EINPUT, "router option seed must be an integer");
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const mr_layer *ly = &m->layers[l];
+        if (!ly->is_moe) continue;
+        const mr_named_tensor *w = mr_layer_router_tensor(ly, "s2_gate_w");
+        const mr_named_tensor *b = mr_layer_router_tensor(ly, "s2_gate_b");
+        MR_REQUIRE(w && b, MR_EINPUT,
+                   "needs /layers/%d/moe/router/{s2_gate_w, s2_gate_b}: the model was not "
+                   "trained with S2MoE",
+                   l);
+        MR_REQUIRE(w->size == (size_t)m->cfg.d_model && b->size == 1, MR_EINPUT,
+                   "/layers/%d/moe/router: s2_gate_w must be [1, %d] and s2_gate_b [1]", l,
+                   m->cfg.d_model);
+    }
+    return MR_OK;
+}
+
+static size_t s2_scratch(const void *state, const mr_model *m, int B, int T)
+{
+    (void)state;
+    return 2 * (size_t)B * T * m->cfg.d_model;
+}
+
+static int s2_route(const void *state, const mr_route_ctx *c, float *probs, int *topk,
+                    float *weights)
+{
+    (void)state;
+    const mr_config *cfg = &c->model->cfg;
+    mr_route_softmax_gate(probs, topk, weights, c->x, &c->model->layers[c->layer], c->B * c->T,
+                          cfg->d_model, cfg->n_experts, c->k, cfg->gate_norm);
+    return MR_OK;
+}
+
+static int s2_combine(const void *state, const mr_route_ctx *c, const mr_combine_ctx *cc,
+                      float *y)
+{
+    const s2_state *s = state;
+    if (!s->noise) return MR_OK; /* x' = x: the mix is SMoE(x) itself */
+    const mr_layer *ly = &c->model->layers[c->layer];
+    int B = c->B, T = c->T, d = c->model->cfg.d_model;
+    size_t N = (size_t)B * T;
+    float *xn = c->scratch, *yn = xn + N * d; /* noisy input and its experts' output */
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!r) return mr_error_set(MR_ENOMEM, "out of memory");
+    char purpose[64];
+    snprintf(purpose, sizeof purpose, "router/s2moe/%d", c->layer);
+    for (int b = 0; b < B; b++) {
+        mr_rng_reseed(r, (uint64_t)s->seed, purpose, c->first_sample + (uint64_t)b);
+        const float *x = c->x + (size_t)b * T * d;
+        float *o = xn + (size_t)b * T * d;
+        for (int f = 0; f < d; f++) {
+            double mu = 0.0, var = 0.0;
+            for (int t = 0; t < T; t++) mu += x[(size_t)t * d + f];
+            mu /= T;
+            for (int t = 0; t < T; t++) {
+                double dx = x[(size_t)t * d + f] - mu;
+                var += dx * dx;
+            }
+            double sd = T > 1 ? sqrt(var / (T - 1)) : 0.0;
+            for (int t = 0; t < T; t++) {
+                double e1 = 1.0 + gsl_ran_gaussian_ziggurat(r, 1.0) * sd;
+                double e2 = mu + gsl_ran_gaussian_ziggurat(r, 1.0) * sd;
+                o[(size_t)t * d + f] = (float)(e1 * x[(size_t)t * d + f] + e2);
+            }
+        }
+    }
+    gsl_rng_free(r);
+    cc->experts(cc->engine, yn, xn, cc->topk, cc->weights);
+    const float *gw = mr_layer_router_tensor(ly, "s2_gate_w")->data;
+    float gb = mr_layer_router_tensor(ly, "s2_gate_b")->data[0];
+    for (size_t i = 0; i < N; i++) {
+        double z = gb;
+        for (int f = 0; f < d; f++) z += (double)gw[f] * c->x[i * d + f];
+        float g = (float)(1.0 / (1.0 + exp(-z)));
+        for (int f = 0; f < d; f++) y[i * d + f] = g * y[i * d + f] + (1.0f - g) * yn[i * d + f];
+    }
+    return MR_OK;
+}
+
+const mr_router_type mr_router_s2moe = {
+    .name = "s2moe",
+    .summary = "S2MoE: g SMoE(x) + (1-g) SMoE(x + Gaussian noise), noise=on|off",
+    .state_size = sizeof(s2_state),
+    .init = s2_init,
+    .scratch_floats = s2_scratch,
+    .route = s2_route,
+    .combine = s2_combine,
+    .free = NULL,
+};

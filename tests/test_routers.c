@@ -1,0 +1,374 @@
+/* Known answers for the routers from the literature (analysis/routers/, docs/routers.md). */
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "analysis/mr_engine.h"
+#include "analysis/mr_error.h"
+#include "analysis/mr_ops.h"
+#include "harness/mr_h5.h"
+#include "harness/mr_model_io.h"
+#include "mr_test_util.h"
+
+enum { D = 4, E = 3, T = 4 };
+
+/* A hand-made one-block MoE "model" for calling route() directly. */
+typedef struct hand {
+    mr_model m;
+    mr_layer layer;
+    int moe_layers[1];
+    float gate_w[E * D], gate_b[E];
+} hand;
+
+static void hand_init(hand *h, int task)
+{
+    memset(h, 0, sizeof *h);
+    for (int e = 0; e < E; e++)
+        for (int f = 0; f < D; f++) h->gate_w[e * D + f] = (float)((e + 1) * (f % 2 ? 1 : -1)) * 0.3f + (e == f);
+    h->layer.is_moe = 1;
+    h->layer.gate_w = h->gate_w;
+    h->layer.gate_b = h->gate_b;
+    h->moe_layers[0] = 0;
+    h->m.layers = &h->layer;
+    h->m.cfg = (mr_config){.task = task, .d_model = D, .n_layers = 1, .n_heads = 1,
+                           .n_experts = E, .top_k = 2, .gate_norm = MR_GATE_RENORM, .n_moe = 1,
+                           .moe_layers = h->moe_layers};
+    strcpy(h->m.path, "hand-made");
+}
+
+/* Orthogonal tokens of equal norm: x_t = 2 * unit vector t. */
+static void orthogonal_tokens(float *x)
+{
+    memset(x, 0, sizeof(float) * T * D);
+    for (int t = 0; t < T; t++) x[t * D + t] = 2.0f;
+}
+
+static void route(const char *name, mr_router_opts *o, hand *h, const float *x,
+                  const float *att, const int *prev, float *probs, int *topk, float *w)
+{
+    mr_router *r;
+    ck_assert_msg(mr_router_alloc(&r, name, &h->m, o) == MR_OK, "%s", mr_error_message());
+    float scratch[4096];
+    ck_assert_uint_le(mr_router_scratch_floats(r, &h->m, 1, T), 4096);
+    mr_route_ctx c = {.model = &h->m, .layer = 0, .B = 1, .T = T, .k = 2, .x = x, .att = att,
+                      .prev_topk = prev, .prev_k = 2, .scratch = scratch};
+    ck_assert_int_eq(r->type->route(r->state, &c, probs, topk, w), MR_OK);
+    mr_router_free(r);
+}
+
+START_TEST(similarity_with_identity_graph_is_softmax)
+{
+    hand h;
+    hand_init(&h, MR_TASK_CLASSIFY);
+    float x[T * D], p0[T * E], p1[T * E], w0[T * 2], w1[T * 2];
+    int k0[T * 2], k1[T * 2];
+    orthogonal_tokens(x);
+    mr_router_opts o = {0};
+    /* <x_i, x_i> = 4, <x_i, x_j> = 0: with tau = 0.01 the graph is the identity to e^-400 */
+    mr_router_opts_add(&o, "tau=0.01");
+    route("similarity", &o, &h, x, NULL, NULL, p1, k1, w1);
+    route("softmax", NULL, &h, x, NULL, NULL, p0, k0, w0);
+    for (int i = 0; i < T * E; i++) ck_assert_float_eq_tol(p1[i], p0[i], 1e-7f);
+    for (int i = 0; i < T * 2; i++) ck_assert_int_eq(k1[i], k0[i]);
+}
+END_TEST
+
+START_TEST(similarity_uniform_graph_averages)
+{
+    hand h;
+    hand_init(&h, MR_TASK_CLASSIFY);
+    float x[T * D], p[T * E], g[T * E], w[T * 2], wg[T * 2];
+    int k[T * 2], kg[T * 2];
+    orthogonal_tokens(x);
+    mr_router_opts o = {0};
+    mr_router_opts_add(&o, "tau=1e6"); /* graph -> uniform: every token gets the mean gate */
+    route("similarity", &o, &h, x, NULL, NULL, p, k, w);
+    route("softmax", NULL, &h, x, NULL, NULL, g, kg, wg);
+    for (int e = 0; e < E; e++) {
+        double mean = 0;
+        for (int t = 0; t < T; t++) mean += g[t * E + e] / T;
+        for (int t = 0; t < T; t++) ck_assert_float_eq_tol(p[t * E + e], (float)mean, 1e-5f);
+    }
+    /* lm: causal graph, token 0 sees only itself -> exactly its own gate */
+    h.m.cfg.task = MR_TASK_LM;
+    route("similarity", &o, &h, x, NULL, NULL, p, k, w);
+    for (int e = 0; e < E; e++) ck_assert_float_eq_tol(p[e], g[e], 1e-7f);
+    for (int e = 0; e < E; e++)
+        ck_assert_float_eq_tol(p[1 * E + e], (g[e] + g[E + e]) / 2, 1e-5f);
+}
+END_TEST
+
+START_TEST(attention_router_uses_min_entropy_head)
+{
+    hand h;
+    hand_init(&h, MR_TASK_CLASSIFY);
+    h.m.cfg.n_heads = 2;
+    float x[T * D], att[2 * T * T], p[T * E], g[T * E], w[T * 2], wg[T * 2];
+    int k[T * 2], kg[T * 2];
+    orthogonal_tokens(x);
+    /* head 0 uniform (max entropy), head 1 the identity (zero entropy) */
+    for (int i = 0; i < T * T; i++) att[i] = 1.0f / T;
+    for (int i = 0; i < T; i++)
+        for (int j = 0; j < T; j++) att[T * T + i * T + j] = i == j;
+    route("attention", NULL, &h, x, att, NULL, p, k, w);
+    route("softmax", NULL, &h, x, NULL, NULL, g, kg, wg);
+    for (int i = 0; i < T * E; i++) ck_assert_float_eq_tol(p[i], g[i], 1e-7f);
+    /* head=0 forces the uniform head: every token gets the mean gate */
+    mr_router_opts o = {0};
+    mr_router_opts_add(&o, "head=0");
+    route("attention", &o, &h, x, att, NULL, p, k, w);
+    for (int t = 1; t < T; t++) ck_assert_float_eq_tol(p[t * E], p[0], 1e-6f);
+    /* head=mean: half identity + half uniform */
+    mr_router_opts m = {0};
+    mr_router_opts_add(&m, "head=mean");
+    route("attention", &m, &h, x, att, NULL, p, k, w);
+    double mean0 = 0;
+    for (int t = 0; t < T; t++) mean0 += g[t * E] / T;
+    ck_assert_float_eq_tol(p[0], (float)(0.5 * g[0] + 0.5 * mean0), 1e-6f);
+    /* sharpening a uniform row keeps it uniform; sigma -> 0 on a peaked row picks its max */
+    float att2[2 * T * T];
+    for (int i = 0; i < T * T; i++) att2[i] = att2[T * T + i] = (i % T == 0) ? 0.4f : 0.2f;
+    mr_router_opts s = {0};
+    mr_router_opts_add(&s, "sigma=0.01");
+    route("attention", &s, &h, x, att2, NULL, p, k, w);
+    for (int t = 0; t < T; t++)
+        for (int e = 0; e < E; e++) ck_assert_float_eq_tol(p[t * E + e], g[e], 1e-6f);
+}
+END_TEST
+
+START_TEST(ac_single_cluster_is_cosine_gate)
+{
+    hand h;
+    hand_init(&h, MR_TASK_CLASSIFY);
+    float x[T * D], p[T * E], w[T * 2];
+    int k[T * 2];
+    for (int i = 0; i < T * D; i++) x[i] = sinf(1.7f * i) + 0.1f * i;
+    int prev[T * 2] = {2, 0, 2, 1, 2, 0, 2, 1}; /* every token's top-1 is expert 2 */
+    route("ac", NULL, &h, x, NULL, prev, p, k, w);
+    /* one cluster: each feature's weight is normalized by itself, so W = 1 and the logits
+     * are x . e_j / ||e_j|| with e the gate rows (training-free swap) */
+    for (int t = 0; t < T; t++) {
+        double lg[E], mx = -1e30, z = 0;
+        for (int e = 0; e < E; e++) {
+            double dot = 0, nrm = 0;
+            for (int f = 0; f < D; f++) {
+                dot += x[t * D + f] * h.gate_w[e * D + f];
+                nrm += h.gate_w[e * D + f] * h.gate_w[e * D + f];
+            }
+            lg[e] = dot / sqrt(nrm);
+            mx = fmax(mx, lg[e]);
+        }
+        for (int e = 0; e < E; e++) z += exp(lg[e] - mx);
+        for (int e = 0; e < E; e++) ck_assert_float_eq_tol(p[t * E + e], (float)(exp(lg[e] - mx) / z), 1e-6f);
+    }
+    /* first MoE block (no previous routing) falls back to the softmax gate */
+    float g[T * E], wg[T * 2];
+    int kg[T * 2];
+    route("ac", NULL, &h, x, NULL, NULL, p, k, w);
+    route("softmax", NULL, &h, x, NULL, NULL, g, kg, wg);
+    for (int i = 0; i < T * E; i++) ck_assert_float_eq_tol(p[i], g[i], 1e-7f);
+}
+END_TEST
+
+START_TEST(ac_two_clusters_scale_by_spread)
+{
+    hand h;
+    hand_init(&h, MR_TASK_CLASSIFY);
+    /* cluster 0 (tokens 0,1) varies only in feature 0, cluster 1 (tokens 2,3) only in
+     * feature 1: each cluster weights up the feature it is tight in */
+    float x[T * D] = {1, 5, 0, 0, -1, 5, 0, 0, 5, 1, 0, 0, 5, -1, 0, 0};
+    int prev[T * 2] = {0, 1, 0, 1, 1, 0, 1, 0};
+    float p[T * E], w[T * 2];
+    int k[T * 2];
+    route("ac", NULL, &h, x, NULL, prev, p, k, w);
+    for (int i = 0; i < T * E; i++) ck_assert(isfinite(p[i]) && p[i] >= 0.0f);
+    /* token 0 (cluster 0): MAD feature 0 = 1, feature 1 = 0 -> W_01 >> W_00, so its logits
+     * are dominated by feature 1 (value 5): same ranking as the embedding's feature 1 column */
+    int best = 0;
+    for (int e = 1; e < E; e++) best = p[e] > p[best] ? e : best;
+    int col = 0; /* expert with the largest normalized weight on feature 1 */
+    double bv = -1e30;
+    for (int e = 0; e < E; e++) {
+        double nrm = 0;
+        for (int f = 0; f < D; f++) nrm += h.gate_w[e * D + f] * h.gate_w[e * D + f];
+        double v = h.gate_w[e * D + 1] / sqrt(nrm);
+        if (v > bv) {
+            bv = v;
+            col = e;
+        }
+    }
+    ck_assert_int_eq(best, col);
+}
+END_TEST
+
+START_TEST(unsupported_models_are_refused)
+{
+    hand h;
+    hand_init(&h, MR_TASK_CLASSIFY);
+    mr_router *r;
+    ck_assert_int_eq(mr_router_alloc(&r, "cosine", &h.m, NULL), MR_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mr_error_message(), "not trained with X-MoE"));
+    ck_assert_int_eq(mr_router_alloc(&r, "s2moe", &h.m, NULL), MR_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mr_error_message(), "not trained with S2MoE"));
+    mr_router_opts o = {0};
+    mr_router_opts_add(&o, "group=everything");
+    ck_assert_int_eq(mr_router_alloc(&r, "ac", &h.m, &o), MR_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mr_error_message(), "group=everything"));
+    mr_router_opts a = {0};
+    mr_router_opts_add(&a, "head=7");
+    ck_assert_int_eq(mr_router_alloc(&r, "attention", &h.m, &a), MR_EINPUT);
+}
+END_TEST
+
+START_TEST(random_router_is_seeded)
+{
+    hand h;
+    hand_init(&h, MR_TASK_CLASSIFY);
+    float x[T * D], p1[T * E], p2[T * E], p3[T * E], w[T * 2];
+    int k[T * 2];
+    for (int i = 0; i < T * D; i++) x[i] = cosf(0.9f * i);
+    mr_router_opts a = {0}, b = {0};
+    mr_router_opts_add(&a, "seed=5");
+    mr_router_opts_add(&b, "seed=6");
+    route("random", &a, &h, x, NULL, NULL, p1, k, w);
+    a.used[0] = 0;
+    route("random", &a, &h, x, NULL, NULL, p2, k, w);
+    route("random", &b, &h, x, NULL, NULL, p3, k, w);
+    ck_assert_int_eq(memcmp(p1, p2, sizeof p1), 0);
+    ck_assert_int_ne(memcmp(p1, p3, sizeof p1), 0);
+}
+END_TEST
+
+/* Forward a real fixture model with two routers and compare logits. */
+static double logits_diff(const char *model, const char *r1, mr_router_opts *o1, const char *r2,
+                          mr_router_opts *o2)
+{
+    mr_model *m;
+    ck_assert_msg(mr_model_load(&m, model) == MR_OK, "%s", mr_error_message());
+    mr_router *a, *b;
+    ck_assert_msg(mr_router_alloc(&a, r1, m, o1) == MR_OK, "%s", mr_error_message());
+    ck_assert_msg(mr_router_alloc(&b, r2, m, o2) == MR_OK, "%s", mr_error_message());
+    mr_engine_opts eo;
+    mr_engine_opts_init(&eo, m);
+    eo.batch = 2;
+    mr_workspace *wa, *wb;
+    ck_assert_int_eq(mr_workspace_alloc(&wa, m, a, &eo), MR_OK);
+    ck_assert_int_eq(mr_workspace_alloc(&wb, m, b, &eo), MR_OK);
+    const mr_config *c = &m->cfg;
+    int n_logits = 2 * c->n_out;
+    if (c->task == MR_TASK_CLASSIFY) {
+        size_t n_img = 2 * (size_t)c->image_h * c->image_w * c->channels;
+        uint8_t img[4096];
+        ck_assert_uint_le(n_img, sizeof img);
+        for (size_t i = 0; i < n_img; i++) img[i] = (uint8_t)(i * 37 % 251);
+        ck_assert_int_eq(mr_engine_forward_images(wa, img, 2), MR_OK);
+        ck_assert_int_eq(mr_engine_forward_images(wb, img, 2), MR_OK);
+    } else {
+        int Tn = c->max_seq_len;
+        int32_t tok[2 * 64];
+        ck_assert_int_le(Tn, 64);
+        for (int i = 0; i < 2 * Tn; i++) tok[i] = (i * 7 + 3) % c->vocab_size;
+        ck_assert_int_eq(mr_engine_forward_tokens(wa, tok, 2, Tn, Tn), MR_OK);
+        ck_assert_int_eq(mr_engine_forward_tokens(wb, tok, 2, Tn, Tn), MR_OK);
+        n_logits = 2 * Tn * c->n_out;
+    }
+    const mr_trace *ta = mr_workspace_trace(wa), *tb = mr_workspace_trace(wb);
+    double diff = 0;
+    for (int i = 0; i < n_logits; i++) diff = fmax(diff, fabs(ta->logits[i] - tb->logits[i]));
+    mr_workspace_free(wa);
+    mr_workspace_free(wb);
+    mr_router_free(a);
+    mr_router_free(b);
+    mr_model_free(m);
+    return diff;
+}
+
+START_TEST(momentum_mu0_is_baseline)
+{
+    mr_router_opts o = {0};
+    mr_router_opts_add(&o, "mu=0");
+    mr_router_opts_add(&o, "gamma=1");
+    ck_assert_double_eq(logits_diff("tests/fixtures/tiny-lm.h5", "momentum", &o, "softmax", NULL), 0.0);
+    /* two MoE blocks: the second adds mu * f_1 on top of f_2 */
+    mr_router_opts o2 = {0};
+    mr_router_opts_add(&o2, "mu=0.7");
+    ck_assert_double_gt(logits_diff("tests/fixtures/tiny-lm.h5", "momentum", &o2, "softmax", NULL), 0.0);
+    /* with a single MoE block m_1 = gamma f_1: momentum cannot act */
+    o2.used[0] = 0;
+    ck_assert_double_eq(logits_diff("tests/fixtures/tiny-classify.h5", "momentum", &o2, "softmax", NULL), 0.0);
+}
+END_TEST
+
+/* A copy of tiny-classify.h5 with an S2MoE gate on its MoE block. */
+static void make_s2moe_copy(const char *out)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp tests/fixtures/tiny-classify.h5 %s", out);
+    ck_assert_int_eq(system(cmd), 0);
+    mr_model *m;
+    ck_assert_int_eq(mr_model_load(&m, out), MR_OK);
+    int L = m->cfg.moe_layers[0], d = m->cfg.d_model;
+    mr_model_free(m);
+    hid_t f = H5Fopen(out, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    char path[128];
+    snprintf(path, sizeof path, "/layers/%d/moe/router", L);
+    hid_t g = H5Gcreate2(f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dw[2] = {1, (hsize_t)d}, db[1] = {1};
+    float w[256], b[1] = {0.3f};
+    for (int i = 0; i < d; i++) w[i] = 0.2f * sinf((float)i);
+    hid_t sw = H5Screate_simple(2, dw, NULL), sb = H5Screate_simple(1, db, NULL);
+    hid_t ds = H5Dcreate2(g, "s2_gate_w", H5T_IEEE_F32LE, sw, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w);
+    H5Dclose(ds);
+    ds = H5Dcreate2(g, "s2_gate_b", H5T_IEEE_F32LE, sb, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, b);
+    H5Dclose(ds);
+    H5Sclose(sw);
+    H5Sclose(sb);
+    H5Gclose(g);
+    H5Fclose(f);
+}
+
+START_TEST(s2moe_noise_off_is_baseline)
+{
+    char out[] = "/tmp/mr-s2moe-XXXXXX";
+    int fd = mkstemp(out);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    make_s2moe_copy(out);
+    mr_router_opts off = {0};
+    mr_router_opts_add(&off, "noise=off");
+    ck_assert_double_eq(logits_diff(out, "s2moe", &off, "softmax", NULL), 0.0);
+    mr_router_opts on = {0}, on2 = {0}, other = {0};
+    mr_router_opts_add(&on, "seed=3");
+    mr_router_opts_add(&on2, "seed=3");
+    mr_router_opts_add(&other, "seed=4");
+    ck_assert_double_gt(logits_diff(out, "s2moe", &on, "softmax", NULL), 0.0);
+    ck_assert_double_eq(logits_diff(out, "s2moe", &on, "s2moe", &on2), 0.0);
+    on.used[0] = 0;
+    ck_assert_double_gt(logits_diff(out, "s2moe", &on, "s2moe", &other), 0.0);
+    unlink(out);
+}
+END_TEST
+
+int main(void)
+{
+    mr_engine_blas_single_thread();
+    mr_h5_quiet();
+    Suite *s = suite_create("routers");
+    TCase *tc = tcase_create("known answers");
+    tcase_add_test(tc, similarity_with_identity_graph_is_softmax);
+    tcase_add_test(tc, similarity_uniform_graph_averages);
+    tcase_add_test(tc, attention_router_uses_min_entropy_head);
+    tcase_add_test(tc, ac_single_cluster_is_cosine_gate);
+    tcase_add_test(tc, ac_two_clusters_scale_by_spread);
+    tcase_add_test(tc, unsupported_models_are_refused);
+    tcase_add_test(tc, random_router_is_seeded);
+    tcase_add_test(tc, momentum_mu0_is_baseline);
+    tcase_add_test(tc, s2moe_noise_off_is_baseline);
+    suite_add_tcase(s, tc);
+    return mr_test_run(s);
+}
