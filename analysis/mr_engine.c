@@ -293,7 +293,7 @@ static int forward_blocks(mr_workspace *ws, int B, int T)
     return MR_OK;
 }
 
-int mr_engine_forward_images(mr_workspace *ws, const uint8_t *images, int B)
+static int embed_images(mr_workspace *ws, const uint8_t *images, int B)
 {
     const mr_config *c = &ws->m->cfg;
     MR_REQUIRE(c->task == MR_TASK_CLASSIFY, MR_EINPUT, "%s is an lm model, not an image model",
@@ -322,10 +322,23 @@ int mr_engine_forward_images(mr_workspace *ws, const uint8_t *images, int B)
         if (first) memcpy(xb, ws->m->cls, (size_t)d * sizeof(float));
         add_inplace(xb, ws->m->pos, (size_t)T * d);
     }
-    return forward_blocks(ws, B, T);
+    return MR_OK;
 }
 
-int mr_engine_forward_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T, int stride)
+int mr_engine_forward_images(mr_workspace *ws, const uint8_t *images, int B)
+{
+    MR_TRY(embed_images(ws, images, B));
+    return forward_blocks(ws, B, ws->m->cfg.n_pos);
+}
+
+int mr_engine_embed_images(mr_workspace *ws, const uint8_t *images, int B, const float **x)
+{
+    MR_TRY(embed_images(ws, images, B));
+    *x = ws->x;
+    return MR_OK;
+}
+
+static int embed_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T, int stride)
 {
     const mr_config *c = &ws->m->cfg;
     MR_REQUIRE(c->task == MR_TASK_LM, MR_EINPUT, "%s is an image model, not an lm model",
@@ -345,7 +358,21 @@ int mr_engine_forward_tokens(mr_workspace *ws, const int32_t *tokens, int B, int
             const float *e = ws->m->tok + (size_t)id * d, *p = ws->m->pos + (size_t)t * d;
             for (int j = 0; j < d; j++) xt[j] = e[j] + p[j];
         }
+    return MR_OK;
+}
+
+int mr_engine_forward_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T, int stride)
+{
+    MR_TRY(embed_tokens(ws, tokens, B, T, stride));
     return forward_blocks(ws, B, T);
+}
+
+int mr_engine_embed_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T, int stride,
+                           const float **x)
+{
+    MR_TRY(embed_tokens(ws, tokens, B, T, stride));
+    *x = ws->x;
+    return MR_OK;
 }
 
 /* OpenBLAS's pthread build would otherwise start its own threads inside each of

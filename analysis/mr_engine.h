@@ -66,6 +66,13 @@ int mr_engine_forward_images(mr_workspace *ws, const uint8_t *images, int B);
 int mr_engine_forward_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T,
                              int stride);
 
+/* Only the input embedding (patches or tokens, plus positions) of B samples: *x points
+ * to the workspace's [B*T, d] buffer (valid until the next call). For statistics of
+ * clean embeddings (embedding-space corruptions). */
+int mr_engine_embed_images(mr_workspace *ws, const uint8_t *images, int B, const float **x);
+int mr_engine_embed_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T, int stride,
+                           const float **x);
+
 /* OpenBLAS must run single-threaded inside our OpenMP workers; call once at start. */
 void mr_engine_blas_single_thread(void);
 

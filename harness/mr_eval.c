@@ -30,8 +30,9 @@ static void pass_free(mr_eval_pass *p)
     mr_routing_acc_free(p->routing);
 }
 
-static void flips_free(mr_eval_flips *f)
+void mr_eval_flips_free(mr_eval_flips *f)
 {
+    if (!f) return;
     free(f->top1);
     free(f->set);
     free(f->jaccard);
@@ -39,6 +40,31 @@ static void flips_free(mr_eval_flips *f)
     free(f->top1_ci);
     free(f->set_ci);
     free(f->jaccard_ci);
+    memset(f, 0, sizeof *f);
+}
+
+int mr_eval_cache_alloc(mr_eval_cache **out, int n, int T, int n_moe, int k, int rows)
+{
+    *out = NULL;
+    mr_eval_cache *c = calloc(1, sizeof *c);
+    if (!c) return mr_error_set(MR_ENOMEM, "out of memory");
+    *c = (mr_eval_cache){.n = n, .T = T, .n_moe = n_moe, .k = k, .rows = rows};
+    c->topk = malloc(((size_t)n * n_moe * T * k + 1) * sizeof *c->topk);
+    c->pred = malloc(((size_t)n * rows + 1) * sizeof *c->pred);
+    if (!c->topk || !c->pred) {
+        mr_eval_cache_free(c);
+        return mr_error_set(MR_ENOMEM, "out of memory: routing cache of %d samples", n);
+    }
+    *out = c;
+    return MR_OK;
+}
+
+void mr_eval_cache_free(mr_eval_cache *c)
+{
+    if (!c) return;
+    free(c->topk);
+    free(c->pred);
+    free(c);
 }
 
 void mr_eval_result_free(mr_eval_result *r)
@@ -46,8 +72,8 @@ void mr_eval_result_free(mr_eval_result *r)
     if (!r) return;
     pass_free(&r->clean);
     pass_free(&r->corrupt);
-    flips_free(&r->flip_corrupt);
-    flips_free(&r->flip_ckpt);
+    mr_eval_flips_free(&r->flip_corrupt);
+    mr_eval_flips_free(&r->flip_ckpt);
     memset(r, 0, sizeof *r);
 }
 
@@ -127,28 +153,59 @@ static void score(mr_eval_pass *p, const mr_trace *tr, const mr_model *m, const 
     }
 }
 
-/* Per-sample routing and prediction flips between two traces of the same samples. */
-static void compare(mr_eval_flips *f, const mr_trace *a, const mr_trace *b, int task, int V,
-                    int s0)
+/* One sample's routing and predictions, from a live trace (sample b of its micro-batch)
+ * or from a cache (sample s). */
+typedef struct view {
+    const mr_trace *tr;
+    int b;
+    const mr_eval_cache *c;
+    int s;
+} view;
+
+/* The sample's top-k of MoE layer mi as [T, k] ints (copied into buf for a cache). */
+static const int *view_topk(view v, int mi, int T, int k, int *buf)
 {
-    int B = a->B, T = a->T, k = a->k, nm = a->n_moe;
-    for (int s = 0; s < B; s++) {
-        for (int mi = 0; mi < nm; mi++) {
-            size_t off = ((size_t)mi * B * T + (size_t)s * T) * k;
-            mr_flip_sums fs;
-            mr_flip_compare(&fs, a->topk + off, b->topk + off, T, k);
-            size_t i = (size_t)(s0 + s) * nm + mi;
-            f->top1[i] = fs.top1 / T;
-            f->set[i] = fs.set / T;
-            f->jaccard[i] = fs.jaccard / T;
+    if (v.tr) return v.tr->topk + ((size_t)mi * v.tr->B * T + (size_t)v.b * T) * k;
+    const int16_t *src = v.c->topk + (((size_t)v.s * v.c->n_moe + mi) * T) * k;
+    for (int i = 0; i < T * k; i++) buf[i] = src[i];
+    return buf;
+}
+
+static int view_pred(view v, int row, int rows, int V)
+{
+    if (v.tr) return argmax(v.tr->logits + ((size_t)v.b * rows + row) * V, V);
+    return v.c->pred[(size_t)v.s * rows + row];
+}
+
+/* Flips of sample s between views a and b; bufa, bufb: [T*k] scratch. */
+static void flip_sample(mr_eval_flips *f, int s, int nm, int T, int k, int rows, int V, view a,
+                        view b, int *bufa, int *bufb)
+{
+    for (int mi = 0; mi < nm; mi++) {
+        mr_flip_sums fs;
+        mr_flip_compare(&fs, view_topk(a, mi, T, k, bufa), view_topk(b, mi, T, k, bufb), T, k);
+        size_t i = (size_t)s * nm + mi;
+        f->top1[i] = fs.top1 / T;
+        f->set[i] = fs.set / T;
+        f->jaccard[i] = fs.jaccard / T;
+    }
+    double changed = 0.0;
+    for (int r = 0; r < rows; r++) changed += view_pred(a, r, rows, V) != view_pred(b, r, rows, V);
+    f->pred[s] = changed / rows;
+}
+
+static void store(mr_eval_cache *c, const mr_trace *tr, int s0, int V)
+{
+    int T = tr->T, k = tr->k;
+    for (int b = 0; b < tr->B; b++) {
+        view v = {.tr = tr, .b = b};
+        for (int mi = 0; mi < tr->n_moe; mi++) {
+            const int *src = view_topk(v, mi, T, k, NULL);
+            int16_t *dst = c->topk + (((size_t)(s0 + b) * c->n_moe + mi) * T) * k;
+            for (int i = 0; i < T * k; i++) dst[i] = (int16_t)src[i];
         }
-        int rows = task == MR_TASK_CLASSIFY ? 1 : T;
-        double changed = 0.0;
-        for (int t = 0; t < rows; t++) {
-            size_t o = ((size_t)s * rows + t) * V;
-            changed += argmax(a->logits + o, V) != argmax(b->logits + o, V);
-        }
-        f->pred[s0 + s] = changed / rows;
+        for (int r = 0; r < c->rows; r++)
+            c->pred[(size_t)(s0 + b) * c->rows + r] = view_pred(v, r, c->rows, V);
     }
 }
 
@@ -170,6 +227,7 @@ typedef struct worker {
     uint8_t *images;     /* corrupted images [B,H,W,C] */
     int32_t *tokens;     /* corrupted tokens [B,cols] */
     float *token_loss;   /* [B,T] for --save-routing on lm */
+    int *bufa, *bufb;    /* [T*k] top-k of one sample, for comparisons with a cache */
     embed_ctx ectx;
 } worker;
 
@@ -181,6 +239,8 @@ static void worker_free(worker *w)
     free(w->images);
     free(w->tokens);
     free(w->token_loss);
+    free(w->bufa);
+    free(w->bufb);
 }
 
 static int worker_alloc(worker *w, const mr_model *m, const mr_router *r, const mr_dataset *d,
@@ -188,8 +248,11 @@ static int worker_alloc(worker *w, const mr_model *m, const mr_router *r, const 
 {
     memset(w, 0, sizeof *w);
     const mr_eval_corruption *c = o->corruption;
-    int B = eo->batch;
-    MR_TRY(mr_workspace_alloc(&w->clean, m, r, eo));
+    int B = eo->batch, k = eo->top_k ? eo->top_k : m->cfg.top_k;
+    w->bufa = malloc((size_t)T * k * sizeof *w->bufa);
+    w->bufb = malloc((size_t)T * k * sizeof *w->bufb);
+    if (!w->bufa || !w->bufb) return mr_error_set(MR_ENOMEM, "out of memory");
+    if (!(c && o->clean_cache)) MR_TRY(mr_workspace_alloc(&w->clean, m, r, eo));
     if (c) {
         MR_TRY(mr_workspace_alloc(&w->corrupt, m, r, eo));
         if (c->embeddings) {
@@ -225,15 +288,31 @@ static int forward(mr_workspace *ws, const mr_model *m, const mr_dataset *d, con
                                     d->cols);
 }
 
+/* Flips of samples s0..s0+nb-1 between two views (a live trace or a cache each). */
+static void flip_chunk(mr_eval_flips *f, worker *w, const mr_eval_result *res, int V, int s0,
+                       int nb, const mr_trace *ta, const mr_eval_cache *ca, const mr_trace *tb)
+{
+    int rows = res->task == MR_TASK_CLASSIFY ? 1 : res->T;
+    for (int b = 0; b < nb; b++) {
+        view a = ta ? (view){.tr = ta, .b = b} : (view){.c = ca, .s = s0 + b};
+        view v = {.tr = tb, .b = b};
+        flip_sample(f, s0 + b, res->n_moe, res->T, res->k, rows, V, a, v, w->bufa, w->bufb);
+    }
+}
+
 static int run_chunk(worker *w, mr_eval_result *res, const mr_model *m, const mr_dataset *d,
                      const mr_eval_opts *o, mr_routing_writer *rw, int s0, int nb, int T,
                      int thread)
 {
     const mr_eval_corruption *c = o->corruption;
-    MR_TRY(forward(w->clean, m, d, NULL, NULL, s0, nb, T));
-    const mr_trace *tc = mr_workspace_trace(w->clean), *main = tc;
-    score(&res->clean, tc, m, d, s0, c ? NULL : w->token_loss);
-    MR_TRY(mr_routing_acc_add(res->clean.routing, tc, s0));
+    int V = m->cfg.n_out;
+    const mr_trace *tc = NULL, *main = NULL;
+    if (w->clean) {
+        MR_TRY(forward(w->clean, m, d, NULL, NULL, s0, nb, T));
+        tc = main = mr_workspace_trace(w->clean);
+        score(&res->clean, tc, m, d, s0, c ? NULL : w->token_loss);
+        MR_TRY(mr_routing_acc_add(res->clean.routing, tc, s0));
+    }
     const uint8_t *img = NULL;
     const int32_t *tok = NULL;
     if (c) {
@@ -252,12 +331,12 @@ static int run_chunk(worker *w, mr_eval_result *res, const mr_model *m, const mr
         main = mr_workspace_trace(w->corrupt);
         score(&res->corrupt, main, m, d, s0, w->token_loss);
         MR_TRY(mr_routing_acc_add(res->corrupt.routing, main, s0));
-        compare(&res->flip_corrupt, tc, main, m->cfg.task, m->cfg.n_out, s0);
+        flip_chunk(&res->flip_corrupt, w, res, V, s0, nb, tc, o->clean_cache, main);
     }
+    if (o->store_cache) store(o->store_cache, main, s0, V);
     if (o->compare) {
         MR_TRY(forward(w->other, o->compare, d, img, tok, s0, nb, T));
-        compare(&res->flip_ckpt, main, mr_workspace_trace(w->other), m->cfg.task, m->cfg.n_out,
-                s0);
+        flip_chunk(&res->flip_ckpt, w, res, V, s0, nb, main, NULL, mr_workspace_trace(w->other));
     }
     if (rw) {
         int st;
@@ -363,9 +442,16 @@ int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,
     res->E = c->n_experts;
     res->k = k;
     res->has_corrupt = o->corruption != NULL;
+    res->has_clean = !(res->has_corrupt && o->clean_cache);
     res->has_compare = o->compare != NULL;
     res->n_scored = c->task == MR_TASK_LM ? (long long)n * T : n;
-    int st = pass_alloc(&res->clean, n, nm, c->n_experts, k);
+    int rows = c->task == MR_TASK_LM ? T : 1;
+    const mr_eval_cache *cc[2] = {o->clean_cache, o->store_cache};
+    for (int i = 0; i < 2; i++)
+        MR_REQUIRE(!cc[i] || (cc[i]->n == n && cc[i]->T == T && cc[i]->n_moe == nm &&
+                              cc[i]->k == k && cc[i]->rows == rows),
+                   MR_EINPUT, "routing cache does not match this evaluation's shape");
+    int st = res->has_clean ? pass_alloc(&res->clean, n, nm, c->n_experts, k) : MR_OK;
     if (st == MR_OK && res->has_corrupt) st = pass_alloc(&res->corrupt, n, nm, c->n_experts, k);
     if (st == MR_OK && res->has_corrupt) st = flips_alloc(&res->flip_corrupt, n, nm);
     if (st == MR_OK && res->has_compare) st = flips_alloc(&res->flip_ckpt, n, nm);
@@ -413,17 +499,37 @@ int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,
         return mr_error_set(err_code, "%s", err);
     }
     st = rw ? mr_routing_writer_close(rw) : MR_OK;
-    if (st == MR_OK) st = summarize_pass(&res->clean, n, nm, o, "clean");
+    if (st == MR_OK && res->has_clean) st = summarize_pass(&res->clean, n, nm, o, "clean");
     if (st == MR_OK && res->has_corrupt) st = summarize_pass(&res->corrupt, n, nm, o, "corrupt");
     if (st == MR_OK && res->has_corrupt)
         st = summarize_flips(&res->flip_corrupt, n, nm, o, "corrupt");
     if (st == MR_OK && res->has_compare) st = summarize_flips(&res->flip_ckpt, n, nm, o, "ckpt");
-    if (st == MR_OK && res->has_corrupt)
+    if (st == MR_OK && res->has_corrupt && res->has_clean)
         st = paired(&res->acc_drop, res->clean.correct, res->corrupt.correct, n, o,
                     "bootstrap/accuracy-drop");
-    if (st == MR_OK && res->has_corrupt)
+    if (st == MR_OK && res->has_corrupt && res->has_clean)
         st = paired(&res->loss_rise, res->corrupt.loss, res->clean.loss, n, o,
                     "bootstrap/loss-rise");
     if (st != MR_OK) mr_eval_result_free(res);
+    return st;
+}
+
+int mr_eval_compare_caches(mr_eval_flips *f, const mr_eval_cache *a, const mr_eval_cache *b,
+                           const mr_eval_opts *o, const char *name)
+{
+    memset(f, 0, sizeof *f);
+    MR_REQUIRE(a->n == b->n && a->T == b->T && a->n_moe == b->n_moe && a->k == b->k &&
+                   a->rows == b->rows,
+               MR_EINPUT, "routing caches of different shapes cannot be compared");
+    int T = a->T, k = a->k;
+    int *ba = malloc((size_t)T * k * sizeof *ba), *bb = malloc((size_t)T * k * sizeof *bb);
+    int st = ba && bb ? flips_alloc(f, a->n, a->n_moe) : mr_error_set(MR_ENOMEM, "out of memory");
+    for (int s = 0; st == MR_OK && s < a->n; s++)
+        flip_sample(f, s, a->n_moe, T, k, a->rows, 0, (view){.c = a, .s = s},
+                    (view){.c = b, .s = s}, ba, bb);
+    free(ba);
+    free(bb);
+    if (st == MR_OK) st = summarize_flips(f, a->n, a->n_moe, o, name);
+    if (st != MR_OK) mr_eval_flips_free(f);
     return st;
 }

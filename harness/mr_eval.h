@@ -30,6 +30,25 @@ typedef struct mr_eval_corruption {
     void *ctx;
 } mr_eval_corruption;
 
+/* Routing choices and predictions of one pass, kept to compare later passes against
+ * (the batch harness runs a clean pass once per model and router and reuses it for
+ * every corrupted cell and checkpoint comparison). Memory: n*n_moe*T*k int16 plus n*rows
+ * int32 — it grows with tokens, unlike a single eval run, by design of the grid.
+ * Ownership: mr_eval_cache_alloc / mr_eval_cache_free. */
+typedef struct mr_eval_cache {
+    int n, T, n_moe, k, rows;   /* rows: predictions per sample (1 classify, T lm) */
+    int16_t *topk;              /* [n, n_moe, T, k] */
+    int32_t *pred;              /* [n, rows] argmax of the logits */
+} mr_eval_cache;
+
+int mr_eval_cache_alloc(mr_eval_cache **out, int n, int T, int n_moe, int k, int rows);
+void mr_eval_cache_free(mr_eval_cache *c);
+
+/* Flip rates between two caches of the same samples (e.g. consecutive checkpoints):
+ * fills f (allocated here, free with the result) and its CIs. */
+struct mr_eval_opts;
+typedef struct mr_eval_flips mr_eval_flips;
+
 typedef struct mr_eval_opts {
     mr_engine_opts engine;
     int threads;               /* OpenMP threads (>= 1) */
@@ -38,6 +57,9 @@ typedef struct mr_eval_opts {
     const mr_eval_corruption *corruption; /* NULL: clean only */
     const mr_model *compare;   /* NULL, or a second checkpoint run on the same inputs */
     const mr_router *compare_router; /* its router (required with compare) */
+    const mr_eval_cache *clean_cache; /* with a corruption: compare against this clean
+                                         pass instead of recomputing it (res->clean unset) */
+    mr_eval_cache *store_cache;  /* NULL, or filled with the main condition's routing */
     int bootstrap;             /* resamples for CIs (0: none) */
     double level;              /* CI level, e.g. 0.95 */
     uint64_t seed;             /* bootstrap seed */
@@ -56,12 +78,12 @@ typedef struct mr_eval_pass {
 } mr_eval_pass;
 
 /* Routing comparison of two traces of the same tokens, per sample and layer. */
-typedef struct mr_eval_flips {
+struct mr_eval_flips {
     double *top1, *set, *jaccard; /* [n, n_moe] fractions of the sample's tokens */
     double *pred;                 /* [n] fraction of the sample's predictions that changed */
     mr_ci *top1_ci, *set_ci, *jaccard_ci; /* [n_moe] */
     mr_ci pred_ci;
-} mr_eval_flips;
+};
 
 typedef struct mr_eval_result {
     int task, n, T, n_moe, E, k;
@@ -72,11 +94,17 @@ typedef struct mr_eval_result {
     mr_eval_flips flip_ckpt;   /* this model vs opts.compare on the main condition */
     mr_paired acc_drop;        /* clean minus corrupted accuracy (paired bootstrap) */
     mr_paired loss_rise;       /* corrupted minus clean loss */
-    int has_corrupt, has_compare;
+    int has_clean, has_corrupt, has_compare;
 } mr_eval_result;
 
 int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,
                 const mr_dataset *d, const mr_eval_opts *o);
 void mr_eval_result_free(mr_eval_result *res);
+
+/* Flips between two caches of the same samples and shapes (f allocated here; free with
+ * mr_eval_flips_free). CIs use opts' bootstrap, level and seed, under `name`. */
+int mr_eval_compare_caches(mr_eval_flips *f, const mr_eval_cache *a, const mr_eval_cache *b,
+                           const struct mr_eval_opts *o, const char *name);
+void mr_eval_flips_free(mr_eval_flips *f);
 
 #endif

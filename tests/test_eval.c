@@ -252,6 +252,73 @@ START_TEST(compare_checkpoint)
 }
 END_TEST
 
+/* A stand-in corruption for driver tests: invert every pixel. */
+static int invert(void *ctx, uint8_t *out, const uint8_t *in, int n, int H, int W, int C,
+                  uint64_t first, int thread)
+{
+    (void)ctx;
+    (void)first;
+    (void)thread;
+    for (size_t i = 0; i < (size_t)n * H * W * C; i++) out[i] = (uint8_t)(255 - in[i]);
+    return MR_OK;
+}
+
+START_TEST(cached_clean_pass_equals_live_one)
+{
+    mr_model *m;
+    mr_dataset *d;
+    mr_router *r;
+    ck_assert_int_eq(mr_model_load(&m, "tests/fixtures/tiny-classify.h5"), MR_OK);
+    ck_assert_int_eq(mr_dataset_load(&d, "tests/fixtures/tiny-images.h5", 0), MR_OK);
+    ck_assert_int_eq(mr_router_alloc(&r, "softmax", m, NULL), MR_OK);
+    mr_eval_corruption inv = {.label = "invert", .images = invert};
+    mr_eval_opts o;
+    mr_eval_opts_init(&o, m);
+    o.bootstrap = 50;
+    o.engine.batch = 3;
+    o.threads = 2;
+    mr_eval_cache *cache, *again;
+    ck_assert_int_eq(mr_eval_cache_alloc(&cache, d->n, m->cfg.n_pos, m->cfg.n_moe, 2, 1), MR_OK);
+    ck_assert_int_eq(mr_eval_cache_alloc(&again, d->n, m->cfg.n_pos, m->cfg.n_moe, 2, 1), MR_OK);
+    mr_eval_result clean, live, cached;
+    o.store_cache = cache;
+    ck_assert_int_eq(mr_eval_run(&clean, m, r, d, &o), MR_OK);
+    o.store_cache = NULL;
+    o.corruption = &inv;
+    ck_assert_int_eq(mr_eval_run(&live, m, r, d, &o), MR_OK);
+    o.clean_cache = cache;
+    o.store_cache = again;
+    ck_assert_int_eq(mr_eval_run(&cached, m, r, d, &o), MR_OK);
+    ck_assert(!cached.has_clean && live.has_clean);
+    size_t ps = (size_t)d->n * m->cfg.n_moe * sizeof(double);
+    ck_assert_int_eq(memcmp(live.flip_corrupt.top1, cached.flip_corrupt.top1, ps), 0);
+    ck_assert_int_eq(memcmp(live.flip_corrupt.jaccard, cached.flip_corrupt.jaccard, ps), 0);
+    ck_assert_int_eq(memcmp(live.flip_corrupt.pred, cached.flip_corrupt.pred, d->n * sizeof(double)), 0);
+    ck_assert_int_eq(memcmp(live.corrupt.correct, cached.corrupt.correct, d->n * sizeof(double)), 0);
+    /* inverting the image moves routing: some flips, all within [0, 1] */
+    ck_assert_double_gt(live.flip_corrupt.set_ci[0].mean, 0.0);
+    ck_assert_double_le(live.flip_corrupt.set_ci[0].hi, 1.0);
+    /* cache vs cache: the clean pass against itself is 0, against the corrupted pass it
+     * equals the flips the driver computed */
+    mr_eval_flips f;
+    ck_assert_int_eq(mr_eval_compare_caches(&f, cache, cache, &o, "self"), MR_OK);
+    ck_assert_double_eq(f.top1_ci[0].hi, 0.0);
+    mr_eval_flips_free(&f);
+    ck_assert_int_eq(mr_eval_compare_caches(&f, cache, again, &o, "x"), MR_OK);
+    ck_assert_int_eq(memcmp(f.top1, live.flip_corrupt.top1, ps), 0);
+    ck_assert_int_eq(memcmp(f.pred, live.flip_corrupt.pred, d->n * sizeof(double)), 0);
+    mr_eval_flips_free(&f);
+    mr_eval_result_free(&clean);
+    mr_eval_result_free(&live);
+    mr_eval_result_free(&cached);
+    mr_eval_cache_free(cache);
+    mr_eval_cache_free(again);
+    mr_router_free(r);
+    mr_dataset_free(d);
+    mr_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     mr_engine_blas_single_thread();
@@ -263,6 +330,7 @@ int main(void)
     tcase_add_test(tc, save_routing_writes_the_trace);
     tcase_add_test(tc, top_k_override_and_bad_options);
     tcase_add_test(tc, compare_checkpoint);
+    tcase_add_test(tc, cached_clean_pass_equals_live_one);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }
