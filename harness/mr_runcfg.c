@@ -1,0 +1,383 @@
+#include "mr_runcfg.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../analysis/mr_error.h"
+
+typedef struct parse_ctx {
+    mr_run_config *c;
+    FILE *fp;
+    int line;        /* line the reader last returned */
+    int status;      /* first error */
+    int too_long;
+} parse_ctx;
+
+static void open_section(parse_ctx *p, const char *line);
+
+/* ini_reader that counts lines, so the handler knows where each key stands, and turns
+ * over-long lines (inih would split them) into errors. */
+static char *reader(char *str, int num, void *stream)
+{
+    parse_ctx *p = stream;
+    if (!fgets(str, num, p->fp)) return NULL;
+    p->line++;
+    size_t n = strlen(str);
+    if (n == (size_t)num - 1 && str[n - 1] != '\n' && !feof(p->fp)) {
+        int ch;
+        while ((ch = fgetc(p->fp)) != EOF && ch != '\n') {
+        }
+        if (p->status == MR_OK)
+            p->status = mr_error_set(MR_EINPUT, "%s:%d: line longer than %d characters",
+                                     p->c->file, p->line, num - 2);
+        str[0] = '\0'; /* hand inih an empty line */
+    }
+    open_section(p, str);
+    return str;
+}
+
+#define FAIL(...)                                                                    \
+    do {                                                                             \
+        if (p->status == MR_OK) {                                                    \
+            char msg_[700];                                                          \
+            snprintf(msg_, sizeof msg_, __VA_ARGS__);                                \
+            p->status = mr_error_set(MR_EINPUT, "%s:%d: %s", p->c->file, p->line, msg_); \
+        }                                                                            \
+        return 0;                                                                    \
+    } while (0)
+
+static int parse_long(const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end != '\0' || x < lo || x > hi) return 0;
+    *out = x;
+    return 1;
+}
+
+static int parse_double(const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end != '\0' || !isfinite(x) || x < lo || x > hi) return 0;
+    *out = x;
+    return 1;
+}
+
+static int copy(char *dst, size_t cap, const char *v)
+{
+    if (strlen(v) >= cap) return 0;
+    strcpy(dst, v);
+    return 1;
+}
+
+/* Split a list on commas and blanks; calls fn on every item; 0 if fn refused one. */
+static int for_items(const char *v, int (*fn)(parse_ctx *, const char *), parse_ctx *p)
+{
+    char buf[512];
+    if (!copy(buf, sizeof buf, v)) return 0;
+    for (char *tok = strtok(buf, ", \t"); tok; tok = strtok(NULL, ", \t"))
+        if (!fn(p, tok)) return 0;
+    return 1;
+}
+
+static int add_format(parse_ctx *p, const char *f)
+{
+    if (strcmp(f, "json") == 0)
+        p->c->formats |= MR_OUT_JSON;
+    else if (strcmp(f, "csv") == 0)
+        p->c->formats |= MR_OUT_CSV;
+    else if (strcmp(f, "h5") != 0)
+        FAIL("formats: unknown format '%s' (h5, json, csv)", f);
+    return 1;
+}
+
+static int add_severity(parse_ctx *p, const char *s)
+{
+    long a, b;
+    const char *dash = strchr(s, '-');
+    if (dash) {
+        char lo[32];
+        if ((size_t)(dash - s) >= sizeof lo) FAIL("severities: bad range '%s'", s);
+        memcpy(lo, s, (size_t)(dash - s));
+        lo[dash - s] = '\0';
+        if (!parse_long(lo, 1, 5, &a) || !parse_long(dash + 1, 1, 5, &b) || a > b)
+            FAIL("severities: '%s' is not a range within 1-5", s);
+    } else if (!parse_long(s, 1, 5, &a)) {
+        FAIL("severities: '%s' is not a severity 1..5", s);
+    } else {
+        b = a;
+    }
+    for (long i = a; i <= b; i++) p->c->sev_mask |= 1 << i;
+    return 1;
+}
+
+static int add_corruption(parse_ctx *p, const char *n)
+{
+    mr_run_config *c = p->c;
+    if (c->n_corr_names == MR_CFG_MAX_CORR) FAIL("names: more than %d corruptions", MR_CFG_MAX_CORR);
+    if (!copy(c->corr_names[c->n_corr_names], MR_NAME_LEN, n)) FAIL("names: '%s' is too long", n);
+    c->n_corr_names++;
+    return 1;
+}
+
+static int add_k(parse_ctx *p, const char *s)
+{
+    mr_cfg_router *r = &p->c->routers[p->c->n_routers - 1];
+    long a, b;
+    const char *dash = strchr(s, '-');
+    if (dash) {
+        char lo[32];
+        if ((size_t)(dash - s) >= sizeof lo) FAIL("top_k: bad range '%s'", s);
+        memcpy(lo, s, (size_t)(dash - s));
+        lo[dash - s] = '\0';
+        if (!parse_long(lo, 1, 4096, &a) || !parse_long(dash + 1, 1, 4096, &b) || a > b)
+            FAIL("top_k: '%s' is not a range of expert counts", s);
+    } else if (!parse_long(s, 1, 4096, &a)) {
+        FAIL("top_k: '%s' is not an expert count >= 1", s);
+    } else {
+        b = a;
+    }
+    for (long k = a; k <= b; k++) {
+        if (r->n_k == MR_CFG_MAX_K) FAIL("top_k: more than %d values", MR_CFG_MAX_K);
+        r->ks[r->n_k++] = (int)k;
+    }
+    return 1;
+}
+
+/* "model NAME" / "router NAME": the name after the keyword */
+static const char *section_name(const char *section, const char *kw)
+{
+    size_t n = strlen(kw);
+    if (strncmp(section, kw, n) != 0 || section[n] != ' ') return NULL;
+    const char *name = section + n + 1;
+    while (*name == ' ') name++;
+    return *name ? name : NULL;
+}
+
+static int valid_name(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_' || *s == '.'))
+            return 0;
+    return 1;
+}
+
+/* A "[section]" line: register model and router sections here, as the reader sees
+ * them, so that a section with no keys (e.g. "[router softmax]") still counts; inih
+ * only reports sections through their keys. */
+static void open_section(parse_ctx *p, const char *line)
+{
+    while (*line == ' ' || *line == '\t') line++;
+    if (*line != '[' || p->status != MR_OK) return;
+    const char *end = strchr(line, ']');
+    if (!end) return; /* inih reports the malformed line */
+    char section[256];
+    size_t n = (size_t)(end - line - 1);
+    if (n >= sizeof section) n = sizeof section - 1;
+    memcpy(section, line + 1, n);
+    section[n] = '\0';
+    while (n && (section[n - 1] == ' ' || section[n - 1] == '\t')) section[--n] = '\0';
+    char *sec = section;
+    while (*sec == ' ') sec++;
+    mr_run_config *c = p->c;
+    const char *name;
+#define SFAIL(...)                                                                        \
+    do {                                                                                  \
+        char m_[600];                                                                     \
+        snprintf(m_, sizeof m_, __VA_ARGS__);                                             \
+        p->status = mr_error_set(MR_EINPUT, "%s:%d: %s", c->file, p->line, m_);           \
+        return;                                                                           \
+    } while (0)
+    if ((name = section_name(sec, "model"))) {
+        if (!valid_name(name) || strlen(name) >= MR_NAME_LEN)
+            SFAIL("[%s]: names use letters, digits, '-', '_', '.'", sec);
+        for (int i = 0; i < c->n_models; i++)
+            if (strcmp(c->models[i].name, name) == 0) SFAIL("[%s] appears twice", sec);
+        if (c->n_models == MR_CFG_MAX_MODELS) SFAIL("more than %d models", MR_CFG_MAX_MODELS);
+        mr_cfg_model *m = &c->models[c->n_models++];
+        memset(m, 0, sizeof *m);
+        strcpy(m->name, name);
+        m->line = p->line;
+    } else if ((name = section_name(sec, "router"))) {
+        if (!valid_name(name) || strlen(name) >= MR_NAME_LEN)
+            SFAIL("[%s]: names use letters, digits, '-', '_', '.'", sec);
+        for (int i = 0; i < c->n_routers; i++)
+            if (strcmp(c->routers[i].name, name) == 0) SFAIL("[%s] appears twice", sec);
+        if (c->n_routers == MR_CFG_MAX_ROUTERS) SFAIL("more than %d routers", MR_CFG_MAX_ROUTERS);
+        mr_cfg_router *r = &c->routers[c->n_routers++];
+        memset(r, 0, sizeof *r);
+        strcpy(r->name, name);
+        strcpy(r->type, name);
+        r->line = p->line;
+    } else if (strcmp(sec, "run") && strcmp(sec, "data") && strcmp(sec, "corruptions")) {
+        SFAIL("unknown section [%s] (run, data, model NAME, router NAME, corruptions)", sec);
+    }
+#undef SFAIL
+}
+
+static int handler(void *user, const char *section, const char *key, const char *v)
+{
+    parse_ctx *p = user;
+    mr_run_config *c = p->c;
+    if (p->status != MR_OK) return 0;
+    long l;
+    double x;
+    const char *name;
+    if (strcmp(section, "run") == 0) {
+        if (strcmp(key, "out") == 0) {
+            if (!copy(c->out, sizeof c->out, v)) FAIL("out: path too long");
+        } else if (strcmp(key, "seed") == 0) {
+            if (!parse_long(v, 0, 2147483647L, &l)) FAIL("seed = %s: not an integer 0..2^31-1", v);
+            c->seed = (uint64_t)l;
+        } else if (strcmp(key, "bootstrap") == 0) {
+            if (!parse_long(v, 0, 1000000, &l)) FAIL("bootstrap = %s: not an integer 0..1000000", v);
+            c->bootstrap = (int)l;
+        } else if (strcmp(key, "level") == 0) {
+            if (!parse_double(v, 0.5, 0.9999, &x)) FAIL("level = %s: not a number in [0.5, 0.9999]", v);
+            c->level = x;
+        } else if (strcmp(key, "batch") == 0) {
+            if (!parse_long(v, 1, 65536, &l)) FAIL("batch = %s: not an integer 1..65536", v);
+            c->batch = (int)l;
+        } else if (strcmp(key, "limit") == 0) {
+            if (!parse_long(v, 0, 2000000000L, &l)) FAIL("limit = %s: not an integer >= 0", v);
+            c->limit = l;
+        } else if (strcmp(key, "formats") == 0) {
+            c->formats = 0;
+            if (!for_items(v, add_format, p)) return 0;
+        } else if (strcmp(key, "reference") == 0) {
+            if (!copy(c->reference, sizeof c->reference, v)) FAIL("reference: name too long");
+        } else {
+            FAIL("unknown key '%s' in [run] (out, seed, bootstrap, level, batch, limit, formats, reference)", key);
+        }
+    } else if (strcmp(section, "data") == 0) {
+        if (strcmp(key, "path") != 0) FAIL("unknown key '%s' in [data] (path)", key);
+        if (!copy(c->data, sizeof c->data, v)) FAIL("path: too long");
+        c->data_line = p->line;
+    } else if ((name = section_name(section, "model"))) {
+        mr_cfg_model *m = &c->models[c->n_models - 1];
+        if (strcmp(key, "path") == 0) {
+            if (!copy(m->path, sizeof m->path, v)) FAIL("path: too long");
+        } else if (strcmp(key, "checkpoint") == 0) {
+            if (m->n_ckpt == MR_CFG_MAX_CKPT) FAIL("more than %d checkpoints", MR_CFG_MAX_CKPT);
+            if (!copy(m->ckpt[m->n_ckpt], MR_PATH_LEN, v)) FAIL("checkpoint: path too long");
+            m->n_ckpt++;
+        } else {
+            FAIL("unknown key '%s' in [%s] (path, checkpoint)", key, section);
+        }
+    } else if ((name = section_name(section, "router"))) {
+        mr_cfg_router *r = &c->routers[c->n_routers - 1];
+        if (strcmp(key, "type") == 0) {
+            if (!mr_router_lookup(v)) FAIL("type = %s: unknown router", v);
+            copy(r->type, sizeof r->type, v);
+        } else if (strcmp(key, "top_k") == 0) {
+            r->n_k = 0;
+            r->k_line = p->line;
+            if (!for_items(v, add_k, p)) return 0;
+        } else {
+            char kv[2 * MR_NAME_LEN + 2];
+            snprintf(kv, sizeof kv, "%s=%s", key, v);
+            if (mr_router_opts_add(&r->opts, kv) != MR_OK) FAIL("%s", mr_error_message());
+        }
+    } else if (strcmp(section, "corruptions") == 0) {
+        if (strcmp(key, "names") == 0) {
+            c->corr_line = p->line;
+            if (!for_items(v, add_corruption, p)) return 0;
+        } else if (strcmp(key, "severities") == 0) {
+            c->sev_mask = 0;
+            if (!for_items(v, add_severity, p)) return 0;
+        } else {
+            FAIL("unknown key '%s' in [corruptions] (names, severities)", key);
+        }
+    } else {
+        FAIL("unknown section [%s] (run, data, model NAME, router NAME, corruptions)", section);
+    }
+    return 1;
+}
+
+int mr_runcfg_load(mr_run_config *c, const char *path)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->file, sizeof c->file, "%s", path);
+    c->bootstrap = 1000;
+    c->level = 0.95;
+    c->batch = 32;
+    c->formats = MR_OUT_JSON | MR_OUT_CSV;
+    c->sev_mask = 0x3e; /* 1..5 */
+    FILE *fp = fopen(path, "r");
+    MR_REQUIRE(fp, MR_EINPUT, "%s: cannot open config file", path);
+    parse_ctx p = {.c = c, .fp = fp, .status = MR_OK};
+    int rc = ini_parse_stream(reader, &p, handler, &p);
+    fclose(fp);
+    if (p.status != MR_OK) return p.status;
+    if (rc > 0) return mr_error_set(MR_EINPUT, "%s:%d: not an INI line (expected [section] or key = value)", path, rc);
+    if (rc < 0) return mr_error_set(MR_EINPUT, "%s: cannot read", path);
+    MR_REQUIRE(c->data[0], MR_EINPUT, "%s: missing [data] path", path);
+    MR_REQUIRE(c->n_models >= 1, MR_EINPUT, "%s: no [model NAME] section", path);
+    MR_REQUIRE(c->n_routers >= 1, MR_EINPUT, "%s: no [router NAME] section", path);
+    for (int i = 0; i < c->n_models; i++)
+        MR_REQUIRE(c->models[i].path[0], MR_EINPUT, "%s:%d: [model %s] has no path", path,
+                   c->models[i].line, c->models[i].name);
+    for (int i = 0; i < c->n_routers; i++)
+        MR_REQUIRE(mr_router_lookup(c->routers[i].type), MR_EINPUT,
+                   "%s:%d: [router %s]: unknown router type '%s' (set type = ...)", path,
+                   c->routers[i].line, c->routers[i].name, c->routers[i].type);
+    if (!c->reference[0]) strcpy(c->reference, c->routers[0].name);
+    int found = 0;
+    for (int i = 0; i < c->n_routers; i++) found |= strcmp(c->routers[i].name, c->reference) == 0;
+    MR_REQUIRE(found, MR_EINPUT, "%s: reference = %s names no [router] section", path, c->reference);
+    return MR_OK;
+}
+
+void mr_runcfg_write(const mr_run_config *c, FILE *fp)
+{
+    fprintf(fp, "# resolved by moe-robust from %s\n[run]\n", c->file);
+    fprintf(fp, "seed = %llu\nbootstrap = %d\nlevel = %.17g\nbatch = %d\nlimit = %ld\n",
+            (unsigned long long)c->seed, c->bootstrap, c->level, c->batch, c->limit);
+    fprintf(fp, "formats = h5%s%s\nreference = %s\n", c->formats & MR_OUT_JSON ? " json" : "",
+            c->formats & MR_OUT_CSV ? " csv" : "", c->reference);
+    fprintf(fp, "\n[data]\npath = %s\n", c->data);
+    for (int i = 0; i < c->n_models; i++) {
+        const mr_cfg_model *m = &c->models[i];
+        fprintf(fp, "\n[model %s]\npath = %s\n", m->name, m->path);
+        for (int j = 0; j < m->n_ckpt; j++) fprintf(fp, "checkpoint = %s\n", m->ckpt[j]);
+    }
+    for (int i = 0; i < c->n_routers; i++) {
+        const mr_cfg_router *r = &c->routers[i];
+        fprintf(fp, "\n[router %s]\ntype = %s\n", r->name, r->type);
+        if (r->n_k) {
+            fprintf(fp, "top_k = ");
+            for (int j = 0; j < r->n_k; j++) fprintf(fp, "%s%d", j ? "," : "", r->ks[j]);
+            fprintf(fp, "\n");
+        }
+        for (int j = 0; j < r->opts.n; j++) fprintf(fp, "%s = %s\n", r->opts.key[j], r->opts.val[j]);
+    }
+    fprintf(fp, "\n[corruptions]\nnames =");
+    for (int i = 0; i < c->n_corr_names; i++) fprintf(fp, " %s", c->corr_names[i]);
+    fprintf(fp, "\nseverities =");
+    for (int s = 1; s <= 5; s++)
+        if (c->sev_mask & (1 << s)) fprintf(fp, " %d", s);
+    fprintf(fp, "\n");
+}
+
+uint64_t mr_runcfg_hash(const mr_run_config *c)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    if (!fp) return 0;
+    mr_run_config copy_ = *c;
+    copy_.file[0] = '\0'; /* where the config came from does not change results */
+    mr_runcfg_write(&copy_, fp);
+    fclose(fp);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)buf[i]) * 0x100000001b3ULL;
+    free(buf);
+    return h;
+}

@@ -1,0 +1,81 @@
+/* mr_runcfg.h — the INI configuration of `moe-robust run` (docs/config.md), parsed with
+ * inih. Every key is checked where it is read; unknown sections and keys, bad numbers
+ * and values out of range are errors of the form "FILE:LINE: what is wrong".
+ * Checks that need the model or data files (existence, k <= E, corruption modality)
+ * are done by mr_runcfg_validate() — still before anything is written.
+ * Ownership: plain struct, no heap memory.
+ */
+#ifndef MR_RUNCFG_H
+#define MR_RUNCFG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../analysis/mr_router.h"
+
+#define MR_CFG_MAX_MODELS 16
+#define MR_CFG_MAX_CKPT 16
+#define MR_CFG_MAX_ROUTERS 32
+#define MR_CFG_MAX_K 16
+#define MR_CFG_MAX_CORR 128
+#define MR_PATH_LEN 1024
+
+enum { MR_OUT_JSON = 1, MR_OUT_CSV = 2 };
+
+typedef struct mr_cfg_model {
+    char name[MR_NAME_LEN];
+    char path[MR_PATH_LEN];
+    int n_ckpt;
+    char ckpt[MR_CFG_MAX_CKPT][MR_PATH_LEN]; /* consecutive checkpoints, oldest first */
+    int line;                                 /* of the section header */
+} mr_cfg_model;
+
+typedef struct mr_cfg_router {
+    char name[MR_NAME_LEN];   /* label in results */
+    char type[MR_NAME_LEN];   /* router type (default: the name) */
+    int n_k;                  /* 0: the model's top_k */
+    int ks[MR_CFG_MAX_K];
+    int k_line;
+    mr_router_opts opts;      /* every other key */
+    int line;
+} mr_cfg_router;
+
+typedef struct mr_run_config {
+    char file[MR_PATH_LEN];
+    /* [run] */
+    char out[MR_PATH_LEN];
+    uint64_t seed;
+    int bootstrap;
+    double level;
+    int batch;
+    long limit;
+    int formats;              /* MR_OUT_* bits; results.h5 is always written */
+    char reference[MR_NAME_LEN]; /* router whose errors normalize CE (default: first) */
+    /* [data] */
+    char data[MR_PATH_LEN];
+    int data_line;
+    /* [model NAME] */
+    int n_models;
+    mr_cfg_model models[MR_CFG_MAX_MODELS];
+    /* [router NAME] */
+    int n_routers;
+    mr_cfg_router routers[MR_CFG_MAX_ROUTERS];
+    /* [corruptions] */
+    int n_corr_names;
+    char corr_names[MR_CFG_MAX_CORR][MR_NAME_LEN]; /* names or groups: all image text embed */
+    int corr_line;
+    int sev_mask;             /* bit s set: severity s (1..5) */
+} mr_run_config;
+
+/* Parse and check a config file. */
+int mr_runcfg_load(mr_run_config *c, const char *path);
+
+/* Write the resolved configuration as INI (every default made explicit), the same text
+ * for the same settings: used for DIR/config.ini and the config hash. */
+void mr_runcfg_write(const mr_run_config *c, FILE *fp);
+
+/* FNV-1a hash of the resolved configuration (excluding `out`, which does not change
+ * results). */
+uint64_t mr_runcfg_hash(const mr_run_config *c);
+
+#endif

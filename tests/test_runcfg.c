@@ -1,0 +1,136 @@
+/* The run configuration: defaults, every key, and errors that name the file and line. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "analysis/mr_error.h"
+#include "harness/mr_runcfg.h"
+#include "mr_test_util.h"
+
+static char path[64];
+
+static int load_text(mr_run_config *c, const char *text)
+{
+    strcpy(path, "/tmp/mr-cfg-XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (int)strlen(text));
+    close(fd);
+    int st = mr_runcfg_load(c, path);
+    unlink(path);
+    return st;
+}
+
+static void expect_error(const char *text, int line, const char *needle)
+{
+    mr_run_config c;
+    ck_assert_int_eq(load_text(&c, text), MR_EINPUT);
+    char where[96];
+    snprintf(where, sizeof where, "%s:%d: ", path, line);
+    ck_assert_msg(strstr(mr_error_message(), where), "expected line %d: %s", line, mr_error_message());
+    ck_assert_msg(strstr(mr_error_message(), needle), "expected '%s': %s", needle, mr_error_message());
+}
+
+#define BASE "[data]\npath = d.h5\n[model m]\npath = m.h5\n"
+
+START_TEST(full_config)
+{
+    mr_run_config c;
+    const char *text = "# comment\n[run]\nseed = 7\nbootstrap = 200\nlevel = 0.9\nbatch = 8\n"
+                       "limit = 100\nformats = h5, json\nreference = base\n" BASE
+                       "checkpoint = a.h5\ncheckpoint = b.h5\n"
+                       "[router base]\ntype = softmax\n[router sim]\ntype = similarity\ntau = 0.5\n"
+                       "top_k = 1,2, 4-5\n[router attention]\n"
+                       "[corruptions]\nnames = image, embed_gaussian\nseverities = 1, 3-4\n";
+    ck_assert_msg(load_text(&c, text) == MR_OK, "%s", mr_error_message());
+    ck_assert_uint_eq(c.seed, 7);
+    ck_assert_int_eq(c.bootstrap, 200);
+    ck_assert_int_eq(c.batch, 8);
+    ck_assert_int_eq(c.limit, 100);
+    ck_assert_int_eq(c.formats, MR_OUT_JSON);
+    ck_assert_int_eq(c.n_models, 1);
+    ck_assert_int_eq(c.models[0].n_ckpt, 2);
+    ck_assert_str_eq(c.models[0].ckpt[1], "b.h5");
+    ck_assert_int_eq(c.n_routers, 3);
+    ck_assert_str_eq(c.routers[2].type, "attention"); /* bare section: type = its name */
+    ck_assert_int_eq(c.routers[1].n_k, 4);
+    ck_assert_int_eq(c.routers[1].ks[3], 5);
+    ck_assert_int_eq(c.routers[1].opts.n, 1);
+    ck_assert_str_eq(c.routers[1].opts.key[0], "tau");
+    ck_assert_int_eq(c.n_corr_names, 2);
+    ck_assert_int_eq(c.sev_mask, (1 << 1) | (1 << 3) | (1 << 4));
+    /* the resolved text parses back to the same hash */
+    char out[] = "/tmp/mr-cfg-resolved-XXXXXX";
+    int fd = mkstemp(out);
+    FILE *fp = fdopen(fd, "w");
+    mr_runcfg_write(&c, fp);
+    fclose(fp);
+    mr_run_config d;
+    ck_assert_msg(mr_runcfg_load(&d, out) == MR_OK, "%s", mr_error_message());
+    ck_assert_uint_eq(mr_runcfg_hash(&c), mr_runcfg_hash(&d));
+    d.seed = 8;
+    ck_assert_uint_ne(mr_runcfg_hash(&c), mr_runcfg_hash(&d));
+    unlink(out);
+}
+END_TEST
+
+START_TEST(defaults)
+{
+    mr_run_config c;
+    ck_assert_int_eq(load_text(&c, BASE "[router softmax]\n"), MR_OK);
+    ck_assert_int_eq(c.bootstrap, 1000);
+    ck_assert_double_eq(c.level, 0.95);
+    ck_assert_int_eq(c.sev_mask, 0x3e);
+    ck_assert_str_eq(c.reference, "softmax");
+    ck_assert_int_eq(c.formats, MR_OUT_JSON | MR_OUT_CSV);
+}
+END_TEST
+
+START_TEST(errors_name_the_line)
+{
+    expect_error(BASE "[router softmax]\n[run]\nfrobnicate = 1\n", 7, "unknown key 'frobnicate'");
+    expect_error("[run]\nbootstrap = lots\n" BASE "[router softmax]\n", 2, "bootstrap = lots");
+    expect_error("[run]\nlevel = 2\n" BASE "[router softmax]\n", 2, "level = 2");
+    expect_error(BASE "[router softmax]\n[corruptions]\nseverities = 0-6\n", 7, "severities");
+    expect_error(BASE "[router softmax]\n[corruptions]\nseverities = 2,9\n", 7, "'9'");
+    expect_error(BASE "[router x]\ntype = nosuch\n", 6, "unknown router");
+    expect_error(BASE "[router softmax]\ntop_k = 0\n", 6, "top_k");
+    expect_error(BASE "[router softmax]\n[router softmax]\n", 6, "appears twice");
+    expect_error(BASE "[widgets]\n", 5, "unknown section [widgets]");
+    expect_error(BASE "[router softmax]\nthis is not ini\n", 6, "not an INI line");
+    expect_error(BASE "[model m2]\nfoo = 1\n", 6, "unknown key 'foo'");
+    expect_error(BASE "[router bad name!]\n", 5, "names use letters");
+    char longline[400] = "[run]\nout = ";
+    memset(longline + strlen(longline), 'x', 300);
+    strcat(longline, "\n" BASE "[router softmax]\n");
+    expect_error(longline, 2, "longer than");
+}
+END_TEST
+
+START_TEST(missing_parts)
+{
+    mr_run_config c;
+    ck_assert_int_eq(load_text(&c, "[model m]\npath = m.h5\n[router softmax]\n"), MR_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mr_error_message(), "missing [data] path"));
+    ck_assert_int_eq(load_text(&c, BASE), MR_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mr_error_message(), "no [router NAME]"));
+    ck_assert_int_eq(load_text(&c, "[data]\npath = d\n[model m]\n[router softmax]\n"), MR_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mr_error_message(), ":3: [model m] has no path"));
+    ck_assert_int_eq(load_text(&c, BASE "[router unknownrouter]\n"), MR_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mr_error_message(), "unknown router type 'unknownrouter'"));
+    ck_assert_int_eq(mr_runcfg_load(&c, "/nonexistent/x.ini"), MR_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mr_error_message(), "/nonexistent/x.ini"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("runcfg");
+    TCase *tc = tcase_create("parse");
+    tcase_add_test(tc, full_config);
+    tcase_add_test(tc, defaults);
+    tcase_add_test(tc, errors_name_the_line);
+    tcase_add_test(tc, missing_parts);
+    suite_add_tcase(s, tc);
+    return mr_test_run(s);
+}
