@@ -20,7 +20,11 @@ static void usage(FILE *fp)
             "  inspect MODEL.h5      architecture summary, parameter count, validation\n"
             "  eval --model M --data D\n"
             "                        accuracy (classify) or loss and bits per char (lm),\n"
-            "                        and the routing entropy of every MoE layer\n"
+            "                        and routing entropy, load balance and flip rates per MoE\n"
+            "                        layer with confidence intervals\n"
+            "  run CONFIG.ini        the evaluation grid: models x routers x corruptions x\n"
+            "                        severities, resumable, shardable (docs/config.md)\n"
+            "  merge DIR             assemble the results of a sharded run\n"
             "\n"
             "Run 'moe-robust COMMAND --help' for a command's options.\n"
             "Exit status: 0 success, 2 bad input (file, option, value), 1 runtime failure.\n",
@@ -45,6 +49,8 @@ int main(int argc, char **argv)
     mr_engine_blas_single_thread();
     if (strcmp(cmd, "inspect") == 0) return mr_cmd_inspect(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0) return mr_cmd_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0) return mr_cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "merge") == 0) return mr_cmd_merge(argc - 1, argv + 1);
     fprintf(stderr, "moe-robust: unknown command '%s' (try 'moe-robust --help')\n", cmd);
     return 2;
 }

@@ -400,7 +400,7 @@ static int summarize_flips(mr_eval_flips *f, int n, int n_moe, const mr_eval_opt
 }
 
 /* The compared checkpoint must route the same layers over the same experts. */
-static int check_compare(const mr_model *a, const mr_model *b)
+int mr_eval_check_compatible(const mr_model *a, const mr_model *b)
 {
     const mr_config *x = &a->cfg, *y = &b->cfg;
     int same = x->task == y->task && x->n_moe == y->n_moe && x->n_experts == y->n_experts &&
@@ -427,7 +427,7 @@ int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,
                o->level);
     if (o->compare) {
         MR_REQUIRE(o->compare_router, MR_EINPUT, "a compared checkpoint needs a router");
-        MR_TRY(check_compare(m, o->compare));
+        MR_TRY(mr_eval_check_compatible(m, o->compare));
     }
     const mr_config *c = &m->cfg;
     mr_engine_opts eo = o->engine;

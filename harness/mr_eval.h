@@ -101,6 +101,10 @@ int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,
                 const mr_dataset *d, const mr_eval_opts *o);
 void mr_eval_result_free(mr_eval_result *res);
 
+/* MR_OK if checkpoint b routes the same MoE layers over the same experts and inputs as a
+ * (so their routings can be compared token by token); MR_EINPUT naming both otherwise. */
+int mr_eval_check_compatible(const mr_model *a, const mr_model *b);
+
 /* Flips between two caches of the same samples and shapes (f allocated here; free with
  * mr_eval_flips_free). CIs use opts' bootstrap, level and seed, under `name`. */
 int mr_eval_compare_caches(mr_eval_flips *f, const mr_eval_cache *a, const mr_eval_cache *b,

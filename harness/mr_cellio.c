@@ -1,0 +1,295 @@
+#include "mr_cellio.h"
+
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../analysis/mr_error.h"
+#include "mr_h5.h"
+
+const char *mr_cell_kind_name(int kind)
+{
+    return kind == MR_CELL_CLEAN ? "clean" : kind == MR_CELL_CORRUPT ? "corrupt" : "fluct";
+}
+
+static int put(hid_t f, const char *name, const double *x, int rank, hsize_t d0, hsize_t d1)
+{
+    hsize_t dims[2] = {d0, d1};
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t ds = H5Dcreate2(f, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t e = ds >= 0 ? H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) : -1;
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(sp);
+    return e < 0 ? MR_EIO : MR_OK;
+}
+
+static int put_ci(hid_t f, const char *name, const mr_ci *c)
+{
+    double v[3] = {c->mean, c->lo, c->hi};
+    return put(f, name, v, 1, 3, 0);
+}
+
+static int put_cis(hid_t f, const char *name, const mr_ci *c, int n, size_t stride)
+{
+    double *v = malloc((size_t)n * 3 * sizeof *v + 1);
+    if (!v) return MR_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        const mr_ci *x = (const mr_ci *)((const char *)c + i * stride);
+        v[3 * i] = x->mean;
+        v[3 * i + 1] = x->lo;
+        v[3 * i + 2] = x->hi;
+    }
+    int st = put(f, name, v, 2, (hsize_t)n, 3);
+    free(v);
+    return st;
+}
+
+static void attr_s(hid_t f, const char *name, const char *v)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, v);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+}
+
+static void attr_i(hid_t f, const char *name, long long v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_LLONG, &v);
+    H5Aclose(a);
+    H5Sclose(sp);
+}
+
+static int write_pass(hid_t f, const mr_cell_meta *m, const mr_eval_pass *p)
+{
+    int st = MR_OK, nm = m->n_moe, E = m->E;
+    st |= put_ci(f, "accuracy", &p->accuracy);
+    st |= put_ci(f, "loss", &p->loss_ci);
+    st |= put(f, "sample_correct", p->correct, 1, (hsize_t)m->n, 0);
+    st |= put(f, "sample_loss", p->loss, 1, (hsize_t)m->n, 0);
+    st |= put(f, "sample_entropy", p->routing->entropy, 2, (hsize_t)m->n, (hsize_t)nm);
+    size_t stride = sizeof(mr_layer_routing);
+    st |= put_cis(f, "entropy", &p->layers[0].entropy, nm, stride);
+    st |= put_cis(f, "entropy_norm", &p->layers[0].entropy_norm, nm, stride);
+    st |= put_cis(f, "wentropy", &p->layers[0].wentropy, nm, stride);
+    double *v = malloc(((size_t)nm * (5 + E) + 1) * sizeof *v);
+    if (!v) return MR_ENOMEM;
+    double *lh = v, *cv = v + nm, *mm = v + 2 * nm, *dead = v + 3 * nm, *aux = v + 4 * nm;
+    double *load = v + 5 * nm;
+    for (int i = 0; i < nm; i++) {
+        const mr_layer_routing *l = &p->layers[i];
+        lh[i] = l->load_entropy_norm;
+        cv[i] = l->cv;
+        mm[i] = l->max_over_mean;
+        dead[i] = l->dead;
+        aux[i] = l->aux_loss;
+        for (int e = 0; e < E; e++)
+            load[i * E + e] = l->load_total > 0 ? l->load_counts[e] / l->load_total : 0.0;
+    }
+    st |= put(f, "load_entropy_norm", lh, 1, (hsize_t)nm, 0);
+    st |= put(f, "load_cv", cv, 1, (hsize_t)nm, 0);
+    st |= put(f, "load_max_over_mean", mm, 1, (hsize_t)nm, 0);
+    st |= put(f, "dead_experts", dead, 1, (hsize_t)nm, 0);
+    st |= put(f, "aux_loss", aux, 1, (hsize_t)nm, 0);
+    st |= put(f, "load", load, 2, (hsize_t)nm, (hsize_t)E);
+    free(v);
+    return st;
+}
+
+static int write_flips(hid_t f, const mr_cell_meta *m, const mr_eval_flips *fl)
+{
+    int st = MR_OK, nm = m->n_moe;
+    st |= put_cis(f, "flip_top1", fl->top1_ci, nm, sizeof(mr_ci));
+    st |= put_cis(f, "flip_set", fl->set_ci, nm, sizeof(mr_ci));
+    st |= put_cis(f, "flip_jaccard", fl->jaccard_ci, nm, sizeof(mr_ci));
+    st |= put_ci(f, "pred_flip", &fl->pred_ci);
+    st |= put(f, "sample_flip_top1", fl->top1, 2, (hsize_t)m->n, (hsize_t)nm);
+    st |= put(f, "sample_flip_set", fl->set, 2, (hsize_t)m->n, (hsize_t)nm);
+    st |= put(f, "sample_flip_jaccard", fl->jaccard, 2, (hsize_t)m->n, (hsize_t)nm);
+    st |= put(f, "sample_pred_flip", fl->pred, 1, (hsize_t)m->n, 0);
+    return st;
+}
+
+int mr_cell_write(const char *path, const mr_cell_meta *m, const mr_eval_pass *pass,
+                  const mr_eval_flips *flips, const mr_paired *acc_drop)
+{
+    mr_h5_quiet();
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    MR_REQUIRE(f >= 0, MR_EIO, "%s: cannot create", tmp);
+    attr_s(f, "id", m->id);
+    attr_s(f, "model", m->model);
+    attr_s(f, "router", m->router);
+    attr_s(f, "router_type", m->router_type);
+    attr_i(f, "k", m->k);
+    attr_s(f, "kind", mr_cell_kind_name(m->kind));
+    attr_s(f, "corruption", m->corruption);
+    attr_i(f, "severity", m->severity);
+    attr_s(f, "checkpoints", m->checkpoints);
+    attr_s(f, "task", m->task == MR_TASK_LM ? "lm" : "classify");
+    attr_i(f, "n", m->n);
+    attr_i(f, "T", m->T);
+    attr_i(f, "n_moe", m->n_moe);
+    attr_i(f, "E", m->E);
+    attr_i(f, "config_hash", (long long)m->config_hash);
+    double layers[64];
+    for (int i = 0; i < m->n_moe; i++) layers[i] = m->layers[i];
+    int st = put(f, "layers", layers, 1, (hsize_t)m->n_moe, 0);
+    if (pass) st |= write_pass(f, m, pass);
+    if (flips) st |= write_flips(f, m, flips);
+    if (acc_drop) {
+        st |= put_ci(f, "acc_drop", &acc_drop->diff);
+        st |= put(f, "acc_drop_p", &acc_drop->p_value, 1, 1, 0);
+    }
+    if (H5Fclose(f) < 0) st = MR_EIO;
+    if (st != MR_OK || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return mr_error_set(st == MR_ENOMEM ? MR_ENOMEM : MR_EIO, "%s: cannot write the cell", path);
+    }
+    return MR_OK;
+}
+
+int mr_cell_done(const char *path, uint64_t config_hash)
+{
+    mr_h5_quiet();
+    if (access(path, R_OK) != 0) return 0;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return 0;
+    long long h = 0;
+    int ok = mr_h5_attr_int(f, path, "config_hash", &h, NULL) == MR_OK &&
+             (uint64_t)h == config_hash;
+    H5Fclose(f);
+    return ok;
+}
+
+static double *get(hid_t f, const char *file, const char *name, size_t n, int *status)
+{
+    if (*status != MR_OK) return NULL;
+    double *v = malloc(n * sizeof *v + 1);
+    mr_h5_info in;
+    if (!v || mr_h5_dataset_info(f, file, name, &in) != MR_OK) {
+        free(v);
+        *status = MR_EINPUT;
+        return NULL;
+    }
+    size_t got = 1;
+    for (int i = 0; i < in.rank; i++) got *= (size_t)in.dims[i];
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    if (got != n || H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
+        *status = mr_error_set(MR_EINPUT, "%s: %s: unexpected shape", file, name);
+        free(v);
+        v = NULL;
+    }
+    H5Dclose(ds);
+    return v;
+}
+
+static void get3(hid_t f, const char *file, const char *name, double *out, int *status)
+{
+    double *v = get(f, file, name, 3, status);
+    if (v) memcpy(out, v, 3 * sizeof *v);
+    free(v);
+}
+
+int mr_cell_read_summary(const char *path, mr_cell_summary *s)
+{
+    memset(s, 0, sizeof *s);
+    hid_t f;
+    MR_TRY(mr_h5_open_read(&f, path));
+    mr_cell_meta *m = &s->meta;
+    char kind[32], task[32];
+    long long v;
+    int st = MR_OK;
+#define ATTR_S(name, buf) \
+    if (st == MR_OK) st = mr_h5_attr_string(f, path, name, buf, sizeof buf, NULL)
+#define ATTR_I(name, dst)                                              \
+    if (st == MR_OK && (st = mr_h5_attr_int(f, path, name, &v, NULL)) == MR_OK) dst = (int)v
+    ATTR_S("id", m->id);
+    ATTR_S("model", m->model);
+    ATTR_S("router", m->router);
+    ATTR_S("router_type", m->router_type);
+    ATTR_S("kind", kind);
+    ATTR_S("corruption", m->corruption);
+    ATTR_S("checkpoints", m->checkpoints);
+    ATTR_S("task", task);
+    ATTR_I("k", m->k);
+    ATTR_I("severity", m->severity);
+    ATTR_I("n", m->n);
+    ATTR_I("T", m->T);
+    ATTR_I("n_moe", m->n_moe);
+    ATTR_I("E", m->E);
+    if (st == MR_OK && (st = mr_h5_attr_int(f, path, "config_hash", &v, NULL)) == MR_OK)
+        m->config_hash = (uint64_t)v;
+#undef ATTR_S
+#undef ATTR_I
+    if (st == MR_OK && (m->n_moe < 0 || m->n_moe > 64 || m->E < 1 || m->E > 4096))
+        st = mr_error_set(MR_EINPUT, "%s: implausible n_moe/E", path);
+    if (st == MR_OK) {
+        m->kind = strcmp(kind, "clean") == 0 ? MR_CELL_CLEAN
+                  : strcmp(kind, "corrupt") == 0 ? MR_CELL_CORRUPT : MR_CELL_FLUCT;
+        m->task = strcmp(task, "lm") == 0 ? MR_TASK_LM : MR_TASK_CLASSIFY;
+        double *layers = get(f, path, "layers", (size_t)m->n_moe, &st);
+        for (int i = 0; layers && i < m->n_moe; i++) m->layers[i] = (int)layers[i];
+        free(layers);
+    }
+    size_t nm = (size_t)m->n_moe;
+    s->has_pass = st == MR_OK && m->kind != MR_CELL_FLUCT;
+    s->has_flips = st == MR_OK && m->kind != MR_CELL_CLEAN;
+    if (s->has_pass) {
+        get3(f, path, "accuracy", s->accuracy, &st);
+        get3(f, path, "loss", s->loss, &st);
+        s->entropy = get(f, path, "entropy", nm * 3, &st);
+        s->entropy_norm = get(f, path, "entropy_norm", nm * 3, &st);
+        s->wentropy = get(f, path, "wentropy", nm * 3, &st);
+        s->load_entropy_norm = get(f, path, "load_entropy_norm", nm, &st);
+        s->load_cv = get(f, path, "load_cv", nm, &st);
+        s->load_max_over_mean = get(f, path, "load_max_over_mean", nm, &st);
+        s->dead = get(f, path, "dead_experts", nm, &st);
+        s->aux_loss = get(f, path, "aux_loss", nm, &st);
+        s->load = get(f, path, "load", nm * (size_t)m->E, &st);
+    }
+    if (s->has_flips) {
+        s->flip_top1 = get(f, path, "flip_top1", nm * 3, &st);
+        s->flip_set = get(f, path, "flip_set", nm * 3, &st);
+        s->flip_jaccard = get(f, path, "flip_jaccard", nm * 3, &st);
+        get3(f, path, "pred_flip", s->pred_flip, &st);
+    }
+    if (st == MR_OK && mr_h5_exists(f, "/acc_drop")) {
+        s->has_drop = 1;
+        get3(f, path, "acc_drop", s->acc_drop, &st);
+        double *p = get(f, path, "acc_drop_p", 1, &st);
+        if (p) s->acc_drop_p = p[0];
+        free(p);
+    }
+    H5Fclose(f);
+    if (st != MR_OK) {
+        mr_cell_summary_free(s);
+        return mr_error_set(MR_EINPUT, "%s: not a complete cell file", path);
+    }
+    return MR_OK;
+}
+
+void mr_cell_summary_free(mr_cell_summary *s)
+{
+    free(s->entropy);
+    free(s->entropy_norm);
+    free(s->wentropy);
+    free(s->load_entropy_norm);
+    free(s->load_cv);
+    free(s->load_max_over_mean);
+    free(s->dead);
+    free(s->aux_loss);
+    free(s->load);
+    free(s->flip_top1);
+    free(s->flip_set);
+    free(s->flip_jaccard);
+    memset(s, 0, sizeof *s);
+}

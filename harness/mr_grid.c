@@ -1,0 +1,330 @@
+#include "mr_grid.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../analysis/mr_error.h"
+#include "mr_corrupt_setup.h"
+#include "mr_model_io.h"
+
+void mr_grid_cell_path(char *buf, size_t cap, const char *dir, const mr_grid_cell *c)
+{
+    snprintf(buf, cap, "%s/cells/%s", dir, c->file);
+}
+
+void mr_grid_free(mr_grid *g)
+{
+    if (!g) return;
+    mr_dataset_free(g->data);
+    for (int i = 0; i < MR_CFG_MAX_MODELS; i++) mr_model_free(g->models[i]);
+    free(g->groups);
+    free(g->cells);
+    memset(g, 0, sizeof *g);
+}
+
+static int add_corr(mr_grid *g, const mr_corruption_type *t)
+{
+    for (int i = 0; i < g->n_corr; i++)
+        if (g->corr[i] == t) return MR_OK;
+    MR_REQUIRE(g->n_corr < MR_CFG_MAX_CORR, MR_EINPUT, "too many corruptions");
+    g->corr[g->n_corr++] = t;
+    return MR_OK;
+}
+
+/* Names and groups (all, image, text, embed) to corruption types fitting the data. */
+static int resolve_corruptions(mr_grid *g)
+{
+    const mr_run_config *c = g->cfg;
+    int data_mod = g->data->kind == MR_DATA_IMAGES ? MR_MOD_IMAGE : MR_MOD_TEXT;
+    const char *data_kind = data_mod == MR_MOD_IMAGE ? "images" : "token sequences";
+    for (int i = 0; i < c->n_corr_names; i++) {
+        const char *n = c->corr_names[i];
+        int group = strcmp(n, "all") == 0 ? -1
+                    : strcmp(n, "image") == 0 ? MR_MOD_IMAGE
+                    : strcmp(n, "text") == 0 ? MR_MOD_TEXT
+                    : strcmp(n, "embed") == 0 ? MR_MOD_EMBED : -2;
+        if (group == MR_MOD_IMAGE || group == MR_MOD_TEXT)
+            MR_REQUIRE(group == data_mod, MR_EINPUT, "%s:%d: names = %s, but %s holds %s",
+                       c->file, c->corr_line, n, c->data, data_kind);
+        if (group != -2) {
+            for (int j = 0; mr_corruption_types[j]; j++) {
+                const mr_corruption_type *t = mr_corruption_types[j];
+                int fits = t->modality == data_mod || t->modality == MR_MOD_EMBED;
+                if (fits && (group == -1 || t->modality == group)) MR_TRY(add_corr(g, t));
+            }
+            continue;
+        }
+        const mr_corruption_type *t = mr_corruption_lookup(n);
+        MR_REQUIRE(t, MR_EINPUT,
+                   "%s:%d: unknown corruption '%s' (see docs/corruptions.md, or use all, image, "
+                   "text, embed)",
+                   c->file, c->corr_line, n);
+        MR_REQUIRE(t->modality == MR_MOD_EMBED || t->modality == data_mod, MR_EINPUT,
+                   "%s:%d: corruption %s does not apply to %s (%s)", c->file, c->corr_line, n,
+                   c->data, data_kind);
+        MR_TRY(add_corr(g, t));
+    }
+    return MR_OK;
+}
+
+static int check_models(mr_grid *g)
+{
+    const mr_run_config *c = g->cfg;
+    for (int i = 0; i < c->n_models; i++) {
+        const mr_cfg_model *cm = &c->models[i];
+        if (mr_model_load(&g->models[i], cm->path) != MR_OK)
+            return mr_error_prefix(MR_EINPUT, "%s:%d: [model %s]", c->file, cm->line, cm->name);
+        mr_model *m = g->models[i];
+        if (mr_dataset_check_model(g->data, m) != MR_OK)
+            return mr_error_prefix(MR_EINPUT, "%s:%d: [model %s]", c->file, cm->line, cm->name);
+        for (int j = 0; j < cm->n_ckpt; j++) {
+            mr_model *ck = NULL;
+            int st = mr_model_load(&ck, cm->ckpt[j]);
+            if (st == MR_OK) st = mr_eval_check_compatible(m, ck);
+            mr_model_free(ck);
+            if (st != MR_OK)
+                return mr_error_prefix(MR_EINPUT, "%s:%d: [model %s] checkpoint", c->file,
+                                       cm->line, cm->name);
+        }
+        for (int r = 0; r < c->n_routers; r++) {
+            const mr_cfg_router *cr = &c->routers[r];
+            mr_router_opts o = cr->opts;
+            mr_router *rt = NULL;
+            if (mr_router_alloc(&rt, cr->type, m, &o) != MR_OK)
+                return mr_error_prefix(MR_EINPUT, "%s:%d: [router %s] on model %s", c->file,
+                                       cr->line, cr->name, cm->name);
+            mr_router_free(rt);
+            for (int k = 0; k < cr->n_k; k++)
+                MR_REQUIRE(cr->ks[k] <= m->cfg.n_experts, MR_EINPUT,
+                           "%s:%d: top_k = %d exceeds n_experts = %d of model %s", c->file,
+                           cr->k_line, cr->ks[k], m->cfg.n_experts, cm->name);
+        }
+    }
+    return MR_OK;
+}
+
+static void cell_file(mr_grid_cell *c)
+{
+    /* ids use '/' between parts; file names use '~' */
+    size_t n = 0;
+    for (const char *s = c->meta.id; *s && n + 4 < sizeof c->file; s++) c->file[n++] = *s == '/' ? '~' : *s;
+    strcpy(c->file + n, ".h5");
+}
+
+static int enumerate(mr_grid *g)
+{
+    const mr_run_config *c = g->cfg;
+    int n_sev = 0;
+    for (int s = 1; s <= 5; s++) n_sev += (c->sev_mask >> s) & 1;
+    int max_groups = 0, max_cells = 0;
+    for (int r = 0; r < c->n_routers; r++) max_groups += c->routers[r].n_k ? c->routers[r].n_k : 1;
+    max_groups *= c->n_models;
+    int per_group_max = 1 + g->n_corr * n_sev + MR_CFG_MAX_CKPT;
+    max_cells = max_groups * per_group_max;
+    g->groups = calloc((size_t)max_groups + 1, sizeof *g->groups);
+    g->cells = calloc((size_t)max_cells + 1, sizeof *g->cells);
+    if (!g->groups || !g->cells) return mr_error_set(MR_ENOMEM, "out of memory");
+    for (int mi = 0; mi < c->n_models; mi++) {
+        const mr_model *m = g->models[mi];
+        const mr_cfg_model *cm = &c->models[mi];
+        for (int ri = 0; ri < c->n_routers; ri++) {
+            const mr_cfg_router *cr = &c->routers[ri];
+            int nk = cr->n_k ? cr->n_k : 1;
+            for (int ki = 0; ki < nk; ki++) {
+                int k = cr->n_k ? cr->ks[ki] : m->cfg.top_k;
+                mr_grid_group *gr = &g->groups[g->n_groups];
+                *gr = (mr_grid_group){.model = mi, .router = ri, .k = k, .first_cell = g->n_cells};
+                char base[200];
+                snprintf(base, sizeof base, "%s/%s@k%d", cm->name, cr->name, k);
+                int total = 1 + g->n_corr * n_sev + (cm->n_ckpt > 1 ? cm->n_ckpt - 1 : 0);
+                for (int j = 0; j < total; j++) {
+                    mr_grid_cell *cell = &g->cells[g->n_cells++];
+                    mr_cell_meta *mt = &cell->meta;
+                    cell->group = g->n_groups;
+                    snprintf(mt->model, sizeof mt->model, "%s", cm->name);
+                    snprintf(mt->router, sizeof mt->router, "%s", cr->name);
+                    snprintf(mt->router_type, sizeof mt->router_type, "%s", cr->type);
+                    mt->k = k;
+                    mt->task = m->cfg.task;
+                    mt->n = g->data->n;
+                    mt->T = m->cfg.task == MR_TASK_LM ? g->data->cols - 1 : m->cfg.n_pos;
+                    mt->n_moe = m->cfg.n_moe;
+                    mt->E = m->cfg.n_experts;
+                    for (int l = 0; l < m->cfg.n_moe && l < 64; l++) mt->layers[l] = m->cfg.moe_layers[l];
+                    mt->config_hash = g->hash;
+                    if (j == 0) {
+                        mt->kind = MR_CELL_CLEAN;
+                        snprintf(mt->id, sizeof mt->id, "%s/clean", base);
+                    } else if (j <= g->n_corr * n_sev) {
+                        int ci = (j - 1) / n_sev, si = (j - 1) % n_sev, sev = 0;
+                        for (int s = 1, seen = 0; s <= 5; s++)
+                            if ((c->sev_mask >> s) & 1 && seen++ == si) sev = s;
+                        mt->kind = MR_CELL_CORRUPT;
+                        cell->corr = g->corr[ci];
+                        mt->severity = sev;
+                        snprintf(mt->corruption, sizeof mt->corruption, "%s", cell->corr->name);
+                        snprintf(mt->id, sizeof mt->id, "%s/%s/s%d", base, cell->corr->name, sev);
+                    } else {
+                        int i = j - 1 - g->n_corr * n_sev;
+                        mt->kind = MR_CELL_FLUCT;
+                        cell->ckpt = i;
+                        snprintf(mt->checkpoints, sizeof mt->checkpoints, "%s -> %s", cm->ckpt[i],
+                                 cm->ckpt[i + 1]);
+                        snprintf(mt->id, sizeof mt->id, "%s/fluct/%d", base, i);
+                    }
+                    cell_file(cell);
+                }
+                gr->n_cells = g->n_cells - gr->first_cell;
+                g->n_groups++;
+            }
+        }
+    }
+    return MR_OK;
+}
+
+int mr_grid_build(mr_grid *g, const mr_run_config *cfg)
+{
+    memset(g, 0, sizeof *g);
+    g->cfg = cfg;
+    g->hash = mr_runcfg_hash(cfg);
+    int st = mr_dataset_load(&g->data, cfg->data, cfg->limit);
+    if (st != MR_OK) {
+        mr_error_prefix(st, "%s:%d: [data]", cfg->file, cfg->data_line);
+        mr_grid_free(g);
+        return st;
+    }
+    st = resolve_corruptions(g);
+    if (st == MR_OK) st = check_models(g);
+    if (st == MR_OK) st = enumerate(g);
+    if (st != MR_OK) mr_grid_free(g);
+    return st;
+}
+
+/* Evaluation options of a group. */
+static void group_opts(mr_eval_opts *o, const mr_grid *g, const mr_model *m, int k, int threads)
+{
+    mr_eval_opts_init(o, m);
+    o->engine.batch = g->cfg->batch;
+    o->engine.top_k = k;
+    o->threads = threads;
+    o->bootstrap = g->cfg->bootstrap;
+    o->level = g->cfg->level;
+    o->seed = g->cfg->seed;
+}
+
+/* Clean pass of model m (a checkpoint or the main model) with a fresh router, into a new
+ * routing cache; res receives the pass. */
+static int clean_pass(mr_eval_result *res, mr_eval_cache **cache, const mr_grid *g,
+                      const mr_model *m, const mr_cfg_router *cr, int k, int threads)
+{
+    mr_router_opts ro = cr->opts;
+    mr_router *r = NULL;
+    MR_TRY(mr_router_alloc(&r, cr->type, m, &ro));
+    int T = m->cfg.task == MR_TASK_LM ? g->data->cols - 1 : m->cfg.n_pos;
+    int st = mr_eval_cache_alloc(cache, g->data->n, T, m->cfg.n_moe, k,
+                                 m->cfg.task == MR_TASK_LM ? T : 1);
+    mr_eval_opts o;
+    group_opts(&o, g, m, k, threads);
+    o.store_cache = *cache;
+    if (st == MR_OK) st = mr_eval_run(res, m, r, g->data, &o);
+    mr_router_free(r);
+    return st;
+}
+
+static int run_group(mr_grid *g, const mr_grid_group *gr, const mr_grid_run_opts *o)
+{
+    const mr_run_config *c = g->cfg;
+    const mr_cfg_router *cr = &c->routers[gr->router];
+    const mr_cfg_model *cm = &c->models[gr->model];
+    const mr_model *m = g->models[gr->model];
+    char path[1400];
+    int pending = 0, fluct_pending = 0;
+    for (int i = 0; i < gr->n_cells; i++) {
+        const mr_grid_cell *cell = &g->cells[gr->first_cell + i];
+        mr_grid_cell_path(path, sizeof path, o->dir, cell);
+        int done = mr_cell_done(path, g->hash);
+        pending += !done;
+        fluct_pending += !done && cell->meta.kind == MR_CELL_FLUCT;
+        if (done) mr_grid_progress_cell(o->progress, cell, 0, 1);
+    }
+    if (!pending) return MR_OK;
+    long long n = g->data->n;
+    mr_eval_result clean = {0};
+    mr_eval_cache *cache = NULL;
+    int st = clean_pass(&clean, &cache, g, m, cr, gr->k, o->threads);
+    mr_router_opts ro = cr->opts;
+    mr_router *r = NULL;
+    if (st == MR_OK) st = mr_router_alloc(&r, cr->type, m, &ro);
+    mr_eval_cache *prev = NULL;
+    int prev_i = -1;
+    for (int i = 0; st == MR_OK && i < gr->n_cells; i++) {
+        mr_grid_cell *cell = &g->cells[gr->first_cell + i];
+        mr_grid_cell_path(path, sizeof path, o->dir, cell);
+        if (mr_cell_done(path, g->hash)) continue;
+        if (cell->meta.kind == MR_CELL_CLEAN) {
+            st = mr_cell_write(path, &cell->meta, &clean.clean, NULL, NULL);
+        } else if (cell->meta.kind == MR_CELL_CORRUPT) {
+            mr_corrupt_setup cs;
+            mr_eval_opts eo;
+            group_opts(&eo, g, m, gr->k, o->threads);
+            st = mr_corrupt_setup_init(&cs, cell->corr, cell->meta.severity, c->seed, m, r,
+                                       g->data, &eo.engine, o->threads);
+            if (st != MR_OK) break;
+            eo.corruption = &cs.ec;
+            eo.clean_cache = cache;
+            mr_eval_result res = {0};
+            st = mr_eval_run(&res, m, r, g->data, &eo);
+            mr_paired drop = {0};
+            if (st == MR_OK && eo.bootstrap > 0)
+                st = mr_stats_bootstrap_paired(&drop, clean.clean.correct, res.corrupt.correct,
+                                               (size_t)n, 1, eo.bootstrap, eo.level, eo.seed,
+                                               "bootstrap/accuracy-drop", NULL);
+            else if (st == MR_OK)
+                drop.diff.mean = drop.diff.lo = drop.diff.hi =
+                    clean.clean.accuracy.mean - res.corrupt.accuracy.mean;
+            if (st == MR_OK) st = mr_cell_write(path, &cell->meta, &res.corrupt, &res.flip_corrupt, &drop);
+            mr_eval_result_free(&res);
+            mr_corrupt_setup_free(&cs);
+        } else {
+            /* consecutive checkpoints: keep the previous one's cache */
+            for (int j = prev_i + 1; st == MR_OK && j <= cell->ckpt + 1; j++) {
+                mr_model *ck = NULL;
+                mr_eval_cache *cur = NULL;
+                mr_eval_result cr_res = {0};
+                st = mr_model_load(&ck, cm->ckpt[j]);
+                if (st == MR_OK) st = clean_pass(&cr_res, &cur, g, ck, cr, gr->k, o->threads);
+                mr_eval_result_free(&cr_res);
+                mr_model_free(ck);
+                if (st == MR_OK && j == cell->ckpt + 1) {
+                    mr_eval_flips f;
+                    mr_eval_opts eo;
+                    group_opts(&eo, g, m, gr->k, o->threads);
+                    st = mr_eval_compare_caches(&f, prev, cur, &eo, "ckpt");
+                    if (st == MR_OK) st = mr_cell_write(path, &cell->meta, NULL, &f, NULL);
+                    mr_eval_flips_free(&f);
+                }
+                mr_eval_cache_free(prev);
+                prev = cur;
+                prev_i = j;
+            }
+        }
+        if (st == MR_OK) mr_grid_progress_cell(o->progress, cell, n, 0);
+    }
+    (void)fluct_pending;
+    mr_eval_cache_free(prev);
+    mr_router_free(r);
+    mr_eval_cache_free(cache);
+    mr_eval_result_free(&clean);
+    return st;
+}
+
+int mr_grid_run(mr_grid *g, const mr_grid_run_opts *o)
+{
+    for (int i = 0; i < g->n_groups; i++) {
+        if (i % o->n_shards != o->shard) continue;
+        int st = run_group(g, &g->groups[i], o);
+        if (st != MR_OK) return st;
+    }
+    return MR_OK;
+}

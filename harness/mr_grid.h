@@ -1,0 +1,72 @@
+/* mr_grid.h — the evaluation grid of `moe-robust run` (docs/config.md).
+ *
+ * Cells: for every model, router and k (a "group"), one clean cell, one cell per
+ * corruption x severity, and one fluctuation cell per pair of consecutive checkpoints.
+ * A group runs its clean pass once and reuses it (a routing cache) for all its cells.
+ * Groups are the unit of distribution: process i of n (a --shard or an MPI rank) runs
+ * the groups g with g % n == i. Every cell's numbers depend only on the configuration,
+ * never on threads, shards or ranks.
+ * Ownership: mr_grid_build() loads the data and models into the grid; mr_grid_free().
+ */
+#ifndef MR_GRID_H
+#define MR_GRID_H
+
+#include "../corruptions/mr_corruption.h"
+#include "mr_cellio.h"
+#include "mr_data.h"
+#include "mr_runcfg.h"
+
+typedef struct mr_grid_cell {
+    mr_cell_meta meta;
+    int group;
+    const mr_corruption_type *corr; /* corrupt cells */
+    int ckpt;                       /* fluct cells: compares checkpoints ckpt and ckpt+1 */
+    char file[300];                 /* name inside DIR/cells/ */
+} mr_grid_cell;
+
+typedef struct mr_grid_group {
+    int model, router, k;
+    int first_cell, n_cells;
+} mr_grid_group;
+
+typedef struct mr_grid {
+    const mr_run_config *cfg;
+    uint64_t hash;
+    mr_dataset *data;
+    mr_model *models[MR_CFG_MAX_MODELS];
+    int n_corr;
+    const mr_corruption_type *corr[MR_CFG_MAX_CORR];
+    int n_groups;
+    mr_grid_group *groups;
+    int n_cells;
+    mr_grid_cell *cells;
+} mr_grid;
+
+/* Load the data and models and check everything the run will need (checkpoints load and
+ * match, every router can run on every model, every k <= E, corruptions exist and fit
+ * the data); errors name the config file and line. Nothing is written. */
+int mr_grid_build(mr_grid *g, const mr_run_config *cfg);
+void mr_grid_free(mr_grid *g);
+
+typedef struct mr_grid_progress mr_grid_progress;
+
+typedef struct mr_grid_run_opts {
+    const char *dir;  /* output directory (cells go to DIR/cells/) */
+    int threads;
+    int shard, n_shards;
+    mr_grid_progress *progress; /* may be NULL */
+} mr_grid_run_opts;
+
+/* Run the groups of this shard, skipping cells already complete for this config. */
+int mr_grid_run(mr_grid *g, const mr_grid_run_opts *o);
+
+/* Path of a cell's file: DIR/cells/<file>. */
+void mr_grid_cell_path(char *buf, size_t cap, const char *dir, const mr_grid_cell *c);
+
+/* Progress on stderr: a live bar on a terminal, one line per cell otherwise. */
+mr_grid_progress *mr_grid_progress_start(int total, int already_done, int quiet);
+void mr_grid_progress_cell(mr_grid_progress *p, const mr_grid_cell *c, long long samples,
+                           int skipped);
+void mr_grid_progress_end(mr_grid_progress *p);
+
+#endif

@@ -1,0 +1,397 @@
+#include "mr_summary.h"
+
+#include <cJSON.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../analysis/mr_error.h"
+#include "mr_h5.h"
+
+#ifndef MR_VERSION
+#define MR_VERSION "0.1.0"
+#endif
+
+/* CE of one (model, router@k) group against the reference group, per corruption. */
+typedef struct ce_row {
+    int group, ref_group;
+    double *ce, *rel;  /* [n_corr] */
+    double mce, rel_mce;
+} ce_row;
+
+static const mr_cell_summary *find(const mr_grid *g, const mr_cell_summary *s, int group,
+                                   int kind, const mr_corruption_type *t, int sev)
+{
+    const mr_grid_group *gr = &g->groups[group];
+    for (int i = gr->first_cell; i < gr->first_cell + gr->n_cells; i++) {
+        const mr_grid_cell *c = &g->cells[i];
+        if (c->meta.kind == kind && c->corr == t && c->meta.severity == sev) return &s[i];
+    }
+    return NULL;
+}
+
+static int reference_group(const mr_grid *g, int group)
+{
+    const mr_grid_group *gr = &g->groups[group];
+    int any = -1;
+    for (int i = 0; i < g->n_groups; i++) {
+        const mr_grid_group *o = &g->groups[i];
+        if (o->model != gr->model || strcmp(g->cfg->routers[o->router].name, g->cfg->reference))
+            continue;
+        if (o->k == gr->k) return i;
+        if (any < 0) any = i;
+    }
+    return any;
+}
+
+static void compute_ce(const mr_grid *g, const mr_cell_summary *s, ce_row *rows)
+{
+    for (int gi = 0; gi < g->n_groups; gi++) {
+        ce_row *r = &rows[gi];
+        r->group = gi;
+        r->ref_group = reference_group(g, gi);
+        double sum = 0, rsum = 0;
+        const mr_cell_summary *clean = find(g, s, gi, MR_CELL_CLEAN, NULL, 0);
+        const mr_cell_summary *rclean = find(g, s, r->ref_group, MR_CELL_CLEAN, NULL, 0);
+        for (int ci = 0; ci < g->n_corr; ci++) {
+            double err[5], ref[5];
+            int n = 0;
+            for (int sev = 1; sev <= 5; sev++) {
+                const mr_cell_summary *a = find(g, s, gi, MR_CELL_CORRUPT, g->corr[ci], sev);
+                const mr_cell_summary *b = find(g, s, r->ref_group, MR_CELL_CORRUPT, g->corr[ci], sev);
+                if (!a || !b) continue;
+                err[n] = 1.0 - a->accuracy[0];
+                ref[n] = 1.0 - b->accuracy[0];
+                n++;
+            }
+            r->ce[ci] = n ? mr_stats_ce(err, ref, n) : NAN;
+            r->rel[ci] = n ? mr_stats_relative_ce(err, 1.0 - clean->accuracy[0], ref,
+                                                  1.0 - rclean->accuracy[0], n)
+                           : NAN;
+            sum += r->ce[ci];
+            rsum += r->rel[ci];
+        }
+        r->mce = g->n_corr ? sum / g->n_corr : NAN;
+        r->rel_mce = g->n_corr ? rsum / g->n_corr : NAN;
+    }
+}
+
+/* ---- results.h5 ---- */
+
+static void attr_str(hid_t loc, const char *name, const char *v)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, v);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+}
+
+static void attr_dbl(hid_t loc, const char *name, double v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
+    H5Aclose(a);
+    H5Sclose(sp);
+}
+
+static char *config_text(const mr_run_config *c)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    if (!fp) return NULL;
+    mr_run_config copy = *c;
+    copy.file[0] = '\0';
+    mr_runcfg_write(&copy, fp);
+    fclose(fp);
+    return buf;
+}
+
+static int write_h5(const mr_grid *g, const char *dir, const ce_row *rows, const char *cfgtext)
+{
+    char path[1200], tmp[1300], src[1400];
+    snprintf(path, sizeof path, "%s/results.h5", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    MR_REQUIRE(f >= 0, MR_EIO, "%s: cannot create", tmp);
+    attr_str(f, "format", "moe-robust-results");
+    attr_str(f, "version", MR_VERSION);
+    attr_str(f, "config", cfgtext);
+    char hash[32];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)g->hash);
+    attr_str(f, "config_hash", hash);
+    int ok = 1;
+    hid_t cells = H5Gcreate2(f, "cells", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    for (int i = 0; ok && i < g->n_cells; i++) {
+        const mr_grid_cell *c = &g->cells[i];
+        mr_grid_cell_path(src, sizeof src, dir, c);
+        hid_t sf = H5Fopen(src, H5F_ACC_RDONLY, H5P_DEFAULT);
+        char name[300];
+        snprintf(name, sizeof name, "%.*s", (int)(strlen(c->file) - 3), c->file);
+        ok = sf >= 0 && H5Ocopy(sf, "/", cells, name, H5P_DEFAULT, H5P_DEFAULT) >= 0;
+        if (sf >= 0) H5Fclose(sf);
+    }
+    H5Gclose(cells);
+    hid_t ce = H5Gcreate2(f, "ce", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    for (int gi = 0; ok && gi < g->n_groups && g->n_corr; gi++) {
+        const mr_grid_group *gr = &g->groups[gi];
+        char name[200];
+        snprintf(name, sizeof name, "%s~%s@k%d", g->cfg->models[gr->model].name,
+                 g->cfg->routers[gr->router].name, gr->k);
+        hid_t grp = H5Gcreate2(ce, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hsize_t n = (hsize_t)g->n_corr;
+        hid_t sp = H5Screate_simple(1, &n, NULL);
+        const double *data[2] = {rows[gi].ce, rows[gi].rel};
+        const char *names[2] = {"ce", "relative_ce"};
+        for (int j = 0; j < 2; j++) {
+            hid_t ds = H5Dcreate2(grp, names[j], H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            ok = ok && ds >= 0 && H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data[j]) >= 0;
+            if (ds >= 0) H5Dclose(ds);
+        }
+        H5Sclose(sp);
+        char list[4096] = "";
+        for (int ci = 0; ci < g->n_corr; ci++) {
+            strncat(list, ci ? "," : "", sizeof list - strlen(list) - 1);
+            strncat(list, g->corr[ci]->name, sizeof list - strlen(list) - 1);
+        }
+        attr_str(grp, "corruptions", list);
+        attr_str(grp, "reference", name);
+        attr_dbl(grp, "mce", rows[gi].mce);
+        attr_dbl(grp, "relative_mce", rows[gi].rel_mce);
+        H5Gclose(grp);
+    }
+    H5Gclose(ce);
+    if (H5Fclose(f) < 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return mr_error_set(MR_EIO, "%s: cannot write", path);
+    }
+    return MR_OK;
+}
+
+/* ---- summary.json ---- */
+
+static cJSON *ci_json(const double *v)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "mean", v[0]);
+    cJSON_AddNumberToObject(o, "lo", v[1]);
+    cJSON_AddNumberToObject(o, "hi", v[2]);
+    return o;
+}
+
+static cJSON *num(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
+static cJSON *cell_json(const mr_cell_summary *s)
+{
+    const mr_cell_meta *m = &s->meta;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", m->id);
+    cJSON_AddStringToObject(o, "model", m->model);
+    cJSON_AddStringToObject(o, "router", m->router);
+    cJSON_AddStringToObject(o, "router_type", m->router_type);
+    cJSON_AddNumberToObject(o, "k", m->k);
+    cJSON_AddStringToObject(o, "kind", mr_cell_kind_name(m->kind));
+    cJSON_AddStringToObject(o, "task", m->task == MR_TASK_LM ? "lm" : "classify");
+    if (m->kind == MR_CELL_CORRUPT) {
+        cJSON_AddStringToObject(o, "corruption", m->corruption);
+        cJSON_AddNumberToObject(o, "severity", m->severity);
+    }
+    if (m->kind == MR_CELL_FLUCT) cJSON_AddStringToObject(o, "checkpoints", m->checkpoints);
+    cJSON_AddNumberToObject(o, "samples", m->n);
+    if (s->has_pass) {
+        cJSON_AddItemToObject(o, "accuracy", ci_json(s->accuracy));
+        cJSON_AddItemToObject(o, "loss", ci_json(s->loss));
+        if (m->task == MR_TASK_LM) {
+            double bpc[3] = {s->loss[0] / log(2.0), s->loss[1] / log(2.0), s->loss[2] / log(2.0)};
+            cJSON_AddItemToObject(o, "bpc", ci_json(bpc));
+        }
+    }
+    if (s->has_drop) {
+        cJSON_AddItemToObject(o, "accuracy_drop", ci_json(s->acc_drop));
+        cJSON_AddItemToObject(o, "accuracy_drop_p", num(s->acc_drop_p));
+    }
+    if (s->has_flips) cJSON_AddItemToObject(o, "prediction_flip", ci_json(s->pred_flip));
+    cJSON *layers = cJSON_AddArrayToObject(o, "layers");
+    for (int i = 0; i < m->n_moe; i++) {
+        cJSON *l = cJSON_CreateObject();
+        cJSON_AddNumberToObject(l, "layer", m->layers[i]);
+        if (s->has_pass) {
+            cJSON_AddItemToObject(l, "entropy", ci_json(s->entropy + 3 * i));
+            cJSON_AddItemToObject(l, "entropy_norm", ci_json(s->entropy_norm + 3 * i));
+            cJSON_AddItemToObject(l, "topk_weight_entropy", ci_json(s->wentropy + 3 * i));
+            cJSON_AddNumberToObject(l, "load_entropy_norm", s->load_entropy_norm[i]);
+            cJSON_AddNumberToObject(l, "load_cv", s->load_cv[i]);
+            cJSON_AddNumberToObject(l, "load_max_over_mean", s->load_max_over_mean[i]);
+            cJSON_AddNumberToObject(l, "dead_experts", s->dead[i]);
+            cJSON_AddNumberToObject(l, "aux_loss", s->aux_loss[i]);
+            cJSON *load = cJSON_AddArrayToObject(l, "load");
+            for (int e = 0; e < m->E; e++) cJSON_AddItemToArray(load, cJSON_CreateNumber(s->load[i * m->E + e]));
+        }
+        if (s->has_flips) {
+            cJSON_AddItemToObject(l, "flip_top1", ci_json(s->flip_top1 + 3 * i));
+            cJSON_AddItemToObject(l, "flip_topk_set", ci_json(s->flip_set + 3 * i));
+            cJSON_AddItemToObject(l, "flip_jaccard", ci_json(s->flip_jaccard + 3 * i));
+        }
+        cJSON_AddItemToArray(layers, l);
+    }
+    return o;
+}
+
+static int write_text(const char *dir, const char *name, const char *text)
+{
+    char path[1200], tmp[1300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    FILE *fp = fopen(tmp, "w");
+    MR_REQUIRE(fp, MR_EIO, "%s: cannot create", tmp);
+    int ok = fputs(text, fp) >= 0;
+    ok = (fclose(fp) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return mr_error_set(MR_EIO, "%s: cannot write", path);
+    }
+    return MR_OK;
+}
+
+static int write_json(const mr_grid *g, const char *dir, const mr_cell_summary *s,
+                      const ce_row *rows, const char *cfgtext)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "format", "moe-robust-summary");
+    cJSON_AddStringToObject(root, "version", MR_VERSION);
+    char hash[32];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)g->hash);
+    cJSON_AddStringToObject(root, "config_hash", hash);
+    cJSON_AddStringToObject(root, "config", cfgtext);
+    cJSON *cells = cJSON_AddArrayToObject(root, "cells");
+    for (int i = 0; i < g->n_cells; i++) cJSON_AddItemToArray(cells, cell_json(&s[i]));
+    cJSON *ce = cJSON_AddArrayToObject(root, "corruption_error");
+    for (int gi = 0; gi < g->n_groups && g->n_corr; gi++) {
+        const mr_grid_group *gr = &g->groups[gi], *rg = &g->groups[rows[gi].ref_group];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "model", g->cfg->models[gr->model].name);
+        cJSON_AddStringToObject(o, "router", g->cfg->routers[gr->router].name);
+        cJSON_AddNumberToObject(o, "k", gr->k);
+        char ref[128];
+        snprintf(ref, sizeof ref, "%s@k%d", g->cfg->routers[rg->router].name, rg->k);
+        cJSON_AddStringToObject(o, "reference", ref);
+        cJSON_AddItemToObject(o, "mce", num(rows[gi].mce));
+        cJSON_AddItemToObject(o, "relative_mce", num(rows[gi].rel_mce));
+        cJSON *per = cJSON_AddObjectToObject(o, "ce");
+        cJSON *rel = cJSON_AddObjectToObject(o, "relative_ce");
+        for (int ci = 0; ci < g->n_corr; ci++) {
+            cJSON_AddItemToObject(per, g->corr[ci]->name, num(rows[gi].ce[ci]));
+            cJSON_AddItemToObject(rel, g->corr[ci]->name, num(rows[gi].rel[ci]));
+        }
+        cJSON_AddItemToArray(ce, o);
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) return mr_error_set(MR_ENOMEM, "out of memory (summary.json)");
+    size_t n = strlen(text);
+    char *withnl = realloc(text, n + 2);
+    if (!withnl) {
+        free(text);
+        return mr_error_set(MR_ENOMEM, "out of memory");
+    }
+    strcpy(withnl + n, "\n");
+    int st = write_text(dir, "summary.json", withnl);
+    free(withnl);
+    return st;
+}
+
+/* ---- summary.csv: one row per cell and MoE layer ---- */
+
+static int write_csv(const mr_grid *g, const char *dir, const mr_cell_summary *s)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    if (!fp) return mr_error_set(MR_ENOMEM, "out of memory");
+    fprintf(fp, "cell,model,router,k,kind,corruption,severity,layer,accuracy,accuracy_lo,"
+                "accuracy_hi,loss,accuracy_drop,prediction_flip,entropy,entropy_lo,entropy_hi,"
+                "entropy_norm,load_cv,aux_loss,flip_top1,flip_top1_lo,flip_top1_hi,flip_topk_set,"
+                "flip_jaccard\n");
+    for (int i = 0; i < g->n_cells; i++) {
+        const mr_cell_summary *c = &s[i];
+        const mr_cell_meta *m = &c->meta;
+        for (int l = 0; l < m->n_moe; l++) {
+            fprintf(fp, "%s,%s,%s,%d,%s,%s,%d,%d", m->id, m->model, m->router, m->k,
+                    mr_cell_kind_name(m->kind), m->corruption, m->severity, m->layers[l]);
+            if (c->has_pass)
+                fprintf(fp, ",%.17g,%.17g,%.17g,%.17g", c->accuracy[0], c->accuracy[1],
+                        c->accuracy[2], c->loss[0]);
+            else
+                fprintf(fp, ",,,,");
+            fprintf(fp, c->has_drop ? ",%.17g" : ",", c->acc_drop[0]);
+            fprintf(fp, c->has_flips ? ",%.17g" : ",", c->pred_flip[0]);
+            if (c->has_pass)
+                fprintf(fp, ",%.17g,%.17g,%.17g,%.17g,%.17g,%.17g", c->entropy[3 * l],
+                        c->entropy[3 * l + 1], c->entropy[3 * l + 2], c->entropy_norm[3 * l],
+                        c->load_cv[l], c->aux_loss[l]);
+            else
+                fprintf(fp, ",,,,,,");
+            if (c->has_flips)
+                fprintf(fp, ",%.17g,%.17g,%.17g,%.17g,%.17g\n", c->flip_top1[3 * l],
+                        c->flip_top1[3 * l + 1], c->flip_top1[3 * l + 2], c->flip_set[3 * l],
+                        c->flip_jaccard[3 * l]);
+            else
+                fprintf(fp, ",,,,,\n");
+        }
+    }
+    fclose(fp);
+    int st = write_text(dir, "summary.csv", buf);
+    free(buf);
+    return st;
+}
+
+int mr_summary_write(const mr_grid *g, const char *dir)
+{
+    char path[1400];
+    int missing = 0;
+    const char *first = NULL;
+    for (int i = 0; i < g->n_cells; i++) {
+        mr_grid_cell_path(path, sizeof path, dir, &g->cells[i]);
+        if (!mr_cell_done(path, g->hash)) {
+            if (!missing++) first = g->cells[i].meta.id;
+        }
+    }
+    MR_REQUIRE(!missing, MR_EINPUT,
+               "%s: %d of %d cells are not done yet (first: %s); run the remaining shards or "
+               "resume the run",
+               dir, missing, g->n_cells, first);
+    mr_cell_summary *s = calloc((size_t)g->n_cells + 1, sizeof *s);
+    ce_row *rows = calloc((size_t)g->n_groups + 1, sizeof *rows);
+    double *cebuf = calloc((size_t)g->n_groups * g->n_corr * 2 + 1, sizeof *cebuf);
+    char *cfgtext = config_text(g->cfg);
+    int st = s && rows && cebuf && cfgtext ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
+    for (int i = 0; st == MR_OK && i < g->n_cells; i++) {
+        mr_grid_cell_path(path, sizeof path, dir, &g->cells[i]);
+        st = mr_cell_read_summary(path, &s[i]);
+    }
+    if (st == MR_OK) {
+        for (int gi = 0; gi < g->n_groups; gi++) {
+            rows[gi].ce = cebuf + (size_t)gi * g->n_corr * 2;
+            rows[gi].rel = rows[gi].ce + g->n_corr;
+        }
+        compute_ce(g, s, rows);
+        st = write_h5(g, dir, rows, cfgtext);
+    }
+    if (st == MR_OK && (g->cfg->formats & MR_OUT_JSON)) st = write_json(g, dir, s, rows, cfgtext);
+    if (st == MR_OK && (g->cfg->formats & MR_OUT_CSV)) st = write_csv(g, dir, s);
+    for (int i = 0; s && i < g->n_cells; i++) mr_cell_summary_free(&s[i]);
+    free(s);
+    free(rows);
+    free(cebuf);
+    free(cfgtext);
+    return st;
+}
