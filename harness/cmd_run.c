@@ -1,4 +1,5 @@
 /* moe-robust run CONFIG.ini ... and moe-robust merge DIR ... */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -39,7 +40,7 @@ static void run_usage(FILE *fp)
 
 static int mkdir_p(const char *dir)
 {
-    char buf[1100];
+    char buf[1300];
     snprintf(buf, sizeof buf, "%s", dir);
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
@@ -114,6 +115,21 @@ static int check_out_dir(const char *dir, uint64_t hash, int resume)
     return MR_OK;
 }
 
+/* Temporary files of a killed run (NAME.tmp-PID) are never complete: remove them. */
+static void remove_stale_tmp(const char *cells)
+{
+    DIR *d = opendir(cells);
+    if (!d) return;
+    struct dirent *e;
+    char path[1600];
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".tmp-")) {
+            snprintf(path, sizeof path, "%s/%s", cells, e->d_name);
+            unlink(path);
+        }
+    closedir(d);
+}
+
 static int parse_shard(const char *s, int *i, int *n)
 {
     char tail;
@@ -181,6 +197,9 @@ int mr_cmd_run(int argc, char **argv)
     if (st == MR_OK && rank == 0 && mkdir_p(cells) != 0)
         st = mr_error_set(MR_EIO, "%s: cannot create directory", cells);
     if (st == MR_OK && rank == 0 && !recorded_hash(cfg.out)) st = write_config(&cfg, g.hash, cfg.out);
+    /* not with --shard: other shards may be writing into the same directory right now
+     * (MPI ranks start only after this point) */
+    if (st == MR_OK && rank == 0 && (n_shards == 1 || size > 1)) remove_stale_tmp(cells);
 #ifdef MR_WITH_MPI
     MPI_Allreduce(MPI_IN_PLACE, &st, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
 #endif

@@ -170,9 +170,11 @@ int mr_cell_done(const char *path, uint64_t config_hash)
     return ok;
 }
 
-static double *get(hid_t f, const char *file, const char *name, size_t n, int *status)
+static double *get(hid_t f, const char *file, const char *dataset, size_t n, int *status)
 {
     if (*status != MR_OK) return NULL;
+    char name[128];
+    snprintf(name, sizeof name, "/%s", dataset);
     double *v = malloc(n * sizeof *v + 1);
     mr_h5_info in;
     if (!v || mr_h5_dataset_info(f, file, name, &in) != MR_OK) {

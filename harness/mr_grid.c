@@ -1,8 +1,10 @@
 #include "mr_grid.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../analysis/mr_error.h"
 #include "mr_corrupt_setup.h"
@@ -232,6 +234,19 @@ static int clean_pass(mr_eval_result *res, mr_eval_cache **cache, const mr_grid 
     return st;
 }
 
+/* Fault injection for the crash-safety tests (docs/config.md): with
+ * MR_FAULT_KILL_AFTER_CELLS=N in the environment the process kills itself with SIGKILL,
+ * as `kill -9` would, right after writing its N-th cell. */
+static void fault_after_cell(void)
+{
+    static int written = 0, limit = -2;
+    if (limit == -2) {
+        const char *e = getenv("MR_FAULT_KILL_AFTER_CELLS");
+        limit = e ? atoi(e) : -1;
+    }
+    if (limit >= 0 && ++written >= limit) raise(SIGKILL);
+}
+
 static int run_group(mr_grid *g, const mr_grid_group *gr, const mr_grid_run_opts *o)
 {
     const mr_run_config *c = g->cfg;
@@ -310,6 +325,7 @@ static int run_group(mr_grid *g, const mr_grid_group *gr, const mr_grid_run_opts
             }
         }
         if (st == MR_OK) mr_grid_progress_cell(o->progress, cell, n, 0);
+        if (st == MR_OK) fault_after_cell();
     }
     (void)fluct_pending;
     mr_eval_cache_free(prev);

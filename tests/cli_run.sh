@@ -1,0 +1,96 @@
+#!/bin/sh
+# `moe-robust run` / `merge` contract (issue: batch harness):
+# - summary.json byte-identical for --threads 1 and 2, for 2 shards + merge, and after a
+#   run killed with SIGKILL (at a fixed cell and at a random moment) and resumed;
+# - a bad config line: exit 2, message naming FILE:LINE, and an existing output
+#   directory left exactly as it was;
+# - a directory holding another config, or the same one without --resume, is refused.
+set -u
+bin=$1
+cfg=tests/configs/tiny-grid.ini
+tmp=$(mktemp -d /tmp/mr-run-test-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fail=1; }
+same() { if cmp -s "$1" "$2"; then ok "$3"; else bad "$3 ($1 vs $2 differ)"; fi; }
+
+"$bin" run $cfg --out "$tmp/t1" --threads 1 --quiet || bad "run --threads 1 exited $?"
+"$bin" run $cfg --out "$tmp/t2" --threads 2 --quiet || bad "run --threads 2 exited $?"
+same "$tmp/t1/summary.json" "$tmp/t2/summary.json" "summary.json identical for threads 1 and 2"
+same "$tmp/t1/summary.csv" "$tmp/t2/summary.csv" "summary.csv identical for threads 1 and 2"
+n=$(grep -c '"id":' "$tmp/t1/summary.json")
+[ "$n" -eq 88 ] && ok "88 cells" || bad "expected 88 cells, got $n"
+for f in results.h5 summary.json summary.csv config.ini; do
+  [ -s "$tmp/t1/$f" ] && ok "$f written" || bad "$f missing"
+done
+ls "$tmp/t1/cells" | grep -q 'tmp-' && bad "temporary files left in cells/" || ok "no temporary files left"
+
+# shards, written to a shared directory and to separate ones
+"$bin" run $cfg --out "$tmp/s" --shard 0/2 --threads 1 --quiet || bad "shard 0/2 exited $?"
+[ -e "$tmp/s/summary.json" ] && bad "a shard assembled the summary alone" || ok "a shard does not assemble"
+out=$("$bin" merge "$tmp/s" 2>&1); rc=$?
+[ $rc -eq 2 ] && case "$out" in *"cells are not done yet"*) ok "merge refuses an incomplete grid";; *) bad "merge message: $out";; esac || bad "merge of an incomplete grid exited $rc"
+"$bin" run $cfg --out "$tmp/s" --shard 1/2 --threads 2 --quiet || bad "shard 1/2 exited $?"
+"$bin" merge "$tmp/s" 2>/dev/null || bad "merge exited $?"
+same "$tmp/t1/summary.json" "$tmp/s/summary.json" "2 shards + merge == single run"
+"$bin" run $cfg --out "$tmp/sa" --shard 0/3 --quiet && "$bin" run $cfg --out "$tmp/sb" --shard 1/3 --quiet &&
+  "$bin" run $cfg --out "$tmp/sc" --shard 2/3 --quiet || bad "3 shards in separate dirs"
+"$bin" merge "$tmp/sa" "$tmp/sb" "$tmp/sc" 2>/dev/null || bad "merge of separate dirs exited $?"
+same "$tmp/t1/summary.json" "$tmp/sa/summary.json" "3 shards in separate dirs + merge == single run"
+
+# kill -9 at a fixed point (fault injection) and resume
+MR_FAULT_KILL_AFTER_CELLS=37 "$bin" run $cfg --out "$tmp/k" --threads 2 --quiet 2>/dev/null
+rc=$?
+[ $rc -eq 137 ] && ok "killed by SIGKILL after 37 cells" || bad "fault injection: exit $rc, expected 137"
+done_cells=$(ls "$tmp/k/cells" | grep -c '\.h5$')
+[ "$done_cells" -eq 37 ] && ok "37 complete cells survive the kill" || bad "$done_cells cells after the kill"
+[ -e "$tmp/k/summary.json" ] && bad "summary written by a killed run" || ok "no summary from the killed run"
+out=$("$bin" run $cfg --out "$tmp/k" --quiet 2>&1); rc=$?
+[ $rc -eq 2 ] && case "$out" in *"add --resume"*) ok "restart without --resume refused";; *) bad "message: $out";; esac || bad "restart without --resume exited $rc"
+before=$(stat -c %Y "$tmp/k/cells/tiny~softmax@k1~clean.h5")
+"$bin" run $cfg --out "$tmp/k" --threads 1 --resume 2>"$tmp/resume.log" || bad "resume exited $?"
+same "$tmp/t1/summary.json" "$tmp/k/summary.json" "killed + resumed == uninterrupted"
+[ "$(grep -c 'already done' "$tmp/resume.log")" -eq 37 ] && ok "resume skips the 37 done cells" || bad "resume recomputed done cells: $(grep -c 'already done' "$tmp/resume.log") skipped"
+[ "$(stat -c %Y "$tmp/k/cells/tiny~softmax@k1~clean.h5")" = "$before" ] && ok "done cells untouched" || bad "a done cell was rewritten"
+
+# kill -9 from outside at a random moment, then resume
+i=0
+while [ $i -lt 3 ]; do
+  rm -rf "$tmp/r"
+  "$bin" run $cfg --out "$tmp/r" --threads 2 --quiet 2>/dev/null &
+  pid=$!
+  sleep 0.$(( (i * 37 + 11) % 9 + 1 ))
+  kill -9 $pid 2>/dev/null
+  wait $pid 2>/dev/null
+  if [ -d "$tmp/r" ]; then
+    "$bin" run $cfg --out "$tmp/r" --threads 2 --quiet --resume 2>/dev/null || bad "resume after random kill exited $?"
+    same "$tmp/t1/summary.json" "$tmp/r/summary.json" "random kill -9 #$i + resume == uninterrupted"
+  else
+    ok "random kill -9 #$i hit before the output directory existed"
+  fi
+  i=$((i + 1))
+done
+
+# a bad config line: exit 2, FILE:LINE, existing directory unchanged
+sed 's/^bootstrap = 100$/bootstrap = many/' $cfg > "$tmp/bad.ini"
+find "$tmp/t1" -type f -exec md5sum {} + | sort > "$tmp/before.md5"
+out=$("$bin" run "$tmp/bad.ini" --out "$tmp/t1" --resume 2>&1); rc=$?
+[ $rc -eq 2 ] && ok "bad config exits 2" || bad "bad config exited $rc"
+case "$out" in *"bad.ini:5: bootstrap = many"*) ok "message names the line: $out";; *) bad "message: $out";; esac
+find "$tmp/t1" -type f -exec md5sum {} + | sort > "$tmp/after.md5"
+same "$tmp/before.md5" "$tmp/after.md5" "existing output directory unchanged"
+# a valid config that differs from the directory's
+sed 's/^seed = 3$/seed = 4/' $cfg > "$tmp/other.ini"
+out=$("$bin" run "$tmp/other.ini" --out "$tmp/t1" --resume 2>&1); rc=$?
+[ $rc -eq 2 ] && case "$out" in *"different configuration"*) ok "another config's directory refused";; *) bad "message: $out";; esac || bad "other config exited $rc"
+find "$tmp/t1" -type f -exec md5sum {} + | sort > "$tmp/after2.md5"
+same "$tmp/before.md5" "$tmp/after2.md5" "directory still unchanged"
+# k beyond the model's experts names the top_k line
+printf '[data]\npath = tests/fixtures/tiny-images.h5\n[model m]\npath = tests/fixtures/tiny-classify.h5\n[router softmax]\ntop_k = 1,9\n' > "$tmp/k.ini"
+out=$("$bin" run "$tmp/k.ini" --out "$tmp/kk" 2>&1); rc=$?
+[ $rc -eq 2 ] && case "$out" in *"k.ini:6: top_k = 9 exceeds n_experts"*) ok "k > E names its line";; *) bad "message: $out";; esac || bad "k > E exited $rc"
+[ -e "$tmp/kk" ] && bad "output directory created for a bad config" || ok "nothing created for a bad config"
+"$bin" run --help | grep -q "usage: moe-robust run" && ok "run --help" || bad "run --help"
+"$bin" merge --help | grep -q "usage: moe-robust merge" && ok "merge --help" || bad "merge --help"
+exit $fail
