@@ -11,6 +11,7 @@
 
 #include "../analysis/mr_error.h"
 #include "mr_cli.h"
+#include "mr_corrupt_setup.h"
 #include "mr_eval.h"
 #include "mr_eval_print.h"
 #include "mr_model_io.h"
@@ -35,6 +36,9 @@ static void usage(FILE *fp)
             "  --router NAME         router to evaluate with (default softmax)\n"
             "  --router-opt K=V      router option, repeatable\n"
             "  --top-k K             experts per token (default: the model's top_k)\n"
+            "  --corruption NAME:S   also evaluate under corruption NAME at severity S (1..5;\n"
+            "                        docs/corruptions.md): corrupted accuracy, the drop, the\n"
+            "                        prediction flip rate and per-layer routing flip rates\n"
             "  --compare-checkpoint FILE\n"
             "                        a second checkpoint of the same architecture, run on the same\n"
             "                        inputs: routing flip rate between the two per MoE layer\n"
@@ -72,7 +76,7 @@ int mr_cli_default_threads(void)
 }
 
 typedef struct eval_args {
-    const char *model, *data, *router, *save, *compare;
+    const char *model, *data, *router, *save, *compare, *corruption;
     long limit, batch, threads, top_k, bootstrap, seed;
     mr_router_opts ropts;
 } eval_args;
@@ -86,6 +90,7 @@ static int parse(eval_args *a, int argc, char **argv, int *help)
         {"router-opt", required_argument, 0, 'o'}, {"top-k", required_argument, 0, 'k'},
         {"save-routing", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
         {"compare-checkpoint", required_argument, 0, 'c'},
+        {"corruption", required_argument, 0, 'C'},
         {"bootstrap", required_argument, 0, 'B'}, {"seed", required_argument, 0, 'S'},
         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
@@ -108,6 +113,7 @@ static int parse(eval_args *a, int argc, char **argv, int *help)
         case 'o': MR_TRY(mr_router_opts_add(&a->ropts, optarg)); break;
         case 's': a->save = optarg; break;
         case 'c': a->compare = optarg; break;
+        case 'C': a->corruption = optarg; break;
         case 'B': MR_TRY(mr_cli_parse_int("--bootstrap", optarg, 0, 1000000, &a->bootstrap)); break;
         case 'S': MR_TRY(mr_cli_parse_int("--seed", optarg, 0, 2147483647L, &a->seed)); break;
         case 'h': *help = 1; return MR_OK;
@@ -139,8 +145,12 @@ int mr_cmd_eval(int argc, char **argv)
     mr_router *r = NULL, *r_other = NULL;
     mr_eval_result res = {0};
     mr_eval_opts eo;
+    mr_corrupt_setup cs = {0};
+    const mr_corruption_type *ct = NULL;
+    int severity = 0;
     mr_router_opts other_opts = a.ropts; /* a second instance binds to the second model */
-    st = mr_model_load(&m, a.model);
+    if (a.corruption) st = mr_corruption_parse(a.corruption, &ct, &severity);
+    if (st == MR_OK) st = mr_model_load(&m, a.model);
     if (st == MR_OK && a.compare) st = mr_model_load(&other, a.compare);
     if (st == MR_OK) st = mr_dataset_load(&d, a.data, a.limit);
     if (st == MR_OK) st = mr_router_alloc(&r, a.router, m, &a.ropts);
@@ -155,16 +165,21 @@ int mr_cmd_eval(int argc, char **argv)
         eo.seed = (uint64_t)a.seed;
         eo.compare = other;
         eo.compare_router = r_other;
-        st = mr_eval_run(&res, m, r, d, &eo);
+        if (ct) {
+            st = mr_corrupt_setup_init(&cs, ct, severity, eo.seed, m, r, d, &eo.engine, eo.threads);
+            eo.corruption = &cs.ec;
+        }
+        if (st == MR_OK) st = mr_eval_run(&res, m, r, d, &eo);
     }
     if (st == MR_OK) {
         mr_eval_labels labels = {.router = a.router, .compare = a.compare,
-                                 .threads = (int)a.threads};
+                                 .corruption = ct ? cs.label : NULL, .threads = (int)a.threads};
         mr_eval_print(stdout, &res, m, d, &eo, &labels);
     } else {
         fprintf(stderr, "moe-robust eval: %s\n", mr_error_message());
     }
     mr_eval_result_free(&res);
+    mr_corrupt_setup_free(&cs);
     mr_router_free(r);
     mr_router_free(r_other);
     mr_dataset_free(d);

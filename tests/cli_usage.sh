@@ -45,6 +45,13 @@ expect 2 "not trained with X-MoE" -- "$bin" eval --model $m --data $d --router c
 expect 2 "not trained with S2MoE" -- "$bin" eval --model $m --data $d --router s2moe
 expect 2 "router option tau=x is not a number" -- "$bin" eval --model $m --data $d --router similarity --router-opt tau=x
 expect 0 "similarity" -- "$bin" eval --help
+# evaluation under a corruption (issue: metrics per (model, router, corruption, severity))
+expect 0 "flip rate per MoE layer, clean vs corrupted" -- "$bin" eval --model $m --data $d --corruption shot_noise:3 --bootstrap 50
+expect 0 "accuracy drop" -- "$bin" eval --model $m --data $d --corruption embed_gaussian:2 --router similarity --bootstrap 50
+expect 0 "corruption   char_swap:5" -- "$bin" eval --model tests/fixtures/tiny-lm.h5 --data tests/fixtures/tiny-tokens.h5 --corruption char_swap:5 --bootstrap 50
+expect 2 "unknown corruption" -- "$bin" eval --model $m --data $d --corruption nosuch:1
+expect 2 "severity" -- "$bin" eval --model $m --data $d --corruption shot_noise:9
+expect 2 "is a text corruption" -- "$bin" eval --model $m --data $d --corruption char_swap:1
 # a bad --save-routing directory is an input error and leaves nothing behind
 expect 2 "cannot create file" -- "$bin" eval --model $m --data $d --save-routing /nonexistent-dir/x.h5
 # output identical for 1 and 2 threads (lines after the header)
