@@ -130,6 +130,58 @@ static void remove_stale_tmp(const char *cells)
     closedir(d);
 }
 
+#ifdef MR_WITH_MPI
+/* Rank 0 gathers the cells the other ranks computed, as bytes over MPI, so the run works
+ * without a shared filesystem; cells already present (shared filesystem) are kept. Both
+ * sides walk the same cell list in the same order. */
+static int gather_cells(const mr_grid *g, const char *dir, int rank, int size)
+{
+    char path[1400];
+    int st = MR_OK;
+    for (int i = 0; i < g->n_groups; i++) {
+        int owner = i % size;
+        if (owner == 0 || (rank != 0 && rank != owner)) continue;
+        const mr_grid_group *gr = &g->groups[i];
+        for (int c = gr->first_cell; c < gr->first_cell + gr->n_cells; c++) {
+            mr_grid_cell_path(path, sizeof path, dir, &g->cells[c]);
+            long len = -1;
+            char *buf = NULL;
+            if (rank == owner) {
+                FILE *fp = fopen(path, "rb");
+                if (fp && fseek(fp, 0, SEEK_END) == 0 && (len = ftell(fp)) >= 0 &&
+                    fseek(fp, 0, SEEK_SET) == 0 && (buf = malloc((size_t)len + 1)) &&
+                    fread(buf, 1, (size_t)len, fp) != (size_t)len)
+                    len = -1;
+                if (fp) fclose(fp);
+                MPI_Send(&len, 1, MPI_LONG, 0, 1, MPI_COMM_WORLD);
+                if (len >= 0) MPI_Send(buf, (int)len, MPI_BYTE, 0, 2, MPI_COMM_WORLD);
+            } else {
+                MPI_Recv(&len, 1, MPI_LONG, owner, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                if (len < 0) {
+                    st = mr_error_set(MR_EIO, "rank %d could not send %s", owner, path);
+                    continue;
+                }
+                buf = malloc((size_t)len + 1);
+                MPI_Recv(buf, (int)len, MPI_BYTE, owner, 2, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                if (st == MR_OK && !mr_cell_done(path, g->hash)) {
+                    char tmp[1500];
+                    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+                    FILE *fp = fopen(tmp, "wb");
+                    int ok = fp && fwrite(buf, 1, (size_t)len, fp) == (size_t)len;
+                    if (fp) ok = (fclose(fp) == 0) && ok;
+                    if (!ok || rename(tmp, path) != 0) {
+                        unlink(tmp);
+                        st = mr_error_set(MR_EIO, "%s: cannot write the gathered cell", path);
+                    }
+                }
+            }
+            free(buf);
+        }
+    }
+    return st;
+}
+#endif
+
 static int parse_shard(const char *s, int *i, int *n)
 {
     char tail;
@@ -168,11 +220,16 @@ int mr_cmd_run(int argc, char **argv)
         fprintf(stderr, "moe-robust run: %s\n(see 'moe-robust run --help')\n", mr_error_message());
         return 2;
     }
-    int rank = 0, size = 1;
+    int rank = 0, size = 1, mpi = 0;
 #ifdef MR_WITH_MPI
-    MPI_Init(NULL, NULL);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    /* MPI only when launched by mpirun/srun: a plain `moe-robust run` stays a single
+     * process that needs no MPI runtime */
+    mpi = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+    if (mpi) {
+        MPI_Init(NULL, NULL);
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &size);
+    }
     if (size > 1) {
         if (n_shards > 1) {
             if (rank == 0) fprintf(stderr, "moe-robust run: --shard cannot be combined with MPI ranks\n");
@@ -192,16 +249,21 @@ int mr_cmd_run(int argc, char **argv)
     if (st == MR_OK) st = mr_grid_build(&g, &cfg);
     /* every rank checks the same things; only rank 0 touches the directory first */
     if (st == MR_OK && rank == 0) st = check_out_dir(cfg.out, g.hash, resume || n_shards > 1);
+#ifdef MR_WITH_MPI
+    /* the other ranks create their directory only once rank 0 has accepted it */
+    if (mpi) MPI_Bcast(&st, 1, MPI_INT, 0, MPI_COMM_WORLD);
+#endif
     char cells[1200];
     snprintf(cells, sizeof cells, "%s/cells", cfg.out);
-    if (st == MR_OK && rank == 0 && mkdir_p(cells) != 0)
+    /* every rank: without a shared filesystem each writes its cells locally first */
+    if (st == MR_OK && mkdir_p(cells) != 0)
         st = mr_error_set(MR_EIO, "%s: cannot create directory", cells);
     if (st == MR_OK && rank == 0 && !recorded_hash(cfg.out)) st = write_config(&cfg, g.hash, cfg.out);
     /* not with --shard: other shards may be writing into the same directory right now
      * (MPI ranks start only after this point) */
     if (st == MR_OK && rank == 0 && (n_shards == 1 || size > 1)) remove_stale_tmp(cells);
 #ifdef MR_WITH_MPI
-    MPI_Allreduce(MPI_IN_PLACE, &st, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (mpi) MPI_Allreduce(MPI_IN_PLACE, &st, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
 #endif
     if (st == MR_OK) {
         int mine = 0;
@@ -214,9 +276,12 @@ int mr_cmd_run(int argc, char **argv)
         mr_grid_progress_end(ro.progress);
     }
 #ifdef MR_WITH_MPI
-    int any = st;
-    MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (st == MR_OK && any != MR_OK) st = mr_error_set(any, "another rank failed");
+    if (mpi) {
+        int any = st;
+        MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        if (st == MR_OK && any != MR_OK) st = mr_error_set(any, "another rank failed");
+        if (any == MR_OK && size > 1) st = gather_cells(&g, cfg.out, rank, size);
+    }
 #endif
     int assemble = st == MR_OK && rank == 0 && (size > 1 || n_shards == 1);
     if (assemble) st = mr_summary_write(&g, cfg.out);
@@ -230,7 +295,7 @@ int mr_cmd_run(int argc, char **argv)
                 shard, n_shards, cfg.out);
     mr_grid_free(&g);
 #ifdef MR_WITH_MPI
-    MPI_Finalize();
+    if (mpi) MPI_Finalize();
 #endif
     return mr_error_exit_code(st);
 }

@@ -6,7 +6,7 @@
 #   directory left exactly as it was;
 # - a directory holding another config, or the same one without --resume, is refused.
 set -u
-bin=$1
+bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 cfg=tests/configs/tiny-grid.ini
 tmp=$(mktemp -d /tmp/mr-run-test-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -91,6 +91,21 @@ printf '[data]\npath = tests/fixtures/tiny-images.h5\n[model m]\npath = tests/fi
 out=$("$bin" run "$tmp/k.ini" --out "$tmp/kk" 2>&1); rc=$?
 [ $rc -eq 2 ] && case "$out" in *"k.ini:6: top_k = 9 exceeds n_experts"*) ok "k > E names its line";; *) bad "message: $out";; esac || bad "k > E exited $rc"
 [ -e "$tmp/kk" ] && bad "output directory created for a bad config" || ok "nothing created for a bad config"
+# MPI: 2 ranks on localhost, sharing the output directory, and with a private working
+# directory each (no shared filesystem: rank 0 gathers the other's cells over MPI)
+if command -v mpirun >/dev/null 2>&1; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+  mpirun -np 2 "$bin" run $cfg --out "$tmp/mpi" --threads 1 --quiet || bad "mpirun -np 2 exited $?"
+  same "$tmp/t1/summary.json" "$tmp/mpi/summary.json" "mpirun -np 2 == single process"
+  mpirun -np 1 "$bin" run $cfg --out "$tmp/mpi1" --threads 2 --quiet || bad "mpirun -np 1 exited $?"
+  same "$tmp/t1/summary.json" "$tmp/mpi1/summary.json" "mpirun -np 1 == single process"
+  for r in A B; do mkdir -p "$tmp/$r/tests"; ln -s "$(pwd)/tests/fixtures" "$tmp/$r/tests/fixtures"; ln -s "$(pwd)/tests/configs" "$tmp/$r/tests/configs"; done
+  mpirun -np 1 -wdir "$tmp/A" "$bin" run $cfg --out out --quiet : -np 1 -wdir "$tmp/B" "$bin" run $cfg --out out --quiet ||
+    bad "mpirun with private directories exited $?"
+  same "$tmp/t1/summary.json" "$tmp/A/out/summary.json" "MPI without a shared filesystem: rank 0 gathered every cell"
+else
+  bad "mpirun not found (scripts/bootstrap installs openmpi-bin)"
+fi
 "$bin" run --help | grep -q "usage: moe-robust run" && ok "run --help" || bad "run --help"
 "$bin" merge --help | grep -q "usage: moe-robust merge" && ok "merge --help" || bad "merge --help"
 exit $fail
