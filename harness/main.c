@@ -25,6 +25,7 @@ static void usage(FILE *fp)
             "  run CONFIG.ini        the evaluation grid: models x routers x corruptions x\n"
             "                        severities, resumable, shardable (docs/config.md)\n"
             "  merge DIR             assemble the results of a sharded run\n"
+            "  corrupt --data D ...  write a corrupted dataset, or a gallery PNG (--gallery)\n"
             "\n"
             "Run 'moe-robust COMMAND --help' for a command's options.\n"
             "Exit status: 0 success, 2 bad input (file, option, value), 1 runtime failure.\n",
@@ -51,6 +52,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "eval") == 0) return mr_cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0) return mr_cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "merge") == 0) return mr_cmd_merge(argc - 1, argv + 1);
+    if (strcmp(cmd, "corrupt") == 0) return mr_cmd_corrupt(argc - 1, argv + 1);
     fprintf(stderr, "moe-robust: unknown command '%s' (try 'moe-robust --help')\n", cmd);
     return 2;
 }

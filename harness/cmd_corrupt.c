@@ -1,0 +1,347 @@
+/* moe-robust corrupt — write a corrupted copy of a dataset, draw the corruption gallery,
+ * or list the corruptions (docs/corruptions.md). */
+#include <getopt.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "../analysis/mr_error.h"
+#include "../corruptions/mr_corruption.h"
+#include "../corruptions/mr_gallery.h"
+#include "mr_cli.h"
+#include "mr_data.h"
+#include "mr_h5.h"
+#include "mr_model_io.h"
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: moe-robust corrupt --data D --corruption NAME[:S] [--severity S] --out X.h5\n"
+            "                          [--seed N] [--model M.h5] [--limit N] [--threads T]\n"
+            "       moe-robust corrupt --gallery OUT.png --data D [--index I] [--seed N]\n"
+            "                          [--scale K]\n"
+            "       moe-robust corrupt --list\n"
+            "\n"
+            "Writes the dataset D under one corruption and severity (1..5) to X.h5 (/images and\n"
+            "/labels, or /tokens, plus attributes corruption, severity, seed, source), or draws\n"
+            "one image of D under every image corruption and severity into a PNG grid.\n"
+            "A corrupted sample depends only on (sample, corruption, severity, seed, sample\n"
+            "index): the output is identical for any --threads. See docs/corruptions.md.\n"
+            "\n"
+            "  --data FILE           HDF5 data (/images+/labels or /tokens), or an IDX\n"
+            "                        *images-idx3-ubyte[.gz] file with its labels file beside it\n"
+            "  --corruption NAME[:S] a corruption (--list); S may be given here or by --severity\n"
+            "  --severity S          1..5\n"
+            "  --seed N              random seed (default 0)\n"
+            "  --out FILE            output HDF5 file (written to FILE.tmp-PID, then renamed)\n"
+            "  --model FILE          text corruptions: the model whose /vocab maps token ids to\n"
+            "                        characters (required for token data)\n"
+            "  --limit N             only the first N samples\n"
+            "  --threads T           OpenMP threads (default: all processors)\n"
+            "  --gallery FILE        write the gallery PNG (rows: image corruptions, columns:\n"
+            "                        clean and severities 1..5) instead of a dataset\n"
+            "  --index I             gallery: the sample to draw (default 0)\n"
+            "  --scale K             gallery: upscale factor 1..16 (default 3)\n"
+            "  --list                print every corruption with its modality and benchmark\n"
+            "  -h, --help            this text\n"
+            "\n"
+            "Embedding corruptions (embed_*) act inside the model: use 'moe-robust eval\n"
+            "--corruption NAME:S'.\n");
+}
+
+typedef struct corrupt_args {
+    const char *data, *spec, *out, *model, *gallery;
+    long severity, seed, limit, threads, index, scale;
+    int list;
+} corrupt_args;
+
+static int parse(corrupt_args *a, int argc, char **argv, int *help)
+{
+    static const struct option opts[] = {
+        {"data", required_argument, 0, 'd'},    {"corruption", required_argument, 0, 'c'},
+        {"severity", required_argument, 0, 's'}, {"seed", required_argument, 0, 'S'},
+        {"out", required_argument, 0, 'o'},     {"model", required_argument, 0, 'm'},
+        {"limit", required_argument, 0, 'n'},   {"threads", required_argument, 0, 't'},
+        {"gallery", required_argument, 0, 'g'}, {"index", required_argument, 0, 'i'},
+        {"scale", required_argument, 0, 'k'},   {"list", no_argument, 0, 'l'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    memset(a, 0, sizeof *a);
+    a->threads = mr_cli_default_threads();
+    a->scale = 3;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': a->data = optarg; break;
+        case 'c': a->spec = optarg; break;
+        case 's':
+            MR_TRY(mr_cli_parse_int("--severity", optarg, 1, MR_SEVERITY_MAX, &a->severity));
+            break;
+        case 'S': MR_TRY(mr_cli_parse_int("--seed", optarg, 0, 2147483647L, &a->seed)); break;
+        case 'o': a->out = optarg; break;
+        case 'm': a->model = optarg; break;
+        case 'n': MR_TRY(mr_cli_parse_int("--limit", optarg, 1, 2000000000L, &a->limit)); break;
+        case 't': MR_TRY(mr_cli_parse_int("--threads", optarg, 1, 1024, &a->threads)); break;
+        case 'g': a->gallery = optarg; break;
+        case 'i': MR_TRY(mr_cli_parse_int("--index", optarg, 0, 2000000000L, &a->index)); break;
+        case 'k': MR_TRY(mr_cli_parse_int("--scale", optarg, 1, 16, &a->scale)); break;
+        case 'l': a->list = 1; break;
+        case 'h': *help = 1; return MR_OK;
+        case ':': return mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]);
+        default: return mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    MR_REQUIRE(optind == argc, MR_EINPUT, "unexpected argument '%s'", argv[optind]);
+    if (a->list) return MR_OK;
+    MR_REQUIRE(a->data, MR_EINPUT, "--data is required");
+    if (a->gallery) {
+        MR_REQUIRE(!a->out, MR_EINPUT, "--gallery and --out exclude each other");
+        return MR_OK;
+    }
+    MR_REQUIRE(a->spec, MR_EINPUT, "--corruption is required (see --list)");
+    MR_REQUIRE(a->out, MR_EINPUT, "--out is required");
+    return MR_OK;
+}
+
+/* NAME:S, or NAME with --severity */
+static int resolve(const corrupt_args *a, const mr_corruption_type **t, int *severity)
+{
+    if (strchr(a->spec, ':')) {
+        MR_TRY(mr_corruption_parse(a->spec, t, severity));
+        MR_REQUIRE(!a->severity || a->severity == *severity, MR_EINPUT,
+                   "--corruption %s and --severity %ld disagree", a->spec, a->severity);
+        return MR_OK;
+    }
+    char spec[256];
+    MR_REQUIRE(a->severity, MR_EINPUT, "--severity is required (or --corruption %s:S)", a->spec);
+    snprintf(spec, sizeof spec, "%.200s:%ld", a->spec, a->severity);
+    return mr_corruption_parse(spec, t, severity);
+}
+
+static void list_corruptions(void)
+{
+    static const char *const mod[] = {"image", "text", "embed"};
+    printf("%-18s %-6s %-8s %s\n", "name", "kind", "default", "benchmark: summary");
+    for (int i = 0; mr_corruption_types[i]; i++) {
+        const mr_corruption_type *t = mr_corruption_types[i];
+        char def[8] = "-";
+        if (t->default_severity) snprintf(def, sizeof def, "%d", t->default_severity);
+        printf("%-18s %-6s %-8s %s: %s\n", t->name, mod[t->modality], def, t->benchmark,
+               t->summary);
+    }
+}
+
+/* ------------------------------------------------------------------ corrupting */
+static int corrupt_all(const mr_dataset *d, void *dst, const mr_corruption_type *t, int severity,
+                       uint64_t seed, const int32_t *vocab, int V, int threads)
+{
+    const int chunk = 64;
+    int n_chunks = (d->n + chunk - 1) / chunk, st = MR_OK;
+    char msg[1024] = "";
+#pragma omp parallel num_threads(threads)
+    {
+        mr_corrupt_ws *ws = NULL;
+        int my = d->kind == MR_DATA_IMAGES ? mr_corrupt_ws_alloc(&ws, d->h, d->w, d->c, 0)
+                                           : mr_corrupt_ws_alloc(&ws, 0, 0, 0, d->cols);
+#pragma omp for schedule(dynamic, 1)
+        for (int k = 0; k < n_chunks; k++) {
+            if (my != MR_OK) continue;
+            int s0 = k * chunk, nb = d->n - s0 < chunk ? d->n - s0 : chunk;
+            if (d->kind == MR_DATA_IMAGES) {
+                size_t per = (size_t)d->h * d->w * d->c;
+                my = mr_corrupt_images((uint8_t *)dst + s0 * per, d->images + s0 * per, nb, d->h,
+                                       d->w, d->c, t, severity, seed, (uint64_t)s0, ws);
+            } else {
+                size_t per = (size_t)d->cols;
+                my = mr_corrupt_tokens((int32_t *)dst + s0 * per, d->tokens + s0 * per, nb,
+                                       d->cols, vocab, V, t, severity, seed, (uint64_t)s0, ws);
+            }
+        }
+        if (my != MR_OK) {
+#pragma omp critical(mr_corrupt_error)
+            if (st == MR_OK) {
+                st = my;
+                snprintf(msg, sizeof msg, "%s", mr_error_message());
+            }
+        }
+        mr_corrupt_ws_free(ws);
+    }
+    return st == MR_OK ? MR_OK : mr_error_set(st, "%s", msg);
+}
+
+/* ------------------------------------------------------------------ output file */
+static int attr_str(hid_t loc, const char *name, const char *val)
+{
+    hid_t ty = H5Tcopy(H5T_C_S1);
+    H5Tset_size(ty, strlen(val) + 1);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t at = H5Acreate2(loc, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t e = at >= 0 ? H5Awrite(at, ty, val) : -1;
+    if (at >= 0) H5Aclose(at);
+    H5Sclose(sp);
+    H5Tclose(ty);
+    return e < 0;
+}
+
+static int attr_int(hid_t loc, const char *name, long long v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t at = H5Acreate2(loc, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t e = at >= 0 ? H5Awrite(at, H5T_NATIVE_LLONG, &v) : -1;
+    if (at >= 0) H5Aclose(at);
+    H5Sclose(sp);
+    return e < 0;
+}
+
+/* one dataset, chunked along the samples and deflated */
+static int put(hid_t f, const char *path, hid_t ftype, hid_t mtype, int rank, const hsize_t *dims,
+               const void *buf)
+{
+    hsize_t chunk[4];
+    for (int i = 0; i < rank; i++) chunk[i] = dims[i];
+    chunk[0] = dims[0] < 256 ? dims[0] : 256;
+    hid_t sp = H5Screate_simple(rank, dims, NULL), pl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(pl, rank, chunk);
+    H5Pset_obj_track_times(pl, 0); /* same content, same bytes */
+    H5Pset_shuffle(pl);
+    H5Pset_deflate(pl, 4);
+    hid_t ds = H5Dcreate2(f, path, ftype, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
+    herr_t e = ds >= 0 ? H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : -1;
+    if (ds >= 0) H5Dclose(ds);
+    H5Pclose(pl);
+    H5Sclose(sp);
+    return e < 0;
+}
+
+static int write_file(const char *path, const mr_dataset *d, const void *data,
+                      const mr_corruption_type *t, int severity, long seed)
+{
+    char tmp[1100];
+    MR_REQUIRE(strlen(path) < 1000, MR_EINPUT, "%s: path too long", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    mr_h5_quiet();
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_obj_track_times(fcpl, 0);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    H5Pclose(fcpl);
+    MR_REQUIRE(f >= 0, MR_EINPUT, "%s: cannot create file (does the directory exist?)", path);
+    int bad = 0;
+    if (d->kind == MR_DATA_IMAGES) {
+        hsize_t dims[4] = {(hsize_t)d->n, (hsize_t)d->h, (hsize_t)d->w, (hsize_t)d->c};
+        bad |= put(f, "/images", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, dims, data);
+        bad |= put(f, "/labels", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims, d->labels);
+    } else {
+        hsize_t dims[2] = {(hsize_t)d->n, (hsize_t)d->cols};
+        bad |= put(f, "/tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, dims, data);
+    }
+    bad |= attr_str(f, "corruption", t->name);
+    bad |= attr_int(f, "severity", severity);
+    bad |= attr_int(f, "seed", seed);
+    bad |= attr_str(f, "source", d->path);
+    bad |= H5Fclose(f) < 0;
+    if (bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return mr_error_set(MR_EIO, "%s: write failed", path);
+    }
+    return MR_OK;
+}
+
+/* ------------------------------------------------------------------ commands */
+static int run_gallery(const corrupt_args *a)
+{
+    mr_dataset *d = NULL;
+    int st = mr_dataset_load(&d, a->data, a->index + 1);
+    if (st == MR_OK && d->kind != MR_DATA_IMAGES)
+        st = mr_error_set(MR_EINPUT, "%s: the gallery draws images, this file holds tokens",
+                          a->data);
+    if (st == MR_OK && a->index >= d->n)
+        st = mr_error_set(MR_EINPUT, "--index: %ld is outside 0..%d (%s)", a->index, d->n - 1,
+                          a->data);
+    if (st == MR_OK) {
+        mr_gallery_opts o;
+        mr_gallery_opts_init(&o);
+        o.scale = (int)a->scale;
+        o.seed = (uint64_t)a->seed;
+        o.index = (uint64_t)a->index;
+        size_t per = (size_t)d->h * d->w * d->c;
+        st = mr_gallery_write(a->gallery, d->images + a->index * per, d->h, d->w, d->c, &o);
+    }
+    if (st == MR_OK) printf("wrote %s\n", a->gallery);
+    mr_dataset_free(d);
+    return st;
+}
+
+static int run_corrupt(const corrupt_args *a)
+{
+    const mr_corruption_type *t;
+    int severity;
+    MR_TRY(resolve(a, &t, &severity));
+    MR_REQUIRE(t->modality != MR_MOD_EMBED, MR_EINPUT,
+               "%s corrupts the input embeddings inside the model and cannot be written to a data "
+               "file; evaluate under it with 'moe-robust eval --corruption %s:%d'",
+               t->name, t->name, severity);
+    mr_dataset *d = NULL;
+    mr_model *m = NULL;
+    void *data = NULL;
+    int st = mr_dataset_load(&d, a->data, a->limit);
+    if (st == MR_OK && t->modality == MR_MOD_IMAGE && d->kind != MR_DATA_IMAGES)
+        st = mr_error_set(MR_EINPUT, "%s is an image corruption but %s holds tokens", t->name,
+                          a->data);
+    if (st == MR_OK && t->modality == MR_MOD_TEXT && d->kind != MR_DATA_TOKENS)
+        st = mr_error_set(MR_EINPUT, "%s is a text corruption but %s holds images", t->name,
+                          a->data);
+    if (st == MR_OK && t->modality == MR_MOD_TEXT && !a->model)
+        st = mr_error_set(MR_EINPUT,
+                          "--model M.h5 is required for the text corruption %s: token ids are "
+                          "mapped to characters through the model's /vocab",
+                          t->name);
+    if (st == MR_OK && a->model) st = mr_model_load(&m, a->model);
+    if (st == MR_OK && t->modality == MR_MOD_TEXT && !m->vocab)
+        st = mr_error_set(MR_EINPUT, "%s: not a language model (no /vocab)", a->model);
+    size_t bytes = 0;
+    if (st == MR_OK)
+        bytes = d->kind == MR_DATA_IMAGES ? (size_t)d->n * d->h * d->w * d->c
+                                          : (size_t)d->n * d->cols * sizeof(int32_t);
+    if (st == MR_OK && !(data = malloc(bytes ? bytes : 1)))
+        st = mr_error_set(MR_ENOMEM, "out of memory");
+    if (st == MR_OK)
+        st = corrupt_all(d, data, t, severity, (uint64_t)a->seed, m ? m->vocab : NULL,
+                         m ? m->cfg.vocab_size : 0, (int)a->threads);
+    if (st == MR_OK) st = write_file(a->out, d, data, t, severity, a->seed);
+    if (st == MR_OK)
+        printf("wrote %s: %d %s under %s:%d (seed %ld)\n", a->out, d->n,
+               d->kind == MR_DATA_IMAGES ? "images" : "token rows", t->name, severity, a->seed);
+    free(data);
+    mr_model_free(m);
+    mr_dataset_free(d);
+    return st;
+}
+
+int mr_cmd_corrupt(int argc, char **argv)
+{
+    corrupt_args a;
+    int help = 0;
+    int st = parse(&a, argc, argv, &help);
+    if (help) {
+        usage(stdout);
+        return 0;
+    }
+    if (st == MR_OK && a.list) {
+        list_corruptions();
+        return 0;
+    }
+    if (st != MR_OK) {
+        fprintf(stderr, "moe-robust corrupt: %s\n(see 'moe-robust corrupt --help')\n",
+                mr_error_message());
+        return mr_error_exit_code(st);
+    }
+    st = a.gallery ? run_gallery(&a) : run_corrupt(&a);
+    if (st != MR_OK) fprintf(stderr, "moe-robust corrupt: %s\n", mr_error_message());
+    return mr_error_exit_code(st);
+}
