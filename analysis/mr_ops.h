@@ -17,7 +17,11 @@ void mr_layernorm_forward(float *out, const float *in, const float *w, const flo
 void mr_linear_forward(float *out, const float *in, const float *weight, const float *bias,
                        int N, int C, int OC);
 
-/* In-place activations over n floats. gelu is the exact erf form (nn.GELU()). */
+/* erf(x) within 3e-7 (Abramowitz & Stegun 7.1.28), the form GELU uses. */
+float mr_erf(float x);
+
+/* In-place activations over n floats. gelu is the erf form (nn.GELU(), not the tanh
+ * approximation), with erf from mr_erf. */
 void mr_gelu_forward(float *x, size_t n);
 void mr_relu_forward(float *x, size_t n);
 

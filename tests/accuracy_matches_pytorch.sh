@@ -8,6 +8,8 @@ bin=$1
 fail=0
 meta() { "$bin" inspect "$1" | awk -v k="$2" '$1 == "meta" && $2 == k {print $4}'; }
 check() { # name, C value, PyTorch value
+  case "$2" in [0-9]*) ;; *) echo "FAIL $1: no value from moe-robust eval"; fail=1; return ;; esac
+  case "$3" in [0-9]*) ;; *) echo "FAIL $1: no PyTorch value in the model's metadata"; fail=1; return ;; esac
   c=$(printf '%.4f' "$2"); t=$(printf '%.4f' "$3")
   if [ "$c" = "$t" ]; then echo "ok   $1: C $c = PyTorch $t"; else echo "FAIL $1: C $c != PyTorch $t"; fail=1; fi
 }

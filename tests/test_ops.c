@@ -1,5 +1,6 @@
 /* Known-answer tests of the forward kernels (analysis/mr_ops.c). */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "analysis/mr_ops.h"
@@ -58,6 +59,30 @@ START_TEST(gelu_and_relu_values)
     mr_relu_forward(y, 3);
     ck_assert_float_eq(y[0], 0.0f);
     ck_assert_float_eq(y[2], 2.5f);
+}
+END_TEST
+
+START_TEST(erf_within_3e7_of_libm)
+{
+    /* A&S 7.1.28 promises |error| <= 3e-7; float rounding adds a few 1e-8 */
+    double worst = 0.0;
+    for (int i = -80000; i <= 80000; i++) {
+        float x = i * 1e-4f;
+        worst = fmax(worst, fabs((double)mr_erf(x) - erf((double)x)));
+    }
+    printf("max |mr_erf - erf| on [-8, 8]: %.3g\n", worst);
+    ck_assert_double_le(worst, 4e-7);
+    ck_assert_float_eq(mr_erf(0.0f), 0.0f);
+    ck_assert_float_eq(mr_erf(100.0f), 1.0f);
+    ck_assert_float_eq(mr_erf(-100.0f), -1.0f);
+    /* GELU against the exact double formula */
+    float g[1] = {0};
+    for (int i = -600; i <= 600; i++) {
+        g[0] = i * 0.01f;
+        double x = g[0], want = 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+        mr_gelu_forward(g, 1);
+        ck_assert_double_le(fabs(g[0] - want), 2e-7 * fabs(x) + 1e-7);
+    }
 }
 END_TEST
 
@@ -131,6 +156,7 @@ int main(void)
     tcase_add_test(tc, layernorm_normalizes);
     tcase_add_test(tc, linear_matches_naive);
     tcase_add_test(tc, gelu_and_relu_values);
+    tcase_add_test(tc, erf_within_3e7_of_libm);
     tcase_add_test(tc, softmax_rows_sum_to_one);
     tcase_add_test(tc, attention_causal_and_full);
     tcase_add_test(tc, attention_heads_are_independent);
