@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mr_error.h"
 #include "mr_ops.h"
@@ -35,7 +36,28 @@ struct mr_workspace {
     uint64_t first_sample;
     const mr_layer *cur_layer; /* block whose experts run_experts() applies */
     int cur_N;
+    int profile;               /* time the expert GEMMs */
+    double prof_seconds, prof_flops;
 };
+
+void mr_workspace_profile_enable(mr_workspace *ws, int on)
+{
+    ws->profile = on;
+    ws->prof_seconds = ws->prof_flops = 0.0;
+}
+
+void mr_workspace_profile_get(const mr_workspace *ws, double *seconds, double *flops)
+{
+    *seconds = ws->prof_seconds;
+    *flops = ws->prof_flops;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 void mr_workspace_set_first_sample(mr_workspace *ws, uint64_t first) { ws->first_sample = first; }
 
@@ -193,11 +215,18 @@ static void moe_forward(mr_workspace *ws, float *out, const float *x, const mr_l
         const float *w = ws->slot_w + off[e];
         for (int i = 0; i < cnt; i++)
             memcpy(ws->xg + (size_t)i * d, x + (size_t)tok[i] * d, (size_t)d * sizeof(float));
+        double t0 = ws->profile ? now_seconds() : 0.0;
         mr_linear_forward(ws->hidden, ws->xg, L->exp_w1 + (size_t)e * h * d,
                           L->exp_b1 + (size_t)e * h, cnt, d, h);     /* [cnt, h] */
+        double t1 = ws->profile ? now_seconds() : 0.0;
         activation(ws->hidden, (size_t)cnt * h, c->activation);
+        double t2 = ws->profile ? now_seconds() : 0.0;
         mr_linear_forward(ws->yg, ws->hidden, L->exp_w2 + (size_t)e * d * h,
                           L->exp_b2 + (size_t)e * d, cnt, h, d);     /* [cnt, d] */
+        if (ws->profile) {
+            ws->prof_seconds += (t1 - t0) + (now_seconds() - t2);
+            ws->prof_flops += 4.0 * cnt * d * h;
+        }
         for (int i = 0; i < cnt; i++) {
             float *o = out + (size_t)tok[i] * d;
             const float *y = ws->yg + (size_t)i * d;

@@ -73,6 +73,11 @@ int mr_engine_embed_images(mr_workspace *ws, const uint8_t *images, int B, const
 int mr_engine_embed_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T, int stride,
                            const float **x);
 
+/* Expert-GEMM profile (bench/): when enabled, every expert GEMM of this workspace is
+ * timed and its flops counted (2*M*N*K per GEMM). Off by default: no clock calls. */
+void mr_workspace_profile_enable(mr_workspace *ws, int on);
+void mr_workspace_profile_get(const mr_workspace *ws, double *seconds, double *flops);
+
 /* OpenBLAS must run single-threaded inside our OpenMP workers; call once at start. */
 void mr_engine_blas_single_thread(void);
 

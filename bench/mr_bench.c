@@ -1,0 +1,198 @@
+/* moe-robust-bench — throughput of the C engine and of its expert GEMMs (docs/performance.md).
+ *
+ *   moe-robust-bench --model M.h5 (--data D | --random-tokens N) [--router R]
+ *                    [--router-opt K=V] [--threads T] [--batch B] [--limit N] [--reps R]
+ *
+ * Runs forward passes only (no metrics), as `moe-robust eval` does them: fixed
+ * micro-batches over OpenMP threads, OpenBLAS single-threaded inside each. Prints the
+ * best of R repetitions, and a final line "RESULT key=value ..." for bench/run.sh.
+ * Expert GEMMs are timed per thread (mr_workspace_profile_*), and compared with a plain
+ * sgemm of the same total size run the same way (one per thread, concurrently):
+ * M = B*T*k rows, K = d, N = h, and back (the two expert GEMMs of a micro-batch fused).
+ */
+#include <getopt.h>
+#include <gsl/gsl_cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "analysis/mr_engine.h"
+#include "analysis/mr_error.h"
+#include "analysis/mr_rng.h"
+#include "harness/mr_data.h"
+#include "harness/mr_model_io.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "moe-robust-bench: %s%s%s\n", what, *mr_error_message() ? ": " : "",
+            mr_error_message());
+    exit(2);
+}
+
+/* One timed pass over all samples; returns seconds; adds expert GEMM seconds/flops. */
+static double pass(mr_workspace **ws, const mr_dataset *d, const mr_model *m, int threads,
+                   int B, int T, double *gsec, double *gflop)
+{
+    int n_chunks = (d->n + B - 1) / B, failed = 0;
+    for (int t = 0; t < threads; t++) mr_workspace_profile_enable(ws[t], 1);
+    double t0 = now();
+#pragma omp parallel num_threads(threads)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+#pragma omp for schedule(dynamic, 1)
+        for (int c = 0; c < n_chunks; c++) {
+            int s0 = c * B, nb = d->n - s0 < B ? d->n - s0 : B, st;
+            if (m->cfg.task == MR_TASK_CLASSIFY)
+                st = mr_engine_forward_images(ws[tid], d->images + (size_t)s0 * d->h * d->w * d->c, nb);
+            else
+                st = mr_engine_forward_tokens(ws[tid], d->tokens + (size_t)s0 * d->cols, nb, T, d->cols);
+            if (st != MR_OK) failed = 1;
+        }
+    }
+    double el = now() - t0;
+    if (failed) die("forward failed");
+    *gsec = *gflop = 0.0;
+    for (int t = 0; t < threads; t++) {
+        double s, f;
+        mr_workspace_profile_get(ws[t], &s, &f);
+        /* threads run concurrently: the aggregate rate is the sum of per-thread rates */
+        if (s > 0) *gsec += f / s;
+        *gflop += f;
+    }
+    return el;
+}
+
+/* GFLOP/s of `threads` concurrent single-threaded sgemm pairs [M,K]x[K,N], [M,N]x[N,K]. */
+static double plain_sgemm(int M, int K, int N, int threads, int reps)
+{
+    double best = 0.0;
+#pragma omp parallel num_threads(threads) reduction(+ : best)
+    {
+        float *a = malloc((size_t)M * K * sizeof *a), *b = malloc((size_t)K * N * sizeof *b);
+        float *c = malloc((size_t)M * N * sizeof *c), *e = malloc((size_t)M * K * sizeof *e);
+        for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 17) * 0.01f;
+        for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 13) * 0.01f;
+        double rate = 0.0;
+        for (int r = 0; r < reps + 1; r++) {
+            double t0 = now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, c, N, b, N, 0.0f, e, K);
+            double el = now() - t0;
+            double g = 4.0 * M * K * N / el / 1e9;
+            if (r > 0 && g > rate) rate = g; /* the first is a warm-up */
+        }
+        best += rate;
+        free(a);
+        free(b);
+        free(c);
+        free(e);
+    }
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
+        {"random-tokens", required_argument, 0, 'R'}, {"router", required_argument, 0, 'r'},
+        {"router-opt", required_argument, 0, 'o'}, {"threads", required_argument, 0, 't'},
+        {"batch", required_argument, 0, 'b'}, {"limit", required_argument, 0, 'n'},
+        {"reps", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *model = NULL, *data = NULL, *router = "softmax";
+    int random_tokens = 0, threads = 2, batch = 16, reps = 3, c;
+    long limit = 0;
+    mr_router_opts ro = {0};
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'd': data = optarg; break;
+        case 'R': random_tokens = atoi(optarg); break;
+        case 'r': router = optarg; break;
+        case 'o': if (mr_router_opts_add(&ro, optarg) != MR_OK) die("--router-opt"); break;
+        case 't': threads = atoi(optarg); break;
+        case 'b': batch = atoi(optarg); break;
+        case 'n': limit = atol(optarg); break;
+        case 'p': reps = atoi(optarg); break;
+        case 'h':
+            printf("usage: moe-robust-bench --model M.h5 (--data D | --random-tokens N) [--router R]\n"
+                   "       [--router-opt K=V] [--threads T] [--batch B] [--limit N] [--reps R]\n");
+            return 0;
+        default: return 2;
+        }
+    }
+    if (!model || (!data && random_tokens <= 0) || threads < 1 || batch < 1 || reps < 1) {
+        fprintf(stderr, "moe-robust-bench: --model and --data (or --random-tokens N) are required\n");
+        return 2;
+    }
+    mr_engine_blas_single_thread();
+    mr_model *m;
+    if (mr_model_load(&m, model) != MR_OK) die("model");
+    mr_dataset *d = NULL;
+    if (data) {
+        if (mr_dataset_load(&d, data, limit) != MR_OK || mr_dataset_check_model(d, m) != MR_OK)
+            die("data");
+    } else {
+        if (m->cfg.task != MR_TASK_LM) die("--random-tokens needs an lm model");
+        d = calloc(1, sizeof *d);
+        d->kind = MR_DATA_TOKENS;
+        d->n = random_tokens;
+        d->cols = m->cfg.max_seq_len + 1;
+        d->tokens = malloc((size_t)d->n * d->cols * sizeof *d->tokens);
+        gsl_rng *r = mr_rng_alloc(0, "bench/tokens", 0);
+        for (size_t i = 0; i < (size_t)d->n * d->cols; i++)
+            d->tokens[i] = (int32_t)gsl_rng_uniform_int(r, (unsigned long)m->cfg.vocab_size);
+        gsl_rng_free(r);
+        snprintf(d->path, sizeof d->path, "random tokens");
+    }
+    mr_router *r;
+    if (mr_router_alloc(&r, router, m, &ro) != MR_OK) die("router");
+    const mr_config *cf = &m->cfg;
+    int T = cf->task == MR_TASK_LM ? d->cols - 1 : cf->n_pos;
+    mr_engine_opts eo;
+    mr_engine_opts_init(&eo, m);
+    eo.batch = batch;
+    if (cf->task == MR_TASK_LM) eo.seq_len = T;
+    mr_workspace **ws = calloc((size_t)threads, sizeof *ws);
+    for (int t = 0; t < threads; t++)
+        if (mr_workspace_alloc(&ws[t], m, r, &eo) != MR_OK) die("workspace");
+    double best = 1e30, gemm_rate = 0.0, gsec, gflop;
+    pass(ws, d, m, threads, batch, T, &gsec, &gflop); /* warm-up */
+    for (int i = 0; i < reps; i++) {
+        double el = pass(ws, d, m, threads, batch, T, &gsec, &gflop);
+        if (el < best) {
+            best = el;
+            gemm_rate = gsec / 1e9;
+        }
+    }
+    int k = cf->top_k;
+    double peak = plain_sgemm(batch * T * k, cf->d_model, cf->expert_hidden, threads, 3);
+    double sps = d->n / best, tps = (double)d->n * T / best;
+    printf("model        %s\nrouter       %s, %d threads, batch %d\n", model, router, threads, batch);
+    printf("samples      %d x %d tokens\n", d->n, T);
+    printf("time         %.3f s (best of %d)\n", best, reps);
+    printf("throughput   %.1f samples/s, %.0f tokens/s\n", sps, tps);
+    printf("expert GEMMs %.1f GFLOP/s (%.0f%% of a plain sgemm of the same size: %.1f GFLOP/s)\n",
+           gemm_rate, 100.0 * gemm_rate / peak, peak);
+    printf("RESULT samples_per_s=%.3f tokens_per_s=%.1f gemm_gflops=%.2f sgemm_gflops=%.2f\n", sps,
+           tps, gemm_rate, peak);
+    for (int t = 0; t < threads; t++) mr_workspace_free(ws[t]);
+    free(ws);
+    mr_router_free(r);
+    mr_dataset_free(d);
+    mr_model_free(m);
+    return 0;
+}
