@@ -139,7 +139,8 @@ static int enumerate(mr_grid *g)
                 *gr = (mr_grid_group){.model = mi, .router = ri, .k = k, .first_cell = g->n_cells};
                 char base[200];
                 snprintf(base, sizeof base, "%s/%s@k%d", cm->name, cr->name, k);
-                int total = 1 + g->n_corr * n_sev + (cm->n_ckpt > 1 ? cm->n_ckpt - 1 : 0);
+                int n_cor = cr->no_corruptions ? 0 : g->n_corr * n_sev;
+                int total = 1 + n_cor + (cm->n_ckpt > 1 ? cm->n_ckpt - 1 : 0);
                 for (int j = 0; j < total; j++) {
                     mr_grid_cell *cell = &g->cells[g->n_cells++];
                     mr_cell_meta *mt = &cell->meta;
@@ -158,7 +159,7 @@ static int enumerate(mr_grid *g)
                     if (j == 0) {
                         mt->kind = MR_CELL_CLEAN;
                         snprintf(mt->id, sizeof mt->id, "%s/clean", base);
-                    } else if (j <= g->n_corr * n_sev) {
+                    } else if (j <= n_cor) {
                         int ci = (j - 1) / n_sev, si = (j - 1) % n_sev, sev = 0;
                         for (int s = 1, seen = 0; s <= 5; s++)
                             if ((c->sev_mask >> s) & 1 && seen++ == si) sev = s;
@@ -168,7 +169,7 @@ static int enumerate(mr_grid *g)
                         snprintf(mt->corruption, sizeof mt->corruption, "%s", cell->corr->name);
                         snprintf(mt->id, sizeof mt->id, "%s/%s/s%d", base, cell->corr->name, sev);
                     } else {
-                        int i = j - 1 - g->n_corr * n_sev;
+                        int i = j - 1 - n_cor;
                         mt->kind = MR_CELL_FLUCT;
                         cell->ckpt = i;
                         snprintf(mt->checkpoints, sizeof mt->checkpoints, "%s -> %s", cm->ckpt[i],

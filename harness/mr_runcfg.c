@@ -276,6 +276,9 @@ static int handler(void *user, const char *section, const char *key, const char 
         if (strcmp(key, "type") == 0) {
             if (!mr_router_lookup(v)) FAIL("type = %s: unknown router", v);
             copy(r->type, sizeof r->type, v);
+        } else if (strcmp(key, "corruptions") == 0) {
+            if (strcmp(v, "yes") && strcmp(v, "no")) FAIL("corruptions = %s: yes or no", v);
+            r->no_corruptions = strcmp(v, "no") == 0;
         } else if (strcmp(key, "top_k") == 0) {
             r->n_k = 0;
             r->k_line = p->line;
@@ -356,6 +359,7 @@ void mr_runcfg_write(const mr_run_config *c, FILE *fp)
             for (int j = 0; j < r->n_k; j++) fprintf(fp, "%s%d", j ? "," : "", r->ks[j]);
             fprintf(fp, "\n");
         }
+        if (r->no_corruptions) fprintf(fp, "corruptions = no\n");
         for (int j = 0; j < r->opts.n; j++) fprintf(fp, "%s = %s\n", r->opts.key[j], r->opts.val[j]);
     }
     fprintf(fp, "\n[corruptions]\nnames =");

@@ -36,6 +36,7 @@ typedef struct mr_cfg_router {
     int n_k;                  /* 0: the model's top_k */
     int ks[MR_CFG_MAX_K];
     int k_line;
+    int no_corruptions;       /* corruptions = no: clean and fluctuation cells only */
     mr_router_opts opts;      /* every other key */
     int line;
 } mr_cfg_router;

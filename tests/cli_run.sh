@@ -106,6 +106,11 @@ if command -v mpirun >/dev/null 2>&1; then
 else
   bad "mpirun not found (scripts/bootstrap installs openmpi-bin)"
 fi
+# corruptions = no: that router's groups have clean and fluctuation cells only
+sed 's/^top_k = 1,2$/top_k = 1,2\ncorruptions = no/' $cfg > "$tmp/nocorr.ini"
+"$bin" run "$tmp/nocorr.ini" --out "$tmp/nc" --quiet || bad "corruptions = no run exited $?"
+n=$(grep -c '"id":' "$tmp/nc/summary.json")
+[ "$n" -eq 48 ] && ok "corruptions = no: 48 cells (softmax 2 x 2, sim and attention 2 x 22)" || bad "corruptions = no: $n cells"
 "$bin" run --help | grep -q "usage: moe-robust run" && ok "run --help" || bad "run --help"
 "$bin" merge --help | grep -q "usage: moe-robust merge" && ok "merge --help" || bad "merge --help"
 exit $fail

@@ -40,7 +40,7 @@ START_TEST(full_config)
                        "limit = 100\nformats = h5, json\nreference = base\n" BASE
                        "checkpoint = a.h5\ncheckpoint = b.h5\n"
                        "[router base]\ntype = softmax\n[router sim]\ntype = similarity\ntau = 0.5\n"
-                       "top_k = 1,2, 4-5\n[router attention]\n"
+                       "top_k = 1,2, 4-5\ncorruptions = no\n[router attention]\n"
                        "[corruptions]\nnames = image, embed_gaussian\nseverities = 1, 3-4\n";
     ck_assert_msg(load_text(&c, text) == MR_OK, "%s", mr_error_message());
     ck_assert_uint_eq(c.seed, 7);
@@ -56,6 +56,7 @@ START_TEST(full_config)
     ck_assert_int_eq(c.routers[1].n_k, 4);
     ck_assert_int_eq(c.routers[1].ks[3], 5);
     ck_assert_int_eq(c.routers[1].opts.n, 1);
+    ck_assert(c.routers[1].no_corruptions && !c.routers[0].no_corruptions);
     ck_assert_str_eq(c.routers[1].opts.key[0], "tau");
     ck_assert_int_eq(c.n_corr_names, 2);
     ck_assert_int_eq(c.sev_mask, (1 << 1) | (1 << 3) | (1 << 4));
@@ -95,6 +96,7 @@ START_TEST(errors_name_the_line)
     expect_error(BASE "[router softmax]\n[corruptions]\nseverities = 2,9\n", 7, "'9'");
     expect_error(BASE "[router x]\ntype = nosuch\n", 6, "unknown router");
     expect_error(BASE "[router softmax]\ntop_k = 0\n", 6, "top_k");
+    expect_error(BASE "[router softmax]\ncorruptions = maybe\n", 6, "corruptions = maybe");
     expect_error(BASE "[router softmax]\n[router softmax]\n", 6, "appears twice");
     expect_error(BASE "[widgets]\n", 5, "unknown section [widgets]");
     expect_error(BASE "[router softmax]\nthis is not ini\n", 6, "not an INI line");
