@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""Data sets: Fashion-MNIST (Debian fashion-mnist package, IDX .gz files) and
+the KJV Bible as a character corpus (Debian bible-kjv, `bible` command).
+
+Run as a script to write the LM test split models/kjv-char-test.h5:
+    /usr/bin/python3 tools/data.py --write-kjv-test models/kjv-char-test.h5
+"""
+
+import argparse
+import gzip
+import os
+import struct
+import subprocess
+
+import numpy as np
+import h5py
+
+FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
+KJV_RANGE = "Gen1:1-Rev22:21"
+SEQ_LEN = 128          # T: model context for the char LM (max_seq_len)
+TRAIN_FRACTION = 0.9   # first 90 % of characters train, last 10 % test
+
+
+# --------------------------------------------------------------------------
+# IDX (the (Fashion-)MNIST container format)
+# --------------------------------------------------------------------------
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4",
+               0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path):
+    """Parse an IDX file (gzip if the name ends in .gz): magic is two zero
+    bytes, a dtype code, the number of dimensions, then big-endian uint32
+    dims and the raw data."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    zero, code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or code not in _IDX_DTYPES:
+        raise ValueError(f"{path}: not an IDX file")
+    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=_IDX_DTYPES[code], offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: {data.size} values, header says {dims}")
+    return data.reshape(dims)
+
+
+def read_idx_images(images_path):
+    """X-images-idx3-ubyte(.gz) -> (images uint8 [N,H,W,1], labels uint8 [N]);
+    labels come from X-labels-idx1-ubyte(.gz) beside it (spec, Data files)."""
+    labels_path = images_path.replace("images-idx3", "labels-idx1")
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    return images[..., None].astype(np.uint8), labels.astype(np.uint8)
+
+
+def fashion_mnist(split):
+    """split 'train' (60k) or 't10k' (10k test)."""
+    return read_idx_images(os.path.join(FMNIST_DIR, f"{split}-images-idx3-ubyte.gz"))
+
+
+def write_idx(path, array):
+    """Write a uint8 array as a gzip IDX file (used for test fixtures)."""
+    arr = np.ascontiguousarray(array, dtype=np.uint8)
+    header = struct.pack(">HBB", 0, 0x08, arr.ndim)
+    header += struct.pack(">" + "I" * arr.ndim, *arr.shape)
+    # mtime=0 keeps the fixture byte-identical across regenerations.
+    with gzip.GzipFile(path, "wb", mtime=0) as f:
+        f.write(header + arr.tobytes())
+
+
+# --------------------------------------------------------------------------
+# KJV character corpus
+# --------------------------------------------------------------------------
+def kjv_text():
+    """Whole KJV, one verse per line, verse references removed.
+    `bible -f` prints lines like 'Ge1:1 In the beginning...'; we drop
+    everything up to the first space and join the verses with '\\n'."""
+    out = subprocess.run(["bible", "-f", KJV_RANGE], check=True,
+                         capture_output=True, text=True).stdout
+    verses = [line.split(" ", 1)[1] for line in out.splitlines() if " " in line]
+    return "\n".join(verses)
+
+
+def kjv_corpus():
+    """Returns (vocab code points [V] int32 sorted, train ids, test ids) with
+    ids int32 arrays; vocab = sorted set of characters of the whole corpus,
+    split by characters: first 90 % train, last 10 % test."""
+    text = kjv_text()
+    vocab = sorted(set(text))
+    lut = {ch: i for i, ch in enumerate(vocab)}
+    ids = np.fromiter((lut[ch] for ch in text), dtype=np.int32, count=len(text))
+    cut = int(len(ids) * TRAIN_FRACTION)
+    codes = np.array([ord(ch) for ch in vocab], dtype=np.int32)
+    return codes, ids[:cut], ids[cut:]
+
+
+def windows(ids, seq_len=SEQ_LEN):
+    """Non-overlapping windows [N, T+1] with stride T: each window shares its
+    last token with the next window's first, so every test character except
+    the very first is predicted exactly once."""
+    n = (len(ids) - 1) // seq_len
+    idx = np.arange(n)[:, None] * seq_len + np.arange(seq_len + 1)[None, :]
+    return ids[idx].astype(np.int32)
+
+
+def write_kjv_test(path):
+    codes, _, test = kjv_corpus()
+    tok = windows(test)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("tokens", data=tok, chunks=True, shuffle=True,
+                         compression="gzip", compression_opts=9)
+        f.create_dataset("vocab", data=codes)
+        f.attrs["source"] = (f"Debian bible-kjv: bible -f \"{KJV_RANGE}\", verse "
+                             "references stripped, verses joined with '\\n'")
+        f.attrs["split"] = (f"test: last {1 - TRAIN_FRACTION:.0%} of characters; "
+                            f"non-overlapping windows of {SEQ_LEN + 1} chars, "
+                            f"stride {SEQ_LEN}")
+    return tok.shape
+
+
+# --------------------------------------------------------------------------
+# Evaluation data (spec, "Data files"): HDF5 images/tokens or IDX .gz images
+# --------------------------------------------------------------------------
+def load_eval_data(path):
+    """Returns ('images', images uint8 [N,H,W,C], labels int64 [N]) or
+    ('tokens', tokens int64 [N,T+1], None)."""
+    if "idx3" in os.path.basename(path):
+        images, labels = read_idx_images(path)
+        return "images", images, labels.astype(np.int64)
+    with h5py.File(path, "r") as f:
+        if "images" in f:
+            return "images", f["images"][()].astype(np.uint8), f["labels"][()].astype(np.int64)
+        return "tokens", f["tokens"][()].astype(np.int64), None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--write-kjv-test", metavar="OUT.h5")
+    args = ap.parse_args()
+    if args.write_kjv_test:
+        print("tokens", write_kjv_test(args.write_kjv_test))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+#!/usr/bin/python3
+"""Train the moe-robust reference models on CPU (run from the repository root).
+
+    /usr/bin/python3 tools/train.py --task classify --epochs 8
+    /usr/bin/python3 tools/train.py --task lm --epochs 8 --steps-per-epoch 400
+
+classify: ViT-style MoE on Fashion-MNIST (60k train, scored on the 10k test).
+lm: char-level causal MoE LM on the KJV Bible.  An lm "epoch" is a fixed number
+of steps (--steps-per-epoch) over windows drawn at random positions of the train
+split, not a pass over the corpus.
+
+The last 3 epochs are saved: models/<prefix>-ep<N>.h5 for the first two and
+models/<prefix>.h5 for the final epoch (the final model IS the last checkpoint,
+not a copy, to keep models/ small).  Each file records its test accuracy or
+bits per char, the epoch, the seed and the exact command to retrain it.
+"""
+
+import argparse
+import math
+import os
+import shlex
+import sys
+import time
+
+
+def _early_threads():
+    """--threads must also reach OpenMP before torch is imported: otherwise
+    idle OpenMP workers spin on the other core (the machine is shared) and
+    run-to-run results can differ."""
+    for i, a in enumerate(sys.argv):
+        if a == "--threads" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return "1"
+
+
+os.environ["OMP_NUM_THREADS"] = _early_threads()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F
+
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TOOLS)
+sys.path.insert(0, TOOLS)
+from moe_model import ModelConfig, MoEModel, ROUTERS, switch_aux_loss  # noqa: E402
+from h5export import save_model  # noqa: E402
+import data  # noqa: E402
+from eval_torch import eval_classify, eval_lm  # noqa: E402
+
+N_SAVED = 3  # checkpoints kept: the last 3 epochs
+
+
+def classify_config(router):
+    return ModelConfig(task="classify", d_model=64, n_layers=4, n_heads=4, d_ff=256,
+                       n_experts=8, top_k=2, expert_hidden=128, moe_layers=[1, 3],
+                       norm_eps=1e-5, activation="gelu", gate_norm="renorm",
+                       router=router, image_h=28, image_w=28, channels=1, patch=4,
+                       n_classes=10, pool="cls")
+
+
+def lm_config(router, vocab):
+    return ModelConfig(task="lm", d_model=96, n_layers=4, n_heads=4, d_ff=384,
+                       n_experts=8, top_k=2, expert_hidden=192, moe_layers=[1, 3],
+                       norm_eps=1e-5, activation="gelu", gate_norm="renorm",
+                       router=router, vocab_size=len(vocab),
+                       max_seq_len=data.SEQ_LEN, vocab=[int(c) for c in vocab])
+
+
+def lr_at(step, total, warmup, peak):
+    """Linear warmup then cosine decay to 0."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def augment(images, gen):
+    """Light augmentation for Fashion-MNIST (uint8 [B,28,28,1]): random
+    horizontal flip and a random shift of up to 2 px (zero padding)."""
+    B, H, W, _ = images.shape
+    flip = torch.rand(B, generator=gen) < 0.5
+    images = torch.where(flip[:, None, None, None], images.flip(2), images)
+    pad = F.pad(images.permute(0, 3, 1, 2), (2, 2, 2, 2)).permute(0, 2, 3, 1)
+    dy = torch.randint(0, 5, (B,), generator=gen)
+    dx = torch.randint(0, 5, (B,), generator=gen)
+    rows = (dy[:, None] + torch.arange(H)[None, :])  # [B,H]
+    cols = (dx[:, None] + torch.arange(W)[None, :])  # [B,W]
+    b = torch.arange(B)[:, None, None]
+    return pad[b, rows[:, :, None], cols[:, None, :]]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", choices=["classify", "lm"], required=True)
+    ap.add_argument("--router", choices=sorted(ROUTERS), default="softmax")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out-prefix", default=None,
+                    help="default fmnist-vit-moe-<router> / kjv-char-moe-<router>")
+    ap.add_argument("--batch", type=int, default=None, help="classify 128, lm 32")
+    ap.add_argument("--lr", type=float, default=None, help="peak LR; classify 2e-3, lm 2e-3")
+    ap.add_argument("--weight-decay", type=float, default=0.05)
+    ap.add_argument("--warmup-frac", type=float, default=0.05)
+    ap.add_argument("--aux-coef", type=float, default=0.01)
+    ap.add_argument("--steps-per-epoch", type=int, default=0,
+                    help="lm: steps per epoch (default 500); classify: cap (default: full pass)")
+    ap.add_argument("--no-augment", action="store_true", help="classify: no flips/shifts")
+    ap.add_argument("--test-limit", type=int, default=0,
+                    help="smoke tests: score only N test samples")
+    ap.add_argument("--out-dir", default=os.path.join(ROOT, "models"))
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)  # data order / augmentation
+    command = shlex.join(["/usr/bin/python3", "tools/train.py"] + sys.argv[1:])
+
+    if args.task == "classify":
+        prefix = args.out_prefix or f"fmnist-vit-moe-{args.router}"
+        train_x, train_y = data.fashion_mnist("train")
+        test_x, test_y = data.fashion_mnist("t10k")
+        train_x, train_y = torch.from_numpy(train_x), torch.from_numpy(train_y).long()
+        cfg = classify_config(args.router)
+        batch = args.batch or 128
+        full = (len(train_x) + batch - 1) // batch
+        steps = min(args.steps_per_epoch, full) if args.steps_per_epoch else full
+        peak = args.lr or 2e-3
+    else:
+        prefix = args.out_prefix or f"kjv-char-moe-{args.router}"
+        vocab, train_ids, test_ids = data.kjv_corpus()
+        train_ids = torch.from_numpy(train_ids.astype(np.int64))
+        test_tok = data.windows(test_ids)
+        cfg = lm_config(args.router, vocab)
+        batch = args.batch or 32
+        steps = args.steps_per_epoch or 500
+        peak = args.lr or 2e-3
+    if args.test_limit:
+        if args.task == "classify":
+            test_x, test_y = test_x[:args.test_limit], test_y[:args.test_limit]
+        else:
+            test_tok = test_tok[:args.test_limit]
+
+    model = MoEModel(cfg)
+    # No weight decay on 1-D tensors (biases, LayerNorm, cls) and on the
+    # pos / tok embeddings, as usual for ViT/GPT.  (The stacked MoE biases
+    # b1/b2 are 2-D [E, n] and do get decayed; kept so runs reproduce.)
+    def decayed(name, p):
+        return p.dim() >= 2 and name not in ("pos", "tok")
+    decay = [p for n, p in model.named_parameters() if decayed(n, p)]
+    no_decay = [p for n, p in model.named_parameters() if not decayed(n, p)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=peak, betas=(0.9, 0.98))
+    total = steps * args.epochs
+    warmup = max(1, int(total * args.warmup_frac))
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{prefix}: {n_params} params, {args.epochs} epochs x {steps} steps, "
+          f"batch {batch}, peak lr {peak}", flush=True)
+
+    t0 = time.time()
+    step = 0
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        if args.task == "classify":
+            order = torch.randperm(len(train_x), generator=gen)
+        run_loss, run_aux = 0.0, 0.0
+        for i in range(steps):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, total, warmup, peak)
+            if args.task == "classify":
+                idx = order[i * batch:(i + 1) * batch]
+                x = train_x[idx]
+                if not args.no_augment:
+                    x = augment(x, gen)
+                logits, routes = model(x)
+                loss = F.cross_entropy(logits, train_y[idx])
+            else:
+                # Random windows of T+1 chars from the train split.
+                start = torch.randint(0, len(train_ids) - cfg.max_seq_len - 1,
+                                      (batch,), generator=gen)
+                w = train_ids[start[:, None] + torch.arange(cfg.max_seq_len + 1)]
+                logits, routes = model(w[:, :-1])
+                loss = F.cross_entropy(logits.reshape(-1, cfg.vocab_size),
+                                       w[:, 1:].reshape(-1))
+            aux = switch_aux_loss(routes, cfg.n_experts)
+            opt.zero_grad(set_to_none=True)
+            (loss + args.aux_coef * aux).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            run_loss += float(loss)
+            run_aux += float(aux)
+            if (i + 1) % 50 == 0:
+                # aux is summed over the MoE blocks: ~1 per block when balanced.
+                print(f"epoch {epoch} step {i + 1}/{steps} loss {run_loss / 50:.4f} "
+                      f"aux(sum) {run_aux / 50:.4f} "
+                      f"lr {opt.param_groups[0]['lr']:.2e} t {time.time() - t0:.0f}s",
+                      flush=True)
+                run_loss, run_aux = 0.0, 0.0
+
+        if epoch <= args.epochs - N_SAVED:
+            continue
+        meta = {"train_command": command, "epoch": epoch, "epochs_total": args.epochs,
+                "seed": args.seed, "steps_per_epoch": steps, "batch_size": batch,
+                "train_seconds": round(time.time() - t0, 1),
+                "train_machine": f"CPU, torch {torch.__version__}, {args.threads} thread(s)"}
+        if args.task == "classify":
+            acc, tl = eval_classify(model, test_x, test_y)
+            meta.update(clean_accuracy=acc, test_loss=tl,
+                        train_data="Fashion-MNIST train (60000), flip+shift augmentation"
+                        if not args.no_augment else "Fashion-MNIST train (60000)",
+                        test_data=f"Fashion-MNIST t10k ({len(test_x)} images)")
+            msg = f"test accuracy {acc:.4f} loss {tl:.4f}"
+        else:
+            tl, bpc = eval_lm(model, test_tok)
+            meta.update(test_bpc=bpc, test_loss=tl,
+                        epoch_definition=f"{steps} steps of {batch} random windows of "
+                        f"{cfg.max_seq_len + 1} chars from the first 90% of the corpus",
+                        test_data=f"models/kjv-char-test.h5 ({len(test_tok)} windows)")
+            msg = f"test loss {tl:.4f} bpc {bpc:.4f}"
+        name = f"{prefix}.h5" if epoch == args.epochs else f"{prefix}-ep{epoch}.h5"
+        save_model(model, os.path.join(args.out_dir, name), meta)
+        print(f"epoch {epoch}: {msg} -> {name} ({time.time() - t0:.0f}s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
