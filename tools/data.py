@@ -2,8 +2,10 @@
 """Data sets: Fashion-MNIST (Debian fashion-mnist package, IDX .gz files) and
 the KJV Bible as a character corpus (Debian bible-kjv, `bible` command).
 
-Run as a script to write the LM test split models/kjv-char-test.h5:
+Run as a script to write the LM test split models/kjv-char-test.h5, or a
+Fashion-MNIST split as an HDF5 data file (/images uint8 [N,28,28,1] + /labels):
     /usr/bin/python3 tools/data.py --write-kjv-test models/kjv-char-test.h5
+    /usr/bin/python3 tools/data.py --write-fmnist t10k OUT.h5
 """
 
 import argparse
@@ -119,6 +121,18 @@ def write_kjv_test(path):
     return tok.shape
 
 
+def write_fmnist(split, path):
+    """A Fashion-MNIST split in the project's HDF5 data format (docs/model-format.md,
+    "Data files"); moe-robust also reads the IDX files directly."""
+    images, labels = fashion_mnist(split)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", data=images, chunks=True, compression="gzip",
+                         compression_opts=6)
+        f.create_dataset("labels", data=labels.astype(np.uint8))
+        f.attrs["source"] = f"Debian dataset-fashion-mnist: {FMNIST_DIR}/{split}-*-ubyte.gz"
+    return images.shape
+
+
 # --------------------------------------------------------------------------
 # Evaluation data (spec, "Data files"): HDF5 images/tokens or IDX .gz images
 # --------------------------------------------------------------------------
@@ -138,9 +152,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write-kjv-test", metavar="OUT.h5")
+    ap.add_argument("--write-fmnist", nargs=2, metavar=("SPLIT", "OUT.h5"),
+                    help="SPLIT is train or t10k")
     args = ap.parse_args()
     if args.write_kjv_test:
         print("tokens", write_kjv_test(args.write_kjv_test))
+    if args.write_fmnist:
+        split, out = args.write_fmnist
+        if split not in ("train", "t10k"):
+            ap.error(f"--write-fmnist: split must be train or t10k, not {split!r}")
+        print("images", write_fmnist(split, out))
 
 
 if __name__ == "__main__":
