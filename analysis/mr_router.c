@@ -151,16 +151,32 @@ void mr_route_weights(float *w, const float *p, const int *idx, int k, int gate_
     for (int j = 0; j < k; j++) w[j] = (float)(p[idx[j]] / s);
 }
 
-void mr_route_softmax_gate(float *probs, int *topk, float *weights, const float *x,
-                           const mr_layer *layer, int N, int d, int E, int k, int gate_norm)
+void mr_route_from_logits(float *probs, int *topk, float *weights, int N, int E, int k,
+                          int gate_norm)
 {
-    mr_linear_forward(probs, x, layer->gate_w, layer->gate_b, N, d, E); /* logits [N,E] */
     mr_softmax_rows(probs, N, E);
     for (int n = 0; n < N; n++) {
         mr_route_topk(topk + (size_t)n * k, probs + (size_t)n * E, E, k);
         mr_route_weights(weights + (size_t)n * k, probs + (size_t)n * E, topk + (size_t)n * k,
                          k, gate_norm);
     }
+}
+
+void mr_route_softmax_gate(float *probs, int *topk, float *weights, const float *x,
+                           const mr_layer *layer, int N, int d, int E, int k, int gate_norm)
+{
+    mr_linear_forward(probs, x, layer->gate_w, layer->gate_b, N, d, E); /* logits [N,E] */
+    mr_route_from_logits(probs, topk, weights, N, E, k, gate_norm);
+}
+
+int mr_route_baseline(const void *state, const mr_route_ctx *c, float *probs, int *topk,
+                      float *weights)
+{
+    (void)state;
+    const mr_config *cfg = &c->model->cfg;
+    mr_route_softmax_gate(probs, topk, weights, c->x, &c->model->layers[c->layer], c->B * c->T,
+                          cfg->d_model, cfg->n_experts, c->k, cfg->gate_norm);
+    return MR_OK;
 }
 
 double mr_router_model_param(const mr_layer *layer, const char *name, double dflt)

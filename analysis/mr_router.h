@@ -119,6 +119,13 @@ void mr_route_mix(float *probs, int *topk, float *weights, const float *S, const
 void mr_route_topk(int *idx, const float *p, int E, int k);
 /* Weights of the chosen experts: renorm -> p_e / sum over the k; none -> p_e. */
 void mr_route_weights(float *w, const float *p, const int *idx, int k, int gate_norm);
+/* probs[N,E] holds logits on entry: softmax of each row, then top-k and weights. */
+void mr_route_from_logits(float *probs, int *topk, float *weights, int N, int E, int k,
+                          int gate_norm);
+/* The baseline gate as a route() function (state unused): the softmax router's, also the
+ * routing of routers that change only how expert outputs combine (momentum, s2moe). */
+int mr_route_baseline(const void *state, const mr_route_ctx *c, float *probs, int *topk,
+                      float *weights);
 /* probs[N,E] = softmax(x[N,d] gate_w^T + gate_b), then top-k and weights. */
 void mr_route_softmax_gate(float *probs, int *topk, float *weights, const float *x,
                            const mr_layer *layer, int N, int d, int E, int k,

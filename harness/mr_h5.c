@@ -287,3 +287,33 @@ int mr_h5_read_uint8(hid_t f, const char *file, const char *path, uint8_t *dst, 
     (void)n;
     return read_all(f, file, path, H5T_NATIVE_UINT8, dst);
 }
+
+static int write_attr(hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
+                      const void *value)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t e = a >= 0 ? H5Awrite(a, mem_type, value) : -1;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    return e < 0 ? mr_error_set(MR_EIO, "cannot write attribute %s", name) : MR_OK;
+}
+
+int mr_h5_write_attr_string(hid_t loc, const char *name, const char *value)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(value) + 1);
+    int st = write_attr(loc, name, t, t, value);
+    H5Tclose(t);
+    return st;
+}
+
+int mr_h5_write_attr_int(hid_t loc, const char *name, long long value)
+{
+    return write_attr(loc, name, H5T_STD_I64LE, H5T_NATIVE_LLONG, &value);
+}
+
+int mr_h5_write_attr_double(hid_t loc, const char *name, double value)
+{
+    return write_attr(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+}

@@ -55,6 +55,11 @@ int mr_h5_read_float(hid_t f, const char *file, const char *path, float *dst, si
 int mr_h5_read_int32(hid_t f, const char *file, const char *path, int32_t *dst, size_t n);
 int mr_h5_read_uint8(hid_t f, const char *file, const char *path, uint8_t *dst, size_t n);
 
+/* Write a scalar attribute (string, int64, float64); MR_EIO on failure. */
+int mr_h5_write_attr_string(hid_t loc, const char *name, const char *value);
+int mr_h5_write_attr_int(hid_t loc, const char *name, long long value);
+int mr_h5_write_attr_double(hid_t loc, const char *name, double value);
+
 /* Format dims as "[a,b,c]" into buf. */
 const char *mr_h5_dims_str(char *buf, size_t cap, int rank, const hsize_t *dims);
 

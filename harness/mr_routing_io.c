@@ -54,27 +54,6 @@ void mr_routing_writer_abort(mr_routing_writer *w)
     free(w);
 }
 
-static void attr_str(hid_t loc, const char *name, const char *val)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(val) + 1);
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, t, val);
-    H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(t);
-}
-
-static void attr_int(hid_t loc, const char *name, long long v)
-{
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, H5T_NATIVE_LLONG, &v);
-    H5Aclose(a);
-    H5Sclose(sp);
-}
-
 int mr_routing_writer_open(mr_routing_writer **out, const char *path, const mr_model *m, int n,
                            int T, int k)
 {
@@ -98,8 +77,8 @@ int mr_routing_writer_open(mr_routing_writer **out, const char *path, const mr_m
         free(w);
         return mr_error_set(MR_EINPUT, "%s: cannot create file (does the directory exist?)", path);
     }
-    attr_str(w->f, "model", m->path);
-    attr_int(w->f, "top_k", k);
+    mr_h5_write_attr_string(w->f, "model", m->path);
+    mr_h5_write_attr_int(w->f, "top_k", k);
     w->out = c->task == MR_TASK_CLASSIFY
                  ? make_ds(w->f, "/logits", H5T_IEEE_F32LE, 2, (hsize_t)n, (hsize_t)c->n_out, 0)
                  : make_ds(w->f, "/token_loss", H5T_IEEE_F32LE, 2, (hsize_t)n, (hsize_t)T, 0);

@@ -81,27 +81,6 @@ static void compute_ce(const mr_grid *g, const mr_cell_summary *s, ce_row *rows)
 
 /* ---- results.h5 ---- */
 
-static void attr_str(hid_t loc, const char *name, const char *v)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(v) + 1);
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, t, v);
-    H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(t);
-}
-
-static void attr_dbl(hid_t loc, const char *name, double v)
-{
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
-    H5Aclose(a);
-    H5Sclose(sp);
-}
-
 static char *config_text(const mr_run_config *c)
 {
     char *buf = NULL;
@@ -122,12 +101,12 @@ static int write_h5(const mr_grid *g, const char *dir, const ce_row *rows, const
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     MR_REQUIRE(f >= 0, MR_EIO, "%s: cannot create", tmp);
-    attr_str(f, "format", "moe-robust-results");
-    attr_str(f, "version", MR_VERSION);
-    attr_str(f, "config", cfgtext);
+    mr_h5_write_attr_string(f, "format", "moe-robust-results");
+    mr_h5_write_attr_string(f, "version", MR_VERSION);
+    mr_h5_write_attr_string(f, "config", cfgtext);
     char hash[32];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)g->hash);
-    attr_str(f, "config_hash", hash);
+    mr_h5_write_attr_string(f, "config_hash", hash);
     int ok = 1;
     hid_t cells = H5Gcreate2(f, "cells", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     for (int i = 0; ok && i < g->n_cells; i++) {
@@ -162,10 +141,10 @@ static int write_h5(const mr_grid *g, const char *dir, const ce_row *rows, const
             strncat(list, ci ? "," : "", sizeof list - strlen(list) - 1);
             strncat(list, g->corr[ci]->name, sizeof list - strlen(list) - 1);
         }
-        attr_str(grp, "corruptions", list);
-        attr_str(grp, "reference", name);
-        attr_dbl(grp, "mce", rows[gi].mce);
-        attr_dbl(grp, "relative_mce", rows[gi].rel_mce);
+        mr_h5_write_attr_string(grp, "corruptions", list);
+        mr_h5_write_attr_string(grp, "reference", name);
+        mr_h5_write_attr_double(grp, "mce", rows[gi].mce);
+        mr_h5_write_attr_double(grp, "relative_mce", rows[gi].rel_mce);
         H5Gclose(grp);
     }
     H5Gclose(ce);

@@ -163,12 +163,7 @@ static int ac_route(const void *state, const mr_route_ctx *c, float *probs, int 
                 xs[(size_t)i * d + f] = c->x[(size_t)i * d + f] * W[labels[i] * d + f];
     }
     mr_linear_forward(probs, xs, s->emb[c->layer], NULL, N, d, E); /* logits [N, E] */
-    mr_softmax_rows(probs, N, E);
-    for (int i = 0; i < N; i++) {
-        mr_route_topk(topk + (size_t)i * k, probs + (size_t)i * E, E, k);
-        mr_route_weights(weights + (size_t)i * k, probs + (size_t)i * E, topk + (size_t)i * k,
-                         k, MR_GATE_RENORM);
-    }
+    mr_route_from_logits(probs, topk, weights, N, E, k, MR_GATE_RENORM);
     return MR_OK;
 }
 

@@ -82,12 +82,7 @@ static int cos_route(const void *state, const mr_route_ctx *c, float *probs, int
     normalize_rows(en, E, de);
     mr_linear_forward(probs, h, en, NULL, N, de, E); /* cosines [N, E] */
     for (size_t i = 0; i < (size_t)N * E; i++) probs[i] = (float)(probs[i] / tau);
-    mr_softmax_rows(probs, N, E);
-    for (int i = 0; i < N; i++) {
-        mr_route_topk(topk + (size_t)i * k, probs + (size_t)i * E, E, k);
-        mr_route_weights(weights + (size_t)i * k, probs + (size_t)i * E, topk + (size_t)i * k,
-                         k, cfg->gate_norm);
-    }
+    mr_route_from_logits(probs, topk, weights, N, E, k, cfg->gate_norm);
     return MR_OK;
 }
 

@@ -27,16 +27,6 @@ static int mom_init(void *state, const mr_model *m, mr_router_opts *opts)
     return MR_OK;
 }
 
-static int mom_route(const void *state, const mr_route_ctx *c, float *probs, int *topk,
-                     float *weights)
-{
-    (void)state;
-    const mr_config *cfg = &c->model->cfg;
-    mr_route_softmax_gate(probs, topk, weights, c->x, &c->model->layers[c->layer], c->B * c->T,
-                          cfg->d_model, cfg->n_experts, c->k, cfg->gate_norm);
-    return MR_OK;
-}
-
 static int mom_combine(const void *state, const mr_route_ctx *c, const mr_combine_ctx *cc,
                        float *y)
 {
@@ -59,7 +49,7 @@ const mr_router_type mr_router_momentum = {
     .state_size = sizeof(mom_state),
     .init = mom_init,
     .scratch_floats = NULL,
-    .route = mom_route,
+    .route = mr_route_baseline,
     .combine = mom_combine,
     .free = NULL,
 };

@@ -79,12 +79,7 @@ static int rnd_route(const void *state, const mr_route_ctx *c, float *probs, int
     const mr_config *cfg = &c->model->cfg;
     int N = c->B * c->T, E = cfg->n_experts, k = c->k;
     mr_linear_forward(probs, c->x, s->w[c->layer], s->b[c->layer], N, cfg->d_model, E);
-    mr_softmax_rows(probs, N, E);
-    for (int i = 0; i < N; i++) {
-        mr_route_topk(topk + (size_t)i * k, probs + (size_t)i * E, E, k);
-        mr_route_weights(weights + (size_t)i * k, probs + (size_t)i * E, topk + (size_t)i * k,
-                         k, cfg->gate_norm);
-    }
+    mr_route_from_logits(probs, topk, weights, N, E, k, cfg->gate_norm);
     return MR_OK;
 }
 

@@ -64,16 +64,6 @@ static size_t s2_scratch(const void *state, const mr_model *m, int B, int T)
     return 2 * (size_t)B * T * m->cfg.d_model;
 }
 
-static int s2_route(const void *state, const mr_route_ctx *c, float *probs, int *topk,
-                    float *weights)
-{
-    (void)state;
-    const mr_config *cfg = &c->model->cfg;
-    mr_route_softmax_gate(probs, topk, weights, c->x, &c->model->layers[c->layer], c->B * c->T,
-                          cfg->d_model, cfg->n_experts, c->k, cfg->gate_norm);
-    return MR_OK;
-}
-
 static int s2_combine(const void *state, const mr_route_ctx *c, const mr_combine_ctx *cc,
                       float *y)
 {
@@ -126,7 +116,7 @@ const mr_router_type mr_router_s2moe = {
     .state_size = sizeof(s2_state),
     .init = s2_init,
     .scratch_floats = s2_scratch,
-    .route = s2_route,
+    .route = mr_route_baseline,
     .combine = s2_combine,
     .free = NULL,
 };
