@@ -26,6 +26,9 @@ static void usage(FILE *fp)
             "                        severities, resumable, shardable (docs/config.md)\n"
             "  merge DIR             assemble the results of a sharded run\n"
             "  corrupt --data D ...  write a corrupted dataset, or a gallery PNG (--gallery)\n"
+            "  report DIR            figures (gnuplot) and tables (LaTeX, Markdown) of a run\n"
+            "  baseline DIR          freeze a run's metrics as JSON for `check`\n"
+            "  check DIR --baseline B  compare a run with a baseline: exit 1 on a regression\n"
             "\n"
             "Run 'moe-robust COMMAND --help' for a command's options.\n"
             "Exit status: 0 success, 2 bad input (file, option, value), 1 runtime failure.\n",
@@ -53,6 +56,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "run") == 0) return mr_cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "merge") == 0) return mr_cmd_merge(argc - 1, argv + 1);
     if (strcmp(cmd, "corrupt") == 0) return mr_cmd_corrupt(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0) return mr_cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "baseline") == 0) return mr_cmd_baseline(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0) return mr_cmd_check(argc - 1, argv + 1);
     fprintf(stderr, "moe-robust: unknown command '%s' (try 'moe-robust --help')\n", cmd);
     return 2;
 }

@@ -170,11 +170,13 @@ int mr_cell_done(const char *path, uint64_t config_hash)
     return ok;
 }
 
-static double *get(hid_t f, const char *file, const char *dataset, size_t n, int *status)
+/* Dataset `dataset` of the cell at group path `prefix` ("" = the file's root). */
+static double *get(hid_t f, const char *file, const char *prefix, const char *dataset, size_t n,
+                   int *status)
 {
     if (*status != MR_OK) return NULL;
-    char name[128];
-    snprintf(name, sizeof name, "/%s", dataset);
+    char name[512];
+    snprintf(name, sizeof name, "%s/%s", prefix, dataset);
     double *v = malloc(n * sizeof *v + 1);
     mr_h5_info in;
     if (!v || mr_h5_dataset_info(f, file, name, &in) != MR_OK) {
@@ -194,9 +196,10 @@ static double *get(hid_t f, const char *file, const char *dataset, size_t n, int
     return v;
 }
 
-static void get3(hid_t f, const char *file, const char *name, double *out, int *status)
+static void get3(hid_t f, const char *file, const char *prefix, const char *name, double *out,
+                 int *status)
 {
-    double *v = get(f, file, name, 3, status);
+    double *v = get(f, file, prefix, name, 3, status);
     if (v) memcpy(out, v, 3 * sizeof *v);
     free(v);
 }
@@ -206,14 +209,30 @@ int mr_cell_read_summary(const char *path, mr_cell_summary *s)
     memset(s, 0, sizeof *s);
     hid_t f;
     MR_TRY(mr_h5_open_read(&f, path));
+    int st = mr_cell_read_summary_at(f, path, "", s);
+    H5Fclose(f);
+    if (st != MR_OK) return mr_error_set(MR_EINPUT, "%s: not a complete cell file", path);
+    return MR_OK;
+}
+
+int mr_cell_read_summary_at(hid_t file, const char *path, const char *group, mr_cell_summary *s)
+{
+    memset(s, 0, sizeof *s);
+    const char *pre = group ? group : "";
+    MR_REQUIRE(strlen(pre) < 400, MR_EINPUT, "%s: %s: group path too long", path, pre);
+    char where[600];
+    snprintf(where, sizeof where, "%s%s%s", path, pre[0] ? ": " : "", pre);
+    MR_REQUIRE(!pre[0] || mr_h5_exists(file, pre), MR_EINPUT, "%s: no such group", where);
+    hid_t f = H5Oopen(file, pre[0] ? pre : "/", H5P_DEFAULT);
+    MR_REQUIRE(f >= 0, MR_EINPUT, "%s: cannot open", where);
     mr_cell_meta *m = &s->meta;
     char kind[32], task[32];
     long long v;
     int st = MR_OK;
 #define ATTR_S(name, buf) \
-    if (st == MR_OK) st = mr_h5_attr_string(f, path, name, buf, sizeof buf, NULL)
+    if (st == MR_OK) st = mr_h5_attr_string(f, where, name, buf, sizeof buf, NULL)
 #define ATTR_I(name, dst)                                              \
-    if (st == MR_OK && (st = mr_h5_attr_int(f, path, name, &v, NULL)) == MR_OK) dst = (int)v
+    if (st == MR_OK && (st = mr_h5_attr_int(f, where, name, &v, NULL)) == MR_OK) dst = (int)v
     ATTR_S("id", m->id);
     ATTR_S("model", m->model);
     ATTR_S("router", m->router);
@@ -228,17 +247,17 @@ int mr_cell_read_summary(const char *path, mr_cell_summary *s)
     ATTR_I("T", m->T);
     ATTR_I("n_moe", m->n_moe);
     ATTR_I("E", m->E);
-    if (st == MR_OK && (st = mr_h5_attr_int(f, path, "config_hash", &v, NULL)) == MR_OK)
+    if (st == MR_OK && (st = mr_h5_attr_int(f, where, "config_hash", &v, NULL)) == MR_OK)
         m->config_hash = (uint64_t)v;
 #undef ATTR_S
 #undef ATTR_I
     if (st == MR_OK && (m->n_moe < 0 || m->n_moe > 64 || m->E < 1 || m->E > 4096))
-        st = mr_error_set(MR_EINPUT, "%s: implausible n_moe/E", path);
+        st = mr_error_set(MR_EINPUT, "%s: implausible n_moe/E", where);
     if (st == MR_OK) {
         m->kind = strcmp(kind, "clean") == 0 ? MR_CELL_CLEAN
                   : strcmp(kind, "corrupt") == 0 ? MR_CELL_CORRUPT : MR_CELL_FLUCT;
         m->task = strcmp(task, "lm") == 0 ? MR_TASK_LM : MR_TASK_CLASSIFY;
-        double *layers = get(f, path, "layers", (size_t)m->n_moe, &st);
+        double *layers = get(file, path, pre, "layers", (size_t)m->n_moe, &st);
         for (int i = 0; layers && i < m->n_moe; i++) m->layers[i] = (int)layers[i];
         free(layers);
     }
@@ -246,35 +265,39 @@ int mr_cell_read_summary(const char *path, mr_cell_summary *s)
     s->has_pass = st == MR_OK && m->kind != MR_CELL_FLUCT;
     s->has_flips = st == MR_OK && m->kind != MR_CELL_CLEAN;
     if (s->has_pass) {
-        get3(f, path, "accuracy", s->accuracy, &st);
-        get3(f, path, "loss", s->loss, &st);
-        s->entropy = get(f, path, "entropy", nm * 3, &st);
-        s->entropy_norm = get(f, path, "entropy_norm", nm * 3, &st);
-        s->wentropy = get(f, path, "wentropy", nm * 3, &st);
-        s->load_entropy_norm = get(f, path, "load_entropy_norm", nm, &st);
-        s->load_cv = get(f, path, "load_cv", nm, &st);
-        s->load_max_over_mean = get(f, path, "load_max_over_mean", nm, &st);
-        s->dead = get(f, path, "dead_experts", nm, &st);
-        s->aux_loss = get(f, path, "aux_loss", nm, &st);
-        s->load = get(f, path, "load", nm * (size_t)m->E, &st);
+        get3(file, path, pre, "accuracy", s->accuracy, &st);
+        get3(file, path, pre, "loss", s->loss, &st);
+        s->entropy = get(file, path, pre, "entropy", nm * 3, &st);
+        s->entropy_norm = get(file, path, pre, "entropy_norm", nm * 3, &st);
+        s->wentropy = get(file, path, pre, "wentropy", nm * 3, &st);
+        s->load_entropy_norm = get(file, path, pre, "load_entropy_norm", nm, &st);
+        s->load_cv = get(file, path, pre, "load_cv", nm, &st);
+        s->load_max_over_mean = get(file, path, pre, "load_max_over_mean", nm, &st);
+        s->dead = get(file, path, pre, "dead_experts", nm, &st);
+        s->aux_loss = get(file, path, pre, "aux_loss", nm, &st);
+        s->load = get(file, path, pre, "load", nm * (size_t)m->E, &st);
     }
     if (s->has_flips) {
-        s->flip_top1 = get(f, path, "flip_top1", nm * 3, &st);
-        s->flip_set = get(f, path, "flip_set", nm * 3, &st);
-        s->flip_jaccard = get(f, path, "flip_jaccard", nm * 3, &st);
-        get3(f, path, "pred_flip", s->pred_flip, &st);
+        s->flip_top1 = get(file, path, pre, "flip_top1", nm * 3, &st);
+        s->flip_set = get(file, path, pre, "flip_set", nm * 3, &st);
+        s->flip_jaccard = get(file, path, pre, "flip_jaccard", nm * 3, &st);
+        get3(file, path, pre, "pred_flip", s->pred_flip, &st);
     }
-    if (st == MR_OK && mr_h5_exists(f, "/acc_drop")) {
+    char drop[512];
+    snprintf(drop, sizeof drop, "%s/acc_drop", pre);
+    if (st == MR_OK && mr_h5_exists(file, drop)) {
         s->has_drop = 1;
-        get3(f, path, "acc_drop", s->acc_drop, &st);
-        double *p = get(f, path, "acc_drop_p", 1, &st);
+        get3(file, path, pre, "acc_drop", s->acc_drop, &st);
+        double *p = get(file, path, pre, "acc_drop_p", 1, &st);
         if (p) s->acc_drop_p = p[0];
         free(p);
     }
-    H5Fclose(f);
+    H5Oclose(f);
     if (st != MR_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", mr_error_message());
         mr_cell_summary_free(s);
-        return mr_error_set(MR_EINPUT, "%s: not a complete cell file", path);
+        return mr_error_set(MR_EINPUT, "%s: not a complete cell (%s)", where, why);
     }
     return MR_OK;
 }

@@ -11,6 +11,7 @@
 #ifndef MR_CELLIO_H
 #define MR_CELLIO_H
 
+#include <hdf5.h>
 #include <stdint.h>
 
 #include "mr_eval.h"
@@ -53,6 +54,9 @@ typedef struct mr_cell_summary {
 } mr_cell_summary;
 
 int mr_cell_read_summary(const char *path, mr_cell_summary *s);
+/* The same from a cell stored as a group of an open file, e.g. "/cells/<stem>" of
+ * DIR/results.h5 (group "" = the file's root). `path` names the file in messages. */
+int mr_cell_read_summary_at(hid_t file, const char *path, const char *group, mr_cell_summary *s);
 void mr_cell_summary_free(mr_cell_summary *s);
 
 #endif

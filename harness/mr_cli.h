@@ -7,6 +7,9 @@ int mr_cmd_eval(int argc, char **argv);
 int mr_cmd_run(int argc, char **argv);
 int mr_cmd_merge(int argc, char **argv);
 int mr_cmd_corrupt(int argc, char **argv);
+int mr_cmd_report(int argc, char **argv);
+int mr_cmd_baseline(int argc, char **argv);
+int mr_cmd_check(int argc, char **argv);
 
 /* Strict integer parse of option `name`; MR_EINPUT naming the option and value. */
 int mr_cli_parse_int(const char *name, const char *arg, long lo, long hi, long *out);

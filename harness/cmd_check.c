@@ -1,0 +1,187 @@
+/* moe-robust baseline DIR / moe-robust check DIR --baseline FILE — the CI gate
+ * (docs/ci.md). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../analysis/mr_error.h"
+#include "../reports/mr_gate.h"
+#include "../reports/mr_plot.h"
+#include "../reports/mr_results.h"
+#include "mr_cli.h"
+
+static void baseline_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: moe-robust baseline DIR [--metrics LIST] [--out FILE]\n"
+            "\n"
+            "Freezes metrics of DIR/results.h5 (mean and bootstrap CI) as JSON on stdout (or\n"
+            "FILE, written atomically), for `moe-robust check` (docs/ci.md):\n"
+            "  moe-robust baseline out/run > baseline.json\n"
+            "\n"
+            "  --metrics LIST  comma-separated metrics to freeze (default: default):\n"
+            "                  accuracy, loss, bpc, prediction_flip, accuracy_drop, flip_top1,\n"
+            "                  flip_topk_set, flip_jaccard, entropy, entropy_norm, load_cv,\n"
+            "                  aux_loss, mce, relative_mce; primary (accuracy, or bpc for an LM);\n"
+            "                  default (primary, prediction_flip, flip_top1, flip_topk_set,\n"
+            "                  entropy, mce); all\n"
+            "  --out FILE      write FILE instead of stdout\n"
+            "  -h, --help      this text\n"
+            "\n"
+            "Exit status: 0 done, 2 bad input, 1 runtime failure.\n");
+}
+
+int mr_cmd_baseline(int argc, char **argv)
+{
+    static const struct option opts[] = {{"metrics", required_argument, 0, 'm'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    unsigned mask = mr_gate_default_metrics();
+    const char *out = NULL;
+    int st = MR_OK, c;
+    optind = 1;
+    opterr = 0;
+    while (st == MR_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': st = mr_gate_parse_metrics(optarg, &mask); break;
+        case 'o': out = optarg; break;
+        case 'h': baseline_usage(stdout); return 0;
+        case ':': st = mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]); break;
+        default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (st == MR_OK && optind != argc - 1) st = mr_error_set(MR_EINPUT, "expected exactly one DIR");
+    if (st != MR_OK) {
+        fprintf(stderr, "moe-robust baseline: %s\n(see 'moe-robust baseline --help')\n", mr_error_message());
+        return 2;
+    }
+    mr_results r;
+    mr_gate_set s = {0};
+    char *text = NULL;
+    st = mr_results_load(&r, argv[optind]);
+    if (st == MR_OK) st = mr_gate_collect(&r, mask, &s);
+    if (st == MR_OK && s.n == 0)
+        st = mr_error_set(MR_EINPUT, "%s: none of the selected metrics exist in this run", r.file);
+    if (st == MR_OK && !(text = mr_gate_baseline_json(&s))) st = mr_error_set(MR_ENOMEM, "out of memory");
+    if (st == MR_OK) {
+        if (out) {
+            char dir[1100], name[600];
+            const char *slash = strrchr(out, '/');
+            snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - out) : 1, slash ? out : ".");
+            if (!dir[0]) snprintf(dir, sizeof dir, "/");
+            snprintf(name, sizeof name, "%s", slash ? slash + 1 : out);
+            st = name[0] ? mr_write_file(dir, name, text, strlen(text))
+                         : mr_error_set(MR_EINPUT, "--out %s: not a file name", out);
+        } else if (fputs(text, stdout) < 0 || fflush(stdout) != 0) {
+            st = mr_error_set(MR_EIO, "cannot write to stdout");
+        }
+    }
+    if (st == MR_OK)
+        fprintf(stderr, "moe-robust baseline: %d metrics of %d cells frozen%s%s\n", s.n, r.n_cells,
+                out ? " in " : "", out ? out : "");
+    else
+        fprintf(stderr, "moe-robust baseline: %s\n", mr_error_message());
+    free(text);
+    mr_gate_set_free(&s);
+    mr_results_free(&r);
+    return mr_error_exit_code(st);
+}
+
+static void check_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: moe-robust check DIR --baseline FILE [--tolerance FILE] [--junit FILE]\n"
+            "                            [--all] [--quiet]\n"
+            "\n"
+            "Compares the metrics frozen in a baseline (`moe-robust baseline`) with DIR/results.h5\n"
+            "and prints a table of what moved. A metric regresses when it moves in its worse\n"
+            "direction (accuracy down; loss, bpc, flips, mCE up; entropy either way) by more\n"
+            "than its tolerance, or, in mode \"ci\", outside the baseline's bootstrap CI plus the\n"
+            "tolerance. Without --tolerance any change beyond 1e-9 counts. See docs/ci.md.\n"
+            "\n"
+            "  --baseline FILE   the frozen metrics (JSON)\n"
+            "  --tolerance FILE  per-metric tolerances (JSON: default + glob rules)\n"
+            "  --junit FILE      also write JUnit XML, one testcase per guarded metric\n"
+            "  --all             list every moved metric (default: the first 20 of each kind)\n"
+            "  --quiet           print only the verdict line and the regressions\n"
+            "  -h, --help        this text\n"
+            "\n"
+            "Exit status: 0 no regression, 1 a regression or a guarded metric missing (or a\n"
+            "runtime failure), 2 bad input (malformed baseline or tolerance file, no results).\n");
+}
+
+int mr_cmd_check(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"baseline", required_argument, 0, 'b'}, {"tolerance", required_argument, 0, 't'},
+        {"junit", required_argument, 0, 'j'},    {"all", no_argument, 0, 'a'},
+        {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *base_path = NULL, *tol_path = NULL, *junit = NULL;
+    int all = 0, quiet = 0, st = MR_OK, c;
+    optind = 1;
+    opterr = 0;
+    while (st == MR_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'b': base_path = optarg; break;
+        case 't': tol_path = optarg; break;
+        case 'j': junit = optarg; break;
+        case 'a': all = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': check_usage(stdout); return 0;
+        case ':': st = mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]); break;
+        default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (st == MR_OK && optind != argc - 1) st = mr_error_set(MR_EINPUT, "expected exactly one DIR");
+    if (st == MR_OK && !base_path) st = mr_error_set(MR_EINPUT, "--baseline FILE is required");
+    if (st != MR_OK) {
+        fprintf(stderr, "moe-robust check: %s\n(see 'moe-robust check --help')\n", mr_error_message());
+        return 2;
+    }
+    mr_gate_set base = {0}, now = {0};
+    mr_gate_tol tol;
+    mr_gate_tol_default(&tol);
+    mr_results r;
+    memset(&r, 0, sizeof r);
+    r.h5 = -1;
+    mr_gate_report rep = {0};
+    /* every input is checked before anything is compared or written */
+    st = mr_gate_load_baseline(base_path, &base);
+    if (st == MR_OK && tol_path) st = mr_gate_load_tolerance(tol_path, &tol);
+    if (st == MR_OK) st = mr_results_load(&r, argv[optind]);
+    if (st == MR_OK) st = mr_gate_collect(&r, mr_gate_all_metrics(), &now);
+    if (st == MR_OK) st = mr_gate_compare(&base, &now, &tol, &rep);
+    if (st == MR_OK) {
+        if (quiet) {
+            for (int i = 0; i < rep.n; i++)
+                if (rep.rows[i].status == MR_GATE_REGRESSED || rep.rows[i].status == MR_GATE_MISSING) {
+                    char msg[1200];
+                    mr_gate_describe(msg, sizeof msg, &rep.rows[i]);
+                    printf("%s: %s\n", rep.rows[i].status == MR_GATE_MISSING ? "MISSING" : "REGRESSION", msg);
+                }
+            printf("check: %d metrics, %d regressed, %d missing -> %s\n", rep.n,
+                   rep.count[MR_GATE_REGRESSED], rep.count[MR_GATE_MISSING],
+                   rep.count[MR_GATE_REGRESSED] + rep.count[MR_GATE_MISSING] ? "FAIL" : "PASS");
+        } else {
+            mr_gate_print(stdout, &rep, all);
+        }
+        fflush(stdout);
+    }
+    if (st == MR_OK && junit) {
+        char suite[1300];
+        snprintf(suite, sizeof suite, "moe-robust check %s", argv[optind]);
+        st = mr_gate_write_junit(junit, &rep, suite);
+    }
+    int failed = st == MR_OK && rep.count[MR_GATE_REGRESSED] + rep.count[MR_GATE_MISSING] > 0;
+    if (st != MR_OK) fprintf(stderr, "moe-robust check: %s\n", mr_error_message());
+    mr_gate_report_free(&rep);
+    mr_gate_set_free(&base);
+    mr_gate_set_free(&now);
+    mr_gate_tol_free(&tol);
+    mr_results_free(&r);
+    if (st != MR_OK) return mr_error_exit_code(st);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,90 @@
+/* moe-robust report DIR — figures and tables from a run's results.h5 (docs/reports.md). */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../analysis/mr_error.h"
+#include "../reports/mr_report.h"
+#include "../reports/mr_results.h"
+#include "mr_cli.h"
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: moe-robust report DIR [--format png|pdf|svg] [--out OUTDIR] [--no-render]\n"
+            "                             [--no-gallery] [--quiet]\n"
+            "\n"
+            "Renders figures and tables from DIR/results.h5 alone (written by `moe-robust run`;\n"
+            "nothing is re-evaluated) into DIR/report/: report.md (the index), fig-*.png|pdf|svg\n"
+            "each with its data (fig-*.dat) and gnuplot script (fig-*.gp) beside it, tables\n"
+            "table-*.md and table-*.tex (booktabs), and the corruption gallery. See docs/reports.md.\n"
+            "\n"
+            "  --format F     png (default), pdf (pdfcairo, paper fonts) or svg\n"
+            "  --out OUTDIR   output directory (default: DIR/report)\n"
+            "  --no-render    write data, scripts and tables only; do not run gnuplot\n"
+            "  --no-gallery   do not draw the corruption gallery (it reads the run's data file)\n"
+            "  --quiet        no progress lines\n"
+            "  -h, --help     this text\n"
+            "\n"
+            "Exit status: 0 done, 2 bad input (no or malformed results.h5, bad option),\n"
+            "1 runtime failure (gnuplot failed on a script), 3 gnuplot is not installed (data,\n"
+            "scripts and tables are still written).\n");
+}
+
+int mr_cmd_report(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"format", required_argument, 0, 'f'}, {"out", required_argument, 0, 'o'},
+        {"no-render", no_argument, 0, 'n'},    {"no-gallery", no_argument, 0, 'g'},
+        {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    mr_report_opts o = {.format = "png", .render = 1, .gallery = 1};
+    int st = MR_OK, c;
+    optind = 1;
+    opterr = 0;
+    while (st == MR_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            o.format = optarg;
+            if (strcmp(optarg, "png") && strcmp(optarg, "pdf") && strcmp(optarg, "svg"))
+                st = mr_error_set(MR_EINPUT, "--format %s: expected png, pdf or svg", optarg);
+            break;
+        case 'o': o.out = optarg; break;
+        case 'n': o.render = 0; break;
+        case 'g': o.gallery = 0; break;
+        case 'q': o.quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        case ':': st = mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]); break;
+        default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (st == MR_OK && optind != argc - 1) st = mr_error_set(MR_EINPUT, "expected exactly one DIR");
+    if (st != MR_OK) {
+        fprintf(stderr, "moe-robust report: %s\n(see 'moe-robust report --help')\n", mr_error_message());
+        return 2;
+    }
+    mr_results r;
+    mr_report_info info;
+    st = mr_results_load(&r, argv[optind]);
+    if (st == MR_OK) st = mr_report_write(&r, &o, &info);
+    mr_results_free(&r);
+    if (st != MR_OK) {
+        fprintf(stderr, "moe-robust report: %s\n", mr_error_message());
+        return mr_error_exit_code(st);
+    }
+    if (strncmp(info.gallery, "not drawn", 9) == 0 && o.gallery)
+        fprintf(stderr, "moe-robust report: note: corruption gallery %s\n", info.gallery);
+    if (info.gnuplot_missing) {
+        fprintf(stderr,
+                "moe-robust report: gnuplot is not installed: wrote %d figure data files and "
+                "scripts, %d tables and report.md to %s, but rendered no figure.\n"
+                "Install gnuplot (Debian: apt-get install gnuplot-nox) and run this command again, "
+                "or run `gnuplot NAME.gp` in that directory.\n",
+                info.n_figures, info.n_tables, info.out);
+        return 3;
+    }
+    if (!o.quiet)
+        fprintf(stderr, "moe-robust report: %d figures (%d rendered), %d tables; index %s/report.md\n",
+                info.n_figures, info.n_rendered, info.n_tables, info.out);
+    return 0;
+}

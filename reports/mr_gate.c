@@ -1,0 +1,740 @@
+#include "mr_gate.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../analysis/mr_error.h"
+#include "../analysis/mr_model.h"
+#include "mr_plot.h"
+
+#define LN2 0.69314718055994530942
+#define BASELINE_FORMAT "moe-robust-baseline"
+#define TOLERANCE_FORMAT "moe-robust-tolerance"
+
+/* ------------------------------------------------------------------ metric names */
+
+enum {
+    M_ACCURACY, M_LOSS, M_BPC, M_PRED, M_DROP, M_FLIP1, M_FLIPK, M_JACC, M_ENT, M_ENTN,
+    M_LOADCV, M_AUX, M_MCE, M_RMCE, M_PRIMARY, M_N
+};
+
+static const struct {
+    const char *name;
+    int better;
+} metric_info[M_N] = {
+    [M_ACCURACY] = {"accuracy", MR_BETTER_HIGHER},
+    [M_LOSS] = {"loss", MR_BETTER_LOWER},
+    [M_BPC] = {"bpc", MR_BETTER_LOWER},
+    [M_PRED] = {"prediction_flip", MR_BETTER_LOWER},
+    [M_DROP] = {"accuracy_drop", MR_BETTER_LOWER},
+    [M_FLIP1] = {"flip_top1", MR_BETTER_LOWER},
+    [M_FLIPK] = {"flip_topk_set", MR_BETTER_LOWER},
+    [M_JACC] = {"flip_jaccard", MR_BETTER_LOWER},
+    [M_ENT] = {"entropy", MR_BETTER_EITHER},
+    [M_ENTN] = {"entropy_norm", MR_BETTER_EITHER},
+    [M_LOADCV] = {"load_cv", MR_BETTER_LOWER},
+    [M_AUX] = {"aux_loss", MR_BETTER_LOWER},
+    [M_MCE] = {"mce", MR_BETTER_LOWER},
+    [M_RMCE] = {"relative_mce", MR_BETTER_LOWER},
+    [M_PRIMARY] = {"primary", 0},
+};
+
+unsigned mr_gate_default_metrics(void)
+{
+    return 1u << M_PRIMARY | 1u << M_PRED | 1u << M_FLIP1 | 1u << M_FLIPK | 1u << M_ENT |
+           1u << M_MCE;
+}
+
+unsigned mr_gate_all_metrics(void) { return (1u << M_N) - 1; }
+
+int mr_gate_parse_metrics(const char *list, unsigned *mask)
+{
+    *mask = 0;
+    char buf[1024];
+    MR_REQUIRE(strlen(list) < sizeof buf, MR_EINPUT, "--metrics: list too long");
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *t = strtok(buf, ", "); t; t = strtok(NULL, ", ")) {
+        if (strcmp(t, "default") == 0) {
+            *mask |= mr_gate_default_metrics();
+            continue;
+        }
+        if (strcmp(t, "all") == 0) {
+            *mask |= (1u << M_N) - 1;
+            continue;
+        }
+        int i = 0;
+        while (i < M_N && strcmp(metric_info[i].name, t) != 0) i++;
+        if (i == M_N) {
+            char known[512] = "";
+            for (int j = 0; j < M_N; j++) {
+                strcat(known, metric_info[j].name);
+                strcat(known, ", ");
+            }
+            return mr_error_set(MR_EINPUT, "--metrics: unknown metric '%s' (known: %sdefault, all)",
+                                t, known);
+        }
+        *mask |= 1u << i;
+    }
+    MR_REQUIRE(*mask, MR_EINPUT, "--metrics: empty list");
+    return MR_OK;
+}
+
+/* direction from the last path component of a key ("...:layer1/flip_top1" -> flip_top1) */
+static int better_of_key(const char *key, int *better)
+{
+    const char *c = strrchr(key, ':');
+    const char *s = strrchr(key, '/');
+    const char *name = s && (!c || s > c) ? s + 1 : c ? c + 1 : key;
+    for (int i = 0; i < M_PRIMARY; i++)
+        if (strcmp(metric_info[i].name, name) == 0) {
+            *better = metric_info[i].better;
+            return 1;
+        }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ collect */
+
+static int push(mr_gate_set *s, const char *cell, const char *metric, const double *v, int has_ci,
+                int better)
+{
+    if (!isfinite(v[0])) return MR_OK; /* undefined (e.g. CE with a zero denominator) */
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 256;
+        void *p = realloc(s->v, (size_t)cap * sizeof *s->v);
+        MR_REQUIRE(p, MR_ENOMEM, "out of memory");
+        s->v = p;
+        s->cap = cap;
+    }
+    mr_gate_metric *m = &s->v[s->n++];
+    snprintf(m->key, sizeof m->key, "%s:%s", cell, metric);
+    m->mean = v[0];
+    m->has_ci = has_ci && isfinite(v[1]) && isfinite(v[2]);
+    m->lo = m->has_ci ? v[1] : v[0];
+    m->hi = m->has_ci ? v[2] : v[0];
+    m->better = better;
+    return MR_OK;
+}
+
+static int collect_cell(const mr_results *r, int ci, unsigned mask, mr_gate_set *s)
+{
+    const mr_cell_summary *c = &r->cells[ci];
+    const mr_cell_meta *m = &c->meta;
+    int lm = m->task == MR_TASK_LM;
+    const char *id = m->id;
+#define ON(x) (mask & (1u << (x)))
+    if (c->has_pass) {
+        if (ON(M_ACCURACY) || (ON(M_PRIMARY) && !lm))
+            MR_TRY(push(s, id, "accuracy", c->accuracy, 1, MR_BETTER_HIGHER));
+        if (ON(M_LOSS)) MR_TRY(push(s, id, "loss", c->loss, 1, MR_BETTER_LOWER));
+        if (lm && (ON(M_BPC) || ON(M_PRIMARY))) {
+            double b[3] = {c->loss[0] / LN2, c->loss[1] / LN2, c->loss[2] / LN2};
+            MR_TRY(push(s, id, "bpc", b, 1, MR_BETTER_LOWER));
+        }
+    }
+    if (c->has_flips && ON(M_PRED)) MR_TRY(push(s, id, "prediction_flip", c->pred_flip, 1, MR_BETTER_LOWER));
+    if (c->has_drop && ON(M_DROP)) MR_TRY(push(s, id, "accuracy_drop", c->acc_drop, 1, MR_BETTER_LOWER));
+    for (int l = 0; l < m->n_moe; l++) {
+        char name[64];
+        int b = m->layers[l];
+#define LAYER(bit, arr, label, ci_, better)                                    \
+    if (ON(bit) && (arr)) {                                                    \
+        snprintf(name, sizeof name, "layer%d/%s", b, label);                   \
+        MR_TRY(push(s, id, name, (ci_) ? (arr) + 3 * l : (double[3]){(arr)[l], NAN, NAN}, ci_, better)); \
+    }
+        if (c->has_pass) {
+            LAYER(M_ENT, c->entropy, "entropy", 1, MR_BETTER_EITHER);
+            LAYER(M_ENTN, c->entropy_norm, "entropy_norm", 1, MR_BETTER_EITHER);
+            LAYER(M_LOADCV, c->load_cv, "load_cv", 0, MR_BETTER_LOWER);
+            LAYER(M_AUX, c->aux_loss, "aux_loss", 0, MR_BETTER_LOWER);
+        }
+        if (c->has_flips) {
+            LAYER(M_FLIP1, c->flip_top1, "flip_top1", 1, MR_BETTER_LOWER);
+            LAYER(M_FLIPK, c->flip_set, "flip_topk_set", 1, MR_BETTER_LOWER);
+            LAYER(M_JACC, c->flip_jaccard, "flip_jaccard", 1, MR_BETTER_LOWER);
+        }
+#undef LAYER
+    }
+    return MR_OK;
+}
+
+int mr_gate_collect(const mr_results *r, unsigned mask, mr_gate_set *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->source, sizeof s->source, "%s", r->file);
+    snprintf(s->config_hash, sizeof s->config_hash, "%s", r->config_hash);
+    s->level = r->level;
+    for (int g = 0; g < r->n_groups; g++) {
+        const mr_res_group *gr = &r->groups[g];
+        if (gr->clean >= 0) MR_TRY(collect_cell(r, gr->clean, mask, s));
+        for (int i = 0; i < r->n_corr * MR_RES_MAX_SEV; i++)
+            if (gr->corrupt[i] >= 0) MR_TRY(collect_cell(r, gr->corrupt[i], mask, s));
+        for (int f = 0; f < gr->n_fluct; f++) MR_TRY(collect_cell(r, gr->fluct[f], mask, s));
+        if (gr->has_ce) {
+            char id[200];
+            snprintf(id, sizeof id, "%s/%s", r->models[gr->model].name, gr->label);
+            double v[3] = {gr->mce, NAN, NAN}, w[3] = {gr->rel_mce, NAN, NAN};
+            if (ON(M_MCE)) MR_TRY(push(s, id, "mce", v, 0, MR_BETTER_LOWER));
+            if (ON(M_RMCE)) MR_TRY(push(s, id, "relative_mce", w, 0, MR_BETTER_LOWER));
+        }
+    }
+#undef ON
+    return MR_OK;
+}
+
+void mr_gate_set_free(mr_gate_set *s)
+{
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+static const char *better_name(int b)
+{
+    return b == MR_BETTER_HIGHER ? "higher" : b == MR_BETTER_LOWER ? "lower" : "either";
+}
+
+/* a number that reads back as exactly the same double (cJSON's own printing only
+ * round-trips to within an epsilon) */
+static void add_exact(cJSON *o, const char *name, double v)
+{
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    cJSON_AddRawToObject(o, name, buf);
+}
+
+char *mr_gate_baseline_json(const mr_gate_set *s)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "format", BASELINE_FORMAT);
+    cJSON_AddNumberToObject(root, "version", 1);
+    cJSON_AddStringToObject(root, "source", s->source);
+    cJSON_AddStringToObject(root, "config_hash", s->config_hash);
+    add_exact(root, "level", s->level);
+    cJSON *ms = cJSON_AddObjectToObject(root, "metrics");
+    for (int i = 0; i < s->n; i++) {
+        const mr_gate_metric *m = &s->v[i];
+        cJSON *o = cJSON_CreateObject();
+        add_exact(o, "mean", m->mean);
+        if (m->has_ci) {
+            add_exact(o, "lo", m->lo);
+            add_exact(o, "hi", m->hi);
+        }
+        cJSON_AddStringToObject(o, "better", better_name(m->better));
+        cJSON_AddItemToObject(ms, m->key, o);
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) return NULL;
+    size_t n = strlen(text);
+    char *t = realloc(text, n + 2);
+    if (!t) {
+        free(text);
+        return NULL;
+    }
+    strcpy(t + n, "\n");
+    return t;
+}
+
+/* ------------------------------------------------------------------ JSON files */
+
+static int read_text(const char *path, char **out)
+{
+    *out = NULL;
+    FILE *fp = fopen(path, "rb");
+    MR_REQUIRE(fp, MR_EINPUT, "%s: cannot open (%s)", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    int st = buf ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
+    size_t n;
+    while (st == MR_OK && (n = fread(buf + len, 1, cap - len - 1, fp)) > 0) {
+        len += n;
+        if (len + 1 == cap) {
+            if (cap > (size_t)1 << 30) {
+                st = mr_error_set(MR_EINPUT, "%s: larger than 1 GiB", path);
+                break;
+            }
+            char *b = realloc(buf, cap *= 2);
+            if (!b) st = mr_error_set(MR_ENOMEM, "out of memory");
+            else buf = b;
+        }
+    }
+    if (st == MR_OK && ferror(fp)) st = mr_error_set(MR_EINPUT, "%s: read error", path);
+    fclose(fp);
+    if (st != MR_OK) {
+        free(buf);
+        return st;
+    }
+    buf[len] = '\0';
+    MR_REQUIRE(strlen(buf) == len, MR_EINPUT, "%s: contains a NUL byte: not a JSON text file", path);
+    *out = buf;
+    return MR_OK;
+}
+
+static int parse_json(const char *path, cJSON **out)
+{
+    char *text;
+    MR_TRY(read_text(path, &text));
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
+    if (!root) {
+        const char *at = end ? end : cJSON_GetErrorPtr();
+        int line = 1, col = 1;
+        if (!at || at < text || at > text + strlen(text)) at = text;
+        for (const char *p = text; p < at; p++) {
+            if (*p == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+        char near[24];
+        size_t k = 0;
+        for (const char *p = at; *p && *p != '\n' && k < sizeof near - 1; p++) near[k++] = *p;
+        near[k] = '\0';
+        int st = mr_error_set(MR_EINPUT, "%s:%d:%d: malformed JSON%s%s%s", path, line, col,
+                              *at ? " near '" : " (unexpected end of file)", *at ? near : "",
+                              *at ? "'" : "");
+        free(text);
+        return st;
+    }
+    free(text);
+    *out = root;
+    return MR_OK;
+}
+
+static int check_format(const cJSON *root, const char *path, const char *format)
+{
+    MR_REQUIRE(cJSON_IsObject(root), MR_EINPUT, "%s: the top level must be a JSON object", path);
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "format");
+    MR_REQUIRE(cJSON_IsString(f) && strcmp(f->valuestring, format) == 0, MR_EINPUT,
+               "%s: \"format\" must be \"%s\"%s", path, format,
+               strcmp(format, BASELINE_FORMAT) == 0 ? " (write one with `moe-robust baseline DIR > FILE`)"
+                                                    : "");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "version");
+    MR_REQUIRE(cJSON_IsNumber(v), MR_EINPUT, "%s: \"version\" must be a number", path);
+    MR_REQUIRE(v->valuedouble == 1, MR_EINPUT, "%s: version %g is not supported (this moe-robust "
+               "reads version 1)", path, v->valuedouble);
+    return MR_OK;
+}
+
+static int num_field(const cJSON *o, const char *path, const char *where, const char *name,
+                     double *out, int *found)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!x) {
+        if (found) {
+            *found = 0;
+            return MR_OK;
+        }
+        return mr_error_set(MR_EINPUT, "%s: %s: missing \"%s\"", path, where, name);
+    }
+    MR_REQUIRE(cJSON_IsNumber(x) && isfinite(x->valuedouble), MR_EINPUT,
+               "%s: %s: \"%s\" must be a finite number", path, where, name);
+    *out = x->valuedouble;
+    if (found) *found = 1;
+    return MR_OK;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp((*(const mr_gate_metric *const *)a)->key, (*(const mr_gate_metric *const *)b)->key);
+}
+
+static int load_baseline(const cJSON *root, const char *path, mr_gate_set *s)
+{
+    MR_TRY(check_format(root, path, BASELINE_FORMAT));
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(root, "source");
+    if (cJSON_IsString(src)) snprintf(s->source, sizeof s->source, "%s", src->valuestring);
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(root, "config_hash");
+    if (cJSON_IsString(h)) snprintf(s->config_hash, sizeof s->config_hash, "%s", h->valuestring);
+    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(root, "metrics");
+    MR_REQUIRE(cJSON_IsObject(ms), MR_EINPUT, "%s: \"metrics\" must be an object", path);
+    int n = cJSON_GetArraySize(ms);
+    MR_REQUIRE(n > 0, MR_EINPUT, "%s: \"metrics\" is empty: nothing to guard", path);
+    s->v = calloc((size_t)n, sizeof *s->v);
+    MR_REQUIRE(s->v, MR_ENOMEM, "out of memory");
+    s->cap = n;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, ms)
+    {
+        char where[480];
+        snprintf(where, sizeof where, "metrics[\"%.400s\"]", it->string);
+        MR_REQUIRE(strlen(it->string) < sizeof s->v[0].key, MR_EINPUT, "%s: %s: name too long", path, where);
+        MR_REQUIRE(cJSON_IsObject(it), MR_EINPUT, "%s: %s: must be an object {\"mean\": ...}", path, where);
+        mr_gate_metric *m = &s->v[s->n];
+        snprintf(m->key, sizeof m->key, "%s", it->string);
+        MR_TRY(num_field(it, path, where, "mean", &m->mean, NULL));
+        int has_lo, has_hi;
+        MR_TRY(num_field(it, path, where, "lo", &m->lo, &has_lo));
+        MR_TRY(num_field(it, path, where, "hi", &m->hi, &has_hi));
+        MR_REQUIRE(has_lo == has_hi, MR_EINPUT, "%s: %s: \"lo\" and \"hi\" come together", path, where);
+        m->has_ci = has_lo;
+        if (!has_lo) m->lo = m->hi = m->mean;
+        MR_REQUIRE(!has_lo || m->lo <= m->hi, MR_EINPUT, "%s: %s: \"lo\" > \"hi\"", path, where);
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(it, "better");
+        if (b) {
+            MR_REQUIRE(cJSON_IsString(b), MR_EINPUT, "%s: %s: \"better\" must be a string", path, where);
+            if (strcmp(b->valuestring, "higher") == 0) m->better = MR_BETTER_HIGHER;
+            else if (strcmp(b->valuestring, "lower") == 0) m->better = MR_BETTER_LOWER;
+            else if (strcmp(b->valuestring, "either") == 0) m->better = MR_BETTER_EITHER;
+            else return mr_error_set(MR_EINPUT, "%s: %s: \"better\" is \"%s\", expected higher, "
+                                     "lower or either", path, where, b->valuestring);
+        } else {
+            MR_REQUIRE(better_of_key(m->key, &m->better), MR_EINPUT,
+                       "%s: %s: unknown metric name and no \"better\" to say which direction is "
+                       "a regression", path, where);
+        }
+        for (const cJSON *k = it->child; k; k = k->next)
+            MR_REQUIRE(!strcmp(k->string, "mean") || !strcmp(k->string, "lo") ||
+                       !strcmp(k->string, "hi") || !strcmp(k->string, "better"),
+                       MR_EINPUT, "%s: %s: unknown key \"%s\" (known: mean, lo, hi, better)", path,
+                       where, k->string);
+        s->n++;
+    }
+    /* duplicate names would make the comparison ambiguous */
+    const mr_gate_metric **idx = malloc((size_t)s->n * sizeof *idx);
+    MR_REQUIRE(idx, MR_ENOMEM, "out of memory");
+    for (int i = 0; i < s->n; i++) idx[i] = &s->v[i];
+    qsort(idx, (size_t)s->n, sizeof *idx, cmp_key);
+    int st = MR_OK;
+    for (int i = 1; i < s->n && st == MR_OK; i++)
+        if (strcmp(idx[i - 1]->key, idx[i]->key) == 0)
+            st = mr_error_set(MR_EINPUT, "%s: metric \"%s\" appears twice", path, idx[i]->key);
+    free(idx);
+    return st;
+}
+
+int mr_gate_load_baseline(const char *path, mr_gate_set *s)
+{
+    memset(s, 0, sizeof *s);
+    cJSON *root;
+    MR_TRY(parse_json(path, &root));
+    int st = load_baseline(root, path, s);
+    cJSON_Delete(root);
+    if (st != MR_OK) mr_gate_set_free(s);
+    return st;
+}
+
+/* ------------------------------------------------------------------ tolerances */
+
+void mr_gate_tol_default(mr_gate_tol *t)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->def.match, sizeof t->def.match, "default");
+    t->def.abs = 1e-9;
+}
+
+static int read_rule(const cJSON *o, const char *path, const char *where, mr_gate_rule *r,
+                     int need_match)
+{
+    MR_REQUIRE(cJSON_IsObject(o), MR_EINPUT, "%s: %s: must be an object", path, where);
+    for (const cJSON *k = o->child; k; k = k->next) {
+        const char *n = k->string;
+        if (!strcmp(n, "abs") || !strcmp(n, "rel")) {
+            MR_REQUIRE(cJSON_IsNumber(k) && isfinite(k->valuedouble) && k->valuedouble >= 0,
+                       MR_EINPUT, "%s: %s: \"%s\" must be a number >= 0", path, where, n);
+            if (n[0] == 'a') r->abs = k->valuedouble;
+            else r->rel = k->valuedouble;
+        } else if (!strcmp(n, "mode")) {
+            MR_REQUIRE(cJSON_IsString(k) && (!strcmp(k->valuestring, "fixed") || !strcmp(k->valuestring, "ci")),
+                       MR_EINPUT, "%s: %s: \"mode\" must be \"fixed\" or \"ci\"", path, where);
+            r->mode = !strcmp(k->valuestring, "ci") ? MR_MODE_CI : MR_MODE_FIXED;
+        } else if (!strcmp(n, "ignore")) {
+            MR_REQUIRE(cJSON_IsBool(k), MR_EINPUT, "%s: %s: \"ignore\" must be true or false", path, where);
+            r->ignore = cJSON_IsTrue(k);
+        } else if (!strcmp(n, "match") && need_match) {
+            MR_REQUIRE(cJSON_IsString(k) && k->valuestring[0] && strlen(k->valuestring) < sizeof r->match,
+                       MR_EINPUT, "%s: %s: \"match\" must be a non-empty glob string", path, where);
+            snprintf(r->match, sizeof r->match, "%s", k->valuestring);
+        } else {
+            return mr_error_set(MR_EINPUT, "%s: %s: unknown key \"%s\" (known: %sabs, rel, mode, ignore)",
+                                path, where, n, need_match ? "match, " : "");
+        }
+    }
+    MR_REQUIRE(!need_match || r->match[0], MR_EINPUT, "%s: %s: missing \"match\"", path, where);
+    return MR_OK;
+}
+
+static int load_tolerance(const cJSON *root, const char *path, mr_gate_tol *t)
+{
+    MR_REQUIRE(cJSON_IsObject(root), MR_EINPUT, "%s: the top level must be a JSON object", path);
+    /* "format"/"version" are optional in a hand-written file, checked when present */
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "format");
+    if (f) MR_TRY(check_format(root, path, TOLERANCE_FORMAT));
+    for (const cJSON *k = root->child; k; k = k->next)
+        MR_REQUIRE(!strcmp(k->string, "format") || !strcmp(k->string, "version") ||
+                   !strcmp(k->string, "default") || !strcmp(k->string, "rules"),
+                   MR_EINPUT, "%s: unknown key \"%s\" (known: format, version, default, rules)", path,
+                   k->string);
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "default");
+    if (d) {
+        mr_gate_rule def = {.match = "default"};
+        MR_TRY(read_rule(d, path, "default", &def, 0));
+        t->def = def;
+    }
+    const cJSON *rules = cJSON_GetObjectItemCaseSensitive(root, "rules");
+    if (!rules) return MR_OK;
+    MR_REQUIRE(cJSON_IsArray(rules), MR_EINPUT, "%s: \"rules\" must be an array", path);
+    int n = cJSON_GetArraySize(rules);
+    t->rules = calloc((size_t)n + 1, sizeof *t->rules);
+    MR_REQUIRE(t->rules, MR_ENOMEM, "out of memory");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, rules)
+    {
+        char where[64];
+        snprintf(where, sizeof where, "rules[%d]", t->n);
+        mr_gate_rule *r = &t->rules[t->n];
+        /* fields not given inherit the default */
+        *r = t->def;
+        r->match[0] = '\0';
+        r->ignore = 0;
+        MR_TRY(read_rule(it, path, where, r, 1));
+        t->n++;
+    }
+    return MR_OK;
+}
+
+int mr_gate_load_tolerance(const char *path, mr_gate_tol *t)
+{
+    mr_gate_tol_default(t);
+    cJSON *root;
+    MR_TRY(parse_json(path, &root));
+    int st = load_tolerance(root, path, t);
+    cJSON_Delete(root);
+    if (st != MR_OK) mr_gate_tol_free(t);
+    return st;
+}
+
+void mr_gate_tol_free(mr_gate_tol *t)
+{
+    free(t->rules);
+    t->rules = NULL;
+    t->n = 0;
+}
+
+/* ------------------------------------------------------------------ compare */
+
+static const mr_gate_rule *rule_for(const mr_gate_tol *t, const char *key)
+{
+    for (int i = 0; i < t->n; i++)
+        if (fnmatch(t->rules[i].match, key, 0) == 0) return &t->rules[i];
+    return &t->def;
+}
+
+int mr_gate_compare(const mr_gate_set *base, const mr_gate_set *now, const mr_gate_tol *tol,
+                    mr_gate_report *out)
+{
+    memset(out, 0, sizeof *out);
+    out->rows = calloc((size_t)base->n + 1, sizeof *out->rows);
+    const mr_gate_metric **idx = malloc(((size_t)now->n + 1) * sizeof *idx);
+    if (!out->rows || !idx) {
+        free(idx);
+        free(out->rows);
+        out->rows = NULL;
+        return mr_error_set(MR_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < now->n; i++) idx[i] = &now->v[i];
+    qsort(idx, (size_t)now->n, sizeof *idx, cmp_key);
+    out->hash_differs = base->config_hash[0] && strcmp(base->config_hash, now->config_hash) != 0;
+    int matched = 0;
+    for (int i = 0; i < base->n; i++) {
+        const mr_gate_metric *b = &base->v[i];
+        mr_gate_row *row = &out->rows[out->n++];
+        row->base = b;
+        const mr_gate_metric *key = b, **hit = bsearch(&key, idx, (size_t)now->n, sizeof *idx, cmp_key);
+        row->now = hit ? *hit : NULL;
+        matched += hit != NULL;
+        const mr_gate_rule *r = rule_for(tol, b->key);
+        snprintf(row->rule, sizeof row->rule, "%s", r->match);
+        row->mode = r->mode;
+        row->allowed = fmax(r->abs, r->rel * fabs(b->mean));
+        if (r->ignore) {
+            row->status = MR_GATE_IGNORED;
+        } else if (!row->now) {
+            row->status = MR_GATE_MISSING;
+        } else {
+            double v = row->now->mean, t = row->allowed;
+            /* the reference interval: the baseline value, or its CI in mode "ci" */
+            int ci = r->mode == MR_MODE_CI && b->has_ci;
+            double lo = ci ? b->lo : b->mean, hi = ci ? b->hi : b->mean;
+            int worse, better_ = 0;
+            if (b->better == MR_BETTER_HIGHER) {
+                worse = v < lo - t;
+                better_ = v > hi + t;
+            } else if (b->better == MR_BETTER_LOWER) {
+                worse = v > hi + t;
+                better_ = v < lo - t;
+            } else {
+                worse = v < lo - t || v > hi + t;
+            }
+            row->status = worse     ? MR_GATE_REGRESSED
+                          : better_ ? MR_GATE_IMPROVED
+                          : v != b->mean ? MR_GATE_MOVED
+                                         : MR_GATE_UNCHANGED;
+        }
+        out->count[row->status]++;
+    }
+    out->n_new = now->n - matched;
+    free(idx);
+    return MR_OK;
+}
+
+static const char *status_name(int s)
+{
+    static const char *const n[MR_GATE_NSTATUS] = {"unchanged", "moved", "improved", "REGRESSION",
+                                                   "MISSING", "ignored"};
+    return n[s];
+}
+
+void mr_gate_describe(char *buf, size_t cap, const mr_gate_row *row)
+{
+    const mr_gate_metric *b = row->base;
+    if (row->status == MR_GATE_MISSING) {
+        snprintf(buf, cap, "%s: in the baseline (%.6g) but not in this run", b->key, b->mean);
+        return;
+    }
+    if (!row->now) {
+        snprintf(buf, cap, "%s: ignored (rule %s)", b->key, row->rule);
+        return;
+    }
+    double v = row->now->mean, d = v - b->mean;
+    const char *verb = d > 0 ? "rose" : d < 0 ? "fell" : "stayed";
+    char ref[160] = "";
+    if (row->mode == MR_MODE_CI && b->has_ci)
+        snprintf(ref, sizeof ref, ", outside the baseline CI [%.6g, %.6g] +/- tolerance", b->lo, b->hi);
+    snprintf(buf, cap, "%s: %s from %.6g to %.6g (%+.6g); tolerance %.6g (%s, %s)%s; %s is better",
+             b->key, verb, b->mean, v, d, row->allowed, row->rule,
+             row->mode == MR_MODE_CI ? "mode ci" : "mode fixed", ref,
+             b->better == MR_BETTER_HIGHER ? "higher" : b->better == MR_BETTER_LOWER ? "lower"
+                                                                                    : "no change");
+}
+
+void mr_gate_print(FILE *fp, const mr_gate_report *rep, int all)
+{
+    static const int order[] = {MR_GATE_REGRESSED, MR_GATE_MISSING, MR_GATE_IMPROVED, MR_GATE_MOVED};
+    int w = 6;
+    for (int i = 0; i < rep->n; i++) {
+        int s = rep->rows[i].status;
+        if (s != MR_GATE_UNCHANGED && s != MR_GATE_IGNORED) {
+            int l = (int)strlen(rep->rows[i].base->key);
+            if (l > w) w = l;
+        }
+    }
+    if (w > 72) w = 72;
+    int header = 0;
+    for (size_t o = 0; o < sizeof order / sizeof order[0]; o++) {
+        int shown = 0, limit = (all || order[o] == MR_GATE_REGRESSED || order[o] == MR_GATE_MISSING) ? 1 << 30 : 20;
+        for (int i = 0; i < rep->n; i++) {
+            const mr_gate_row *r = &rep->rows[i];
+            if (r->status != order[o]) continue;
+            if (shown++ >= limit) continue;
+            if (!header++)
+                fprintf(fp, "%-10s  %-*s  %12s  %12s  %12s  %10s  %s\n", "status", w, "metric",
+                        "baseline", "now", "change", "tolerance", "rule");
+            char now[32] = "-", chg[32] = "-";
+            if (r->now) {
+                snprintf(now, sizeof now, "%.6g", r->now->mean);
+                snprintf(chg, sizeof chg, "%+.4g", r->now->mean - r->base->mean);
+            }
+            fprintf(fp, "%-10s  %-*s  %12.6g  %12s  %12s  %10.3g  %s%s\n", status_name(r->status), w,
+                    r->base->key, r->base->mean, now, chg, r->allowed, r->rule,
+                    r->mode == MR_MODE_CI ? " (ci)" : "");
+        }
+        if (shown > limit)
+            fprintf(fp, "%-10s  ... %d more (--all lists every one)\n", status_name(order[o]), shown - limit);
+    }
+    if (rep->hash_differs)
+        fprintf(fp, "note: the run's config hash differs from the baseline's (a different configuration)\n");
+    fprintf(fp, "check: %d metrics guarded: %d regressed, %d missing, %d improved, %d moved within "
+                "tolerance, %d unchanged, %d ignored; %d new metrics not in the baseline -> %s\n",
+            rep->n, rep->count[MR_GATE_REGRESSED], rep->count[MR_GATE_MISSING],
+            rep->count[MR_GATE_IMPROVED], rep->count[MR_GATE_MOVED], rep->count[MR_GATE_UNCHANGED],
+            rep->count[MR_GATE_IGNORED], rep->n_new,
+            rep->count[MR_GATE_REGRESSED] + rep->count[MR_GATE_MISSING] ? "FAIL" : "PASS");
+}
+
+static void xml_str(FILE *fp, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", fp); break;
+        case '>': fputs("&gt;", fp); break;
+        case '&': fputs("&amp;", fp); break;
+        case '"': fputs("&quot;", fp); break;
+        case '\'': fputs("&apos;", fp); break;
+        default:
+            if ((unsigned char)*s < 32 && *s != '\t' && *s != '\n') fputc('?', fp);
+            else fputc(*s, fp);
+        }
+    }
+}
+
+int mr_gate_write_junit(const char *path, const mr_gate_report *rep, const char *suite)
+{
+    MR_REQUIRE(path[0] && path[strlen(path) - 1] != '/', MR_EINPUT, "--junit %s: not a file name", path);
+    mr_text t;
+    MR_TRY(mr_text_open(&t));
+    FILE *fp = t.fp;
+    int fail = rep->count[MR_GATE_REGRESSED] + rep->count[MR_GATE_MISSING];
+    fprintf(fp, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    fprintf(fp, "<testsuites name=\"moe-robust check\" tests=\"%d\" failures=\"%d\" errors=\"0\" skipped=\"%d\">\n",
+            rep->n, fail, rep->count[MR_GATE_IGNORED]);
+    fprintf(fp, "  <testsuite name=\"");
+    xml_str(fp, suite);
+    fprintf(fp, "\" tests=\"%d\" failures=\"%d\" errors=\"0\" skipped=\"%d\" time=\"0\">\n", rep->n,
+            fail, rep->count[MR_GATE_IGNORED]);
+    for (int i = 0; i < rep->n; i++) {
+        const mr_gate_row *r = &rep->rows[i];
+        const char *key = r->base->key, *colon = strrchr(key, ':');
+        char cls[420];
+        snprintf(cls, sizeof cls, "%.*s", colon ? (int)(colon - key) : (int)strlen(key), key);
+        fprintf(fp, "    <testcase classname=\"");
+        xml_str(fp, cls);
+        fprintf(fp, "\" name=\"");
+        xml_str(fp, colon ? colon + 1 : key);
+        fprintf(fp, "\" time=\"0\"");
+        char msg[1200];
+        mr_gate_describe(msg, sizeof msg, r);
+        if (r->status == MR_GATE_REGRESSED || r->status == MR_GATE_MISSING) {
+            fprintf(fp, ">\n      <failure type=\"%s\" message=\"",
+                    r->status == MR_GATE_MISSING ? "missing" : "regression");
+            xml_str(fp, msg);
+            fprintf(fp, "\">");
+            xml_str(fp, msg);
+            fprintf(fp, "</failure>\n    </testcase>\n");
+        } else if (r->status == MR_GATE_IGNORED) {
+            fprintf(fp, ">\n      <skipped message=\"");
+            xml_str(fp, msg);
+            fprintf(fp, "\"/>\n    </testcase>\n");
+        } else {
+            fprintf(fp, "/>\n");
+        }
+    }
+    fprintf(fp, "  </testsuite>\n</testsuites>\n");
+    /* atomic: dir + name */
+    char dir[1100], name[600];
+    const char *slash = strrchr(path, '/');
+    if (slash) {
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        if (!dir[0]) snprintf(dir, sizeof dir, "/");
+        snprintf(name, sizeof name, "%s", slash + 1);
+    } else {
+        snprintf(dir, sizeof dir, ".");
+        snprintf(name, sizeof name, "%s", path);
+    }
+    return mr_text_commit(&t, dir, name);
+}
+
+void mr_gate_report_free(mr_gate_report *r)
+{
+    free(r->rows);
+    memset(r, 0, sizeof *r);
+}

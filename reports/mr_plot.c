@@ -1,0 +1,151 @@
+#include "mr_plot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../analysis/mr_error.h"
+
+int mr_text_open(mr_text *t)
+{
+    t->buf = NULL;
+    t->len = 0;
+    t->fp = open_memstream(&t->buf, &t->len);
+    MR_REQUIRE(t->fp, MR_ENOMEM, "out of memory");
+    return MR_OK;
+}
+
+void mr_text_discard(mr_text *t)
+{
+    if (t->fp) fclose(t->fp);
+    free(t->buf);
+    t->fp = NULL;
+    t->buf = NULL;
+}
+
+int mr_text_commit(mr_text *t, const char *dir, const char *name)
+{
+    int ok = t->fp && fflush(t->fp) == 0 && !ferror(t->fp);
+    if (t->fp) fclose(t->fp);
+    t->fp = NULL;
+    int st = ok ? mr_write_file(dir, name, t->buf, t->len)
+                : mr_error_set(MR_ENOMEM, "%s: out of memory composing the file", name);
+    free(t->buf);
+    t->buf = NULL;
+    return st;
+}
+
+int mr_write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+    char path[2200], tmp[2300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    FILE *fp = fopen(tmp, "wb");
+    MR_REQUIRE(fp, MR_EIO, "%s: cannot create (%s)", tmp, strerror(errno));
+    int ok = fwrite(data, 1, len, fp) == len;
+    ok = (fclose(fp) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return mr_error_set(MR_EIO, "%s: cannot write", path);
+    }
+    return MR_OK;
+}
+
+/* file names handed to gnuplot inside a -e string: no quotes, no separators */
+static int plain_name(const char *s)
+{
+    if (!*s) return 0;
+    for (; *s; s++)
+        if (!(('a' <= *s && *s <= 'z') || ('A' <= *s && *s <= 'Z') || ('0' <= *s && *s <= '9') ||
+              strchr("._-@+", *s)))
+            return 0;
+    return 1;
+}
+
+int mr_gnuplot_run(const char *dir, const char *script, const char *fmt, const char *out)
+{
+    if (!plain_name(script) || !plain_name(fmt) || !plain_name(out)) {
+        mr_error_set(MR_EINPUT, "gnuplot: refusing file name '%s' / '%s'", script, out);
+        return MR_GNUPLOT_FAILED;
+    }
+    const char *bin = getenv("MR_GNUPLOT");
+    if (!bin || !*bin) bin = "gnuplot";
+    char tmp[600], expr[900];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out, (long)getpid());
+    snprintf(expr, sizeof expr, "fmt='%s'; outfile='%s'", fmt, tmp);
+    char *argv[] = {(char *)bin, "-e", expr, (char *)script, NULL};
+    int fds[2];
+    if (pipe(fds) != 0) {
+        mr_error_set(MR_EIO, "gnuplot: pipe: %s", strerror(errno));
+        return MR_GNUPLOT_FAILED;
+    }
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        mr_error_set(MR_EIO, "gnuplot: fork: %s", strerror(errno));
+        return MR_GNUPLOT_FAILED;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        int err[2] = {0, 0}; /* stage (0 chdir, 1 exec), errno */
+        if (chdir(dir) != 0) {
+            err[1] = errno ? errno : EIO;
+        } else {
+            int devnull = open("/dev/null", O_RDONLY);
+            if (devnull >= 0) dup2(devnull, STDIN_FILENO);
+            int o = open("/dev/null", O_WRONLY);
+            if (o >= 0) dup2(o, STDOUT_FILENO); /* gnuplot's `print`; errors stay on stderr */
+            execvp(bin, argv);
+            err[0] = 1;
+            err[1] = errno ? errno : ENOENT;
+        }
+        ssize_t w = write(fds[1], err, sizeof err);
+        (void)w;
+        _exit(127);
+    }
+    close(fds[1]);
+    int child_err[2] = {0, 0};
+    ssize_t got;
+    do
+        got = read(fds[0], child_err, sizeof child_err);
+    while (got < 0 && errno == EINTR);
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    char tpath[1800], opath[1800];
+    snprintf(tpath, sizeof tpath, "%s/%s", dir, tmp);
+    snprintf(opath, sizeof opath, "%s/%s", dir, out);
+    if (got == (ssize_t)sizeof child_err) {
+        if (child_err[0] == 1 && (child_err[1] == ENOENT || child_err[1] == EACCES ||
+                                  child_err[1] == ENOTDIR))
+            return MR_GNUPLOT_MISSING;
+        mr_error_set(MR_EIO, "cannot run %s in %s: %s", bin, dir, strerror(child_err[1]));
+        return MR_GNUPLOT_FAILED;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        unlink(tpath);
+        if (WIFEXITED(status))
+            mr_error_set(MR_EFAILED, "%s/%s: gnuplot exited with status %d (its messages are above)",
+                         dir, script, WEXITSTATUS(status));
+        else
+            mr_error_set(MR_EFAILED, "%s/%s: gnuplot killed by signal %d", dir, script,
+                         WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        return MR_GNUPLOT_FAILED;
+    }
+    struct stat sb;
+    if (stat(tpath, &sb) != 0 || sb.st_size == 0 || rename(tpath, opath) != 0) {
+        unlink(tpath);
+        mr_error_set(MR_EFAILED, "%s/%s: gnuplot wrote no output %s", dir, script, out);
+        return MR_GNUPLOT_FAILED;
+    }
+    return MR_GNUPLOT_OK;
+}

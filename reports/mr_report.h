@@ -1,0 +1,49 @@
+/* mr_report.h — `moe-robust report`: figures and tables from a run's results.h5 alone
+ * (docs/reports.md). Nothing is re-evaluated.
+ *
+ * For every model of the run it writes, into the output directory (default DIR/report):
+ *   fig-MODEL-severity-mean   accuracy (lm: bits per char) vs severity, mean over corruptions
+ *   fig-MODEL-severity        the same per corruption (one panel each)
+ *   fig-MODEL-flip            flip rates vs severity (top-1, top-k set, prediction)
+ *   fig-MODEL-entropy         per-layer routing entropy and its ratio to the reference router
+ *   fig-MODEL-fluct           per-layer checkpoint-to-checkpoint top-1 flip (if checkpoints)
+ *   fig-MODEL-load            expert-load heatmaps (layer x expert), one panel per router@k
+ *   fig-MODEL-k               accuracy vs active experts k (the self-slimmable curve)
+ * each as .dat (data) + .gp (gnuplot script) + the rendered .png/.pdf/.svg; tables
+ * table-MODEL-summary.{md,tex} and table-MODEL-corruptions.{md,tex}; the corruption
+ * gallery (fig-gallery.png for image data, gallery.txt for text); and report.md, the
+ * index. Every file is written atomically.
+ * Confidence intervals of aggregates (means over corruptions, severities, layers) are
+ * bootstrap CIs over samples from the per-sample vectors in results.h5, with the run's
+ * seed, B and level.
+ */
+#ifndef MR_REPORT_H
+#define MR_REPORT_H
+
+#include "mr_results.h"
+
+typedef struct mr_report_opts {
+    const char *format;  /* "png" (default), "pdf" or "svg" */
+    const char *out;     /* output directory; NULL: DIR/report */
+    int render;          /* run gnuplot (1) or only write data, scripts and tables (0) */
+    int gallery;         /* draw the corruption gallery (needs the run's data file) */
+    int quiet;           /* no progress lines on stderr */
+} mr_report_opts;
+
+typedef struct mr_report_info {
+    char out[1100];        /* the output directory */
+    int n_figures;         /* gnuplot figures written (.dat + .gp) */
+    int n_rendered;        /* of which rendered */
+    int gnuplot_missing;   /* no gnuplot: nothing rendered, everything else written */
+    int n_tables;
+    char gallery[1200];    /* what happened to the gallery, for the index and the CLI */
+} mr_report_info;
+
+/* Write the report of `r`. MR_OK also when gnuplot is missing (info->gnuplot_missing);
+ * MR_EFAILED when gnuplot failed on a script (everything else is still written). */
+int mr_report_write(const mr_results *r, const mr_report_opts *o, mr_report_info *info);
+
+/* Formatting shared with the tests: "%.2f" of v (or "n/a" for NaN) */
+void mr_report_fmt(char *buf, size_t cap, double v, int decimals);
+
+#endif

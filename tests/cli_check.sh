@@ -1,0 +1,99 @@
+#!/bin/sh
+# `moe-robust baseline` / `check` contract (issue: CI gate):
+# - an unchanged run passes (exit 0), with JUnit XML of one testcase per metric;
+# - a run whose router `sim` routes differently (same name, tau 2 -> 0.1 in a second
+#   config) has top-1 flip rates beyond tolerance: exit 1, the metric is named on stdout
+#   and in the JUnit failure; other routers' metrics are untouched;
+# - tolerance files: a generous one passes, "ignore" rules skip, mode "ci" forgives
+#   changes inside the baseline's bootstrap CI;
+# - a malformed baseline or tolerance file: exit 2 and a message naming FILE:LINE:COL.
+set -u
+bin=$1
+cfg=tests/configs/tiny-grid.ini
+tmp=$(mktemp -d /tmp/mr-check-test-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fail=1; }
+has() { if grep -q -- "$2" "$1"; then ok "$3"; else bad "$3 ($1 lacks '$2')"; fi; }
+
+"$bin" run $cfg --out "$tmp/a" --threads 2 --quiet || bad "run a exited $?"
+"$bin" baseline "$tmp/a" > "$tmp/base.json" 2>"$tmp/baseline.err"; rc=$?
+[ $rc -eq 0 ] && ok "baseline exits 0" || bad "baseline exited $rc: $(cat "$tmp/baseline.err")"
+has "$tmp/base.json" '"format":	"moe-robust-baseline"' "baseline format"
+has "$tmp/base.json" '"tiny/sim@k2/rotate/s3:layer1/flip_top1":' "baseline names cell:layer/metric"
+has "$tmp/base.json" '"tiny/softmax@k1:mce":' "baseline freezes mCE"
+
+# 1. unchanged: pass
+"$bin" check "$tmp/a" --baseline "$tmp/base.json" --junit "$tmp/a.xml" > "$tmp/a.out"; rc=$?
+[ $rc -eq 0 ] && ok "unchanged run passes (exit 0)" || bad "unchanged run exited $rc"
+has "$tmp/a.out" "0 regressed, 0 missing, 0 improved, 0 moved within tolerance" "nothing moved"
+has "$tmp/a.out" "PASS" "verdict PASS"
+has "$tmp/a.xml" '<testsuites name="moe-robust check" tests="424" failures="0"' "JUnit: 424 testcases, 0 failures"
+[ "$(grep -c '<testcase ' "$tmp/a.xml")" -eq 424 ] && ok "JUnit: one testcase per metric" || bad "JUnit testcase count"
+# a rerun of the same config (other thread count) passes too
+"$bin" run $cfg --out "$tmp/a2" --threads 1 --quiet && "$bin" check "$tmp/a2" --baseline "$tmp/base.json" --quiet > /dev/null &&
+  ok "rerun with --threads 1 passes" || bad "rerun with --threads 1 fails"
+
+# 2. the router sim routes differently: its flip rates rise beyond tolerance
+sed 's/^tau = 2$/tau = 0.1/' $cfg > "$tmp/b.ini"
+grep -q '^tau = 0.1$' "$tmp/b.ini" || bad "could not edit tau in the test config"
+"$bin" run "$tmp/b.ini" --out "$tmp/b" --threads 2 --quiet || bad "run b exited $?"
+"$bin" baseline "$tmp/a" --metrics flip_top1,flip_topk_set > "$tmp/flips.json" 2>/dev/null || bad "baseline --metrics exited $?"
+printf '{"format": "moe-robust-tolerance", "version": 1,\n "default": {"abs": 0.02}}\n' > "$tmp/tol.json"
+"$bin" check "$tmp/b" --baseline "$tmp/flips.json" --tolerance "$tmp/tol.json" --junit "$tmp/b.xml" > "$tmp/b.out"; rc=$?
+[ $rc -eq 1 ] && ok "flip rate rose: exit 1" || bad "flip rate rose: exit $rc"
+has "$tmp/b.out" "REGRESSION  tiny/sim@k2/shot_noise/s4:layer1/flip_top1 " "the regressed metric is named"
+has "$tmp/b.out" "FAIL" "verdict FAIL"
+grep REGRESSION "$tmp/b.out" | grep -v '/sim@k2/' && bad "metrics of other routers regressed" || ok "only sim@k2 regressed"
+has "$tmp/b.xml" 'classname="tiny/sim@k2/shot_noise/s4" name="layer1/flip_top1"' "JUnit testcase of the metric"
+has "$tmp/b.xml" '<failure type="regression" message="tiny/sim@k2/shot_noise/s4:layer1/flip_top1: rose from 0.025 to 0.2' "JUnit failure: metric, baseline vs now"
+has "$tmp/b.xml" 'tolerance 0.02' "JUnit failure: tolerance"
+# --quiet still names it
+"$bin" check "$tmp/b" --baseline "$tmp/flips.json" --tolerance "$tmp/tol.json" --quiet > "$tmp/bq.out"
+has "$tmp/bq.out" "REGRESSION: tiny/sim@k2/shot_noise/s4:layer1/flip_top1: rose from" "--quiet names the regression"
+
+# 3. tolerance files
+printf '{"default": {"abs": 0.5}}' > "$tmp/loose.json"
+"$bin" check "$tmp/b" --baseline "$tmp/flips.json" --tolerance "$tmp/loose.json" > /dev/null; rc=$?
+[ $rc -eq 0 ] && ok "a generous tolerance passes" || bad "generous tolerance: exit $rc"
+printf '{"default": {"abs": 0.02}, "rules": [{"match": "*/sim@*", "ignore": true}]}' > "$tmp/ign.json"
+"$bin" check "$tmp/b" --baseline "$tmp/flips.json" --tolerance "$tmp/ign.json" > "$tmp/ign.out"; rc=$?
+[ $rc -eq 0 ] && ok "an ignore rule skips the router" || bad "ignore rule: exit $rc"
+printf '{"default": {"abs": 0.02, "mode": "ci"}}' > "$tmp/ci.json"
+"$bin" check "$tmp/b" --baseline "$tmp/flips.json" --tolerance "$tmp/ci.json" > "$tmp/ci.out"
+fixed=$(grep -c '^REGRESSION' "$tmp/b.out"); ci=$(grep -c '^REGRESSION' "$tmp/ci.out")
+[ "$ci" -lt "$fixed" ] && ok "mode ci forgives changes inside the CI ($ci < $fixed regressions)" || bad "mode ci: $ci regressions, fixed: $fixed"
+"$bin" check "$tmp/b" --baseline "$tmp/base.json" > "$tmp/all.out"
+has "$tmp/all.out" "config hash differs" "a different config is noted"
+
+# 4. malformed inputs: exit 2 with a clear message
+printf '{"format": "moe-robust-baseline",\n "version": 1,\n "metrics": {"tiny/softmax@k1/clean:accuracy": {"mean": 0.5,}}\n}\n' > "$tmp/bad1.json"
+out=$("$bin" check "$tmp/a" --baseline "$tmp/bad1.json" 2>&1); rc=$?
+[ $rc -eq 2 ] && ok "malformed baseline JSON: exit 2" || bad "malformed baseline JSON: exit $rc"
+case "$out" in *"bad1.json:3:"*"malformed JSON"*) ok "message names FILE:LINE: $out";; *) bad "message: $out";; esac
+head -c 300 "$tmp/base.json" > "$tmp/trunc.json"
+out=$("$bin" check "$tmp/a" --baseline "$tmp/trunc.json" 2>&1); rc=$?
+[ $rc -eq 2 ] && case "$out" in *"trunc.json:"*"malformed JSON"*) ok "truncated baseline: exit 2";; *) bad "message: $out";; esac || bad "truncated baseline: exit $rc"
+printf '{"format": "moe-robust-baseline", "version": 1, "metrics": {"x:accuracy": {"mean": "high"}}}' > "$tmp/bad2.json"
+out=$("$bin" check "$tmp/a" --baseline "$tmp/bad2.json" 2>&1); rc=$?
+[ $rc -eq 2 ] && case "$out" in *'metrics["x:accuracy"]: "mean" must be a finite number'*) ok "bad value: exit 2 naming the key";; *) bad "message: $out";; esac || bad "bad value: exit $rc"
+out=$("$bin" check "$tmp/a" --baseline "$tmp/a.xml" 2>&1); rc=$?
+[ $rc -eq 2 ] && case "$out" in *"a.xml:1:1: malformed JSON"*) ok "XML as baseline: exit 2";; *) bad "message: $out";; esac || bad "XML as baseline: exit $rc"
+out=$("$bin" check "$tmp/a" --baseline "$tmp/nope.json" 2>&1); rc=$?
+[ $rc -eq 2 ] && case "$out" in *"nope.json: cannot open"*) ok "missing baseline: exit 2";; *) bad "message: $out";; esac || bad "missing baseline: exit $rc"
+printf '{"default": {"relative": 0.1}}' > "$tmp/badtol.json"
+out=$("$bin" check "$tmp/a" --baseline "$tmp/base.json" --tolerance "$tmp/badtol.json" 2>&1); rc=$?
+[ $rc -eq 2 ] && case "$out" in *'badtol.json: default: unknown key "relative"'*) ok "bad tolerance file: exit 2 naming the key";; *) bad "message: $out";; esac || bad "bad tolerance: exit $rc"
+out=$("$bin" check "$tmp/a" 2>&1); rc=$?
+[ $rc -eq 2 ] && case "$out" in *"--baseline FILE is required"*) ok "no --baseline: exit 2";; *) bad "message: $out";; esac || bad "no --baseline: exit $rc"
+out=$("$bin" baseline "$tmp/a" --metrics speed 2>&1); rc=$?
+[ $rc -eq 2 ] && case "$out" in *"unknown metric 'speed'"*) ok "baseline --metrics speed: exit 2";; *) bad "message: $out";; esac || bad "--metrics speed: exit $rc"
+# a baseline metric the run lacks fails
+sed 's/"tiny\/softmax@k1:mce"/"tiny\/softmax@k9:mce"/' "$tmp/base.json" > "$tmp/missing.json"
+"$bin" check "$tmp/a" --baseline "$tmp/missing.json" > "$tmp/m.out"; rc=$?
+[ $rc -eq 1 ] && ok "a metric missing from the run: exit 1" || bad "missing metric: exit $rc"
+has "$tmp/m.out" "MISSING     tiny/softmax@k9:mce" "the missing metric is named"
+"$bin" baseline --help | grep -q "usage: moe-robust baseline" && ok "baseline --help" || bad "baseline --help"
+"$bin" check --help | grep -q "usage: moe-robust check" && ok "check --help" || bad "check --help"
+exit $fail
