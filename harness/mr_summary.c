@@ -158,16 +158,24 @@ static int write_h5(const mr_grid *g, const char *dir, const ce_row *rows, const
 
 /* ---- summary.json ---- */
 
+/* A double printed with 17 significant digits, which reads back as the same double
+ * (cJSON's own printing only promises equality within an epsilon); null if not finite. */
+static cJSON *num(double v)
+{
+    if (!isfinite(v)) return cJSON_CreateNull();
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.17g", v);
+    return cJSON_CreateRaw(buf);
+}
+
 static cJSON *ci_json(const double *v)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "mean", v[0]);
-    cJSON_AddNumberToObject(o, "lo", v[1]);
-    cJSON_AddNumberToObject(o, "hi", v[2]);
+    cJSON_AddItemToObject(o, "mean", num(v[0]));
+    cJSON_AddItemToObject(o, "lo", num(v[1]));
+    cJSON_AddItemToObject(o, "hi", num(v[2]));
     return o;
 }
-
-static cJSON *num(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 
 static cJSON *cell_json(const mr_cell_summary *s)
 {
@@ -207,13 +215,13 @@ static cJSON *cell_json(const mr_cell_summary *s)
             cJSON_AddItemToObject(l, "entropy", ci_json(s->entropy + 3 * i));
             cJSON_AddItemToObject(l, "entropy_norm", ci_json(s->entropy_norm + 3 * i));
             cJSON_AddItemToObject(l, "topk_weight_entropy", ci_json(s->wentropy + 3 * i));
-            cJSON_AddNumberToObject(l, "load_entropy_norm", s->load_entropy_norm[i]);
-            cJSON_AddNumberToObject(l, "load_cv", s->load_cv[i]);
-            cJSON_AddNumberToObject(l, "load_max_over_mean", s->load_max_over_mean[i]);
+            cJSON_AddItemToObject(l, "load_entropy_norm", num(s->load_entropy_norm[i]));
+            cJSON_AddItemToObject(l, "load_cv", num(s->load_cv[i]));
+            cJSON_AddItemToObject(l, "load_max_over_mean", num(s->load_max_over_mean[i]));
             cJSON_AddNumberToObject(l, "dead_experts", s->dead[i]);
-            cJSON_AddNumberToObject(l, "aux_loss", s->aux_loss[i]);
+            cJSON_AddItemToObject(l, "aux_loss", num(s->aux_loss[i]));
             cJSON *load = cJSON_AddArrayToObject(l, "load");
-            for (int e = 0; e < m->E; e++) cJSON_AddItemToArray(load, cJSON_CreateNumber(s->load[i * m->E + e]));
+            for (int e = 0; e < m->E; e++) cJSON_AddItemToArray(load, num(s->load[i * m->E + e]));
         }
         if (s->has_flips) {
             cJSON_AddItemToObject(l, "flip_top1", ci_json(s->flip_top1 + 3 * i));
