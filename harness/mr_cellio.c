@@ -196,6 +196,16 @@ static double *get(hid_t f, const char *file, const char *prefix, const char *da
     return v;
 }
 
+double *mr_cell_read_vector(const char *path, const char *dataset, size_t n)
+{
+    hid_t f;
+    if (mr_h5_open_read(&f, path) != MR_OK) return NULL;
+    int st = MR_OK;
+    double *v = get(f, path, "", dataset, n, &st);
+    H5Fclose(f);
+    return v;
+}
+
 static void get3(hid_t f, const char *file, const char *prefix, const char *name, double *out,
                  int *status)
 {

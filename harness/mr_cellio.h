@@ -59,4 +59,9 @@ int mr_cell_read_summary(const char *path, mr_cell_summary *s);
 int mr_cell_read_summary_at(hid_t file, const char *path, const char *group, mr_cell_summary *s);
 void mr_cell_summary_free(mr_cell_summary *s);
 
+/* A per-sample dataset of a cell file (e.g. "sample_correct" [n], "sample_entropy"
+ * [n, L]) with exactly n values; NULL with a message if absent or of another size.
+ * The caller frees it. */
+double *mr_cell_read_vector(const char *path, const char *dataset, size_t n);
+
 #endif

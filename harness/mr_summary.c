@@ -33,6 +33,21 @@ static const mr_cell_summary *find(const mr_grid *g, const mr_cell_summary *s, i
     return NULL;
 }
 
+/* The reference group's cell matching cell i (same kind, corruption, severity,
+ * checkpoint pair), or -1. */
+static int reference_cell(const mr_grid *g, int i, int ref_group)
+{
+    const mr_grid_cell *c = &g->cells[i];
+    const mr_grid_group *rg = &g->groups[ref_group];
+    for (int j = rg->first_cell; j < rg->first_cell + rg->n_cells; j++) {
+        const mr_grid_cell *r = &g->cells[j];
+        if (r->meta.kind == c->meta.kind && r->corr == c->corr &&
+            r->meta.severity == c->meta.severity && r->ckpt == c->ckpt)
+            return j;
+    }
+    return -1;
+}
+
 static int reference_group(const mr_grid *g, int group)
 {
     const mr_grid_group *gr = &g->groups[group];
@@ -233,6 +248,75 @@ static cJSON *cell_json(const mr_cell_summary *s)
     return o;
 }
 
+static cJSON *paired_json(const mr_paired *p)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "mean", num(p->diff.mean));
+    cJSON_AddItemToObject(o, "lo", num(p->diff.lo));
+    cJSON_AddItemToObject(o, "hi", num(p->diff.hi));
+    cJSON_AddItemToObject(o, "p", num(p->p_value));
+    return o;
+}
+
+/* Paired comparison of cell i with the reference router's matching cell on the same
+ * samples (docs/metrics.md, "Statistics"): the accuracy difference (paired bootstrap; and
+ * McNemar's exact test for classifiers), per MoE layer the routing-entropy difference and
+ * the top-1 flip-rate difference. NULL when there is nothing to compare. */
+static cJSON *vs_reference(const mr_grid *g, const char *dir, int i, int j, int *status)
+{
+    const mr_cell_meta *m = &g->cells[i].meta;
+    if (j < 0 || j == i) return NULL;
+    char a[1400], b[1400];
+    mr_grid_cell_path(a, sizeof a, dir, &g->cells[i]);
+    mr_grid_cell_path(b, sizeof b, dir, &g->cells[j]);
+    size_t n = (size_t)m->n, nl = (size_t)m->n_moe;
+    int B = g->cfg->bootstrap > 0 ? g->cfg->bootstrap : 1000;
+    double level = g->cfg->level;
+    uint64_t seed = g->cfg->seed;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "reference_cell", g->cells[j].meta.id);
+    const char *vecs[2] = {m->kind == MR_CELL_FLUCT ? NULL : "sample_correct",
+                           m->kind == MR_CELL_FLUCT ? NULL : "sample_entropy"};
+    mr_paired p;
+    if (vecs[0]) {
+        double *x = mr_cell_read_vector(a, "sample_correct", n);
+        double *y = mr_cell_read_vector(b, "sample_correct", n);
+        if (!x || !y) *status = MR_EINPUT;
+        if (*status == MR_OK)
+            *status = mr_stats_bootstrap_paired(&p, x, y, n, 1, B, level, seed, "paired/accuracy", NULL);
+        if (*status == MR_OK) cJSON_AddItemToObject(o, "accuracy_diff", paired_json(&p));
+        if (*status == MR_OK && m->task == MR_TASK_CLASSIFY) {
+            long only_a = 0, only_b = 0;
+            for (size_t s = 0; s < n; s++) {
+                only_a += x[s] > 0.5 && y[s] < 0.5;
+                only_b += x[s] < 0.5 && y[s] > 0.5;
+            }
+            cJSON_AddItemToObject(o, "mcnemar_p", num(mr_stats_mcnemar_exact(only_a, only_b)));
+        }
+        free(x);
+        free(y);
+    }
+    const char *per_layer[2][2] = {{"sample_entropy", "entropy_diff"},
+                                   {"sample_flip_top1", "flip_top1_diff"}};
+    for (int v = 0; v < 2 && *status == MR_OK; v++) {
+        if (v == 0 && m->kind == MR_CELL_FLUCT) continue;
+        if (v == 1 && m->kind == MR_CELL_CLEAN) continue;
+        double *x = mr_cell_read_vector(a, per_layer[v][0], n * nl);
+        double *y = mr_cell_read_vector(b, per_layer[v][0], n * nl);
+        if (!x || !y) *status = MR_EINPUT;
+        cJSON *arr = cJSON_AddArrayToObject(o, per_layer[v][1]);
+        for (size_t l = 0; l < nl && *status == MR_OK; l++) {
+            char purpose[64];
+            snprintf(purpose, sizeof purpose, "paired/%s/%zu", per_layer[v][1], l);
+            *status = mr_stats_bootstrap_paired(&p, x + l, y + l, n, nl, B, level, seed, purpose, NULL);
+            if (*status == MR_OK) cJSON_AddItemToArray(arr, paired_json(&p));
+        }
+        free(x);
+        free(y);
+    }
+    return o;
+}
+
 static int write_text(const char *dir, const char *name, const char *text)
 {
     char path[1200], tmp[1300];
@@ -260,7 +344,18 @@ static int write_json(const mr_grid *g, const char *dir, const mr_cell_summary *
     cJSON_AddStringToObject(root, "config_hash", hash);
     cJSON_AddStringToObject(root, "config", cfgtext);
     cJSON *cells = cJSON_AddArrayToObject(root, "cells");
-    for (int i = 0; i < g->n_cells; i++) cJSON_AddItemToArray(cells, cell_json(&s[i]));
+    int st = MR_OK;
+    for (int i = 0; i < g->n_cells && st == MR_OK; i++) {
+        cJSON *c = cell_json(&s[i]);
+        int j = reference_cell(g, i, rows[g->cells[i].group].ref_group);
+        cJSON *vs = vs_reference(g, dir, i, j, &st);
+        if (vs) cJSON_AddItemToObject(c, "vs_reference", vs);
+        cJSON_AddItemToArray(cells, c);
+    }
+    if (st != MR_OK) {
+        cJSON_Delete(root);
+        return mr_error_prefix(st, "%s: paired comparisons", dir);
+    }
     cJSON *ce = cJSON_AddArrayToObject(root, "corruption_error");
     for (int gi = 0; gi < g->n_groups && g->n_corr; gi++) {
         const mr_grid_group *gr = &g->groups[gi], *rg = &g->groups[rows[gi].ref_group];
@@ -291,7 +386,7 @@ static int write_json(const mr_grid *g, const char *dir, const mr_cell_summary *
         return mr_error_set(MR_ENOMEM, "out of memory");
     }
     strcpy(withnl + n, "\n");
-    int st = write_text(dir, "summary.json", withnl);
+    st = write_text(dir, "summary.json", withnl);
     free(withnl);
     return st;
 }

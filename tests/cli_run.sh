@@ -25,6 +25,10 @@ for f in results.h5 summary.json summary.csv config.ini; do
   [ -s "$tmp/t1/$f" ] && ok "$f written" || bad "$f missing"
 done
 ls "$tmp/t1/cells" | grep -q 'tmp-' && bad "temporary files left in cells/" || ok "no temporary files left"
+# paired comparisons with the reference router: every non-reference cell has one
+nvs=$(grep -c '"vs_reference"' "$tmp/t1/summary.json"); nmc=$(grep -c '"mcnemar_p"' "$tmp/t1/summary.json")
+[ "$nvs" -eq 44 ] && ok "44 cells compared with the reference router" || bad "$nvs vs_reference entries, expected 44 (sim and attention: 22 each)"
+[ "$nmc" -eq 42 ] && ok "McNemar for every compared non-fluctuation cell" || bad "$nmc mcnemar_p entries, expected 42"
 
 # shards, written to a shared directory and to separate ones
 "$bin" run $cfg --out "$tmp/s" --shard 0/2 --threads 1 --quiet || bad "shard 0/2 exited $?"
