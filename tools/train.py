@@ -13,6 +13,14 @@ The last 3 epochs are saved: models/<prefix>-ep<N>.h5 for the first two and
 models/<prefix>.h5 for the final epoch (the final model IS the last checkpoint,
 not a copy, to keep models/ small).  Each file records its test accuracy or
 bits per char, the epoch, the seed and the exact command to retrain it.
+
+--router NAME [--router-opt K=V ...] trains the same architecture, data, seed
+and schedule with another router (docs/routers.md); whatever the router
+learns or fixes (sim_w + tau, expert_emb, proj_w + expert_emb + tau,
+random_w + random_b, mu + gamma, s2_gate_w + s2_gate_b) is exported under
+/layers/L/moe/router/, where `moe-robust eval --router NAME` reads it.
+Output prefix fmnist-vit-moe-<router> / kjv-char-moe-<router>.  Smoke test:
+--epochs 1 --steps-per-epoch 2 --test-limit 64 --out-dir /tmp/x.
 """
 
 import argparse
@@ -52,19 +60,20 @@ from eval_torch import eval_classify, eval_lm  # noqa: E402
 N_SAVED = 3  # checkpoints kept: the last 3 epochs
 
 
-def classify_config(router):
+def classify_config(router, router_opts=None):
     return ModelConfig(task="classify", d_model=64, n_layers=4, n_heads=4, d_ff=256,
                        n_experts=8, top_k=2, expert_hidden=128, moe_layers=[1, 3],
                        norm_eps=1e-5, activation="gelu", gate_norm="renorm",
-                       router=router, image_h=28, image_w=28, channels=1, patch=4,
+                       router=router, router_opts=router_opts,
+                       image_h=28, image_w=28, channels=1, patch=4,
                        n_classes=10, pool="cls")
 
 
-def lm_config(router, vocab):
+def lm_config(router, vocab, router_opts=None):
     return ModelConfig(task="lm", d_model=96, n_layers=4, n_heads=4, d_ff=384,
                        n_experts=8, top_k=2, expert_hidden=192, moe_layers=[1, 3],
                        norm_eps=1e-5, activation="gelu", gate_norm="renorm",
-                       router=router, vocab_size=len(vocab),
+                       router=router, router_opts=router_opts, vocab_size=len(vocab),
                        max_seq_len=data.SEQ_LEN, vocab=[int(c) for c in vocab])
 
 
@@ -95,7 +104,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", choices=["classify", "lm"], required=True)
-    ap.add_argument("--router", choices=sorted(ROUTERS), default="softmax")
+    ap.add_argument("--router", choices=sorted(ROUTERS), default="softmax",
+                    help="router to train with (docs/routers.md); its trained tensors are "
+                    "exported to /layers/L/moe/router/ for the C engine")
+    ap.add_argument("--router-opt", action="append", default=[], metavar="K=V",
+                    help="router option, repeatable, as moe-robust eval --router-opt "
+                    "(e.g. tau=4 for similarity, mu=0.7 for momentum)")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
@@ -120,12 +134,13 @@ def main():
     gen = torch.Generator().manual_seed(args.seed)  # data order / augmentation
     command = shlex.join(["/usr/bin/python3", "tools/train.py"] + sys.argv[1:])
 
+    router_opts = ",".join(args.router_opt) or None
     if args.task == "classify":
         prefix = args.out_prefix or f"fmnist-vit-moe-{args.router}"
         train_x, train_y = data.fashion_mnist("train")
         test_x, test_y = data.fashion_mnist("t10k")
         train_x, train_y = torch.from_numpy(train_x), torch.from_numpy(train_y).long()
-        cfg = classify_config(args.router)
+        cfg = classify_config(args.router, router_opts)
         batch = args.batch or 128
         full = (len(train_x) + batch - 1) // batch
         steps = min(args.steps_per_epoch, full) if args.steps_per_epoch else full
@@ -135,7 +150,7 @@ def main():
         vocab, train_ids, test_ids = data.kjv_corpus()
         train_ids = torch.from_numpy(train_ids.astype(np.int64))
         test_tok = data.windows(test_ids)
-        cfg = lm_config(args.router, vocab)
+        cfg = lm_config(args.router, vocab, router_opts)
         batch = args.batch or 32
         steps = args.steps_per_epoch or 500
         peak = args.lr or 2e-3
@@ -192,6 +207,8 @@ def main():
             (loss + args.aux_coef * aux).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
+            for r in model.routers():
+                r.post_step()  # e.g. keep X-MoE's learnable temperature positive
             step += 1
             run_loss += float(loss)
             run_aux += float(aux)
@@ -206,6 +223,7 @@ def main():
         if epoch <= args.epochs - N_SAVED:
             continue
         meta = {"train_command": command, "epoch": epoch, "epochs_total": args.epochs,
+                "router_opts": router_opts or "",
                 "seed": args.seed, "steps_per_epoch": steps, "batch_size": batch,
                 "train_seconds": round(time.time() - t0, 1),
                 "train_machine": f"CPU, torch {torch.__version__}, {args.threads} thread(s)"}
