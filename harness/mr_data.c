@@ -7,8 +7,6 @@
 #include "../analysis/mr_error.h"
 #include "mr_h5.h"
 
-#define MR_MAX_DATA_BYTES ((size_t)1 << 34) /* 16 GiB of samples */
-
 void mr_dataset_free(mr_dataset *d)
 {
     if (!d) return;
@@ -40,7 +38,9 @@ static int load_idx(mr_dataset *d, const char *path, long limit)
     uint8_t *lab = NULL;
     int n_img, n_lab;
     MR_TRY(mr_idx_read_images(path, limit, &d->images, &n_img, &d->h, &d->w));
-    MR_TRY(mr_idx_read_labels(lpath, limit, &lab, &n_lab));
+    /* name the images file the user gave as well as its labels file */
+    int st = mr_idx_read_labels(lpath, limit, &lab, &n_lab);
+    if (st != MR_OK) return mr_error_prefix(st, "labels of %s", path);
     if (n_lab != n_img) {
         free(lab);
         return mr_error_set(MR_EINPUT, "%s holds %d labels but %s holds %d images", lpath, n_lab,
@@ -59,7 +59,18 @@ static int load_idx(mr_dataset *d, const char *path, long limit)
     return MR_OK;
 }
 
-/* Read the first `rows` rows of a dataset whose rows hold `row_elems` elements. */
+/* HDF5 clamps integers that do not fit the memory type (an int64 label 2^40 would read
+ * as 2147483647): abort the read instead, so the message can say what is wrong. */
+static H5T_conv_ret_t refuse_overflow(H5T_conv_except_t e, hid_t src, hid_t dst, void *src_buf,
+                                      void *dst_buf, void *overflow)
+{
+    (void)src, (void)dst, (void)src_buf, (void)dst_buf;
+    if (e != H5T_CONV_EXCEPT_RANGE_HI && e != H5T_CONV_EXCEPT_RANGE_LOW) return H5T_CONV_UNHANDLED;
+    *(int *)overflow = 1;
+    return H5T_CONV_ABORT;
+}
+
+/* Read the first `rows` rows of a dataset of the given rank. */
 static int read_rows(hid_t f, const char *file, const char *path, hid_t memtype, void *dst,
                      int rank, hsize_t rows)
 {
@@ -69,12 +80,17 @@ static int read_rows(hid_t f, const char *file, const char *path, hid_t memtype,
     hsize_t start[MR_H5_MAX_RANK] = {0}, count[MR_H5_MAX_RANK];
     H5Sget_simple_extent_dims(fs, count, NULL);
     count[0] = rows;
-    herr_t e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    int overflow = 0;
+    hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
+    herr_t e = xfer >= 0 ? H5Pset_type_conv_cb(xfer, refuse_overflow, &overflow) : -1;
+    if (e >= 0) e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
     hid_t ms = H5Screate_simple(rank, count, NULL);
-    if (e >= 0) e = H5Dread(ds, memtype, ms, fs, H5P_DEFAULT, dst);
+    if (e >= 0) e = H5Dread(ds, memtype, ms, fs, xfer, dst);
     H5Sclose(ms);
+    if (xfer >= 0) H5Pclose(xfer);
     H5Sclose(fs);
     H5Dclose(ds);
+    MR_REQUIRE(!overflow, MR_EINPUT, "%s: %s: holds a value outside the int32 range", file, path);
     MR_REQUIRE(e >= 0, MR_EINPUT, "%s: %s: read failed (truncated or corrupt file?)", file, path);
     return MR_OK;
 }
@@ -82,13 +98,17 @@ static int read_rows(hid_t f, const char *file, const char *path, hid_t memtype,
 static int checked_bytes(const char *file, const char *path, const mr_h5_info *in, size_t elem,
                          hsize_t rows, size_t *bytes)
 {
+    /* sample counts are int; 2^31 rows would wrap */
+    MR_REQUIRE(in->dims[0] <= (hsize_t)MR_DATA_MAX_SAMPLES, MR_EINPUT,
+               "%s: %s: implausible number of samples %llu (at most %ld)", file, path,
+               (unsigned long long)in->dims[0], MR_DATA_MAX_SAMPLES);
     size_t n = (size_t)rows * elem;
     for (int i = 1; i < in->rank; i++) {
         MR_REQUIRE(in->dims[i] > 0 && in->dims[i] < ((hsize_t)1 << 31), MR_EINPUT,
                    "%s: %s: implausible dimension %llu", file, path,
                    (unsigned long long)in->dims[i]);
         n *= (size_t)in->dims[i];
-        MR_REQUIRE(n <= MR_MAX_DATA_BYTES, MR_EINPUT, "%s: %s: too large", file, path);
+        MR_REQUIRE(n <= MR_DATA_MAX_BYTES, MR_EINPUT, "%s: %s: too large", file, path);
     }
     *bytes = n;
     return MR_OK;

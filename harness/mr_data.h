@@ -15,6 +15,11 @@
 
 enum mr_data_kind { MR_DATA_IMAGES = 0, MR_DATA_TOKENS = 1 };
 
+/* Limits on what a file may declare, shared by the HDF5 and IDX readers: headers are
+ * untrusted, and a few bytes can declare billions of samples (sample counts are int). */
+#define MR_DATA_MAX_SAMPLES 100000000L        /* 1e8: far beyond any evaluation set */
+#define MR_DATA_MAX_BYTES ((size_t)1 << 34)   /* 16 GiB of samples */
+
 typedef struct mr_dataset {
     int kind;
     int n;                /* samples */

@@ -214,6 +214,37 @@ int mr_h5_exists(hid_t f, const char *path)
     return 1;
 }
 
+/* A dataset declared but never (or only partly) written reads back as fill values:
+ * weights or labels that silently read as 0, or, from a 2 KB file, gigabytes of samples
+ * allocated and filled before any other check. Refuse it before any caller sizes an
+ * allocation from the shape: no storage at all, or (chunked) fewer chunks than the
+ * shape needs. */
+static int check_written(hid_t d, hid_t sp, const mr_h5_info *info, const char *file,
+                         const char *path)
+{
+    if (H5Sget_simple_extent_npoints(sp) <= 0) return MR_OK;
+    MR_REQUIRE(H5Dget_storage_size(d) > 0, MR_EINPUT,
+               "%s: %s: declared but no data was ever written to it", file, path);
+    hid_t pl = H5Dget_create_plist(d);
+    int st = MR_OK;
+    hsize_t chunk[MR_H5_MAX_RANK], have = 0, want = 1;
+    if (pl >= 0 && H5Pget_layout(pl) == H5D_CHUNKED &&
+        H5Pget_chunk(pl, MR_H5_MAX_RANK, chunk) == info->rank &&
+        H5Dget_num_chunks(d, H5S_ALL, &have) >= 0) {
+        for (int i = 0; i < info->rank; i++) {
+            hsize_t n = chunk[i] ? (info->dims[i] + chunk[i] - 1) / chunk[i] : 1;
+            want = n && want > UINT64_MAX / n ? UINT64_MAX : want * n; /* saturate */
+        }
+        if (have < want)
+            st = mr_error_set(MR_EINPUT,
+                              "%s: %s: only %llu of its %llu chunks were ever written (the "
+                              "rest would read as fill values)",
+                              file, path, (unsigned long long)have, (unsigned long long)want);
+    }
+    if (pl >= 0) H5Pclose(pl);
+    return st;
+}
+
 int mr_h5_dataset_info(hid_t f, const char *file, const char *path, mr_h5_info *info)
 {
     MR_REQUIRE(mr_h5_exists(f, path), MR_EINPUT, "%s: %s: missing dataset", file, path);
@@ -230,6 +261,7 @@ int mr_h5_dataset_info(hid_t f, const char *file, const char *path, mr_h5_info *
         info->cls = H5Tget_class(t);
         info->type_size = H5Tget_size(t);
         info->is_signed = info->cls == H5T_INTEGER ? H5Tget_sign(t) == H5T_SGN_2 : 0;
+        st = check_written(d, sp, info, file, path);
     }
     if (t >= 0) H5Tclose(t);
     if (sp >= 0) H5Sclose(sp);

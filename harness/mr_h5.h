@@ -40,7 +40,8 @@ typedef struct mr_h5_info {
     int is_signed;
 } mr_h5_info;
 
-/* Shape and type of a dataset; MR_EINPUT naming the path if it is missing. */
+/* Shape and type of a dataset; MR_EINPUT naming the path if it is missing, or if some
+ * of its elements were never written (they would read as fill values). */
 int mr_h5_dataset_info(hid_t f, const char *file, const char *path, mr_h5_info *info);
 
 /* Require a float32 dataset of exactly the given shape. */

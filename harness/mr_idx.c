@@ -8,8 +8,6 @@
 #include "../analysis/mr_error.h"
 #include "mr_data.h"
 
-#define IDX_MAX_ITEMS 100000000L /* 1e8 samples: far beyond any IDX dataset */
-
 static int read_exact(gzFile g, const char *path, void *buf, size_t n, const char *what)
 {
     size_t got = 0;
@@ -25,6 +23,32 @@ static int read_exact(gzFile g, const char *path, void *buf, size_t n, const cha
         got += (size_t)r;
     }
     return MR_OK;
+}
+
+/* Read n bytes into a new buffer that grows with the data actually read (from 64 KiB,
+ * doubling), so a header that declares gigabytes over a short file costs no more memory
+ * than the file holds. */
+static int read_alloc(gzFile g, const char *path, size_t n, const char *what, uint8_t **out)
+{
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int st = MR_OK;
+    while (st == MR_OK && cap < n) {
+        size_t got = cap;
+        cap = cap ? 2 * cap : (size_t)1 << 16;
+        if (cap > n) cap = n;
+        uint8_t *b = realloc(buf, cap);
+        if (!b)
+            st = mr_error_set(MR_ENOMEM, "out of memory reading %s", path);
+        else
+            st = read_exact(g, path, (buf = b) + got, cap - got, what);
+    }
+    if (st != MR_OK) {
+        free(buf);
+        buf = NULL;
+    }
+    *out = buf;
+    return st;
 }
 
 static uint32_t be32(const unsigned char *b)
@@ -62,18 +86,18 @@ int mr_idx_read_images(const char *path, long limit, uint8_t **out, int *n, int 
     MR_TRY(open_gz(&g, path));
     uint32_t dims[3];
     int st = read_header(g, path, 3, dims);
-    if (st == MR_OK && (dims[0] == 0 || dims[0] > IDX_MAX_ITEMS || dims[1] == 0 ||
+    if (st == MR_OK && (dims[0] == 0 || dims[0] > MR_DATA_MAX_SAMPLES || dims[1] == 0 ||
                         dims[1] > 8192 || dims[2] == 0 || dims[2] > 8192))
         st = mr_error_set(MR_EINPUT, "%s: implausible IDX image dimensions %u x %u x %u", path,
                           dims[0], dims[1], dims[2]);
+    /* each bound alone lets the product reach 6.7e15 bytes (read_alloc would only find
+     * the file short, but no IDX file of that size is plausible) */
+    if (st == MR_OK && (size_t)dims[0] * dims[1] * dims[2] > MR_DATA_MAX_BYTES)
+        st = mr_error_set(MR_EINPUT, "%s: IDX header declares %u images of %u x %u: too large",
+                          path, dims[0], dims[1], dims[2]);
     if (st == MR_OK) {
         long count = limit > 0 && limit < (long)dims[0] ? limit : (long)dims[0];
-        size_t bytes = (size_t)count * dims[1] * dims[2];
-        *out = malloc(bytes);
-        if (!*out)
-            st = mr_error_set(MR_ENOMEM, "out of memory reading %s", path);
-        else
-            st = read_exact(g, path, *out, bytes, "the images");
+        st = read_alloc(g, path, (size_t)count * dims[1] * dims[2], "the images", out);
         *n = (int)count;
         *rows = (int)dims[1];
         *cols = (int)dims[2];
@@ -93,15 +117,11 @@ int mr_idx_read_labels(const char *path, long limit, uint8_t **out, int *n)
     MR_TRY(open_gz(&g, path));
     uint32_t dims[1];
     int st = read_header(g, path, 1, dims);
-    if (st == MR_OK && (dims[0] == 0 || dims[0] > IDX_MAX_ITEMS))
+    if (st == MR_OK && (dims[0] == 0 || dims[0] > MR_DATA_MAX_SAMPLES))
         st = mr_error_set(MR_EINPUT, "%s: implausible IDX label count %u", path, dims[0]);
     if (st == MR_OK) {
         long count = limit > 0 && limit < (long)dims[0] ? limit : (long)dims[0];
-        *out = malloc((size_t)count);
-        if (!*out)
-            st = mr_error_set(MR_ENOMEM, "out of memory reading %s", path);
-        else
-            st = read_exact(g, path, *out, (size_t)count, "the labels");
+        st = read_alloc(g, path, (size_t)count, "the labels", out);
         *n = (int)count;
     }
     gzclose(g);

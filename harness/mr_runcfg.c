@@ -1,5 +1,6 @@
 #include "mr_runcfg.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
@@ -14,9 +15,15 @@ typedef struct parse_ctx {
     int line;        /* line the reader last returned */
     int status;      /* first error */
     int too_long;
+    int seen_line[3]; /* line of [run], [data], [corruptions] once seen (0: not yet) */
 } parse_ctx;
 
 static void open_section(parse_ctx *p, const char *line);
+static int valid_name(const char *s);
+
+/* Longest line the reader accepts (inih's buffer less the newline and the NUL): what
+ * mr_runcfg_write produces must stay within it, or `merge` could not read DIR/config.ini. */
+#define MAX_LINE (INI_MAX_LINE - 2)
 
 /* ini_reader that counts lines, so the handler knows where each key stands, and turns
  * over-long lines (inih would split them) into errors. */
@@ -35,7 +42,17 @@ static char *reader(char *str, int num, void *stream)
                                      p->c->file, p->line, num - 2);
         str[0] = '\0'; /* hand inih an empty line */
     }
-    open_section(p, str);
+    /* inih skips a UTF-8 BOM on line 1 and leading isspace() characters, and reads an
+     * indented line after a key as that key's continuation. Hand it every section line
+     * unindented, so that it and open_section agree on which sections exist (keys are
+     * stored into the last registered model or router). */
+    char *s = str;
+    if (p->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3;
+    while (isspace((unsigned char)*s)) s++;
+    if (*s == '[') {
+        memmove(str, s, strlen(s) + 1);
+        open_section(p, str);
+    }
     return str;
 }
 
@@ -121,6 +138,9 @@ static int add_corruption(parse_ctx *p, const char *n)
 {
     mr_run_config *c = p->c;
     if (c->n_corr_names == MR_CFG_MAX_CORR) FAIL("names: more than %d corruptions", MR_CFG_MAX_CORR);
+    /* no corruption or group name has other characters, and e.g. ';' would start an
+     * inline comment once the list is written back blank-separated */
+    if (!valid_name(n)) FAIL("names: '%s' is not a corruption name", n);
     if (!copy(c->corr_names[c->n_corr_names], MR_NAME_LEN, n)) FAIL("names: '%s' is too long", n);
     c->n_corr_names++;
     return 1;
@@ -216,8 +236,15 @@ static void open_section(parse_ctx *p, const char *line)
         strcpy(r->name, name);
         strcpy(r->type, name);
         r->line = p->line;
-    } else if (strcmp(sec, "run") && strcmp(sec, "data") && strcmp(sec, "corruptions")) {
-        SFAIL("unknown section [%s] (run, data, model NAME, router NAME, corruptions)", sec);
+    } else {
+        /* inih would merge a repeated section into the first, so a second [data] path
+         * or [run] seed would silently override: refuse it like a repeated [model] */
+        static const char *const single[3] = {"run", "data", "corruptions"};
+        int i = 0;
+        while (i < 3 && strcmp(sec, single[i]) != 0) i++;
+        if (i == 3) SFAIL("unknown section [%s] (run, data, model NAME, router NAME, corruptions)", sec);
+        if (p->seen_line[i]) SFAIL("[%s] appears twice (first at line %d)", sec, p->seen_line[i]);
+        p->seen_line[i] = p->line;
     }
 #undef SFAIL
 }
@@ -261,6 +288,8 @@ static int handler(void *user, const char *section, const char *key, const char 
         if (!copy(c->data, sizeof c->data, v)) FAIL("path: too long");
         c->data_line = p->line;
     } else if ((name = section_name(section, "model"))) {
+        /* never index models[-1], whatever the reader and inih disagree on */
+        if (c->n_models == 0) FAIL("[%s]: section header not recognised", section);
         mr_cfg_model *m = &c->models[c->n_models - 1];
         if (strcmp(key, "path") == 0) {
             if (!copy(m->path, sizeof m->path, v)) FAIL("path: too long");
@@ -272,6 +301,7 @@ static int handler(void *user, const char *section, const char *key, const char 
             FAIL("unknown key '%s' in [%s] (path, checkpoint)", key, section);
         }
     } else if ((name = section_name(section, "router"))) {
+        if (c->n_routers == 0) FAIL("[%s]: section header not recognised", section);
         mr_cfg_router *r = &c->routers[c->n_routers - 1];
         if (strcmp(key, "type") == 0) {
             if (!mr_router_lookup(v)) FAIL("type = %s: unknown router", v);
@@ -298,6 +328,8 @@ static int handler(void *user, const char *section, const char *key, const char 
         } else {
             FAIL("unknown key '%s' in [corruptions] (names, severities)", key);
         }
+    } else if (section[0] == '\0') {
+        FAIL("%s = %s comes before any [section]", key, v);
     } else {
         FAIL("unknown section [%s] (run, data, model NAME, router NAME, corruptions)", section);
     }
@@ -306,6 +338,18 @@ static int handler(void *user, const char *section, const char *key, const char 
 
 int mr_runcfg_load(mr_run_config *c, const char *path)
 {
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        memset(c, 0, sizeof *c);
+        return mr_error_set(MR_EINPUT, "%s: cannot open config file", path);
+    }
+    int st = mr_runcfg_parse(c, fp, path);
+    fclose(fp);
+    return st;
+}
+
+int mr_runcfg_parse(mr_run_config *c, FILE *fp, const char *path)
+{
     memset(c, 0, sizeof *c);
     snprintf(c->file, sizeof c->file, "%s", path);
     c->bootstrap = 1000;
@@ -313,11 +357,8 @@ int mr_runcfg_load(mr_run_config *c, const char *path)
     c->batch = 32;
     c->formats = MR_OUT_JSON | MR_OUT_CSV;
     c->sev_mask = 0x3e; /* 1..5 */
-    FILE *fp = fopen(path, "r");
-    MR_REQUIRE(fp, MR_EINPUT, "%s: cannot open config file", path);
     parse_ctx p = {.c = c, .fp = fp, .status = MR_OK};
     int rc = ini_parse_stream(reader, &p, handler, &p);
-    fclose(fp);
     if (p.status != MR_OK) return p.status;
     if (rc > 0) return mr_error_set(MR_EINPUT, "%s:%d: not an INI line (expected [section] or key = value)", path, rc);
     if (rc < 0) return mr_error_set(MR_EINPUT, "%s: cannot read", path);
@@ -338,18 +379,34 @@ int mr_runcfg_load(mr_run_config *c, const char *path)
     return MR_OK;
 }
 
+/* "key = value", or "key=value" where that would be too long (the value came from a line
+ * of at most MAX_LINE characters holding at least "key=value") or where the value starts
+ * with ';', which after a blank would begin an inline comment. */
+static void put_kv(FILE *fp, const char *key, const char *value)
+{
+    int fits = strlen(key) + strlen(value) + 3 <= MAX_LINE;
+    const char *eq = fits && value[0] != ';' ? " = " : "=";
+    fprintf(fp, "%s%s%s\n", key, eq, value);
+}
+
 void mr_runcfg_write(const mr_run_config *c, FILE *fp)
 {
-    fprintf(fp, "# resolved by moe-robust from %s\n[run]\n", c->file);
+    /* a comment, outside the hash (which blanks c->file): the path's tail if it is long */
+    size_t flen = strlen(c->file), room = MAX_LINE - 40;
+    fprintf(fp, "# resolved by moe-robust from %s%s\n[run]\n", flen > room ? "..." : "",
+            flen > room ? c->file + flen - room : c->file);
     fprintf(fp, "seed = %llu\nbootstrap = %d\nlevel = %.17g\nbatch = %d\nlimit = %ld\n",
             (unsigned long long)c->seed, c->bootstrap, c->level, c->batch, c->limit);
-    fprintf(fp, "formats = h5%s%s\nreference = %s\n", c->formats & MR_OUT_JSON ? " json" : "",
-            c->formats & MR_OUT_CSV ? " csv" : "", c->reference);
-    fprintf(fp, "\n[data]\npath = %s\n", c->data);
+    fprintf(fp, "formats = h5%s%s\n", c->formats & MR_OUT_JSON ? " json" : "",
+            c->formats & MR_OUT_CSV ? " csv" : "");
+    put_kv(fp, "reference", c->reference);
+    fprintf(fp, "\n[data]\n");
+    put_kv(fp, "path", c->data);
     for (int i = 0; i < c->n_models; i++) {
         const mr_cfg_model *m = &c->models[i];
-        fprintf(fp, "\n[model %s]\npath = %s\n", m->name, m->path);
-        for (int j = 0; j < m->n_ckpt; j++) fprintf(fp, "checkpoint = %s\n", m->ckpt[j]);
+        fprintf(fp, "\n[model %s]\n", m->name);
+        put_kv(fp, "path", m->path);
+        for (int j = 0; j < m->n_ckpt; j++) put_kv(fp, "checkpoint", m->ckpt[j]);
     }
     for (int i = 0; i < c->n_routers; i++) {
         const mr_cfg_router *r = &c->routers[i];
@@ -360,10 +417,21 @@ void mr_runcfg_write(const mr_run_config *c, FILE *fp)
             fprintf(fp, "\n");
         }
         if (r->no_corruptions) fprintf(fp, "corruptions = no\n");
-        for (int j = 0; j < r->opts.n; j++) fprintf(fp, "%s = %s\n", r->opts.key[j], r->opts.val[j]);
+        for (int j = 0; j < r->opts.n; j++) put_kv(fp, r->opts.key[j], r->opts.val[j]);
     }
+    /* names may have come from several lines: continue on a new "names =" line (the key
+     * repeats) before one would grow past what the reader accepts */
     fprintf(fp, "\n[corruptions]\nnames =");
-    for (int i = 0; i < c->n_corr_names; i++) fprintf(fp, " %s", c->corr_names[i]);
+    size_t len = strlen("names =");
+    for (int i = 0; i < c->n_corr_names; i++) {
+        size_t n = 1 + strlen(c->corr_names[i]);
+        if (len + n > MAX_LINE) {
+            fprintf(fp, "\nnames =");
+            len = strlen("names =");
+        }
+        fprintf(fp, " %s", c->corr_names[i]);
+        len += n;
+    }
     fprintf(fp, "\nseverities =");
     for (int s = 1; s <= 5; s++)
         if (c->sev_mask & (1 << s)) fprintf(fp, " %d", s);

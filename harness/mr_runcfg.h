@@ -70,6 +70,9 @@ typedef struct mr_run_config {
 
 /* Parse and check a config file. */
 int mr_runcfg_load(mr_run_config *c, const char *path);
+/* The same from an open stream (e.g. fmemopen: the fuzz harness); `path` names it in
+ * messages. The caller closes fp. */
+int mr_runcfg_parse(mr_run_config *c, FILE *fp, const char *path);
 
 /* Write the resolved configuration as INI (every default made explicit), the same text
  * for the same settings: used for DIR/config.ini and the config hash. */

@@ -1,5 +1,6 @@
 /* The run configuration: defaults, every key, and errors that name the file and line. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -98,6 +99,10 @@ START_TEST(errors_name_the_line)
     expect_error(BASE "[router softmax]\ntop_k = 0\n", 6, "top_k");
     expect_error(BASE "[router softmax]\ncorruptions = maybe\n", 6, "corruptions = maybe");
     expect_error(BASE "[router softmax]\n[router softmax]\n", 6, "appears twice");
+    /* inih merges repeated sections: a second [data] or [run] would silently override */
+    expect_error(BASE "[router softmax]\n[data]\npath = e.h5\n", 6, "[data] appears twice (first at line 1)");
+    expect_error("[run]\nseed = 1\n" BASE "[router softmax]\n[run]\n", 8, "[run] appears twice (first at line 1)");
+    expect_error("seed = 1\n" BASE "[router softmax]\n", 1, "seed = 1 comes before any [section]");
     expect_error(BASE "[widgets]\n", 5, "unknown section [widgets]");
     expect_error(BASE "[router softmax]\nthis is not ini\n", 6, "not an INI line");
     expect_error(BASE "[model m2]\nfoo = 1\n", 6, "unknown key 'foo'");
@@ -125,6 +130,34 @@ START_TEST(missing_parts)
 }
 END_TEST
 
+/* DIR/config.ini (mr_runcfg_write) must read back as the same configuration: `merge`
+ * parses it. Names listed over several lines and a "path=" line at the reader's limit
+ * used to be written as lines longer than the reader accepts. */
+START_TEST(resolved_config_reads_back)
+{
+    static mr_run_config c, back;
+    char text[2048] = "[data]\npath=";
+    size_t n = strlen("path=");
+    memset(text + strlen(text), 'd', 198 - n); /* a line of exactly 198 characters */
+    strcat(text, "\n[model m]\npath = m.h5\n[router softmax]\n[corruptions]\n");
+    for (int line = 0; line < 3; line++)
+        strcat(text, "names = gaussian_noise shot_noise impulse_noise speckle_noise gaussian_blur"
+                     " glass_blur defocus_blur motion_blur\n");
+    ck_assert_int_eq(load_text(&c, text), MR_OK);
+    ck_assert_int_eq(c.n_corr_names, 24);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&out, &len);
+    mr_runcfg_write(&c, fp);
+    fclose(fp);
+    ck_assert_msg(load_text(&back, out) == MR_OK, "%s\n%s", mr_error_message(), out);
+    ck_assert_int_eq(back.n_corr_names, 24);
+    ck_assert_str_eq(back.data, c.data);
+    ck_assert(mr_runcfg_hash(&back) == mr_runcfg_hash(&c));
+    free(out);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("runcfg");
@@ -133,6 +166,7 @@ int main(void)
     tcase_add_test(tc, defaults);
     tcase_add_test(tc, errors_name_the_line);
     tcase_add_test(tc, missing_parts);
+    tcase_add_test(tc, resolved_config_reads_back);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }

@@ -56,6 +56,17 @@ def replace_dataset(path, fn):
     return edit
 
 
+def unwritten(path):
+    """Replace dataset `path` by one of the same shape and dtype that is declared
+    (chunked) but never written: it would read back as fill values (zeros)."""
+    def edit(f):
+        old = f[path]
+        shape, dtype = old.shape, old.dtype
+        del f[path]
+        f.create_dataset(path, shape=shape, dtype=dtype, chunks=shape)
+    return edit
+
+
 def poke(path, index, value):
     def edit(f):
         f[path][index] = value
@@ -83,6 +94,8 @@ CASES = [
      "/layers/0/attn_qkv_w", "/layers/0/attn_qkv_w stored as float64"),
     ("wrong-dtype-int.h5", C, replace_dataset("head/b", lambda a: np.zeros(a.shape, np.int32)),
      "/head/b", "/head/b stored as int32"),
+    ("unwritten-weight.h5", C, unwritten("layers/1/moe/w1"),
+     "/layers/1/moe/w1", "/layers/1/moe/w1 declared but never written (reads as zeros)"),
     ("nan-weight.h5", C, poke("layers/0/attn_out_w", (3, 5), np.nan),
      "/layers/0/attn_out_w", "one NaN in /layers/0/attn_out_w"),
     ("inf-weight.h5", C, poke("head/w", (2, 7), -np.inf),

@@ -1,0 +1,466 @@
+#!/usr/bin/python3
+"""Generate malformed evaluation data and run configs for the CLI's error tests.
+
+    /usr/bin/python3 tools/make_bad_inputs.py [--out tests/bad]
+
+Writes OUT/data/ (HDF5 and IDX data files), OUT/configs/ (INI configs of
+`moe-robust run`) and the manifest OUT/inputs.tsv that tests/cli_bad_inputs.sh
+replays through the real binary. Each file has exactly ONE defect on top of a
+valid input built from the tiny fixtures in tests/fixtures/ (tiny-classify.h5:
+8x8x1 images, 3 classes, 4 experts; tiny-lm.h5: vocabulary of 11, max_seq_len
+16), so the message the CLI prints can be checked for the offending path, key
+or value. Malformed *models* are made by tools/make_bad_models.py.
+
+inputs.tsv columns (tab-separated; "-" is an empty field):
+  command      eval: `moe-robust eval --data FILE ARGS`;
+               run:  `moe-robust run FILE --out DIR ARGS`
+  file         the data or config file; the message must name it
+  line         for configs: the line the message must name as FILE:LINE
+  must_mention substring the message must contain (path, key or value)
+  args         extra arguments, blank-separated (the model for eval cases)
+  defect       what is wrong, for people
+Every case must exit with status 2 and leave no output behind.
+"""
+
+import argparse
+import gzip
+import os
+import struct
+import sys
+
+import numpy as np
+import h5py
+
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TOOLS)
+FIX = "tests/fixtures"
+CLASSIFY = f"--model {FIX}/tiny-classify.h5"
+LM = f"--model {FIX}/tiny-lm.h5"
+
+
+def fixture(name, path):
+    with h5py.File(os.path.join(ROOT, FIX, name), "r") as f:
+        return f[path][()]
+
+
+# Four valid samples of each kind: every defect is applied to these.
+IMAGES = fixture("tiny-images.h5", "images")[:4]           # [4, 8, 8, 1] uint8
+LABELS = fixture("tiny-images.h5", "labels")[:4].astype(np.int32)
+TOKENS = fixture("tiny-tokens.h5", "tokens")[:3]           # [3, 13] int32, ids < 11
+
+
+# ---- data files ---------------------------------------------------------------
+def h5(**datasets):
+    """An HDF5 data file holding the given datasets: name -> array, or a tuple
+    (shape, dtype, written) for a chunked dataset that is only declared: a tiny
+    file whose shape claims any size. written=True stores its first element (one
+    small chunk); False stores nothing, so it would read back as fill values."""
+    def write(path):
+        with h5py.File(path, "w") as f:
+            for name, v in datasets.items():
+                if isinstance(v, tuple):
+                    shape, dtype, written = v
+                    d = f.create_dataset(name, shape=shape, dtype=dtype,
+                                         chunks=(1,) + tuple(min(s, 64) for s in shape[1:]))
+                    if written:
+                        d[(0,) * len(shape)] = 1  # one element: one chunk
+                else:
+                    f.create_dataset(name, data=v)
+    return write
+
+
+def with_value(a, index, value, dtype=None):
+    a = np.array(a, dtype=dtype or a.dtype)
+    a[index] = value
+    return a
+
+
+def raw_bytes(fn):
+    def write(path):
+        with open(path, "wb") as f:
+            f.write(fn())
+    return write
+
+
+def valid_h5_bytes():
+    with open(os.path.join(ROOT, FIX, "tiny-images.h5"), "rb") as f:
+        return f.read()
+
+
+def flip_bit(data, byte, bit=0):
+    b = bytearray(data)
+    b[byte] ^= 1 << bit
+    return bytes(b)
+
+
+def idx_bytes(array, magic_type=0x08):
+    a = np.ascontiguousarray(array, dtype=np.uint8)
+    head = struct.pack(">HBB", 0, magic_type, a.ndim) + struct.pack(">" + "I" * a.ndim, *a.shape)
+    return head + a.tobytes()
+
+
+def idx_header(dims):
+    return struct.pack(">HBB", 0, 0x08, len(dims)) + struct.pack(">" + "I" * len(dims), *dims)
+
+
+def gz(data):
+    return gzip.compress(data, mtime=0)
+
+
+def idx_pair(images=None, labels=None):
+    """An IDX images file and, unless labels is False, its labels file beside it
+    (both gzip). Arguments are raw file contents (bytes) or arrays."""
+    images = idx_bytes(IMAGES[..., 0]) if images is None else images
+    labels = idx_bytes(LABELS) if labels is None else labels
+
+    def write(path):
+        with open(path, "wb") as f:
+            f.write(gz(images) if isinstance(images, bytes) else gz(idx_bytes(images)))
+        if labels is not False:
+            lpath = path.replace("images-idx3-ubyte", "labels-idx1-ubyte")
+            with open(lpath, "wb") as f:
+                f.write(gz(labels) if isinstance(labels, bytes) else gz(idx_bytes(labels)))
+    return write
+
+
+def gz_damaged(fn):
+    """A valid IDX pair whose images .gz is damaged by fn(gzip bytes) -> bytes."""
+    def write(path):
+        idx_pair()(path)
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(fn(data))
+    return write
+
+
+IMG_BYTES = idx_bytes(IMAGES[..., 0])
+SIGNATURE_END = 8  # "\x89HDF\r\n\x1a\n"
+
+# (file, writer, must_mention, args, defect); the message must also name the file
+DATA = [
+    # HDF5 images
+    ("labels-out-of-range.h5", h5(images=IMAGES, labels=with_value(LABELS, 2, 3)),
+     "/labels[2] = 3", CLASSIFY, "label 3 with n_classes = 3"),
+    ("labels-negative.h5", h5(images=IMAGES, labels=with_value(LABELS, 1, -1)),
+     "/labels[1] = -1", CLASSIFY, "label -1"),
+    ("labels-huge.h5", h5(images=IMAGES, labels=with_value(LABELS, 0, 2 ** 40, np.int64)),
+     "outside the int32 range", CLASSIFY, "int64 label 2^40 (HDF5 would clamp it to 2^31-1)"),
+    ("labels-float.h5", h5(images=IMAGES, labels=LABELS.astype(np.float32)),
+     "/labels", CLASSIFY, "float32 labels"),
+    ("missing-labels.h5", h5(images=IMAGES),
+     "/labels", CLASSIFY, "/images without /labels"),
+    ("label-count-mismatch.h5", h5(images=IMAGES, labels=LABELS[:3]),
+     "/labels", CLASSIFY, "4 images, 3 labels"),
+    ("labels-2d.h5", h5(images=IMAGES, labels=LABELS.reshape(2, 2)),
+     "/labels", CLASSIFY, "labels [2, 2]"),
+    ("images-wrong-size.h5", h5(images=np.zeros((4, 10, 10, 1), np.uint8), labels=LABELS),
+     "10x10x1", CLASSIFY, "10x10 images for an 8x8 model"),
+    ("images-wrong-channels.h5", h5(images=np.repeat(IMAGES, 3, axis=3), labels=LABELS),
+     "8x8x3", CLASSIFY, "3 channels for a 1-channel model"),
+    ("images-float.h5", h5(images=IMAGES.astype(np.float32), labels=LABELS),
+     "/images", CLASSIFY, "float32 images"),
+    ("images-uint16.h5", h5(images=IMAGES.astype(np.uint16), labels=LABELS),
+     "/images", CLASSIFY, "uint16 images"),
+    ("images-rank-2.h5", h5(images=IMAGES.reshape(4, 64), labels=LABELS),
+     "/images", CLASSIFY, "images [4, 64]"),
+    ("images-empty.h5", h5(images=np.zeros((0, 8, 8, 1), np.uint8),
+                           labels=np.zeros(0, np.int32)),
+     "/images is empty", CLASSIFY, "0 images"),
+    ("images-huge-n.h5", h5(images=((2 ** 32, 1, 1, 1), np.uint8, True),
+                            labels=((2 ** 32,), np.int32, True)),
+     "implausible number of samples", CLASSIFY,
+     "2^32 1x1 images declared, one stored (allocation bait: 20 GB were filled)"),
+    ("images-huge-dims.h5", h5(images=((1, 2 ** 20, 2 ** 20, 1), np.uint8, True),
+                               labels=((1,), np.int32, True)),
+     "/images: too large", CLASSIFY, "one 2^20 x 2^20 image declared, one chunk stored"),
+    ("images-not-written.h5", h5(images=((4, 8, 8, 1), np.uint8, False), labels=LABELS),
+     "/images: declared but no data", CLASSIFY, "/images declared, never written (fill values)"),
+    ("labels-not-written.h5", h5(images=IMAGES, labels=((4,), np.int32, False)),
+     "/labels: declared but no data", CLASSIFY,
+     "/labels declared, never written (would read as all 0)"),
+    ("neither.h5", h5(pixels=IMAGES),
+     "neither /images nor /tokens", CLASSIFY, "no /images, no /tokens"),
+    ("tokens-for-classifier.h5", h5(tokens=TOKENS),
+     "token sequences", CLASSIFY, "token data given to an image classifier"),
+    # HDF5 tokens
+    ("tokens-ge-vocab.h5", h5(tokens=with_value(TOKENS, (1, 4), 11)),
+     "/tokens[1][4] = 11", LM, "token id 11 with vocab_size = 11"),
+    ("tokens-negative.h5", h5(tokens=with_value(TOKENS, (2, 0), -5)),
+     "/tokens[2][0] = -5", LM, "token id -5"),
+    ("tokens-1d.h5", h5(tokens=TOKENS[0]),
+     "/tokens", LM, "tokens [13]: no sample axis"),
+    ("tokens-one-column.h5", h5(tokens=TOKENS[:, :1]),
+     "/tokens", LM, "tokens [3, 1]: no next token to predict"),
+    ("tokens-float.h5", h5(tokens=TOKENS.astype(np.float32)),
+     "/tokens", LM, "float32 tokens"),
+    ("tokens-too-long.h5", h5(tokens=np.zeros((2, 18), np.int32)),
+     "max_seq_len = 16", LM, "sequences of 17 tokens, max_seq_len = 16"),
+    ("tokens-huge-n.h5", h5(tokens=((2 ** 31, 2), np.int32, True)),
+     "implausible number of samples", LM,
+     "2^31 rows declared, one stored (the int sample count wrapped: crash)"),
+    ("images-for-lm.h5", h5(images=IMAGES, labels=LABELS),
+     "holds images", LM, "image data given to a language model"),
+    # damaged HDF5 files
+    ("empty.h5", raw_bytes(lambda: b""), "empty.h5", CLASSIFY, "0 bytes"),
+    ("truncated.h5", raw_bytes(lambda: valid_h5_bytes()[:2048]),
+     "truncated.h5", CLASSIFY, "first 2048 bytes of tiny-images.h5"),
+    ("bit-flipped-signature.h5", raw_bytes(lambda: flip_bit(valid_h5_bytes(), 3)),
+     "bit-flipped-signature.h5", CLASSIFY, "one bit flipped in the HDF5 signature"),
+    ("not-hdf5.h5", raw_bytes(lambda: b"label,pixels\n1,0 0 0\n"),
+     "not-hdf5.h5", CLASSIFY, "a CSV file named .h5"),
+    # IDX (file name *images-idx3-ubyte*, labels file beside it)
+    ("magic-images-idx3-ubyte.gz", idx_pair(images=idx_bytes(IMAGES[..., 0], 0x09)),
+     "magic", CLASSIFY, "type byte 0x09 (int8) instead of 0x08"),
+    ("ndims-images-idx3-ubyte.gz", idx_pair(images=idx_bytes(IMAGES[..., 0].reshape(4, 64))),
+     "magic", CLASSIFY, "an idx2 file named idx3"),
+    ("lmagic-images-idx3-ubyte.gz", idx_pair(labels=IMG_BYTES),
+     "lmagic-labels-idx1-ubyte.gz", CLASSIFY, "labels file holding images"),
+    ("trunc-images-idx3-ubyte.gz", idx_pair(images=IMG_BYTES[:100]),
+     "truncated", CLASSIFY, "images stop after 100 of 272 bytes"),
+    ("header-images-idx3-ubyte.gz", idx_pair(images=IMG_BYTES[:6]),
+     "truncated", CLASSIFY, "header stops after 6 bytes"),
+    ("ltrunc-images-idx3-ubyte.gz", idx_pair(labels=idx_bytes(LABELS)[:10]),
+     "ltrunc-labels-idx1-ubyte.gz", CLASSIFY, "labels stop after 2 of 4"),
+    ("gzcut-images-idx3-ubyte.gz", gz_damaged(lambda b: b[: len(b) // 2]),
+     "gzcut-images-idx3-ubyte.gz", CLASSIFY, "gzip stream cut in half"),
+    ("gzflip-images-idx3-ubyte.gz", gz_damaged(lambda b: flip_bit(b, len(b) - 6)),
+     "gzflip-images-idx3-ubyte.gz", CLASSIFY, "one bit flipped in the gzip CRC"),
+    ("gzempty-images-idx3-ubyte.gz", idx_pair(images=b"", labels=None),
+     "gzempty-images-idx3-ubyte.gz", CLASSIFY, "empty gzip stream"),
+    ("nolabels-images-idx3-ubyte.gz", idx_pair(labels=False),
+     "nolabels-labels-idx1-ubyte.gz", CLASSIFY, "no labels file beside the images"),
+    ("count-images-idx3-ubyte.gz", idx_pair(labels=idx_bytes(LABELS[:3])),
+     "3 labels", CLASSIFY, "4 images, 3 labels"),
+    ("label-range-images-idx3-ubyte.gz", idx_pair(labels=idx_bytes(with_value(LABELS, 3, 200))),
+     "= 200", CLASSIFY, "label 200 with n_classes = 3"),
+    ("size-images-idx3-ubyte.gz", idx_pair(images=np.zeros((4, 9, 9), np.uint8)),
+     "9x9x1", CLASSIFY, "9x9 images for an 8x8 model"),
+    ("huge-n-images-idx3-ubyte.gz", idx_pair(images=idx_header([0xFFFFFFFF, 8, 8])),
+     "implausible", CLASSIFY, "2^32-1 images declared"),
+    ("huge-dims-images-idx3-ubyte.gz", idx_pair(images=idx_header([100000000, 8192, 8192])),
+     "too large", CLASSIFY,
+     "1e8 images of 8192 x 8192 declared (6.7e15 bytes: allocation bait)"),
+    ("zero-images-idx3-ubyte.gz", idx_pair(images=idx_header([0, 8, 8]), labels=idx_header([0])),
+     "implausible", CLASSIFY, "0 images"),
+    ("raw-magic-images-idx3-ubyte", None,  # written below: raw (not gzip) IDX
+     "magic", CLASSIFY, "uncompressed IDX with a wrong magic"),
+    ("data-idx3-ubyte.gz", raw_bytes(lambda: gz(IMG_BYTES)),
+     "images-idx3-ubyte", CLASSIFY, "IDX file not named *images-idx3-ubyte*"),
+    # eval options that do not fit the data
+    ("text-corruption-on-images.h5", h5(images=IMAGES, labels=LABELS),
+     "char_swap", CLASSIFY + " --corruption char_swap:2",
+     "a text corruption on image data (the file itself is valid)"),
+    ("image-corruption-on-tokens.h5", h5(tokens=TOKENS),
+     "shot_noise", LM + " --corruption shot_noise:1",
+     "an image corruption on token data (the file itself is valid)"),
+]
+
+
+def write_raw_idx(path):
+    with open(path, "wb") as f:
+        f.write(idx_bytes(IMAGES[..., 0], 0x0D))
+    with open(path.replace("images-idx3-ubyte", "labels-idx1-ubyte"), "wb") as f:
+        f.write(idx_bytes(LABELS))
+
+
+# ---- configs ------------------------------------------------------------------
+BASE = """\
+# generated by tools/make_bad_inputs.py: a valid grid with one defect
+[run]
+seed = 1
+bootstrap = 0
+limit = 4
+
+[data]
+path = tests/fixtures/tiny-images.h5
+
+[model tiny]
+path = tests/fixtures/tiny-classify.h5
+
+[router softmax]
+top_k = 1,2
+
+[corruptions]
+names = shot_noise
+severities = 1-2
+"""
+
+
+def sub(old, new):
+    assert old in BASE, old
+    return BASE.replace(old, new, 1)
+
+
+def after(anchor, text):
+    return sub(anchor, anchor + text)
+
+
+# (file, config text, line marker or None, must_mention, defect). The marker is a
+# substring of the line the message must name (FILE:LINE); None: no line applies.
+CONFIGS = [
+    ("unknown-section.ini", after("limit = 4\n", "\n[runs]\nthreads = 2\n"), "[runs]",
+     "[runs]", "section [runs]"),
+    ("unknown-key.ini", sub("seed = 1", "seeed = 1"), "seeed", "seeed", "key seeed in [run]"),
+    ("unknown-key-data.ini", after("[data]\n", "file = x.h5\n"), "file =", "file",
+     "key file in [data]"),
+    ("unknown-key-model.ini", after("[model tiny]\n", "weights = x.h5\n"), "weights",
+     "weights", "key weights in [model tiny]"),
+    ("unknown-key-corruptions.ini", after("severities = 1-2\n", "seed = 3\n"), "seed = 3",
+     "seed", "key seed in [corruptions]"),
+    ("bad-number.ini", sub("bootstrap = 0", "bootstrap = many"), "bootstrap",
+     "bootstrap = many", "bootstrap = many"),
+    ("bad-number-suffix.ini", sub("seed = 1", "seed = 12abc"), "seed", "seed = 12abc",
+     "seed = 12abc"),
+    ("bad-number-overflow.ini", sub("seed = 1", "seed = 99999999999999999999999"), "seed",
+     "seed = 99999999999999999999999", "seed beyond long"),
+    ("seed-negative.ini", sub("seed = 1", "seed = -1"), "seed", "seed = -1", "seed = -1"),
+    ("bootstrap-float.ini", sub("bootstrap = 0", "bootstrap = 1e3"), "bootstrap",
+     "bootstrap = 1e3", "bootstrap = 1e3"),
+    ("batch-zero.ini", after("limit = 4\n", "batch = 0\n"), "batch", "batch = 0", "batch = 0"),
+    ("limit-negative.ini", sub("limit = 4", "limit = -4"), "limit", "limit = -4", "limit = -4"),
+    ("level-out-of-range.ini", after("limit = 4\n", "level = 1.5\n"), "level", "level = 1.5",
+     "level = 1.5"),
+    ("level-nan.ini", after("limit = 4\n", "level = nan\n"), "level", "level = nan",
+     "level = nan"),
+    ("level-empty.ini", after("limit = 4\n", "level =\n"), "level", "level", "level ="),
+    ("formats-unknown.ini", after("limit = 4\n", "formats = h5 xml\n"), "formats", "xml",
+     "formats = h5 xml"),
+    ("reference-unknown.ini", after("limit = 4\n", "reference = sim\n"), None,
+     "reference = sim", "reference names no router"),
+    ("k-gt-experts.ini", sub("top_k = 1,2", "top_k = 1,9"), "top_k", "top_k = 9",
+     "k = 9 > 4 experts"),
+    ("k-zero.ini", sub("top_k = 1,2", "top_k = 0"), "top_k", "'0'", "k = 0"),
+    ("k-range-reversed.ini", sub("top_k = 1,2", "top_k = 4-2"), "top_k", "'4-2'",
+     "k range 4-2"),
+    ("k-too-many.ini", sub("top_k = 1,2", "top_k = 1-40"), "top_k", "more than 16",
+     "k = 1..40: more values than a router holds"),
+    ("k-not-a-number.ini", sub("top_k = 1,2", "top_k = two"), "top_k", "'two'", "k = two"),
+    ("severity-6.ini", sub("severities = 1-2", "severities = 6"), "severities", "'6'",
+     "severity 6"),
+    ("severity-0.ini", sub("severities = 1-2", "severities = 0-3"), "severities", "'0-3'",
+     "severity range 0-3"),
+    ("severity-reversed.ini", sub("severities = 1-2", "severities = 4-2"), "severities",
+     "'4-2'", "severity range 4-2"),
+    ("severity-word.ini", sub("severities = 1-2", "severities = high"), "severities",
+     "'high'", "severities = high"),
+    ("unknown-corruption.ini", sub("names = shot_noise", "names = shot_noize"), "names",
+     "shot_noize", "corruption shot_noize"),
+    ("text-corruption-on-images.ini", sub("names = shot_noise", "names = char_swap"), "names",
+     "char_swap", "text corruption on image data"),
+    ("text-group-on-images.ini", sub("names = shot_noise", "names = text"), "names",
+     "names = text", "the text group on image data"),
+    ("missing-data.ini", sub("tests/fixtures/tiny-images.h5", "tests/bad/configs/no-such-data.h5"),
+     "path = tests/bad/configs/no-such", "no-such-data.h5", "data file absent"),
+    ("missing-model.ini", sub("tests/fixtures/tiny-classify.h5",
+                              "tests/bad/configs/no-such-model.h5"),
+     "[model tiny]", "no-such-model.h5", "model file absent"),
+    ("missing-checkpoint.ini",
+     after("path = tests/fixtures/tiny-classify.h5\n",
+           "checkpoint = tests/fixtures/tiny-classify.h5\n"
+           "checkpoint = tests/bad/configs/no-such-ckpt.h5\n"),
+     "[model tiny]", "no-such-ckpt.h5", "checkpoint file absent"),
+    ("incompatible-checkpoint.ini",
+     after("path = tests/fixtures/tiny-classify.h5\n",
+           "checkpoint = tests/fixtures/tiny-classify.h5\n"
+           "checkpoint = tests/fixtures/tiny-classify-rgb.h5\n"),
+     "[model tiny]", "cannot be compared", "checkpoint of another architecture"),
+    ("malformed-model.ini", sub("tests/fixtures/tiny-classify.h5", "tests/bad/nan-weight.h5"),
+     "[model tiny]", "/layers/0/attn_out_w", "model with a NaN weight"),
+    ("data-model-mismatch.ini", sub("tests/fixtures/tiny-images.h5", "tests/fixtures/tiny-tokens.h5")
+     .replace("names = shot_noise\n", ""), "[model tiny]", "token sequences",
+     "token data with an image classifier"),
+    ("malformed-data.ini", sub("tests/fixtures/tiny-images.h5",
+                               "tests/bad/data/labels-out-of-range.h5"),
+     "[model tiny]", "/labels[2] = 3",
+     "data with a label out of range for the model (found when data meets model)"),
+    ("unknown-router-type.ini", after("[router softmax]\n", "type = softmaxx\n"), "type",
+     "softmaxx", "router type softmaxx"),
+    ("unknown-router-name.ini", sub("[router softmax]", "[router fancy]"), "[router fancy]",
+     "fancy", "router section named after no type, and no type ="),
+    ("router-option-unknown.ini", after("[router softmax]\n", "tau = 2\n"), "[router softmax]",
+     "tau", "option tau on the softmax router, which has none"),
+    ("router-option-bad-value.ini",
+     after("[router softmax]\n", "type = similarity\ntau = warm\n"), "[router softmax]",
+     "tau=warm", "similarity tau = warm"),
+    ("router-corruptions-maybe.ini", after("[router softmax]\n", "corruptions = maybe\n"),
+     "corruptions = maybe", "corruptions = maybe", "corruptions = maybe"),
+    ("duplicate-model.ini", after("path = tests/fixtures/tiny-classify.h5\n",
+                                  "\n[model tiny]\npath = tests/fixtures/tiny-classify.h5\n"),
+     "[model tiny]\npath = tests/fixtures/tiny-classify.h5\n\n[router", "[model tiny]",
+     "[model tiny] twice"),
+    ("duplicate-router.ini", after("top_k = 1,2\n", "\n[router softmax]\n"),
+     "[router softmax]\n\n[corruptions]", "[router softmax]", "[router softmax] twice"),
+    ("duplicate-run.ini", after("path = tests/fixtures/tiny-images.h5\n",
+                                "\n[run]\nseed = 2\n"),
+     "[run]\nseed = 2", "[run] appears twice", "[run] twice (the second would silently override)"),
+    ("duplicate-data.ini", after("severities = 1-2\n",
+                                 "\n[data]\npath = tests/fixtures/tiny-tokens.h5\n"),
+     "[data]\npath = tests/fixtures/tiny-tokens", "[data] appears twice", "[data] twice"),
+    ("bad-model-name.ini", sub("[model tiny]", "[model a/b]"), "[model a/b]", "[model a/b]",
+     "model name with a slash"),
+    ("model-without-path.ini", sub("path = tests/fixtures/tiny-classify.h5\n", ""),
+     "[model tiny]", "has no path", "[model tiny] without path"),
+    ("no-model.ini", sub("[model tiny]\npath = tests/fixtures/tiny-classify.h5\n", ""), None,
+     "[model NAME]", "no model section"),
+    ("no-router.ini", sub("[router softmax]\ntop_k = 1,2\n", ""), None, "[router NAME]",
+     "no router section"),
+    ("no-data.ini", sub("[data]\npath = tests/fixtures/tiny-images.h5\n", ""), None,
+     "[data] path", "no data section"),
+    ("empty.ini", "", None, "[data] path", "an empty file"),
+    ("line-too-long.ini", after("[run]\n", "# " + "x" * 400 + "\n"), "# xxx", "longer than",
+     "a 402-character comment line"),
+    ("non-ini-line.ini", after("limit = 4\n", "this line has no equals sign\n"),
+     "this line", "not an INI line", "a line that is neither [section] nor key = value"),
+    ("unclosed-section.ini", sub("[corruptions]", "[corruptions"), "[corruptions",
+     "not an INI line", "section header without ]"),
+    ("key-before-section.ini", "seed = 1\n" + BASE, "seed = 1\n#", "seed = 1 comes before",
+     "a key before any section"),
+    ("binary.ini", "\x00\x01\x02[run]\x7f\n", None, "binary.ini", "binary garbage"),
+    ("not-a-config.ini", None, None, "not-a-config.ini", "no such config file"),
+]
+
+
+def config_line(text, marker):
+    if marker is None:
+        return "-"
+    pos = text.index(marker)
+    return str(text.count("\n", 0, pos) + 1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join(ROOT, "tests", "bad"))
+    args = ap.parse_args()
+    data_dir = os.path.join(args.out, "data")
+    cfg_dir = os.path.join(args.out, "configs")
+    os.makedirs(data_dir, exist_ok=True)
+    os.makedirs(cfg_dir, exist_ok=True)
+    rel_data = os.path.relpath(data_dir, ROOT)
+    rel_cfg = os.path.relpath(cfg_dir, ROOT)
+    rows = []
+    for name, write, mention, extra, defect in DATA:
+        path = os.path.join(data_dir, name)
+        (write or write_raw_idx)(path)
+        rows.append(("eval", f"{rel_data}/{name}", "-", mention, extra, defect))
+    for name, text, marker, mention, defect in CONFIGS:
+        path = os.path.join(cfg_dir, name)
+        if text is None:  # the case is the file's absence
+            if os.path.exists(path):
+                os.remove(path)
+        else:
+            with open(path, "w", encoding="latin-1", newline="") as f:
+                f.write(text)
+        line = "-" if text is None else config_line(text, marker)
+        rows.append(("run", f"{rel_cfg}/{name}", line, mention, "--quiet", defect))
+    with open(os.path.join(args.out, "inputs.tsv"), "w") as f:
+        f.write("command\tfile\tline\tmust_mention\targs\tdefect\n")
+        for r in rows:
+            assert all(r) and not any("\t" in x or "\n" in x for x in r), r
+            f.write("\t".join(r) + "\n")
+    print(f"{len(DATA)} data files in {data_dir}, {len(CONFIGS)} configs in {cfg_dir}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
