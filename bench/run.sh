@@ -1,0 +1,222 @@
+#!/bin/sh
+# bench/run.sh — throughput of the C engine vs PyTorch eager (tools/moe_model.py), one table
+# (docs/performance.md).
+#
+#   bench/run.sh [BUILD_DIR]            (default build/; about 6 minutes on the 2-core VM)
+#
+# For three models — the shipped Fashion-MNIST ViT (full 10k test set), the shipped char-LM
+# (models/kjv-char-test.h5, 3232 windows of 128) and a random-weight papers-size LM
+# (tools/make_random_model.py: d 352, 4 MoE blocks x 16 experts, top-2, context 512; 16
+# random sequences, the C bench's --random-tokens stream on both sides) — and the routers
+# softmax, similarity, attention and ac, runs bench/moe-robust-bench and tools/bench_torch.py
+# with the same threads and micro-batch, and prints samples/s, tokens/s, the C/PyTorch
+# ratio, the peak RSS of each process (/usr/bin/time -v for C, getrusage in bench_torch.py),
+# the expert-GEMM GFLOP/s and their share of a plain sgemm of the same size (moe-robust-bench),
+# each router's overhead over softmax, and PASS/MISS for the targets of issue 8.
+#
+# PyTorch runs on the first TORCH_FMNIST_N / TORCH_KJV_N samples only (throughput does not
+# depend on how many: every micro-batch is the same work); the table says how many.
+# The papers-size model uses micro-batches of 8 so that 16 sequences keep both C threads busy.
+#
+# Environment (defaults): THREADS (2), C_REPS (3: best of), TORCH_REPS (1), TORCH_FMNIST_N
+# (2000), TORCH_KJV_N (400), PAPERS_MODEL (/tmp/moe-robust-papers.h5, made if absent),
+# OUT (/tmp/moe-robust-bench: every run's raw output), C_LIMIT (all; e.g. 64 for a quick smoke
+# run of the script itself), TRIES (3), CONTENTION_MAX (0.2).
+#
+# The VM is shared: while a run goes, other processes may take CPU. Each run measures how many
+# cores OTHER processes used meanwhile (/proc/stat minus its own CPU time) and is repeated, up
+# to TRIES times, until that stays <= CONTENTION_MAX cores; the fastest attempt is kept and
+# its contention printed (columns "oth"), so a disturbed number is visible as such.
+set -eu
+cd "$(dirname "$0")/.."
+build=${1:-build}
+bench=$build/bench/moe-robust-bench
+[ -x "$bench" ] || { echo "bench/run.sh: build first (cmake --build $build)" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "bench/run.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
+THREADS=${THREADS:-2}
+C_REPS=${C_REPS:-3}
+TORCH_REPS=${TORCH_REPS:-1}
+TORCH_FMNIST_N=${TORCH_FMNIST_N:-2000}
+TORCH_KJV_N=${TORCH_KJV_N:-400}
+PAPERS_MODEL=${PAPERS_MODEL:-/tmp/moe-robust-papers.h5}
+C_LIMIT=${C_LIMIT:-0}
+TRIES=${TRIES:-3}
+CONTENTION_MAX=${CONTENTION_MAX:-0.2}
+OUT=${OUT:-/tmp/moe-robust-bench}
+PY=/usr/bin/python3
+FMNIST_DATA=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+ROUTERS="softmax similarity attention ac"
+mkdir -p "$OUT"
+rm -f "$OUT"/*.out "$OUT"/*.time "$OUT"/*.others "$OUT"/*.try
+[ -f "$PAPERS_MODEL" ] || $PY tools/make_random_model.py "$PAPERS_MODEL" >&2
+
+HZ=$(getconf CLK_TCK)
+# CPU time used by every process on the machine so far, in clock ticks (user + nice +
+# system + irq + softirq + steal of the "cpu" line of /proc/stat)
+cpu_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+
+# attempt NAME CMD...: one run under /usr/bin/time -v into $OUT/NAME.{out,time}.try; sets
+# $sps (its samples/s) and $others: the cores that OTHER processes used meanwhile (the
+# machine is shared; a benchmark that lost a core to someone else's job is not a result)
+attempt() {
+    name=$1
+    shift
+    b0=$(cpu_busy)
+    /usr/bin/time -v "$@" > "$OUT/$name.out.try" 2> "$OUT/$name.time.try"
+    b1=$(cpu_busy)
+    others=$(awk -v b=$((b1 - b0)) -v hz="$HZ" '
+        /User time \(seconds\)/ { u = $NF }
+        /System time \(seconds\)/ { s = $NF }
+        /Elapsed \(wall clock\)/ { n = split($NF, t, ":")
+                                    w = n == 3 ? t[1] * 3600 + t[2] * 60 + t[3] : t[1] * 60 + t[2] }
+        END { o = (b / hz - u - s) / w; printf "%.2f", o < 0 ? 0 : o }' "$OUT/$name.time.try")
+    sps=$(sed -n 's/^RESULT samples_per_s=\([0-9.]*\).*/\1/p' "$OUT/$name.out.try")
+}
+
+# measure NAME CMD...: up to TRIES attempts, until one ran with other processes using at most
+# CONTENTION_MAX cores; keeps the fastest as $OUT/NAME.{out,time} and its contention in NAME.others
+measure() {
+    name=$1
+    shift
+    best=-1 try=1
+    while :; do
+        attempt "$name" "$@"
+        if [ "$(awk -v a="$sps" -v b="$best" 'BEGIN { print (a > b) }')" = 1 ]; then
+            best=$sps
+            mv "$OUT/$name.out.try" "$OUT/$name.out"
+            mv "$OUT/$name.time.try" "$OUT/$name.time"
+            echo "$others" > "$OUT/$name.others"
+        fi
+        calm=$(awk -v o="$others" -v m="$CONTENTION_MAX" 'BEGIN { print (o <= m) }')
+        [ "$calm" = 1 ] || [ "$try" -ge "$TRIES" ] && break
+        echo "bench/run.sh:   $name: other processes used $others cores, again" >&2
+        try=$((try + 1))
+    done
+    rm -f "$OUT/$name.out.try" "$OUT/$name.time.try"
+}
+
+# run LABEL ROUTER BATCH C_ARGS -- TORCH_ARGS
+run() {
+    label=$1 router=$2 batch=$3
+    shift 3
+    c_args="" t_args="" side=c
+    for a in "$@"; do
+        if [ "$a" = "--" ]; then side=t; continue; fi
+        if [ $side = c ]; then c_args="$c_args $a"; else t_args="$t_args $a"; fi
+    done
+    [ "$C_LIMIT" -gt 0 ] && c_args="$c_args --limit $C_LIMIT"
+    echo "bench/run.sh: $label $router" >&2
+    # shellcheck disable=SC2086  # the argument lists are split on purpose
+    measure "c-$label-$router" "$bench" $c_args --router "$router" --threads "$THREADS" \
+        --batch "$batch" --reps "$C_REPS"
+    # shellcheck disable=SC2086
+    measure "t-$label-$router" $PY tools/bench_torch.py $t_args --router "$router" \
+        --threads "$THREADS" --batch "$batch" --reps "$TORCH_REPS"
+}
+
+start=$(date +%s)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+for r in $ROUTERS; do
+    run fmnist "$r" 16 --model models/fmnist-vit-moe-softmax.h5 --data $FMNIST_DATA \
+        -- --model models/fmnist-vit-moe-softmax.h5 --data $FMNIST_DATA --limit "$TORCH_FMNIST_N"
+done
+for r in $ROUTERS; do
+    run kjv "$r" 16 --model models/kjv-char-moe-softmax.h5 --data models/kjv-char-test.h5 \
+        -- --model models/kjv-char-moe-softmax.h5 --data models/kjv-char-test.h5 --limit "$TORCH_KJV_N"
+done
+for r in $ROUTERS; do
+    run papers "$r" 8 --model "$PAPERS_MODEL" --random-tokens 16 \
+        -- --model "$PAPERS_MODEL" --random-tokens 16
+done
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+
+OUT="$OUT" ROUTERS="$ROUTERS" THREADS="$THREADS" SECONDS_TOTAL=$(( $(date +%s) - start )) \
+LOAD0="$load0" LOAD1="$load1" $PY - <<'EOF'
+import os, re
+
+out, routers = os.environ["OUT"], os.environ["ROUTERS"].split()
+models = [("fmnist", "Fashion-MNIST ViT (demo)"), ("kjv", "KJV char-LM (demo)"),
+          ("papers", "papers-size LM (random)")]
+
+
+def result(path):
+    kv, n = {}, None
+    with open(path) as f:
+        for line in f:
+            if line.startswith("RESULT"):
+                kv = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.eE+-]+)", line)}
+            m = re.match(r"samples\s+(\d+) x", line)
+            if m:
+                n = int(m.group(1))
+    kv["n"] = n
+    return kv
+
+
+def others(path):
+    with open(path) as f:
+        return float(f.read())
+
+
+def c_rss(path):
+    with open(path) as f:
+        for line in f:
+            if "Maximum resident set size" in line:
+                return int(line.split(":")[1])
+    return 0
+
+
+rows = {}
+for m, _ in models:
+    for r in routers:
+        c, t = result(f"{out}/c-{m}-{r}.out"), result(f"{out}/t-{m}-{r}.out")
+        c["rss_kib"] = c_rss(f"{out}/c-{m}-{r}.time")
+        c["others"] = others(f"{out}/c-{m}-{r}.others")
+        t["others"] = others(f"{out}/t-{m}-{r}.others")
+        rows[m, r] = c, t
+
+hdr = (f"{'model':26} {'router':10} {'C samp/s':>9} {'C tok/s':>9} {'PT samp/s':>9} "
+       f"{'PT tok/s':>9} {'PT n':>5} {'C/PT':>6} {'C RSS':>7} {'PT RSS':>7} "
+       f"{'GEMM GF/s':>9} {'%sgemm':>6} {'C ovh%':>6} {'PT ovh%':>7} {'C oth':>5} {'PT oth':>6}")
+print(f"threads {os.environ['THREADS']}; RSS in MiB; ovh = time over the same model's softmax "
+      f"row; oth = cores used by other processes during the run; load average before "
+      f"{os.environ['LOAD0']}, after {os.environ['LOAD1']}; {os.environ['SECONDS_TOTAL']} s")
+print(hdr)
+print("-" * len(hdr))
+for m, name in models:
+    cs, ts = rows[m, "softmax"]
+    for r in routers:
+        c, t = rows[m, r]
+        ratio = c["samples_per_s"] / t["samples_per_s"]
+        print(f"{name:26} {r:10} {c['samples_per_s']:9.1f} {c['tokens_per_s']:9.0f} "
+              f"{t['samples_per_s']:9.1f} {t['tokens_per_s']:9.0f} {t['n']:5d} {ratio:6.2f} "
+              f"{c['rss_kib'] / 1024:7.0f} {t['rss_kib'] / 1024:7.0f} "
+              f"{c['gemm_gflops']:9.1f} {100 * c['gemm_gflops'] / c['sgemm_gflops']:6.0f} "
+              f"{100 * (cs['samples_per_s'] / c['samples_per_s'] - 1):6.1f} "
+              f"{100 * (ts['samples_per_s'] / t['samples_per_s'] - 1):7.1f} "
+              f"{c['others']:5.2f} {t['others']:6.2f}")
+
+
+def verdict(ok):
+    return "PASS" if ok else "MISS"
+
+
+print()
+print("targets (issue 8):")
+for m in ("fmnist", "kjv"):
+    ratios = [rows[m, r][0]["samples_per_s"] / rows[m, r][1]["samples_per_s"] for r in routers]
+    print(f"  {verdict(min(ratios) >= 5)}  >= 5x PyTorch eager on {m}: "
+          f"{min(ratios):.2f}x .. {max(ratios):.2f}x over the {len(routers)} routers")
+ratios = [rows["papers", r][0]["samples_per_s"] / rows["papers", r][1]["samples_per_s"]
+          for r in routers]
+print(f"  {verdict(min(ratios) >= 1.5)}  >= 1.5x PyTorch eager on the papers-size stack: "
+      f"{min(ratios):.2f}x .. {max(ratios):.2f}x")
+c = rows["papers", "softmax"][0]
+share = c["gemm_gflops"] / c["sgemm_gflops"]
+print(f"  {verdict(share >= 0.5)}  expert GEMMs >= 50 % of sgemm at papers size: "
+      f"{100 * share:.0f} % ({c['gemm_gflops']:.1f} of {c['sgemm_gflops']:.1f} GFLOP/s, "
+      f"plain sgemm of the same size, same threads)")
+for m in ("fmnist", "kjv"):
+    ovh = rows[m, "softmax"][0]["samples_per_s"] / rows[m, "attention"][0]["samples_per_s"] - 1
+    print(f"  {verdict(ovh < 0.3)}  attention router < 30 % over softmax on {m} (C): "
+          f"{100 * ovh:.1f} %")
+EOF

@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""PyTorch eager throughput of tools/moe_model.py, the counterpart of
+bench/mr_bench.c (moe-robust-bench) for bench/run.sh and docs/performance.md.
+
+    /usr/bin/python3 tools/bench_torch.py --model M.h5 (--data D | --random-tokens N)
+        [--router R] [--router-opt K=V ...] [--threads T] [--batch B] [--limit N]
+        [--reps R]
+
+Same work as the C bench: forward passes only, float32, micro-batches of B
+samples (default 16, as moe-robust-bench), the same samples (`--random-tokens
+N` draws the C bench's tokens: GSL mt19937 stream (0, "bench/tokens", 0),
+gsl_rng_uniform_int), under torch.inference_mode with torch.set_num_threads(T)
+(default 2; torch defaults to 1 thread on this machine, see
+shared/research/machine.md).  The C bench spreads micro-batches over T
+OpenMP threads with single-threaded BLAS; torch parallelizes inside each
+operator instead, which is how PyTorch eager is used.
+
+Times one warm-up micro-batch, then R full passes (default 1; eager PyTorch
+has no compilation to amortize, so a long warm-up adds nothing), and prints
+the best pass and a last line
+    RESULT samples_per_s=... tokens_per_s=... rss_kib=...
+with the peak RSS of this process (getrusage ru_maxrss: model, data and
+activations, plus the Python/torch runtime itself).
+"""
+
+import argparse
+import os
+import resource
+import sys
+import time
+
+
+def _early_threads():
+    """OpenMP reads OMP_NUM_THREADS when torch is imported: set it first so the
+    pool matches --threads (as tools/train.py does)."""
+    for i, a in enumerate(sys.argv):
+        if a == "--threads" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return "2"
+
+
+os.environ["OMP_NUM_THREADS"] = _early_threads()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, TOOLS)
+from h5export import load_model  # noqa: E402
+from data import load_eval_data  # noqa: E402
+from moe_model import set_router, gsl_mt19937_uint32, mr_rng_key  # noqa: E402
+
+
+def c_bench_tokens(n, cols, vocab):
+    """The tokens of `moe-robust-bench --random-tokens n`: n*cols draws of
+    gsl_rng_uniform_int(r, vocab) from mr_rng_alloc(0, "bench/tokens", 0)."""
+    k = mr_rng_key(0, "bench/tokens", 0)
+    s = (k ^ (k >> 32)) & ((1 << 64) - 1)
+    scale = 0xFFFFFFFF // vocab  # GSL: range = max - min of mt19937
+    need = n * cols
+    m = need + need // 64 + 64  # draws k >= vocab are rejected (rare): a little extra
+    while True:
+        k_all = np.asarray(gsl_mt19937_uint32(s or 1, m), dtype=np.uint64) // scale
+        out = k_all[k_all < vocab]
+        if len(out) >= need:
+            break
+        m *= 2
+    return out[:need].astype(np.int64).reshape(n, cols)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data")
+    ap.add_argument("--random-tokens", type=int, default=0)
+    ap.add_argument("--router", default="softmax")
+    ap.add_argument("--router-opt", action="append", default=[], metavar="K=V")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--limit", type=int, default=0, help="only the first N samples")
+    ap.add_argument("--reps", type=int, default=1)
+    args = ap.parse_args()
+    if not args.data and args.random_tokens <= 0:
+        ap.error("--data or --random-tokens N is required")
+    torch.set_num_threads(args.threads)
+
+    model, attrs = load_model(args.model)
+    set_router(model, args.router, args.router_opt or None)
+    if args.data:
+        kind, x, _ = load_eval_data(args.data)
+        if args.limit:
+            x = x[:args.limit]
+    else:
+        if attrs["task"] != "lm":
+            sys.exit("bench_torch.py: --random-tokens needs an lm model")
+        kind = "tokens"
+        x = c_bench_tokens(args.random_tokens, attrs["max_seq_len"] + 1, attrs["vocab_size"])
+    if kind == "images":
+        inputs = torch.from_numpy(np.ascontiguousarray(x))
+        T = model.cfg.n_pos()
+    else:
+        inputs = torch.from_numpy(x[:, :-1].astype(np.int64))  # the model reads [:, :T]
+        T = inputs.shape[1]
+    n, B = len(inputs), args.batch
+
+    def one_pass(limit=None):
+        t0 = time.perf_counter()
+        for i in range(0, n if limit is None else min(n, limit), B):
+            model(inputs[i:i + B])
+        return time.perf_counter() - t0
+
+    with torch.inference_mode():
+        one_pass(B)  # warm-up: allocator, thread pool
+        best = min(one_pass() for _ in range(args.reps))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    sps, tps = n / best, n * T / best
+    print(f"model        {args.model}")
+    print(f"router       {args.router}{' ' + ','.join(args.router_opt) if args.router_opt else ''}"
+          f", torch {torch.__version__} eager, {torch.get_num_threads()} threads, batch {B}")
+    print(f"samples      {n} x {T} tokens")
+    print(f"time         {best:.3f} s (best of {args.reps})")
+    print(f"throughput   {sps:.1f} samples/s, {tps:.0f} tokens/s")
+    print(f"peak RSS     {rss} KiB")
+    print(f"RESULT samples_per_s={sps:.3f} tokens_per_s={tps:.1f} rss_kib={rss}")
+
+
+if __name__ == "__main__":
+    main()
