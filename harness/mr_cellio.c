@@ -46,27 +46,6 @@ static int put_cis(hid_t f, const char *name, const mr_ci *c, int n, size_t stri
     return st;
 }
 
-static void attr_s(hid_t f, const char *name, const char *v)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(v) + 1);
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, t, v);
-    H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(t);
-}
-
-static void attr_i(hid_t f, const char *name, long long v)
-{
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(f, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, H5T_NATIVE_LLONG, &v);
-    H5Aclose(a);
-    H5Sclose(sp);
-}
-
 static int write_pass(hid_t f, const mr_cell_meta *m, const mr_eval_pass *p)
 {
     int st = MR_OK, nm = m->n_moe, E = m->E;
@@ -125,21 +104,21 @@ int mr_cell_write(const char *path, const mr_cell_meta *m, const mr_eval_pass *p
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     MR_REQUIRE(f >= 0, MR_EIO, "%s: cannot create", tmp);
-    attr_s(f, "id", m->id);
-    attr_s(f, "model", m->model);
-    attr_s(f, "router", m->router);
-    attr_s(f, "router_type", m->router_type);
-    attr_i(f, "k", m->k);
-    attr_s(f, "kind", mr_cell_kind_name(m->kind));
-    attr_s(f, "corruption", m->corruption);
-    attr_i(f, "severity", m->severity);
-    attr_s(f, "checkpoints", m->checkpoints);
-    attr_s(f, "task", m->task == MR_TASK_LM ? "lm" : "classify");
-    attr_i(f, "n", m->n);
-    attr_i(f, "T", m->T);
-    attr_i(f, "n_moe", m->n_moe);
-    attr_i(f, "E", m->E);
-    attr_i(f, "config_hash", (long long)m->config_hash);
+    mr_h5_write_attr_string(f, "id", m->id);
+    mr_h5_write_attr_string(f, "model", m->model);
+    mr_h5_write_attr_string(f, "router", m->router);
+    mr_h5_write_attr_string(f, "router_type", m->router_type);
+    mr_h5_write_attr_int(f, "k", m->k);
+    mr_h5_write_attr_string(f, "kind", mr_cell_kind_name(m->kind));
+    mr_h5_write_attr_string(f, "corruption", m->corruption);
+    mr_h5_write_attr_int(f, "severity", m->severity);
+    mr_h5_write_attr_string(f, "checkpoints", m->checkpoints);
+    mr_h5_write_attr_string(f, "task", m->task == MR_TASK_LM ? "lm" : "classify");
+    mr_h5_write_attr_int(f, "n", m->n);
+    mr_h5_write_attr_int(f, "T", m->T);
+    mr_h5_write_attr_int(f, "n_moe", m->n_moe);
+    mr_h5_write_attr_int(f, "E", m->E);
+    mr_h5_write_attr_int(f, "config_hash", (long long)m->config_hash);
     double layers[64];
     for (int i = 0; i < m->n_moe; i++) layers[i] = m->layers[i];
     int st = put(f, "layers", layers, 1, (hsize_t)m->n_moe, 0);
