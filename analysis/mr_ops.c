@@ -3,6 +3,17 @@
 #include <gsl/gsl_cblas.h>
 #include <math.h>
 
+/* Elementwise kernels are compiled twice, for AVX2 and for the x86-64 baseline, and the
+ * loader picks one by CPU (GCC function multiversioning): the same C, wider vectors.
+ * -std=c11 keeps floating-point contraction off, so both clones round identically
+ * except for the order of the vectorized reductions (softmax sum; fixed per machine). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MR_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MR_VECTOR_CLONES
+#endif
+
+MR_VECTOR_CLONES
 void mr_layernorm_forward(float *out, const float *in, const float *w, const float *b,
                           int N, int C, float eps)
 {
@@ -62,6 +73,7 @@ static inline float erf_as(float x)
 
 float mr_erf(float x) { return erf_as(x); }
 
+MR_VECTOR_CLONES
 void mr_gelu_forward(float *x, size_t n)
 {
     const float inv_sqrt2 = 0.70710678118654752440f;
@@ -74,16 +86,29 @@ void mr_relu_forward(float *x, size_t n)
     for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-/* softmax of x[0..n-1], entries n..len-1 set to 0 (the causal mask) */
+/* glibc's libmvec provides vector versions of expf (_ZGV*_expf, at most 4 ulp, glibc
+ * manual "Known Maximum Errors in Math Functions"); glibc's <math.h> declares them only
+ * under -ffast-math, which this project does not use (it would defeat the NaN checks).
+ * Declaring the simd variant here lets the loop below call them: the scalar expf was a
+ * quarter of the Fashion-MNIST forward (perf, docs/performance.md). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+float expf(float) __attribute__((simd("notinbranch")));
+#endif
+
+/* softmax of x[0..n-1], entries n..len-1 set to 0 (the causal mask). Three loops with no
+ * dependency between iterations but the reductions, so each vectorizes; the reductions'
+ * order is fixed by the loop shape, so results do not depend on threads. */
+MR_VECTOR_CLONES
 static void softmax_prefix(float *x, int n, int len)
 {
     float mx = x[0];
+#pragma omp simd reduction(max : mx)
     for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+#pragma omp simd
+    for (int i = 0; i < n; i++) x[i] = expf(x[i] - mx);
     double sum = 0.0;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - mx);
-        sum += x[i];
-    }
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; i++) sum += x[i];
     float inv = (float)(1.0 / sum);
     for (int i = 0; i < n; i++) x[i] *= inv;
     for (int i = n; i < len; i++) x[i] = 0.0f;
