@@ -21,17 +21,21 @@ void mr_layernorm_forward(float *out, const float *in, const float *w, const flo
         const float *x = in + (size_t)n * C;
         float *y = out + (size_t)n * C;
         /* two-pass in double: exact enough that parity with PyTorch is limited by
-         * PyTorch's own float rounding, not ours */
+         * PyTorch's own float rounding, not ours. The sums are vector reductions (their
+         * order is fixed by the loop, not by threads). */
         double mean = 0.0;
+#pragma omp simd reduction(+ : mean)
         for (int i = 0; i < C; i++) mean += x[i];
         mean /= C;
         double var = 0.0;
+#pragma omp simd reduction(+ : var)
         for (int i = 0; i < C; i++) {
             double dx = x[i] - mean;
             var += dx * dx;
         }
         var /= C;
         double rstd = 1.0 / sqrt(var + (double)eps);
+#pragma omp simd
         for (int i = 0; i < C; i++) y[i] = (float)((x[i] - mean) * rstd) * w[i] + b[i];
     }
 }
@@ -45,6 +49,7 @@ void mr_linear_forward(float *out, const float *in, const float *weight, const f
     if (bias)
         for (int n = 0; n < N; n++) {
             float *o = out + (size_t)n * OC;
+#pragma omp simd
             for (int j = 0; j < OC; j++) o[j] += bias[j];
         }
 }
