@@ -21,12 +21,16 @@
 # Environment (defaults): THREADS (2), C_REPS (3: best of), TORCH_REPS (1), TORCH_FMNIST_N
 # (2000), TORCH_KJV_N (400), PAPERS_MODEL (/tmp/moe-robust-papers.h5, made if absent),
 # OUT (/tmp/moe-robust-bench: every run's raw output), C_LIMIT (all; e.g. 64 for a quick smoke
-# run of the script itself), TRIES (3), CONTENTION_MAX (0.2).
+# run of the script itself), TRIES (3), CONTENTION_MAX (0.2), KEEP (0; 1: keep the results
+# already in OUT and measure again only those that were disturbed, keeping the fastest), ONLY
+# (all; e.g. "fmnist/softmax kjv/attention": only these rows, with KEEP=1 for the others).
 #
 # The VM is shared: while a run goes, other processes may take CPU. Each run measures how many
 # cores OTHER processes used meanwhile (/proc/stat minus its own CPU time) and is repeated, up
-# to TRIES times, until that stays <= CONTENTION_MAX cores; the fastest attempt is kept and
-# its contention printed (columns "oth"), so a disturbed number is visible as such.
+# to TRIES times, until that stays <= CONTENTION_MAX cores. Contention only slows a run down,
+# so the fastest attempt is kept as the best estimate, with its contention printed (columns
+# "oth"): a disturbed number is visible as such. KEEP=1 bench/run.sh later re-measures only
+# the disturbed ones.
 set -eu
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -46,8 +50,11 @@ OUT=${OUT:-/tmp/moe-robust-bench}
 PY=/usr/bin/python3
 FMNIST_DATA=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 ROUTERS="softmax similarity attention ac"
+KEEP=${KEEP:-0}
+ONLY=${ONLY:-}
 mkdir -p "$OUT"
-rm -f "$OUT"/*.out "$OUT"/*.time "$OUT"/*.others "$OUT"/*.try
+[ "$KEEP" = 1 ] || rm -f "$OUT"/*.out "$OUT"/*.time "$OUT"/*.others
+rm -f "$OUT"/*.try
 [ -f "$PAPERS_MODEL" ] || $PY tools/make_random_model.py "$PAPERS_MODEL" >&2
 
 HZ=$(getconf CLK_TCK)
@@ -79,6 +86,12 @@ measure() {
     name=$1
     shift
     best=-1 try=1
+    if [ "$KEEP" = 1 ] && [ -f "$OUT/$name.out" ] && [ -f "$OUT/$name.others" ]; then
+        # a calm earlier result stands; a disturbed one is the mark to beat
+        [ "$(awk -v o="$(cat "$OUT/$name.others")" -v m="$CONTENTION_MAX" \
+              'BEGIN { print (o <= m) }')" = 1 ] && return 0
+        best=$(sed -n 's/^RESULT samples_per_s=\([0-9.]*\).*/\1/p' "$OUT/$name.out")
+    fi
     while :; do
         attempt "$name" "$@"
         if [ "$(awk -v a="$sps" -v b="$best" 'BEGIN { print (a > b) }')" = 1 ]; then
@@ -104,6 +117,7 @@ run() {
         if [ "$a" = "--" ]; then side=t; continue; fi
         if [ $side = c ]; then c_args="$c_args $a"; else t_args="$t_args $a"; fi
     done
+    case " $ONLY " in *" $label/$router "*|"  ") ;; *) return 0 ;; esac
     [ "$C_LIMIT" -gt 0 ] && c_args="$c_args --limit $C_LIMIT"
     echo "bench/run.sh: $label $router" >&2
     # shellcheck disable=SC2086  # the argument lists are split on purpose
@@ -131,7 +145,7 @@ done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 OUT="$OUT" ROUTERS="$ROUTERS" THREADS="$THREADS" SECONDS_TOTAL=$(( $(date +%s) - start )) \
-LOAD0="$load0" LOAD1="$load1" $PY - <<'EOF'
+LOAD0="$load0" LOAD1="$load1" CONTENTION_MAX="$CONTENTION_MAX" $PY - <<'EOF'
 import os, re
 
 out, routers = os.environ["OUT"], os.environ["ROUTERS"].split()
@@ -168,6 +182,8 @@ def c_rss(path):
 rows = {}
 for m, _ in models:
     for r in routers:
+        if not all(os.path.exists(f"{out}/{s}-{m}-{r}.{x}") for s in "ct" for x in ("out", "others")):
+            continue  # not measured (ONLY without KEEP)
         c, t = result(f"{out}/c-{m}-{r}.out"), result(f"{out}/t-{m}-{r}.out")
         c["rss_kib"] = c_rss(f"{out}/c-{m}-{r}.time")
         c["others"] = others(f"{out}/c-{m}-{r}.others")
@@ -183,8 +199,10 @@ print(f"threads {os.environ['THREADS']}; RSS in MiB; ovh = time over the same mo
 print(hdr)
 print("-" * len(hdr))
 for m, name in models:
-    cs, ts = rows[m, "softmax"]
+    cs, ts = rows.get((m, "softmax"), ({"samples_per_s": float("nan")},) * 2)
     for r in routers:
+        if (m, r) not in rows:
+            continue
         c, t = rows[m, r]
         ratio = c["samples_per_s"] / t["samples_per_s"]
         print(f"{name:26} {r:10} {c['samples_per_s']:9.1f} {c['tokens_per_s']:9.0f} "
@@ -202,21 +220,34 @@ def verdict(ok):
 
 print()
 print("targets (issue 8):")
-for m in ("fmnist", "kjv"):
+if any((m, r) not in rows for m, _ in models for r in routers):
+    print("  (not evaluated: some rows were not measured)")
+    rows_all = False
+else:
+    rows_all = True
+for m in ("fmnist", "kjv") if rows_all else ():
     ratios = [rows[m, r][0]["samples_per_s"] / rows[m, r][1]["samples_per_s"] for r in routers]
     print(f"  {verdict(min(ratios) >= 5)}  >= 5x PyTorch eager on {m}: "
           f"{min(ratios):.2f}x .. {max(ratios):.2f}x over the {len(routers)} routers")
-ratios = [rows["papers", r][0]["samples_per_s"] / rows["papers", r][1]["samples_per_s"]
-          for r in routers]
-print(f"  {verdict(min(ratios) >= 1.5)}  >= 1.5x PyTorch eager on the papers-size stack: "
-      f"{min(ratios):.2f}x .. {max(ratios):.2f}x")
-c = rows["papers", "softmax"][0]
-share = c["gemm_gflops"] / c["sgemm_gflops"]
-print(f"  {verdict(share >= 0.5)}  expert GEMMs >= 50 % of sgemm at papers size: "
-      f"{100 * share:.0f} % ({c['gemm_gflops']:.1f} of {c['sgemm_gflops']:.1f} GFLOP/s, "
-      f"plain sgemm of the same size, same threads)")
-for m in ("fmnist", "kjv"):
+if rows_all:
+    ratios = [rows["papers", r][0]["samples_per_s"] / rows["papers", r][1]["samples_per_s"]
+              for r in routers]
+    print(f"  {verdict(min(ratios) >= 1.5)}  >= 1.5x PyTorch eager on the papers-size stack: "
+          f"{min(ratios):.2f}x .. {max(ratios):.2f}x")
+    c = rows["papers", "softmax"][0]
+    share = c["gemm_gflops"] / c["sgemm_gflops"]
+    print(f"  {verdict(share >= 0.5)}  expert GEMMs >= 50 % of sgemm at papers size: "
+          f"{100 * share:.0f} % ({c['gemm_gflops']:.1f} of {c['sgemm_gflops']:.1f} GFLOP/s, "
+          f"plain sgemm of the same size, same threads)")
+for m in ("fmnist", "kjv") if rows_all else ():
     ovh = rows[m, "softmax"][0]["samples_per_s"] / rows[m, "attention"][0]["samples_per_s"] - 1
     print(f"  {verdict(ovh < 0.3)}  attention router < 30 % over softmax on {m} (C): "
           f"{100 * ovh:.1f} %")
+lim = float(os.environ["CONTENTION_MAX"])
+bad = [f"{m}/{r} {side}" for (m, r), (c, t) in rows.items()
+       for side, x in (("C", c), ("PyTorch", t)) if x["others"] > lim]
+if bad:
+    print(f"disturbed (other processes used > {lim} cores during the kept run: its throughput "
+          f"is a lower bound, so a C/PyTorch ratio is a lower bound when only C was disturbed "
+          f"and an upper bound when only PyTorch was): " + ", ".join(bad))
 EOF
