@@ -26,21 +26,39 @@ static int valid_name(const char *s);
 #define MAX_LINE (INI_MAX_LINE - 2)
 
 /* ini_reader that counts lines, so the handler knows where each key stands, and turns
- * over-long lines (inih would split them) into errors. */
+ * what inih would misread into errors: over-long lines (inih would split them) and
+ * control characters. A config is text; a NUL would end the line early for inih (the
+ * rest of the line silently dropped or read as a line of its own), and other control
+ * characters in a path could not be written back to DIR/config.ini and read again
+ * (found by fuzz_runcfg, docs/reliability.md). Tab and CR (CRLF files) are allowed. */
 static char *reader(char *str, int num, void *stream)
 {
     parse_ctx *p = stream;
-    if (!fgets(str, num, p->fp)) return NULL;
+    int ch, n = 0, bad = -1;
+    size_t len = 0; /* the whole line's length, newline excluded */
+    while ((ch = getc(p->fp)) != EOF && ch != '\n') {
+        if (ch != '\t' && ch != '\r' && (ch < 0x20 || ch == 0x7f) && bad < 0) bad = ch;
+        if (n < num - 2) str[n++] = (char)ch;
+        len++;
+    }
+    if (len == 0 && ch == EOF) return NULL;
+    if (ch == '\n') str[n++] = '\n';
+    str[n] = '\0';
     p->line++;
-    size_t n = strlen(str);
-    if (n == (size_t)num - 1 && str[n - 1] != '\n' && !feof(p->fp)) {
-        int ch;
-        while ((ch = fgetc(p->fp)) != EOF && ch != '\n') {
-        }
-        if (p->status == MR_OK)
+    int too_long = len > (size_t)num - 2;
+    if ((too_long || bad >= 0) && p->status == MR_OK) {
+        if (too_long)
             p->status = mr_error_set(MR_EINPUT, "%s:%d: line longer than %d characters",
                                      p->c->file, p->line, num - 2);
+        else
+            p->status = mr_error_set(MR_EINPUT,
+                                     "%s:%d: control character 0x%02x in the line (a config "
+                                     "is text)",
+                                     p->c->file, p->line, bad);
+    }
+    if (too_long || bad >= 0) {
         str[0] = '\0'; /* hand inih an empty line */
+        return str;
     }
     /* inih skips a UTF-8 BOM on line 1 and leading isspace() characters, and reads an
      * indented line after a key as that key's continuation. Hand it every section line

@@ -417,6 +417,14 @@ CONFIGS = [
     ("key-before-section.ini", "seed = 1\n" + BASE, "seed = 1\n#", "seed = 1 comes before",
      "a key before any section"),
     ("binary.ini", "\x00\x01\x02[run]\x7f\n", None, "binary.ini", "binary garbage"),
+    # inih would end the line at the NUL (the rest dropped or read as a line of its own);
+    # other control characters could not be written back to DIR/config.ini (fuzz_runcfg)
+    ("nul-in-path.ini", sub("path = tests/fixtures/tiny-classify.h5\n",
+                            "path = tests/fixtures/tiny-classify.h5\x00.bak\n"),
+     "path = tests/fixtures/tiny-classify.h5\x00", "control character 0x00",
+     "a NUL byte inside a path"),
+    ("control-character.ini", sub("[router softmax]\n", "[router softmax]\x1b\n"),
+     "[router softmax]\x1b", "control character 0x1b", "an ESC byte after a section name"),
     ("not-a-config.ini", None, None, "not-a-config.ini", "no such config file"),
 ]
 
