@@ -90,6 +90,7 @@ static int check_models(mr_grid *g)
                                        cm->line, cm->name);
         }
         for (int r = 0; r < c->n_routers; r++) {
+            if (!mr_runcfg_model_runs(c, i, r)) continue;
             const mr_cfg_router *cr = &c->routers[r];
             mr_router_opts o = cr->opts;
             mr_router *rt = NULL;
@@ -131,6 +132,7 @@ static int enumerate(mr_grid *g)
         const mr_model *m = g->models[mi];
         const mr_cfg_model *cm = &c->models[mi];
         for (int ri = 0; ri < c->n_routers; ri++) {
+            if (!mr_runcfg_model_runs(c, mi, ri)) continue;
             const mr_cfg_router *cr = &c->routers[ri];
             int nk = cr->n_k ? cr->n_k : 1;
             for (int ki = 0; ki < nk; ki++) {

@@ -164,6 +164,27 @@ static int add_corruption(parse_ctx *p, const char *n)
     return 1;
 }
 
+static int add_model_router(parse_ctx *p, const char *n)
+{
+    mr_cfg_model *m = &p->c->models[p->c->n_models - 1];
+    if (!valid_name(n)) FAIL("routers: '%s' is not a router section name", n);
+    for (int i = 0; i < m->n_sel; i++)
+        if (strcmp(m->sel[i], n) == 0) return 1; /* named twice: once is enough */
+    if (m->n_sel == MR_CFG_MAX_ROUTERS) FAIL("routers: more than %d", MR_CFG_MAX_ROUTERS);
+    if (!copy(m->sel[m->n_sel], MR_NAME_LEN, n)) FAIL("routers: '%s' is too long", n);
+    m->n_sel++;
+    return 1;
+}
+
+int mr_runcfg_model_runs(const mr_run_config *c, int model, int router)
+{
+    const mr_cfg_model *m = &c->models[model];
+    if (m->n_sel == 0) return 1;
+    for (int i = 0; i < m->n_sel; i++)
+        if (m->sel_router[i] == router) return 1;
+    return 0;
+}
+
 static int add_k(parse_ctx *p, const char *s)
 {
     mr_cfg_router *r = &p->c->routers[p->c->n_routers - 1];
@@ -315,8 +336,12 @@ static int handler(void *user, const char *section, const char *key, const char 
             if (m->n_ckpt == MR_CFG_MAX_CKPT) FAIL("more than %d checkpoints", MR_CFG_MAX_CKPT);
             if (!copy(m->ckpt[m->n_ckpt], MR_PATH_LEN, v)) FAIL("checkpoint: path too long");
             m->n_ckpt++;
+        } else if (strcmp(key, "routers") == 0) {
+            m->sel_line = p->line;
+            if (!for_items(v, add_model_router, p)) return 0;
+            if (m->n_sel == 0) FAIL("routers: empty (leave the key out to run every router)");
         } else {
-            FAIL("unknown key '%s' in [%s] (path, checkpoint)", key, section);
+            FAIL("unknown key '%s' in [%s] (path, checkpoint, routers)", key, section);
         }
     } else if ((name = section_name(section, "router"))) {
         if (c->n_routers == 0) FAIL("[%s]: section header not recognised", section);
@@ -390,10 +415,26 @@ int mr_runcfg_parse(mr_run_config *c, FILE *fp, const char *path)
         MR_REQUIRE(mr_router_lookup(c->routers[i].type), MR_EINPUT,
                    "%s:%d: [router %s]: unknown router type '%s' (set type = ...)", path,
                    c->routers[i].line, c->routers[i].name, c->routers[i].type);
+    for (int i = 0; i < c->n_models; i++) {
+        mr_cfg_model *m = &c->models[i];
+        for (int j = 0; j < m->n_sel; j++) {
+            m->sel_router[j] = -1;
+            for (int r = 0; r < c->n_routers; r++)
+                if (strcmp(c->routers[r].name, m->sel[j]) == 0) m->sel_router[j] = r;
+            MR_REQUIRE(m->sel_router[j] >= 0, MR_EINPUT,
+                       "%s:%d: [model %s] routers: no [router %s] section", path, m->sel_line,
+                       m->name, m->sel[j]);
+        }
+    }
     if (!c->reference[0]) strcpy(c->reference, c->routers[0].name);
-    int found = 0;
-    for (int i = 0; i < c->n_routers; i++) found |= strcmp(c->routers[i].name, c->reference) == 0;
-    MR_REQUIRE(found, MR_EINPUT, "%s: reference = %s names no [router] section", path, c->reference);
+    int found = -1;
+    for (int i = 0; i < c->n_routers; i++)
+        if (strcmp(c->routers[i].name, c->reference) == 0) found = i;
+    MR_REQUIRE(found >= 0, MR_EINPUT, "%s: reference = %s names no [router] section", path, c->reference);
+    int runs = 0;
+    for (int i = 0; i < c->n_models; i++) runs |= mr_runcfg_model_runs(c, i, found);
+    MR_REQUIRE(runs, MR_EINPUT, "%s: reference = %s: no [model] runs that router (routers = ...)",
+               path, c->reference);
     return MR_OK;
 }
 
@@ -425,6 +466,8 @@ void mr_runcfg_write(const mr_run_config *c, FILE *fp)
         fprintf(fp, "\n[model %s]\n", m->name);
         put_kv(fp, "path", m->path);
         for (int j = 0; j < m->n_ckpt; j++) put_kv(fp, "checkpoint", m->ckpt[j]);
+        /* one name per line: a long list would outgrow what the reader accepts */
+        for (int j = 0; j < m->n_sel; j++) put_kv(fp, "routers", m->sel[j]);
     }
     for (int i = 0; i < c->n_routers; i++) {
         const mr_cfg_router *r = &c->routers[i];

@@ -28,6 +28,12 @@ typedef struct mr_cfg_model {
     int n_ckpt;
     char ckpt[MR_CFG_MAX_CKPT][MR_PATH_LEN]; /* consecutive checkpoints, oldest first */
     int line;                                 /* of the section header */
+    /* routers = ...: the [router] sections run on this model (0 of them: all), as
+     * names while parsing, resolved to indices once every section is known */
+    int n_sel;
+    char sel[MR_CFG_MAX_ROUTERS][MR_NAME_LEN];
+    int sel_router[MR_CFG_MAX_ROUTERS];
+    int sel_line;
 } mr_cfg_model;
 
 typedef struct mr_cfg_router {
@@ -67,6 +73,9 @@ typedef struct mr_run_config {
     int corr_line;
     int sev_mask;             /* bit s set: severity s (1..5) */
 } mr_run_config;
+
+/* Whether [model] `model` runs [router] `router` (its `routers` key, default all). */
+int mr_runcfg_model_runs(const mr_run_config *c, int model, int router);
 
 /* Parse and check a config file. */
 int mr_runcfg_load(mr_run_config *c, const char *path);

@@ -48,18 +48,29 @@ static int reference_cell(const mr_grid *g, int i, int ref_group)
     return -1;
 }
 
-static int reference_group(const mr_grid *g, int group)
+/* The reference router's group on the same model, at the same k if it has one; for a
+ * model that does not run the reference router (its `routers` key), the same on the
+ * first model that does (e.g. a router variant against the baseline model). The config
+ * check guarantees some model runs it. */
+static int reference_group_on(const mr_grid *g, int group, int model)
 {
     const mr_grid_group *gr = &g->groups[group];
     int any = -1;
     for (int i = 0; i < g->n_groups; i++) {
         const mr_grid_group *o = &g->groups[i];
-        if (o->model != gr->model || strcmp(g->cfg->routers[o->router].name, g->cfg->reference))
+        if (o->model != model || strcmp(g->cfg->routers[o->router].name, g->cfg->reference))
             continue;
         if (o->k == gr->k) return i;
         if (any < 0) any = i;
     }
     return any;
+}
+
+static int reference_group(const mr_grid *g, int group)
+{
+    int r = reference_group_on(g, group, g->groups[group].model);
+    for (int m = 0; r < 0 && m < g->cfg->n_models; m++) r = reference_group_on(g, group, m);
+    return r;
 }
 
 static void compute_ce(const mr_grid *g, const mr_cell_summary *s, ce_row *rows)
@@ -157,7 +168,11 @@ static int write_h5(const mr_grid *g, const char *dir, const ce_row *rows, const
             strncat(list, g->corr[ci]->name, sizeof list - strlen(list) - 1);
         }
         mr_h5_write_attr_string(grp, "corruptions", list);
-        mr_h5_write_attr_string(grp, "reference", name);
+        const mr_grid_group *rg = &g->groups[rows[gi].ref_group];
+        char ref[200];
+        snprintf(ref, sizeof ref, "%s~%s@k%d", g->cfg->models[rg->model].name,
+                 g->cfg->routers[rg->router].name, rg->k);
+        mr_h5_write_attr_string(grp, "reference", ref);
         mr_h5_write_attr_double(grp, "mce", rows[gi].mce);
         mr_h5_write_attr_double(grp, "relative_mce", rows[gi].rel_mce);
         H5Gclose(grp);
@@ -298,7 +313,10 @@ static cJSON *vs_reference(const mr_grid *g, const char *dir, int i, int j, int 
     }
     const char *per_layer[2][2] = {{"sample_entropy", "entropy_diff"},
                                    {"sample_flip_top1", "flip_top1_diff"}};
-    for (int v = 0; v < 2 && *status == MR_OK; v++) {
+    /* a reference on another model (routers = ...) with other MoE layers: no per-layer
+     * pairs to compare */
+    int same_layers = g->cells[j].meta.n_moe == m->n_moe;
+    for (int v = 0; v < 2 && *status == MR_OK && same_layers; v++) {
         if (v == 0 && m->kind == MR_CELL_FLUCT) continue;
         if (v == 1 && m->kind == MR_CELL_CLEAN) continue;
         double *x = mr_cell_read_vector(a, per_layer[v][0], n * nl);
@@ -363,8 +381,12 @@ static int write_json(const mr_grid *g, const char *dir, const mr_cell_summary *
         cJSON_AddStringToObject(o, "model", g->cfg->models[gr->model].name);
         cJSON_AddStringToObject(o, "router", g->cfg->routers[gr->router].name);
         cJSON_AddNumberToObject(o, "k", gr->k);
-        char ref[128];
-        snprintf(ref, sizeof ref, "%s@k%d", g->cfg->routers[rg->router].name, rg->k);
+        char ref[200]; /* ROUTER@kK, or MODEL/ROUTER@kK when on another model */
+        if (rg->model == gr->model)
+            snprintf(ref, sizeof ref, "%s@k%d", g->cfg->routers[rg->router].name, rg->k);
+        else
+            snprintf(ref, sizeof ref, "%s/%s@k%d", g->cfg->models[rg->model].name,
+                     g->cfg->routers[rg->router].name, rg->k);
         cJSON_AddStringToObject(o, "reference", ref);
         cJSON_AddItemToObject(o, "mce", num(rows[gi].mce));
         cJSON_AddItemToObject(o, "relative_mce", num(rows[gi].rel_mce));

@@ -120,6 +120,16 @@ sed 's/^top_k = 1,2$/top_k = 1,2\ncorruptions = no/' $cfg > "$tmp/nocorr.ini"
 "$bin" run "$tmp/nocorr.ini" --out "$tmp/nc" --quiet || bad "corruptions = no run exited $?"
 n=$(grep -c '"id":' "$tmp/nc/summary.json")
 [ "$n" -eq 48 ] && ok "corruptions = no: 48 cells (softmax 2 x 2, sim and attention 2 x 22)" || bad "corruptions = no: $n cells"
+# [model] routers = ...: a second model that runs only the sim router; its CE and paired
+# comparisons use the reference router (softmax) on the first model
+sed 's/^\[router softmax\]$/[model other]\npath = tests\/fixtures\/tiny-classify-perturbed.h5\nrouters = sim\n\n[router softmax]/' $cfg > "$tmp/sel.ini"
+"$bin" run "$tmp/sel.ini" --out "$tmp/sel" --quiet || bad "routers = run exited $?"
+n=$(grep -c '"id":' "$tmp/sel/summary.json")
+[ "$n" -eq 109 ] && ok "routers = sim: 109 cells (88 + other/sim: clean + 4 x 5)" || bad "routers = sim: $n cells, expected 109"
+grep -q '"id":[[:space:]]*"other/softmax' "$tmp/sel/summary.json" && bad "other ran softmax" || ok "other runs only sim"
+nvs=$(grep -c '"vs_reference"' "$tmp/sel/summary.json")
+[ "$nvs" -eq 65 ] && ok "other/sim cells compared with tiny/softmax" || bad "$nvs vs_reference entries, expected 65"
+grep -q '"reference":[[:space:]]*"tiny/softmax@k' "$tmp/sel/summary.json" && ok "CE of other/sim against tiny/softmax" || bad "no cross-model CE reference"
 "$bin" run --help | grep -q "usage: moe-robust run" && ok "run --help" || bad "run --help"
 "$bin" merge --help | grep -q "usage: moe-robust merge" && ok "merge --help" || bad "merge --help"
 exit $fail

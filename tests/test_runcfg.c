@@ -158,6 +158,53 @@ START_TEST(resolved_config_reads_back)
 }
 END_TEST
 
+/* [model] routers = ...: which router sections run on which model (e.g. a model trained
+ * with the cosine router next to the baseline model); written back one per line. */
+START_TEST(model_routers)
+{
+    static mr_run_config c, back;
+    const char *text = "[data]\npath = d.h5\n[model base]\npath = a.h5\n"
+                       "[model cos]\npath = b.h5\nrouters = cosine, cosine\n"
+                       "[router softmax]\n[router sim]\ntype = similarity\n[router cosine]\n";
+    ck_assert_msg(load_text(&c, text) == MR_OK, "%s", mr_error_message());
+    ck_assert_int_eq(c.models[1].n_sel, 1); /* named twice: once */
+    for (int r = 0; r < 3; r++) ck_assert(mr_runcfg_model_runs(&c, 0, r));
+    ck_assert(!mr_runcfg_model_runs(&c, 1, 0) && !mr_runcfg_model_runs(&c, 1, 1));
+    ck_assert(mr_runcfg_model_runs(&c, 1, 2));
+    char *out = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&out, &len);
+    mr_runcfg_write(&c, fp);
+    fclose(fp);
+    ck_assert_msg(load_text(&back, out) == MR_OK, "%s\n%s", mr_error_message(), out);
+    ck_assert(mr_runcfg_hash(&back) == mr_runcfg_hash(&c));
+    ck_assert(!mr_runcfg_model_runs(&back, 1, 0) && mr_runcfg_model_runs(&back, 1, 2));
+    free(out);
+    /* the selection changes the configuration */
+    static mr_run_config all;
+    ck_assert_int_eq(load_text(&all, "[data]\npath = d.h5\n[model base]\npath = a.h5\n"
+                                     "[model cos]\npath = b.h5\n[router softmax]\n"
+                                     "[router sim]\ntype = similarity\n[router cosine]\n"),
+                     MR_OK);
+    ck_assert(mr_runcfg_hash(&all) != mr_runcfg_hash(&c));
+
+    expect_error("[data]\npath = d.h5\n[model m]\npath = m.h5\nrouters = sim\n[router softmax]\n",
+                 5, "no [router sim] section");
+    expect_error("[data]\npath = d.h5\n[model m]\npath = m.h5\nrouters = ,\n[router softmax]\n",
+                 5, "routers: empty");
+    expect_error("[data]\npath = d.h5\n[model m]\npath = m.h5\nrouters = a;b\n[router softmax]\n",
+                 5, "not a router section name");
+    /* the reference router must run on some model */
+    mr_run_config bad;
+    ck_assert_int_eq(load_text(&bad, "[run]\nreference = softmax\n[data]\npath = d.h5\n"
+                                     "[model m]\npath = m.h5\nrouters = sim\n[router softmax]\n"
+                                     "[router sim]\ntype = similarity\n"),
+                     MR_EINPUT);
+    ck_assert_msg(strstr(mr_error_message(), "no [model] runs that router"), "%s",
+                  mr_error_message());
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("runcfg");
@@ -167,6 +214,7 @@ int main(void)
     tcase_add_test(tc, errors_name_the_line);
     tcase_add_test(tc, missing_parts);
     tcase_add_test(tc, resolved_config_reads_back);
+    tcase_add_test(tc, model_routers);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }
