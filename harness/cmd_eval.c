@@ -33,7 +33,8 @@ static void usage(FILE *fp)
             "  --batch B             samples per micro-batch (default 16)\n"
             "  --threads T           OpenMP threads (default: all processors); results are\n"
             "                        bit-identical for any T\n"
-            "  --router NAME         router to evaluate with (default softmax)\n"
+            "  --router NAME         router to evaluate with (default: the one the model was\n"
+            "                        trained with, its `router` attribute)\n"
             "  --router-opt K=V      router option, repeatable\n"
             "  --top-k K             experts per token (default: the model's top_k)\n"
             "  --corruption NAME:S   also evaluate under corruption NAME at severity S (1..5;\n"
@@ -94,7 +95,7 @@ static int parse(eval_args *a, int argc, char **argv, int *help)
         {"bootstrap", required_argument, 0, 'B'}, {"seed", required_argument, 0, 'S'},
         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
-    a->router = "softmax";
+    a->router = NULL; /* the model's own router, once it is loaded */
     a->batch = 16;
     a->threads = mr_cli_default_threads();
     a->bootstrap = 1000;
@@ -153,6 +154,7 @@ int mr_cmd_eval(int argc, char **argv)
     if (st == MR_OK) st = mr_model_load(&m, a.model);
     if (st == MR_OK && a.compare) st = mr_model_load(&other, a.compare);
     if (st == MR_OK) st = mr_dataset_load(&d, a.data, a.limit);
+    if (st == MR_OK && !a.router) a.router = m->cfg.router;
     if (st == MR_OK) st = mr_router_alloc(&r, a.router, m, &a.ropts);
     if (st == MR_OK && other) st = mr_router_alloc(&r_other, a.router, other, &other_opts);
     if (st == MR_OK) {

@@ -43,6 +43,9 @@ done
 expect 0 "router       similarity" -- "$bin" eval --model $m --data $d --router similarity --router-opt tau=0.5
 expect 2 "not trained with X-MoE" -- "$bin" eval --model $m --data $d --router cosine
 expect 2 "not trained with S2MoE" -- "$bin" eval --model $m --data $d --router s2moe
+# without --router: the router the model was trained with (its `router` attribute)
+expect 0 "router       softmax" -- "$bin" eval --model $m --data $d --bootstrap 0
+expect 0 "router       cosine" -- "$bin" eval --model tests/fixtures/routers/tiny-classify-cosine.h5 --data $d --bootstrap 0
 expect 2 "router option tau=x is not a number" -- "$bin" eval --model $m --data $d --router similarity --router-opt tau=x
 expect 0 "similarity" -- "$bin" eval --help
 # evaluation under a corruption (issue: metrics per (model, router, corruption, severity))
