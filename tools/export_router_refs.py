@@ -14,6 +14,8 @@ Writes, into --out:
    group with root `router = softmax`, so that path of the loaders (C and
    Python) is exercised too; the others store them as [1] datasets.
 2. one reference file per (model, router, options): ref-<model>-<router>[-<opts>].h5,
+   <model> being fmnist-vit, kjv-char, a shipped router variant
+   (fmnist-vit-cosine-trained for models/fmnist-vit-moe-cosine.h5) or a tiny model,
    in the format of tests/fixtures/ref-*.h5 (docs/model-format.md, "Reference
    state files", written by tools/export_reference.py) without the
    moe_input datasets, plus root attributes `router` (the name) and
@@ -70,6 +72,14 @@ SHIPPED_CASES = [("similarity", ""), ("similarity", "tau=30"),
                  ("ac", ""), ("ac", "group=batch"),
                  ("momentum", ""), ("random", "")]
 
+# The shipped router variants (models/README.md, tools/train.py --router NAME), each
+# with the router it was trained with; a variant not trained yet is skipped.  s2moe's
+# noise branch draws from different generators in C and PyTorch: checked with noise=off
+# (its trained gate is then unused, the routing and experts are the trained ones).
+TRAINED_SHIPPED = {"similarity": [("similarity", "")], "attention": [("attention", "")],
+                   "ac": [("ac", "")], "cosine": [("cosine", "")], "random": [("random", "")],
+                   "momentum": [("momentum", "")], "s2moe": [("s2moe", "noise=off")]}
+
 # Routers with trained tensors on the tiny models: name -> cases (cosine and
 # s2moe have no training-free form).  tiny-classify has one MoE block, where
 # `ac` is the softmax gate by definition: ac is checked on tiny-lm only.
@@ -106,6 +116,8 @@ def slug(opts):
 def ref_name(model_path, router, opts):
     stem = os.path.splitext(os.path.basename(model_path))[0]
     stem = stem.replace("-moe-softmax", "")  # fmnist-vit / kjv-char
+    if "-moe-" in stem:  # a shipped router variant: fmnist-vit-cosine-trained
+        stem = stem.replace("-moe-", "-") + "-trained"
     return f"ref-{stem}-{router}" + (f"-{slug(opts)}" if opts else "") + ".h5"
 
 
@@ -245,7 +257,14 @@ def main():
                                      (KJV, KJV_DATA, args.kjv_n)):
         for router, opts in SHIPPED_CASES:
             ref(model_path, data_path, router, opts, n)
-    for task, (model_path, data_path) in TINY.items():
+        for trained, cases in TRAINED_SHIPPED.items():
+            variant = model_path.replace("-softmax.h5", f"-{trained}.h5")
+            if os.path.exists(variant):
+                for router, opts in cases:
+                    ref(variant, data_path, router, opts, n)
+    # the tiny models are remade (and their seed searched) only when their references
+    # are: --only without "tiny" must not rewrite models whose references it keeps
+    for task, (model_path, data_path) in (TINY.items() if "tiny" in (args.only or "tiny") else ()):
         for router, opts in TINY_BASE_CASES[task]:
             ref(model_path, data_path, router, opts, 1000)
         for trained, cases in TRAINED_CASES.items():
