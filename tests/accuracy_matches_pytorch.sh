@@ -24,7 +24,8 @@ fm=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 # evaluated with the router it was trained with (the model's own `router` attribute).
 # s2moe evaluates with its noise branch on; C draws the noise from GSL and PyTorch from
 # its own generator, so those two agree statistically, not to the last image: within
-# 0.003 (30 images of 10000) / 0.003 bpc instead of 4 decimals.
+# 0.003 (30 images of 10000) / 0.003 bpc instead of 4 decimals. (The trained s2moe model
+# over C noise seeds 0..6: 0.8859 to 0.8875; PyTorch: 0.8870.)
 n=0
 for m in models/fmnist-vit-moe-*.h5 models/kjv-char-moe-*.h5; do
   case "$m" in *-ep[0-9]*.h5) continue ;; esac
