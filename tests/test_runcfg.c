@@ -32,6 +32,18 @@ static void expect_error(const char *text, int line, const char *needle)
     ck_assert_msg(strstr(mr_error_message(), needle), "expected '%s': %s", needle, mr_error_message());
 }
 
+/* What `run` stores as DIR/config.ini (mr_runcfg_write), parsed again into *back. */
+static void read_back(mr_run_config *back, const mr_run_config *c)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&out, &len);
+    mr_runcfg_write(c, fp);
+    fclose(fp);
+    ck_assert_msg(load_text(back, out) == MR_OK, "%s\n%s", mr_error_message(), out);
+    free(out);
+}
+
 #define BASE "[data]\npath = d.h5\n[model m]\npath = m.h5\n"
 
 START_TEST(full_config)
@@ -145,16 +157,10 @@ START_TEST(resolved_config_reads_back)
                      " glass_blur defocus_blur motion_blur\n");
     ck_assert_int_eq(load_text(&c, text), MR_OK);
     ck_assert_int_eq(c.n_corr_names, 24);
-    char *out = NULL;
-    size_t len = 0;
-    FILE *fp = open_memstream(&out, &len);
-    mr_runcfg_write(&c, fp);
-    fclose(fp);
-    ck_assert_msg(load_text(&back, out) == MR_OK, "%s\n%s", mr_error_message(), out);
+    read_back(&back, &c);
     ck_assert_int_eq(back.n_corr_names, 24);
     ck_assert_str_eq(back.data, c.data);
     ck_assert(mr_runcfg_hash(&back) == mr_runcfg_hash(&c));
-    free(out);
 }
 END_TEST
 
@@ -171,15 +177,9 @@ START_TEST(model_routers)
     for (int r = 0; r < 3; r++) ck_assert(mr_runcfg_model_runs(&c, 0, r));
     ck_assert(!mr_runcfg_model_runs(&c, 1, 0) && !mr_runcfg_model_runs(&c, 1, 1));
     ck_assert(mr_runcfg_model_runs(&c, 1, 2));
-    char *out = NULL;
-    size_t len = 0;
-    FILE *fp = open_memstream(&out, &len);
-    mr_runcfg_write(&c, fp);
-    fclose(fp);
-    ck_assert_msg(load_text(&back, out) == MR_OK, "%s\n%s", mr_error_message(), out);
+    read_back(&back, &c);
     ck_assert(mr_runcfg_hash(&back) == mr_runcfg_hash(&c));
     ck_assert(!mr_runcfg_model_runs(&back, 1, 0) && mr_runcfg_model_runs(&back, 1, 2));
-    free(out);
     /* the selection changes the configuration */
     static mr_run_config all;
     ck_assert_int_eq(load_text(&all, "[data]\npath = d.h5\n[model base]\npath = a.h5\n"
