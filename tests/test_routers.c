@@ -301,20 +301,23 @@ START_TEST(momentum_mu0_is_baseline)
 }
 END_TEST
 
-/* A copy of tiny-classify.h5 with an S2MoE gate on its MoE block. */
-static void make_s2moe_copy(const char *out)
+/* A copy of a fixture model with an S2MoE gate on every MoE block. */
+static void make_s2moe_copy(const char *src, const char *out)
 {
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "cp tests/fixtures/tiny-classify.h5 %s", out);
+    snprintf(cmd, sizeof cmd, "cp %s %s", src, out);
     ck_assert_int_eq(system(cmd), 0);
     mr_model *m;
     ck_assert_int_eq(mr_model_load(&m, out), MR_OK);
-    int L = m->cfg.moe_layers[0], d = m->cfg.d_model;
+    int n_moe = m->cfg.n_moe, d = m->cfg.d_model, moe_layers[16];
+    ck_assert_int_le(n_moe, 16);
+    memcpy(moe_layers, m->cfg.moe_layers, (size_t)n_moe * sizeof *moe_layers);
     mr_model_free(m);
     hid_t f = H5Fopen(out, H5F_ACC_RDWR, H5P_DEFAULT);
     ck_assert_int_ge(f, 0);
+    for (int l = 0; l < n_moe; l++) {
     char path[128];
-    snprintf(path, sizeof path, "/layers/%d/moe/router", L);
+    snprintf(path, sizeof path, "/layers/%d/moe/router", moe_layers[l]);
     hid_t g = H5Gcreate2(f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hsize_t dw[2] = {1, (hsize_t)d}, db[1] = {1};
     float w[256], b[1] = {0.3f};
@@ -329,6 +332,7 @@ static void make_s2moe_copy(const char *out)
     H5Sclose(sw);
     H5Sclose(sb);
     H5Gclose(g);
+    }
     H5Fclose(f);
 }
 
@@ -338,7 +342,7 @@ START_TEST(s2moe_noise_off_is_baseline)
     int fd = mkstemp(out);
     ck_assert_int_ge(fd, 0);
     close(fd);
-    make_s2moe_copy(out);
+    make_s2moe_copy("tests/fixtures/tiny-classify.h5", out);
     mr_router_opts off = {0};
     mr_router_opts_add(&off, "noise=off");
     ck_assert_double_eq(logits_diff(out, "s2moe", &off, "softmax", NULL), 0.0);
@@ -351,6 +355,82 @@ START_TEST(s2moe_noise_off_is_baseline)
     on.used[0] = 0;
     ck_assert_double_gt(logits_diff(out, "s2moe", &on, "s2moe", &other), 0.0);
     unlink(out);
+}
+END_TEST
+
+/* Max |logit| difference at positions < p and at positions >= p when two batches of
+ * two sequences differ only from position p on (both sequences changed, so group=batch
+ * is covered too). */
+static void lm_prefix_diff(const char *model, const char *router, mr_router_opts *o, int p,
+                           double *before, double *after)
+{
+    mr_model *m;
+    ck_assert_msg(mr_model_load(&m, model) == MR_OK, "%s", mr_error_message());
+    mr_router *r;
+    ck_assert_msg(mr_router_alloc(&r, router, m, o) == MR_OK, "%s", mr_error_message());
+    mr_engine_opts eo;
+    mr_engine_opts_init(&eo, m);
+    eo.batch = 2;
+    mr_workspace *w;
+    ck_assert_int_eq(mr_workspace_alloc(&w, m, r, &eo), MR_OK);
+    int Tn = m->cfg.max_seq_len, V = m->cfg.vocab_size, n_out = m->cfg.n_out;
+    int32_t a[2 * 64], b[2 * 64];
+    ck_assert_int_le(Tn, 64);
+    ck_assert_int_lt(p, Tn);
+    for (int i = 0; i < 2 * Tn; i++) {
+        a[i] = b[i] = (i * 7 + 3) % V;
+        if (i % Tn >= p) b[i] = (i * 5 + 1) % V;
+    }
+    float la[2 * 64 * 64];
+    ck_assert_int_le(2 * Tn * n_out, 2 * 64 * 64);
+    ck_assert_int_eq(mr_engine_forward_tokens(w, a, 2, Tn, Tn), MR_OK);
+    memcpy(la, mr_workspace_trace(w)->logits, sizeof(float) * 2 * Tn * n_out);
+    ck_assert_int_eq(mr_engine_forward_tokens(w, b, 2, Tn, Tn), MR_OK);
+    const float *lb = mr_workspace_trace(w)->logits;
+    *before = *after = 0.0;
+    for (int i = 0; i < 2 * Tn * n_out; i++) {
+        double dv = fabs(la[i] - lb[i]);
+        if ((i / n_out) % Tn < p)
+            *before = fmax(*before, dv);
+        else
+            *after = fmax(*after, dv);
+    }
+    mr_workspace_free(w);
+    mr_router_free(r);
+    mr_model_free(m);
+}
+
+/* A causal LM's routing may use only the tokens it can see: changing the characters
+ * from position p on leaves every logit before p unchanged, for every router (the
+ * statistics of ac and s2moe are prefix statistics for lm; docs/routers.md). */
+START_TEST(lm_routing_never_sees_later_tokens)
+{
+    char s2[] = "/tmp/mr-s2moe-lm-XXXXXX";
+    int fd = mkstemp(s2);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    make_s2moe_copy("tests/fixtures/tiny-lm.h5", s2);
+    static const struct {
+        const char *router, *opt;
+    } cases[] = {{"softmax", NULL},     {"similarity", NULL},     {"attention", NULL},
+                 {"attention", "head=mean"}, {"ac", NULL},        {"ac", "group=batch"},
+                 {"random", NULL},      {"momentum", NULL},       {"s2moe", "seed=2"}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        mr_router_opts o = {0};
+        if (cases[c].opt) mr_router_opts_add(&o, cases[c].opt);
+        const char *model = strcmp(cases[c].router, "s2moe") ? "tests/fixtures/tiny-lm.h5" : s2;
+        for (int p = 1; p < 8; p += 3) {
+            double before, after;
+            for (int i = 0; i < o.n; i++) o.used[i] = 0;
+            lm_prefix_diff(model, cases[c].router, &o, p, &before, &after);
+            /* the expert batches change with later routing: allow float reassociation */
+            ck_assert_msg(before <= 1e-6, "%s %s: logits before position %d moved by %g",
+                          cases[c].router, cases[c].opt ? cases[c].opt : "", p, before);
+            ck_assert_msg(after > 1e-3, "%s: the change at %d did not reach the logits",
+                          cases[c].router, p);
+        }
+    }
+    unlink(s2);
 }
 END_TEST
 
@@ -369,6 +449,7 @@ int main(void)
     tcase_add_test(tc, random_router_is_seeded);
     tcase_add_test(tc, momentum_mu0_is_baseline);
     tcase_add_test(tc, s2moe_noise_off_is_baseline);
+    tcase_add_test(tc, lm_routing_never_sees_later_tokens);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }

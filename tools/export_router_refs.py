@@ -270,6 +270,9 @@ def main():
         for trained, cases in TRAINED_CASES.items():
             if trained == "ac" and task == "classify":
                 continue
+            stem = f"tiny-{task}-{trained}.h5"
+            if args.only and not any(args.only in ref_name(stem, r, o) for r, o in cases):
+                continue  # keep this model (its seed was searched) and its references
             best = (-1.0, None)
             for seed in list(range(1, N_SEEDS + 1)) + [None]:
                 seed = best[1] if seed is None else seed  # last round: redo the best

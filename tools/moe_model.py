@@ -500,6 +500,44 @@ def _cluster_weights(x, lab, E, eps, clamp):
     return W / col
 
 
+def _cluster_weights_causal(x, lab, E, eps, clamp, chunk=8):
+    """analysis/routers/ac.c for causal models: x [G, R, T, d], lab [G, R, T]
+    (G groups of R sequences) -> [G, R, T, d], each token's own cluster weights
+    at its position t, from the group's tokens at positions <= t, with the rules
+    of _cluster_weights.  Means from prefix sums; the absolute deviations, which
+    have none, are formed `chunk` positions t at a time against the tokens
+    before the chunk's end ([G, chunk, R*J, d]) and summed into clusters (in
+    place wherever possible: this runs in every training step)."""
+    G, R, T, d = x.shape
+    oh = F.one_hot(lab, E).to(x.dtype)                           # [G, R, T, E]
+    cnt = oh.sum(dim=1).cumsum(dim=1)                            # [G, T, E]
+    inv_cnt = 1.0 / cnt.clamp(min=1).unsqueeze(-1)               # [G, T, E, 1]
+    mean = torch.einsum("grte,grtd->gted", oh, x).cumsum_(dim=1).mul_(inv_cnt)  # [G,T,E,d]
+    pos = torch.arange(T, device=x.device)
+    mad = torch.empty_like(mean)
+    for t0 in range(0, T, chunk):
+        t1 = min(T, t0 + chunk)
+        c, J = t1 - t0, t1
+        # token (r, j) at row r*J + j.  Selection and cluster sums as one-hot
+        # matmuls: exact selections, and far faster here than index_select
+        ohj = oh[:, :, :J].reshape(G, 1, R * J, E)
+        xj = x[:, :, :J].reshape(G, 1, R * J, d)
+        dev = torch.matmul(ohj, mean[:, t0:t1]).sub_(xj).abs_()  # [G, c, R*J, d]
+        seen = (pos[:J].reshape(1, 1, J) <= pos[t0:t1].reshape(c, 1, 1)).expand(c, R, J)
+        ohm = ohj * seen.reshape(1, c, R * J, 1).to(x.dtype)     # [G, c, R*J, E]
+        mad[:, t0:t1] = torch.matmul(ohm.transpose(2, 3), dev)   # [G, c, E, d]
+    ne = cnt > 0                                                 # [G, T, E]
+    W = mad.mul_(inv_cnt).add_(eps).reciprocal_().mul_(ne.unsqueeze(-1).to(x.dtype))
+    n_ne = ne.sum(dim=-1).to(x.dtype)                            # [G, T]
+    cap = clamp * W.sum(dim=(2, 3)) / (n_ne * d)                 # mean before the clamp
+    W = torch.minimum(W, cap[..., None, None], out=W)
+    col = W.sum(dim=2) / n_ne[..., None]                         # [G, T, d]
+    # each token's own cluster row at its position, over the column mean
+    gi = torch.arange(G).reshape(G, 1, 1)
+    ti = pos.reshape(1, 1, T)
+    return W[gi, ti, lab] / col.unsqueeze(1)
+
+
 class ACRouter(Router):
     """Adaptive Clustering router (analysis/routers/ac.c): tokens scaled by
     their cluster's (previous block's top-1 expert) inverse-MAD weights,
@@ -549,12 +587,21 @@ class ACRouter(Router):
                          torch.zeros_like(e))
         lab = prev[..., 0]                                   # [B, T]
         G = B if self.group == "seq" else 1
-        xg = x.reshape(G, -1, d)
-        lg = lab.reshape(G, -1)
-        with torch.no_grad():  # the authors compute the weights without gradient
-            W = _cluster_weights(xg.detach(), lg, self.n_experts, self.eps, self.clamp)
-        xs = xg * torch.gather(W, 1, lg.unsqueeze(-1).expand_as(xg))
-        logits = F.linear(xs.reshape(B, T, d), en)
+        if self.causal:
+            # lm: position t sees its group's positions <= t (ac.c, docs/routers.md)
+            xg = x.reshape(G, B // G, T, d)
+            lg = lab.reshape(G, B // G, T)
+            with torch.no_grad():
+                Wt = _cluster_weights_causal(xg.detach(), lg, self.n_experts, self.eps,
+                                             self.clamp)             # [G, B/G, T, d]
+            logits = F.linear((xg * Wt).reshape(B, T, d), en)
+        else:
+            xg = x.reshape(G, -1, d)
+            lg = lab.reshape(G, -1)
+            with torch.no_grad():  # the authors compute the weights without gradient
+                W = _cluster_weights(xg.detach(), lg, self.n_experts, self.eps, self.clamp)
+            xs = xg * torch.gather(W, 1, lg.unsqueeze(-1).expand_as(xg))
+            logits = F.linear(xs.reshape(B, T, d), en)
         probs = torch.softmax(logits, dim=-1)
         idx, w = select_topk(probs, self.top_k, "renorm")
         return probs, idx, w
@@ -753,8 +800,16 @@ class S2MoERouter(Router):
             return y  # x' = x: the mix is SMoE(x) itself
         B, T, d = x.shape
         with torch.no_grad():
-            mu = x.mean(dim=1, keepdim=True)
-            sd = x.std(dim=1, unbiased=True, keepdim=True) if T > 1 else torch.zeros_like(mu)
+            if self.causal:
+                # lm: mean and unbiased std of positions <= t (s2moe.c); one token: sd 0
+                n = torch.arange(1, T + 1, dtype=x.dtype).reshape(1, T, 1)
+                mu = x.cumsum(dim=1) / n
+                ss = (x * x).cumsum(dim=1) - n * mu * mu
+                sd = (ss.clamp(min=0) / (n - 1).clamp(min=1)).sqrt()
+            else:
+                mu = x.mean(dim=1, keepdim=True)
+                sd = (x.std(dim=1, unbiased=True, keepdim=True) if T > 1
+                      else torch.zeros_like(mu))
             gen = None
             if not self.training:  # reproducible evaluation, seeded per block
                 gen = torch.Generator().manual_seed(mr_rng_key(self.seed, f"router/s2moe/"

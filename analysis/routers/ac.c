@@ -4,7 +4,13 @@
  *
  * Over a routing group (option group=seq, the default: the tokens of one sequence;
  * group=batch: all tokens of the micro-batch, as the authors' code does with its
- * forward batch):
+ * forward batch).  For a causal model (task lm) the group of the token at position i
+ * holds only the group's tokens at positions j <= i, the tokens the model may see
+ * there, as in the similarity router: statistics over the whole window would let a
+ * token's routing depend on the characters it is trained to predict.  The authors
+ * evaluate AC on classification and on a language model (Switch/GLaM on WikiText-103),
+ * where their forward-batch statistics do include later tokens; we do not follow that.
+ *
  *   c(i)    = top-1 expert of token i at the previous MoE block (its cluster)
  *   m_kf    = mean of x_if over tokens with c(i) = k
  *   MAD_kf  = mean of |x_if - m_kf| over those tokens
@@ -97,22 +103,30 @@ static size_t ac_scratch(const void *state, const mr_model *m, int B, int T)
     return 2 * E * d + E + (size_t)B * T * d;
 }
 
-/* Cluster weights W [E, d] of the tokens x[n, d] with labels lab[n]. */
+/* Cluster weights W [E, d] of the tokens x[s * stride + j] (s < nseq, j < npos; rows of
+ * d floats) with labels lab at the same offsets: the first npos positions of nseq
+ * sequences stored stride tokens apart. */
 static void cluster_weights(float *W, float *mean, float *cnt, const float *x, const int *lab,
-                            int n, int E, int d, double eps, double clamp)
+                            int nseq, int stride, int npos, int E, int d, double eps,
+                            double clamp)
 {
     memset(mean, 0, (size_t)E * d * sizeof *mean);
     memset(W, 0, (size_t)E * d * sizeof *W);
     memset(cnt, 0, (size_t)E * sizeof *cnt);
-    for (int i = 0; i < n; i++) {
-        cnt[lab[i]] += 1.0f;
-        for (int f = 0; f < d; f++) mean[lab[i] * d + f] += x[(size_t)i * d + f];
-    }
+    for (int sq = 0; sq < nseq; sq++)
+        for (int j = 0; j < npos; j++) {
+            size_t i = (size_t)sq * stride + j;
+            cnt[lab[i]] += 1.0f;
+            for (int f = 0; f < d; f++) mean[lab[i] * d + f] += x[i * d + f];
+        }
     for (int e = 0; e < E; e++)
         for (int f = 0; f < d && cnt[e] > 0; f++) mean[e * d + f] /= cnt[e];
-    for (int i = 0; i < n; i++) /* W holds the MAD sums for now */
-        for (int f = 0; f < d; f++)
-            W[lab[i] * d + f] += fabsf(x[(size_t)i * d + f] - mean[lab[i] * d + f]);
+    for (int sq = 0; sq < nseq; sq++) /* W holds the MAD sums for now */
+        for (int j = 0; j < npos; j++) {
+            size_t i = (size_t)sq * stride + j;
+            for (int f = 0; f < d; f++)
+                W[lab[i] * d + f] += fabsf(x[i * d + f] - mean[lab[i] * d + f]);
+        }
     double wsum = 0.0;
     int nonempty = 0;
     for (int e = 0; e < E; e++) {
@@ -154,13 +168,22 @@ static int ac_route(const void *state, const mr_route_ctx *c, float *probs, int 
      * are all read before the first top-k below is written */
     int *labels = topk;
     for (int i = 0; i < N; i++) labels[i] = c->prev_topk[(size_t)i * c->prev_k];
-    int G = s->group_batch ? N : T;
-    for (int g0 = 0; g0 < N; g0 += G) {
-        cluster_weights(W, mean, cnt, c->x + (size_t)g0 * d, labels + g0, G, E, d, s->eps,
-                        s->clamp);
-        for (int i = g0; i < g0 + G; i++)
-            for (int f = 0; f < d; f++)
-                xs[(size_t)i * d + f] = c->x[(size_t)i * d + f] * W[labels[i] * d + f];
+    /* groups: nseq sequences each (1, or all B with group=batch) */
+    int nseq = s->group_batch ? B : 1, causal = cfg->task == MR_TASK_LM;
+    for (int b0 = 0; b0 < B; b0 += nseq) {
+        const float *xg = c->x + (size_t)b0 * T * d;
+        const int *lg = labels + (size_t)b0 * T;
+        /* causal: the weights of position t from positions <= t (O(T^2 d) per group,
+         * small next to the block's own cost); otherwise one set for all positions */
+        for (int t = causal ? 0 : T - 1; t < T; t++) {
+            cluster_weights(W, mean, cnt, xg, lg, nseq, T, t + 1, E, d, s->eps, s->clamp);
+            for (int sq = 0; sq < nseq; sq++)
+                for (int j = causal ? t : 0; j <= t; j++) {
+                    size_t i = (size_t)(b0 + sq) * T + j;
+                    for (int f = 0; f < d; f++)
+                        xs[i * d + f] = c->x[i * d + f] * W[labels[i] * d + f];
+                }
+        }
     }
     mr_linear_forward(probs, xs, s->emb[c->layer], NULL, N, d, E); /* logits [N, E] */
     mr_route_from_logits(probs, topk, weights, N, E, k, MR_GATE_RENORM);

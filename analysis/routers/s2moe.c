@@ -3,6 +3,7 @@
  * implementation summarized in shared/research/routers.md:
  *   x'  = eps1 ⊙ x + eps2,  eps1 ~ N(1, sigma_x^2),  eps2 ~ N(mu_x, sigma_x^2)
  *         mu_x, sigma_x: per-feature mean and (unbiased) std over the sequence's tokens
+ *         (lm: over positions <= t, the tokens the model may see; sigma 0 at t = 0)
  *   g   = sigmoid(w_g · x + b_g)                  router/s2_gate_w [1, d], s2_gate_b [1]
  *   y   = g * SMoE(x) + (1 - g) * SMoE(x')        the routing of x is reused for x'
  * Evaluation with the noise branch on (option noise=on, default; seeded per sample from
@@ -71,6 +72,7 @@ static int s2_combine(const void *state, const mr_route_ctx *c, const mr_combine
     if (!s->noise) return MR_OK; /* x' = x: the mix is SMoE(x) itself */
     const mr_layer *ly = &c->model->layers[c->layer];
     int B = c->B, T = c->T, d = c->model->cfg.d_model;
+    int causal = c->model->cfg.task == MR_TASK_LM; /* lm: statistics of positions <= t */
     size_t N = (size_t)B * T;
     float *xn = c->scratch, *yn = xn + N * d; /* noisy input and its experts' output */
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
@@ -82,15 +84,23 @@ static int s2_combine(const void *state, const mr_route_ctx *c, const mr_combine
         const float *x = c->x + (size_t)b * T * d;
         float *o = xn + (size_t)b * T * d;
         for (int f = 0; f < d; f++) {
-            double mu = 0.0, var = 0.0;
-            for (int t = 0; t < T; t++) mu += x[(size_t)t * d + f];
-            mu /= T;
-            for (int t = 0; t < T; t++) {
-                double dx = x[(size_t)t * d + f] - mu;
-                var += dx * dx;
+            double mu = 0.0, var = 0.0, sd = 0.0;
+            if (!causal) {
+                for (int t = 0; t < T; t++) mu += x[(size_t)t * d + f];
+                mu /= T;
+                for (int t = 0; t < T; t++) {
+                    double dx = x[(size_t)t * d + f] - mu;
+                    var += dx * dx;
+                }
+                sd = T > 1 ? sqrt(var / (T - 1)) : 0.0;
             }
-            double sd = T > 1 ? sqrt(var / (T - 1)) : 0.0;
             for (int t = 0; t < T; t++) {
+                if (causal) { /* Welford over positions <= t; one token: sd = 0 */
+                    double xv = x[(size_t)t * d + f], dx = xv - mu;
+                    mu += dx / (t + 1);
+                    var += dx * (xv - mu);
+                    sd = t > 0 ? sqrt(var / t) : 0.0;
+                }
                 double e1 = 1.0 + gsl_ran_gaussian_ziggurat(r, 1.0) * sd;
                 double e2 = mu + gsl_ran_gaussian_ziggurat(r, 1.0) * sd;
                 o[(size_t)t * d + f] = (float)(e1 * x[(size_t)t * d + f] + e2);
