@@ -28,6 +28,7 @@
  * unused in a group — an artifact, not part of the method.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,20 +97,95 @@ static int ac_init(void *state, const mr_model *m, mr_router_opts *opts)
     return MR_OK;
 }
 
+/* Per-call workspace, carved from the caller's scratch (ac_scratch floats). */
+typedef struct ac_work {
+    double *col;      /* [d] column sums of W */
+    double *rsum;     /* [E] row sums of the inverse MADs */
+    float *xs;        /* [N, d] tokens scaled by their cluster's weights */
+    float *W, *mean;  /* [E, d] */
+    float *sum, *inv; /* [E, d] causal: running sums, 1 / (MAD + eps) */
+    float *cnt;       /* [E] cluster sizes */
+    int *head, *tail; /* [E] causal: member lists in arrival order, */
+    int *next;        /* [N]  linked through next */
+} ac_work;
+
 static size_t ac_scratch(const void *state, const mr_model *m, int B, int T)
 {
     (void)state;
-    size_t E = (size_t)m->cfg.n_experts, d = (size_t)m->cfg.d_model;
-    return 2 * E * d + E + (size_t)B * T * d;
+    size_t E = (size_t)m->cfg.n_experts, d = (size_t)m->cfg.d_model, N = (size_t)B * T;
+    return 1 + 2 * (d + E) + N * d + 4 * E * d + E + 2 * E + N; /* 1: to align doubles */
 }
 
-/* Cluster weights W [E, d] of the tokens x[s * stride + j] (s < nseq, j < npos; rows of
- * d floats) with labels lab at the same offsets: the first npos positions of nseq
- * sequences stored stride tokens apart. */
-static void cluster_weights(float *W, float *mean, float *cnt, const float *x, const int *lab,
-                            int nseq, int stride, int npos, int E, int d, double eps,
-                            double clamp)
+static ac_work ac_work_carve(float *scratch, int N, int E, int d)
 {
+    ac_work w;
+    uintptr_t p = ((uintptr_t)scratch + sizeof(double) - 1) & ~(uintptr_t)(sizeof(double) - 1);
+    w.col = (double *)p;
+    w.rsum = w.col + d;
+    w.xs = (float *)(w.rsum + E);
+    w.W = w.xs + (size_t)N * d;
+    w.mean = w.W + (size_t)E * d;
+    w.sum = w.mean + (size_t)E * d;
+    w.inv = w.sum + (size_t)E * d;
+    w.cnt = w.inv + (size_t)E * d;
+    w.head = (int *)(w.cnt + E); /* ints in float-sized slots */
+    w.tail = w.head + E;
+    w.next = w.tail + E;
+    return w;
+}
+
+/* inv [d] = 1 / (MAD + eps) of one cluster from its sum of absolute deviations mad [d]
+ * over cnt tokens (inv may be mad); returns the sum of inv (for the mean of W). */
+static double inverse_mad(float *inv, const float *mad, float cnt, int d, double eps)
+{
+    double sum = 0.0;
+    for (int f = 0; f < d; f++) {
+        inv[f] = (float)(1.0 / (mad[f] / cnt + eps));
+        sum += inv[f];
+    }
+    return sum;
+}
+
+/* Rows of w->W [E, d] from the non-empty clusters' inverse MADs inv [E, d] (may be W) and
+ * their row sums w->rsum: clamped at clamp * their mean, each feature divided by its mean
+ * over the clusters. Only the rows the caller reads are written: all non-empty ones (tail
+ * NULL), or those of the clusters whose last token (tail[e], a row of a T-position
+ * sequence) is at position t. */
+static void normalize_weights(ac_work *w, const float *inv, int E, int d, double clamp,
+                              const int *tail, int T, int t)
+{
+    double wsum = 0.0, *col = w->col;
+    int nonempty = 0;
+    for (int e = 0; e < E; e++)
+        if (w->cnt[e] > 0) {
+            nonempty++;
+            wsum += w->rsum[e];
+        }
+    double cap = clamp * wsum / ((double)nonempty * d);
+    float capf = (float)cap;
+    /* column sums cluster by cluster: independent over f (vectorizes), each summed in
+     * cluster order */
+    for (int f = 0; f < d; f++) col[f] = 0.0;
+    for (int e = 0; e < E; e++) {
+        if (w->cnt[e] == 0) continue;
+        const float *v = inv + (size_t)e * d;
+        for (int f = 0; f < d; f++) col[f] += v[f] > cap ? capf : v[f];
+    }
+    for (int e = 0; e < E; e++) {
+        if (w->cnt[e] == 0 || (tail && tail[e] % T != t)) continue;
+        const float *v = inv + (size_t)e * d;
+        float *o = w->W + (size_t)e * d;
+        for (int f = 0; f < d; f++) o[f] = (float)((v[f] > cap ? capf : v[f]) / (col[f] / nonempty));
+    }
+}
+
+/* Cluster weights w->W [E, d] of the tokens x[s * stride + j] (s < nseq, j < npos; rows
+ * of d floats) with labels lab at the same offsets: the first npos positions of nseq
+ * sequences stored stride tokens apart. */
+static void cluster_weights(ac_work *w, const float *x, const int *lab, int nseq, int stride,
+                            int npos, int E, int d, double eps, double clamp)
+{
+    float *W = w->W, *mean = w->mean, *cnt = w->cnt;
     memset(mean, 0, (size_t)E * d * sizeof *mean);
     memset(W, 0, (size_t)E * d * sizeof *W);
     memset(cnt, 0, (size_t)E * sizeof *cnt);
@@ -127,27 +203,52 @@ static void cluster_weights(float *W, float *mean, float *cnt, const float *x, c
             for (int f = 0; f < d; f++)
                 W[lab[i] * d + f] += fabsf(x[i * d + f] - mean[lab[i] * d + f]);
         }
-    double wsum = 0.0;
-    int nonempty = 0;
-    for (int e = 0; e < E; e++) {
-        if (cnt[e] == 0) continue;
-        nonempty++;
-        for (int f = 0; f < d; f++) {
-            W[e * d + f] = (float)(1.0 / (W[e * d + f] / cnt[e] + eps));
-            wsum += W[e * d + f];
+    for (int e = 0; e < E; e++)
+        if (cnt[e] > 0) w->rsum[e] = inverse_mad(W + (size_t)e * d, W + (size_t)e * d, cnt[e], d, eps);
+    normalize_weights(w, W, E, d, clamp, NULL, 1, 0);
+}
+
+/* Causal groups (task lm): the tokens of position t of nseq sequences (stride T apart,
+ * from x, lab) are scaled by the weights of the clusters of positions <= t, into xs.
+ * Equal to cluster_weights over positions <= t for every t, without its O(T^2 d) cost:
+ * a cluster's mean and MAD change only when a token joins it, so only the clusters that
+ * grow at t are summed again, over their members (linked lists, in arrival order), and
+ * only their rows of W (the ones the tokens at t read) are normalized. */
+static void causal_weights(ac_work *w, float *xs, const float *x, const int *lab, int nseq,
+                           int T, int E, int d, double eps, double clamp)
+{
+    float *mean = w->mean, *sum = w->sum, *inv = w->inv, *cnt = w->cnt;
+    int *head = w->head, *tail = w->tail, *next = w->next;
+    memset(sum, 0, (size_t)E * d * sizeof *sum);
+    memset(cnt, 0, (size_t)E * sizeof *cnt);
+    for (int e = 0; e < E; e++) head[e] = tail[e] = -1;
+    for (int t = 0; t < T; t++) {
+        for (int sq = 0; sq < nseq; sq++) {
+            int i = sq * T + t, e = lab[i];
+            cnt[e] += 1.0f;
+            for (int f = 0; f < d; f++) sum[e * d + f] += x[(size_t)i * d + f];
+            next[i] = -1;
+            if (tail[e] < 0)
+                head[e] = i;
+            else
+                next[tail[e]] = i;
+            tail[e] = i;
         }
-    }
-    double cap = clamp * wsum / ((double)nonempty * d);
-    for (int f = 0; f < d; f++) {
-        double col = 0.0;
-        for (int e = 0; e < E; e++)
-            if (cnt[e] > 0) {
-                if (W[e * d + f] > cap) W[e * d + f] = (float)cap;
-                col += W[e * d + f];
-            }
-        col /= nonempty;
-        for (int e = 0; e < E; e++)
-            if (cnt[e] > 0) W[e * d + f] = (float)(W[e * d + f] / col);
+        for (int e = 0; e < E; e++) {
+            if (tail[e] < 0 || tail[e] % T != t) continue; /* did not grow at t */
+            float *me = mean + (size_t)e * d, *ad = inv + (size_t)e * d;
+            for (int f = 0; f < d; f++) me[f] = sum[e * d + f] / cnt[e];
+            memset(ad, 0, (size_t)d * sizeof *ad);
+            for (int i = head[e]; i >= 0; i = next[i])
+                for (int f = 0; f < d; f++) ad[f] += fabsf(x[(size_t)i * d + f] - me[f]);
+            w->rsum[e] = inverse_mad(ad, ad, cnt[e], d, eps);
+        }
+        /* the rows of the clusters that grew at t: those of the tokens at t */
+        normalize_weights(w, inv, E, d, clamp, tail, T, t);
+        for (int sq = 0; sq < nseq; sq++) {
+            size_t i = (size_t)sq * T + t;
+            for (int f = 0; f < d; f++) xs[i * d + f] = x[i * d + f] * w->W[lab[i] * d + f];
+        }
     }
 }
 
@@ -162,30 +263,27 @@ static int ac_route(const void *state, const mr_route_ctx *c, float *probs, int 
         mr_route_softmax_gate(probs, topk, weights, c->x, ly, N, d, E, k, MR_GATE_RENORM);
         return MR_OK;
     }
-    float *W = c->scratch, *mean = W + (size_t)E * d, *cnt = mean + (size_t)E * d;
-    float *xs = cnt + E; /* [N, d] tokens scaled by their cluster's weights */
+    ac_work w = ac_work_carve(c->scratch, N, E, d);
     /* the previous block's top-1 labels, kept in our topk output (N <= N*k slots): they
      * are all read before the first top-k below is written */
     int *labels = topk;
     for (int i = 0; i < N; i++) labels[i] = c->prev_topk[(size_t)i * c->prev_k];
     /* groups: nseq sequences each (1, or all B with group=batch) */
-    int nseq = s->group_batch ? B : 1, causal = cfg->task == MR_TASK_LM;
+    int nseq = s->group_batch ? B : 1;
     for (int b0 = 0; b0 < B; b0 += nseq) {
         const float *xg = c->x + (size_t)b0 * T * d;
         const int *lg = labels + (size_t)b0 * T;
-        /* causal: the weights of position t from positions <= t (O(T^2 d) per group,
-         * small next to the block's own cost); otherwise one set for all positions */
-        for (int t = causal ? 0 : T - 1; t < T; t++) {
-            cluster_weights(W, mean, cnt, xg, lg, nseq, T, t + 1, E, d, s->eps, s->clamp);
-            for (int sq = 0; sq < nseq; sq++)
-                for (int j = causal ? t : 0; j <= t; j++) {
-                    size_t i = (size_t)(b0 + sq) * T + j;
-                    for (int f = 0; f < d; f++)
-                        xs[i * d + f] = c->x[i * d + f] * W[labels[i] * d + f];
-                }
+        float *xsg = w.xs + (size_t)b0 * T * d;
+        if (cfg->task == MR_TASK_LM) { /* position t: the clusters of positions <= t */
+            causal_weights(&w, xsg, xg, lg, nseq, T, E, d, s->eps, s->clamp);
+            continue;
         }
+        cluster_weights(&w, xg, lg, nseq, T, T, E, d, s->eps, s->clamp);
+        for (int i = 0; i < nseq * T; i++)
+            for (int f = 0; f < d; f++)
+                xsg[(size_t)i * d + f] = xg[(size_t)i * d + f] * w.W[lg[i] * d + f];
     }
-    mr_linear_forward(probs, xs, s->emb[c->layer], NULL, N, d, E); /* logits [N, E] */
+    mr_linear_forward(probs, w.xs, s->emb[c->layer], NULL, N, d, E); /* logits [N, E] */
     mr_route_from_logits(probs, topk, weights, N, E, k, MR_GATE_RENORM);
     return MR_OK;
 }
