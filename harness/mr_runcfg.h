@@ -2,7 +2,7 @@
  * inih. Every key is checked where it is read; unknown sections and keys, bad numbers
  * and values out of range are errors of the form "FILE:LINE: what is wrong".
  * Checks that need the model or data files (existence, k <= E, corruption modality)
- * are done by mr_runcfg_validate() — still before anything is written.
+ * are done by mr_grid_build() (harness/mr_grid.h) — still before anything is written.
  * Ownership: plain struct, no heap memory.
  */
 #ifndef MR_RUNCFG_H

@@ -1,10 +1,12 @@
 /* The run configuration: defaults, every key, and errors that name the file and line. */
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "analysis/mr_error.h"
+#include "harness/mr_grid.h"
 #include "harness/mr_runcfg.h"
 #include "mr_test_util.h"
 
@@ -205,6 +207,26 @@ START_TEST(model_routers)
 }
 END_TEST
 
+/* Every shipped example config parses and passes the grid's checks (its model, checkpoint
+ * and data files exist and load, every router runs on every model it names): examples
+ * that users copy must not rot as models and keys change. */
+START_TEST(shipped_examples_are_valid)
+{
+    glob_t gl;
+    ck_assert_int_eq(glob("examples/*.ini", 0, NULL, &gl), 0);
+    ck_assert_uint_ge(gl.gl_pathc, 3);
+    for (size_t i = 0; i < gl.gl_pathc; i++) {
+        static mr_run_config c;
+        ck_assert_msg(mr_runcfg_load(&c, gl.gl_pathv[i]) == MR_OK, "%s", mr_error_message());
+        mr_grid g;
+        ck_assert_msg(mr_grid_build(&g, &c) == MR_OK, "%s", mr_error_message());
+        ck_assert_int_gt(g.n_cells, 0);
+        mr_grid_free(&g);
+    }
+    globfree(&gl);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("runcfg");
@@ -215,6 +237,7 @@ int main(void)
     tcase_add_test(tc, missing_parts);
     tcase_add_test(tc, resolved_config_reads_back);
     tcase_add_test(tc, model_routers);
+    tcase_add_test(tc, shipped_examples_are_valid);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }
