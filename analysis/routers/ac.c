@@ -163,18 +163,20 @@ static void normalize_weights(ac_work *w, const float *inv, int E, int d, double
         }
     double cap = clamp * wsum / ((double)nonempty * d);
     float capf = (float)cap;
-    /* column sums cluster by cluster: independent over f (vectorizes), each summed in
-     * cluster order */
+    /* column sums cluster by cluster: independent over f (a vector loop without
+     * reassociation: each column is still summed in cluster order) */
     for (int f = 0; f < d; f++) col[f] = 0.0;
     for (int e = 0; e < E; e++) {
         if (w->cnt[e] == 0) continue;
         const float *v = inv + (size_t)e * d;
+#pragma omp simd
         for (int f = 0; f < d; f++) col[f] += v[f] > cap ? capf : v[f];
     }
     for (int e = 0; e < E; e++) {
         if (w->cnt[e] == 0 || (tail && tail[e] % T != t)) continue;
         const float *v = inv + (size_t)e * d;
         float *o = w->W + (size_t)e * d;
+#pragma omp simd
         for (int f = 0; f < d; f++) o[f] = (float)((v[f] > cap ? capf : v[f]) / (col[f] / nonempty));
     }
 }
@@ -226,6 +228,7 @@ static void causal_weights(ac_work *w, float *xs, const float *x, const int *lab
         for (int sq = 0; sq < nseq; sq++) {
             int i = sq * T + t, e = lab[i];
             cnt[e] += 1.0f;
+#pragma omp simd
             for (int f = 0; f < d; f++) sum[e * d + f] += x[(size_t)i * d + f];
             next[i] = -1;
             if (tail[e] < 0)
@@ -239,15 +242,20 @@ static void causal_weights(ac_work *w, float *xs, const float *x, const int *lab
             float *me = mean + (size_t)e * d, *ad = inv + (size_t)e * d;
             for (int f = 0; f < d; f++) me[f] = sum[e * d + f] / cnt[e];
             memset(ad, 0, (size_t)d * sizeof *ad);
-            for (int i = head[e]; i >= 0; i = next[i])
-                for (int f = 0; f < d; f++) ad[f] += fabsf(x[(size_t)i * d + f] - me[f]);
+            for (int i = head[e]; i >= 0; i = next[i]) {
+                const float *xi = x + (size_t)i * d;
+#pragma omp simd
+                for (int f = 0; f < d; f++) ad[f] += fabsf(xi[f] - me[f]);
+            }
             w->rsum[e] = inverse_mad(ad, ad, cnt[e], d, eps);
         }
         /* the rows of the clusters that grew at t: those of the tokens at t */
         normalize_weights(w, inv, E, d, clamp, tail, T, t);
         for (int sq = 0; sq < nseq; sq++) {
             size_t i = (size_t)sq * T + t;
-            for (int f = 0; f < d; f++) xs[i * d + f] = x[i * d + f] * w->W[lab[i] * d + f];
+            const float *wr = w->W + (size_t)lab[i] * d;
+#pragma omp simd
+            for (int f = 0; f < d; f++) xs[i * d + f] = x[i * d + f] * wr[f];
         }
     }
 }
