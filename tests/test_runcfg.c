@@ -237,7 +237,11 @@ int main(void)
     tcase_add_test(tc, missing_parts);
     tcase_add_test(tc, resolved_config_reads_back);
     tcase_add_test(tc, model_routers);
-    tcase_add_test(tc, shipped_examples_are_valid);
     suite_add_tcase(s, tc);
+    /* loads every shipped model and data set: seconds, more under the sanitizers */
+    TCase *ex = tcase_create("examples");
+    tcase_set_timeout(ex, 120);
+    tcase_add_test(ex, shipped_examples_are_valid);
+    suite_add_tcase(s, ex);
     return mr_test_run(s);
 }
