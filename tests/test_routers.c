@@ -301,9 +301,13 @@ START_TEST(momentum_mu0_is_baseline)
 }
 END_TEST
 
-/* A copy of a fixture model with an S2MoE gate on every MoE block. */
-static void make_s2moe_copy(const char *src, const char *out)
+/* A copy of a fixture model with an S2MoE gate on every MoE block, written to a new
+ * file made from the mkstemp template `out` (which receives its name). */
+static void make_s2moe_copy(const char *src, char *out)
 {
+    int fd = mkstemp(out);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
     char cmd[512];
     snprintf(cmd, sizeof cmd, "cp %s %s", src, out);
     ck_assert_int_eq(system(cmd), 0);
@@ -315,23 +319,26 @@ static void make_s2moe_copy(const char *src, const char *out)
     mr_model_free(m);
     hid_t f = H5Fopen(out, H5F_ACC_RDWR, H5P_DEFAULT);
     ck_assert_int_ge(f, 0);
-    for (int l = 0; l < n_moe; l++) {
-    char path[128];
-    snprintf(path, sizeof path, "/layers/%d/moe/router", moe_layers[l]);
-    hid_t g = H5Gcreate2(f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    hsize_t dw[2] = {1, (hsize_t)d}, db[1] = {1};
     float w[256], b[1] = {0.3f};
+    ck_assert_int_le(d, 256);
     for (int i = 0; i < d; i++) w[i] = 0.2f * sinf((float)i);
-    hid_t sw = H5Screate_simple(2, dw, NULL), sb = H5Screate_simple(1, db, NULL);
-    hid_t ds = H5Dcreate2(g, "s2_gate_w", H5T_IEEE_F32LE, sw, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w);
-    H5Dclose(ds);
-    ds = H5Dcreate2(g, "s2_gate_b", H5T_IEEE_F32LE, sb, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, b);
-    H5Dclose(ds);
-    H5Sclose(sw);
-    H5Sclose(sb);
-    H5Gclose(g);
+    hsize_t dw[2] = {1, (hsize_t)d}, db[1] = {1};
+    for (int l = 0; l < n_moe; l++) {
+        char path[128];
+        snprintf(path, sizeof path, "/layers/%d/moe/router", moe_layers[l]);
+        hid_t g = H5Gcreate2(f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t sw = H5Screate_simple(2, dw, NULL), sb = H5Screate_simple(1, db, NULL);
+        hid_t ds = H5Dcreate2(g, "s2_gate_w", H5T_IEEE_F32LE, sw, H5P_DEFAULT, H5P_DEFAULT,
+                              H5P_DEFAULT);
+        H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w);
+        H5Dclose(ds);
+        ds = H5Dcreate2(g, "s2_gate_b", H5T_IEEE_F32LE, sb, H5P_DEFAULT, H5P_DEFAULT,
+                        H5P_DEFAULT);
+        H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, b);
+        H5Dclose(ds);
+        H5Sclose(sw);
+        H5Sclose(sb);
+        H5Gclose(g);
     }
     H5Fclose(f);
 }
@@ -339,9 +346,6 @@ static void make_s2moe_copy(const char *src, const char *out)
 START_TEST(s2moe_noise_off_is_baseline)
 {
     char out[] = "/tmp/mr-s2moe-XXXXXX";
-    int fd = mkstemp(out);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
     make_s2moe_copy("tests/fixtures/tiny-classify.h5", out);
     mr_router_opts off = {0};
     mr_router_opts_add(&off, "noise=off");
@@ -406,9 +410,6 @@ static void lm_prefix_diff(const char *model, const char *router, mr_router_opts
 START_TEST(lm_routing_never_sees_later_tokens)
 {
     char s2[] = "/tmp/mr-s2moe-lm-XXXXXX";
-    int fd = mkstemp(s2);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
     make_s2moe_copy("tests/fixtures/tiny-lm.h5", s2);
     static const struct {
         const char *router, *opt;
