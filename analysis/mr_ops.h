@@ -40,9 +40,10 @@ void mr_attention_forward(float *out, float *att, const float *qkv, int B, int T
 
 /* Shannon entropy (nats) of a probability vector p[n]; 0 log 0 = 0. */
 double mr_entropy(const float *p, int n);
-/* The same with float logarithms in a vector loop (about 5 times faster; within ~1e-6
- * relative): for choices that follow PyTorch's float32 computation (the attention
- * router's min-entropy head), not for reported metrics. */
+/* The same with float logarithms in a vector loop (within ~1e-6 relative; in perf of the
+ * attention router on the Fashion-MNIST model, 14 % of the forward with mr_entropy, 4 %
+ * with this): for choices that follow PyTorch's float32 computation (the min-entropy
+ * head), not for reported metrics. */
 double mr_entropy_fast(const float *p, int n);
 
 #endif
