@@ -60,18 +60,18 @@ from eval_torch import eval_classify, eval_lm  # noqa: E402
 N_SAVED = 3  # checkpoints kept: the last 3 epochs
 
 
-def classify_config(router, router_opts=None):
+def classify_config(router, router_opts=None, moe_layers=(1, 3)):
     return ModelConfig(task="classify", d_model=64, n_layers=4, n_heads=4, d_ff=256,
-                       n_experts=8, top_k=2, expert_hidden=128, moe_layers=[1, 3],
+                       n_experts=8, top_k=2, expert_hidden=128, moe_layers=list(moe_layers),
                        norm_eps=1e-5, activation="gelu", gate_norm="renorm",
                        router=router, router_opts=router_opts,
                        image_h=28, image_w=28, channels=1, patch=4,
                        n_classes=10, pool="cls")
 
 
-def lm_config(router, vocab, router_opts=None):
+def lm_config(router, vocab, router_opts=None, moe_layers=(1, 3)):
     return ModelConfig(task="lm", d_model=96, n_layers=4, n_heads=4, d_ff=384,
-                       n_experts=8, top_k=2, expert_hidden=192, moe_layers=[1, 3],
+                       n_experts=8, top_k=2, expert_hidden=192, moe_layers=list(moe_layers),
                        norm_eps=1e-5, activation="gelu", gate_norm="renorm",
                        router=router, router_opts=router_opts, vocab_size=len(vocab),
                        max_seq_len=data.SEQ_LEN, vocab=[int(c) for c in vocab])
@@ -122,6 +122,9 @@ def main():
     ap.add_argument("--aux-coef", type=float, default=0.01)
     ap.add_argument("--steps-per-epoch", type=int, default=0,
                     help="lm: steps per epoch (default 500); classify: cap (default: full pass)")
+    ap.add_argument("--moe-layers", default="1,3",
+                    help="blocks (0-3) that are MoE blocks, comma-separated; the others are "
+                    "dense (default 1,3; 0,1,2,3 makes every block an MoE block)")
     ap.add_argument("--no-augment", action="store_true", help="classify: no flips/shifts")
     ap.add_argument("--test-limit", type=int, default=0,
                     help="smoke tests: score only N test samples")
@@ -135,12 +138,18 @@ def main():
     command = shlex.join(["/usr/bin/python3", "tools/train.py"] + sys.argv[1:])
 
     router_opts = ",".join(args.router_opt) or None
+    try:
+        moe_layers = sorted({int(x) for x in args.moe_layers.split(",")})
+    except ValueError:
+        ap.error(f"--moe-layers: not a comma-separated list of block indices: {args.moe_layers!r}")
+    if not moe_layers or moe_layers[0] < 0 or moe_layers[-1] > 3:
+        ap.error(f"--moe-layers: block indices must lie in 0..3: {args.moe_layers!r}")
     if args.task == "classify":
         prefix = args.out_prefix or f"fmnist-vit-moe-{args.router}"
         train_x, train_y = data.fashion_mnist("train")
         test_x, test_y = data.fashion_mnist("t10k")
         train_x, train_y = torch.from_numpy(train_x), torch.from_numpy(train_y).long()
-        cfg = classify_config(args.router, router_opts)
+        cfg = classify_config(args.router, router_opts, moe_layers)
         batch = args.batch or 128
         full = (len(train_x) + batch - 1) // batch
         steps = min(args.steps_per_epoch, full) if args.steps_per_epoch else full
@@ -150,7 +159,7 @@ def main():
         vocab, train_ids, test_ids = data.kjv_corpus()
         train_ids = torch.from_numpy(train_ids.astype(np.int64))
         test_tok = data.windows(test_ids)
-        cfg = lm_config(args.router, vocab, router_opts)
+        cfg = lm_config(args.router, vocab, router_opts, moe_layers)
         batch = args.batch or 32
         steps = args.steps_per_epoch or 500
         peak = args.lr or 2e-3
