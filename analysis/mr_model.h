@@ -1,6 +1,6 @@
 /* mr_model.h — an MoE transformer's configuration and weights (docs/model-format.md).
  *
- * Ownership: a model is created by mr_model_load() (harness/mr_model_io.h) or
+ * Ownership: a model is created by mr_model_load() (io/mr_model_io.h) or
  * mr_model_alloc() and released by mr_model_free(); every weight pointer points
  * into the model's single weight arena and must not be freed on its own.
  * A loaded model is read-only and may be shared by any number of threads.

@@ -23,8 +23,8 @@
 #include "analysis/mr_engine.h"
 #include "analysis/mr_error.h"
 #include "analysis/mr_rng.h"
-#include "harness/mr_data.h"
-#include "harness/mr_model_io.h"
+#include "io/mr_data.h"
+#include "io/mr_model_io.h"
 
 static double now(void)
 {

@@ -14,9 +14,9 @@
 #include "../corruptions/mr_corruption.h"
 #include "../corruptions/mr_gallery.h"
 #include "mr_cli.h"
-#include "mr_data.h"
-#include "mr_h5.h"
-#include "mr_model_io.h"
+#include "../io/mr_data.h"
+#include "../io/mr_h5.h"
+#include "../io/mr_model_io.h"
 
 static void usage(FILE *fp)
 {

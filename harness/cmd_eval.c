@@ -14,7 +14,7 @@
 #include "mr_corrupt_setup.h"
 #include "mr_eval.h"
 #include "mr_eval_print.h"
-#include "mr_model_io.h"
+#include "../io/mr_model_io.h"
 
 static void usage(FILE *fp)
 {

@@ -4,7 +4,7 @@
 
 #include "../analysis/mr_error.h"
 #include "mr_cli.h"
-#include "mr_model_io.h"
+#include "../io/mr_model_io.h"
 
 static void usage(FILE *fp)
 {

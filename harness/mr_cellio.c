@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "../analysis/mr_error.h"
-#include "mr_h5.h"
+#include "../io/mr_h5.h"
 
 const char *mr_cell_kind_name(int kind)
 {

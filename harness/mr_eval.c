@@ -9,7 +9,7 @@
 #endif
 
 #include "../analysis/mr_error.h"
-#include "mr_routing_io.h"
+#include "../io/mr_routing_io.h"
 
 void mr_eval_opts_init(mr_eval_opts *o, const mr_model *m)
 {

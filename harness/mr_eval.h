@@ -12,7 +12,7 @@
 
 #include "../analysis/mr_engine.h"
 #include "../metrics/mr_routing_metrics.h"
-#include "mr_data.h"
+#include "../io/mr_data.h"
 
 /* How a micro-batch's input is corrupted (the corrupted pass). Implemented by the
  * corruption library; `ctx` is its state. Any of the three may be NULL. */

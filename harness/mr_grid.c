@@ -8,7 +8,7 @@
 
 #include "../analysis/mr_error.h"
 #include "mr_corrupt_setup.h"
-#include "mr_model_io.h"
+#include "../io/mr_model_io.h"
 
 void mr_grid_cell_path(char *buf, size_t cap, const char *dir, const mr_grid_cell *c)
 {

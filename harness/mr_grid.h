@@ -13,7 +13,7 @@
 
 #include "../corruptions/mr_corruption.h"
 #include "mr_cellio.h"
-#include "mr_data.h"
+#include "../io/mr_data.h"
 #include "mr_runcfg.h"
 
 typedef struct mr_grid_cell {

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "../analysis/mr_error.h"
-#include "mr_h5.h"
+#include "../io/mr_h5.h"
 
 #ifndef MR_VERSION
 #define MR_VERSION "0.1.0"

@@ -13,8 +13,8 @@
 #include "../analysis/mr_model.h"
 #include "../corruptions/mr_corruption.h"
 #include "../corruptions/mr_gallery.h"
-#include "../harness/mr_data.h"
-#include "../harness/mr_model_io.h"
+#include "../io/mr_data.h"
+#include "../io/mr_model_io.h"
 #include "mr_plot.h"
 
 #define LN2 0.69314718055994530942

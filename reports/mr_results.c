@@ -9,7 +9,7 @@
 
 #include "../analysis/mr_error.h"
 #include "../corruptions/mr_corruption.h"
-#include "../harness/mr_h5.h"
+#include "../io/mr_h5.h"
 #include "../metrics/mr_stats.h"
 
 /* ------------------------------------------------------------------ config text */

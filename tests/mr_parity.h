@@ -22,8 +22,8 @@
 
 #include "analysis/mr_engine.h"
 #include "analysis/mr_error.h"
-#include "harness/mr_h5.h"
-#include "harness/mr_model_io.h"
+#include "io/mr_h5.h"
+#include "io/mr_model_io.h"
 #include "mr_test_util.h"
 
 #define MR_PARITY_NMSE_TOL 1e-6

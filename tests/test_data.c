@@ -2,8 +2,8 @@
 #include <string.h>
 
 #include "analysis/mr_error.h"
-#include "harness/mr_data.h"
-#include "harness/mr_model_io.h"
+#include "io/mr_data.h"
+#include "io/mr_model_io.h"
 #include "mr_test_util.h"
 
 START_TEST(idx_pair_loads)

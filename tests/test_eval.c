@@ -8,8 +8,8 @@
 
 #include "analysis/mr_error.h"
 #include "harness/mr_eval.h"
-#include "harness/mr_h5.h"
-#include "harness/mr_model_io.h"
+#include "io/mr_h5.h"
+#include "io/mr_model_io.h"
 #include "mr_test_util.h"
 
 static void run(mr_eval_result *res, const char *model, const char *data, int threads,

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "analysis/mr_error.h"
-#include "harness/mr_model_io.h"
+#include "io/mr_model_io.h"
 #include "mr_test_util.h"
 
 START_TEST(tiny_classify_loads)

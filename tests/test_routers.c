@@ -8,8 +8,8 @@
 #include "analysis/mr_engine.h"
 #include "analysis/mr_error.h"
 #include "analysis/mr_ops.h"
-#include "harness/mr_h5.h"
-#include "harness/mr_model_io.h"
+#include "io/mr_h5.h"
+#include "io/mr_model_io.h"
 #include "mr_test_util.h"
 
 enum { D = 4, E = 3, T = 4 };

@@ -1,4 +1,4 @@
-/* Fuzz harness: the IDX reader (harness/mr_idx.c), gzip and raw.
+/* Fuzz harness: the IDX reader (io/mr_idx.c), gzip and raw.
  *
  * Input: the bytes of a file, gzip-compressed or not (zlib's gzread passes raw files
  * through, so one harness covers both paths). Each input is read as images (all, and
@@ -12,7 +12,7 @@
 
 #include "analysis/mr_error.h"
 #include "fuzz_util.h"
-#include "harness/mr_data.h"
+#include "io/mr_data.h"
 
 static unsigned touch(const uint8_t *p, size_t n)
 {

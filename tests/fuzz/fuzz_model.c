@@ -1,5 +1,5 @@
-/* Fuzz harness: the model validator (harness/mr_model_io.c) and the HDF5 data reader
- * (harness/mr_data.c), both over harness/mr_h5.c, on the same file.
+/* Fuzz harness: the model validator (io/mr_model_io.c) and the HDF5 data reader
+ * (io/mr_data.c), both over io/mr_h5.c, on the same file.
  *
  * Input: the bytes of a file; seeds are the tiny fixtures and the malformed models and
  * data of tests/bad/, so mutations start from valid HDF5 structure.
@@ -15,8 +15,8 @@
 
 #include "analysis/mr_error.h"
 #include "fuzz_util.h"
-#include "harness/mr_data.h"
-#include "harness/mr_model_io.h"
+#include "io/mr_data.h"
+#include "io/mr_model_io.h"
 
 static void check_error(int st, const char *path, const void *out)
 {
