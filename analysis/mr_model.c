@@ -126,3 +126,97 @@ void mr_model_free(mr_model *m)
     free(m->arena);
     free(m);
 }
+
+/* Hands out consecutive slices of the arena, in the order the loader uses. */
+static float *carve(float **cur, size_t n)
+{
+    float *p = *cur;
+    *cur += n;
+    return p;
+}
+
+int mr_model_alloc(mr_model **out, const mr_config *cfg, size_t extra)
+{
+    *out = NULL;
+    mr_model *m = calloc(1, sizeof *m);
+    if (!m) return mr_error_set(MR_ENOMEM, "out of memory");
+    m->cfg = *cfg;
+    m->cfg.moe_layers = malloc(((size_t)cfg->n_moe + 1) * sizeof(int));
+    if (!m->cfg.moe_layers) {
+        free(m);
+        return mr_error_set(MR_ENOMEM, "out of memory");
+    }
+    if (cfg->n_moe > 0) memcpy(m->cfg.moe_layers, cfg->moe_layers, (size_t)cfg->n_moe * sizeof(int));
+    int st = mr_config_check(&m->cfg);
+    if (st != MR_OK) {
+        mr_model_free(m);
+        return st;
+    }
+    const mr_config *c = &m->cfg;
+    m->n_params = mr_config_param_count(c);
+    m->n_arena = m->n_params + extra;
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    m->arena = calloc(m->n_arena ? m->n_arena : 1, sizeof(float));
+    if (!m->layers || !m->arena) {
+        mr_model_free(m);
+        return mr_error_set(MR_ENOMEM, "out of memory: %zu weights", m->n_arena);
+    }
+    size_t d = (size_t)c->d_model, E = (size_t)c->n_experts, h = (size_t)c->expert_hidden;
+    size_t F = (size_t)c->d_ff;
+    float *cur = m->arena;
+    if (c->task == MR_TASK_CLASSIFY) {
+        m->patch_w = carve(&cur, d * (size_t)(c->patch * c->patch * c->channels));
+        m->patch_b = carve(&cur, d);
+        if (c->pool == MR_POOL_CLS) m->cls = carve(&cur, d);
+    } else {
+        m->tok = carve(&cur, (size_t)c->vocab_size * d);
+        m->vocab = calloc((size_t)c->vocab_size, sizeof *m->vocab);
+        if (!m->vocab) {
+            mr_model_free(m);
+            return mr_error_set(MR_ENOMEM, "out of memory");
+        }
+    }
+    m->pos = carve(&cur, (size_t)c->n_pos * d);
+    for (int l = 0; l < c->n_layers; l++) m->layers[l].moe_index = -1;
+    for (int i = 0; i < c->n_moe; i++) {
+        m->layers[c->moe_layers[i]].is_moe = 1;
+        m->layers[c->moe_layers[i]].moe_index = i;
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        mr_layer *L = &m->layers[l];
+        L->ln1_w = carve(&cur, d);
+        L->ln1_b = carve(&cur, d);
+        L->attn_qkv_w = carve(&cur, 3 * d * d);
+        L->attn_qkv_b = carve(&cur, 3 * d);
+        L->attn_out_w = carve(&cur, d * d);
+        L->attn_out_b = carve(&cur, d);
+        L->ln2_w = carve(&cur, d);
+        L->ln2_b = carve(&cur, d);
+        if (!L->is_moe) {
+            L->ffn_w1 = carve(&cur, F * d);
+            L->ffn_b1 = carve(&cur, F);
+            L->ffn_w2 = carve(&cur, d * F);
+            L->ffn_b2 = carve(&cur, d);
+            continue;
+        }
+        L->gate_w = carve(&cur, E * d);
+        L->gate_b = carve(&cur, E);
+        L->has_gate_b = 1;
+        L->exp_w1 = carve(&cur, E * h * d);
+        L->exp_b1 = carve(&cur, E * h);
+        L->exp_w2 = carve(&cur, E * d * h);
+        L->exp_b2 = carve(&cur, E * d);
+    }
+    m->head_ln_w = carve(&cur, d);
+    m->head_ln_b = carve(&cur, d);
+    m->head_w = carve(&cur, (size_t)c->n_out * d);
+    m->head_b = carve(&cur, (size_t)c->n_out);
+    size_t used = (size_t)(cur - m->arena), expected = m->n_params;
+    if (used != expected) { /* the layout here and mr_config_param_count must agree */
+        mr_model_free(m);
+        return mr_error_set(MR_EFAILED, "internal: model layout of %zu floats, expected %zu",
+                            used, expected);
+    }
+    *out = m;
+    return MR_OK;
+}

@@ -126,6 +126,14 @@ const char *mr_activation_name(int act);
 const char *mr_gate_norm_name(int g);
 const char *mr_pool_name(int p);
 
+/* A zero-filled model for configuration cfg (checked with mr_config_check; moe_layers is
+ * copied). Every weight pointer is set, in the order of docs/model-format.md, into one
+ * arena of mr_config_param_count(cfg) + extra floats; the caller may carve router
+ * tensors out of the `extra` floats that follow m->arena + m->n_params. Every MoE block
+ * gets has_gate_b = 1 and no router tensors. Used to build derived models (compression)
+ * that io/mr_model_write.h then saves. *out is NULL on error. */
+int mr_model_alloc(mr_model **out, const mr_config *cfg, size_t extra);
+
 /* Frees everything a model owns; accepts NULL. */
 void mr_model_free(mr_model *m);
 

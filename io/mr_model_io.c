@@ -460,12 +460,18 @@ static const char *const format_attrs[] = {
     "moe_layers", "image_h", "image_w", "channels", "patch", "n_classes", "pool",
     "vocab_size", "max_seq_len", NULL};
 
+int mr_model_is_format_attr(const char *name)
+{
+    for (int i = 0; format_attrs[i]; i++)
+        if (strcmp(name, format_attrs[i]) == 0) return 1;
+    return 0;
+}
+
 static herr_t print_meta(hid_t loc, const char *name, const H5A_info_t *info, void *op)
 {
     (void)info;
     FILE *fp = op;
-    for (int i = 0; format_attrs[i]; i++)
-        if (strcmp(name, format_attrs[i]) == 0) return 0;
+    if (mr_model_is_format_attr(name)) return 0;
     char s[512];
     long long iv;
     double dv;

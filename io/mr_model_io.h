@@ -15,6 +15,9 @@ int mr_model_load(mr_model **out, const char *path);
 
 /* Architecture summary for `moe-robust inspect`. */
 void mr_model_print_summary(FILE *fp, const mr_model *m);
+/* Whether a root attribute name is one the format defines (docs/model-format.md);
+ * every other root attribute is metadata. */
+int mr_model_is_format_attr(const char *name);
 /* Root attributes outside the format (training metadata), one "meta" line each. */
 void mr_model_print_metadata(FILE *fp, const char *path);
 
