@@ -66,6 +66,10 @@ typedef struct mr_combine_ctx {
                              zero at the first block (e.g. the momentum buffer) */
 } mr_combine_ctx;
 
+/* Input gradients (analysis/mr_router_grad.h, analysis/mr_grad.h). */
+struct mr_route_grad;
+struct mr_combine_grad;
+
 typedef struct mr_router_type {
     const char *name;
     const char *summary;  /* one line for --help */
@@ -84,6 +88,18 @@ typedef struct mr_router_type {
     int (*combine)(const void *state, const mr_route_ctx *ctx, const mr_combine_ctx *cc,
                    float *y);
     void (*free)(void *state); /* may be NULL */
+    /* Optional, for input gradients: the derivative autograd takes of the router's PyTorch
+     * definition (tools/moe_model.py), with the top-k selection held fixed. A router
+     * without route_backward (or with combine but without combine_backward) cannot be
+     * differentiated, and gradient-based attacks refuse it. Both are called with the
+     * route() context of the forward they differentiate; ctx->scratch then holds
+     * grad_scratch_floats() floats (NULL: none). */
+    size_t (*grad_scratch_floats)(const void *state, const mr_model *m, int B, int T);
+    int (*route_backward)(const void *state, const mr_route_ctx *ctx,
+                          const struct mr_route_grad *g);
+    /* dy [N,d]: on entry dL/d(combine's output), on return dL/d(the experts' output y). */
+    int (*combine_backward)(const void *state, const mr_route_ctx *ctx,
+                            const struct mr_combine_grad *g, float *dy);
 } mr_router_type;
 
 typedef struct mr_router {

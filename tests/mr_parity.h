@@ -64,6 +64,17 @@ static int32_t *mr_parity_read_i(hid_t f, const char *file, const char *path, si
     return p;
 }
 
+/* Router options from a reference's `router_opts` attribute ("key=value,key=value"). */
+static inline void mr_parity_parse_opts(mr_router_opts *o, const char *ref, const char *list)
+{
+    memset(o, 0, sizeof *o);
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save))
+        ck_assert_msg(mr_router_opts_add(o, kv) == MR_OK, "%s: router_opts: %s", ref,
+                      mr_error_message());
+}
+
 /* Same set of k experts (order free: ties may order them differently)? */
 static int mr_parity_same_set(const int *a, const int32_t *b, int k)
 {
@@ -79,7 +90,7 @@ static int mr_parity_same_set(const int *a, const int32_t *b, int k)
  * `opts` (may be NULL). strict: fail the running Check test on any violation of the
  * tolerances; 0: only measure (res) — used to show that a reference is far from what
  * another router computes. */
-static void mr_parity_check(const char *ref, const char *router, mr_router_opts *opts,
+static inline void mr_parity_check(const char *ref, const char *router, mr_router_opts *opts,
                             mr_parity_result *res, int strict)
 {
     hid_t f;

@@ -31,16 +31,6 @@ static int registry_index(const char *name)
     return -1;
 }
 
-static void parse_opts(mr_router_opts *o, const char *ref, const char *list)
-{
-    memset(o, 0, sizeof *o);
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save))
-        ck_assert_msg(mr_router_opts_add(o, kv) == MR_OK, "%s: router_opts: %s", ref,
-                      mr_error_message());
-}
-
 START_TEST(every_router_matches_pytorch)
 {
     glob_t g;
@@ -61,7 +51,7 @@ START_TEST(every_router_matches_pytorch)
         ck_assert_msg(ri >= 0, "%s: unknown router %s", ref, router);
 
         mr_router_opts opts;
-        parse_opts(&opts, ref, optstr);
+        mr_parity_parse_opts(&opts, ref, optstr);
         mr_parity_result res;
         mr_parity_check(ref, router, &opts, &res, 1);
         st[ri].refs++;

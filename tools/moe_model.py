@@ -472,7 +472,10 @@ class AttentionRouter(Router):
         if self.sigma != 1.0:
             # softmax(scores / sigma) from the probabilities: log A differs from
             # the scores by a per-row constant; masked entries (A = 0) stay 0
-            logA = torch.where(S > 0, torch.log(S), torch.full_like(S, float("-inf")))
+            # (log of S where S > 0 only: torch.log(0) inside the where would give the
+            # masked entries a NaN gradient)
+            logA = torch.where(S > 0, torch.log(torch.where(S > 0, S, torch.ones_like(S))),
+                               torch.full_like(S, float("-inf")))
             S = torch.softmax(logA / self.sigma, dim=-1)
         return _mix_route(S, G, self.top_k)
 
@@ -773,6 +776,9 @@ class S2MoERouter(Router):
             raise ValueError(f"router option noise={n} must be on or off")
         self.noise = n == "on"
         self.seed = o.seed()
+        # (n1, n2) [B,T,d] standard normal draws to use instead of torch's generator: the
+        # C engine's draws, for gradient parity (tools/export_grad_refs.py)
+        self.noise_draws = None
 
     def init_trained(self, cfg):
         lin = nn.Linear(cfg.d_model, 1)
@@ -814,8 +820,11 @@ class S2MoERouter(Router):
             if not self.training:  # reproducible evaluation, seeded per block
                 gen = torch.Generator().manual_seed(mr_rng_key(self.seed, f"router/s2moe/"
                                                                f"{self.layer}", 0) >> 1)
-            n1 = torch.randn(x.shape, generator=gen, dtype=x.dtype)
-            n2 = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+            if self.noise_draws is not None:
+                n1, n2 = (t.to(x.dtype) for t in self.noise_draws)
+            else:
+                n1 = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+                n2 = torch.randn(x.shape, generator=gen, dtype=x.dtype)
         xn = (1.0 + n1 * sd) * x + (mu + n2 * sd)
         yn = experts(xn, idx, w)
         gw = self.tensor("s2_gate_w", x.dtype).reshape(1, d)
@@ -985,7 +994,14 @@ class MoEModel(nn.Module):
         c = self.cfg
         B = images.shape[0]
         P, C = c.patch, c.channels
-        x = images.to(self.pos.dtype) / 255.0
+        return self.embed_pixels(images.to(self.pos.dtype) / 255.0)
+
+    def embed_pixels(self, x):
+        """x: intensities in [0, 1], float [B,H,W,C] (images / 255) -> tokens; the
+        input whose gradient the attacks take (docs/attacks.md)."""
+        c = self.cfg
+        B = x.shape[0]
+        P, C = c.patch, c.channels
         # Patch (r, c) -> v[(dy*P + dx)*C + ch] = x[r*P+dy, c*P+dx, ch].
         x = x.view(B, c.image_h // P, P, c.image_w // P, P, C)
         x = x.permute(0, 1, 3, 2, 4, 5).reshape(B, -1, P * P * C)
@@ -1008,6 +1024,11 @@ class MoEModel(nn.Module):
             x = self.embed_images(inputs)
         else:
             x = self.embed_tokens(inputs)
+        return self.forward_embedded(x)
+
+    def forward_embedded(self, x):
+        """The blocks and the head from input embeddings x [B,T,d] (embed_pixels or
+        embed_tokens output); returns what forward returns."""
         routes = []
         ctx = {"prev_topk": None, "carry": None}  # one forward's cross-block state
         for L, blk in enumerate(self.blocks):

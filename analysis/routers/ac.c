@@ -35,7 +35,9 @@
 
 #include "../mr_error.h"
 #include "../mr_ops.h"
+#include "../mr_ops_grad.h"
 #include "../mr_router.h"
+#include "../mr_router_grad.h"
 
 typedef struct ac_state {
     int group_batch;
@@ -101,7 +103,7 @@ static int ac_init(void *state, const mr_model *m, mr_router_opts *opts)
 typedef struct ac_work {
     double *col;      /* [d] column sums of W */
     double *rsum;     /* [E] row sums of the inverse MADs */
-    float *xs;        /* [N, d] tokens scaled by their cluster's weights */
+    float *xs;        /* [N, d] each token's cluster weights, then the token scaled by them */
     float *W, *mean;  /* [E, d] */
     float *sum, *inv; /* [E, d] causal: running sums, 1 / (MAD + eps) */
     float *cnt;       /* [E] cluster sizes */
@@ -211,12 +213,12 @@ static void cluster_weights(ac_work *w, const float *x, const int *lab, int nseq
 }
 
 /* Causal groups (task lm): the tokens of position t of nseq sequences (stride T apart,
- * from x, lab) are scaled by the weights of the clusters of positions <= t, into xs.
+ * from x, lab) get the weights of their clusters over positions <= t, in wt [N, d].
  * Equal to cluster_weights over positions <= t for every t, without its O(T^2 d) cost:
  * a cluster's mean and MAD change only when a token joins it, so only the clusters that
  * grow at t are summed again, over their members (linked lists, in arrival order), and
  * only their rows of W (the ones the tokens at t read) are normalized. */
-static void causal_weights(ac_work *w, float *xs, const float *x, const int *lab, int nseq,
+static void causal_weights(ac_work *w, float *wt, const float *x, const int *lab, int nseq,
                            int T, int E, int d, double eps, double clamp)
 {
     float *mean = w->mean, *sum = w->sum, *inv = w->inv, *cnt = w->cnt;
@@ -255,8 +257,31 @@ static void causal_weights(ac_work *w, float *xs, const float *x, const int *lab
             size_t i = (size_t)sq * T + t;
             const float *wr = w->W + (size_t)lab[i] * d;
 #pragma omp simd
-            for (int f = 0; f < d; f++) xs[i * d + f] = x[i * d + f] * wr[f];
+            for (int f = 0; f < d; f++) wt[i * d + f] = wr[f];
         }
+    }
+}
+
+/* wt [N, d]: each token's cluster weights W_c(i) (the rows that scale it), for the
+ * previous block's top-1 labels lab [N] (ac_route's groups). */
+static void token_weights(const ac_state *s, const mr_route_ctx *c, ac_work *w, const int *lab,
+                          float *wt)
+{
+    const mr_config *cfg = &c->model->cfg;
+    int B = c->B, T = c->T, d = cfg->d_model, E = cfg->n_experts;
+    /* groups: nseq sequences each (1, or all B with group=batch) */
+    int nseq = s->group_batch ? B : 1;
+    for (int b0 = 0; b0 < B; b0 += nseq) {
+        const float *xg = c->x + (size_t)b0 * T * d;
+        const int *lg = lab + (size_t)b0 * T;
+        float *wg = wt + (size_t)b0 * T * d;
+        if (cfg->task == MR_TASK_LM) { /* position t: the clusters of positions <= t */
+            causal_weights(w, wg, xg, lg, nseq, T, E, d, s->eps, s->clamp);
+            continue;
+        }
+        cluster_weights(w, xg, lg, nseq, T, T, E, d, s->eps, s->clamp);
+        for (int i = 0; i < nseq * T; i++)
+            memcpy(wg + (size_t)i * d, w->W + (size_t)lg[i] * d, (size_t)d * sizeof *wg);
     }
 }
 
@@ -276,23 +301,43 @@ static int ac_route(const void *state, const mr_route_ctx *c, float *probs, int 
      * are all read before the first top-k below is written */
     int *labels = topk;
     for (int i = 0; i < N; i++) labels[i] = c->prev_topk[(size_t)i * c->prev_k];
-    /* groups: nseq sequences each (1, or all B with group=batch) */
-    int nseq = s->group_batch ? B : 1;
-    for (int b0 = 0; b0 < B; b0 += nseq) {
-        const float *xg = c->x + (size_t)b0 * T * d;
-        const int *lg = labels + (size_t)b0 * T;
-        float *xsg = w.xs + (size_t)b0 * T * d;
-        if (cfg->task == MR_TASK_LM) { /* position t: the clusters of positions <= t */
-            causal_weights(&w, xsg, xg, lg, nseq, T, E, d, s->eps, s->clamp);
-            continue;
-        }
-        cluster_weights(&w, xg, lg, nseq, T, T, E, d, s->eps, s->clamp);
-        for (int i = 0; i < nseq * T; i++)
-            for (int f = 0; f < d; f++)
-                xsg[(size_t)i * d + f] = xg[(size_t)i * d + f] * w.W[lg[i] * d + f];
-    }
+    token_weights(s, c, &w, labels, w.xs);
+    for (size_t i = 0; i < (size_t)N * d; i++) w.xs[i] *= c->x[i]; /* x_i ⊙ W_c(i) */
     mr_linear_forward(probs, w.xs, s->emb[c->layer], NULL, N, d, E); /* logits [N, E] */
     mr_route_from_logits(probs, topk, weights, N, E, k, MR_GATE_RENORM);
+    return MR_OK;
+}
+
+static size_t ac_grad_scratch(const void *state, const mr_model *m, int B, int T)
+{
+    return ac_scratch(state, m, B, T) + (size_t)B * T * ((size_t)m->cfg.d_model + 1);
+}
+
+/* logit_ij = (x_i ⊙ W_c(i)) . e_j / |e_j|: the cluster weights W are computed under
+ * torch.no_grad() in the reference (as in the authors' code), so the gradient reaches x
+ * only through the product, dx = (dlogits e_n) ⊙ W_c(i). The first block's plain gate
+ * renormalizes its weights whatever gate_norm is. */
+static int ac_backward(const void *state, const mr_route_ctx *c, const mr_route_grad *g)
+{
+    const ac_state *s = state;
+    const mr_config *cfg = &c->model->cfg;
+    const mr_layer *ly = &c->model->layers[c->layer];
+    int N = c->B * c->T, d = cfg->d_model, E = cfg->n_experts, k = c->k;
+    if (!c->prev_topk) {
+        mr_route_linear_gate_backward(g, ly->gate_w, N, d, E, k, MR_GATE_RENORM);
+        return MR_OK;
+    }
+    ac_work w = ac_work_carve(c->scratch, N, E, d);
+    float *dxs = c->scratch + ac_scratch(state, c->model, c->B, c->T); /* [N, d] */
+    int *labels = (int *)(dxs + (size_t)N * d);                       /* [N] */
+    for (int i = 0; i < N; i++) labels[i] = c->prev_topk[(size_t)i * c->prev_k];
+    token_weights(s, c, &w, labels, w.xs);
+    mr_route_weights_backward(g->dprobs, g->probs, g->topk, g->dweights, N, E, k,
+                              MR_GATE_RENORM);
+    mr_route_softmax_backward(g->dprobs, g->probs, N, E);
+    memset(dxs, 0, (size_t)N * d * sizeof *dxs);
+    mr_linear_backward(dxs, g->dprobs, s->emb[c->layer], N, d, E);
+    for (size_t i = 0; i < (size_t)N * d; i++) g->dx[i] += dxs[i] * w.xs[i];
     return MR_OK;
 }
 
@@ -304,4 +349,6 @@ const mr_router_type mr_router_ac = {
     .scratch_floats = ac_scratch,
     .route = ac_route,
     .free = ac_free,
+    .grad_scratch_floats = ac_grad_scratch,
+    .route_backward = ac_backward,
 };

@@ -12,6 +12,7 @@
 
 #include "../mr_error.h"
 #include "../mr_router.h"
+#include "../mr_router_grad.h"
 
 typedef struct mom_state {
     double mu_opt, gamma_opt; /* NAN: the model's or the paper's */
@@ -27,18 +28,38 @@ static int mom_init(void *state, const mr_model *m, mr_router_opts *opts)
     return MR_OK;
 }
 
+static void mom_params(const mom_state *s, const mr_layer *ly, float *mu, float *gamma)
+{
+    *mu = (float)(isnan(s->mu_opt) ? mr_router_model_param(ly, "mu", 0.7) : s->mu_opt);
+    *gamma = (float)(isnan(s->gamma_opt) ? mr_router_model_param(ly, "gamma", 1.0)
+                                         : s->gamma_opt);
+}
+
 static int mom_combine(const void *state, const mr_route_ctx *c, const mr_combine_ctx *cc,
                        float *y)
 {
-    const mom_state *s = state;
-    const mr_layer *ly = &c->model->layers[c->layer];
-    float mu = (float)(isnan(s->mu_opt) ? mr_router_model_param(ly, "mu", 0.7) : s->mu_opt);
-    float gamma =
-        (float)(isnan(s->gamma_opt) ? mr_router_model_param(ly, "gamma", 1.0) : s->gamma_opt);
+    float mu, gamma;
+    mom_params(state, &c->model->layers[c->layer], &mu, &gamma);
     size_t n = (size_t)c->B * c->T * c->model->cfg.d_model;
     for (size_t i = 0; i < n; i++) {
         cc->carry[i] = mu * cc->carry[i] + gamma * y[i];
         y[i] = cc->carry[i];
+    }
+    return MR_OK;
+}
+
+/* m_l = mu m_{l-1} + gamma y is both the block's output and the carry: with
+ * g = dL/d(output) + dL/d(carry after), dL/dy = gamma g and dL/d(carry before) = mu g. */
+static int mom_combine_backward(const void *state, const mr_route_ctx *c,
+                                const mr_combine_grad *g, float *dy)
+{
+    float mu, gamma;
+    mom_params(state, &c->model->layers[c->layer], &mu, &gamma);
+    size_t n = (size_t)c->B * c->T * c->model->cfg.d_model;
+    for (size_t i = 0; i < n; i++) {
+        float t = dy[i] + g->dcarry[i];
+        dy[i] = gamma * t;
+        g->dcarry[i] = mu * t;
     }
     return MR_OK;
 }
@@ -52,4 +73,6 @@ const mr_router_type mr_router_momentum = {
     .route = mr_route_baseline,
     .combine = mom_combine,
     .free = NULL,
+    .route_backward = mr_route_baseline_backward,
+    .combine_backward = mom_combine_backward,
 };

@@ -17,6 +17,7 @@
 #include "../mr_ops.h"
 #include "../mr_rng.h"
 #include "../mr_router.h"
+#include "../mr_router_grad.h"
 
 typedef struct rnd_state {
     const float **w, **b; /* [n_layers] */
@@ -83,6 +84,16 @@ static int rnd_route(const void *state, const mr_route_ctx *c, float *probs, int
     return MR_OK;
 }
 
+/* logits = R x + r: the gate's gradient with R in place of W_g */
+static int rnd_backward(const void *state, const mr_route_ctx *c, const mr_route_grad *g)
+{
+    const rnd_state *s = state;
+    const mr_config *cfg = &c->model->cfg;
+    mr_route_linear_gate_backward(g, s->w[c->layer], c->B * c->T, cfg->d_model, cfg->n_experts,
+                                  c->k, cfg->gate_norm);
+    return MR_OK;
+}
+
 const mr_router_type mr_router_random = {
     .name = "random",
     .summary = "SMoE-Dropout: a frozen random linear router (the model's, or seeded)",
@@ -91,4 +102,5 @@ const mr_router_type mr_router_random = {
     .scratch_floats = NULL,
     .route = rnd_route,
     .free = rnd_free,
+    .route_backward = rnd_backward,
 };

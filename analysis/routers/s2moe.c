@@ -20,6 +20,7 @@
 #include "../mr_ops.h"
 #include "../mr_rng.h"
 #include "../mr_router.h"
+#include "../mr_router_grad.h"
 
 typedef struct s2_state {
     int noise;
@@ -65,16 +66,13 @@ static size_t s2_scratch(const void *state, const mr_model *m, int B, int T)
     return 2 * (size_t)B * T * m->cfg.d_model;
 }
 
-static int s2_combine(const void *state, const mr_route_ctx *c, const mr_combine_ctx *cc,
-                      float *y)
+/* The noisy input xn [N,d] = e1 ⊙ x + e2 of one block, and (e1 not NULL) e1 itself:
+ * dxn/dx with the sequence statistics held constant, as the reference computes them
+ * under torch.no_grad(). */
+static int s2_noisy(const s2_state *s, const mr_route_ctx *c, float *xn, float *e1out)
 {
-    const s2_state *s = state;
-    if (!s->noise) return MR_OK; /* x' = x: the mix is SMoE(x) itself */
-    const mr_layer *ly = &c->model->layers[c->layer];
     int B = c->B, T = c->T, d = c->model->cfg.d_model;
     int causal = c->model->cfg.task == MR_TASK_LM; /* lm: statistics of positions <= t */
-    size_t N = (size_t)B * T;
-    float *xn = c->scratch, *yn = xn + N * d; /* noisy input and its experts' output */
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     if (!r) return mr_error_set(MR_ENOMEM, "out of memory");
     char purpose[64];
@@ -104,19 +102,78 @@ static int s2_combine(const void *state, const mr_route_ctx *c, const mr_combine
                 double e1 = 1.0 + gsl_ran_gaussian_ziggurat(r, 1.0) * sd;
                 double e2 = mu + gsl_ran_gaussian_ziggurat(r, 1.0) * sd;
                 o[(size_t)t * d + f] = (float)(e1 * x[(size_t)t * d + f] + e2);
+                if (e1out) e1out[((size_t)b * T + t) * d + f] = (float)e1;
             }
         }
     }
     gsl_rng_free(r);
-    cc->experts(cc->engine, yn, xn, cc->topk, cc->weights);
+    return MR_OK;
+}
+
+/* g = sigmoid(s2_gate_w . x_i + s2_gate_b) of token i */
+static float s2_gate(const mr_layer *ly, const float *xi, int d)
+{
     const float *gw = mr_layer_router_tensor(ly, "s2_gate_w")->data;
-    float gb = mr_layer_router_tensor(ly, "s2_gate_b")->data[0];
+    double z = mr_layer_router_tensor(ly, "s2_gate_b")->data[0];
+    for (int f = 0; f < d; f++) z += (double)gw[f] * xi[f];
+    return (float)(1.0 / (1.0 + exp(-z)));
+}
+
+static int s2_combine(const void *state, const mr_route_ctx *c, const mr_combine_ctx *cc,
+                      float *y)
+{
+    const s2_state *s = state;
+    if (!s->noise) return MR_OK; /* x' = x: the mix is SMoE(x) itself */
+    const mr_layer *ly = &c->model->layers[c->layer];
+    int d = c->model->cfg.d_model;
+    size_t N = (size_t)c->B * c->T;
+    float *xn = c->scratch, *yn = xn + N * d; /* noisy input and its experts' output */
+    MR_TRY(s2_noisy(s, c, xn, NULL));
+    cc->experts(cc->engine, yn, xn, cc->topk, cc->weights);
     for (size_t i = 0; i < N; i++) {
-        double z = gb;
-        for (int f = 0; f < d; f++) z += (double)gw[f] * c->x[i * d + f];
-        float g = (float)(1.0 / (1.0 + exp(-z)));
+        float g = s2_gate(ly, c->x + i * d, d);
         for (int f = 0; f < d; f++) y[i * d + f] = g * y[i * d + f] + (1.0f - g) * yn[i * d + f];
     }
+    return MR_OK;
+}
+
+static size_t s2_grad_scratch(const void *state, const mr_model *m, int B, int T)
+{
+    (void)state;
+    return 5 * (size_t)B * T * m->cfg.d_model;
+}
+
+/* y = g SMoE(x) + (1 - g) SMoE(xn), xn = e1 ⊙ x + e2, g = sigmoid(w_g . x + b_g): x
+ * receives gradient through the gate, through xn (e1 ⊙ dxn; the noise and the sequence
+ * statistics are constants, torch.no_grad() in the reference) and, via dy = g dL/dy,
+ * through SMoE(x); the shared routing weights through both expert passes. */
+static int s2_combine_backward(const void *state, const mr_route_ctx *c,
+                               const mr_combine_grad *g, float *dy)
+{
+    const s2_state *s = state;
+    if (!s->noise) return MR_OK;
+    const mr_layer *ly = &c->model->layers[c->layer];
+    const float *gw = mr_layer_router_tensor(ly, "s2_gate_w")->data;
+    int d = c->model->cfg.d_model;
+    size_t N = (size_t)c->B * c->T, Nd = N * d;
+    float *xn = c->scratch, *e1 = xn + Nd, *yn = e1 + Nd, *dyn = yn + Nd, *dxn = dyn + Nd;
+    MR_TRY(s2_noisy(s, c, xn, e1));
+    g->experts(g->engine, yn, xn, g->topk, g->weights);
+    for (size_t i = 0; i < N; i++) {
+        float gi = s2_gate(ly, c->x + i * d, d);
+        float *dyi = dy + i * d;
+        double dg = 0.0;
+        for (int f = 0; f < d; f++) {
+            dg += (double)dyi[f] * ((double)g->y[i * d + f] - yn[i * d + f]);
+            dyn[i * d + f] = (1.0f - gi) * dyi[f];
+            dyi[f] = gi * dyi[f];
+        }
+        double dz = dg * gi * (1.0 - gi);
+        for (int f = 0; f < d; f++) g->dx[i * d + f] += (float)(dz * gw[f]);
+    }
+    memset(dxn, 0, Nd * sizeof *dxn);
+    g->experts_vjp(g->engine, dxn, g->dweights, xn, g->topk, g->weights, dyn);
+    for (size_t i = 0; i < Nd; i++) g->dx[i] += e1[i] * dxn[i];
     return MR_OK;
 }
 
@@ -129,4 +186,7 @@ const mr_router_type mr_router_s2moe = {
     .route = mr_route_baseline,
     .combine = s2_combine,
     .free = NULL,
+    .grad_scratch_floats = s2_grad_scratch,
+    .route_backward = mr_route_baseline_backward,
+    .combine_backward = s2_combine_backward,
 };

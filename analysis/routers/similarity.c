@@ -17,7 +17,9 @@
 
 #include "../mr_error.h"
 #include "../mr_ops.h"
+#include "../mr_ops_grad.h"
 #include "../mr_router.h"
+#include "../mr_router_grad.h"
 
 typedef struct sim_state {
     double *tau;     /* [n_layers] (MoE blocks only) */
@@ -100,6 +102,57 @@ static int sim_route(const void *state, const mr_route_ctx *c, float *probs, int
     return MR_OK;
 }
 
+static size_t sim_grad_scratch(const void *state, const mr_model *m, int B, int T)
+{
+    return 2 * sim_scratch(state, m, B, T);
+}
+
+/* p_i = sum_j S_ij g_j with S = softmax(z z^T / tau) (causal for lm), z = W_s x, and
+ * g = softmax(W_g x + b): both S and every g_j carry gradient to x. */
+static int sim_backward(const void *state, const mr_route_ctx *c, const mr_route_grad *g)
+{
+    const sim_state *s = state;
+    const mr_config *cfg = &c->model->cfg;
+    const mr_layer *ly = &c->model->layers[c->layer];
+    int B = c->B, T = c->T, N = B * T, d = cfg->d_model, E = cfg->n_experts, k = c->k;
+    int ds = s->ds[c->layer];
+    float *G = c->scratch, *dG = G + (size_t)N * E; /* [N, E] */
+    float *Z = dG + (size_t)N * E, *dZ = Z + (size_t)N * ds; /* [N, ds] */
+    float *S = dZ + (size_t)N * ds, *dS = S + (size_t)T * T; /* [T, T] */
+    mr_linear_forward(G, c->x, ly->gate_w, ly->gate_b, N, d, E);
+    mr_softmax_rows(G, N, E);
+    const float *z = c->x;
+    if (s->ws[c->layer]) {
+        mr_linear_forward(Z, c->x, s->ws[c->layer], NULL, N, d, ds);
+        z = Z;
+    }
+    float scale = (float)(1.0 / s->tau[c->layer]);
+    mr_route_weights_backward(g->dprobs, g->probs, g->topk, g->dweights, N, E, k,
+                              MR_GATE_RENORM);
+    for (int b = 0; b < B; b++) {
+        const float *zb = z + (size_t)b * T * ds;
+        size_t o = (size_t)b * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, ds, scale, zb, ds, zb, ds,
+                    0.0f, S, T);
+        mr_softmax_square(S, T, cfg->task == MR_TASK_LM);
+        mr_route_mix_backward(dS, dG + o * E, g->dprobs + o * E, S, G + o * E, T, E);
+        mr_route_softmax_backward(dS, S, T, T); /* now dL/d(scores) */
+        /* scores = scale z z^T: dz = scale (dscores + dscores^T) z */
+        float *dzb = dZ + o * ds;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, ds, T, scale, dS, T, zb, ds,
+                    0.0f, dzb, ds);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, ds, T, scale, dS, T, zb, ds,
+                    1.0f, dzb, ds);
+    }
+    mr_route_softmax_backward(dG, G, N, E);
+    mr_linear_backward(g->dx, dG, ly->gate_w, N, d, E);
+    if (s->ws[c->layer])
+        mr_linear_backward(g->dx, dZ, s->ws[c->layer], N, d, ds);
+    else
+        for (size_t i = 0; i < (size_t)N * d; i++) g->dx[i] += dZ[i];
+    return MR_OK;
+}
+
 const mr_router_type mr_router_similarity = {
     .name = "similarity",
     .summary = "Similarity-Aware SMoE: p_i = sum_j softmax_j(<W_s x_i, W_s x_j>/tau) g_j",
@@ -108,4 +161,6 @@ const mr_router_type mr_router_similarity = {
     .scratch_floats = sim_scratch,
     .route = sim_route,
     .free = sim_free,
+    .grad_scratch_floats = sim_grad_scratch,
+    .route_backward = sim_backward,
 };

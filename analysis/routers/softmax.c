@@ -10,6 +10,7 @@
 #include "../mr_router.h"
 
 #include "../mr_error.h"
+#include "../mr_router_grad.h"
 
 static int softmax_init(void *state, const mr_model *m, mr_router_opts *opts)
 {
@@ -27,4 +28,5 @@ const mr_router_type mr_router_softmax = {
     .scratch_floats = NULL,
     .route = mr_route_baseline,
     .free = NULL,
+    .route_backward = mr_route_baseline_backward,
 };

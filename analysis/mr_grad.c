@@ -1,0 +1,620 @@
+#include "mr_grad.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mr_error.h"
+#include "mr_ops.h"
+#include "mr_ops_grad.h"
+#include "mr_router_grad.h"
+
+/* Tokens of one MoE block grouped by expert (a counting sort, as the engine's
+ * moe_forward): slot s = off[e] .. off[e+1]-1 holds token tok[s], its position j[s] in
+ * the token's top-k and weight w[s]. */
+typedef struct slots {
+    int *off; /* [E+1] */
+    int *tok; /* [N*k] */
+    int *j;   /* [N*k] */
+    float *w; /* [N*k] */
+} slots;
+
+/* What the backward pass needs of one block. */
+typedef struct saved_layer {
+    float *xin;  /* [N, d] block input (residual stream) */
+    float *qkv;  /* [N, 3d] */
+    float *att;  /* [B, NH, T, T] attention probabilities */
+    float *xmid; /* [N, d] residual after the attention sub-layer */
+    float *xn2;  /* [N, d] LN2 output: FFN / MoE input */
+    float *pre;  /* dense [N, F] / MoE [N*k, h] hidden pre-activations */
+    float *ye;   /* MoE [N*k, d] each (token, expert) output, before its weight */
+    float *ypre; /* MoE with combine(): [N, d] experts' output before combine() */
+    slots sl;    /* MoE */
+} saved_layer;
+
+struct mr_grad_ws {
+    const mr_model *m;
+    const mr_router *router;
+    int maxB, maxT, k, B, T;
+    uint64_t first_sample;
+    const mr_layer *cur; /* block whose experts run_experts() applies */
+    mr_trace trace;
+    saved_layer *layers; /* [n_layers] */
+    float *xfin;         /* [N, d] input of the head LayerNorm */
+    /* forward scratch */
+    float *xn, *buf, *att_out, *hid, *xg, *yg, *patches, *pooled, *rscratch, *carry;
+    slots tmp;           /* combine(): experts on another input */
+    float *tmp_pre, *tmp_ye; /* [N*k, h], [N*k, d] (routers with combine) */
+    /* backward scratch */
+    float *dx, *dmid, *dxn, *dbuf, *dqkv, *datt, *dcarry, *dprobs, *dweights, *dhid, *dxg,
+        *dpatch, *dpooled, *attscr;
+    float *arena;
+    int *iarena;
+};
+
+int mr_grad_check(const mr_model *m, const mr_router *r)
+{
+    const mr_config *c = &m->cfg;
+    const mr_router_type *t = r->type;
+    MR_REQUIRE(t->route_backward, MR_EINPUT,
+               "router %s has no input gradient (no route_backward in analysis/routers/%s.c)",
+               t->name, t->name);
+    MR_REQUIRE(!t->combine || t->combine_backward, MR_EINPUT,
+               "router %s has no input gradient of its combine step (no combine_backward)",
+               t->name);
+    /* the architecture this backward pass implements: model-format.md v1 (pre-LN blocks,
+     * LayerNorm, learned positions, multi-head attention, GELU/ReLU MLP experts). A
+     * feature added to the format must be refused here until it is differentiated. */
+    MR_REQUIRE(c->task == MR_TASK_CLASSIFY || c->task == MR_TASK_LM, MR_EINPUT,
+               "%s: task %d has no input gradient", m->path, c->task);
+    MR_REQUIRE(c->activation == MR_ACT_GELU || c->activation == MR_ACT_RELU, MR_EINPUT,
+               "%s: activation %s has no input gradient", m->path,
+               mr_activation_name(c->activation));
+    MR_REQUIRE(c->gate_norm == MR_GATE_RENORM || c->gate_norm == MR_GATE_NONE, MR_EINPUT,
+               "%s: gate_norm %s has no input gradient", m->path, mr_gate_norm_name(c->gate_norm));
+    MR_REQUIRE(c->task == MR_TASK_LM || c->pool == MR_POOL_CLS || c->pool == MR_POOL_MEAN,
+               MR_EINPUT, "%s: pool %s has no input gradient", m->path, mr_pool_name(c->pool));
+    return MR_OK;
+}
+
+void mr_grad_free(mr_grad_ws *g)
+{
+    if (!g) return;
+    free(g->layers);
+    free(g->arena);
+    free(g->iarena);
+    free(g);
+}
+
+void mr_grad_set_first_sample(mr_grad_ws *g, uint64_t first) { g->first_sample = first; }
+
+const mr_trace *mr_grad_trace(const mr_grad_ws *g) { return &g->trace; }
+
+static float *take(float **cur, size_t n)
+{
+    float *p = *cur;
+    *cur += n;
+    return p;
+}
+
+static int *itake(int **cur, size_t n)
+{
+    int *p = *cur;
+    *cur += n;
+    return p;
+}
+
+/* Sizes of the arenas: one pass with a NULL base counts, the second carves. */
+static void carve(mr_grad_ws *g, float *fa, int *ia, size_t *nf, size_t *ni)
+{
+    const mr_config *c = &g->m->cfg;
+    const mr_router_type *rt = g->router->type;
+    size_t B = g->maxB, T = g->maxT, N = B * T, d = c->d_model, E = c->n_experts, k = g->k;
+    size_t NH = c->n_heads, TT = T * T, h = c->expert_hidden, F = c->d_ff, nm = c->n_moe;
+    size_t hid = F > h ? F : h, pp = 0, np = 0;
+    if (c->task == MR_TASK_CLASSIFY) {
+        pp = (size_t)c->patch * c->patch * c->channels;
+        np = c->n_patches;
+    }
+    size_t rs = mr_router_scratch_floats(g->router, g->m, (int)B, (int)T);
+    size_t rgs = rt->grad_scratch_floats ? rt->grad_scratch_floats(g->router->state, g->m,
+                                                                      (int)B, (int)T) : 0;
+    if (rgs > rs) rs = rgs;
+    int comb = rt->combine != NULL;
+    float *f = fa;
+    int *i = ia;
+    for (int l = 0; l < c->n_layers; l++) {
+        saved_layer *s = &g->layers[l];
+        int moe = g->m->layers[l].is_moe;
+        s->xin = take(&f, N * d);
+        s->qkv = take(&f, N * 3 * d);
+        s->att = take(&f, B * NH * TT);
+        s->xmid = take(&f, N * d);
+        s->xn2 = take(&f, N * d);
+        s->pre = take(&f, moe ? N * k * h : N * F);
+        s->ye = moe ? take(&f, N * k * d) : NULL;
+        s->ypre = moe && comb ? take(&f, N * d) : NULL;
+        if (moe) {
+            s->sl.off = itake(&i, E + 1);
+            s->sl.tok = itake(&i, N * k);
+            s->sl.j = itake(&i, N * k);
+            s->sl.w = take(&f, N * k);
+        }
+    }
+    g->xfin = take(&f, N * d);
+    g->xn = take(&f, N * d);
+    g->buf = take(&f, N * d);
+    g->att_out = take(&f, N * d);
+    g->hid = take(&f, N * hid);
+    g->xg = take(&f, N * d);
+    g->yg = take(&f, N * d);
+    g->patches = take(&f, B * np * pp);
+    g->pooled = take(&f, B * d);
+    g->rscratch = take(&f, rs);
+    g->carry = comb ? take(&f, N * d) : NULL;
+    g->tmp.off = itake(&i, E + 1);
+    g->tmp.tok = itake(&i, N * k);
+    g->tmp.j = itake(&i, N * k);
+    g->tmp.w = take(&f, N * k);
+    g->tmp_pre = comb ? take(&f, N * k * h) : NULL;
+    g->tmp_ye = comb ? take(&f, N * k * d) : NULL;
+    g->trace.probs = take(&f, nm * N * E);
+    g->trace.weights = take(&f, nm * N * k);
+    g->trace.topk = itake(&i, nm * N * k);
+    g->trace.logits = take(&f, c->task == MR_TASK_CLASSIFY ? B * c->n_out : N * c->n_out);
+    g->dx = take(&f, N * d);
+    g->dmid = take(&f, N * d);
+    g->dxn = take(&f, N * d);
+    g->dbuf = take(&f, N * d);
+    g->dqkv = take(&f, N * 3 * d);
+    g->datt = take(&f, B * NH * TT);
+    g->dcarry = comb ? take(&f, N * d) : NULL;
+    g->dprobs = take(&f, N * E);
+    g->dweights = take(&f, N * k);
+    g->dhid = take(&f, N * hid);
+    g->dxg = take(&f, N * d);
+    g->dpatch = take(&f, np * pp);
+    g->dpooled = take(&f, B * d);
+    g->attscr = take(&f, TT);
+    *nf = (size_t)(f - fa);
+    *ni = (size_t)(i - ia);
+}
+
+int mr_grad_alloc(mr_grad_ws **out, const mr_model *m, const mr_router *r,
+                  const mr_engine_opts *o)
+{
+    *out = NULL;
+    MR_TRY(mr_engine_opts_check(o, m));
+    MR_TRY(mr_grad_check(m, r));
+    const mr_config *c = &m->cfg;
+    mr_grad_ws *g = calloc(1, sizeof *g);
+    if (!g) return mr_error_set(MR_ENOMEM, "out of memory (gradient workspace)");
+    g->m = m;
+    g->router = r;
+    g->k = o->top_k ? o->top_k : c->top_k;
+    g->maxB = o->batch;
+    g->maxT = c->task == MR_TASK_LM ? o->seq_len : mr_config_seq_len(c);
+    g->layers = calloc((size_t)c->n_layers, sizeof *g->layers);
+    size_t nf = 0, ni = 0;
+    if (g->layers) carve(g, NULL, NULL, &nf, &ni);
+    g->arena = g->layers ? malloc(nf * sizeof(float) + 1) : NULL;
+    g->iarena = g->layers ? malloc(ni * sizeof(int) + 1) : NULL;
+    if (!g->arena || !g->iarena) {
+        mr_grad_free(g);
+        return mr_error_set(MR_ENOMEM, "out of memory: gradient workspace of %zu MiB",
+                            nf * sizeof(float) >> 20);
+    }
+    carve(g, g->arena, g->iarena, &nf, &ni);
+    g->trace.E = c->n_experts;
+    g->trace.k = g->k;
+    g->trace.n_moe = c->n_moe;
+    g->trace.n_heads = c->n_heads;
+    g->trace.d = c->d_model;
+    *out = g;
+    return MR_OK;
+}
+
+/* ------------------------------------------------------------------ experts */
+static void group_slots(slots *s, const int *topk, const float *weights, int N, int k, int E)
+{
+    memset(s->off, 0, (size_t)(E + 1) * sizeof *s->off);
+    for (int i = 0; i < N * k; i++) s->off[topk[i] + 1]++;
+    for (int e = 0; e < E; e++) s->off[e + 1] += s->off[e];
+    int cursor[MR_MAX_EXPERTS];
+    memcpy(cursor, s->off, (size_t)E * sizeof *cursor);
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < k; j++) {
+            int e = topk[(size_t)n * k + j], q = cursor[e]++;
+            s->tok[q] = n;
+            s->j[q] = j;
+            s->w[q] = weights[(size_t)n * k + j];
+        }
+}
+
+static void activation(float *x, size_t n, int act)
+{
+    if (act == MR_ACT_RELU)
+        mr_relu_forward(x, n);
+    else
+        mr_gelu_forward(x, n);
+}
+
+/* out[N,d] = sum over each token's experts of w * expert(x), as the engine's moe_forward
+ * (same GEMMs, same order of additions); keeps each slot's pre-activation pre[N*k, h] and
+ * output ye[N*k, d]. */
+static void experts_forward(mr_grad_ws *g, float *out, const float *x, const mr_layer *L,
+                            const slots *s, float *pre, float *ye, int N)
+{
+    const mr_config *c = &g->m->cfg;
+    int d = c->d_model, E = c->n_experts, h = c->expert_hidden;
+    memset(out, 0, (size_t)N * d * sizeof *out);
+    for (int e = 0; e < E; e++) {
+        int cnt = s->off[e + 1] - s->off[e];
+        if (cnt == 0) continue;
+        const int *tok = s->tok + s->off[e];
+        const float *w = s->w + s->off[e];
+        float *pe = pre + (size_t)s->off[e] * h, *ys = ye + (size_t)s->off[e] * d;
+        for (int i = 0; i < cnt; i++)
+            memcpy(g->xg + (size_t)i * d, x + (size_t)tok[i] * d, (size_t)d * sizeof(float));
+        mr_linear_forward(pe, g->xg, L->exp_w1 + (size_t)e * h * d, L->exp_b1 + (size_t)e * h,
+                          cnt, d, h);                                   /* [cnt, h] */
+        memcpy(g->hid, pe, (size_t)cnt * h * sizeof(float));
+        activation(g->hid, (size_t)cnt * h, c->activation);
+        mr_linear_forward(ys, g->hid, L->exp_w2 + (size_t)e * d * h, L->exp_b2 + (size_t)e * d,
+                          cnt, h, d);                                   /* [cnt, d] */
+        for (int i = 0; i < cnt; i++) {
+            float *o = out + (size_t)tok[i] * d;
+            const float *y = ys + (size_t)i * d;
+            for (int j = 0; j < d; j++) o[j] += w[i] * y[j];
+        }
+    }
+}
+
+/* dx[N,d] += and dweights[N,k] += the gradients of experts_forward given dy[N,d]. */
+static void experts_backward(mr_grad_ws *g, float *dx, float *dweights, const float *dy,
+                             const mr_layer *L, const slots *s, const float *pre,
+                             const float *ye)
+{
+    const mr_config *c = &g->m->cfg;
+    int d = c->d_model, E = c->n_experts, h = c->expert_hidden, k = g->k;
+    for (int e = 0; e < E; e++) {
+        int cnt = s->off[e + 1] - s->off[e];
+        if (cnt == 0) continue;
+        for (int i = 0; i < cnt; i++) {
+            int q = s->off[e] + i, n = s->tok[q];
+            const float *dyn = dy + (size_t)n * d, *y = ye + (size_t)q * d;
+            double dw = 0.0;
+            for (int f = 0; f < d; f++) {
+                dw += (double)dyn[f] * y[f];
+                g->dxg[(size_t)i * d + f] = s->w[q] * dyn[f]; /* dL/d(expert output) */
+            }
+            dweights[(size_t)n * k + s->j[q]] += (float)dw;
+        }
+        memset(g->dhid, 0, (size_t)cnt * h * sizeof(float));
+        mr_linear_backward(g->dhid, g->dxg, L->exp_w2 + (size_t)e * d * h, cnt, h, d);
+        mr_activation_backward(g->dhid, pre + (size_t)s->off[e] * h, (size_t)cnt * h,
+                               c->activation);
+        memset(g->dxg, 0, (size_t)cnt * d * sizeof(float));
+        mr_linear_backward(g->dxg, g->dhid, L->exp_w1 + (size_t)e * h * d, cnt, d, h);
+        for (int i = 0; i < cnt; i++) {
+            float *o = dx + (size_t)s->tok[s->off[e] + i] * d;
+            const float *v = g->dxg + (size_t)i * d;
+            for (int f = 0; f < d; f++) o[f] += v[f];
+        }
+    }
+}
+
+/* mr_experts_fn / mr_experts_vjp_fn for combine() and combine_backward(): the current
+ * block's experts (g->cur) on another input, with the temporary slots. */
+static void run_experts(void *engine, float *y, const float *x, const int *topk,
+                        const float *weights)
+{
+    mr_grad_ws *g = engine;
+    int N = g->B * g->T;
+    group_slots(&g->tmp, topk, weights, N, g->k, g->m->cfg.n_experts);
+    experts_forward(g, y, x, g->cur, &g->tmp, g->tmp_pre, g->tmp_ye, N);
+}
+
+static void experts_vjp(void *engine, float *dx, float *dweights, const float *x,
+                        const int *topk, const float *weights, const float *dy)
+{
+    mr_grad_ws *g = engine;
+    run_experts(engine, g->yg, x, topk, weights); /* keeps pre and ye; the output unused */
+    experts_backward(g, dx, dweights, dy, g->cur, &g->tmp, g->tmp_pre, g->tmp_ye);
+}
+
+/* ------------------------------------------------------------------ forward */
+static mr_route_ctx route_ctx(mr_grad_ws *g, int l, const int *prev_topk)
+{
+    const mr_layer *L = &g->m->layers[l];
+    mr_route_ctx ctx = {.model = g->m, .layer = l, .moe_index = L->moe_index, .B = g->B,
+                        .T = g->T, .k = g->k, .x = g->layers[l].xn2, .att = g->layers[l].att,
+                        .prev_topk = prev_topk, .prev_k = g->k,
+                        .first_sample = g->first_sample, .scratch = g->rscratch};
+    return ctx;
+}
+
+/* One MoE block's output into g->buf, from its input s->xn2 (engine: forward_blocks). */
+static int moe_block(mr_grad_ws *g, int l, const int *prev_topk)
+{
+    const mr_config *c = &g->m->cfg;
+    const mr_layer *L = &g->m->layers[l];
+    saved_layer *s = &g->layers[l];
+    int N = g->B * g->T, E = c->n_experts, k = g->k, mi = L->moe_index;
+    float *probs = g->trace.probs + (size_t)mi * N * E;
+    int *topk = g->trace.topk + (size_t)mi * N * k;
+    float *weights = g->trace.weights + (size_t)mi * N * k;
+    mr_route_ctx ctx = route_ctx(g, l, prev_topk);
+    const mr_router_type *rt = g->router->type;
+    MR_TRY(rt->route(g->router->state, &ctx, probs, topk, weights));
+    group_slots(&s->sl, topk, weights, N, k, E);
+    experts_forward(g, g->buf, s->xn2, L, &s->sl, s->pre, s->ye, N);
+    if (rt->combine) {
+        memcpy(s->ypre, g->buf, (size_t)N * c->d_model * sizeof(float));
+        g->cur = L;
+        mr_combine_ctx cc = {.experts = run_experts, .engine = g, .topk = topk,
+                             .weights = weights, .carry = g->carry};
+        MR_TRY(rt->combine(g->router->state, &ctx, &cc, g->buf));
+    }
+    return MR_OK;
+}
+
+static void add_to(float *out, const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+/* The blocks and the head, from layers[0].xin filled by the embedding. */
+static int forward_blocks(mr_grad_ws *g)
+{
+    const mr_model *m = g->m;
+    const mr_config *c = &m->cfg;
+    int B = g->B, T = g->T, d = c->d_model, N = B * T, NH = c->n_heads;
+    size_t Nd = (size_t)N * d;
+    g->trace.B = B;
+    g->trace.T = T;
+    if (g->carry) memset(g->carry, 0, Nd * sizeof *g->carry);
+    const int *prev_topk = NULL;
+    for (int l = 0; l < c->n_layers; l++) {
+        const mr_layer *L = &m->layers[l];
+        saved_layer *s = &g->layers[l];
+        float *xout = l + 1 < c->n_layers ? g->layers[l + 1].xin : g->xfin;
+        mr_layernorm_forward(g->xn, s->xin, L->ln1_w, L->ln1_b, N, d, c->norm_eps);
+        mr_linear_forward(s->qkv, g->xn, L->attn_qkv_w, L->attn_qkv_b, N, d, 3 * d);
+        mr_attention_forward(g->att_out, s->att, s->qkv, B, T, d, NH, c->task == MR_TASK_LM);
+        mr_linear_forward(g->buf, g->att_out, L->attn_out_w, L->attn_out_b, N, d, d);
+        add_to(s->xmid, s->xin, g->buf, Nd);
+        mr_layernorm_forward(s->xn2, s->xmid, L->ln2_w, L->ln2_b, N, d, c->norm_eps);
+        if (!L->is_moe) {
+            mr_linear_forward(s->pre, s->xn2, L->ffn_w1, L->ffn_b1, N, d, c->d_ff);
+            memcpy(g->hid, s->pre, (size_t)N * c->d_ff * sizeof(float));
+            activation(g->hid, (size_t)N * c->d_ff, c->activation);
+            mr_linear_forward(g->buf, g->hid, L->ffn_w2, L->ffn_b2, N, c->d_ff, d);
+        } else {
+            MR_TRY(moe_block(g, l, prev_topk));
+            prev_topk = g->trace.topk + (size_t)L->moe_index * N * g->k;
+        }
+        add_to(xout, s->xmid, g->buf, Nd);
+    }
+    mr_layernorm_forward(g->xn, g->xfin, m->head_ln_w, m->head_ln_b, N, d, c->norm_eps);
+    if (c->task == MR_TASK_LM) {
+        mr_linear_forward(g->trace.logits, g->xn, m->head_w, m->head_b, N, d, c->n_out);
+        return MR_OK;
+    }
+    for (int b = 0; b < B; b++) {
+        float *p = g->pooled + (size_t)b * d;
+        const float *z = g->xn + (size_t)b * T * d;
+        if (c->pool == MR_POOL_CLS) {
+            memcpy(p, z, (size_t)d * sizeof *p);
+            continue;
+        }
+        for (int j = 0; j < d; j++) {
+            double sum = 0.0;
+            for (int t = 0; t < T; t++) sum += z[(size_t)t * d + j];
+            p[j] = (float)(sum / T);
+        }
+    }
+    mr_linear_forward(g->trace.logits, g->pooled, m->head_w, m->head_b, B, d, c->n_out);
+    return MR_OK;
+}
+
+int mr_grad_forward_images(mr_grad_ws *g, const float *x01, int B)
+{
+    const mr_config *c = &g->m->cfg;
+    MR_REQUIRE(c->task == MR_TASK_CLASSIFY, MR_EINPUT, "%s is an lm model, not an image model",
+               g->m->path);
+    MR_REQUIRE(B >= 1 && B <= g->maxB, MR_EINPUT, "batch of %d exceeds the workspace (%d)", B,
+               g->maxB);
+    int P = c->patch, C = c->channels, H = c->image_h, W = c->image_w, d = c->d_model;
+    int gw = W / P, np = c->n_patches, pp = P * P * C, T = c->n_pos;
+    int first = c->pool == MR_POOL_CLS;
+    g->B = B;
+    g->T = T;
+    float *x = g->layers[0].xin;
+    /* the engine's embed_images, from intensities instead of uint8 / 255 */
+    for (int b = 0; b < B; b++) {
+        for (int p = 0; p < np; p++) {
+            int r = p / gw, q = p % gw;
+            float *v = g->patches + ((size_t)b * np + p) * pp;
+            for (int dy = 0; dy < P; dy++)
+                for (int dx = 0; dx < P; dx++)
+                    for (int ch = 0; ch < C; ch++)
+                        v[(dy * P + dx) * C + ch] =
+                            x01[(((size_t)b * H + r * P + dy) * W + q * P + dx) * C + ch];
+        }
+        float *xb = x + (size_t)b * T * d;
+        mr_linear_forward(xb + (size_t)first * d, g->patches + (size_t)b * np * pp,
+                          g->m->patch_w, g->m->patch_b, np, pp, d);
+        if (first) memcpy(xb, g->m->cls, (size_t)d * sizeof(float));
+        for (size_t i = 0; i < (size_t)T * d; i++) xb[i] += g->m->pos[i];
+    }
+    return forward_blocks(g);
+}
+
+int mr_grad_embed_tokens(const mr_model *m, float *x0, const int32_t *tokens, int B, int T,
+                         int stride)
+{
+    const mr_config *c = &m->cfg;
+    MR_REQUIRE(c->task == MR_TASK_LM, MR_EINPUT, "%s is an image model, not an lm model",
+               m->path);
+    MR_REQUIRE(T >= 1 && T <= c->max_seq_len && T <= stride, MR_EINPUT,
+               "sequence length %d exceeds %d", T, c->max_seq_len);
+    int d = c->d_model;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int32_t id = tokens[(size_t)b * stride + t];
+            MR_REQUIRE(id >= 0 && id < c->vocab_size, MR_EINPUT,
+                       "token id %d at sample %d position %d is outside the vocabulary (0..%d)",
+                       (int)id, b, t, c->vocab_size - 1);
+            float *xt = x0 + ((size_t)b * T + t) * d;
+            const float *e = m->tok + (size_t)id * d, *p = m->pos + (size_t)t * d;
+            for (int j = 0; j < d; j++) xt[j] = e[j] + p[j];
+        }
+    return MR_OK;
+}
+
+int mr_grad_forward_embeddings(mr_grad_ws *g, const float *x0, int B, int T)
+{
+    const mr_config *c = &g->m->cfg;
+    MR_REQUIRE(c->task == MR_TASK_LM, MR_EINPUT, "%s is an image model, not an lm model",
+               g->m->path);
+    MR_REQUIRE(B >= 1 && B <= g->maxB, MR_EINPUT, "batch of %d exceeds the workspace (%d)", B,
+               g->maxB);
+    MR_REQUIRE(T >= 1 && T <= g->maxT, MR_EINPUT, "sequence length %d exceeds %d", T, g->maxT);
+    g->B = B;
+    g->T = T;
+    memcpy(g->layers[0].xin, x0, (size_t)B * T * c->d_model * sizeof(float));
+    return forward_blocks(g);
+}
+
+/* ------------------------------------------------------------------ backward */
+/* g->dxn += dL/d(MoE input) of block l given g->dbuf = dL/d(block output); also the
+ * router's gradient with respect to this block's attention probabilities, into g->datt. */
+static int moe_backward(mr_grad_ws *g, int l, const float *dprobs_in)
+{
+    const mr_config *c = &g->m->cfg;
+    const mr_layer *L = &g->m->layers[l];
+    const mr_router_type *rt = g->router->type;
+    saved_layer *s = &g->layers[l];
+    int N = g->B * g->T, E = c->n_experts, k = g->k, mi = L->moe_index;
+    const int *topk = g->trace.topk + (size_t)mi * N * k;
+    const float *weights = g->trace.weights + (size_t)mi * N * k;
+    const int *prev_topk = mi > 0 ? g->trace.topk + (size_t)(mi - 1) * N * k : NULL;
+    mr_route_ctx ctx = route_ctx(g, l, prev_topk);
+    memset(g->dweights, 0, (size_t)N * k * sizeof(float));
+    if (rt->combine) {
+        g->cur = L;
+        mr_combine_grad cg = {.experts = run_experts, .experts_vjp = experts_vjp, .engine = g,
+                              .topk = topk, .weights = weights, .y = s->ypre,
+                              .dcarry = g->dcarry, .dx = g->dxn, .dweights = g->dweights};
+        MR_TRY(rt->combine_backward(g->router->state, &ctx, &cg, g->dbuf));
+    }
+    experts_backward(g, g->dxn, g->dweights, g->dbuf, L, &s->sl, s->pre, s->ye);
+    if (dprobs_in)
+        memcpy(g->dprobs, dprobs_in + (size_t)mi * N * E, (size_t)N * E * sizeof(float));
+    else
+        memset(g->dprobs, 0, (size_t)N * E * sizeof(float));
+    memset(g->datt, 0, (size_t)g->B * c->n_heads * g->T * g->T * sizeof(float));
+    mr_route_grad rg = {.probs = g->trace.probs + (size_t)mi * N * E, .topk = topk,
+                        .weights = weights, .dprobs = g->dprobs, .dweights = g->dweights,
+                        .dx = g->dxn, .datt = g->datt};
+    return rt->route_backward(g->router->state, &ctx, &rg);
+}
+
+/* g->dx: on entry dL/d(output of block l), on return dL/d(its input). */
+static int block_backward(mr_grad_ws *g, int l, const float *dprobs)
+{
+    const mr_config *c = &g->m->cfg;
+    const mr_layer *L = &g->m->layers[l];
+    saved_layer *s = &g->layers[l];
+    int B = g->B, T = g->T, N = B * T, d = c->d_model, NH = c->n_heads;
+    size_t Nd = (size_t)N * d;
+    memcpy(g->dbuf, g->dx, Nd * sizeof(float));
+    memset(g->dxn, 0, Nd * sizeof(float));
+    if (L->is_moe) {
+        MR_TRY(moe_backward(g, l, dprobs));
+    } else {
+        size_t NF = (size_t)N * c->d_ff;
+        memset(g->dhid, 0, NF * sizeof(float));
+        mr_linear_backward(g->dhid, g->dbuf, L->ffn_w2, N, c->d_ff, d);
+        mr_activation_backward(g->dhid, s->pre, NF, c->activation);
+        mr_linear_backward(g->dxn, g->dhid, L->ffn_w1, N, d, c->d_ff);
+    }
+    /* x_out = xmid + f(LN2(xmid)) */
+    memcpy(g->dmid, g->dx, Nd * sizeof(float));
+    mr_layernorm_backward(g->dmid, g->dxn, s->xmid, L->ln2_w, N, d, c->norm_eps);
+    /* xmid = x + out_proj(attention(qkv(LN1(x)))) */
+    memset(g->dbuf, 0, Nd * sizeof(float));
+    mr_linear_backward(g->dbuf, g->dmid, L->attn_out_w, N, d, d);
+    memset(g->dqkv, 0, 3 * Nd * sizeof(float));
+    mr_attention_backward(g->dqkv, g->dbuf, s->qkv, s->att, L->is_moe ? g->datt : NULL, B, T,
+                          d, NH, g->attscr);
+    memset(g->dxn, 0, Nd * sizeof(float));
+    mr_linear_backward(g->dxn, g->dqkv, L->attn_qkv_w, N, d, 3 * d);
+    memcpy(g->dx, g->dmid, Nd * sizeof(float));
+    mr_layernorm_backward(g->dx, g->dxn, s->xin, L->ln1_w, N, d, c->norm_eps);
+    return MR_OK;
+}
+
+/* g->dx = dL/d(input of the head LayerNorm) from dlogits. */
+static void head_backward(mr_grad_ws *g, const float *dlogits)
+{
+    const mr_model *m = g->m;
+    const mr_config *c = &m->cfg;
+    int B = g->B, T = g->T, N = B * T, d = c->d_model;
+    size_t Nd = (size_t)N * d;
+    memset(g->dxn, 0, Nd * sizeof(float));
+    if (c->task == MR_TASK_LM) {
+        mr_linear_backward(g->dxn, dlogits, m->head_w, N, d, c->n_out);
+    } else {
+        memset(g->dpooled, 0, (size_t)B * d * sizeof(float));
+        mr_linear_backward(g->dpooled, dlogits, m->head_w, B, d, c->n_out);
+        for (int b = 0; b < B; b++) {
+            const float *dp = g->dpooled + (size_t)b * d;
+            if (c->pool == MR_POOL_CLS) {
+                memcpy(g->dxn + (size_t)b * T * d, dp, (size_t)d * sizeof(float));
+                continue;
+            }
+            for (int t = 0; t < T; t++)
+                for (int j = 0; j < d; j++) g->dxn[((size_t)b * T + t) * d + j] = dp[j] / T;
+        }
+    }
+    memset(g->dx, 0, Nd * sizeof(float));
+    mr_layernorm_backward(g->dx, g->dxn, g->xfin, m->head_ln_w, N, d, c->norm_eps);
+}
+
+/* dinput [B,H,W,C] = dL/dx01 from g->dx = dL/d(embedding output). */
+static void patch_backward(mr_grad_ws *g, float *dinput)
+{
+    const mr_config *c = &g->m->cfg;
+    int P = c->patch, C = c->channels, H = c->image_h, W = c->image_w, d = c->d_model;
+    int gw = W / P, np = c->n_patches, pp = P * P * C, T = g->T;
+    int first = c->pool == MR_POOL_CLS;
+    for (int b = 0; b < g->B; b++) {
+        memset(g->dpatch, 0, (size_t)np * pp * sizeof(float));
+        mr_linear_backward(g->dpatch, g->dx + ((size_t)b * T + first) * d, g->m->patch_w, np,
+                           pp, d);
+        for (int p = 0; p < np; p++) {
+            int r = p / gw, q = p % gw;
+            const float *v = g->dpatch + (size_t)p * pp;
+            for (int dy = 0; dy < P; dy++)
+                for (int dx = 0; dx < P; dx++)
+                    for (int ch = 0; ch < C; ch++)
+                        dinput[(((size_t)b * H + r * P + dy) * W + q * P + dx) * C + ch] =
+                            v[(dy * P + dx) * C + ch];
+        }
+    }
+}
+
+int mr_grad_backward(mr_grad_ws *g, const float *dlogits, const float *dprobs, float *dinput)
+{
+    const mr_config *c = &g->m->cfg;
+    MR_REQUIRE(g->B >= 1, MR_EINPUT, "mr_grad_backward: no forward to differentiate");
+    head_backward(g, dlogits);
+    if (g->dcarry) memset(g->dcarry, 0, (size_t)g->B * g->T * c->d_model * sizeof(float));
+    for (int l = c->n_layers - 1; l >= 0; l--) MR_TRY(block_backward(g, l, dprobs));
+    if (c->task == MR_TASK_LM)
+        memcpy(dinput, g->dx, (size_t)g->B * g->T * c->d_model * sizeof(float));
+    else
+        patch_backward(g, dinput);
+    return MR_OK;
+}

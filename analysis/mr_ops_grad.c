@@ -1,0 +1,113 @@
+#include "mr_ops_grad.h"
+
+#include <gsl/gsl_cblas.h>
+#include <math.h>
+
+#include "mr_model.h"
+#include "mr_ops.h"
+
+void mr_layernorm_backward(float *dinp, const float *dout, const float *inp, const float *w,
+                           int N, int C, float eps)
+{
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        /* the forward's statistics (mr_layernorm_forward), recomputed the same way */
+        double mean = 0.0, var = 0.0;
+        for (int i = 0; i < C; i++) mean += x[i];
+        mean /= C;
+        for (int i = 0; i < C; i++) var += (x[i] - mean) * (x[i] - mean);
+        var /= C;
+        double rstd = 1.0 / sqrt(var + (double)eps);
+        /* with xhat = (x - mean) rstd and g = dy w (the gradient of xhat):
+         * dx = rstd (g - mean(g) - xhat mean(g xhat)) */
+        double mg = 0.0, mgx = 0.0;
+        for (int i = 0; i < C; i++) {
+            double g = (double)dy[i] * w[i];
+            mg += g;
+            mgx += g * (x[i] - mean) * rstd;
+        }
+        mg /= C;
+        mgx /= C;
+        for (int i = 0; i < C; i++) {
+            double xh = (x[i] - mean) * rstd, g = (double)dy[i] * w[i];
+            dx[i] += (float)(rstd * (g - mg - xh * mgx));
+        }
+    }
+}
+
+void mr_linear_backward(float *dinp, const float *dout, const float *weight, int N, int C,
+                        int OC)
+{
+    if (N == 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C,
+                1.0f, dinp, C);
+}
+
+void mr_activation_backward(float *d, const float *pre, size_t n, int act)
+{
+    if (act == MR_ACT_RELU) {
+        for (size_t i = 0; i < n; i++)
+            if (!(pre[i] > 0.0f)) d[i] = 0.0f;
+        return;
+    }
+    /* d/dx [x Phi(x)] = Phi(x) + x phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2 */
+    const double inv_sqrt2 = 0.70710678118654752440, inv_sqrt2pi = 0.39894228040143267794;
+    for (size_t i = 0; i < n; i++) {
+        double x = pre[i];
+        double cdf = 0.5 * (1.0 + (double)mr_erf((float)(x * inv_sqrt2)));
+        double pdf = inv_sqrt2pi * exp(-0.5 * x * x);
+        d[i] = (float)(d[i] * (cdf + x * pdf));
+    }
+}
+
+void mr_softmax_rows_backward(float *dx, const float *dy, const float *y, int N, int C)
+{
+    for (int n = 0; n < N; n++) {
+        const float *yr = y + (size_t)n * C, *g = dy + (size_t)n * C;
+        float *o = dx + (size_t)n * C;
+        double s = 0.0;
+        for (int i = 0; i < C; i++) s += (double)g[i] * yr[i];
+        for (int i = 0; i < C; i++) o[i] += (float)(yr[i] * (g[i] - s));
+    }
+}
+
+void mr_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
+                           const float *datt_extra, int B, int T, int C, int NH,
+                           float *scratch)
+{
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs); /* as the forward computes it */
+    float *dA = scratch;                   /* [T, T] */
+    for (int b = 0; b < B; b++) {
+        const float *base = qkv + (size_t)b * T * 3 * C;
+        float *dbase = dqkv + (size_t)b * T * 3 * C;
+        for (int h = 0; h < NH; h++) {
+            const float *q = base + h * hs, *k = base + C + h * hs, *v = base + 2 * C + h * hs;
+            float *dq = dbase + h * hs, *dk = dbase + C + h * hs, *dv = dbase + 2 * C + h * hs;
+            const float *a = att + ((size_t)b * NH + h) * T * T;
+            const float *dO = dout + (size_t)b * T * C + h * hs; /* [T, hs], stride C */
+            /* out = A V: dA = dO V^T, dV += A^T dO */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dO, C, v,
+                        3 * C, 0.0f, dA, T);
+            if (datt_extra) {
+                const float *ex = datt_extra + ((size_t)b * NH + h) * T * T;
+                for (size_t i = 0; i < (size_t)T * T; i++) dA[i] += ex[i];
+            }
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, dO, C,
+                        1.0f, dv, 3 * C);
+            /* A = softmax(scale Q K^T) per row (masked entries are 0 and stay 0) */
+            for (int t = 0; t < T; t++) {
+                float *g = dA + (size_t)t * T;
+                const float *y = a + (size_t)t * T;
+                double s = 0.0;
+                for (int j = 0; j < T; j++) s += (double)g[j] * y[j];
+                for (int j = 0; j < T; j++) g[j] = (float)(y[j] * (g[j] - s));
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, dA, T, k,
+                        3 * C, 1.0f, dq, 3 * C);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, dA, T, q,
+                        3 * C, 1.0f, dk, 3 * C);
+        }
+    }
+}
