@@ -1,13 +1,9 @@
-/* The corruption gallery: a grid PNG of one image under every image corruption and
- * severity, written with libpng. */
+/* The corruption gallery: a grid picture of one image under every image corruption and
+ * severity (io/mr_png.h writes it as a PNG). */
 #include "mr_gallery.h"
 
-#include <png.h>
-#include <setjmp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../analysis/mr_error.h"
 #include "mr_corruption.h"
@@ -89,46 +85,14 @@ static void draw_text(uint8_t *can, int cw, int ch, int C, int x, int y, int k, 
     }
 }
 
-/* ------------------------------------------------------------------ PNG */
-int mr_png_write(const char *path, const uint8_t *pixels, int w, int h, int C)
-{
-    char tmp[1100];
-    MR_REQUIRE(strlen(path) < 1000, MR_EINPUT, "%s: path too long", path);
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    FILE *volatile fp = fopen(tmp, "wb");
-    MR_REQUIRE(fp, MR_EINPUT, "%s: cannot create file (does the directory exist?)", path);
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!png || !info || setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        fclose(fp);
-        unlink(tmp);
-        return mr_error_set(MR_EIO, "%s: PNG write failed", path);
-    }
-    png_init_io(png, fp);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8,
-                 C == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < h; y++) png_write_row(png, (png_const_bytep)(pixels + (size_t)y * w * C));
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    int bad = ferror(fp) != 0;
-    bad |= fclose(fp) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return mr_error_set(MR_EIO, "%s: write failed", path);
-    }
-    return MR_OK;
-}
-
 /* ------------------------------------------------------------------ gallery */
 #define BG 24     /* background and gaps */
 #define INK 235   /* text */
 
-int mr_gallery_write(const char *path, const uint8_t *img, int H, int W, int C,
-                     const mr_gallery_opts *o)
+int mr_gallery_render(mr_gallery_image *res, const uint8_t *img, int H, int W, int C,
+                      const mr_gallery_opts *o)
 {
+    memset(res, 0, sizeof *res);
     MR_REQUIRE(C == 1 || C == 3, MR_EINPUT, "gallery: %d channels (images have 1 or 3)", C);
     MR_REQUIRE(o->scale >= 1 && o->scale <= 16, MR_EINPUT, "gallery: scale %d is outside 1..16",
                o->scale);
@@ -184,9 +148,18 @@ int mr_gallery_write(const char *path, const uint8_t *img, int H, int W, int C,
             r++;
         }
     }
-    if (st == MR_OK) st = mr_png_write(path, can, cw, chh, C);
     mr_corrupt_ws_free(ws);
-    free(can);
     free(out);
-    return st;
+    if (st != MR_OK) {
+        free(can);
+        return st;
+    }
+    *res = (mr_gallery_image){.pixels = can, .w = cw, .h = chh, .C = C};
+    return MR_OK;
+}
+
+void mr_gallery_image_free(mr_gallery_image *g)
+{
+    free(g->pixels);
+    memset(g, 0, sizeof *g);
 }

@@ -7,7 +7,6 @@
  * column titles on top in a built-in 5x9 pixel font. The image is corrupted as sample
  * `index` under `seed`, so the picture shows exactly what that sample gets in
  * `moe-robust corrupt` / `eval --corruption`.
- * Files are written to PATH.tmp-PID and renamed into place (never half-written).
  */
 #ifndef MR_GALLERY_H
 #define MR_GALLERY_H
@@ -24,12 +23,16 @@ typedef struct mr_gallery_opts {
 
 void mr_gallery_opts_init(mr_gallery_opts *o);
 
-/* img [H, W, C] uint8, C = 1 (grey PNG) or 3 (RGB PNG). MR_EINPUT for bad arguments or an
- * output that cannot be created, MR_EIO for a failed write. */
-int mr_gallery_write(const char *path, const uint8_t *img, int H, int W, int C,
-                     const mr_gallery_opts *o);
+/* A rendered gallery: pixels [h, w, C] (owned: mr_gallery_image_free). */
+typedef struct mr_gallery_image {
+    uint8_t *pixels;
+    int w, h, C;
+} mr_gallery_image;
 
-/* Write an 8-bit grey (C = 1) or RGB (C = 3) PNG of pixels [h, w, C], atomically. */
-int mr_png_write(const char *path, const uint8_t *pixels, int w, int h, int C);
+/* Render the gallery of img [H, W, C] uint8, C = 1 (grey) or 3 (RGB), into *out (io/mr_png.h
+ * writes it as a PNG). MR_EINPUT for bad arguments; on error *out is empty. */
+int mr_gallery_render(mr_gallery_image *out, const uint8_t *img, int H, int W, int C,
+                      const mr_gallery_opts *o);
+void mr_gallery_image_free(mr_gallery_image *g);
 
 #endif

@@ -7,8 +7,8 @@
 
 #include "../analysis/mr_error.h"
 #include "../reports/mr_gate.h"
-#include "../reports/mr_plot.h"
-#include "../reports/mr_results.h"
+#include "../io/mr_file.h"
+#include "../io/mr_results.h"
 #include "mr_cli.h"
 
 static void baseline_usage(FILE *fp)
@@ -67,13 +67,9 @@ int mr_cmd_baseline(int argc, char **argv)
     if (st == MR_OK && !(text = mr_gate_baseline_json(&s))) st = mr_error_set(MR_ENOMEM, "out of memory");
     if (st == MR_OK) {
         if (out) {
-            char dir[1100], name[600];
             const char *slash = strrchr(out, '/');
-            snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - out) : 1, slash ? out : ".");
-            if (!dir[0]) snprintf(dir, sizeof dir, "/");
-            snprintf(name, sizeof name, "%s", slash ? slash + 1 : out);
-            st = name[0] ? mr_write_file(dir, name, text, strlen(text))
-                         : mr_error_set(MR_EINPUT, "--out %s: not a file name", out);
+            st = (slash ? slash[1] : out[0]) ? mr_file_write(out, text, strlen(text))
+                                             : mr_error_set(MR_EINPUT, "--out %s: not a file name", out);
         } else if (fputs(text, stdout) < 0 || fflush(stdout) != 0) {
             st = mr_error_set(MR_EIO, "cannot write to stdout");
         }

@@ -15,8 +15,10 @@
 #include "../corruptions/mr_gallery.h"
 #include "mr_cli.h"
 #include "../io/mr_data.h"
+#include "../io/mr_file.h"
 #include "../io/mr_h5.h"
 #include "../io/mr_model_io.h"
+#include "../io/mr_png.h"
 
 static void usage(FILE *fp)
 {
@@ -176,29 +178,6 @@ static int corrupt_all(const mr_dataset *d, void *dst, const mr_corruption_type 
 }
 
 /* ------------------------------------------------------------------ output file */
-static int attr_str(hid_t loc, const char *name, const char *val)
-{
-    hid_t ty = H5Tcopy(H5T_C_S1);
-    H5Tset_size(ty, strlen(val) + 1);
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t at = H5Acreate2(loc, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t e = at >= 0 ? H5Awrite(at, ty, val) : -1;
-    if (at >= 0) H5Aclose(at);
-    H5Sclose(sp);
-    H5Tclose(ty);
-    return e < 0;
-}
-
-static int attr_int(hid_t loc, const char *name, long long v)
-{
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t at = H5Acreate2(loc, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t e = at >= 0 ? H5Awrite(at, H5T_NATIVE_LLONG, &v) : -1;
-    if (at >= 0) H5Aclose(at);
-    H5Sclose(sp);
-    return e < 0;
-}
-
 /* one dataset, chunked along the samples and deflated */
 static int put(hid_t f, const char *path, hid_t ftype, hid_t mtype, int rank, const hsize_t *dims,
                const void *buf)
@@ -206,29 +185,25 @@ static int put(hid_t f, const char *path, hid_t ftype, hid_t mtype, int rank, co
     hsize_t chunk[4];
     for (int i = 0; i < rank; i++) chunk[i] = dims[i];
     chunk[0] = dims[0] < 256 ? dims[0] : 256;
-    hid_t sp = H5Screate_simple(rank, dims, NULL), pl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t pl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(pl, rank, chunk);
     H5Pset_obj_track_times(pl, 0); /* same content, same bytes */
     H5Pset_shuffle(pl);
     H5Pset_deflate(pl, 4);
-    hid_t ds = H5Dcreate2(f, path, ftype, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
-    herr_t e = ds >= 0 ? H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : -1;
-    if (ds >= 0) H5Dclose(ds);
+    int st = mr_h5_write_dataset(f, path, ftype, mtype, rank, dims, buf, pl);
     H5Pclose(pl);
-    H5Sclose(sp);
-    return e < 0;
+    return st != MR_OK;
 }
 
 static int write_file(const char *path, const mr_dataset *d, const void *data,
                       const mr_corruption_type *t, int severity, long seed)
 {
-    char tmp[1100];
-    MR_REQUIRE(strlen(path) < 1000, MR_EINPUT, "%s: path too long", path);
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    mr_atomic a;
+    MR_TRY(mr_atomic_begin(&a, path));
     mr_h5_quiet();
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_obj_track_times(fcpl, 0);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
     H5Pclose(fcpl);
     MR_REQUIRE(f >= 0, MR_EINPUT, "%s: cannot create file (does the directory exist?)", path);
     int bad = 0;
@@ -240,16 +215,16 @@ static int write_file(const char *path, const mr_dataset *d, const void *data,
         hsize_t dims[2] = {(hsize_t)d->n, (hsize_t)d->cols};
         bad |= put(f, "/tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, dims, data);
     }
-    bad |= attr_str(f, "corruption", t->name);
-    bad |= attr_int(f, "severity", severity);
-    bad |= attr_int(f, "seed", seed);
-    bad |= attr_str(f, "source", d->path);
+    bad |= 0 != mr_h5_write_attr_string(f, "corruption", t->name);
+    bad |= 0 != mr_h5_write_attr_int(f, "severity", severity);
+    bad |= 0 != mr_h5_write_attr_int(f, "seed", seed);
+    bad |= 0 != mr_h5_write_attr_string(f, "source", d->path);
     bad |= H5Fclose(f) < 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
+    if (bad) {
+        mr_atomic_abort(&a);
         return mr_error_set(MR_EIO, "%s: write failed", path);
     }
-    return MR_OK;
+    return mr_atomic_commit(&a);
 }
 
 /* ------------------------------------------------------------------ commands */
@@ -270,7 +245,10 @@ static int run_gallery(const corrupt_args *a)
         o.seed = (uint64_t)a->seed;
         o.index = (uint64_t)a->index;
         size_t per = (size_t)d->h * d->w * d->c;
-        st = mr_gallery_write(a->gallery, d->images + a->index * per, d->h, d->w, d->c, &o);
+        mr_gallery_image gi;
+        st = mr_gallery_render(&gi, d->images + a->index * per, d->h, d->w, d->c, &o);
+        if (st == MR_OK) st = mr_png_write(a->gallery, gi.pixels, gi.w, gi.h, gi.C);
+        mr_gallery_image_free(&gi);
     }
     if (st == MR_OK) printf("wrote %s\n", a->gallery);
     mr_dataset_free(d);

@@ -5,7 +5,7 @@
 
 #include "../analysis/mr_error.h"
 #include "../reports/mr_report.h"
-#include "../reports/mr_results.h"
+#include "../io/mr_results.h"
 #include "mr_cli.h"
 
 static void usage(FILE *fp)

@@ -14,7 +14,7 @@
 #include "../analysis/mr_error.h"
 #include "mr_cli.h"
 #include "mr_grid.h"
-#include "mr_summary.h"
+#include "../io/mr_file.h"
 
 static void run_usage(FILE *fp)
 {
@@ -39,34 +39,13 @@ static void run_usage(FILE *fp)
             "Exit status: 0 done, 2 bad config or arguments (nothing written), 1 runtime failure.\n");
 }
 
-static int mkdir_p(const char *dir)
-{
-    char buf[1300];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 static int write_config(const mr_run_config *c, uint64_t hash, const char *dir)
 {
-    char path[1200], tmp[1300];
-    snprintf(path, sizeof path, "%s/config.ini", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "w");
-    MR_REQUIRE(fp, MR_EIO, "%s: cannot create", tmp);
-    fprintf(fp, "# config_hash = %016llx\n", (unsigned long long)hash);
-    mr_runcfg_write(c, fp);
-    int ok = fclose(fp) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return mr_error_set(MR_EIO, "%s: cannot write", path);
-    }
-    return MR_OK;
+    mr_textbuf t;
+    MR_TRY(mr_textbuf_open(&t));
+    fprintf(t.fp, "# config_hash = %016llx\n", (unsigned long long)hash);
+    mr_runcfg_write(c, t.fp);
+    return mr_textbuf_commit(&t, dir, "config.ini");
 }
 
 /* The hash recorded in DIR/config.ini, or 0 if there is none. */
@@ -164,17 +143,8 @@ static int gather_cells(const mr_grid *g, const char *dir, int rank, int size)
                 }
                 buf = malloc((size_t)len + 1);
                 MPI_Recv(buf, (int)len, MPI_BYTE, owner, 2, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-                if (st == MR_OK && !mr_cell_done(path, g->hash)) {
-                    char tmp[1500];
-                    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-                    FILE *fp = fopen(tmp, "wb");
-                    int ok = fp && fwrite(buf, 1, (size_t)len, fp) == (size_t)len;
-                    if (fp) ok = (fclose(fp) == 0) && ok;
-                    if (!ok || rename(tmp, path) != 0) {
-                        unlink(tmp);
-                        st = mr_error_set(MR_EIO, "%s: cannot write the gathered cell", path);
-                    }
-                }
+                if (st == MR_OK && !mr_cell_done(path, g->hash))
+                    st = mr_file_write(path, buf, (size_t)len);
             }
             free(buf);
         }
@@ -257,8 +227,7 @@ int mr_cmd_run(int argc, char **argv)
     char cells[1200];
     snprintf(cells, sizeof cells, "%s/cells", cfg.out);
     /* every rank: without a shared filesystem each writes its cells locally first */
-    if (st == MR_OK && mkdir_p(cells) != 0)
-        st = mr_error_set(MR_EIO, "%s: cannot create directory", cells);
+    if (st == MR_OK) st = mr_mkdir_p(cells);
     if (st == MR_OK && rank == 0 && !recorded_hash(cfg.out)) st = write_config(&cfg, g.hash, cfg.out);
     /* not with --shard: other shards may be writing into the same directory right now
      * (MPI ranks start only after this point) */
@@ -285,7 +254,7 @@ int mr_cmd_run(int argc, char **argv)
     }
 #endif
     int assemble = st == MR_OK && rank == 0 && (size > 1 || n_shards == 1);
-    if (assemble) st = mr_summary_write(&g, cfg.out);
+    if (assemble) st = mr_grid_write_summary(&g, cfg.out);
     if (st != MR_OK && (rank == 0 || st != MR_EINPUT))
         fprintf(stderr, "moe-robust run: %s\n", mr_error_message());
     else if (rank == 0 && !quiet && assemble)
@@ -310,24 +279,6 @@ static void merge_usage(FILE *fp)
             "done in shards (moe-robust run --shard I/N). Cells found in SHARD_DIRs (shards\n"
             "that wrote elsewhere) are copied into DIR first; every cell must be present and\n"
             "belong to DIR/config.ini's configuration.\n");
-}
-
-static int copy_file(const char *src, const char *dst)
-{
-    char tmp[1500];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", dst, (long)getpid());
-    FILE *in = fopen(src, "rb"), *out = in ? fopen(tmp, "wb") : NULL;
-    int ok = in && out;
-    char buf[1 << 16];
-    size_t n;
-    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, n, out) == n;
-    if (in) fclose(in);
-    if (out) ok = (fclose(out) == 0) && ok;
-    if (!ok || rename(tmp, dst) != 0) {
-        unlink(tmp);
-        return mr_error_set(MR_EIO, "cannot copy %s to %s", src, dst);
-    }
-    return MR_OK;
 }
 
 int mr_cmd_merge(int argc, char **argv)
@@ -357,9 +308,9 @@ int mr_cmd_merge(int argc, char **argv)
             char src[1400], dst[1400];
             mr_grid_cell_path(dst, sizeof dst, dir, &g.cells[i]);
             mr_grid_cell_path(src, sizeof src, argv[a], &g.cells[i]);
-            if (!mr_cell_done(dst, g.hash) && mr_cell_done(src, g.hash)) st = copy_file(src, dst);
+            if (!mr_cell_done(dst, g.hash) && mr_cell_done(src, g.hash)) st = mr_file_copy(src, dst);
         }
-    if (st == MR_OK) st = mr_summary_write(&g, dir);
+    if (st == MR_OK) st = mr_grid_write_summary(&g, dir);
     if (st != MR_OK)
         fprintf(stderr, "moe-robust merge: %s\n", mr_error_message());
     else

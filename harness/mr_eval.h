@@ -11,7 +11,7 @@
 #define MR_EVAL_H
 
 #include "../analysis/mr_engine.h"
-#include "../metrics/mr_routing_metrics.h"
+#include "../metrics/mr_pass.h"
 #include "../io/mr_data.h"
 
 /* How a micro-batch's input is corrupted (the corrupted pass). Implemented by the
@@ -44,10 +44,9 @@ typedef struct mr_eval_cache {
 int mr_eval_cache_alloc(mr_eval_cache **out, int n, int T, int n_moe, int k, int rows);
 void mr_eval_cache_free(mr_eval_cache *c);
 
-/* Flip rates between two caches of the same samples (e.g. consecutive checkpoints):
- * fills f (allocated here, free with the result) and its CIs. */
-struct mr_eval_opts;
-typedef struct mr_eval_flips mr_eval_flips;
+/* The metric values of a pass and of a routing comparison (metrics/mr_pass.h). */
+typedef mr_pass_metrics mr_eval_pass;
+typedef mr_flip_metrics mr_eval_flips;
 
 typedef struct mr_eval_opts {
     mr_engine_opts engine;
@@ -66,24 +65,6 @@ typedef struct mr_eval_opts {
 } mr_eval_opts;
 
 void mr_eval_opts_init(mr_eval_opts *o, const mr_model *m);
-
-/* Accuracy and loss of one condition (clean or corrupted), per sample and in total. */
-typedef struct mr_eval_pass {
-    double *correct;           /* [n] fraction of correct predictions of the sample */
-    double *loss;              /* [n] mean cross-entropy of the sample (nats) */
-    int *pred;                 /* classify: [n] predicted class (for flips) */
-    mr_routing_acc *routing;
-    mr_ci accuracy, loss_ci;   /* means over samples with bootstrap CIs */
-    mr_layer_routing *layers;  /* [n_moe] routing summaries */
-} mr_eval_pass;
-
-/* Routing comparison of two traces of the same tokens, per sample and layer. */
-struct mr_eval_flips {
-    double *top1, *set, *jaccard; /* [n, n_moe] fractions of the sample's tokens */
-    double *pred;                 /* [n] fraction of the sample's predictions that changed */
-    mr_ci *top1_ci, *set_ci, *jaccard_ci; /* [n_moe] */
-    mr_ci pred_ci;
-};
 
 typedef struct mr_eval_result {
     int task, n, T, n_moe, E, k;
@@ -108,7 +89,7 @@ int mr_eval_check_compatible(const mr_model *a, const mr_model *b);
 /* Flips between two caches of the same samples and shapes (f allocated here; free with
  * mr_eval_flips_free). CIs use opts' bootstrap, level and seed, under `name`. */
 int mr_eval_compare_caches(mr_eval_flips *f, const mr_eval_cache *a, const mr_eval_cache *b,
-                           const struct mr_eval_opts *o, const char *name);
+                           const mr_eval_opts *o, const char *name);
 void mr_eval_flips_free(mr_eval_flips *f);
 
 #endif

@@ -9,6 +9,7 @@
 #include "../analysis/mr_error.h"
 #include "mr_corrupt_setup.h"
 #include "../io/mr_model_io.h"
+#include "../io/mr_summary.h"
 
 void mr_grid_cell_path(char *buf, size_t cap, const char *dir, const mr_grid_cell *c)
 {
@@ -346,4 +347,53 @@ int mr_grid_run(mr_grid *g, const mr_grid_run_opts *o)
         if (st != MR_OK) return st;
     }
     return MR_OK;
+}
+
+/* The resolved config text stored in the outputs (without the file name: the same
+ * config read from anywhere gives the same text). malloc'd. */
+static char *config_text(const mr_run_config *c)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    if (!fp) return NULL;
+    mr_run_config copy = *c;
+    copy.file[0] = '\0';
+    mr_runcfg_write(&copy, fp);
+    fclose(fp);
+    return buf;
+}
+
+int mr_grid_write_summary(const mr_grid *g, const char *dir)
+{
+    const mr_run_config *c = g->cfg;
+    const char *models[MR_CFG_MAX_MODELS], *corr[MR_CFG_MAX_CORR];
+    for (int i = 0; i < c->n_models; i++) models[i] = c->models[i].name;
+    for (int i = 0; i < g->n_corr; i++) corr[i] = g->corr[i]->name;
+    mr_summary_group *groups = calloc((size_t)g->n_groups + 1, sizeof *groups);
+    mr_summary_cell *cells = calloc((size_t)g->n_cells + 1, sizeof *cells);
+    char *text = config_text(c);
+    int st = groups && cells && text ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
+    for (int i = 0; st == MR_OK && i < g->n_groups; i++) {
+        const mr_grid_group *gr = &g->groups[i];
+        groups[i] = (mr_summary_group){.model = gr->model, .router = c->routers[gr->router].name,
+                                       .k = gr->k, .first_cell = gr->first_cell,
+                                       .n_cells = gr->n_cells};
+    }
+    for (int i = 0; st == MR_OK && i < g->n_cells; i++) {
+        const mr_grid_cell *cell = &g->cells[i];
+        cells[i] = (mr_summary_cell){.meta = &cell->meta, .group = cell->group,
+                                     .ckpt = cell->ckpt, .file = cell->file};
+    }
+    mr_summary_run run = {.hash = g->hash, .config = text, .formats = c->formats,
+                          .reference = c->reference, .bootstrap = c->bootstrap,
+                          .level = c->level, .seed = c->seed, .n_models = c->n_models,
+                          .models = models, .n_corr = g->n_corr, .corr = corr,
+                          .n_groups = g->n_groups, .groups = groups, .n_cells = g->n_cells,
+                          .cells = cells};
+    if (st == MR_OK) st = mr_summary_write(&run, dir);
+    free(groups);
+    free(cells);
+    free(text);
+    return st;
 }

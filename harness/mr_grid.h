@@ -12,7 +12,7 @@
 #define MR_GRID_H
 
 #include "../corruptions/mr_corruption.h"
-#include "mr_cellio.h"
+#include "../io/mr_cellio.h"
 #include "../io/mr_data.h"
 #include "mr_runcfg.h"
 
@@ -59,6 +59,11 @@ typedef struct mr_grid_run_opts {
 
 /* Run the groups of this shard, skipping cells already complete for this config. */
 int mr_grid_run(mr_grid *g, const mr_grid_run_opts *o);
+
+/* Assemble the finished grid's cells in `dir` into results.h5, summary.json and
+ * summary.csv (io/mr_summary.h); MR_EINPUT naming the first missing cells if the grid is
+ * not complete. */
+int mr_grid_write_summary(const mr_grid *g, const char *dir);
 
 /* Path of a cell's file: DIR/cells/<file>. */
 void mr_grid_cell_path(char *buf, size_t cap, const char *dir, const mr_grid_cell *c);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "../analysis/mr_router.h"
+#include "../io/mr_summary.h" /* MR_OUT_* */
 
 #define MR_CFG_MAX_MODELS 16
 #define MR_CFG_MAX_CKPT 16
@@ -19,8 +20,6 @@
 #define MR_CFG_MAX_K 16
 #define MR_CFG_MAX_CORR 128
 #define MR_PATH_LEN 1024
-
-enum { MR_OUT_JSON = 1, MR_OUT_CSV = 2 };
 
 typedef struct mr_cfg_model {
     char name[MR_NAME_LEN];

@@ -320,6 +320,40 @@ int mr_h5_read_uint8(hid_t f, const char *file, const char *path, uint8_t *dst, 
     return read_all(f, file, path, H5T_NATIVE_UINT8, dst);
 }
 
+int mr_h5_read_f64(hid_t f, const char *file, const char *path, double *dst, size_t n)
+{
+    mr_h5_info in;
+    MR_TRY(mr_h5_dataset_info(f, file, path, &in));
+    size_t got = 1;
+    for (int i = 0; i < in.rank; i++) got *= (size_t)in.dims[i];
+    MR_REQUIRE(in.cls == H5T_FLOAT || in.cls == H5T_INTEGER, MR_EINPUT,
+               "%s: %s: not a numeric dataset", file, path);
+    MR_REQUIRE(got == n, MR_EINPUT, "%s: %s: %zu values, expected %zu", file, path, got, n);
+    return read_all(f, file, path, H5T_NATIVE_DOUBLE, dst);
+}
+
+int mr_h5_write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank,
+                        const hsize_t *dims, const void *data, hid_t dcpl)
+{
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE); /* "a/b/c" creates the groups a and a/b */
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t ds = sp >= 0 ? H5Dcreate2(loc, name, ftype, sp, lcpl, dcpl, H5P_DEFAULT) : -1;
+    herr_t e = ds >= 0 ? H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
+    if (ds >= 0 && H5Dclose(ds) < 0) e = -1;
+    H5Pclose(lcpl);
+    if (sp >= 0) H5Sclose(sp);
+    return e < 0 ? mr_error_set(MR_EIO, "cannot write dataset %s", name) : MR_OK;
+}
+
+int mr_h5_write_f64(hid_t loc, const char *name, const double *x, int rank, hsize_t d0,
+                    hsize_t d1)
+{
+    hsize_t dims[2] = {d0, d1};
+    return mr_h5_write_dataset(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, rank, dims, x,
+                               H5P_DEFAULT);
+}
+
 static int write_attr(hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
                       const void *value)
 {

@@ -1,4 +1,5 @@
-/* mr_h5.h — small, validating HDF5 helpers shared by the model and data loaders.
+/* mr_h5.h — small, validating HDF5 helpers shared by every file format in io/ (model,
+ * data, cells, results, routing traces).
  *
  * Every function reports problems as MR_EINPUT with a message of the form
  * "FILE: PATH: what is wrong", never prints the HDF5 error stack, and never
@@ -55,6 +56,20 @@ int mr_h5_read_float(hid_t f, const char *file, const char *path, float *dst, si
 /* Read a whole integer dataset as int32/uint8 into dst (n elements). */
 int mr_h5_read_int32(hid_t f, const char *file, const char *path, int32_t *dst, size_t n);
 int mr_h5_read_uint8(hid_t f, const char *file, const char *path, uint8_t *dst, size_t n);
+
+/* Read a whole numeric dataset as doubles into dst, which must hold exactly n values;
+ * MR_EINPUT naming the file and path if it is missing, not numeric, or of another size. */
+int mr_h5_read_f64(hid_t f, const char *file, const char *path, double *dst, size_t n);
+
+/* Write a whole dataset `name` of rank 1..MR_H5_MAX_RANK under `loc` (missing groups
+ * along the path are created): file type ftype from memory of type mtype, with
+ * dataset-creation properties dcpl (H5P_DEFAULT for contiguous). MR_EIO naming the
+ * dataset on failure. */
+int mr_h5_write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank,
+                        const hsize_t *dims, const void *data, hid_t dcpl);
+/* float64 dataset of rank 1 [d0] or 2 [d0, d1]. */
+int mr_h5_write_f64(hid_t loc, const char *name, const double *x, int rank, hsize_t d0,
+                    hsize_t d1);
 
 /* Write a scalar attribute (string, int64, float64); MR_EIO on failure. */
 int mr_h5_write_attr_string(hid_t loc, const char *name, const char *value);

@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../analysis/mr_error.h"
+#include "mr_file.h"
 #include "mr_h5.h"
 #include "mr_model_io.h"
 
@@ -311,17 +311,10 @@ static hid_t dataset_plist(int rank, const hsize_t *dims)
 static int write_dataset(hid_t f, const char *file, const char *path, hid_t ftype, hid_t mtype,
                          int rank, const hsize_t *dims, const void *data)
 {
-    hid_t sp = H5Screate_simple(rank, dims, NULL);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
     hid_t dcpl = dataset_plist(rank, dims);
-    hid_t ds = sp >= 0 && dcpl >= 0 ? H5Dcreate2(f, path, ftype, sp, lcpl, dcpl, H5P_DEFAULT) : -1;
-    herr_t e = ds >= 0 ? H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
-    if (ds >= 0 && H5Dclose(ds) < 0) e = -1;
+    int st = dcpl >= 0 ? mr_h5_write_dataset(f, path, ftype, mtype, rank, dims, data, dcpl) : MR_EIO;
     if (dcpl >= 0) H5Pclose(dcpl);
-    H5Pclose(lcpl);
-    if (sp >= 0) H5Sclose(sp);
-    return e < 0 ? mr_error_set(MR_EIO, "%s: cannot write %s", file, path) : MR_OK;
+    return st != MR_OK ? mr_error_set(MR_EIO, "%s: cannot write %s", file, path) : MR_OK;
 }
 
 static int write_tensor(void *ctx, const char *path, int rank, const hsize_t *dims,
@@ -431,18 +424,18 @@ int mr_model_save(const mr_model *m, const char *path, const mr_model_meta *meta
 {
     mr_h5_quiet();
     MR_TRY(check_model(m, path));
-    char tmp[1200];
-    int len = snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    MR_REQUIRE(len > 0 && (size_t)len < sizeof tmp, MR_EINPUT, "%s: path too long", path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    mr_atomic a;
+    MR_TRY(mr_atomic_begin(&a, path));
+    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     MR_REQUIRE(f >= 0, MR_EINPUT,
                "%s: cannot create the model file (does the directory exist and is it writable?)",
                path);
     int st = write_all(f, path, m, meta);
     if (H5Fclose(f) < 0 && st == MR_OK)
         st = mr_error_set(MR_EIO, "%s: cannot finish writing (disk full?)", path);
-    if (st == MR_OK && rename(tmp, path) != 0)
-        st = mr_error_set(MR_EIO, "%s: cannot rename the finished file into place", path);
-    if (st != MR_OK) unlink(tmp);
-    return st;
+    if (st != MR_OK) {
+        mr_atomic_abort(&a);
+        return st;
+    }
+    return mr_atomic_commit(&a);
 }

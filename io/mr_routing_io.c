@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../analysis/mr_error.h"
+#include "mr_file.h"
 #include "mr_h5.h"
 
 struct mr_routing_writer {
@@ -14,7 +14,7 @@ struct mr_routing_writer {
     hid_t out;            /* /logits or /token_loss */
     hid_t *probs, *topk, *weights; /* [n_moe] */
     int n_moe, n, T, k, E, n_out, task;
-    char path[1024], tmp[1100];
+    mr_atomic file;       /* written to file.tmp, renamed to file.path by close */
 };
 
 static hid_t make_ds(hid_t f, const char *path, hid_t type, int rank, hsize_t d0, hsize_t d1,
@@ -50,7 +50,7 @@ void mr_routing_writer_abort(mr_routing_writer *w)
 {
     if (!w) return;
     close_all(w);
-    unlink(w->tmp);
+    mr_atomic_abort(&w->file);
     free(w);
 }
 
@@ -70,9 +70,12 @@ int mr_routing_writer_open(mr_routing_writer **out, const char *path, const mr_m
     w->E = c->n_experts;
     w->n_out = c->n_out;
     w->task = c->task;
-    snprintf(w->path, sizeof w->path, "%s", path);
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp-%ld", path, (long)getpid());
-    w->f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    int st = mr_atomic_begin(&w->file, path);
+    if (st != MR_OK) {
+        free(w);
+        return st;
+    }
+    w->f = H5Fcreate(w->file.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (w->f < 0) {
         free(w);
         return mr_error_set(MR_EINPUT, "%s: cannot create file (does the directory exist?)", path);
@@ -138,17 +141,13 @@ int mr_routing_writer_put(mr_routing_writer *w, const mr_trace *tr, int s0,
         st |= put_rows(w->weights[i], H5T_NATIVE_FLOAT, tr->weights + i * per * tr->k, s0, B, 3,
                        (hsize_t)T, (hsize_t)tr->k);
     }
-    return st ? mr_error_set(MR_EIO, "%s: write failed", w->path) : MR_OK;
+    return st ? mr_error_set(MR_EIO, "%s: write failed", w->file.path) : MR_OK;
 }
 
 int mr_routing_writer_close(mr_routing_writer *w)
 {
     close_all(w);
-    int st = MR_OK;
-    if (rename(w->tmp, w->path) != 0) {
-        st = mr_error_set(MR_EIO, "%s: cannot rename the finished file into place", w->path);
-        unlink(w->tmp);
-    }
+    int st = mr_atomic_commit(&w->file);
     free(w);
     return st;
 }

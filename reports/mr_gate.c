@@ -9,7 +9,7 @@
 
 #include "../analysis/mr_error.h"
 #include "../analysis/mr_model.h"
-#include "mr_plot.h"
+#include "../io/mr_file.h"
 
 #define LN2 0.69314718055994530942
 #define BASELINE_FORMAT "moe-robust-baseline"
@@ -680,8 +680,8 @@ static void xml_str(FILE *fp, const char *s)
 int mr_gate_write_junit(const char *path, const mr_gate_report *rep, const char *suite)
 {
     MR_REQUIRE(path[0] && path[strlen(path) - 1] != '/', MR_EINPUT, "--junit %s: not a file name", path);
-    mr_text t;
-    MR_TRY(mr_text_open(&t));
+    mr_textbuf t;
+    MR_TRY(mr_textbuf_open(&t));
     FILE *fp = t.fp;
     int fail = rep->count[MR_GATE_REGRESSED] + rep->count[MR_GATE_MISSING];
     fprintf(fp, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -719,18 +719,7 @@ int mr_gate_write_junit(const char *path, const mr_gate_report *rep, const char 
         }
     }
     fprintf(fp, "  </testsuite>\n</testsuites>\n");
-    /* atomic: dir + name */
-    char dir[1100], name[600];
-    const char *slash = strrchr(path, '/');
-    if (slash) {
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-        if (!dir[0]) snprintf(dir, sizeof dir, "/");
-        snprintf(name, sizeof name, "%s", slash + 1);
-    } else {
-        snprintf(dir, sizeof dir, ".");
-        snprintf(name, sizeof name, "%s", path);
-    }
-    return mr_text_commit(&t, dir, name);
+    return mr_textbuf_commit(&t, NULL, path);
 }
 
 void mr_gate_report_free(mr_gate_report *r)

@@ -16,7 +16,7 @@
 
 #include <stdio.h>
 
-#include "mr_results.h"
+#include "../io/mr_results.h"
 
 enum { MR_BETTER_EITHER = 0, MR_BETTER_HIGHER = 1, MR_BETTER_LOWER = -1 };
 

@@ -14,8 +14,10 @@
 #include "../corruptions/mr_corruption.h"
 #include "../corruptions/mr_gallery.h"
 #include "../io/mr_data.h"
+#include "../io/mr_file.h"
 #include "../io/mr_model_io.h"
-#include "mr_plot.h"
+#include "../io/mr_png.h"
+#include "mr_gnuplot.h"
 
 #define LN2 0.69314718055994530942
 
@@ -495,16 +497,16 @@ static int render(rep *R, const char *name)
 }
 
 /* write NAME.dat and NAME.gp, then render */
-static int emit(rep *R, const char *name, const char *title, mr_text *dat, mr_text *gp)
+static int emit(rep *R, const char *name, const char *title, mr_textbuf *dat, mr_textbuf *gp)
 {
     char fn[200];
     snprintf(fn, sizeof fn, "%s.dat", name);
-    int st = mr_text_commit(dat, R->dir, fn);
+    int st = mr_textbuf_commit(dat, R->dir, fn);
     snprintf(fn, sizeof fn, "%s.gp", name);
     if (st == MR_OK)
-        st = mr_text_commit(gp, R->dir, fn);
+        st = mr_textbuf_commit(gp, R->dir, fn);
     else
-        mr_text_discard(gp);
+        mr_textbuf_discard(gp);
     if (st == MR_OK) st = add_fig(R, name, title);
     if (st == MR_OK) {
         R->info->n_figures++;
@@ -573,10 +575,10 @@ static void gp_multi_begin(rep *R, FILE *fp, const char *title, int boxes, int n
 /* ---- accuracy (bpc) vs severity, mean over corruptions ---- */
 static int fig_severity_mean(rep *R, const char *name)
 {
-    mr_text dat, gp;
-    MR_TRY(mr_text_open(&dat));
-    if (mr_text_open(&gp) != MR_OK) {
-        mr_text_discard(&dat);
+    mr_textbuf dat, gp;
+    MR_TRY(mr_textbuf_open(&dat));
+    if (mr_textbuf_open(&gp) != MR_OK) {
+        mr_textbuf_discard(&dat);
         return MR_ENOMEM;
     }
     char what[300];
@@ -620,10 +622,10 @@ static int fig_severity_grid(rep *R, const char *name)
 {
     const mr_results *r = R->r;
     int C = r->n_corr;
-    mr_text dat, gp;
-    MR_TRY(mr_text_open(&dat));
-    if (mr_text_open(&gp) != MR_OK) {
-        mr_text_discard(&dat);
+    mr_textbuf dat, gp;
+    MR_TRY(mr_textbuf_open(&dat));
+    if (mr_textbuf_open(&gp) != MR_OK) {
+        mr_textbuf_discard(&dat);
         return MR_ENOMEM;
     }
     char what[300];
@@ -685,10 +687,10 @@ static int fig_severity_grid(rep *R, const char *name)
 /* ---- flip rates vs severity ---- */
 static int fig_flip(rep *R, const char *name)
 {
-    mr_text dat, gp;
-    MR_TRY(mr_text_open(&dat));
-    if (mr_text_open(&gp) != MR_OK) {
-        mr_text_discard(&dat);
+    mr_textbuf dat, gp;
+    MR_TRY(mr_textbuf_open(&dat));
+    if (mr_textbuf_open(&gp) != MR_OK) {
+        mr_textbuf_discard(&dat);
         return MR_ENOMEM;
     }
     static const char *const titles[3] = {"top-1 expert flip (%)", "top-k set flip (%)",
@@ -747,10 +749,10 @@ static int fig_entropy(rep *R, const char *name)
 {
     const mr_results *r = R->r;
     int L = R->m->n_moe;
-    mr_text dat, gp;
-    MR_TRY(mr_text_open(&dat));
-    if (mr_text_open(&gp) != MR_OK) {
-        mr_text_discard(&dat);
+    mr_textbuf dat, gp;
+    MR_TRY(mr_textbuf_open(&dat));
+    if (mr_textbuf_open(&gp) != MR_OK) {
+        mr_textbuf_discard(&dat);
         return MR_ENOMEM;
     }
     char what[300];
@@ -846,10 +848,10 @@ static int fig_fluct(rep *R, const char *name)
             P = r->groups[R->g0 + g].n_fluct;
             gref = g;
         }
-    mr_text dat, gp;
-    MR_TRY(mr_text_open(&dat));
-    if (mr_text_open(&gp) != MR_OK) {
-        mr_text_discard(&dat);
+    mr_textbuf dat, gp;
+    MR_TRY(mr_textbuf_open(&dat));
+    if (mr_textbuf_open(&gp) != MR_OK) {
+        mr_textbuf_discard(&dat);
         return MR_ENOMEM;
     }
     char what[300];
@@ -933,10 +935,10 @@ static int fig_load(rep *R, const char *name)
 {
     const mr_results *r = R->r;
     int L = R->m->n_moe, E = R->m->E;
-    mr_text dat, gp;
-    MR_TRY(mr_text_open(&dat));
-    if (mr_text_open(&gp) != MR_OK) {
-        mr_text_discard(&dat);
+    mr_textbuf dat, gp;
+    MR_TRY(mr_textbuf_open(&dat));
+    if (mr_textbuf_open(&gp) != MR_OK) {
+        mr_textbuf_discard(&dat);
         return MR_ENOMEM;
     }
     char what[300];
@@ -1000,10 +1002,10 @@ static int fig_load(rep *R, const char *name)
 static int fig_k(rep *R, const char *name)
 {
     const mr_results *r = R->r;
-    mr_text dat, gp;
-    MR_TRY(mr_text_open(&dat));
-    if (mr_text_open(&gp) != MR_OK) {
-        mr_text_discard(&dat);
+    mr_textbuf dat, gp;
+    MR_TRY(mr_textbuf_open(&dat));
+    if (mr_textbuf_open(&gp) != MR_OK) {
+        mr_textbuf_discard(&dat);
         return MR_ENOMEM;
     }
     char what[300];
@@ -1249,8 +1251,8 @@ static int tables(rep *R)
     table_best(v, G, sc, nc, bold);
     char name[200], cap[400];
     const char *mn = R->m->name;
-    mr_text t;
-    int st = mr_text_open(&t);
+    mr_textbuf t;
+    int st = mr_textbuf_open(&t);
     if (st == MR_OK) {
         fprintf(t.fp, "| router |");
         for (int c = 0; c < nc; c++) fprintf(t.fp, " %s |", sc[c].md);
@@ -1265,10 +1267,10 @@ static int tables(rep *R)
             fputc('\n', t.fp);
         }
         snprintf(name, sizeof name, "table-%s-summary.md", mn);
-        st = mr_text_commit(&t, R->dir, name);
+        st = mr_textbuf_commit(&t, R->dir, name);
         R->info->n_tables++;
     }
-    if (st == MR_OK) st = mr_text_open(&t);
+    if (st == MR_OK) st = mr_textbuf_open(&t);
     if (st == MR_OK) {
         fprintf(t.fp, "%% %s: written by moe-robust report; needs \\usepackage{booktabs}\n", "summary table");
         fprintf(t.fp, "\\begin{table*}[t]\n\\centering\n\\small\n\\caption{");
@@ -1292,7 +1294,7 @@ static int tables(rep *R)
         }
         fprintf(t.fp, "\\bottomrule\n\\end{tabular}\n\\end{table*}\n");
         snprintf(name, sizeof name, "table-%s-summary.tex", mn);
-        st = mr_text_commit(&t, R->dir, name);
+        st = mr_textbuf_commit(&t, R->dir, name);
         R->info->n_tables++;
     }
     /* ---- router x corruption ---- */
@@ -1322,7 +1324,7 @@ static int tables(rep *R)
                 for (int j = 3; j < 18; j++) row[j] = NAN;
         }
     for (int c = 0; c < C; c++) table_best(w + (size_t)c * G * 18, G, cc, 6, wb + (size_t)c * G * 6);
-    if (st == MR_OK && C > 0) st = mr_text_open(&t);
+    if (st == MR_OK && C > 0) st = mr_textbuf_open(&t);
     if (st == MR_OK && C > 0) {
         fprintf(t.fp, "| corruption | router |");
         for (int c = 0; c < 6; c++) fprintf(t.fp, " %s |", cc[c].md);
@@ -1342,10 +1344,10 @@ static int tables(rep *R)
                 fputc('\n', t.fp);
             }
         snprintf(name, sizeof name, "table-%s-corruptions.md", mn);
-        st = mr_text_commit(&t, R->dir, name);
+        st = mr_textbuf_commit(&t, R->dir, name);
         R->info->n_tables++;
     }
-    if (st == MR_OK && C > 0) st = mr_text_open(&t);
+    if (st == MR_OK && C > 0) st = mr_textbuf_open(&t);
     if (st == MR_OK && C > 0) {
         fprintf(t.fp, "%% router x corruption table: written by moe-robust report; needs "
                       "\\usepackage{booktabs} (and longtable-style splitting if it runs long)\n");
@@ -1378,7 +1380,7 @@ static int tables(rep *R)
         }
         fprintf(t.fp, "\\bottomrule\n\\end{tabular}\n\\end{table*}\n");
         snprintf(name, sizeof name, "table-%s-corruptions.tex", mn);
-        st = mr_text_commit(&t, R->dir, name);
+        st = mr_textbuf_commit(&t, R->dir, name);
         R->info->n_tables++;
     }
     free(v);
@@ -1427,8 +1429,8 @@ static int text_gallery(rep *R, const mr_dataset *d)
     int32_t *out = malloc((size_t)cols * sizeof *out + 1);
     if (st == MR_OK && !out) st = mr_error_set(MR_ENOMEM, "out of memory");
     if (st == MR_OK) st = mr_corrupt_ws_alloc(&ws, 0, 0, 0, cols);
-    mr_text t;
-    if (st == MR_OK) st = mr_text_open(&t);
+    mr_textbuf t;
+    if (st == MR_OK) st = mr_textbuf_open(&t);
     if (st != MR_OK) {
         free(out);
         mr_corrupt_ws_free(ws);
@@ -1453,9 +1455,9 @@ static int text_gallery(rep *R, const mr_dataset *d)
         }
     }
     if (st == MR_OK)
-        st = mr_text_commit(&t, R->dir, "gallery.txt");
+        st = mr_textbuf_commit(&t, R->dir, "gallery.txt");
     else
-        mr_text_discard(&t);
+        mr_textbuf_discard(&t);
     free(out);
     mr_corrupt_ws_free(ws);
     mr_model_free(m);
@@ -1493,7 +1495,10 @@ static void gallery(rep *R)
         go.index = 0;
         char path[1300];
         snprintf(path, sizeof path, "%s/fig-gallery.png", R->dir);
-        st = mr_gallery_write(path, d->images, d->h, d->w, d->c, &go);
+        mr_gallery_image gi;
+        st = mr_gallery_render(&gi, d->images, d->h, d->w, d->c, &go);
+        if (st == MR_OK) st = mr_png_write(path, gi.pixels, gi.w, gi.h, gi.C);
+        mr_gallery_image_free(&gi);
         if (st == MR_OK)
             snprintf(msg, cap, "fig-gallery.png");
     } else if (st == MR_OK) {
@@ -1541,8 +1546,8 @@ static int append_file(FILE *fp, const char *dir, const char *name)
 static int write_index(rep *R)
 {
     const mr_results *r = R->r;
-    mr_text t;
-    MR_TRY(mr_text_open(&t));
+    mr_textbuf t;
+    MR_TRY(mr_textbuf_open(&t));
     FILE *fp = t.fp;
     char src[1200];
     clean_str(src, sizeof src, r->file);
@@ -1607,23 +1612,10 @@ static int write_index(rep *R)
     } else {
         fprintf(fp, "Gallery %s\n", g);
     }
-    return mr_text_commit(&t, R->dir, "report.md");
+    return mr_textbuf_commit(&t, R->dir, "report.md");
 }
 
 /* ------------------------------------------------------------------ driver */
-
-static int mkdir_p(const char *dir)
-{
-    char buf[1200];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
-}
 
 enum { SEL_ALL, SEL_CORRUPT, SEL_FLUCT };
 
@@ -1709,8 +1701,7 @@ int mr_report_write(const mr_results *r, const mr_report_opts *o, mr_report_info
             snprintf(d, sizeof d, ".");
         snprintf(info->out, sizeof info->out, "%s/report", d);
     }
-    MR_REQUIRE(mkdir_p(info->out) == 0, MR_EIO, "%s: cannot create directory (%s)", info->out,
-               strerror(errno));
+    MR_TRY(mr_mkdir_p(info->out));
     rep R = {.r = r, .o = o, .info = info, .dir = info->out, .fmt = fmt};
     int st = MR_OK;
     for (int mi = 0; st == MR_OK && mi < r->n_models; mi++) st = report_model(&R, mi);

@@ -20,7 +20,7 @@
 #ifndef MR_REPORT_H
 #define MR_REPORT_H
 
-#include "mr_results.h"
+#include "../io/mr_results.h"
 
 typedef struct mr_report_opts {
     const char *format;  /* "png" (default), "pdf" or "svg" */

@@ -16,10 +16,9 @@
 #include "analysis/mr_error.h"
 #include "harness/mr_grid.h"
 #include "harness/mr_runcfg.h"
-#include "harness/mr_summary.h"
 #include "reports/mr_gate.h"
 #include "reports/mr_report.h"
-#include "reports/mr_results.h"
+#include "io/mr_results.h"
 #include "mr_test_util.h"
 
 static char g_dir[256];
@@ -386,7 +385,7 @@ static int make_run(const char *dir)
     if (st == MR_OK && mkdir(cells, 0777) != 0) st = MR_EIO;
     mr_grid_run_opts ro = {.dir = dir, .threads = 2, .shard = 0, .n_shards = 1, .progress = NULL};
     if (st == MR_OK) st = mr_grid_run(&g, &ro);
-    if (st == MR_OK) st = mr_summary_write(&g, dir);
+    if (st == MR_OK) st = mr_grid_write_summary(&g, dir);
     if (st != MR_OK) fprintf(stderr, "test_report: fixture run failed: %s\n", mr_error_message());
     mr_grid_free(&g);
     return st;

@@ -9,7 +9,7 @@
 
 #include "../analysis/mr_error.h"
 #include "../corruptions/mr_corruption.h"
-#include "../io/mr_h5.h"
+#include "mr_h5.h"
 #include "../metrics/mr_stats.h"
 
 /* ------------------------------------------------------------------ config text */
@@ -111,22 +111,6 @@ static int attr_double_nan(hid_t loc, const char *file, const char *where, const
     if (t >= 0) H5Tclose(t);
     if (a >= 0) H5Aclose(a);
     MR_REQUIRE(ok, MR_EINPUT, "%s: %s: attribute %s must be a float", file, where, name);
-    return MR_OK;
-}
-
-static int read_doubles(hid_t f, const char *file, const char *path, double *dst, size_t n)
-{
-    mr_h5_info in;
-    MR_TRY(mr_h5_dataset_info(f, file, path, &in));
-    size_t got = 1;
-    for (int i = 0; i < in.rank; i++) got *= (size_t)in.dims[i];
-    MR_REQUIRE(in.cls == H5T_FLOAT || in.cls == H5T_INTEGER, MR_EINPUT,
-               "%s: %s: not a numeric dataset", file, path);
-    MR_REQUIRE(got == n, MR_EINPUT, "%s: %s: %zu values, expected %zu", file, path, got, n);
-    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-    herr_t e = d >= 0 ? H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) : -1;
-    if (d >= 0) H5Dclose(d);
-    MR_REQUIRE(e >= 0, MR_EINPUT, "%s: %s: read failed", file, path);
     return MR_OK;
 }
 
@@ -352,9 +336,9 @@ static int read_ce(mr_results *r)
         if (st == MR_OK && !v) st = mr_error_set(MR_ENOMEM, "out of memory");
         char ds[500];
         snprintf(ds, sizeof ds, "%s/ce", path);
-        if (st == MR_OK) st = read_doubles(r->h5, r->file, ds, v, (size_t)n);
+        if (st == MR_OK) st = mr_h5_read_f64(r->h5, r->file, ds, v, (size_t)n);
         snprintf(ds, sizeof ds, "%s/relative_ce", path);
-        if (st == MR_OK) st = read_doubles(r->h5, r->file, ds, v + n, (size_t)n);
+        if (st == MR_OK) st = mr_h5_read_f64(r->h5, r->file, ds, v + n, (size_t)n);
         if (st == MR_OK) {
             int j = 0;
             snprintf(names, sizeof names, "%s", list);
@@ -480,7 +464,7 @@ int mr_results_samples(const mr_results *r, int cell, const char *name, double *
 {
     char path[500];
     snprintf(path, sizeof path, "/cells/%s/%s", r->stem[cell], name);
-    return read_doubles(r->h5, r->file, path, dst, n);
+    return mr_h5_read_f64(r->h5, r->file, path, dst, n);
 }
 
 int mr_results_ci(const mr_results *r, const double *x, size_t n, const char *purpose,

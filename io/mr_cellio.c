@@ -7,7 +7,8 @@
 #include <unistd.h>
 
 #include "../analysis/mr_error.h"
-#include "../io/mr_h5.h"
+#include "mr_file.h"
+#include "mr_h5.h"
 
 const char *mr_cell_kind_name(int kind)
 {
@@ -16,13 +17,7 @@ const char *mr_cell_kind_name(int kind)
 
 static int put(hid_t f, const char *name, const double *x, int rank, hsize_t d0, hsize_t d1)
 {
-    hsize_t dims[2] = {d0, d1};
-    hid_t sp = H5Screate_simple(rank, dims, NULL);
-    hid_t ds = H5Dcreate2(f, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t e = ds >= 0 ? H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) : -1;
-    if (ds >= 0) H5Dclose(ds);
-    H5Sclose(sp);
-    return e < 0 ? MR_EIO : MR_OK;
+    return mr_h5_write_f64(f, name, x, rank, d0, d1);
 }
 
 static int put_ci(hid_t f, const char *name, const mr_ci *c)
@@ -46,7 +41,7 @@ static int put_cis(hid_t f, const char *name, const mr_ci *c, int n, size_t stri
     return st;
 }
 
-static int write_pass(hid_t f, const mr_cell_meta *m, const mr_eval_pass *p)
+static int write_pass(hid_t f, const mr_cell_meta *m, const mr_pass_metrics *p)
 {
     int st = MR_OK, nm = m->n_moe, E = m->E;
     st |= put_ci(f, "accuracy", &p->accuracy);
@@ -82,7 +77,7 @@ static int write_pass(hid_t f, const mr_cell_meta *m, const mr_eval_pass *p)
     return st;
 }
 
-static int write_flips(hid_t f, const mr_cell_meta *m, const mr_eval_flips *fl)
+static int write_flips(hid_t f, const mr_cell_meta *m, const mr_flip_metrics *fl)
 {
     int st = MR_OK, nm = m->n_moe;
     st |= put_cis(f, "flip_top1", fl->top1_ci, nm, sizeof(mr_ci));
@@ -96,14 +91,14 @@ static int write_flips(hid_t f, const mr_cell_meta *m, const mr_eval_flips *fl)
     return st;
 }
 
-int mr_cell_write(const char *path, const mr_cell_meta *m, const mr_eval_pass *pass,
-                  const mr_eval_flips *flips, const mr_paired *acc_drop)
+int mr_cell_write(const char *path, const mr_cell_meta *m, const mr_pass_metrics *pass,
+                  const mr_flip_metrics *flips, const mr_paired *acc_drop)
 {
     mr_h5_quiet();
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    MR_REQUIRE(f >= 0, MR_EIO, "%s: cannot create", tmp);
+    mr_atomic a;
+    MR_TRY(mr_atomic_begin(&a, path));
+    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    MR_REQUIRE(f >= 0, MR_EIO, "%s: cannot create", a.tmp);
     mr_h5_write_attr_string(f, "id", m->id);
     mr_h5_write_attr_string(f, "model", m->model);
     mr_h5_write_attr_string(f, "router", m->router);
@@ -129,11 +124,11 @@ int mr_cell_write(const char *path, const mr_cell_meta *m, const mr_eval_pass *p
         st |= put(f, "acc_drop_p", &acc_drop->p_value, 1, 1, 0);
     }
     if (H5Fclose(f) < 0) st = MR_EIO;
-    if (st != MR_OK || rename(tmp, path) != 0) {
-        unlink(tmp);
+    if (st != MR_OK) {
+        mr_atomic_abort(&a);
         return mr_error_set(st == MR_ENOMEM ? MR_ENOMEM : MR_EIO, "%s: cannot write the cell", path);
     }
-    return MR_OK;
+    return mr_atomic_commit(&a);
 }
 
 int mr_cell_done(const char *path, uint64_t config_hash)
@@ -149,7 +144,8 @@ int mr_cell_done(const char *path, uint64_t config_hash)
     return ok;
 }
 
-/* Dataset `dataset` of the cell at group path `prefix` ("" = the file's root). */
+/* Dataset `dataset` of the cell at group path `prefix` ("" = the file's root), exactly n
+ * values (malloc'd); NULL and *status set on any problem. */
 static double *get(hid_t f, const char *file, const char *prefix, const char *dataset, size_t n,
                    int *status)
 {
@@ -157,21 +153,15 @@ static double *get(hid_t f, const char *file, const char *prefix, const char *da
     char name[512];
     snprintf(name, sizeof name, "%s/%s", prefix, dataset);
     double *v = malloc(n * sizeof *v + 1);
-    mr_h5_info in;
-    if (!v || mr_h5_dataset_info(f, file, name, &in) != MR_OK) {
-        free(v);
-        *status = MR_EINPUT;
+    if (!v) {
+        *status = mr_error_set(MR_ENOMEM, "out of memory");
         return NULL;
     }
-    size_t got = 1;
-    for (int i = 0; i < in.rank; i++) got *= (size_t)in.dims[i];
-    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
-    if (got != n || H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
-        *status = mr_error_set(MR_EINPUT, "%s: %s: unexpected shape", file, name);
+    if ((*status = mr_h5_read_f64(f, file, name, v, n)) != MR_OK) {
+        *status = MR_EINPUT;
         free(v);
         v = NULL;
     }
-    H5Dclose(ds);
     return v;
 }
 

@@ -14,7 +14,8 @@
 #include <hdf5.h>
 #include <stdint.h>
 
-#include "mr_eval.h"
+#include "../analysis/mr_model.h"
+#include "../metrics/mr_pass.h"
 
 enum mr_cell_kind { MR_CELL_CLEAN = 0, MR_CELL_CORRUPT = 1, MR_CELL_FLUCT = 2 };
 
@@ -34,8 +35,8 @@ const char *mr_cell_kind_name(int kind);
 
 /* Write a cell: clean/corrupt cells take the pass (and flips for corrupt), fluct cells
  * the flips only. acc_drop may be NULL. */
-int mr_cell_write(const char *path, const mr_cell_meta *meta, const mr_eval_pass *pass,
-                  const mr_eval_flips *flips, const mr_paired *acc_drop);
+int mr_cell_write(const char *path, const mr_cell_meta *meta, const mr_pass_metrics *pass,
+                  const mr_flip_metrics *flips, const mr_paired *acc_drop);
 
 /* Whether `path` holds a complete cell of this configuration. */
 int mr_cell_done(const char *path, uint64_t config_hash);

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "../analysis/mr_error.h"
-#include "../io/mr_h5.h"
+#include "../metrics/mr_stats.h"
+#include "mr_file.h"
+#include "mr_h5.h"
 
 #ifndef MR_VERSION
 #define MR_VERSION "0.1.0"
@@ -22,27 +24,35 @@ typedef struct ce_row {
     double mce, rel_mce;
 } ce_row;
 
-static const mr_cell_summary *find(const mr_grid *g, const mr_cell_summary *s, int group,
-                                   int kind, const mr_corruption_type *t, int sev)
+/* The cell of `group` with this kind, corruption ("" for clean and fluct cells) and
+ * severity, or NULL. */
+static const mr_cell_summary *find(const mr_summary_run *g, const mr_cell_summary *s, int group,
+                                   int kind, const char *corr, int sev)
 {
-    const mr_grid_group *gr = &g->groups[group];
+    const mr_summary_group *gr = &g->groups[group];
     for (int i = gr->first_cell; i < gr->first_cell + gr->n_cells; i++) {
-        const mr_grid_cell *c = &g->cells[i];
-        if (c->meta.kind == kind && c->corr == t && c->meta.severity == sev) return &s[i];
+        const mr_cell_meta *m = g->cells[i].meta;
+        if (m->kind == kind && strcmp(m->corruption, corr) == 0 && m->severity == sev)
+            return &s[i];
     }
     return NULL;
 }
 
+static void cell_path(char *buf, size_t cap, const char *dir, const mr_summary_cell *c)
+{
+    snprintf(buf, cap, "%s/cells/%s", dir, c->file);
+}
+
 /* The reference group's cell matching cell i (same kind, corruption, severity,
  * checkpoint pair), or -1. */
-static int reference_cell(const mr_grid *g, int i, int ref_group)
+static int reference_cell(const mr_summary_run *g, int i, int ref_group)
 {
-    const mr_grid_cell *c = &g->cells[i];
-    const mr_grid_group *rg = &g->groups[ref_group];
+    const mr_summary_cell *c = &g->cells[i];
+    const mr_summary_group *rg = &g->groups[ref_group];
     for (int j = rg->first_cell; j < rg->first_cell + rg->n_cells; j++) {
-        const mr_grid_cell *r = &g->cells[j];
-        if (r->meta.kind == c->meta.kind && r->corr == c->corr &&
-            r->meta.severity == c->meta.severity && r->ckpt == c->ckpt)
+        const mr_summary_cell *r = &g->cells[j];
+        if (r->meta->kind == c->meta->kind && strcmp(r->meta->corruption, c->meta->corruption) == 0 &&
+            r->meta->severity == c->meta->severity && r->ckpt == c->ckpt)
             return j;
     }
     return -1;
@@ -52,42 +62,42 @@ static int reference_cell(const mr_grid *g, int i, int ref_group)
  * model that does not run the reference router (its `routers` key), the same on the
  * first model that does (e.g. a router variant against the baseline model). The config
  * check guarantees some model runs it. */
-static int reference_group_on(const mr_grid *g, int group, int model)
+static int reference_group_on(const mr_summary_run *g, int group, int model)
 {
-    const mr_grid_group *gr = &g->groups[group];
+    const mr_summary_group *gr = &g->groups[group];
     int any = -1;
     for (int i = 0; i < g->n_groups; i++) {
-        const mr_grid_group *o = &g->groups[i];
-        if (o->model != model || strcmp(g->cfg->routers[o->router].name, g->cfg->reference))
-            continue;
+        const mr_summary_group *o = &g->groups[i];
+        if (o->model != model || strcmp(o->router, g->reference)) continue;
         if (o->k == gr->k) return i;
         if (any < 0) any = i;
     }
     return any;
 }
 
-static int reference_group(const mr_grid *g, int group)
+static int reference_group(const mr_summary_run *g, int group)
 {
     int r = reference_group_on(g, group, g->groups[group].model);
-    for (int m = 0; r < 0 && m < g->cfg->n_models; m++) r = reference_group_on(g, group, m);
+    for (int m = 0; r < 0 && m < g->n_models; m++) r = reference_group_on(g, group, m);
     return r;
 }
 
-static void compute_ce(const mr_grid *g, const mr_cell_summary *s, ce_row *rows)
+static void compute_ce(const mr_summary_run *g, const mr_cell_summary *s, ce_row *rows)
 {
     for (int gi = 0; gi < g->n_groups; gi++) {
         ce_row *r = &rows[gi];
         r->group = gi;
         r->ref_group = reference_group(g, gi);
         double sum = 0, rsum = 0;
-        const mr_cell_summary *clean = find(g, s, gi, MR_CELL_CLEAN, NULL, 0);
-        const mr_cell_summary *rclean = find(g, s, r->ref_group, MR_CELL_CLEAN, NULL, 0);
+        const mr_cell_summary *clean = find(g, s, gi, MR_CELL_CLEAN, "", 0);
+        const mr_cell_summary *rclean = find(g, s, r->ref_group, MR_CELL_CLEAN, "", 0);
         for (int ci = 0; ci < g->n_corr; ci++) {
             double err[5], ref[5];
             int n = 0;
             for (int sev = 1; sev <= 5; sev++) {
                 const mr_cell_summary *a = find(g, s, gi, MR_CELL_CORRUPT, g->corr[ci], sev);
-                const mr_cell_summary *b = find(g, s, r->ref_group, MR_CELL_CORRUPT, g->corr[ci], sev);
+                const mr_cell_summary *b =
+                    find(g, s, r->ref_group, MR_CELL_CORRUPT, g->corr[ci], sev);
                 if (!a || !b) continue;
                 err[n] = 1.0 - a->accuracy[0];
                 ref[n] = 1.0 - b->accuracy[0];
@@ -107,37 +117,25 @@ static void compute_ce(const mr_grid *g, const mr_cell_summary *s, ce_row *rows)
 
 /* ---- results.h5 ---- */
 
-static char *config_text(const mr_run_config *c)
+static int write_h5(const mr_summary_run *g, const char *dir, const ce_row *rows)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *fp = open_memstream(&buf, &len);
-    if (!fp) return NULL;
-    mr_run_config copy = *c;
-    copy.file[0] = '\0';
-    mr_runcfg_write(&copy, fp);
-    fclose(fp);
-    return buf;
-}
-
-static int write_h5(const mr_grid *g, const char *dir, const ce_row *rows, const char *cfgtext)
-{
-    char path[1200], tmp[1300], src[1400];
+    char path[1200], src[1400];
     snprintf(path, sizeof path, "%s/results.h5", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    MR_REQUIRE(f >= 0, MR_EIO, "%s: cannot create", tmp);
+    mr_atomic a;
+    MR_TRY(mr_atomic_begin(&a, path));
+    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    MR_REQUIRE(f >= 0, MR_EIO, "%s: cannot create", a.tmp);
     mr_h5_write_attr_string(f, "format", "moe-robust-results");
     mr_h5_write_attr_string(f, "version", MR_VERSION);
-    mr_h5_write_attr_string(f, "config", cfgtext);
+    mr_h5_write_attr_string(f, "config", g->config);
     char hash[32];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)g->hash);
     mr_h5_write_attr_string(f, "config_hash", hash);
     int ok = 1;
     hid_t cells = H5Gcreate2(f, "cells", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     for (int i = 0; ok && i < g->n_cells; i++) {
-        const mr_grid_cell *c = &g->cells[i];
-        mr_grid_cell_path(src, sizeof src, dir, c);
+        const mr_summary_cell *c = &g->cells[i];
+        cell_path(src, sizeof src, dir, c);
         hid_t sf = H5Fopen(src, H5F_ACC_RDONLY, H5P_DEFAULT);
         char name[300];
         snprintf(name, sizeof name, "%.*s", (int)(strlen(c->file) - 3), c->file);
@@ -147,31 +145,22 @@ static int write_h5(const mr_grid *g, const char *dir, const ce_row *rows, const
     H5Gclose(cells);
     hid_t ce = H5Gcreate2(f, "ce", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     for (int gi = 0; ok && gi < g->n_groups && g->n_corr; gi++) {
-        const mr_grid_group *gr = &g->groups[gi];
+        const mr_summary_group *gr = &g->groups[gi];
         char name[200];
-        snprintf(name, sizeof name, "%s~%s@k%d", g->cfg->models[gr->model].name,
-                 g->cfg->routers[gr->router].name, gr->k);
+        snprintf(name, sizeof name, "%s~%s@k%d", g->models[gr->model], gr->router, gr->k);
         hid_t grp = H5Gcreate2(ce, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         hsize_t n = (hsize_t)g->n_corr;
-        hid_t sp = H5Screate_simple(1, &n, NULL);
-        const double *data[2] = {rows[gi].ce, rows[gi].rel};
-        const char *names[2] = {"ce", "relative_ce"};
-        for (int j = 0; j < 2; j++) {
-            hid_t ds = H5Dcreate2(grp, names[j], H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-            ok = ok && ds >= 0 && H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data[j]) >= 0;
-            if (ds >= 0) H5Dclose(ds);
-        }
-        H5Sclose(sp);
+        ok = ok && mr_h5_write_f64(grp, "ce", rows[gi].ce, 1, n, 0) == MR_OK &&
+             mr_h5_write_f64(grp, "relative_ce", rows[gi].rel, 1, n, 0) == MR_OK;
         char list[4096] = "";
         for (int ci = 0; ci < g->n_corr; ci++) {
             strncat(list, ci ? "," : "", sizeof list - strlen(list) - 1);
-            strncat(list, g->corr[ci]->name, sizeof list - strlen(list) - 1);
+            strncat(list, g->corr[ci], sizeof list - strlen(list) - 1);
         }
         mr_h5_write_attr_string(grp, "corruptions", list);
-        const mr_grid_group *rg = &g->groups[rows[gi].ref_group];
+        const mr_summary_group *rg = &g->groups[rows[gi].ref_group];
         char ref[200];
-        snprintf(ref, sizeof ref, "%s~%s@k%d", g->cfg->models[rg->model].name,
-                 g->cfg->routers[rg->router].name, rg->k);
+        snprintf(ref, sizeof ref, "%s~%s@k%d", g->models[rg->model], rg->router, rg->k);
         mr_h5_write_attr_string(grp, "reference", ref);
         mr_h5_write_attr_double(grp, "mce", rows[gi].mce);
         mr_h5_write_attr_double(grp, "relative_mce", rows[gi].rel_mce);
@@ -179,11 +168,11 @@ static int write_h5(const mr_grid *g, const char *dir, const ce_row *rows, const
     }
     H5Gclose(ce);
     if (H5Fclose(f) < 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
+    if (!ok) {
+        mr_atomic_abort(&a);
         return mr_error_set(MR_EIO, "%s: cannot write", path);
     }
-    return MR_OK;
+    return mr_atomic_commit(&a);
 }
 
 /* ---- summary.json ---- */
@@ -277,19 +266,19 @@ static cJSON *paired_json(const mr_paired *p)
  * samples (docs/metrics.md, "Statistics"): the accuracy difference (paired bootstrap; and
  * McNemar's exact test for classifiers), per MoE layer the routing-entropy difference and
  * the top-1 flip-rate difference. NULL when there is nothing to compare. */
-static cJSON *vs_reference(const mr_grid *g, const char *dir, int i, int j, int *status)
+static cJSON *vs_reference(const mr_summary_run *g, const char *dir, int i, int j, int *status)
 {
-    const mr_cell_meta *m = &g->cells[i].meta;
+    const mr_cell_meta *m = g->cells[i].meta;
     if (j < 0 || j == i) return NULL;
     char a[1400], b[1400];
-    mr_grid_cell_path(a, sizeof a, dir, &g->cells[i]);
-    mr_grid_cell_path(b, sizeof b, dir, &g->cells[j]);
+    cell_path(a, sizeof a, dir, &g->cells[i]);
+    cell_path(b, sizeof b, dir, &g->cells[j]);
     size_t n = (size_t)m->n, nl = (size_t)m->n_moe;
-    int B = g->cfg->bootstrap > 0 ? g->cfg->bootstrap : 1000;
-    double level = g->cfg->level;
-    uint64_t seed = g->cfg->seed;
+    int B = g->bootstrap > 0 ? g->bootstrap : 1000;
+    double level = g->level;
+    uint64_t seed = g->seed;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "reference_cell", g->cells[j].meta.id);
+    cJSON_AddStringToObject(o, "reference_cell", g->cells[j].meta->id);
     const char *vecs[2] = {m->kind == MR_CELL_FLUCT ? NULL : "sample_correct",
                            m->kind == MR_CELL_FLUCT ? NULL : "sample_entropy"};
     mr_paired p;
@@ -315,7 +304,7 @@ static cJSON *vs_reference(const mr_grid *g, const char *dir, int i, int j, int 
                                    {"sample_flip_top1", "flip_top1_diff"}};
     /* a reference on another model (routers = ...) with other MoE layers: no per-layer
      * pairs to compare */
-    int same_layers = g->cells[j].meta.n_moe == m->n_moe;
+    int same_layers = g->cells[j].meta->n_moe == m->n_moe;
     for (int v = 0; v < 2 && *status == MR_OK && same_layers; v++) {
         if (v == 0 && m->kind == MR_CELL_FLUCT) continue;
         if (v == 1 && m->kind == MR_CELL_CLEAN) continue;
@@ -335,24 +324,8 @@ static cJSON *vs_reference(const mr_grid *g, const char *dir, int i, int j, int 
     return o;
 }
 
-static int write_text(const char *dir, const char *name, const char *text)
-{
-    char path[1200], tmp[1300];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "w");
-    MR_REQUIRE(fp, MR_EIO, "%s: cannot create", tmp);
-    int ok = fputs(text, fp) >= 0;
-    ok = (fclose(fp) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return mr_error_set(MR_EIO, "%s: cannot write", path);
-    }
-    return MR_OK;
-}
-
-static int write_json(const mr_grid *g, const char *dir, const mr_cell_summary *s,
-                      const ce_row *rows, const char *cfgtext)
+static int write_json(const mr_summary_run *g, const char *dir, const mr_cell_summary *s,
+                      const ce_row *rows)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "format", "moe-robust-summary");
@@ -360,7 +333,7 @@ static int write_json(const mr_grid *g, const char *dir, const mr_cell_summary *
     char hash[32];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)g->hash);
     cJSON_AddStringToObject(root, "config_hash", hash);
-    cJSON_AddStringToObject(root, "config", cfgtext);
+    cJSON_AddStringToObject(root, "config", g->config);
     cJSON *cells = cJSON_AddArrayToObject(root, "cells");
     int st = MR_OK;
     for (int i = 0; i < g->n_cells && st == MR_OK; i++) {
@@ -376,25 +349,24 @@ static int write_json(const mr_grid *g, const char *dir, const mr_cell_summary *
     }
     cJSON *ce = cJSON_AddArrayToObject(root, "corruption_error");
     for (int gi = 0; gi < g->n_groups && g->n_corr; gi++) {
-        const mr_grid_group *gr = &g->groups[gi], *rg = &g->groups[rows[gi].ref_group];
+        const mr_summary_group *gr = &g->groups[gi], *rg = &g->groups[rows[gi].ref_group];
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "model", g->cfg->models[gr->model].name);
-        cJSON_AddStringToObject(o, "router", g->cfg->routers[gr->router].name);
+        cJSON_AddStringToObject(o, "model", g->models[gr->model]);
+        cJSON_AddStringToObject(o, "router", gr->router);
         cJSON_AddNumberToObject(o, "k", gr->k);
         char ref[200]; /* ROUTER@kK, or MODEL/ROUTER@kK when on another model */
         if (rg->model == gr->model)
-            snprintf(ref, sizeof ref, "%s@k%d", g->cfg->routers[rg->router].name, rg->k);
+            snprintf(ref, sizeof ref, "%s@k%d", rg->router, rg->k);
         else
-            snprintf(ref, sizeof ref, "%s/%s@k%d", g->cfg->models[rg->model].name,
-                     g->cfg->routers[rg->router].name, rg->k);
+            snprintf(ref, sizeof ref, "%s/%s@k%d", g->models[rg->model], rg->router, rg->k);
         cJSON_AddStringToObject(o, "reference", ref);
         cJSON_AddItemToObject(o, "mce", num(rows[gi].mce));
         cJSON_AddItemToObject(o, "relative_mce", num(rows[gi].rel_mce));
         cJSON *per = cJSON_AddObjectToObject(o, "ce");
         cJSON *rel = cJSON_AddObjectToObject(o, "relative_ce");
         for (int ci = 0; ci < g->n_corr; ci++) {
-            cJSON_AddItemToObject(per, g->corr[ci]->name, num(rows[gi].ce[ci]));
-            cJSON_AddItemToObject(rel, g->corr[ci]->name, num(rows[gi].rel[ci]));
+            cJSON_AddItemToObject(per, g->corr[ci], num(rows[gi].ce[ci]));
+            cJSON_AddItemToObject(rel, g->corr[ci], num(rows[gi].rel[ci]));
         }
         cJSON_AddItemToArray(ce, o);
     }
@@ -408,14 +380,14 @@ static int write_json(const mr_grid *g, const char *dir, const mr_cell_summary *
         return mr_error_set(MR_ENOMEM, "out of memory");
     }
     strcpy(withnl + n, "\n");
-    st = write_text(dir, "summary.json", withnl);
+    st = mr_file_write_in(dir, "summary.json", withnl, strlen(withnl));
     free(withnl);
     return st;
 }
 
 /* ---- summary.csv: one row per cell and MoE layer ---- */
 
-static int write_csv(const mr_grid *g, const char *dir, const mr_cell_summary *s)
+static int write_csv(const mr_summary_run *g, const char *dir, const mr_cell_summary *s)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -453,20 +425,20 @@ static int write_csv(const mr_grid *g, const char *dir, const mr_cell_summary *s
         }
     }
     fclose(fp);
-    int st = write_text(dir, "summary.csv", buf);
+    int st = mr_file_write_in(dir, "summary.csv", buf, len);
     free(buf);
     return st;
 }
 
-int mr_summary_write(const mr_grid *g, const char *dir)
+int mr_summary_write(const mr_summary_run *g, const char *dir)
 {
     char path[1400];
     int missing = 0;
     const char *first = NULL;
     for (int i = 0; i < g->n_cells; i++) {
-        mr_grid_cell_path(path, sizeof path, dir, &g->cells[i]);
+        cell_path(path, sizeof path, dir, &g->cells[i]);
         if (!mr_cell_done(path, g->hash)) {
-            if (!missing++) first = g->cells[i].meta.id;
+            if (!missing++) first = g->cells[i].meta->id;
         }
     }
     MR_REQUIRE(!missing, MR_EINPUT,
@@ -476,10 +448,9 @@ int mr_summary_write(const mr_grid *g, const char *dir)
     mr_cell_summary *s = calloc((size_t)g->n_cells + 1, sizeof *s);
     ce_row *rows = calloc((size_t)g->n_groups + 1, sizeof *rows);
     double *cebuf = calloc((size_t)g->n_groups * g->n_corr * 2 + 1, sizeof *cebuf);
-    char *cfgtext = config_text(g->cfg);
-    int st = s && rows && cebuf && cfgtext ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
+    int st = s && rows && cebuf ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
     for (int i = 0; st == MR_OK && i < g->n_cells; i++) {
-        mr_grid_cell_path(path, sizeof path, dir, &g->cells[i]);
+        cell_path(path, sizeof path, dir, &g->cells[i]);
         st = mr_cell_read_summary(path, &s[i]);
     }
     if (st == MR_OK) {
@@ -488,14 +459,13 @@ int mr_summary_write(const mr_grid *g, const char *dir)
             rows[gi].rel = rows[gi].ce + g->n_corr;
         }
         compute_ce(g, s, rows);
-        st = write_h5(g, dir, rows, cfgtext);
+        st = write_h5(g, dir, rows);
     }
-    if (st == MR_OK && (g->cfg->formats & MR_OUT_JSON)) st = write_json(g, dir, s, rows, cfgtext);
-    if (st == MR_OK && (g->cfg->formats & MR_OUT_CSV)) st = write_csv(g, dir, s);
+    if (st == MR_OK && (g->formats & MR_OUT_JSON)) st = write_json(g, dir, s, rows);
+    if (st == MR_OK && (g->formats & MR_OUT_CSV)) st = write_csv(g, dir, s);
     for (int i = 0; s && i < g->n_cells; i++) mr_cell_summary_free(&s[i]);
     free(s);
     free(rows);
     free(cebuf);
-    free(cfgtext);
     return st;
 }

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../harness/mr_cellio.h"
+#include "mr_cellio.h"
 
 #define MR_RES_MAX_SEV 5
 #define MR_RES_MAX_FLUCT 16

@@ -1,4 +1,4 @@
-#include "mr_plot.h"
+#include "mr_gnuplot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,51 +10,7 @@
 #include <unistd.h>
 
 #include "../analysis/mr_error.h"
-
-int mr_text_open(mr_text *t)
-{
-    t->buf = NULL;
-    t->len = 0;
-    t->fp = open_memstream(&t->buf, &t->len);
-    MR_REQUIRE(t->fp, MR_ENOMEM, "out of memory");
-    return MR_OK;
-}
-
-void mr_text_discard(mr_text *t)
-{
-    if (t->fp) fclose(t->fp);
-    free(t->buf);
-    t->fp = NULL;
-    t->buf = NULL;
-}
-
-int mr_text_commit(mr_text *t, const char *dir, const char *name)
-{
-    int ok = t->fp && fflush(t->fp) == 0 && !ferror(t->fp);
-    if (t->fp) fclose(t->fp);
-    t->fp = NULL;
-    int st = ok ? mr_write_file(dir, name, t->buf, t->len)
-                : mr_error_set(MR_ENOMEM, "%s: out of memory composing the file", name);
-    free(t->buf);
-    t->buf = NULL;
-    return st;
-}
-
-int mr_write_file(const char *dir, const char *name, const void *data, size_t len)
-{
-    char path[2200], tmp[2300];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    MR_REQUIRE(fp, MR_EIO, "%s: cannot create (%s)", tmp, strerror(errno));
-    int ok = fwrite(data, 1, len, fp) == len;
-    ok = (fclose(fp) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return mr_error_set(MR_EIO, "%s: cannot write", path);
-    }
-    return MR_OK;
-}
+#include "../io/mr_file.h"
 
 /* file names handed to gnuplot inside a -e string: no quotes, no separators */
 static int plain_name(const char *s)
@@ -75,8 +31,12 @@ int mr_gnuplot_run(const char *dir, const char *script, const char *fmt, const c
     }
     const char *bin = getenv("MR_GNUPLOT");
     if (!bin || !*bin) bin = "gnuplot";
-    char tmp[600], expr[900];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out, (long)getpid());
+    char opath[1800], expr[900];
+    snprintf(opath, sizeof opath, "%s/%s", dir, out);
+    mr_atomic a;
+    if (mr_atomic_begin(&a, opath) != MR_OK) return MR_GNUPLOT_FAILED;
+    /* gnuplot runs in dir: the temporary file's name relative to it */
+    const char *tmp = a.tmp + strlen(dir) + 1;
     snprintf(expr, sizeof expr, "fmt='%s'; outfile='%s'", fmt, tmp);
     char *argv[] = {(char *)bin, "-e", expr, (char *)script, NULL};
     int fds[2];
@@ -121,9 +81,6 @@ int mr_gnuplot_run(const char *dir, const char *script, const char *fmt, const c
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    char tpath[1800], opath[1800];
-    snprintf(tpath, sizeof tpath, "%s/%s", dir, tmp);
-    snprintf(opath, sizeof opath, "%s/%s", dir, out);
     if (got == (ssize_t)sizeof child_err) {
         if (child_err[0] == 1 && (child_err[1] == ENOENT || child_err[1] == EACCES ||
                                   child_err[1] == ENOTDIR))
@@ -132,7 +89,7 @@ int mr_gnuplot_run(const char *dir, const char *script, const char *fmt, const c
         return MR_GNUPLOT_FAILED;
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        unlink(tpath);
+        mr_atomic_abort(&a);
         if (WIFEXITED(status))
             mr_error_set(MR_EFAILED, "%s/%s: gnuplot exited with status %d (its messages are above)",
                          dir, script, WEXITSTATUS(status));
@@ -142,10 +99,11 @@ int mr_gnuplot_run(const char *dir, const char *script, const char *fmt, const c
         return MR_GNUPLOT_FAILED;
     }
     struct stat sb;
-    if (stat(tpath, &sb) != 0 || sb.st_size == 0 || rename(tpath, opath) != 0) {
-        unlink(tpath);
+    if (stat(a.tmp, &sb) != 0 || sb.st_size == 0) {
+        mr_atomic_abort(&a);
         mr_error_set(MR_EFAILED, "%s/%s: gnuplot wrote no output %s", dir, script, out);
         return MR_GNUPLOT_FAILED;
     }
+    if (mr_atomic_commit(&a) != MR_OK) return MR_GNUPLOT_FAILED;
     return MR_GNUPLOT_OK;
 }
