@@ -26,6 +26,9 @@ static void usage(FILE *fp)
             "                        severities, resumable, shardable (docs/config.md)\n"
             "  merge DIR             assemble the results of a sharded run\n"
             "  corrupt --data D ...  write a corrupted dataset, or a gallery PNG (--gallery)\n"
+            "  compress --model M --calib D --method NAME --experts K --out M2\n"
+            "                        prune or merge experts (frequency, REAP, M-SMoE, UNCURL,\n"
+            "                        MC-SMoE) into a smaller model file\n"
             "  report DIR            figures (gnuplot) and tables (LaTeX, Markdown) of a run\n"
             "  baseline DIR          freeze a run's metrics as JSON for `check`\n"
             "  check DIR --baseline B  compare a run with a baseline: exit 1 on a regression\n"
@@ -59,6 +62,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "report") == 0) return mr_cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "baseline") == 0) return mr_cmd_baseline(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0) return mr_cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "compress") == 0) return mr_cmd_compress(argc - 1, argv + 1);
     fprintf(stderr, "moe-robust: unknown command '%s' (try 'moe-robust --help')\n", cmd);
     return 2;
 }

@@ -38,6 +38,11 @@ int mr_dataset_load(mr_dataset **out, const char *path, long limit);
 int mr_dataset_check_model(const mr_dataset *d, const mr_model *m);
 void mr_dataset_free(mr_dataset *d);
 
+/* SHA-256 (hex, 64 characters + NUL) of the model inputs of d: the uint8 images
+ * [n, h, w, c] in row-major order, or the int32 tokens [n, cols] as little-endian bytes
+ * (labels excluded). The same samples hash the same from an IDX or an HDF5 file. */
+void mr_dataset_sha256(const mr_dataset *d, char hex[65]);
+
 /* IDX (LeCun) files, gzip or raw: images [n, rows, cols] uint8, labels [n] uint8. */
 int mr_idx_read_images(const char *path, long limit, uint8_t **out, int *n, int *rows,
                        int *cols);

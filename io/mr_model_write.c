@@ -108,7 +108,7 @@ int mr_model_meta_set_double(mr_model_meta *meta, const char *name, double value
 
 typedef struct meta_scan {
     mr_model_meta *meta;
-    const char *file;
+    const char *file, *prefix;
     int status;
 } meta_scan;
 
@@ -129,21 +129,23 @@ static herr_t read_meta(hid_t loc, const char *name, const H5A_info_t *info, voi
     H5Tclose(t);
     H5Aclose(a);
     if (!scalar) return 0; /* arrays are not metadata the suite writes or reads */
+    char key[512];
+    snprintf(key, sizeof key, "%s%s", ms->prefix, name);
     int st = MR_OK;
     if (cls == H5T_STRING) {
         char *buf = malloc(META_MAX_STRING);
         if (!buf) st = mr_error_set(MR_ENOMEM, "out of memory");
         if (st == MR_OK) st = mr_h5_attr_string(loc, ms->file, name, buf, META_MAX_STRING, NULL);
-        if (st == MR_OK) st = mr_model_meta_set_string(ms->meta, name, buf);
+        if (st == MR_OK) st = mr_model_meta_set_string(ms->meta, key, buf);
         free(buf);
     } else if (cls == H5T_INTEGER) {
         long long v;
         st = mr_h5_attr_int(loc, ms->file, name, &v, NULL);
-        if (st == MR_OK) st = mr_model_meta_set_int(ms->meta, name, v);
+        if (st == MR_OK) st = mr_model_meta_set_int(ms->meta, key, v);
     } else if (cls == H5T_FLOAT) {
         double v;
         st = mr_h5_attr_double(loc, ms->file, name, &v, NULL);
-        if (st == MR_OK) st = mr_model_meta_set_double(ms->meta, name, v);
+        if (st == MR_OK) st = mr_model_meta_set_double(ms->meta, key, v);
     }
     if (st != MR_OK) {
         ms->status = st;
@@ -154,9 +156,14 @@ static herr_t read_meta(hid_t loc, const char *name, const H5A_info_t *info, voi
 
 int mr_model_meta_read(mr_model_meta *meta, const char *path)
 {
+    return mr_model_meta_read_as(meta, path, "");
+}
+
+int mr_model_meta_read_as(mr_model_meta *meta, const char *path, const char *prefix)
+{
     hid_t f;
     MR_TRY(mr_h5_open_read(&f, path));
-    meta_scan ms = {meta, path, MR_OK};
+    meta_scan ms = {meta, path, prefix, MR_OK};
     hsize_t idx = 0;
     herr_t e = H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, &idx, read_meta, &ms);
     H5Fclose(f);

@@ -32,6 +32,9 @@ int mr_model_meta_set_double(mr_model_meta *meta, const char *name, double value
  * are not format attributes (its training metadata), so a derived model keeps its
  * provenance. Non-scalar metadata attributes are skipped. */
 int mr_model_meta_read(mr_model_meta *meta, const char *path);
+/* The same with every name prefixed (e.g. "source_": a compressed model keeps its
+ * source's clean_accuracy as source_clean_accuracy, which is not its own). */
+int mr_model_meta_read_as(mr_model_meta *meta, const char *path, const char *prefix);
 
 /* Number of attributes, and attribute i's name (for tests and listings). */
 int mr_model_meta_count(const mr_model_meta *meta);

@@ -5,8 +5,8 @@
 #   build also any ASan/UBSan/LeakSanitizer report, which exits 1 or 23);
 # - the message names the file (configs: FILE:LINE where a line applies) and the
 #   manifest's must_mention (the offending path, key or value);
-# - nothing is written: eval's --save-routing file and run's --out directory do not exist
-#   afterwards.
+# - nothing is written: eval's --save-routing file, run's --out directory and compress's
+#   --out model do not exist afterwards.
 set -u
 bin=$1
 tab=$(printf '\t')
@@ -24,6 +24,7 @@ while IFS="$tab" read -r cmd file line needle args _defect; do
   case "$cmd" in
     eval) err=$("$bin" eval --data "$file" $args --threads 1 --bootstrap 0 --save-routing "$out" 2>&1 >/dev/null); rc=$? ;;
     run) err=$("$bin" run "$file" --out "$out" --threads 1 $args 2>&1 >/dev/null); rc=$? ;;
+    compress) err=$("$bin" compress $args --out "$out" 2>&1 >/dev/null); rc=$? ;;
     *) bad "$file: unknown command '$cmd' in the manifest"; continue ;;
   esac
   if [ "$rc" -ge 128 ]; then bad "$file: crashed (exit $rc): $err"; continue; fi

@@ -4,7 +4,8 @@
     /usr/bin/python3 tools/make_bad_inputs.py [--out tests/bad]
 
 Writes OUT/data/ (HDF5 and IDX data files), OUT/configs/ (INI configs of
-`moe-robust run`) and the manifest OUT/inputs.tsv that tests/cli_bad_inputs.sh
+`moe-robust run`), OUT/compress/ (inputs `moe-robust compress` refuses) and the
+manifest OUT/inputs.tsv that tests/cli_bad_inputs.sh
 replays through the real binary. Each file has exactly ONE defect on top of a
 valid input built from the tiny fixtures in tests/fixtures/ (tiny-classify.h5:
 8x8x1 images, 3 classes, 4 experts; tiny-lm.h5: vocabulary of 11, max_seq_len
@@ -13,8 +14,10 @@ or value. Malformed *models* are made by tools/make_bad_models.py.
 
 inputs.tsv columns (tab-separated; "-" is an empty field):
   command      eval: `moe-robust eval --data FILE ARGS`;
-               run:  `moe-robust run FILE --out DIR ARGS`
-  file         the data or config file; the message must name it
+               run:  `moe-robust run FILE --out DIR ARGS`;
+               compress: `moe-robust compress ARGS --out FILE.h5` (ARGS hold the
+               model and calibration data; FILE is the one at fault)
+  file         the data, config or model file; the message must name it
   line         for configs: the line the message must name as FILE:LINE
   must_mention substring the message must contain (path, key or value)
   args         extra arguments, blank-separated (the model for eval cases)
@@ -436,6 +439,60 @@ def config_line(text, marker):
     return str(text.count("\n", 0, pos) + 1)
 
 
+# ---- moe-robust compress -------------------------------------------------------
+def no_moe_model(path):
+    """tiny-classify.h5 with its MoE block made a dense FFN block: a valid model
+    with nothing to compress."""
+    src = os.path.join(ROOT, FIX, "tiny-classify.h5")
+    with h5py.File(src, "r") as f, h5py.File(path, "w") as g:
+        for k, v in f.attrs.items():
+            g.attrs[k] = v
+        g.attrs["moe_layers"] = np.zeros(0, np.int64)
+        d, F = int(f.attrs["d_model"]), int(f.attrs["d_ff"])
+        rng = np.random.default_rng(3)
+
+        def copy(name, obj):
+            if isinstance(obj, h5py.Dataset) and "/moe/" not in "/" + name:
+                g.create_dataset(name, data=obj[()])
+        f.visititems(copy)
+        for L in f.attrs["moe_layers"]:
+            for name, shape in (("w1", (F, d)), ("b1", (F,)), ("w2", (d, F)), ("b2", (d,))):
+                g.create_dataset(f"layers/{L}/ffn/{name}",
+                                 data=(rng.standard_normal(shape) * 0.1).astype(np.float32))
+
+
+COMPRESS_ARGS = "--method prune-freq --calib tests/fixtures/tiny-images.h5"
+CLASSIFY_MODEL = f"{FIX}/tiny-classify.h5"
+# (file or None to write, writer, file name, must_mention, args, defect)
+COMPRESS = [
+    (CLASSIFY_MODEL, None, None, "must be positive",
+     f"--model {CLASSIFY_MODEL} {COMPRESS_ARGS} --experts 0", "K = 0"),
+    (CLASSIFY_MODEL, None, None, "must be positive",
+     f"--model {CLASSIFY_MODEL} {COMPRESS_ARGS} --experts -2", "K < 0"),
+    (CLASSIFY_MODEL, None, None, "more than the model's 4 experts",
+     f"--model {CLASSIFY_MODEL} {COMPRESS_ARGS} --experts 5", "K = 5 > E = 4"),
+    (CLASSIFY_MODEL, None, None, "fewer than the model's top_k = 2",
+     f"--model {CLASSIFY_MODEL} {COMPRESS_ARGS} --experts 1", "K = 1 < top_k = 2"),
+    (CLASSIFY_MODEL, None, None, "block 0 is not an MoE block",
+     f"--model {CLASSIFY_MODEL} {COMPRESS_ARGS} --experts 2 --layers 0", "--layers names a dense block"),
+    ("tests/bad/data/images-wrong-size.h5", None, None, "10x10x1",
+     f"--model {CLASSIFY_MODEL} --method merge-msmoe --experts 2 --calib tests/bad/data/images-wrong-size.h5",
+     "calibration images of the wrong size"),
+    ("tests/bad/data/images-wrong-channels.h5", None, None, "8x8x3",
+     f"--model {CLASSIFY_MODEL} --method prune-reap --experts 2 --calib tests/bad/data/images-wrong-channels.h5",
+     "calibration images with 3 channels for a 1-channel model"),
+    ("tests/bad/data/tokens-for-classifier.h5", None, None, "token sequences",
+     f"--model {CLASSIFY_MODEL} --method merge-uncurl --experts 2 --calib tests/bad/data/tokens-for-classifier.h5",
+     "token calibration data for an image classifier"),
+    ("tests/bad/data/tokens-too-long.h5", None, None, "max_seq_len = 16",
+     f"--model {FIX}/tiny-lm.h5 --method mc-smoe --experts 2 --calib tests/bad/data/tokens-too-long.h5",
+     "calibration sequences longer than max_seq_len"),
+    (None, no_moe_model, "no-moe-layers.h5", "no MoE layers",
+     "--model tests/bad/compress/no-moe-layers.h5 --method prune-freq --experts 2 "
+     "--calib tests/fixtures/tiny-images.h5", "a valid model without MoE layers"),
+]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -462,12 +519,21 @@ def main():
                 f.write(text)
         line = "-" if text is None else config_line(text, marker)
         rows.append(("run", f"{rel_cfg}/{name}", line, mention, "--quiet", defect))
+    cmp_dir = os.path.join(args.out, "compress")
+    os.makedirs(cmp_dir, exist_ok=True)
+    for file, write, name, mention, extra, defect in COMPRESS:
+        if write:
+            file = os.path.join(cmp_dir, name)
+            write(file)
+            file = os.path.relpath(file, ROOT)
+        rows.append(("compress", file, "-", mention, extra, defect))
     with open(os.path.join(args.out, "inputs.tsv"), "w") as f:
         f.write("command\tfile\tline\tmust_mention\targs\tdefect\n")
         for r in rows:
             assert all(r) and not any("\t" in x or "\n" in x for x in r), r
             f.write("\t".join(r) + "\n")
-    print(f"{len(DATA)} data files in {data_dir}, {len(CONFIGS)} configs in {cfg_dir}")
+    print(f"{len(DATA)} data files in {data_dir}, {len(CONFIGS)} configs in {cfg_dir}, "
+          f"{len(COMPRESS)} compress cases")
 
 
 if __name__ == "__main__":
