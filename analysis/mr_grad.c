@@ -184,7 +184,6 @@ int mr_grad_alloc(mr_grad_ws **out, const mr_model *m, const mr_router *r,
 {
     *out = NULL;
     MR_TRY(mr_engine_opts_check(o, m));
-    MR_TRY(mr_grad_check(m, r));
     const mr_config *c = &m->cfg;
     mr_grad_ws *g = calloc(1, sizeof *g);
     if (!g) return mr_error_set(MR_ENOMEM, "out of memory (gradient workspace)");
@@ -609,6 +608,7 @@ int mr_grad_backward(mr_grad_ws *g, const float *dlogits, const float *dprobs, f
 {
     const mr_config *c = &g->m->cfg;
     MR_REQUIRE(g->B >= 1, MR_EINPUT, "mr_grad_backward: no forward to differentiate");
+    MR_TRY(mr_grad_check(g->m, g->router));
     head_backward(g, dlogits);
     if (g->dcarry) memset(g->dcarry, 0, (size_t)g->B * g->T * c->d_model * sizeof(float));
     for (int l = c->n_layers - 1; l >= 0; l--) MR_TRY(block_backward(g, l, dprobs));

@@ -28,7 +28,7 @@
 
 /* MR_OK if the model and router can be differentiated, else MR_EINPUT naming what cannot
  * (a router without route_backward, an architecture feature this backward pass does not
- * implement). mr_grad_alloc calls it. */
+ * implement). mr_grad_backward refuses with it; the forward runs for any router. */
 int mr_grad_check(const mr_model *m, const mr_router *r);
 
 typedef struct mr_grad_ws mr_grad_ws;

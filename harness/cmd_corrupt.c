@@ -1,11 +1,9 @@
 /* moe-robust corrupt — write a corrupted copy of a dataset, draw the corruption gallery,
  * or list the corruptions (docs/corruptions.md). */
 #include <getopt.h>
-#include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -15,8 +13,7 @@
 #include "../corruptions/mr_gallery.h"
 #include "mr_cli.h"
 #include "../io/mr_data.h"
-#include "../io/mr_file.h"
-#include "../io/mr_h5.h"
+#include "../io/mr_data_write.h"
 #include "../io/mr_model_io.h"
 #include "../io/mr_png.h"
 
@@ -178,53 +175,14 @@ static int corrupt_all(const mr_dataset *d, void *dst, const mr_corruption_type 
 }
 
 /* ------------------------------------------------------------------ output file */
-/* one dataset, chunked along the samples and deflated */
-static int put(hid_t f, const char *path, hid_t ftype, hid_t mtype, int rank, const hsize_t *dims,
-               const void *buf)
-{
-    hsize_t chunk[4];
-    for (int i = 0; i < rank; i++) chunk[i] = dims[i];
-    chunk[0] = dims[0] < 256 ? dims[0] : 256;
-    hid_t pl = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_chunk(pl, rank, chunk);
-    H5Pset_obj_track_times(pl, 0); /* same content, same bytes */
-    H5Pset_shuffle(pl);
-    H5Pset_deflate(pl, 4);
-    int st = mr_h5_write_dataset(f, path, ftype, mtype, rank, dims, buf, pl);
-    H5Pclose(pl);
-    return st != MR_OK;
-}
-
 static int write_file(const char *path, const mr_dataset *d, const void *data,
                       const mr_corruption_type *t, int severity, long seed)
 {
-    mr_atomic a;
-    MR_TRY(mr_atomic_begin(&a, path));
-    mr_h5_quiet();
-    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
-    H5Pset_obj_track_times(fcpl, 0);
-    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
-    H5Pclose(fcpl);
-    MR_REQUIRE(f >= 0, MR_EINPUT, "%s: cannot create file (does the directory exist?)", path);
-    int bad = 0;
-    if (d->kind == MR_DATA_IMAGES) {
-        hsize_t dims[4] = {(hsize_t)d->n, (hsize_t)d->h, (hsize_t)d->w, (hsize_t)d->c};
-        bad |= put(f, "/images", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, dims, data);
-        bad |= put(f, "/labels", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims, d->labels);
-    } else {
-        hsize_t dims[2] = {(hsize_t)d->n, (hsize_t)d->cols};
-        bad |= put(f, "/tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, dims, data);
-    }
-    bad |= 0 != mr_h5_write_attr_string(f, "corruption", t->name);
-    bad |= 0 != mr_h5_write_attr_int(f, "severity", severity);
-    bad |= 0 != mr_h5_write_attr_int(f, "seed", seed);
-    bad |= 0 != mr_h5_write_attr_string(f, "source", d->path);
-    bad |= H5Fclose(f) < 0;
-    if (bad) {
-        mr_atomic_abort(&a);
-        return mr_error_set(MR_EIO, "%s: write failed", path);
-    }
-    return mr_atomic_commit(&a);
+    mr_data_attr at[] = {{.name = "corruption", .str = t->name},
+                         {.name = "severity", .integer = severity},
+                         {.name = "seed", .integer = seed},
+                         {.name = "source", .str = d->path}};
+    return mr_dataset_write(path, d, data, at, (int)(sizeof at / sizeof *at));
 }
 
 /* ------------------------------------------------------------------ commands */

@@ -29,6 +29,9 @@ static void usage(FILE *fp)
             "  compress --model M --calib D --method NAME --experts K --out M2\n"
             "                        prune or merge experts (frequency, REAP, M-SMoE, UNCURL,\n"
             "                        MC-SMoE) into a smaller model file\n"
+            "  attack --model M --data D --method NAME --eps E --out ADV.h5\n"
+            "                        write an adversarial dataset (fgsm, pgd, square, spsa;\n"
+            "                        docs/attacks.md) and evaluate the model on it\n"
             "  report DIR            figures (gnuplot) and tables (LaTeX, Markdown) of a run\n"
             "  baseline DIR          freeze a run's metrics as JSON for `check`\n"
             "  check DIR --baseline B  compare a run with a baseline: exit 1 on a regression\n"
@@ -59,6 +62,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "run") == 0) return mr_cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "merge") == 0) return mr_cmd_merge(argc - 1, argv + 1);
     if (strcmp(cmd, "corrupt") == 0) return mr_cmd_corrupt(argc - 1, argv + 1);
+    if (strcmp(cmd, "attack") == 0) return mr_cmd_attack(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0) return mr_cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "baseline") == 0) return mr_cmd_baseline(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0) return mr_cmd_check(argc - 1, argv + 1);

@@ -7,6 +7,7 @@ int mr_cmd_eval(int argc, char **argv);
 int mr_cmd_run(int argc, char **argv);
 int mr_cmd_merge(int argc, char **argv);
 int mr_cmd_corrupt(int argc, char **argv);
+int mr_cmd_attack(int argc, char **argv);
 int mr_cmd_report(int argc, char **argv);
 int mr_cmd_baseline(int argc, char **argv);
 int mr_cmd_check(int argc, char **argv);

@@ -1,0 +1,20 @@
+#!/bin/sh
+# The PyTorch references of tests/test_attack_parity.c: FGSM and PGD-20 (eps 8/255,
+# step 2/255, no random start) on the first 1,000 Fashion-MNIST test images, for every
+# shipped Fashion-MNIST model with the router it was trained with, in float32 on
+# tools/moe_model.py (tools/attack_torch.py). About an hour on 2 cores.
+#   tools/make_attack_refs.sh [OUTDIR]     (default tests/fixtures/attacks)
+set -eu
+cd "$(dirname "$0")/.."
+out=${1:-tests/fixtures/attacks}
+mkdir -p "$out"
+# an existing reference is kept (delete it to redo it): the run can be resumed
+for r in softmax similarity attention ac cosine random momentum s2moe; do
+  m=models/fmnist-vit-moe-$r.h5
+  [ -e "$out/torch-fgsm-$r.h5" ] ||
+    /usr/bin/python3 tools/attack_torch.py --model "$m" --method fgsm --eps 8/255 --n 1000 \
+      --threads 2 --out "$out/torch-fgsm-$r.h5"
+  [ -e "$out/torch-pgd20-$r.h5" ] ||
+    /usr/bin/python3 tools/attack_torch.py --model "$m" --method pgd --eps 8/255 --steps 20 \
+      --step-size 2/255 --n 1000 --threads 2 --out "$out/torch-pgd20-$r.h5"
+done
