@@ -300,14 +300,23 @@ static int forward_blocks(mr_workspace *ws, int B, int T)
         }
         add_inplace(ws->x, ws->buf, Nd);
     }
-    mr_layernorm_forward(ws->xn, ws->x, m->head_ln_w, m->head_ln_b, N, d, c->norm_eps);
+    mr_engine_head_forward(ws->trace.logits, ws->pooled, ws->xn, ws->x, m, B, T);
+    return MR_OK;
+}
+
+void mr_engine_head_forward(float *logits, float *pooled, float *xn, const float *x,
+                            const mr_model *m, int B, int T)
+{
+    const mr_config *c = &m->cfg;
+    int d = c->d_model, N = B * T;
+    mr_layernorm_forward(xn, x, m->head_ln_w, m->head_ln_b, N, d, c->norm_eps);
     if (c->task == MR_TASK_LM) {
-        mr_linear_forward(ws->trace.logits, ws->xn, m->head_w, m->head_b, N, d, c->n_out);
-        return MR_OK;
+        mr_linear_forward(logits, xn, m->head_w, m->head_b, N, d, c->n_out);
+        return;
     }
     for (int b = 0; b < B; b++) {
-        float *p = ws->pooled + (size_t)b * d;
-        const float *z = ws->xn + (size_t)b * T * d;
+        float *p = pooled + (size_t)b * d;
+        const float *z = xn + (size_t)b * T * d;
         if (c->pool == MR_POOL_CLS) {
             memcpy(p, z, (size_t)d * sizeof *p);
             continue;
@@ -318,8 +327,7 @@ static int forward_blocks(mr_workspace *ws, int B, int T)
             p[j] = (float)(s / T);
         }
     }
-    mr_linear_forward(ws->trace.logits, ws->pooled, m->head_w, m->head_b, B, d, c->n_out);
-    return MR_OK;
+    mr_linear_forward(logits, pooled, m->head_w, m->head_b, B, d, c->n_out);
 }
 
 static int embed_images(mr_workspace *ws, const uint8_t *images, int B)

@@ -73,6 +73,12 @@ int mr_engine_embed_images(mr_workspace *ws, const uint8_t *images, int B, const
 int mr_engine_embed_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T, int stride,
                            const float **x);
 
+/* The head: xn [B*T, d] = LayerNorm(x) per token, then logits = classify: [B, n_classes]
+ * from the cls token or the mean over tokens (pooled [B, d]); lm: [B*T, vocab]. Shared
+ * with the gradient engine (mr_grad.h), so both compute the same logits. */
+void mr_engine_head_forward(float *logits, float *pooled, float *xn, const float *x,
+                            const mr_model *m, int B, int T);
+
 /* Expert-GEMM profile (bench/): when enabled, every expert GEMM of this workspace is
  * timed and its flops counted (2*M*N*K per GEMM). Off by default: no clock calls. */
 void mr_workspace_profile_enable(mr_workspace *ws, int on);

@@ -394,25 +394,7 @@ static int forward_blocks(mr_grad_ws *g)
         }
         add_to(xout, s->xmid, g->buf, Nd);
     }
-    mr_layernorm_forward(g->xn, g->xfin, m->head_ln_w, m->head_ln_b, N, d, c->norm_eps);
-    if (c->task == MR_TASK_LM) {
-        mr_linear_forward(g->trace.logits, g->xn, m->head_w, m->head_b, N, d, c->n_out);
-        return MR_OK;
-    }
-    for (int b = 0; b < B; b++) {
-        float *p = g->pooled + (size_t)b * d;
-        const float *z = g->xn + (size_t)b * T * d;
-        if (c->pool == MR_POOL_CLS) {
-            memcpy(p, z, (size_t)d * sizeof *p);
-            continue;
-        }
-        for (int j = 0; j < d; j++) {
-            double sum = 0.0;
-            for (int t = 0; t < T; t++) sum += z[(size_t)t * d + j];
-            p[j] = (float)(sum / T);
-        }
-    }
-    mr_linear_forward(g->trace.logits, g->pooled, m->head_w, m->head_b, B, d, c->n_out);
+    mr_engine_head_forward(g->trace.logits, g->pooled, g->xn, g->xfin, m, B, T);
     return MR_OK;
 }
 
