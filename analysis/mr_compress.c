@@ -44,12 +44,12 @@ int mr_compress_check(const mr_model *m, const mr_compress_type *t, const mr_com
     MR_REQUIRE(c->n_moe >= 1, MR_EINPUT,
                "%s: the model has no MoE layers (moe_layers is empty): nothing to compress", p);
     int K = o->experts, E = c->n_experts;
-    MR_REQUIRE(K >= 1, MR_EINPUT, "%s: --experts %d: the number of experts kept must be positive",
+    MR_REQUIRE(K >= 1, MR_EINPUT, "%s: K = %d experts kept (--experts): must be positive",
                p, K);
-    MR_REQUIRE(K <= E, MR_EINPUT, "%s: --experts %d is more than the model's %d experts per MoE layer",
+    MR_REQUIRE(K <= E, MR_EINPUT, "%s: K = %d is more than the model's %d experts per MoE layer",
                p, K, E);
     MR_REQUIRE(K >= c->top_k, MR_EINPUT,
-               "%s: --experts %d is fewer than the model's top_k = %d (each token needs top_k "
+               "%s: K = %d is fewer than the model's top_k = %d (each token needs top_k "
                "distinct experts)",
                p, K, c->top_k);
     for (int i = 0; i < o->n_layers; i++) {

@@ -26,7 +26,8 @@ static void run_usage(FILE *fp)
             "(the routers a [model] names in its `routers` key, default all),\n"
             "clean, under every corruption x severity, and between consecutive checkpoints.\n"
             "Writes DIR/cells/*.h5 (one per cell, atomically), then DIR/results.h5,\n"
-            "DIR/summary.json, DIR/summary.csv and DIR/config.ini (the resolved config).\n"
+            "DIR/summary.json, DIR/summary.csv and DIR/config.ini (the resolved config);\n"
+            "models with `compress = METHOD:K` are compressed once into DIR/models/NAME.h5.\n"
             "\n"
             "  --out DIR      output directory (default: [run] out)\n"
             "  --threads N    OpenMP threads (default: all processors); results do not depend on N\n"
@@ -235,6 +236,9 @@ int mr_cmd_run(int argc, char **argv)
 #ifdef MR_WITH_MPI
     if (mpi) MPI_Allreduce(MPI_IN_PLACE, &st, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
 #endif
+    /* compressed models, once per run (every rank or shard computes the same bits, and
+     * a file that exists is complete) */
+    if (st == MR_OK) st = mr_grid_prepare_models(&g, cfg.out, quiet || rank > 0 ? NULL : stderr);
     if (st == MR_OK) {
         int mine = 0;
         for (int i = 0; i < g.n_groups; i++)

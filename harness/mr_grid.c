@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include "../analysis/mr_error.h"
+#include "mr_compress_setup.h"
 #include "mr_corrupt_setup.h"
+#include "../io/mr_file.h"
 #include "../io/mr_model_io.h"
 #include "../io/mr_summary.h"
 
@@ -20,6 +22,7 @@ void mr_grid_free(mr_grid *g)
 {
     if (!g) return;
     mr_dataset_free(g->data);
+    mr_dataset_free(g->calib);
     for (int i = 0; i < MR_CFG_MAX_MODELS; i++) mr_model_free(g->models[i]);
     free(g->groups);
     free(g->cells);
@@ -71,6 +74,27 @@ static int resolve_corruptions(mr_grid *g)
     return MR_OK;
 }
 
+/* compress = METHOD:K of model i: what can be checked before compressing (K against the
+ * model, the calibration data against its input). */
+static int check_compress(mr_grid *g, int i)
+{
+    const mr_run_config *c = g->cfg;
+    const mr_cfg_model *cm = &c->models[i];
+    mr_compress_opts o;
+    mr_compress_opts_init(&o);
+    o.experts = cm->compress_k;
+    if (mr_compress_check(g->models[i], mr_compress_lookup(cm->compress), &o) != MR_OK)
+        return mr_error_prefix(MR_EINPUT, "%s:%d: [model %s] compress", c->file, cm->compress_line,
+                               cm->name);
+    if (!g->calib && mr_dataset_load(&g->calib, c->calib, c->calib_limit) != MR_OK)
+        return mr_error_prefix(MR_EINPUT, "%s:%d: [data] calib", c->file, c->calib_line);
+    if (mr_dataset_check_model(g->calib, g->models[i]) != MR_OK)
+        return mr_error_prefix(MR_EINPUT, "%s:%d: [data] calib for model %s", c->file,
+                               c->calib_line, cm->name);
+    g->n_experts[i] = cm->compress_k;
+    return MR_OK;
+}
+
 static int check_models(mr_grid *g)
 {
     const mr_run_config *c = g->cfg;
@@ -81,6 +105,8 @@ static int check_models(mr_grid *g)
         mr_model *m = g->models[i];
         if (mr_dataset_check_model(g->data, m) != MR_OK)
             return mr_error_prefix(MR_EINPUT, "%s:%d: [model %s]", c->file, cm->line, cm->name);
+        g->n_experts[i] = m->cfg.n_experts;
+        if (cm->compress[0]) MR_TRY(check_compress(g, i));
         for (int j = 0; j < cm->n_ckpt; j++) {
             mr_model *ck = NULL;
             int st = mr_model_load(&ck, cm->ckpt[j]);
@@ -100,9 +126,9 @@ static int check_models(mr_grid *g)
                                        cr->line, cr->name, cm->name);
             mr_router_free(rt);
             for (int k = 0; k < cr->n_k; k++)
-                MR_REQUIRE(cr->ks[k] <= m->cfg.n_experts, MR_EINPUT,
+                MR_REQUIRE(cr->ks[k] <= g->n_experts[i], MR_EINPUT,
                            "%s:%d: top_k = %d exceeds n_experts = %d of model %s", c->file,
-                           cr->k_line, cr->ks[k], m->cfg.n_experts, cm->name);
+                           cr->k_line, cr->ks[k], g->n_experts[i], cm->name);
         }
     }
     return MR_OK;
@@ -156,7 +182,7 @@ static int enumerate(mr_grid *g)
                     mt->n = g->data->n;
                     mt->T = m->cfg.task == MR_TASK_LM ? g->data->cols - 1 : m->cfg.n_pos;
                     mt->n_moe = m->cfg.n_moe;
-                    mt->E = m->cfg.n_experts;
+                    mt->E = g->n_experts[mi];
                     for (int l = 0; l < m->cfg.n_moe && l < 64; l++) mt->layers[l] = m->cfg.moe_layers[l];
                     mt->config_hash = g->hash;
                     if (j == 0) {
@@ -205,6 +231,45 @@ int mr_grid_build(mr_grid *g, const mr_run_config *cfg)
     if (st == MR_OK) st = enumerate(g);
     if (st != MR_OK) mr_grid_free(g);
     return st;
+}
+
+int mr_grid_prepare_models(mr_grid *g, const char *dir, FILE *log)
+{
+    const mr_run_config *c = g->cfg;
+    for (int i = 0; i < c->n_models; i++) {
+        const mr_cfg_model *cm = &c->models[i];
+        if (!cm->compress[0]) continue;
+        char models[1200], path[1400];
+        snprintf(models, sizeof models, "%s/models", dir);
+        snprintf(path, sizeof path, "%s/%s.h5", models, cm->name);
+        if (access(path, F_OK) != 0) {
+            mr_compress_request rq;
+            mr_compress_request_init(&rq);
+            rq.model = cm->path;
+            rq.calib = c->calib;
+            rq.calib_limit = c->calib_limit;
+            rq.method = cm->compress;
+            rq.out = path;
+            rq.batch = c->batch;
+            rq.opts.experts = cm->compress_k;
+            MR_TRY(mr_mkdir_p(models));
+            int st = mr_compress_file(&rq, NULL);
+            if (st != MR_OK) return mr_error_prefix(st, "[model %s] compress", cm->name);
+            if (log)
+                fprintf(log, "moe-robust run: model %s = %s compressed by %s to %d experts: %s\n",
+                        cm->name, cm->path, cm->compress, cm->compress_k, path);
+        }
+        mr_model *m = NULL;
+        MR_TRY(mr_model_load(&m, path));
+        if (m->cfg.n_experts != cm->compress_k || m->cfg.n_moe != g->models[i]->cfg.n_moe) {
+            mr_model_free(m);
+            return mr_error_set(MR_EINPUT, "%s: not the model this run compresses (%s to %d "
+                                "experts): remove it", path, cm->compress, cm->compress_k);
+        }
+        mr_model_free(g->models[i]);
+        g->models[i] = m;
+    }
+    return MR_OK;
 }
 
 /* Evaluation options of a group. */

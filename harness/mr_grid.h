@@ -33,7 +33,10 @@ typedef struct mr_grid {
     const mr_run_config *cfg;
     uint64_t hash;
     mr_dataset *data;
-    mr_model *models[MR_CFG_MAX_MODELS];
+    mr_dataset *calib;                   /* [data] calib, when a model compresses */
+    mr_model *models[MR_CFG_MAX_MODELS]; /* a `compress` model: its source until
+                                            mr_grid_prepare_models() */
+    int n_experts[MR_CFG_MAX_MODELS];    /* experts per MoE block of each evaluated model */
     int n_corr;
     const mr_corruption_type *corr[MR_CFG_MAX_CORR];
     int n_groups;
@@ -47,6 +50,12 @@ typedef struct mr_grid {
  * the data); errors name the config file and line. Nothing is written. */
 int mr_grid_build(mr_grid *g, const mr_run_config *cfg);
 void mr_grid_free(mr_grid *g);
+
+/* Compressed models (`compress = METHOD:K`): computed once per run into
+ * DIR/models/NAME.h5 (kept across --resume: the directory belongs to this configuration)
+ * and loaded in place of their source. `log` (may be NULL) gets one line per model
+ * compressed. Call after the output directory is accepted, before mr_grid_run(). */
+int mr_grid_prepare_models(mr_grid *g, const char *dir, FILE *log);
 
 typedef struct mr_grid_progress mr_grid_progress;
 

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../analysis/mr_compress.h"
 #include "../analysis/mr_error.h"
+#include "mr_compress_setup.h"
 
 typedef struct parse_ctx {
     mr_run_config *c;
@@ -161,6 +163,30 @@ static int add_corruption(parse_ctx *p, const char *n)
     if (!valid_name(n)) FAIL("names: '%s' is not a corruption name", n);
     if (!copy(c->corr_names[c->n_corr_names], MR_NAME_LEN, n)) FAIL("names: '%s' is too long", n);
     c->n_corr_names++;
+    return 1;
+}
+
+/* compress = METHOD:K (K checked against the model when the grid is built) */
+static int parse_compress(parse_ctx *p, mr_cfg_model *m, const char *v)
+{
+    const char *colon = strchr(v, ':');
+    long k;
+    if (m->compress[0]) FAIL("compress given twice");
+    if (!colon || (size_t)(colon - v) >= sizeof m->compress)
+        FAIL("compress = %s: expected METHOD:K, e.g. merge-msmoe:4", v);
+    memcpy(m->compress, v, (size_t)(colon - v));
+    m->compress[colon - v] = '\0';
+    if (!mr_compress_lookup(m->compress)) {
+        char list[256] = "";
+        for (int i = 0; mr_compress_types[i]; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                     mr_compress_types[i]->name);
+        FAIL("compress = %s: unknown method '%s' (%s)", v, m->compress, list);
+    }
+    if (!parse_long(colon + 1, 1, MR_MAX_EXPERTS, &k))
+        FAIL("compress = %s: K = '%s' is not a number of experts 1..%d", v, colon + 1, MR_MAX_EXPERTS);
+    m->compress_k = (int)k;
+    m->compress_line = p->line;
     return 1;
 }
 
@@ -323,9 +349,18 @@ static int handler(void *user, const char *section, const char *key, const char 
             FAIL("unknown key '%s' in [run] (out, seed, bootstrap, level, batch, limit, formats, reference)", key);
         }
     } else if (strcmp(section, "data") == 0) {
-        if (strcmp(key, "path") != 0) FAIL("unknown key '%s' in [data] (path)", key);
-        if (!copy(c->data, sizeof c->data, v)) FAIL("path: too long");
-        c->data_line = p->line;
+        if (strcmp(key, "path") == 0) {
+            if (!copy(c->data, sizeof c->data, v)) FAIL("path: too long");
+            c->data_line = p->line;
+        } else if (strcmp(key, "calib") == 0) {
+            if (!copy(c->calib, sizeof c->calib, v)) FAIL("calib: path too long");
+            c->calib_line = p->line;
+        } else if (strcmp(key, "calib_limit") == 0) {
+            if (!parse_long(v, 1, 2000000000L, &l)) FAIL("calib_limit = %s: not an integer >= 1", v);
+            c->calib_limit = l;
+        } else {
+            FAIL("unknown key '%s' in [data] (path, calib, calib_limit)", key);
+        }
     } else if ((name = section_name(section, "model"))) {
         /* never index models[-1], whatever the reader and inih disagree on */
         if (c->n_models == 0) FAIL("[%s]: section header not recognised", section);
@@ -340,8 +375,10 @@ static int handler(void *user, const char *section, const char *key, const char 
             m->sel_line = p->line;
             if (!for_items(v, add_model_router, p)) return 0;
             if (m->n_sel == 0) FAIL("routers: empty (leave the key out to run every router)");
+        } else if (strcmp(key, "compress") == 0) {
+            if (!parse_compress(p, m, v)) return 0;
         } else {
-            FAIL("unknown key '%s' in [%s] (path, checkpoint, routers)", key, section);
+            FAIL("unknown key '%s' in [%s] (path, checkpoint, routers, compress)", key, section);
         }
     } else if ((name = section_name(section, "router"))) {
         if (c->n_routers == 0) FAIL("[%s]: section header not recognised", section);
@@ -398,6 +435,7 @@ int mr_runcfg_parse(mr_run_config *c, FILE *fp, const char *path)
     c->bootstrap = 1000;
     c->level = 0.95;
     c->batch = 32;
+    c->calib_limit = MR_COMPRESS_DEFAULT_CALIB_LIMIT;
     c->formats = MR_OUT_JSON | MR_OUT_CSV;
     c->sev_mask = 0x3e; /* 1..5 */
     parse_ctx p = {.c = c, .fp = fp, .status = MR_OK};
@@ -408,9 +446,17 @@ int mr_runcfg_parse(mr_run_config *c, FILE *fp, const char *path)
     MR_REQUIRE(c->data[0], MR_EINPUT, "%s: missing [data] path", path);
     MR_REQUIRE(c->n_models >= 1, MR_EINPUT, "%s: no [model NAME] section", path);
     MR_REQUIRE(c->n_routers >= 1, MR_EINPUT, "%s: no [router NAME] section", path);
-    for (int i = 0; i < c->n_models; i++)
-        MR_REQUIRE(c->models[i].path[0], MR_EINPUT, "%s:%d: [model %s] has no path", path,
-                   c->models[i].line, c->models[i].name);
+    for (int i = 0; i < c->n_models; i++) {
+        const mr_cfg_model *m = &c->models[i];
+        MR_REQUIRE(m->path[0], MR_EINPUT, "%s:%d: [model %s] has no path", path, m->line, m->name);
+        MR_REQUIRE(!m->compress[0] || c->calib[0], MR_EINPUT,
+                   "%s:%d: [model %s] compress needs calibration data: set [data] calib", path,
+                   m->compress_line, m->name);
+        MR_REQUIRE(!m->compress[0] || m->n_ckpt == 0, MR_EINPUT,
+                   "%s:%d: [model %s] compress cannot be combined with checkpoint (checkpoint "
+                   "fluctuation is measured on the original model)",
+                   path, m->compress_line, m->name);
+    }
     for (int i = 0; i < c->n_routers; i++)
         MR_REQUIRE(mr_router_lookup(c->routers[i].type), MR_EINPUT,
                    "%s:%d: [router %s]: unknown router type '%s' (set type = ...)", path,
@@ -461,6 +507,10 @@ void mr_runcfg_write(const mr_run_config *c, FILE *fp)
     put_kv(fp, "reference", c->reference);
     fprintf(fp, "\n[data]\n");
     put_kv(fp, "path", c->data);
+    if (c->calib[0]) { /* only when set: older configs keep their text and hash */
+        put_kv(fp, "calib", c->calib);
+        fprintf(fp, "calib_limit = %ld\n", c->calib_limit);
+    }
     for (int i = 0; i < c->n_models; i++) {
         const mr_cfg_model *m = &c->models[i];
         fprintf(fp, "\n[model %s]\n", m->name);
@@ -468,6 +518,7 @@ void mr_runcfg_write(const mr_run_config *c, FILE *fp)
         for (int j = 0; j < m->n_ckpt; j++) put_kv(fp, "checkpoint", m->ckpt[j]);
         /* one name per line: a long list would outgrow what the reader accepts */
         for (int j = 0; j < m->n_sel; j++) put_kv(fp, "routers", m->sel[j]);
+        if (m->compress[0]) fprintf(fp, "compress = %s:%d\n", m->compress, m->compress_k);
     }
     for (int i = 0; i < c->n_routers; i++) {
         const mr_cfg_router *r = &c->routers[i];

@@ -33,6 +33,11 @@ typedef struct mr_cfg_model {
     char sel[MR_CFG_MAX_ROUTERS][MR_NAME_LEN];
     int sel_router[MR_CFG_MAX_ROUTERS];
     int sel_line;
+    /* compress = METHOD:K: the model evaluated is `path` compressed with that method to K
+     * experts (docs/compression.md), computed once per run into DIR/models/NAME.h5 */
+    char compress[MR_NAME_LEN]; /* method, "" for none */
+    int compress_k;
+    int compress_line;
 } mr_cfg_model;
 
 typedef struct mr_cfg_router {
@@ -60,6 +65,9 @@ typedef struct mr_run_config {
     /* [data] */
     char data[MR_PATH_LEN];
     int data_line;
+    char calib[MR_PATH_LEN];  /* calibration data of `compress` models ("" for none) */
+    long calib_limit;         /* its first calib_limit samples */
+    int calib_line;
     /* [model NAME] */
     int n_models;
     mr_cfg_model models[MR_CFG_MAX_MODELS];

@@ -61,6 +61,36 @@ lm=tests/fixtures/tiny-lm.h5; tok=tests/fixtures/tiny-tokens.h5
 case "$("$bin" inspect "$tmp/lm1.h5")" in *"(4 experts"*"compress_form = slots"*"compress_layers = 1"*) echo "ok   slot form" ;;
   *) bad "lm --layers 1: not a 4-slot model compressing block 1" ;; esac
 
+# the grid: [model] compress = METHOD:K, computed once per run into DIR/models/NAME.h5,
+# the same model `compress` writes; --resume reuses it
+cat > "$tmp/grid.ini" <<EOC
+[run]
+bootstrap = 0
+[data]
+path = $h5
+calib = $idx
+calib_limit = 5
+[model base]
+path = $m
+[model msmoe3]
+path = $m
+compress = merge-msmoe:3
+[router softmax]
+[corruptions]
+names = contrast
+severities = 2
+EOC
+"$bin" run "$tmp/grid.ini" --out "$tmp/run" --threads 2 >"$tmp/log" 2>&1 || bad "grid run failed: $(cat "$tmp/log")"
+grep -q "model msmoe3 = $m compressed by merge-msmoe to 3 experts" "$tmp/log" || bad "grid: no compression logged"
+"$bin" compress --model $m --calib $idx --calib-limit 5 --method merge-msmoe --experts 3 \
+  --out "$tmp/cli3.h5" >/dev/null || bad "compress for the grid comparison failed"
+a=$("$bin" eval --model "$tmp/run/models/msmoe3.h5" --data $h5 --threads 1 | grep -v '^model')
+b=$("$bin" eval --model "$tmp/cli3.h5" --data $h5 --threads 1 | grep -v '^model')
+[ "$a" = "$b" ] && echo "ok   grid model = compress output" || bad "the grid's compressed model differs from compress's"
+grep -q '^msmoe3/softmax@k2/clean,msmoe3,softmax,2,clean' "$tmp/run/summary.csv" || bad "grid: no msmoe3 cells"
+"$bin" run "$tmp/grid.ini" --out "$tmp/run" --resume >"$tmp/log" 2>&1 || bad "resume failed"
+grep -q "compressed by" "$tmp/log" && bad "resume compressed again" || echo "ok   resume reuses DIR/models"
+
 # refusals: exit 2, a named reason, no output file
 expect2() { # expect2 NEEDLE ARGS...
   needle=$1; shift

@@ -299,6 +299,13 @@ def after(anchor, text):
     return sub(anchor, anchor + text)
 
 
+def compress_cfg(spec, extra="", calib="tests/fixtures/tiny-images.h5", calib_extra=""):
+    """BASE whose model is compressed (compress = spec) with calibration data."""
+    text = after("path = tests/fixtures/tiny-classify.h5\n", f"{extra}compress = {spec}\n")
+    anchor = "path = tests/fixtures/tiny-images.h5\n"
+    return text.replace(anchor, anchor + f"calib = {calib}\n{calib_extra}", 1)
+
+
 # (file, config text, line marker or None, must_mention, defect). The marker is a
 # substring of the line the message must name (FILE:LINE); None: no line applies.
 CONFIGS = [
@@ -429,6 +436,28 @@ CONFIGS = [
     ("control-character.ini", sub("[router softmax]\n", "[router softmax]\x1b\n"),
      "[router softmax]\x1b", "control character 0x1b", "an ESC byte after a section name"),
     ("not-a-config.ini", None, None, "not-a-config.ini", "no such config file"),
+    # [model] compress = METHOD:K (docs/compression.md)
+    ("compress-unknown-method.ini", compress_cfg("prune-random:2"), "compress =",
+     "unknown method 'prune-random'", "an unknown compression method"),
+    ("compress-no-k.ini", compress_cfg("merge-msmoe"), "compress =", "expected METHOD:K",
+     "compress without :K"),
+    ("compress-bad-k.ini", compress_cfg("merge-msmoe:two"), "compress =", "K = 'two'",
+     "a K that is not a number"),
+    ("compress-k-above-experts.ini", compress_cfg("prune-freq:9"), "compress =",
+     "more than the model's 4 experts", "K = 9 for a model of 4 experts"),
+    ("compress-k-below-top-k.ini", compress_cfg("merge-uncurl:1"), "compress =",
+     "fewer than the model's top_k = 2", "K = 1 below top_k = 2"),
+    ("compress-without-calib.ini", after("path = tests/fixtures/tiny-classify.h5\n",
+                                         "compress = merge-msmoe:2\n"), "compress =",
+     "set [data] calib", "compress without calibration data"),
+    ("compress-with-checkpoint.ini", compress_cfg("mc-smoe:2", "checkpoint = tests/fixtures/tiny-classify.h5\n"),
+     "compress =", "cannot be combined with checkpoint", "compress and checkpoint together"),
+    ("compress-calib-wrong-size.ini", compress_cfg("prune-reap:2", calib="tests/bad/data/images-wrong-size.h5"),
+     "calib =", "10x10x1", "calibration images of the wrong size"),
+    ("compress-calib-limit-zero.ini", compress_cfg("prune-freq:2", calib_extra="calib_limit = 0\n"),
+     "calib_limit", "calib_limit = 0", "calib_limit = 0"),
+    ("compress-top-k-above-k.ini", compress_cfg("prune-freq:2").replace("top_k = 1,2", "top_k = 1-3"),
+     "top_k =", "top_k = 3 exceeds n_experts = 2", "a router k above the compressed model's experts"),
 ]
 
 
