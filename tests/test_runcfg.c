@@ -207,6 +207,48 @@ START_TEST(model_routers)
 }
 END_TEST
 
+/* [model] compress = METHOD:K and [data] calib, calib_limit: parsed, written back, part of
+ * the hash; a config without them keeps the text (and hash) it had before they existed. */
+START_TEST(compress_keys)
+{
+    static mr_run_config c, back, plain;
+    const char *text = "[data]\npath = d.h5\ncalib = train.h5\ncalib_limit = 64\n"
+                       "[model base]\npath = a.h5\n[model m4]\npath = a.h5\n"
+                       "compress = merge-msmoe:4\n[router softmax]\n";
+    ck_assert_msg(load_text(&c, text) == MR_OK, "%s", mr_error_message());
+    ck_assert_str_eq(c.calib, "train.h5");
+    ck_assert_int_eq(c.calib_limit, 64);
+    ck_assert_str_eq(c.models[0].compress, "");
+    ck_assert_str_eq(c.models[1].compress, "merge-msmoe");
+    ck_assert_int_eq(c.models[1].compress_k, 4);
+    read_back(&back, &c);
+    ck_assert_str_eq(back.models[1].compress, "merge-msmoe");
+    ck_assert_int_eq(back.models[1].compress_k, 4);
+    ck_assert_int_eq(back.calib_limit, 64);
+    ck_assert(mr_runcfg_hash(&back) == mr_runcfg_hash(&c));
+    /* K is part of the configuration */
+    ck_assert_int_eq(load_text(&plain, "[data]\npath = d.h5\ncalib = train.h5\ncalib_limit = 64\n"
+                                       "[model base]\npath = a.h5\n[model m4]\npath = a.h5\n"
+                                       "compress = merge-msmoe:2\n[router softmax]\n"),
+                     MR_OK);
+    ck_assert(mr_runcfg_hash(&plain) != mr_runcfg_hash(&c));
+    ck_assert_int_eq(load_text(&plain, "[data]\npath = d.h5\n[model base]\npath = a.h5\n"
+                                       "[router softmax]\n"),
+                     MR_OK);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    mr_runcfg_write(&plain, fp);
+    fclose(fp);
+    ck_assert_ptr_null(strstr(buf, "calib"));
+    ck_assert_ptr_null(strstr(buf, "compress"));
+    free(buf);
+    expect_error("[data]\npath = d.h5\n[model m]\npath = a.h5\ncompress = merge-msmoe:4\n"
+                 "compress = prune-freq:2\n[router softmax]\n",
+                 6, "compress given twice");
+}
+END_TEST
+
 /* Every shipped example config parses and passes the grid's checks (its model, checkpoint
  * and data files exist and load, every router runs on every model it names): examples
  * that users copy must not rot as models and keys change. */
@@ -237,6 +279,7 @@ int main(void)
     tcase_add_test(tc, missing_parts);
     tcase_add_test(tc, resolved_config_reads_back);
     tcase_add_test(tc, model_routers);
+    tcase_add_test(tc, compress_keys);
     suite_add_tcase(s, tc);
     /* loads every shipped model and data set: seconds, more under the sanitizers */
     TCase *ex = tcase_create("examples");
