@@ -1,5 +1,6 @@
 #include "mr_engine.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,10 +18,11 @@ struct mr_workspace {
     float *x;                  /* [N, d] residual stream */
     float *xn;                 /* [N, d] normed input of a sub-layer */
     float *buf;                /* [N, d] sub-layer output */
-    float *qkv;                /* [N, 3d] */
-    float *att_out;            /* [N, d] heads concatenated */
+    float *qkv;                /* [N, qkv_dim] (3d in format v1) */
+    float *att_out;            /* [N, q_dim] heads concatenated (d in format v1) */
     float *att;                /* [B, NH, T, T] current block's attention (if not kept) */
-    float *hidden;             /* [N, max(F, h)] FFN / expert hidden */
+    float *hidden;             /* [N, a*max(F, h, S)] FFN / expert hidden (a = 2: swiglu) */
+    float *rope_cos, *rope_sin;/* [maxT, head_dim/2] (RoPE only) */
     float *xg, *yg;            /* [N, d] tokens gathered for one expert, and its output */
     float *patches;            /* [B, n_patches, P*P*C] (classify) */
     float *pooled;             /* [B, d] (classify) */
@@ -124,16 +126,19 @@ int mr_workspace_alloc(mr_workspace **out, const mr_model *m, const mr_router *r
     size_t N = (size_t)B * T, d = (size_t)c->d_model, E = (size_t)c->n_experts;
     size_t NH = (size_t)c->n_heads, TT = (size_t)T * T;
     size_t hid = (size_t)(c->d_ff > c->expert_hidden ? c->d_ff : c->expert_hidden);
+    if ((size_t)c->shared_hidden > hid) hid = (size_t)c->shared_hidden;
+    if (c->activation == MR_ACT_SWIGLU) hid *= 2; /* gate and up outputs side by side */
+    size_t n_rope = c->position == MR_POS_ROPE ? (size_t)T * c->head_dim : 0;
     size_t nm = (size_t)c->n_moe;
     size_t pp = c->task == MR_TASK_CLASSIFY ? (size_t)c->patch * c->patch * c->channels : 0;
     size_t n_att = (o->keep_attention ? (size_t)c->n_layers : 1) * B * NH * TT;
     size_t n_logits = c->task == MR_TASK_CLASSIFY ? (size_t)B * c->n_out : N * c->n_out;
     size_t n_rs = mr_router_scratch_floats(r, m, B, T);
     size_t n_carry = r->type->combine ? N * d : 0;
-    size_t total = 3 * N * d + N * 3 * d + N * d + n_att + N * hid + 2 * N * d +
+    size_t total = 3 * N * d + N * c->qkv_dim + N * c->q_dim + n_att + N * hid + 2 * N * d +
                    (size_t)B * c->n_patches * pp + (size_t)B * d + n_rs + N * k +
                    nm * N * E + nm * N * k + (o->keep_moe_input ? nm * N * d : 0) + n_logits +
-                   n_carry;
+                   n_carry + n_rope;
     size_t itotal = N * k + E + 1 + nm * N * k;
     ws->arena = malloc(total * sizeof(float));
     ws->iarena = malloc(itotal * sizeof(int));
@@ -146,8 +151,8 @@ int mr_workspace_alloc(mr_workspace **out, const mr_model *m, const mr_router *r
     ws->x = take(&cur, N * d);
     ws->xn = take(&cur, N * d);
     ws->buf = take(&cur, N * d);
-    ws->qkv = take(&cur, N * 3 * d);
-    ws->att_out = take(&cur, N * d);
+    ws->qkv = take(&cur, N * c->qkv_dim);
+    ws->att_out = take(&cur, N * c->q_dim);
     ws->att = take(&cur, n_att);
     ws->hidden = take(&cur, N * hid);
     ws->xg = take(&cur, N * d);
@@ -162,6 +167,12 @@ int mr_workspace_alloc(mr_workspace **out, const mr_model *m, const mr_router *r
     ws->trace.logits = take(&cur, n_logits);
     ws->trace.attention = o->keep_attention ? ws->att : NULL;
     ws->carry = n_carry ? take(&cur, n_carry) : NULL;
+    if (n_rope) {
+        ws->rope_cos = take(&cur, n_rope / 2);
+        ws->rope_sin = take(&cur, n_rope / 2);
+        mr_rope_tables(ws->rope_cos, ws->rope_sin, T, c->head_dim, c->rope_theta,
+                       c->rope_scaling);
+    }
     int *icur = ws->iarena;
     ws->slot_tok = icur;
     icur += N * k;
@@ -177,12 +188,50 @@ int mr_workspace_alloc(mr_workspace **out, const mr_model *m, const mr_router *r
     return MR_OK;
 }
 
-static void activation(float *x, size_t n, int act)
+/* The hidden activation of rows x[rows, a*H] -> [rows, H] in place (a = 2 for swiglu). */
+static void activation(float *x, int rows, int H, int act)
 {
-    if (act == MR_ACT_RELU)
-        mr_relu_forward(x, n);
+    if (act == MR_ACT_SWIGLU)
+        mr_swiglu_forward(x, x, rows, H);
+    else if (act == MR_ACT_RELU)
+        mr_relu_forward(x, (size_t)rows * H);
     else
-        mr_gelu_forward(x, n);
+        mr_gelu_forward(x, (size_t)rows * H);
+}
+
+/* An FFN on rows x[rows, d]: y[rows, d] = w2 act(w1 x + b1) + b2, with hidden width H
+ * (w1 [a*H, d], biases may be NULL); hidden [rows, a*H] is scratch. */
+static void ffn_forward(float *y, float *hidden, const float *x, const float *w1,
+                        const float *b1, const float *w2, const float *b2, int rows, int d,
+                        int H, int act)
+{
+    int a = act == MR_ACT_SWIGLU ? 2 : 1;
+    mr_linear_forward(hidden, x, w1, b1, rows, d, a * H);
+    activation(hidden, rows, H, act);
+    mr_linear_forward(y, hidden, w2, b2, rows, H, d);
+}
+
+/* out[N,d] += sigmoid(shared_gate_w . x) * shared_expert(x): Qwen2-MoE's shared expert
+ * (Qwen2MoeSparseMoeBlock in transformers/models/qwen2_moe/modeling_qwen2_moe.py). */
+static void shared_expert_forward(mr_workspace *ws, float *out, const float *x,
+                                  const mr_layer *L, int N)
+{
+    const mr_config *c = &ws->m->cfg;
+    int d = c->d_model;
+    float *y = ws->yg; /* [N, d] */
+    ffn_forward(y, ws->hidden, x, L->shared_w1, NULL, L->shared_w2, NULL, N, d,
+                c->shared_hidden, c->activation);
+    for (int n = 0; n < N; n++) {
+        float g = 1.0f;
+        if (L->shared_gate_w) {
+            float z = 0.0f;
+            mr_linear_forward(&z, x + (size_t)n * d, L->shared_gate_w, NULL, 1, d, 1);
+            g = 1.0f / (1.0f + expf(-z));
+        }
+        float *o = out + (size_t)n * d;
+        const float *yn = y + (size_t)n * d;
+        for (int j = 0; j < d; j++) o[j] += g * yn[j];
+    }
 }
 
 /* out[N,d] = sum over each token's chosen experts of w * expert(x).
@@ -193,6 +242,7 @@ static void moe_forward(mr_workspace *ws, float *out, const float *x, const mr_l
 {
     const mr_config *c = &ws->m->cfg;
     int d = c->d_model, E = c->n_experts, h = c->expert_hidden;
+    int a = c->activation == MR_ACT_SWIGLU ? 2 : 1;
     int *off = ws->expert_off;
     memset(off, 0, (size_t)(E + 1) * sizeof *off);
     for (int i = 0; i < N * k; i++) off[topk[i] + 1]++;
@@ -216,16 +266,17 @@ static void moe_forward(mr_workspace *ws, float *out, const float *x, const mr_l
         for (int i = 0; i < cnt; i++)
             memcpy(ws->xg + (size_t)i * d, x + (size_t)tok[i] * d, (size_t)d * sizeof(float));
         double t0 = ws->profile ? now_seconds() : 0.0;
-        mr_linear_forward(ws->hidden, ws->xg, L->exp_w1 + (size_t)e * h * d,
-                          L->exp_b1 + (size_t)e * h, cnt, d, h);     /* [cnt, h] */
+        mr_linear_forward(ws->hidden, ws->xg, L->exp_w1 + (size_t)e * a * h * d,
+                          L->exp_b1 ? L->exp_b1 + (size_t)e * a * h : NULL, cnt, d,
+                          a * h);                                    /* [cnt, a*h] */
         double t1 = ws->profile ? now_seconds() : 0.0;
-        activation(ws->hidden, (size_t)cnt * h, c->activation);
+        activation(ws->hidden, cnt, h, c->activation);               /* [cnt, h] */
         double t2 = ws->profile ? now_seconds() : 0.0;
         mr_linear_forward(ws->yg, ws->hidden, L->exp_w2 + (size_t)e * d * h,
-                          L->exp_b2 + (size_t)e * d, cnt, h, d);     /* [cnt, d] */
+                          L->exp_b2 ? L->exp_b2 + (size_t)e * d : NULL, cnt, h, d); /* [cnt, d] */
         if (ws->profile) {
             ws->prof_seconds += (t1 - t0) + (now_seconds() - t2);
-            ws->prof_flops += 4.0 * cnt * d * h;
+            ws->prof_flops += 2.0 * (a + 1) * cnt * d * h;
         }
         for (int i = 0; i < cnt; i++) {
             float *o = out + (size_t)tok[i] * d;
@@ -233,6 +284,7 @@ static void moe_forward(mr_workspace *ws, float *out, const float *x, const mr_l
             for (int j = 0; j < d; j++) o[j] += w[i] * y[j];
         }
     }
+    if (L->shared_w1) shared_expert_forward(ws, out, x, L, N);
 }
 
 /* mr_experts_fn for combine(): the current block's experts on another input. */
@@ -246,6 +298,62 @@ static void run_experts(void *engine, float *y, const float *x, const int *topk,
 static void add_inplace(float *x, const float *y, size_t n)
 {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* A block's or the head's norm of x[N, d] (LayerNorm, or RMSNorm in format v2). */
+static void norm_forward(const mr_config *c, float *out, const float *x, const float *w,
+                         const float *b, int N)
+{
+    if (c->norm == MR_NORM_RMS)
+        mr_rmsnorm_forward(out, x, w, N, c->d_model, c->norm_eps);
+    else
+        mr_layernorm_forward(out, x, w, b, N, c->d_model, c->norm_eps);
+}
+
+/* Format v2 steps between the qkv projection and the attention core, in the order of the
+ * Hugging Face decoders: q/k RMSNorm (per head: Qwen3MoeAttention; over the whole
+ * projection: OlmoeAttention), OLMoE's clip_qkv, then RoPE on q and k. */
+static void qkv_prepare(mr_workspace *ws, const mr_layer *L, int B, int T)
+{
+    const mr_config *c = &ws->m->cfg;
+    int N = B * T, hd = c->head_dim, QKV = c->qkv_dim;
+    float *qkv = ws->qkv; /* [N, QKV]: q [Q], k [KV], v [KV] per row */
+    if (c->qk_norm != MR_QK_NORM_NONE)
+        for (int n = 0; n < N; n++) {
+            float *q = qkv + (size_t)n * QKV, *k = q + c->q_dim;
+            if (c->qk_norm == MR_QK_NORM_HEAD) {
+                mr_rmsnorm_forward(q, q, L->q_norm_w, c->n_heads, hd, c->norm_eps);
+                mr_rmsnorm_forward(k, k, L->k_norm_w, c->n_kv_heads, hd, c->norm_eps);
+            } else {
+                mr_rmsnorm_forward(q, q, L->q_norm_w, 1, c->q_dim, c->norm_eps);
+                mr_rmsnorm_forward(k, k, L->k_norm_w, 1, c->kv_dim, c->norm_eps);
+            }
+        }
+    if (c->clip_qkv > 0.0) mr_clamp_forward(qkv, (size_t)N * QKV, (float)c->clip_qkv);
+    if (c->position == MR_POS_ROPE) {
+        mr_rope_forward(qkv, B, T, c->n_heads, hd, QKV, ws->rope_cos, ws->rope_sin);
+        mr_rope_forward(qkv + c->q_dim, B, T, c->n_kv_heads, hd, QKV, ws->rope_cos,
+                        ws->rope_sin);
+    }
+}
+
+/* x += Attn(norm1(x)) for block L; att [B, NH, T, T] receives the probabilities. */
+static void attention_block(mr_workspace *ws, const mr_layer *L, float *att, int B, int T)
+{
+    const mr_config *c = &ws->m->cfg;
+    int d = c->d_model, N = B * T;
+    norm_forward(c, ws->xn, ws->x, L->ln1_w, L->ln1_b, N);
+    mr_linear_forward(ws->qkv, ws->xn, L->attn_qkv_w, L->attn_qkv_b, N, d, c->qkv_dim);
+    if (c->format_version == 1) {
+        mr_attention_forward(ws->att_out, att, ws->qkv, B, T, d, c->n_heads,
+                             c->task == MR_TASK_LM);
+    } else {
+        qkv_prepare(ws, L, B, T);
+        mr_attention_gqa_forward(ws->att_out, att, ws->qkv, B, T, c->n_heads, c->n_kv_heads,
+                                 c->head_dim, c->task == MR_TASK_LM);
+    }
+    mr_linear_forward(ws->buf, ws->att_out, L->attn_out_w, L->attn_out_b, N, c->q_dim, d);
+    add_inplace(ws->x, ws->buf, (size_t)N * d);
 }
 
 /* The transformer blocks and the head, from ws->x [B*T, d] filled by the embedding. */
@@ -264,16 +372,11 @@ static int forward_blocks(mr_workspace *ws, int B, int T)
     for (int l = 0; l < c->n_layers; l++) {
         const mr_layer *L = &m->layers[l];
         float *att = ws->att + (ws->opts.keep_attention ? (size_t)l * B * NH * T * T : 0);
-        mr_layernorm_forward(ws->xn, ws->x, L->ln1_w, L->ln1_b, N, d, c->norm_eps);
-        mr_linear_forward(ws->qkv, ws->xn, L->attn_qkv_w, L->attn_qkv_b, N, d, 3 * d);
-        mr_attention_forward(ws->att_out, att, ws->qkv, B, T, d, NH, c->task == MR_TASK_LM);
-        mr_linear_forward(ws->buf, ws->att_out, L->attn_out_w, L->attn_out_b, N, d, d);
-        add_inplace(ws->x, ws->buf, Nd);
-        mr_layernorm_forward(ws->xn, ws->x, L->ln2_w, L->ln2_b, N, d, c->norm_eps);
+        attention_block(ws, L, att, B, T);
+        norm_forward(c, ws->xn, ws->x, L->ln2_w, L->ln2_b, N);
         if (!L->is_moe) {
-            mr_linear_forward(ws->hidden, ws->xn, L->ffn_w1, L->ffn_b1, N, d, c->d_ff);
-            activation(ws->hidden, (size_t)N * c->d_ff, c->activation);
-            mr_linear_forward(ws->buf, ws->hidden, L->ffn_w2, L->ffn_b2, N, c->d_ff, d);
+            ffn_forward(ws->buf, ws->hidden, ws->xn, L->ffn_w1, L->ffn_b1, L->ffn_w2,
+                        L->ffn_b2, N, d, c->d_ff, c->activation);
         } else {
             int mi = L->moe_index;
             /* trace slices are laid out for this call's B and T, so they stay dense */
@@ -309,7 +412,7 @@ void mr_engine_head_forward(float *logits, float *pooled, float *xn, const float
 {
     const mr_config *c = &m->cfg;
     int d = c->d_model, N = B * T;
-    mr_layernorm_forward(xn, x, m->head_ln_w, m->head_ln_b, N, d, c->norm_eps);
+    norm_forward(c, xn, x, m->head_ln_w, m->head_ln_b, N);
     if (c->task == MR_TASK_LM) {
         mr_linear_forward(logits, xn, m->head_w, m->head_b, N, d, c->n_out);
         return;
@@ -357,7 +460,7 @@ static int embed_images(mr_workspace *ws, const uint8_t *images, int B)
         mr_linear_forward(xb + (size_t)first * d, ws->patches + (size_t)b * np * pp,
                           ws->m->patch_w, ws->m->patch_b, np, pp, d);
         if (first) memcpy(xb, ws->m->cls, (size_t)d * sizeof(float));
-        add_inplace(xb, ws->m->pos, (size_t)T * d);
+        if (ws->m->pos) add_inplace(xb, ws->m->pos, (size_t)T * d);
     }
     return MR_OK;
 }
@@ -392,7 +495,12 @@ static int embed_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T, i
                        "token id %d at sample %d position %d is outside the vocabulary (0..%d)",
                        (int)id, b, t, c->vocab_size - 1);
             float *xt = ws->x + ((size_t)b * T + t) * d;
-            const float *e = ws->m->tok + (size_t)id * d, *p = ws->m->pos + (size_t)t * d;
+            const float *e = ws->m->tok + (size_t)id * d;
+            if (!ws->m->pos) { /* rotary positions act in the attention, not here */
+                memcpy(xt, e, (size_t)d * sizeof *xt);
+                continue;
+            }
+            const float *p = ws->m->pos + (size_t)t * d;
             for (int j = 0; j < d; j++) xt[j] = e[j] + p[j];
         }
     return MR_OK;

@@ -7,23 +7,101 @@
 #include "mr_error.h"
 
 const char *mr_task_name(int task) { return task == MR_TASK_LM ? "lm" : "classify"; }
-const char *mr_activation_name(int a) { return a == MR_ACT_RELU ? "relu" : "gelu"; }
+const char *mr_activation_name(int a)
+{
+    return a == MR_ACT_RELU ? "relu" : a == MR_ACT_SWIGLU ? "swiglu" : "gelu";
+}
 const char *mr_gate_norm_name(int g) { return g == MR_GATE_NONE ? "none" : "renorm"; }
 const char *mr_pool_name(int p) { return p == MR_POOL_MEAN ? "mean" : "cls"; }
+const char *mr_norm_name(int n) { return n == MR_NORM_RMS ? "rmsnorm" : "layernorm"; }
+const char *mr_position_name(int p) { return p == MR_POS_ROPE ? "rope" : "learned"; }
+const char *mr_qk_norm_name(int q)
+{
+    return q == MR_QK_NORM_HEAD ? "head" : q == MR_QK_NORM_FULL ? "full" : "none";
+}
+
+void mr_config_v1_defaults(mr_config *cfg)
+{
+    cfg->format_version = 1;
+    cfg->norm = MR_NORM_LAYER;
+    cfg->position = MR_POS_LEARNED;
+    cfg->rope_theta = 10000.0;
+    cfg->rope_scaling = 1.0;
+    cfg->n_kv_heads = cfg->n_heads;
+    cfg->head_dim = cfg->n_heads > 0 ? cfg->d_model / cfg->n_heads : 0;
+    cfg->qk_norm = MR_QK_NORM_NONE;
+    cfg->clip_qkv = 0.0;
+    cfg->shared_hidden = 0;
+    cfg->tie_head = 0;
+    cfg->has_vocab = cfg->task == MR_TASK_LM;
+}
 
 #define CHECK_RANGE(field, lo, hi)                                              \
     MR_REQUIRE(cfg->field >= (lo) && cfg->field <= (hi), MR_EINPUT,            \
                "attribute %s = %d is out of range [%d, %d]", #field, cfg->field, \
                (int)(lo), (int)(hi))
 
+/* The attention geometry of format v2 (in v1 fixed by d_model and n_heads). */
+static int check_attention(mr_config *cfg)
+{
+    MR_REQUIRE(cfg->format_version == 1 || cfg->format_version == 2, MR_EINPUT,
+               "attribute format_version = %d, this build reads versions 1 and 2",
+               cfg->format_version);
+    if (cfg->format_version == 1) {
+        CHECK_RANGE(n_heads, 1, cfg->d_model);
+        MR_REQUIRE(cfg->d_model % cfg->n_heads == 0, MR_EINPUT,
+                   "attribute n_heads = %d does not divide d_model = %d", cfg->n_heads,
+                   cfg->d_model);
+        MR_REQUIRE(cfg->norm == MR_NORM_LAYER && cfg->position == MR_POS_LEARNED &&
+                       cfg->n_kv_heads == cfg->n_heads &&
+                       cfg->head_dim == cfg->d_model / cfg->n_heads &&
+                       cfg->qk_norm == MR_QK_NORM_NONE && cfg->clip_qkv == 0.0 &&
+                       cfg->shared_hidden == 0 && !cfg->tie_head &&
+                       cfg->activation != MR_ACT_SWIGLU &&
+                       cfg->has_vocab == (cfg->task == MR_TASK_LM),
+                   MR_EINPUT, "a format_version 1 model uses a format 2 feature");
+    }
+    CHECK_RANGE(n_heads, 1, 4096);
+    CHECK_RANGE(n_kv_heads, 1, cfg->n_heads);
+    MR_REQUIRE(cfg->n_heads % cfg->n_kv_heads == 0, MR_EINPUT,
+               "attribute n_kv_heads = %d does not divide n_heads = %d", cfg->n_kv_heads,
+               cfg->n_heads);
+    CHECK_RANGE(head_dim, 1, MR_MAX_D_MODEL);
+    MR_REQUIRE((long)cfg->n_heads * cfg->head_dim <= MR_MAX_HIDDEN, MR_EINPUT,
+               "attributes n_heads = %d x head_dim = %d exceed %d", cfg->n_heads,
+               cfg->head_dim, MR_MAX_HIDDEN);
+    cfg->q_dim = cfg->n_heads * cfg->head_dim;
+    cfg->kv_dim = cfg->n_kv_heads * cfg->head_dim;
+    cfg->qkv_dim = cfg->q_dim + 2 * cfg->kv_dim;
+    MR_REQUIRE(cfg->norm == MR_NORM_LAYER || cfg->norm == MR_NORM_RMS, MR_EINPUT,
+               "attribute norm: unknown value %d", cfg->norm);
+    if (cfg->position == MR_POS_ROPE) {
+        MR_REQUIRE(cfg->head_dim % 2 == 0, MR_EINPUT,
+                   "attribute head_dim = %d must be even for rotary position embeddings",
+                   cfg->head_dim);
+        MR_REQUIRE(cfg->rope_theta > 1.0 && cfg->rope_theta < 1e12, MR_EINPUT,
+                   "attribute rope_theta = %g must be in (1, 1e12)", cfg->rope_theta);
+        MR_REQUIRE(cfg->rope_scaling >= 1e-3 && cfg->rope_scaling <= 1e6, MR_EINPUT,
+                   "attribute rope_scaling = %g must be in [0.001, 1e6]", cfg->rope_scaling);
+    } else {
+        MR_REQUIRE(cfg->position == MR_POS_LEARNED, MR_EINPUT,
+                   "attribute position: unknown value %d", cfg->position);
+    }
+    MR_REQUIRE(cfg->qk_norm >= MR_QK_NORM_NONE && cfg->qk_norm <= MR_QK_NORM_FULL, MR_EINPUT,
+               "attribute qk_norm: unknown value %d", cfg->qk_norm);
+    MR_REQUIRE(cfg->clip_qkv >= 0.0 && cfg->clip_qkv <= 1e30, MR_EINPUT,
+               "attribute clip_qkv = %g must be >= 0 (0: off)", cfg->clip_qkv);
+    CHECK_RANGE(shared_hidden, 0, MR_MAX_HIDDEN);
+    MR_REQUIRE(!cfg->tie_head || cfg->task == MR_TASK_LM, MR_EINPUT,
+               "attribute tie_head = 1 needs task lm (the head is the token embedding)");
+    return MR_OK;
+}
+
 int mr_config_check(mr_config *cfg)
 {
     CHECK_RANGE(d_model, 1, MR_MAX_D_MODEL);
     CHECK_RANGE(n_layers, 1, MR_MAX_LAYERS);
-    CHECK_RANGE(n_heads, 1, cfg->d_model);
-    MR_REQUIRE(cfg->d_model % cfg->n_heads == 0, MR_EINPUT,
-               "attribute n_heads = %d does not divide d_model = %d", cfg->n_heads,
-               cfg->d_model);
+    MR_TRY(check_attention(cfg));
     CHECK_RANGE(d_ff, 0, MR_MAX_HIDDEN);
     CHECK_RANGE(n_experts, 1, MR_MAX_EXPERTS);
     CHECK_RANGE(top_k, 1, cfg->n_experts);
@@ -89,7 +167,9 @@ static size_t add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a +
 size_t mr_config_param_count(const mr_config *c)
 {
     size_t d = (size_t)c->d_model, E = (size_t)c->n_experts, h = (size_t)c->expert_hidden;
-    size_t F = (size_t)c->d_ff;
+    size_t F = (size_t)c->d_ff, S = (size_t)c->shared_hidden;
+    size_t a = c->activation == MR_ACT_SWIGLU ? 2 : 1; /* gate and up stacked */
+    size_t Q = (size_t)c->q_dim, QKV = (size_t)c->qkv_dim;
     size_t n = 0;
     if (c->task == MR_TASK_CLASSIFY) {
         size_t pp = mul(mul((size_t)c->patch, (size_t)c->patch), (size_t)c->channels);
@@ -98,15 +178,22 @@ size_t mr_config_param_count(const mr_config *c)
     } else {
         n = add(n, mul((size_t)c->vocab_size, d));
     }
-    n = add(n, mul((size_t)c->n_pos, d));
-    size_t block = add(mul(4 * d, d), 4 * d + 3 * d + d); /* qkv+out weights, LN x2, biases */
-    size_t dense = add(mul(2 * F, d), F + d);
-    size_t moe = add(mul(E, d) + E, add(mul(mul(2 * E, h), d), mul(E, h) + mul(E, d)));
+    if (c->position == MR_POS_LEARNED) n = add(n, mul((size_t)c->n_pos, d));
+    /* optional biases of format v2 are counted as present: exact for version 1 (whose
+     * block is 4 d^2 + 8 d), an upper bound otherwise */
+    size_t ln = c->norm == MR_NORM_LAYER ? 2 * d : d; /* weight (and bias) */
+    size_t qkn = c->qk_norm == MR_QK_NORM_HEAD   ? 2 * (size_t)c->head_dim
+                 : c->qk_norm == MR_QK_NORM_FULL ? Q + (size_t)c->kv_dim
+                                                 : 0;
+    size_t block = add(add(mul(QKV, d), mul(d, Q)), QKV + d + 2 * ln + qkn);
+    size_t dense = add(add(mul(a * F, d), mul(d, F)), a * F + d);
+    size_t moe = add(mul(E, d) + E, add(mul(mul(E, (a + 1) * h), d), mul(E, a * h) + mul(E, d)));
+    if (S) moe = add(moe, add(mul((a + 1) * S, d), d)); /* shared expert and its gate */
     size_t n_dense = (size_t)(c->n_layers - c->n_moe);
     n = add(n, mul((size_t)c->n_layers, block));
     n = add(n, mul(n_dense, dense));
     n = add(n, mul((size_t)c->n_moe, moe));
-    n = add(n, add(2 * d, mul((size_t)c->n_out, d) + (size_t)c->n_out));
+    n = add(n, add(ln, (c->tie_head ? 0 : mul((size_t)c->n_out, d)) + (size_t)c->n_out));
     return n > MR_MAX_PARAMS ? 0 : n;
 }
 

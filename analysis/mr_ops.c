@@ -32,6 +32,23 @@ void mr_layernorm_forward(float *out, const float *in, const float *w, const flo
     }
 }
 
+MR_VECTOR_CLONES
+void mr_rmsnorm_forward(float *out, const float *in, const float *w, int N, int C, float eps)
+{
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * C;
+        float *y = out + (size_t)n * C;
+        /* mean of squares in double, as mr_layernorm_forward: PyTorch's float32 sum is
+         * the less exact of the two */
+        double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+        for (int i = 0; i < C; i++) ss += (double)x[i] * x[i];
+        double rstd = 1.0 / sqrt(ss / C + (double)eps);
+#pragma omp simd
+        for (int i = 0; i < C; i++) y[i] = w[i] * (float)(x[i] * rstd);
+    }
+}
+
 void mr_linear_forward(float *out, const float *in, const float *weight, const float *bias,
                        int N, int C, int OC)
 {
@@ -59,6 +76,65 @@ void mr_gelu_forward(float *x, size_t n)
 void mr_relu_forward(float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void mr_clamp_forward(float *x, size_t n, float c)
+{
+    for (size_t i = 0; i < n; i++) x[i] = x[i] < -c ? -c : x[i] > c ? c : x[i];
+}
+
+/* One row: o[j] = silu(g[j]) * u[j]. o may equal g (the first row of an in-place call);
+ * otherwise the three do not overlap. */
+MR_VECTOR_CLONES
+static void swiglu_row(float *o, const float *g, const float *u, int H)
+{
+#pragma omp simd
+    for (int j = 0; j < H; j++) o[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+}
+
+void mr_swiglu_forward(float *out, const float *in, int N, int H)
+{
+    /* row n of out ends at (n + 1) H <= 2 n H, where row n of in starts (n >= 1): a row
+     * never overwrites input that a later row reads, so the compaction works in place */
+    for (int n = 0; n < N; n++) {
+        const float *g = in + (size_t)n * 2 * H;
+        swiglu_row(out + (size_t)n * H, g, g + H, H);
+    }
+}
+
+void mr_rope_tables(float *cos_t, float *sin_t, int T, int hd, double theta, double scaling)
+{
+    int half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        /* transformers: inv_freq = 1.0 / (base ** (arange(0, dim, 2).float() / dim)), all
+         * float32; linear scaling divides inv_freq by the factor */
+        float e = (float)(2 * i) / (float)hd;
+        float inv = 1.0f / powf((float)theta, e);
+        if (scaling != 1.0) inv = inv / (float)scaling;
+        for (int t = 0; t < T; t++) {
+            float a = (float)t * inv; /* freqs = inv_freq @ position_ids, in float32 */
+            cos_t[(size_t)t * half + i] = cosf(a);
+            sin_t[(size_t)t * half + i] = sinf(a);
+        }
+    }
+}
+
+void mr_rope_forward(float *x, int B, int T, int NH, int hd, int stride, const float *cos_t,
+                     const float *sin_t)
+{
+    int half = hd / 2;
+    for (int r = 0; r < B * T; r++) {
+        const float *c = cos_t + (size_t)(r % T) * half, *s = sin_t + (size_t)(r % T) * half;
+        for (int h = 0; h < NH; h++) {
+            float *x1 = x + (size_t)r * stride + (size_t)h * hd, *x2 = x1 + half;
+#pragma omp simd
+            for (int i = 0; i < half; i++) {
+                float a = x1[i], b = x2[i];
+                x1[i] = a * c[i] - b * s[i];
+                x2[i] = b * c[i] + a * s[i];
+            }
+        }
+    }
 }
 
 /* softmax of x[0..n-1], entries n..len-1 set to 0 (the causal mask). Three loops with no
@@ -90,27 +166,35 @@ void mr_softmax_rows(float *x, int N, int C)
     for (int n = 0; n < N; n++) softmax_prefix(x + (size_t)n * C, C, C);
 }
 
+void mr_attention_gqa_forward(float *out, float *att, const float *qkv, int B, int T, int NH,
+                              int NKV, int hd, int causal)
+{
+    int row = (NH + 2 * NKV) * hd, C = NH * hd, group = NH / NKV;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int b = 0; b < B; b++) {
+        const float *base = qkv + (size_t)b * T * row;
+        for (int h = 0; h < NH; h++) {
+            int g = h / group;
+            const float *q = base + h * hd;                  /* [T, hd], row stride `row` */
+            const float *k = base + C + g * hd;              /* [T, hd] */
+            const float *v = base + C + NKV * hd + g * hd;   /* [T, hd] */
+            float *a = att + ((size_t)b * NH + h) * T * T;   /* [T, T] */
+            /* scores = scale * Q K^T; the masked upper triangle is overwritten below */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, row, k,
+                        row, 0.0f, a, T);
+            mr_softmax_square(a, T, causal);
+            float *o = out + (size_t)b * T * C + h * hd; /* [T, hd], row stride C */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, a, T, v,
+                        row, 0.0f, o, C);
+        }
+    }
+}
+
+/* Multi-head attention is the case NKV = NH, hd = C / NH: the same GEMMs, the same bits. */
 void mr_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
                           int NH, int causal)
 {
-    int hs = C / NH;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int b = 0; b < B; b++) {
-        const float *base = qkv + (size_t)b * T * 3 * C;
-        for (int h = 0; h < NH; h++) {
-            const float *q = base + h * hs;         /* [T, hs], row stride 3C */
-            const float *k = base + C + h * hs;     /* [T, hs] */
-            const float *v = base + 2 * C + h * hs; /* [T, hs] */
-            float *a = att + ((size_t)b * NH + h) * T * T; /* [T, T] */
-            /* scores = scale * Q K^T; the masked upper triangle is overwritten below */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, 3 * C, k,
-                        3 * C, 0.0f, a, T);
-            mr_softmax_square(a, T, causal);
-            float *o = out + (size_t)b * T * C + h * hs; /* [T, hs], row stride C */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, v,
-                        3 * C, 0.0f, o, C);
-        }
-    }
+    mr_attention_gqa_forward(out, att, qkv, B, T, NH, NH, C / NH, causal);
 }
 
 double mr_entropy(const float *p, int n)

@@ -13,6 +13,11 @@
 void mr_layernorm_forward(float *out, const float *in, const float *w, const float *b,
                           int N, int C, float eps);
 
+/* out[N,C] = in[N,C] / sqrt(mean(in^2) + eps) * w[C]: RMSNorm (Zhang & Sennrich 2019), as
+ * the Hugging Face decoders compute it in float32 (e.g. MixtralRMSNorm in
+ * transformers/models/mixtral/modeling_mixtral.py); out may equal in. */
+void mr_rmsnorm_forward(float *out, const float *in, const float *w, int N, int C, float eps);
+
 /* out[N,OC] = in[N,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL). */
 void mr_linear_forward(float *out, const float *in, const float *weight, const float *bias,
                        int N, int C, int OC);
@@ -25,12 +30,41 @@ float mr_erf(float x);
 void mr_gelu_forward(float *x, size_t n);
 void mr_relu_forward(float *x, size_t n);
 
+/* SwiGLU (Shazeer 2020, "GLU Variants Improve Transformer"): out[n, j] = silu(in[n, j]) *
+ * in[n, H + j] for in[N, 2H] (gate columns, then up columns), silu(x) = x / (1 + e^-x)
+ * (PyTorch F.silu); out[N, H] may equal in (rows are compacted in place). */
+void mr_swiglu_forward(float *out, const float *in, int N, int H);
+
+/* x[n] = min(max(x[n], -c), c) over n floats (OLMoE's clip_qkv). */
+void mr_clamp_forward(float *x, size_t n, float c);
+
+/* Rotary position embedding tables (Su et al. 2021, RoFormer; the "rotate-half" layout of
+ * the Hugging Face decoders): for position t < T and i < hd/2, angle = t * inv_freq[i] with
+ * inv_freq[i] = 1 / theta^(2i / hd) / scaling (scaling: linear RoPE scaling, 1 = none),
+ * each step in float32 as transformers' default RoPE initialisation computes it;
+ * cos[T, hd/2], sin[T, hd/2]. */
+void mr_rope_tables(float *cos_t, float *sin_t, int T, int hd, double theta, double scaling);
+
+/* Rotate NH heads of hd floats of each of B*T token rows of x (row r at x + r*stride,
+ * head j at + j*hd; token r at position r % T), in place: with x1 = x[i], x2 = x[i + hd/2],
+ * x[i] = x1 cos - x2 sin, x[i + hd/2] = x2 cos + x1 sin (q cos + rotate_half(q) sin). */
+void mr_rope_forward(float *x, int B, int T, int NH, int hd, int stride, const float *cos_t,
+                     const float *sin_t);
+
 /* In-place softmax of each row of a square x[T,T]; with `causal`, row i covers
  * columns 0..i only and the rest are set to exactly 0. */
 void mr_softmax_square(float *x, int T, int causal);
 
 /* In-place softmax of each of the N rows of x[N,C]. */
 void mr_softmax_rows(float *x, int N, int C);
+
+/* Grouped-query attention core (Ainslie et al. 2023) for B sequences of T tokens:
+ * qkv[B, T, (NH + 2 NKV) hd] holds NH query heads, then NKV key heads, then NKV value
+ * heads of hd floats; query head h reads key/value head h / (NH / NKV) (transformers'
+ * repeat_kv). out[B, T, NH hd] (heads concatenated), att[B, NH, T, T] the probabilities
+ * (masked entries exactly 0), scores scaled by 1/sqrt(hd). */
+void mr_attention_gqa_forward(float *out, float *att, const float *qkv, int B, int T, int NH,
+                              int NKV, int hd, int causal);
 
 /* Multi-head self-attention core for B sequences of T tokens.
  * qkv[B,T,3C] (Q | K | V), out[B,T,C] (heads concatenated), att[B,NH,T,T] receives

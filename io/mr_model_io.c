@@ -82,6 +82,69 @@ static int attr_to_int(hid_t f, const char *file, const char *name, int *out)
     return MR_OK;
 }
 
+/* One of n strings, as its index. */
+static int str_choice_n(const char *file, const char *attr, const char *val,
+                        const char *const *names, int n, int *out)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(val, names[i]) == 0) {
+            *out = i;
+            return MR_OK;
+        }
+    char list[256] = "";
+    for (int i = 0; i < n; i++) {
+        strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+        strncat(list, names[i], sizeof list - strlen(list) - 1);
+    }
+    return mr_error_set(MR_EINPUT, "%s: attribute %s = '%s' must be one of %s", file, attr, val,
+                        list);
+}
+
+/* Optional string attribute of format v2 mapped to an enum (unchanged when absent). */
+static int attr_choice_opt(hid_t f, const char *file, const char *attr,
+                           const char *const *names, int n, int *out)
+{
+    char s[MR_NAME_LEN];
+    int found;
+    MR_TRY(mr_h5_attr_string(f, file, attr, s, sizeof s, &found));
+    return found ? str_choice_n(file, attr, s, names, n, out) : MR_OK;
+}
+
+static int attr_int_opt(hid_t f, const char *file, const char *name, int *out)
+{
+    long long v;
+    int found;
+    MR_TRY(mr_h5_attr_int(f, file, name, &v, &found));
+    if (!found) return MR_OK;
+    MR_REQUIRE(v >= -2147483647LL && v <= 2147483647LL, MR_EINPUT,
+               "%s: attribute %s = %lld is out of range", file, name, v);
+    *out = (int)v;
+    return MR_OK;
+}
+
+/* The version 2 attributes (docs/model-format.md): each optional, absent = version 1. */
+static int read_config_v2(hid_t f, const char *file, mr_config *c)
+{
+    static const char *const norms[] = {"layernorm", "rmsnorm"};
+    static const char *const positions[] = {"learned", "rope"};
+    static const char *const qk[] = {"none", "head", "full"};
+    MR_TRY(attr_choice_opt(f, file, "norm", norms, 2, &c->norm));
+    MR_TRY(attr_choice_opt(f, file, "position", positions, 2, &c->position));
+    MR_TRY(attr_choice_opt(f, file, "qk_norm", qk, 3, &c->qk_norm));
+    int found;
+    MR_TRY(mr_h5_attr_double(f, file, "rope_theta", &c->rope_theta, &found));
+    MR_TRY(mr_h5_attr_double(f, file, "rope_scaling", &c->rope_scaling, &found));
+    MR_TRY(mr_h5_attr_double(f, file, "clip_qkv", &c->clip_qkv, &found));
+    MR_TRY(attr_int_opt(f, file, "n_kv_heads", &c->n_kv_heads));
+    MR_TRY(attr_int_opt(f, file, "head_dim", &c->head_dim));
+    MR_TRY(attr_int_opt(f, file, "shared_expert_hidden", &c->shared_hidden));
+    MR_TRY(attr_int_opt(f, file, "tie_head", &c->tie_head));
+    MR_REQUIRE(c->tie_head == 0 || c->tie_head == 1, MR_EINPUT,
+               "%s: attribute tie_head = %d must be 0 or 1", file, c->tie_head);
+    c->has_vocab = c->task == MR_TASK_LM && mr_h5_exists(f, "/vocab");
+    return MR_OK;
+}
+
 static int read_config(hid_t f, const char *file, mr_config *c)
 {
     char s[MR_NAME_LEN];
@@ -90,8 +153,9 @@ static int read_config(hid_t f, const char *file, mr_config *c)
                "%s: attribute format = '%s', expected 'moe-robust-model'", file, s);
     long long ver;
     MR_TRY(mr_h5_attr_int(f, file, "format_version", &ver, NULL));
-    MR_REQUIRE(ver == 1, MR_EINPUT,
-               "%s: attribute format_version = %lld, this build reads version 1", file, ver);
+    MR_REQUIRE(ver == 1 || ver == 2, MR_EINPUT,
+               "%s: attribute format_version = %lld, this build reads versions 1 and 2", file,
+               ver);
     MR_TRY(mr_h5_attr_string(f, file, "task", s, sizeof s, NULL));
     MR_TRY(str_choice(file, "task", s, "classify", "lm", &c->task));
     MR_TRY(attr_to_int(f, file, "d_model", &c->d_model));
@@ -104,8 +168,12 @@ static int read_config(hid_t f, const char *file, mr_config *c)
     double eps;
     MR_TRY(mr_h5_attr_double(f, file, "norm_eps", &eps, NULL));
     c->norm_eps = (float)eps;
+    static const char *const acts[] = {"gelu", "relu", "swiglu"};
     MR_TRY(mr_h5_attr_string(f, file, "activation", s, sizeof s, NULL));
-    MR_TRY(str_choice(file, "activation", s, "gelu", "relu", &c->activation));
+    if (ver == 1)
+        MR_TRY(str_choice(file, "activation", s, "gelu", "relu", &c->activation));
+    else
+        MR_TRY(str_choice_n(file, "activation", s, acts, 3, &c->activation));
     MR_TRY(mr_h5_attr_string(f, file, "gate_norm", s, sizeof s, NULL));
     MR_TRY(str_choice(file, "gate_norm", s, "renorm", "none", &c->gate_norm));
     MR_TRY(mr_h5_attr_string(f, file, "router", c->router, sizeof c->router, NULL));
@@ -120,6 +188,11 @@ static int read_config(hid_t f, const char *file, mr_config *c)
     } else {
         MR_TRY(attr_to_int(f, file, "vocab_size", &c->vocab_size));
         MR_TRY(attr_to_int(f, file, "max_seq_len", &c->max_seq_len));
+    }
+    mr_config_v1_defaults(c);
+    if (ver == 2) {
+        c->format_version = 2;
+        MR_TRY(read_config_v2(f, file, c));
     }
     long long *ml = NULL;
     int n_ml = 0;
@@ -146,49 +219,79 @@ static int read_config(hid_t f, const char *file, mr_config *c)
     return MR_OK;
 }
 
+/* plan_item.optional: how an absent dataset is read */
+enum { REQUIRED = 0, ZEROS_IF_ABSENT = 1, NULL_IF_ABSENT = 2 };
+
+static int plan_layer(plan *p, mr_layer *L, int l, const mr_config *c)
+{
+    hsize_t d = (hsize_t)c->d_model, E = (hsize_t)c->n_experts, h = (hsize_t)c->expert_hidden;
+    hsize_t F = (hsize_t)c->d_ff, Q = (hsize_t)c->q_dim, QKV = (hsize_t)c->qkv_dim;
+    hsize_t a = c->activation == MR_ACT_SWIGLU ? 2 : 1; /* gate rows, then up rows */
+    int ln = c->norm == MR_NORM_LAYER;
+    int bias = c->format_version == 1 ? REQUIRED : NULL_IF_ABSENT; /* v2: biases optional */
+    MR_TRY(plan_add(p, &L->ln1_w, REQUIRED, 1, d, 0, 0, "/layers/%d/ln1_w", l));
+    if (ln) MR_TRY(plan_add(p, &L->ln1_b, REQUIRED, 1, d, 0, 0, "/layers/%d/ln1_b", l));
+    MR_TRY(plan_add(p, &L->attn_qkv_w, REQUIRED, 2, QKV, d, 0, "/layers/%d/attn_qkv_w", l));
+    MR_TRY(plan_add(p, &L->attn_qkv_b, bias, 1, QKV, 0, 0, "/layers/%d/attn_qkv_b", l));
+    MR_TRY(plan_add(p, &L->attn_out_w, REQUIRED, 2, d, Q, 0, "/layers/%d/attn_out_w", l));
+    MR_TRY(plan_add(p, &L->attn_out_b, bias, 1, d, 0, 0, "/layers/%d/attn_out_b", l));
+    if (c->qk_norm != MR_QK_NORM_NONE) {
+        int full = c->qk_norm == MR_QK_NORM_FULL;
+        hsize_t hd = (hsize_t)c->head_dim;
+        MR_TRY(plan_add(p, &L->q_norm_w, REQUIRED, 1, full ? Q : hd, 0, 0,
+                        "/layers/%d/q_norm_w", l));
+        MR_TRY(plan_add(p, &L->k_norm_w, REQUIRED, 1, full ? (hsize_t)c->kv_dim : hd, 0, 0,
+                        "/layers/%d/k_norm_w", l));
+    }
+    MR_TRY(plan_add(p, &L->ln2_w, REQUIRED, 1, d, 0, 0, "/layers/%d/ln2_w", l));
+    if (ln) MR_TRY(plan_add(p, &L->ln2_b, REQUIRED, 1, d, 0, 0, "/layers/%d/ln2_b", l));
+    if (!L->is_moe) {
+        MR_TRY(plan_add(p, &L->ffn_w1, REQUIRED, 2, a * F, d, 0, "/layers/%d/ffn/w1", l));
+        MR_TRY(plan_add(p, &L->ffn_b1, bias, 1, a * F, 0, 0, "/layers/%d/ffn/b1", l));
+        MR_TRY(plan_add(p, &L->ffn_w2, REQUIRED, 2, d, F, 0, "/layers/%d/ffn/w2", l));
+        MR_TRY(plan_add(p, &L->ffn_b2, bias, 1, d, 0, 0, "/layers/%d/ffn/b2", l));
+        return MR_OK;
+    }
+    MR_TRY(plan_add(p, &L->gate_w, REQUIRED, 2, E, d, 0, "/layers/%d/moe/gate_w", l));
+    /* gate_b is optional: when absent it is planned as zeros (see load_tensors) */
+    MR_TRY(plan_add(p, &L->gate_b, ZEROS_IF_ABSENT, 1, E, 0, 0, "/layers/%d/moe/gate_b", l));
+    MR_TRY(plan_add(p, &L->exp_w1, REQUIRED, 3, E, a * h, d, "/layers/%d/moe/w1", l));
+    MR_TRY(plan_add(p, &L->exp_b1, bias, 2, E, a * h, 0, "/layers/%d/moe/b1", l));
+    MR_TRY(plan_add(p, &L->exp_w2, REQUIRED, 3, E, d, h, "/layers/%d/moe/w2", l));
+    MR_TRY(plan_add(p, &L->exp_b2, bias, 2, E, d, 0, "/layers/%d/moe/b2", l));
+    if (c->shared_hidden > 0) {
+        hsize_t S = (hsize_t)c->shared_hidden;
+        MR_TRY(plan_add(p, &L->shared_w1, REQUIRED, 2, a * S, d, 0, "/layers/%d/moe/shared_w1", l));
+        MR_TRY(plan_add(p, &L->shared_w2, REQUIRED, 2, d, S, 0, "/layers/%d/moe/shared_w2", l));
+        MR_TRY(plan_add(p, &L->shared_gate_w, NULL_IF_ABSENT, 2, 1, d, 0,
+                        "/layers/%d/moe/shared_gate_w", l));
+    }
+    return MR_OK;
+}
+
 static int build_plan(plan *p, mr_model *m)
 {
     const mr_config *c = &m->cfg;
-    hsize_t d = (hsize_t)c->d_model, E = (hsize_t)c->n_experts, h = (hsize_t)c->expert_hidden;
-    hsize_t F = (hsize_t)c->d_ff;
+    hsize_t d = (hsize_t)c->d_model;
     if (c->task == MR_TASK_CLASSIFY) {
         hsize_t pp = (hsize_t)c->patch * c->patch * c->channels;
-        MR_TRY(plan_add(p, &m->patch_w, 0, 2, d, pp, 0, "/embed/patch_w"));
-        MR_TRY(plan_add(p, &m->patch_b, 0, 1, d, 0, 0, "/embed/patch_b"));
-        if (c->pool == MR_POOL_CLS) MR_TRY(plan_add(p, &m->cls, 0, 1, d, 0, 0, "/embed/cls"));
+        MR_TRY(plan_add(p, &m->patch_w, REQUIRED, 2, d, pp, 0, "/embed/patch_w"));
+        MR_TRY(plan_add(p, &m->patch_b, REQUIRED, 1, d, 0, 0, "/embed/patch_b"));
+        if (c->pool == MR_POOL_CLS)
+            MR_TRY(plan_add(p, &m->cls, REQUIRED, 1, d, 0, 0, "/embed/cls"));
     } else {
-        MR_TRY(plan_add(p, &m->tok, 0, 2, (hsize_t)c->vocab_size, d, 0, "/embed/tok"));
+        MR_TRY(plan_add(p, &m->tok, REQUIRED, 2, (hsize_t)c->vocab_size, d, 0, "/embed/tok"));
     }
-    MR_TRY(plan_add(p, &m->pos, 0, 2, (hsize_t)c->n_pos, d, 0, "/embed/pos"));
-    for (int l = 0; l < c->n_layers; l++) {
-        mr_layer *L = &m->layers[l];
-        MR_TRY(plan_add(p, &L->ln1_w, 0, 1, d, 0, 0, "/layers/%d/ln1_w", l));
-        MR_TRY(plan_add(p, &L->ln1_b, 0, 1, d, 0, 0, "/layers/%d/ln1_b", l));
-        MR_TRY(plan_add(p, &L->attn_qkv_w, 0, 2, 3 * d, d, 0, "/layers/%d/attn_qkv_w", l));
-        MR_TRY(plan_add(p, &L->attn_qkv_b, 0, 1, 3 * d, 0, 0, "/layers/%d/attn_qkv_b", l));
-        MR_TRY(plan_add(p, &L->attn_out_w, 0, 2, d, d, 0, "/layers/%d/attn_out_w", l));
-        MR_TRY(plan_add(p, &L->attn_out_b, 0, 1, d, 0, 0, "/layers/%d/attn_out_b", l));
-        MR_TRY(plan_add(p, &L->ln2_w, 0, 1, d, 0, 0, "/layers/%d/ln2_w", l));
-        MR_TRY(plan_add(p, &L->ln2_b, 0, 1, d, 0, 0, "/layers/%d/ln2_b", l));
-        if (!L->is_moe) {
-            MR_TRY(plan_add(p, &L->ffn_w1, 0, 2, F, d, 0, "/layers/%d/ffn/w1", l));
-            MR_TRY(plan_add(p, &L->ffn_b1, 0, 1, F, 0, 0, "/layers/%d/ffn/b1", l));
-            MR_TRY(plan_add(p, &L->ffn_w2, 0, 2, d, F, 0, "/layers/%d/ffn/w2", l));
-            MR_TRY(plan_add(p, &L->ffn_b2, 0, 1, d, 0, 0, "/layers/%d/ffn/b2", l));
-            continue;
-        }
-        MR_TRY(plan_add(p, &L->gate_w, 0, 2, E, d, 0, "/layers/%d/moe/gate_w", l));
-        /* gate_b is optional: when absent it is planned as zeros (see load_tensors) */
-        MR_TRY(plan_add(p, &L->gate_b, 1, 1, E, 0, 0, "/layers/%d/moe/gate_b", l));
-        MR_TRY(plan_add(p, &L->exp_w1, 0, 3, E, h, d, "/layers/%d/moe/w1", l));
-        MR_TRY(plan_add(p, &L->exp_b1, 0, 2, E, h, 0, "/layers/%d/moe/b1", l));
-        MR_TRY(plan_add(p, &L->exp_w2, 0, 3, E, d, h, "/layers/%d/moe/w2", l));
-        MR_TRY(plan_add(p, &L->exp_b2, 0, 2, E, d, 0, "/layers/%d/moe/b2", l));
-    }
-    MR_TRY(plan_add(p, &m->head_ln_w, 0, 1, d, 0, 0, "/head/ln_w"));
-    MR_TRY(plan_add(p, &m->head_ln_b, 0, 1, d, 0, 0, "/head/ln_b"));
-    MR_TRY(plan_add(p, &m->head_w, 0, 2, (hsize_t)c->n_out, d, 0, "/head/w"));
-    MR_TRY(plan_add(p, &m->head_b, 0, 1, (hsize_t)c->n_out, 0, 0, "/head/b"));
+    if (c->position == MR_POS_LEARNED)
+        MR_TRY(plan_add(p, &m->pos, REQUIRED, 2, (hsize_t)c->n_pos, d, 0, "/embed/pos"));
+    for (int l = 0; l < c->n_layers; l++) MR_TRY(plan_layer(p, &m->layers[l], l, c));
+    int bias = c->format_version == 1 ? REQUIRED : NULL_IF_ABSENT;
+    MR_TRY(plan_add(p, &m->head_ln_w, REQUIRED, 1, d, 0, 0, "/head/ln_w"));
+    if (c->norm == MR_NORM_LAYER)
+        MR_TRY(plan_add(p, &m->head_ln_b, REQUIRED, 1, d, 0, 0, "/head/ln_b"));
+    if (!c->tie_head)
+        MR_TRY(plan_add(p, &m->head_w, REQUIRED, 2, (hsize_t)c->n_out, d, 0, "/head/w"));
+    MR_TRY(plan_add(p, &m->head_b, bias, 1, (hsize_t)c->n_out, 0, 0, "/head/b"));
     return MR_OK;
 }
 
@@ -342,7 +445,7 @@ static int load(hid_t f, const char *file, mr_model *m)
         m->layers[c->moe_layers[i]].is_moe = 1;
         m->layers[c->moe_layers[i]].moe_index = i;
     }
-    if (c->task == MR_TASK_LM) MR_TRY(read_vocab(f, file, m));
+    if (c->task == MR_TASK_LM && c->has_vocab) MR_TRY(read_vocab(f, file, m));
 
     /* pass 1: every shape and dtype, before any large allocation */
     plan p = {0};
@@ -352,7 +455,7 @@ static int load(hid_t f, const char *file, mr_model *m)
         plan_item *it = &p.items[i];
         it->present = mr_h5_exists(f, it->path);
         if (!it->present && it->optional) {
-            total += item_size(it); /* zeros */
+            if (it->optional == ZEROS_IF_ABSENT) total += item_size(it);
             continue;
         }
         st = mr_h5_expect_float(f, file, it->path, it->rank, it->dims);
@@ -374,11 +477,16 @@ static int load(hid_t f, const char *file, mr_model *m)
     float *cur = m->arena;
     for (int i = 0; st == MR_OK && i < p.n; i++) {
         plan_item *it = &p.items[i];
+        if (!it->present && it->optional == NULL_IF_ABSENT) {
+            *it->dst = NULL;
+            continue;
+        }
         *it->dst = cur;
         cur += item_size(it);
         if (it->present) st = mr_h5_read_float(f, file, it->path, *it->dst, item_size(it));
     }
     m->n_params = (size_t)(cur - m->arena);
+    if (c->tie_head) m->head_w = m->tok; /* the LM head is the token embedding */
     for (int l = 0; st == MR_OK && l < c->n_layers; l++) {
         mr_layer *L = &m->layers[l];
         if (!L->is_moe) continue;
@@ -421,6 +529,17 @@ void mr_model_print_summary(FILE *fp, const mr_model *m)
     fprintf(fp, "blocks       %d (d_model %d, heads %d, d_ff %d, %s, norm_eps %g)\n",
             c->n_layers, c->d_model, c->n_heads, c->d_ff, mr_activation_name(c->activation),
             (double)c->norm_eps);
+    if (c->format_version >= 2) {
+        fprintf(fp, "attention    %d query heads, %d key/value heads, head_dim %d, q/k norm %s",
+                c->n_heads, c->n_kv_heads, c->head_dim, mr_qk_norm_name(c->qk_norm));
+        if (c->clip_qkv > 0.0) fprintf(fp, ", clip_qkv %g", c->clip_qkv);
+        fprintf(fp, "\nnorm         %s; positions %s", mr_norm_name(c->norm),
+                mr_position_name(c->position));
+        if (c->position == MR_POS_ROPE)
+            fprintf(fp, " (theta %g, linear scaling %g)", c->rope_theta, c->rope_scaling);
+        fprintf(fp, "; LM head %s\n", c->tie_head ? "tied to the token embedding" : "own");
+        if (c->shared_hidden > 0) fprintf(fp, "shared       expert of hidden %d\n", c->shared_hidden);
+    }
     fprintf(fp, "moe blocks   ");
     for (int i = 0; i < c->n_moe; i++) fprintf(fp, "%s%d", i ? "," : "", c->moe_layers[i]);
     fprintf(fp, " (%d experts, top-%d, expert hidden %d, gate_norm %s)\n", c->n_experts,
@@ -432,8 +551,10 @@ void mr_model_print_summary(FILE *fp, const mr_model *m)
                 c->n_classes);
     else
         fprintf(fp, "input        vocab %d, max_seq_len %d\n", c->vocab_size, c->max_seq_len);
-    size_t moe_params = 0, per_expert = 2 * (size_t)c->d_model * c->expert_hidden +
-                                        (size_t)c->expert_hidden + c->d_model;
+    size_t a = c->activation == MR_ACT_SWIGLU ? 3 : 2; /* weight matrices per expert */
+    size_t moe_params = 0, per_expert = a * (size_t)c->d_model * c->expert_hidden;
+    if (c->n_moe > 0 && m->layers[c->moe_layers[0]].exp_b1)
+        per_expert += (size_t)(a - 1) * c->expert_hidden + c->d_model;
     moe_params = per_expert * c->n_experts * c->n_moe;
     fprintf(fp, "parameters   %zu (%zu in experts; %zu active per token)\n", m->n_params,
             moe_params, m->n_params - moe_params + per_expert * c->top_k * c->n_moe);
@@ -458,7 +579,8 @@ static const char *const format_attrs[] = {
     "format", "format_version", "task", "d_model", "n_layers", "n_heads", "d_ff",
     "n_experts", "top_k", "expert_hidden", "norm_eps", "activation", "gate_norm", "router",
     "moe_layers", "image_h", "image_w", "channels", "patch", "n_classes", "pool",
-    "vocab_size", "max_seq_len", NULL};
+    "vocab_size", "max_seq_len", "norm", "position", "rope_theta", "rope_scaling", "n_kv_heads",
+    "head_dim", "qk_norm", "clip_qkv", "shared_expert_hidden", "tie_head", NULL};
 
 int mr_model_is_format_attr(const char *name)
 {
