@@ -200,14 +200,20 @@ int mr_corrupt_tokens(int32_t *out, const int32_t *in, int n, int cols, const in
     MR_REQUIRE(ws && cols >= 1 && cols <= ws->cols, MR_EINPUT,
                "corruption %s: rows of %d tokens, workspace holds %d", t->name, cols,
                ws ? ws->cols : 0);
-    MR_REQUIRE(vocab && V >= 2, MR_EINPUT, "corruption %s: needs a vocabulary of >= 2 tokens",
-               t->name);
+    MR_REQUIRE((vocab || t->ids_only) && V >= 2, MR_EINPUT,
+               "corruption %s: needs a vocabulary of >= 2 tokens%s", t->name,
+               vocab ? "" : " with their characters");
     MR_REQUIRE(n >= 0 && out != in, MR_EINPUT, "corruption %s: bad batch (n = %d)", t->name, n);
     for (size_t i = 0; i < (size_t)n * cols; i++)
         MR_REQUIRE(in[i] >= 0 && in[i] < V, MR_EINPUT,
                    "corruption %s: token id %d at row %zu is outside 0..%d", t->name, in[i],
                    i / (size_t)cols, V - 1);
-    MR_TRY(mr_text_prepare(ws, vocab, V));
+    if (vocab) {
+        MR_TRY(mr_text_prepare(ws, vocab, V));
+    } else { /* token ids alone (ids_only corruptions) */
+        ws->vocab = NULL;
+        ws->V = V;
+    }
     char p[96];
     purpose(p, sizeof p, t);
     for (int i = 0; i < n; i++) {

@@ -53,6 +53,8 @@ typedef struct mr_corruption_type {
     const char *summary;    /* one line for --list and docs */
     int deterministic;      /* 1: the output does not depend on the seed */
     int default_severity;   /* the benchmark's own severity (1..5), 0 if it has none */
+    int ids_only;           /* text: works on token ids alone, needs no code points (/vocab);
+                               the others need a character vocabulary */
     mr_corrupt_image_fn image;  /* set for MR_MOD_IMAGE */
     mr_corrupt_text_fn text;    /* set for MR_MOD_TEXT */
     mr_corrupt_embed_fn embed;  /* set for MR_MOD_EMBED */

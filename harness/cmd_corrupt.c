@@ -238,8 +238,11 @@ static int run_corrupt(const corrupt_args *a)
                           "mapped to characters through the model's /vocab",
                           t->name);
     if (st == MR_OK && a->model) st = mr_model_load(&m, a->model);
-    if (st == MR_OK && t->modality == MR_MOD_TEXT && !m->vocab)
-        st = mr_error_set(MR_EINPUT, "%s: not a language model (no /vocab)", a->model);
+    if (st == MR_OK && t->modality == MR_MOD_TEXT && m->cfg.task != MR_TASK_LM)
+        st = mr_error_set(MR_EINPUT, "%s: not a language model", a->model);
+    if (st == MR_OK && t->modality == MR_MOD_TEXT && !m->vocab && !t->ids_only)
+        st = mr_error_set(MR_EINPUT, "%s: no /vocab (token ids only): %s works on characters",
+                          a->model, t->name);
     size_t bytes = 0;
     if (st == MR_OK)
         bytes = d->kind == MR_DATA_IMAGES ? (size_t)d->n * d->h * d->w * d->c

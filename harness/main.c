@@ -18,6 +18,8 @@ static void usage(FILE *fp)
             "\n"
             "commands:\n"
             "  inspect MODEL.h5      architecture summary, parameter count, validation\n"
+            "  import DIR --out M.h5 a Hugging Face MoE checkpoint (mixtral, qwen2_moe,\n"
+            "                        qwen3_moe, olmoe) to a model file (docs/import.md)\n"
             "  eval --model M --data D\n"
             "                        accuracy (classify) or loss and bits per char (lm),\n"
             "                        and routing entropy, load balance and flip rates per MoE\n"
@@ -58,6 +60,7 @@ int main(int argc, char **argv)
     }
     mr_engine_blas_single_thread();
     if (strcmp(cmd, "inspect") == 0) return mr_cmd_inspect(argc - 1, argv + 1);
+    if (strcmp(cmd, "import") == 0) return mr_cmd_import(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0) return mr_cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0) return mr_cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "merge") == 0) return mr_cmd_merge(argc - 1, argv + 1);

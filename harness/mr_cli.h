@@ -12,6 +12,7 @@ int mr_cmd_report(int argc, char **argv);
 int mr_cmd_baseline(int argc, char **argv);
 int mr_cmd_check(int argc, char **argv);
 int mr_cmd_compress(int argc, char **argv);
+int mr_cmd_import(int argc, char **argv);
 
 /* Strict integer parse of option `name`; MR_EINPUT naming the option and value. */
 int mr_cli_parse_int(const char *name, const char *arg, long lo, long hi, long *out);

@@ -94,7 +94,10 @@ int mr_corrupt_setup_init(mr_corrupt_setup *s, const mr_corruption_type *t, int 
                                              : mr_corrupt_ws_alloc(&s->ws[i], 0, 0, 0, d->cols);
         if (t->modality == MR_MOD_IMAGE) s->ec.images = do_images;
         if (t->modality == MR_MOD_TEXT) {
-            MR_REQUIRE(m->vocab, MR_EINPUT, "corruption %s needs the model's /vocab", t->name);
+            MR_REQUIRE(m->vocab || t->ids_only, MR_EINPUT,
+                       "corruption %s works on characters and needs the model's /vocab; %s has "
+                       "token ids only (an imported model: text-level corruptions need a "
+                       "tokenizer, docs/import.md)", t->name, m->path);
             s->vocab = m->vocab;
             s->V = m->cfg.vocab_size;
             s->ec.tokens = do_tokens;

@@ -1,62 +1,11 @@
 #include "mr_model_io.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../analysis/mr_error.h"
 #include "mr_h5.h"
-
-/* One tensor the file must (or may) hold: checked first, read after allocation. */
-typedef struct plan_item {
-    char path[128];
-    int rank;
-    hsize_t dims[3];
-    float **dst;
-    int optional;
-    int present;
-} plan_item;
-
-typedef struct plan {
-    plan_item *items;
-    int n, cap;
-} plan;
-
-static int plan_add(plan *p, float **dst, int optional, int rank, hsize_t d0, hsize_t d1,
-                    hsize_t d2, const char *fmt, ...)
-    __attribute__((format(printf, 8, 9)));
-
-static int plan_add(plan *p, float **dst, int optional, int rank, hsize_t d0, hsize_t d1,
-                    hsize_t d2, const char *fmt, ...)
-{
-    if (p->n == p->cap) {
-        int cap = p->cap ? 2 * p->cap : 64;
-        plan_item *it = realloc(p->items, (size_t)cap * sizeof *it);
-        if (!it) return mr_error_set(MR_ENOMEM, "out of memory");
-        p->items = it;
-        p->cap = cap;
-    }
-    plan_item *it = &p->items[p->n++];
-    memset(it, 0, sizeof *it);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(it->path, sizeof it->path, fmt, ap);
-    va_end(ap);
-    it->rank = rank;
-    it->dims[0] = d0;
-    it->dims[1] = d1;
-    it->dims[2] = d2;
-    it->dst = dst;
-    it->optional = optional;
-    return MR_OK;
-}
-
-static size_t item_size(const plan_item *it)
-{
-    size_t n = 1;
-    for (int i = 0; i < it->rank; i++) n *= (size_t)it->dims[i];
-    return n;
-}
+#include "mr_model_plan.h"
 
 static int str_choice(const char *file, const char *attr, const char *val, const char *a,
                       const char *b, int *out)
@@ -219,82 +168,6 @@ static int read_config(hid_t f, const char *file, mr_config *c)
     return MR_OK;
 }
 
-/* plan_item.optional: how an absent dataset is read */
-enum { REQUIRED = 0, ZEROS_IF_ABSENT = 1, NULL_IF_ABSENT = 2 };
-
-static int plan_layer(plan *p, mr_layer *L, int l, const mr_config *c)
-{
-    hsize_t d = (hsize_t)c->d_model, E = (hsize_t)c->n_experts, h = (hsize_t)c->expert_hidden;
-    hsize_t F = (hsize_t)c->d_ff, Q = (hsize_t)c->q_dim, QKV = (hsize_t)c->qkv_dim;
-    hsize_t a = c->activation == MR_ACT_SWIGLU ? 2 : 1; /* gate rows, then up rows */
-    int ln = c->norm == MR_NORM_LAYER;
-    int bias = c->format_version == 1 ? REQUIRED : NULL_IF_ABSENT; /* v2: biases optional */
-    MR_TRY(plan_add(p, &L->ln1_w, REQUIRED, 1, d, 0, 0, "/layers/%d/ln1_w", l));
-    if (ln) MR_TRY(plan_add(p, &L->ln1_b, REQUIRED, 1, d, 0, 0, "/layers/%d/ln1_b", l));
-    MR_TRY(plan_add(p, &L->attn_qkv_w, REQUIRED, 2, QKV, d, 0, "/layers/%d/attn_qkv_w", l));
-    MR_TRY(plan_add(p, &L->attn_qkv_b, bias, 1, QKV, 0, 0, "/layers/%d/attn_qkv_b", l));
-    MR_TRY(plan_add(p, &L->attn_out_w, REQUIRED, 2, d, Q, 0, "/layers/%d/attn_out_w", l));
-    MR_TRY(plan_add(p, &L->attn_out_b, bias, 1, d, 0, 0, "/layers/%d/attn_out_b", l));
-    if (c->qk_norm != MR_QK_NORM_NONE) {
-        int full = c->qk_norm == MR_QK_NORM_FULL;
-        hsize_t hd = (hsize_t)c->head_dim;
-        MR_TRY(plan_add(p, &L->q_norm_w, REQUIRED, 1, full ? Q : hd, 0, 0,
-                        "/layers/%d/q_norm_w", l));
-        MR_TRY(plan_add(p, &L->k_norm_w, REQUIRED, 1, full ? (hsize_t)c->kv_dim : hd, 0, 0,
-                        "/layers/%d/k_norm_w", l));
-    }
-    MR_TRY(plan_add(p, &L->ln2_w, REQUIRED, 1, d, 0, 0, "/layers/%d/ln2_w", l));
-    if (ln) MR_TRY(plan_add(p, &L->ln2_b, REQUIRED, 1, d, 0, 0, "/layers/%d/ln2_b", l));
-    if (!L->is_moe) {
-        MR_TRY(plan_add(p, &L->ffn_w1, REQUIRED, 2, a * F, d, 0, "/layers/%d/ffn/w1", l));
-        MR_TRY(plan_add(p, &L->ffn_b1, bias, 1, a * F, 0, 0, "/layers/%d/ffn/b1", l));
-        MR_TRY(plan_add(p, &L->ffn_w2, REQUIRED, 2, d, F, 0, "/layers/%d/ffn/w2", l));
-        MR_TRY(plan_add(p, &L->ffn_b2, bias, 1, d, 0, 0, "/layers/%d/ffn/b2", l));
-        return MR_OK;
-    }
-    MR_TRY(plan_add(p, &L->gate_w, REQUIRED, 2, E, d, 0, "/layers/%d/moe/gate_w", l));
-    /* gate_b is optional: when absent it is planned as zeros (see load_tensors) */
-    MR_TRY(plan_add(p, &L->gate_b, ZEROS_IF_ABSENT, 1, E, 0, 0, "/layers/%d/moe/gate_b", l));
-    MR_TRY(plan_add(p, &L->exp_w1, REQUIRED, 3, E, a * h, d, "/layers/%d/moe/w1", l));
-    MR_TRY(plan_add(p, &L->exp_b1, bias, 2, E, a * h, 0, "/layers/%d/moe/b1", l));
-    MR_TRY(plan_add(p, &L->exp_w2, REQUIRED, 3, E, d, h, "/layers/%d/moe/w2", l));
-    MR_TRY(plan_add(p, &L->exp_b2, bias, 2, E, d, 0, "/layers/%d/moe/b2", l));
-    if (c->shared_hidden > 0) {
-        hsize_t S = (hsize_t)c->shared_hidden;
-        MR_TRY(plan_add(p, &L->shared_w1, REQUIRED, 2, a * S, d, 0, "/layers/%d/moe/shared_w1", l));
-        MR_TRY(plan_add(p, &L->shared_w2, REQUIRED, 2, d, S, 0, "/layers/%d/moe/shared_w2", l));
-        MR_TRY(plan_add(p, &L->shared_gate_w, NULL_IF_ABSENT, 2, 1, d, 0,
-                        "/layers/%d/moe/shared_gate_w", l));
-    }
-    return MR_OK;
-}
-
-static int build_plan(plan *p, mr_model *m)
-{
-    const mr_config *c = &m->cfg;
-    hsize_t d = (hsize_t)c->d_model;
-    if (c->task == MR_TASK_CLASSIFY) {
-        hsize_t pp = (hsize_t)c->patch * c->patch * c->channels;
-        MR_TRY(plan_add(p, &m->patch_w, REQUIRED, 2, d, pp, 0, "/embed/patch_w"));
-        MR_TRY(plan_add(p, &m->patch_b, REQUIRED, 1, d, 0, 0, "/embed/patch_b"));
-        if (c->pool == MR_POOL_CLS)
-            MR_TRY(plan_add(p, &m->cls, REQUIRED, 1, d, 0, 0, "/embed/cls"));
-    } else {
-        MR_TRY(plan_add(p, &m->tok, REQUIRED, 2, (hsize_t)c->vocab_size, d, 0, "/embed/tok"));
-    }
-    if (c->position == MR_POS_LEARNED)
-        MR_TRY(plan_add(p, &m->pos, REQUIRED, 2, (hsize_t)c->n_pos, d, 0, "/embed/pos"));
-    for (int l = 0; l < c->n_layers; l++) MR_TRY(plan_layer(p, &m->layers[l], l, c));
-    int bias = c->format_version == 1 ? REQUIRED : NULL_IF_ABSENT;
-    MR_TRY(plan_add(p, &m->head_ln_w, REQUIRED, 1, d, 0, 0, "/head/ln_w"));
-    if (c->norm == MR_NORM_LAYER)
-        MR_TRY(plan_add(p, &m->head_ln_b, REQUIRED, 1, d, 0, 0, "/head/ln_b"));
-    if (!c->tie_head)
-        MR_TRY(plan_add(p, &m->head_w, REQUIRED, 2, (hsize_t)c->n_out, d, 0, "/head/w"));
-    MR_TRY(plan_add(p, &m->head_b, bias, 1, (hsize_t)c->n_out, 0, 0, "/head/b"));
-    return MR_OK;
-}
-
 /* Router tensors: every float dataset (rank <= 4) under /layers/L/moe/router, plus every
  * numeric attribute of that group as a scalar (hyperparameters such as tau). */
 typedef struct router_scan {
@@ -448,18 +321,18 @@ static int load(hid_t f, const char *file, mr_model *m)
     if (c->task == MR_TASK_LM && c->has_vocab) MR_TRY(read_vocab(f, file, m));
 
     /* pass 1: every shape and dtype, before any large allocation */
-    plan p = {0};
-    int st = build_plan(&p, m);
+    mr_plan p = {0};
+    int st = mr_model_plan(&p, m);
     size_t total = 0;
     for (int i = 0; st == MR_OK && i < p.n; i++) {
-        plan_item *it = &p.items[i];
+        mr_plan_item *it = &p.items[i];
         it->present = mr_h5_exists(f, it->path);
         if (!it->present && it->optional) {
-            if (it->optional == ZEROS_IF_ABSENT) total += item_size(it);
+            if (it->optional == MR_PLAN_ZEROS_IF_ABSENT) total += mr_plan_item_size(it);
             continue;
         }
         st = mr_h5_expect_float(f, file, it->path, it->rank, it->dims);
-        total += item_size(it);
+        total += mr_plan_item_size(it);
     }
     for (int l = 0; st == MR_OK && l < c->n_layers; l++)
         if (m->layers[l].is_moe) {
@@ -476,14 +349,14 @@ static int load(hid_t f, const char *file, mr_model *m)
     /* pass 2: read */
     float *cur = m->arena;
     for (int i = 0; st == MR_OK && i < p.n; i++) {
-        plan_item *it = &p.items[i];
-        if (!it->present && it->optional == NULL_IF_ABSENT) {
+        mr_plan_item *it = &p.items[i];
+        if (!it->present && it->optional == MR_PLAN_NULL_IF_ABSENT) {
             *it->dst = NULL;
             continue;
         }
         *it->dst = cur;
-        cur += item_size(it);
-        if (it->present) st = mr_h5_read_float(f, file, it->path, *it->dst, item_size(it));
+        cur += mr_plan_item_size(it);
+        if (it->present) st = mr_h5_read_float(f, file, it->path, *it->dst, mr_plan_item_size(it));
     }
     m->n_params = (size_t)(cur - m->arena);
     if (c->tie_head) m->head_w = m->tok; /* the LM head is the token embedding */
@@ -495,7 +368,7 @@ static int load(hid_t f, const char *file, mr_model *m)
         L->has_gate_b = mr_h5_exists(f, gb);
         st = read_router(f, file, L, l, &cur);
     }
-    free(p.items);
+    mr_model_plan_free(&p);
     return st;
 }
 

@@ -1,4 +1,5 @@
-/* The engine on Hugging Face MoE families (format v2) vs their PyTorch implementation.
+/* The importer and the engine on Hugging Face MoE families (format v2) vs their PyTorch
+ * implementation.
  *
  * tests/fixtures/hf/ (tools/make_hf_fixture.py --fixtures) holds, per family (mixtral,
  * qwen2_moe, qwen3_moe, olmoe) and weight dtype (f32, bf16), a tiny random checkpoint in
@@ -11,9 +12,17 @@
  * same top-k sets except where PyTorch's own margin is below 1e-5 (an exact tie within
  * float rounding). Coverage is part of the test: every family in both dtypes, and the
  * swapped routers similarity, attention and ac, each far from what the family's own
- * routing computes (a router that silently fell back to it would otherwise pass). */
+ * routing computes (a router that silently fell back to it would otherwise pass).
+ *
+ * imported_checkpoints_match: mr_hf_import (the C importer: cJSON, the project's
+ * safetensors parser, bf16 -> float32) on each checkpoint gives exactly the weights the
+ * PyTorch side converted (every float of the two models' arenas equal), and the imported
+ * model passes the same parity checks. */
 #include <glob.h>
 
+#include <unistd.h>
+
+#include "io/mr_hf_import.h"
 #include "mr_parity.h"
 
 static const char *const families[] = {"mixtral", "qwen2_moe", "qwen3_moe", "olmoe"};
@@ -73,6 +82,56 @@ START_TEST(converted_models_match_pytorch)
 }
 END_TEST
 
+/* The ref's `model` attribute with the imported model in its place. */
+static void check_imported(const char *ref, const char *imported)
+{
+    char router[64];
+    ref_attr(ref, "router", router, sizeof router);
+    mr_parity_result res;
+    mr_parity_check_model(ref, imported, router, NULL, &res, 1);
+}
+
+START_TEST(imported_checkpoints_match)
+{
+    for (int f = 0; f < N_FAMILIES; f++)
+        for (int dt = 0; dt < 2; dt++) {
+            const char *dts = dt ? "bf16" : "f32";
+            char dir[200], conv[256], out[64] = "/tmp/mr-hf-import-XXXXXX";
+            snprintf(dir, sizeof dir, "tests/fixtures/hf/%s-%s", families[f], dts);
+            snprintf(conv, sizeof conv, "%s.h5", dir);
+            int fd = mkstemp(out);
+            ck_assert_int_ge(fd, 0);
+            close(fd);
+            ck_assert_msg(mr_hf_import(dir, out, NULL) == MR_OK, "%s: %s", dir, mr_error_message());
+            mr_model *a, *b;
+            ck_assert_msg(mr_model_load(&a, out) == MR_OK, "%s", mr_error_message());
+            ck_assert_msg(mr_model_load(&b, conv) == MR_OK, "%s", mr_error_message());
+            ck_assert_uint_eq(a->n_arena, b->n_arena);
+            ck_assert_uint_eq(a->n_params, b->n_params);
+            ck_assert_msg(memcmp(a->arena, b->arena, a->n_arena * sizeof(float)) == 0,
+                          "%s: imported weights differ from tools/hf_moe.py's", dir);
+            ck_assert_msg(memcmp(&a->cfg.q_dim, &b->cfg.q_dim, 3 * sizeof(int)) == 0 &&
+                              a->cfg.tie_head == b->cfg.tie_head &&
+                              a->cfg.shared_hidden == b->cfg.shared_hidden &&
+                              a->cfg.qk_norm == b->cfg.qk_norm &&
+                              a->cfg.rope_theta == b->cfg.rope_theta &&
+                              a->cfg.rope_scaling == b->cfg.rope_scaling &&
+                              a->cfg.clip_qkv == b->cfg.clip_qkv &&
+                              a->cfg.gate_norm == b->cfg.gate_norm && a->cfg.n_moe == b->cfg.n_moe,
+                          "%s: imported configuration differs from tools/hf_moe.py's", dir);
+            mr_model_free(a);
+            mr_model_free(b);
+            glob_t g;
+            char pat[300];
+            snprintf(pat, sizeof pat, "tests/fixtures/hf/ref-%s-%s*.h5", families[f], dts);
+            ck_assert_int_eq(glob(pat, 0, NULL, &g), 0);
+            for (size_t i = 0; i < g.gl_pathc; i++) check_imported(g.gl_pathv[i], out);
+            globfree(&g);
+            unlink(out);
+        }
+}
+END_TEST
+
 int main(void)
 {
     mr_engine_blas_single_thread();
@@ -80,6 +139,7 @@ int main(void)
     TCase *tc = tcase_create("pytorch");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, converted_models_match_pytorch);
+    tcase_add_test(tc, imported_checkpoints_match);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }
