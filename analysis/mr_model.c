@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "mr_error.h"
+#include "mr_model_plan.h"
 
 const char *mr_task_name(int task) { return task == MR_TASK_LM ? "lm" : "classify"; }
 const char *mr_activation_name(int a)
@@ -214,14 +215,6 @@ void mr_model_free(mr_model *m)
     free(m);
 }
 
-/* Hands out consecutive slices of the arena, in the order the loader uses. */
-static float *carve(float **cur, size_t n)
-{
-    float *p = *cur;
-    *cur += n;
-    return p;
-}
-
 int mr_model_alloc(mr_model **out, const mr_config *cfg, size_t extra)
 {
     *out = NULL;
@@ -244,60 +237,34 @@ int mr_model_alloc(mr_model **out, const mr_config *cfg, size_t extra)
     m->n_arena = m->n_params + extra;
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     m->arena = calloc(m->n_arena ? m->n_arena : 1, sizeof(float));
-    if (!m->layers || !m->arena) {
-        mr_model_free(m);
-        return mr_error_set(MR_ENOMEM, "out of memory: %zu weights", m->n_arena);
-    }
-    size_t d = (size_t)c->d_model, E = (size_t)c->n_experts, h = (size_t)c->expert_hidden;
-    size_t F = (size_t)c->d_ff;
-    float *cur = m->arena;
-    if (c->task == MR_TASK_CLASSIFY) {
-        m->patch_w = carve(&cur, d * (size_t)(c->patch * c->patch * c->channels));
-        m->patch_b = carve(&cur, d);
-        if (c->pool == MR_POOL_CLS) m->cls = carve(&cur, d);
-    } else {
-        m->tok = carve(&cur, (size_t)c->vocab_size * d);
+    if (c->task == MR_TASK_LM && c->has_vocab)
         m->vocab = calloc((size_t)c->vocab_size, sizeof *m->vocab);
-        if (!m->vocab) {
-            mr_model_free(m);
-            return mr_error_set(MR_ENOMEM, "out of memory");
-        }
+    if (!m->layers || !m->arena || (c->task == MR_TASK_LM && c->has_vocab && !m->vocab)) {
+        size_t n = m->n_arena;
+        mr_model_free(m);
+        return mr_error_set(MR_ENOMEM, "out of memory: %zu weights", n);
     }
-    m->pos = carve(&cur, (size_t)c->n_pos * d);
     for (int l = 0; l < c->n_layers; l++) m->layers[l].moe_index = -1;
     for (int i = 0; i < c->n_moe; i++) {
         m->layers[c->moe_layers[i]].is_moe = 1;
         m->layers[c->moe_layers[i]].moe_index = i;
+        m->layers[c->moe_layers[i]].has_gate_b = 1;
     }
-    for (int l = 0; l < c->n_layers; l++) {
-        mr_layer *L = &m->layers[l];
-        L->ln1_w = carve(&cur, d);
-        L->ln1_b = carve(&cur, d);
-        L->attn_qkv_w = carve(&cur, 3 * d * d);
-        L->attn_qkv_b = carve(&cur, 3 * d);
-        L->attn_out_w = carve(&cur, d * d);
-        L->attn_out_b = carve(&cur, d);
-        L->ln2_w = carve(&cur, d);
-        L->ln2_b = carve(&cur, d);
-        if (!L->is_moe) {
-            L->ffn_w1 = carve(&cur, F * d);
-            L->ffn_b1 = carve(&cur, F);
-            L->ffn_w2 = carve(&cur, d * F);
-            L->ffn_b2 = carve(&cur, d);
-            continue;
-        }
-        L->gate_w = carve(&cur, E * d);
-        L->gate_b = carve(&cur, E);
-        L->has_gate_b = 1;
-        L->exp_w1 = carve(&cur, E * h * d);
-        L->exp_b1 = carve(&cur, E * h);
-        L->exp_w2 = carve(&cur, E * d * h);
-        L->exp_b2 = carve(&cur, E * d);
+    /* every tensor of the plan, the optional ones of format 2 (biases, shared_gate_w)
+     * included, as zeros: mr_config_param_count counts them */
+    mr_plan p = {0};
+    st = mr_model_plan(&p, m);
+    float *cur = m->arena;
+    for (int i = 0; st == MR_OK && i < p.n; i++) {
+        *p.items[i].dst = cur;
+        cur += mr_plan_item_size(&p.items[i]);
     }
-    m->head_ln_w = carve(&cur, d);
-    m->head_ln_b = carve(&cur, d);
-    m->head_w = carve(&cur, (size_t)c->n_out * d);
-    m->head_b = carve(&cur, (size_t)c->n_out);
+    mr_model_plan_free(&p);
+    if (st != MR_OK) {
+        mr_model_free(m);
+        return st;
+    }
+    if (c->tie_head) m->head_w = m->tok;
     size_t used = (size_t)(cur - m->arena), expected = m->n_params;
     if (used != expected) { /* the layout here and mr_config_param_count must agree */
         mr_model_free(m);

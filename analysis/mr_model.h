@@ -166,8 +166,10 @@ void mr_config_v1_defaults(mr_config *cfg);
  * copied). Every weight pointer is set, in the order of docs/model-format.md, into one
  * arena of mr_config_param_count(cfg) + extra floats; the caller may carve router
  * tensors out of the `extra` floats that follow m->arena + m->n_params. Every MoE block
- * gets has_gate_b = 1 and no router tensors. Used to build derived models (compression)
- * that io/mr_model_write.h then saves. *out is NULL on error. */
+ * gets has_gate_b = 1 and no router tensors. Format 2: the optional tensors (biases,
+ * shared_gate_w) are allocated too (zeros: the same computation as absent), head_w is tok
+ * with tie_head, and /vocab only with has_vocab. Used to build derived models
+ * (compression) that io/mr_model_write.h then saves. *out is NULL on error. */
 int mr_model_alloc(mr_model **out, const mr_config *cfg, size_t extra);
 
 /* Frees everything a model owns; accepts NULL. */

@@ -26,7 +26,8 @@
 #include "../analysis/mr_error.h"
 #include "mr_h5.h"
 #include "mr_hf_json.h"
-#include "mr_model_plan.h"
+#include "mr_model_write.h"
+#include "../analysis/mr_model_plan.h"
 #include "mr_safetensors.h"
 
 #define INDEX_NAME "model.safetensors.index.json"
@@ -383,51 +384,13 @@ static int config_dtype(const char *dir, char *name, size_t cap, int *out)
 
 /* ---- writing -------------------------------------------------------------------------- */
 
-static int write_int_array(hid_t loc, const char *name, const int *v, int n)
+/* The configuration (mr_model_write_config) and where the model came from. */
+static int write_attrs(hid_t f, const char *file, const mr_config *c, const char *dir, int family)
 {
-    long long *buf = malloc(((size_t)n + 1) * sizeof *buf);
-    if (!buf) return mr_error_set(MR_ENOMEM, "out of memory");
-    for (int i = 0; i < n; i++) buf[i] = v[i];
-    hsize_t dims = (hsize_t)n;
-    hid_t sp = H5Screate_simple(1, &dims, NULL);
-    hid_t a = sp >= 0 ? H5Acreate2(loc, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT) : -1;
-    herr_t e = a >= 0 ? H5Awrite(a, H5T_NATIVE_LLONG, buf) : -1;
-    if (a >= 0) H5Aclose(a);
-    if (sp >= 0) H5Sclose(sp);
-    free(buf);
-    MR_REQUIRE(e >= 0, MR_EIO, "cannot write attribute %s", name);
-    return MR_OK;
-}
-
-/* The root attributes of a format v2 lm model (docs/model-format.md). */
-static int write_attrs(hid_t f, const mr_config *c, const char *dir, int family)
-{
-    static const char *const qk[] = {"none", "head", "full"};
-    MR_TRY(mr_h5_write_attr_string(f, "format", "moe-robust-model"));
-    MR_TRY(mr_h5_write_attr_int(f, "format_version", 2));
-    MR_TRY(mr_h5_write_attr_string(f, "task", "lm"));
-    const struct { const char *k; long long v; } ints[] = {
-        {"d_model", c->d_model}, {"n_layers", c->n_layers}, {"n_heads", c->n_heads},
-        {"d_ff", c->d_ff}, {"n_experts", c->n_experts}, {"top_k", c->top_k},
-        {"expert_hidden", c->expert_hidden}, {"vocab_size", c->vocab_size},
-        {"max_seq_len", c->max_seq_len}, {"n_kv_heads", c->n_kv_heads},
-        {"head_dim", c->head_dim}, {"shared_expert_hidden", c->shared_hidden},
-        {"tie_head", c->tie_head}};
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-        MR_TRY(mr_h5_write_attr_int(f, ints[i].k, ints[i].v));
-    MR_TRY(mr_h5_write_attr_double(f, "norm_eps", (double)c->norm_eps));
-    MR_TRY(mr_h5_write_attr_double(f, "rope_theta", c->rope_theta));
-    MR_TRY(mr_h5_write_attr_double(f, "rope_scaling", c->rope_scaling));
-    MR_TRY(mr_h5_write_attr_double(f, "clip_qkv", c->clip_qkv));
-    MR_TRY(mr_h5_write_attr_string(f, "activation", "swiglu"));
-    MR_TRY(mr_h5_write_attr_string(f, "gate_norm", mr_gate_norm_name(c->gate_norm)));
-    MR_TRY(mr_h5_write_attr_string(f, "router", c->router));
-    MR_TRY(mr_h5_write_attr_string(f, "norm", "rmsnorm"));
-    MR_TRY(mr_h5_write_attr_string(f, "position", "rope"));
-    MR_TRY(mr_h5_write_attr_string(f, "qk_norm", qk[c->qk_norm]));
-    MR_TRY(write_int_array(f, "moe_layers", c->moe_layers, c->n_moe));
-    MR_TRY(mr_h5_write_attr_string(f, "hf_model_type", mr_hf_family_name(family)));
-    return mr_h5_write_attr_string(f, "hf_source", dir);
+    MR_TRY(mr_model_write_config(f, file, c));
+    int st = mr_h5_write_attr_string(f, "hf_model_type", mr_hf_family_name(family));
+    if (st == MR_OK) st = mr_h5_write_attr_string(f, "hf_source", dir);
+    return st == MR_OK ? MR_OK : mr_error_set(MR_EIO, "%s: cannot write attributes", file);
 }
 
 /* Copy one piece into its dataset, a block of rows at a time. */
@@ -477,7 +440,8 @@ static int write_datasets(hid_t f, const ckpt *ck, const pieces *ps, mr_plan *pl
         const piece *pc = &ps->p[i];
         mr_plan_item *it = &plan->items[pc->item];
         if (ds[pc->item] < 0) {
-            hid_t sp = H5Screate_simple(it->rank, it->dims, NULL);
+            hsize_t dims[3] = {it->dims[0], it->dims[1], it->dims[2]};
+            hid_t sp = H5Screate_simple(it->rank, dims, NULL);
             ds[pc->item] = sp >= 0 ? H5Dcreate2(f, it->path, H5T_IEEE_F32LE, sp, lcpl, dcpl,
                                                 H5P_DEFAULT)
                                    : -1;
@@ -524,7 +488,7 @@ static int write_model(const char *out, const ckpt *ck, const pieces *ps, mr_pla
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (fapl >= 0) H5Pclose(fapl);
     MR_REQUIRE(f >= 0, MR_EIO, "%s: cannot create (directory missing or not writable?)", tmp);
-    int st = write_attrs(f, &s->cfg, ck->dir, s->family);
+    int st = write_attrs(f, tmp, &s->cfg, ck->dir, s->family);
     if (st == MR_OK) st = write_datasets(f, ck, ps, plan);
     if (H5Fclose(f) < 0 && st == MR_OK) st = mr_error_set(MR_EIO, "%s: cannot close", tmp);
     if (st == MR_OK && rename(tmp, out) != 0)

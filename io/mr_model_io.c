@@ -5,7 +5,7 @@
 
 #include "../analysis/mr_error.h"
 #include "mr_h5.h"
-#include "mr_model_plan.h"
+#include "../analysis/mr_model_plan.h"
 
 static int str_choice(const char *file, const char *attr, const char *val, const char *a,
                       const char *b, int *out)
@@ -331,7 +331,8 @@ static int load(hid_t f, const char *file, mr_model *m)
             if (it->optional == MR_PLAN_ZEROS_IF_ABSENT) total += mr_plan_item_size(it);
             continue;
         }
-        st = mr_h5_expect_float(f, file, it->path, it->rank, it->dims);
+        hsize_t dims[3] = {it->dims[0], it->dims[1], it->dims[2]};
+        st = mr_h5_expect_float(f, file, it->path, it->rank, dims);
         total += mr_plan_item_size(it);
     }
     for (int l = 0; st == MR_OK && l < c->n_layers; l++)

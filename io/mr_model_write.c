@@ -9,6 +9,7 @@
 #include "mr_file.h"
 #include "mr_h5.h"
 #include "mr_model_io.h"
+#include "../analysis/mr_model_plan.h"
 
 /* ---- metadata list ---------------------------------------------------------------- */
 
@@ -177,61 +178,31 @@ int mr_model_meta_read_as(mr_model_meta *meta, const char *path, const char *pre
 typedef int (*tensor_fn)(void *ctx, const char *path, int rank, const hsize_t *dims,
                          const float *data);
 
-/* Tensor `name` of block `layer`, or of the root when layer < 0. */
-static int visit(tensor_fn fn, void *ctx, const float *data, int rank, hsize_t d0, hsize_t d1,
-                 hsize_t d2, int layer, const char *name)
-{
-    char path[256];
-    if (layer < 0)
-        snprintf(path, sizeof path, "/%s", name);
-    else
-        snprintf(path, sizeof path, "/layers/%d/%s", layer, name);
-    hsize_t dims[3] = {d0, d1, d2};
-    return fn(ctx, path, rank, dims, data);
-}
-
-/* fn(path, rank, dims, data) for every float tensor of m (router tensors of rank 0,
- * stored as attributes, excluded). */
+/* fn(path, rank, dims, data) for every float tensor of m: those of the model plan
+ * (analysis/mr_model_plan.h) that the model has (an optional tensor of format 2 that is
+ * NULL was absent from the source; an absent gate_b loads as zeros, and is written only
+ * when the source had one, keeping the file's structure as well as its values), then the
+ * router tensors (those of rank 0, stored as attributes, excluded). */
 static int each_tensor(const mr_model *m, tensor_fn fn, void *ctx)
 {
-    const mr_config *c = &m->cfg;
-    hsize_t d = (hsize_t)c->d_model, E = (hsize_t)c->n_experts, h = (hsize_t)c->expert_hidden;
-    hsize_t F = (hsize_t)c->d_ff;
-    if (c->task == MR_TASK_CLASSIFY) {
-        hsize_t pp = (hsize_t)c->patch * c->patch * c->channels;
-        MR_TRY(visit(fn, ctx, m->patch_w, 2, d, pp, 0, -1, "embed/patch_w"));
-        MR_TRY(visit(fn, ctx, m->patch_b, 1, d, 0, 0, -1, "embed/patch_b"));
-        if (c->pool == MR_POOL_CLS) MR_TRY(visit(fn, ctx, m->cls, 1, d, 0, 0, -1, "embed/cls"));
-    } else {
-        MR_TRY(visit(fn, ctx, m->tok, 2, (hsize_t)c->vocab_size, d, 0, -1, "embed/tok"));
-    }
-    MR_TRY(visit(fn, ctx, m->pos, 2, (hsize_t)c->n_pos, d, 0, -1, "embed/pos"));
-    for (int l = 0; l < c->n_layers; l++) {
-        const mr_layer *L = &m->layers[l];
-        MR_TRY(visit(fn, ctx, L->ln1_w, 1, d, 0, 0, l, "ln1_w"));
-        MR_TRY(visit(fn, ctx, L->ln1_b, 1, d, 0, 0, l, "ln1_b"));
-        MR_TRY(visit(fn, ctx, L->attn_qkv_w, 2, 3 * d, d, 0, l, "attn_qkv_w"));
-        MR_TRY(visit(fn, ctx, L->attn_qkv_b, 1, 3 * d, 0, 0, l, "attn_qkv_b"));
-        MR_TRY(visit(fn, ctx, L->attn_out_w, 2, d, d, 0, l, "attn_out_w"));
-        MR_TRY(visit(fn, ctx, L->attn_out_b, 1, d, 0, 0, l, "attn_out_b"));
-        MR_TRY(visit(fn, ctx, L->ln2_w, 1, d, 0, 0, l, "ln2_w"));
-        MR_TRY(visit(fn, ctx, L->ln2_b, 1, d, 0, 0, l, "ln2_b"));
-        if (!L->is_moe) {
-            MR_TRY(visit(fn, ctx, L->ffn_w1, 2, F, d, 0, l, "ffn/w1"));
-            MR_TRY(visit(fn, ctx, L->ffn_b1, 1, F, 0, 0, l, "ffn/b1"));
-            MR_TRY(visit(fn, ctx, L->ffn_w2, 2, d, F, 0, l, "ffn/w2"));
-            MR_TRY(visit(fn, ctx, L->ffn_b2, 1, d, 0, 0, l, "ffn/b2"));
-            continue;
+    mr_plan p = {0};
+    int st = mr_model_plan(&p, (mr_model *)m); /* only reads m's fields */
+    for (int i = 0; st == MR_OK && i < p.n; i++) {
+        const mr_plan_item *it = &p.items[i];
+        const float *data = *it->dst;
+        if (!data && it->optional == MR_PLAN_NULL_IF_ABSENT) continue;
+        if (it->optional == MR_PLAN_ZEROS_IF_ABSENT) { /* gate_b */
+            int l = atoi(it->path + strlen("/layers/"));
+            if (!m->layers[l].has_gate_b) continue;
         }
-        MR_TRY(visit(fn, ctx, L->gate_w, 2, E, d, 0, l, "moe/gate_w"));
-        /* an absent gate_b loads as zeros; writing it only when the source had one keeps
-         * the file's structure as well as its values */
-        if (L->has_gate_b) MR_TRY(visit(fn, ctx, L->gate_b, 1, E, 0, 0, l, "moe/gate_b"));
-        MR_TRY(visit(fn, ctx, L->exp_w1, 3, E, h, d, l, "moe/w1"));
-        MR_TRY(visit(fn, ctx, L->exp_b1, 2, E, h, 0, l, "moe/b1"));
-        MR_TRY(visit(fn, ctx, L->exp_w2, 3, E, d, h, l, "moe/w2"));
-        MR_TRY(visit(fn, ctx, L->exp_b2, 2, E, d, 0, l, "moe/b2"));
-        for (int i = 0; i < L->n_router_tensors; i++) {
+        hsize_t dims[3] = {it->dims[0], it->dims[1], it->dims[2]};
+        st = fn(ctx, it->path, it->rank, dims, data);
+    }
+    mr_model_plan_free(&p);
+    MR_TRY(st);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const mr_layer *L = &m->layers[l];
+        for (int i = 0; L->is_moe && i < L->n_router_tensors; i++) {
             const mr_named_tensor *t = &L->router_tensors[i];
             if (t->ndim == 0) continue;
             char path[256];
@@ -241,10 +212,6 @@ static int each_tensor(const mr_model *m, tensor_fn fn, void *ctx)
             MR_TRY(fn(ctx, path, t->ndim, dims, t->data));
         }
     }
-    MR_TRY(visit(fn, ctx, m->head_ln_w, 1, d, 0, 0, -1, "head/ln_w"));
-    MR_TRY(visit(fn, ctx, m->head_ln_b, 1, d, 0, 0, -1, "head/ln_b"));
-    MR_TRY(visit(fn, ctx, m->head_w, 2, (hsize_t)c->n_out, d, 0, -1, "head/w"));
-    MR_TRY(visit(fn, ctx, m->head_b, 1, (hsize_t)c->n_out, 0, 0, -1, "head/b"));
     return MR_OK;
 }
 
@@ -282,7 +249,7 @@ static int check_model(const mr_model *m, const char *file)
                        "%s: /layers/%d/moe/router: attribute %s is not finite", file, l, t->name);
         }
     }
-    if (m->cfg.task == MR_TASK_LM)
+    if (m->cfg.task == MR_TASK_LM && m->vocab)
         for (int i = 0; i < m->cfg.vocab_size; i++)
             MR_REQUIRE(m->vocab[i] >= 0 && m->vocab[i] <= 0x10FFFF, MR_EINPUT,
                        "%s: /vocab[%d] = %d is not a Unicode code point", file, i, m->vocab[i]);
@@ -358,11 +325,29 @@ static int write_router_scalars(hid_t f, const char *file, const mr_model *m)
     return MR_OK;
 }
 
-static int write_config(hid_t f, const char *file, const mr_config *c)
+/* The version 2 attributes (docs/model-format.md, "Version 2"), all of them. */
+static int write_config_v2(hid_t f, const mr_config *c)
+{
+    int st = MR_OK;
+    st |= mr_h5_write_attr_string(f, "norm", mr_norm_name(c->norm));
+    st |= mr_h5_write_attr_string(f, "position", mr_position_name(c->position));
+    st |= mr_h5_write_attr_double(f, "rope_theta", c->rope_theta);
+    st |= mr_h5_write_attr_double(f, "rope_scaling", c->rope_scaling);
+    st |= mr_h5_write_attr_int(f, "n_kv_heads", c->n_kv_heads);
+    st |= mr_h5_write_attr_int(f, "head_dim", c->head_dim);
+    st |= mr_h5_write_attr_string(f, "qk_norm", mr_qk_norm_name(c->qk_norm));
+    st |= mr_h5_write_attr_double(f, "clip_qkv", c->clip_qkv);
+    st |= mr_h5_write_attr_int(f, "shared_expert_hidden", c->shared_hidden);
+    st |= mr_h5_write_attr_int(f, "tie_head", c->tie_head);
+    return st;
+}
+
+int mr_model_write_config(hid_t f, const char *file, const mr_config *c)
 {
     int st = MR_OK;
     st |= mr_h5_write_attr_string(f, "format", "moe-robust-model");
-    st |= mr_h5_write_attr_int(f, "format_version", 1);
+    st |= mr_h5_write_attr_int(f, "format_version", c->format_version == 2 ? 2 : 1);
+    if (c->format_version == 2) st |= write_config_v2(f, c);
     st |= mr_h5_write_attr_string(f, "task", mr_task_name(c->task));
     st |= mr_h5_write_attr_int(f, "d_model", c->d_model);
     st |= mr_h5_write_attr_int(f, "n_layers", c->n_layers);
@@ -415,12 +400,12 @@ static int write_meta(hid_t f, const char *file, const mr_model_meta *meta)
 
 static int write_all(hid_t f, const char *file, const mr_model *m, const mr_model_meta *meta)
 {
-    MR_TRY(write_config(f, file, &m->cfg));
+    MR_TRY(mr_model_write_config(f, file, &m->cfg));
     MR_TRY(write_meta(f, file, meta));
     writer w = {f, file};
     MR_TRY(each_tensor(m, write_tensor, &w));
     MR_TRY(write_router_scalars(f, file, m));
-    if (m->cfg.task == MR_TASK_LM) {
+    if (m->cfg.task == MR_TASK_LM && m->vocab) {
         hsize_t V = (hsize_t)m->cfg.vocab_size;
         MR_TRY(write_dataset(f, file, "/vocab", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &V, m->vocab));
     }

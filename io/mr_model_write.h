@@ -1,4 +1,4 @@
-/* mr_model_write.h — save a model in the moe-robust HDF5 format, version 1
+/* mr_model_write.h — save a model in the moe-robust HDF5 format, version 1 or 2
  * (docs/model-format.md): what mr_model_load() reads back, with identical
  * configuration and bit-identical weights.
  *
@@ -14,6 +14,8 @@
  */
 #ifndef MR_MODEL_WRITE_H
 #define MR_MODEL_WRITE_H
+
+#include <hdf5.h>
 
 #include "../analysis/mr_model.h"
 
@@ -39,6 +41,11 @@ int mr_model_meta_read_as(mr_model_meta *meta, const char *path, const char *pre
 /* Number of attributes, and attribute i's name (for tests and listings). */
 int mr_model_meta_count(const mr_model_meta *meta);
 const char *mr_model_meta_name(const mr_model_meta *meta, int i);
+
+/* The configuration's root attributes (format, version, architecture; those of version 2
+ * when cfg->format_version is 2) on the open file f; MR_EIO naming `file` on failure.
+ * For writers that stream their tensors (io/mr_hf_import.c). */
+int mr_model_write_config(hid_t f, const char *file, const mr_config *c);
 
 /* Write model m to `path` with the metadata attributes `meta` (may be NULL).
  * The configuration is checked (mr_config_check) and every weight must be finite

@@ -53,6 +53,18 @@ static void same_config(const mr_config *a, const mr_config *b)
     ck_assert_int_eq(a->pool, b->pool);
     ck_assert_int_eq(a->vocab_size, b->vocab_size);
     ck_assert_int_eq(a->max_seq_len, b->max_seq_len);
+    /* format 2 (equal to the version 1 defaults in a version 1 model) */
+    ck_assert_int_eq(a->format_version, b->format_version);
+    ck_assert_int_eq(a->norm, b->norm);
+    ck_assert_int_eq(a->position, b->position);
+    ck_assert(a->rope_theta == b->rope_theta && a->rope_scaling == b->rope_scaling);
+    ck_assert_int_eq(a->n_kv_heads, b->n_kv_heads);
+    ck_assert_int_eq(a->head_dim, b->head_dim);
+    ck_assert_int_eq(a->qk_norm, b->qk_norm);
+    ck_assert(a->clip_qkv == b->clip_qkv);
+    ck_assert_int_eq(a->shared_hidden, b->shared_hidden);
+    ck_assert_int_eq(a->tie_head, b->tie_head);
+    ck_assert_int_eq(a->has_vocab, b->has_vocab);
 }
 
 /* Same weights bit for bit: the whole arena (core tensors in file order, then router
@@ -76,7 +88,7 @@ static void same_model(const mr_model *a, const mr_model *b)
             ck_assert_int_eq(memcmp(s->data, t->data, s->size * sizeof(float)), 0);
         }
     }
-    if (a->cfg.task == MR_TASK_LM)
+    if (a->cfg.task == MR_TASK_LM && a->vocab)
         ck_assert_int_eq(memcmp(a->vocab, b->vocab, a->cfg.vocab_size * sizeof(int)), 0);
 }
 
@@ -150,6 +162,47 @@ START_TEST(fixtures_round_trip)
     round_trip("tests/fixtures/tiny-lm.h5", "tests/fixtures/tiny-tokens.h5");
     /* no gate_b in the file: none written back */
     round_trip("tests/fixtures/tiny-classify-rgb.h5", "tests/fixtures/tiny-rgb-images.h5");
+}
+END_TEST
+
+/* Format 2 (tests/fixtures/hf: RMSNorm, RoPE, GQA, q/k norms, SwiGLU, shared experts,
+ * tied heads, absent biases and /vocab): the same weights, structure and evaluation. */
+START_TEST(format2_models_round_trip)
+{
+    glob_t g;
+    ck_assert_int_eq(glob("tests/fixtures/hf/*-*.h5", 0, NULL, &g), 0);
+    int n = 0;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        if (strstr(g.gl_pathv[i], "/ref-")) continue;
+        round_trip(g.gl_pathv[i], "tests/fixtures/hf/tokens.h5");
+        n++;
+    }
+    globfree(&g);
+    ck_assert_int_ge(n, 8);
+}
+END_TEST
+
+/* mr_model_alloc lays out a format 2 model as the plan says (optional tensors as zeros),
+ * and what it builds saves and loads. */
+START_TEST(allocated_format2_model_round_trips)
+{
+    mr_model *src, *m, *b;
+    ck_assert_int_eq(mr_model_load(&src, "tests/fixtures/hf/qwen2_moe-f32.h5"), MR_OK);
+    ck_assert_msg(mr_model_alloc(&m, &src->cfg, 0) == MR_OK, "%s", mr_error_message());
+    ck_assert_uint_eq(m->n_params, mr_config_param_count(&m->cfg));
+    ck_assert_ptr_null(m->vocab);
+    ck_assert_ptr_nonnull(m->layers[0].shared_gate_w);
+    ck_assert_ptr_nonnull(m->layers[0].exp_b1); /* optional: zeros */
+    for (size_t i = 0; i < m->n_arena; i++) m->arena[i] = (float)sin((double)i);
+    char out[256];
+    tmp_path(out, sizeof out, "alloc2");
+    ck_assert_msg(mr_model_save(m, out, NULL) == MR_OK, "%s", mr_error_message());
+    ck_assert_msg(mr_model_load(&b, out) == MR_OK, "%s", mr_error_message());
+    same_model(m, b);
+    mr_model_free(b);
+    mr_model_free(m);
+    mr_model_free(src);
+    unlink(out);
 }
 END_TEST
 
@@ -288,6 +341,8 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, fixtures_round_trip);
     tcase_add_test(tc, router_tensors_round_trip);
+    tcase_add_test(tc, format2_models_round_trip);
+    tcase_add_test(tc, allocated_format2_model_round_trips);
     tcase_add_test(tc, shipped_model_round_trips_and_evaluates_identically);
     tcase_add_test(tc, router_scalar_attributes_round_trip);
     tcase_add_test(tc, allocated_model_without_moe_round_trips);

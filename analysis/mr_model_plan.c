@@ -5,14 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../analysis/mr_error.h"
+#include "mr_error.h"
 
-static int plan_add(mr_plan *p, float **dst, int optional, int rank, hsize_t d0, hsize_t d1,
-                    hsize_t d2, const char *fmt, ...)
+static int plan_add(mr_plan *p, float **dst, int optional, int rank, size_t d0, size_t d1,
+                    size_t d2, const char *fmt, ...)
     __attribute__((format(printf, 8, 9)));
 
-static int plan_add(mr_plan *p, float **dst, int optional, int rank, hsize_t d0, hsize_t d1,
-                    hsize_t d2, const char *fmt, ...)
+static int plan_add(mr_plan *p, float **dst, int optional, int rank, size_t d0, size_t d1,
+                    size_t d2, const char *fmt, ...)
 {
     if (p->n == p->cap) {
         int cap = p->cap ? 2 * p->cap : 64;
@@ -45,9 +45,9 @@ size_t mr_plan_item_size(const mr_plan_item *it)
 
 static int plan_layer(mr_plan *p, mr_layer *L, int l, const mr_config *c)
 {
-    hsize_t d = (hsize_t)c->d_model, E = (hsize_t)c->n_experts, h = (hsize_t)c->expert_hidden;
-    hsize_t F = (hsize_t)c->d_ff, Q = (hsize_t)c->q_dim, QKV = (hsize_t)c->qkv_dim;
-    hsize_t a = c->activation == MR_ACT_SWIGLU ? 2 : 1; /* gate rows, then up rows */
+    size_t d = (size_t)c->d_model, E = (size_t)c->n_experts, h = (size_t)c->expert_hidden;
+    size_t F = (size_t)c->d_ff, Q = (size_t)c->q_dim, QKV = (size_t)c->qkv_dim;
+    size_t a = c->activation == MR_ACT_SWIGLU ? 2 : 1; /* gate rows, then up rows */
     int ln = c->norm == MR_NORM_LAYER;
     int bias = c->format_version == 1 ? MR_PLAN_REQUIRED : MR_PLAN_NULL_IF_ABSENT; /* v2: biases optional */
     MR_TRY(plan_add(p, &L->ln1_w, MR_PLAN_REQUIRED, 1, d, 0, 0, "/layers/%d/ln1_w", l));
@@ -58,10 +58,10 @@ static int plan_layer(mr_plan *p, mr_layer *L, int l, const mr_config *c)
     MR_TRY(plan_add(p, &L->attn_out_b, bias, 1, d, 0, 0, "/layers/%d/attn_out_b", l));
     if (c->qk_norm != MR_QK_NORM_NONE) {
         int full = c->qk_norm == MR_QK_NORM_FULL;
-        hsize_t hd = (hsize_t)c->head_dim;
+        size_t hd = (size_t)c->head_dim;
         MR_TRY(plan_add(p, &L->q_norm_w, MR_PLAN_REQUIRED, 1, full ? Q : hd, 0, 0,
                         "/layers/%d/q_norm_w", l));
-        MR_TRY(plan_add(p, &L->k_norm_w, MR_PLAN_REQUIRED, 1, full ? (hsize_t)c->kv_dim : hd, 0, 0,
+        MR_TRY(plan_add(p, &L->k_norm_w, MR_PLAN_REQUIRED, 1, full ? (size_t)c->kv_dim : hd, 0, 0,
                         "/layers/%d/k_norm_w", l));
     }
     MR_TRY(plan_add(p, &L->ln2_w, MR_PLAN_REQUIRED, 1, d, 0, 0, "/layers/%d/ln2_w", l));
@@ -81,7 +81,7 @@ static int plan_layer(mr_plan *p, mr_layer *L, int l, const mr_config *c)
     MR_TRY(plan_add(p, &L->exp_w2, MR_PLAN_REQUIRED, 3, E, d, h, "/layers/%d/moe/w2", l));
     MR_TRY(plan_add(p, &L->exp_b2, bias, 2, E, d, 0, "/layers/%d/moe/b2", l));
     if (c->shared_hidden > 0) {
-        hsize_t S = (hsize_t)c->shared_hidden;
+        size_t S = (size_t)c->shared_hidden;
         MR_TRY(plan_add(p, &L->shared_w1, MR_PLAN_REQUIRED, 2, a * S, d, 0, "/layers/%d/moe/shared_w1", l));
         MR_TRY(plan_add(p, &L->shared_w2, MR_PLAN_REQUIRED, 2, d, S, 0, "/layers/%d/moe/shared_w2", l));
         MR_TRY(plan_add(p, &L->shared_gate_w, MR_PLAN_NULL_IF_ABSENT, 2, 1, d, 0,
@@ -93,26 +93,26 @@ static int plan_layer(mr_plan *p, mr_layer *L, int l, const mr_config *c)
 int mr_model_plan(mr_plan *p, mr_model *m)
 {
     const mr_config *c = &m->cfg;
-    hsize_t d = (hsize_t)c->d_model;
+    size_t d = (size_t)c->d_model;
     if (c->task == MR_TASK_CLASSIFY) {
-        hsize_t pp = (hsize_t)c->patch * c->patch * c->channels;
+        size_t pp = (size_t)c->patch * c->patch * c->channels;
         MR_TRY(plan_add(p, &m->patch_w, MR_PLAN_REQUIRED, 2, d, pp, 0, "/embed/patch_w"));
         MR_TRY(plan_add(p, &m->patch_b, MR_PLAN_REQUIRED, 1, d, 0, 0, "/embed/patch_b"));
         if (c->pool == MR_POOL_CLS)
             MR_TRY(plan_add(p, &m->cls, MR_PLAN_REQUIRED, 1, d, 0, 0, "/embed/cls"));
     } else {
-        MR_TRY(plan_add(p, &m->tok, MR_PLAN_REQUIRED, 2, (hsize_t)c->vocab_size, d, 0, "/embed/tok"));
+        MR_TRY(plan_add(p, &m->tok, MR_PLAN_REQUIRED, 2, (size_t)c->vocab_size, d, 0, "/embed/tok"));
     }
     if (c->position == MR_POS_LEARNED)
-        MR_TRY(plan_add(p, &m->pos, MR_PLAN_REQUIRED, 2, (hsize_t)c->n_pos, d, 0, "/embed/pos"));
+        MR_TRY(plan_add(p, &m->pos, MR_PLAN_REQUIRED, 2, (size_t)c->n_pos, d, 0, "/embed/pos"));
     for (int l = 0; l < c->n_layers; l++) MR_TRY(plan_layer(p, &m->layers[l], l, c));
     int bias = c->format_version == 1 ? MR_PLAN_REQUIRED : MR_PLAN_NULL_IF_ABSENT;
     MR_TRY(plan_add(p, &m->head_ln_w, MR_PLAN_REQUIRED, 1, d, 0, 0, "/head/ln_w"));
     if (c->norm == MR_NORM_LAYER)
         MR_TRY(plan_add(p, &m->head_ln_b, MR_PLAN_REQUIRED, 1, d, 0, 0, "/head/ln_b"));
     if (!c->tie_head)
-        MR_TRY(plan_add(p, &m->head_w, MR_PLAN_REQUIRED, 2, (hsize_t)c->n_out, d, 0, "/head/w"));
-    MR_TRY(plan_add(p, &m->head_b, bias, 1, (hsize_t)c->n_out, 0, 0, "/head/b"));
+        MR_TRY(plan_add(p, &m->head_w, MR_PLAN_REQUIRED, 2, (size_t)c->n_out, d, 0, "/head/w"));
+    MR_TRY(plan_add(p, &m->head_b, bias, 1, (size_t)c->n_out, 0, 0, "/head/b"));
     return MR_OK;
 }
 

@@ -1,7 +1,8 @@
-/* mr_model_plan.h — the datasets of a model file for a configuration (docs/model-format.md):
- * path, shape, whether optional, and the mr_model field each is read into. One list for
- * every reader and writer of the format: the loader (io/mr_model_io.c), the writers
- * (io/mr_model_write.c, io/mr_hf_import.c).
+/* mr_model_plan.h — the float tensors of a model for a configuration, in the order of
+ * docs/model-format.md: the dataset path of each in a model file, its shape, whether it is
+ * optional, and the mr_model field that holds it. One list for everything that lays out,
+ * reads or writes a model: mr_model_alloc, the loader (io/mr_model_io.c), the writers
+ * (io/mr_model_write.c, io/mr_hf_import.c). Router tensors are not in it.
  *
  * Ownership: mr_model_plan() fills a plan the caller releases with mr_model_plan_free();
  * its `dst` pointers point into the model passed in (m->layers must be allocated, with
@@ -10,10 +11,9 @@
 #ifndef MR_MODEL_PLAN_H
 #define MR_MODEL_PLAN_H
 
-#include <hdf5.h>
 #include <stddef.h>
 
-#include "../analysis/mr_model.h"
+#include "mr_model.h"
 
 /* How an absent dataset reads. */
 enum mr_plan_presence {
@@ -25,7 +25,7 @@ enum mr_plan_presence {
 typedef struct mr_plan_item {
     char path[128];
     int rank;
-    hsize_t dims[3];
+    size_t dims[3];
     float **dst;        /* the model field (data of the dataset) */
     int optional;       /* enum mr_plan_presence */
     int present;        /* set by the loader */
