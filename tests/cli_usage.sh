@@ -14,6 +14,7 @@ m=tests/fixtures/tiny-classify.h5; d=tests/fixtures/tiny-images.h5
 expect 0 "usage: moe-robust COMMAND" -- "$bin" --help
 expect 0 "usage: moe-robust inspect" -- "$bin" inspect --help
 expect 0 "usage: moe-robust eval" -- "$bin" eval --help
+expect 0 "usage: moe-robust import" -- "$bin" import --help
 expect 2 "unknown command 'frobnicate'" -- "$bin" frobnicate
 expect 2 "usage:" -- "$bin"
 expect 0 "validation   OK" -- "$bin" inspect $m

@@ -15,7 +15,8 @@
  * routing computes (a router that silently fell back to it would otherwise pass).
  *
  * imported_checkpoints_match: mr_hf_import (the C importer: cJSON, the project's
- * safetensors parser, bf16 -> float32) on each checkpoint gives exactly the weights the
+ * safetensors parser, bf16 and f16 -> float32) on each checkpoint (and mixtral-f16) gives
+ * exactly the weights the
  * PyTorch side converted (every float of the two models' arenas equal), and the imported
  * model passes the same parity checks. */
 #include <glob.h>
@@ -93,9 +94,11 @@ static void check_imported(const char *ref, const char *imported)
 
 START_TEST(imported_checkpoints_match)
 {
+    static const char *const dtypes[] = {"f32", "bf16", "f16"};
     for (int f = 0; f < N_FAMILIES; f++)
-        for (int dt = 0; dt < 2; dt++) {
-            const char *dts = dt ? "bf16" : "f32";
+        for (int dt = 0; dt < 3; dt++) {
+            if (dt == 2 && f != 0) continue; /* f16: mixtral only */
+            const char *dts = dtypes[dt];
             char dir[200], conv[256], out[64] = "/tmp/mr-hf-import-XXXXXX";
             snprintf(dir, sizeof dir, "tests/fixtures/hf/%s-%s", families[f], dts);
             snprintf(conv, sizeof conv, "%s.h5", dir);

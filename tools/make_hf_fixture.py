@@ -8,7 +8,7 @@ shards with model.safetensors.index.json), and what the tests compare the C side
                      [--shards N] [--seed S] [--geometry tiny|olmoe-1b-7b-2l]
 
 --fixtures writes, for each family (mixtral, qwen2_moe, qwen3_moe, olmoe) and dtype
-(f32, bf16), into --out:
+(f32, bf16; and f16 for mixtral), into --out:
   FAMILY-DTYPE/            the checkpoint (f32: 2 shards + index; bf16: 3 shards +
                            index, except mixtral-bf16: one model.safetensors)
   FAMILY-DTYPE.h5          the same weights converted by tools/hf_moe.py (format v2)
@@ -27,12 +27,18 @@ scaling (qwen2_moe), a tied LM head (qwen3_moe), norm_topk_prob true and false.
 FAMILY OUTDIR writes one checkpoint; --geometry olmoe-1b-7b-2l is OLMoE-1B-7B's layer
 geometry (d 2048, 16 heads, 64 experts, top-8, expert hidden 1024, vocab 50304) with 2
 layers, for the memory and throughput benchmark (bench/hf_memory.sh; about 4.2 GB in f32).
-Weights are random (seeded); gates are drawn at a scale that makes routing decisive.
+Weights are random (seeded per tensor); gates are drawn at a scale that makes routing
+decisive, and each family's fixtures use the first seed whose top-k margins under its own
+routing are all >= 1e-4 (f32 and bf16), so float32 rounding cannot legitimately flip an
+expert choice in the default-routing parity tests (swapped routers may have smaller
+margins: tests/mr_parity.h exempts tokens below 1e-5).
 """
 
 import argparse
 import os
+import shutil
 import sys
+import zlib
 
 import numpy as np
 import torch
@@ -92,29 +98,35 @@ OLMOE_2L = dict(TINY["olmoe"], hidden_size=2048, intermediate_size=1024, num_hid
                 num_experts_per_tok=8, vocab_size=50304, max_position_embeddings=4096,
                 clip_qkv=None, pad_token_id=1, eos_token_id=50279)
 
-LAYOUT = {("mixtral", "f32"): 2, ("mixtral", "bf16"): 1}  # shards; default f32 2, bf16 3
+LAYOUT = {("mixtral", "f32"): 2, ("mixtral", "bf16"): 1, ("mixtral", "f16"): 2}  # shards;
+# default f32 2, bf16 3
 SWAPS = {"olmoe": ("similarity", "attention", "ac"), "qwen2_moe": ("attention", "ac")}
 DTYPE = {"f32": "F32", "bf16": "BF16", "f16": "F16"}
 
 
-def random_weights(spec, seed, gate_std=1.5):
-    """name -> float32 array for every tensor of the checkpoint (hf_moe.expected_shapes):
-    matrices N(0, 1/fan_in), norms 1 + N(0, 0.1), biases N(0, 0.1), gates wider."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name, shape in hf_moe.expected_shapes(spec).items():
-        if len(shape) == 1 and "norm" in name or name.endswith("layernorm.weight"):
-            a = 1.0 + 0.1 * rng.standard_normal(shape)
-        elif name.endswith(".bias"):
-            a = 0.1 * rng.standard_normal(shape)
-        elif name.endswith(("gate.weight", "shared_expert_gate.weight")):
-            a = gate_std * rng.standard_normal(shape) / np.sqrt(shape[-1])
-        elif name == "model.embed_tokens.weight":
-            a = rng.standard_normal(shape)
-        else:
-            a = rng.standard_normal(shape) / np.sqrt(shape[-1])
-        out[name] = a.astype(np.float32)
-    return out
+def random_tensor(name, shape, seed, gate_std=1.5):
+    """One tensor, from its own stream (seed, crc32 of its name): matrices N(0, 1/fan_in),
+    norms 1 + N(0, 0.1), biases N(0, 0.1), gates N(0, gate_std^2 / fan_in) (decisive
+    routing), the embedding N(0, 1)."""
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    if len(shape) == 1 and "norm" in name:
+        a = 1.0 + 0.1 * rng.standard_normal(shape, dtype=np.float32)
+    elif name.endswith(".bias"):
+        a = 0.1 * rng.standard_normal(shape, dtype=np.float32)
+    elif name.endswith("gate.weight"):  # the router and the shared expert's gate
+        a = gate_std * rng.standard_normal(shape, dtype=np.float32) / np.sqrt(shape[-1])
+    elif name == "model.embed_tokens.weight":
+        a = rng.standard_normal(shape, dtype=np.float32)
+    else:
+        a = rng.standard_normal(shape, dtype=np.float32) / np.float32(np.sqrt(shape[-1]))
+    return a.astype(np.float32)
+
+
+def random_weights(spec, seed):
+    """name -> (shape, fn) for every tensor of the checkpoint (hf_moe.expected_shapes), each
+    drawn when it is written."""
+    return {name: (shape, lambda name=name, shape=shape: random_tensor(name, shape, seed))
+            for name, shape in hf_moe.expected_shapes(spec).items()}
 
 
 def write_checkpoint(family, outdir, dtype="f32", shards=None, seed=1, config=None):
@@ -162,6 +174,31 @@ def write_reference(ckpt, model_h5, tokens, out, router=None):
     return mm
 
 
+@torch.no_grad()
+def min_margin(ckpt, tokens):
+    """Smallest top-k margin of the family's own routing over the tokens (tools/hf_moe.py)."""
+    from moe_model import margin
+    s, W = hf_moe.load(ckpt, torch.float64)
+    _, routes = hf_moe.forward(s, W, torch.from_numpy(tokens[:, :-1]), torch.float64)
+    return min(float(margin(r["probs"], s.k).min()) for r in routes)
+
+
+def decisive_seed(family, tokens, tmp, first, margin_min=1e-4, tries=50):
+    """The first seed from `first` (steps of 100) whose f32 and bf16 weights route every
+    token with a top-k margin >= margin_min: float32 rounding then cannot legitimately flip
+    an expert choice in the default-routing parity tests."""
+    for seed in range(first, first + 100 * tries, 100):
+        ok = True
+        for dt in ("f32", "bf16"):
+            shutil.rmtree(tmp, ignore_errors=True)
+            write_checkpoint(family, tmp, dt, seed=seed)
+            ok = ok and min_margin(tmp, tokens) >= margin_min
+        shutil.rmtree(tmp)
+        if ok:
+            return seed
+    raise RuntimeError(f"{family}: no seed with top-k margins >= {margin_min}")
+
+
 def fixtures(out):
     import h5py
     os.makedirs(out, exist_ok=True)
@@ -171,15 +208,16 @@ def fixtures(out):
     with h5py.File(tok_path, "w") as f:
         f.create_dataset("tokens", data=tokens)
     for i, family in enumerate(hf_moe.FAMILIES):
-        for dtype in ("f32", "bf16"):
+        seed = decisive_seed(family, tokens, os.path.join(out, "seed-search.tmp"), 100 + i)
+        for dtype in ("f32", "bf16") + (("f16",) if family == "mixtral" else ()):
             name = f"{family}-{dtype}"
             ckpt = os.path.join(out, name)
-            write_checkpoint(family, ckpt, dtype, seed=100 + i)
+            write_checkpoint(family, ckpt, dtype, seed=seed)
             model = os.path.join(out, name + ".h5")
-            hf_moe.convert(ckpt, model, {"source": rel(ckpt),
+            hf_moe.convert(ckpt, model, {"source": rel(ckpt), "seed": seed,
                                          "converted_by": "tools/hf_moe.py (tools/make_hf_fixture.py --fixtures)"})
             mm = write_reference(ckpt, model, tokens, os.path.join(out, f"ref-{name}.h5"))
-            print(f"{name}: min top-k margin {mm:.3g}")
+            print(f"{name}: seed {seed}, min top-k margin {mm:.3g}")
             if dtype != "f32":
                 continue
             for router in SWAPS.get(family, ()):

@@ -58,29 +58,40 @@ def read_file(path):
     return out
 
 
+def _encode(a, dtype):
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    return (f32_to_bf16(a) if dtype == "BF16" else a.astype(DTYPES[dtype][0])).tobytes()
+
+
 def write_file(path, tensors, dtype="F32", metadata=None):
-    """tensors: name -> float32 array, stored as `dtype` (F32, F16 or BF16)."""
-    dt, size = DTYPES[dtype]
-    header, blobs, off = {}, [], 0
+    """tensors: name -> float32 array, or name -> (shape, fn) with fn() returning the array
+    when it is written (so a large checkpoint never has to be in memory at once); stored
+    as `dtype` (F32, F16 or BF16)."""
+    size = DTYPES[dtype][1]
+    header, off = {}, 0
     for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name], dtype=np.float32)
-        raw = (f32_to_bf16(a) if dtype == "BF16" else a.astype(dt)).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
+        t = tensors[name]
+        shape = list(t[0]) if isinstance(t, tuple) else list(np.shape(t))
+        n = int(np.prod(shape)) * size
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + n]}
+        off += n
     header["__metadata__"] = dict(metadata or {"format": "pt"})
     hb = json.dumps(header, separators=(",", ":")).encode("utf-8")
     hb += b" " * (-len(hb) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(hb)))
         f.write(hb)
-        for raw in blobs:
+        for name in sorted(tensors):
+            t = tensors[name]
+            raw = _encode(t[1]() if isinstance(t, tuple) else t, dtype)
+            assert len(raw) == header[name]["data_offsets"][1] - header[name]["data_offsets"][0]
             f.write(raw)
 
 
 def write_checkpoint(directory, config, tensors, dtype="F32", shards=1):
     """config.json plus model.safetensors (shards = 1) or `shards` files with the index.
-    Tensors are split over the shards in name order, as evenly as whole tensors allow."""
+    Tensors (as write_file takes them) are split over the shards in name order, as evenly
+    as whole tensors allow."""
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "config.json"), "w") as f:
         json.dump(config, f, indent=2, sort_keys=True)
@@ -97,7 +108,8 @@ def write_checkpoint(directory, config, tensors, dtype="F32", shards=1):
         write_file(os.path.join(directory, shard), {n: tensors[n] for n in part}, dtype)
         for n in part:
             weight_map[n] = shard
-            total += tensors[n].size * DTYPES[dtype][1]
+            t = tensors[n]
+            total += int(np.prod(t[0] if isinstance(t, tuple) else np.shape(t))) * DTYPES[dtype][1]
     with open(os.path.join(directory, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2,
                   sort_keys=True)
