@@ -32,6 +32,7 @@ struct mr_workspace {
     int *expert_off;           /* [E+1] start of each expert's group */
     float *arena;
     int *iarena;
+    size_t bytes;              /* of arena and iarena */
     mr_embed_hook embed_hook;
     void *embed_ctx;
     float *carry;              /* [N, d] combine() state across MoE blocks (if any) */
@@ -92,6 +93,8 @@ int mr_engine_opts_check(const mr_engine_opts *o, const mr_model *m)
 
 const mr_trace *mr_workspace_trace(const mr_workspace *ws) { return &ws->trace; }
 
+size_t mr_workspace_bytes(const mr_workspace *ws) { return ws->bytes; }
+
 void mr_workspace_free(mr_workspace *ws)
 {
     if (!ws) return;
@@ -142,6 +145,7 @@ int mr_workspace_alloc(mr_workspace **out, const mr_model *m, const mr_router *r
     size_t itotal = N * k + E + 1 + nm * N * k;
     ws->arena = malloc(total * sizeof(float));
     ws->iarena = malloc(itotal * sizeof(int));
+    ws->bytes = total * sizeof(float) + itotal * sizeof(int);
     if (!ws->arena || !ws->iarena) {
         mr_workspace_free(ws);
         return mr_error_set(MR_ENOMEM, "out of memory: workspace of %zu MiB",

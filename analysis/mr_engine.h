@@ -49,6 +49,8 @@ int mr_workspace_alloc(mr_workspace **out, const mr_model *m, const mr_router *r
                        const mr_engine_opts *o);
 void mr_workspace_free(mr_workspace *ws);
 const mr_trace *mr_workspace_trace(const mr_workspace *ws);
+/* Bytes of the workspace's buffers (its activations; the model's weights not included). */
+size_t mr_workspace_bytes(const mr_workspace *ws);
 
 /* Called after the input embedding (patches or tokens, plus positions) and before the
  * first block, on x [B*T, d]; embedding-space corruptions use it. `ctx` is the

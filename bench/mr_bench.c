@@ -187,8 +187,12 @@ int main(int argc, char **argv)
     printf("throughput   %.1f samples/s, %.0f tokens/s\n", sps, tps);
     printf("expert GEMMs %.1f GFLOP/s (%.0f%% of a plain sgemm of the same size: %.1f GFLOP/s)\n",
            gemm_rate, 100.0 * gemm_rate / peak, peak);
-    printf("RESULT samples_per_s=%.3f tokens_per_s=%.1f gemm_gflops=%.2f sgemm_gflops=%.2f\n", sps,
-           tps, gemm_rate, peak);
+    double wmib = (double)mr_workspace_bytes(ws[0]) / (1 << 20);
+    printf("memory       weights %.1f MiB (float32), workspace %.1f MiB per thread\n",
+           (double)m->n_arena * sizeof(float) / (1 << 20), wmib);
+    printf("RESULT samples_per_s=%.3f tokens_per_s=%.1f gemm_gflops=%.2f sgemm_gflops=%.2f "
+           "weights_mib=%.1f workspace_mib=%.1f\n",
+           sps, tps, gemm_rate, peak, (double)m->n_arena * sizeof(float) / (1 << 20), wmib);
     for (int t = 0; t < threads; t++) mr_workspace_free(ws[t]);
     free(ws);
     mr_router_free(r);

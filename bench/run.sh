@@ -4,10 +4,15 @@
 #
 #   bench/run.sh [BUILD_DIR]            (default build/; about 4 minutes on the 2-core VM)
 #
-# For three models — the shipped Fashion-MNIST ViT (full 10k test set), the shipped char-LM
-# (models/kjv-char-test.h5, 3232 windows of 128) and a random-weight papers-size LM
+# For four models — the shipped Fashion-MNIST ViT (full 10k test set), the shipped char-LM
+# (models/kjv-char-test.h5, 3232 windows of 128), a random-weight papers-size LM
 # (tools/make_random_model.py: d 352, 4 MoE blocks x 16 experts, top-2, context 512; 16
-# random sequences, the C bench's --random-tokens stream on both sides) — and the routers
+# random sequences, the C bench's --random-tokens stream on both sides) and a random
+# Hugging Face checkpoint of OLMoE-1B-7B's layer geometry with 2 layers (d 2048, 16 heads,
+# 64 experts, top-8, expert hidden 1024, vocab 50304; bf16; tools/make_hf_fixture.py, the
+# same checkpoint bench/hf_memory.sh uses) imported with `moe-robust import --max-seq-len
+# 256`, against tools/hf_moe.py on the checkpoint (8 random sequences of 256, micro-batches
+# of 4) — and the routers
 # softmax, similarity, attention and ac, runs bench/moe-robust-bench and tools/bench_torch.py
 # with the same threads and micro-batch, and prints samples/s, tokens/s, the C/PyTorch
 # ratio, the peak RSS of each process (/usr/bin/time -v for C, getrusage in bench_torch.py),
@@ -20,7 +25,8 @@
 #
 # Environment (defaults): THREADS (2), C_REPS (3: best of), TORCH_REPS (1), TORCH_FMNIST_N
 # (2000), TORCH_KJV_N (400), PAPERS_MODEL (/tmp/moe-robust-papers.h5, made if absent),
-# OUT (/tmp/moe-robust-bench: every run's raw output), C_LIMIT (all; e.g. 64 for a quick smoke
+# OUT (/tmp/moe-robust-bench: every run's raw output), HF_CKPT (/tmp/moe-robust-olmoe2l, made if
+# absent), HF_MODEL ($HF_CKPT.h5, imported if absent), C_LIMIT (all; e.g. 64 for a quick smoke
 # run of the script itself), TRIES (3), CONTENTION_MAX (0.2), KEEP (0; 1: keep the results
 # already in OUT and measure again only those that were disturbed, keeping the fastest), ONLY
 # (all; e.g. "fmnist/softmax kjv/attention": only these rows, with KEEP=1 for the others).
@@ -56,6 +62,12 @@ mkdir -p "$OUT"
 [ "$KEEP" = 1 ] || rm -f "$OUT"/*.out "$OUT"/*.time "$OUT"/*.others
 rm -f "$OUT"/*.try
 [ -f "$PAPERS_MODEL" ] || $PY tools/make_random_model.py "$PAPERS_MODEL" >&2
+HF_CKPT=${HF_CKPT:-/tmp/moe-robust-olmoe2l}
+HF_MODEL=${HF_MODEL:-$HF_CKPT.h5}
+HF_T=256
+[ -f "$HF_CKPT/config.json" ] ||
+  $PY tools/make_hf_fixture.py olmoe "$HF_CKPT" --geometry olmoe-1b-7b-2l --dtype bf16 --shards 2 >&2
+[ -f "$HF_MODEL" ] || "$build/moe-robust" import "$HF_CKPT" --out "$HF_MODEL" --max-seq-len $HF_T >&2
 
 HZ=$(getconf CLK_TCK)
 # CPU time used by every process on the machine so far, in clock ticks (user + nice +
@@ -142,6 +154,10 @@ for r in $ROUTERS; do
     run papers "$r" 8 --model "$PAPERS_MODEL" --random-tokens 16 \
         -- --model "$PAPERS_MODEL" --random-tokens 16
 done
+for r in $ROUTERS; do
+    run olmoe "$r" 4 --model "$HF_MODEL" --random-tokens 8 \
+        -- --hf "$HF_CKPT" --max-seq-len $HF_T --random-tokens 8
+done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 OUT="$OUT" ROUTERS="$ROUTERS" THREADS="$THREADS" SECONDS_TOTAL=$(( $(date +%s) - start )) \
@@ -150,7 +166,7 @@ import os, re
 
 out, routers = os.environ["OUT"], os.environ["ROUTERS"].split()
 models = [("fmnist", "Fashion-MNIST ViT (demo)"), ("kjv", "KJV char-LM (demo)"),
-          ("papers", "papers-size LM (random)")]
+          ("papers", "papers-size LM (random)"), ("olmoe", "OLMoE geometry, 2 layers (HF)")]
 
 
 def result(path):
@@ -220,7 +236,7 @@ def verdict(ok):
 
 print()
 print("targets (issue 8):")
-if any((m, r) not in rows for m, _ in models for r in routers):
+if any((m, r) not in rows for m, _ in models[:3] for r in routers):
     print("  (not evaluated: some rows were not measured)")
     rows_all = False
 else:
@@ -243,6 +259,13 @@ for m in ("fmnist", "kjv") if rows_all else ():
     ovh = rows[m, "softmax"][0]["samples_per_s"] / rows[m, "attention"][0]["samples_per_s"] - 1
     print(f"  {verdict(ovh < 0.3)}  attention router < 30 % over softmax on {m} (C): "
           f"{100 * ovh:.1f} %")
+if all(("olmoe", r) in rows for r in routers):
+    ratios = [rows["olmoe", r][0]["samples_per_s"] / rows["olmoe", r][1]["samples_per_s"]
+              for r in routers]
+    c = rows["olmoe", "softmax"][0]
+    print(f"  imported OLMoE geometry (issue 19, no target): C {min(ratios):.2f}x .. "
+          f"{max(ratios):.2f}x PyTorch eager over the {len(routers)} routers; C weights "
+          f"{c.get('weights_mib', 0):.0f} MiB, peak RSS {c['rss_kib'] / 1024:.0f} MiB")
 lim = float(os.environ["CONTENTION_MAX"])
 bad = [f"{m}/{r} {side}" for (m, r), (c, t) in rows.items()
        for side, x in (("C", c), ("PyTorch", t)) if x["others"] > lim]

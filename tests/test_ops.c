@@ -177,6 +177,90 @@ START_TEST(attention_heads_are_independent)
 }
 END_TEST
 
+START_TEST(rmsnorm_known_values)
+{
+    float x[4] = {1, -2, 3, -4}, w[4] = {1, 2, 0.5f, 1}, y[4];
+    double rms = sqrt((1 + 4 + 9 + 16) / 4.0 + 1e-6);
+    mr_rmsnorm_forward(y, x, w, 1, 4, 1e-6f);
+    for (int i = 0; i < 4; i++) ck_assert_float_eq_tol(y[i], w[i] * x[i] / rms, 1e-6);
+    mr_rmsnorm_forward(x, x, w, 1, 4, 1e-6f); /* in place */
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(x[i], y[i]);
+}
+END_TEST
+
+START_TEST(swiglu_in_place_equals_out_of_place)
+{
+    enum { N = 5, H = 7 };
+    float in[N * 2 * H], keep[N * 2 * H], out[N * H];
+    for (int i = 0; i < N * 2 * H; i++) keep[i] = in[i] = (float)sin(0.7 * i) * 3.0f;
+    mr_swiglu_forward(out, keep, N, H);
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < H; j++) {
+            double g = keep[n * 2 * H + j], u = keep[n * 2 * H + H + j];
+            ck_assert_float_eq_tol(out[n * H + j], g / (1 + exp(-g)) * u, 1e-5);
+        }
+    mr_swiglu_forward(in, in, N, H); /* rows compacted in place */
+    ck_assert_int_eq(memcmp(in, out, sizeof out), 0);
+}
+END_TEST
+
+/* RoPE: position 0 is the identity, every pair keeps its norm, and q.k after rotation
+ * depends only on the distance of the positions (the point of rotary embeddings). */
+START_TEST(rope_rotates_by_relative_position)
+{
+    enum { T = 6, HD = 8 };
+    float c[T * HD / 2], s[T * HD / 2];
+    mr_rope_tables(c, s, T, HD, 10000.0, 1.0);
+    float q[T * HD], k[T * HD], q0[HD], k0[HD];
+    for (int i = 0; i < HD; i++) {
+        q0[i] = (float)cos(1.3 * i + 0.2);
+        k0[i] = (float)sin(0.9 * i - 0.4);
+    }
+    for (int t = 0; t < T; t++) {
+        memcpy(q + t * HD, q0, sizeof q0);
+        memcpy(k + t * HD, k0, sizeof k0);
+    }
+    mr_rope_forward(q, 1, T, 1, HD, HD, c, s);
+    mr_rope_forward(k, 1, T, 1, HD, HD, c, s);
+    for (int i = 0; i < HD; i++) ck_assert_float_eq(q[i], q0[i]);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < HD / 2; i++)
+            ck_assert_float_eq_tol(hypot(q[t * HD + i], q[t * HD + i + HD / 2]),
+                                   hypot(q0[i], q0[i + HD / 2]), 1e-5);
+    double d1 = 0, d2 = 0; /* q at 3, k at 1 vs q at 5, k at 3 */
+    for (int i = 0; i < HD; i++) {
+        d1 += (double)q[3 * HD + i] * k[1 * HD + i];
+        d2 += (double)q[5 * HD + i] * k[3 * HD + i];
+    }
+    ck_assert_double_eq_tol(d1, d2, 1e-5);
+}
+END_TEST
+
+/* Grouped-query attention equals multi-head attention with each key/value head repeated
+ * for its query heads (transformers' repeat_kv). */
+START_TEST(gqa_equals_repeated_kv)
+{
+    enum { T = 5, NH = 4, NKV = 2, HD = 3 };
+    float qkv[T * (NH + 2 * NKV) * HD], full[T * 3 * NH * HD];
+    for (int i = 0; i < T * (NH + 2 * NKV) * HD; i++) qkv[i] = (float)sin(0.37 * i);
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < NH; h++)
+            for (int i = 0; i < HD; i++) {
+                const float *row = qkv + t * (NH + 2 * NKV) * HD;
+                float *f = full + t * 3 * NH * HD;
+                int g = h / (NH / NKV);
+                f[h * HD + i] = row[h * HD + i];
+                f[NH * HD + h * HD + i] = row[NH * HD + g * HD + i];
+                f[2 * NH * HD + h * HD + i] = row[(NH + NKV) * HD + g * HD + i];
+            }
+    float a[T * NH * HD], b[T * NH * HD], att_a[NH * T * T], att_b[NH * T * T];
+    mr_attention_gqa_forward(a, att_a, qkv, 1, T, NH, NKV, HD, 1);
+    mr_attention_forward(b, att_b, full, 1, T, NH * HD, NH, 1);
+    for (int i = 0; i < T * NH * HD; i++) ck_assert_float_eq_tol(a[i], b[i], 1e-6);
+    for (int i = 0; i < NH * T * T; i++) ck_assert_float_eq_tol(att_a[i], att_b[i], 1e-6);
+}
+END_TEST
+
 START_TEST(entropy_known_values)
 {
     float u[8];
@@ -215,6 +299,10 @@ int main(void)
     tcase_add_test(tc, attention_causal_and_full);
     tcase_add_test(tc, attention_heads_are_independent);
     tcase_add_test(tc, entropy_known_values);
+    tcase_add_test(tc, rmsnorm_known_values);
+    tcase_add_test(tc, swiglu_in_place_equals_out_of_place);
+    tcase_add_test(tc, rope_rotates_by_relative_position);
+    tcase_add_test(tc, gqa_equals_repeated_kv);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }

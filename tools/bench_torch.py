@@ -1,10 +1,17 @@
 #!/usr/bin/python3
-"""PyTorch eager throughput of tools/moe_model.py, the counterpart of
-bench/mr_bench.c (moe-robust-bench) for bench/run.sh and docs/performance.md.
+"""PyTorch eager throughput of tools/moe_model.py (or, with --hf, of tools/hf_moe.py on a
+Hugging Face checkpoint), the counterpart of bench/mr_bench.c (moe-robust-bench) for
+bench/run.sh and docs/performance.md.
 
     /usr/bin/python3 tools/bench_torch.py --model M.h5 (--data D | --random-tokens N)
         [--router R] [--router-opt K=V ...] [--threads T] [--batch B] [--limit N]
         [--reps R]
+    /usr/bin/python3 tools/bench_torch.py --hf DIR --max-seq-len T --random-tokens N ...
+
+--hf runs the checkpoint in DIR as tools/hf_moe.py implements it (float32; the family's
+own routing for --router softmax, else a tools/moe_model.py router swapped in), on the
+tokens `moe-robust-bench --random-tokens N` draws for the model `moe-robust import DIR
+--max-seq-len T` writes (sequences of T tokens).
 
 Same work as the C bench: forward passes only, float32, micro-batches of B
 samples (default 16, as moe-robust-bench), the same samples (`--random-tokens
@@ -51,6 +58,7 @@ sys.path.insert(0, TOOLS)
 from h5export import load_model  # noqa: E402
 from data import load_eval_data  # noqa: E402
 from moe_model import set_router, gsl_mt19937_uint32, mr_rng_key  # noqa: E402
+import hf_moe  # noqa: E402
 
 
 def c_bench_tokens(n, cols, vocab):
@@ -73,7 +81,9 @@ def c_bench_tokens(n, cols, vocab):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model")
+    ap.add_argument("--hf", metavar="DIR", help="a Hugging Face checkpoint (tools/hf_moe.py)")
+    ap.add_argument("--max-seq-len", type=int, default=0, help="with --hf: as import's")
     ap.add_argument("--data")
     ap.add_argument("--random-tokens", type=int, default=0)
     ap.add_argument("--router", default="softmax")
@@ -85,10 +95,21 @@ def main():
     args = ap.parse_args()
     if not args.data and args.random_tokens <= 0:
         ap.error("--data or --random-tokens N is required")
+    if bool(args.model) == bool(args.hf):
+        ap.error("one of --model and --hf is required")
     torch.set_num_threads(args.threads)
 
-    model, attrs = load_model(args.model)
-    set_router(model, args.router, args.router_opt or None)
+    if args.hf:
+        s, W = hf_moe.load(args.hf, torch.float32, args.max_seq_len)
+        routers = (None if args.router == "softmax"
+                   else hf_moe.make_routers(s, args.router, args.router_opt or None))
+        attrs = {"task": "lm", "max_seq_len": s.max_seq_len, "vocab_size": s.V}
+
+        def model(x):
+            return hf_moe.forward(s, W, x, torch.float32, routers)
+    else:
+        model, attrs = load_model(args.model)
+        set_router(model, args.router, args.router_opt or None)
     if args.data:
         kind, x, _ = load_eval_data(args.data)
         if args.limit:
@@ -100,7 +121,7 @@ def main():
         x = c_bench_tokens(args.random_tokens, attrs["max_seq_len"] + 1, attrs["vocab_size"])
     if kind == "images":
         inputs = torch.from_numpy(np.ascontiguousarray(x))
-        T = model.cfg.n_pos()
+        T = model.cfg.n_pos()  # (--hf models are lm)
     else:
         inputs = torch.from_numpy(x[:, :-1].astype(np.int64))  # the model reads [:, :T]
         T = inputs.shape[1]
@@ -117,7 +138,7 @@ def main():
         best = min(one_pass() for _ in range(args.reps))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     sps, tps = n / best, n * T / best
-    print(f"model        {args.model}")
+    print(f"model        {args.model or args.hf}")
     print(f"router       {args.router}{' ' + ','.join(args.router_opt) if args.router_opt else ''}"
           f", torch {torch.__version__} eager, {torch.get_num_threads()} threads, batch {B}")
     print(f"samples      {n} x {T} tokens")

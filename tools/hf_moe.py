@@ -419,7 +419,8 @@ def load(directory, dtype=torch.float64, max_seq_len=0):
         if tuple(arrays[name].shape) != shape:
             raise ValueError(f"{directory}: {name} has shape {list(arrays[name].shape)}, "
                              f"expected {list(shape)}")
-    return s, {n: torch.from_numpy(a.copy()).to(dtype) for n, a in arrays.items()}
+    # from_numpy shares the freshly read arrays: float32 weights are held once
+    return s, {n: torch.from_numpy(a).to(dtype) for n, a in arrays.items()}
 
 
 # --------------------------------------------------------------------------
