@@ -73,6 +73,10 @@ int mr_grad_check(const mr_model *m, const mr_router *r)
                "%s: gate_norm %s has no input gradient", m->path, mr_gate_norm_name(c->gate_norm));
     MR_REQUIRE(c->task == MR_TASK_LM || c->pool == MR_POOL_CLS || c->pool == MR_POOL_MEAN,
                MR_EINPUT, "%s: pool %s has no input gradient", m->path, mr_pool_name(c->pool));
+    /* format 2 (RMSNorm, RoPE, grouped-query attention, q/k norms, shared experts,
+     * optional biases) is not differentiated here, whatever its activation */
+    MR_REQUIRE(c->format_version == 1, MR_EINPUT,
+               "%s: a format 2 model (docs/model-format.md) has no input gradient yet", m->path);
     return MR_OK;
 }
 

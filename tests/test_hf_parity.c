@@ -23,6 +23,7 @@
 
 #include <unistd.h>
 
+#include "analysis/mr_grad.h"
 #include "io/mr_hf_import.h"
 #include "mr_parity.h"
 
@@ -135,6 +136,24 @@ START_TEST(imported_checkpoints_match)
 }
 END_TEST
 
+/* The input-gradient pass (analysis/mr_grad.c) implements format 1 only: it refuses a
+ * format 2 model instead of differentiating the wrong computation. */
+START_TEST(format2_has_no_gradient_yet)
+{
+    mr_model *m;
+    ck_assert_int_eq(mr_model_load(&m, "tests/fixtures/hf/olmoe-f32.h5"), MR_OK);
+    mr_router *r;
+    ck_assert_int_eq(mr_router_alloc(&r, "softmax", m, NULL), MR_OK);
+    ck_assert_int_eq(mr_grad_check(m, r), MR_EINPUT); /* swiglu */
+    ck_assert_ptr_nonnull(strstr(mr_error_message(), "swiglu"));
+    m->cfg.activation = MR_ACT_GELU; /* still RMSNorm, RoPE, q/k norms: refused as format 2 */
+    ck_assert_int_eq(mr_grad_check(m, r), MR_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mr_error_message(), "format 2"));
+    mr_router_free(r);
+    mr_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     mr_engine_blas_single_thread();
@@ -143,6 +162,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, converted_models_match_pytorch);
     tcase_add_test(tc, imported_checkpoints_match);
+    tcase_add_test(tc, format2_has_no_gradient_yet);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }
