@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "../analysis/mr_error.h"
+#include "mr_file.h"
 #include "mr_h5.h"
 #include "mr_hf_json.h"
 #include "mr_model_write.h"
@@ -480,20 +480,19 @@ static int check_coverage(const pieces *ps, mr_plan *plan)
 static int write_model(const char *out, const ckpt *ck, const pieces *ps, mr_plan *plan,
                        const mr_hf_spec *s)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out, (long)getpid());
+    mr_atomic a; /* PATH.tmp-PID, renamed when complete (io/mr_file.h) */
+    MR_TRY(mr_atomic_begin(&a, out));
     mr_h5_quiet();
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl >= 0) H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (fapl >= 0) H5Pclose(fapl);
-    MR_REQUIRE(f >= 0, MR_EIO, "%s: cannot create (directory missing or not writable?)", tmp);
-    int st = write_attrs(f, tmp, &s->cfg, ck->dir, s->family);
+    MR_REQUIRE(f >= 0, MR_EINPUT, "%s: cannot create (directory missing or not writable?)", out);
+    int st = write_attrs(f, out, &s->cfg, ck->dir, s->family);
     if (st == MR_OK) st = write_datasets(f, ck, ps, plan);
-    if (H5Fclose(f) < 0 && st == MR_OK) st = mr_error_set(MR_EIO, "%s: cannot close", tmp);
-    if (st == MR_OK && rename(tmp, out) != 0)
-        st = mr_error_set(MR_EIO, "%s: cannot rename to %s", tmp, out);
-    if (st != MR_OK) unlink(tmp);
+    if (H5Fclose(f) < 0 && st == MR_OK) st = mr_error_set(MR_EIO, "%s: cannot finish writing", out);
+    if (st == MR_OK) return mr_atomic_commit(&a);
+    mr_atomic_abort(&a);
     return st;
 }
 
