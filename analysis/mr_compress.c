@@ -43,6 +43,12 @@ int mr_compress_check(const mr_model *m, const mr_compress_type *t, const mr_com
     const char *p = m->path;
     MR_REQUIRE(c->n_moe >= 1, MR_EINPUT,
                "%s: the model has no MoE layers (moe_layers is empty): nothing to compress", p);
+    /* the experts here are format 1's (act(x w1 + b1) w2 + b2, [E, h, d]); SwiGLU experts
+     * of format 2 ([E, 2h, d], gate and up), shared experts and absent biases are not
+     * handled yet */
+    MR_REQUIRE(c->format_version == 1, MR_EINPUT,
+               "%s: a format 2 model (docs/model-format.md, e.g. an import of docs/import.md) "
+               "cannot be compressed yet", p);
     int K = o->experts, E = c->n_experts;
     MR_REQUIRE(K >= 1, MR_EINPUT, "%s: K = %d experts kept (--experts): must be positive",
                p, K);

@@ -516,6 +516,9 @@ COMPRESS = [
     ("tests/bad/data/tokens-too-long.h5", None, None, "max_seq_len = 16",
      f"--model {FIX}/tiny-lm.h5 --method mc-smoe --experts 2 --calib tests/bad/data/tokens-too-long.h5",
      "calibration sequences longer than max_seq_len"),
+    (f"{FIX}/hf/olmoe-f32.h5", None, None, "format 2 model",
+     f"--model {FIX}/hf/olmoe-f32.h5 --method prune-freq --experts 4 --calib {FIX}/hf/tokens.h5",
+     "a format 2 model (an imported olmoe): not compressible yet"),
     (None, no_moe_model, "no-moe-layers.h5", "no MoE layers",
      "--model tests/bad/compress/no-moe-layers.h5 --method prune-freq --experts 2 "
      "--calib tests/fixtures/tiny-images.h5", "a valid model without MoE layers"),
