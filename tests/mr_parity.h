@@ -4,7 +4,13 @@
  *
  * Tolerance rules: logits and routing probabilities with normalized MSE < 1e-6; the
  * same top-k sets at every token except where PyTorch's own top-k margin is below 1e-5
- * (a tie within float rounding); the weights of a matching set within 1e-4.
+ * (a tie within float rounding); the weights of a matching set within 1e-4, or 1e-3 for
+ * ac. Why ac gets more: its per-feature weights are 1 / (MAD + eps) of each cluster
+ * (eps = 1e-4), and on a causal LM the clusters of the first positions hold one or two
+ * tokens, so a MAD near 0 multiplies float32 rounding by up to 1/eps. Measured at
+ * ref-kjv-char-ac-trained-ac.h5, layer 3 token 156 (the worst token of any fixture):
+ * 6.3e-5 with OpenBLAS's AVX2 kernels, 1.6e-4 with the CI host's kernels, the same C
+ * code. A formula error moves weights by 1e-2 and more, far above either bound.
  *
  * The reference is one forward pass of all its n samples, so the engine runs them as
  * ONE micro-batch (--batch n): routers whose routing depends on the other sequences of
@@ -29,12 +35,16 @@
 #define MR_PARITY_NMSE_TOL 1e-6
 #define MR_PARITY_MARGIN_TOL 1e-5
 #define MR_PARITY_WEIGHT_TOL 1e-4f
+#define MR_PARITY_WEIGHT_TOL_AC 1e-3f /* see above: 1/(MAD + eps) of 1-token clusters */
 
 typedef struct mr_parity_result {
     int task;            /* MR_TASK_* of the checked model */
     double logits_nmse;  /* of the whole logits tensor */
     double probs_nmse;   /* worst over the MoE blocks */
     int exempt;          /* tokens whose top-k differs at a margin < MR_PARITY_MARGIN_TOL */
+    float weight_diff;   /* largest |weight - PyTorch's| over the matching top-k sets */
+    int weight_token;    /* where (B*T index), and in which MoE layer */
+    int weight_layer;
 } mr_parity_result;
 
 static size_t mr_parity_count(const mr_h5_info *in)
@@ -145,6 +155,9 @@ static inline void mr_parity_check_model(const char *ref, const char *model, con
     res->logits_nmse = mr_test_nmse(tr->logits, ref_logits, n);
     res->probs_nmse = 0.0;
     res->exempt = 0;
+    res->weight_diff = 0.0f;
+    res->weight_token = res->weight_layer = -1;
+    const float wtol = strcmp(router, "ac") == 0 ? MR_PARITY_WEIGHT_TOL_AC : MR_PARITY_WEIGHT_TOL;
     if (strict) printf("%s: %s logits nmse %.3e\n", ref, router, res->logits_nmse);
     ck_assert_msg(!strict || res->logits_nmse < MR_PARITY_NMSE_TOL, "%s: %s: logits nmse %g",
                   ref, router, res->logits_nmse);
@@ -182,19 +195,29 @@ static inline void mr_parity_check_model(const char *ref, const char *model, con
             }
             for (int j = 0; j < k; j++)
                 for (int i = 0; i < k; i++)
-                    if (topk[t * k + j] == rk[t * k + i])
-                        ck_assert_msg(fabsf(w[t * k + j] - rw[t * k + i]) < MR_PARITY_WEIGHT_TOL,
+                    if (topk[t * k + j] == rk[t * k + i]) {
+                        float dw = fabsf(w[t * k + j] - rw[t * k + i]);
+                        if (dw > res->weight_diff) {
+                            res->weight_diff = dw;
+                            res->weight_token = t;
+                            res->weight_layer = L;
+                        }
+                        ck_assert_msg(dw < wtol,
                                       "%s: %s: layer %d token %d weight %g vs %g", ref, router,
                                       L, t, (double)w[t * k + j], (double)rw[t * k + i]);
+                    }
         }
         free(rp);
         free(rk);
         free(rm);
         free(rw);
     }
-    if (strict)
+    if (strict) {
         printf("%s: %d tokens exempt from the top-k check (margin < %g)\n", ref, res->exempt,
                MR_PARITY_MARGIN_TOL);
+        printf("%s: largest weight difference %.3e (layer %d token %d)\n", ref,
+               (double)res->weight_diff, res->weight_layer, res->weight_token);
+    }
     free(images);
     free(tokens);
     mr_workspace_free(ws);
