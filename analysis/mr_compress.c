@@ -390,6 +390,13 @@ static int build_model(mr_model **out, const mr_model *m, block_plan *plans, int
     float *cur = o->arena + o->n_params;
     for (int l = 0; l < cfg.n_layers; l++) {
         if (!m->layers[l].is_moe) continue;
+        /* router_tensors is an array the model owns (mr_model_free frees it) */
+        int nt = m->layers[l].n_router_tensors;
+        if (nt > 0 && !(o->layers[l].router_tensors = calloc((size_t)nt, sizeof(mr_named_tensor)))) {
+            mr_model_free(o);
+            *out = NULL;
+            return mr_error_set(MR_ENOMEM, "out of memory");
+        }
         const block_plan *bp = NULL;
         for (int i = 0; i < np; i++)
             if (plans[i].block == l) bp = &plans[i];

@@ -1,6 +1,7 @@
 #include "mr_engine.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -103,6 +104,24 @@ void mr_workspace_free(mr_workspace *ws)
     free(ws);
 }
 
+static size_t ws_mul(size_t a, size_t b, int *ovf)
+{
+    if (a && b > SIZE_MAX / a) {
+        *ovf = 1;
+        return 0;
+    }
+    return a * b;
+}
+
+static size_t ws_add(size_t a, size_t b, int *ovf)
+{
+    if (a > SIZE_MAX - b) {
+        *ovf = 1;
+        return 0;
+    }
+    return a + b;
+}
+
 /* Carve `n` floats from the arena cursor (sizes are computed in one pass first). */
 static float *take(float **cur, size_t n)
 {
@@ -126,30 +145,50 @@ int mr_workspace_alloc(mr_workspace **out, const mr_model *m, const mr_router *r
     int B = o->batch, T = c->task == MR_TASK_LM ? o->seq_len : mr_config_seq_len(c);
     ws->maxB = B;
     ws->maxT = T;
-    size_t N = (size_t)B * T, d = (size_t)c->d_model, E = (size_t)c->n_experts;
-    size_t NH = (size_t)c->n_heads, TT = (size_t)T * T;
+    /* sizes in checked arithmetic: what a model and --batch may ask for can exceed size_t
+     * (B x heads x T^2 with T = 65536 does): refused as too large, never wrapped into a
+     * small buffer */
+    int ovf = 0;
+#define MUL(a, b) ws_mul((a), (b), &ovf)
+#define ADD(a, b) ws_add((a), (b), &ovf)
+    size_t N = MUL((size_t)B, (size_t)T), d = (size_t)c->d_model, E = (size_t)c->n_experts;
+    size_t NH = (size_t)c->n_heads, TT = MUL((size_t)T, (size_t)T);
     size_t hid = (size_t)(c->d_ff > c->expert_hidden ? c->d_ff : c->expert_hidden);
     if ((size_t)c->shared_hidden > hid) hid = (size_t)c->shared_hidden;
     if (c->activation == MR_ACT_SWIGLU) hid *= 2; /* gate and up outputs side by side */
-    size_t n_rope = c->position == MR_POS_ROPE ? (size_t)T * c->head_dim : 0;
-    size_t nm = (size_t)c->n_moe;
+    size_t n_rope = c->position == MR_POS_ROPE ? MUL((size_t)T, (size_t)c->head_dim) : 0;
+    size_t nm = (size_t)c->n_moe, Nd = MUL(N, d);
     size_t pp = c->task == MR_TASK_CLASSIFY ? (size_t)c->patch * c->patch * c->channels : 0;
-    size_t n_att = (o->keep_attention ? (size_t)c->n_layers : 1) * B * NH * TT;
-    size_t n_logits = c->task == MR_TASK_CLASSIFY ? (size_t)B * c->n_out : N * c->n_out;
+    size_t n_att = MUL(MUL(MUL(o->keep_attention ? (size_t)c->n_layers : 1, (size_t)B), NH), TT);
+    size_t n_logits = MUL(c->task == MR_TASK_CLASSIFY ? (size_t)B : N, (size_t)c->n_out);
     size_t n_rs = mr_router_scratch_floats(r, m, B, T);
-    size_t n_carry = r->type->combine ? N * d : 0;
-    size_t total = 3 * N * d + N * c->qkv_dim + N * c->q_dim + n_att + N * hid + 2 * N * d +
-                   (size_t)B * c->n_patches * pp + (size_t)B * d + n_rs + N * k +
-                   nm * N * E + nm * N * k + (o->keep_moe_input ? nm * N * d : 0) + n_logits +
-                   n_carry + n_rope;
-    size_t itotal = N * k + E + 1 + nm * N * k;
-    ws->arena = malloc(total * sizeof(float));
+    size_t n_carry = r->type->combine ? Nd : 0;
+    size_t total = ADD(MUL(5, Nd), n_att); /* x, xn, buf, xg, yg */
+    total = ADD(total, ADD(MUL(N, (size_t)c->qkv_dim), MUL(N, (size_t)c->q_dim)));
+    total = ADD(total, MUL(N, hid));
+    total = ADD(total, MUL(MUL((size_t)B, (size_t)c->n_patches), pp));
+    total = ADD(total, MUL((size_t)B, d));
+    total = ADD(total, ADD(n_rs, MUL(N, (size_t)k)));
+    total = ADD(total, MUL(nm, MUL(N, E)));
+    total = ADD(total, MUL(nm, MUL(N, (size_t)k)));
+    total = ADD(total, o->keep_moe_input ? MUL(nm, Nd) : 0);
+    total = ADD(total, ADD(n_logits, ADD(n_carry, n_rope)));
+    size_t itotal = ADD(ADD(MUL(N, (size_t)k), E + 1), MUL(nm, MUL(N, (size_t)k)));
+    size_t bytes = MUL(total, sizeof(float));
+#undef MUL
+#undef ADD
+    if (ovf) {
+        mr_workspace_free(ws);
+        return mr_error_set(MR_ENOMEM, "out of memory: a workspace for micro-batches of %d x %d "
+                            "tokens exceeds the address space; lower --batch", B, T);
+    }
+    ws->arena = malloc(bytes);
     ws->iarena = malloc(itotal * sizeof(int));
     ws->bytes = total * sizeof(float) + itotal * sizeof(int);
     if (!ws->arena || !ws->iarena) {
         mr_workspace_free(ws);
-        return mr_error_set(MR_ENOMEM, "out of memory: workspace of %zu MiB",
-                            total * sizeof(float) >> 20);
+        return mr_error_set(MR_ENOMEM, "out of memory: workspace of %zu MiB for micro-batches of "
+                            "%d x %d tokens (lower --batch)", bytes >> 20, B, T);
     }
     float *cur = ws->arena;
     ws->x = take(&cur, N * d);

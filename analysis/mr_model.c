@@ -209,6 +209,7 @@ void mr_model_free(mr_model *m)
 {
     if (!m) return;
     free(m->cfg.moe_layers);
+    for (int l = 0; m->layers && l < m->cfg.n_layers; l++) free(m->layers[l].router_tensors);
     free(m->layers);
     free(m->vocab);
     free(m->arena);

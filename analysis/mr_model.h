@@ -22,7 +22,6 @@ enum mr_position { MR_POS_LEARNED = 0, MR_POS_ROPE = 1 };
 enum mr_qk_norm { MR_QK_NORM_NONE = 0, MR_QK_NORM_HEAD = 1, MR_QK_NORM_FULL = 2 };
 
 #define MR_NAME_LEN 64
-#define MR_MAX_ROUTER_TENSORS 16
 
 /* Limits the loader enforces before any allocation (overflow bait is refused). */
 #define MR_MAX_D_MODEL 65536
@@ -114,7 +113,7 @@ typedef struct mr_layer {
     float *shared_w2;            /* [d, S] */
     float *shared_gate_w;        /* [1, d]: output scaled by sigmoid(w . x); NULL = 1 */
     int n_router_tensors;
-    mr_named_tensor router_tensors[MR_MAX_ROUTER_TENSORS];
+    mr_named_tensor *router_tensors; /* [n_router_tensors], owned by the model */
 } mr_layer;
 
 typedef struct mr_model {

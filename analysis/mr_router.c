@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "mr_error.h"
+#include "mr_parse.h"
 #include "mr_ops.h"
 
 #include <gsl/gsl_cblas.h>
@@ -33,6 +34,11 @@ int mr_router_opts_add(mr_router_opts *o, const char *kv)
                "router option '%s' is too long", kv);
     MR_REQUIRE(o->n < MR_ROUTER_MAX_OPTS, MR_EINPUT, "more than %d router options",
                MR_ROUTER_MAX_OPTS);
+    /* a second value would silently override the first */
+    for (int i = 0; i < o->n; i++)
+        MR_REQUIRE(strlen(o->key[i]) != klen || strncmp(o->key[i], kv, klen) != 0, MR_EINPUT,
+                   "router option %.*s given twice (%s=%s, then %s)", (int)klen, kv, o->key[i],
+                   o->val[i], kv);
     memcpy(o->key[o->n], kv, klen);
     o->key[o->n][klen] = '\0';
     memcpy(o->val[o->n], eq + 1, vlen + 1);
@@ -63,10 +69,8 @@ int mr_router_opts_get_double(mr_router_opts *o, const char *key, double lo, dou
     if (!o) return MR_OK;
     for (int i = 0; i < o->n; i++) {
         if (strcmp(o->key[i], key) != 0) continue;
-        char *end;
-        errno = 0;
-        double v = strtod(o->val[i], &end);
-        MR_REQUIRE(errno == 0 && end != o->val[i] && *end == '\0' && isfinite(v), MR_EINPUT,
+        double v;
+        MR_REQUIRE(mr_parse_double("", o->val[i], -HUGE_VAL, HUGE_VAL, &v) == MR_OK, MR_EINPUT,
                    "router option %s=%s is not a number", key, o->val[i]);
         MR_REQUIRE(v >= lo && v <= hi, MR_EINPUT, "router option %s=%s is outside [%g, %g]",
                    key, o->val[i], lo, hi);

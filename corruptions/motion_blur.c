@@ -44,9 +44,9 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
                     yy = yy < 0 ? 0 : yy >= H ? H - 1 : yy;
                     acc += k[i] * in[((size_t)yy * W + xx) * C + c];
                 }
-                /* ImageMagick rounds to its quantum, the PNG round trip to 8 bits */
-                double v = floor(acc + 0.5);
-                out[((size_t)y * W + x) * C + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                /* as the reference reads it back: ImageMagick rounds to its 16-bit
+                 * quantum, the 8-bit output truncates (not plain rounding) */
+                out[((size_t)y * W + x) * C + c] = mr_img_q16_to_u8(acc);
             }
     return 0;
 }

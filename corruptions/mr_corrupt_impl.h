@@ -45,6 +45,13 @@ struct mr_corrupt_ws {
 void mr_img_to_unit(double *f, const uint8_t *u, size_t n);
 /* clip(f, 0, 1) * 255 truncated (NaN -> 0) */
 void mr_img_from_unit(uint8_t *u, const double *f, size_t n);
+/* An 8-bit value v in [0, 255] stored as ImageMagick 6.9 (Q16) stores it and written
+ * back to 8 bits: the quantum is round(257 v), the byte floor(quantum / 257) (MNIST-C /
+ * ImageNet-C read motion_blur's output that way; docs/corruptions.md). */
+uint8_t mr_img_q16_to_u8(double v);
+/* glass_blur's local shuffle of uint8 pixels [H, W, C] in place: true swaps of whole
+ * pixels (all C channels), for RGB as for gray (docs/corruptions.md) */
+void mr_glass_shuffle(uint8_t *u, int H, int W, int C, int d, int iters, gsl_rng *r);
 /* round((x (5 - s) + t s) / 5), half up: severity s of a magnitude-free transform t */
 void mr_img_blend(uint8_t *out, const uint8_t *x, const uint8_t *t, size_t n, int s);
 /* skimage rgb2gray: 0.2125 R + 0.7154 G + 0.0721 B of one pixel */

@@ -2,12 +2,14 @@
  * library (mr_corruption.h). */
 #include "mr_corruption.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../analysis/mr_error.h"
+#include "../analysis/mr_parse.h"
 #include "../analysis/mr_rng.h"
 #include "mr_corrupt_impl.h"
 
@@ -79,12 +81,11 @@ int mr_corruption_parse(const char *spec, const mr_corruption_type **t, int *sev
             found = mr_corruption_types[i];
     if (!found) return unknown_name(spec, len);
     const char *s = colon + 1;
-    char *end;
-    long v = strtol(s, &end, 10);
-    MR_REQUIRE(*s && *end == '\0', MR_EINPUT, "corruption %s: severity '%s' is not an integer",
-               found->name, s);
+    long long v;
+    MR_REQUIRE(mr_parse_ll("severity", s, LLONG_MIN, LLONG_MAX, &v) == MR_OK, MR_EINPUT,
+               "corruption %s: severity '%s' is not an integer", found->name, s);
     MR_REQUIRE(v >= 1 && v <= MR_SEVERITY_MAX, MR_EINPUT,
-               "corruption %s: severity %ld is outside 1..%d", found->name, v, MR_SEVERITY_MAX);
+               "corruption %s: severity %s is outside 1..%d", found->name, s, MR_SEVERITY_MAX);
     *t = found;
     *severity = (int)v;
     return MR_OK;

@@ -8,6 +8,14 @@ void mr_img_to_unit(double *f, const uint8_t *u, size_t n)
     for (size_t i = 0; i < n; i++) f[i] = u[i] / 255.0; /* np.array(x) / 255. */
 }
 
+uint8_t mr_img_q16_to_u8(double v)
+{
+    if (!(v > 0.0)) return 0; /* also NaN */
+    if (v >= 255.0) return 255;
+    double q = floor(257.0 * v + 0.5); /* ClampToQuantum: round to the 16-bit quantum */
+    return (uint8_t)floor(q / 257.0);  /* the 8-bit byte of that quantum, truncated */
+}
+
 void mr_img_from_unit(uint8_t *u, const double *f, size_t n)
 {
     /* np.clip(x, 0, 1) * 255 then np.uint8 / astype(np.uint8): truncation */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../analysis/mr_error.h"
+#include "../io/mr_fs.h"
 #include "../reports/mr_gate.h"
 #include "../io/mr_file.h"
 #include "../io/mr_results.h"
@@ -61,6 +62,10 @@ int mr_cmd_baseline(int argc, char **argv)
     mr_gate_set s = {0};
     char *text = NULL;
     st = mr_results_load(&r, argv[optind]);
+    if (st == MR_OK && out) {
+        const char *inputs[1] = {r.file};
+        st = mr_fs_check_output(out, "--out", inputs, 1);
+    }
     if (st == MR_OK) st = mr_gate_collect(&r, mask, &s);
     if (st == MR_OK && s.n == 0)
         st = mr_error_set(MR_EINPUT, "%s: none of the selected metrics exist in this run", r.file);
@@ -145,10 +150,19 @@ int mr_cmd_check(int argc, char **argv)
     r.h5 = -1;
     mr_gate_report rep = {0};
     /* every input is checked before anything is compared or written */
-    st = mr_gate_load_baseline(base_path, &base);
+    const char *inputs[3] = {base_path, tol_path, NULL};
+    int junit_ok = !junit || mr_fs_check_output(junit, "--junit", inputs, 2) == MR_OK;
+    st = junit_ok ? MR_OK : MR_EINPUT;
+    if (st == MR_OK) st = mr_gate_load_baseline(base_path, &base);
     if (st == MR_OK && tol_path) st = mr_gate_load_tolerance(tol_path, &tol);
     if (st == MR_OK) st = mr_results_load(&r, argv[optind]);
+    if (st == MR_OK && junit) {
+        inputs[2] = r.file;
+        junit_ok = mr_fs_check_output(junit, "--junit", inputs, 3) == MR_OK;
+        st = junit_ok ? MR_OK : MR_EINPUT;
+    }
     if (st == MR_OK) st = mr_gate_collect(&r, mr_gate_all_metrics(), &now);
+    if (st == MR_OK && tol_path) st = mr_gate_check_rules(&tol, &base, &now, tol_path);
     if (st == MR_OK) st = mr_gate_compare(&base, &now, &tol, &rep);
     if (st == MR_OK) {
         if (quiet) {
@@ -172,7 +186,19 @@ int mr_cmd_check(int argc, char **argv)
         st = mr_gate_write_junit(junit, &rep, suite);
     }
     int failed = st == MR_OK && rep.count[MR_GATE_REGRESSED] + rep.count[MR_GATE_MISSING] > 0;
-    if (st != MR_OK) fprintf(stderr, "moe-robust check: %s\n", mr_error_message());
+    if (st != MR_OK) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s", mr_error_message());
+        fprintf(stderr, "moe-robust check: %s\n", msg);
+        /* CI shows why the gate did not run: a JUnit file with one error (never written
+         * over one of the inputs) */
+        if (junit && junit_ok) {
+            char suite[1300];
+            snprintf(suite, sizeof suite, "moe-robust check %s", argv[optind]);
+            if (mr_gate_write_junit_error(junit, suite, msg) != MR_OK)
+                fprintf(stderr, "moe-robust check: %s\n", mr_error_message());
+        }
+    }
     mr_gate_report_free(&rep);
     mr_gate_set_free(&base);
     mr_gate_set_free(&now);

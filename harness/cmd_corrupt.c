@@ -14,6 +14,7 @@
 #include "mr_cli.h"
 #include "../io/mr_data.h"
 #include "../io/mr_data_write.h"
+#include "../io/mr_fs.h"
 #include "../io/mr_model_io.h"
 #include "../io/mr_png.h"
 
@@ -186,8 +187,20 @@ static int write_file(const char *path, const mr_dataset *d, const void *data,
 }
 
 /* ------------------------------------------------------------------ commands */
+/* Outputs are checked before any work: never one of the input files. */
+static int check_output(const char *out, const char *what, const corrupt_args *a)
+{
+    char *labels = NULL;
+    MR_TRY(mr_dataset_files(a->data, &labels));
+    const char *inputs[3] = {a->data, labels, a->model};
+    int st = mr_fs_check_output(out, what, inputs, 3);
+    free(labels);
+    return st;
+}
+
 static int run_gallery(const corrupt_args *a)
 {
+    MR_TRY(check_output(a->gallery, "--gallery", a));
     mr_dataset *d = NULL;
     int st = mr_dataset_load(&d, a->data, a->index + 1);
     if (st == MR_OK && d->kind != MR_DATA_IMAGES)
@@ -218,6 +231,7 @@ static int run_corrupt(const corrupt_args *a)
     const mr_corruption_type *t;
     int severity;
     MR_TRY(resolve(a, &t, &severity));
+    MR_TRY(check_output(a->out, "--out", a));
     MR_REQUIRE(t->modality != MR_MOD_EMBED, MR_EINPUT,
                "%s corrupts the input embeddings inside the model and cannot be written to a data "
                "file; evaluate under it with 'moe-robust eval --corruption %s:%d'",

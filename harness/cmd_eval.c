@@ -10,10 +10,12 @@
 #endif
 
 #include "../analysis/mr_error.h"
+#include "../analysis/mr_parse.h"
 #include "mr_cli.h"
 #include "mr_corrupt_setup.h"
 #include "mr_eval.h"
 #include "mr_eval_print.h"
+#include "../io/mr_fs.h"
 #include "../io/mr_model_io.h"
 
 static void usage(FILE *fp)
@@ -47,7 +49,11 @@ static void usage(FILE *fp)
             "  --seed N              seed of the bootstrap (and of stochastic corruptions)\n"
             "  --save-routing FILE   write per-sample logits (/logits) or token losses\n"
             "                        (/token_loss) and per MoE layer L /layers/L/probs [N,T,E],\n"
-            "                        /layers/L/topk [N,T,k], /layers/L/weights [N,T,k]\n"
+            "                        /layers/L/topk [N,T,k], /layers/L/weights [N,T,k]; with\n"
+            "                        --corruption both passes, under /clean/... and\n"
+            "                        /corrupted/... (flips: compare their topk). Held in\n"
+            "                        memory until written: about N x T x (E + 2k) x 4 bytes\n"
+            "                        per MoE layer and pass\n"
             "  -h, --help            this text\n"
             "\n"
             "routers (docs/routers.md):\n");
@@ -57,13 +63,9 @@ static void usage(FILE *fp)
 
 int mr_cli_parse_int(const char *name, const char *arg, long lo, long hi, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(arg, &end, 10);
-    MR_REQUIRE(errno == 0 && end != arg && *end == '\0', MR_EINPUT,
-               "%s: '%s' is not an integer", name, arg);
-    MR_REQUIRE(v >= lo && v <= hi, MR_EINPUT, "%s: %ld is outside %ld..%ld", name, v, lo, hi);
-    *out = v;
+    long long v;
+    MR_TRY(mr_parse_ll(name, arg, lo, hi, &v)); /* the one overflow-checked parser */
+    *out = (long)v;
     return MR_OK;
 }
 
@@ -150,11 +152,27 @@ int mr_cmd_eval(int argc, char **argv)
     const mr_corruption_type *ct = NULL;
     int severity = 0;
     mr_router_opts other_opts = a.ropts; /* a second instance binds to the second model */
-    if (a.corruption) st = mr_corruption_parse(a.corruption, &ct, &severity);
+    if (a.save) {
+        /* outputs are checked before any work: never the model or data file itself */
+        char *labels = NULL;
+        st = mr_dataset_files(a.data, &labels);
+        const char *inputs[4] = {a.model, a.data, labels, a.compare};
+        if (st == MR_OK) st = mr_fs_check_output(a.save, "--save-routing", inputs, 4);
+        free(labels);
+    }
+    if (st == MR_OK && a.corruption) st = mr_corruption_parse(a.corruption, &ct, &severity);
     if (st == MR_OK) st = mr_model_load(&m, a.model);
     if (st == MR_OK && a.compare) st = mr_model_load(&other, a.compare);
     if (st == MR_OK) st = mr_dataset_load(&d, a.data, a.limit);
-    if (st == MR_OK && !a.router) a.router = m->cfg.router;
+    if (st == MR_OK && !a.router) {
+        /* the model's own router: an unknown name is a fact about the file */
+        a.router = m->cfg.router;
+        if (!mr_router_lookup(a.router))
+            st = mr_error_set(MR_EINPUT,
+                              "%s: attribute router = '%s' names no router of this build (see "
+                              "--help); choose one with --router",
+                              a.model, a.router);
+    }
     if (st == MR_OK) st = mr_router_alloc(&r, a.router, m, &a.ropts);
     if (st == MR_OK && other) st = mr_router_alloc(&r_other, a.router, other, &other_opts);
     if (st == MR_OK) {

@@ -21,8 +21,19 @@ int mr_cmd_inspect(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (argc != 2 || argv[1][0] == '-') {
-        usage(stderr);
+    const char *why = argc < 2 ? "expected MODEL.h5" : NULL;
+    char msg[600];
+    for (int i = 1; !why && i < argc; i++)
+        if (argv[i][0] == '-' && argv[i][1]) {
+            snprintf(msg, sizeof msg, "unknown option '%s'", argv[i]);
+            why = msg;
+        }
+    if (!why && argc > 2) {
+        snprintf(msg, sizeof msg, "unexpected argument '%s' (one MODEL.h5 at a time)", argv[2]);
+        why = msg;
+    }
+    if (why) {
+        fprintf(stderr, "moe-robust inspect: %s\n(see 'moe-robust inspect --help')\n", why);
         return 2;
     }
     mr_model *m;

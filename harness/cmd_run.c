@@ -12,9 +12,12 @@
 #endif
 
 #include "../analysis/mr_error.h"
+#include "../analysis/mr_parse.h"
+#include "../io/mr_file.h"
+#include "../io/mr_fs.h"
 #include "mr_cli.h"
 #include "mr_grid.h"
-#include "../io/mr_file.h"
+#include "mr_rundir.h"
 
 static void run_usage(FILE *fp)
 {
@@ -40,77 +43,6 @@ static void run_usage(FILE *fp)
             "Exit status: 0 done, 2 bad config or arguments (nothing written), 1 runtime failure.\n");
 }
 
-static int write_config(const mr_run_config *c, uint64_t hash, const char *dir)
-{
-    mr_textbuf t;
-    MR_TRY(mr_textbuf_open(&t));
-    fprintf(t.fp, "# config_hash = %016llx\n", (unsigned long long)hash);
-    mr_runcfg_write(c, t.fp);
-    return mr_textbuf_commit(&t, dir, "config.ini");
-}
-
-/* The hash recorded in DIR/config.ini, or 0 if there is none. */
-static uint64_t recorded_hash(const char *dir)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/config.ini", dir);
-    FILE *fp = fopen(path, "r");
-    if (!fp) return 0;
-    unsigned long long h = 0;
-    if (fscanf(fp, "# config_hash = %llx", &h) != 1) h = 0;
-    fclose(fp);
-    return h;
-}
-
-/* MR_OK if `dir` does not exist yet or is a directory. */
-static int check_is_dir(const char *dir)
-{
-    struct stat st;
-    if (stat(dir, &st) != 0) return MR_OK;
-    MR_REQUIRE(S_ISDIR(st.st_mode), MR_EINPUT, "%s exists and is not a directory", dir);
-    return MR_OK;
-}
-
-/* Decide whether the output directory may be used, before anything is written. */
-static int check_out_dir(const char *dir, uint64_t hash, int resume)
-{
-    MR_TRY(check_is_dir(dir));
-    uint64_t rec = recorded_hash(dir);
-    char cells[1200];
-    snprintf(cells, sizeof cells, "%s/cells", dir);
-    struct stat st;
-    int has_cells = stat(cells, &st) == 0;
-    if (rec && rec != hash)
-        return mr_error_set(MR_EINPUT,
-                            "%s holds results of a different configuration (config_hash %016llx, "
-                            "this one %016llx); nothing was changed: use another --out",
-                            dir, (unsigned long long)rec, (unsigned long long)hash);
-    if (!rec && has_cells)
-        return mr_error_set(MR_EINPUT, "%s/cells exists but %s/config.ini does not: not a "
-                            "moe-robust output directory; nothing was changed", dir, dir);
-    if (rec && !resume)
-        return mr_error_set(MR_EINPUT,
-                            "%s already holds a run of this configuration: add --resume to "
-                            "finish it, or use another --out; nothing was changed",
-                            dir);
-    return MR_OK;
-}
-
-/* Temporary files of a killed run (NAME.tmp-PID) are never complete: remove them. */
-static void remove_stale_tmp(const char *cells)
-{
-    DIR *d = opendir(cells);
-    if (!d) return;
-    struct dirent *e;
-    char path[1600];
-    while ((e = readdir(d)))
-        if (strstr(e->d_name, ".tmp-")) {
-            snprintf(path, sizeof path, "%s/%s", cells, e->d_name);
-            unlink(path);
-        }
-    closedir(d);
-}
-
 #ifdef MR_WITH_MPI
 /* Rank 0 gathers the cells the other ranks computed, as bytes over MPI, so the run works
  * without a shared filesystem; cells already present (shared filesystem) are kept. Both
@@ -128,12 +60,9 @@ static int gather_cells(const mr_grid *g, const char *dir, int rank, int size)
             long len = -1;
             char *buf = NULL;
             if (rank == owner) {
-                FILE *fp = fopen(path, "rb");
-                if (fp && fseek(fp, 0, SEEK_END) == 0 && (len = ftell(fp)) >= 0 &&
-                    fseek(fp, 0, SEEK_SET) == 0 && (buf = malloc((size_t)len + 1)) &&
-                    fread(buf, 1, (size_t)len, fp) != (size_t)len)
-                    len = -1;
-                if (fp) fclose(fp);
+                size_t n = 0;
+                if (mr_fs_read_input(path, (size_t)1 << 31, "cell file", &buf, &n) == MR_OK)
+                    len = (long)n;
                 MPI_Send(&len, 1, MPI_LONG, 0, 1, MPI_COMM_WORLD);
                 if (len >= 0) MPI_Send(buf, (int)len, MPI_BYTE, 0, 2, MPI_COMM_WORLD);
             } else {
@@ -154,11 +83,21 @@ static int gather_cells(const mr_grid *g, const char *dir, int rank, int size)
 }
 #endif
 
+/* I/N, both parsed with the CLI's one overflow-checked integer helper */
 static int parse_shard(const char *s, int *i, int *n)
 {
-    char tail;
-    MR_REQUIRE(sscanf(s, "%d/%d%c", i, n, &tail) == 2 && *n >= 1 && *i >= 0 && *i < *n,
-               MR_EINPUT, "--shard %s must be I/N with 0 <= I < N", s);
+    const char *slash = strchr(s, '/');
+    MR_REQUIRE(slash && slash != s && slash[1], MR_EINPUT, "--shard %s must be I/N with 0 <= I < N", s);
+    char head[32];
+    size_t hl = (size_t)(slash - s);
+    MR_REQUIRE(hl < sizeof head, MR_EINPUT, "--shard %s: '%.*s...' is not an integer", s, 20, s);
+    memcpy(head, s, hl);
+    head[hl] = '\0';
+    long long a, b;
+    MR_TRY(mr_parse_ll("--shard N", slash + 1, 1, MR_MAX_SHARDS, &b));
+    MR_TRY(mr_parse_ll("--shard I", head, 0, b - 1, &a));
+    *i = (int)a;
+    *n = (int)b;
     return MR_OK;
 }
 
@@ -214,25 +153,29 @@ int mr_cmd_run(int argc, char **argv)
 #endif
     static mr_run_config cfg;
     mr_grid g = {0};
+    mr_rundir rd = {.lock = {.fd = -1}};
     st = mr_runcfg_load(&cfg, argv[optind]);
     if (st == MR_OK && out) snprintf(cfg.out, sizeof cfg.out, "%s", out);
     if (st == MR_OK && !cfg.out[0])
         st = mr_error_set(MR_EINPUT, "%s: no output directory: give --out DIR or [run] out", cfg.file);
+    /* fingerprints before the inputs are loaded, checked again once they are */
+    if (st == MR_OK && rank == 0) st = mr_rundir_inputs(&rd, &cfg);
     if (st == MR_OK) st = mr_grid_build(&g, &cfg);
-    /* every rank checks the same things; only rank 0 touches the directory first */
-    if (st == MR_OK && rank == 0) st = check_out_dir(cfg.out, g.hash, resume || n_shards > 1);
+    if (st == MR_OK && rank == 0) st = mr_rundir_check_unchanged(&rd);
+    /* every rank checks the same things; only rank 0 touches the directory first (and
+     * holds its lock for the whole run) */
+    int mode = n_shards > 1 && size == 1 ? MR_RUNDIR_SHARD
+               : resume || n_shards > 1  ? MR_RUNDIR_RESUME
+                                         : MR_RUNDIR_NEW;
+    if (st == MR_OK && rank == 0) st = mr_rundir_open(&rd, cfg.out, &cfg, g.hash, mode);
 #ifdef MR_WITH_MPI
     /* the other ranks create their directory only once rank 0 has accepted it */
     if (mpi) MPI_Bcast(&st, 1, MPI_INT, 0, MPI_COMM_WORLD);
 #endif
+    /* the other ranks: without a shared filesystem each writes its cells locally first */
     char cells[1200];
     snprintf(cells, sizeof cells, "%s/cells", cfg.out);
-    /* every rank: without a shared filesystem each writes its cells locally first */
-    if (st == MR_OK) st = mr_mkdir_p(cells);
-    if (st == MR_OK && rank == 0 && !recorded_hash(cfg.out)) st = write_config(&cfg, g.hash, cfg.out);
-    /* not with --shard: other shards may be writing into the same directory right now
-     * (MPI ranks start only after this point) */
-    if (st == MR_OK && rank == 0 && (n_shards == 1 || size > 1)) remove_stale_tmp(cells);
+    if (st == MR_OK && rank > 0) st = mr_mkdir_p(cells);
 #ifdef MR_WITH_MPI
     if (mpi) MPI_Allreduce(MPI_IN_PLACE, &st, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
 #endif
@@ -258,7 +201,10 @@ int mr_cmd_run(int argc, char **argv)
     }
 #endif
     int assemble = st == MR_OK && rank == 0 && (size > 1 || n_shards == 1);
-    if (assemble) st = mr_grid_write_summary(&g, cfg.out);
+    /* the cells were computed from the fingerprinted inputs: refuse a summary if one
+     * changed during the run */
+    if (assemble) st = mr_rundir_check_unchanged(&rd);
+    if (assemble && st == MR_OK) st = mr_grid_write_summary(&g, cfg.out);
     if (st != MR_OK && (rank == 0 || st != MR_EINPUT))
         fprintf(stderr, "moe-robust run: %s\n", mr_error_message());
     else if (rank == 0 && !quiet && assemble)
@@ -268,6 +214,7 @@ int mr_cmd_run(int argc, char **argv)
         fprintf(stderr, "moe-robust run: shard %d/%d done; when all shards are, run: moe-robust merge %s\n",
                 shard, n_shards, cfg.out);
     mr_grid_free(&g);
+    mr_rundir_close(&rd);
 #ifdef MR_WITH_MPI
     if (mpi) MPI_Finalize();
 #endif
@@ -291,8 +238,13 @@ int mr_cmd_merge(int argc, char **argv)
         merge_usage(stdout);
         return 0;
     }
-    if (argc < 2 || argv[1][0] == '-') {
-        merge_usage(stderr);
+    int st = MR_OK;
+    if (argc < 2) st = mr_error_set(MR_EINPUT, "expected a run directory DIR");
+    for (int a = 1; st == MR_OK && a < argc; a++)
+        if (argv[a][0] == '-')
+            st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[a]);
+    if (st != MR_OK) {
+        fprintf(stderr, "moe-robust merge: %s\n(see 'moe-robust merge --help')\n", mr_error_message());
         return 2;
     }
     const char *dir = argv[1];
@@ -300,20 +252,28 @@ int mr_cmd_merge(int argc, char **argv)
     snprintf(path, sizeof path, "%s/config.ini", dir);
     static mr_run_config cfg;
     mr_grid g = {0};
-    int st = mr_runcfg_load(&cfg, path);
+    mr_rundir rd = {.lock = {.fd = -1}};
+    st = mr_runcfg_load(&cfg, path);
     if (st == MR_OK) {
         snprintf(cfg.out, sizeof cfg.out, "%s", dir);
-        st = mr_grid_build(&g, &cfg);
+        st = mr_rundir_inputs(&rd, &cfg);
     }
-    if (st == MR_OK && recorded_hash(dir) != g.hash)
+    if (st == MR_OK) st = mr_grid_build(&g, &cfg);
+    if (st == MR_OK) st = mr_rundir_check_unchanged(&rd);
+    if (st == MR_OK && mr_rundir_recorded_hash(dir) != g.hash)
         st = mr_error_set(MR_EINPUT, "%s: config.ini was edited after the run (hash differs)", path);
-    for (int a = 2; st == MR_OK && a < argc; a++)
+    if (st == MR_OK) st = mr_rundir_open(&rd, dir, &cfg, g.hash, MR_RUNDIR_MERGE);
+    for (int a = 2; st == MR_OK && a < argc; a++) {
+        st = mr_rundir_recorded_hash(argv[a]) == g.hash
+                 ? mr_rundir_check_other(&rd, argv[a])
+                 : mr_error_set(MR_EINPUT, "%s holds no run of %s's configuration", argv[a], dir);
         for (int i = 0; st == MR_OK && i < g.n_cells; i++) {
             char src[1400], dst[1400];
             mr_grid_cell_path(dst, sizeof dst, dir, &g.cells[i]);
             mr_grid_cell_path(src, sizeof src, argv[a], &g.cells[i]);
             if (!mr_cell_done(dst, g.hash) && mr_cell_done(src, g.hash)) st = mr_file_copy(src, dst);
         }
+    }
     if (st == MR_OK) st = mr_grid_write_summary(&g, dir);
     if (st != MR_OK)
         fprintf(stderr, "moe-robust merge: %s\n", mr_error_message());
@@ -321,5 +281,6 @@ int mr_cmd_merge(int argc, char **argv)
         fprintf(stderr, "moe-robust merge: %d cells; results in %s/results.h5, summary.json, summary.csv\n",
                 g.n_cells, dir);
     mr_grid_free(&g);
+    mr_rundir_close(&rd);
     return mr_error_exit_code(st);
 }

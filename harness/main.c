@@ -1,8 +1,11 @@
 /* moe-robust — command-line entry point. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../analysis/mr_engine.h"
+#include "../io/mr_fs.h"
+#include "../io/mr_h5.h"
 #include "mr_cli.h"
 
 #ifndef MR_VERSION
@@ -43,7 +46,37 @@ static void usage(FILE *fp)
             MR_VERSION);
 }
 
+static int dispatch(int argc, char **argv);
+
+/* What a command printed on stdout must have reached it: a write error (a full disk,
+ * /dev/full, a closed pipe) is a runtime failure, never exit 0 with the output lost. */
+static int finish_stdout(const char *cmd, int rc)
+{
+    int bad = ferror(stdout), e = bad ? errno : 0;
+    errno = 0;
+    if (fflush(stdout) != 0) {
+        bad = 1;
+        e = errno;
+    }
+    errno = 0;
+    if (fclose(stdout) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    if (!bad) return rc;
+    fprintf(stderr, "moe-robust%s%s: cannot write to standard output (%s)\n", cmd ? " " : "",
+            cmd ? cmd : "", e ? mr_fs_strerror(e) : "write error");
+    return rc ? rc : 1;
+}
+
 int main(int argc, char **argv)
+{
+    mr_h5_quiet(); /* the main thread; io/ silences every other thread it runs HDF5 on */
+    int rc = dispatch(argc, argv);
+    return finish_stdout(argc >= 2 ? argv[1] : NULL, rc);
+}
+
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);

@@ -14,7 +14,11 @@ int mr_cmd_check(int argc, char **argv);
 int mr_cmd_compress(int argc, char **argv);
 int mr_cmd_import(int argc, char **argv);
 
-/* Strict integer parse of option `name`; MR_EINPUT naming the option and value. */
+/* --shard I/N: at most this many shards (a shard without groups does nothing). */
+#define MR_MAX_SHARDS 1000000
+
+/* Strict integer parse of option `name` (analysis/mr_parse.h: overflow-checked);
+ * MR_EINPUT naming the option and value. */
 int mr_cli_parse_int(const char *name, const char *arg, long lo, long hi, long *out);
 /* Default thread count: the processors OpenMP sees. */
 int mr_cli_default_threads(void);

@@ -5,6 +5,7 @@
 
 #include "../analysis/mr_error.h"
 #include "../io/mr_data.h"
+#include "../io/mr_fs.h"
 #include "../io/mr_model_io.h"
 #include "../io/mr_model_write.h"
 
@@ -96,10 +97,19 @@ int mr_compress_file(const mr_compress_request *rq, FILE *log)
     mr_calib *c = NULL;
     mr_model_meta *meta = NULL;
     mr_compress_result res = {0};
-    int st = mr_model_load(&m, rq->model);
+    /* the output is checked before any work: never the model or data file itself */
+    char *labels = NULL;
+    int st = mr_dataset_files(rq->calib, &labels);
+    const char *inputs[3] = {rq->model, rq->calib, labels};
+    if (st == MR_OK) st = mr_fs_check_output(rq->out, "--out", inputs, 3);
+    free(labels);
+    if (st == MR_OK) st = mr_model_load(&m, rq->model);
     if (st == MR_OK) st = mr_compress_check(m, t, &rq->opts);
     if (st == MR_OK) st = mr_dataset_load(&d, rq->calib, rq->calib_limit);
     if (st == MR_OK) st = mr_dataset_check_model(d, m);
+    if (st == MR_OK && !mr_router_lookup(m->cfg.router))
+        st = mr_error_set(MR_EINPUT, "%s: attribute router = '%s' names no router of this build",
+                          rq->model, m->cfg.router);
     if (st == MR_OK) st = mr_router_alloc(&r, m->cfg.router, m, NULL);
     if (st == MR_OK)
         st = d->kind == MR_DATA_IMAGES ? mr_calib_images(&c, m, r, d->images, d->n, rq->batch)

@@ -42,6 +42,7 @@ static int embedding_std(mr_corrupt_setup *s, const mr_model *m, const mr_router
     mr_engine_opts eo = *engine;
     int T = c->task == MR_TASK_LM ? d->cols - 1 : c->n_pos;
     if (c->task == MR_TASK_LM) eo.seq_len = T;
+    if (eo.batch > d->n) eo.batch = d->n; /* a workspace for the samples there are */
     mr_workspace *ws = NULL;
     mr_embed_stats *st = NULL;
     int rc = mr_workspace_alloc(&ws, m, r, &eo);

@@ -226,7 +226,8 @@ typedef struct worker {
     mr_workspace *clean, *corrupt, *other;
     uint8_t *images;     /* corrupted images [B,H,W,C] */
     int32_t *tokens;     /* corrupted tokens [B,cols] */
-    float *token_loss;   /* [B,T] for --save-routing on lm */
+    float *token_loss;   /* [B,T] for --save-routing on lm: the main pass */
+    float *clean_loss;   /* [B,T] the same of the clean pass, with a corruption */
     int *bufa, *bufb;    /* [T*k] top-k of one sample, for comparisons with a cache */
     embed_ctx ectx;
 } worker;
@@ -239,6 +240,7 @@ static void worker_free(worker *w)
     free(w->images);
     free(w->tokens);
     free(w->token_loss);
+    free(w->clean_loss);
     free(w->bufa);
     free(w->bufb);
 }
@@ -271,7 +273,8 @@ static int worker_alloc(worker *w, const mr_model *m, const mr_router *r, const 
         if (c && c->embeddings) mr_workspace_set_embed_hook(w->other, embed_hook, &w->ectx);
     }
     if (o->save_routing && m->cfg.task == MR_TASK_LM &&
-        !(w->token_loss = malloc((size_t)B * T * sizeof(float))))
+        (!(w->token_loss = malloc((size_t)B * T * sizeof(float))) ||
+         (c && !(w->clean_loss = malloc((size_t)B * T * sizeof(float))))))
         return mr_error_set(MR_ENOMEM, "out of memory");
     return MR_OK;
 }
@@ -310,7 +313,7 @@ static int run_chunk(worker *w, mr_eval_result *res, const mr_model *m, const mr
     if (w->clean) {
         MR_TRY(forward(w->clean, m, d, NULL, NULL, s0, nb, T));
         tc = main = mr_workspace_trace(w->clean);
-        score(&res->clean, tc, m, d, s0, c ? NULL : w->token_loss);
+        score(&res->clean, tc, m, d, s0, c ? w->clean_loss : w->token_loss);
         MR_TRY(mr_routing_acc_add(res->clean.routing, tc, s0));
     }
     const uint8_t *img = NULL;
@@ -339,9 +342,14 @@ static int run_chunk(worker *w, mr_eval_result *res, const mr_model *m, const mr
         flip_chunk(&res->flip_ckpt, w, res, V, s0, nb, main, NULL, mr_workspace_trace(w->other));
     }
     if (rw) {
+        /* with a corruption both passes: the clean one as pass 0, the corrupted as 1 */
         int st;
 #pragma omp critical(mr_hdf5)
-        st = mr_routing_writer_put(rw, main, s0, w->token_loss);
+        {
+            st = c && tc ? mr_routing_writer_put(rw, 0, tc, s0, w->clean_loss)
+                         : mr_routing_writer_put(rw, 0, main, s0, w->token_loss);
+            if (st == MR_OK && c && tc) st = mr_routing_writer_put(rw, 1, main, s0, w->token_loss);
+        }
         MR_TRY(st);
     }
     return MR_OK;
@@ -358,17 +366,12 @@ static int ci(mr_ci *out, const double *x, int n, int stride, const mr_eval_opts
                                    o->seed, purpose, NULL);
 }
 
+/* the suite's one paired test (metrics/mr_stats.h); the grid uses it the same way */
 static int paired(mr_paired *out, const double *x, const double *y, int n,
                   const mr_eval_opts *o, const char *purpose)
 {
-    if (o->bootstrap <= 0) {
-        out->diff.mean = out->diff.lo = out->diff.hi =
-            mr_stats_mean(x, (size_t)n, 1) - mr_stats_mean(y, (size_t)n, 1);
-        out->p_value = NAN;
-        return MR_OK;
-    }
-    return mr_stats_bootstrap_paired(out, x, y, (size_t)n, 1, o->bootstrap, o->level, o->seed,
-                                     purpose, NULL);
+    return mr_stats_paired_test(out, x, y, (size_t)n, 1, o->bootstrap, o->level, o->seed,
+                                purpose);
 }
 
 static int summarize_pass(mr_eval_pass *p, int n, int n_moe, const mr_eval_opts *o,
@@ -468,6 +471,10 @@ int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,
     int T = c->task == MR_TASK_LM ? d->cols - 1 : mr_config_seq_len(c);
     if (c->task == MR_TASK_LM) eo.seq_len = T;
     MR_TRY(mr_engine_opts_check(&eo, m));
+    /* workspaces hold one micro-batch: never more samples than there are (--batch 65536
+     * on 256 windows asked for 59 GiB). The micro-batches, and so the results, are the
+     * same: [0, n) is one batch either way. */
+    if (eo.batch > d->n) eo.batch = d->n;
     int k = eo.top_k ? eo.top_k : c->top_k, n = d->n, nm = c->n_moe;
     res->task = c->task;
     res->n = n;
@@ -491,7 +498,8 @@ int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,
     if (st == MR_OK && res->has_compare) st = flips_alloc(&res->flip_ckpt, n, nm);
     mr_routing_writer *rw = NULL;
     if (st == MR_OK && o->save_routing)
-        st = mr_routing_writer_open(&rw, o->save_routing, m, n, T, k);
+        st = mr_routing_writer_open(&rw, o->save_routing, m, n, T, k,
+                                    res->has_corrupt && res->has_clean);
     if (st != MR_OK) {
         mr_eval_result_free(res);
         return st;
@@ -500,7 +508,9 @@ int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,
     int B = eo.batch, n_chunks = (n + B - 1) / B;
     int failed = 0, err_code = MR_OK;
     char err[1024] = "";
-#pragma omp parallel num_threads(o->threads)
+    /* one workspace per thread: no more threads than micro-batches */
+    int n_threads = o->threads < n_chunks ? o->threads : n_chunks;
+#pragma omp parallel num_threads(n_threads)
     {
         int thread = 0;
 #ifdef _OPENMP

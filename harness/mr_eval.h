@@ -51,8 +51,9 @@ typedef mr_flip_metrics mr_eval_flips;
 typedef struct mr_eval_opts {
     mr_engine_opts engine;
     int threads;               /* OpenMP threads (>= 1) */
-    const char *save_routing;  /* NULL, or an HDF5 file for the routing traces of the
-                                  main condition (corrupted if a corruption is given) */
+    const char *save_routing;  /* NULL, or an HDF5 file for the routing traces: of the clean
+                                  pass; with a corruption of both passes, under /clean and
+                                  /corrupted (io/mr_routing_io.h) */
     const mr_eval_corruption *corruption; /* NULL: clean only */
     const mr_model *compare;   /* NULL, or a second checkpoint run on the same inputs */
     const mr_router *compare_router; /* its router (required with compare) */

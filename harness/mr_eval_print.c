@@ -92,8 +92,9 @@ void mr_eval_print(FILE *fp, const mr_eval_result *r, const mr_model *m, const m
         double rel = ca.mean > 0 ? 100.0 * r->acc_drop.diff.mean / ca.mean : NAN;
         fprintf(fp, "accuracy drop ");
         pci(fp, &r->acc_drop.diff);
-        fprintf(fp, " absolute, %.2f%% relative, paired bootstrap p = %.4f\n", rel,
-                r->acc_drop.p_value);
+        char pv[64];
+        fprintf(fp, " absolute, %.2f%% relative, paired bootstrap %s\n", rel,
+                mr_stats_p_format(pv, sizeof pv, &r->acc_drop));
         fprintf(fp, "loss rise     ");
         pci(fp, &r->loss_rise.diff);
         fprintf(fp, " nats\n");

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "../analysis/mr_error.h"
+#include "../analysis/mr_parse.h"
 #include "mr_compress_setup.h"
 #include "mr_corrupt_setup.h"
 #include "../io/mr_file.h"
@@ -183,7 +184,7 @@ static int enumerate(mr_grid *g)
                     mt->T = m->cfg.task == MR_TASK_LM ? g->data->cols - 1 : m->cfg.n_pos;
                     mt->n_moe = m->cfg.n_moe;
                     mt->E = g->n_experts[mi];
-                    for (int l = 0; l < m->cfg.n_moe && l < 64; l++) mt->layers[l] = m->cfg.moe_layers[l];
+                    mt->layers = m->cfg.moe_layers; /* owned by the model */
                     mt->config_hash = g->hash;
                     if (j == 0) {
                         mt->kind = MR_CELL_CLEAN;
@@ -215,6 +216,28 @@ static int enumerate(mr_grid *g)
     return MR_OK;
 }
 
+static int cmp_file(const void *a, const void *b)
+{
+    return strcmp((*(const mr_grid_cell *const *)a)->file, (*(const mr_grid_cell *const *)b)->file);
+}
+
+/* Every cell must have its own id and file, or the grid would run to the end and then
+ * fail to assemble results.h5 (issue #23: top_k = 2,2): checked before the first cell. */
+static int check_unique(const mr_grid *g)
+{
+    const mr_grid_cell **v = malloc(((size_t)g->n_cells + 1) * sizeof *v);
+    MR_REQUIRE(v, MR_ENOMEM, "out of memory");
+    for (int i = 0; i < g->n_cells; i++) v[i] = &g->cells[i];
+    qsort(v, (size_t)g->n_cells, sizeof *v, cmp_file);
+    int st = MR_OK;
+    for (int i = 1; i < g->n_cells && st == MR_OK; i++)
+        if (strcmp(v[i - 1]->file, v[i]->file) == 0)
+            st = mr_error_set(MR_EINPUT, "%s: two cells of the grid would be %s", g->cfg->file,
+                              v[i]->meta.id);
+    free(v);
+    return st;
+}
+
 int mr_grid_build(mr_grid *g, const mr_run_config *cfg)
 {
     memset(g, 0, sizeof *g);
@@ -229,6 +252,7 @@ int mr_grid_build(mr_grid *g, const mr_run_config *cfg)
     st = resolve_corruptions(g);
     if (st == MR_OK) st = check_models(g);
     if (st == MR_OK) st = enumerate(g);
+    if (st == MR_OK) st = check_unique(g);
     if (st != MR_OK) mr_grid_free(g);
     return st;
 }
@@ -303,17 +327,27 @@ static int clean_pass(mr_eval_result *res, mr_eval_cache **cache, const mr_grid 
     return st;
 }
 
-/* Fault injection for the crash-safety tests (docs/config.md): with
+/* Fault injection for the crash-safety tests (docs/reliability.md): with
  * MR_FAULT_KILL_AFTER_CELLS=N in the environment the process kills itself with SIGKILL,
- * as `kill -9` would, right after writing its N-th cell. */
+ * as `kill -9` would, right after writing its N-th cell; with MR_FAULT_STOP_AFTER_CELLS=N
+ * it stops itself (SIGSTOP) there, still holding its output directory, until a SIGCONT. */
+static int fault_env(const char *name)
+{
+    const char *e = getenv(name);
+    int v;
+    return e && mr_parse_int(name, e, 0, 1 << 30, &v) == MR_OK ? v : -1;
+}
+
 static void fault_after_cell(void)
 {
-    static int written = 0, limit = -2;
-    if (limit == -2) {
-        const char *e = getenv("MR_FAULT_KILL_AFTER_CELLS");
-        limit = e ? atoi(e) : -1;
+    static int written = 0, kill_at = -2, stop_at = -2;
+    if (kill_at == -2) {
+        kill_at = fault_env("MR_FAULT_KILL_AFTER_CELLS");
+        stop_at = fault_env("MR_FAULT_STOP_AFTER_CELLS");
     }
-    if (limit >= 0 && ++written >= limit) raise(SIGKILL);
+    written++;
+    if (kill_at >= 0 && written >= kill_at) raise(SIGKILL);
+    if (stop_at >= 0 && written == stop_at) raise(SIGSTOP);
 }
 
 static int run_group(mr_grid *g, const mr_grid_group *gr, const mr_grid_run_opts *o)
@@ -359,14 +393,12 @@ static int run_group(mr_grid *g, const mr_grid_group *gr, const mr_grid_run_opts
             eo.clean_cache = cache;
             mr_eval_result res = {0};
             st = mr_eval_run(&res, m, r, g->data, &eo);
+            /* the same paired test as `eval` (bootstrap = 0: difference only, p NaN) */
             mr_paired drop = {0};
-            if (st == MR_OK && eo.bootstrap > 0)
-                st = mr_stats_bootstrap_paired(&drop, clean.clean.correct, res.corrupt.correct,
-                                               (size_t)n, 1, eo.bootstrap, eo.level, eo.seed,
-                                               "bootstrap/accuracy-drop", NULL);
-            else if (st == MR_OK)
-                drop.diff.mean = drop.diff.lo = drop.diff.hi =
-                    clean.clean.accuracy.mean - res.corrupt.accuracy.mean;
+            if (st == MR_OK)
+                st = mr_stats_paired_test(&drop, clean.clean.correct, res.corrupt.correct,
+                                          (size_t)n, 1, eo.bootstrap, eo.level, eo.seed,
+                                          "bootstrap/accuracy-drop");
             if (st == MR_OK) st = mr_cell_write(path, &cell->meta, &res.corrupt, &res.flip_corrupt, &drop);
             mr_eval_result_free(&res);
             mr_corrupt_setup_free(&cs);

@@ -10,6 +10,8 @@
 #include "../analysis/mr_compress.h"
 #include "../analysis/mr_error.h"
 #include "mr_compress_setup.h"
+#include "../analysis/mr_parse.h"
+#include "../io/mr_fs.h"
 
 typedef struct parse_ctx {
     mr_run_config *c;
@@ -18,6 +20,14 @@ typedef struct parse_ctx {
     int status;      /* first error */
     int too_long;
     int seen_line[3]; /* line of [run], [data], [corruptions] once seen (0: not yet) */
+    /* every (section, key) given so far and its line: a key given twice would silently
+     * override the first value (issue #23), so it is refused naming both lines */
+    int n_keys, cap_keys;
+    struct seen_key {
+        char section[MR_NAME_LEN + 16];
+        char key[MR_NAME_LEN];
+        int line;
+    } *keys;
 } parse_ctx;
 
 static void open_section(parse_ctx *p, const char *line);
@@ -86,24 +96,18 @@ static char *reader(char *str, int num, void *stream)
         return 0;                                                                    \
     } while (0)
 
+/* the project's one number parser (analysis/mr_parse.h); the caller words the message */
 static int parse_long(const char *v, long lo, long hi, long *out)
 {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end != '\0' || x < lo || x > hi) return 0;
-    *out = x;
+    long long x;
+    if (mr_parse_ll("", v, lo, hi, &x) != MR_OK) return 0;
+    *out = (long)x;
     return 1;
 }
 
 static int parse_double(const char *v, double lo, double hi, double *out)
 {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end != '\0' || !isfinite(x) || x < lo || x > hi) return 0;
-    *out = x;
-    return 1;
+    return mr_parse_double("", v, lo, hi, out) == MR_OK;
 }
 
 static int copy(char *dst, size_t cap, const char *v)
@@ -229,6 +233,10 @@ static int add_k(parse_ctx *p, const char *s)
         b = a;
     }
     for (long k = a; k <= b; k++) {
+        /* a k listed twice would make two cells of one id (found only when results.h5
+         * is written, after the whole grid ran) */
+        for (int i = 0; i < r->n_k; i++)
+            if (r->ks[i] == k) FAIL("top_k: %ld is listed twice", k);
         if (r->n_k == MR_CFG_MAX_K) FAIL("top_k: more than %d values", MR_CFG_MAX_K);
         r->ks[r->n_k++] = (int)k;
     }
@@ -314,6 +322,34 @@ static void open_section(parse_ctx *p, const char *line)
 #undef SFAIL
 }
 
+/* Keys that hold a list and may be repeated (mr_runcfg_write repeats them itself). */
+static int repeatable(const char *section, const char *key)
+{
+    return (strcmp(section, "corruptions") == 0 && strcmp(key, "names") == 0) ||
+           (strncmp(section, "model ", 6) == 0 &&
+            (strcmp(key, "checkpoint") == 0 || strcmp(key, "routers") == 0));
+}
+
+/* The line `key` was first given on in `section`, or 0; records it. -1: out of memory. */
+static int seen_before(parse_ctx *p, const char *section, const char *key)
+{
+    for (int i = 0; i < p->n_keys; i++)
+        if (strcmp(p->keys[i].section, section) == 0 && strcmp(p->keys[i].key, key) == 0)
+            return p->keys[i].line;
+    if (p->n_keys == p->cap_keys) {
+        int cap = p->cap_keys ? 2 * p->cap_keys : 32;
+        struct seen_key *k = realloc(p->keys, (size_t)cap * sizeof *k);
+        if (!k) return -1;
+        p->keys = k;
+        p->cap_keys = cap;
+    }
+    struct seen_key *k = &p->keys[p->n_keys++];
+    snprintf(k->section, sizeof k->section, "%s", section);
+    snprintf(k->key, sizeof k->key, "%s", key);
+    k->line = p->line;
+    return 0;
+}
+
 static int handler(void *user, const char *section, const char *key, const char *v)
 {
     parse_ctx *p = user;
@@ -322,6 +358,20 @@ static int handler(void *user, const char *section, const char *key, const char 
     long l;
     double x;
     const char *name;
+    if (section[0] && !repeatable(section, key)) {
+        int first = seen_before(p, section, key);
+        if (first < 0) FAIL("out of memory");
+        if (first > 0)
+            FAIL("%s given twice in [%s] (first at line %d): the second value would silently "
+                 "override the first",
+                 key, section, first);
+    }
+    /* an empty value means nothing: refuse it rather than guess (`severities =` dropped
+     * every corrupted cell); `names =` is the one empty list with a meaning (no
+     * corruptions; DIR/config.ini writes it so) */
+    if (!v[0] && section[0] && !(strcmp(section, "corruptions") == 0 && strcmp(key, "names") == 0) &&
+        strcmp(key, "routers") != 0)
+        FAIL("%s is empty (leave the key out for its default)", key);
     if (strcmp(section, "run") == 0) {
         if (strcmp(key, "out") == 0) {
             if (!copy(c->out, sizeof c->out, v)) FAIL("out: path too long");
@@ -342,7 +392,10 @@ static int handler(void *user, const char *section, const char *key, const char 
             c->limit = l;
         } else if (strcmp(key, "formats") == 0) {
             c->formats = 0;
+            int any = 0;
             if (!for_items(v, add_format, p)) return 0;
+            for (const char *q = v; *q; q++) any |= *q != ',' && *q != ' ' && *q != '\t';
+            if (!any) FAIL("formats = %s: no format given (h5 for results.h5 alone)", v);
         } else if (strcmp(key, "reference") == 0) {
             if (!copy(c->reference, sizeof c->reference, v)) FAIL("reference: name too long");
         } else {
@@ -393,6 +446,7 @@ static int handler(void *user, const char *section, const char *key, const char 
             r->n_k = 0;
             r->k_line = p->line;
             if (!for_items(v, add_k, p)) return 0;
+            if (r->n_k == 0) FAIL("top_k = %s: no expert count given", v);
         } else {
             char kv[2 * MR_NAME_LEN + 2];
             snprintf(kv, sizeof kv, "%s=%s", key, v);
@@ -405,6 +459,7 @@ static int handler(void *user, const char *section, const char *key, const char 
         } else if (strcmp(key, "severities") == 0) {
             c->sev_mask = 0;
             if (!for_items(v, add_severity, p)) return 0;
+            if (c->sev_mask == 0) FAIL("severities = %s: no severity given", v);
         } else {
             FAIL("unknown key '%s' in [corruptions] (names, severities)", key);
         }
@@ -418,13 +473,30 @@ static int handler(void *user, const char *section, const char *key, const char 
 
 int mr_runcfg_load(mr_run_config *c, const char *path)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
+    /* a regular file of bounded size, read whole: a FIFO or /dev/zero given as the config
+     * is refused instead of blocking or spinning (issue #23) */
+    char *text;
+    size_t len;
+    int st = mr_fs_read_input(path, MR_CFG_MAX_BYTES, "config file", &text, &len);
+    if (st != MR_OK) {
         memset(c, 0, sizeof *c);
-        return mr_error_set(MR_EINPUT, "%s: cannot open config file", path);
+        return st;
     }
-    int st = mr_runcfg_parse(c, fp, path);
-    fclose(fp);
+    FILE *fp = len ? fmemopen(text, len, "r") : NULL;
+    if (len && !fp) {
+        free(text);
+        memset(c, 0, sizeof *c);
+        return mr_error_set(MR_ENOMEM, "%s: out of memory", path);
+    }
+    if (!fp) {
+        /* an empty config: parse an empty stream for the usual messages */
+        static char empty[1] = "";
+        fp = fmemopen(empty, 1, "r");
+        if (fp) getc(fp);
+    }
+    st = fp ? mr_runcfg_parse(c, fp, path) : mr_error_set(MR_ENOMEM, "out of memory");
+    if (fp) fclose(fp);
+    free(text);
     return st;
 }
 
@@ -440,6 +512,7 @@ int mr_runcfg_parse(mr_run_config *c, FILE *fp, const char *path)
     c->sev_mask = 0x3e; /* 1..5 */
     parse_ctx p = {.c = c, .fp = fp, .status = MR_OK};
     int rc = ini_parse_stream(reader, &p, handler, &p);
+    free(p.keys);
     if (p.status != MR_OK) return p.status;
     if (rc > 0) return mr_error_set(MR_EINPUT, "%s:%d: not an INI line (expected [section] or key = value)", path, rc);
     if (rc < 0) return mr_error_set(MR_EINPUT, "%s: cannot read", path);

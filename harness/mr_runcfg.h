@@ -20,6 +20,8 @@
 #define MR_CFG_MAX_K 16
 #define MR_CFG_MAX_CORR 128
 #define MR_PATH_LEN 1024
+/* A config is text that names files and lists settings; anything larger is not one. */
+#define MR_CFG_MAX_BYTES ((size_t)16 << 20)
 
 typedef struct mr_cfg_model {
     char name[MR_NAME_LEN];

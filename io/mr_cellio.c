@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "../analysis/mr_error.h"
-#include "mr_file.h"
+#include "../analysis/mr_model.h"
 #include "mr_h5.h"
 
 const char *mr_cell_kind_name(int kind)
@@ -94,49 +94,53 @@ static int write_flips(hid_t f, const mr_cell_meta *m, const mr_flip_metrics *fl
 int mr_cell_write(const char *path, const mr_cell_meta *m, const mr_pass_metrics *pass,
                   const mr_flip_metrics *flips, const mr_paired *acc_drop)
 {
-    mr_h5_quiet();
-    mr_atomic a;
-    MR_TRY(mr_atomic_begin(&a, path));
-    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    MR_REQUIRE(f >= 0, MR_EIO, "%s: cannot create", a.tmp);
-    mr_h5_write_attr_string(f, "id", m->id);
-    mr_h5_write_attr_string(f, "model", m->model);
-    mr_h5_write_attr_string(f, "router", m->router);
-    mr_h5_write_attr_string(f, "router_type", m->router_type);
-    mr_h5_write_attr_int(f, "k", m->k);
-    mr_h5_write_attr_string(f, "kind", mr_cell_kind_name(m->kind));
-    mr_h5_write_attr_string(f, "corruption", m->corruption);
-    mr_h5_write_attr_int(f, "severity", m->severity);
-    mr_h5_write_attr_string(f, "checkpoints", m->checkpoints);
-    mr_h5_write_attr_string(f, "task", m->task == MR_TASK_LM ? "lm" : "classify");
-    mr_h5_write_attr_int(f, "n", m->n);
-    mr_h5_write_attr_int(f, "T", m->T);
-    mr_h5_write_attr_int(f, "n_moe", m->n_moe);
-    mr_h5_write_attr_int(f, "E", m->E);
-    mr_h5_write_attr_int(f, "config_hash", (long long)m->config_hash);
-    double layers[64];
-    for (int i = 0; i < m->n_moe; i++) layers[i] = m->layers[i];
-    int st = put(f, "layers", layers, 1, (hsize_t)m->n_moe, 0);
-    if (pass) st |= write_pass(f, m, pass);
-    if (flips) st |= write_flips(f, m, flips);
-    if (acc_drop) {
+    hid_t f;
+    size_t hint = (size_t)m->n * ((size_t)m->n_moe * 4 + 4) * sizeof(double) + ((size_t)1 << 16);
+    MR_TRY(mr_h5_mem_create(&f, path, hint));
+    int st = MR_OK;
+    st |= mr_h5_write_attr_string(f, "id", m->id);
+    st |= mr_h5_write_attr_string(f, "model", m->model);
+    st |= mr_h5_write_attr_string(f, "router", m->router);
+    st |= mr_h5_write_attr_string(f, "router_type", m->router_type);
+    st |= mr_h5_write_attr_int(f, "k", m->k);
+    st |= mr_h5_write_attr_string(f, "kind", mr_cell_kind_name(m->kind));
+    st |= mr_h5_write_attr_string(f, "corruption", m->corruption);
+    st |= mr_h5_write_attr_int(f, "severity", m->severity);
+    st |= mr_h5_write_attr_string(f, "checkpoints", m->checkpoints);
+    st |= mr_h5_write_attr_string(f, "task", m->task == MR_TASK_LM ? "lm" : "classify");
+    st |= mr_h5_write_attr_int(f, "n", m->n);
+    st |= mr_h5_write_attr_int(f, "T", m->T);
+    st |= mr_h5_write_attr_int(f, "n_moe", m->n_moe);
+    st |= mr_h5_write_attr_int(f, "E", m->E);
+    st |= mr_h5_write_attr_int(f, "config_hash", (long long)m->config_hash);
+    double *layers = malloc(((size_t)m->n_moe + 1) * sizeof *layers);
+    if (!layers) st = MR_ENOMEM;
+    for (int i = 0; layers && i < m->n_moe; i++) layers[i] = m->layers[i];
+    if (layers) st |= put(f, "layers", layers, 1, (hsize_t)m->n_moe, 0);
+    free(layers);
+    if (pass && st == MR_OK) st |= write_pass(f, m, pass);
+    if (flips && st == MR_OK) st |= write_flips(f, m, flips);
+    if (acc_drop && st == MR_OK) {
+        double bound = acc_drop->p_bound;
         st |= put_ci(f, "acc_drop", &acc_drop->diff);
         st |= put(f, "acc_drop_p", &acc_drop->p_value, 1, 1, 0);
+        st |= put(f, "acc_drop_p_bound", &bound, 1, 1, 0);
     }
-    if (H5Fclose(f) < 0) st = MR_EIO;
     if (st != MR_OK) {
-        mr_atomic_abort(&a);
-        return mr_error_set(st == MR_ENOMEM ? MR_ENOMEM : MR_EIO, "%s: cannot write the cell", path);
+        mr_h5_mem_discard(f);
+        return mr_error_set(st == MR_ENOMEM ? MR_ENOMEM : MR_EIO,
+                            "%s: cannot assemble the cell in memory (out of memory?)", path);
     }
-    return mr_atomic_commit(&a);
+    return mr_h5_mem_commit(f, path);
 }
 
 int mr_cell_done(const char *path, uint64_t config_hash)
 {
     mr_h5_quiet();
-    if (access(path, R_OK) != 0) return 0;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return 0;
+    if (access(path, F_OK) != 0) return 0;
+    hid_t f;
+    /* a regular, readable HDF5 file only: never block on a FIFO planted in cells/ */
+    if (mr_h5_open_read(&f, path) != MR_OK) return 0;
     long long h = 0;
     int ok = mr_h5_attr_int(f, path, "config_hash", &h, NULL) == MR_OK &&
              (uint64_t)h == config_hash;
@@ -230,8 +234,13 @@ int mr_cell_read_summary_at(hid_t file, const char *path, const char *group, mr_
         m->config_hash = (uint64_t)v;
 #undef ATTR_S
 #undef ATTR_I
-    if (st == MR_OK && (m->n_moe < 0 || m->n_moe > 64 || m->E < 1 || m->E > 4096))
-        st = mr_error_set(MR_EINPUT, "%s: implausible n_moe/E", where);
+    /* the model's own limits (mr_config_check), not a buffer size */
+    if (st == MR_OK && (m->n_moe < 0 || m->n_moe > MR_MAX_LAYERS || m->E < 1 ||
+                        m->E > MR_MAX_EXPERTS || m->n < 0))
+        st = mr_error_set(MR_EINPUT, "%s: implausible n_moe = %d, E = %d or n = %d", where,
+                          m->n_moe, m->E, m->n);
+    if (st == MR_OK && !(m->layers = malloc(((size_t)m->n_moe + 1) * sizeof *m->layers)))
+        st = mr_error_set(MR_ENOMEM, "out of memory");
     if (st == MR_OK) {
         m->kind = strcmp(kind, "clean") == 0 ? MR_CELL_CLEAN
                   : strcmp(kind, "corrupt") == 0 ? MR_CELL_CORRUPT : MR_CELL_FLUCT;
@@ -270,6 +279,12 @@ int mr_cell_read_summary_at(hid_t file, const char *path, const char *group, mr_
         double *p = get(file, path, pre, "acc_drop_p", 1, &st);
         if (p) s->acc_drop_p = p[0];
         free(p);
+        snprintf(drop, sizeof drop, "%s/acc_drop_p_bound", pre);
+        if (st == MR_OK && mr_h5_exists(file, drop)) {
+            p = get(file, path, pre, "acc_drop_p_bound", 1, &st);
+            if (p) s->acc_drop_p_bound = p[0] != 0.0;
+            free(p);
+        }
     }
     H5Oclose(f);
     if (st != MR_OK) {
@@ -283,6 +298,7 @@ int mr_cell_read_summary_at(hid_t file, const char *path, const char *group, mr_
 
 void mr_cell_summary_free(mr_cell_summary *s)
 {
+    free(s->meta.layers);
     free(s->entropy);
     free(s->entropy_norm);
     free(s->wentropy);

@@ -27,7 +27,9 @@ typedef struct mr_cell_meta {
     int severity;
     char checkpoints[2100]; /* fluct: "A -> B" */
     int task, n, T, n_moe, E;
-    int layers[64];         /* MoE block indices */
+    int *layers;            /* [n_moe] MoE block indices: a grid cell points at its model's
+                               moe_layers (not owned); a summary read from a file owns its
+                               copy (freed by mr_cell_summary_free) */
     uint64_t config_hash;
 } mr_cell_meta;
 
@@ -47,6 +49,7 @@ typedef struct mr_cell_summary {
     int has_pass, has_flips, has_drop;
     double accuracy[3], loss[3];
     double acc_drop[3], acc_drop_p;
+    int acc_drop_p_bound;    /* 1: no resample crossed 0, the p-value is below acc_drop_p = 1/B */
     double pred_flip[3];
     double *entropy, *entropy_norm, *wentropy;       /* [n_moe, 3] */
     double *load_entropy_norm, *load_cv, *load_max_over_mean, *dead, *aux_loss; /* [n_moe] */

@@ -31,6 +31,24 @@ static int idx_labels_path(char *out, size_t cap, const char *images)
     return MR_OK;
 }
 
+static int is_idx_name(const char *path);
+
+int mr_dataset_files(const char *path, char **labels)
+{
+    *labels = NULL;
+    if (!is_idx_name(path)) return MR_OK;
+    size_t cap = strlen(path) + 16;
+    char *l = malloc(cap);
+    if (!l) return mr_error_set(MR_ENOMEM, "out of memory");
+    int st = idx_labels_path(l, cap, path);
+    if (st != MR_OK) {
+        free(l);
+        return st;
+    }
+    *labels = l;
+    return MR_OK;
+}
+
 static int load_idx(mr_dataset *d, const char *path, long limit)
 {
     char lpath[1100];
@@ -118,9 +136,13 @@ static int load_h5(mr_dataset *d, const char *file, long limit)
 {
     hid_t f;
     MR_TRY(mr_h5_open_read(&f, file));
-    int st = MR_OK;
+    int has_tokens = 0, has_images = 0;
+    int st = mr_h5_find(f, file, "/tokens", &has_tokens);
+    if (st == MR_OK && !has_tokens) st = mr_h5_find(f, file, "/images", &has_images);
     mr_h5_info in;
-    if (mr_h5_exists(f, "/tokens")) {
+    if (st != MR_OK) {
+        /* a link in place of the data: named by mr_h5_find */
+    } else if (has_tokens) {
         st = mr_h5_dataset_info(f, file, "/tokens", &in);
         if (st == MR_OK && (in.cls != H5T_INTEGER || in.rank != 2 || in.dims[1] < 2))
             st = mr_error_set(MR_EINPUT, "%s: /tokens: expected an integer array [N, T+1], T >= 1",
@@ -136,7 +158,7 @@ static int load_h5(mr_dataset *d, const char *file, long limit)
         d->kind = MR_DATA_TOKENS;
         d->n = (int)rows;
         d->cols = st == MR_OK ? (int)in.dims[1] : 0;
-    } else if (mr_h5_exists(f, "/images")) {
+    } else if (has_images) {
         st = mr_h5_dataset_info(f, file, "/images", &in);
         if (st == MR_OK && (in.cls != H5T_INTEGER || in.type_size != 1 ||
                             (in.rank != 3 && in.rank != 4)))

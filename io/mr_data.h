@@ -31,6 +31,10 @@ typedef struct mr_dataset {
     char path[1024];
 } mr_dataset;
 
+/* The files a data path stands for: the path itself and, for an IDX images file, the
+ * labels file beside it (*labels malloc'd, the caller frees it; NULL for HDF5). */
+int mr_dataset_files(const char *path, char **labels);
+
 /* Load the first `limit` samples (limit <= 0: all). */
 int mr_dataset_load(mr_dataset **out, const char *path, long limit);
 /* Check the data fit the model: image size and channels, labels < n_classes,

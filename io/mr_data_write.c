@@ -26,14 +26,12 @@ static int put(hid_t f, const char *path, hid_t ftype, hid_t mtype, int rank, co
 int mr_dataset_write(const char *path, const mr_dataset *d, const void *data,
                      const mr_data_attr *attrs, int n_attrs)
 {
-    mr_atomic a;
-    MR_TRY(mr_atomic_begin(&a, path));
-    mr_h5_quiet();
-    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
-    H5Pset_obj_track_times(fcpl, 0);
-    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
-    H5Pclose(fcpl);
-    MR_REQUIRE(f >= 0, MR_EINPUT, "%s: cannot create file (does the directory exist?)", path);
+    /* built in memory and written by the atomic writer (io/mr_h5.h): a full disk is one
+     * message naming the file and the OS error, never a crash in libhdf5 */
+    size_t bytes = d->kind == MR_DATA_IMAGES ? (size_t)d->n * d->h * d->w * d->c
+                                             : (size_t)d->n * d->cols * sizeof(int32_t);
+    hid_t f;
+    MR_TRY(mr_h5_mem_create(&f, path, bytes + ((size_t)1 << 16)));
     int bad = 0;
     if (d->kind == MR_DATA_IMAGES) {
         hsize_t dims[4] = {(hsize_t)d->n, (hsize_t)d->h, (hsize_t)d->w, (hsize_t)d->c};
@@ -49,10 +47,10 @@ int mr_dataset_write(const char *path, const mr_dataset *d, const void *data,
                 : at->is_real ? mr_h5_write_attr_double(f, at->name, at->real)
                               : mr_h5_write_attr_int(f, at->name, at->integer)) != MR_OK;
     }
-    bad |= H5Fclose(f) < 0;
     if (bad) {
-        mr_atomic_abort(&a);
-        return mr_error_set(MR_EIO, "%s: write failed", path);
+        mr_h5_mem_discard(f);
+        return mr_error_set(MR_ENOMEM, "%s: cannot assemble the file in memory (out of memory?)",
+                            path);
     }
-    return mr_atomic_commit(&a);
+    return mr_h5_mem_commit(f, path);
 }

@@ -1,28 +1,51 @@
 #include "mr_file.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../analysis/mr_error.h"
+#include "mr_fs.h"
 
 int mr_atomic_begin(mr_atomic *a, const char *path)
 {
     a->path[0] = a->tmp[0] = '\0';
     MR_REQUIRE(strlen(path) < sizeof a->path, MR_EINPUT, "%.200s...: path too long", path);
+    /* the output replaces what is at `path` (rename): never a device, FIFO or directory
+     * (as root, `--save-routing /dev/null` would otherwise replace /dev/null) */
+    struct stat st;
+    MR_REQUIRE(stat(path, &st) != 0 || S_ISREG(st.st_mode), MR_EINPUT,
+               "%s: exists and is not a regular file (%s): outputs are written to a new file "
+               "renamed into place",
+               path, mr_fs_kind(st.st_mode));
     snprintf(a->path, sizeof a->path, "%s", path);
     snprintf(a->tmp, sizeof a->tmp, "%s.tmp-%ld", path, (long)getpid());
     return MR_OK;
 }
 
+/* Fault injection for the crash-safety tests (docs/reliability.md): with
+ * MR_FAULT_KILL_BEFORE_RENAME=NAME the process kills itself with SIGKILL once the
+ * temporary file of an output named NAME (e.g. results.h5) is complete, before it is
+ * renamed into place: what `kill -9` at the worst moment leaves behind. */
+static void fault_before_rename(const char *path)
+{
+    const char *want = getenv("MR_FAULT_KILL_BEFORE_RENAME");
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (want && strcmp(want, base) == 0) raise(SIGKILL);
+}
+
 int mr_atomic_commit(mr_atomic *a)
 {
+    fault_before_rename(a->path);
     if (rename(a->tmp, a->path) != 0) {
         int e = errno;
         unlink(a->tmp);
-        return mr_error_set(MR_EIO, "%s: cannot write (%s)", a->path, strerror(e));
+        return mr_error_set(MR_EIO, "%s: cannot write (%s)", a->path, mr_fs_strerror(e));
     }
     return MR_OK;
 }
@@ -36,13 +59,30 @@ int mr_file_write(const char *path, const void *data, size_t len)
 {
     mr_atomic a;
     MR_TRY(mr_atomic_begin(&a, path));
-    FILE *fp = fopen(a.tmp, "wb");
-    MR_REQUIRE(fp, MR_EIO, "%s: cannot create (%s)", a.tmp, strerror(errno));
-    int ok = fwrite(data, 1, len, fp) == len;
-    ok = (fclose(fp) == 0) && ok;
-    if (!ok) {
-        mr_atomic_abort(&a);
-        return mr_error_set(MR_EIO, "%s: cannot write", path);
+    /* O_EXCL: never follow a link planted at the temporary name; a stale file of an
+     * earlier process with this PID is ours to replace */
+    int fd = open(a.tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno == EEXIST && unlink(a.tmp) == 0)
+        fd = open(a.tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        int e = errno;
+        return mr_error_set(e == ENOENT || e == ENOTDIR ? MR_EINPUT : MR_EIO,
+                            "%s: cannot create (%s)", path,
+                            e == ENOENT ? "no such directory" : mr_fs_strerror(e));
+    }
+    int e = 0;
+    for (size_t done = 0; done < len && !e;) {
+        ssize_t w = write(fd, (const char *)data + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) e = w < 0 ? errno : EIO;
+        else done += (size_t)w;
+    }
+    /* on disk before the name: a crash after the rename never leaves an empty file */
+    if (!e && fsync(fd) != 0 && errno != EINVAL) e = errno;
+    if (close(fd) != 0 && !e) e = errno;
+    if (e) {
+        unlink(a.tmp);
+        return mr_error_set(MR_EIO, "%s: cannot write (%s)", path, mr_fs_strerror(e));
     }
     return mr_atomic_commit(&a);
 }
@@ -57,39 +97,37 @@ int mr_file_write_in(const char *dir, const char *name, const void *data, size_t
 
 int mr_file_copy(const char *src, const char *dst)
 {
-    mr_atomic a;
-    MR_TRY(mr_atomic_begin(&a, dst));
-    FILE *in = fopen(src, "rb"), *out = in ? fopen(a.tmp, "wb") : NULL;
-    int ok = in && out;
-    char buf[1 << 16];
+    char *buf;
     size_t n;
-    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, n, out) == n;
-    if (in) ok = !ferror(in) && ok;
-    if (in) fclose(in);
-    if (out) ok = (fclose(out) == 0) && ok;
-    if (!ok) {
-        mr_atomic_abort(&a);
-        return mr_error_set(MR_EIO, "cannot copy %s to %s", src, dst);
-    }
-    return mr_atomic_commit(&a);
+    /* the source is an input like any other: a regular file, read whole */
+    MR_TRY(mr_fs_read_input(src, (size_t)1 << 40, "file", &buf, &n));
+    int st = mr_file_write(dst, buf, n);
+    free(buf);
+    return st;
 }
 
 int mr_mkdir_p(const char *dir)
 {
-    char buf[MR_PATH_MAX];
-    MR_REQUIRE(strlen(dir) < sizeof buf && dir[0], MR_EINPUT, "'%.200s': not a directory name",
-               dir);
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
+    MR_REQUIRE(dir[0], MR_EINPUT, "'': not a directory name");
+    size_t n = strlen(dir);
+    char *buf = malloc(n + 1);
+    MR_REQUIRE(buf, MR_ENOMEM, "out of memory");
+    memcpy(buf, dir, n + 1);
+    int st = MR_OK;
+    for (size_t i = 1; i <= n && st == MR_OK; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char save = buf[i];
+        buf[i] = '\0';
+        struct stat sb;
         if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return mr_error_set(MR_EIO, "%s: cannot create directory (%s)", buf, strerror(errno));
-        *p = '/';
+            st = mr_error_set(errno == ENOENT || errno == ENOTDIR ? MR_EINPUT : MR_EIO,
+                              "%s: cannot create directory (%s)", buf, mr_fs_strerror(errno));
+        else if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            st = mr_error_set(MR_EINPUT, "%s: exists and is not a directory", buf);
+        buf[i] = save;
     }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return mr_error_set(MR_EIO, "%s: cannot create directory (%s)", dir, strerror(errno));
-    return MR_OK;
+    free(buf);
+    return st;
 }
 
 int mr_textbuf_open(mr_textbuf *t)

@@ -1,10 +1,14 @@
 /* mr_file.h — the one way the suite writes an output file: atomically.
  *
  * Every output (cells, results.h5, summaries, reports, PNGs, corrupted data, routing
- * traces, configs) is written under a temporary name PATH.tmp-PID in the same directory
- * and renamed onto PATH only when complete, so PATH holds either the whole new file or
- * what it held before, never a half-written one; a killed run leaves only *.tmp-* files,
- * which `moe-robust run` removes (they are never complete).
+ * traces, configs) is written under a temporary name PATH.tmp-PID in the same directory,
+ * flushed to disk (fsync) and renamed onto PATH only when complete, so PATH holds either
+ * the whole new file or what it held before, never a half-written one; a killed run
+ * leaves only *.tmp-* files, which the next process holding the run directory's lock
+ * removes (they are never complete). A failed write is MR_EIO naming PATH and the OS
+ * error ("No space left on device"); an existing PATH that is not a regular file (a
+ * device, a FIFO, a directory) is MR_EINPUT, never replaced. HDF5 files are assembled in
+ * memory and written through mr_file_write (io/mr_h5.h, mr_h5_mem_commit).
  *
  * Ownership: mr_atomic and mr_textbuf are caller-owned structs (no allocation outside
  * the text buffer, which mr_textbuf_commit/_discard release).
@@ -25,7 +29,8 @@ typedef struct mr_atomic {
     char tmp[MR_PATH_MAX + 32];
 } mr_atomic;
 
-/* Names the temporary file (creates nothing). MR_EINPUT if `path` is too long. */
+/* Names the temporary file (creates nothing). MR_EINPUT if `path` is too long or exists
+ * and is not a regular file. For outputs another program writes (gnuplot). */
 int mr_atomic_begin(mr_atomic *a, const char *path);
 /* Renames tmp onto path; on failure removes tmp: MR_EIO "PATH: cannot write (...)". */
 int mr_atomic_commit(mr_atomic *a);
@@ -36,7 +41,7 @@ void mr_atomic_abort(mr_atomic *a);
 int mr_file_write(const char *path, const void *data, size_t len);
 /* The same for the file `name` inside directory `dir`. */
 int mr_file_write_in(const char *dir, const char *name, const void *data, size_t len);
-/* Copies the file `src` to `dst` atomically. MR_EIO naming both on failure. */
+/* Copies the file `src` (a regular file: io/mr_fs.h) to `dst` atomically. */
 int mr_file_copy(const char *src, const char *dst);
 /* Creates `dir` and its missing parents (like mkdir -p). MR_EIO naming the directory. */
 int mr_mkdir_p(const char *dir);

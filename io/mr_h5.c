@@ -1,5 +1,6 @@
 #include "mr_h5.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,22 +8,111 @@
 #include <sys/stat.h>
 
 #include "../analysis/mr_error.h"
+#include "mr_file.h"
+#include "mr_fs.h"
 
+/* libhdf5 is built thread-safe on Debian: its error-printing setting is per thread, so
+ * every entry point that may run on a worker thread calls this first. */
 void mr_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+/* External links are never followed: a model or data file must hold its own data, not
+ * make us open (and read, or block on) another file of the host. */
+static herr_t deny_external_link(const char *parent_file, const char *parent_group,
+                                 const char *child_file, const char *child_object,
+                                 unsigned *acc_flags, hid_t fapl, void *op)
+{
+    (void)parent_file, (void)parent_group, (void)child_file, (void)child_object;
+    (void)acc_flags, (void)fapl, (void)op;
+    return -1;
+}
 
 int mr_h5_open_read(hid_t *out, const char *file)
 {
     mr_h5_quiet();
     struct stat st;
-    MR_REQUIRE(stat(file, &st) == 0, MR_EINPUT, "%s: no such file", file);
-    MR_REQUIRE(S_ISREG(st.st_mode), MR_EINPUT, "%s: not a regular file", file);
+    MR_TRY(mr_fs_check_input(file, &st));
     MR_REQUIRE(st.st_size > 0, MR_EINPUT, "%s: empty file", file);
     htri_t is = H5Fis_hdf5(file);
     MR_REQUIRE(is > 0, MR_EINPUT, "%s: not an HDF5 file (or its header is damaged)", file);
-    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    MR_REQUIRE(fapl >= 0, MR_ENOMEM, "out of memory");
+    H5Pset_elink_cb(fapl, deny_external_link, NULL);
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
     MR_REQUIRE(f >= 0, MR_EINPUT, "%s: cannot open as HDF5 (truncated or corrupt file?)", file);
     *out = f;
     return MR_OK;
+}
+
+/* ---- files written in memory ---- */
+
+int mr_h5_mem_create(hid_t *out, const char *path, size_t size_hint)
+{
+    mr_h5_quiet();
+    *out = -1;
+    size_t inc = size_hint < ((size_t)1 << 20) ? (size_t)1 << 20 : size_hint;
+    if (inc > ((size_t)1 << 30)) inc = (size_t)1 << 30;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), fcpl = H5Pcreate(H5P_FILE_CREATE);
+    herr_t e = fapl >= 0 && fcpl >= 0 ? H5Pset_fapl_core(fapl, inc, 0) : -1;
+    if (e >= 0) e = H5Pset_obj_track_times(fcpl, 0);
+    hid_t f = e >= 0 ? H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl) : -1;
+    if (fapl >= 0) H5Pclose(fapl);
+    if (fcpl >= 0) H5Pclose(fcpl);
+    MR_REQUIRE(f >= 0, MR_ENOMEM, "%s: cannot create the file in memory (out of memory?)", path);
+    *out = f;
+    return MR_OK;
+}
+
+void mr_h5_mem_discard(hid_t f)
+{
+    if (f >= 0) H5Fclose(f);
+}
+
+int mr_h5_mem_commit(hid_t f, const char *path)
+{
+    mr_h5_quiet();
+    ssize_t n = H5Fflush(f, H5F_SCOPE_LOCAL) >= 0 ? H5Fget_file_image(f, NULL, 0) : -1;
+    void *buf = n > 0 ? malloc((size_t)n) : NULL;
+    int ok = buf && H5Fget_file_image(f, buf, (size_t)n) == n;
+    ok = H5Fclose(f) >= 0 && ok;
+    int st = ok ? mr_file_write(path, buf, (size_t)n)
+                : mr_error_set(MR_ENOMEM, "%s: cannot assemble the file in memory (out of memory?)", path);
+    free(buf);
+    return st;
+}
+
+hid_t mr_h5_create_group(hid_t loc, const char *name);
+
+/* Every group along "a/b/c" that does not exist yet (a and a/b), made without times. */
+static int make_parents(hid_t loc, const char *name)
+{
+    size_t n = strlen(name);
+    char *buf = malloc(n + 1);
+    if (!buf) return MR_ENOMEM;
+    memcpy(buf, name, n + 1);
+    int st = MR_OK;
+    for (size_t i = 1; i < n && st == MR_OK; i++) {
+        if (buf[i] != '/') continue;
+        buf[i] = '\0';
+        if (H5Lexists(loc, buf, H5P_DEFAULT) <= 0) {
+            hid_t g = mr_h5_create_group(loc, buf);
+            if (g < 0) st = MR_EIO;
+            else H5Gclose(g);
+        }
+        buf[i] = '/';
+    }
+    free(buf);
+    return st;
+}
+
+hid_t mr_h5_create_group(hid_t loc, const char *name)
+{
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    if (gcpl < 0) return -1;
+    H5Pset_obj_track_times(gcpl, 0);
+    hid_t g = H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
+    return g;
 }
 
 const char *mr_h5_dims_str(char *buf, size_t cap, int rank, const hsize_t *dims)
@@ -82,7 +172,7 @@ static const char *class_name(H5T_class_t c)
 static int attr_numeric(hid_t loc, const char *file, const char *name, int want_int,
                         long long *iout, double *dout, int *found)
 {
-    hid_t a;
+    hid_t a = -1;
     MR_TRY(attr_open(loc, file, name, &a, found));
     if (a < 0) return MR_OK;
     int st = MR_OK;
@@ -119,7 +209,7 @@ int mr_h5_attr_double(hid_t loc, const char *file, const char *name, double *out
 int mr_h5_attr_string(hid_t loc, const char *file, const char *name, char *buf, size_t cap,
                       int *found)
 {
-    hid_t a;
+    hid_t a = -1;
     MR_TRY(attr_open(loc, file, name, &a, found));
     if (a < 0) return MR_OK;
     int st = MR_OK;
@@ -165,7 +255,7 @@ int mr_h5_attr_int_array(hid_t loc, const char *file, const char *name, int max_
 {
     *out = NULL;
     *n = 0;
-    hid_t a;
+    hid_t a = -1;
     MR_TRY(attr_open(loc, file, name, &a, NULL));
     int st = MR_OK;
     hid_t t = H5Aget_type(a);
@@ -193,67 +283,113 @@ int mr_h5_attr_int_array(hid_t loc, const char *file, const char *name, int max_
     return st;
 }
 
-int mr_h5_exists(hid_t f, const char *path)
+/* Type of the link `name` in `loc` (-1 if it cannot be read). */
+static int link_type(hid_t loc, const char *name)
+{
+    H5L_info_t li;
+    return H5Lget_info(loc, name, &li, H5P_DEFAULT) >= 0 ? (int)li.type : -1;
+}
+
+int mr_h5_find(hid_t f, const char *file, const char *path, int *found)
 {
     /* walk the path one component at a time: H5Lexists fails, rather than answering
-     * "no", when an intermediate group is missing */
-    char buf[512];
+     * "no", when an intermediate group is missing; and every component must be a plain
+     * (hard) link: the format keeps its data in the file itself */
+    *found = 0;
     size_t len = strlen(path);
-    if (len == 0 || len >= sizeof buf || path[0] != '/') return 0;
+    MR_REQUIRE(len > 0 && path[0] == '/', MR_EINPUT, "%s: %s: not an absolute HDF5 path", file, path);
+    char *buf = malloc(len + 1);
+    MR_REQUIRE(buf, MR_ENOMEM, "out of memory");
     memcpy(buf, path, len + 1);
-    for (size_t i = 1; i <= len; i++) {
+    int st = MR_OK, present = 1;
+    for (size_t i = 1; i <= len && present && st == MR_OK; i++) {
         if (buf[i] != '/' && buf[i] != '\0') continue;
         char save = buf[i];
         buf[i] = '\0';
         htri_t ex = H5Lexists(f, buf, H5P_DEFAULT);
-        if (ex <= 0) return 0;
-        htri_t ok = H5Oexists_by_name(f, buf, H5P_DEFAULT);
-        if (ok <= 0) return 0;
+        if (ex <= 0) {
+            present = 0;
+        } else if (link_type(f, buf) != H5L_TYPE_HARD) {
+            st = mr_error_set(MR_EINPUT,
+                              "%s: %s is %s link: the format stores every object in the file "
+                              "itself, not behind links",
+                              file, buf, link_type(f, buf) == H5L_TYPE_SOFT ? "a soft" : "an external");
+        } else if (H5Oexists_by_name(f, buf, H5P_DEFAULT) <= 0) {
+            present = 0;
+        }
         buf[i] = save;
     }
-    return 1;
+    free(buf);
+    if (st == MR_OK) *found = present;
+    return st;
+}
+
+int mr_h5_exists(hid_t f, const char *path)
+{
+    int found = 0;
+    return mr_h5_find(f, "", path, &found) == MR_OK && found;
+}
+
+/* Raw data must live in this file: external storage (H5Pset_external) would read any
+ * host file (or zeros when it is short), a virtual dataset maps other files. */
+static int check_in_file(hid_t pl, const char *file, const char *path)
+{
+    H5D_layout_t lay = H5Pget_layout(pl);
+    MR_REQUIRE(lay != H5D_VIRTUAL, MR_EINPUT,
+               "%s: %s: a virtual dataset (its data lives in other files): not supported", file, path);
+    MR_REQUIRE(H5Pget_external_count(pl) == 0, MR_EINPUT,
+               "%s: %s: stored in external files (H5Pset_external): the data must be inside "
+               "the file", file, path);
+    MR_REQUIRE(lay == H5D_CONTIGUOUS || lay == H5D_CHUNKED || lay == H5D_COMPACT, MR_EINPUT,
+               "%s: %s: unsupported storage layout", file, path);
+    return MR_OK;
 }
 
 /* A dataset declared but never (or only partly) written reads back as fill values:
  * weights or labels that silently read as 0, or, from a 2 KB file, gigabytes of samples
  * allocated and filled before any other check. Refuse it before any caller sizes an
  * allocation from the shape: no storage at all, or (chunked) fewer chunks than the
- * shape needs. */
-static int check_written(hid_t d, hid_t sp, const mr_h5_info *info, const char *file,
+ * shape needs. libhdf5 1.10 answers -1 to H5Dget_num_chunks with H5S_ALL: pass the
+ * dataset's own dataspace (everything selected). */
+static int check_written(hid_t d, hid_t sp, hid_t pl, const mr_h5_info *info, const char *file,
                          const char *path)
 {
     if (H5Sget_simple_extent_npoints(sp) <= 0) return MR_OK;
     MR_REQUIRE(H5Dget_storage_size(d) > 0, MR_EINPUT,
                "%s: %s: declared but no data was ever written to it", file, path);
-    hid_t pl = H5Dget_create_plist(d);
-    int st = MR_OK;
+    if (H5Pget_layout(pl) != H5D_CHUNKED) return MR_OK;
     hsize_t chunk[MR_H5_MAX_RANK], have = 0, want = 1;
-    if (pl >= 0 && H5Pget_layout(pl) == H5D_CHUNKED &&
-        H5Pget_chunk(pl, MR_H5_MAX_RANK, chunk) == info->rank &&
-        H5Dget_num_chunks(d, H5S_ALL, &have) >= 0) {
-        for (int i = 0; i < info->rank; i++) {
-            hsize_t n = chunk[i] ? (info->dims[i] + chunk[i] - 1) / chunk[i] : 1;
-            want = n && want > UINT64_MAX / n ? UINT64_MAX : want * n; /* saturate */
-        }
-        if (have < want)
-            st = mr_error_set(MR_EINPUT,
-                              "%s: %s: only %llu of its %llu chunks were ever written (the "
-                              "rest would read as fill values)",
-                              file, path, (unsigned long long)have, (unsigned long long)want);
+    MR_REQUIRE(H5Pget_chunk(pl, MR_H5_MAX_RANK, chunk) == info->rank &&
+                   H5Dget_num_chunks(d, sp, &have) >= 0,
+               MR_EINPUT, "%s: %s: cannot read its chunk index (corrupt file?)", file, path);
+    for (int i = 0; i < info->rank; i++) {
+        hsize_t n = chunk[i] ? (info->dims[i] + chunk[i] - 1) / chunk[i] : 1;
+        want = n && want > UINT64_MAX / n ? UINT64_MAX : want * n; /* saturate */
     }
-    if (pl >= 0) H5Pclose(pl);
-    return st;
+    MR_REQUIRE(have >= want, MR_EINPUT,
+               "%s: %s: only %llu of its %llu chunks were ever written (the rest would read as "
+               "fill values)",
+               file, path, (unsigned long long)have, (unsigned long long)want);
+    return MR_OK;
 }
 
 int mr_h5_dataset_info(hid_t f, const char *file, const char *path, mr_h5_info *info)
 {
-    MR_REQUIRE(mr_h5_exists(f, path), MR_EINPUT, "%s: %s: missing dataset", file, path);
+    mr_h5_quiet();
+    int found;
+    MR_TRY(mr_h5_find(f, file, path, &found));
+    MR_REQUIRE(found, MR_EINPUT, "%s: %s: missing dataset", file, path);
+    MR_REQUIRE(H5Oexists_by_name(f, path, H5P_DEFAULT) > 0, MR_EINPUT, "%s: %s: missing dataset",
+               file, path);
+    H5O_info_t oi;
+    MR_REQUIRE(H5Oget_info_by_name(f, path, &oi, H5P_DEFAULT) >= 0 && oi.type == H5O_TYPE_DATASET,
+               MR_EINPUT, "%s: %s: not a dataset", file, path);
     hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
     MR_REQUIRE(d >= 0, MR_EINPUT, "%s: %s: not a readable dataset", file, path);
-    hid_t sp = H5Dget_space(d), t = H5Dget_type(d);
+    hid_t sp = H5Dget_space(d), t = H5Dget_type(d), pl = H5Dget_create_plist(d);
     int st = MR_OK;
     int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
-    if (rank < 0 || rank > MR_H5_MAX_RANK || t < 0) {
+    if (rank < 0 || rank > MR_H5_MAX_RANK || t < 0 || pl < 0) {
         st = mr_error_set(MR_EINPUT, "%s: %s: unsupported dataspace", file, path);
     } else {
         info->rank = rank;
@@ -261,8 +397,10 @@ int mr_h5_dataset_info(hid_t f, const char *file, const char *path, mr_h5_info *
         info->cls = H5Tget_class(t);
         info->type_size = H5Tget_size(t);
         info->is_signed = info->cls == H5T_INTEGER ? H5Tget_sign(t) == H5T_SGN_2 : 0;
-        st = check_written(d, sp, info, file, path);
+        st = check_in_file(pl, file, path);
+        if (st == MR_OK) st = check_written(d, sp, pl, info, file, path);
     }
+    if (pl >= 0) H5Pclose(pl);
     if (t >= 0) H5Tclose(t);
     if (sp >= 0) H5Sclose(sp);
     H5Dclose(d);
@@ -335,14 +473,17 @@ int mr_h5_read_f64(hid_t f, const char *file, const char *path, double *dst, siz
 int mr_h5_write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank,
                         const hsize_t *dims, const void *data, hid_t dcpl)
 {
-    hid_t sp = H5Screate_simple(rank, dims, NULL);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE); /* "a/b/c" creates the groups a and a/b */
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t ds = sp >= 0 ? H5Dcreate2(loc, name, ftype, sp, lcpl, dcpl, H5P_DEFAULT) : -1;
-    herr_t e = ds >= 0 ? H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
+    /* no object records a modification time: the same content gives the same bytes */
+    hid_t pl = dcpl == H5P_DEFAULT ? H5Pcreate(H5P_DATASET_CREATE) : H5Pcopy(dcpl);
+    herr_t e = pl >= 0 ? H5Pset_obj_track_times(pl, 0) : -1;
+    hid_t sp = e >= 0 ? H5Screate_simple(rank, dims, NULL) : -1;
+    /* "a/b/c": the missing groups a and a/b are made first, without times either */
+    int ok = sp >= 0 && make_parents(loc, name) == MR_OK;
+    hid_t ds = ok ? H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, pl, H5P_DEFAULT) : -1;
+    e = ds >= 0 ? H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
     if (ds >= 0 && H5Dclose(ds) < 0) e = -1;
-    H5Pclose(lcpl);
     if (sp >= 0) H5Sclose(sp);
+    if (pl >= 0) H5Pclose(pl);
     return e < 0 ? mr_error_set(MR_EIO, "cannot write dataset %s", name) : MR_OK;
 }
 

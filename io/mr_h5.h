@@ -14,11 +14,27 @@
 
 #define MR_H5_MAX_RANK 8
 
-/* Silence HDF5's automatic error printing (idempotent). */
+/* Silence HDF5's automatic error printing for the calling thread (libhdf5 is built
+ * thread-safe: the setting is per thread). Idempotent and cheap. */
 void mr_h5_quiet(void);
 
-/* Open an existing file read-only; MR_EINPUT if missing or not HDF5. */
+/* Open an existing file read-only; MR_EINPUT if missing, unreadable, not a regular
+ * file or not HDF5. External links in it are never followed. */
 int mr_h5_open_read(hid_t *out, const char *file);
+
+/* Every HDF5 file this tool writes is built in memory (the core driver, no backing
+ * store) and written by mr_h5_mem_commit with the project's atomic writer: libhdf5 never
+ * writes to disk itself, so a full disk is one message naming the file and the OS error,
+ * never an HDF5 error stack or a crash in libhdf5's shutdown. Object modification times
+ * are not recorded (the same content gives the same bytes). The memory cost is the
+ * file's size. `path` names the file; size_hint: its expected size (0: small). */
+int mr_h5_mem_create(hid_t *f, const char *path, size_t size_hint);
+/* Write the file to `path` atomically and close f (in every case). */
+int mr_h5_mem_commit(hid_t f, const char *path);
+/* Close without writing (accepts -1). */
+void mr_h5_mem_discard(hid_t f);
+/* A group without modification times (close with H5Gclose); -1 on failure. */
+hid_t mr_h5_create_group(hid_t loc, const char *name);
 
 /* Root (or any object's) attributes. `found` may be NULL, then absence is an error. */
 int mr_h5_attr_int(hid_t loc, const char *file, const char *name, long long *out, int *found);
@@ -30,7 +46,10 @@ int mr_h5_attr_string(hid_t loc, const char *file, const char *name, char *buf, 
 int mr_h5_attr_int_array(hid_t loc, const char *file, const char *name, int max_n,
                          long long **out, int *n);
 
-/* Whether a full path resolves to an object (every group along it exists). */
+/* Whether a full path resolves to an object (every group along it exists). Every link
+ * along it must be a hard link: a soft or external link is MR_EINPUT naming it. */
+int mr_h5_find(hid_t f, const char *file, const char *path, int *found);
+/* The same as a yes/no (a link other than a hard link counts as absent). */
 int mr_h5_exists(hid_t f, const char *path);
 
 typedef struct mr_h5_info {
@@ -41,8 +60,10 @@ typedef struct mr_h5_info {
     int is_signed;
 } mr_h5_info;
 
-/* Shape and type of a dataset; MR_EINPUT naming the path if it is missing, or if some
- * of its elements were never written (they would read as fill values). */
+/* Shape and type of a dataset; MR_EINPUT naming the path if it is missing, reached
+ * through a soft or external link, stored outside the file (external storage, a virtual
+ * dataset), or if some of its elements were never written (they would read as fill
+ * values). */
 int mr_h5_dataset_info(hid_t f, const char *file, const char *path, mr_h5_info *info);
 
 /* Require a float32 dataset of exactly the given shape. */
@@ -63,8 +84,8 @@ int mr_h5_read_f64(hid_t f, const char *file, const char *path, double *dst, siz
 
 /* Write a whole dataset `name` of rank 1..MR_H5_MAX_RANK under `loc` (missing groups
  * along the path are created): file type ftype from memory of type mtype, with
- * dataset-creation properties dcpl (H5P_DEFAULT for contiguous). MR_EIO naming the
- * dataset on failure. */
+ * dataset-creation properties dcpl (H5P_DEFAULT for contiguous). No object records a
+ * modification time. MR_EIO naming the dataset on failure. */
 int mr_h5_write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank,
                         const hsize_t *dims, const void *data, hid_t dcpl);
 /* float64 dataset of rank 1 [d0] or 2 [d0, d1]. */

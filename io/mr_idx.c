@@ -3,10 +3,12 @@
  * gzread reads .gz files and passes raw files through unchanged. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "../analysis/mr_error.h"
 #include "mr_data.h"
+#include "mr_fs.h"
 
 static int read_exact(gzFile g, const char *path, void *buf, size_t n, const char *what)
 {
@@ -71,10 +73,17 @@ static int read_header(gzFile g, const char *path, int want_dims, uint32_t *dims
     return MR_OK;
 }
 
+/* A regular file only: a FIFO would block gzopen forever, /dev/zero would feed it
+ * zeros without end (issue #23). */
 static int open_gz(gzFile *g, const char *path)
 {
-    *g = gzopen(path, "rb");
-    MR_REQUIRE(*g, MR_EINPUT, "%s: cannot open", path);
+    int fd;
+    MR_TRY(mr_fs_open_input(path, &fd, NULL));
+    *g = gzdopen(fd, "rb");
+    if (!*g) {
+        close(fd);
+        return mr_error_set(MR_ENOMEM, "%s: out of memory", path);
+    }
     return MR_OK;
 }
 
@@ -84,7 +93,7 @@ int mr_idx_read_images(const char *path, long limit, uint8_t **out, int *n, int 
     *out = NULL;
     gzFile g;
     MR_TRY(open_gz(&g, path));
-    uint32_t dims[3];
+    uint32_t dims[3] = {0};
     int st = read_header(g, path, 3, dims);
     if (st == MR_OK && (dims[0] == 0 || dims[0] > MR_DATA_MAX_SAMPLES || dims[1] == 0 ||
                         dims[1] > 8192 || dims[2] == 0 || dims[2] > 8192))
@@ -115,7 +124,7 @@ int mr_idx_read_labels(const char *path, long limit, uint8_t **out, int *n)
     *out = NULL;
     gzFile g;
     MR_TRY(open_gz(&g, path));
-    uint32_t dims[1];
+    uint32_t dims[1] = {0};
     int st = read_header(g, path, 1, dims);
     if (st == MR_OK && (dims[0] == 0 || dims[0] > MR_DATA_MAX_SAMPLES))
         st = mr_error_set(MR_EINPUT, "%s: implausible IDX label count %u", path, dims[0]);

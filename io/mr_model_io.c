@@ -177,7 +177,27 @@ typedef struct router_scan {
     char group[128];
     size_t floats;
     int status;
+    int cap;        /* of layer->router_tensors */
 } router_scan;
+
+/* The next router tensor slot (the array grows: a file may hold any number). */
+static mr_named_tensor *next_tensor(router_scan *rs)
+{
+    mr_layer *L = rs->layer;
+    if (L->n_router_tensors == rs->cap) {
+        int cap = rs->cap ? 2 * rs->cap : 8;
+        mr_named_tensor *t = realloc(L->router_tensors, (size_t)cap * sizeof *t);
+        if (!t) {
+            rs->status = mr_error_set(MR_ENOMEM, "out of memory");
+            return NULL;
+        }
+        L->router_tensors = t;
+        rs->cap = cap;
+    }
+    mr_named_tensor *t = &L->router_tensors[L->n_router_tensors];
+    memset(t, 0, sizeof *t);
+    return t;
+}
 
 static herr_t router_visit(hid_t g, const char *name, const H5L_info_t *info, void *op)
 {
@@ -185,17 +205,13 @@ static herr_t router_visit(hid_t g, const char *name, const H5L_info_t *info, vo
     (void)info;
     router_scan *rs = op;
     mr_layer *L = rs->layer;
+    if (strlen(name) >= MR_NAME_LEN) {
+        rs->status = mr_error_set(MR_EINPUT, "%s: %s/%.64s...: router tensor names have at most %d "
+                                  "characters", rs->file, rs->group, name, MR_NAME_LEN - 1);
+        return -1;
+    }
     char path[256];
     snprintf(path, sizeof path, "%s/%s", rs->group, name);
-    if (L->n_router_tensors == MR_MAX_ROUTER_TENSORS) {
-        rs->status = mr_error_set(MR_EINPUT, "%s: %s: more than %d router tensors", rs->file,
-                                  rs->group, MR_MAX_ROUTER_TENSORS);
-        return -1;
-    }
-    if (strlen(name) >= MR_NAME_LEN) {
-        rs->status = mr_error_set(MR_EINPUT, "%s: %s: name too long", rs->file, path);
-        return -1;
-    }
     mr_h5_info in;
     int st = mr_h5_dataset_info(rs->f, rs->file, path, &in);
     if (st == MR_OK && (in.cls != H5T_FLOAT || in.type_size != 4 || in.rank > 4))
@@ -205,7 +221,9 @@ static herr_t router_visit(hid_t g, const char *name, const H5L_info_t *info, vo
         rs->status = st;
         return -1;
     }
-    mr_named_tensor *t = &L->router_tensors[L->n_router_tensors++];
+    mr_named_tensor *t = next_tensor(rs);
+    if (!t) return -1;
+    L->n_router_tensors++;
     snprintf(t->name, sizeof t->name, "%s", name);
     t->ndim = in.rank;
     t->size = 1;
@@ -226,9 +244,10 @@ static herr_t router_attr_visit(hid_t loc, const char *name, const H5A_info_t *i
     router_scan *rs = op;
     mr_layer *L = rs->layer;
     double v;
-    if (L->n_router_tensors == MR_MAX_ROUTER_TENSORS || strlen(name) >= MR_NAME_LEN) {
-        rs->status = mr_error_set(MR_EINPUT, "%s: %s: too many or too long router attributes",
-                                  rs->file, rs->group);
+    if (strlen(name) >= MR_NAME_LEN) {
+        rs->status = mr_error_set(MR_EINPUT, "%s: %s: attribute %.64s...: router attribute names "
+                                  "have at most %d characters", rs->file, rs->group, name,
+                                  MR_NAME_LEN - 1);
         return -1;
     }
     char where[300];
@@ -238,7 +257,9 @@ static herr_t router_attr_visit(hid_t loc, const char *name, const H5A_info_t *i
         rs->status = st;
         return -1;
     }
-    mr_named_tensor *t = &L->router_tensors[L->n_router_tensors++];
+    mr_named_tensor *t = next_tensor(rs);
+    if (!t) return -1;
+    L->n_router_tensors++;
     snprintf(t->name, sizeof t->name, "%s", name);
     t->ndim = 0;
     t->size = 1;
@@ -250,7 +271,9 @@ static int scan_router(hid_t f, const char *file, mr_layer *L, int l, size_t *fl
 {
     router_scan rs = {.f = f, .file = file, .layer = L, .status = MR_OK};
     snprintf(rs.group, sizeof rs.group, "/layers/%d/moe/router", l);
-    if (!mr_h5_exists(f, rs.group)) return MR_OK;
+    int found;
+    MR_TRY(mr_h5_find(f, file, rs.group, &found));
+    if (!found) return MR_OK;
     hid_t g = H5Gopen2(f, rs.group, H5P_DEFAULT);
     MR_REQUIRE(g >= 0, MR_EINPUT, "%s: %s: not a group", file, rs.group);
     hsize_t idx = 0;
@@ -326,7 +349,8 @@ static int load(hid_t f, const char *file, mr_model *m)
     size_t total = 0;
     for (int i = 0; st == MR_OK && i < p.n; i++) {
         mr_plan_item *it = &p.items[i];
-        it->present = mr_h5_exists(f, it->path);
+        st = mr_h5_find(f, file, it->path, &it->present);
+        if (st != MR_OK) break;
         if (!it->present && it->optional) {
             if (it->optional == MR_PLAN_ZEROS_IF_ABSENT) total += mr_plan_item_size(it);
             continue;
@@ -366,7 +390,8 @@ static int load(hid_t f, const char *file, mr_model *m)
         if (!L->is_moe) continue;
         char gb[64];
         snprintf(gb, sizeof gb, "/layers/%d/moe/gate_b", l);
-        L->has_gate_b = mr_h5_exists(f, gb);
+        st = mr_h5_find(f, file, gb, &L->has_gate_b);
+        if (st != MR_OK) break;
         st = read_router(f, file, L, l, &cur);
     }
     mr_model_plan_free(&p);

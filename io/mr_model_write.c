@@ -416,18 +416,14 @@ int mr_model_save(const mr_model *m, const char *path, const mr_model_meta *meta
 {
     mr_h5_quiet();
     MR_TRY(check_model(m, path));
-    mr_atomic a;
-    MR_TRY(mr_atomic_begin(&a, path));
-    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    MR_REQUIRE(f >= 0, MR_EINPUT,
-               "%s: cannot create the model file (does the directory exist and is it writable?)",
-               path);
+    /* built in memory and written by the project's atomic writer (io/mr_h5.h): a full
+     * disk is one message naming the file and the OS error, never a crash in libhdf5 */
+    hid_t f;
+    MR_TRY(mr_h5_mem_create(&f, path, m->n_arena * sizeof(float) + ((size_t)1 << 20)));
     int st = write_all(f, path, m, meta);
-    if (H5Fclose(f) < 0 && st == MR_OK)
-        st = mr_error_set(MR_EIO, "%s: cannot finish writing (disk full?)", path);
     if (st != MR_OK) {
-        mr_atomic_abort(&a);
+        mr_h5_mem_discard(f);
         return st;
     }
-    return mr_atomic_commit(&a);
+    return mr_h5_mem_commit(f, path);
 }

@@ -156,7 +156,7 @@ static int model_index(mr_results *r, const cfg_scan *c, const mr_cell_summary *
     m->n = s->meta.n;
     m->n_moe = s->meta.n_moe;
     m->E = s->meta.E;
-    memcpy(m->layers, s->meta.layers, sizeof m->layers);
+    m->layers = s->meta.layers;
     return r->n_models++;
 }
 

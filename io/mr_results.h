@@ -28,7 +28,7 @@ typedef struct mr_res_model {
     char path[1024];          /* from the config ("" if unknown) */
     int task;                 /* MR_TASK_CLASSIFY / MR_TASK_LM */
     int n, n_moe, E;
-    int layers[64];           /* MoE block indices */
+    const int *layers;        /* [n_moe] MoE block indices (the first cell's; owned by it) */
     int first_group, n_groups;
 } mr_res_model;
 

@@ -11,6 +11,7 @@
 #include "../analysis/mr_error.h"
 #include "../metrics/mr_stats.h"
 #include "mr_file.h"
+#include "mr_fs.h"
 #include "mr_h5.h"
 
 #ifndef MR_VERSION
@@ -82,6 +83,18 @@ static int reference_group(const mr_summary_run *g, int group)
     return r;
 }
 
+/* Wrong predictions of a pass, as the exact integer count behind its accuracy: the
+ * accuracy is a mean of per-sample fractions of `T` (lm) or 1 (classify) predictions. */
+static long long scored(const mr_cell_summary *c)
+{
+    return c->meta.task == MR_TASK_LM ? (long long)c->meta.n * c->meta.T : (long long)c->meta.n;
+}
+
+static long long errors(const mr_cell_summary *c)
+{
+    return scored(c) - llround(c->accuracy[0] * (double)scored(c));
+}
+
 static void compute_ce(const mr_summary_run *g, const mr_cell_summary *s, ce_row *rows)
 {
     for (int gi = 0; gi < g->n_groups; gi++) {
@@ -92,20 +105,20 @@ static void compute_ce(const mr_summary_run *g, const mr_cell_summary *s, ce_row
         const mr_cell_summary *clean = find(g, s, gi, MR_CELL_CLEAN, "", 0);
         const mr_cell_summary *rclean = find(g, s, r->ref_group, MR_CELL_CLEAN, "", 0);
         for (int ci = 0; ci < g->n_corr; ci++) {
-            double err[5], ref[5];
+            long long err[5], ref[5];
             int n = 0;
             for (int sev = 1; sev <= 5; sev++) {
                 const mr_cell_summary *a = find(g, s, gi, MR_CELL_CORRUPT, g->corr[ci], sev);
                 const mr_cell_summary *b =
                     find(g, s, r->ref_group, MR_CELL_CORRUPT, g->corr[ci], sev);
                 if (!a || !b) continue;
-                err[n] = 1.0 - a->accuracy[0];
-                ref[n] = 1.0 - b->accuracy[0];
+                err[n] = errors(a);
+                ref[n] = errors(b);
                 n++;
             }
-            r->ce[ci] = n ? mr_stats_ce(err, ref, n) : NAN;
-            r->rel[ci] = n ? mr_stats_relative_ce(err, 1.0 - clean->accuracy[0], ref,
-                                                  1.0 - rclean->accuracy[0], n)
+            r->ce[ci] = n ? mr_stats_ce(err, scored(clean), ref, scored(rclean), n) : NAN;
+            r->rel[ci] = n ? mr_stats_relative_ce(err, errors(clean), scored(clean), ref,
+                                                  errors(rclean), scored(rclean), n)
                            : NAN;
             sum += r->ce[ci];
             rsum += r->rel[ci];
@@ -119,60 +132,87 @@ static void compute_ce(const mr_summary_run *g, const mr_cell_summary *s, ce_row
 
 static int write_h5(const mr_summary_run *g, const char *dir, const ce_row *rows)
 {
-    char path[1200], src[1400];
-    snprintf(path, sizeof path, "%s/results.h5", dir);
-    mr_atomic a;
-    MR_TRY(mr_atomic_begin(&a, path));
-    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    MR_REQUIRE(f >= 0, MR_EIO, "%s: cannot create", a.tmp);
-    mr_h5_write_attr_string(f, "format", "moe-robust-results");
-    mr_h5_write_attr_string(f, "version", MR_VERSION);
-    mr_h5_write_attr_string(f, "config", g->config);
+    char src[1400];
+    char *path = mr_fs_join(dir, "results.h5");
+    if (!path) return mr_error_set(MR_ENOMEM, "out of memory");
+    hid_t f;
+    /* built in memory, written by the atomic writer (io/mr_h5.h) */
+    int st = mr_h5_mem_create(&f, path, 0);
+    if (st != MR_OK) {
+        free(path);
+        return st;
+    }
+    st |= mr_h5_write_attr_string(f, "format", "moe-robust-results");
+    st |= mr_h5_write_attr_string(f, "version", MR_VERSION);
+    st |= mr_h5_write_attr_string(f, "config", g->config);
     char hash[32];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)g->hash);
-    mr_h5_write_attr_string(f, "config_hash", hash);
-    int ok = 1;
-    hid_t cells = H5Gcreate2(f, "cells", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    st |= mr_h5_write_attr_string(f, "config_hash", hash);
+    int ok = st == MR_OK;
+    const char *why = "";
+    hid_t cells = ok ? mr_h5_create_group(f, "cells") : -1;
+    ok = ok && cells >= 0;
     for (int i = 0; ok && i < g->n_cells; i++) {
         const mr_summary_cell *c = &g->cells[i];
         cell_path(src, sizeof src, dir, c);
-        hid_t sf = H5Fopen(src, H5F_ACC_RDONLY, H5P_DEFAULT);
+        hid_t sf;
+        if (mr_h5_open_read(&sf, src) != MR_OK) {
+            ok = 0;
+            why = mr_error_message();
+            break;
+        }
         char name[300];
         snprintf(name, sizeof name, "%.*s", (int)(strlen(c->file) - 3), c->file);
-        ok = sf >= 0 && H5Ocopy(sf, "/", cells, name, H5P_DEFAULT, H5P_DEFAULT) >= 0;
-        if (sf >= 0) H5Fclose(sf);
+        ok = H5Ocopy(sf, "/", cells, name, H5P_DEFAULT, H5P_DEFAULT) >= 0;
+        H5Fclose(sf);
     }
-    H5Gclose(cells);
-    hid_t ce = H5Gcreate2(f, "ce", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (cells >= 0) H5Gclose(cells);
+    hid_t ce = ok ? mr_h5_create_group(f, "ce") : -1;
+    ok = ok && ce >= 0;
     for (int gi = 0; ok && gi < g->n_groups && g->n_corr; gi++) {
         const mr_summary_group *gr = &g->groups[gi];
         char name[200];
         snprintf(name, sizeof name, "%s~%s@k%d", g->models[gr->model], gr->router, gr->k);
-        hid_t grp = H5Gcreate2(ce, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t grp = mr_h5_create_group(ce, name);
+        if (grp < 0) {
+            ok = 0;
+            break;
+        }
         hsize_t n = (hsize_t)g->n_corr;
         ok = ok && mr_h5_write_f64(grp, "ce", rows[gi].ce, 1, n, 0) == MR_OK &&
              mr_h5_write_f64(grp, "relative_ce", rows[gi].rel, 1, n, 0) == MR_OK;
-        char list[4096] = "";
-        for (int ci = 0; ci < g->n_corr; ci++) {
-            strncat(list, ci ? "," : "", sizeof list - strlen(list) - 1);
-            strncat(list, g->corr[ci], sizeof list - strlen(list) - 1);
+        size_t len = 1;
+        for (int ci = 0; ci < g->n_corr; ci++) len += strlen(g->corr[ci]) + 1;
+        char *list = malloc(len);
+        ok = ok && list;
+        if (list) {
+            list[0] = '\0';
+            for (int ci = 0; ci < g->n_corr; ci++) {
+                if (ci) strcat(list, ",");
+                strcat(list, g->corr[ci]);
+            }
+            ok = ok && mr_h5_write_attr_string(grp, "corruptions", list) == MR_OK;
         }
-        mr_h5_write_attr_string(grp, "corruptions", list);
+        free(list);
         const mr_summary_group *rg = &g->groups[rows[gi].ref_group];
         char ref[200];
         snprintf(ref, sizeof ref, "%s~%s@k%d", g->models[rg->model], rg->router, rg->k);
-        mr_h5_write_attr_string(grp, "reference", ref);
-        mr_h5_write_attr_double(grp, "mce", rows[gi].mce);
-        mr_h5_write_attr_double(grp, "relative_mce", rows[gi].rel_mce);
+        ok = ok && mr_h5_write_attr_string(grp, "reference", ref) == MR_OK;
+        ok = ok && mr_h5_write_attr_double(grp, "mce", rows[gi].mce) == MR_OK;
+        ok = ok && mr_h5_write_attr_double(grp, "relative_mce", rows[gi].rel_mce) == MR_OK;
         H5Gclose(grp);
     }
-    H5Gclose(ce);
-    if (H5Fclose(f) < 0) ok = 0;
+    if (ce >= 0) H5Gclose(ce);
     if (!ok) {
-        mr_atomic_abort(&a);
-        return mr_error_set(MR_EIO, "%s: cannot write", path);
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s", why);
+        mr_h5_mem_discard(f);
+        st = mr_error_set(MR_EIO, "%s: cannot assemble%s%s", path, msg[0] ? ": " : "", msg);
+    } else {
+        st = mr_h5_mem_commit(f, path);
     }
-    return mr_atomic_commit(&a);
+    free(path);
+    return st;
 }
 
 /* ---- summary.json ---- */
@@ -223,7 +263,11 @@ static cJSON *cell_json(const mr_cell_summary *s)
     }
     if (s->has_drop) {
         cJSON_AddItemToObject(o, "accuracy_drop", ci_json(s->acc_drop));
-        cJSON_AddItemToObject(o, "accuracy_drop_p", num(s->acc_drop_p));
+        /* with B resamples no p below 1/B can be resolved: an upper bound, not a value */
+        cJSON_AddItemToObject(o, "accuracy_drop_p", s->acc_drop_p_bound ? cJSON_CreateNull()
+                                                                         : num(s->acc_drop_p));
+        if (s->acc_drop_p_bound)
+            cJSON_AddItemToObject(o, "accuracy_drop_p_below", num(s->acc_drop_p));
     }
     if (s->has_flips) cJSON_AddItemToObject(o, "prediction_flip", ci_json(s->pred_flip));
     cJSON *layers = cJSON_AddArrayToObject(o, "layers");
@@ -258,7 +302,8 @@ static cJSON *paired_json(const mr_paired *p)
     cJSON_AddItemToObject(o, "mean", num(p->diff.mean));
     cJSON_AddItemToObject(o, "lo", num(p->diff.lo));
     cJSON_AddItemToObject(o, "hi", num(p->diff.hi));
-    cJSON_AddItemToObject(o, "p", num(p->p_value));
+    cJSON_AddItemToObject(o, "p", p->p_bound ? cJSON_CreateNull() : num(p->p_value));
+    if (p->p_bound) cJSON_AddItemToObject(o, "p_below", num(p->p_value));
     return o;
 }
 
@@ -274,7 +319,7 @@ static cJSON *vs_reference(const mr_summary_run *g, const char *dir, int i, int 
     cell_path(a, sizeof a, dir, &g->cells[i]);
     cell_path(b, sizeof b, dir, &g->cells[j]);
     size_t n = (size_t)m->n, nl = (size_t)m->n_moe;
-    int B = g->bootstrap > 0 ? g->bootstrap : 1000;
+    int B = g->bootstrap; /* 0: differences only, no p-value (as in eval) */
     double level = g->level;
     uint64_t seed = g->seed;
     cJSON *o = cJSON_CreateObject();
@@ -287,7 +332,7 @@ static cJSON *vs_reference(const mr_summary_run *g, const char *dir, int i, int 
         double *y = mr_cell_read_vector(b, "sample_correct", n);
         if (!x || !y) *status = MR_EINPUT;
         if (*status == MR_OK)
-            *status = mr_stats_bootstrap_paired(&p, x, y, n, 1, B, level, seed, "paired/accuracy", NULL);
+            *status = mr_stats_paired_test(&p, x, y, n, 1, B, level, seed, "paired/accuracy");
         if (*status == MR_OK) cJSON_AddItemToObject(o, "accuracy_diff", paired_json(&p));
         if (*status == MR_OK && m->task == MR_TASK_CLASSIFY) {
             long only_a = 0, only_b = 0;
@@ -315,7 +360,7 @@ static cJSON *vs_reference(const mr_summary_run *g, const char *dir, int i, int 
         for (size_t l = 0; l < nl && *status == MR_OK; l++) {
             char purpose[64];
             snprintf(purpose, sizeof purpose, "paired/%s/%zu", per_layer[v][1], l);
-            *status = mr_stats_bootstrap_paired(&p, x + l, y + l, n, nl, B, level, seed, purpose, NULL);
+            *status = mr_stats_paired_test(&p, x + l, y + l, n, nl, B, level, seed, purpose);
             if (*status == MR_OK) cJSON_AddItemToArray(arr, paired_json(&p));
         }
         free(x);

@@ -5,7 +5,9 @@
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../analysis/mr_error.h"
 #include "../analysis/mr_rng.h"
@@ -84,38 +86,73 @@ int mr_stats_bootstrap_paired(mr_paired *out, const double *x, const double *y, 
             below += means[b] <= 0.0;
             above += means[b] >= 0.0;
         }
-        double p = 2.0 * (below < above ? below : above) / (double)B;
-        out->p_value = p > 1.0 ? 1.0 : p;
+        int tail = below < above ? below : above;
+        double p = 2.0 * tail / (double)B;
+        out->p_value = tail == 0 ? 1.0 / B : p > 1.0 ? 1.0 : p;
+        out->p_bound = tail == 0;
     }
     if (!scratch) free(means);
     return st;
 }
 
+int mr_stats_paired_test(mr_paired *out, const double *x, const double *y, size_t n,
+                         size_t stride, int B, double level, uint64_t seed, const char *purpose)
+{
+    memset(out, 0, sizeof *out);
+    if (B == 0) {
+        MR_REQUIRE(n >= 1, MR_EINPUT, "paired test of an empty sample");
+        out->diff.mean = out->diff.lo = out->diff.hi =
+            mr_stats_mean(x, n, stride) - mr_stats_mean(y, n, stride);
+        out->p_value = NAN;
+        return MR_OK;
+    }
+    return mr_stats_bootstrap_paired(out, x, y, n, stride, B, level, seed, purpose, NULL);
+}
+
+const char *mr_stats_p_format(char *buf, size_t cap, const mr_paired *p)
+{
+    if (isnan(p->p_value))
+        snprintf(buf, cap, "no p-value (no bootstrap)");
+    else if (p->p_bound)
+        snprintf(buf, cap, "p < %.3g", p->p_value);
+    else
+        snprintf(buf, cap, "p = %.4f", p->p_value);
+    return buf;
+}
+
 double mr_stats_mcnemar_exact(long b, long c)
 {
-    if (b + c == 0) return 1.0;
+    long n = b + c;
+    if (n <= 0) return 1.0;
     long m = b < c ? b : c;
-    double p = 2.0 * gsl_cdf_binomial_P((unsigned int)m, 0.5, (unsigned int)(b + c));
+    /* P(X <= m) >= 1/2 exactly when 2m + 1 >= n (the binomial(n, 1/2) is symmetric), so
+     * p = 1 there; computing it would leave rounding residue (0.9999999999999961) */
+    if (2 * m + 1 >= n) return 1.0;
+    double p = 2.0 * gsl_cdf_binomial_P((unsigned int)m, 0.5, (unsigned int)n);
     return p > 1.0 ? 1.0 : p;
 }
 
-double mr_stats_ce(const double *err, const double *err_ref, int n_sev)
+double mr_stats_ce(const long long *err, long long scored, const long long *err_ref,
+                   long long ref_scored, int n_sev)
 {
-    double num = 0.0, den = 0.0;
+    long long num = 0, den = 0;
     for (int s = 0; s < n_sev; s++) {
         num += err[s];
         den += err_ref[s];
     }
-    return den != 0.0 ? num / den : NAN;
+    if (den == 0 || scored <= 0 || ref_scored <= 0) return NAN;
+    return ((double)num / (double)scored) / ((double)den / (double)ref_scored);
 }
 
-double mr_stats_relative_ce(const double *err, double err_clean, const double *err_ref,
-                            double err_ref_clean, int n_sev)
+double mr_stats_relative_ce(const long long *err, long long err_clean, long long scored,
+                            const long long *err_ref, long long err_ref_clean,
+                            long long ref_scored, int n_sev)
 {
-    double num = 0.0, den = 0.0;
+    long long num = 0, den = 0;
     for (int s = 0; s < n_sev; s++) {
         num += err[s] - err_clean;
         den += err_ref[s] - err_ref_clean;
     }
-    return den != 0.0 ? num / den : NAN;
+    if (den == 0 || scored <= 0 || ref_scored <= 0) return NAN;
+    return ((double)num / (double)scored) / ((double)den / (double)ref_scored);
 }

@@ -29,25 +29,46 @@ int mr_stats_bootstrap_mean(mr_ci *out, const double *x, size_t n, size_t stride
 
 /* Paired bootstrap of mean(x - y): CI of the difference and a two-sided bootstrap
  * p-value for "no difference" (2 * the smaller tail share of resampled differences
- * on either side of 0, capped at 1). */
+ * on either side of 0, capped at 1). With B resamples the p-value cannot be resolved
+ * below 1/B: when no resample falls on the other side of 0, p_value = 1/B and p_bound
+ * = 1, read "p < 1/B" (never "p = 0"). */
 typedef struct mr_paired {
     mr_ci diff;
-    double p_value;
+    double p_value;  /* NaN when there was no bootstrap (B = 0) */
+    int p_bound;     /* 1: p < p_value (= 1/B) */
 } mr_paired;
 int mr_stats_bootstrap_paired(mr_paired *out, const double *x, const double *y, size_t n,
                               size_t stride, int B, double level, uint64_t seed,
                               const char *purpose, double *scratch);
+
+/* The one paired test of the suite: `eval`'s accuracy drop, the grid's corrupted cells
+ * and every vs_reference comparison of summary.json call this. B = 0 (no bootstrap):
+ * the difference of means with lo = hi = mean and p_value NaN ("no p-value"), the same
+ * everywhere; B >= 2: mr_stats_bootstrap_paired. B = 1 is MR_EINPUT. */
+int mr_stats_paired_test(mr_paired *out, const double *x, const double *y, size_t n,
+                         size_t stride, int B, double level, uint64_t seed, const char *purpose);
+
+/* The p-value as text: "p = 0.0420", "p < 0.001" (bounded) or "no p-value (no
+ * bootstrap)". Returns buf. */
+const char *mr_stats_p_format(char *buf, size_t cap, const mr_paired *p);
 
 /* McNemar's exact test on two classifiers' correctness over the same samples.
  * b = samples only the first got right, c = only the second; p = min(1, 2 * P(X <=
  * min(b,c))) with X ~ Binomial(b + c, 1/2) (statsmodels' exact=True). p = 1 when b+c=0. */
 double mr_stats_mcnemar_exact(long b, long c);
 
-/* ImageNet-C corruption error over severities: sum_s err[s] / sum_s err_ref[s].
- * Relative CE: sum_s (err[s] - err_clean) / sum_s (err_ref[s] - err_ref_clean).
- * Both return NaN when the denominator is 0 (undefined, reported as such). */
-double mr_stats_ce(const double *err, const double *err_ref, int n_sev);
-double mr_stats_relative_ce(const double *err, double err_clean, const double *err_ref,
-                            double err_ref_clean, int n_sev);
+/* ImageNet-C corruption error over severities, from integer error counts (wrong
+ * predictions out of `scored` per pass, and out of `ref_scored` for the reference):
+ *   CE = (sum_s err[s] / scored) / (sum_s err_ref[s] / ref_scored)
+ *   relative CE = (sum_s (err[s] - err_clean) / scored) /
+ *                 (sum_s (err_ref[s] - err_ref_clean) / ref_scored)
+ * Sums are exact integers, so a denominator that is exactly 0 is recognised as such
+ * (floating-point error rates would leave a residue of ~1e-17 and a CE of ~1e14): both
+ * return NaN then (undefined, reported as such). */
+double mr_stats_ce(const long long *err, long long scored, const long long *err_ref,
+                   long long ref_scored, int n_sev);
+double mr_stats_relative_ce(const long long *err, long long err_clean, long long scored,
+                            const long long *err_ref, long long err_ref_clean,
+                            long long ref_scored, int n_sev);
 
 #endif

@@ -1,6 +1,7 @@
 #include "mr_gate.h"
 
 #include <cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <math.h>
@@ -10,6 +11,7 @@
 #include "../analysis/mr_error.h"
 #include "../analysis/mr_model.h"
 #include "../io/mr_file.h"
+#include "../io/mr_fs.h"
 
 #define LN2 0.69314718055994530942
 #define BASELINE_FORMAT "moe-robust-baseline"
@@ -247,34 +249,49 @@ char *mr_gate_baseline_json(const mr_gate_set *s)
 static int read_text(const char *path, char **out)
 {
     *out = NULL;
-    FILE *fp = fopen(path, "rb");
-    MR_REQUIRE(fp, MR_EINPUT, "%s: cannot open (%s)", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    int st = buf ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
-    size_t n;
-    while (st == MR_OK && (n = fread(buf + len, 1, cap - len - 1, fp)) > 0) {
-        len += n;
-        if (len + 1 == cap) {
-            if (cap > (size_t)1 << 30) {
-                st = mr_error_set(MR_EINPUT, "%s: larger than 1 GiB", path);
-                break;
-            }
-            char *b = realloc(buf, cap *= 2);
-            if (!b) st = mr_error_set(MR_ENOMEM, "out of memory");
-            else buf = b;
-        }
-    }
-    if (st == MR_OK && ferror(fp)) st = mr_error_set(MR_EINPUT, "%s: read error", path);
-    fclose(fp);
-    if (st != MR_OK) {
+    char *buf;
+    size_t len;
+    /* a regular file, at most 1 GiB (a FIFO or a device is refused, never waited on) */
+    MR_TRY(mr_fs_read_input(path, (size_t)1 << 30, "JSON file", &buf, &len));
+    if (strlen(buf) != len) {
         free(buf);
-        return st;
+        return mr_error_set(MR_EINPUT, "%s: contains a NUL byte: not a JSON text file", path);
     }
-    buf[len] = '\0';
-    MR_REQUIRE(strlen(buf) == len, MR_EINPUT, "%s: contains a NUL byte: not a JSON text file", path);
     *out = buf;
     return MR_OK;
+}
+
+/* Whether position `p` (a '{' or ',') of `text` opens or continues an object rather than
+ * an array: the innermost unclosed bracket before it, outside strings, is '{'. */
+static int in_object(const char *text, const char *p)
+{
+    int depth = 0, instr = 0;
+    char stack[256];
+    for (const char *c = text; c <= p; c++) {
+        if (instr) {
+            if (*c == '\\' && c[1]) c++;
+            else if (*c == '"') instr = 0;
+            continue;
+        }
+        if (*c == '"') instr = 1;
+        else if (*c == '{' || *c == '[') {
+            if (depth < (int)sizeof stack) stack[depth] = *c;
+            depth++;
+        } else if ((*c == '}' || *c == ']') && depth > 0) {
+            depth--;
+        }
+    }
+    return depth > 0 && depth <= (int)sizeof stack && stack[depth - 1] == '{';
+}
+
+/* Whether the string whose body starts at `s` runs to the end of the text unclosed. */
+static int unterminated(const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' && s[1]) s++;
+        else if (*s == '"') return 0;
+    }
+    return 1;
 }
 
 static int parse_json(const char *path, cJSON **out)
@@ -287,6 +304,17 @@ static int parse_json(const char *path, cJSON **out)
         const char *at = end ? end : cJSON_GetErrorPtr();
         int line = 1, col = 1;
         if (!at || at < text || at > text + strlen(text)) at = text;
+        /* cJSON reports a failed object key (a name that is not a string: `{x: 1}`,
+         * `{"a": 1,}`) one character past it: parse_string's failure path leaves the
+         * offset after the character it refused. The key starts right after '{' or ','
+         * (and blanks): point at it. */
+        if (at > text && !isspace((unsigned char)at[-1]) && at[-1] != '"') {
+            const char *q = at - 1, *b = q;
+            while (b > text && isspace((unsigned char)b[-1])) b--;
+            if (b > text && (b[-1] == '{' || b[-1] == ',') && in_object(text, b - 1)) at = q;
+        } else if (at > text && at[-1] == '"' && unterminated(at)) {
+            at--; /* a string never closed: point at its opening quote */
+        }
         for (const char *p = text; p < at; p++) {
             if (*p == '\n') {
                 line++;
@@ -372,7 +400,7 @@ static int load_baseline(const cJSON *root, const char *path, mr_gate_set *s)
         mr_gate_metric *m = &s->v[s->n];
         snprintf(m->key, sizeof m->key, "%s", it->string);
         MR_TRY(num_field(it, path, where, "mean", &m->mean, NULL));
-        int has_lo, has_hi;
+        int has_lo = 0, has_hi = 0;
         MR_TRY(num_field(it, path, where, "lo", &m->lo, &has_lo));
         MR_TRY(num_field(it, path, where, "hi", &m->hi, &has_hi));
         MR_REQUIRE(has_lo == has_hi, MR_EINPUT, "%s: %s: \"lo\" and \"hi\" come together", path, where);
@@ -511,6 +539,26 @@ int mr_gate_load_tolerance(const char *path, mr_gate_tol *t)
     cJSON_Delete(root);
     if (st != MR_OK) mr_gate_tol_free(t);
     return st;
+}
+
+static int matches_any(const char *glob, const mr_gate_set *s)
+{
+    for (int i = 0; i < s->n; i++)
+        if (fnmatch(glob, s->v[i].key, 0) == 0) return 1;
+    return 0;
+}
+
+int mr_gate_check_rules(const mr_gate_tol *t, const mr_gate_set *base, const mr_gate_set *now,
+                        const char *path)
+{
+    for (int i = 0; i < t->n; i++)
+        MR_REQUIRE(matches_any(t->rules[i].match, base) || matches_any(t->rules[i].match, now),
+                   MR_EINPUT,
+                   "%s: rules[%d]: \"match\": \"%s\" matches no metric of the baseline or the "
+                   "run (a typo? metric names look like CELL_ID:accuracy, "
+                   "CELL_ID:layerB/flip_top1, MODEL/ROUTER@kK:mce)",
+                   path, i, t->rules[i].match);
+    return MR_OK;
 }
 
 void mr_gate_tol_free(mr_gate_tol *t)
@@ -719,6 +767,26 @@ int mr_gate_write_junit(const char *path, const mr_gate_report *rep, const char 
         }
     }
     fprintf(fp, "  </testsuite>\n</testsuites>\n");
+    return mr_textbuf_commit(&t, NULL, path);
+}
+
+int mr_gate_write_junit_error(const char *path, const char *suite, const char *message)
+{
+    MR_REQUIRE(path[0] && path[strlen(path) - 1] != '/', MR_EINPUT, "--junit %s: not a file name", path);
+    mr_textbuf t;
+    MR_TRY(mr_textbuf_open(&t));
+    FILE *fp = t.fp;
+    fprintf(fp, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    fprintf(fp, "<testsuites name=\"moe-robust check\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\">\n");
+    fprintf(fp, "  <testsuite name=\"");
+    xml_str(fp, suite);
+    fprintf(fp, "\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0\">\n");
+    fprintf(fp, "    <testcase classname=\"moe-robust check\" name=\"inputs\" time=\"0\">\n");
+    fprintf(fp, "      <error type=\"bad-input\" message=\"");
+    xml_str(fp, message);
+    fprintf(fp, "\">");
+    xml_str(fp, message);
+    fprintf(fp, "</error>\n    </testcase>\n  </testsuite>\n</testsuites>\n");
     return mr_textbuf_commit(&t, NULL, path);
 }
 

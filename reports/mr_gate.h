@@ -70,6 +70,11 @@ typedef struct mr_gate_tol {
 /* Built-in default: fixed, abs 1e-9, rel 0 (any change beyond rounding noise). */
 void mr_gate_tol_default(mr_gate_tol *t);
 int mr_gate_load_tolerance(const char *path, mr_gate_tol *t);
+/* Every rule must match some metric of the baseline or the run: a glob that matches
+ * nothing (a typo such as "*:acuracy") would silently guard nothing. MR_EINPUT naming
+ * FILE, the rule and its glob. */
+int mr_gate_check_rules(const mr_gate_tol *t, const mr_gate_set *base, const mr_gate_set *now,
+                        const char *path);
 void mr_gate_tol_free(mr_gate_tol *t);
 
 enum { MR_GATE_UNCHANGED, MR_GATE_MOVED, MR_GATE_IMPROVED, MR_GATE_REGRESSED, MR_GATE_MISSING,
@@ -101,6 +106,9 @@ void mr_gate_print(FILE *fp, const mr_gate_report *rep, int all);
 void mr_gate_describe(char *buf, size_t cap, const mr_gate_row *row);
 /* JUnit XML: one testcase per guarded metric, written atomically. */
 int mr_gate_write_junit(const char *path, const mr_gate_report *rep, const char *suite);
+/* JUnit XML for a gate that could not run (bad input, exit 2): one testcase with an
+ * <error> element carrying the message. */
+int mr_gate_write_junit_error(const char *path, const char *suite, const char *message);
 void mr_gate_report_free(mr_gate_report *r);
 
 #endif

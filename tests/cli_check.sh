@@ -6,7 +6,10 @@
 #   and in the JUnit failure; other routers' metrics are untouched;
 # - tolerance files: a generous one passes, "ignore" rules skip, mode "ci" forgives
 #   changes inside the baseline's bootstrap CI;
-# - a malformed baseline or tolerance file: exit 2 and a message naming FILE:LINE:COL.
+# - a malformed baseline or tolerance file: exit 2 and a message naming FILE:LINE:COL,
+#   the column of the offending character (issue #23: cJSON placed some one late);
+# - a tolerance rule that matches no metric (a typo) is exit 2 naming the rule;
+# - with --junit, an exit 2 still writes a JUnit file with an <error> saying why.
 set -u
 bin=$1
 cfg=tests/configs/tiny-grid.ini
@@ -81,7 +84,7 @@ out=$("$bin" check "$tmp/a" --baseline "$tmp/bad2.json" 2>&1); rc=$?
 out=$("$bin" check "$tmp/a" --baseline "$tmp/a.xml" 2>&1); rc=$?
 [ $rc -eq 2 ] && case "$out" in *"a.xml:1:1: malformed JSON"*) ok "XML as baseline: exit 2";; *) bad "message: $out";; esac || bad "XML as baseline: exit $rc"
 out=$("$bin" check "$tmp/a" --baseline "$tmp/nope.json" 2>&1); rc=$?
-[ $rc -eq 2 ] && case "$out" in *"nope.json: cannot open"*) ok "missing baseline: exit 2";; *) bad "message: $out";; esac || bad "missing baseline: exit $rc"
+[ $rc -eq 2 ] && case "$out" in *"nope.json: no such file"*) ok "missing baseline: exit 2";; *) bad "message: $out";; esac || bad "missing baseline: exit $rc"
 printf '{"default": {"relative": 0.1}}' > "$tmp/badtol.json"
 out=$("$bin" check "$tmp/a" --baseline "$tmp/base.json" --tolerance "$tmp/badtol.json" 2>&1); rc=$?
 [ $rc -eq 2 ] && case "$out" in *'badtol.json: default: unknown key "relative"'*) ok "bad tolerance file: exit 2 naming the key";; *) bad "message: $out";; esac || bad "bad tolerance: exit $rc"
@@ -94,6 +97,40 @@ sed 's/"tiny\/softmax@k1:mce"/"tiny\/softmax@k9:mce"/' "$tmp/base.json" > "$tmp/
 "$bin" check "$tmp/a" --baseline "$tmp/missing.json" > "$tmp/m.out"; rc=$?
 [ $rc -eq 1 ] && ok "a metric missing from the run: exit 1" || bad "missing metric: exit $rc"
 has "$tmp/m.out" "MISSING     tiny/softmax@k9:mce" "the missing metric is named"
+# JSON errors point at the offending character: LINE:COL for each malformed text
+while IFS='|' read -r text where; do
+  printf '%b' "$text" > "$tmp/col.json"
+  out=$("$bin" check "$tmp/a" --baseline "$tmp/col.json" 2>&1); rc=$?
+  [ $rc -eq 2 ] && case "$out" in *"col.json:$where: malformed JSON"*) ok "JSON error at $where: $text";; *) bad "JSON error for '$text' expected at $where: $out";; esac || bad "malformed JSON '$text': exit $rc"
+done <<'CASES'
+{"a": x}|1:7
+{x: 1}|1:2
+{"a": 1,}|1:9
+{ , }|1:3
+{"a": 1 "b": 2}|1:9
+[1,,2]|1:4
+[1,]|1:4
+{"format": "moe-robust-baseline",\n  "metrics": {"k": {"mean": 1,,}}}|2:31
+{"a": {"b": [1, {,}]}}|1:18
+{"a": tru}|1:7
+{"a": "x}|1:7
+CASES
+# a tolerance rule that guards nothing (a typo in its glob) is bad input, named
+printf '{"rules": [{"match": "*:accuracy", "abs": 0.01}, {"match": "*:acuracy", "abs": 0.01}]}\n' > "$tmp/typo.json"
+out=$("$bin" check "$tmp/a" --baseline "$tmp/base.json" --tolerance "$tmp/typo.json" 2>&1); rc=$?
+[ $rc -eq 2 ] && case "$out" in *'typo.json: rules[1]: "match": "*:acuracy" matches no metric'*) ok "a rule matching no metric: exit 2 naming it";; *) bad "message: $out";; esac || bad "rule matching no metric: exit $rc: $out"
+printf '{"rules": [{"match": "nosuchcell/*", "ignore": true}]}\n' > "$tmp/typo2.json"
+out=$("$bin" check "$tmp/a" --baseline "$tmp/base.json" --tolerance "$tmp/typo2.json" 2>&1); rc=$?
+[ $rc -eq 2 ] && case "$out" in *'rules[0]: "match": "nosuchcell/*" matches no metric'*) ok "an ignore rule matching nothing: exit 2";; *) bad "message: $out";; esac || bad "ignore rule matching nothing: exit $rc"
+# exit 2 with --junit: a JUnit file with one <error> saying why
+rm -f "$tmp/err.xml"
+out=$("$bin" check "$tmp/a" --baseline "$tmp/typo.json" --junit "$tmp/err.xml" 2>&1); rc=$?
+[ $rc -eq 2 ] && ok "bad baseline with --junit: exit 2" || bad "bad baseline with --junit: exit $rc"
+has "$tmp/err.xml" '<testsuites name="moe-robust check" tests="1" failures="0" errors="1"' "JUnit on exit 2: one error"
+has "$tmp/err.xml" '<error type="bad-input" message=".*typo.json' "JUnit error names the file"
+rm -f "$tmp/err.xml"
+"$bin" check "$tmp/nowhere" --baseline "$tmp/base.json" --junit "$tmp/err.xml" 2>/dev/null; rc=$?
+[ $rc -eq 2 ] && [ -s "$tmp/err.xml" ] && ok "no results.h5 with --junit: exit 2 and a JUnit error" || bad "no results with --junit: exit $rc, JUnit $(ls "$tmp/err.xml" 2>&1)"
 "$bin" baseline --help | grep -q "usage: moe-robust baseline" && ok "baseline --help" || bad "baseline --help"
 "$bin" check --help | grep -q "usage: moe-robust check" && ok "check --help" || bad "check --help"
 exit $fail

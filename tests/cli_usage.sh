@@ -57,7 +57,44 @@ expect 2 "unknown corruption" -- "$bin" eval --model $m --data $d --corruption n
 expect 2 "severity" -- "$bin" eval --model $m --data $d --corruption shot_noise:9
 expect 2 "is a text corruption" -- "$bin" eval --model $m --data $d --corruption char_swap:1
 # a bad --save-routing directory is an input error and leaves nothing behind
-expect 2 "cannot create file" -- "$bin" eval --model $m --data $d --save-routing /nonexistent-dir/x.h5
+expect 2 "cannot create" -- "$bin" eval --model $m --data $d --save-routing /nonexistent-dir/x.h5
+# a bad argument is named, never answered with bare usage (issue #23)
+expect 2 "unknown option '--frobnicate'" -- "$bin" inspect --frobnicate
+expect 2 "unknown option '--frobnicate'" -- "$bin" inspect $m --frobnicate
+expect 2 "unexpected argument 'B.h5'" -- "$bin" inspect $m B.h5
+expect 2 "expected MODEL.h5" -- "$bin" inspect
+expect 2 "unknown option '--frobnicate'" -- "$bin" merge --frobnicate
+expect 2 "unknown option '--x'" -- "$bin" merge /tmp --x
+expect 2 "expected a run directory" -- "$bin" merge
+# every integer option through one overflow-checked parser: never wrapped, never cut
+for bad in 99999999999 9223372036854775808 -99999999999999999999 2147483648 12x 0x10 '' ' 5' 1e3; do
+  for opt in --batch --threads --limit --top-k --bootstrap --seed; do
+    out=$("$bin" eval --model $m --data $d $opt "$bad" 2>&1); rc=$?
+    [ $rc -eq 2 ] && case "$out" in *"$opt: "*) ;; *) echo "FAIL eval $opt '$bad': $out"; fail=1 ;; esac || { echo "FAIL eval $opt '$bad': exit $rc"; fail=1; }
+  done
+  for opt in --severity --seed --limit --threads --index --scale; do
+    out=$("$bin" corrupt --data $d --corruption fog --out /tmp/never.h5 $opt "$bad" 2>&1); rc=$?
+    [ $rc -eq 2 ] && case "$out" in *"$opt: "*) ;; *) echo "FAIL corrupt $opt '$bad': $out"; fail=1 ;; esac || { echo "FAIL corrupt $opt '$bad': exit $rc"; fail=1; }
+  done
+  out=$("$bin" run tests/configs/tiny-grid.ini --out /tmp/never-dir --threads "$bad" 2>&1); rc=$?
+  [ $rc -eq 2 ] || { echo "FAIL run --threads '$bad': exit $rc"; fail=1; }
+  for shard in "0/$bad" "$bad/4"; do
+    out=$("$bin" run tests/configs/tiny-grid.ini --out /tmp/never-dir --shard "$shard" 2>&1); rc=$?
+    [ $rc -eq 2 ] && case "$out" in *"--shard"*) ;; *) echo "FAIL --shard '$shard': $out"; fail=1 ;; esac || { echo "FAIL --shard '$shard': exit $rc"; fail=1; }
+  done
+  out=$("$bin" eval --model $m --data $d --corruption "shot_noise:$bad" 2>&1); rc=$?
+  [ $rc -eq 2 ] || { echo "FAIL --corruption shot_noise:'$bad': exit $rc"; fail=1; }
+done
+[ -e /tmp/never.h5 ] || [ -e /tmp/never-dir ] && { echo "FAIL a refused command wrote output"; fail=1; }
+expect 2 "--shard N: 99999999999 is outside 1..1000000" -- "$bin" run tests/configs/tiny-grid.ini --out /tmp/never-dir --shard 0/99999999999
+expect 2 "router option tau given twice" -- "$bin" eval --model $m --data $d --router similarity --router-opt tau=1 --router-opt tau=2
+# --batch up to its documented maximum on few samples: workspaces hold min(batch, samples)
+# (issue #23: 59064 MiB were asked for 256 windows); also the embedding-statistics pass
+expect 0 "bpc" -- "$bin" eval --model models/kjv-char-moe-softmax.h5 --data models/kjv-char-test.h5 --limit 8 --batch 65536 --bootstrap 10
+expect 0 "accuracy drop" -- "$bin" eval --model models/kjv-char-moe-softmax.h5 --data models/kjv-char-test.h5 --limit 8 --batch 65536 --bootstrap 10 --corruption embed_gaussian:2
+a=$("$bin" eval --model models/kjv-char-moe-softmax.h5 --data models/kjv-char-test.h5 --limit 8 --batch 65536 --bootstrap 10 | tail -n +4)
+b=$("$bin" eval --model models/kjv-char-moe-softmax.h5 --data models/kjv-char-test.h5 --limit 8 --batch 8 --bootstrap 10 | tail -n +4)
+[ "$a" = "$b" ] && echo "ok   --batch 65536 on 8 windows == --batch 8" || { echo "FAIL --batch 65536 and --batch 8 differ on 8 windows"; fail=1; }
 # output identical for 1 and 2 threads (lines after the header)
 a=$("$bin" eval --model $m --data $d --threads 1 | tail -n +4)
 b=$("$bin" eval --model $m --data $d --threads 2 | tail -n +4)

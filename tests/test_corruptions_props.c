@@ -620,6 +620,65 @@ START_TEST(embeddings)
 }
 END_TEST
 
+START_TEST(motion_blur_converts_as_imagemagick)
+{
+    /* ImageMagick 6.9 (Q16) keeps round(257 v) and writes floor(q / 257): one level below
+     * plain rounding for most fractional parts >= 1/2 (issue #23: the project rounded and
+     * was a level higher on ~37 % of motion_blur's values) */
+    ck_assert_int_eq(mr_img_q16_to_u8(100.4), 100);
+    ck_assert_int_eq(mr_img_q16_to_u8(100.6), 100);   /* plain rounding: 101 */
+    ck_assert_int_eq(mr_img_q16_to_u8(100.998), 100); /* q = 25956 = 257 * 100.996 */
+    ck_assert_int_eq(mr_img_q16_to_u8(100.999), 101); /* q = 25957 = 257 * 101 */
+    ck_assert_int_eq(mr_img_q16_to_u8(0.0), 0);
+    ck_assert_int_eq(mr_img_q16_to_u8(-3.0), 0);
+    ck_assert_int_eq(mr_img_q16_to_u8(254.9), 254);
+    ck_assert_int_eq(mr_img_q16_to_u8(254.999), 255);
+    ck_assert_int_eq(mr_img_q16_to_u8(300.0), 255);
+    ck_assert_int_eq(mr_img_q16_to_u8(NAN), 0);
+    int below = 0, n = 0, prev = 0;
+    for (double v = 0.0; v < 255.0; v += 1.0 / 1024, n++) {
+        int b = mr_img_q16_to_u8(v);
+        ck_assert(b >= prev);                 /* monotone */
+        ck_assert(b >= (int)floor(v) && b <= (int)floor(v + 0.5));
+        below += b < (int)floor(v + 0.5);
+        prev = b;
+    }
+    /* about half of all fractional parts: those in [1/2, 1 - 1/514) */
+    ck_assert_int_gt(below, n * 45 / 100);
+    ck_assert_int_lt(below, n * 50 / 100);
+}
+END_TEST
+
+START_TEST(glass_blur_swaps_rgb_pixels)
+{
+    /* The shuffle swaps whole pixels for RGB as for gray (docs/corruptions.md): the image
+     * is a permutation of its pixels, every pixel's channels stay together. The
+     * ImageNet-C original's NumPy-view "swap" on [H, W, 3] copies instead (pixels
+     * duplicated, others lost); this test tells the two apart. */
+    enum { H = 28, W = 28, C = 3 };
+    uint8_t u[H * W * C];
+    for (int i = 0; i < H * W; i++) {
+        u[i * C] = (uint8_t)(i % 256); /* every pixel distinct as a triple */
+        u[i * C + 1] = (uint8_t)(i / 256);
+        u[i * C + 2] = (uint8_t)(255 - i % 256);
+    }
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 7);
+    mr_glass_shuffle(u, H, W, C, 4, 2, r);
+    gsl_rng_free(r);
+    int seen[H * W] = {0}, moved = 0;
+    for (int i = 0; i < H * W; i++) {
+        int id = u[i * C] + 256 * u[i * C + 1];
+        ck_assert_int_lt(id, H * W);
+        ck_assert_int_eq(u[i * C + 2], 255 - id % 256); /* the channels moved together */
+        seen[id]++;
+        moved += id != i;
+    }
+    for (int i = 0; i < H * W; i++) ck_assert_int_eq(seen[i], 1); /* a permutation */
+    ck_assert_int_gt(moved, 100);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("corruptions_props");
@@ -637,6 +696,8 @@ int main(void)
     tcase_add_test(tc, word_swap_aaa_semantics);
     tcase_add_test(tc, char_ops_and_token_replace);
     tcase_add_test(tc, embeddings);
+    tcase_add_test(tc, motion_blur_converts_as_imagemagick);
+    tcase_add_test(tc, glass_blur_swaps_rgb_pixels);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }

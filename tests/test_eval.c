@@ -263,6 +263,15 @@ static int invert(void *ctx, uint8_t *out, const uint8_t *in, int n, int H, int 
     return MR_OK;
 }
 
+/* a token corruption for the tests: every id shifted by one (mod the vocabulary, 11) */
+static int shift_tokens(void *ctx, int32_t *out, const int32_t *in, int n, int cols,
+                        uint64_t first, int thread)
+{
+    (void)ctx, (void)first, (void)thread;
+    for (size_t i = 0; i < (size_t)n * cols; i++) out[i] = (in[i] + 1) % 11;
+    return MR_OK;
+}
+
 START_TEST(cached_clean_pass_equals_live_one)
 {
     mr_model *m;
@@ -319,6 +328,74 @@ START_TEST(cached_clean_pass_equals_live_one)
 }
 END_TEST
 
+START_TEST(save_routing_with_a_corruption_keeps_both_passes)
+{
+    /* issue #23: with a corruption only the corrupted pass was saved, so flips could not
+     * be computed from the file. Now /clean and /corrupted: the top-1 flips recomputed
+     * from their topk equal the driver's, and /clean equals a clean-only run's file. */
+    char out[] = "/tmp/mr-test-routing2-XXXXXX", only[] = "/tmp/mr-test-routing3-XXXXXX";
+    int fd = mkstemp(out), fd2 = mkstemp(only);
+    ck_assert(fd >= 0 && fd2 >= 0);
+    close(fd);
+    close(fd2);
+    mr_model *m;
+    mr_dataset *d;
+    mr_router *r;
+    ck_assert_int_eq(mr_model_load(&m, "tests/fixtures/tiny-lm.h5"), MR_OK);
+    ck_assert_int_eq(mr_dataset_load(&d, "tests/fixtures/tiny-tokens.h5", 0), MR_OK);
+    ck_assert_int_eq(mr_router_alloc(&r, "softmax", m, NULL), MR_OK);
+    mr_eval_corruption shift = {.label = "shift", .tokens = shift_tokens};
+    mr_eval_opts o;
+    mr_eval_opts_init(&o, m);
+    o.bootstrap = 0;
+    o.engine.batch = 2;
+    o.threads = 2;
+    o.save_routing = only;
+    mr_eval_result plain, res;
+    ck_assert_int_eq(mr_eval_run(&plain, m, r, d, &o), MR_OK);
+    o.corruption = &shift;
+    o.save_routing = out;
+    ck_assert_msg(mr_eval_run(&res, m, r, d, &o) == MR_OK, "%s", mr_error_message());
+    hid_t f, g;
+    ck_assert_int_eq(mr_h5_open_read(&f, out), MR_OK);
+    ck_assert_int_eq(mr_h5_open_read(&g, only), MR_OK);
+    int T = res.T, k = res.k, n = res.n;
+    size_t cnt = (size_t)n * T * k;
+    int32_t *a = malloc(cnt * sizeof *a), *b = malloc(cnt * sizeof *b), *p = malloc(cnt * sizeof *p);
+    for (int mi = 0; mi < m->cfg.n_moe; mi++) {
+        char pa[64], pb[64], pp[64];
+        snprintf(pa, sizeof pa, "/clean/layers/%d/topk", m->cfg.moe_layers[mi]);
+        snprintf(pb, sizeof pb, "/corrupted/layers/%d/topk", m->cfg.moe_layers[mi]);
+        snprintf(pp, sizeof pp, "/layers/%d/topk", m->cfg.moe_layers[mi]);
+        ck_assert_msg(mr_h5_read_int32(f, out, pa, a, cnt) == MR_OK, "%s", mr_error_message());
+        ck_assert_msg(mr_h5_read_int32(f, out, pb, b, cnt) == MR_OK, "%s", mr_error_message());
+        ck_assert_int_eq(mr_h5_read_int32(g, only, pp, p, cnt), MR_OK);
+        ck_assert_int_eq(memcmp(a, p, cnt * sizeof *a), 0);
+        for (int s = 0; s < n; s++) {
+            int flips = 0;
+            for (int t = 0; t < T; t++) flips += a[((size_t)s * T + t) * k] != b[((size_t)s * T + t) * k];
+            ck_assert_double_eq_tol(res.flip_corrupt.top1[(size_t)s * m->cfg.n_moe + mi],
+                                    (double)flips / T, 1e-12);
+        }
+    }
+    mr_h5_info in;
+    ck_assert_int_eq(mr_h5_dataset_info(f, out, "/clean/token_loss", &in), MR_OK);
+    ck_assert_int_eq(mr_h5_dataset_info(f, out, "/corrupted/token_loss", &in), MR_OK);
+    H5Fclose(f);
+    H5Fclose(g);
+    free(a);
+    free(b);
+    free(p);
+    unlink(out);
+    unlink(only);
+    mr_eval_result_free(&plain);
+    mr_eval_result_free(&res);
+    mr_router_free(r);
+    mr_dataset_free(d);
+    mr_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     mr_engine_blas_single_thread();
@@ -331,6 +408,7 @@ int main(void)
     tcase_add_test(tc, top_k_override_and_bad_options);
     tcase_add_test(tc, compare_checkpoint);
     tcase_add_test(tc, cached_clean_pass_equals_live_one);
+    tcase_add_test(tc, save_routing_with_a_corruption_keeps_both_passes);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }

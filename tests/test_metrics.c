@@ -120,6 +120,23 @@ START_TEST(mcnemar_by_hand)
 }
 END_TEST
 
+START_TEST(mcnemar_is_exactly_one_when_balanced)
+{
+    /* 2 * P(X <= min(b, c)) >= 1 whenever 2 min + 1 >= b + c: the p-value is exactly 1
+     * there (issue #23: b = 50, c = 51 gave 0.9999999999999961), and never above 1 or
+     * asymmetric anywhere */
+    for (long b = 0; b <= 300; b++)
+        for (long c = 0; c <= 300; c++) {
+            double p = mr_stats_mcnemar_exact(b, c);
+            long m = b < c ? b : c;
+            if (2 * m + 1 >= b + c)
+                ck_assert_msg(p == 1.0, "b = %ld, c = %ld: p = %.17g, expected exactly 1", b, c, p);
+            ck_assert(p > 0.0 && p <= 1.0);
+            ck_assert(p == mr_stats_mcnemar_exact(c, b));
+        }
+}
+END_TEST
+
 START_TEST(bootstrap_ci_covers_true_mean)
 {
     /* 200 seeded repetitions: draw 100 values from N(3, 2^2), 95 % percentile CI with
@@ -174,21 +191,72 @@ START_TEST(paired_bootstrap)
     ck_assert_double_eq(p.diff.lo, 0.0);
     ck_assert_double_eq(p.diff.hi, 0.0);
     ck_assert_double_eq(p.p_value, 1.0);
+    ck_assert_int_eq(p.p_bound, 0);
     ck_assert_int_eq(mr_stats_bootstrap_paired(&p, x, z, 50, 1, 1000, 0.95, 1, "d", NULL), MR_OK);
     ck_assert_double_gt(p.diff.lo, 0.99);
     ck_assert_double_lt(p.diff.hi, 1.01);
-    ck_assert_double_eq(p.p_value, 0.0);
+    /* no resample crossed 0: p < 1/B, never "p = 0" */
+    ck_assert_double_eq(p.p_value, 1.0 / 1000);
+    ck_assert_int_eq(p.p_bound, 1);
+    char buf[64];
+    ck_assert_str_eq(mr_stats_p_format(buf, sizeof buf, &p), "p < 0.001");
+    ck_assert_int_eq(mr_stats_bootstrap_paired(&p, x, z, 50, 1, 250, 0.95, 1, "d", NULL), MR_OK);
+    ck_assert_str_eq(mr_stats_p_format(buf, sizeof buf, &p), "p < 0.004");
+}
+END_TEST
+
+START_TEST(paired_test_without_bootstrap)
+{
+    /* bootstrap = 0 means one thing everywhere (eval, the grid's cells, vs_reference):
+     * the difference of means, no interval, no p-value (NaN, "no p-value") */
+    double x[4] = {1, 1, 0, 1}, y[4] = {0, 1, 0, 0};
+    mr_paired p;
+    ck_assert_int_eq(mr_stats_paired_test(&p, x, y, 4, 1, 0, 0.95, 1, "d"), MR_OK);
+    ck_assert_double_eq(p.diff.mean, 0.5);
+    ck_assert_double_eq(p.diff.lo, 0.5);
+    ck_assert_double_eq(p.diff.hi, 0.5);
+    ck_assert(isnan(p.p_value));
+    ck_assert_int_eq(p.p_bound, 0);
+    char buf[64];
+    ck_assert_str_eq(mr_stats_p_format(buf, sizeof buf, &p), "no p-value (no bootstrap)");
+    /* with B > 0 it is the paired bootstrap, bit for bit */
+    mr_paired a, b;
+    ck_assert_int_eq(mr_stats_paired_test(&a, x, y, 4, 1, 200, 0.9, 5, "d"), MR_OK);
+    ck_assert_int_eq(mr_stats_bootstrap_paired(&b, x, y, 4, 1, 200, 0.9, 5, "d", NULL), MR_OK);
+    ck_assert(a.diff.mean == b.diff.mean && a.diff.lo == b.diff.lo && a.diff.hi == b.diff.hi &&
+              a.p_value == b.p_value && a.p_bound == b.p_bound);
+    ck_assert_int_eq(mr_stats_paired_test(&a, x, y, 4, 1, 1, 0.9, 5, "d"), MR_EINPUT);
 }
 END_TEST
 
 START_TEST(corruption_error)
 {
-    double err[5] = {0.1, 0.2, 0.3, 0.4, 0.5}, ref[5] = {0.2, 0.4, 0.6, 0.8, 1.0};
-    ck_assert_double_le(fabs(mr_stats_ce(err, ref, 5) - 0.5), 1e-15);
-    /* relative: (1.5 - 5*0.1) / (3.0 - 5*0.2) = 1.0 / 2.0 */
-    ck_assert_double_le(fabs(mr_stats_relative_ce(err, 0.1, ref, 0.2, 5) - 0.5), 1e-15);
-    double zero[5] = {0};
-    ck_assert(isnan(mr_stats_ce(err, zero, 5)));
+    /* error counts out of 10 predictions (model) and 20 (reference) */
+    long long err[5] = {1, 2, 3, 4, 5}, ref[5] = {4, 8, 12, 16, 20};
+    /* (15/10) / (60/20) */
+    ck_assert_double_le(fabs(mr_stats_ce(err, 10, ref, 20, 5) - 0.5), 1e-15);
+    /* relative: ((15 - 5*1)/10) / ((60 - 5*2)/20) = 1.0 / 2.5 */
+    ck_assert_double_le(fabs(mr_stats_relative_ce(err, 1, 10, ref, 2, 20, 5) - 0.4), 1e-15);
+    long long zero[5] = {0};
+    ck_assert(isnan(mr_stats_ce(err, 10, zero, 20, 5)));
+}
+END_TEST
+
+START_TEST(relative_ce_zero_denominator_is_nan)
+{
+    /* The reference's corrupted errors equal its clean errors at every severity: the
+     * relative CE is undefined. As floating-point error rates (1 - accuracy, e.g. 1 -
+     * 7/10 against 1 - 0.7) the denominator left a residue and the CE read +-4.5e14; from
+     * integer counts it is exactly 0 (issue #23). Every clean count against every
+     * constant reference, for 1..5 severities. */
+    for (long long n = 1; n <= 40; n++)
+        for (long long rc = 0; rc <= n; rc++)
+            for (int sev = 1; sev <= 5; sev++) {
+                long long err[5] = {1, 2, 3, 4, 5}, ref[5];
+                for (int s = 0; s < 5; s++) ref[s] = rc;
+                double r = mr_stats_relative_ce(err, 0, n, ref, rc, n, sev);
+                ck_assert_msg(isnan(r), "n = %lld, reference errors %lld: relative CE %g", n, rc, r);
+            }
 }
 END_TEST
 
@@ -201,10 +269,13 @@ int main(void)
     tcase_add_test(tc, collapsed_routing);
     tcase_add_test(tc, flip_identical_disjoint_partial);
     tcase_add_test(tc, mcnemar_by_hand);
+    tcase_add_test(tc, mcnemar_is_exactly_one_when_balanced);
     tcase_add_test(tc, bootstrap_ci_covers_true_mean);
     tcase_add_test(tc, bootstrap_is_deterministic_and_checks_args);
     tcase_add_test(tc, paired_bootstrap);
+    tcase_add_test(tc, paired_test_without_bootstrap);
     tcase_add_test(tc, corruption_error);
+    tcase_add_test(tc, relative_ce_zero_denominator_is_nan);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }

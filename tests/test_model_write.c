@@ -4,6 +4,7 @@
 #include <glob.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -234,7 +235,12 @@ START_TEST(router_scalar_attributes_round_trip)
     /* the fixture has no router tensors: give the first MoE block a scalar */
     mr_layer *L = &a->layers[a->cfg.moe_layers[0]];
     static float mu = 0.625f;
+    /* router_tensors is a malloc'd array the model owns (mr_model_free frees it) */
+    mr_named_tensor *grown = realloc(L->router_tensors, (size_t)(L->n_router_tensors + 1) * sizeof *grown);
+    ck_assert_ptr_nonnull(grown);
+    L->router_tensors = grown;
     mr_named_tensor *t = &L->router_tensors[L->n_router_tensors++];
+    memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "mu");
     t->ndim = 0;
     t->size = 1;

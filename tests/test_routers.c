@@ -58,8 +58,10 @@ static void route(const char *name, mr_router_opts *o, hand *h, const float *x,
     mr_router_free(r);
 }
 
-START_TEST(similarity_with_identity_graph_is_softmax)
+START_TEST(similarity_orthogonal_equal_norm_is_softmax)
 {
+    /* the one case where tau -> 0 is the baseline: every token's largest inner product is
+     * with itself (docs/routers.md) */
     hand h;
     hand_init(&h, MR_TASK_CLASSIFY);
     float x[T * D], p0[T * E], p1[T * E], w0[T * 2], w1[T * 2];
@@ -72,6 +74,36 @@ START_TEST(similarity_with_identity_graph_is_softmax)
     route("softmax", NULL, &h, x, NULL, NULL, p0, k0, w0);
     for (int i = 0; i < T * E; i++) ck_assert_float_eq_tol(p1[i], p0[i], 1e-7f);
     for (int i = 0; i < T * 2; i++) ck_assert_int_eq(k1[i], k0[i]);
+}
+END_TEST
+
+START_TEST(similarity_tau_to_zero_takes_the_argmax_token_gate)
+{
+    /* In general tau -> 0 is not the identity graph: token i takes the gate of the token j
+     * with the largest <x_i, x_j>, which need not be i (issue #23; docs/routers.md). Here
+     * <x_0, x_1> = 2 > <x_0, x_0> = 1 and <x_3, x_2> = 0.5 > <x_3, x_3> = 0.25. */
+    hand h;
+    hand_init(&h, MR_TASK_CLASSIFY);
+    float x[T * D] = {1, 0, 0, 0, /**/ 2, 0, 0, 0, /**/ 0, 1, 0, 0, /**/ 0, 0.5f, 0, 0};
+    float p[T * E], g[T * E], w[T * 2], wg[T * 2];
+    int k[T * 2], kg[T * 2];
+    mr_router_opts o = {0};
+    mr_router_opts_add(&o, "tau=0.001");
+    route("similarity", &o, &h, x, NULL, NULL, p, k, w);
+    route("softmax", NULL, &h, x, NULL, NULL, g, kg, wg);
+    int differs = 0;
+    for (int i = 0; i < T; i++) {
+        int best = 0;
+        double bv = 0;
+        for (int j = 0; j < T; j++) {
+            double s = 0;
+            for (int f = 0; f < D; f++) s += (double)x[i * D + f] * x[j * D + f];
+            if (j == 0 || s > bv) bv = s, best = j;
+        }
+        for (int e = 0; e < E; e++) ck_assert_float_eq_tol(p[i * E + e], g[best * E + e], 1e-6f);
+        for (int e = 0; e < E; e++) differs += fabsf(p[i * E + e] - g[i * E + e]) > 1e-3f;
+    }
+    ck_assert_int_gt(differs, 0); /* tokens 0 and 3 are not routed as softmax routes them */
 }
 END_TEST
 
@@ -301,6 +333,46 @@ START_TEST(momentum_mu0_is_baseline)
 }
 END_TEST
 
+START_TEST(momentum_cannot_change_routing_on_two_moe_blocks)
+{
+    /* docs/routers.md: with gamma = 1 the first MoE block adds what softmax adds, so the
+     * second routes on the same input: on a model with two MoE blocks (every shipped
+     * model) momentum changes outputs, never a routing decision (issue #23) */
+    mr_model *m;
+    ck_assert_int_eq(mr_model_load(&m, "tests/fixtures/tiny-lm.h5"), MR_OK);
+    ck_assert_int_eq(m->cfg.n_moe, 2);
+    mr_router_opts o = {0};
+    mr_router_opts_add(&o, "mu=0.7");
+    mr_router *a, *b;
+    ck_assert_int_eq(mr_router_alloc(&a, "momentum", m, &o), MR_OK);
+    ck_assert_int_eq(mr_router_alloc(&b, "softmax", m, NULL), MR_OK);
+    mr_engine_opts eo;
+    mr_engine_opts_init(&eo, m);
+    eo.batch = 2;
+    mr_workspace *wa, *wb;
+    ck_assert_int_eq(mr_workspace_alloc(&wa, m, a, &eo), MR_OK);
+    ck_assert_int_eq(mr_workspace_alloc(&wb, m, b, &eo), MR_OK);
+    int Tn = m->cfg.max_seq_len;
+    int32_t tok[2 * 64];
+    ck_assert_int_le(Tn, 64);
+    for (int i = 0; i < 2 * Tn; i++) tok[i] = (i * 7 + 3) % m->cfg.vocab_size;
+    ck_assert_int_eq(mr_engine_forward_tokens(wa, tok, 2, Tn, Tn), MR_OK);
+    ck_assert_int_eq(mr_engine_forward_tokens(wb, tok, 2, Tn, Tn), MR_OK);
+    const mr_trace *ta = mr_workspace_trace(wa), *tb = mr_workspace_trace(wb);
+    size_t np = (size_t)ta->n_moe * ta->B * ta->T * ta->E, nk = (size_t)ta->n_moe * ta->B * ta->T * ta->k;
+    ck_assert_int_eq(memcmp(ta->probs, tb->probs, np * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(ta->topk, tb->topk, nk * sizeof(int)), 0);
+    double diff = 0;
+    for (int i = 0; i < 2 * Tn * m->cfg.n_out; i++) diff = fmax(diff, fabs(ta->logits[i] - tb->logits[i]));
+    ck_assert_double_gt(diff, 0.0); /* the outputs do change */
+    mr_workspace_free(wa);
+    mr_workspace_free(wb);
+    mr_router_free(a);
+    mr_router_free(b);
+    mr_model_free(m);
+}
+END_TEST
+
 /* A copy of a fixture model with an S2MoE gate on every MoE block, written to a new
  * file made from the mkstemp template `out` (which receives its name). */
 static void make_s2moe_copy(const char *src, char *out)
@@ -441,7 +513,8 @@ int main(void)
     mr_h5_quiet();
     Suite *s = suite_create("routers");
     TCase *tc = tcase_create("known answers");
-    tcase_add_test(tc, similarity_with_identity_graph_is_softmax);
+    tcase_add_test(tc, similarity_orthogonal_equal_norm_is_softmax);
+    tcase_add_test(tc, similarity_tau_to_zero_takes_the_argmax_token_gate);
     tcase_add_test(tc, similarity_uniform_graph_averages);
     tcase_add_test(tc, attention_router_uses_min_entropy_head);
     tcase_add_test(tc, ac_single_cluster_is_cosine_gate);
@@ -449,6 +522,7 @@ int main(void)
     tcase_add_test(tc, unsupported_models_are_refused);
     tcase_add_test(tc, random_router_is_seeded);
     tcase_add_test(tc, momentum_mu0_is_baseline);
+    tcase_add_test(tc, momentum_cannot_change_routing_on_two_moe_blocks);
     tcase_add_test(tc, s2moe_noise_off_is_baseline);
     tcase_add_test(tc, lm_routing_never_sees_later_tokens);
     suite_add_tcase(s, tc);

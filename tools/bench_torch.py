@@ -17,8 +17,7 @@ Same work as the C bench: forward passes only, float32, micro-batches of B
 samples (default 16, as moe-robust-bench), the same samples (`--random-tokens
 N` draws the C bench's tokens: GSL mt19937 stream (0, "bench/tokens", 0),
 gsl_rng_uniform_int), under torch.inference_mode with torch.set_num_threads(T)
-(default 2; torch defaults to 1 thread on this machine, see
-shared/research/machine.md).  The C bench spreads micro-batches over T
+(default 2, the C bench's thread count).  The C bench spreads micro-batches over T
 OpenMP threads with single-threaded BLAS; torch parallelizes inside each
 operator instead, which is how PyTorch eager is used.
 

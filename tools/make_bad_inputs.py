@@ -72,6 +72,42 @@ def h5(**datasets):
     return write
 
 
+def partly_written(name, data, rows_written, **others):
+    """Dataset `name` (the array `data`) chunked one row per chunk, with only its first
+    `rows_written` rows ever written: the rest would read back as fill values (0)."""
+    def write(path):
+        with h5py.File(path, "w") as f:
+            d = f.create_dataset(name, shape=data.shape, dtype=data.dtype,
+                                 chunks=(1,) + data.shape[1:])
+            d[:rows_written] = data[:rows_written]
+            for k, v in others.items():
+                f.create_dataset(k, data=v)
+    return write
+
+
+def outside(kind, name, data, **others):
+    """Dataset `name` whose data is not inside the file: `external` storage (raw bytes in
+    another file, here one that does not exist: reads as zeros), an `extlink` or a
+    `softlink` in its place, or a `virtual` dataset mapping another file."""
+    def write(path):
+        with h5py.File(path, "w") as f:
+            if kind == "external":
+                f.create_dataset(name, shape=data.shape, dtype=data.dtype,
+                                 external=[("no-such-raw-file.bin", 0, data.nbytes)])
+            elif kind == "extlink":
+                f[name] = h5py.ExternalLink("tiny-images.h5", "/" + name)
+            elif kind == "softlink":
+                f.create_dataset("stash_" + name, data=data)
+                f[name] = h5py.SoftLink("/stash_" + name)
+            else:
+                layout = h5py.VirtualLayout(shape=data.shape, dtype=data.dtype)
+                layout[...] = h5py.VirtualSource("tiny-images.h5", "/" + name, shape=data.shape)
+                f.create_virtual_dataset(name, layout, fillvalue=0)
+            for k, v in others.items():
+                f.create_dataset(k, data=v)
+    return write
+
+
 def with_value(a, index, value, dtype=None):
     a = np.array(a, dtype=dtype or a.dtype)
     a[index] = value
@@ -172,16 +208,36 @@ DATA = [
      "/images is empty", CLASSIFY, "0 images"),
     ("images-huge-n.h5", h5(images=((2 ** 32, 1, 1, 1), np.uint8, True),
                             labels=((2 ** 32,), np.int32, True)),
-     "implausible number of samples", CLASSIFY,
+     "chunks were ever written", CLASSIFY,
      "2^32 1x1 images declared, one stored (allocation bait: 20 GB were filled)"),
     ("images-huge-dims.h5", h5(images=((1, 2 ** 20, 2 ** 20, 1), np.uint8, True),
                                labels=((1,), np.int32, True)),
-     "/images: too large", CLASSIFY, "one 2^20 x 2^20 image declared, one chunk stored"),
+     "chunks were ever written", CLASSIFY, "one 2^20 x 2^20 image declared, one chunk stored"),
     ("images-not-written.h5", h5(images=((4, 8, 8, 1), np.uint8, False), labels=LABELS),
      "/images: declared but no data", CLASSIFY, "/images declared, never written (fill values)"),
     ("labels-not-written.h5", h5(images=IMAGES, labels=((4,), np.int32, False)),
      "/labels: declared but no data", CLASSIFY,
      "/labels declared, never written (would read as all 0)"),
+    # written only in part, or not inside the file at all: would read as zeros (issue #23)
+    ("labels-partly-written.h5", partly_written("labels", LABELS, 2, images=IMAGES),
+     "/labels: only 2 of its 4 chunks", CLASSIFY, "/labels chunked by row, 2 of 4 rows written"),
+    ("images-partly-written.h5", partly_written("images", IMAGES, 3, labels=LABELS),
+     "/images: only 3 of its 4 chunks", CLASSIFY, "/images chunked by image, 3 of 4 written"),
+    ("tokens-partly-written.h5", partly_written("tokens", TOKENS, 1),
+     "/tokens: only 1 of its 3 chunks", LM, "/tokens chunked by row, 1 of 3 written"),
+    ("images-external.h5", outside("external", "images", IMAGES, labels=LABELS),
+     "/images: stored in external files", CLASSIFY,
+     "/images in external raw storage (a file that does not exist: zeros)"),
+    ("labels-external.h5", outside("external", "labels", LABELS, images=IMAGES),
+     "/labels: stored in external files", CLASSIFY, "/labels in external raw storage"),
+    ("tokens-external.h5", outside("external", "tokens", TOKENS),
+     "/tokens: stored in external files", LM, "/tokens in external raw storage"),
+    ("images-extlink.h5", outside("extlink", "images", IMAGES, labels=LABELS),
+     "/images is an external link", CLASSIFY, "/images an external link to another file"),
+    ("labels-softlink.h5", outside("softlink", "labels", LABELS, images=IMAGES),
+     "/labels is a soft link", CLASSIFY, "/labels a soft link to another dataset"),
+    ("images-virtual.h5", outside("virtual", "images", IMAGES, labels=LABELS),
+     "/images: a virtual dataset", CLASSIFY, "/images a virtual dataset over another file"),
     ("neither.h5", h5(pixels=IMAGES),
      "neither /images nor /tokens", CLASSIFY, "no /images, no /tokens"),
     ("tokens-for-classifier.h5", h5(tokens=TOKENS),
@@ -200,7 +256,7 @@ DATA = [
     ("tokens-too-long.h5", h5(tokens=np.zeros((2, 18), np.int32)),
      "max_seq_len = 16", LM, "sequences of 17 tokens, max_seq_len = 16"),
     ("tokens-huge-n.h5", h5(tokens=((2 ** 31, 2), np.int32, True)),
-     "implausible number of samples", LM,
+     "chunks were ever written", LM,
      "2^31 rows declared, one stored (the int sample count wrapped: crash)"),
     ("images-for-lm.h5", h5(images=IMAGES, labels=LABELS),
      "holds images", LM, "image data given to a language model"),
@@ -295,6 +351,19 @@ def sub(old, new):
     return BASE.replace(old, new, 1)
 
 
+# [run] keys given twice: (key, a line with a valid value, the line of the first one)
+RUN_TWICE = [("seed", "seed = 2", 3), ("bootstrap", "bootstrap = 10", 4),
+             ("limit", "limit = 3", 5), ("level", "level = 0.9", 6), ("batch", "batch = 4", 6),
+             ("formats", "formats = h5", 6), ("out", "out = elsewhere", 6),
+             ("reference", "reference = softmax", 6)]
+
+
+def run_twice(line, first):
+    """`line` after `limit = 4`, once if BASE has the key already, else twice."""
+    extra = line + "\n" if first < 6 else line + "\n" + line + "\n"
+    return BASE.replace("limit = 4\n", "limit = 4\n" + extra, 1)
+
+
 def after(anchor, text):
     return sub(anchor, anchor + text)
 
@@ -309,6 +378,44 @@ def compress_cfg(spec, extra="", calib="tests/fixtures/tiny-images.h5", calib_ex
 # (file, config text, line marker or None, must_mention, defect). The marker is a
 # substring of the line the message must name (FILE:LINE); None: no line applies.
 CONFIGS = [
+    # a key given twice: the second would silently override the first (issue #23)
+    *[(f"twice-{key}.ini", run_twice(line, first),
+       line if first < 6 else line + "\n\n[data]",  # the second occurrence's line
+       f"{key} given twice in [run] (first at line {first})",
+       f"[run] {key} given twice") for key, line, first in RUN_TWICE],
+    ("twice-data-path.ini", after("path = tests/fixtures/tiny-images.h5\n",
+                                  "path = tests/fixtures/tiny-tokens.h5\n"),
+     "path = tests/fixtures/tiny-tokens", "path given twice in [data] (first at line 8)",
+     "[data] path twice"),
+    ("twice-model-path.ini", after("path = tests/fixtures/tiny-classify.h5\n",
+                                   "path = tests/fixtures/tiny-classify-perturbed.h5\n"),
+     "tiny-classify-perturbed", "path given twice in [model tiny]", "[model tiny] path twice"),
+    ("twice-router-type.ini", after("[router softmax]\n", "type = softmax\ntype = similarity\n"),
+     "type = similarity", "type given twice in [router softmax]", "[router] type twice"),
+    ("twice-top-k.ini", after("top_k = 1,2\n", "top_k = 3\n"), "top_k = 3",
+     "top_k given twice", "[router] top_k twice"),
+    ("twice-router-option.ini", after("[router softmax]\n", "type = similarity\ntau = 1\ntau = 2\n"),
+     "tau = 2", "tau given twice", "router option tau twice"),
+    ("twice-corruptions.ini", after("[router softmax]\n", "corruptions = yes\ncorruptions = no\n"),
+     "corruptions = no", "corruptions given twice", "[router] corruptions twice"),
+    ("twice-severities.ini", after("severities = 1-2\n", "severities = 3\n"), "severities = 3",
+     "severities given twice", "[corruptions] severities twice"),
+    # a grid that would run and then fail to assemble, or silently drop cells
+    ("top-k-repeated.ini", sub("top_k = 1,2", "top_k = 2,2"), "top_k", "2 is listed twice",
+     "top_k = 2,2: two groups of one id"),
+    ("top-k-overlap.ini", sub("top_k = 1,2", "top_k = 1-3,2"), "top_k", "2 is listed twice",
+     "top_k = 1-3,2"),
+    ("top-k-empty.ini", sub("top_k = 1,2", "top_k ="), "top_k", "top_k is empty", "top_k ="),
+    ("top-k-commas.ini", sub("top_k = 1,2", "top_k = ,"), "top_k", "no expert count given",
+     "top_k = ,"),
+    ("severities-empty.ini", sub("severities = 1-2", "severities ="), "severities",
+     "severities is empty", "severities = (names set: every corrupted cell would vanish)"),
+    ("severities-commas.ini", sub("severities = 1-2", "severities = , ,"), "severities",
+     "no severity given", "severities = , ,"),
+    ("formats-empty.ini", after("limit = 4\n", "formats =\n"), "formats", "formats is empty",
+     "formats ="),
+    ("data-path-empty.ini", sub("path = tests/fixtures/tiny-images.h5", "path ="), "path =",
+     "path is empty", "[data] path ="),
     ("unknown-section.ini", after("limit = 4\n", "\n[runs]\nthreads = 2\n"), "[runs]",
      "[runs]", "section [runs]"),
     ("unknown-key.ini", sub("seed = 1", "seeed = 1"), "seeed", "seeed", "key seeed in [run]"),

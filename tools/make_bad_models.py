@@ -67,6 +67,48 @@ def unwritten(path):
     return edit
 
 
+def partly_written(path, n_written):
+    """Replace dataset `path` by one chunked along its first axis with only the first
+    `n_written` chunks ever written: the rest would read as zeros (issue #23: libhdf5
+    1.10's H5Dget_num_chunks refuses H5S_ALL, so the check had been skipped)."""
+    def edit(f):
+        old = f[path][()]
+        del f[path]
+        d = f.create_dataset(path, shape=old.shape, dtype=old.dtype, chunks=(1,) + old.shape[1:])
+        d[:n_written] = old[:n_written]
+    return edit
+
+
+def outside(path, kind):
+    """Replace dataset `path` by one whose data is not in the file: `external` raw storage
+    (a file that does not exist, read as zeros; or any file of the host), an external
+    link, a soft link to a copy elsewhere in the file, or a virtual dataset."""
+    def edit(f):
+        old = f[path][()]
+        del f[path]
+        if kind == "external":
+            f.create_dataset(path, shape=old.shape, dtype=old.dtype,
+                             external=[("no-such-raw-file.bin", 0, old.nbytes)])
+        elif kind == "extlink":
+            f[path] = h5py.ExternalLink("tiny-classify.h5", path)
+        elif kind == "softlink":
+            f.create_dataset("/stash", data=old)
+            f[path] = h5py.SoftLink("/stash")
+        else:
+            layout = h5py.VirtualLayout(shape=old.shape, dtype=old.dtype)
+            layout[...] = h5py.VirtualSource("tiny-classify.h5", path, shape=old.shape)
+            f.create_virtual_dataset(path, layout, fillvalue=0)
+    return edit
+
+
+def group_extlink(path):
+    """Replace group `path` by an external link to the same group of a valid model."""
+    def edit(f):
+        del f[path]
+        f[path] = h5py.ExternalLink("tiny-classify.h5", path)
+    return edit
+
+
 def poke(path, index, value):
     def edit(f):
         f[path][index] = value
@@ -96,6 +138,20 @@ CASES = [
      "/head/b", "/head/b stored as int32"),
     ("unwritten-weight.h5", C, unwritten("layers/1/moe/w1"),
      "/layers/1/moe/w1", "/layers/1/moe/w1 declared but never written (reads as zeros)"),
+    ("partly-written-weight.h5", C, partly_written("layers/1/moe/w1", 2),
+     "/layers/1/moe/w1: only 2 of its 4 chunks", "/layers/1/moe/w1 chunked by expert, 2 of 4 written"),
+    ("partly-written-head.h5", C, partly_written("head/w", 1),
+     "/head/w: only 1 of its 3 chunks", "/head/w chunked by class, 1 of 3 written"),
+    ("external-weight.h5", C, outside("head/w", "external"),
+     "/head/w: stored in external files", "/head/w in external raw storage (reads as zeros)"),
+    ("extlink-weight.h5", C, outside("embed/pos", "extlink"),
+     "/embed/pos is an external link", "/embed/pos an external link to another file"),
+    ("softlink-weight.h5", C, outside("head/b", "softlink"),
+     "/head/b is a soft link", "/head/b a soft link to a dataset elsewhere in the file"),
+    ("virtual-weight.h5", C, outside("layers/0/attn_out_w", "virtual"),
+     "/layers/0/attn_out_w: a virtual dataset", "/layers/0/attn_out_w a virtual dataset"),
+    ("extlink-group.h5", C, group_extlink("layers"),
+     "/layers is an external link", "group /layers an external link to another file"),
     ("nan-weight.h5", C, poke("layers/0/attn_out_w", (3, 5), np.nan),
      "/layers/0/attn_out_w", "one NaN in /layers/0/attn_out_w"),
     ("inf-weight.h5", C, poke("head/w", (2, 7), -np.inf),

@@ -1,6 +1,7 @@
 /* ac — Adaptive Clustering router ("Tight Clusters Make Specialized Experts", ICLR 2025,
- * arXiv 2502.15315; the authors' COSAGate_Balance.compute_W_var with --use-var --mad,
- * as summarized in shared/research/routers.md).
+ * arXiv 2502.15315; the authors' repository Fsoft-AIC/Tight-Clusters-Make-Specialized-
+ * Experts, language-modeling/custom_gates.py: COSAGate_Balance.compute_W_var with
+ * --use-var --mad).
  *
  * Over a routing group (option group=seq, the default: the tokens of one sequence;
  * group=batch: all tokens of the micro-batch, as the authors' code does with its

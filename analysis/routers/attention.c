@@ -1,5 +1,5 @@
 /* attention — Attention-Aware SMoE ("Improving Routing in SMoE with Graph of Tokens",
- * arXiv 2505.00792; shared/research/routers.md).
+ * arXiv 2505.00792; docs/routers.md).
  *
  *   g_j  = softmax(W_g x_j + b)               every token's own gate
  *   S_i. = row i of the attention probabilities of this block's attention sub-layer,
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../mr_error.h"
+#include "../mr_parse.h"
 #include "../mr_ops.h"
 #include "../mr_ops_grad.h"
 #include "../mr_router.h"
@@ -39,14 +40,13 @@ static int att_init(void *state, const mr_model *m, mr_router_opts *opts)
     int found;
     MR_TRY(mr_router_opts_get_string(opts, "head", buf, sizeof buf, &found));
     if (found) {
-        char *end;
-        long h = strtol(buf, &end, 10);
+        int h;
         if (strcmp(buf, "min-entropy") == 0)
             s->head = HEAD_MIN_ENTROPY;
         else if (strcmp(buf, "mean") == 0)
             s->head = HEAD_MEAN;
-        else if (end != buf && *end == '\0' && h >= 0 && h < m->cfg.n_heads)
-            s->head = (int)h;
+        else if (mr_parse_int("head", buf, 0, m->cfg.n_heads - 1, &h) == MR_OK)
+            s->head = h;
         else
             return mr_error_set(MR_EINPUT,
                                 "router option head=%s must be min-entropy, mean or 0..%d", buf,

@@ -1,5 +1,5 @@
 /* cosine — X-MoE ("On the Representation Collapse of Sparse Mixture of Experts", Chi et
- * al. 2022; shared/research/routers.md).
+ * al., NeurIPS 2022; docs/routers.md).
  *
  *   s_ij = cos(W_p x_i, e_j) / tau     W_p = router/proj_w [d_e, d],
  *                                      e = router/expert_emb [E, d_e], tau = router/tau

@@ -1,5 +1,5 @@
 /* momentum — MomentumSMoE, heavy-ball form (Teo & Nguyen, NeurIPS 2024,
- * rachtsy/MomentumSMoE; shared/research/routers.md).
+ * the authors' repository rachtsy/MomentumSMoE; docs/routers.md).
  *
  * Routing is the baseline softmax gate; what changes is what each MoE block adds to the
  * residual stream. With f_l the block's MoE output and m_0 = 0:

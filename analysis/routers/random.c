@@ -1,5 +1,5 @@
 /* random — SMoE-Dropout's frozen random router ("Sparse MoE as the New Dropout", ICLR
- * 2023, VITA-Group/Random-MoE-as-Dropout; shared/research/routers.md).
+ * 2023; the authors' repository VITA-Group/Random-MoE-as-Dropout).
  *
  *   p = softmax(R x + r); top-k; weights by the model's gate_norm (renorm = softmax over
  *   the k selected logits, as in the paper)

@@ -1,6 +1,6 @@
 /* s2moe — S2MoE ("Robust Sparse Mixture of Experts via Stochastic Learning", Do, Le, Tran
- * 2025). The paper leaves the noise module's details open; this follows the one public
- * implementation summarized in shared/research/routers.md:
+ * 2025). The paper leaves the noise module's details open and its authors' code is not
+ * public; this follows a public third-party implementation (docs/routers.md, `s2moe`):
  *   x'  = eps1 ⊙ x + eps2,  eps1 ~ N(1, sigma_x^2),  eps2 ~ N(mu_x, sigma_x^2)
  *         mu_x, sigma_x: per-feature mean and (unbiased) std over the sequence's tokens
  *         (lm: over positions <= t, the tokens the model may see; sigma 0 at t = 0)

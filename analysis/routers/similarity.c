@@ -1,5 +1,5 @@
 /* similarity — Similarity-Aware SMoE ("Improving Routing in SMoE with Graph of Tokens",
- * arXiv 2505.00792; shared/research/routers.md).
+ * arXiv 2505.00792; docs/routers.md).
  *
  *   g_j  = softmax(W_g x_j + b)                       every token's own gate
  *   z_i  = W_s x_i                                    W_s = router/sim_w [d_s, d], or I

@@ -5,7 +5,8 @@
  *   w_e = p_e / sum_{S} p     (gate_norm = renorm; equals softmax over the k logits)
  *   w_e = p_e                 (gate_norm = none; Switch Transformer)
  *
- * Follows the fastmoe-style NaiveGate used by the SMoE papers (shared/research/routers.md).
+ * Follows fastmoe's NaiveGate as the SMoE papers' code uses it (e.g. the repositories
+ * rachtsy/MomentumSMoE and Fsoft-AIC/Tight-Clusters-Make-Specialized-Experts).
  */
 #include "../mr_router.h"
 
