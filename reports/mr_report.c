@@ -1543,6 +1543,26 @@ static int append_file(FILE *fp, const char *dir, const char *name)
     return 1;
 }
 
+/* docs/routers.md, `momentum`: with gamma = 1 (the default and every shipped momentum
+ * model's) the first two MoE blocks route exactly as softmax, so on a model with at most
+ * two MoE blocks every routing metric of a momentum row equals softmax's by construction.
+ * Said under the tables wherever such rows appear. */
+static void momentum_note(FILE *fp, const mr_results *r, int model)
+{
+    const mr_res_model *m = &r->models[model];
+    int any = 0;
+    for (int g = m->first_group; g < m->first_group + m->n_groups; g++)
+        any |= strcmp(r->groups[g].router_type, "momentum") == 0;
+    if (!any || m->n_moe > 2) return;
+    fprintf(fp, "Note on the momentum rows: this model has %d MoE block%s; with `gamma = 1` (the "
+                "default, and the value the shipped momentum models store) momentum routes the "
+                "first two MoE blocks exactly as softmax, so its routing metrics (entropy, load, "
+                "routing flips, fluctuation) equal softmax's on the same model by construction; "
+                "only accuracy, loss and prediction flips can differ (docs/routers.md, "
+                "`momentum`).\n\n",
+            m->n_moe, m->n_moe == 1 ? "" : "s");
+}
+
 static int write_index(rep *R)
 {
     const mr_results *r = R->r;
@@ -1587,6 +1607,8 @@ static int write_index(rep *R)
         char name[200];
         snprintf(name, sizeof name, "table-%s-summary.md", m->name);
         append_file(fp, R->dir, name);
+        fprintf(fp, "\n");
+        momentum_note(fp, r, mi);
         fprintf(fp, "\nLaTeX: [table-%s-summary.tex](table-%s-summary.tex) · per corruption: "
                     "[table-%s-corruptions.md](table-%s-corruptions.md), "
                     "[table-%s-corruptions.tex](table-%s-corruptions.tex)\n\n",

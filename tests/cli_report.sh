@@ -74,6 +74,13 @@ grep -q "gnuplot is not installed" "$tmp/nognuplot/report.md" && ok "report.md s
 PATH=/nonexistent "$bin" report "$tmp/run" --out "$tmp/nopath" --quiet 2>/dev/null; rc=$?
 [ $rc -eq 3 ] && ok "gnuplot not on PATH: exit 3" || bad "gnuplot not on PATH: exit $rc"
 
+# momentum rows on a model with at most two MoE blocks carry the note that their routing
+# equals softmax's by construction (docs/routers.md); a grid without momentum does not
+printf '[run]\nbootstrap = 10\n[data]\npath = tests/fixtures/tiny-images.h5\n[model tiny]\npath = tests/fixtures/tiny-classify.h5\n[router softmax]\n[router momentum]\n' > "$tmp/mom.ini"
+"$bin" run "$tmp/mom.ini" --out "$tmp/mom" --quiet && "$bin" report "$tmp/mom" --no-render --no-gallery --quiet || bad "momentum run/report exited $?"
+grep -q "Note on the momentum rows: this model has 1 MoE block" "$tmp/mom/report/report.md" && ok "momentum rows carry the note" || bad "no momentum note in report.md"
+grep -q "Note on the momentum rows" "$tmp/run/report/report.md" 2>/dev/null && bad "a momentum note without momentum rows" || ok "no momentum note without momentum rows"
+
 # bad input
 out=$("$bin" report "$tmp/nothing" 2>&1); rc=$?
 [ $rc -eq 2 ] && case "$out" in *"nothing: no such directory"*) ok "missing DIR: exit 2 naming it";; *) bad "message: $out";; esac || bad "missing DIR: exit $rc"
