@@ -300,6 +300,9 @@ int mr_rundir_open(mr_rundir *rd, const char *dir, const mr_run_config *cfg, uin
     if (st == MR_OK && exclusive) {
         mr_fs_remove_tmp(dir);
         mr_fs_remove_tmp(cells);
+        char *report = mr_fs_join(dir, "report");
+        if (report) mr_fs_remove_tmp(report);
+        free(report);
     }
     free(cells);
     return st;

@@ -164,6 +164,8 @@ int mr_fs_is_tmp_name(const char *name)
     return 1;
 }
 
+static int pid_alive(long pid);
+
 int mr_fs_remove_tmp(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -172,6 +174,9 @@ int mr_fs_remove_tmp(const char *dir)
     struct dirent *e;
     while ((e = readdir(d))) {
         if (!mr_fs_is_tmp_name(e->d_name)) continue;
+        /* a process of this host that is still running may still be writing it */
+        long pid = strtol(strrchr(e->d_name, '-') + 1, NULL, 10);
+        if (pid_alive(pid)) continue;
         char *p = mr_fs_join(dir, e->d_name);
         struct stat st;
         if (p && lstat(p, &st) == 0 && S_ISREG(st.st_mode) && unlink(p) == 0) n++;

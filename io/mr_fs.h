@@ -43,8 +43,8 @@ char *mr_fs_join(const char *dir, const char *name);
 
 /* Whether a directory entry is a temporary file of this tool (NAME.tmp-PID). */
 int mr_fs_is_tmp_name(const char *name);
-/* Remove every temporary file directly inside `dir` (missing dir: nothing to do). Call
- * only while holding the directory's exclusive lock. */
+/* Remove every temporary file directly inside `dir` (missing dir: nothing to do) whose
+ * PID is not a running process of this host: what killed processes left. */
 int mr_fs_remove_tmp(const char *dir);
 
 /* MR_EINPUT when output `out` (which may not exist yet) exists and is not a regular

@@ -15,6 +15,7 @@
 #include "../corruptions/mr_gallery.h"
 #include "../io/mr_data.h"
 #include "../io/mr_file.h"
+#include "../io/mr_fs.h"
 #include "../io/mr_model_io.h"
 #include "../io/mr_png.h"
 #include "mr_gnuplot.h"
@@ -1724,6 +1725,7 @@ int mr_report_write(const mr_results *r, const mr_report_opts *o, mr_report_info
         snprintf(info->out, sizeof info->out, "%s/report", d);
     }
     MR_TRY(mr_mkdir_p(info->out));
+    mr_fs_remove_tmp(info->out); /* what a killed report left half-written */
     rep R = {.r = r, .o = o, .info = info, .dir = info->out, .fmt = fmt};
     int st = MR_OK;
     for (int mi = 0; st == MR_OK && mi < r->n_models; mi++) st = report_model(&R, mi);

@@ -164,6 +164,18 @@ for victim in results.h5 summary.json "tiny~softmax@k2~rotate~s3.h5"; do
   same "$tmp/ref/results.h5" "$d/results.h5" "$victim: results.h5 identical to the uninterrupted run's"
 done
 
+# a report killed while writing report.md: the next report removes its temporary
+MR_FAULT_KILL_BEFORE_RENAME=report.md "$bin" report "$tmp/ref2" --no-render --no-gallery --quiet 2>/dev/null
+rc=$?
+n=$(find "$tmp/ref2/report" -name 'report.md.tmp-*' | wc -l)
+[ $rc -eq 137 ] && [ "$n" -eq 1 ] && [ ! -e "$tmp/ref2/report/report.md" ] && ok "kill -9 landed while report.md was written" || bad "report kill: exit $rc, $n temporaries"
+"$bin" report "$tmp/ref2" --no-render --no-gallery --quiet || bad "report after the kill exited $?"
+n=$(find "$tmp/ref2/report" -name '*.tmp-*' | wc -l)
+[ "$n" -eq 0 ] && [ -s "$tmp/ref2/report/report.md" ] && ok "the next report removed the temporary" || bad "report: $n temporaries left"
+: > "$tmp/ref2/report/table.md.tmp-99999"
+"$bin" run $cfg --out "$tmp/ref2" --quiet --resume || bad "resume of a finished run exited $?"
+[ -e "$tmp/ref2/report/table.md.tmp-99999" ] && bad "run --resume left a stale temporary in DIR/report" || ok "run --resume cleans DIR/report too"
+
 # ---------------------------------------------------------------- two processes, one DIR
 d="$tmp/busy"
 MR_FAULT_STOP_AFTER_CELLS=3 "$bin" run $cfg --out "$d" --threads 1 --quiet &
