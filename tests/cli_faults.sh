@@ -241,6 +241,14 @@ changed model.tiny "$in/h5.ini" "$in/tiny-classify.h5" "$in/tiny-classify-pertur
 changed checkpoint.tiny.1 "$in/h5.ini" "$in/tiny-classify-perturbed.h5" "$in/tiny-classify.h5"
 zcat "$in/tiny-labels-idx1-ubyte.gz" | gzip -9 -n > "$tmp/relabels.gz" # same labels, other bytes
 changed labels "$in/idx.ini" "$in/tiny-labels-idx1-ubyte.gz" "$tmp/relabels.gz"
+# DIR/config.ini's fingerprints are an input too: damaged or missing ones refuse a resume
+d="$tmp/chg-data"
+sed -i 's/^# input data size=\([0-9]*\) /# input data size=1\1 /' "$d/config.ini"
+expect 2 "changed since" "$bin" run "$in/h5.ini" --out "$d" --quiet --resume
+sed -i 's/^# input data .*$/# input data garbled/' "$d/config.ini"
+expect 2 "records no fingerprint of $in/tiny-images.h5 (data)" "$bin" run "$in/h5.ini" --out "$d" --quiet --resume
+sed -i '/^# input /d' "$d/config.ini"
+expect 2 "records no fingerprint" "$bin" merge "$d"
 # changed during the run: stopped after 3 cells, the data replaced, then continued
 d="$tmp/chg-during"
 MR_FAULT_STOP_AFTER_CELLS=3 "$bin" run "$in/h5.ini" --out "$d" --threads 1 --quiet 2>"$tmp/during.err" &
