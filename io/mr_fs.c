@@ -164,6 +164,33 @@ int mr_fs_is_tmp_name(const char *name)
     return 1;
 }
 
+int mr_fs_check_own_dir(const char *dir, const char *marker, const char *marker2,
+                        const char *who)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) return MR_OK;
+    MR_REQUIRE(S_ISDIR(st.st_mode), MR_EINPUT, "%s exists and is not a directory", dir);
+    DIR *d = opendir(dir);
+    MR_REQUIRE(d, MR_EIO, "%s: cannot list (%s)", dir, mr_fs_strerror(errno));
+    char other[256] = "";
+    int ours = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, MR_DIR_LOCK_NAME) ||
+            mr_fs_is_tmp_name(n))
+            continue;
+        if (!strcmp(n, marker) || (marker2 && !strcmp(n, marker2))) ours = 1;
+        else if (!other[0]) snprintf(other, sizeof other, "%s", n);
+    }
+    closedir(d);
+    MR_REQUIRE(ours || !other[0], MR_EINPUT,
+               "%s is not empty (it holds %s) and has no %s: not a directory made by %s; "
+               "nothing was changed: use a new or empty directory",
+               dir, other, marker, who);
+    return MR_OK;
+}
+
 static int pid_alive(long pid);
 
 int mr_fs_remove_tmp(const char *dir)
@@ -189,7 +216,29 @@ int mr_fs_remove_tmp(const char *dir)
 int mr_fs_check_output(const char *out, const char *what, const char *const *inputs, int n)
 {
     struct stat so;
-    if (stat(out, &so) != 0) return MR_OK; /* not there yet: cannot be an input */
+    if (stat(out, &so) != 0) {
+        /* not there yet, so not an input; but its directory must take it: found now,
+         * not after the work */
+        const char *slash = strrchr(out, '/');
+        size_t n = slash ? (size_t)(slash - out) : 0;
+        char *dir = malloc(n + 2);
+        MR_REQUIRE(dir, MR_ENOMEM, "out of memory");
+        if (!slash) strcpy(dir, ".");
+        else if (n == 0) strcpy(dir, "/");
+        else {
+            memcpy(dir, out, n);
+            dir[n] = '\0';
+        }
+        struct stat sd;
+        int st = MR_OK;
+        if (stat(dir, &sd) != 0 || !S_ISDIR(sd.st_mode))
+            st = mr_error_set(MR_EINPUT, "%s %s: cannot create (no such directory %s)", what, out, dir);
+        else if (access(dir, W_OK) != 0)
+            st = mr_error_set(MR_EINPUT, "%s %s: cannot create (permission denied in %s)", what, out,
+                              dir);
+        free(dir);
+        return st;
+    }
     MR_REQUIRE(S_ISREG(so.st_mode), MR_EINPUT,
                "%s %s: exists and is not a regular file (%s): outputs are written to a new "
                "file renamed into place", what, out, mr_fs_kind(so.st_mode));

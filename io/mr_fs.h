@@ -53,6 +53,12 @@ int mr_fs_remove_tmp(const char *dir);
  * Commands call it before any work. */
 int mr_fs_check_output(const char *out, const char *what, const char *const *inputs, int n);
 
+/* MR_OK if `dir` does not exist, is empty (but for temporaries and a lock file), or
+ * holds `marker` or `marker2` (files only `who` writes there; marker2 may be NULL): a
+ * directory this tool made; else MR_EINPUT naming the directory and one of its entries. */
+int mr_fs_check_own_dir(const char *dir, const char *marker, const char *marker2,
+                        const char *who);
+
 /* ------------------------------------------------------------------ directory lock */
 
 /* flock(2) on DIR/.lock: exclusive (a run, merge) or shared (--shard runs, which write

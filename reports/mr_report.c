@@ -21,6 +21,8 @@
 #include "mr_gnuplot.h"
 
 #define LN2 0.69314718055994530942
+/* written first into a report directory: what `report --out` may write into again */
+#define MR_REPORT_MARKER ".moe-robust-report"
 
 /* per-sample quantities of a cell, each a vector [n] */
 enum { Q_PRIM, Q_FLIP1, Q_FLIPK, Q_PRED, Q_ENT, NQ };
@@ -1724,7 +1726,14 @@ int mr_report_write(const mr_results *r, const mr_report_opts *o, mr_report_info
             snprintf(d, sizeof d, ".");
         snprintf(info->out, sizeof info->out, "%s/report", d);
     }
+    /* only into a new or empty directory or an earlier report's (its marker, written
+     * first, or report.md): never over a user's own files of the same names */
+    MR_TRY(mr_fs_check_own_dir(info->out, MR_REPORT_MARKER, "report.md", "moe-robust report"));
     MR_TRY(mr_mkdir_p(info->out));
+    char *marker = mr_fs_join(info->out, MR_REPORT_MARKER);
+    int mst = marker ? mr_file_write(marker, "", 0) : mr_error_set(MR_ENOMEM, "out of memory");
+    free(marker);
+    MR_TRY(mst);
     mr_fs_remove_tmp(info->out); /* what a killed report left half-written */
     rep R = {.r = r, .o = o, .info = info, .dir = info->out, .fmt = fmt};
     int st = MR_OK;

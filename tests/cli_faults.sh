@@ -308,6 +308,13 @@ expect 2 "is not empty (it holds" "$bin" run $cfg --out "$d" --quiet --resume
 find "$d" -type f -exec md5sum {} + | sort > "$tmp/after.md5"
 same "$tmp/before.md5" "$tmp/after.md5" "a user's directory is left as it was"
 ls -A "$d" | grep -q lock && bad "a lock file was left in the user's directory" || ok "no lock file left behind"
+# report --out likewise: never over a user's own files
+mkdir "$tmp/userrep"
+echo "my notes" > "$tmp/userrep/report.txt"
+expect 2 "is not empty (it holds report.txt)" "$bin" report "$tmp/ref" --out "$tmp/userrep" --no-render --quiet
+[ "$(ls -A "$tmp/userrep")" = "report.txt" ] && ok "report left the user's directory as it was" || bad "report wrote into a user's directory: $(ls -A "$tmp/userrep")"
+"$bin" report "$tmp/ref" --out "$tmp/newrep" --no-render --no-gallery --quiet && "$bin" report "$tmp/ref" --out "$tmp/newrep" --no-render --no-gallery --quiet &&
+  ok "report writes into a new directory, and again into its own" || bad "report into a new or its own directory failed"
 touch "$tmp/afile"
 expect 2 "exists and is not a directory" "$bin" run $cfg --out "$tmp/afile" --quiet
 # an empty directory, or one holding only a lock file and temporaries (a run killed before
