@@ -11,6 +11,7 @@
 #include "../analysis/mr_error.h"
 #include "../io/mr_data.h"
 #include "../io/mr_data_write.h"
+#include "../io/mr_fs.h"
 #include "../io/mr_model_io.h"
 #include "mr_cli.h"
 #include "mr_eval.h"
@@ -251,13 +252,26 @@ static int run(attack_args *a)
     float *objective = NULL;
     mr_eval_result res = {0};
     const mr_attack_type *t = mr_attack_lookup(a->method);
-    int st = mr_model_load(&m, a->model);
+    /* the output is checked before any work: never the model or data file itself */
+    char *labels = NULL;
+    int st = mr_dataset_files(a->data, &labels);
+    const char *inputs[3] = {a->model, a->data, labels};
+    if (st == MR_OK) st = mr_fs_check_output(a->out, "--out", inputs, 3);
+    free(labels);
+    if (st == MR_OK) st = mr_model_load(&m, a->model);
     if (st == MR_OK) st = mr_attack_opts_check(&a->ao, t, m);
     if (st == MR_OK) st = mr_dataset_load(&d, a->data, a->limit);
     if (st == MR_OK && d->kind != MR_DATA_IMAGES)
         st = mr_error_set(MR_EINPUT, "%s holds tokens: attacks write images", a->data);
     if (st == MR_OK) st = mr_dataset_check_model(d, m);
-    if (st == MR_OK && !a->router) a->router = m->cfg.router;
+    if (st == MR_OK && !a->router) {
+        a->router = m->cfg.router; /* the model's own: an unknown name is about the file */
+        if (!mr_router_lookup(a->router))
+            st = mr_error_set(MR_EINPUT,
+                              "%s: attribute router = '%s' names no router of this build; "
+                              "choose one with --router",
+                              a->model, a->router);
+    }
     if (st == MR_OK) st = mr_router_alloc(&r, a->router, m, &a->ropts);
     size_t bytes = st == MR_OK ? (size_t)d->n * d->h * d->w * d->c : 0;
     if (st == MR_OK) {

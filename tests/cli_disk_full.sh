@@ -90,6 +90,9 @@ full "eval --save-routing" "$bin" eval --model $M --data $D --bootstrap 0 --save
 [ -e "$mnt/routing.h5" ] && bad "eval: a routing file on a full disk" || ok "eval: no routing file"
 full "corrupt --out" "$bin" corrupt --data $D --corruption fog:2 --out "$mnt/fog.h5"
 [ -e "$mnt/fog.h5" ] && bad "corrupt: a data file on a full disk" || ok "corrupt: no data file"
+full "attack --out" "$bin" attack --model $M --data $D --method fgsm --eps 0.1 --out "$mnt/adv.h5"
+[ -e "$mnt/adv.h5" ] && bad "attack: a data file on a full disk" || ok "attack: no data file"
+full "compress --out" "$bin" compress --model $M --calib $D --method prune-freq --experts 2 --out "$mnt/small.h5"
 fill 0
 full "corrupt --gallery" "$bin" corrupt --data $D --gallery "$mnt/gallery.png"
 full "baseline --out" "$bin" baseline "$tmp/ref" --out "$mnt/base.json"

@@ -282,6 +282,8 @@ expect 2 "is the input" "$bin" corrupt --data "$o/tiny-images.h5" --corruption f
 expect 2 "is the input" "$bin" corrupt --data "$o/tiny-images.h5" --gallery "$o/tiny-images.h5"
 expect 2 "is the input" "$bin" compress --model "$o/tiny-classify.h5" --calib "$o/tiny-images.h5" --method prune-freq --experts 2 --out "$o/model-link.h5"
 expect 2 "is the input" "$bin" compress --model "$o/tiny-classify.h5" --calib "$o/tiny-images.h5" --method prune-freq --experts 2 --out "$o/data-hardlink.h5"
+expect 2 "is the input" "$bin" attack --model "$o/tiny-classify.h5" --data "$o/tiny-images.h5" --method fgsm --eps 0.1 --out "$o/data-hardlink.h5"
+expect 2 "is the input" "$bin" attack --model "$o/tiny-classify.h5" --data "$o/tiny-images.h5" --method fgsm --eps 0.1 --out "$o/model-link.h5"
 expect 2 "is the input" "$bin" baseline "$tmp/ref" --out "$tmp/ref/results.h5"
 "$bin" baseline "$tmp/ref" > "$o/base.json" 2>/dev/null
 expect 2 "is the input" "$bin" check "$tmp/ref" --baseline "$o/base.json" --junit "$o/base.json"
