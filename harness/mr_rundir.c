@@ -300,9 +300,12 @@ int mr_rundir_open(mr_rundir *rd, const char *dir, const mr_run_config *cfg, uin
     if (st == MR_OK && exclusive) {
         mr_fs_remove_tmp(dir);
         mr_fs_remove_tmp(cells);
-        char *report = mr_fs_join(dir, "report");
-        if (report) mr_fs_remove_tmp(report);
-        free(report);
+        static const char *const sub[2] = {"report", "models"};
+        for (int i = 0; i < 2; i++) {
+            char *d = mr_fs_join(dir, sub[i]);
+            if (d) mr_fs_remove_tmp(d);
+            free(d);
+        }
     }
     free(cells);
     return st;
