@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../analysis/mr_error.h"
+#include "../io/mr_fs.h"
 #include "../io/mr_hf_import.h"
 #include "mr_cli.h"
 
@@ -57,6 +58,8 @@ int mr_cmd_import(int argc, char **argv)
         st = mr_error_set(MR_EINPUT, dir ? "unexpected argument '%s'" : "the checkpoint DIR is required",
                           dir ? argv[optind + 1] : "");
     if (st == MR_OK && !out) st = mr_error_set(MR_EINPUT, "--out is required");
+    /* the output's directory and kind are checked before any work (io/mr_fs.h) */
+    if (st == MR_OK) st = mr_fs_check_output(out, "--out", NULL, 0);
     if (st != MR_OK) {
         fprintf(stderr, "moe-robust import: %s\n(see 'moe-robust import --help')\n",
                 mr_error_message());

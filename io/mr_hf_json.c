@@ -7,22 +7,16 @@
 #include <sys/stat.h>
 
 #include "../analysis/mr_error.h"
+#include "mr_fs.h"
 
 int mr_hf_json_load(mr_hf_json *j, const char *path)
 {
     memset(j, 0, sizeof *j);
     snprintf(j->path, sizeof j->path, "%s", path);
-    struct stat sb;
-    MR_REQUIRE(stat(path, &sb) == 0, MR_EINPUT, "%s: no such file", path);
-    MR_REQUIRE(S_ISREG(sb.st_mode), MR_EINPUT, "%s: not a regular file", path);
-    MR_REQUIRE(sb.st_size <= MR_HF_JSON_MAX, MR_EINPUT, "%s: %lld bytes, more than a JSON file "
-               "of a checkpoint may have (%ld)", path, (long long)sb.st_size, MR_HF_JSON_MAX);
-    FILE *fp = fopen(path, "rb");
-    MR_REQUIRE(fp, MR_EINPUT, "%s: cannot open", path);
-    char *buf = malloc((size_t)sb.st_size + 1);
-    size_t n = buf ? fread(buf, 1, (size_t)sb.st_size, fp) : 0;
-    fclose(fp);
-    if (!buf) return mr_error_set(MR_ENOMEM, "out of memory reading %s", path);
+    /* a regular file of bounded size, read whole (io/mr_fs.h: never blocks on a FIFO) */
+    char *buf;
+    size_t n;
+    MR_TRY(mr_fs_read_input(path, (size_t)MR_HF_JSON_MAX, "JSON file of a checkpoint", &buf, &n));
     j->root = cJSON_ParseWithLength(buf, n);
     free(buf);
     MR_REQUIRE(j->root, MR_EINPUT, "%s: not valid JSON", path);

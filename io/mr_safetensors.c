@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../analysis/mr_error.h"
+#include "mr_fs.h"
 
 /* Tensor bytes are little-endian (the format's rule); float32 is read in place. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -248,15 +249,14 @@ static int read_at(int fd, void *buf, size_t n, uint64_t off, const char *path, 
 int mr_st_open(mr_st_file **out, const char *path)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY);
-    MR_REQUIRE(fd >= 0, MR_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    /* a regular file only, opened without blocking (a FIFO would wait for a writer) */
+    int fd;
     struct stat sb;
+    MR_TRY(mr_fs_open_input(path, &fd, &sb));
     uint8_t len8[8];
     char *hdr = NULL;
     int st = MR_OK;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
-        st = mr_error_set(MR_EINPUT, "%s: not a regular file", path);
-    else if (sb.st_size < 8)
+    if (sb.st_size < 8)
         st = mr_error_set(MR_EINPUT, "%s: truncated: %lld bytes, less than the 8-byte header "
                                      "length", path, (long long)sb.st_size);
     else

@@ -68,6 +68,9 @@ expect 2 "fifo.json: not a regular file" "$bin" check "$F" --baseline "$tmp/nr/f
 expect 2 "results.h5: not a regular file" "$bin" report "$tmp/nr/rr"
 expect 2 "results.h5: not a regular file" "$bin" baseline "$tmp/nr/rr"
 expect 2 "config.ini: not a regular file" "$bin" merge "$tmp/nr/mm"
+mkdir "$tmp/nr/hf"
+mkfifo "$tmp/nr/hf/config.json"
+expect 2 "config.json: not a regular file" "$bin" import "$tmp/nr/hf" --out "$tmp/nr/hf.h5"
 [ -e "$tmp/nr/o" ] && bad "an output directory was created for a refused input" || ok "nothing created for refused inputs"
 
 # ---------------------------------------------------------------- stdout errors

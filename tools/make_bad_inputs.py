@@ -102,10 +102,20 @@ def outside(kind, name, data, **others):
             else:
                 layout = h5py.VirtualLayout(shape=data.shape, dtype=data.dtype)
                 layout[...] = h5py.VirtualSource("tiny-images.h5", "/" + name, shape=data.shape)
-                f.create_virtual_dataset(name, layout, fillvalue=0)
+                virtual_dataset(f, name, layout)
             for k, v in others.items():
                 f.create_dataset(k, data=v)
     return write
+
+
+def virtual_dataset(f, name, layout):
+    """A virtual dataset without object timestamps, so that the file is the same bytes on
+    every regeneration (h5py's create_virtual_dataset records the creation time)."""
+    dcpl = layout._get_dcpl(f.filename)
+    dcpl.set_obj_track_times(False)
+    space = h5py.h5s.create_simple(layout.shape)
+    tid = h5py.h5t.py_create(np.dtype(layout.dtype), logical=1)
+    h5py.h5d.create(f.id, name=name.encode(), tid=tid, space=space, dcpl=dcpl)
 
 
 def with_value(a, index, value, dtype=None):

@@ -97,7 +97,7 @@ def outside(path, kind):
         else:
             layout = h5py.VirtualLayout(shape=old.shape, dtype=old.dtype)
             layout[...] = h5py.VirtualSource("tiny-classify.h5", path, shape=old.shape)
-            f.create_virtual_dataset(path, layout, fillvalue=0)
+            virtual_dataset(f, path, layout)
     return edit
 
 
@@ -107,6 +107,16 @@ def group_extlink(path):
         del f[path]
         f[path] = h5py.ExternalLink("tiny-classify.h5", path)
     return edit
+
+
+def virtual_dataset(f, name, layout):
+    """A virtual dataset without object timestamps, so that the file is the same bytes on
+    every regeneration (h5py's create_virtual_dataset records the creation time)."""
+    dcpl = layout._get_dcpl(f.filename)
+    dcpl.set_obj_track_times(False)
+    space = h5py.h5s.create_simple(layout.shape)
+    tid = h5py.h5t.py_create(np.dtype(layout.dtype), logical=1)
+    h5py.h5d.create(f.id, name=name.encode(), tid=tid, space=space, dcpl=dcpl)
 
 
 def poke(path, index, value):
