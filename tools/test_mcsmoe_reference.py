@@ -1,48 +1,47 @@
 #!/usr/bin/python3
-"""M-SMoE in moe-robust against the authors' code (UNITES-Lab/MC-SMoE).
+"""The M-SMoE reference values against the authors' code (UNITES-Lab/MC-SMoE).
 
-    MCSMOE_REPO=PATH /usr/bin/python3 tools/test_mcsmoe_reference.py [--bin build/moe-robust]
+    MCSMOE_REPO=PATH /usr/bin/python3 tools/test_mcsmoe_reference.py
 
-PATH is a checkout or a git mirror (bare repository) of
-https://github.com/UNITES-Lab/MC-SMoE. Without one the test prints SKIPPED and
-exits 77 (ctest reports it as skipped, never as passed); likewise without
-PyTorch or SciPy. Nothing of the authors' code is stored in this repository:
-three of its files are read from PATH into a temporary directory at run time.
+tests/test_compress_ref.c (ctest, every build) checks `moe-robust compress --method
+merge-msmoe` against tests/fixtures/mcsmoe-ref-fmnist.h5, which tools/make_mcsmoe_ref.py
+computes with an implementation of its own that follows the authors' algorithm. This
+script closes the loop where a mirror of the authors' repository is available: it
+checks that file against the authors' code itself. It is a tool, not a ctest test (CI
+has no network to fetch their repository). PATH is a checkout or a git mirror (bare
+repository) of https://github.com/UNITES-Lab/MC-SMoE; without one, or without
+PyTorch/SciPy, it prints SKIPPED and exits 77. Nothing of the authors' code is stored
+in this repository: three of its files are read from PATH into a temporary directory
+at run time.
 
 On the shipped Fashion-MNIST model (models/fmnist-vit-moe-softmax.h5) and the
-same calibration batch as `moe-robust compress` uses (the first 256 images of
-the Fashion-MNIST training set), for K = 6, 4, 2:
+calibration batch of the fixture (the first 256 images of the Fashion-MNIST training
+set, as `moe-robust compress` uses), for K = 6, 4, 2:
 
-1. the C engine writes the merged model (`moe-robust compress --method
-   merge-msmoe`);
-2. the PyTorch reference model (tools/moe_model.py) computes each MoE block's
+1. the PyTorch reference model (tools/moe_model.py) computes each MoE block's
    router logits on the batch, and the authors' ExpertsGrouperForMixtral
    (mcsmoe/merging/grouping_mixtral.py: compute_all_usages,
    compute_all_similarities with similarity_base="router-logits",
    group_experts_globally_from_dominant_experts with the block as the only
    merged layer, i.e. the K most used experts dominant) groups the experts;
-3. each member is aligned to its dominant expert with the authors'
+2. each member is aligned to its dominant expert with the authors'
    compute_switch_permutation_by_weight_matching(include_wo=True) and
    permute_switch_mlp_dense_expert_ (mcsmoe/merging/permutation.py), and the
    groups are merged with their _merge_mlp_experts_by_usage_frequency_weighting.
 
-It requires the same groups and dominant experts in every block, and merged
-tensors equal to max |C - ref| <= 1e-5 max |ref| per tensor. Our experts have
-biases, theirs none: b1 enters the authors' matching and merge as one more
-input column of W1 (it is permuted with its neuron), b2 as one more column of W2
-(merged, never permuted). Differences it reports rather than fails on: the
-authors divide the merge by sum(f) + FP32_EPS (1e-7), we by sum(f) (so that
-merging identical experts is exact); and the Switch pipeline of their README
-aligns every expert to expert 0 before grouping (permute-model.py), where the
-issue and moe-robust align each member to its dominant; the test prints how
-far the merged experts' outputs on the calibration tokens move under that
-alternative. docs/compression.md records a run.
+It requires the fixture's groups and dominant experts in every block, and merged
+tensors equal to max |fixture - authors'| <= 1e-5 max |authors'| per tensor. Our
+experts have biases, theirs none: b1 enters the authors' matching and merge as one
+more input column of W1 (it is permuted with its neuron), b2 as one more column of W2
+(merged, never permuted). The Switch pipeline of their README aligns every expert to
+expert 0 before grouping (permute-model.py), where the issue and moe-robust align each
+member to its dominant; the script prints how far the merged experts' outputs on the
+calibration tokens move under that alternative. docs/compression.md records a run.
 """
 
 import argparse
 import importlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -53,6 +52,7 @@ TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
 SKIP = 77
 MODEL = "models/fmnist-vit-moe-softmax.h5"
+FIXTURE = "tests/fixtures/mcsmoe-ref-fmnist.h5"
 CALIB = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 N_CALIB = 256
 FILES = ["mcsmoe/utils/constants.py", "mcsmoe/merging/permutation.py",
@@ -122,21 +122,24 @@ class _NullBar:
         pass
 
 
-def parse_groups(s):
-    """'1: {3} {5,0}; 3: {0,2} ...' -> {block: [[rep, members...], ...]}"""
-    if isinstance(s, bytes):
-        s = s.decode()
-    out = {}
-    for part in s.split(";"):
-        blk, rest = part.split(":")
-        out[int(blk)] = [[int(x) for x in g.split(",")] for g in re.findall(r"\{([^}]*)\}", rest)]
-    return out
+def fixture_block(h, L, K, moe, np):
+    """The fixture's groups of block L at K ([dominant, members...] by dominant index)
+    and every new expert's tensors (a group of one: the expert itself)."""
+    g = h[f"block{L}/K{K}"]
+    dom = [int(x) for x in g["dominant"][()]]
+    grp = g["group"][()]
+    ours = [[d] + [e for e in range(len(grp)) if grp[e] == i and e != d] for i, d in enumerate(dom)]
+    src = {"w1": moe.w1, "b1": moe.b1, "w2": moe.w2, "b2": moe.b2}
+    tensors = {n: np.stack([src[n][d].detach().numpy() for d in dom]) for n in src}
+    for j, i in enumerate(g["merged"][()]):
+        for n in src:
+            tensors[n][i] = g[n][j]
+    return ours, tensors
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "moe-robust"))
     ap.add_argument("--repo", default=os.environ.get("MCSMOE_REPO"))
     args = ap.parse_args()
     if not args.repo:
@@ -154,8 +157,6 @@ def main():
         skip(f"needs PyTorch, SciPy and h5py (scripts/bootstrap --tools): {e}")
     if not os.path.exists(CALIB):
         skip(f"{CALIB} missing (Debian package dataset-fashion-mnist)")
-    if not os.access(args.bin, os.X_OK):
-        skip(f"{args.bin}: build moe-robust first (scripts/build)")
     sys.path.insert(0, TOOLS)
     from h5export import load_model
     from data import load_eval_data
@@ -171,23 +172,16 @@ def main():
         _, images, _ = load_eval_data(CALIB)
         with torch.no_grad():
             _, routes = model(torch.from_numpy(np.ascontiguousarray(images[:N_CALIB])))
-        E, d, h = attrs["n_experts"], attrs["d_model"], attrs["expert_hidden"]
+        E, d, h_ = attrs["n_experts"], attrs["d_model"], attrs["expert_hidden"]
         blocks = {r["layer"]: r for r in routes}
         moe = {L: blk.moe for L, blk in enumerate(model.blocks) if blk.is_moe}
         failures = 0
-        for K in (6, 4, 2):
-            out = os.path.join(tmp, f"msmoe-{K}.h5")
-            subprocess.run([args.bin, "compress", "--model", MODEL, "--calib", CALIB,
-                            "--calib-limit", str(N_CALIB), "--method", "merge-msmoe",
-                            "--experts", str(K), "--out", out],
-                           cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-            with h5py.File(out, "r") as f:
-                ours = parse_groups(f.attrs["compress_groups"])
-                tensors = {L: {n: f[f"layers/{L}/moe/{n}"][()] for n in ("w1", "b1", "w2", "b2")}
-                           for L in ours}
-            for L in sorted(moe):
-                failures += compare_block(K, L, blocks[L], moe[L], ours[L], tensors[L], E, d, h,
-                                          perm_mod, grp_mod, np, torch, nn)
+        with h5py.File(os.path.join(ROOT, FIXTURE), "r") as h:
+            for K in (6, 4, 2):
+                for L in sorted(moe):
+                    ours, tensors = fixture_block(h, L, K, moe[L], np)
+                    failures += compare_block(K, L, blocks[L], moe[L], ours, tensors, E, d, h_,
+                                              perm_mod, grp_mod, np, torch, nn)
         print("FAILED" if failures else "PASSED", f"({failures} mismatches)")
         return 1 if failures else 0
     finally:
@@ -228,7 +222,7 @@ def compare_block(K, L, route, moe, ours, tensors, E, d, h, perm_mod, grp_mod, n
         print(f"FAIL {tag}: groups {our_groups} (dominant {[g[0] for g in ours]}), "
               f"authors' {ref_groups} (dominant {dom})")
         return 1
-    print(f"ok   {tag}: groups {[g for g in ours]} (dominant first) = the authors'")
+    print(f"ok   {tag}: groups {[g for g in ours]} (dominant first, the fixture) = the authors'")
 
     def mlp(e, w1=None, b1=None, w2=None):
         wi = nn.Linear(d + 1, h, bias=False)
@@ -277,7 +271,7 @@ def compare_block(K, L, route, moe, ours, tensors, E, d, h, perm_mod, grp_mod, n
                 print(f"FAIL {tag}: merged expert {gi} {n}: max relative difference {err:.2e}")
                 bad += 1
     if not bad:
-        print(f"ok   {tag}: merged tensors equal the authors' (max relative difference {worst:.1e})")
+        print(f"ok   {tag}: merged tensors (the fixture) equal the authors' (max relative difference {worst:.1e})")
     # The Switch pipeline of the README aligns every expert to expert 0 before grouping
     # (permute-model.py): merged neurons then follow expert 0's order, so compare what
     # the merged experts compute on the calibration tokens, not their tensors.
