@@ -22,6 +22,7 @@ typedef struct cfg_scan {
     int n_models;
     char models[MR_RES_MAX_MODELS][MR_RES_NAME];
     char model_paths[MR_RES_MAX_MODELS][1024];
+    char model_compress[MR_RES_MAX_MODELS][MR_RES_NAME]; /* "METHOD:K" or "" */
     char corr_names[4096];
 } cfg_scan;
 
@@ -59,6 +60,7 @@ static void scan_config(cfg_scan *c, const char *text)
             }
             if (strncmp(section, "model ", 6) == 0 && c->n_models < MR_RES_MAX_MODELS) {
                 snprintf(c->models[c->n_models], MR_RES_NAME, "%s", trim(section + 6));
+                c->model_compress[c->n_models][0] = '\0';
                 c->model_paths[c->n_models++][0] = '\0';
             }
             continue;
@@ -77,6 +79,8 @@ static void scan_config(cfg_scan *c, const char *text)
             snprintf(r->data, sizeof r->data, "%s", val);
         } else if (strncmp(section, "model ", 6) == 0 && strcmp(key, "path") == 0 && c->n_models) {
             snprintf(c->model_paths[c->n_models - 1], 1024, "%s", val);
+        } else if (strncmp(section, "model ", 6) == 0 && strcmp(key, "compress") == 0 && c->n_models) {
+            snprintf(c->model_compress[c->n_models - 1], MR_RES_NAME, "%s", val);
         } else if (strncmp(section, "router ", 7) == 0 && c->n_routers && strcmp(key, "type") &&
                    strcmp(key, "top_k") && strcmp(key, "corruptions")) {
             /* options in sorted order, so that the order in the file does not matter */
@@ -151,7 +155,16 @@ static int model_index(mr_results *r, const cfg_scan *c, const mr_cell_summary *
     memset(m, 0, sizeof *m);
     snprintf(m->name, sizeof m->name, "%s", s->meta.model);
     for (int i = 0; i < c->n_models; i++)
-        if (strcmp(c->models[i], m->name) == 0) snprintf(m->path, sizeof m->path, "%s", c->model_paths[i]);
+        if (strcmp(c->models[i], m->name) == 0) {
+            snprintf(m->path, sizeof m->path, "%s", c->model_paths[i]);
+            /* compress = METHOD:K (the config was validated when it ran) */
+            const char *colon = strrchr(c->model_compress[i], ':');
+            if (colon && colon > c->model_compress[i] && atoi(colon + 1) > 0) {
+                snprintf(m->compress, sizeof m->compress, "%.*s", (int)(colon - c->model_compress[i]),
+                         c->model_compress[i]);
+                m->compress_k = atoi(colon + 1);
+            }
+        }
     m->task = s->meta.task;
     m->n = s->meta.n;
     m->n_moe = s->meta.n_moe;

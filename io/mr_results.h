@@ -25,7 +25,9 @@
 
 typedef struct mr_res_model {
     char name[MR_RES_NAME];
-    char path[1024];          /* from the config ("" if unknown) */
+    char path[1024];          /* from the config ("" if unknown); a compressed model's source */
+    char compress[MR_RES_NAME]; /* `compress = METHOD:K` of the config: the method, "" if none */
+    int compress_k;           /* its K (0 if none) */
     int task;                 /* MR_TASK_CLASSIFY / MR_TASK_LM */
     int n, n_moe, E;
     const int *layers;        /* [n_moe] MoE block indices (the first cell's; owned by it) */

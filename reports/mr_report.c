@@ -19,75 +19,10 @@
 #include "../io/mr_model_io.h"
 #include "../io/mr_png.h"
 #include "mr_gnuplot.h"
+#include "mr_report_impl.h"
 
-#define LN2 0.69314718055994530942
 /* written first into a report directory: what `report --out` may write into again */
 #define MR_REPORT_MARKER ".moe-robust-report"
-
-/* per-sample quantities of a cell, each a vector [n] */
-enum { Q_PRIM, Q_FLIP1, Q_FLIPK, Q_PRED, Q_ENT, NQ };
-/* severity aggregates (figures) */
-enum { S_PRIM, S_FLIP1, S_FLIPK, S_PRED, NS };
-/* per-corruption aggregates (table) */
-enum { C_PRIM, C_DELTA, C_FLIP1, C_ENT, NC };
-/* overall aggregates (summary table, k curve) */
-enum { A_PRIM, A_DELTA, A_FLIP1, A_FLIPK, A_PRED, A_ENT, A_FLUCT, NA };
-
-typedef struct gagg {
-    double clean[3];            /* primary metric of the clean cell (its stored CI) */
-    double sev[NS][MR_RES_MAX_SEV][3];
-    int sev_n[MR_RES_MAX_SEV];  /* corrupted cells per severity */
-    double *pc;                 /* [n_corr][NC][3] */
-    int *pc_n;                  /* [n_corr] */
-    double all[NA][3];
-    int all_n, fluct_n, has_clean;
-} gagg;
-
-typedef struct style {
-    char rgb[8];
-    int dt, pt;
-} style;
-
-typedef struct fig {
-    char name[160];
-    char title[200];
-    int rendered;
-} fig;
-
-/* one CI to compute: x is owned and freed after the run */
-typedef struct ci_job {
-    double *x;
-    double *out;
-    char purpose[200];
-} ci_job;
-
-/* the groups a figure shows: j-th shown group g = R->sel[j] */
-#define FOR_SEL(j, g) for (int j = 0, g = 0; j < R->ns && ((g = R->sel[j]), 1); j++)
-
-typedef struct rep {
-    const mr_results *r;
-    const mr_report_opts *o;
-    mr_report_info *info;
-    const char *dir;
-    const char *fmt;
-    /* the model being reported */
-    int mi;
-    const mr_res_model *m;
-    int g0, G;
-    int lm;
-    size_t n;
-    style *sty;   /* [G] */
-    int *sel, ns; /* groups shown by the current figure */
-    gagg *agg;    /* [G] */
-    /* CI queue */
-    ci_job *jobs;
-    int n_jobs, cap_jobs;
-    /* figures of all models, for the index */
-    fig *figs;
-    int n_figs, cap_figs;
-    int render_failed;
-    char render_error[1024];
-} rep;
 
 void mr_report_fmt(char *buf, size_t cap, double v, int decimals)
 {
@@ -101,7 +36,7 @@ void mr_report_fmt(char *buf, size_t cap, double v, int decimals)
 
 /* a user-supplied string inside a comment or a gnuplot/markdown/LaTeX string: no
  * control characters */
-static void clean_str(char *dst, size_t cap, const char *src)
+void mr_rep_clean_str(char *dst, size_t cap, const char *src)
 {
     size_t j = 0;
     for (size_t i = 0; src[i] && j + 1 < cap; i++)
@@ -110,7 +45,7 @@ static void clean_str(char *dst, size_t cap, const char *src)
 }
 
 /* a gnuplot double-quoted string */
-static void gp_str(FILE *fp, const char *s)
+void mr_rep_gp_str(FILE *fp, const char *s)
 {
     fputc('"', fp);
     for (; *s; s++) {
@@ -135,7 +70,7 @@ static void tex_str(FILE *fp, const char *s)
     }
 }
 
-static void md_str(FILE *fp, const char *s)
+void mr_rep_md_str(FILE *fp, const char *s)
 {
     for (; *s; s++) {
         if (strchr("|*`[]<>\\", *s)) fputc('\\', fp);
@@ -427,11 +362,11 @@ static void make_styles(rep *R)
 
 /* ------------------------------------------------------------------ gnuplot scripts */
 
-static void gp_header(rep *R, FILE *fp, const char *name, const char *what, int png_w, int png_h,
+void mr_rep_gp_header(rep *R, FILE *fp, const char *name, const char *what, int png_w, int png_h,
                       int font, double pdf_w, double pdf_h, int pdf_font)
 {
     char src[1200];
-    clean_str(src, sizeof src, R->r->file);
+    mr_rep_clean_str(src, sizeof src, R->r->file);
     fprintf(fp, "# %s.gp: %s\n", name, what);
     fprintf(fp, "# Written by moe-robust report from %s.\n", src);
     fprintf(fp, "# Data: %s.dat beside this script (blocks separated by two blank lines, read with\n"
@@ -460,7 +395,7 @@ static void gp_groups(rep *R, FILE *fp)
     fprintf(fp, "array label[%d] = [", R->ns);
     FOR_SEL(j, g) {
         if (j) fputs(", ", fp);
-        gp_str(fp, R->r->groups[R->g0 + g].label);
+        mr_rep_gp_str(fp, R->r->groups[R->g0 + g].label);
     }
     fprintf(fp, "]\n");
     FOR_SEL(j, g)
@@ -469,10 +404,10 @@ static void gp_groups(rep *R, FILE *fp)
     fprintf(fp, "G = %d\n", R->ns);
 }
 
-static void dat_header(rep *R, FILE *fp, const char *name, const char *what)
+void mr_rep_dat_header(rep *R, FILE *fp, const char *name, const char *what)
 {
     char src[1200];
-    clean_str(src, sizeof src, R->r->file);
+    mr_rep_clean_str(src, sizeof src, R->r->file);
     fprintf(fp, "# %s.dat: %s\n# from %s (config hash %s)\n", name, what, src, R->r->config_hash);
 }
 
@@ -500,7 +435,7 @@ static int render(rep *R, const char *name)
 }
 
 /* write NAME.dat and NAME.gp, then render */
-static int emit(rep *R, const char *name, const char *title, mr_textbuf *dat, mr_textbuf *gp)
+int mr_rep_emit(rep *R, const char *name, const char *title, mr_textbuf *dat, mr_textbuf *gp)
 {
     char fn[200];
     snprintf(fn, sizeof fn, "%s.dat", name);
@@ -518,9 +453,9 @@ static int emit(rep *R, const char *name, const char *title, mr_textbuf *dat, mr
     return st;
 }
 
-static const char *prim_label(const rep *R) { return R->lm ? "bits per character" : "accuracy (%)"; }
+const char *mr_rep_prim_label(const rep *R) { return R->lm ? "bits per character" : "accuracy (%)"; }
 
-static void range_pad(double *lo, double *hi)
+void mr_rep_range_pad(double *lo, double *hi)
 {
     if (!isfinite(*lo) || !isfinite(*hi)) {
         *lo = 0;
@@ -532,7 +467,7 @@ static void range_pad(double *lo, double *hi)
     *hi += 0.06 * span;
 }
 
-static void mm(double *lo, double *hi, double v)
+void mr_rep_mm(double *lo, double *hi, double v)
 {
     if (!isfinite(v)) return;
     if (!isfinite(*lo) || v < *lo) *lo = v;
@@ -563,7 +498,7 @@ static void gp_multi_begin(rep *R, FILE *fp, const char *title, int boxes, int n
     fprintf(fp, "unset border\nunset xtics\nunset ytics\nunset grid\nset xrange [0:1]\nset yrange [0:1]\n"
                 "set lmargin 0\nset rmargin 0\nset tmargin 0\nset bmargin 0\n");
     fprintf(fp, "set label 99 ");
-    gp_str(fp, title);
+    mr_rep_gp_str(fp, title);
     fprintf(fp, " at screen 0.5, screen %.4f center\n", 1.0 - 0.5 * title_px / height_px);
     fprintf(fp, "set key center center horizontal maxcols %d samplen 2.5 width 1 spacing 1.1\n",
             key_cols(R->ns));
@@ -586,8 +521,8 @@ static int fig_severity_mean(rep *R, const char *name)
     }
     char what[300];
     snprintf(what, sizeof what, "%s vs corruption severity, mean over %d corruptions, per router@k",
-             prim_label(R), R->r->n_corr);
-    dat_header(R, dat.fp, name, what);
+             mr_rep_prim_label(R), R->r->n_corr);
+    mr_rep_dat_header(R, dat.fp, name, what);
     fprintf(dat.fp, "# severity 0 = clean. Bands: %g%% bootstrap CI over samples.\n"
                     "# One block per router@k (index i = label[i+1] in the .gp):\n"
                     "# severity  mean  ci_lo  ci_hi\n", 100 * R->r->level);
@@ -600,24 +535,24 @@ static int fig_severity_mean(rep *R, const char *name)
             if (a->sev_n[s]) {
                 fprintf(dat.fp, "%d %.8g %.8g %.8g\n", s + 1, a->sev[S_PRIM][s][0],
                         a->sev[S_PRIM][s][1], a->sev[S_PRIM][s][2]);
-                mm(&lo, &hi, a->sev[S_PRIM][s][1]);
-                mm(&lo, &hi, a->sev[S_PRIM][s][2]);
+                mr_rep_mm(&lo, &hi, a->sev[S_PRIM][s][1]);
+                mr_rep_mm(&lo, &hi, a->sev[S_PRIM][s][2]);
             }
-        mm(&lo, &hi, a->clean[1]);
-        mm(&lo, &hi, a->clean[2]);
+        mr_rep_mm(&lo, &hi, a->clean[1]);
+        mr_rep_mm(&lo, &hi, a->clean[2]);
     }
-    range_pad(&lo, &hi);
-    gp_header(R, gp.fp, name, what, 900, 560, 12, 3.4, 2.5, 8);
+    mr_rep_range_pad(&lo, &hi);
+    mr_rep_gp_header(R, gp.fp, name, what, 900, 560, 12, 3.4, 2.5, 8);
     gp_groups(R, gp.fp);
     fprintf(gp.fp, "set title \"%s: %s, mean over %d corruptions\"\n", R->m->name,
-            prim_label(R), R->r->n_corr);
-    fprintf(gp.fp, "set xlabel \"severity (0 = clean)\"\nset ylabel \"%s\"\n", prim_label(R));
+            mr_rep_prim_label(R), R->r->n_corr);
+    fprintf(gp.fp, "set xlabel \"severity (0 = clean)\"\nset ylabel \"%s\"\n", mr_rep_prim_label(R));
     fprintf(gp.fp, "set xrange [-0.2:5.2]\nset xtics 0,1,5\nset yrange [%.6g:%.6g]\n", lo, hi);
     fprintf(gp.fp, "set key outside right center samplen 2.5\n");
     fprintf(gp.fp, "plot for [i=1:G] datafile index (i-1) using 1:3:4 with filledcurves ls i "
                    "fs transparent solid 0.12 noborder notitle, \\\n"
                    "     for [i=1:G] datafile index (i-1) using 1:2 with linespoints ls i title label[i]\n");
-    return emit(R, name, what, &dat, &gp);
+    return mr_rep_emit(R, name, what, &dat, &gp);
 }
 
 /* ---- accuracy (bpc) vs severity per corruption: one panel each ---- */
@@ -632,8 +567,8 @@ static int fig_severity_grid(rep *R, const char *name)
         return MR_ENOMEM;
     }
     char what[300];
-    snprintf(what, sizeof what, "%s vs severity per corruption, per router@k", prim_label(R));
-    dat_header(R, dat.fp, name, what);
+    snprintf(what, sizeof what, "%s vs severity per corruption, per router@k", mr_rep_prim_label(R));
+    mr_rep_dat_header(R, dat.fp, name, what);
     fprintf(dat.fp, "# severity 0 = clean. Cell CIs (%g%% bootstrap) as stored in results.h5.\n"
                     "# Block c*G + g: corruption c, router@k g (G = %d; names in the .gp):\n"
                     "# severity  mean  ci_lo  ci_hi\n", 100 * r->level, R->ns);
@@ -653,28 +588,28 @@ static int fig_severity_grid(rep *R, const char *name)
                 double v[3];
                 for (int j = 0; j < 3; j++) v[j] = R->lm ? cs->loss[j] / LN2 : 100.0 * cs->accuracy[j];
                 fprintf(dat.fp, "%d %.8g %.8g %.8g\n", s + 1, v[0], v[1], v[2]);
-                mm(&lo, &hi, v[1]);
-                mm(&lo, &hi, v[2]);
+                mr_rep_mm(&lo, &hi, v[1]);
+                mr_rep_mm(&lo, &hi, v[2]);
             }
-            mm(&lo, &hi, R->agg[g].clean[1]);
-            mm(&lo, &hi, R->agg[g].clean[2]);
+            mr_rep_mm(&lo, &hi, R->agg[g].clean[1]);
+            mr_rep_mm(&lo, &hi, R->agg[g].clean[2]);
         }
-    range_pad(&lo, &hi);
+    mr_rep_range_pad(&lo, &hi);
     int cols = C <= 2 ? C : C <= 4 ? 2 : C <= 9 ? 3 : C <= 16 ? 4 : C <= 36 ? 6 : 8;
     int rows = (C + cols - 1) / cols;
     int head = 46 + 21 * key_rows(R->ns);
     int pw = cols * 260 + 20, ph = rows * 215 + head + 10;
-    gp_header(R, gp.fp, name, what, pw, ph, 11, 7.0, rows * 1.3 + 0.25 + 0.14 * key_rows(R->ns), 7);
+    mr_rep_gp_header(R, gp.fp, name, what, pw, ph, 11, 7.0, rows * 1.3 + 0.25 + 0.14 * key_rows(R->ns), 7);
     gp_groups(R, gp.fp);
     fprintf(gp.fp, "array corr[%d] = [", C);
     for (int c = 0; c < C; c++) {
         if (c) fputs(", ", gp.fp);
-        gp_str(gp.fp, r->corr[c]);
+        mr_rep_gp_str(gp.fp, r->corr[c]);
     }
     fprintf(gp.fp, "]\nC = %d\n", C);
     char title[300];
     snprintf(title, sizeof title, "%s: %s vs severity (0 = clean) per corruption; bands: %g%% CI",
-             R->m->name, prim_label(R), 100 * r->level);
+             R->m->name, mr_rep_prim_label(R), 100 * r->level);
     gp_multi_begin(R, gp.fp, title, 0, cols, rows, 0.0, 1.0, 10, ph);
     fprintf(gp.fp, "set xrange [-0.3:5.3]\nset xtics 0,1,5 scale 0.5\nset ytics scale 0.5\n"
                    "set yrange [%.6g:%.6g]\nset lmargin 6\nset rmargin 1.5\nset tmargin 1.6\nset bmargin 1.6\n",
@@ -684,7 +619,7 @@ static int fig_severity_grid(rep *R, const char *name)
                    "fs transparent solid 0.12 noborder notitle, \\\n"
                    "         for [g=1:G] datafile index ((c-1)*G + g-1) using 1:2 with linespoints ls g "
                    "lw 1.5 ps 0.5 notitle\n}\nunset multiplot\n");
-    return emit(R, name, what, &dat, &gp);
+    return mr_rep_emit(R, name, what, &dat, &gp);
 }
 
 /* ---- flip rates vs severity ---- */
@@ -702,7 +637,7 @@ static int fig_flip(rep *R, const char *name)
     char what[300];
     snprintf(what, sizeof what, "clean-vs-corrupted flip rates vs severity (mean over %d "
              "corruptions and the MoE layers), per router@k", R->r->n_corr);
-    dat_header(R, dat.fp, name, what);
+    mr_rep_dat_header(R, dat.fp, name, what);
     fprintf(dat.fp, "# Panels: 0 top-1 expert flip, 1 top-k set flip, 2 prediction flip (all in %%).\n"
                     "# Block p*G + g: panel p, router@k g (G = %d); bands: %g%% bootstrap CI.\n"
                     "# severity  mean  ci_lo  ci_hi\n", R->ns, 100 * R->r->level);
@@ -721,7 +656,7 @@ static int fig_flip(rep *R, const char *name)
                 }
         }
     int ph = 430 + 46 + 21 * key_rows(R->ns);
-    gp_header(R, gp.fp, name, what, 1350, ph, 12, 7.0, 2.5 + 0.14 * key_rows(R->ns), 8);
+    mr_rep_gp_header(R, gp.fp, name, what, 1350, ph, 12, 7.0, 2.5 + 0.14 * key_rows(R->ns), 8);
     gp_groups(R, gp.fp);
     fprintf(gp.fp, "array panel_title[3] = [\"%s\", \"%s\", \"%s\"]\n", titles[0], titles[1], titles[2]);
     char title[300];
@@ -736,7 +671,7 @@ static int fig_flip(rep *R, const char *name)
                    "fs transparent solid 0.12 noborder notitle, \\\n"
                    "         for [g=1:G] datafile index ((p-1)*G + g-1) using 1:2 with linespoints ls g "
                    "notitle\n}\nunset multiplot\n");
-    return emit(R, name, what, &dat, &gp);
+    return mr_rep_emit(R, name, what, &dat, &gp);
 }
 
 /* layer tick labels "block N" */
@@ -761,7 +696,7 @@ static int fig_entropy(rep *R, const char *name)
     char what[300];
     snprintf(what, sizeof what, "per-layer routing entropy on clean data (nats) and its ratio to "
              "the reference router %s", r->reference);
-    dat_header(R, dat.fp, name, what);
+    mr_rep_dat_header(R, dat.fp, name, what);
     fprintf(dat.fp, "# Block 0: entropy, per MoE block one row: block, then mean ci_lo ci_hi of\n"
                     "# every router@k in the .gp's label order (%g%% bootstrap CI). Block 1: the\n"
                     "# ratio mean / mean of the reference router at the same k (Graph of Tokens,\n"
@@ -807,7 +742,7 @@ static int fig_entropy(rep *R, const char *name)
     int pw = 2 * (110 + L * (R->ns * 18 + 24));
     if (pw < 1100) pw = 1100;
     if (pw > 2400) pw = 2400;
-    gp_header(R, gp.fp, name, what, pw, ph, 12, 7.0, 2.5 + 0.14 * key_rows(R->ns), 8);
+    mr_rep_gp_header(R, gp.fp, name, what, pw, ph, 12, 7.0, 2.5 + 0.14 * key_rows(R->ns), 8);
     gp_groups(R, gp.fp);
     gp_layer_note(R, gp.fp);
     char title[300];
@@ -829,7 +764,7 @@ static int fig_entropy(rep *R, const char *name)
         ylo -= 0.05;
         yhi += 0.05;
     }
-    range_pad(&ylo, &yhi);
+    mr_rep_range_pad(&ylo, &yhi);
     ylo -= 0.1 * (yhi - ylo); /* the lowest bar stays visible */
     if (ylo < 0) ylo = 0;
     fprintf(gp.fp, "eval panel(2)\nset style histogram clustered gap 1\n"
@@ -838,7 +773,7 @@ static int fig_entropy(rep *R, const char *name)
     fprintf(gp.fp, "set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb \"#555555\" front\n");
     fprintf(gp.fp, "plot for [g=1:G] datafile index 1 using (column(g+1)):xtic(1) ls g dt 1 lw 1 notitle\n"
                    "unset multiplot\n");
-    return emit(R, name, what, &dat, &gp);
+    return mr_rep_emit(R, name, what, &dat, &gp);
 }
 
 /* ---- per-layer checkpoint-to-checkpoint fluctuation ---- */
@@ -860,7 +795,7 @@ static int fig_fluct(rep *R, const char *name)
     char what[300];
     snprintf(what, sizeof what, "per-layer routing fluctuation between consecutive checkpoints "
              "(top-1 expert flip, %%), per router@k");
-    dat_header(R, dat.fp, name, what);
+    mr_rep_dat_header(R, dat.fp, name, what);
     fprintf(dat.fp, "# Block p: checkpoint pair p; per MoE block one row: block, then flip_top1\n"
                     "# mean ci_lo ci_hi and flip_topk_set mean ci_lo ci_hi (%%) of every router@k\n"
                     "# in the .gp's label order (%g%% bootstrap CI; NaN: no such cell).\n",
@@ -884,7 +819,7 @@ static int fig_fluct(rep *R, const char *name)
         if ((e = strstr(bb, ".h5")) && !e[3]) *e = '\0';
         char raw[400];
         snprintf(raw, sizeof raw, "%.180s -> %.180s", basename_of(a), basename_of(bb));
-        clean_str(pairs[p], sizeof pairs[p], raw);
+        mr_rep_clean_str(pairs[p], sizeof pairs[p], raw);
         fprintf(dat.fp, "%s# block %d: %s\n", p ? "\n\n" : "", p, pairs[p]);
         for (int l = 0; l < L; l++) {
             fprintf(dat.fp, "\"block %d\"", R->m->layers[l]);
@@ -908,13 +843,13 @@ static int fig_fluct(rep *R, const char *name)
     if (pw < 1000) pw = 1000;
     if (pw > 2400) pw = 2400;
     int ph = rows * 400 + 46 + 21 * key_rows(R->ns);
-    gp_header(R, gp.fp, name, what, pw, ph, 12, 7.0, rows * 2.2 + 0.3 + 0.14 * key_rows(R->ns), 8);
+    mr_rep_gp_header(R, gp.fp, name, what, pw, ph, 12, 7.0, rows * 2.2 + 0.3 + 0.14 * key_rows(R->ns), 8);
     gp_groups(R, gp.fp);
     gp_layer_note(R, gp.fp);
     fprintf(gp.fp, "array pair[%d] = [", P);
     for (int p = 0; p < P; p++) {
         if (p) fputs(", ", gp.fp);
-        gp_str(gp.fp, pairs[p]);
+        mr_rep_gp_str(gp.fp, pairs[p]);
     }
     fprintf(gp.fp, "]\nP = %d\n", P);
     char title[300];
@@ -930,7 +865,7 @@ static int fig_fluct(rep *R, const char *name)
     fprintf(gp.fp, "do for [p=1:P] {\n    eval panel(p)\n    set title pair[p]\n"
                    "    plot for [g=1:G] datafile index (p-1) using (column(6*g-4)):(column(6*g-3)):"
                    "(column(6*g-2)):xtic(1) ls g dt 1 lw 1 notitle\n}\nunset multiplot\n");
-    return emit(R, name, what, &dat, &gp);
+    return mr_rep_emit(R, name, what, &dat, &gp);
 }
 
 /* ---- expert-load heatmaps ---- */
@@ -947,7 +882,7 @@ static int fig_load(rep *R, const char *name)
     char what[300];
     snprintf(what, sizeof what, "expert load on clean data (share of top-k assignments x E; "
              "1 = uniform), layer x expert, per router@k");
-    dat_header(R, dat.fp, name, what);
+    mr_rep_dat_header(R, dat.fp, name, what);
     fprintf(dat.fp, "# Block g: router@k g (label order of the .gp). Rows: expert  layer_position  "
                     "load*E\n# (layer_position 0..%d = MoE blocks", L - 1);
     for (int l = 0; l < L; l++) fprintf(dat.fp, " %d", R->m->layers[l]);
@@ -971,7 +906,7 @@ static int fig_load(rep *R, const char *name)
     int panel_w = E * cw + 100, panel_h = L * chh + 90;
     int cbar = 110;
     int pw = cols * panel_w + cbar, ph = rows * panel_h + 40;
-    gp_header(R, gp.fp, name, what, pw, ph, 12, 7.0, 0.35 + rows * (0.75 + 0.25 * L), 8);
+    mr_rep_gp_header(R, gp.fp, name, what, pw, ph, 12, 7.0, 0.35 + rows * (0.75 + 0.25 * L), 8);
     gp_groups(R, gp.fp);
     fprintf(gp.fp, "E = %d\nL = %d\n", E, L);
     fprintf(gp.fp, "# layout: %d x %d panels, the colour bar on the right\n", rows, cols);
@@ -998,7 +933,7 @@ static int fig_load(rep *R, const char *name)
                    "    plot datafile index (g-1) using 1:2:3 with image%s\n    unset label 99\n}\nunset multiplot\n",
             show_vals ? ", \\\n         '' index (g-1) using 1:2:(sprintf(\"%.2f\", $3)):($3 > 0.6 * "
                         "cbmax ? 0xffffff : 0x222222) with labels font valfont tc rgb variable" : "");
-    return emit(R, name, what, &dat, &gp);
+    return mr_rep_emit(R, name, what, &dat, &gp);
 }
 
 /* ---- accuracy vs active experts k ---- */
@@ -1013,8 +948,8 @@ static int fig_k(rep *R, const char *name)
     }
     char what[300];
     snprintf(what, sizeof what, "%s vs the number of active experts k per router (the "
-             "self-slimmable curve): clean, and mean over corruptions", prim_label(R));
-    dat_header(R, dat.fp, name, what);
+             "self-slimmable curve): clean, and mean over corruptions", mr_rep_prim_label(R));
+    mr_rep_dat_header(R, dat.fp, name, what);
     fprintf(dat.fp, "# One block per router variant (type and options; routers with the same ones,\n"
                     "# e.g. a k-sweep under another name, share a curve); rows sorted by k:\n"
                     "# k  clean mean ci_lo ci_hi  corrupted mean ci_lo ci_hi\n"
@@ -1060,8 +995,8 @@ static int fig_k(rep *R, const char *name)
             fprintf(dat.fp, "%d %.8g %.8g %.8g %.8g %.8g %.8g\n", gr->k, a->clean[0], a->clean[1],
                     a->clean[2], a->all[A_PRIM][0], a->all[A_PRIM][1], a->all[A_PRIM][2]);
             for (int j = 0; j < 3; j++) {
-                mm(&lo, &hi, a->clean[j]);
-                mm(&clo, &chi, a->all[A_PRIM][j]);
+                mr_rep_mm(&lo, &hi, a->clean[j]);
+                mr_rep_mm(&clo, &chi, a->all[A_PRIM][j]);
             }
             ncorr += isfinite(a->all[A_PRIM][0]);
             npts[v]++;
@@ -1073,14 +1008,14 @@ static int fig_k(rep *R, const char *name)
         }
         any_corrupt |= ncorr >= 2;
     }
-    range_pad(&lo, &hi);
-    range_pad(&clo, &chi);
-    gp_header(R, gp.fp, name, what, any_corrupt ? 1200 : 900, 520, 12, any_corrupt ? 7.0 : 3.4,
+    mr_rep_range_pad(&lo, &hi);
+    mr_rep_range_pad(&clo, &chi);
+    mr_rep_gp_header(R, gp.fp, name, what, any_corrupt ? 1200 : 900, 520, 12, any_corrupt ? 7.0 : 3.4,
               any_corrupt ? 2.6 : 2.4, 8);
     fprintf(gp.fp, "# one line per router variant (colour as in the other figures)\narray router[%d] = [", nv);
     for (int v = 0; v < nv; v++) {
         if (v) fputs(", ", gp.fp);
-        gp_str(gp.fp, names[v]);
+        mr_rep_gp_str(gp.fp, names[v]);
     }
     fprintf(gp.fp, "]\n");
     for (int v = 0; v < nv; v++) {
@@ -1124,7 +1059,7 @@ static int fig_k(rep *R, const char *name)
         first = 0;
         p += used;
     }
-    fprintf(gp.fp, ")\nset xlabel \"active experts k\"\nset ylabel \"%s\"\n", prim_label(R));
+    fprintf(gp.fp, ")\nset xlabel \"active experts k\"\nset ylabel \"%s\"\n", mr_rep_prim_label(R));
     fprintf(gp.fp, "# curves side by side at a shared k, so their error bars do not hide each other\n"
                    "kx(k, i) = k * (1 + 0.03 * dx[i])\n");
     if (any_corrupt) {
@@ -1143,7 +1078,7 @@ static int fig_k(rep *R, const char *name)
                        "plot for [i=1:NR] datafile index (i-1) using (kx($1, i)):2:3:4 with yerrorlines ls i title router[i]\n",
                 R->m->name, lo, hi);
     }
-    return emit(R, name, what, &dat, &gp);
+    return mr_rep_emit(R, name, what, &dat, &gp);
 }
 
 /* ------------------------------------------------------------------ tables */
@@ -1264,7 +1199,7 @@ static int tables(rep *R)
         fputc('\n', t.fp);
         for (int g = 0; g < G; g++) {
             fprintf(t.fp, "| ");
-            md_str(t.fp, r->groups[R->g0 + g].label);
+            mr_rep_md_str(t.fp, r->groups[R->g0 + g].label);
             fprintf(t.fp, " |");
             for (int c = 0; c < nc; c++) cell_md(t.fp, v + ((size_t)g * nc + c) * 3, &sc[c], bold[g * nc + c]);
             fputc('\n', t.fp);
@@ -1338,9 +1273,9 @@ static int tables(rep *R)
             for (int g = 0; g < G; g++) {
                 if (!R->agg[g].pc_n[c]) continue;
                 fprintf(t.fp, "| ");
-                md_str(t.fp, r->corr[c]);
+                mr_rep_md_str(t.fp, r->corr[c]);
                 fprintf(t.fp, " | ");
-                md_str(t.fp, r->groups[R->g0 + g].label);
+                mr_rep_md_str(t.fp, r->groups[R->g0 + g].label);
                 fprintf(t.fp, " |");
                 for (int j = 0; j < 6; j++)
                     cell_md(t.fp, w + (((size_t)c * G + g) * 6 + j) * 3, &cc[j], wb[(c * G + g) * 6 + j]);
@@ -1483,7 +1418,7 @@ static void gallery(rep *R)
     }
     struct stat sb;
     char data[1100];
-    clean_str(data, sizeof data, r->data);
+    mr_rep_clean_str(data, sizeof data, r->data);
     if (stat(r->data, &sb) != 0) {
         snprintf(msg, cap, "not drawn: the run's data file %.900s is not here (paths in the config "
                  "are relative to where `moe-robust run` started)", data);
@@ -1510,7 +1445,7 @@ static void gallery(rep *R)
     }
     if (st != MR_OK) {
         char why[900];
-        clean_str(why, sizeof why, mr_error_message());
+        mr_rep_clean_str(why, sizeof why, mr_error_message());
         snprintf(msg, cap, "not drawn: %s", why);
     }
     mr_dataset_free(d);
@@ -1518,7 +1453,7 @@ static void gallery(rep *R)
 
 /* ------------------------------------------------------------------ index */
 
-static void index_fig(rep *R, FILE *fp, const char *name)
+void mr_rep_index_fig(rep *R, FILE *fp, const char *name)
 {
     for (int i = 0; i < R->n_figs; i++) {
         const fig *f = &R->figs[i];
@@ -1533,7 +1468,7 @@ static void index_fig(rep *R, FILE *fp, const char *name)
     }
 }
 
-static int append_file(FILE *fp, const char *dir, const char *name)
+int mr_rep_append_file(FILE *fp, const char *dir, const char *name)
 {
     char path[1400];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -1573,7 +1508,7 @@ static int write_index(rep *R)
     MR_TRY(mr_textbuf_open(&t));
     FILE *fp = t.fp;
     char src[1200];
-    clean_str(src, sizeof src, r->file);
+    mr_rep_clean_str(src, sizeof src, r->file);
     fprintf(fp, "# moe-robust report\n\n");
     fprintf(fp, "Source: `%s` (config hash `%s`, %d cells). Confidence intervals: %g%% "
                 "percentile bootstrap over samples, B = %d, seed %llu. Reference router (CE, entropy "
@@ -1589,12 +1524,13 @@ static int write_index(rep *R)
                 "`svg`).\n\n");
     fprintf(fp, "Contents:");
     for (int mi = 0; mi < r->n_models; mi++) fprintf(fp, " [model %s](#model-%s) ·", r->models[mi].name, r->models[mi].name);
+    fprintf(fp, "%s", R->n_compress ? " [compression](#compression) ·" : "");
     fprintf(fp, " [corruption gallery](#corruption-gallery)\n\n");
     for (int mi = 0; mi < r->n_models; mi++) {
         const mr_res_model *m = &r->models[mi];
         fprintf(fp, "## Model %s\n\n", m->name);
         char mp[1100];
-        clean_str(mp, sizeof mp, m->path);
+        mr_rep_clean_str(mp, sizeof mp, m->path);
         fprintf(fp, "`%s`: %s, %d samples, MoE blocks", mp[0] ? mp : m->name,
                 m->task == MR_TASK_LM ? "char-level LM (primary metric: bits per character)"
                                       : "classifier (primary metric: accuracy)", m->n);
@@ -1609,7 +1545,7 @@ static int write_index(rep *R)
                 r->reference);
         char name[200];
         snprintf(name, sizeof name, "table-%s-summary.md", m->name);
-        append_file(fp, R->dir, name);
+        mr_rep_append_file(fp, R->dir, name);
         fprintf(fp, "\n");
         momentum_note(fp, r, mi);
         fprintf(fp, "\nLaTeX: [table-%s-summary.tex](table-%s-summary.tex) · per corruption: "
@@ -1620,9 +1556,10 @@ static int write_index(rep *R)
                                             "fluct", "load", "k"};
         for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
             snprintf(name, sizeof name, "fig-%s-%s", m->name, order[i]);
-            index_fig(R, fp, name);
+            mr_rep_index_fig(R, fp, name);
         }
     }
+    mr_report_compress_index(R, fp);
     fprintf(fp, "## Corruption gallery\n\n");
     const char *g = R->info->gallery;
     if (strcmp(g, "fig-gallery.png") == 0)
@@ -1632,7 +1569,7 @@ static int write_index(rep *R)
     else if (strcmp(g, "gallery.txt") == 0) {
         fprintf(fp, "The first characters of sample 0 under every text corruption and severity "
                     "(seed %llu; ↵ = newline):\n\n```\n", (unsigned long long)r->seed);
-        append_file(fp, R->dir, "gallery.txt");
+        mr_rep_append_file(fp, R->dir, "gallery.txt");
         fprintf(fp, "```\n");
     } else {
         fprintf(fp, "Gallery %s\n", g);
@@ -1675,6 +1612,12 @@ static int report_model(rep *R, int mi)
     if (st == MR_OK) st = run_cis(R);
     for (int i = 0; i < R->n_jobs; i++) free(R->jobs[i].x);
     R->n_jobs = 0;
+    for (int g = 0; st == MR_OK && g < R->G; g++) {
+        static const int from[NSUM] = {-1, A_PRIM, A_DELTA, A_ENT, A_FLIP1, A_FLIPK, A_PRED};
+        for (int k = 0; k < NSUM; k++)
+            for (int j = 0; j < 3; j++)
+                R->summary[R->g0 + g][k][j] = k == SUM_CLEAN ? R->agg[g].clean[j] : R->agg[g].all[from[k]][j];
+    }
     char name[200];
     const char *mn = R->m->name;
     if (st == MR_OK && select_groups(R, SEL_CORRUPT)) {
@@ -1736,12 +1679,16 @@ int mr_report_write(const mr_results *r, const mr_report_opts *o, mr_report_info
     MR_TRY(mst);
     mr_fs_remove_tmp(info->out); /* what a killed report left half-written */
     rep R = {.r = r, .o = o, .info = info, .dir = info->out, .fmt = fmt};
+    R.summary = calloc((size_t)r->n_groups + 1, sizeof *R.summary);
+    MR_REQUIRE(R.summary, MR_ENOMEM, "out of memory");
     int st = MR_OK;
     for (int mi = 0; st == MR_OK && mi < r->n_models; mi++) st = report_model(&R, mi);
+    if (st == MR_OK) st = mr_report_compress(&R);
     if (st == MR_OK) gallery(&R);
     if (st == MR_OK) st = write_index(&R);
     free(R.jobs);
     free(R.figs);
+    free(R.summary);
     if (st == MR_OK && R.render_failed)
         st = mr_error_set(MR_EFAILED, "%d figure(s) failed to render; first: %s", R.render_failed,
                           R.render_error);

@@ -9,6 +9,10 @@
  *   fig-MODEL-fluct           per-layer checkpoint-to-checkpoint top-1 flip (if checkpoints)
  *   fig-MODEL-load            expert-load heatmaps (layer x expert), one panel per router@k
  *   fig-MODEL-k               accuracy vs active experts k (the self-slimmable curve)
+ * and, for a model that other models of the run compress (`compress = METHOD:K`):
+ *   fig-compress-MODEL-accuracy   accuracy vs experts kept, clean and corrupted, per method
+ *   fig-compress-MODEL-stability  routing entropy and flip rates vs experts kept
+ *   table-compress-MODEL.md       the numbers of both
  * each as .dat (data) + .gp (gnuplot script) + the rendered .png/.pdf/.svg; tables
  * table-MODEL-summary.{md,tex} and table-MODEL-corruptions.{md,tex}; the corruption
  * gallery (fig-gallery.png for image data, gallery.txt for text); and report.md, the

@@ -75,6 +75,9 @@ path = $m
 [model msmoe3]
 path = $m
 compress = merge-msmoe:3
+[model freq2]
+path = $m
+compress = prune-freq:2
 [router softmax]
 [corruptions]
 names = contrast
@@ -90,6 +93,26 @@ b=$("$bin" eval --model "$tmp/cli3.h5" --data $h5 --threads 1 | grep -v '^model'
 grep -q '^msmoe3/softmax@k2/clean,msmoe3,softmax,2,clean' "$tmp/run/summary.csv" || bad "grid: no msmoe3 cells"
 "$bin" run "$tmp/grid.ini" --out "$tmp/run" --resume >"$tmp/log" 2>&1 || bad "resume failed"
 grep -q "compressed by" "$tmp/log" && bad "resume compressed again" || echo "ok   resume reuses DIR/models"
+# the report's compression figures: one line per method, from K up to the original's E,
+# with the numbers of the per-model summaries
+"$bin" report "$tmp/run" --no-render --no-gallery --quiet >"$tmp/log" 2>&1 || bad "report failed: $(cat "$tmp/log")"
+rd=$tmp/run/report
+for f in fig-compress-base-accuracy.dat fig-compress-base-accuracy.gp fig-compress-base-stability.dat \
+         fig-compress-base-stability.gp table-compress-base.md; do
+  [ -s "$rd/$f" ] || bad "report: no $f"
+done
+# one block per method in the order of the run's models (freq2 before msmoe3), each by
+# experts kept and ending at the original's 4
+got=$(awk '/^# block/ {printf "%s%s:", sep, $4; sep=" "} /^[0-9]/ {printf "%s,", $1}' "$rd/fig-compress-base-accuracy.dat")
+[ "$got" = "prune-freq:2,4, merge-msmoe:3,4," ] && echo "ok   compression lines: $got" || bad "compression figure lines: '$got'"
+# clean and corrupted accuracy as in each model's own summary table (bold stripped)
+cols() { awk -F'|' -v m="$1" '$2 ~ " "m" " {print $6 "|" $7}' "$rd/table-compress-base.md" | tr -d ' *'; }
+for mm in base msmoe3 freq2; do
+  want=$(awk -F'|' 'NR == 3 {print $3 "|" $4}' "$rd/table-$mm-summary.md" | tr -d ' *')
+  [ -n "$want" ] && [ "$(cols $mm)" = "$want" ] && echo "ok   $mm: compression table = model summary ($want)" ||
+    bad "$mm: compression table '$(cols $mm)', model summary '$want'"
+done
+grep -q "## Compression" "$rd/report.md" || bad "report.md has no compression section"
 
 # refusals: exit 2, a named reason, no output file
 expect2() { # expect2 NEEDLE ARGS...
