@@ -102,7 +102,7 @@ static int better_of_key(const char *key, int *better)
 /* ------------------------------------------------------------------ collect */
 
 static int push(mr_gate_set *s, const char *cell, const char *metric, const double *v, int has_ci,
-                int better)
+                int better, double quantum)
 {
     if (!isfinite(v[0])) return MR_OK; /* undefined (e.g. CE with a zero denominator) */
     if (s->n == s->cap) {
@@ -119,6 +119,7 @@ static int push(mr_gate_set *s, const char *cell, const char *metric, const doub
     m->lo = m->has_ci ? v[1] : v[0];
     m->hi = m->has_ci ? v[2] : v[0];
     m->better = better;
+    m->quantum = quantum;
     return MR_OK;
 }
 
@@ -128,36 +129,45 @@ static int collect_cell(const mr_results *r, int ci, unsigned mask, mr_gate_set 
     const mr_cell_meta *m = &c->meta;
     int lm = m->task == MR_TASK_LM;
     const char *id = m->id;
+    /* The most one sample's outcome (every token of it routed otherwise, its prediction
+     * changed) can move a metric over n samples: 1/n for a mean of values in [0, 1]
+     * (accuracy, flips, entropy_norm), ln(E)/n for routing entropy; a sample holds 1/n of
+     * the top-k assignments and of the router mass, so the load fractions f and mean
+     * probabilities P move by at most 2/n in L1: load_cv = E std(f) by 2 sqrt(E)/n,
+     * aux_loss = E sum f_e P_e by 4E/n. Loss and bpc have no such bound. */
+    double q = m->n > 0 ? 1.0 / m->n : 0.0, E = m->E > 1 ? m->E : 1;
+    double qent = q * log(E), qcv = 2.0 * sqrt(E) * q, qaux = 4.0 * E * q;
 #define ON(x) (mask & (1u << (x)))
     if (c->has_pass) {
         if (ON(M_ACCURACY) || (ON(M_PRIMARY) && !lm))
-            MR_TRY(push(s, id, "accuracy", c->accuracy, 1, MR_BETTER_HIGHER));
-        if (ON(M_LOSS)) MR_TRY(push(s, id, "loss", c->loss, 1, MR_BETTER_LOWER));
+            MR_TRY(push(s, id, "accuracy", c->accuracy, 1, MR_BETTER_HIGHER, q));
+        if (ON(M_LOSS)) MR_TRY(push(s, id, "loss", c->loss, 1, MR_BETTER_LOWER, 0));
         if (lm && (ON(M_BPC) || ON(M_PRIMARY))) {
             double b[3] = {c->loss[0] / LN2, c->loss[1] / LN2, c->loss[2] / LN2};
-            MR_TRY(push(s, id, "bpc", b, 1, MR_BETTER_LOWER));
+            MR_TRY(push(s, id, "bpc", b, 1, MR_BETTER_LOWER, 0));
         }
     }
-    if (c->has_flips && ON(M_PRED)) MR_TRY(push(s, id, "prediction_flip", c->pred_flip, 1, MR_BETTER_LOWER));
-    if (c->has_drop && ON(M_DROP)) MR_TRY(push(s, id, "accuracy_drop", c->acc_drop, 1, MR_BETTER_LOWER));
+    if (c->has_flips && ON(M_PRED)) MR_TRY(push(s, id, "prediction_flip", c->pred_flip, 1, MR_BETTER_LOWER, q));
+    if (c->has_drop && ON(M_DROP)) MR_TRY(push(s, id, "accuracy_drop", c->acc_drop, 1, MR_BETTER_LOWER, q));
     for (int l = 0; l < m->n_moe; l++) {
         char name[64];
         int b = m->layers[l];
-#define LAYER(bit, arr, label, ci_, better)                                    \
+#define LAYER(bit, arr, label, ci_, better, quantum)                           \
     if (ON(bit) && (arr)) {                                                    \
         snprintf(name, sizeof name, "layer%d/%s", b, label);                   \
-        MR_TRY(push(s, id, name, (ci_) ? (arr) + 3 * l : (double[3]){(arr)[l], NAN, NAN}, ci_, better)); \
+        MR_TRY(push(s, id, name, (ci_) ? (arr) + 3 * l : (double[3]){(arr)[l], NAN, NAN}, ci_, \
+                    better, quantum));                                         \
     }
         if (c->has_pass) {
-            LAYER(M_ENT, c->entropy, "entropy", 1, MR_BETTER_EITHER);
-            LAYER(M_ENTN, c->entropy_norm, "entropy_norm", 1, MR_BETTER_EITHER);
-            LAYER(M_LOADCV, c->load_cv, "load_cv", 0, MR_BETTER_LOWER);
-            LAYER(M_AUX, c->aux_loss, "aux_loss", 0, MR_BETTER_LOWER);
+            LAYER(M_ENT, c->entropy, "entropy", 1, MR_BETTER_EITHER, qent);
+            LAYER(M_ENTN, c->entropy_norm, "entropy_norm", 1, MR_BETTER_EITHER, q);
+            LAYER(M_LOADCV, c->load_cv, "load_cv", 0, MR_BETTER_LOWER, qcv);
+            LAYER(M_AUX, c->aux_loss, "aux_loss", 0, MR_BETTER_LOWER, qaux);
         }
         if (c->has_flips) {
-            LAYER(M_FLIP1, c->flip_top1, "flip_top1", 1, MR_BETTER_LOWER);
-            LAYER(M_FLIPK, c->flip_set, "flip_topk_set", 1, MR_BETTER_LOWER);
-            LAYER(M_JACC, c->flip_jaccard, "flip_jaccard", 1, MR_BETTER_LOWER);
+            LAYER(M_FLIP1, c->flip_top1, "flip_top1", 1, MR_BETTER_LOWER, q);
+            LAYER(M_FLIPK, c->flip_set, "flip_topk_set", 1, MR_BETTER_LOWER, q);
+            LAYER(M_JACC, c->flip_jaccard, "flip_jaccard", 1, MR_BETTER_LOWER, q);
         }
 #undef LAYER
     }
@@ -180,8 +190,8 @@ int mr_gate_collect(const mr_results *r, unsigned mask, mr_gate_set *s)
             char id[200];
             snprintf(id, sizeof id, "%s/%s", r->models[gr->model].name, gr->label);
             double v[3] = {gr->mce, NAN, NAN}, w[3] = {gr->rel_mce, NAN, NAN};
-            if (ON(M_MCE)) MR_TRY(push(s, id, "mce", v, 0, MR_BETTER_LOWER));
-            if (ON(M_RMCE)) MR_TRY(push(s, id, "relative_mce", w, 0, MR_BETTER_LOWER));
+            if (ON(M_MCE)) MR_TRY(push(s, id, "mce", v, 0, MR_BETTER_LOWER, 0));
+            if (ON(M_RMCE)) MR_TRY(push(s, id, "relative_mce", w, 0, MR_BETTER_LOWER, 0));
         }
     }
 #undef ON
@@ -457,7 +467,16 @@ void mr_gate_tol_default(mr_gate_tol *t)
 {
     memset(t, 0, sizeof *t);
     snprintf(t->def.match, sizeof t->def.match, "default");
-    t->def.abs = 1e-9;
+    /* Floating-point noise, not a change of behaviour (docs/ci.md, "Default tolerance").
+     * Continuous metrics of examples/ci differ across OpenBLAS kernels (Haswell,
+     * Sandybridge, Prescott, SkylakeX, Cooperlake) and between the AVX2 and baseline
+     * clones of the vector kernels by at most 1.1e-7 absolute and 1.3e-7 relative: 1e-5
+     * leaves a factor of about 80. A near tie (two experts' gate values, or two classes'
+     * logits, equal to the last bits) may be decided otherwise under other rounding: that
+     * changes one sample's outcome (samples = 1: mr_gate_metric.quantum). */
+    t->def.abs = 1e-5;
+    t->def.rel = 1e-5;
+    t->def.samples = 1;
 }
 
 static int read_rule(const cJSON *o, const char *path, const char *where, mr_gate_rule *r,
@@ -466,11 +485,12 @@ static int read_rule(const cJSON *o, const char *path, const char *where, mr_gat
     MR_REQUIRE(cJSON_IsObject(o), MR_EINPUT, "%s: %s: must be an object", path, where);
     for (const cJSON *k = o->child; k; k = k->next) {
         const char *n = k->string;
-        if (!strcmp(n, "abs") || !strcmp(n, "rel")) {
+        if (!strcmp(n, "abs") || !strcmp(n, "rel") || !strcmp(n, "samples")) {
             MR_REQUIRE(cJSON_IsNumber(k) && isfinite(k->valuedouble) && k->valuedouble >= 0,
                        MR_EINPUT, "%s: %s: \"%s\" must be a number >= 0", path, where, n);
             if (n[0] == 'a') r->abs = k->valuedouble;
-            else r->rel = k->valuedouble;
+            else if (n[0] == 'r') r->rel = k->valuedouble;
+            else r->samples = k->valuedouble;
         } else if (!strcmp(n, "mode")) {
             MR_REQUIRE(cJSON_IsString(k) && (!strcmp(k->valuestring, "fixed") || !strcmp(k->valuestring, "ci")),
                        MR_EINPUT, "%s: %s: \"mode\" must be \"fixed\" or \"ci\"", path, where);
@@ -483,7 +503,7 @@ static int read_rule(const cJSON *o, const char *path, const char *where, mr_gat
                        MR_EINPUT, "%s: %s: \"match\" must be a non-empty glob string", path, where);
             snprintf(r->match, sizeof r->match, "%s", k->valuestring);
         } else {
-            return mr_error_set(MR_EINPUT, "%s: %s: unknown key \"%s\" (known: %sabs, rel, mode, ignore)",
+            return mr_error_set(MR_EINPUT, "%s: %s: unknown key \"%s\" (known: %sabs, rel, samples, mode, ignore)",
                                 path, where, n, need_match ? "match, " : "");
         }
     }
@@ -604,6 +624,7 @@ int mr_gate_compare(const mr_gate_set *base, const mr_gate_set *now, const mr_ga
         snprintf(row->rule, sizeof row->rule, "%s", r->match);
         row->mode = r->mode;
         row->allowed = fmax(r->abs, r->rel * fabs(b->mean));
+        if (row->now) row->allowed = fmax(row->allowed, r->samples * row->now->quantum);
         if (r->ignore) {
             row->status = MR_GATE_IGNORED;
         } else if (!row->now) {

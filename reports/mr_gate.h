@@ -25,6 +25,11 @@ typedef struct mr_gate_metric {
     double mean, lo, hi;
     int has_ci;
     int better;
+    /* the most one sample's outcome can move this metric in the run it came from
+     * (1/n for rates and normalized entropies over n samples, ln(E)/n for entropy,
+     * 2 sqrt(E)/n for load_cv, 4E/n for aux_loss; 0 where no bound exists: loss, bpc,
+     * mce, relative_mce). Not stored in baseline files. */
+    double quantum;
 } mr_gate_metric;
 
 typedef struct mr_gate_set {
@@ -56,7 +61,8 @@ enum { MR_MODE_FIXED = 0, MR_MODE_CI = 1 };
 
 typedef struct mr_gate_rule {
     char match[400];   /* fnmatch(3) glob over the metric name ("*" matches "/" too) */
-    double abs, rel;   /* allowed worsening: max(abs, rel * |baseline|) */
+    double abs, rel;   /* allowed worsening: max(abs, rel * |baseline|, samples * quantum) */
+    double samples;    /* samples whose outcome may change (a near tie decided otherwise) */
     int mode;          /* MR_MODE_FIXED / MR_MODE_CI */
     int ignore;
 } mr_gate_rule;
@@ -67,7 +73,8 @@ typedef struct mr_gate_tol {
     mr_gate_rule *rules; /* first match wins */
 } mr_gate_tol;
 
-/* Built-in default: fixed, abs 1e-9, rel 0 (any change beyond rounding noise). */
+/* Built-in default: fixed, abs 1e-5, rel 1e-5, samples 1: floating-point noise across
+ * BLAS kernels and vector widths (docs/ci.md, "Default tolerance"), nothing more. */
 void mr_gate_tol_default(mr_gate_tol *t);
 int mr_gate_load_tolerance(const char *path, mr_gate_tol *t);
 /* Every rule must match some metric of the baseline or the run: a glob that matches

@@ -88,6 +88,17 @@ out=$("$bin" check "$tmp/a" --baseline "$tmp/nope.json" 2>&1); rc=$?
 printf '{"default": {"relative": 0.1}}' > "$tmp/badtol.json"
 out=$("$bin" check "$tmp/a" --baseline "$tmp/base.json" --tolerance "$tmp/badtol.json" 2>&1); rc=$?
 [ $rc -eq 2 ] && case "$out" in *'badtol.json: default: unknown key "relative"'*) ok "bad tolerance file: exit 2 naming the key";; *) bad "message: $out";; esac || bad "bad tolerance: exit $rc"
+printf '{"default": {"abs": 0, "samples": -1}}' > "$tmp/badsamples.json"
+out=$("$bin" check "$tmp/a" --baseline "$tmp/base.json" --tolerance "$tmp/badsamples.json" 2>&1); rc=$?
+[ $rc -eq 2 ] && case "$out" in *'badsamples.json: default: "samples" must be a number >= 0'*) ok "samples < 0: exit 2 naming the key";; *) bad "message: $out";; esac || bad "samples < 0: exit $rc"
+# samples: a move of up to that many samples' outcome is absorbed: one of the 8 samples
+# moves a flip rate by 1/8, so samples 1 forgives the moves of 0.05 to 0.125 that abs
+# 0.02 alone reports, and still reports the larger ones
+printf '{"default": {"abs": 0.02, "samples": 1}}' > "$tmp/samples.json"
+"$bin" check "$tmp/b" --baseline "$tmp/flips.json" --tolerance "$tmp/samples.json" > "$tmp/s.out"
+ns=$(grep -c '^REGRESSION' "$tmp/s.out")
+[ "$ns" -eq 3 ] && [ "$fixed" -eq 16 ] && ok "samples 1 forgives moves up to 1/8 (3 of $fixed regressions left)" || bad "samples 1: $ns regressions, abs alone: $fixed"
+has "$tmp/s.out" "REGRESSION  tiny/sim@k2/shot_noise/s4:layer1/flip_top1  .*+0.175       0.125  default" "samples 1: a move of 0.175 > 1/8 still regresses"
 out=$("$bin" check "$tmp/a" 2>&1); rc=$?
 [ $rc -eq 2 ] && case "$out" in *"--baseline FILE is required"*) ok "no --baseline: exit 2";; *) bad "message: $out";; esac || bad "no --baseline: exit $rc"
 out=$("$bin" baseline "$tmp/a" --metrics speed 2>&1); rc=$?
