@@ -1,18 +1,26 @@
 #!/usr/bin/python3
 """Train the moe-robust reference models on CPU (run from the repository root).
 
-    /usr/bin/python3 tools/train.py --task classify --epochs 8
-    /usr/bin/python3 tools/train.py --task lm --epochs 8 --steps-per-epoch 400
+    /usr/bin/python3 tools/train.py --task classify --epochs 12 --no-augment --threads 1
+    /usr/bin/python3 tools/train.py --task lm --epochs 8 --steps-per-epoch 450 --threads 1
+
+(the recipes of the shipped models, models/README.md).
 
 classify: ViT-style MoE on Fashion-MNIST (60k train, scored on the 10k test).
 lm: char-level causal MoE LM on the KJV Bible.  An lm "epoch" is a fixed number
 of steps (--steps-per-epoch) over windows drawn at random positions of the train
 split, not a pass over the corpus.
 
-The last 3 epochs are saved: models/<prefix>-ep<N>.h5 for the first two and
-models/<prefix>.h5 for the final epoch (the final model IS the last checkpoint,
-not a copy, to keep models/ small).  Each file records its test accuracy or
-bits per char, the epoch, the seed and the exact command to retrain it.
+The last 3 epochs are saved: <prefix>-ep<N>.h5 for the first two and
+<prefix>.h5 for the final epoch (the final model IS the last checkpoint, not a
+copy, to keep models/ small).  Each file records its test accuracy or bits per
+char, the epoch, the seed and the exact command to retrain it.
+
+Where: a new directory out/train/<prefix>-<date>-<time>/ unless --out-dir DIR
+is given.  No existing file is ever replaced without --force, and that is
+checked before training starts (exit 2): the shipped models in models/ are only
+rewritten by `--out-dir models --force`.  Files are written under a temporary
+name and renamed when complete.
 
 --router NAME [--router-opt K=V ...] trains the same architecture, data, seed
 and schedule with another router (docs/routers.md); whatever the router
@@ -20,7 +28,7 @@ learns or fixes (sim_w + tau, expert_emb, proj_w + expert_emb + tau,
 random_w + random_b, mu + gamma, s2_gate_w + s2_gate_b) is exported under
 /layers/L/moe/router/, where `moe-robust eval --router NAME` reads it.
 Output prefix fmnist-vit-moe-<router> / kjv-char-moe-<router>.  Smoke test:
---epochs 1 --steps-per-epoch 2 --test-limit 64 --out-dir /tmp/x.
+--epochs 1 --steps-per-epoch 2 --test-limit 64.
 """
 
 import argparse
@@ -100,6 +108,58 @@ def augment(images, gen):
     return pad[b, rows[:, :, None], cols[:, None, :]]
 
 
+def _show(path):
+    """A path as the user would type it: relative to the current directory when inside it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def output_names(prefix, epochs):
+    """{epoch: file name} of the checkpoints a run saves: the last N_SAVED epochs."""
+    first = max(1, epochs - N_SAVED + 1)
+    return {e: f"{prefix}.h5" if e == epochs else f"{prefix}-ep{e}.h5"
+            for e in range(first, epochs + 1)}
+
+
+def plan_outputs(args, prefix):
+    """The output directory and the checkpoint names, decided before any training:
+    a new directory under out/train/ by default; with --out-dir, refuse (exit 2) to
+    replace a file that exists unless --force. Returns (directory, {epoch: name})."""
+    names = output_names(prefix, args.epochs)
+    if args.out_dir is None:
+        base = os.path.join(ROOT, "out", "train")
+        os.makedirs(base, exist_ok=True)
+        stem = f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+        for i in range(1, 1000):
+            out_dir = os.path.join(base, stem if i == 1 else f"{stem}-{i}")
+            try:
+                os.mkdir(out_dir)  # fails if it exists: never share a directory
+                break
+            except FileExistsError:
+                continue
+        else:
+            sys.exit(f"tools/train.py: no free directory name {stem}-N in {base}")
+    else:
+        out_dir = args.out_dir
+        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+            print(f"tools/train.py: --out-dir {out_dir} exists and is not a directory",
+                  file=sys.stderr)
+            sys.exit(2)
+        taken = [os.path.join(out_dir, n) for n in names.values()
+                 if os.path.lexists(os.path.join(out_dir, n))]
+        if taken and not args.force:
+            shipped = os.path.realpath(out_dir) == os.path.realpath(os.path.join(ROOT, "models"))
+            print(f"tools/train.py: {taken[0]} exists"
+                  f"{' (a shipped model)' if shipped else ''}"
+                  f"{f' and {len(taken) - 1} more of the files this run writes' if len(taken) > 1 else ''}"
+                  f"; nothing was changed: use another --out-dir (or none: a new directory "
+                  f"under out/train/), or add --force to replace them", file=sys.stderr)
+            sys.exit(2)
+        os.makedirs(out_dir, exist_ok=True)
+    print(f"writing {', '.join(names.values())} to {_show(out_dir)}", flush=True)
+    return out_dir, names
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -128,7 +188,11 @@ def main():
     ap.add_argument("--no-augment", action="store_true", help="classify: no flips/shifts")
     ap.add_argument("--test-limit", type=int, default=0,
                     help="smoke tests: score only N test samples")
-    ap.add_argument("--out-dir", default=os.path.join(ROOT, "models"))
+    ap.add_argument("--out-dir", default=None,
+                    help="where the 3 checkpoints go (default: a new directory "
+                    "out/train/<prefix>-<date>-<time>/ of the repository)")
+    ap.add_argument("--force", action="store_true",
+                    help="replace files that exist in --out-dir (e.g. the shipped models)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -144,8 +208,12 @@ def main():
         ap.error(f"--moe-layers: not a comma-separated list of block indices: {args.moe_layers!r}")
     if not moe_layers or moe_layers[0] < 0 or moe_layers[-1] > 3:
         ap.error(f"--moe-layers: block indices must lie in 0..3: {args.moe_layers!r}")
+    if args.epochs < 1:
+        ap.error(f"--epochs {args.epochs}: at least 1")
+    default_prefix = "fmnist-vit-moe" if args.task == "classify" else "kjv-char-moe"
+    prefix = args.out_prefix or f"{default_prefix}-{args.router}"
+    out_dir, names = plan_outputs(args, prefix)  # before any data is loaded
     if args.task == "classify":
-        prefix = args.out_prefix or f"fmnist-vit-moe-{args.router}"
         train_x, train_y = data.fashion_mnist("train")
         test_x, test_y = data.fashion_mnist("t10k")
         train_x, train_y = torch.from_numpy(train_x), torch.from_numpy(train_y).long()
@@ -155,7 +223,6 @@ def main():
         steps = min(args.steps_per_epoch, full) if args.steps_per_epoch else full
         peak = args.lr or 2e-3
     else:
-        prefix = args.out_prefix or f"kjv-char-moe-{args.router}"
         vocab, train_ids, test_ids = data.kjv_corpus()
         train_ids = torch.from_numpy(train_ids.astype(np.int64))
         test_tok = data.windows(test_ids)
@@ -250,9 +317,13 @@ def main():
                         f"{cfg.max_seq_len + 1} chars from the first 90% of the corpus",
                         test_data=f"models/kjv-char-test.h5 ({len(test_tok)} windows)")
             msg = f"test loss {tl:.4f} bpc {bpc:.4f}"
-        name = f"{prefix}.h5" if epoch == args.epochs else f"{prefix}-ep{epoch}.h5"
-        save_model(model, os.path.join(args.out_dir, name), meta)
-        print(f"epoch {epoch}: {msg} -> {name} ({time.time() - t0:.0f}s)", flush=True)
+        name = names[epoch]
+        path = os.path.join(out_dir, name)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        save_model(model, tmp, meta)
+        os.replace(tmp, path)  # a file that exists under its name is complete
+        print(f"epoch {epoch}: {msg} -> {_show(path)} ({time.time() - t0:.0f}s)",
+              flush=True)
 
 
 if __name__ == "__main__":
