@@ -29,6 +29,7 @@ static void baseline_usage(FILE *fp)
             "                  entropy, mce); all\n"
             "  --out FILE      write FILE instead of stdout\n"
             "  -h, --help      this text\n"
+            "  --version       the version\n"
             "\n"
             "Exit status: 0 done, 2 bad input, 1 runtime failure.\n");
 }
@@ -37,7 +38,7 @@ int mr_cmd_baseline(int argc, char **argv)
 {
     static const struct option opts[] = {{"metrics", required_argument, 0, 'm'},
                                          {"out", required_argument, 0, 'o'},
-                                         {"help", no_argument, 0, 'h'},
+                                         {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
     unsigned mask = mr_gate_default_metrics();
     const char *out = NULL;
@@ -49,6 +50,7 @@ int mr_cmd_baseline(int argc, char **argv)
         case 'm': st = mr_gate_parse_metrics(optarg, &mask); break;
         case 'o': out = optarg; break;
         case 'h': baseline_usage(stdout); return 0;
+        case 'V': return mr_cli_version();
         case ':': st = mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]); break;
         default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
         }
@@ -110,6 +112,7 @@ static void check_usage(FILE *fp)
             "  --all             list every moved metric (default: the first 20 of each kind)\n"
             "  --quiet           print only the verdict line and the regressions\n"
             "  -h, --help        this text\n"
+            "  --version         the version\n"
             "\n"
             "Exit status: 0 no regression, 1 a regression or a guarded metric missing (or a\n"
             "runtime failure), 2 bad input (malformed baseline or tolerance file, no results).\n");
@@ -120,7 +123,7 @@ int mr_cmd_check(int argc, char **argv)
     static const struct option opts[] = {
         {"baseline", required_argument, 0, 'b'}, {"tolerance", required_argument, 0, 't'},
         {"junit", required_argument, 0, 'j'},    {"all", no_argument, 0, 'a'},
-        {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
+        {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     const char *base_path = NULL, *tol_path = NULL, *junit = NULL;
     int all = 0, quiet = 0, st = MR_OK, c;
@@ -134,6 +137,7 @@ int mr_cmd_check(int argc, char **argv)
         case 'a': all = 1; break;
         case 'q': quiet = 1; break;
         case 'h': check_usage(stdout); return 0;
+        case 'V': return mr_cli_version();
         case ':': st = mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]); break;
         default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
         }

@@ -49,6 +49,7 @@ static void usage(FILE *fp)
             "  --scale K             gallery: upscale factor 1..16 (default 3)\n"
             "  --list                print every corruption with its modality and benchmark\n"
             "  -h, --help            this text\n"
+            "  --version             the version\n"
             "\n"
             "Embedding corruptions (embed_*) act inside the model: use 'moe-robust eval\n"
             "--corruption NAME:S'.\n");
@@ -69,7 +70,7 @@ static int parse(corrupt_args *a, int argc, char **argv, int *help)
         {"limit", required_argument, 0, 'n'},   {"threads", required_argument, 0, 't'},
         {"gallery", required_argument, 0, 'g'}, {"index", required_argument, 0, 'i'},
         {"scale", required_argument, 0, 'k'},   {"list", no_argument, 0, 'l'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},          {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->threads = mr_cli_default_threads();
     a->scale = 3;
@@ -93,6 +94,7 @@ static int parse(corrupt_args *a, int argc, char **argv, int *help)
         case 'k': MR_TRY(mr_cli_parse_int("--scale", optarg, 1, 16, &a->scale)); break;
         case 'l': a->list = 1; break;
         case 'h': *help = 1; return MR_OK;
+        case 'V': *help = 2; return MR_OK;
         case ':': return mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]);
         default: return mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
         }
@@ -281,6 +283,7 @@ int mr_cmd_corrupt(int argc, char **argv)
     corrupt_args a;
     int help = 0;
     int st = parse(&a, argc, argv, &help);
+    if (help == 2) return mr_cli_version();
     if (help) {
         usage(stdout);
         return 0;

@@ -55,6 +55,7 @@ static void usage(FILE *fp)
             "                        memory until written: about N x T x (E + 2k) x 4 bytes\n"
             "                        per MoE layer and pass\n"
             "  -h, --help            this text\n"
+            "  --version             the version\n"
             "\n"
             "routers (docs/routers.md):\n");
     for (int i = 0; mr_router_types[i]; i++)
@@ -91,7 +92,7 @@ static int parse(eval_args *a, int argc, char **argv, int *help)
         {"limit", required_argument, 0, 'n'},   {"batch", required_argument, 0, 'b'},
         {"threads", required_argument, 0, 't'}, {"router", required_argument, 0, 'r'},
         {"router-opt", required_argument, 0, 'o'}, {"top-k", required_argument, 0, 'k'},
-        {"save-routing", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
+        {"save-routing", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
         {"compare-checkpoint", required_argument, 0, 'c'},
         {"corruption", required_argument, 0, 'C'},
         {"bootstrap", required_argument, 0, 'B'}, {"seed", required_argument, 0, 'S'},
@@ -120,6 +121,7 @@ static int parse(eval_args *a, int argc, char **argv, int *help)
         case 'B': MR_TRY(mr_cli_parse_int("--bootstrap", optarg, 0, 1000000, &a->bootstrap)); break;
         case 'S': MR_TRY(mr_cli_parse_int("--seed", optarg, 0, 2147483647L, &a->seed)); break;
         case 'h': *help = 1; return MR_OK;
+        case 'V': *help = 2; return MR_OK;
         case ':': return mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]);
         default: return mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
         }
@@ -135,6 +137,7 @@ int mr_cmd_eval(int argc, char **argv)
     eval_args a;
     int help = 0;
     int st = parse(&a, argc, argv, &help);
+    if (help == 2) return mr_cli_version();
     if (help) {
         usage(stdout);
         return 0;

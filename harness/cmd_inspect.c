@@ -12,7 +12,10 @@ static void usage(FILE *fp)
                 "\n"
                 "Loads and validates MODEL.h5 (docs/model-format.md) and prints its architecture,\n"
                 "parameter count, router tensors and training metadata. Exit 0 if valid, 2 with the first problem\n"
-                "(file and HDF5 path) if not.\n");
+                "(file and HDF5 path) if not.\n"
+                "\n"
+                "  -h, --help   this text\n"
+                "  --version    the version\n");
 }
 
 int mr_cmd_inspect(int argc, char **argv)
@@ -21,6 +24,7 @@ int mr_cmd_inspect(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) return mr_cli_version();
     const char *why = argc < 2 ? "expected MODEL.h5" : NULL;
     char msg[600];
     for (int i = 1; !why && i < argc; i++)

@@ -26,6 +26,7 @@ static void usage(FILE *fp)
             "  --no-gallery   do not draw the corruption gallery (it reads the run's data file)\n"
             "  --quiet        no progress lines\n"
             "  -h, --help     this text\n"
+            "  --version      the version\n"
             "\n"
             "Exit status: 0 done, 2 bad input (no or malformed results.h5, bad option),\n"
             "1 runtime failure (gnuplot failed on a script), 3 gnuplot is not installed (data,\n"
@@ -37,7 +38,7 @@ int mr_cmd_report(int argc, char **argv)
     static const struct option opts[] = {
         {"format", required_argument, 0, 'f'}, {"out", required_argument, 0, 'o'},
         {"no-render", no_argument, 0, 'n'},    {"no-gallery", no_argument, 0, 'g'},
-        {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
+        {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     mr_report_opts o = {.format = "png", .render = 1, .gallery = 1};
     int st = MR_OK, c;
@@ -55,6 +56,7 @@ int mr_cmd_report(int argc, char **argv)
         case 'g': o.gallery = 0; break;
         case 'q': o.quiet = 1; break;
         case 'h': usage(stdout); return 0;
+        case 'V': return mr_cli_version();
         case ':': st = mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]); break;
         default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
         }

@@ -22,8 +22,8 @@
 static void run_usage(FILE *fp)
 {
     fprintf(fp,
-            "usage: moe-robust run CONFIG.ini [--out DIR] [--threads N] [--resume] [--quiet]\n"
-            "                      [--shard I/N]\n"
+            "usage: moe-robust run CONFIG.ini [--set SECTION.KEY=VALUE ...] [--out DIR]\n"
+            "                      [--threads N] [--resume] [--quiet] [--shard I/N] [--dry-run]\n"
             "\n"
             "Runs the evaluation grid of CONFIG.ini (docs/config.md): every model x router x k\n"
             "(the routers a [model] names in its `routers` key, default all),\n"
@@ -32,6 +32,12 @@ static void run_usage(FILE *fp)
             "DIR/summary.json, DIR/summary.csv and DIR/config.ini (the resolved config);\n"
             "models with `compress = METHOD:K` are compressed once into DIR/models/NAME.h5.\n"
             "\n"
+            "  --set S.K=V    set key K of section S (run, data, corruptions, model.NAME,\n"
+            "                 router.NAME) to V, replacing the config's value(s) of that key\n"
+            "                 and checked as in the file; repeatable, e.g. --set run.limit=50\n"
+            "                 --set corruptions.severities=1,5 --set router.similarity.tau=2\n"
+            "  --dry-run      print the grid (cells per model/router and corruption, samples)\n"
+            "                 and its estimated time from a short calibration; write nothing\n"
             "  --out DIR      output directory (default: [run] out)\n"
             "  --threads N    OpenMP threads (default: all processors); results do not depend on N\n"
             "  --resume       finish an interrupted run: complete cells are kept, the rest computed\n"
@@ -39,6 +45,7 @@ static void run_usage(FILE *fp)
             "  --shard I/N    run only shard I of N (0-based; groups g with g %% N == I) and write\n"
             "                 its cells; `moe-robust merge DIR` assembles when all are done\n"
             "  -h, --help     this text\n"
+            "  --version      the version\n"
             "\n"
             "Exit status: 0 done, 2 bad config or arguments (nothing written), 1 runtime failure.\n");
 }
@@ -84,6 +91,15 @@ static int gather_cells(const mr_grid *g, const char *dir, int rank, int size)
 #endif
 
 /* I/N, both parsed with the CLI's one overflow-checked integer helper */
+/* --dry-run writes nothing: an existing --out must still be a directory */
+static int check_is_dir(const char *dir)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0) return MR_OK;
+    MR_REQUIRE(S_ISDIR(sb.st_mode), MR_EINPUT, "%s exists and is not a directory", dir);
+    return MR_OK;
+}
+
 static int parse_shard(const char *s, int *i, int *n)
 {
     const char *slash = strchr(s, '/');
@@ -107,8 +123,11 @@ int mr_cmd_run(int argc, char **argv)
         {"out", required_argument, 0, 'o'},  {"threads", required_argument, 0, 't'},
         {"resume", no_argument, 0, 'r'},     {"quiet", no_argument, 0, 'q'},
         {"shard", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"set", required_argument, 0, 'S'},  {"dry-run", no_argument, 0, 'n'},
+        {"version", no_argument, 0, 'V'},    {0, 0, 0, 0}};
     const char *out = NULL;
+    static char *set[MR_CFG_MAX_SET];
+    int n_set = 0, dry = 0;
     long threads = mr_cli_default_threads();
     int resume = 0, quiet = 0, shard = 0, n_shards = 1, st = MR_OK, c;
     optind = 1;
@@ -120,13 +139,21 @@ int mr_cmd_run(int argc, char **argv)
         case 'r': resume = 1; break;
         case 'q': quiet = 1; break;
         case 's': st = parse_shard(optarg, &shard, &n_shards); break;
+        case 'S':
+            if (n_set == MR_CFG_MAX_SET) st = mr_error_set(MR_EINPUT, "more than %d --set options", MR_CFG_MAX_SET);
+            else set[n_set++] = optarg;
+            break;
+        case 'n': dry = 1; break;
         case 'h': run_usage(stdout); return 0;
+        case 'V': return mr_cli_version();
         case ':': st = mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]); break;
         default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (st == MR_OK && optind != argc - 1)
         st = mr_error_set(MR_EINPUT, "expected exactly one CONFIG.ini");
+    if (st == MR_OK && dry && n_shards > 1)
+        st = mr_error_set(MR_EINPUT, "--dry-run covers the whole grid: leave out --shard");
     if (st != MR_OK) {
         fprintf(stderr, "moe-robust run: %s\n(see 'moe-robust run --help')\n", mr_error_message());
         return 2;
@@ -154,13 +181,31 @@ int mr_cmd_run(int argc, char **argv)
     static mr_run_config cfg;
     mr_grid g = {0};
     mr_rundir rd = {.lock = {.fd = -1}};
-    st = mr_runcfg_load(&cfg, argv[optind]);
+    st = mr_runcfg_load_set(&cfg, argv[optind], n_set, set);
     if (st == MR_OK && out) snprintf(cfg.out, sizeof cfg.out, "%s", out);
-    if (st == MR_OK && !cfg.out[0])
+    if (st == MR_OK && !cfg.out[0] && !dry)
         st = mr_error_set(MR_EINPUT, "%s: no output directory: give --out DIR or [run] out", cfg.file);
     /* fingerprints before the inputs are loaded, checked again once they are */
-    if (st == MR_OK && rank == 0) st = mr_rundir_inputs(&rd, &cfg);
+    if (st == MR_OK && rank == 0 && !dry) st = mr_rundir_inputs(&rd, &cfg);
     if (st == MR_OK) st = mr_grid_build(&g, &cfg);
+    if (dry && rank == 0) {
+        /* everything is checked as for a run; nothing is written */
+        if (st == MR_OK && cfg.out[0]) st = check_is_dir(cfg.out);
+        if (st == MR_OK) st = mr_cmd_run_dry(&g, cfg.out, (int)threads, stdout);
+        if (st != MR_OK) fprintf(stderr, "moe-robust run: %s\n", mr_error_message());
+        mr_grid_free(&g);
+#ifdef MR_WITH_MPI
+        if (mpi) MPI_Finalize();
+#endif
+        return mr_error_exit_code(st);
+    }
+    if (dry) { /* the other MPI ranks: nothing to do */
+        mr_grid_free(&g);
+#ifdef MR_WITH_MPI
+        if (mpi) MPI_Finalize();
+#endif
+        return mr_error_exit_code(st);
+    }
     if (st == MR_OK && rank == 0) st = mr_rundir_check_unchanged(&rd);
     /* every rank checks the same things; only rank 0 touches the directory first (and
      * holds its lock for the whole run) */
@@ -229,7 +274,10 @@ static void merge_usage(FILE *fp)
             "Assembles DIR/results.h5, summary.json and summary.csv from the cells of a run\n"
             "done in shards (moe-robust run --shard I/N). Cells found in SHARD_DIRs (shards\n"
             "that wrote elsewhere) are copied into DIR first; every cell must be present and\n"
-            "belong to DIR/config.ini's configuration.\n");
+            "belong to DIR/config.ini's configuration.\n"
+            "\n"
+            "  -h, --help   this text\n"
+            "  --version    the version\n");
 }
 
 int mr_cmd_merge(int argc, char **argv)
@@ -238,6 +286,7 @@ int mr_cmd_merge(int argc, char **argv)
         merge_usage(stdout);
         return 0;
     }
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) return mr_cli_version();
     int st = MR_OK;
     if (argc < 2) st = mr_error_set(MR_EINPUT, "expected a run directory DIR");
     for (int a = 1; st == MR_OK && a < argc; a++)

@@ -41,7 +41,8 @@ static void usage(FILE *fp)
             "  baseline DIR          freeze a run's metrics as JSON for `check`\n"
             "  check DIR --baseline B  compare a run with a baseline: exit 1 on a regression\n"
             "\n"
-            "Run 'moe-robust COMMAND --help' for a command's options.\n"
+            "Run 'moe-robust COMMAND --help' for a command's options; --version (also after\n"
+            "any command) prints the version.\n"
             "Exit status: 0 success, 2 bad input (file, option, value), 1 runtime failure.\n",
             MR_VERSION);
 }
@@ -69,6 +70,12 @@ static int finish_stdout(const char *cmd, int rc)
     return rc ? rc : 1;
 }
 
+int mr_cli_version(void)
+{
+    printf("moe-robust %s\n", MR_VERSION);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     mr_h5_quiet(); /* the main thread; io/ silences every other thread it runs HDF5 on */
@@ -87,10 +94,7 @@ static int dispatch(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (strcmp(cmd, "--version") == 0) {
-        printf("moe-robust %s\n", MR_VERSION);
-        return 0;
-    }
+    if (strcmp(cmd, "--version") == 0) return mr_cli_version();
     mr_engine_blas_single_thread();
     if (strcmp(cmd, "inspect") == 0) return mr_cmd_inspect(argc - 1, argv + 1);
     if (strcmp(cmd, "import") == 0) return mr_cmd_import(argc - 1, argv + 1);

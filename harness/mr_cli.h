@@ -2,6 +2,8 @@
 #ifndef MR_CLI_H
 #define MR_CLI_H
 
+#include <stdio.h>
+
 int mr_cmd_inspect(int argc, char **argv);
 int mr_cmd_eval(int argc, char **argv);
 int mr_cmd_run(int argc, char **argv);
@@ -22,5 +24,12 @@ int mr_cmd_import(int argc, char **argv);
 int mr_cli_parse_int(const char *name, const char *arg, long lo, long hi, long *out);
 /* Default thread count: the processors OpenMP sees. */
 int mr_cli_default_threads(void);
+/* `--version` of every command: prints "moe-robust VERSION" on stdout, returns 0. */
+int mr_cli_version(void);
+
+struct mr_grid;
+/* `run --dry-run`: print the grid of g and its estimated time (a short calibration on
+ * `threads` threads) to fp; nothing is written to out_dir. */
+int mr_cmd_run_dry(struct mr_grid *g, const char *out_dir, int threads, FILE *fp);
 
 #endif

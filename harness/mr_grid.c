@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,6 +31,17 @@ void mr_grid_free(mr_grid *g)
     memset(g, 0, sizeof *g);
 }
 
+/* "FILE:LINE" of a config line, or "FILE: --set ..." (mr_runcfg_where) */
+typedef struct where_buf {
+    char s[MR_PATH_LEN + MR_SET_LEN + 16];
+} where_buf;
+
+static const char *at(const mr_run_config *c, int line, where_buf *b)
+{
+    mr_runcfg_where(c, line, b->s, sizeof b->s);
+    return b->s;
+}
+
 static int add_corr(mr_grid *g, const mr_corruption_type *t)
 {
     for (int i = 0; i < g->n_corr; i++)
@@ -45,6 +57,7 @@ static int resolve_corruptions(mr_grid *g)
     const mr_run_config *c = g->cfg;
     int data_mod = g->data->kind == MR_DATA_IMAGES ? MR_MOD_IMAGE : MR_MOD_TEXT;
     const char *data_kind = data_mod == MR_MOD_IMAGE ? "images" : "token sequences";
+    where_buf w;
     for (int i = 0; i < c->n_corr_names; i++) {
         const char *n = c->corr_names[i];
         int group = strcmp(n, "all") == 0 ? -1
@@ -52,8 +65,8 @@ static int resolve_corruptions(mr_grid *g)
                     : strcmp(n, "text") == 0 ? MR_MOD_TEXT
                     : strcmp(n, "embed") == 0 ? MR_MOD_EMBED : -2;
         if (group == MR_MOD_IMAGE || group == MR_MOD_TEXT)
-            MR_REQUIRE(group == data_mod, MR_EINPUT, "%s:%d: names = %s, but %s holds %s",
-                       c->file, c->corr_line, n, c->data, data_kind);
+            MR_REQUIRE(group == data_mod, MR_EINPUT, "%s: names = %s, but %s holds %s",
+                       at(c, c->corr_line, &w), n, c->data, data_kind);
         if (group != -2) {
             for (int j = 0; mr_corruption_types[j]; j++) {
                 const mr_corruption_type *t = mr_corruption_types[j];
@@ -64,11 +77,11 @@ static int resolve_corruptions(mr_grid *g)
         }
         const mr_corruption_type *t = mr_corruption_lookup(n);
         MR_REQUIRE(t, MR_EINPUT,
-                   "%s:%d: unknown corruption '%s' (see docs/corruptions.md, or use all, image, "
+                   "%s: unknown corruption '%s' (see docs/corruptions.md, or use all, image, "
                    "text, embed)",
-                   c->file, c->corr_line, n);
+                   at(c, c->corr_line, &w), n);
         MR_REQUIRE(t->modality == MR_MOD_EMBED || t->modality == data_mod, MR_EINPUT,
-                   "%s:%d: corruption %s does not apply to %s (%s)", c->file, c->corr_line, n,
+                   "%s: corruption %s does not apply to %s (%s)", at(c, c->corr_line, &w), n,
                    c->data, data_kind);
         MR_TRY(add_corr(g, t));
     }
@@ -82,16 +95,17 @@ static int check_compress(mr_grid *g, int i)
     const mr_run_config *c = g->cfg;
     const mr_cfg_model *cm = &c->models[i];
     mr_compress_opts o;
+    where_buf w;
     mr_compress_opts_init(&o);
     o.experts = cm->compress_k;
     if (mr_compress_check(g->models[i], mr_compress_lookup(cm->compress), &o) != MR_OK)
-        return mr_error_prefix(MR_EINPUT, "%s:%d: [model %s] compress", c->file, cm->compress_line,
+        return mr_error_prefix(MR_EINPUT, "%s: [model %s] compress", at(c, cm->compress_line, &w),
                                cm->name);
     if (!g->calib && mr_dataset_load(&g->calib, c->calib, c->calib_limit) != MR_OK)
-        return mr_error_prefix(MR_EINPUT, "%s:%d: [data] calib", c->file, c->calib_line);
+        return mr_error_prefix(MR_EINPUT, "%s: [data] calib", at(c, c->calib_line, &w));
     if (mr_dataset_check_model(g->calib, g->models[i]) != MR_OK)
-        return mr_error_prefix(MR_EINPUT, "%s:%d: [data] calib for model %s", c->file,
-                               c->calib_line, cm->name);
+        return mr_error_prefix(MR_EINPUT, "%s: [data] calib for model %s",
+                               at(c, c->calib_line, &w), cm->name);
     g->n_experts[i] = cm->compress_k;
     return MR_OK;
 }
@@ -99,13 +113,14 @@ static int check_compress(mr_grid *g, int i)
 static int check_models(mr_grid *g)
 {
     const mr_run_config *c = g->cfg;
+    where_buf w;
     for (int i = 0; i < c->n_models; i++) {
         const mr_cfg_model *cm = &c->models[i];
         if (mr_model_load(&g->models[i], cm->path) != MR_OK)
-            return mr_error_prefix(MR_EINPUT, "%s:%d: [model %s]", c->file, cm->line, cm->name);
+            return mr_error_prefix(MR_EINPUT, "%s: [model %s]", at(c, cm->line, &w), cm->name);
         mr_model *m = g->models[i];
         if (mr_dataset_check_model(g->data, m) != MR_OK)
-            return mr_error_prefix(MR_EINPUT, "%s:%d: [model %s]", c->file, cm->line, cm->name);
+            return mr_error_prefix(MR_EINPUT, "%s: [model %s]", at(c, cm->line, &w), cm->name);
         g->n_experts[i] = m->cfg.n_experts;
         if (cm->compress[0]) MR_TRY(check_compress(g, i));
         for (int j = 0; j < cm->n_ckpt; j++) {
@@ -114,8 +129,8 @@ static int check_models(mr_grid *g)
             if (st == MR_OK) st = mr_eval_check_compatible(m, ck);
             mr_model_free(ck);
             if (st != MR_OK)
-                return mr_error_prefix(MR_EINPUT, "%s:%d: [model %s] checkpoint", c->file,
-                                       cm->line, cm->name);
+                return mr_error_prefix(MR_EINPUT, "%s: [model %s] checkpoint",
+                                       at(c, cm->line, &w), cm->name);
         }
         for (int r = 0; r < c->n_routers; r++) {
             if (!mr_runcfg_model_runs(c, i, r)) continue;
@@ -123,13 +138,13 @@ static int check_models(mr_grid *g)
             mr_router_opts o = cr->opts;
             mr_router *rt = NULL;
             if (mr_router_alloc(&rt, cr->type, m, &o) != MR_OK)
-                return mr_error_prefix(MR_EINPUT, "%s:%d: [router %s] on model %s", c->file,
-                                       cr->line, cr->name, cm->name);
+                return mr_error_prefix(MR_EINPUT, "%s: [router %s] on model %s",
+                                       at(c, cr->line, &w), cr->name, cm->name);
             mr_router_free(rt);
             for (int k = 0; k < cr->n_k; k++)
                 MR_REQUIRE(cr->ks[k] <= g->n_experts[i], MR_EINPUT,
-                           "%s:%d: top_k = %d exceeds n_experts = %d of model %s", c->file,
-                           cr->k_line, cr->ks[k], g->n_experts[i], cm->name);
+                           "%s: top_k = %d exceeds n_experts = %d of model %s",
+                           at(c, cr->k_line, &w), cr->ks[k], g->n_experts[i], cm->name);
         }
     }
     return MR_OK;
@@ -245,7 +260,8 @@ int mr_grid_build(mr_grid *g, const mr_run_config *cfg)
     g->hash = mr_runcfg_hash(cfg);
     int st = mr_dataset_load(&g->data, cfg->data, cfg->limit);
     if (st != MR_OK) {
-        mr_error_prefix(st, "%s:%d: [data]", cfg->file, cfg->data_line);
+        where_buf w;
+        mr_error_prefix(st, "%s: [data]", at(cfg, cfg->data_line, &w));
         mr_grid_free(g);
         return st;
     }
@@ -350,6 +366,31 @@ static void fault_after_cell(void)
     if (stop_at >= 0 && written == stop_at) raise(SIGSTOP);
 }
 
+/* A corrupted cell of a group: the pass under the cell's corruption and severity (clean
+ * routing from the group's cache) and the paired accuracy drop against the clean pass.
+ * The caller frees res. */
+static int corrupt_cell(mr_eval_result *res, mr_paired *drop, const mr_grid *g,
+                        const mr_grid_cell *cell, const mr_model *m, mr_router *r,
+                        const mr_eval_result *clean, mr_eval_cache *cache, int threads)
+{
+    const mr_run_config *c = g->cfg;
+    mr_corrupt_setup cs;
+    mr_eval_opts eo;
+    group_opts(&eo, g, m, cell->meta.k, threads);
+    MR_TRY(mr_corrupt_setup_init(&cs, cell->corr, cell->meta.severity, c->seed, m, r, g->data,
+                                 &eo.engine, threads));
+    eo.corruption = &cs.ec;
+    eo.clean_cache = cache;
+    int st = mr_eval_run(res, m, r, g->data, &eo);
+    /* the same paired test as `eval` (bootstrap = 0: difference only, p NaN) */
+    if (st == MR_OK)
+        st = mr_stats_paired_test(drop, clean->clean.correct, res->corrupt.correct,
+                                  (size_t)g->data->n, 1, eo.bootstrap, eo.level, eo.seed,
+                                  "bootstrap/accuracy-drop");
+    mr_corrupt_setup_free(&cs);
+    return st;
+}
+
 static int run_group(mr_grid *g, const mr_grid_group *gr, const mr_grid_run_opts *o)
 {
     const mr_run_config *c = g->cfg;
@@ -383,25 +424,11 @@ static int run_group(mr_grid *g, const mr_grid_group *gr, const mr_grid_run_opts
         if (cell->meta.kind == MR_CELL_CLEAN) {
             st = mr_cell_write(path, &cell->meta, &clean.clean, NULL, NULL);
         } else if (cell->meta.kind == MR_CELL_CORRUPT) {
-            mr_corrupt_setup cs;
-            mr_eval_opts eo;
-            group_opts(&eo, g, m, gr->k, o->threads);
-            st = mr_corrupt_setup_init(&cs, cell->corr, cell->meta.severity, c->seed, m, r,
-                                       g->data, &eo.engine, o->threads);
-            if (st != MR_OK) break;
-            eo.corruption = &cs.ec;
-            eo.clean_cache = cache;
             mr_eval_result res = {0};
-            st = mr_eval_run(&res, m, r, g->data, &eo);
-            /* the same paired test as `eval` (bootstrap = 0: difference only, p NaN) */
             mr_paired drop = {0};
-            if (st == MR_OK)
-                st = mr_stats_paired_test(&drop, clean.clean.correct, res.corrupt.correct,
-                                          (size_t)n, 1, eo.bootstrap, eo.level, eo.seed,
-                                          "bootstrap/accuracy-drop");
+            st = corrupt_cell(&res, &drop, g, cell, m, r, &clean, cache, o->threads);
             if (st == MR_OK) st = mr_cell_write(path, &cell->meta, &res.corrupt, &res.flip_corrupt, &drop);
             mr_eval_result_free(&res);
-            mr_corrupt_setup_free(&cs);
         } else {
             /* consecutive checkpoints: keep the previous one's cache */
             for (int j = prev_i + 1; st == MR_OK && j <= cell->ckpt + 1; j++) {
@@ -493,4 +520,105 @@ int mr_grid_write_summary(const mr_grid *g, const char *dir)
     free(cells);
     free(text);
     return st;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* CPU time of the whole process, every thread */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int mr_grid_estimate(mr_grid *g, int threads, mr_grid_estimate_out *out)
+{
+    memset(out, 0, sizeof *out);
+    out->group_seconds = calloc((size_t)g->n_groups + 1, sizeof *out->group_seconds);
+    MR_REQUIRE(out->group_seconds, MR_ENOMEM, "out of memory");
+    const mr_run_config *c = g->cfg;
+    /* the first samples only: a few micro-batches per thread */
+    mr_dataset *full = g->data, view = *full;
+    int m = 2 * c->batch * threads;
+    if (m < 64) m = 64;
+    if (m > full->n) m = full->n;
+    view.n = m;
+    g->data = &view;
+    out->calib_samples = m;
+    double t_start = now_s(), c_start = cpu_s();
+    double *per_sample = calloc((size_t)g->n_groups + 1, sizeof *per_sample);
+    double *corr_ratio = calloc((size_t)g->n_corr + 1, sizeof *corr_ratio);
+    int st = per_sample && corr_ratio ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
+    /* every group's clean pass; every corruption once, in the first group that runs it
+     * (its middle severity), as a multiple of that group's clean pass */
+    for (int gi = 0; st == MR_OK && gi < g->n_groups; gi++) {
+        const mr_grid_group *gr = &g->groups[gi];
+        const mr_cfg_router *cr = &c->routers[gr->router];
+        const mr_model *mod = g->models[gr->model];
+        mr_eval_result clean = {0};
+        mr_eval_cache *cache = NULL;
+        double t0 = now_s();
+        st = clean_pass(&clean, &cache, g, mod, cr, gr->k, threads);
+        per_sample[gi] = (now_s() - t0) / m;
+        mr_router_opts ro = cr->opts;
+        mr_router *r = NULL;
+        if (st == MR_OK) st = mr_router_alloc(&r, cr->type, mod, &ro);
+        for (int ci = 0; st == MR_OK && ci < g->n_corr; ci++) {
+            if (corr_ratio[ci] > 0) continue;
+            const mr_grid_cell *pick = NULL;
+            int seen = 0, total = 0;
+            for (int i = 0; i < gr->n_cells; i++)
+                total += g->cells[gr->first_cell + i].corr == g->corr[ci];
+            for (int i = 0; i < gr->n_cells && !pick; i++) {
+                const mr_grid_cell *cell = &g->cells[gr->first_cell + i];
+                if (cell->corr == g->corr[ci] && seen++ == total / 2) pick = cell;
+            }
+            if (!pick) continue;
+            mr_eval_result res = {0};
+            mr_paired drop = {0};
+            t0 = now_s();
+            st = corrupt_cell(&res, &drop, g, pick, mod, r, &clean, cache, threads);
+            corr_ratio[ci] = (now_s() - t0) / m / (per_sample[gi] > 0 ? per_sample[gi] : 1e-9);
+            if (corr_ratio[ci] <= 0) corr_ratio[ci] = 1e-9;
+            mr_eval_result_free(&res);
+        }
+        mr_router_free(r);
+        mr_eval_cache_free(cache);
+        mr_eval_result_free(&clean);
+    }
+    g->data = full;
+    out->calib_seconds = now_s() - t_start;
+    /* the share of wall time the process got the CPU for: what other work left it */
+    double busy = out->calib_seconds > 0 ? (cpu_s() - c_start) / out->calib_seconds : 0;
+    out->cpu_per_wall = busy;
+    /* a group: its clean pass, one pass per corrupted cell, one clean pass per checkpoint */
+    for (int gi = 0; st == MR_OK && gi < g->n_groups; gi++) {
+        const mr_grid_group *gr = &g->groups[gi];
+        const mr_cfg_model *cm = &c->models[gr->model];
+        double passes = 1.0 + (cm->n_ckpt > 1 ? cm->n_ckpt : 0);
+        for (int i = 0; i < gr->n_cells; i++) {
+            const mr_grid_cell *cell = &g->cells[gr->first_cell + i];
+            if (cell->meta.kind != MR_CELL_CORRUPT) continue;
+            for (int ci = 0; ci < g->n_corr; ci++)
+                if (g->corr[ci] == cell->corr) passes += corr_ratio[ci];
+        }
+        out->group_seconds[gi] = passes * per_sample[gi] * full->n;
+        out->total_seconds += out->group_seconds[gi];
+    }
+    free(per_sample);
+    free(corr_ratio);
+    if (st != MR_OK) mr_grid_estimate_free(out);
+    return st;
+}
+
+void mr_grid_estimate_free(mr_grid_estimate_out *e)
+{
+    free(e->group_seconds);
+    memset(e, 0, sizeof *e);
 }

@@ -74,6 +74,23 @@ int mr_grid_run(mr_grid *g, const mr_grid_run_opts *o);
  * not complete. */
 int mr_grid_write_summary(const mr_grid *g, const char *dir);
 
+/* `run --dry-run`: the time each group would take, estimated from a short calibration
+ * on the first samples (a few micro-batches per thread): every group's clean pass, and
+ * every corruption once (its middle severity, in the first group that runs it) as a
+ * multiple of that group's clean pass. A group costs its clean pass, one pass per
+ * corrupted cell and one clean pass per checkpoint; costs scale with the sample count.
+ * Nothing is written. Ownership: group_seconds [n_groups], mr_grid_estimate_free(). */
+typedef struct mr_grid_estimate_out {
+    double *group_seconds;
+    double total_seconds;
+    int calib_samples;
+    double calib_seconds;
+    double cpu_per_wall;   /* CPU seconds per wall second during the calibration (threads
+                              busy: below the thread count when other work shares cores) */
+} mr_grid_estimate_out;
+int mr_grid_estimate(mr_grid *g, int threads, mr_grid_estimate_out *out);
+void mr_grid_estimate_free(mr_grid_estimate_out *e);
+
 /* Path of a cell's file: DIR/cells/<file>. */
 void mr_grid_cell_path(char *buf, size_t cap, const char *dir, const mr_grid_cell *c);
 

@@ -13,10 +13,20 @@
 #include "../analysis/mr_parse.h"
 #include "../io/mr_fs.h"
 
+enum { SEC_RUN, SEC_DATA, SEC_CORR, SEC_MODEL, SEC_ROUTER };
+
+/* One `--set SECTION.KEY=VALUE`, split. */
+typedef struct override {
+    int kind;                 /* SEC_* */
+    char name[MR_NAME_LEN];   /* model / router sections */
+    char key[MR_NAME_LEN];
+    char value[MR_SET_LEN];
+} override;
+
 typedef struct parse_ctx {
     mr_run_config *c;
     FILE *fp;
-    int line;        /* line the reader last returned */
+    int line;        /* line the reader last returned; -(i + 1) while applying --set i */
     int status;      /* first error */
     int too_long;
     int seen_line[3]; /* line of [run], [data], [corruptions] once seen (0: not yet) */
@@ -28,10 +38,17 @@ typedef struct parse_ctx {
         char key[MR_NAME_LEN];
         int line;
     } *keys;
+    int n_ov;
+    override *ov;
+    /* the model / router section keys go to: -1, the last one opened (reading the
+     * file); an index while applying an override */
+    int target_model, target_router;
 } parse_ctx;
 
 static void open_section(parse_ctx *p, const char *line);
+static void register_section(parse_ctx *p, const char *sec);
 static int valid_name(const char *s);
+static int overridden(const parse_ctx *p, const char *section, const char *key);
 
 /* Longest line the reader accepts (inih's buffer less the newline and the NUL): what
  * mr_runcfg_write produces must stay within it, or `merge` could not read DIR/config.ini. */
@@ -86,12 +103,21 @@ static char *reader(char *str, int num, void *stream)
     return str;
 }
 
+void mr_runcfg_where(const mr_run_config *c, int line, char *buf, size_t cap)
+{
+    if (line < 0 && -line <= c->n_set)
+        snprintf(buf, cap, "%s: --set %s", c->file, c->set[-line - 1]);
+    else
+        snprintf(buf, cap, "%s:%d", c->file, line);
+}
+
 #define FAIL(...)                                                                    \
     do {                                                                             \
         if (p->status == MR_OK) {                                                    \
-            char msg_[700];                                                          \
+            char msg_[700], at_[MR_PATH_LEN + MR_SET_LEN + 16];                      \
             snprintf(msg_, sizeof msg_, __VA_ARGS__);                                \
-            p->status = mr_error_set(MR_EINPUT, "%s:%d: %s", p->c->file, p->line, msg_); \
+            mr_runcfg_where(p->c, p->line, at_, sizeof at_);                         \
+            p->status = mr_error_set(MR_EINPUT, "%s: %s", at_, msg_);               \
         }                                                                            \
         return 0;                                                                    \
     } while (0)
@@ -194,9 +220,19 @@ static int parse_compress(parse_ctx *p, mr_cfg_model *m, const char *v)
     return 1;
 }
 
+static mr_cfg_model *cur_model(parse_ctx *p)
+{
+    return &p->c->models[p->target_model >= 0 ? p->target_model : p->c->n_models - 1];
+}
+
+static mr_cfg_router *cur_router(parse_ctx *p)
+{
+    return &p->c->routers[p->target_router >= 0 ? p->target_router : p->c->n_routers - 1];
+}
+
 static int add_model_router(parse_ctx *p, const char *n)
 {
-    mr_cfg_model *m = &p->c->models[p->c->n_models - 1];
+    mr_cfg_model *m = cur_model(p);
     if (!valid_name(n)) FAIL("routers: '%s' is not a router section name", n);
     for (int i = 0; i < m->n_sel; i++)
         if (strcmp(m->sel[i], n) == 0) return 1; /* named twice: once is enough */
@@ -217,7 +253,7 @@ int mr_runcfg_model_runs(const mr_run_config *c, int model, int router)
 
 static int add_k(parse_ctx *p, const char *s)
 {
-    mr_cfg_router *r = &p->c->routers[p->c->n_routers - 1];
+    mr_cfg_router *r = cur_router(p);
     long a, b;
     const char *dash = strchr(s, '-');
     if (dash) {
@@ -279,13 +315,20 @@ static void open_section(parse_ctx *p, const char *line)
     while (n && (section[n - 1] == ' ' || section[n - 1] == '\t')) section[--n] = '\0';
     char *sec = section;
     while (*sec == ' ') sec++;
+    register_section(p, sec);
+}
+
+/* Add the section `sec` ("model NAME", "router NAME", "run", ...) as met at p->line. */
+static void register_section(parse_ctx *p, const char *sec)
+{
     mr_run_config *c = p->c;
     const char *name;
 #define SFAIL(...)                                                                        \
     do {                                                                                  \
-        char m_[600];                                                                     \
+        char m_[600], at_[MR_PATH_LEN + MR_SET_LEN + 16];                                 \
         snprintf(m_, sizeof m_, __VA_ARGS__);                                             \
-        p->status = mr_error_set(MR_EINPUT, "%s:%d: %s", c->file, p->line, m_);           \
+        mr_runcfg_where(c, p->line, at_, sizeof at_);                                     \
+        p->status = mr_error_set(MR_EINPUT, "%s: %s", at_, m_);                           \
         return;                                                                           \
     } while (0)
     if ((name = section_name(sec, "model"))) {
@@ -330,12 +373,15 @@ static int repeatable(const char *section, const char *key)
             (strcmp(key, "checkpoint") == 0 || strcmp(key, "routers") == 0));
 }
 
-/* The line `key` was first given on in `section`, or 0; records it. -1: out of memory. */
-static int seen_before(parse_ctx *p, const char *section, const char *key)
+/* 1 with *line where `key` was first given in `section` (a --set: a negative line, see
+ * mr_runcfg_where), 0 if it was not (it is recorded), -1 when out of memory. */
+static int seen_before(parse_ctx *p, const char *section, const char *key, int *line)
 {
     for (int i = 0; i < p->n_keys; i++)
-        if (strcmp(p->keys[i].section, section) == 0 && strcmp(p->keys[i].key, key) == 0)
-            return p->keys[i].line;
+        if (strcmp(p->keys[i].section, section) == 0 && strcmp(p->keys[i].key, key) == 0) {
+            *line = p->keys[i].line;
+            return 1;
+        }
     if (p->n_keys == p->cap_keys) {
         int cap = p->cap_keys ? 2 * p->cap_keys : 32;
         struct seen_key *k = realloc(p->keys, (size_t)cap * sizeof *k);
@@ -355,16 +401,22 @@ static int handler(void *user, const char *section, const char *key, const char 
     parse_ctx *p = user;
     mr_run_config *c = p->c;
     if (p->status != MR_OK) return 0;
+    /* a key that --set gives is read from the overrides only */
+    if (p->line > 0 && overridden(p, section, key)) return 1;
     long l;
     double x;
     const char *name;
     if (section[0] && !repeatable(section, key)) {
-        int first = seen_before(p, section, key);
-        if (first < 0) FAIL("out of memory");
-        if (first > 0)
+        int first = 0, seen = seen_before(p, section, key, &first);
+        if (seen < 0) FAIL("out of memory");
+        if (seen > 0 && first > 0)
             FAIL("%s given twice in [%s] (first at line %d): the second value would silently "
                  "override the first",
                  key, section, first);
+        if (seen > 0)
+            FAIL("%s given twice in [%s] (first by --set %s): the second value would silently "
+                 "override the first",
+                 key, section, c->set[-first - 1]);
     }
     /* an empty value means nothing: refuse it rather than guess (`severities =` dropped
      * every corrupted cell); `names =` is the one empty list with a meaning (no
@@ -417,7 +469,7 @@ static int handler(void *user, const char *section, const char *key, const char 
     } else if ((name = section_name(section, "model"))) {
         /* never index models[-1], whatever the reader and inih disagree on */
         if (c->n_models == 0) FAIL("[%s]: section header not recognised", section);
-        mr_cfg_model *m = &c->models[c->n_models - 1];
+        mr_cfg_model *m = cur_model(p);
         if (strcmp(key, "path") == 0) {
             if (!copy(m->path, sizeof m->path, v)) FAIL("path: too long");
         } else if (strcmp(key, "checkpoint") == 0) {
@@ -435,7 +487,7 @@ static int handler(void *user, const char *section, const char *key, const char 
         }
     } else if ((name = section_name(section, "router"))) {
         if (c->n_routers == 0) FAIL("[%s]: section header not recognised", section);
-        mr_cfg_router *r = &c->routers[c->n_routers - 1];
+        mr_cfg_router *r = cur_router(p);
         if (strcmp(key, "type") == 0) {
             if (!mr_router_lookup(v)) FAIL("type = %s: unknown router", v);
             copy(r->type, sizeof r->type, v);
@@ -471,7 +523,130 @@ static int handler(void *user, const char *section, const char *key, const char 
     return 1;
 }
 
+/* Split `SECTION.KEY=VALUE` into o; MR_EINPUT naming the argument. SECTION is run, data,
+ * corruptions, model.NAME or router.NAME (NAME may hold dots: KEY follows the last one;
+ * no key has a dot). VALUE is trimmed as inih trims a value. */
+static int parse_override(override *o, const char *file, const char *arg)
+{
+    memset(o, 0, sizeof *o);
+#define OFAIL(...)                                                                  \
+    do {                                                                            \
+        char m_[400];                                                               \
+        snprintf(m_, sizeof m_, __VA_ARGS__);                                       \
+        return mr_error_set(MR_EINPUT, "%s: --set %s: %s", file, arg, m_);          \
+    } while (0)
+    const char *eq = strchr(arg, '=');
+    const char *dot = NULL;
+    for (const char *q = arg; eq && q < eq; q++)
+        if (*q == '.') dot = q;
+    if (!eq || !dot || dot == arg || dot + 1 == eq)
+        OFAIL("expected SECTION.KEY=VALUE (e.g. run.limit=50, router.similarity.tau=2)");
+    for (const char *q = arg; *q; q++)
+        if (*q != '\t' && ((unsigned char)*q < 0x20 || *q == 0x7f))
+            OFAIL("control character 0x%02x (a config is text)", (unsigned char)*q);
+    /* blanks around the section and the key are dropped, as inih drops them in a file */
+    const char *s0 = arg, *s1 = dot, *k0 = dot + 1, *k1 = eq;
+    while (s0 < s1 && isspace((unsigned char)*s0)) s0++;
+    while (s1 > s0 && isspace((unsigned char)s1[-1])) s1--;
+    while (k0 < k1 && isspace((unsigned char)*k0)) k0++;
+    while (k1 > k0 && isspace((unsigned char)k1[-1])) k1--;
+    size_t sec_len = (size_t)(s1 - s0), key_len = (size_t)(k1 - k0);
+    if (!sec_len || !key_len) OFAIL("expected SECTION.KEY=VALUE (e.g. run.limit=50, router.similarity.tau=2)");
+    char sec[MR_NAME_LEN + 16];
+    if (sec_len >= sizeof sec) OFAIL("section name too long");
+    memcpy(sec, s0, sec_len);
+    sec[sec_len] = '\0';
+    if (key_len >= sizeof o->key) OFAIL("key too long");
+    memcpy(o->key, k0, key_len);
+    o->key[key_len] = '\0';
+    static const char *const single[3] = {"run", "data", "corruptions"};
+    o->kind = -1;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(sec, single[i]) == 0) o->kind = i;
+    if (o->kind < 0) {
+        const char *name = NULL;
+        if (strncmp(sec, "model", 5) == 0 && (sec[5] == '.' || sec[5] == ' ')) {
+            o->kind = SEC_MODEL;
+            name = sec + 6;
+        } else if (strncmp(sec, "router", 6) == 0 && (sec[6] == '.' || sec[6] == ' ')) {
+            o->kind = SEC_ROUTER;
+            name = sec + 7;
+        } else {
+            OFAIL("unknown section '%s' (run, data, corruptions, model.NAME, router.NAME)", sec);
+        }
+        if (!name[0] || !valid_name(name) || strlen(name) >= MR_NAME_LEN)
+            OFAIL("'%s' is not a section name (letters, digits, '-', '_', '.')", name);
+        strcpy(o->name, name);
+    }
+    const char *v = eq + 1;
+    while (isspace((unsigned char)*v)) v++;
+    size_t vlen = strlen(v);
+    while (vlen && isspace((unsigned char)v[vlen - 1])) vlen--;
+    /* what DIR/config.ini gets must read back the same: a line of at most MAX_LINE
+     * characters, and no inline comment (';' after a blank) */
+    if (key_len + vlen + 1 > MAX_LINE) OFAIL("longer than %d characters", MAX_LINE);
+    for (size_t k = 1; k < vlen; k++)
+        if (v[k] == ';' && isspace((unsigned char)v[k - 1]))
+            OFAIL("';' after a blank starts a comment in a config: not allowed in a value");
+    memcpy(o->value, v, vlen);
+    o->value[vlen] = '\0';
+#undef OFAIL
+    return MR_OK;
+}
+
+/* Whether an override gives key `key` of the file's section `section`. */
+static int overridden(const parse_ctx *p, const char *section, const char *key)
+{
+    for (int i = 0; i < p->n_ov; i++) {
+        const override *o = &p->ov[i];
+        if (strcmp(o->key, key) != 0) continue;
+        const char *name;
+        if (o->kind == SEC_MODEL) {
+            if ((name = section_name(section, "model")) && strcmp(name, o->name) == 0) return 1;
+        } else if (o->kind == SEC_ROUTER) {
+            if ((name = section_name(section, "router")) && strcmp(name, o->name) == 0) return 1;
+        } else {
+            static const char *const single[3] = {"run", "data", "corruptions"};
+            if (strcmp(section, single[o->kind]) == 0) return 1;
+        }
+    }
+    return 0;
+}
+
+/* Read override i as a line of its section, adding a model or router section that the
+ * file does not have. */
+static void apply_override(parse_ctx *p, int i)
+{
+    mr_run_config *c = p->c;
+    const override *o = &p->ov[i];
+    p->line = -(i + 1);
+    p->target_model = p->target_router = -1;
+    char section[MR_NAME_LEN + 16];
+    static const char *const single[3] = {"run", "data", "corruptions"};
+    if (o->kind == SEC_MODEL || o->kind == SEC_ROUTER) {
+        int model = o->kind == SEC_MODEL, n = model ? c->n_models : c->n_routers, at = -1;
+        snprintf(section, sizeof section, "%s %s", model ? "model" : "router", o->name);
+        for (int j = 0; j < n; j++)
+            if (strcmp(model ? c->models[j].name : c->routers[j].name, o->name) == 0) at = j;
+        if (at < 0) {
+            register_section(p, section);
+            if (p->status != MR_OK) return;
+            at = (model ? c->n_models : c->n_routers) - 1;
+        }
+        if (model) p->target_model = at;
+        else p->target_router = at;
+    } else {
+        snprintf(section, sizeof section, "%s", single[o->kind]);
+    }
+    handler(p, section, o->key, o->value);
+}
+
 int mr_runcfg_load(mr_run_config *c, const char *path)
+{
+    return mr_runcfg_load_set(c, path, 0, NULL);
+}
+
+int mr_runcfg_load_set(mr_run_config *c, const char *path, int n_set, char *const *set)
 {
     /* a regular file of bounded size, read whole: a FIFO or /dev/zero given as the config
      * is refused instead of blocking or spinning (issue #23) */
@@ -494,7 +669,7 @@ int mr_runcfg_load(mr_run_config *c, const char *path)
         fp = fmemopen(empty, 1, "r");
         if (fp) getc(fp);
     }
-    st = fp ? mr_runcfg_parse(c, fp, path) : mr_error_set(MR_ENOMEM, "out of memory");
+    st = fp ? mr_runcfg_parse_set(c, fp, path, n_set, set) : mr_error_set(MR_ENOMEM, "out of memory");
     if (fp) fclose(fp);
     free(text);
     return st;
@@ -502,47 +677,83 @@ int mr_runcfg_load(mr_run_config *c, const char *path)
 
 int mr_runcfg_parse(mr_run_config *c, FILE *fp, const char *path)
 {
+    return mr_runcfg_parse_set(c, fp, path, 0, NULL);
+}
+
+static int parse_checked(mr_run_config *c, FILE *fp, const char *path, override *ov, int n_ov);
+
+int mr_runcfg_parse_set(mr_run_config *c, FILE *fp, const char *path, int n_set,
+                        char *const *set)
+{
     memset(c, 0, sizeof *c);
     snprintf(c->file, sizeof c->file, "%s", path);
+    MR_REQUIRE(n_set <= MR_CFG_MAX_SET, MR_EINPUT, "%s: more than %d --set options", path,
+               MR_CFG_MAX_SET);
+    override *ov = n_set ? calloc((size_t)n_set, sizeof *ov) : NULL;
+    MR_REQUIRE(ov || !n_set, MR_ENOMEM, "out of memory");
+    int st = MR_OK;
+    for (int i = 0; st == MR_OK && i < n_set; i++) {
+        st = parse_override(&ov[i], path, set[i]);
+        if (st == MR_OK && strlen(set[i]) >= MR_SET_LEN)
+            st = mr_error_set(MR_EINPUT, "%s: --set %.60s...: too long", path, set[i]);
+        if (st == MR_OK) snprintf(c->set[c->n_set++], MR_SET_LEN, "%s", set[i]);
+    }
+    if (st == MR_OK) st = parse_checked(c, fp, path, ov, n_set);
+    free(ov);
+    return st;
+}
+
+/* The file, then the overrides, then the checks across sections. */
+static int parse_checked(mr_run_config *c, FILE *fp, const char *path, override *ov, int n_ov)
+{
     c->bootstrap = 1000;
     c->level = 0.95;
     c->batch = 32;
     c->calib_limit = MR_COMPRESS_DEFAULT_CALIB_LIMIT;
     c->formats = MR_OUT_JSON | MR_OUT_CSV;
     c->sev_mask = 0x3e; /* 1..5 */
-    parse_ctx p = {.c = c, .fp = fp, .status = MR_OK};
+    parse_ctx p = {.c = c, .fp = fp, .status = MR_OK, .n_ov = n_ov, .ov = ov,
+                   .target_model = -1, .target_router = -1};
     int rc = ini_parse_stream(reader, &p, handler, &p);
+    /* keys that accumulate (checkpoint, routers, names) start empty for an override */
+    if (p.status == MR_OK && rc == 0)
+        for (int i = 0; i < n_ov && p.status == MR_OK; i++) apply_override(&p, i);
     free(p.keys);
     if (p.status != MR_OK) return p.status;
     if (rc > 0) return mr_error_set(MR_EINPUT, "%s:%d: not an INI line (expected [section] or key = value)", path, rc);
     if (rc < 0) return mr_error_set(MR_EINPUT, "%s: cannot read", path);
+    char at[MR_PATH_LEN + MR_SET_LEN + 16];
     MR_REQUIRE(c->data[0], MR_EINPUT, "%s: missing [data] path", path);
     MR_REQUIRE(c->n_models >= 1, MR_EINPUT, "%s: no [model NAME] section", path);
     MR_REQUIRE(c->n_routers >= 1, MR_EINPUT, "%s: no [router NAME] section", path);
     for (int i = 0; i < c->n_models; i++) {
         const mr_cfg_model *m = &c->models[i];
-        MR_REQUIRE(m->path[0], MR_EINPUT, "%s:%d: [model %s] has no path", path, m->line, m->name);
+        mr_runcfg_where(c, m->line, at, sizeof at);
+        MR_REQUIRE(m->path[0], MR_EINPUT, "%s: [model %s] has no path", at, m->name);
+        mr_runcfg_where(c, m->compress_line, at, sizeof at);
         MR_REQUIRE(!m->compress[0] || c->calib[0], MR_EINPUT,
-                   "%s:%d: [model %s] compress needs calibration data: set [data] calib", path,
-                   m->compress_line, m->name);
+                   "%s: [model %s] compress needs calibration data: set [data] calib", at,
+                   m->name);
         MR_REQUIRE(!m->compress[0] || m->n_ckpt == 0, MR_EINPUT,
-                   "%s:%d: [model %s] compress cannot be combined with checkpoint (checkpoint "
+                   "%s: [model %s] compress cannot be combined with checkpoint (checkpoint "
                    "fluctuation is measured on the original model)",
-                   path, m->compress_line, m->name);
+                   at, m->name);
     }
-    for (int i = 0; i < c->n_routers; i++)
+    for (int i = 0; i < c->n_routers; i++) {
+        mr_runcfg_where(c, c->routers[i].line, at, sizeof at);
         MR_REQUIRE(mr_router_lookup(c->routers[i].type), MR_EINPUT,
-                   "%s:%d: [router %s]: unknown router type '%s' (set type = ...)", path,
-                   c->routers[i].line, c->routers[i].name, c->routers[i].type);
+                   "%s: [router %s]: unknown router type '%s' (set type = ...)", at,
+                   c->routers[i].name, c->routers[i].type);
+    }
     for (int i = 0; i < c->n_models; i++) {
         mr_cfg_model *m = &c->models[i];
         for (int j = 0; j < m->n_sel; j++) {
             m->sel_router[j] = -1;
             for (int r = 0; r < c->n_routers; r++)
                 if (strcmp(c->routers[r].name, m->sel[j]) == 0) m->sel_router[j] = r;
+            mr_runcfg_where(c, m->sel_line, at, sizeof at);
             MR_REQUIRE(m->sel_router[j] >= 0, MR_EINPUT,
-                       "%s:%d: [model %s] routers: no [router %s] section", path, m->sel_line,
-                       m->name, m->sel[j]);
+                       "%s: [model %s] routers: no [router %s] section", at, m->name, m->sel[j]);
         }
     }
     if (!c->reference[0]) strcpy(c->reference, c->routers[0].name);

@@ -22,6 +22,8 @@
 #define MR_PATH_LEN 1024
 /* A config is text that names files and lists settings; anything larger is not one. */
 #define MR_CFG_MAX_BYTES ((size_t)16 << 20)
+#define MR_CFG_MAX_SET 64
+#define MR_SET_LEN (MR_PATH_LEN + 128)
 
 typedef struct mr_cfg_model {
     char name[MR_NAME_LEN];
@@ -55,6 +57,11 @@ typedef struct mr_cfg_router {
 
 typedef struct mr_run_config {
     char file[MR_PATH_LEN];
+    /* `run --set SECTION.KEY=VALUE` overrides, as given; a key set by the i-th has line
+     * -(i + 1) (mr_runcfg_where). Not part of the resolved config or its hash: the
+     * values they set are. */
+    int n_set;
+    char set[MR_CFG_MAX_SET][MR_SET_LEN];
     /* [run] */
     char out[MR_PATH_LEN];
     uint64_t seed;
@@ -91,6 +98,20 @@ int mr_runcfg_load(mr_run_config *c, const char *path);
 /* The same from an open stream (e.g. fmemopen: the fuzz harness); `path` names it in
  * messages. The caller closes fp. */
 int mr_runcfg_parse(mr_run_config *c, FILE *fp, const char *path);
+
+/* The same with overrides `SECTION.KEY=VALUE` (`run --set`, docs/config.md): SECTION is
+ * run, data, corruptions, model.NAME or router.NAME (a model or router section that does
+ * not exist is added); every line of the file that sets SECTION.KEY is dropped, and each
+ * override is then read as if it were such a line, in order, with the same checks (a
+ * repeatable key, e.g. checkpoint, may be set several times). Errors name the file and
+ * the override: "FILE: --set run.limit=x: limit = x: not an integer >= 0". */
+int mr_runcfg_load_set(mr_run_config *c, const char *path, int n_set, char *const *set);
+int mr_runcfg_parse_set(mr_run_config *c, FILE *fp, const char *path, int n_set,
+                        char *const *set);
+
+/* Where a key came from, for messages: "FILE:LINE", or "FILE: --set SECTION.KEY=VALUE"
+ * for a line recorded as -(i + 1). */
+void mr_runcfg_where(const mr_run_config *c, int line, char *buf, size_t cap);
 
 /* Write the resolved configuration as INI (every default made explicit), the same text
  * for the same settings: used for DIR/config.ini and the config hash. */

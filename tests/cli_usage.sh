@@ -1,6 +1,8 @@
 #!/bin/sh
-# CLI contract: --help on every command exits 0; bad options and values exit 2 with a
-# message naming them; a valid eval prints accuracy and per-layer entropy.
+# CLI contract: --help and --version on every command exit 0; bad options and values
+# exit 2 with a message naming them; a valid eval prints accuracy and per-layer entropy;
+# run --dry-run prints the grid and writes nothing; run --set gives the config that the
+# edited file gives.
 set -u
 bin=$1
 fail=0
@@ -99,4 +101,46 @@ b=$("$bin" eval --model models/kjv-char-moe-softmax.h5 --data models/kjv-char-te
 a=$("$bin" eval --model $m --data $d --threads 1 | tail -n +4)
 b=$("$bin" eval --model $m --data $d --threads 2 | tail -n +4)
 [ "$a" = "$b" ] && echo "ok   threads 1 == threads 2" || { echo "FAIL thread outputs differ"; fail=1; }
+# --version everywhere (man pages are made from --help and --version: help2man)
+version=$("$bin" --version)
+case "$version" in "moe-robust "[0-9]*.[0-9]*.[0-9]*) echo "ok   --version: $version" ;; *) echo "FAIL --version: $version"; fail=1 ;; esac
+for c in inspect eval run merge corrupt report baseline check; do
+  expect 0 "$version" -- "$bin" $c --version
+  expect 0 "usage: moe-robust $c" -- "$bin" $c --help
+  out=$("$bin" $c --help); case "$out" in *--version*) ;; *) echo "FAIL $c --help does not list --version"; fail=1 ;; esac
+done
+# one version everywhere: CMake's project(VERSION), --version, CITATION.cff, CHANGELOG.md
+v=$(sed -n 's/^project(moe_robust VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
+[ "$version" = "moe-robust $v" ] && echo "ok   --version is CMake's $v" || { echo "FAIL --version '$version', CMakeLists.txt '$v'"; fail=1; }
+grep -q "^version: $v\$" CITATION.cff && echo "ok   CITATION.cff version $v" || { echo "FAIL CITATION.cff lacks 'version: $v'"; fail=1; }
+grep -q "^## \[$v\]" CHANGELOG.md && echo "ok   CHANGELOG.md has [$v]" || { echo "FAIL CHANGELOG.md lacks '## [$v]'"; fail=1; }
+head -1 LICENSE | grep -q '^MIT License$' && grep -q '^license: MIT$' CITATION.cff && echo "ok   LICENSE and CITATION.cff: MIT" || { echo "FAIL LICENSE/CITATION.cff license"; fail=1; }
+# run --dry-run: the grid of tests/configs/tiny-grid.ini (88 cells), nothing written
+tmp=$(mktemp -d /tmp/mr-usage-XXXXXX)
+cfg=tests/configs/tiny-grid.ini
+expect 0 "nothing was written" -- "$bin" run $cfg --dry-run --out "$tmp/dry" --threads 1
+out=$("$bin" run $cfg --dry-run --out "$tmp/dry" --threads 1 2>&1)
+total=$(echo "$out" | awk '$1 == "total" {print $2, $3, $4, $5}')
+[ "$total" = "4 80 4 88" ] && echo "ok   dry run: 88 cells (4 clean, 80 corrupted, 4 fluctuation)" || { echo "FAIL dry run totals '$total': $out"; fail=1; }
+[ -e "$tmp/dry" ] && { echo "FAIL --dry-run created $tmp/dry"; fail=1; } || echo "ok   --dry-run wrote nothing"
+echo "$out" | grep -q '^tiny/sim@k2 .* 22 ' && echo "ok   dry run: tiny/sim@k2 has 22 cells" || { echo "FAIL dry run group line: $out"; fail=1; }
+expect 2 "--dry-run covers the whole grid" -- "$bin" run $cfg --dry-run --shard 0/2
+# --set: the same hash as the edited file; the resolved config holds the value
+sed 's/^seed = 3$/seed = 4/; s/^tau = 2$/tau = 0.5/' $cfg > "$tmp/edited.ini"
+hash_of() { sed -n 's/^config .*(config_hash \([0-9a-f]*\)).*/\1/p'; }
+h1=$("$bin" run "$tmp/edited.ini" --dry-run --threads 1 2>&1 | hash_of)
+h2=$("$bin" run $cfg --set run.seed=4 --set router.sim.tau=0.5 --dry-run --threads 1 2>&1 | hash_of)
+h0=$("$bin" run $cfg --dry-run --threads 1 2>&1 | hash_of)
+[ -n "$h1" ] && [ "$h1" = "$h2" ] && [ "$h0" != "$h1" ] && echo "ok   --set gives the edited file's config hash $h1" || { echo "FAIL --set hash $h2 vs edited $h1"; fail=1; }
+"$bin" run $cfg --set run.limit=2 --set corruptions.names=contrast --set corruptions.severities=1 \
+    --set router.sim.corruptions=no --out "$tmp/set" --threads 1 --quiet || { echo "FAIL run --set exited $?"; fail=1; }
+grep -q '^limit = 2$' "$tmp/set/config.ini" && grep -q '^names = contrast$' "$tmp/set/config.ini" &&
+  echo "ok   DIR/config.ini holds the --set values" || { echo "FAIL config.ini: $(cat "$tmp/set/config.ini")"; fail=1; }
+n=$(grep -c '"id":' "$tmp/set/summary.json")
+# softmax@k1, softmax@k2, attention@k2: clean, contrast/s1, fluct; sim@k2: clean, fluct
+[ "$n" -eq 11 ] && echo "ok   run --set: 11 cells" || { echo "FAIL run --set: $n cells, expected 11"; fail=1; }
+"$bin" merge "$tmp/set" 2>/dev/null && echo "ok   merge reads the resolved config back" || { echo "FAIL merge of a --set run"; fail=1; }
+expect 2 "--set run.limit=x: limit = x: not an integer" -- "$bin" run $cfg --set run.limit=x --out "$tmp/x"
+[ -e "$tmp/x" ] && { echo "FAIL a bad --set wrote $tmp/x"; fail=1; }
+rm -rf "$tmp"
 exit $fail

@@ -24,6 +24,18 @@ static int load_text(mr_run_config *c, const char *text)
     return st;
 }
 
+static int load_text_set(mr_run_config *c, const char *text, int n_set, char *const *set)
+{
+    strcpy(path, "/tmp/mr-cfg-XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (int)strlen(text));
+    close(fd);
+    int st = mr_runcfg_load_set(c, path, n_set, set);
+    unlink(path);
+    return st;
+}
+
 static void expect_error(const char *text, int line, const char *needle)
 {
     mr_run_config c;
@@ -249,6 +261,100 @@ START_TEST(compress_keys)
 }
 END_TEST
 
+/* run --set: an override replaces every value of its key (repeatable keys start empty),
+ * may add a section, and gives the same resolved config (and hash) as the edited file. */
+START_TEST(set_overrides)
+{
+    static mr_run_config c, edited;
+    const char *text = "[run]\nseed = 1\n" BASE "checkpoint = a.h5\ncheckpoint = b.h5\n"
+                       "[router base]\ntype = softmax\n[router sim]\ntype = similarity\ntau = 0.5\n"
+                       "[corruptions]\nnames = image\nnames = embed\nseverities = 1-5\n";
+    char *set[] = {"run.seed=9", "router.sim.tau = 3", "model.m.checkpoint=x.h5",
+                   "model.m.checkpoint=y.h5", "corruptions.names=fog, contrast",
+                   "router.rnd.type=random", "router.sim.top_k=1,3", "corruptions.severities=2",
+                   "data.path=other.h5", "run.limit=50"};
+    int n = (int)(sizeof set / sizeof set[0]);
+    ck_assert_msg(load_text_set(&c, text, n, set) == MR_OK, "%s", mr_error_message());
+    ck_assert_int_eq((int)c.seed, 9);
+    ck_assert_int_eq((int)c.limit, 50);
+    ck_assert_str_eq(c.data, "other.h5");
+    ck_assert_int_eq(c.models[0].n_ckpt, 2);
+    ck_assert_str_eq(c.models[0].ckpt[0], "x.h5");
+    ck_assert_str_eq(c.models[0].ckpt[1], "y.h5");
+    ck_assert_int_eq(c.n_corr_names, 2);
+    ck_assert_str_eq(c.corr_names[0], "fog");
+    ck_assert_int_eq(c.sev_mask, 1 << 2);
+    ck_assert_int_eq(c.n_routers, 3);
+    ck_assert_str_eq(c.routers[2].name, "rnd");
+    ck_assert_str_eq(c.routers[2].type, "random");
+    ck_assert_int_eq(c.routers[1].opts.n, 1);
+    ck_assert_str_eq(c.routers[1].opts.val[0], "3");
+    ck_assert_int_eq(c.routers[1].n_k, 2);
+    ck_assert_int_eq(c.n_set, n);
+    const char *same = "[run]\nseed = 9\nlimit = 50\n[data]\npath = other.h5\n[model m]\npath = m.h5\n"
+                       "checkpoint = x.h5\ncheckpoint = y.h5\n"
+                       "[router base]\ntype = softmax\n[router sim]\ntype = similarity\ntau = 3\n"
+                       "top_k = 1,3\n[router rnd]\ntype = random\n"
+                       "[corruptions]\nnames = fog, contrast\nseverities = 2\n";
+    ck_assert_msg(load_text(&edited, same) == MR_OK, "%s", mr_error_message());
+    ck_assert_msg(mr_runcfg_hash(&c) == mr_runcfg_hash(&edited), "--set differs from the edited file");
+    /* the resolved config (DIR/config.ini, read by merge) holds the overridden values */
+    read_back(&edited, &c);
+    ck_assert_msg(mr_runcfg_hash(&c) == mr_runcfg_hash(&edited), "resolved config does not read back");
+}
+END_TEST
+
+/* A bad override is refused as the same line in the file would be, naming the file and
+ * the override; malformed overrides name what a --set must look like. */
+START_TEST(set_errors)
+{
+    static const struct {
+        const char *set, *needle;
+    } cases[] = {
+        {"run.limit=abc", "limit = abc: not an integer"},
+        {"run.limt=5", "unknown key 'limt' in [run]"},
+        {"run.level=2", "level = 2: not a number in [0.5, 0.9999]"},
+        {"foo.bar=1", "unknown section 'foo'"},
+        {"limit=5", "expected SECTION.KEY=VALUE"},
+        {"run.limit", "expected SECTION.KEY=VALUE"},
+        {".limit=5", "expected SECTION.KEY=VALUE"},
+        {"run.=5", "expected SECTION.KEY=VALUE"},
+        {"model.=x", "expected SECTION.KEY=VALUE"},
+        {"model..path=x", "'' is not a section name"},
+        {"model.a/b.path=x", "'a/b' is not a section name"},
+        {"corruptions.severities=7", "'7' is not a severity"},
+        {"corruptions.colour=red", "unknown key 'colour' in [corruptions]"},
+        {"router.x.type=nosuch", "type = nosuch: unknown router"},
+        {"model.n.checkpoint=c.h5", "[model n] has no path"},
+        {"run.out=a ;b", "';' after a blank"},
+        {"run.out=a\tb\x01", "control character 0x01"},
+        {"run.reference=nosuch", "reference = nosuch names no [router] section"},
+    };
+    const char *text = "[run]\nseed = 1\n" BASE "[router base]\ntype = softmax\n"
+                       "[router sim]\ntype = similarity\n[corruptions]\nnames = image\n";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        static mr_run_config c;
+        char *set[] = {(char *)cases[i].set};
+        ck_assert_msg(load_text_set(&c, text, 1, set) == MR_EINPUT, "case %zu (%s) accepted", i,
+                      cases[i].set);
+        const char *msg = mr_error_message();
+        ck_assert_msg(strstr(msg, path), "case %zu: no file in: %s", i, msg);
+        ck_assert_msg(strstr(msg, cases[i].needle), "case %zu: expected '%s': %s", i,
+                      cases[i].needle, msg);
+        int names_set = strstr(msg, "--set ") != NULL;
+        int whole = strstr(cases[i].needle, "reference") != NULL; /* a check across sections */
+        ck_assert_msg(names_set || whole || strstr(cases[i].needle, "has no path"),
+                      "case %zu: the override is not named: %s", i, msg);
+    }
+    /* too many */
+    static char *many[MR_CFG_MAX_SET + 1];
+    for (int i = 0; i <= MR_CFG_MAX_SET; i++) many[i] = "run.seed=1";
+    static mr_run_config c;
+    ck_assert_int_eq(load_text_set(&c, text, MR_CFG_MAX_SET + 1, many), MR_EINPUT);
+    ck_assert_msg(strstr(mr_error_message(), "more than"), "%s", mr_error_message());
+}
+END_TEST
+
 /* Every shipped example config parses and passes the grid's checks (its model, checkpoint
  * and data files exist and load, every router runs on every model it names): examples
  * that users copy must not rot as models and keys change. */
@@ -256,7 +362,8 @@ START_TEST(shipped_examples_are_valid)
 {
     glob_t gl;
     ck_assert_int_eq(glob("examples/*.ini", 0, NULL, &gl), 0);
-    ck_assert_uint_ge(gl.gl_pathc, 3);
+    ck_assert_int_eq(glob("examples/*/*.ini", GLOB_APPEND, NULL, &gl), 0);
+    ck_assert_uint_ge(gl.gl_pathc, 4);
     for (size_t i = 0; i < gl.gl_pathc; i++) {
         static mr_run_config c;
         ck_assert_msg(mr_runcfg_load(&c, gl.gl_pathv[i]) == MR_OK, "%s", mr_error_message());
@@ -280,6 +387,8 @@ int main(void)
     tcase_add_test(tc, resolved_config_reads_back);
     tcase_add_test(tc, model_routers);
     tcase_add_test(tc, compress_keys);
+    tcase_add_test(tc, set_overrides);
+    tcase_add_test(tc, set_errors);
     suite_add_tcase(s, tc);
     /* loads every shipped model and data set: seconds, more under the sanitizers */
     TCase *ex = tcase_create("examples");

@@ -578,6 +578,31 @@ CONFIGS = [
 ]
 
 
+# `run CONFIG --set SECTION.KEY=VALUE` overrides of tests/configs/tiny-grid.ini: refused
+# as the same line in the file would be (docs/config.md), the message naming the config
+# and the override. (override, must_mention, defect)
+SETS = [
+    ("run.limit=abc", "--set run.limit=abc: limit = abc: not an integer", "limit not a number"),
+    ("run.limit=-1", "limit = -1", "negative limit"),
+    ("run.limt=5", "unknown key 'limt' in [run]", "misspelt key"),
+    ("foo.bar=1", "unknown section 'foo'", "unknown section"),
+    ("limit=5", "expected SECTION.KEY=VALUE", "no section"),
+    ("run.limit", "expected SECTION.KEY=VALUE", "no value"),
+    ("model.a/b.path=x.h5", "'a/b' is not a section name", "model name with a slash"),
+    ("model.tiny.path=tests/fixtures/nope.h5", "tests/fixtures/nope.h5", "model file missing"),
+    ("model.extra.checkpoint=tests/fixtures/tiny-classify.h5", "[model extra] has no path",
+     "a new model section without a path"),
+    ("router.sim.tau=warm", "tau=warm", "router option with a bad value"),
+    ("router.softmax.tau=2", "tau", "option tau on the softmax router, which has none"),
+    ("router.softmax.top_k=9", "top_k = 9 exceeds n_experts", "k above the expert count"),
+    ("router.new.type=nosuch", "type = nosuch: unknown router", "unknown router type"),
+    ("corruptions.names=bogus", "unknown corruption 'bogus'", "unknown corruption"),
+    ("corruptions.severities=0", "'0' is not a severity 1..5", "severity 0"),
+    ("run.reference=nosuch", "reference = nosuch names no [router] section",
+     "reference router that does not exist"),
+]
+
+
 def config_line(text, marker):
     if marker is None:
         return "-"
@@ -676,13 +701,16 @@ def main():
             write(file)
             file = os.path.relpath(file, ROOT)
         rows.append(("compress", file, "-", mention, extra, defect))
+    for override, mention, defect in SETS:
+        rows.append(("run", "tests/configs/tiny-grid.ini", "-", mention,
+                     f"--quiet --set {override}", f"--set {override}: {defect}"))
     with open(os.path.join(args.out, "inputs.tsv"), "w") as f:
         f.write("command\tfile\tline\tmust_mention\targs\tdefect\n")
         for r in rows:
             assert all(r) and not any("\t" in x or "\n" in x for x in r), r
             f.write("\t".join(r) + "\n")
     print(f"{len(DATA)} data files in {data_dir}, {len(CONFIGS)} configs in {cfg_dir}, "
-          f"{len(COMPRESS)} compress cases")
+          f"{len(COMPRESS)} compress cases, {len(SETS)} --set overrides")
 
 
 if __name__ == "__main__":
