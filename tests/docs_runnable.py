@@ -5,13 +5,15 @@
 
 1. Every fenced block whose info string holds the word `runnable` (```sh runnable)
    in a Markdown file of the repository (README.md, docs/*.md, and every other
-   tracked *.md) is run as written, with `sh -e` (or `bash -e` for ```bash),
+   tracked *.md) is run as written, with `sh -e` (`bash -e` for ```bash,
+   /usr/bin/python3 for ```python),
    from the root of a temporary clone: the repository's tracked and untracked,
    not ignored files (what a `git clone` of the working tree would hold), with
    `build` a link to BUILD_DIR, the build under test, as after scripts/build.
    The blocks of one file run in order in one clone, each from the clone's
    root; another file gets a fresh clone. A block passes when it exits 0 within
-   its time limit (`timeout=SECONDS` in the info string, default 300).
+   its time limit (`timeout=SECONDS` in the info string, default 1200: a limit
+   for hangs, not a speed test; the machine may be shared).
 2. In every sh/bash/console block, runnable or not, a path into the
    repository's own folders (examples/, docs/, models/, tools/, scripts/,
    tests/, bench/, .ci/ ...) must exist, and no argument may be a bare `...`
@@ -32,9 +34,10 @@ import time
 
 ROOT = os.getcwd()
 FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([^`]*)$")
-SHELLS = {"sh": "sh", "shell": "sh", "bash": "bash"}
+SHELLS = {"sh": ["sh", "-e", "-c"], "shell": ["sh", "-e", "-c"], "bash": ["bash", "-e", "-c"],
+          "python": ["/usr/bin/python3", "-c"]}
 CHECKED = {"sh", "shell", "bash", "console"}
-DEFAULT_TIMEOUT = 300
+DEFAULT_TIMEOUT = 1200
 
 
 def repo_files():
@@ -160,7 +163,7 @@ def main():
                 where = f"{md}:{no}"
                 shell = SHELLS.get(info[0])
                 if not shell:
-                    print(f"FAIL {where}: runnable block of type '{info[0]}' (use sh or bash)")
+                    print(f"FAIL {where}: runnable block of type '{info[0]}' (use sh, bash or python)")
                     fail = 1
                     continue
                 limit = DEFAULT_TIMEOUT
@@ -169,12 +172,12 @@ def main():
                         limit = int(w.split("=", 1)[1])
                 t0 = time.time()
                 try:
-                    r = subprocess.run([shell, "-e", "-c", text], cwd=clone, timeout=limit,
+                    r = subprocess.run(shell + [text], cwd=clone, timeout=limit,
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL)
                     rc, out = r.returncode, r.stdout.decode(errors="replace")
                 except subprocess.TimeoutExpired as e:
-                    rc, out = f"timeout after {limit} s", (e.stdout or b"").decode(errors="replace")
+                    rc, out = f"none: killed at the {limit} s limit", (e.stdout or b"").decode(errors="replace")
                 n_run += 1
                 dt = time.time() - t0
                 if rc == 0:
