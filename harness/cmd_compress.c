@@ -35,6 +35,7 @@ static void usage(FILE *fp)
             "  --batch B             samples per micro-batch of the calibration pass (default 32)\n"
             "  --out FILE            output model (written to FILE.tmp-PID, then renamed)\n"
             "  -h, --help            this text\n"
+            "  --version             the version\n"
             "\n"
             "methods:\n",
             MR_COMPRESS_DEFAULT_CALIB_LIMIT, MR_COMPRESS_DEFAULT_RANK,
@@ -69,7 +70,8 @@ static int parse(mr_compress_request *rq, int *layers, int argc, char **argv, in
         {"experts", required_argument, 0, 'K'}, {"layers", required_argument, 0, 'L'},
         {"rank", required_argument, 0, 'r'},    {"sparse-keep", required_argument, 0, 's'},
         {"batch", required_argument, 0, 'b'},   {"out", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0}};
     mr_compress_request_init(rq);
     int have_k = 0;
     long v;
@@ -103,6 +105,7 @@ static int parse(mr_compress_request *rq, int *layers, int argc, char **argv, in
         case 'b': MR_TRY(mr_cli_parse_int("--batch", optarg, 1, 65536, &v)); rq->batch = (int)v; break;
         case 'o': rq->out = optarg; break;
         case 'h': *help = 1; return MR_OK;
+        case 'V': *help = 2; return MR_OK;
         case ':': return mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]);
         default: return mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
         }
@@ -122,6 +125,7 @@ int mr_cmd_compress(int argc, char **argv)
     mr_compress_request rq;
     int help = 0;
     int st = parse(&rq, layers, argc, argv, &help);
+    if (help == 2) return mr_cli_version();
     if (help) {
         usage(stdout);
         return 0;
