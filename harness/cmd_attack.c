@@ -58,6 +58,7 @@ static void usage(FILE *fp)
             "  --threads T           OpenMP threads (default: all processors)\n"
             "  --bootstrap B         resamples for the 95%% CIs of the report (default 1000)\n"
             "  -h, --help            this text\n"
+            "  --version             the version\n"
             "\n"
             "methods:\n");
     for (int i = 0; mr_attack_types[i]; i++)
@@ -117,7 +118,7 @@ static int parse(attack_args *a, int argc, char **argv, int *help)
         {"top-k", required_argument, 0, 'k'},      {"limit", required_argument, 0, 'n'},
         {"batch", required_argument, 0, 'b'},      {"threads", required_argument, 0, 't'},
         {"bootstrap", required_argument, 0, 'B'},  {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"version", no_argument, 0, 'V'},          {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     mr_attack_opts_init(&a->ao);
     a->batch = a->ao.batch;
@@ -166,6 +167,7 @@ static int parse(attack_args *a, int argc, char **argv, int *help)
         case 'B': MR_TRY(mr_cli_parse_int("--bootstrap", optarg, 0, 1000000, &a->bootstrap)); break;
         case 'o': MR_TRY(mr_router_opts_add(&a->ropts, optarg)); break;
         case 'h': *help = 1; return MR_OK;
+        case 'V': *help = 2; return MR_OK;
         case ':': return mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]);
         default: return mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
         }
@@ -323,6 +325,7 @@ int mr_cmd_attack(int argc, char **argv)
     attack_args a;
     int help = 0;
     int st = parse(&a, argc, argv, &help);
+    if (help == 2) return mr_cli_version();
     if (help) {
         usage(stdout);
         return 0;
