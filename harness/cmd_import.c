@@ -26,7 +26,8 @@ static void usage(FILE *fp)
             "  --max-seq-len N     longest sequence the model will be run on (default:\n"
             "                      max_position_embeddings, at most 65536); a sliding window at\n"
             "                      least this long is inactive and accepted\n"
-            "  -h, --help          this text\n");
+            "  -h, --help          this text\n"
+            "  --version           the version\n");
 }
 
 int mr_cmd_import(int argc, char **argv)
@@ -34,6 +35,7 @@ int mr_cmd_import(int argc, char **argv)
     static const struct option opts[] = {{"out", required_argument, 0, 'o'},
                                          {"max-seq-len", required_argument, 0, 'T'},
                                          {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
     const char *out = NULL;
     mr_hf_import_opts o = {0};
@@ -49,6 +51,7 @@ int mr_cmd_import(int argc, char **argv)
             o.max_seq_len = (int)v;
             break;
         case 'h': usage(stdout); return 0;
+        case 'V': return mr_cli_version();
         case ':': st = mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]); break;
         default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
         }

@@ -104,7 +104,7 @@ b=$("$bin" eval --model $m --data $d --threads 2 | tail -n +4)
 # --version everywhere (man pages are made from --help and --version: help2man)
 version=$("$bin" --version)
 case "$version" in "moe-robust "[0-9]*.[0-9]*.[0-9]*) echo "ok   --version: $version" ;; *) echo "FAIL --version: $version"; fail=1 ;; esac
-for c in inspect eval run merge corrupt report baseline check compress attack; do
+for c in inspect eval run merge corrupt report baseline check compress attack import; do
   expect 0 "$version" -- "$bin" $c --version
   expect 0 "usage: moe-robust $c" -- "$bin" $c --help
   out=$("$bin" $c --help); case "$out" in *--version*) ;; *) echo "FAIL $c --help does not list --version"; fail=1 ;; esac

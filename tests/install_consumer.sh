@@ -28,7 +28,7 @@ for f in libmoerobust.a libmoerobust.so libmoerobust.so.0 pkgconfig/moerobust.pc
   [ -e "$lib/$f" ] && ok "installed ${lib#$p/}/$f" || bad "missing ${lib#$p/}/$f"
 done
 n=0
-for c in inspect eval run merge corrupt report baseline check compress attack; do
+for c in inspect eval run merge corrupt report baseline check compress attack import; do
   [ -s "$p/share/man/man1/moe-robust-$c.1" ] && n=$((n + 1)) || bad "no man page moe-robust-$c.1"
   # help2man writes options as \fB\-\-name\fR
   for o in $("$build/moe-robust" $c --help | sed -n 's/^ \{1,\}\(-[a-zA-Z], \)\{0,1\}--\([a-z][a-z0-9-]*\).*/\2/p'); do
@@ -36,7 +36,7 @@ for c in inspect eval run merge corrupt report baseline check compress attack; d
     grep -q -F -- "\-\-$esc" "$p/share/man/man1/moe-robust-$c.1" || bad "moe-robust-$c.1 lacks --$o"
   done
 done
-[ $n -eq 10 ] && ok "a man page per command (10)"
+[ $n -eq 11 ] && ok "a man page per command (11)"
 MANWIDTH=80 man -l "$p/share/man/man1/moe-robust-run.1" 2>/dev/null | grep -q 'moe-robust-run' &&
   ok "man page renders (man -l)" || bad "moe-robust-run.1 does not render"
 # headers: every installed one compiles on its own, with pkg-config's flags

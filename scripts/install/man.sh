@@ -27,7 +27,7 @@ page() { # NAME DESCRIPTION [COMMAND]
   printf 'the documentation in the docs/ folder of the moe-robust sources.\n' >> "$tmp"
   mv "$tmp" "$out/$name.1"
 }
-cmds="inspect eval run merge corrupt report baseline check compress attack"
+cmds="inspect eval run merge corrupt report baseline check compress attack import"
 page moe-robust "routing robustness and stability of Sparse Mixture-of-Experts models"
 page moe-robust-inspect "validate a model file and print its architecture and metadata" inspect
 page moe-robust-eval "accuracy, routing entropy, load balance and flip rates of a model" eval
@@ -39,3 +39,4 @@ page moe-robust-baseline "freeze a run's metrics as a baseline for check" baseli
 page moe-robust-check "compare a run with a baseline: the CI gate" check
 page moe-robust-compress "prune or merge the experts of a trained model" compress
 page moe-robust-attack "adversarial examples against a model, and its evaluation on them" attack
+page moe-robust-import "a Hugging Face MoE checkpoint to a moe-robust model file" import
