@@ -600,6 +600,9 @@ SETS = [
     ("corruptions.severities=0", "'0' is not a severity 1..5", "severity 0"),
     ("run.reference=nosuch", "reference = nosuch names no [router] section",
      "reference router that does not exist"),
+    ("run.limit=5 --set run.limit=6", "--set run.limit=6: limit given twice in [run] (first by "
+     "--set run.limit=5)", "one key set twice (the second would silently override)"),
+    ("run.limit=", "limit is empty", "an empty value"),
 ]
 
 
