@@ -40,7 +40,7 @@ int mr_cmd_baseline(int argc, char **argv)
                                          {"out", required_argument, 0, 'o'},
                                          {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
-    unsigned mask = mr_gate_default_metrics();
+    uint64_t mask = mr_gate_default_metrics();
     const char *out = NULL;
     int st = MR_OK, c;
     optind = 1;

@@ -1,64 +1,97 @@
 #include "mr_eval_print.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../metrics/mr_metric.h"
 
 static void pci(FILE *fp, const mr_ci *c)
 {
     fprintf(fp, "%.4f [%.4f, %.4f]", c->mean, c->lo, c->hi);
 }
 
-static void row(FILE *fp, const char *name, const mr_ci *clean, const mr_ci *corrupt,
-                double scale)
+/* A value of metric m (layer l of a per-layer one) as text: mean [lo, hi] for CIs. */
+static void value_str(char *buf, size_t cap, const mr_metric *m, const double *v, int l)
 {
-    mr_ci a = {clean->mean * scale, clean->lo * scale, clean->hi * scale};
-    fprintf(fp, "%-13s", name);
-    pci(fp, &a);
-    if (corrupt) {
-        mr_ci b = {corrupt->mean * scale, corrupt->lo * scale, corrupt->hi * scale};
-        fprintf(fp, "   ");
-        pci(fp, &b);
-    }
-    fprintf(fp, "\n");
+    if (m->kind == MR_KIND_CI)
+        snprintf(buf, cap, "%.4f [%.4f, %.4f]", v[3 * l], v[3 * l + 1], v[3 * l + 2]);
+    else
+        snprintf(buf, cap, "%.*f", m->decimals ? 4 : 0, v[l]);
 }
 
-static void routing_table(FILE *fp, const mr_eval_pass *p, const mr_config *c, const char *what)
+static int col_width(const mr_metric *m)
 {
-    fprintf(fp, "routing per MoE layer (%s):\n", what);
-    fprintf(fp, "  layer  entropy nats [CI]          H/lnE   top-k w H  load H/lnE  load CV  max/mean  dead  aux loss\n");
-    for (int i = 0; i < c->n_moe; i++) {
-        const mr_layer_routing *l = &p->layers[i];
-        fprintf(fp, "  %5d  ", c->moe_layers[i]);
-        pci(fp, &l->entropy);
-        fprintf(fp, "  %6.4f  %9.4f  %10.4f  %7.4f  %8.4f  %4d  %8.4f\n", l->entropy_norm.mean,
-                l->wentropy.mean, l->load_entropy_norm, l->cv, l->max_over_mean, l->dead,
-                l->aux_loss);
-    }
-    fprintf(fp, "  expert load (share of top-k assignments):\n");
-    for (int i = 0; i < c->n_moe; i++) {
-        const mr_layer_routing *l = &p->layers[i];
-        fprintf(fp, "  %5d ", c->moe_layers[i]);
-        for (int e = 0; e < c->n_experts; e++)
-            fprintf(fp, " %.3f", l->load_total > 0 ? l->load_counts[e] / l->load_total : 0.0);
-        fprintf(fp, "\n");
-    }
+    int w = m->kind == MR_KIND_CI ? 24 : 7, l = (int)strlen(m->key);
+    return l > w ? l : w;
 }
 
-static void flip_table(FILE *fp, const mr_eval_flips *f, const mr_config *c, const char *what)
+/* One row per metric of the schema that the pass (or comparison) has and that is not
+ * per layer, clean and corrupted side by side; the task's primary metric first. */
+static void overall_rows(FILE *fp, const mr_metric_src *clean, const mr_metric_src *corrupt,
+                         int part)
 {
-    fprintf(fp, "%s:\n", what);
-    fprintf(fp, "  layer  top-1 flip [CI]            top-k set flip [CI]        Jaccard distance [CI]\n");
-    for (int i = 0; i < c->n_moe; i++) {
-        fprintf(fp, "  %5d  ", c->moe_layers[i]);
-        pci(fp, &f->top1_ci[i]);
-        fprintf(fp, "  ");
-        pci(fp, &f->set_ci[i]);
-        fprintf(fp, "  ");
-        pci(fp, &f->jaccard_ci[i]);
-        fprintf(fp, "\n");
+    double a[3], b[3];
+    char x[64], y[64];
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < MR_METRIC_N; i++) {
+            const mr_metric *m = &mr_metric_table[i];
+            if (m->part != part || m->per_layer || (m->primary == clean->task) != (pass == 0) ||
+                !mr_metric_value(a, m, clean))
+                continue;
+            if (m->from == MR_FROM_DROP_P) /* "p < 1/B" when bounded, "no p-value" at B = 0 */
+                mr_stats_p_format(x, sizeof x, clean->drop);
+            else
+                value_str(x, sizeof x, m, a, 0);
+            if (corrupt && mr_metric_value(b, m, corrupt)) {
+                value_str(y, sizeof y, m, b, 0);
+                fprintf(fp, "%-16s%-27s   %s\n", m->key, x, y);
+            } else {
+                fprintf(fp, "%-16s%s\n", m->key, x);
+            }
+        }
+}
+
+/* Per MoE layer, one column per per-layer metric of the schema of this part (per-expert
+ * metrics as a block below). */
+static void layer_table(FILE *fp, const mr_metric_src *src, const mr_config *c, int part,
+                        const char *what)
+{
+    double *v = malloc(((size_t)c->n_moe * (3 + (size_t)c->n_experts) + 1) * sizeof *v);
+    if (!v) return;
+    char buf[64];
+    fprintf(fp, "%s:\n  layer", what);
+    for (int i = 0; i < MR_METRIC_N; i++) {
+        const mr_metric *m = &mr_metric_table[i];
+        if (m->part == part && m->per_layer && m->kind != MR_KIND_EXPERTS)
+            fprintf(fp, "  %*s", col_width(m), m->key);
     }
-    fprintf(fp, "  prediction flip rate ");
-    pci(fp, &f->pred_ci);
-    fprintf(fp, "\n");
+    fputc('\n', fp);
+    for (int l = 0; l < c->n_moe; l++) {
+        fprintf(fp, "  %5d", c->moe_layers[l]);
+        for (int i = 0; i < MR_METRIC_N; i++) {
+            const mr_metric *m = &mr_metric_table[i];
+            if (m->part != part || !m->per_layer || m->kind == MR_KIND_EXPERTS) continue;
+            if (mr_metric_value(v, m, src))
+                value_str(buf, sizeof buf, m, v, l);
+            else
+                snprintf(buf, sizeof buf, "-");
+            fprintf(fp, "  %*s", col_width(m), buf);
+        }
+        fputc('\n', fp);
+    }
+    for (int i = 0; i < MR_METRIC_N; i++) {
+        const mr_metric *m = &mr_metric_table[i];
+        if (m->part != part || m->kind != MR_KIND_EXPERTS || !mr_metric_value(v, m, src))
+            continue;
+        fprintf(fp, "  %s per expert (%s):\n", m->key, m->unit);
+        for (int l = 0; l < c->n_moe; l++) {
+            fprintf(fp, "  %5d ", c->moe_layers[l]);
+            for (int e = 0; e < c->n_experts; e++) fprintf(fp, " %.3f", v[l * c->n_experts + e]);
+            fputc('\n', fp);
+        }
+    }
+    free(v);
 }
 
 void mr_eval_print(FILE *fp, const mr_eval_result *r, const mr_model *m, const mr_dataset *d,
@@ -76,36 +109,36 @@ void mr_eval_print(FILE *fp, const mr_eval_result *r, const mr_model *m, const m
         fprintf(fp, "intervals    none (--bootstrap 0)\n");
     if (l->corruption) fprintf(fp, "corruption   %s\n", l->corruption);
     if (l->compare) fprintf(fp, "checkpoint   %s\n", l->compare);
-    if (cp) fprintf(fp, "%-13s%-27s   %s\n", "", "clean", "corrupted");
-    mr_ci ca = r->clean.accuracy, cl = r->clean.loss_ci;
-    const mr_ci *xa = cp ? &cp->accuracy : NULL, *xl = cp ? &cp->loss_ci : NULL;
-    if (c->task == MR_TASK_CLASSIFY) {
-        row(fp, "accuracy", &ca, xa, 1.0);
-        row(fp, "loss", &cl, xl, 1.0);
-    } else {
-        row(fp, "loss", &cl, xl, 1.0);
-        row(fp, "bpc", &cl, xl, 1.0 / log(2.0));
-        row(fp, "accuracy", &ca, xa, 1.0);
-        fprintf(fp, "%-13s%lld tokens per pass\n", "", r->n_scored);
-    }
+    mr_metric_src cs = {.pass = &r->clean, .task = c->task, .n_moe = c->n_moe,
+                        .E = c->n_experts};
+    mr_metric_src xs = cs, fs = cs, ks = cs;
+    xs.pass = cp;
+    fs.pass = NULL;
+    fs.flips = &r->flip_corrupt;
+    ks.pass = NULL;
+    ks.flips = &r->flip_ckpt;
+    if (cp) fprintf(fp, "%-16s%-27s   %s\n", "", "clean", "corrupted");
+    overall_rows(fp, &cs, cp ? &xs : NULL, MR_PART_PASS);
+    if (c->task == MR_TASK_LM) fprintf(fp, "%-16s%lld tokens per pass\n", "", r->n_scored);
     if (cp) {
-        double rel = ca.mean > 0 ? 100.0 * r->acc_drop.diff.mean / ca.mean : NAN;
-        fprintf(fp, "accuracy drop ");
-        pci(fp, &r->acc_drop.diff);
-        char pv[64];
-        fprintf(fp, " absolute, %.2f%% relative, paired bootstrap %s\n", rel,
-                mr_stats_p_format(pv, sizeof pv, &r->acc_drop));
-        fprintf(fp, "loss rise     ");
+        mr_metric_src ds = {.drop = &r->acc_drop, .task = c->task, .n_moe = c->n_moe,
+                            .E = c->n_experts};
+        overall_rows(fp, &ds, NULL, MR_PART_DROP);
+        fprintf(fp, "%-16s", "loss rise");
         pci(fp, &r->loss_rise.diff);
-        fprintf(fp, " nats\n");
+        fprintf(fp, " nats (paired bootstrap)\n");
     }
-    routing_table(fp, &r->clean, c, "clean");
-    if (cp) routing_table(fp, cp, c, "corrupted");
-    if (cp) flip_table(fp, &r->flip_corrupt, c, "flip rate per MoE layer, clean vs corrupted");
+    layer_table(fp, &cs, c, MR_PART_PASS, "routing per MoE layer (clean)");
+    if (cp) layer_table(fp, &xs, c, MR_PART_PASS, "routing per MoE layer (corrupted)");
+    if (cp) {
+        layer_table(fp, &fs, c, MR_PART_FLIPS, "flip rate per MoE layer, clean vs corrupted");
+        overall_rows(fp, &fs, NULL, MR_PART_FLIPS);
+    }
     if (r->has_compare) {
         char what[1200];
         snprintf(what, sizeof what, "checkpoint flip rate per MoE layer, %s vs %s on %s inputs",
                  m->path, l->compare, cp ? "corrupted" : "clean");
-        flip_table(fp, &r->flip_ckpt, c, what);
+        layer_table(fp, &ks, c, MR_PART_FLIPS, what);
+        overall_rows(fp, &ks, NULL, MR_PART_FLIPS);
     }
 }

@@ -20,74 +20,28 @@ static int put(hid_t f, const char *name, const double *x, int rank, hsize_t d0,
     return mr_h5_write_f64(f, name, x, rank, d0, d1);
 }
 
-static int put_ci(hid_t f, const char *name, const mr_ci *c)
-{
-    double v[3] = {c->mean, c->lo, c->hi};
-    return put(f, name, v, 1, 3, 0);
-}
-
-static int put_cis(hid_t f, const char *name, const mr_ci *c, int n, size_t stride)
-{
-    double *v = malloc((size_t)n * 3 * sizeof *v + 1);
-    if (!v) return MR_ENOMEM;
-    for (int i = 0; i < n; i++) {
-        const mr_ci *x = (const mr_ci *)((const char *)c + i * stride);
-        v[3 * i] = x->mean;
-        v[3 * i + 1] = x->lo;
-        v[3 * i + 2] = x->hi;
-    }
-    int st = put(f, name, v, 2, (hsize_t)n, 3);
-    free(v);
-    return st;
-}
-
-static int write_pass(hid_t f, const mr_cell_meta *m, const mr_pass_metrics *p)
-{
-    int st = MR_OK, nm = m->n_moe, E = m->E;
-    st |= put_ci(f, "accuracy", &p->accuracy);
-    st |= put_ci(f, "loss", &p->loss_ci);
-    st |= put(f, "sample_correct", p->correct, 1, (hsize_t)m->n, 0);
-    st |= put(f, "sample_loss", p->loss, 1, (hsize_t)m->n, 0);
-    st |= put(f, "sample_entropy", p->routing->entropy, 2, (hsize_t)m->n, (hsize_t)nm);
-    size_t stride = sizeof(mr_layer_routing);
-    st |= put_cis(f, "entropy", &p->layers[0].entropy, nm, stride);
-    st |= put_cis(f, "entropy_norm", &p->layers[0].entropy_norm, nm, stride);
-    st |= put_cis(f, "wentropy", &p->layers[0].wentropy, nm, stride);
-    double *v = malloc(((size_t)nm * (5 + E) + 1) * sizeof *v);
-    if (!v) return MR_ENOMEM;
-    double *lh = v, *cv = v + nm, *mm = v + 2 * nm, *dead = v + 3 * nm, *aux = v + 4 * nm;
-    double *load = v + 5 * nm;
-    for (int i = 0; i < nm; i++) {
-        const mr_layer_routing *l = &p->layers[i];
-        lh[i] = l->load_entropy_norm;
-        cv[i] = l->cv;
-        mm[i] = l->max_over_mean;
-        dead[i] = l->dead;
-        aux[i] = l->aux_loss;
-        for (int e = 0; e < E; e++)
-            load[i * E + e] = l->load_total > 0 ? l->load_counts[e] / l->load_total : 0.0;
-    }
-    st |= put(f, "load_entropy_norm", lh, 1, (hsize_t)nm, 0);
-    st |= put(f, "load_cv", cv, 1, (hsize_t)nm, 0);
-    st |= put(f, "load_max_over_mean", mm, 1, (hsize_t)nm, 0);
-    st |= put(f, "dead_experts", dead, 1, (hsize_t)nm, 0);
-    st |= put(f, "aux_loss", aux, 1, (hsize_t)nm, 0);
-    st |= put(f, "load", load, 2, (hsize_t)nm, (hsize_t)E);
-    free(v);
-    return st;
-}
-
-static int write_flips(hid_t f, const mr_cell_meta *m, const mr_flip_metrics *fl)
+/* Every metric of the schema that `src` has, as the dataset of its shape ([per] or
+ * [n_moe, per], [n_moe] for per-layer scalars), then the per-sample vectors. */
+static int write_metrics(hid_t f, const mr_cell_meta *m, const mr_metric_src *src)
 {
     int st = MR_OK, nm = m->n_moe;
-    st |= put_cis(f, "flip_top1", fl->top1_ci, nm, sizeof(mr_ci));
-    st |= put_cis(f, "flip_set", fl->set_ci, nm, sizeof(mr_ci));
-    st |= put_cis(f, "flip_jaccard", fl->jaccard_ci, nm, sizeof(mr_ci));
-    st |= put_ci(f, "pred_flip", &fl->pred_ci);
-    st |= put(f, "sample_flip_top1", fl->top1, 2, (hsize_t)m->n, (hsize_t)nm);
-    st |= put(f, "sample_flip_set", fl->set, 2, (hsize_t)m->n, (hsize_t)nm);
-    st |= put(f, "sample_flip_jaccard", fl->jaccard, 2, (hsize_t)m->n, (hsize_t)nm);
-    st |= put(f, "sample_pred_flip", fl->pred, 1, (hsize_t)m->n, 0);
+    double *v = malloc(((size_t)nm * (3 + (size_t)m->E) + 4) * sizeof *v);
+    if (!v) return MR_ENOMEM;
+    for (int i = 0; i < MR_METRIC_N && st == MR_OK; i++) {
+        const mr_metric *mt = &mr_metric_table[i];
+        if (!mt->dataset || mt->part == MR_PART_GROUP || !mr_metric_value(v, mt, src)) continue;
+        hsize_t per = mr_metric_len(mt, 1, m->E, 0);
+        if (mt->per_layer)
+            st = put(f, mt->dataset, v, per > 1 ? 2 : 1, (hsize_t)nm, per);
+        else
+            st = put(f, mt->dataset, v, 1, per, 0);
+    }
+    for (int i = 0; i < MR_METRIC_N && st == MR_OK; i++) {
+        const mr_metric *mt = &mr_metric_table[i];
+        const double *x = mt->samples ? mr_metric_samples(mt, src) : NULL;
+        if (x) st = put(f, mt->samples, x, mt->per_layer ? 2 : 1, (hsize_t)m->n, (hsize_t)nm);
+    }
+    free(v);
     return st;
 }
 
@@ -118,13 +72,13 @@ int mr_cell_write(const char *path, const mr_cell_meta *m, const mr_pass_metrics
     for (int i = 0; layers && i < m->n_moe; i++) layers[i] = m->layers[i];
     if (layers) st |= put(f, "layers", layers, 1, (hsize_t)m->n_moe, 0);
     free(layers);
-    if (pass && st == MR_OK) st |= write_pass(f, m, pass);
-    if (flips && st == MR_OK) st |= write_flips(f, m, flips);
+    mr_metric_src src = {.pass = pass, .flips = flips, .drop = acc_drop, .task = m->task,
+                         .n_moe = m->n_moe, .E = m->E};
+    if (st == MR_OK) st = write_metrics(f, m, &src);
     if (acc_drop && st == MR_OK) {
+        /* the p-value's qualifier (mr_cell_summary.acc_drop_p_bound) */
         double bound = acc_drop->p_bound;
-        st |= put_ci(f, "acc_drop", &acc_drop->diff);
-        st |= put(f, "acc_drop_p", &acc_drop->p_value, 1, 1, 0);
-        st |= put(f, "acc_drop_p_bound", &bound, 1, 1, 0);
+        st = put(f, "acc_drop_p_bound", &bound, 1, 1, 0);
     }
     if (st != MR_OK) {
         mr_h5_mem_discard(f);
@@ -177,14 +131,6 @@ double *mr_cell_read_vector(const char *path, const char *dataset, size_t n)
     double *v = get(f, path, "", dataset, n, &st);
     H5Fclose(f);
     return v;
-}
-
-static void get3(hid_t f, const char *file, const char *prefix, const char *name, double *out,
-                 int *status)
-{
-    double *v = get(f, file, prefix, name, 3, status);
-    if (v) memcpy(out, v, 3 * sizeof *v);
-    free(v);
 }
 
 int mr_cell_read_summary(const char *path, mr_cell_summary *s)
@@ -249,42 +195,37 @@ int mr_cell_read_summary_at(hid_t file, const char *path, const char *group, mr_
         for (int i = 0; layers && i < m->n_moe; i++) m->layers[i] = (int)layers[i];
         free(layers);
     }
-    size_t nm = (size_t)m->n_moe;
     s->has_pass = st == MR_OK && m->kind != MR_CELL_FLUCT;
     s->has_flips = st == MR_OK && m->kind != MR_CELL_CLEAN;
-    if (s->has_pass) {
-        get3(file, path, pre, "accuracy", s->accuracy, &st);
-        get3(file, path, pre, "loss", s->loss, &st);
-        s->entropy = get(file, path, pre, "entropy", nm * 3, &st);
-        s->entropy_norm = get(file, path, pre, "entropy_norm", nm * 3, &st);
-        s->wentropy = get(file, path, pre, "wentropy", nm * 3, &st);
-        s->load_entropy_norm = get(file, path, pre, "load_entropy_norm", nm, &st);
-        s->load_cv = get(file, path, pre, "load_cv", nm, &st);
-        s->load_max_over_mean = get(file, path, pre, "load_max_over_mean", nm, &st);
-        s->dead = get(file, path, pre, "dead_experts", nm, &st);
-        s->aux_loss = get(file, path, pre, "aux_loss", nm, &st);
-        s->load = get(file, path, pre, "load", nm * (size_t)m->E, &st);
-    }
-    if (s->has_flips) {
-        s->flip_top1 = get(file, path, pre, "flip_top1", nm * 3, &st);
-        s->flip_set = get(file, path, pre, "flip_set", nm * 3, &st);
-        s->flip_jaccard = get(file, path, pre, "flip_jaccard", nm * 3, &st);
-        get3(file, path, pre, "pred_flip", s->pred_flip, &st);
-    }
     char drop[512];
-    snprintf(drop, sizeof drop, "%s/acc_drop", pre);
-    if (st == MR_OK && mr_h5_exists(file, drop)) {
-        s->has_drop = 1;
-        get3(file, path, pre, "acc_drop", s->acc_drop, &st);
-        double *p = get(file, path, pre, "acc_drop_p", 1, &st);
-        if (p) s->acc_drop_p = p[0];
+    snprintf(drop, sizeof drop, "%s/%s", pre, mr_metric_table[MR_M_ACC_DROP].dataset);
+    s->has_drop = st == MR_OK && mr_h5_exists(file, drop);
+    for (int i = 0; i < MR_METRIC_N && st == MR_OK; i++) {
+        const mr_metric *mt = &mr_metric_table[i];
+        int has = mt->part == MR_PART_PASS ? s->has_pass
+                  : mt->part == MR_PART_FLIPS ? s->has_flips
+                  : mt->part == MR_PART_DROP ? s->has_drop : 0;
+        if (has && mt->dataset)
+            s->value[i] = get(file, path, pre, mt->dataset, mr_metric_len(mt, m->n_moe, m->E, 0), &st);
+    }
+    /* the p-value's qualifier; cells written before it existed have none (p resolved) */
+    snprintf(drop, sizeof drop, "%s/acc_drop_p_bound", pre);
+    if (st == MR_OK && s->has_drop && mr_h5_exists(file, drop)) {
+        double *p = get(file, path, pre, "acc_drop_p_bound", 1, &st);
+        if (p) s->acc_drop_p_bound = p[0] != 0.0;
         free(p);
-        snprintf(drop, sizeof drop, "%s/acc_drop_p_bound", pre);
-        if (st == MR_OK && mr_h5_exists(file, drop)) {
-            p = get(file, path, pre, "acc_drop_p_bound", 1, &st);
-            if (p) s->acc_drop_p_bound = p[0] != 0.0;
-            free(p);
+    }
+    /* derived metrics of this cell's task (bpc from the loss) */
+    for (int i = 0; i < MR_METRIC_N && st == MR_OK; i++) {
+        const mr_metric *mt = &mr_metric_table[i];
+        const double *from = mt->derive >= 0 ? s->value[mt->derive] : NULL;
+        if (!from || !mr_metric_for_task(mt, m->task)) continue;
+        size_t n = mr_metric_len(mt, m->n_moe, m->E, 0);
+        if (!(s->value[i] = malloc(n * sizeof(double)))) {
+            st = mr_error_set(MR_ENOMEM, "out of memory");
+            break;
         }
+        for (size_t j = 0; j < n; j++) s->value[i][j] = from[j] / mt->divisor;
     }
     H5Oclose(f);
     if (st != MR_OK) {
@@ -299,17 +240,6 @@ int mr_cell_read_summary_at(hid_t file, const char *path, const char *group, mr_
 void mr_cell_summary_free(mr_cell_summary *s)
 {
     free(s->meta.layers);
-    free(s->entropy);
-    free(s->entropy_norm);
-    free(s->wentropy);
-    free(s->load_entropy_norm);
-    free(s->load_cv);
-    free(s->load_max_over_mean);
-    free(s->dead);
-    free(s->aux_loss);
-    free(s->load);
-    free(s->flip_top1);
-    free(s->flip_set);
-    free(s->flip_jaccard);
+    for (int i = 0; i < MR_METRIC_N; i++) free(s->value[i]);
     memset(s, 0, sizeof *s);
 }

@@ -5,8 +5,9 @@
  * Its attribute config_hash ties it to the configuration that produced it.
  * Layout (docs/results.md): attributes id, model, router, router_type, k, kind (clean |
  * corrupt | fluct), corruption, severity, checkpoints, task, n, T, n_moe, E,
- * config_hash; summary datasets ([3] = mean, lo, hi); per-layer arrays; per-sample
- * vectors for later paired tests.
+ * config_hash; dataset `layers`; then one dataset per metric of the schema
+ * (metrics/mr_metric.h) that the cell has, in its shape ([3] = mean, lo, hi; per-layer
+ * arrays), and the per-sample vectors for later paired tests.
  */
 #ifndef MR_CELLIO_H
 #define MR_CELLIO_H
@@ -15,7 +16,7 @@
 #include <stdint.h>
 
 #include "../analysis/mr_model.h"
-#include "../metrics/mr_pass.h"
+#include "../metrics/mr_metric.h"
 
 enum mr_cell_kind { MR_CELL_CLEAN = 0, MR_CELL_CORRUPT = 1, MR_CELL_FLUCT = 2 };
 
@@ -36,25 +37,24 @@ typedef struct mr_cell_meta {
 const char *mr_cell_kind_name(int kind);
 
 /* Write a cell: clean/corrupt cells take the pass (and flips for corrupt), fluct cells
- * the flips only. acc_drop may be NULL. */
+ * the flips only. acc_drop may be NULL. Every metric of the schema whose source is given
+ * is written (mr_metric_value, mr_metric_samples). */
 int mr_cell_write(const char *path, const mr_cell_meta *meta, const mr_pass_metrics *pass,
                   const mr_flip_metrics *flips, const mr_paired *acc_drop);
 
 /* Whether `path` holds a complete cell of this configuration. */
 int mr_cell_done(const char *path, uint64_t config_hash);
 
-/* What the summary needs of a cell (owned by the caller, mr_cell_summary_free). */
+/* What the summary needs of a cell (owned by the caller, mr_cell_summary_free): every
+ * metric of the schema it holds, in the shape of mr_metric_len (NULL where it has none;
+ * derived metrics such as bpc computed for the cell's task). */
 typedef struct mr_cell_summary {
     mr_cell_meta meta;
-    int has_pass, has_flips, has_drop;
-    double accuracy[3], loss[3];
-    double acc_drop[3], acc_drop_p;
-    int acc_drop_p_bound;    /* 1: no resample crossed 0, the p-value is below acc_drop_p = 1/B */
-    double pred_flip[3];
-    double *entropy, *entropy_norm, *wentropy;       /* [n_moe, 3] */
-    double *load_entropy_norm, *load_cv, *load_max_over_mean, *dead, *aux_loss; /* [n_moe] */
-    double *load;                                    /* [n_moe, E] fractions */
-    double *flip_top1, *flip_set, *flip_jaccard;     /* [n_moe, 3] */
+    int has_pass, has_flips, has_drop;   /* which parts (enum mr_metric_part) it holds */
+    double *value[MR_METRIC_N];
+    /* the qualifier of the paired test's p-value (MR_M_ACC_DROP_P): 1 when no resample
+     * crossed 0, so the p-value is below the stored 1/B (mr_paired.p_bound) */
+    int acc_drop_p_bound;
 } mr_cell_summary;
 
 int mr_cell_read_summary(const char *path, mr_cell_summary *s);

@@ -273,13 +273,15 @@ static int build_groups(mr_results *r, const cfg_scan *c)
         mr_res_group *gr = &r->groups[g];
         gr->clean = -1;
         gr->ref = -1;
-        gr->mce = gr->rel_mce = NAN;
         gr->corrupt = malloc(((size_t)r->n_corr * MR_RES_MAX_SEV + 1) * sizeof *gr->corrupt);
-        gr->ce = malloc(((size_t)r->n_corr * 2 + 1) * sizeof *gr->ce);
-        MR_REQUIRE(gr->corrupt && gr->ce, MR_ENOMEM, "out of memory");
-        gr->rel_ce = gr->ce + r->n_corr;
+        MR_REQUIRE(gr->corrupt, MR_ENOMEM, "out of memory");
         for (int i = 0; i < r->n_corr * MR_RES_MAX_SEV; i++) gr->corrupt[i] = -1;
-        for (int i = 0; i < 2 * r->n_corr; i++) gr->ce[i] = NAN;
+        for (int i = 0; i < MR_METRIC_N; i++) {
+            if (mr_metric_table[i].part != MR_PART_GROUP) continue;
+            size_t n = mr_metric_len(&mr_metric_table[i], 0, 0, r->n_corr);
+            MR_REQUIRE(gr->value[i] = malloc((n + 1) * sizeof(double)), MR_ENOMEM, "out of memory");
+            for (size_t j = 0; j < n; j++) gr->value[i][j] = NAN;
+        }
         mr_res_model *mm = &r->models[gr->model];
         if (!mm->n_groups) mm->first_group = g;
         mm->n_groups++;
@@ -328,6 +330,8 @@ static int build_groups(mr_results *r, const cfg_scan *c)
     return MR_OK;
 }
 
+/* The group metrics of every group from its /ce group (if any): per-corruption ones from
+ * datasets over its "corruptions" list, the others from attributes. */
 static int read_ce(mr_results *r)
 {
     char path[400];
@@ -337,32 +341,31 @@ static int read_ce(mr_results *r)
         if (!mr_h5_exists(r->h5, path)) continue;
         hid_t grp = H5Gopen2(r->h5, path, H5P_DEFAULT);
         MR_REQUIRE(grp >= 0, MR_EINPUT, "%s: %s: cannot open", r->file, path);
-        char list[4096];
+        char list[4096], names[4096];
         int st = mr_h5_attr_string(grp, r->file, "corruptions", list, sizeof list, NULL);
-        if (st == MR_OK) st = attr_double_nan(grp, r->file, path, "mce", &gr->mce);
-        if (st == MR_OK) st = attr_double_nan(grp, r->file, path, "relative_mce", &gr->rel_mce);
         int n = 0;
-        char names[4096];
         snprintf(names, sizeof names, "%s", list);
         for (char *t = strtok(names, ","); st == MR_OK && t; t = strtok(NULL, ",")) n++;
-        double *v = st == MR_OK ? malloc(2 * (size_t)n * sizeof *v + 1) : NULL;
+        double *v = st == MR_OK ? malloc((size_t)n * sizeof *v + 1) : NULL;
         if (st == MR_OK && !v) st = mr_error_set(MR_ENOMEM, "out of memory");
-        char ds[500];
-        snprintf(ds, sizeof ds, "%s/ce", path);
-        if (st == MR_OK) st = mr_h5_read_f64(r->h5, r->file, ds, v, (size_t)n);
-        snprintf(ds, sizeof ds, "%s/relative_ce", path);
-        if (st == MR_OK) st = mr_h5_read_f64(r->h5, r->file, ds, v + n, (size_t)n);
-        if (st == MR_OK) {
+        for (int i = 0; i < MR_METRIC_N && st == MR_OK; i++) {
+            const mr_metric *mt = &mr_metric_table[i];
+            if (mt->part != MR_PART_GROUP) continue;
+            if (mt->kind != MR_KIND_PERCORR) {
+                st = attr_double_nan(grp, r->file, path, mt->dataset, gr->value[i]);
+                continue;
+            }
+            char ds[500];
+            snprintf(ds, sizeof ds, "%s/%s", path, mt->dataset);
+            st = mr_h5_read_f64(r->h5, r->file, ds, v, (size_t)n);
             int j = 0;
             snprintf(names, sizeof names, "%s", list);
-            for (char *t = strtok(names, ","); t; t = strtok(NULL, ","), j++) {
+            for (char *t = strtok(names, ","); st == MR_OK && t; t = strtok(NULL, ","), j++) {
                 int ci = mr_results_corr_index(r, t);
-                if (ci < 0) continue;
-                gr->ce[ci] = v[j];
-                gr->rel_ce[ci] = v[n + j];
+                if (ci >= 0) gr->value[i][ci] = v[j];
             }
-            gr->has_ce = 1;
         }
+        gr->has_ce = st == MR_OK;
         free(v);
         H5Gclose(grp);
         MR_TRY(st);
@@ -453,7 +456,7 @@ void mr_results_free(mr_results *r)
     for (int i = 0; r->cells && i < r->n_cells; i++) mr_cell_summary_free(&r->cells[i]);
     for (int g = 0; r->groups && g < r->n_groups; g++) {
         free(r->groups[g].corrupt);
-        free(r->groups[g].ce);
+        for (int i = 0; i < MR_METRIC_N; i++) free(r->groups[g].value[i]);
     }
     free(r->cells);
     free(r->groups);

@@ -16,9 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../corruptions/mr_corruption.h" /* MR_SEVERITY_MAX */
 #include "mr_cellio.h"
 
-#define MR_RES_MAX_SEV 5
+#define MR_RES_MAX_SEV MR_SEVERITY_MAX
 #define MR_RES_MAX_FLUCT 16
 #define MR_RES_MAX_MODELS 16
 #define MR_RES_NAME 64
@@ -47,9 +48,10 @@ typedef struct mr_res_group {
     int n_fluct;
     int fluct[MR_RES_MAX_FLUCT]; /* fluct cells in checkpoint order */
     int ref;                  /* the reference router's group (same model, same k if any), -1 */
-    int has_ce;
-    double mce, rel_mce;      /* NaN where undefined */
-    double *ce, *rel_ce;      /* [n_corr] in corr order, NaN where undefined */
+    int has_ce;               /* results.h5 has its /ce group */
+    double *value[MR_METRIC_N]; /* group metrics (MR_PART_GROUP: mCE, CE per corruption in
+                                   corr order, ...) in the shape of mr_metric_len; NaN where
+                                   undefined; NULL for the other metrics */
 } mr_res_group;
 
 typedef struct mr_results {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../analysis/mr_error.h"
+#include "../corruptions/mr_corruption.h" /* MR_SEVERITY_MAX */
 #include "../metrics/mr_stats.h"
 #include "mr_file.h"
 #include "mr_fs.h"
@@ -18,11 +19,11 @@
 #define MR_VERSION "0.1.0"
 #endif
 
-/* CE of one (model, router@k) group against the reference group, per corruption. */
+/* The group metrics (MR_PART_GROUP: CE against the reference group, per corruption and
+ * their means) of one (model, router@k) group: v[id] in the shape of mr_metric_len. */
 typedef struct ce_row {
     int group, ref_group;
-    double *ce, *rel;  /* [n_corr] */
-    double mce, rel_mce;
+    double *v[MR_METRIC_N];
 } ce_row;
 
 /* The cell of `group` with this kind, corruption ("" for clean and fluct cells) and
@@ -92,7 +93,7 @@ static long long scored(const mr_cell_summary *c)
 
 static long long errors(const mr_cell_summary *c)
 {
-    return scored(c) - llround(c->accuracy[0] * (double)scored(c));
+    return scored(c) - llround(c->value[MR_M_ACCURACY][0] * (double)scored(c));
 }
 
 static void compute_ce(const mr_summary_run *g, const mr_cell_summary *s, ce_row *rows)
@@ -101,13 +102,13 @@ static void compute_ce(const mr_summary_run *g, const mr_cell_summary *s, ce_row
         ce_row *r = &rows[gi];
         r->group = gi;
         r->ref_group = reference_group(g, gi);
-        double sum = 0, rsum = 0;
+        double sum = 0, rsum = 0, *ce = r->v[MR_M_CE], *rel = r->v[MR_M_RELATIVE_CE];
         const mr_cell_summary *clean = find(g, s, gi, MR_CELL_CLEAN, "", 0);
         const mr_cell_summary *rclean = find(g, s, r->ref_group, MR_CELL_CLEAN, "", 0);
         for (int ci = 0; ci < g->n_corr; ci++) {
-            long long err[5], ref[5];
+            long long err[MR_SEVERITY_MAX], ref[MR_SEVERITY_MAX];
             int n = 0;
-            for (int sev = 1; sev <= 5; sev++) {
+            for (int sev = 1; sev <= MR_SEVERITY_MAX; sev++) {
                 const mr_cell_summary *a = find(g, s, gi, MR_CELL_CORRUPT, g->corr[ci], sev);
                 const mr_cell_summary *b =
                     find(g, s, r->ref_group, MR_CELL_CORRUPT, g->corr[ci], sev);
@@ -116,15 +117,15 @@ static void compute_ce(const mr_summary_run *g, const mr_cell_summary *s, ce_row
                 ref[n] = errors(b);
                 n++;
             }
-            r->ce[ci] = n ? mr_stats_ce(err, scored(clean), ref, scored(rclean), n) : NAN;
-            r->rel[ci] = n ? mr_stats_relative_ce(err, errors(clean), scored(clean), ref,
-                                                  errors(rclean), scored(rclean), n)
-                           : NAN;
-            sum += r->ce[ci];
-            rsum += r->rel[ci];
+            ce[ci] = n ? mr_stats_ce(err, scored(clean), ref, scored(rclean), n) : NAN;
+            rel[ci] = n ? mr_stats_relative_ce(err, errors(clean), scored(clean), ref,
+                                               errors(rclean), scored(rclean), n)
+                        : NAN;
+            sum += ce[ci];
+            rsum += rel[ci];
         }
-        r->mce = g->n_corr ? sum / g->n_corr : NAN;
-        r->rel_mce = g->n_corr ? rsum / g->n_corr : NAN;
+        r->v[MR_M_MCE][0] = g->n_corr ? sum / g->n_corr : NAN;
+        r->v[MR_M_RELATIVE_MCE][0] = g->n_corr ? rsum / g->n_corr : NAN;
     }
 }
 
@@ -178,9 +179,16 @@ static int write_h5(const mr_summary_run *g, const char *dir, const ce_row *rows
             ok = 0;
             break;
         }
-        hsize_t n = (hsize_t)g->n_corr;
-        ok = ok && mr_h5_write_f64(grp, "ce", rows[gi].ce, 1, n, 0) == MR_OK &&
-             mr_h5_write_f64(grp, "relative_ce", rows[gi].rel, 1, n, 0) == MR_OK;
+        /* per-corruption metrics as datasets, their means as attributes */
+        for (int i = 0; i < MR_METRIC_N; i++) {
+            const mr_metric *mt = &mr_metric_table[i];
+            const double *v = rows[gi].v[i];
+            if (mt->part != MR_PART_GROUP) continue;
+            if (mt->kind == MR_KIND_PERCORR)
+                ok = ok && mr_h5_write_f64(grp, mt->dataset, v, 1, (hsize_t)g->n_corr, 0) == MR_OK;
+            else
+                ok = ok && mr_h5_write_attr_double(grp, mt->dataset, v[0]) == MR_OK;
+        }
         size_t len = 1;
         for (int ci = 0; ci < g->n_corr; ci++) len += strlen(g->corr[ci]) + 1;
         char *list = malloc(len);
@@ -198,8 +206,6 @@ static int write_h5(const mr_summary_run *g, const char *dir, const ce_row *rows
         char ref[200];
         snprintf(ref, sizeof ref, "%s~%s@k%d", g->models[rg->model], rg->router, rg->k);
         ok = ok && mr_h5_write_attr_string(grp, "reference", ref) == MR_OK;
-        ok = ok && mr_h5_write_attr_double(grp, "mce", rows[gi].mce) == MR_OK;
-        ok = ok && mr_h5_write_attr_double(grp, "relative_mce", rows[gi].rel_mce) == MR_OK;
         H5Gclose(grp);
     }
     if (ce >= 0) H5Gclose(ce);
@@ -236,6 +242,16 @@ static cJSON *ci_json(const double *v)
     return o;
 }
 
+/* A stored value of metric mt (per-layer ones: layer l) as JSON. */
+static cJSON *value_json(const mr_metric *mt, const double *v, int l, int E)
+{
+    if (mt->kind == MR_KIND_CI) return ci_json(v + 3 * l);
+    if (mt->kind == MR_KIND_SCALAR) return num(v[l]);
+    cJSON *a = cJSON_CreateArray();
+    for (int e = 0; e < E; e++) cJSON_AddItemToArray(a, num(v[l * E + e]));
+    return a;
+}
+
 static cJSON *cell_json(const mr_cell_summary *s)
 {
     const mr_cell_meta *m = &s->meta;
@@ -253,45 +269,27 @@ static cJSON *cell_json(const mr_cell_summary *s)
     }
     if (m->kind == MR_CELL_FLUCT) cJSON_AddStringToObject(o, "checkpoints", m->checkpoints);
     cJSON_AddNumberToObject(o, "samples", m->n);
-    if (s->has_pass) {
-        cJSON_AddItemToObject(o, "accuracy", ci_json(s->accuracy));
-        cJSON_AddItemToObject(o, "loss", ci_json(s->loss));
-        if (m->task == MR_TASK_LM) {
-            double bpc[3] = {s->loss[0] / log(2.0), s->loss[1] / log(2.0), s->loss[2] / log(2.0)};
-            cJSON_AddItemToObject(o, "bpc", ci_json(bpc));
+    for (int i = 0; i < MR_METRIC_N; i++) {
+        const mr_metric *mt = &mr_metric_table[i];
+        if (mt->per_layer || !s->value[i]) continue;
+        if (i == MR_M_ACC_DROP_P && s->acc_drop_p_bound) {
+            /* with B resamples no p below 1/B can be resolved: an upper bound, not a value */
+            cJSON_AddItemToObject(o, mt->key, cJSON_CreateNull());
+            cJSON_AddItemToObject(o, "accuracy_drop_p_below", num(s->value[i][0]));
+        } else {
+            cJSON_AddItemToObject(o, mt->key, value_json(mt, s->value[i], 0, m->E));
         }
     }
-    if (s->has_drop) {
-        cJSON_AddItemToObject(o, "accuracy_drop", ci_json(s->acc_drop));
-        /* with B resamples no p below 1/B can be resolved: an upper bound, not a value */
-        cJSON_AddItemToObject(o, "accuracy_drop_p", s->acc_drop_p_bound ? cJSON_CreateNull()
-                                                                         : num(s->acc_drop_p));
-        if (s->acc_drop_p_bound)
-            cJSON_AddItemToObject(o, "accuracy_drop_p_below", num(s->acc_drop_p));
-    }
-    if (s->has_flips) cJSON_AddItemToObject(o, "prediction_flip", ci_json(s->pred_flip));
     cJSON *layers = cJSON_AddArrayToObject(o, "layers");
-    for (int i = 0; i < m->n_moe; i++) {
-        cJSON *l = cJSON_CreateObject();
-        cJSON_AddNumberToObject(l, "layer", m->layers[i]);
-        if (s->has_pass) {
-            cJSON_AddItemToObject(l, "entropy", ci_json(s->entropy + 3 * i));
-            cJSON_AddItemToObject(l, "entropy_norm", ci_json(s->entropy_norm + 3 * i));
-            cJSON_AddItemToObject(l, "topk_weight_entropy", ci_json(s->wentropy + 3 * i));
-            cJSON_AddItemToObject(l, "load_entropy_norm", num(s->load_entropy_norm[i]));
-            cJSON_AddItemToObject(l, "load_cv", num(s->load_cv[i]));
-            cJSON_AddItemToObject(l, "load_max_over_mean", num(s->load_max_over_mean[i]));
-            cJSON_AddNumberToObject(l, "dead_experts", s->dead[i]);
-            cJSON_AddItemToObject(l, "aux_loss", num(s->aux_loss[i]));
-            cJSON *load = cJSON_AddArrayToObject(l, "load");
-            for (int e = 0; e < m->E; e++) cJSON_AddItemToArray(load, num(s->load[i * m->E + e]));
+    for (int l = 0; l < m->n_moe; l++) {
+        cJSON *lo = cJSON_CreateObject();
+        cJSON_AddNumberToObject(lo, "layer", m->layers[l]);
+        for (int i = 0; i < MR_METRIC_N; i++) {
+            const mr_metric *mt = &mr_metric_table[i];
+            if (mt->per_layer && s->value[i])
+                cJSON_AddItemToObject(lo, mt->key, value_json(mt, s->value[i], l, m->E));
         }
-        if (s->has_flips) {
-            cJSON_AddItemToObject(l, "flip_top1", ci_json(s->flip_top1 + 3 * i));
-            cJSON_AddItemToObject(l, "flip_topk_set", ci_json(s->flip_set + 3 * i));
-            cJSON_AddItemToObject(l, "flip_jaccard", ci_json(s->flip_jaccard + 3 * i));
-        }
-        cJSON_AddItemToArray(layers, l);
+        cJSON_AddItemToArray(layers, lo);
     }
     return o;
 }
@@ -307,10 +305,22 @@ static cJSON *paired_json(const mr_paired *p)
     return o;
 }
 
+/* McNemar's exact test on two classifiers' per-sample correctness. */
+static double mcnemar(const double *x, const double *y, size_t n)
+{
+    long only_a = 0, only_b = 0;
+    for (size_t s = 0; s < n; s++) {
+        only_a += x[s] > 0.5 && y[s] < 0.5;
+        only_b += x[s] < 0.5 && y[s] > 0.5;
+    }
+    return mr_stats_mcnemar_exact(only_a, only_b);
+}
+
 /* Paired comparison of cell i with the reference router's matching cell on the same
- * samples (docs/metrics.md, "Statistics"): the accuracy difference (paired bootstrap; and
- * McNemar's exact test for classifiers), per MoE layer the routing-entropy difference and
- * the top-1 flip-rate difference. NULL when there is nothing to compare. */
+ * samples (docs/metrics.md, "Statistics"): for every metric of the schema marked
+ * `paired` that the cell has, a paired bootstrap of the difference of its per-sample
+ * vectors ("KEY_diff": per MoE layer for per-layer metrics), and McNemar's exact test on
+ * the accuracy of classifiers. NULL when there is nothing to compare. */
 static cJSON *vs_reference(const mr_summary_run *g, const char *dir, int i, int j, int *status)
 {
     const mr_cell_meta *m = g->cells[i].meta;
@@ -320,49 +330,38 @@ static cJSON *vs_reference(const mr_summary_run *g, const char *dir, int i, int 
     cell_path(b, sizeof b, dir, &g->cells[j]);
     size_t n = (size_t)m->n, nl = (size_t)m->n_moe;
     int B = g->bootstrap; /* 0: differences only, no p-value (as in eval) */
-    double level = g->level;
-    uint64_t seed = g->seed;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "reference_cell", g->cells[j].meta->id);
-    const char *vecs[2] = {m->kind == MR_CELL_FLUCT ? NULL : "sample_correct",
-                           m->kind == MR_CELL_FLUCT ? NULL : "sample_entropy"};
-    mr_paired p;
-    if (vecs[0]) {
-        double *x = mr_cell_read_vector(a, "sample_correct", n);
-        double *y = mr_cell_read_vector(b, "sample_correct", n);
-        if (!x || !y) *status = MR_EINPUT;
-        if (*status == MR_OK)
-            *status = mr_stats_paired_test(&p, x, y, n, 1, B, level, seed, "paired/accuracy");
-        if (*status == MR_OK) cJSON_AddItemToObject(o, "accuracy_diff", paired_json(&p));
-        if (*status == MR_OK && m->task == MR_TASK_CLASSIFY) {
-            long only_a = 0, only_b = 0;
-            for (size_t s = 0; s < n; s++) {
-                only_a += x[s] > 0.5 && y[s] < 0.5;
-                only_b += x[s] < 0.5 && y[s] > 0.5;
-            }
-            cJSON_AddItemToObject(o, "mcnemar_p", num(mr_stats_mcnemar_exact(only_a, only_b)));
-        }
-        free(x);
-        free(y);
-    }
-    const char *per_layer[2][2] = {{"sample_entropy", "entropy_diff"},
-                                   {"sample_flip_top1", "flip_top1_diff"}};
     /* a reference on another model (routers = ...) with other MoE layers: no per-layer
      * pairs to compare */
     int same_layers = g->cells[j].meta->n_moe == m->n_moe;
-    for (int v = 0; v < 2 && *status == MR_OK && same_layers; v++) {
-        if (v == 0 && m->kind == MR_CELL_FLUCT) continue;
-        if (v == 1 && m->kind == MR_CELL_CLEAN) continue;
-        double *x = mr_cell_read_vector(a, per_layer[v][0], n * nl);
-        double *y = mr_cell_read_vector(b, per_layer[v][0], n * nl);
+    for (int id = 0; id < MR_METRIC_N && *status == MR_OK; id++) {
+        const mr_metric *mt = &mr_metric_table[id];
+        int has = mt->part == MR_PART_PASS ? m->kind != MR_CELL_FLUCT
+                  : mt->part == MR_PART_FLIPS ? m->kind != MR_CELL_CLEAN : 0;
+        if (!mt->paired || !has || (mt->per_layer && !same_layers)) continue;
+        size_t L = mt->per_layer ? nl : 1;
+        double *x = mr_cell_read_vector(a, mt->samples, n * L);
+        double *y = mr_cell_read_vector(b, mt->samples, n * L);
         if (!x || !y) *status = MR_EINPUT;
-        cJSON *arr = cJSON_AddArrayToObject(o, per_layer[v][1]);
-        for (size_t l = 0; l < nl && *status == MR_OK; l++) {
-            char purpose[64];
-            snprintf(purpose, sizeof purpose, "paired/%s/%zu", per_layer[v][1], l);
-            *status = mr_stats_paired_test(&p, x + l, y + l, n, nl, B, level, seed, purpose);
-            if (*status == MR_OK) cJSON_AddItemToArray(arr, paired_json(&p));
+        char key[96], purpose[128];
+        snprintf(key, sizeof key, "%s_diff", mt->key);
+        cJSON *arr = mt->per_layer ? cJSON_AddArrayToObject(o, key) : NULL;
+        for (size_t l = 0; l < L && *status == MR_OK; l++) {
+            mr_paired p;
+            if (mt->per_layer)
+                snprintf(purpose, sizeof purpose, "paired/%s/%zu", key, l);
+            else
+                snprintf(purpose, sizeof purpose, "paired/%s", mt->key);
+            *status = mr_stats_paired_test(&p, x + l, y + l, n, L, B, g->level, g->seed, purpose);
+            if (*status != MR_OK) break;
+            if (arr)
+                cJSON_AddItemToArray(arr, paired_json(&p));
+            else
+                cJSON_AddItemToObject(o, key, paired_json(&p));
         }
+        if (*status == MR_OK && id == MR_M_ACCURACY && m->task == MR_TASK_CLASSIFY)
+            cJSON_AddItemToObject(o, "mcnemar_p", num(mcnemar(x, y, n)));
         free(x);
         free(y);
     }
@@ -405,13 +404,17 @@ static int write_json(const mr_summary_run *g, const char *dir, const mr_cell_su
         else
             snprintf(ref, sizeof ref, "%s/%s@k%d", g->models[rg->model], rg->router, rg->k);
         cJSON_AddStringToObject(o, "reference", ref);
-        cJSON_AddItemToObject(o, "mce", num(rows[gi].mce));
-        cJSON_AddItemToObject(o, "relative_mce", num(rows[gi].rel_mce));
-        cJSON *per = cJSON_AddObjectToObject(o, "ce");
-        cJSON *rel = cJSON_AddObjectToObject(o, "relative_ce");
-        for (int ci = 0; ci < g->n_corr; ci++) {
-            cJSON_AddItemToObject(per, g->corr[ci], num(rows[gi].ce[ci]));
-            cJSON_AddItemToObject(rel, g->corr[ci], num(rows[gi].rel[ci]));
+        for (int i = 0; i < MR_METRIC_N; i++) {
+            const mr_metric *mt = &mr_metric_table[i];
+            const double *v = rows[gi].v[i];
+            if (mt->part != MR_PART_GROUP) continue;
+            if (mt->kind != MR_KIND_PERCORR) {
+                cJSON_AddItemToObject(o, mt->key, num(v[0]));
+                continue;
+            }
+            cJSON *per = cJSON_AddObjectToObject(o, mt->key);
+            for (int ci = 0; ci < g->n_corr; ci++)
+                cJSON_AddItemToObject(per, g->corr[ci], num(v[ci]));
         }
         cJSON_AddItemToArray(ce, o);
     }
@@ -438,35 +441,30 @@ static int write_csv(const mr_summary_run *g, const char *dir, const mr_cell_sum
     size_t len = 0;
     FILE *fp = open_memstream(&buf, &len);
     if (!fp) return mr_error_set(MR_ENOMEM, "out of memory");
-    fprintf(fp, "cell,model,router,k,kind,corruption,severity,layer,accuracy,accuracy_lo,"
-                "accuracy_hi,loss,accuracy_drop,prediction_flip,entropy,entropy_lo,entropy_hi,"
-                "entropy_norm,load_cv,aux_loss,flip_top1,flip_top1_lo,flip_top1_hi,flip_topk_set,"
-                "flip_jaccard\n");
-    for (int i = 0; i < g->n_cells; i++) {
-        const mr_cell_summary *c = &s[i];
-        const mr_cell_meta *m = &c->meta;
+    fprintf(fp, "cell,model,router,k,kind,corruption,severity,layer");
+    for (int i = 0; i < MR_METRIC_N; i++) {
+        const mr_metric *mt = &mr_metric_table[i];
+        if (mt->csv) fprintf(fp, ",%s", mt->key);
+        if (mt->csv == 3) fprintf(fp, ",%s_lo,%s_hi", mt->key, mt->key);
+    }
+    fputc('\n', fp);
+    for (int c = 0; c < g->n_cells; c++) {
+        const mr_cell_meta *m = &s[c].meta;
         for (int l = 0; l < m->n_moe; l++) {
             fprintf(fp, "%s,%s,%s,%d,%s,%s,%d,%d", m->id, m->model, m->router, m->k,
                     mr_cell_kind_name(m->kind), m->corruption, m->severity, m->layers[l]);
-            if (c->has_pass)
-                fprintf(fp, ",%.17g,%.17g,%.17g,%.17g", c->accuracy[0], c->accuracy[1],
-                        c->accuracy[2], c->loss[0]);
-            else
-                fprintf(fp, ",,,,");
-            fprintf(fp, c->has_drop ? ",%.17g" : ",", c->acc_drop[0]);
-            fprintf(fp, c->has_flips ? ",%.17g" : ",", c->pred_flip[0]);
-            if (c->has_pass)
-                fprintf(fp, ",%.17g,%.17g,%.17g,%.17g,%.17g,%.17g", c->entropy[3 * l],
-                        c->entropy[3 * l + 1], c->entropy[3 * l + 2], c->entropy_norm[3 * l],
-                        c->load_cv[l], c->aux_loss[l]);
-            else
-                fprintf(fp, ",,,,,,");
-            if (c->has_flips)
-                fprintf(fp, ",%.17g,%.17g,%.17g,%.17g,%.17g\n", c->flip_top1[3 * l],
-                        c->flip_top1[3 * l + 1], c->flip_top1[3 * l + 2], c->flip_set[3 * l],
-                        c->flip_jaccard[3 * l]);
-            else
-                fprintf(fp, ",,,,,\n");
+            for (int i = 0; i < MR_METRIC_N; i++) {
+                const mr_metric *mt = &mr_metric_table[i];
+                const double *v = s[c].value[i];
+                if (!mt->csv) continue;
+                size_t at = mt->per_layer ? (mt->kind == MR_KIND_CI ? 3 * (size_t)l : (size_t)l) : 0;
+                for (int j = 0; j < mt->csv; j++)
+                    if (v)
+                        fprintf(fp, ",%.17g", v[at + (size_t)j]);
+                    else
+                        fputc(',', fp);
+            }
+            fputc('\n', fp);
         }
     }
     fclose(fp);
@@ -492,17 +490,25 @@ int mr_summary_write(const mr_summary_run *g, const char *dir)
                dir, missing, g->n_cells, first);
     mr_cell_summary *s = calloc((size_t)g->n_cells + 1, sizeof *s);
     ce_row *rows = calloc((size_t)g->n_groups + 1, sizeof *rows);
-    double *cebuf = calloc((size_t)g->n_groups * g->n_corr * 2 + 1, sizeof *cebuf);
+    size_t per_group = 0;
+    for (int i = 0; i < MR_METRIC_N; i++)
+        if (mr_metric_table[i].part == MR_PART_GROUP)
+            per_group += mr_metric_len(&mr_metric_table[i], 0, 0, g->n_corr);
+    double *cebuf = calloc((size_t)g->n_groups * per_group + 1, sizeof *cebuf);
     int st = s && rows && cebuf ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
     for (int i = 0; st == MR_OK && i < g->n_cells; i++) {
         cell_path(path, sizeof path, dir, &g->cells[i]);
         st = mr_cell_read_summary(path, &s[i]);
     }
     if (st == MR_OK) {
-        for (int gi = 0; gi < g->n_groups; gi++) {
-            rows[gi].ce = cebuf + (size_t)gi * g->n_corr * 2;
-            rows[gi].rel = rows[gi].ce + g->n_corr;
-        }
+        /* storage of every group metric of every group, in its shape */
+        double *at = cebuf;
+        for (int gi = 0; gi < g->n_groups; gi++)
+            for (int i = 0; i < MR_METRIC_N; i++)
+                if (mr_metric_table[i].part == MR_PART_GROUP) {
+                    rows[gi].v[i] = at;
+                    at += mr_metric_len(&mr_metric_table[i], 0, 0, g->n_corr);
+                }
         compute_ce(g, s, rows);
         st = write_h5(g, dir, rows);
     }

@@ -13,47 +13,41 @@
 #include "../io/mr_file.h"
 #include "../io/mr_fs.h"
 
-#define LN2 0.69314718055994530942
 #define BASELINE_FORMAT "moe-robust-baseline"
 #define TOLERANCE_FORMAT "moe-robust-tolerance"
 
 /* ------------------------------------------------------------------ metric names */
 
-enum {
-    M_ACCURACY, M_LOSS, M_BPC, M_PRED, M_DROP, M_FLIP1, M_FLIPK, M_JACC, M_ENT, M_ENTN,
-    M_LOADCV, M_AUX, M_MCE, M_RMCE, M_PRIMARY, M_N
-};
+/* Selection masks: bit i = metric i of the schema (metrics/mr_metric.h), guarded when
+ * its row says `gate`; one more bit for "primary" (the primary metric of each model's
+ * task). */
+#define PRIMARY_BIT ((uint64_t)1 << MR_METRIC_N)
+_Static_assert(MR_METRIC_N < 64, "gate masks are 64 bits: one per metric and `primary`");
 
-static const struct {
-    const char *name;
-    int better;
-} metric_info[M_N] = {
-    [M_ACCURACY] = {"accuracy", MR_BETTER_HIGHER},
-    [M_LOSS] = {"loss", MR_BETTER_LOWER},
-    [M_BPC] = {"bpc", MR_BETTER_LOWER},
-    [M_PRED] = {"prediction_flip", MR_BETTER_LOWER},
-    [M_DROP] = {"accuracy_drop", MR_BETTER_LOWER},
-    [M_FLIP1] = {"flip_top1", MR_BETTER_LOWER},
-    [M_FLIPK] = {"flip_topk_set", MR_BETTER_LOWER},
-    [M_JACC] = {"flip_jaccard", MR_BETTER_LOWER},
-    [M_ENT] = {"entropy", MR_BETTER_EITHER},
-    [M_ENTN] = {"entropy_norm", MR_BETTER_EITHER},
-    [M_LOADCV] = {"load_cv", MR_BETTER_LOWER},
-    [M_AUX] = {"aux_loss", MR_BETTER_LOWER},
-    [M_MCE] = {"mce", MR_BETTER_LOWER},
-    [M_RMCE] = {"relative_mce", MR_BETTER_LOWER},
-    [M_PRIMARY] = {"primary", 0},
-};
+static uint64_t bit(int id) { return (uint64_t)1 << id; }
 
-unsigned mr_gate_default_metrics(void)
+uint64_t mr_gate_default_metrics(void)
 {
-    return 1u << M_PRIMARY | 1u << M_PRED | 1u << M_FLIP1 | 1u << M_FLIPK | 1u << M_ENT |
-           1u << M_MCE;
+    return PRIMARY_BIT | bit(MR_M_PRED_FLIP) | bit(MR_M_FLIP_TOP1) | bit(MR_M_FLIP_SET) |
+           bit(MR_M_ENTROPY) | bit(MR_M_MCE);
 }
 
-unsigned mr_gate_all_metrics(void) { return (1u << M_N) - 1; }
+uint64_t mr_gate_all_metrics(void)
+{
+    uint64_t m = PRIMARY_BIT;
+    for (int i = 0; i < MR_METRIC_N; i++)
+        if (mr_metric_table[i].gate) m |= bit(i);
+    return m;
+}
 
-int mr_gate_parse_metrics(const char *list, unsigned *mask)
+/* the guarded metric named `name` (its schema index), or -1 */
+static int gate_metric(const char *name)
+{
+    const mr_metric *m = mr_metric_lookup(name);
+    return m && m->gate ? (int)(m - mr_metric_table) : -1;
+}
+
+int mr_gate_parse_metrics(const char *list, uint64_t *mask)
 {
     *mask = 0;
     char buf[1024];
@@ -65,21 +59,25 @@ int mr_gate_parse_metrics(const char *list, unsigned *mask)
             continue;
         }
         if (strcmp(t, "all") == 0) {
-            *mask |= (1u << M_N) - 1;
+            *mask |= mr_gate_all_metrics();
             continue;
         }
-        int i = 0;
-        while (i < M_N && strcmp(metric_info[i].name, t) != 0) i++;
-        if (i == M_N) {
-            char known[512] = "";
-            for (int j = 0; j < M_N; j++) {
-                strcat(known, metric_info[j].name);
-                strcat(known, ", ");
-            }
-            return mr_error_set(MR_EINPUT, "--metrics: unknown metric '%s' (known: %sdefault, all)",
-                                t, known);
+        if (strcmp(t, "primary") == 0) {
+            *mask |= PRIMARY_BIT;
+            continue;
         }
-        *mask |= 1u << i;
+        int i = gate_metric(t);
+        if (i < 0) {
+            char known[1024] = "";
+            for (int j = 0; j < MR_METRIC_N; j++)
+                if (mr_metric_table[j].gate) {
+                    strcat(known, mr_metric_table[j].key);
+                    strcat(known, ", ");
+                }
+            return mr_error_set(MR_EINPUT, "--metrics: unknown metric '%s' (known: %sprimary, "
+                                "default, all)", t, known);
+        }
+        *mask |= bit(i);
     }
     MR_REQUIRE(*mask, MR_EINPUT, "--metrics: empty list");
     return MR_OK;
@@ -91,12 +89,9 @@ static int better_of_key(const char *key, int *better)
     const char *c = strrchr(key, ':');
     const char *s = strrchr(key, '/');
     const char *name = s && (!c || s > c) ? s + 1 : c ? c + 1 : key;
-    for (int i = 0; i < M_PRIMARY; i++)
-        if (strcmp(metric_info[i].name, name) == 0) {
-            *better = metric_info[i].better;
-            return 1;
-        }
-    return 0;
+    int i = gate_metric(name);
+    if (i >= 0) *better = mr_metric_table[i].better;
+    return i >= 0;
 }
 
 /* ------------------------------------------------------------------ collect */
@@ -123,58 +118,40 @@ static int push(mr_gate_set *s, const char *cell, const char *metric, const doub
     return MR_OK;
 }
 
-static int collect_cell(const mr_results *r, int ci, unsigned mask, mr_gate_set *s)
+/* whether metric i is selected for a model of `task` */
+static int selected(uint64_t mask, int i, int task)
+{
+    const mr_metric *m = &mr_metric_table[i];
+    return m->gate && ((mask & bit(i)) || ((mask & PRIMARY_BIT) && m->primary == task));
+}
+
+/* every selected metric of a cell, cell-level first, then per MoE layer
+ * ("layerB/KEY", B = the MoE block) */
+static int collect_cell(const mr_results *r, int ci, uint64_t mask, mr_gate_set *s)
 {
     const mr_cell_summary *c = &r->cells[ci];
     const mr_cell_meta *m = &c->meta;
-    int lm = m->task == MR_TASK_LM;
-    const char *id = m->id;
-    /* The most one sample's outcome (every token of it routed otherwise, its prediction
-     * changed) can move a metric over n samples: 1/n for a mean of values in [0, 1]
-     * (accuracy, flips, entropy_norm), ln(E)/n for routing entropy; a sample holds 1/n of
-     * the top-k assignments and of the router mass, so the load fractions f and mean
-     * probabilities P move by at most 2/n in L1: load_cv = E std(f) by 2 sqrt(E)/n,
-     * aux_loss = E sum f_e P_e by 4E/n. Loss and bpc have no such bound. */
-    double q = m->n > 0 ? 1.0 / m->n : 0.0, E = m->E > 1 ? m->E : 1;
-    double qent = q * log(E), qcv = 2.0 * sqrt(E) * q, qaux = 4.0 * E * q;
-#define ON(x) (mask & (1u << (x)))
-    if (c->has_pass) {
-        if (ON(M_ACCURACY) || (ON(M_PRIMARY) && !lm))
-            MR_TRY(push(s, id, "accuracy", c->accuracy, 1, MR_BETTER_HIGHER, q));
-        if (ON(M_LOSS)) MR_TRY(push(s, id, "loss", c->loss, 1, MR_BETTER_LOWER, 0));
-        if (lm && (ON(M_BPC) || ON(M_PRIMARY))) {
-            double b[3] = {c->loss[0] / LN2, c->loss[1] / LN2, c->loss[2] / LN2};
-            MR_TRY(push(s, id, "bpc", b, 1, MR_BETTER_LOWER, 0));
-        }
+    for (int i = 0; i < MR_METRIC_N; i++) {
+        const mr_metric *mt = &mr_metric_table[i];
+        if (!mt->per_layer && c->value[i] && selected(mask, i, m->task))
+            MR_TRY(push(s, m->id, mt->key, c->value[i], mt->kind == MR_KIND_CI, mt->better,
+                        mr_metric_quantum(mt, m->n, m->E)));
     }
-    if (c->has_flips && ON(M_PRED)) MR_TRY(push(s, id, "prediction_flip", c->pred_flip, 1, MR_BETTER_LOWER, q));
-    if (c->has_drop && ON(M_DROP)) MR_TRY(push(s, id, "accuracy_drop", c->acc_drop, 1, MR_BETTER_LOWER, q));
-    for (int l = 0; l < m->n_moe; l++) {
-        char name[64];
-        int b = m->layers[l];
-#define LAYER(bit, arr, label, ci_, better, quantum)                           \
-    if (ON(bit) && (arr)) {                                                    \
-        snprintf(name, sizeof name, "layer%d/%s", b, label);                   \
-        MR_TRY(push(s, id, name, (ci_) ? (arr) + 3 * l : (double[3]){(arr)[l], NAN, NAN}, ci_, \
-                    better, quantum));                                         \
-    }
-        if (c->has_pass) {
-            LAYER(M_ENT, c->entropy, "entropy", 1, MR_BETTER_EITHER, qent);
-            LAYER(M_ENTN, c->entropy_norm, "entropy_norm", 1, MR_BETTER_EITHER, q);
-            LAYER(M_LOADCV, c->load_cv, "load_cv", 0, MR_BETTER_LOWER, qcv);
-            LAYER(M_AUX, c->aux_loss, "aux_loss", 0, MR_BETTER_LOWER, qaux);
+    for (int l = 0; l < m->n_moe; l++)
+        for (int i = 0; i < MR_METRIC_N; i++) {
+            const mr_metric *mt = &mr_metric_table[i];
+            if (!mt->per_layer || !c->value[i] || !selected(mask, i, m->task)) continue;
+            int ci_ = mt->kind == MR_KIND_CI;
+            double v[3] = {c->value[i][ci_ ? 3 * l : l], NAN, NAN};
+            if (ci_) memcpy(v, c->value[i] + 3 * l, sizeof v);
+            char name[64];
+            snprintf(name, sizeof name, "layer%d/%s", m->layers[l], mt->key);
+            MR_TRY(push(s, m->id, name, v, ci_, mt->better, mr_metric_quantum(mt, m->n, m->E)));
         }
-        if (c->has_flips) {
-            LAYER(M_FLIP1, c->flip_top1, "flip_top1", 1, MR_BETTER_LOWER, q);
-            LAYER(M_FLIPK, c->flip_set, "flip_topk_set", 1, MR_BETTER_LOWER, q);
-            LAYER(M_JACC, c->flip_jaccard, "flip_jaccard", 1, MR_BETTER_LOWER, q);
-        }
-#undef LAYER
-    }
     return MR_OK;
 }
 
-int mr_gate_collect(const mr_results *r, unsigned mask, mr_gate_set *s)
+int mr_gate_collect(const mr_results *r, uint64_t mask, mr_gate_set *s)
 {
     memset(s, 0, sizeof *s);
     snprintf(s->source, sizeof s->source, "%s", r->file);
@@ -186,15 +163,18 @@ int mr_gate_collect(const mr_results *r, unsigned mask, mr_gate_set *s)
         for (int i = 0; i < r->n_corr * MR_RES_MAX_SEV; i++)
             if (gr->corrupt[i] >= 0) MR_TRY(collect_cell(r, gr->corrupt[i], mask, s));
         for (int f = 0; f < gr->n_fluct; f++) MR_TRY(collect_cell(r, gr->fluct[f], mask, s));
-        if (gr->has_ce) {
-            char id[200];
-            snprintf(id, sizeof id, "%s/%s", r->models[gr->model].name, gr->label);
-            double v[3] = {gr->mce, NAN, NAN}, w[3] = {gr->rel_mce, NAN, NAN};
-            if (ON(M_MCE)) MR_TRY(push(s, id, "mce", v, 0, MR_BETTER_LOWER, 0));
-            if (ON(M_RMCE)) MR_TRY(push(s, id, "relative_mce", w, 0, MR_BETTER_LOWER, 0));
+        if (!gr->has_ce) continue;
+        char id[200];
+        snprintf(id, sizeof id, "%s/%s", r->models[gr->model].name, gr->label);
+        for (int i = 0; i < MR_METRIC_N; i++) {
+            const mr_metric *mt = &mr_metric_table[i];
+            if (mt->part != MR_PART_GROUP || mt->kind != MR_KIND_SCALAR || !(mask & bit(i)) ||
+                !mt->gate)
+                continue;
+            double v[3] = {gr->value[i][0], NAN, NAN};
+            MR_TRY(push(s, id, mt->key, v, 0, mt->better, 0)); /* no per-sample bound */
         }
     }
-#undef ON
     return MR_OK;
 }
 

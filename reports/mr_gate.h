@@ -5,20 +5,19 @@
  * A metric is named "CELL_ID:METRIC" for cell metrics, e.g.
  *   vit/softmax@k2/clean:accuracy
  *   vit/softmax@k2/gaussian_noise/s3:layer1/flip_top1   (layerB = MoE block B)
- * and "MODEL/ROUTER@kK:mce" for a group's mean corruption error. Each has a direction:
- * higher is better (accuracy), lower is better (loss, bpc, flips, mCE, accuracy_drop,
- * load_cv, aux_loss), or either (entropy, entropy_norm: a change beyond tolerance in
- * either direction is reported as a regression, since neither is better by itself).
+ * and "MODEL/ROUTER@kK:mce" for a group's mean corruption error. Each has the direction
+ * of its schema row (metrics/mr_metric.h): higher is better (accuracy), lower is better
+ * (loss, flips, mCE, ...), or either (entropy: a change beyond tolerance in either
+ * direction is reported as a regression, since neither is better by itself).
  * Ownership: every struct filled here is released by its _free function.
  */
 #ifndef MR_GATE_H
 #define MR_GATE_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "../io/mr_results.h"
-
-enum { MR_BETTER_EITHER = 0, MR_BETTER_HIGHER = 1, MR_BETTER_LOWER = -1 };
 
 typedef struct mr_gate_metric {
     char key[420];
@@ -40,17 +39,16 @@ typedef struct mr_gate_set {
     double level;
 } mr_gate_set;
 
-/* Metric selection: a comma-separated list of metric names (accuracy, loss, bpc,
- * prediction_flip, accuracy_drop, flip_top1, flip_topk_set, flip_jaccard, entropy,
- * entropy_norm, load_cv, aux_loss, mce, relative_mce), "primary" (accuracy for
+/* Metric selection: a comma-separated list of the keys of the metrics the schema marks
+ * `gate` (metrics/mr_metric.h; docs/ci.md lists them), "primary" (accuracy for
  * classifiers, bpc for LMs), "default" (primary, prediction_flip, flip_top1,
- * flip_topk_set, entropy, mce) or "all". */
-int mr_gate_parse_metrics(const char *list, unsigned *mask);
-unsigned mr_gate_default_metrics(void);
-unsigned mr_gate_all_metrics(void);
+ * flip_topk_set, entropy, mce) or "all". Bit i of a mask is metric i of the schema. */
+int mr_gate_parse_metrics(const char *list, uint64_t *mask);
+uint64_t mr_gate_default_metrics(void);
+uint64_t mr_gate_all_metrics(void);
 
 /* The selected metrics of a run, in grid order. */
-int mr_gate_collect(const mr_results *r, unsigned mask, mr_gate_set *out);
+int mr_gate_collect(const mr_results *r, uint64_t mask, mr_gate_set *out);
 /* The baseline JSON text (malloc'd, ends with a newline). */
 char *mr_gate_baseline_json(const mr_gate_set *s);
 /* Read a baseline file; MR_EINPUT naming FILE[:LINE:COL] and the key at fault. */

@@ -181,7 +181,7 @@ static void yrange(rep *R, const family *f, int k, double *lo, double *hi)
     *lo = *hi = NAN;
     for (int l = 0; l < f->nl; l++)
         for (int i = 0; i < f->lines[l].n; i++)
-            for (int j = 0; j < 3; j++) mr_rep_mm(lo, hi, R->summary[f->lines[l].group[i]][k][j]);
+            for (int j = 0; j < 3; j++) mr_rep_minmax(lo, hi, R->summary[f->lines[l].group[i]][k][j]);
     mr_rep_range_pad(lo, hi);
 }
 

@@ -1,7 +1,16 @@
-/* mr_report_impl.h — internals of `moe-robust report` shared by its source files
- * (mr_report.c: per-model figures and tables; mr_report_compress.c: the compression
- * figures across models). Not a public interface: every pointer in `rep` is owned by
- * mr_report_write.
+/* mr_report_impl.h — what the files of `moe-robust report` share (internal to reports/):
+ * the report state, the aggregates of every (model, router, k) group, and the helpers
+ * of each job:
+ *   mr_report.c          the driver (one model after the other) and the styles
+ *   mr_report_agg.c      aggregates over samples, corruptions and severities (schema)
+ *   mr_report_tables.c   summary and per-corruption tables (schema)
+ *   mr_report_fig.c      what every figure shares: gnuplot headers, keys, emit/render
+ *   mr_fig_*.c           one file per figure family
+ *   mr_report_gallery.c  the corruption gallery
+ *   mr_report_index.c    report.md, the index
+ *   mr_report_text.c     quoting for gnuplot, Markdown and LaTeX
+ *   mr_report_compress.c the compression figures and table across models
+ * Ownership: everything hangs off `rep`, released by the driver.
  */
 #ifndef MR_REPORT_IMPL_H
 #define MR_REPORT_IMPL_H
@@ -9,32 +18,28 @@
 #include <stdio.h>
 
 #include "../io/mr_file.h"
-#include "../io/mr_results.h"
 #include "mr_report.h"
 
-/* overall aggregates of a group kept for the compression figures */
-enum { SUM_CLEAN, SUM_CORR, SUM_DELTA, SUM_ENT, SUM_FLIP1, SUM_FLIPK, SUM_PRED, NSUM };
-
-#define LN2 0.69314718055994530942
-
-/* per-sample quantities of a cell, each a vector [n] */
-enum { Q_PRIM, Q_FLIP1, Q_FLIPK, Q_PRED, Q_ENT, NQ };
-/* severity aggregates (figures) */
-enum { S_PRIM, S_FLIP1, S_FLIPK, S_PRED, NS };
-/* per-corruption aggregates (table) */
-enum { C_PRIM, C_DELTA, C_FLIP1, C_ENT, NC };
-/* overall aggregates (summary table, k curve) */
-enum { A_PRIM, A_DELTA, A_FLIP1, A_FLIPK, A_PRED, A_ENT, A_FLUCT, NA };
-
+/* Aggregates of one group, per metric of the schema (metrics/mr_metric.h), each a
+ * [mean, lo, hi] triple in display units (the metric's `scale`), NaN where undefined. */
 typedef struct gagg {
-    double clean[3];            /* primary metric of the clean cell (its stored CI) */
-    double sev[NS][MR_RES_MAX_SEV][3];
-    int sev_n[MR_RES_MAX_SEV];  /* corrupted cells per severity */
-    double *pc;                 /* [n_corr][NC][3] */
-    int *pc_n;                  /* [n_corr] */
-    double all[NA][3];
+    double clean[MR_METRIC_N][3];  /* MR_REPORT_CLEAN */
+    double all[MR_METRIC_N][3];    /* MR_REPORT_CORRUPT: mean over corruptions and severities */
+    double delta[MR_METRIC_N][3];  /* MR_REPORT_DELTA: degradation, clean -> corrupted */
+    double fluct[MR_METRIC_N][3];  /* MR_REPORT_FLUCT: mean over checkpoint pairs */
+    double sev[MR_METRIC_N][MR_RES_MAX_SEV][3]; /* MR_REPORT_SEV, per severity */
+    int sev_n[MR_RES_MAX_SEV];     /* corrupted cells per severity */
+    double *pc;                    /* [n_corr][MR_METRIC_N][2][3]: MR_REPORT_PERCORR, mean
+                                      over the corruption's severities, and its delta */
+    int *pc_n;                     /* [n_corr] cells per corruption */
     int all_n, fluct_n, has_clean;
 } gagg;
+
+/* pc's triple of corruption c, metric id, d = 0 (value) or 1 (delta) */
+#define PC(a, c, id, d) ((a)->pc + ((((size_t)(c) * MR_METRIC_N + (id)) * 2 + (d)) * 3))
+
+/* overall aggregates of a group kept for the compression figures (R->summary) */
+enum { SUM_CLEAN, SUM_CORR, SUM_DELTA, SUM_ENT, SUM_FLIP1, SUM_FLIPK, SUM_PRED, NSUM };
 
 typedef struct style {
     char rgb[8];
@@ -68,6 +73,7 @@ typedef struct rep {
     const mr_res_model *m;
     int g0, G;
     int lm;
+    int prim;     /* the schema id of its primary metric (accuracy, bpc) */
     size_t n;
     style *sty;   /* [G] */
     int *sel, ns; /* groups shown by the current figure */
@@ -86,27 +92,62 @@ typedef struct rep {
     int n_compress;  /* compression families drawn (index section) */
 } rep;
 
-/* helpers of mr_report.c */
-void mr_rep_clean_str(char *dst, size_t cap, const char *src);  /* control chars -> '?' */
-void mr_rep_gp_str(FILE *fp, const char *s);                    /* a gnuplot "string" */
-void mr_rep_md_str(FILE *fp, const char *s);                    /* Markdown-escaped text */
-void mr_rep_gp_header(rep *R, FILE *fp, const char *name, const char *what, int png_w, int png_h,
-                      int font, double pdf_w, double pdf_h, int pdf_font);
+/* ---- mr_report_agg.c ---- */
+/* Whether the report shows metric id for the current model (its `report` columns, its
+ * task, and for primary metrics only the model's own). */
+int mr_rep_shows(const rep *R, int id);
+/* Aggregate every group of the current model (R->agg) and compute the queued CIs. */
+int mr_rep_aggregate(rep *R);
+void mr_rep_agg_free(rep *R);
+
+/* ---- mr_report_tables.c ---- */
+int mr_rep_tables(rep *R);
+
+/* ---- mr_report_fig.c ---- */
+void mr_rep_gp_header(rep *R, FILE *fp, const char *name, const char *what, int png_w,
+                      int png_h, int font, double pdf_w, double pdf_h, int pdf_font);
+void mr_rep_gp_groups(rep *R, FILE *fp);
+void mr_rep_gp_layer_note(rep *R, FILE *fp);
 void mr_rep_dat_header(rep *R, FILE *fp, const char *name, const char *what);
-/* write NAME.dat and NAME.gp into the output directory, list the figure, render it */
+void mr_rep_gp_multi_begin(rep *R, FILE *fp, const char *title, int boxes, int ncol, int nrow,
+                           double left, double right, double bottom_px, double height_px);
+/* open the data and script texts of a figure */
+int mr_rep_fig_open(mr_textbuf *dat, mr_textbuf *gp);
+/* write NAME.dat and NAME.gp, list the figure for the index, render it */
 int mr_rep_emit(rep *R, const char *name, const char *title, mr_textbuf *dat, mr_textbuf *gp);
 const char *mr_rep_prim_label(const rep *R);
-void mr_rep_range_pad(double *lo, double *hi);  /* finite padded range */
-void mr_rep_mm(double *lo, double *hi, double v); /* widen [lo, hi] to v (NaN skipped) */
+void mr_rep_range_pad(double *lo, double *hi);
+void mr_rep_minmax(double *lo, double *hi, double v);
+int mr_rep_key_rows(int G);
+
+/* ---- figure families (mr_fig_*.c): each writes fig-MODEL-<family>.* ---- */
+int mr_fig_severity_mean(rep *R, const char *name);
+int mr_fig_severity_grid(rep *R, const char *name);
+int mr_fig_flip(rep *R, const char *name);
+int mr_fig_entropy(rep *R, const char *name);
+int mr_fig_fluct(rep *R, const char *name);
+int mr_fig_load(rep *R, const char *name);
+int mr_fig_k(rep *R, const char *name);
+
+/* ---- mr_report_gallery.c, mr_report_index.c ---- */
+void mr_rep_gallery(rep *R);
+int mr_rep_index(rep *R);
 void mr_rep_index_fig(rep *R, FILE *fp, const char *name); /* a figure's entry in report.md */
 int mr_rep_append_file(FILE *fp, const char *dir, const char *name); /* 0 if unreadable */
 
-/* the compression figures and table (mr_report_compress.c): for every model of the run
- * that others compress (`compress = METHOD:K` on its path), accuracy and routing
- * stability against the experts kept; R->summary must hold every group's aggregates.
- * Nothing is written for a run without compressed models. */
+/* ---- mr_report_compress.c: for every model of the run that others compress
+ * (`compress = METHOD:K` on its path), accuracy and routing stability against the experts
+ * kept; R->summary must hold every group's aggregates. Nothing is written for a run
+ * without compressed models. ---- */
 int mr_report_compress(rep *R);
 /* the index section of the compression figures (none: nothing written) */
 void mr_report_compress_index(rep *R, FILE *fp);
+
+/* ---- mr_report_text.c: user strings inside gnuplot, Markdown and LaTeX ---- */
+void mr_rep_clean_str(char *dst, size_t cap, const char *src);
+void mr_rep_gp_str(FILE *fp, const char *s);
+void mr_rep_tex_str(FILE *fp, const char *s);
+void mr_rep_md_str(FILE *fp, const char *s);
+const char *mr_rep_basename(const char *p);
 
 #endif

@@ -53,7 +53,7 @@ expect 2 "router option tau=x is not a number" -- "$bin" eval --model $m --data 
 expect 0 "similarity" -- "$bin" eval --help
 # evaluation under a corruption (issue: metrics per (model, router, corruption, severity))
 expect 0 "flip rate per MoE layer, clean vs corrupted" -- "$bin" eval --model $m --data $d --corruption shot_noise:3 --bootstrap 50
-expect 0 "accuracy drop" -- "$bin" eval --model $m --data $d --corruption embed_gaussian:2 --router similarity --bootstrap 50
+expect 0 "accuracy_drop" -- "$bin" eval --model $m --data $d --corruption embed_gaussian:2 --router similarity --bootstrap 50
 expect 0 "corruption   char_swap:5" -- "$bin" eval --model tests/fixtures/tiny-lm.h5 --data tests/fixtures/tiny-tokens.h5 --corruption char_swap:5 --bootstrap 50
 expect 2 "unknown corruption" -- "$bin" eval --model $m --data $d --corruption nosuch:1
 expect 2 "severity" -- "$bin" eval --model $m --data $d --corruption shot_noise:9
@@ -93,7 +93,7 @@ expect 2 "router option tau given twice" -- "$bin" eval --model $m --data $d --r
 # --batch up to its documented maximum on few samples: workspaces hold min(batch, samples)
 # (issue #23: 59064 MiB were asked for 256 windows); also the embedding-statistics pass
 expect 0 "bpc" -- "$bin" eval --model models/kjv-char-moe-softmax.h5 --data models/kjv-char-test.h5 --limit 8 --batch 65536 --bootstrap 10
-expect 0 "accuracy drop" -- "$bin" eval --model models/kjv-char-moe-softmax.h5 --data models/kjv-char-test.h5 --limit 8 --batch 65536 --bootstrap 10 --corruption embed_gaussian:2
+expect 0 "accuracy_drop" -- "$bin" eval --model models/kjv-char-moe-softmax.h5 --data models/kjv-char-test.h5 --limit 8 --batch 65536 --bootstrap 10 --corruption embed_gaussian:2
 a=$("$bin" eval --model models/kjv-char-moe-softmax.h5 --data models/kjv-char-test.h5 --limit 8 --batch 65536 --bootstrap 10 | tail -n +4)
 b=$("$bin" eval --model models/kjv-char-moe-softmax.h5 --data models/kjv-char-test.h5 --limit 8 --batch 8 --bootstrap 10 | tail -n +4)
 [ "$a" = "$b" ] && echo "ok   --batch 65536 on 8 windows == --batch 8" || { echo "FAIL --batch 65536 and --batch 8 differ on 8 windows"; fail=1; }

@@ -107,7 +107,7 @@ START_TEST(results_read_back)
         ck_assert_str_eq(r.groups[gr->ref].router, "softmax");
         ck_assert_int_eq(r.groups[gr->ref].k, gr->k);
     }
-    ck_assert_double_eq_tol(r.groups[0].mce, 1.0, 1e-12);
+    ck_assert_double_eq_tol(r.groups[0].value[MR_M_MCE][0], 1.0, 1e-12);
     mr_results_free(&r);
     /* not a results dir */
     ck_assert_int_eq(mr_results_load(&r, "tests/configs"), MR_EINPUT);
@@ -310,7 +310,7 @@ START_TEST(baseline_round_trip)
     free(x);
     mr_gate_report_free(&rep);
     /* --metrics */
-    unsigned mask;
+    uint64_t mask;
     ck_assert_int_eq(mr_gate_parse_metrics("flip_top1,mce", &mask), MR_OK);
     mr_gate_set_free(&back);
     ck_assert_int_eq(mr_gate_collect(&r, mask, &back), MR_OK);
