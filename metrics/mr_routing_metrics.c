@@ -176,6 +176,18 @@ int mr_routing_summarize(mr_layer_routing *out, const mr_routing_acc *a, int B, 
             aux += f1 * P;
         }
         o->aux_loss = a->E * aux;
+        /* importance = summed routing probability per expert; its coefficient of variation
+         * (unbiased std, as load_cv) is the importance loss of Shazeer et al. 2017, Sec. 4 */
+        const uint64_t *imp = a->psum + (size_t)mi * a->E;
+        double imp_mean = 0.0, imp_var = 0.0;
+        for (int e = 0; e < a->E; e++) imp_mean += (double)imp[e] / FIX_ONE;
+        imp_mean /= a->E;
+        for (int e = 0; e < a->E; e++) {
+            double d = (double)imp[e] / FIX_ONE - imp_mean;
+            imp_var += d * d;
+        }
+        imp_var = a->E > 1 ? imp_var / (a->E - 1) : 0.0;
+        o->importance_cv = imp_mean > 0 ? sqrt(imp_var) / imp_mean : 0.0;
     }
     free(scratch);
     free(norm);

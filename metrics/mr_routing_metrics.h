@@ -42,6 +42,7 @@ typedef struct mr_layer_routing {
     double max_over_mean;   /* max f / mean f */
     int dead;               /* experts with no assignment */
     double aux_loss;        /* Switch: E * sum_e f1_e * P_e (f1 top-1 share, P mean prob) */
+    double importance_cv;   /* CV of the experts' importance sum_tokens p_e (Shazeer 2017) */
     const int64_t *load_counts; /* [E] top-k assignments per expert (points into the acc) */
     double load_total;          /* their sum: f_e = load_counts[e] / load_total */
 } mr_layer_routing;

@@ -53,6 +53,7 @@ START_TEST(uniform_routing_has_entropy_ln_E)
     /* Switch aux loss at perfect balance: E * sum_e (1/E)(1/E) = 1; top-1 shares here are
      * 1/2 for experts 0 and 2, so E * (0.5*0.25 + 0.5*0.25) = 1 as well */
     ck_assert_double_le(fabs(s.aux_loss - 1.0), 1e-9);
+    ck_assert_double_le(fabs(s.importance_cv), 1e-12); /* every expert gets p = 1/4 */
     ck_assert_double_le(fabs(s.load_counts[0] / s.load_total - 0.25), 1e-12);
     mr_routing_acc_free(a);
 }
@@ -80,6 +81,8 @@ START_TEST(collapsed_routing)
     ck_assert_double_le(fabs(s.load_entropy - log(2.0)), 1e-12);
     /* all top-1 on expert 0 with P_0 = 1: aux = E * 1 * 1 */
     ck_assert_double_le(fabs(s.aux_loss - 4.0), 1e-9);
+    /* importance (N, 0, 0, 0): mean N/4, unbiased std N/2, CV 2 */
+    ck_assert_double_le(fabs(s.importance_cv - 2.0), 1e-9);
     mr_routing_acc_free(a);
 }
 END_TEST
