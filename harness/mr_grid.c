@@ -306,6 +306,11 @@ int mr_grid_prepare_models(mr_grid *g, const char *dir, FILE *log)
             return mr_error_set(MR_EINPUT, "%s: not the model this run compresses (%s to %d "
                                 "experts): remove it", path, cm->compress, cm->compress_k);
         }
+        /* the cells of this model name its MoE blocks through the model (mr_cell_meta.layers
+         * is not owned): point them at the compressed model's before the source is freed */
+        for (int c2 = 0; c2 < g->n_cells; c2++)
+            if (g->cells[c2].meta.layers == g->models[i]->cfg.moe_layers)
+                g->cells[c2].meta.layers = m->cfg.moe_layers;
         mr_model_free(g->models[i]);
         g->models[i] = m;
     }

@@ -91,6 +91,11 @@ a=$("$bin" eval --model "$tmp/run/models/msmoe3.h5" --data $h5 --threads 1 | gre
 b=$("$bin" eval --model "$tmp/cli3.h5" --data $h5 --threads 1 | grep -v '^model')
 [ "$a" = "$b" ] && echo "ok   grid model = compress output" || bad "the grid's compressed model differs from compress's"
 grep -q '^msmoe3/softmax@k2/clean,msmoe3,softmax,2,clean' "$tmp/run/summary.csv" || bad "grid: no msmoe3 cells"
+# every cell names the MoE blocks of its model: one geometry here, so one block list (the
+# cells of compressed models once pointed at the freed source model's list)
+nl=$(grep -o '"layer":[[:space:]]*-\{0,1\}[0-9]*' "$tmp/run/summary.json" | sort -u | wc -l)
+[ "$nl" -eq 1 ] && echo "ok   compressed models' cells name their MoE blocks" ||
+  bad "summary.json: $nl different MoE block indices for one model geometry"
 "$bin" run "$tmp/grid.ini" --out "$tmp/run" --resume >"$tmp/log" 2>&1 || bad "resume failed"
 grep -q "compressed by" "$tmp/log" && bad "resume compressed again" || echo "ok   resume reuses DIR/models"
 # the report's compression figures: one line per method, from K up to the original's E,
