@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../analysis/mr_error.h"
+#include "../analysis/mr_parse.h"
 
 const char *mr_fs_strerror(int e)
 {
@@ -202,8 +203,11 @@ int mr_fs_remove_tmp(const char *dir)
     while ((e = readdir(d))) {
         if (!mr_fs_is_tmp_name(e->d_name)) continue;
         /* a process of this host that is still running may still be writing it */
-        long pid = strtol(strrchr(e->d_name, '-') + 1, NULL, 10);
-        if (pid_alive(pid)) continue;
+        /* a number beyond any pid (pid_max <= 2^22) is no process's: stale */
+        long long pid = 0;
+        if (mr_parse_ll("pid", strrchr(e->d_name, '-') + 1, 1, 1 << 22, &pid) == MR_OK &&
+            pid_alive((long)pid))
+            continue;
         char *p = mr_fs_join(dir, e->d_name);
         struct stat st;
         if (p && lstat(p, &st) == 0 && S_ISREG(st.st_mode) && unlink(p) == 0) n++;
@@ -270,13 +274,15 @@ static void describe_holders(int fd, char *out, size_t cap)
     size_t len = 0;
     out[0] = '\0';
     for (char *line = strtok(buf, "\n"); line && len + 1 < cap; line = strtok(NULL, "\n")) {
-        long pid = 0;
-        char h[256] = "";
-        int at = 0;
-        if (sscanf(line, "%ld %255s %n", &pid, h, &at) < 2 || at == 0) continue;
-        if (strcmp(h, host) == 0 && !pid_alive(pid)) continue;
-        int w = snprintf(out + len, cap - len, "%spid %ld on %s: %s", len ? "; " : "", pid, h,
-                         line + at);
+        /* "PID HOST WHAT": a line that is not is skipped (the file is another process's) */
+        char *sp = strchr(line, ' '), *h = sp ? sp + 1 : NULL, *what = h ? strchr(h, ' ') : NULL;
+        if (!what || what == h) continue;
+        *sp = *what++ = '\0';
+        long long pid = 0;
+        if (mr_parse_ll("pid", line, 1, 1 << 22, &pid) != MR_OK) continue;
+        if (strcmp(h, host) == 0 && !pid_alive((long)pid)) continue;
+        int w = snprintf(out + len, cap - len, "%spid %lld on %s: %s", len ? "; " : "", pid, h,
+                         what);
         if (w < 0) break;
         len += (size_t)w < cap - len ? (size_t)w : cap - len - 1;
     }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "../analysis/mr_error.h"
+#include "../analysis/mr_parse.h"
 #include "../corruptions/mr_corruption.h"
 #include "mr_h5.h"
 #include "../metrics/mr_stats.h"
@@ -34,13 +35,30 @@ static char *trim(char *s)
     return s;
 }
 
+/* A number of [run] through the one parser (analysis/mr_parse.h), in the range `run`
+ * accepts (harness/mr_runcfg.c): results.h5 is an input like any other, and a damaged
+ * bootstrap count would otherwise become a huge or negative resample loop. */
+static int run_number(const cfg_scan *c, int line, const char *key, const char *val,
+                      double *out)
+{
+    char what[1400];
+    snprintf(what, sizeof what, "%s: attribute config, line %d: [run] %s", c->r->file, line, key);
+    if (strcmp(key, "level") == 0) return mr_parse_double(what, val, 0.5, 0.9999, out);
+    long long v = 0;
+    MR_TRY(mr_parse_ll(what, val, 0, strcmp(key, "seed") == 0 ? 2147483647LL : 1000000LL, &v));
+    *out = (double)v;
+    return MR_OK;
+}
+
 /* The resolved config is plain "key = value" INI written by mr_runcfg_write; read only
  * what the report needs, ignoring everything else. */
-static void scan_config(cfg_scan *c, const char *text)
+static int scan_config(cfg_scan *c, const char *text)
 {
     char section[160] = "";
     const char *p = text;
+    int line_no = 0;
     while (*p) {
+        line_no++;
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
         char line[1400];
@@ -71,9 +89,12 @@ static void scan_config(cfg_scan *c, const char *text)
         char *key = trim(s), *val = trim(eq + 1);
         mr_results *r = c->r;
         if (strcmp(section, "run") == 0) {
-            if (strcmp(key, "seed") == 0) r->seed = strtoull(val, NULL, 10);
-            if (strcmp(key, "bootstrap") == 0) r->bootstrap = atoi(val);
-            if (strcmp(key, "level") == 0) r->level = atof(val);
+            double x = 0.0;
+            if (!strcmp(key, "seed") || !strcmp(key, "bootstrap") || !strcmp(key, "level"))
+                MR_TRY(run_number(c, line_no, key, val, &x));
+            if (strcmp(key, "seed") == 0) r->seed = (uint64_t)x;
+            if (strcmp(key, "bootstrap") == 0) r->bootstrap = (int)x;
+            if (strcmp(key, "level") == 0) r->level = x;
             if (strcmp(key, "reference") == 0) snprintf(r->reference, sizeof r->reference, "%s", val);
         } else if (strcmp(section, "data") == 0 && strcmp(key, "path") == 0) {
             snprintf(r->data, sizeof r->data, "%s", val);
@@ -98,6 +119,7 @@ static void scan_config(cfg_scan *c, const char *text)
             snprintf(c->corr_names, sizeof c->corr_names, "%s", val);
         }
     }
+    return MR_OK;
 }
 
 /* ------------------------------------------------------------------ HDF5 bits */
@@ -225,10 +247,14 @@ static int cmp_group(const void *a, const void *b)
     return c ? c : x->k - y->k;
 }
 
+/* The checkpoint index of a fluct cell id (".../fluct/I"), for ordering only; an id
+ * that does not end in an index in range sorts first. */
 static int fluct_index(const char *id)
 {
     const char *p = strstr(id, "/fluct/");
-    return p ? atoi(p + 7) : 0;
+    int i = 0;
+    if (!p || mr_parse_int("fluct cell", p + 7, 0, 1 << 30, &i) != MR_OK) return 0;
+    return i;
 }
 
 static int build_groups(mr_results *r, const cfg_scan *c)
@@ -420,7 +446,11 @@ int mr_results_load(mr_results *r, const char *dir)
     MR_REQUIRE(cs, MR_ENOMEM, "out of memory");
     cs->r = r;
     r->bootstrap = 1000;
-    scan_config(cs, r->config);
+    int scanned = scan_config(cs, r->config);
+    if (scanned != MR_OK) {
+        free(cs);
+        return scanned;
+    }
     if (!r->reference[0] && cs->n_routers) snprintf(r->reference, sizeof r->reference, "%s", cs->routers[0]);
     int st = MR_OK;
     if (!mr_h5_exists(r->h5, "/cells")) st = mr_error_set(MR_EINPUT, "%s: /cells: missing group", r->file);

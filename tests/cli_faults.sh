@@ -327,7 +327,9 @@ expect 2 "exists and is not a directory" "$bin" run $cfg --out "$tmp/afile" --qu
 mkdir "$tmp/empty" "$tmp/stale"
 : > "$tmp/stale/.lock"
 : > "$tmp/stale/config.ini.tmp-99999"
+: > "$tmp/stale/results.h5.tmp-18446744073709551615" # beyond any pid (once read as pid -1: "alive")
 "$bin" run $cfg --out "$tmp/empty" --quiet && ok "an empty directory is used" || bad "empty directory: exit $?"
 "$bin" run $cfg --out "$tmp/stale" --quiet && ok "a directory with only a lock and a temporary is used" || bad "stale directory: exit $?"
 [ -e "$tmp/stale/config.ini.tmp-99999" ] && bad "a stale temporary survived" || ok "the stale temporary was removed"
+[ -e "$tmp/stale/results.h5.tmp-18446744073709551615" ] && bad "a temporary named with no possible pid survived" || ok "a temporary named with no possible pid was removed"
 exit $fail

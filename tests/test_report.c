@@ -18,6 +18,7 @@
 #include "harness/mr_runcfg.h"
 #include "reports/mr_gate.h"
 #include "reports/mr_report.h"
+#include "io/mr_h5.h"
 #include "io/mr_results.h"
 #include "mr_test_util.h"
 
@@ -116,6 +117,51 @@ START_TEST(results_read_back)
     ck_assert_int_eq(mr_results_load(&r, "tests/fixtures/tiny-classify.h5"), MR_EINPUT);
     ck_assert_ptr_nonnull(strstr(mr_error_message(), "not a moe-robust results file"));
     mr_results_free(&r);
+}
+END_TEST
+
+/* results.h5's config attribute is an input too: a damaged [run] number (overflow,
+ * negative, not a number, NaN) is refused naming the file and the key, never read as a
+ * wrapped or huge bootstrap count (issue #23: one overflow-checked number parser) */
+START_TEST(damaged_run_settings)
+{
+    char src[300], dir[300], dst[320], cmd[800];
+    snprintf(src, sizeof src, "%s/results.h5", g_dir);
+    snprintf(dir, sizeof dir, "%s/damaged", g_dir);
+    snprintf(dst, sizeof dst, "%s/results.h5", dir);
+    mkdir(dir, 0755);
+    static const char *cases[][2] = {
+        {"bootstrap", "99999999999"}, {"bootstrap", "-5"}, {"bootstrap", "1e3"},
+        {"bootstrap", "2147483648"},  {"seed", "18446744073709551617"}, {"seed", "x"},
+        {"level", "nan"},             {"level", "2"},    {"level", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", src, dst);
+        ck_assert_int_eq(system(cmd), 0);
+        /* the config with the one [run] value replaced */
+        hid_t f = H5Fopen(dst, H5F_ACC_RDWR, H5P_DEFAULT);
+        ck_assert_int_ge(f, 0);
+        static char text[1 << 20];
+        ck_assert_int_eq(mr_h5_attr_string(f, dst, "config", text, sizeof text, NULL), MR_OK);
+        char key[40], *edited = malloc(strlen(text) + 200);
+        snprintf(key, sizeof key, "\n%s = ", cases[i][0]);
+        const char *at = strstr(text, key);
+        ck_assert_msg(at, "no [run] %s in the config", cases[i][0]);
+        const char *eol = strchr(at + 1, '\n');
+        sprintf(edited, "%.*s%s%s", (int)(at - text) + (int)strlen(key), text, cases[i][1],
+                eol ? eol : "");
+        ck_assert_int_ge(H5Adelete(f, "config"), 0);
+        ck_assert_int_eq(mr_h5_write_attr_string(f, "config", edited), MR_OK);
+        H5Fclose(f);
+        free(edited);
+        mr_results r;
+        ck_assert_int_eq(mr_results_load(&r, dir), MR_EINPUT);
+        char want[80];
+        snprintf(want, sizeof want, "[run] %s", cases[i][0]);
+        ck_assert_msg(strstr(mr_error_message(), dst) && strstr(mr_error_message(), want),
+                      "%s = '%s': %s", cases[i][0], cases[i][1], mr_error_message());
+        mr_results_free(&r);
+    }
 }
 END_TEST
 
@@ -411,6 +457,7 @@ int main(void)
     tcase_add_test(tc, tolerance_semantics);
     tcase_add_test(tc, baseline_round_trip);
     tcase_add_test(tc, malformed_files);
+    tcase_add_test(tc, damaged_run_settings);
     suite_add_tcase(s, tc);
     int rc = mr_test_run(s);
     char cmd[400];
