@@ -61,8 +61,9 @@ int mr_cmd_import(int argc, char **argv)
         st = mr_error_set(MR_EINPUT, dir ? "unexpected argument '%s'" : "the checkpoint DIR is required",
                           dir ? argv[optind + 1] : "");
     if (st == MR_OK && !out) st = mr_error_set(MR_EINPUT, "--out is required");
-    /* the output's directory and kind are checked before any work (io/mr_fs.h) */
-    if (st == MR_OK) st = mr_fs_check_output(out, "--out", NULL, 0);
+    /* the output's directory and kind are checked before any work, and that it is none
+     * of the checkpoint's files (io/mr_fs.h) */
+    if (st == MR_OK) st = mr_fs_check_output_in_dir(out, "--out", dir);
     if (st != MR_OK) {
         fprintf(stderr, "moe-robust import: %s\n(see 'moe-robust import --help')\n",
                 mr_error_message());

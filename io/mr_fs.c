@@ -257,6 +257,26 @@ int mr_fs_check_output(const char *out, const char *what, const char *const *inp
     return MR_OK;
 }
 
+int mr_fs_check_output_in_dir(const char *out, const char *what, const char *dir)
+{
+    MR_TRY(mr_fs_check_output(out, what, NULL, 0));
+    struct stat so;
+    if (stat(out, &so) != 0) return MR_OK; /* not there yet, so none of dir's files */
+    DIR *d = opendir(dir);
+    if (!d) return MR_OK;
+    int st = MR_OK;
+    struct dirent *e;
+    while (st == MR_OK && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char *p = mr_fs_join(dir, e->d_name);
+        const char *in[1] = {p};
+        st = p ? mr_fs_check_output(out, what, in, 1) : mr_error_set(MR_ENOMEM, "out of memory");
+        free(p);
+    }
+    closedir(d);
+    return st;
+}
+
 /* ------------------------------------------------------------------ directory lock */
 
 static int pid_alive(long pid)

@@ -53,6 +53,11 @@ int mr_fs_remove_tmp(const char *dir);
  * Commands call it before any work. */
 int mr_fs_check_output(const char *out, const char *what, const char *const *inputs, int n);
 
+/* mr_fs_check_output where the inputs are every file of directory `dir` (a checkpoint
+ * directory, whose shards the index may name freely): an output that is any of them is
+ * refused. A missing or unreadable `dir` is left to the reader to name. */
+int mr_fs_check_output_in_dir(const char *out, const char *what, const char *dir);
+
 /* MR_OK if `dir` does not exist, is empty (but for temporaries and a lock file), or
  * holds `marker` or `marker2` (files only `who` writes there; marker2 may be NULL): a
  * directory this tool made; else MR_EINPUT naming the directory and one of its entries. */

@@ -14,8 +14,9 @@
 # - an input changed between a run and its --resume (data, model, checkpoint, IDX
 #   labels), or during the run: refused, naming the file; a touched but unchanged input
 #   is not a change;
-# - an output that is an input (also through a symlink or a hard link), or a device:
-#   refused before any work, the input intact;
+# - an output that is an input (also through a symlink or a hard link; for import, any
+#   file of the checkpoint directory), or a device: refused before any work, the input
+#   intact;
 # - --out on a directory this tool did not make: refused, nothing changed;
 # - identical runs give byte-identical results.h5 and cells (no HDF5 timestamps).
 set -u
@@ -291,6 +292,13 @@ expect 2 "is the input" "$bin" baseline "$tmp/ref" --out "$tmp/ref/results.h5"
 "$bin" baseline "$tmp/ref" > "$o/base.json" 2>/dev/null
 expect 2 "is the input" "$bin" check "$tmp/ref" --baseline "$o/base.json" --junit "$o/base.json"
 expect 2 "is the input" "$bin" check "$tmp/ref" --baseline "$o/base.json" --junit "$tmp/ref/results.h5"
+# import reads every file of its checkpoint directory (the index names the shards)
+cp -r $F/hf/mixtral-f32 "$o/ck"
+ln -s "$o/ck/model-00001-of-00002.safetensors" "$o/shard-link.h5"
+md5sum "$o/ck/"* >> "$tmp/oi.md5"
+expect 2 "is the input" "$bin" import "$o/ck" --out "$o/ck/config.json"
+expect 2 "is the input" "$bin" import "$o/ck" --out "$o/ck/model.safetensors.index.json"
+expect 2 "is the input" "$bin" import "$o/ck" --out "$o/shard-link.h5"
 md5sum -c --quiet "$tmp/oi.md5" && ok "the inputs are intact" || bad "an input was overwritten"
 same "$tmp/ref2/results.h5" "$tmp/ref/results.h5" "results.h5 intact"
 # a device as an output: refused, never replaced (as root, --save-routing /dev/null would
