@@ -36,6 +36,9 @@ import h5py
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
+sys.path.insert(0, TOOLS)
+from make_bad_models import virtual_dataset  # noqa: E402  (one timestamp-free writer)
+
 FIX = "tests/fixtures"
 CLASSIFY = f"--model {FIX}/tiny-classify.h5"
 LM = f"--model {FIX}/tiny-lm.h5"
@@ -106,16 +109,6 @@ def outside(kind, name, data, **others):
             for k, v in others.items():
                 f.create_dataset(k, data=v)
     return write
-
-
-def virtual_dataset(f, name, layout):
-    """A virtual dataset without object timestamps, so that the file is the same bytes on
-    every regeneration (h5py's create_virtual_dataset records the creation time)."""
-    dcpl = layout._get_dcpl(f.filename)
-    dcpl.set_obj_track_times(False)
-    space = h5py.h5s.create_simple(layout.shape)
-    tid = h5py.h5t.py_create(np.dtype(layout.dtype), logical=1)
-    h5py.h5d.create(f.id, name=name.encode(), tid=tid, space=space, dcpl=dcpl)
 
 
 def with_value(a, index, value, dtype=None):
