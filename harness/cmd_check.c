@@ -55,7 +55,7 @@ int mr_cmd_baseline(int argc, char **argv)
         default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (st == MR_OK && optind != argc - 1) st = mr_error_set(MR_EINPUT, "expected exactly one DIR");
+    if (st == MR_OK) st = mr_cli_one_operand(argc, argv, optind, "DIR");
     if (st != MR_OK) {
         fprintf(stderr, "moe-robust baseline: %s\n(see 'moe-robust baseline --help')\n", mr_error_message());
         return 2;
@@ -142,7 +142,7 @@ int mr_cmd_check(int argc, char **argv)
         default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (st == MR_OK && optind != argc - 1) st = mr_error_set(MR_EINPUT, "expected exactly one DIR");
+    if (st == MR_OK) st = mr_cli_one_operand(argc, argv, optind, "DIR");
     if (st == MR_OK && !base_path) st = mr_error_set(MR_EINPUT, "--baseline FILE is required");
     if (st != MR_OK) {
         fprintf(stderr, "moe-robust check: %s\n(see 'moe-robust check --help')\n", mr_error_message());

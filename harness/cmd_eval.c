@@ -70,6 +70,14 @@ int mr_cli_parse_int(const char *name, const char *arg, long lo, long hi, long *
     return MR_OK;
 }
 
+int mr_cli_one_operand(int argc, char **argv, int first, const char *what)
+{
+    MR_REQUIRE(first < argc, MR_EINPUT, "%s is required", what);
+    MR_REQUIRE(first + 1 == argc, MR_EINPUT, "unexpected argument '%s' (one %s)", argv[first + 1],
+               what);
+    return MR_OK;
+}
+
 int mr_cli_default_threads(void)
 {
 #ifdef _OPENMP

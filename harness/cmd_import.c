@@ -57,9 +57,7 @@ int mr_cmd_import(int argc, char **argv)
         }
     }
     const char *dir = optind < argc ? argv[optind] : NULL;
-    if (st == MR_OK && (!dir || optind + 1 != argc))
-        st = mr_error_set(MR_EINPUT, dir ? "unexpected argument '%s'" : "the checkpoint DIR is required",
-                          dir ? argv[optind + 1] : "");
+    if (st == MR_OK) st = mr_cli_one_operand(argc, argv, optind, "checkpoint DIR");
     if (st == MR_OK && !out) st = mr_error_set(MR_EINPUT, "--out is required");
     /* the output's directory and kind are checked before any work, and that it is none
      * of the checkpoint's files (io/mr_fs.h) */

@@ -61,7 +61,7 @@ int mr_cmd_report(int argc, char **argv)
         default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (st == MR_OK && optind != argc - 1) st = mr_error_set(MR_EINPUT, "expected exactly one DIR");
+    if (st == MR_OK) st = mr_cli_one_operand(argc, argv, optind, "DIR");
     if (st != MR_OK) {
         fprintf(stderr, "moe-robust report: %s\n(see 'moe-robust report --help')\n", mr_error_message());
         return 2;

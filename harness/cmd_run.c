@@ -150,8 +150,7 @@ int mr_cmd_run(int argc, char **argv)
         default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (st == MR_OK && optind != argc - 1)
-        st = mr_error_set(MR_EINPUT, "expected exactly one CONFIG.ini");
+    if (st == MR_OK) st = mr_cli_one_operand(argc, argv, optind, "CONFIG.ini");
     if (st == MR_OK && dry && n_shards > 1)
         st = mr_error_set(MR_EINPUT, "--dry-run covers the whole grid: leave out --shard");
     if (st != MR_OK) {

@@ -22,6 +22,9 @@ int mr_cmd_import(int argc, char **argv);
 /* Strict integer parse of option `name` (analysis/mr_parse.h: overflow-checked);
  * MR_EINPUT naming the option and value. */
 int mr_cli_parse_int(const char *name, const char *arg, long lo, long hi, long *out);
+/* The one operand of a command (argv[first..argc)): MR_EINPUT "WHAT is required", or
+ * "unexpected argument 'X' (one WHAT)" naming the first extra one. */
+int mr_cli_one_operand(int argc, char **argv, int first, const char *what);
 /* Default thread count: the processors OpenMP sees. */
 int mr_cli_default_threads(void);
 /* `--version` of every command: prints "moe-robust VERSION" on stdout, returns 0. */

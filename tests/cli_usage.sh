@@ -68,6 +68,16 @@ expect 2 "expected MODEL.h5" -- "$bin" inspect
 expect 2 "unknown option '--frobnicate'" -- "$bin" merge --frobnicate
 expect 2 "unknown option '--x'" -- "$bin" merge /tmp --x
 expect 2 "expected a run directory" -- "$bin" merge
+for c in report baseline "check --baseline x.json"; do
+  # shellcheck disable=SC2086
+  expect 2 "unexpected argument 'EXTRA' (one DIR)" -- "$bin" $c /tmp EXTRA
+  # shellcheck disable=SC2086
+  expect 2 "DIR is required" -- "$bin" $c
+done
+expect 2 "unexpected argument 'EXTRA' (one CONFIG.ini)" -- "$bin" run tests/configs/tiny-grid.ini EXTRA
+expect 2 "CONFIG.ini is required" -- "$bin" run
+expect 2 "unexpected argument 'EXTRA' (one checkpoint DIR)" -- "$bin" import /tmp EXTRA --out /tmp/never.h5
+expect 2 "checkpoint DIR is required" -- "$bin" import --out /tmp/never.h5
 # every integer option through one overflow-checked parser: never wrapped, never cut
 for bad in 99999999999 9223372036854775808 -99999999999999999999 2147483648 12x 0x10 '' ' 5' 1e3; do
   for opt in --batch --threads --limit --top-k --bootstrap --seed; do
