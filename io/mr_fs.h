@@ -64,6 +64,16 @@ int mr_fs_check_output_in_dir(const char *out, const char *what, const char *dir
 int mr_fs_check_own_dir(const char *dir, const char *marker, const char *marker2,
                         const char *who);
 
+/* Reserve `bytes` of disk for the file at `path` (created if missing) without changing
+ * its size (Linux fallocate, FALLOC_FL_KEEP_SIZE): a writer that cannot build its output
+ * in memory (import streams gigabytes) learns of a full disk before it writes, as MR_EIO
+ * "NAME: cannot write (No space left on device)" naming `name`. MR_OK where the file
+ * system cannot reserve (nothing is promised there). Truncating the file at its end
+ * releases what was not used. */
+int mr_fs_reserve(const char *path, const char *name, long long bytes);
+/* Give back what mr_fs_reserve reserved beyond the file's end (the file is unchanged). */
+int mr_fs_release(const char *path, const char *name);
+
 /* ------------------------------------------------------------------ directory lock */
 
 /* flock(2) on DIR/.lock: exclusive (a run, merge) or shared (--shard runs, which write

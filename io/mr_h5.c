@@ -83,8 +83,7 @@ int mr_h5_mem_commit(hid_t f, const char *path)
 
 hid_t mr_h5_create_group(hid_t loc, const char *name);
 
-/* Every group along "a/b/c" that does not exist yet (a and a/b), made without times. */
-static int make_parents(hid_t loc, const char *name)
+int mr_h5_make_parents(hid_t loc, const char *name)
 {
     size_t n = strlen(name);
     char *buf = malloc(n + 1);
@@ -478,7 +477,7 @@ int mr_h5_write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, i
     herr_t e = pl >= 0 ? H5Pset_obj_track_times(pl, 0) : -1;
     hid_t sp = e >= 0 ? H5Screate_simple(rank, dims, NULL) : -1;
     /* "a/b/c": the missing groups a and a/b are made first, without times either */
-    int ok = sp >= 0 && make_parents(loc, name) == MR_OK;
+    int ok = sp >= 0 && mr_h5_make_parents(loc, name) == MR_OK;
     hid_t ds = ok ? H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, pl, H5P_DEFAULT) : -1;
     e = ds >= 0 ? H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
     if (ds >= 0 && H5Dclose(ds) < 0) e = -1;

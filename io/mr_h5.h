@@ -25,7 +25,9 @@ int mr_h5_open_read(hid_t *out, const char *file);
 /* Every HDF5 file this tool writes is built in memory (the core driver, no backing
  * store) and written by mr_h5_mem_commit with the project's atomic writer: libhdf5 never
  * writes to disk itself, so a full disk is one message naming the file and the OS error,
- * never an HDF5 error stack or a crash in libhdf5's shutdown. Object modification times
+ * never an HDF5 error stack or a crash in libhdf5's shutdown. (The one exception is
+ * `import`'s model file, too large to hold twice: libhdf5 streams it, into disk space
+ * reserved beforehand, io/mr_hf_import.c.) Object modification times
  * are not recorded (the same content gives the same bytes). The memory cost is the
  * file's size. `path` names the file; size_hint: its expected size (0: small). */
 int mr_h5_mem_create(hid_t *f, const char *path, size_t size_hint);
@@ -35,6 +37,9 @@ int mr_h5_mem_commit(hid_t f, const char *path);
 void mr_h5_mem_discard(hid_t f);
 /* A group without modification times (close with H5Gclose); -1 on failure. */
 hid_t mr_h5_create_group(hid_t loc, const char *name);
+/* Every group along "a/b/c" that does not exist yet (a and a/b), made without times
+ * (HDF5's create_intermediate_group would record them). MR_OK or MR_EIO/MR_ENOMEM. */
+int mr_h5_make_parents(hid_t loc, const char *name);
 
 /* Root (or any object's) attributes. `found` may be NULL, then absence is an error. */
 int mr_h5_attr_int(hid_t loc, const char *file, const char *name, long long *out, int *found);

@@ -15,6 +15,7 @@
  * stops the import naming the file and tensor, and the temporary output is removed. */
 #include "mr_hf_import.h"
 
+#include <errno.h>
 #include <hdf5.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 
 #include "../analysis/mr_error.h"
 #include "mr_file.h"
+#include "mr_fs.h"
 #include "mr_h5.h"
 #include "mr_hf_json.h"
 #include "mr_model_write.h"
@@ -433,8 +435,6 @@ static int write_datasets(hid_t f, const ckpt *ck, const pieces *ps, mr_plan *pl
     if (st == MR_OK && (dcpl < 0 || H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0 ||
                         H5Pset_obj_track_times(dcpl, 0) < 0))
         st = mr_error_set(MR_EIO, "cannot set dataset properties");
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    if (lcpl >= 0) H5Pset_create_intermediate_group(lcpl, 1);
     for (int i = 0; ds && i < plan->n; i++) ds[i] = -1;
     for (int i = 0; st == MR_OK && i < ps->n; i++) {
         const piece *pc = &ps->p[i];
@@ -442,9 +442,11 @@ static int write_datasets(hid_t f, const ckpt *ck, const pieces *ps, mr_plan *pl
         if (ds[pc->item] < 0) {
             hsize_t dims[3] = {it->dims[0], it->dims[1], it->dims[2]};
             hid_t sp = H5Screate_simple(it->rank, dims, NULL);
-            ds[pc->item] = sp >= 0 ? H5Dcreate2(f, it->path, H5T_IEEE_F32LE, sp, lcpl, dcpl,
-                                                H5P_DEFAULT)
-                                   : -1;
+            /* parent groups without timestamps (item 19 of issue #23: same bytes) */
+            ds[pc->item] = sp >= 0 && mr_h5_make_parents(f, it->path) == MR_OK
+                               ? H5Dcreate2(f, it->path, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl,
+                                            H5P_DEFAULT)
+                               : -1;
             if (sp >= 0) H5Sclose(sp);
             if (ds[pc->item] < 0) st = mr_error_set(MR_EIO, "cannot create dataset %s", it->path);
         }
@@ -453,7 +455,6 @@ static int write_datasets(hid_t f, const ckpt *ck, const pieces *ps, mr_plan *pl
     for (int i = 0; ds && i < plan->n; i++)
         if (ds[i] >= 0) H5Dclose(ds[i]);
     if (dcpl >= 0) H5Pclose(dcpl);
-    if (lcpl >= 0) H5Pclose(lcpl);
     free(ds);
     free(buf);
     return st;
@@ -483,14 +484,37 @@ static int write_model(const char *out, const ckpt *ck, const pieces *ps, mr_pla
     mr_atomic a; /* PATH.tmp-PID, renamed when complete (io/mr_file.h) */
     MR_TRY(mr_atomic_begin(&a, out));
     mr_h5_quiet();
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), fcpl = H5Pcreate(H5P_FILE_CREATE);
     if (fapl >= 0) H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
-    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    /* no object timestamps: the same checkpoint gives the same bytes (issue #23 item 19) */
+    if (fcpl >= 0) H5Pset_obj_track_times(fcpl, 0);
+    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, fcpl, fapl);
+    int e = errno; /* libhdf5 writes the superblock at once: a full disk fails here */
     if (fapl >= 0) H5Pclose(fapl);
-    MR_REQUIRE(f >= 0, MR_EINPUT, "%s: cannot create (directory missing or not writable?)", out);
-    int st = write_attrs(f, out, &s->cfg, ck->dir, s->family);
+    if (fcpl >= 0) H5Pclose(fcpl);
+    if (f < 0) {
+        mr_atomic_abort(&a);
+        if (e == ENOSPC || e == EDQUOT)
+            return mr_error_set(MR_EIO, "%s: cannot write (%s)", out, mr_fs_strerror(e));
+        return mr_error_set(MR_EINPUT, "%s: cannot create (directory missing or not writable?)", out);
+    }
+    /* libhdf5 writes this file itself (it streams: the model never fits in memory twice),
+     * and a write it cannot finish leaves the library in a state that crashes at exit.
+     * So the disk space is reserved first: the weights, plus generous room for metadata.
+     * A full disk is then one message naming the file, before anything is written. */
+    long long bytes = ((long long)1 << 20) + 4096LL * plan->n;
+    for (int i = 0; i < ps->n; i++)
+        bytes += 4LL * ps->p[i].rows * (ps->p[i].cols ? ps->p[i].cols : 1);
+    int st = mr_fs_reserve(a.tmp, out, bytes);
+    if (st != MR_OK) {
+        H5Fclose(f);
+        mr_atomic_abort(&a);
+        return st;
+    }
+    st = write_attrs(f, out, &s->cfg, ck->dir, s->family);
     if (st == MR_OK) st = write_datasets(f, ck, ps, plan);
     if (H5Fclose(f) < 0 && st == MR_OK) st = mr_error_set(MR_EIO, "%s: cannot finish writing", out);
+    if (st == MR_OK) st = mr_fs_release(a.tmp, out);
     if (st == MR_OK) return mr_atomic_commit(&a);
     mr_atomic_abort(&a);
     return st;

@@ -93,6 +93,13 @@ full "corrupt --out" "$bin" corrupt --data $D --corruption fog:2 --out "$mnt/fog
 full "attack --out" "$bin" attack --model $M --data $D --method fgsm --eps 0.1 --out "$mnt/adv.h5"
 [ -e "$mnt/adv.h5" ] && bad "attack: a data file on a full disk" || ok "attack: no data file"
 full "compress --out" "$bin" compress --model $M --calib $D --method prune-freq --experts 2 --out "$mnt/small.h5"
+# import streams (libhdf5 writes the file itself): a disk too full for the superblock, and
+# one with room for it but not for the model (the space is reserved before the weights)
+full "import --out (no room at all)" "$bin" import tests/fixtures/hf/mixtral-f32 --out "$mnt/imported.h5"
+fill 64
+full "import --out (no room for the weights)" "$bin" import tests/fixtures/hf/mixtral-f32 --out "$mnt/imported.h5"
+[ -e "$mnt/imported.h5" ] && bad "import: a model file on a full disk" || ok "import: no model file"
+fill 2
 fill 0
 full "corrupt --gallery" "$bin" corrupt --data $D --gallery "$mnt/gallery.png"
 full "baseline --out" "$bin" baseline "$tmp/ref" --out "$mnt/base.json"

@@ -18,7 +18,8 @@
 #   file of the checkpoint directory), or a device: refused before any work, the input
 #   intact;
 # - --out on a directory this tool did not make: refused, nothing changed;
-# - identical runs give byte-identical results.h5 and cells (no HDF5 timestamps).
+# - identical runs give byte-identical results.h5, cells and every other HDF5 output (no
+#   HDF5 timestamps).
 set -u
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 fixture=$2
@@ -146,6 +147,16 @@ same "$tmp/r1.h5" "$tmp/r2.h5" "--save-routing byte-identical across identical r
 "$bin" corrupt --data $D --corruption fog:2 --out "$tmp/c1.h5" >/dev/null
 "$bin" corrupt --data $D --corruption fog:2 --out "$tmp/c2.h5" >/dev/null
 same "$tmp/c1.h5" "$tmp/c2.h5" "corrupt --out byte-identical across identical runs"
+# every other HDF5 writer likewise (a second apart: a recorded time would differ)
+for w in "import $F/hf/mixtral-f32" "attack --model $M --data $D --method fgsm --eps 0.1 --bootstrap 0" \
+         "compress --model $M --calib $D --method prune-freq --experts 2"; do
+  # shellcheck disable=SC2086
+  "$bin" $w --out "$tmp/w.h5" >/dev/null 2>&1 && mv "$tmp/w.h5" "$tmp/w1.h5"
+  sleep 1.1
+  # shellcheck disable=SC2086
+  "$bin" $w --out "$tmp/w.h5" >/dev/null 2>&1 && mv "$tmp/w.h5" "$tmp/w2.h5"
+  same "$tmp/w1.h5" "$tmp/w2.h5" "${w%% *} --out byte-identical across identical runs"
+done
 
 # ---------------------------------------------------------------- kill -9 mid-write
 for victim in results.h5 summary.json "tiny~softmax@k2~rotate~s3.h5"; do
