@@ -8,6 +8,7 @@
 
 #include "../analysis/mr_error.h"
 #include "mr_fs.h"
+#include "mr_json.h"
 
 int mr_hf_json_load(mr_hf_json *j, const char *path)
 {
@@ -24,7 +25,9 @@ int mr_hf_json_load(mr_hf_json *j, const char *path)
         mr_hf_json_free(j);
         return mr_error_set(MR_EINPUT, "%s: not a JSON object", path);
     }
-    return MR_OK;
+    int st = mr_json_check_unique_keys(j->root, path); /* io/mr_json.h */
+    if (st != MR_OK) mr_hf_json_free(j);
+    return st;
 }
 
 void mr_hf_json_free(mr_hf_json *j)

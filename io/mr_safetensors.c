@@ -12,6 +12,7 @@
 
 #include "../analysis/mr_error.h"
 #include "mr_fs.h"
+#include "mr_json.h"
 
 /* Tensor bytes are little-endian (the format's rule); float32 is read in place. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -221,8 +222,11 @@ int mr_st_parse_header(mr_st_file **out, const char *path, const char *json, siz
     snprintf(f->path, sizeof f->path, "%s", path);
     f->data_size = data_size;
     cJSON *root = cJSON_ParseWithLength(json, len);
-    int st = root ? parse_root(f, root)
+    /* a key given twice (a tensor, or a field of one) first: cJSON would read the first
+     * and the safetensors library the last (io/mr_json.h) */
+    int st = root ? mr_json_check_unique_keys(root, path)
                   : mr_error_set(MR_EINPUT, "%s: the header is not valid JSON", path);
+    if (st == MR_OK) st = parse_root(f, root);
     cJSON_Delete(root);
     if (st != MR_OK) {
         mr_st_close(f);

@@ -12,6 +12,7 @@
 #include "../analysis/mr_model.h"
 #include "../io/mr_file.h"
 #include "../io/mr_fs.h"
+#include "../io/mr_json.h"
 
 #define BASELINE_FORMAT "moe-robust-baseline"
 #define TOLERANCE_FORMAT "moe-robust-tolerance"
@@ -324,6 +325,12 @@ static int parse_json(const char *path, cJSON **out)
         return st;
     }
     free(text);
+    /* a key given twice: cJSON would take the first, Python's json the last (io/mr_json.h) */
+    int st = mr_json_check_unique_keys(root, path);
+    if (st != MR_OK) {
+        cJSON_Delete(root);
+        return st;
+    }
     *out = root;
     return MR_OK;
 }

@@ -126,6 +126,22 @@ done <<'CASES'
 {"a": tru}|1:7
 {"a": "x}|1:7
 CASES
+# a key given twice: cJSON would read the first, Python's json the last (issue #23 item 6)
+while IFS='|' read -r which text needle; do
+  printf '%s' "$text" > "$tmp/dup.json"
+  if [ "$which" = tol ]; then
+    out=$("$bin" check "$tmp/a" --baseline "$tmp/base.json" --tolerance "$tmp/dup.json" 2>&1); rc=$?
+  else
+    out=$("$bin" check "$tmp/a" --baseline "$tmp/dup.json" 2>&1); rc=$?
+  fi
+  [ $rc -eq 2 ] && case "$out" in *"dup.json: key \"$needle\" appears twice"*) ok "$which: '$needle' twice: exit 2 naming it";; *) bad "$which '$text': $out";; esac || bad "$which '$text': exit $rc: $out"
+done <<'CASES'
+tol|{"default": {"abs": 0.5, "abs": 0}}|abs
+tol|{"default": {"abs": 0.5}, "default": {"abs": 0}}|default
+tol|{"rules": [{"match": "*:accuracy", "abs": 0.01, "match": "*:loss"}]}|match
+base|{"format": "moe-robust-baseline", "version": 1, "metrics": {"x:accuracy": {"mean": 1}}, "metrics": {"y:accuracy": {"mean": 1}}}|metrics
+base|{"format": "moe-robust-baseline", "version": 1, "metrics": {"x:accuracy": {"mean": 1, "mean": 0}}}|mean
+CASES
 # a tolerance rule that guards nothing (a typo in its glob) is bad input, named
 printf '{"rules": [{"match": "*:accuracy", "abs": 0.01}, {"match": "*:acuracy", "abs": 0.01}]}\n' > "$tmp/typo.json"
 out=$("$bin" check "$tmp/a" --baseline "$tmp/base.json" --tolerance "$tmp/typo.json" 2>&1); rc=$?

@@ -184,6 +184,24 @@ def rm(name):
     return lambda d: os.remove(os.path.join(d, name))
 
 
+def key_twice(name, anchor, member):
+    """File `name` with `member` ("\"key\": value, ") inserted right after the text
+    `anchor`: a key given twice, which cJSON would read as its first value and Python's
+    json (transformers, safetensors) as its last."""
+    def edit(d):
+        p = os.path.join(d, name)
+        if name.endswith(".safetensors"):
+            header, data = load_raw(p)
+            body = json.dumps(header)
+            assert anchor in body, anchor
+            save_raw(p, header, data, body.replace(anchor, anchor + member, 1).encode())
+        else:
+            text = open(p).read()
+            assert anchor in text, anchor
+            open(p, "w").write(text.replace(anchor, anchor + member, 1))
+    return edit
+
+
 def write_file(name, text):
     return lambda d: open(os.path.join(d, name), "w").write(text)
 
@@ -269,6 +287,16 @@ CASES = [
     ("head-dim-odd", {}, edit_config(head_dim=3), "head_dim", "head_dim 3 (RoPE needs even)"),
     ("top-k-gt-experts", {}, edit_config(num_experts_per_tok=3), "num_experts_per_tok",
      "top-3 of 2 experts"),
+    # a key given twice: the two JSON readers would disagree silently (issue #23 item 6)
+    ("config-key-twice", {}, key_twice("config.json", "{", '"num_experts_per_tok": 1, '),
+     "num_experts_per_tok", "config.json gives num_experts_per_tok twice"),
+    ("header-key-twice", {}, key_twice("model.safetensors", '"model.norm.weight": {',
+                                       '"dtype": "F16", '),
+     "dtype", "a header entry gives dtype twice"),
+    ("index-key-twice", {"shards": 2},
+     key_twice("model.safetensors.index.json", '"weight_map": {',
+               '"model.norm.weight": "model-00001-of-00002.safetensors", '),
+     "model.norm.weight", "the index maps a tensor twice"),
 ]
 
 
