@@ -507,7 +507,11 @@ static int handler(void *user, const char *section, const char *key, const char 
     } else if (strcmp(section, "corruptions") == 0) {
         if (strcmp(key, "names") == 0) {
             c->corr_line = p->line;
+            int before = c->n_corr_names;
             if (!for_items(v, add_corruption, p)) return 0;
+            /* `names =` alone means none; a list of only separators is a slip, not that */
+            if (v[0] && c->n_corr_names == before)
+                FAIL("names = %s: no corruption given (`names =` alone means none)", v);
         } else if (strcmp(key, "severities") == 0) {
             c->sev_mask = 0;
             if (!for_items(v, add_severity, p)) return 0;

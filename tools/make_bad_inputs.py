@@ -415,6 +415,8 @@ CONFIGS = [
      "severities is empty", "severities = (names set: every corrupted cell would vanish)"),
     ("severities-commas.ini", sub("severities = 1-2", "severities = , ,"), "severities",
      "no severity given", "severities = , ,"),
+    ("names-commas.ini", sub("names = shot_noise", "names = , ,"), "names",
+     "no corruption given", "names = , , (every corrupted cell would vanish)"),
     ("formats-empty.ini", after("limit = 4\n", "formats =\n"), "formats", "formats is empty",
      "formats ="),
     ("data-path-empty.ini", sub("path = tests/fixtures/tiny-images.h5", "path ="), "path =",
