@@ -9,6 +9,7 @@
 
 #include "../analysis/attacks/mr_attack.h"
 #include "../analysis/mr_error.h"
+#include "../analysis/mr_parse.h"
 #include "../io/mr_data.h"
 #include "../io/mr_data_write.h"
 #include "../io/mr_fs.h"
@@ -78,19 +79,22 @@ typedef struct attack_args {
 /* a number, or A/B */
 static int parse_real(const char *name, const char *arg, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(arg, &end);
-    if (*end == '/') {
-        const char *den = end + 1;
-        double w = strtod(den, &end);
-        MR_REQUIRE(end != den && w != 0.0, MR_EINPUT, "%s: '%s' is not a number or fraction",
-                   name, arg);
-        v /= w;
+    /* numerator and denominator through the one number parser (analysis/mr_parse.h) */
+    char num[64];
+    const char *slash = strchr(arg, '/');
+    size_t n = slash ? (size_t)(slash - arg) : strlen(arg);
+    double v = 0.0, w = 1.0;
+    int ok = n < sizeof num;
+    if (ok) {
+        memcpy(num, arg, n);
+        num[n] = '\0';
+        ok = mr_parse_double(name, num, -HUGE_VAL, HUGE_VAL, &v) == MR_OK &&
+             (!slash || (mr_parse_double(name, slash + 1, -HUGE_VAL, HUGE_VAL, &w) == MR_OK &&
+                         w != 0.0)) &&
+             isfinite(v / w);
     }
-    MR_REQUIRE(errno == 0 && end != arg && *end == '\0' && isfinite(v), MR_EINPUT,
-               "%s: '%s' is not a number or fraction", name, arg);
-    *out = v;
+    MR_REQUIRE(ok, MR_EINPUT, "%s: '%s' is not a number or fraction", name, arg);
+    *out = v / w;
     return MR_OK;
 }
 

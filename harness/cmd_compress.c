@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../analysis/mr_error.h"
+#include "../analysis/mr_parse.h"
 #include "mr_cli.h"
 #include "mr_compress_setup.h"
 
@@ -75,7 +76,6 @@ static int parse(mr_compress_request *rq, int *layers, int argc, char **argv, in
     mr_compress_request_init(rq);
     int have_k = 0;
     long v;
-    char *end;
     optind = 1;
     opterr = 0;
     int c;
@@ -97,10 +97,7 @@ static int parse(mr_compress_request *rq, int *layers, int argc, char **argv, in
             break;
         case 'r': MR_TRY(mr_cli_parse_int("--rank", optarg, 1, 1 << 20, &v)); rq->opts.rank = (int)v; break;
         case 's':
-            rq->opts.sparse_keep = strtod(optarg, &end);
-            MR_REQUIRE(end != optarg && *end == '\0' && rq->opts.sparse_keep >= 0.0 &&
-                           rq->opts.sparse_keep <= 1.0,
-                       MR_EINPUT, "--sparse-keep: '%s' is not a number in [0, 1]", optarg);
+            MR_TRY(mr_parse_double("--sparse-keep", optarg, 0.0, 1.0, &rq->opts.sparse_keep));
             break;
         case 'b': MR_TRY(mr_cli_parse_int("--batch", optarg, 1, 65536, &v)); rq->batch = (int)v; break;
         case 'o': rq->out = optarg; break;

@@ -107,6 +107,22 @@ expect 0 "accuracy_drop" -- "$bin" eval --model models/kjv-char-moe-softmax.h5 -
 a=$("$bin" eval --model models/kjv-char-moe-softmax.h5 --data models/kjv-char-test.h5 --limit 8 --batch 65536 --bootstrap 10 | tail -n +4)
 b=$("$bin" eval --model models/kjv-char-moe-softmax.h5 --data models/kjv-char-test.h5 --limit 8 --batch 8 --bootstrap 10 | tail -n +4)
 [ "$a" = "$b" ] && echo "ok   --batch 65536 on 8 windows == --batch 8" || { echo "FAIL --batch 65536 and --batch 8 differ on 8 windows"; fail=1; }
+# attack likewise (its gradient workspace asked 64 GiB for 4 images), same images as --batch 4
+fm="--model models/fmnist-vit-moe-softmax.h5 --data /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --limit 4"
+for meth in pgd square; do
+  rm -f /tmp/mr-usage-b*.h5
+  # shellcheck disable=SC2086
+  expect 0 "wrote" -- "$bin" attack $fm --method $meth --eps 8/255 --steps 2 --batch 65536 --threads 2 --bootstrap 0 --out /tmp/mr-usage-b65536.h5
+  # shellcheck disable=SC2086
+  "$bin" attack $fm --method $meth --eps 8/255 --steps 2 --batch 4 --bootstrap 0 --out /tmp/mr-usage-b4.h5 >/dev/null 2>&1
+  cmp -s /tmp/mr-usage-b65536.h5 /tmp/mr-usage-b4.h5 && echo "ok   attack $meth --batch 65536 == --batch 4" || { echo "FAIL attack $meth: --batch 65536 and --batch 4 differ"; fail=1; }
+done
+rm -f /tmp/mr-usage-b*.h5
+# real-valued options through the one parser too: no blanks, no trailing text, finite
+for bad in " 8/255" "8/ 255" "8/255x" nan inf/2 1e400 "8/1e-400"; do
+  expect 2 "--eps: '$bad' is not a number or fraction" -- "$bin" attack --model $m --data $d --method pgd --eps "$bad" --out /tmp/never.h5
+done
+expect 2 "--sparse-keep: ' 0.5' is not a number" -- "$bin" compress --model $m --calib $d --method mc-smoe --experts 2 --sparse-keep " 0.5" --out /tmp/never.h5
 # output identical for 1 and 2 threads (lines after the header)
 a=$("$bin" eval --model $m --data $d --threads 1 | tail -n +4)
 b=$("$bin" eval --model $m --data $d --threads 2 | tail -n +4)
