@@ -525,7 +525,7 @@ int mr_hf_import(const char *dir, const char *out, const mr_hf_import_opts *o)
     mr_hf_spec s;
     MR_TRY(mr_hf_read_config(&s, dir, o ? o->max_seq_len : 0));
     char dtname[64];
-    int dtype;
+    int dtype = -1; /* set by config_dtype; initialized for -Os, which cannot see it */
     ckpt ck;
     int st = config_dtype(dir, dtname, sizeof dtname, &dtype);
     mr_model m = {0};
