@@ -20,13 +20,13 @@ lm="--model models/kjv-char-moe-softmax.h5 --data models/kjv-char-test.h5 --limi
 # eval: a drop every resample keeps above 0 (26 % of tokens) is p < 1/B
 # shellcheck disable=SC2086
 "$bin" eval $lm --bootstrap 1000 --corruption char_substitute:5 > "$tmp/b1000.txt" || bad "eval exited $?"
-has "$tmp/b1000.txt" "paired bootstrap p < 0.001$" "eval, B = 1000: p < 0.001"
+has "$tmp/b1000.txt" "^accuracy_drop_p *p < 0.001$" "eval, B = 1000: p < 0.001"
 # shellcheck disable=SC2086
 "$bin" eval $lm --bootstrap 250 --corruption char_substitute:5 > "$tmp/b250.txt" || bad "eval exited $?"
-has "$tmp/b250.txt" "paired bootstrap p < 0.004$" "eval, B = 250: p < 0.004"
+has "$tmp/b250.txt" "^accuracy_drop_p *p < 0.004$" "eval, B = 250: p < 0.004"
 # shellcheck disable=SC2086
 "$bin" eval $lm --bootstrap 0 --corruption char_substitute:5 > "$tmp/b0.txt" || bad "eval exited $?"
-has "$tmp/b0.txt" "paired bootstrap no p-value (no bootstrap)$" "eval, bootstrap 0: no p-value"
+has "$tmp/b0.txt" "^accuracy_drop_p *no p-value (no bootstrap)$" "eval, bootstrap 0: no p-value"
 hasnt "$tmp/b0.txt" "p = 0" "eval, bootstrap 0: never p = 0"
 
 # the grid: summary.json with B = 100 and with bootstrap = 0
