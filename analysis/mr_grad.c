@@ -51,19 +51,13 @@ struct mr_grad_ws {
     int *iarena;
 };
 
-int mr_grad_check(const mr_model *m, const mr_router *r)
+int mr_grad_check_model(const mr_model *m)
 {
     const mr_config *c = &m->cfg;
-    const mr_router_type *t = r->type;
-    MR_REQUIRE(t->route_backward, MR_EINPUT,
-               "router %s has no input gradient (no route_backward in analysis/routers/%s.c)",
-               t->name, t->name);
-    MR_REQUIRE(!t->combine || t->combine_backward, MR_EINPUT,
-               "router %s has no input gradient of its combine step (no combine_backward)",
-               t->name);
-    /* the architecture this backward pass implements: model-format.md v1 (pre-LN blocks,
-     * LayerNorm, learned positions, multi-head attention, GELU/ReLU MLP experts). A
-     * feature added to the format must be refused here until it is differentiated. */
+    /* the architecture this forward and backward pass implement: model-format.md v1
+     * (pre-LN blocks, LayerNorm, learned positions, multi-head attention, GELU/ReLU MLP
+     * experts). A feature added to the format must be refused here until it is
+     * implemented and differentiated. */
     MR_REQUIRE(c->task == MR_TASK_CLASSIFY || c->task == MR_TASK_LM, MR_EINPUT,
                "%s: task %d has no input gradient", m->path, c->task);
     MR_REQUIRE(c->activation == MR_ACT_GELU || c->activation == MR_ACT_RELU, MR_EINPUT,
@@ -77,6 +71,19 @@ int mr_grad_check(const mr_model *m, const mr_router *r)
      * optional biases) is not differentiated here, whatever its activation */
     MR_REQUIRE(c->format_version == 1, MR_EINPUT,
                "%s: a format 2 model (docs/model-format.md) has no input gradient yet", m->path);
+    return MR_OK;
+}
+
+int mr_grad_check(const mr_model *m, const mr_router *r)
+{
+    const mr_router_type *t = r->type;
+    MR_TRY(mr_grad_check_model(m));
+    MR_REQUIRE(t->route_backward, MR_EINPUT,
+               "router %s has no input gradient (no route_backward in analysis/routers/%s.c)",
+               t->name, t->name);
+    MR_REQUIRE(!t->combine || t->combine_backward, MR_EINPUT,
+               "router %s has no input gradient of its combine step (no combine_backward)",
+               t->name);
     return MR_OK;
 }
 
@@ -188,6 +195,7 @@ int mr_grad_alloc(mr_grad_ws **out, const mr_model *m, const mr_router *r,
 {
     *out = NULL;
     MR_TRY(mr_engine_opts_check(o, m));
+    MR_TRY(mr_grad_check_model(m));
     const mr_config *c = &m->cfg;
     mr_grad_ws *g = calloc(1, sizeof *g);
     if (!g) return mr_error_set(MR_ENOMEM, "out of memory (gradient workspace)");

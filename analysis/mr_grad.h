@@ -26,9 +26,11 @@
 #include "mr_model.h"
 #include "mr_router.h"
 
-/* MR_OK if the model and router can be differentiated, else MR_EINPUT naming what cannot
- * (a router without route_backward, an architecture feature this backward pass does not
- * implement). mr_grad_backward refuses with it; the forward runs for any router. */
+/* MR_OK if this forward and backward pass implement the model's architecture, else
+ * MR_EINPUT naming the feature they do not (mr_grad_alloc refuses with it). */
+int mr_grad_check_model(const mr_model *m);
+/* The same, and the router can be differentiated (route_backward, and combine_backward
+ * with a combine). mr_grad_backward refuses with it; the forward runs for any router. */
 int mr_grad_check(const mr_model *m, const mr_router *r);
 
 typedef struct mr_grad_ws mr_grad_ws;
