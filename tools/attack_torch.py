@@ -165,8 +165,9 @@ def main():
     print(f"{args.model} {router} {args.method} eps {args.eps * 255:.3g}/255 steps {args.steps}: "
           f"accuracy {clean.float().mean():.4f} -> {correct.float().mean():.4f} "
           f"(largest change {linf:.3f}/255), {seconds:.2f} s on {args.threads} thread(s)")
-    if args.out:
-        with h5py.File(args.out, "w") as f:
+    if args.out:  # written under a temporary name and renamed when complete
+        tmp = f"{args.out}.tmp-{os.getpid()}"
+        with h5py.File(tmp, "w") as f:
             f["clean_correct"] = clean.numpy().astype(np.uint8)
             f["adv_correct"] = correct.numpy().astype(np.uint8)
             for k, v in (("model", args.model), ("router", router), ("method", args.method),
@@ -175,6 +176,7 @@ def main():
                          ("seconds", seconds), ("threads", args.threads),
                          ("torch_version", str(torch.__version__))):
                 f.attrs[k] = v
+        os.replace(tmp, args.out)
 
 
 if __name__ == "__main__":
