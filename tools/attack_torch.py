@@ -16,6 +16,10 @@ x = image / 255 in [0, 1]:
   loss, p_init 0.8, absolute p schedule; correctly classified images only), for timing:
   its random draws are torch's, not the C engine's streams.
 
+S2MoE (noise=on) runs on the C engine's Gaussian draws of each image's dataset index,
+read from the helper build/tests/dump_s2moe_noise (--noise-helper; GSL's ziggurat
+generator has no PyTorch counterpart), so that both sides attack the same function.
+
 Prints the clean and adversarial accuracy and the attack's wall time; --out writes them
 with the per-image correctness (/clean_correct, /adv_correct uint8 [n]) and the settings
 as attributes: the references of tests/test_attack_parity.c (tools/make_attack_refs.sh).
@@ -24,6 +28,7 @@ as attributes: the references of tests/test_attack_parity.c (tools/make_attack_r
 import argparse
 import math
 import os
+import subprocess
 import sys
 import time
 
@@ -46,6 +51,21 @@ def fraction(s):
         a, b = s.split("/", 1)
         return float(a) / float(b)
     return float(s)
+
+
+def use_c_noise(model, helper, first, x):
+    """Give every s2moe router the C engine's draws for images first .. first+B-1 of x
+    [B,H,W,C] (streams (0, "router/s2moe/L", index), tests/dump_s2moe_noise.c)."""
+    rs = [r for r in model.routers() if hasattr(r, "noise_draws")]
+    if not rs:
+        return
+    with torch.no_grad():
+        B, T, d = model.embed_pixels(x).shape
+    for r in rs:
+        raw = subprocess.run([helper, str(int(r.seed)), str(r.layer), str(first), str(B), str(T),
+                              str(d)], check=True, capture_output=True).stdout
+        n = np.frombuffer(raw, dtype=np.float64).reshape(2, B, T, d)
+        r.noise_draws = (torch.from_numpy(n[0].copy()), torch.from_numpy(n[1].copy()))
 
 
 def logits_of(model, x):
@@ -133,6 +153,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--noise-helper", default=os.path.join(os.path.dirname(TOOLS), "build",
+                                                           "tests", "dump_s2moe_noise"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model, attrs = load_model(args.model)
@@ -143,13 +165,18 @@ def main():
     y = torch.from_numpy(labels[:args.n]).long()
     gen = torch.Generator().manual_seed(args.seed)
     alpha = args.step_size if args.step_size is not None else args.eps / 4
-    with torch.no_grad():
-        clean = torch.cat([logits_of(model, x[i:i + args.batch]).argmax(1)
-                           for i in range(0, len(x), args.batch)]) == y
+    def batch_logits(i, xb):
+        use_c_noise(model, args.noise_helper, i, xb)
+        with torch.no_grad():
+            return logits_of(model, xb)
+
+    clean = torch.cat([batch_logits(i, x[i:i + args.batch]).argmax(1)
+                       for i in range(0, len(x), args.batch)]) == y
     t0 = time.perf_counter()
     adv = []
     for i in range(0, len(x), args.batch):
         xb, yb = x[i:i + args.batch], y[i:i + args.batch]
+        use_c_noise(model, args.noise_helper, i, xb)
         if args.method == "fgsm":
             adv.append(pgd(model, xb, yb, args.eps, args.eps, 1, False, gen))
         elif args.method == "pgd":
@@ -158,9 +185,8 @@ def main():
             adv.append(square(model, xb, yb, args.eps, args.steps, gen))
     seconds = time.perf_counter() - t0
     adv = torch.cat(adv)
-    with torch.no_grad():
-        correct = torch.cat([logits_of(model, adv[i:i + args.batch]).argmax(1)
-                             for i in range(0, len(x), args.batch)]) == y
+    correct = torch.cat([batch_logits(i, adv[i:i + args.batch]).argmax(1)
+                         for i in range(0, len(x), args.batch)]) == y
     linf = float((adv - x).abs().max()) * 255
     print(f"{args.model} {router} {args.method} eps {args.eps * 255:.3g}/255 steps {args.steps}: "
           f"accuracy {clean.float().mean():.4f} -> {correct.float().mean():.4f} "

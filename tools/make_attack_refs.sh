@@ -2,7 +2,8 @@
 # The PyTorch references of tests/test_attack_parity.c: FGSM and PGD-20 (eps 8/255,
 # step 2/255, no random start) on the first 1,000 Fashion-MNIST test images, for every
 # shipped Fashion-MNIST model with the router it was trained with, in float32 on
-# tools/moe_model.py (tools/attack_torch.py). About an hour on 2 cores.
+# tools/moe_model.py (tools/attack_torch.py; s2moe on the C engine's noise draws, so build
+# the tests first: build/tests/dump_s2moe_noise). About an hour on 2 cores.
 #   tools/make_attack_refs.sh [OUTDIR]     (default tests/fixtures/attacks)
 set -eu
 cd "$(dirname "$0")/.."

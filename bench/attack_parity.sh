@@ -1,0 +1,13 @@
+#!/bin/sh
+# bench/attack_parity.sh — the slow half of tests/test_attack_parity.c: FGSM and PGD-20
+# (eps 8/255, step 2/255, no random start) on 1,000 Fashion-MNIST test images for every
+# shipped router, C vs PyTorch's accuracy within 0.3 points (docs/attacks.md). The test
+# suite runs PGD-20 for the softmax router only (about 36 s per router on 2 cores). Only
+# softmax's PGD-20 reference is shipped: make the others first with
+# tools/make_attack_refs.sh (it keeps existing references; about an hour on 2 cores).
+#   bench/attack_parity.sh [BUILD_DIR]          (default build/; ~6 minutes on 2 cores)
+set -eu
+cd "$(dirname "$0")/.."
+t=${1:-build}/tests/test_attack_parity
+[ -x "$t" ] || { echo "bench/attack_parity.sh: build the tests first" >&2; exit 2; }
+MR_ATTACK_PARITY_ALL=1 CK_TIMEOUT_MULTIPLIER=4 "$t"
