@@ -9,6 +9,7 @@
 
 #include "../analysis/mr_error.h"
 #include "../analysis/mr_parse.h"
+#include "mr_attack_setup.h"
 #include "mr_compress_setup.h"
 #include "mr_corrupt_setup.h"
 #include "../io/mr_file.h"
@@ -150,6 +151,74 @@ static int check_models(mr_grid *g)
     return MR_OK;
 }
 
+/* index of the reference router's section (mr_runcfg_parse checked that it exists) */
+static int reference_router(const mr_run_config *c)
+{
+    for (int i = 0; i < c->n_routers; i++)
+        if (strcmp(c->routers[i].name, c->reference) == 0) return i;
+    return 0;
+}
+
+/* Attack options of an [attack] cell: the method's defaults (docs/attacks.md) but for
+ * eps, steps and the run's seed. */
+static void attack_opts(mr_attack_opts *o, const mr_attack_type *t, const mr_run_config *c,
+                        int eps_grey)
+{
+    mr_attack_opts_init(o);
+    o->eps = eps_grey / 255.0;
+    o->steps = t == &mr_attack_fgsm ? 0 : c->attack_steps; /* FGSM: one step, whatever steps says */
+    o->seed = c->seed;
+    o->batch = c->batch;
+}
+
+/* Whether every method of [attack] can attack model i through [router r] (a gradient
+ * attack needs the router's backward): a workspace is allocated and freed. */
+static int check_attack_router(const mr_grid *g, int i, int r, const char *as)
+{
+    const mr_run_config *c = g->cfg;
+    const mr_cfg_router *cr = &c->routers[r];
+    mr_router_opts ro = cr->opts;
+    mr_router *rt = NULL;
+    int st = mr_router_alloc(&rt, cr->type, g->models[i], &ro);
+    for (int a = 0; st == MR_OK && a < c->n_attacks; a++) {
+        const mr_attack_type *t = mr_attack_lookup(c->attacks[a]);
+        mr_attack_opts o;
+        attack_opts(&o, t, c, c->eps[c->n_eps - 1]);
+        mr_attack_ws *w = NULL;
+        st = mr_attack_opts_check(&o, t, g->models[i]);
+        if (st == MR_OK) st = mr_attack_ws_alloc(&w, t, &o, g->models[i], rt);
+        mr_attack_ws_free(w);
+        if (st != MR_OK)
+            st = mr_error_prefix(MR_EINPUT, "%s:%d: [attack] %s through [router %s]%s on model %s",
+                                 c->file, c->attack_line, t->name, cr->name, as,
+                                 c->models[i].name);
+    }
+    mr_router_free(rt);
+    return st;
+}
+
+/* [attack]: image data, and every router the attacks go through able to take them;
+ * before anything is written. */
+static int check_attacks(const mr_grid *g)
+{
+    const mr_run_config *c = g->cfg;
+    if (!c->n_attacks) return MR_OK;
+    MR_REQUIRE(g->data->kind == MR_DATA_IMAGES, MR_EINPUT,
+               "%s:%d: [attack]: %s holds token sequences (attacks perturb images)", c->file,
+               c->attack_line, c->data);
+    int ref = reference_router(c);
+    for (int i = 0; i < c->n_models; i++) {
+        int any = 0;
+        for (int r = 0; r < c->n_routers; r++) {
+            if (!mr_runcfg_model_runs(c, i, r) || c->routers[r].no_corruptions) continue;
+            MR_TRY(check_attack_router(g, i, r, ""));
+            any |= r != ref;
+        }
+        if (c->transfer && any) MR_TRY(check_attack_router(g, i, ref, " (transfer source)"));
+    }
+    return MR_OK;
+}
+
 static void cell_file(mr_grid_cell *c)
 {
     /* ids use '/' between parts; file names use '~' */
@@ -166,7 +235,8 @@ static int enumerate(mr_grid *g)
     int max_groups = 0, max_cells = 0;
     for (int r = 0; r < c->n_routers; r++) max_groups += c->routers[r].n_k ? c->routers[r].n_k : 1;
     max_groups *= c->n_models;
-    int per_group_max = 1 + g->n_corr * n_sev + MR_CFG_MAX_CKPT;
+    int n_att_max = 2 * c->n_attacks * c->n_eps, ref = reference_router(c);
+    int per_group_max = 1 + g->n_corr * n_sev + n_att_max + MR_CFG_MAX_CKPT;
     max_cells = max_groups * per_group_max;
     g->groups = calloc((size_t)max_groups + 1, sizeof *g->groups);
     g->cells = calloc((size_t)max_cells + 1, sizeof *g->cells);
@@ -185,7 +255,10 @@ static int enumerate(mr_grid *g)
                 char base[200];
                 snprintf(base, sizeof base, "%s/%s@k%d", cm->name, cr->name, k);
                 int n_cor = cr->no_corruptions ? 0 : g->n_corr * n_sev;
-                int total = 1 + n_cor + (cm->n_ckpt > 1 ? cm->n_ckpt - 1 : 0);
+                /* per method: white-box at every eps, then transferred at every eps */
+                int n_ways = 1 + (c->transfer && ri != ref);
+                int n_att = cr->no_corruptions ? 0 : c->n_attacks * n_ways * c->n_eps;
+                int total = 1 + n_cor + n_att + (cm->n_ckpt > 1 ? cm->n_ckpt - 1 : 0);
                 for (int j = 0; j < total; j++) {
                     mr_grid_cell *cell = &g->cells[g->n_cells++];
                     mr_cell_meta *mt = &cell->meta;
@@ -213,8 +286,18 @@ static int enumerate(mr_grid *g)
                         mt->severity = sev;
                         snprintf(mt->corruption, sizeof mt->corruption, "%s", cell->corr->name);
                         snprintf(mt->id, sizeof mt->id, "%s/%s/s%d", base, cell->corr->name, sev);
+                    } else if (j <= n_cor + n_att) {
+                        int a = j - 1 - n_cor, ei = a % c->n_eps, way = a / c->n_eps % n_ways;
+                        mt->kind = MR_CELL_ATTACK;
+                        cell->attack = mr_attack_lookup(c->attacks[a / c->n_eps / n_ways]);
+                        cell->transfer = way;
+                        mt->severity = c->eps[ei];
+                        snprintf(mt->corruption, sizeof mt->corruption, "%s%s", cell->attack->name,
+                                 way ? "-transfer" : "");
+                        snprintf(mt->id, sizeof mt->id, "%s/attack/%s%s/e%d", base,
+                                 cell->attack->name, way ? "-transfer" : "", mt->severity);
                     } else {
-                        int i = j - 1 - n_cor;
+                        int i = j - 1 - n_cor - n_att;
                         mt->kind = MR_CELL_FLUCT;
                         cell->ckpt = i;
                         snprintf(mt->checkpoints, sizeof mt->checkpoints, "%s -> %s", cm->ckpt[i],
@@ -267,6 +350,7 @@ int mr_grid_build(mr_grid *g, const mr_run_config *cfg)
     }
     st = resolve_corruptions(g);
     if (st == MR_OK) st = check_models(g);
+    if (st == MR_OK) st = check_attacks(g);
     if (st == MR_OK) st = enumerate(g);
     if (st == MR_OK) st = check_unique(g);
     if (st != MR_OK) mr_grid_free(g);
@@ -371,9 +455,28 @@ static void fault_after_cell(void)
     if (stop_at >= 0 && written == stop_at) raise(SIGSTOP);
 }
 
-/* A corrupted cell of a group: the pass under the cell's corruption and severity (clean
- * routing from the group's cache) and the paired accuracy drop against the clean pass.
- * The caller frees res. */
+/* The pass of a corrupted or attacked cell: the group's model and router on the data as
+ * `ec` changes it (clean routing from the group's cache) and the paired accuracy drop
+ * against the clean pass. The caller frees res. */
+static int scored_pass(mr_eval_result *res, mr_paired *drop, const mr_grid *g,
+                       const mr_grid_cell *cell, const mr_model *m, mr_router *r,
+                       const mr_eval_corruption *ec, const mr_eval_result *clean,
+                       mr_eval_cache *cache, int threads)
+{
+    mr_eval_opts eo;
+    group_opts(&eo, g, m, cell->meta.k, threads);
+    eo.corruption = ec;
+    eo.clean_cache = cache;
+    int st = mr_eval_run(res, m, r, g->data, &eo);
+    /* the same paired test as `eval` (bootstrap = 0: difference only, p NaN) */
+    if (st == MR_OK)
+        st = mr_stats_paired_test(drop, clean->clean.correct, res->corrupt.correct,
+                                  (size_t)g->data->n, 1, eo.bootstrap, eo.level, eo.seed,
+                                  "bootstrap/accuracy-drop");
+    return st;
+}
+
+/* A corrupted cell of a group: the pass under the cell's corruption and severity. */
 static int corrupt_cell(mr_eval_result *res, mr_paired *drop, const mr_grid *g,
                         const mr_grid_cell *cell, const mr_model *m, mr_router *r,
                         const mr_eval_result *clean, mr_eval_cache *cache, int threads)
@@ -384,15 +487,36 @@ static int corrupt_cell(mr_eval_result *res, mr_paired *drop, const mr_grid *g,
     group_opts(&eo, g, m, cell->meta.k, threads);
     MR_TRY(mr_corrupt_setup_init(&cs, cell->corr, cell->meta.severity, c->seed, m, r, g->data,
                                  &eo.engine, threads));
-    eo.corruption = &cs.ec;
-    eo.clean_cache = cache;
-    int st = mr_eval_run(res, m, r, g->data, &eo);
-    /* the same paired test as `eval` (bootstrap = 0: difference only, p NaN) */
-    if (st == MR_OK)
-        st = mr_stats_paired_test(drop, clean->clean.correct, res->corrupt.correct,
-                                  (size_t)g->data->n, 1, eo.bootstrap, eo.level, eo.seed,
-                                  "bootstrap/accuracy-drop");
+    int st = scored_pass(res, drop, g, cell, m, r, &cs.ec, clean, cache, threads);
     mr_corrupt_setup_free(&cs);
+    return st;
+}
+
+/* An attack cell: the images crafted white-box through the group's router r, or with
+ * cell->transfer through the reference router on the same model and k. */
+static int attack_cell(mr_eval_result *res, mr_paired *drop, const mr_grid *g,
+                       const mr_grid_cell *cell, const mr_model *m, mr_router *r,
+                       const mr_eval_result *clean, mr_eval_cache *cache, int threads)
+{
+    const mr_run_config *c = g->cfg;
+    mr_router *src = NULL;
+    if (cell->transfer) {
+        const mr_cfg_router *ref = &c->routers[reference_router(c)];
+        mr_router_opts ro = ref->opts;
+        MR_TRY(mr_router_alloc(&src, ref->type, m, &ro));
+    }
+    mr_attack_opts ao;
+    attack_opts(&ao, cell->attack, c, cell->meta.severity);
+    mr_eval_opts eo;
+    group_opts(&eo, g, m, cell->meta.k, threads);
+    mr_attack_setup as;
+    int st = mr_attack_setup_init(&as, cell->attack, &ao, m, src ? src : r, g->data, &eo.engine,
+                                  threads);
+    if (st == MR_OK) {
+        st = scored_pass(res, drop, g, cell, m, r, &as.ec, clean, cache, threads);
+        mr_attack_setup_free(&as);
+    }
+    mr_router_free(src);
     return st;
 }
 
@@ -432,6 +556,12 @@ static int run_group(mr_grid *g, const mr_grid_group *gr, const mr_grid_run_opts
             mr_eval_result res = {0};
             mr_paired drop = {0};
             st = corrupt_cell(&res, &drop, g, cell, m, r, &clean, cache, o->threads);
+            if (st == MR_OK) st = mr_cell_write(path, &cell->meta, &res.corrupt, &res.flip_corrupt, &drop);
+            mr_eval_result_free(&res);
+        } else if (cell->meta.kind == MR_CELL_ATTACK) {
+            mr_eval_result res = {0};
+            mr_paired drop = {0};
+            st = attack_cell(&res, &drop, g, cell, m, r, &clean, cache, o->threads);
             if (st == MR_OK) st = mr_cell_write(path, &cell->meta, &res.corrupt, &res.flip_corrupt, &drop);
             mr_eval_result_free(&res);
         } else {
@@ -542,6 +672,14 @@ static double cpu_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* an attack cell's calibration slot: 2 * method index + transfer */
+static int attack_slot(const mr_run_config *c, const mr_grid_cell *cell)
+{
+    int a = 0;
+    while (a < c->n_attacks && strcmp(c->attacks[a], cell->attack->name) != 0) a++;
+    return 2 * a + cell->transfer;
+}
+
 int mr_grid_estimate(mr_grid *g, int threads, mr_grid_estimate_out *out)
 {
     memset(out, 0, sizeof *out);
@@ -559,6 +697,7 @@ int mr_grid_estimate(mr_grid *g, int threads, mr_grid_estimate_out *out)
     double t_start = now_s(), c_start = cpu_s();
     double *per_sample = calloc((size_t)g->n_groups + 1, sizeof *per_sample);
     double *corr_ratio = calloc((size_t)g->n_corr + 1, sizeof *corr_ratio);
+    double att_ratio[2 * MR_CFG_MAX_ATTACKS] = {0}; /* by attack_slot */
     int st = per_sample && corr_ratio ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
     /* every group's clean pass; every corruption once, in the first group that runs it
      * (its middle severity), as a multiple of that group's clean pass */
@@ -593,6 +732,21 @@ int mr_grid_estimate(mr_grid *g, int threads, mr_grid_estimate_out *out)
             if (corr_ratio[ci] <= 0) corr_ratio[ci] = 1e-9;
             mr_eval_result_free(&res);
         }
+        /* every attack (white-box, transfer) once, at its middle eps: an attack's cost
+         * varies with eps only where it stops early (Square, SPSA) */
+        for (int i = 0; st == MR_OK && i < gr->n_cells; i++) {
+            const mr_grid_cell *cell = &g->cells[gr->first_cell + i];
+            if (cell->meta.kind != MR_CELL_ATTACK || cell->meta.severity != c->eps[c->n_eps / 2] ||
+                att_ratio[attack_slot(c, cell)] > 0)
+                continue;
+            mr_eval_result res = {0};
+            mr_paired drop = {0};
+            t0 = now_s();
+            st = attack_cell(&res, &drop, g, cell, mod, r, &clean, cache, threads);
+            double ratio = (now_s() - t0) / m / (per_sample[gi] > 0 ? per_sample[gi] : 1e-9);
+            att_ratio[attack_slot(c, cell)] = ratio > 0 ? ratio : 1e-9;
+            mr_eval_result_free(&res);
+        }
         mr_router_free(r);
         mr_eval_cache_free(cache);
         mr_eval_result_free(&clean);
@@ -602,13 +756,15 @@ int mr_grid_estimate(mr_grid *g, int threads, mr_grid_estimate_out *out)
     /* the share of wall time the process got the CPU for: what other work left it */
     double busy = out->calib_seconds > 0 ? (cpu_s() - c_start) / out->calib_seconds : 0;
     out->cpu_per_wall = busy;
-    /* a group: its clean pass, one pass per corrupted cell, one clean pass per checkpoint */
+    /* a group: its clean pass, one pass per corrupted cell, an attack's passes per attack
+     * cell, one clean pass per checkpoint */
     for (int gi = 0; st == MR_OK && gi < g->n_groups; gi++) {
         const mr_grid_group *gr = &g->groups[gi];
         const mr_cfg_model *cm = &c->models[gr->model];
         double passes = 1.0 + (cm->n_ckpt > 1 ? cm->n_ckpt : 0);
         for (int i = 0; i < gr->n_cells; i++) {
             const mr_grid_cell *cell = &g->cells[gr->first_cell + i];
+            if (cell->meta.kind == MR_CELL_ATTACK) passes += att_ratio[attack_slot(c, cell)];
             if (cell->meta.kind != MR_CELL_CORRUPT) continue;
             for (int ci = 0; ci < g->n_corr; ci++)
                 if (g->corr[ci] == cell->corr) passes += corr_ratio[ci];

@@ -1,7 +1,9 @@
 /* mr_grid.h — the evaluation grid of `moe-robust run` (docs/config.md).
  *
  * Cells: for every model, router and k (a "group"), one clean cell, one cell per
- * corruption x severity, and one fluctuation cell per pair of consecutive checkpoints.
+ * corruption x severity, one per attack x eps ([attack], docs/attacks.md; with transfer
+ * = yes one more per attack x eps crafted through the reference router), and one
+ * fluctuation cell per pair of consecutive checkpoints.
  * A group runs its clean pass once and reuses it (a routing cache) for all its cells.
  * Groups are the unit of distribution: process i of n (a --shard or an MPI rank) runs
  * the groups g with g % n == i. Every cell's numbers depend only on the configuration,
@@ -11,6 +13,7 @@
 #ifndef MR_GRID_H
 #define MR_GRID_H
 
+#include "../analysis/attacks/mr_attack.h"
 #include "../corruptions/mr_corruption.h"
 #include "../io/mr_cellio.h"
 #include "../io/mr_data.h"
@@ -20,6 +23,8 @@ typedef struct mr_grid_cell {
     mr_cell_meta meta;
     int group;
     const mr_corruption_type *corr; /* corrupt cells */
+    const mr_attack_type *attack;   /* attack cells: eps = meta.severity / 255 */
+    int transfer;                   /* attack cells: crafted through the reference router */
     int ckpt;                       /* fluct cells: compares checkpoints ckpt and ckpt+1 */
     char file[300];                 /* name inside DIR/cells/ */
 } mr_grid_cell;

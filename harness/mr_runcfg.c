@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../analysis/attacks/mr_attack.h"
 #include "../analysis/mr_compress.h"
 #include "../analysis/mr_error.h"
 #include "mr_compress_setup.h"
@@ -29,7 +30,7 @@ typedef struct parse_ctx {
     int line;        /* line the reader last returned; -(i + 1) while applying --set i */
     int status;      /* first error */
     int too_long;
-    int seen_line[3]; /* line of [run], [data], [corruptions] once seen (0: not yet) */
+    int seen_line[4]; /* line of [run], [data], [corruptions], [attack] once seen (0: not yet) */
     /* every (section, key) given so far and its line: a key given twice would silently
      * override the first value (issue #23), so it is refused naming both lines */
     int n_keys, cap_keys;
@@ -196,6 +197,37 @@ static int add_corruption(parse_ctx *p, const char *n)
     return 1;
 }
 
+static int add_attack(parse_ctx *p, const char *n)
+{
+    mr_run_config *c = p->c;
+    const mr_attack_type *t = mr_attack_lookup(n);
+    if (!t) {
+        char list[128] = "";
+        for (int i = 0; mr_attack_types[i]; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                     mr_attack_types[i]->name);
+        FAIL("methods: unknown attack '%s' (%s)", n, list);
+    }
+    for (int i = 0; i < c->n_attacks; i++)
+        if (strcmp(c->attacks[i], t->name) == 0) FAIL("methods: %s is listed twice", n);
+    if (c->n_attacks == MR_CFG_MAX_ATTACKS) FAIL("methods: more than %d", MR_CFG_MAX_ATTACKS);
+    strcpy(c->attacks[c->n_attacks++], t->name);
+    return 1;
+}
+
+/* eps in grey levels (eps = e / 255): the data's grid, on which the ball is exact */
+static int add_eps(parse_ctx *p, const char *s)
+{
+    mr_run_config *c = p->c;
+    long e;
+    if (!parse_long(s, 1, 255, &e))
+        FAIL("eps: '%s' is not a number of grey levels 1..255 (eps = value / 255)", s);
+    if (c->n_eps && e <= c->eps[c->n_eps - 1]) FAIL("eps: values must increase ('%s')", s);
+    if (c->n_eps == MR_CFG_MAX_EPS) FAIL("eps: more than %d values", MR_CFG_MAX_EPS);
+    c->eps[c->n_eps++] = (int)e;
+    return 1;
+}
+
 /* compress = METHOD:K (K checked against the model when the grid is built) */
 static int parse_compress(parse_ctx *p, mr_cfg_model *m, const char *v)
 {
@@ -355,10 +387,11 @@ static void register_section(parse_ctx *p, const char *sec)
     } else {
         /* inih would merge a repeated section into the first, so a second [data] path
          * or [run] seed would silently override: refuse it like a repeated [model] */
-        static const char *const single[3] = {"run", "data", "corruptions"};
+        static const char *const single[4] = {"run", "data", "corruptions", "attack"};
         int i = 0;
-        while (i < 3 && strcmp(sec, single[i]) != 0) i++;
-        if (i == 3) SFAIL("unknown section [%s] (run, data, model NAME, router NAME, corruptions)", sec);
+        while (i < 4 && strcmp(sec, single[i]) != 0) i++;
+        if (i == 4)
+            SFAIL("unknown section [%s] (run, data, model NAME, router NAME, corruptions, attack)", sec);
         if (p->seen_line[i]) SFAIL("[%s] appears twice (first at line %d)", sec, p->seen_line[i]);
         p->seen_line[i] = p->line;
     }
@@ -519,10 +552,28 @@ static int handler(void *user, const char *section, const char *key, const char 
         } else {
             FAIL("unknown key '%s' in [corruptions] (names, severities)", key);
         }
+    } else if (strcmp(section, "attack") == 0) {
+        if (strcmp(key, "methods") == 0) {
+            c->attack_line = p->line;
+            if (!for_items(v, add_attack, p)) return 0;
+            if (c->n_attacks == 0) FAIL("methods = %s: no method given", v);
+        } else if (strcmp(key, "eps") == 0) {
+            c->n_eps = 0;
+            if (!for_items(v, add_eps, p)) return 0;
+            if (c->n_eps == 0) FAIL("eps = %s: no value given", v);
+        } else if (strcmp(key, "steps") == 0) {
+            if (!parse_long(v, 0, 1000000, &l)) FAIL("steps = %s: not an integer 0..1000000", v);
+            c->attack_steps = (int)l;
+        } else if (strcmp(key, "transfer") == 0) {
+            if (strcmp(v, "yes") && strcmp(v, "no")) FAIL("transfer = %s: yes or no", v);
+            c->transfer = strcmp(v, "yes") == 0;
+        } else {
+            FAIL("unknown key '%s' in [attack] (methods, eps, steps, transfer)", key);
+        }
     } else if (section[0] == '\0') {
         FAIL("%s = %s comes before any [section]", key, v);
     } else {
-        FAIL("unknown section [%s] (run, data, model NAME, router NAME, corruptions)", section);
+        FAIL("unknown section [%s] (run, data, model NAME, router NAME, corruptions, attack)", section);
     }
     return 1;
 }
@@ -716,6 +767,9 @@ static int parse_checked(mr_run_config *c, FILE *fp, const char *path, override 
     c->calib_limit = MR_COMPRESS_DEFAULT_CALIB_LIMIT;
     c->formats = MR_OUT_JSON | MR_OUT_CSV;
     c->sev_mask = 0x3e; /* 1..5 */
+    static const int eps_ladder[] = {1, 2, 4, 8, 16}; /* / 255, docs/attacks.md */
+    c->n_eps = 5;
+    memcpy(c->eps, eps_ladder, sizeof eps_ladder);
     parse_ctx p = {.c = c, .fp = fp, .status = MR_OK, .n_ov = n_ov, .ov = ov,
                    .target_model = -1, .target_router = -1};
     int rc = ini_parse_stream(reader, &p, handler, &p);
@@ -760,6 +814,8 @@ static int parse_checked(mr_run_config *c, FILE *fp, const char *path, override 
                        "%s: [model %s] routers: no [router %s] section", at, m->name, m->sel[j]);
         }
     }
+    MR_REQUIRE(c->n_attacks || !p.seen_line[3], MR_EINPUT,
+               "%s:%d: [attack] without methods (e.g. methods = pgd)", path, p.seen_line[3]);
     if (!c->reference[0]) strcpy(c->reference, c->routers[0].name);
     int found = -1;
     for (int i = 0; i < c->n_routers; i++)
@@ -836,6 +892,13 @@ void mr_runcfg_write(const mr_run_config *c, FILE *fp)
     for (int s = 1; s <= 5; s++)
         if (c->sev_mask & (1 << s)) fprintf(fp, " %d", s);
     fprintf(fp, "\n");
+    if (c->n_attacks) { /* only when set: configs without attacks keep their text and hash */
+        fprintf(fp, "\n[attack]\nmethods =");
+        for (int i = 0; i < c->n_attacks; i++) fprintf(fp, " %s", c->attacks[i]);
+        fprintf(fp, "\neps =");
+        for (int i = 0; i < c->n_eps; i++) fprintf(fp, " %d", c->eps[i]);
+        fprintf(fp, "\nsteps = %d\ntransfer = %s\n", c->attack_steps, c->transfer ? "yes" : "no");
+    }
 }
 
 uint64_t mr_runcfg_hash(const mr_run_config *c)

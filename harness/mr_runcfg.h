@@ -19,6 +19,8 @@
 #define MR_CFG_MAX_ROUTERS 32
 #define MR_CFG_MAX_K 16
 #define MR_CFG_MAX_CORR 128
+#define MR_CFG_MAX_ATTACKS 8
+#define MR_CFG_MAX_EPS 16
 #define MR_PATH_LEN 1024
 /* A config is text that names files and lists settings; anything larger is not one. */
 #define MR_CFG_MAX_BYTES ((size_t)16 << 20)
@@ -88,6 +90,16 @@ typedef struct mr_run_config {
     char corr_names[MR_CFG_MAX_CORR][MR_NAME_LEN]; /* names or groups: all image text embed */
     int corr_line;
     int sev_mask;             /* bit s set: severity s (1..5) */
+    /* [attack] (docs/attacks.md): adversarial cells per model, router and k, white-box
+     * against that model and router, and with transfer = yes also crafted through the
+     * reference router and scored on every other */
+    int n_attacks;            /* 0: no [attack] section */
+    char attacks[MR_CFG_MAX_ATTACKS][MR_NAME_LEN]; /* methods (analysis/attacks/mr_attack.h) */
+    int attack_line;
+    int n_eps;
+    int eps[MR_CFG_MAX_EPS];  /* the eps ladder in grey levels (eps = e / 255), ascending */
+    int attack_steps;         /* iterations or queries; 0: each method's default */
+    int transfer;             /* 1: also transfer attacks from the reference router */
 } mr_run_config;
 
 /* Whether [model] `model` runs [router] `router` (its `routers` key, default all). */

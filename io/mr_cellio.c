@@ -12,7 +12,10 @@
 
 const char *mr_cell_kind_name(int kind)
 {
-    return kind == MR_CELL_CLEAN ? "clean" : kind == MR_CELL_CORRUPT ? "corrupt" : "fluct";
+    return kind == MR_CELL_CLEAN     ? "clean"
+           : kind == MR_CELL_CORRUPT ? "corrupt"
+           : kind == MR_CELL_ATTACK  ? "attack"
+                                     : "fluct";
 }
 
 static int put(hid_t f, const char *name, const double *x, int rank, hsize_t d0, hsize_t d1)
@@ -188,8 +191,12 @@ int mr_cell_read_summary_at(hid_t file, const char *path, const char *group, mr_
     if (st == MR_OK && !(m->layers = malloc(((size_t)m->n_moe + 1) * sizeof *m->layers)))
         st = mr_error_set(MR_ENOMEM, "out of memory");
     if (st == MR_OK) {
-        m->kind = strcmp(kind, "clean") == 0 ? MR_CELL_CLEAN
-                  : strcmp(kind, "corrupt") == 0 ? MR_CELL_CORRUPT : MR_CELL_FLUCT;
+        m->kind = strcmp(kind, "clean") == 0     ? MR_CELL_CLEAN
+                  : strcmp(kind, "corrupt") == 0 ? MR_CELL_CORRUPT
+                  : strcmp(kind, "attack") == 0  ? MR_CELL_ATTACK
+                  : strcmp(kind, "fluct") == 0   ? MR_CELL_FLUCT
+                                                 : -1;
+        if (m->kind < 0) st = mr_error_set(MR_EINPUT, "%s: unknown kind '%s'", where, kind);
         m->task = strcmp(task, "lm") == 0 ? MR_TASK_LM : MR_TASK_CLASSIFY;
         double *layers = get(file, path, pre, "layers", (size_t)m->n_moe, &st);
         for (int i = 0; layers && i < m->n_moe; i++) m->layers[i] = (int)layers[i];

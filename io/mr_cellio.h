@@ -18,7 +18,9 @@
 #include "../analysis/mr_model.h"
 #include "../metrics/mr_metric.h"
 
-enum mr_cell_kind { MR_CELL_CLEAN = 0, MR_CELL_CORRUPT = 1, MR_CELL_FLUCT = 2 };
+/* attack cells (docs/attacks.md): corruption = the method, "METHOD-transfer" when crafted
+ * through the reference router; severity = eps in grey levels (eps = severity / 255) */
+enum mr_cell_kind { MR_CELL_CLEAN = 0, MR_CELL_CORRUPT = 1, MR_CELL_FLUCT = 2, MR_CELL_ATTACK = 3 };
 
 typedef struct mr_cell_meta {
     char id[256];

@@ -328,6 +328,20 @@ static int build_groups(mr_results *r, const cfg_scan *c)
             MR_REQUIRE(ci >= 0 && m->severity >= 1 && m->severity <= MR_RES_MAX_SEV, MR_EINPUT,
                        "%s: /cells/%s: bad corruption or severity", r->file, r->stem[i]);
             gr->corrupt[ci * MR_RES_MAX_SEV + m->severity - 1] = i;
+        } else if (m->kind == MR_CELL_ATTACK) {
+            MR_REQUIRE(gr->n_attack < MR_RES_MAX_ATTACK && m->severity >= 1 && m->severity <= 255,
+                       MR_EINPUT, "%s: /cells/%s: more than %d attack cells in group %s, or eps "
+                       "outside 1..255 grey levels", r->file, r->stem[i], MR_RES_MAX_ATTACK,
+                       gr->label);
+            int j = gr->n_attack++;
+            while (j > 0) {
+                const mr_cell_meta *q = &r->cells[gr->attack[j - 1]].meta;
+                int c = strcmp(q->corruption, m->corruption);
+                if (c < 0 || (c == 0 && q->severity <= m->severity)) break;
+                gr->attack[j] = gr->attack[j - 1];
+                j--;
+            }
+            gr->attack[j] = i;
         } else {
             MR_REQUIRE(gr->n_fluct < MR_RES_MAX_FLUCT, MR_EINPUT, "%s: group %s: more than %d "
                        "checkpoint pairs", r->file, gr->label, MR_RES_MAX_FLUCT);

@@ -23,6 +23,7 @@
 #define MR_RES_MAX_FLUCT 16
 #define MR_RES_MAX_MODELS 16
 #define MR_RES_NAME 64
+#define MR_RES_MAX_ATTACK 256
 
 typedef struct mr_res_model {
     char name[MR_RES_NAME];
@@ -47,6 +48,9 @@ typedef struct mr_res_group {
     int *corrupt;             /* [n_corr * 5]: cell of corruption c, severity s at c*5+s-1, or -1 */
     int n_fluct;
     int fluct[MR_RES_MAX_FLUCT]; /* fluct cells in checkpoint order */
+    int n_attack;
+    int attack[MR_RES_MAX_ATTACK]; /* attack cells (docs/attacks.md), by attack name (the
+                                      cell's `corruption`) then eps (its `severity`) */
     int ref;                  /* the reference router's group (same model, same k if any), -1 */
     int has_ce;               /* results.h5 has its /ce group */
     double *value[MR_METRIC_N]; /* group metrics (MR_PART_GROUP: mCE, CE per corruption in

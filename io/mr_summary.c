@@ -267,6 +267,10 @@ static cJSON *cell_json(const mr_cell_summary *s)
         cJSON_AddStringToObject(o, "corruption", m->corruption);
         cJSON_AddNumberToObject(o, "severity", m->severity);
     }
+    if (m->kind == MR_CELL_ATTACK) { /* docs/attacks.md: eps in grey levels */
+        cJSON_AddStringToObject(o, "attack", m->corruption);
+        cJSON_AddNumberToObject(o, "eps_grey_levels", m->severity);
+    }
     if (m->kind == MR_CELL_FLUCT) cJSON_AddStringToObject(o, "checkpoints", m->checkpoints);
     cJSON_AddNumberToObject(o, "samples", m->n);
     for (int i = 0; i < MR_METRIC_N; i++) {

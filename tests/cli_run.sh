@@ -130,6 +130,26 @@ grep -q '"id":[[:space:]]*"other/softmax' "$tmp/sel/summary.json" && bad "other 
 nvs=$(grep -c '"vs_reference"' "$tmp/sel/summary.json")
 [ "$nvs" -eq 65 ] && ok "other/sim cells compared with tiny/softmax" || bad "$nvs vs_reference entries, expected 65"
 grep -q '"reference":[[:space:]]*"tiny/softmax@k' "$tmp/sel/summary.json" && ok "CE of other/sim against tiny/softmax" || bad "no cross-model CE reference"
+# [attack] (docs/attacks.md): white-box cells per router, transfer cells for the
+# non-reference router, bit-identical for 1 and 2 threads
+acfg=tests/configs/attack-grid.ini
+"$bin" run $acfg --out "$tmp/a1" --threads 1 --quiet || bad "attack grid --threads 1 exited $?"
+"$bin" run $acfg --out "$tmp/a2" --threads 2 --quiet || bad "attack grid --threads 2 exited $?"
+same "$tmp/a1/summary.json" "$tmp/a2/summary.json" "attack grid: summary.json identical for threads 1 and 2"
+n=$(grep -c '"kind":[[:space:]]*"attack"' "$tmp/a1/summary.json")
+[ "$n" -eq 12 ] && ok "12 attack cells (2 routers x 2 methods x 2 eps + 4 transfer)" || bad "$n attack cells, expected 12"
+[ -e "$tmp/a1/cells/vit~similarity@k2~attack~pgd-transfer~e16.h5" ] && ok "transfer cell of the non-reference router" || bad "no similarity pgd-transfer cell"
+ls "$tmp/a1/cells" | grep -q 'softmax@k2~attack~.*-transfer' && bad "the reference router got transfer cells" || ok "no transfer cells for the reference router"
+# attacks must hurt: PGD at 16/255 below the clean accuracy for both routers (24 images)
+for r in softmax similarity; do
+  acc() { grep "^vit/$r@k2/$1," "$tmp/a1/summary.csv" | head -1 | cut -d, -f9; }
+  c=$(acc clean); p=$(acc attack/pgd/e16)
+  awk -v c="$c" -v p="$p" 'BEGIN { exit !(c != "" && p != "" && p + 0.2 < c) }' &&
+    ok "$r: PGD 16/255 accuracy $p < clean $c - 0.2" || bad "$r: PGD 16/255 accuracy '$p' vs clean '$c'"
+done
+printf '[data]\npath = tests/fixtures/tiny-tokens.h5\n[model lm]\npath = tests/fixtures/tiny-lm.h5\n[router softmax]\n[attack]\nmethods = pgd\n' > "$tmp/atok.ini"
+out=$("$bin" run "$tmp/atok.ini" --out "$tmp/atok" --quiet 2>&1); rc=$?
+[ $rc -eq 2 ] && [ ! -e "$tmp/atok" ] && case "$out" in *"atok.ini:7: [attack]"*"token sequences"*) ok "[attack] on token data refused before any output";; *) bad "[attack] on token data: $out";; esac || bad "[attack] on token data: exit $rc: $out"
 "$bin" run --help | grep -q "usage: moe-robust run" && ok "run --help" || bad "run --help"
 "$bin" merge --help | grep -q "usage: moe-robust merge" && ok "merge --help" || bad "merge --help"
 exit $fail

@@ -355,6 +355,60 @@ START_TEST(set_errors)
 }
 END_TEST
 
+/* [attack]: methods, the eps ladder (grey levels), steps, transfer; written back only
+ * when present (configs without attacks keep their hash), every bad value named. */
+START_TEST(attack_keys)
+{
+    static mr_run_config c, back, plain;
+    const char *text = BASE "[router softmax]\n[attack]\nmethods = pgd, square\n"
+                            "eps = 2 8\nsteps = 7\ntransfer = yes\n";
+    ck_assert_msg(load_text(&c, text) == MR_OK, "%s", mr_error_message());
+    ck_assert_int_eq(c.n_attacks, 2);
+    ck_assert_str_eq(c.attacks[0], "pgd");
+    ck_assert_str_eq(c.attacks[1], "square");
+    ck_assert_int_eq(c.n_eps, 2);
+    ck_assert_int_eq(c.eps[0], 2);
+    ck_assert_int_eq(c.eps[1], 8);
+    ck_assert_int_eq(c.attack_steps, 7);
+    ck_assert_int_eq(c.transfer, 1);
+    read_back(&back, &c);
+    ck_assert_int_eq(back.n_attacks, 2);
+    ck_assert_int_eq(back.n_eps, 2);
+    ck_assert_int_eq(back.eps[1], 8);
+    ck_assert_int_eq(back.attack_steps, 7);
+    ck_assert_int_eq(back.transfer, 1);
+    ck_assert(mr_runcfg_hash(&back) == mr_runcfg_hash(&c));
+    /* defaults: the ladder 1 2 4 8 16, the methods' own steps, no transfer */
+    ck_assert_int_eq(load_text(&plain, BASE "[router softmax]\n[attack]\nmethods = fgsm\n"), MR_OK);
+    ck_assert_int_eq(plain.n_eps, 5);
+    ck_assert_int_eq(plain.eps[4], 16);
+    ck_assert_int_eq(plain.attack_steps, 0);
+    ck_assert_int_eq(plain.transfer, 0);
+    ck_assert(mr_runcfg_hash(&plain) != mr_runcfg_hash(&c));
+    read_back(&back, &plain);
+    ck_assert(mr_runcfg_hash(&back) == mr_runcfg_hash(&plain));
+    /* without [attack]: nothing of it written */
+    ck_assert_int_eq(load_text(&plain, BASE "[router softmax]\n"), MR_OK);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    mr_runcfg_write(&plain, fp);
+    fclose(fp);
+    ck_assert_ptr_null(strstr(buf, "attack"));
+    free(buf);
+    expect_error(BASE "[router softmax]\n[attack]\nmethods = pgd cw\n", 7, "unknown attack 'cw'");
+    expect_error(BASE "[router softmax]\n[attack]\nmethods = pgd pgd\n", 7, "pgd is listed twice");
+    expect_error(BASE "[router softmax]\n[attack]\nmethods = pgd\neps = 8 4\n", 8, "must increase");
+    expect_error(BASE "[router softmax]\n[attack]\nmethods = pgd\neps = 0.03\n", 8, "grey levels");
+    expect_error(BASE "[router softmax]\n[attack]\nmethods = pgd\neps = 256\n", 8, "grey levels");
+    expect_error(BASE "[router softmax]\n[attack]\nmethods = pgd\nsteps = -1\n", 8, "steps = -1");
+    expect_error(BASE "[router softmax]\n[attack]\nmethods = pgd\ntransfer = maybe\n", 8, "yes or no");
+    expect_error(BASE "[router softmax]\n[attack]\nmethods = pgd\nradius = 3\n", 8, "unknown key 'radius'");
+    expect_error(BASE "[router softmax]\n[attack]\nmethods = pgd\n[attack]\n", 8, "[attack] appears twice");
+    expect_error(BASE "[router softmax]\n[attack]\neps = 4\n", 6, "[attack] without methods");
+}
+END_TEST
+
 /* Every shipped example config parses and passes the grid's checks (its model, checkpoint
  * and data files exist and load, every router runs on every model it names): examples
  * that users copy must not rot as models and keys change. */
@@ -389,6 +443,7 @@ int main(void)
     tcase_add_test(tc, compress_keys);
     tcase_add_test(tc, set_overrides);
     tcase_add_test(tc, set_errors);
+    tcase_add_test(tc, attack_keys);
     suite_add_tcase(s, tc);
     /* loads every shipped model and data set: seconds, more under the sanitizers */
     TCase *ex = tcase_create("examples");
