@@ -70,7 +70,7 @@ static void make_styles(rep *R)
     }
 }
 
-enum { SEL_ALL, SEL_CORRUPT, SEL_FLUCT };
+enum { SEL_ALL, SEL_CORRUPT, SEL_FLUCT, SEL_ATTACK };
 
 /* choose the groups the next figure shows; 0 if none */
 static int select_groups(rep *R, int kind)
@@ -79,7 +79,7 @@ static int select_groups(rep *R, int kind)
     for (int g = 0; g < R->G; g++) {
         const mr_res_group *gr = &R->r->groups[R->g0 + g];
         if (kind == SEL_ALL || (kind == SEL_CORRUPT && R->agg[g].all_n > 0) ||
-            (kind == SEL_FLUCT && gr->n_fluct > 0))
+            (kind == SEL_FLUCT && gr->n_fluct > 0) || (kind == SEL_ATTACK && gr->n_attack > 0))
             R->sel[R->ns++] = g;
     }
     return R->ns;
@@ -122,6 +122,8 @@ static int report_model(rep *R, int mi)
         snprintf(name, sizeof name, "fig-%s-flip", mn);
         if (st == MR_OK) st = mr_fig_flip(R, name);
     }
+    snprintf(name, sizeof name, "fig-%s-attack", mn);
+    if (st == MR_OK && select_groups(R, SEL_ATTACK)) st = mr_report_attack(R, name);
     snprintf(name, sizeof name, "fig-%s-entropy", mn);
     if (st == MR_OK && select_groups(R, SEL_ALL)) st = mr_fig_entropy(R, name);
     snprintf(name, sizeof name, "fig-%s-fluct", mn);

@@ -10,6 +10,7 @@
  *   mr_report_index.c    report.md, the index
  *   mr_report_text.c     quoting for gnuplot, Markdown and LaTeX
  *   mr_report_compress.c the compression figures and table across models
+ *   mr_report_attack.c   the adversarial attack figure and table
  * Ownership: everything hangs off `rep`, released by the driver.
  */
 #ifndef MR_REPORT_IMPL_H
@@ -149,5 +150,13 @@ void mr_rep_gp_str(FILE *fp, const char *s);
 void mr_rep_tex_str(FILE *fp, const char *s);
 void mr_rep_md_str(FILE *fp, const char *s);
 const char *mr_rep_basename(const char *p);
+
+/* ---- mr_report_attack.c ---- */
+/* the attack figure and table of the current model: accuracy and top-1 routing flips vs
+ * eps per attack and router@k, for the shown groups (R->sel: those with attack cells);
+ * fig-M-attack and table-M-attacks.md */
+int mr_report_attack(rep *R, const char *name);
+/* its section in report.md for model mi (nothing when the model has no attack cells) */
+void mr_report_attack_index(rep *R, FILE *fp, int mi);
 
 #endif

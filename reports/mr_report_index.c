@@ -114,6 +114,7 @@ int mr_rep_index(rep *R)
             snprintf(name, sizeof name, "fig-%s-%s", m->name, order[i]);
             mr_rep_index_fig(R, fp, name);
         }
+        mr_report_attack_index(R, fp, mi);
     }
     mr_report_compress_index(R, fp);
     fprintf(fp, "## Corruption gallery\n\n");

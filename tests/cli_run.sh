@@ -131,7 +131,7 @@ nvs=$(grep -c '"vs_reference"' "$tmp/sel/summary.json")
 [ "$nvs" -eq 65 ] && ok "other/sim cells compared with tiny/softmax" || bad "$nvs vs_reference entries, expected 65"
 grep -q '"reference":[[:space:]]*"tiny/softmax@k' "$tmp/sel/summary.json" && ok "CE of other/sim against tiny/softmax" || bad "no cross-model CE reference"
 # [attack] (docs/attacks.md): white-box cells per router, transfer cells for the
-# non-reference router, bit-identical for 1 and 2 threads
+# non-reference router, bit-identical for 1 and 2 threads, the report's attack section
 acfg=tests/configs/attack-grid.ini
 "$bin" run $acfg --out "$tmp/a1" --threads 1 --quiet || bad "attack grid --threads 1 exited $?"
 "$bin" run $acfg --out "$tmp/a2" --threads 2 --quiet || bad "attack grid --threads 2 exited $?"
@@ -147,6 +147,9 @@ for r in softmax similarity; do
   awk -v c="$c" -v p="$p" 'BEGIN { exit !(c != "" && p != "" && p + 0.2 < c) }' &&
     ok "$r: PGD 16/255 accuracy $p < clean $c - 0.2" || bad "$r: PGD 16/255 accuracy '$p' vs clean '$c'"
 done
+"$bin" report "$tmp/a1" --quiet --no-render || bad "report of the attack grid exited $?"
+[ -s "$tmp/a1/report/fig-vit-attack.dat" ] && [ -s "$tmp/a1/report/table-vit-attacks.md" ] && ok "report: attack figure data and table" || bad "report: fig-vit-attack.dat or table-vit-attacks.md missing"
+grep -q "### Adversarial attacks" "$tmp/a1/report/report.md" && grep -q "| pgd-transfer | similarity@k2 |" "$tmp/a1/report/report.md" && ok "report.md: attack section with transfer rows" || bad "report.md lacks the attack section"
 printf '[data]\npath = tests/fixtures/tiny-tokens.h5\n[model lm]\npath = tests/fixtures/tiny-lm.h5\n[router softmax]\n[attack]\nmethods = pgd\n' > "$tmp/atok.ini"
 out=$("$bin" run "$tmp/atok.ini" --out "$tmp/atok" --quiet 2>&1); rc=$?
 [ $rc -eq 2 ] && [ ! -e "$tmp/atok" ] && case "$out" in *"atok.ini:7: [attack]"*"token sequences"*) ok "[attack] on token data refused before any output";; *) bad "[attack] on token data: $out";; esac || bad "[attack] on token data: exit $rc: $out"
