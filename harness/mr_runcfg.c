@@ -14,7 +14,7 @@
 #include "../analysis/mr_parse.h"
 #include "../io/mr_fs.h"
 
-enum { SEC_RUN, SEC_DATA, SEC_CORR, SEC_MODEL, SEC_ROUTER };
+enum { SEC_RUN, SEC_DATA, SEC_CORR, SEC_ATTACK, SEC_MODEL, SEC_ROUTER };
 
 /* One `--set SECTION.KEY=VALUE`, split. */
 typedef struct override {
@@ -579,7 +579,7 @@ static int handler(void *user, const char *section, const char *key, const char 
 }
 
 /* Split `SECTION.KEY=VALUE` into o; MR_EINPUT naming the argument. SECTION is run, data,
- * corruptions, model.NAME or router.NAME (NAME may hold dots: KEY follows the last one;
+ * corruptions, attack, model.NAME or router.NAME (NAME may hold dots: KEY follows the last one;
  * no key has a dot). VALUE is trimmed as inih trims a value. */
 static int parse_override(override *o, const char *file, const char *arg)
 {
@@ -614,9 +614,9 @@ static int parse_override(override *o, const char *file, const char *arg)
     if (key_len >= sizeof o->key) OFAIL("key too long");
     memcpy(o->key, k0, key_len);
     o->key[key_len] = '\0';
-    static const char *const single[3] = {"run", "data", "corruptions"};
+    static const char *const single[4] = {"run", "data", "corruptions", "attack"};
     o->kind = -1;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (strcmp(sec, single[i]) == 0) o->kind = i;
     if (o->kind < 0) {
         const char *name = NULL;
@@ -627,7 +627,8 @@ static int parse_override(override *o, const char *file, const char *arg)
             o->kind = SEC_ROUTER;
             name = sec + 7;
         } else {
-            OFAIL("unknown section '%s' (run, data, corruptions, model.NAME, router.NAME)", sec);
+            OFAIL("unknown section '%s' (run, data, corruptions, attack, model.NAME, router.NAME)",
+                  sec);
         }
         if (!name[0] || !valid_name(name) || strlen(name) >= MR_NAME_LEN)
             OFAIL("'%s' is not a section name (letters, digits, '-', '_', '.')", name);
@@ -661,7 +662,7 @@ static int overridden(const parse_ctx *p, const char *section, const char *key)
         } else if (o->kind == SEC_ROUTER) {
             if ((name = section_name(section, "router")) && strcmp(name, o->name) == 0) return 1;
         } else {
-            static const char *const single[3] = {"run", "data", "corruptions"};
+            static const char *const single[4] = {"run", "data", "corruptions", "attack"};
             if (strcmp(section, single[o->kind]) == 0) return 1;
         }
     }
@@ -677,7 +678,7 @@ static void apply_override(parse_ctx *p, int i)
     p->line = -(i + 1);
     p->target_model = p->target_router = -1;
     char section[MR_NAME_LEN + 16];
-    static const char *const single[3] = {"run", "data", "corruptions"};
+    static const char *const single[4] = {"run", "data", "corruptions", "attack"};
     if (o->kind == SEC_MODEL || o->kind == SEC_ROUTER) {
         int model = o->kind == SEC_MODEL, n = model ? c->n_models : c->n_routers, at = -1;
         snprintf(section, sizeof section, "%s %s", model ? "model" : "router", o->name);
