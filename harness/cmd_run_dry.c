@@ -64,29 +64,29 @@ int mr_cmd_run_dry(mr_grid *g, const char *out_dir, int threads, FILE *fp)
                          c->routers[gr->router].name, gr->k);
         if (l > w) w = l;
     }
-    fprintf(fp, "%-*s  %5s  %9s  %5s  %5s  %9s  %10s\n", w, "model/router@k", "clean", "corrupted",
-            "fluct", "cells", "samples", "est. time");
-    int tot[4] = {0};
+    fprintf(fp, "%-*s  %5s  %9s  %6s  %5s  %5s  %9s  %10s\n", w, "model/router@k", "clean",
+            "corrupted", "attack", "fluct", "cells", "samples", "est. time");
+    int tot[5] = {0};
     long long tot_samples = 0;
     for (int gi = 0; gi < g->n_groups; gi++) {
         const mr_grid_group *gr = &g->groups[gi];
-        int k[3] = {0};
+        int k[4] = {0}; /* by enum mr_cell_kind */
         for (int i = 0; i < gr->n_cells; i++) k[g->cells[gr->first_cell + i].meta.kind]++;
         char id[200], t[32];
         snprintf(id, sizeof id, "%s/%s@k%d", c->models[gr->model].name,
                  c->routers[gr->router].name, gr->k);
         duration(t, sizeof t, est.group_seconds[gi]);
         long long samples = (long long)gr->n_cells * d->n;
-        fprintf(fp, "%-*s  %5d  %9d  %5d  %5d  %9lld  %10s\n", w, id, k[MR_CELL_CLEAN],
-                k[MR_CELL_CORRUPT], k[MR_CELL_FLUCT], gr->n_cells, samples, t);
-        for (int j = 0; j < 3; j++) tot[j] += k[j];
-        tot[3] += gr->n_cells;
+        fprintf(fp, "%-*s  %5d  %9d  %6d  %5d  %5d  %9lld  %10s\n", w, id, k[MR_CELL_CLEAN],
+                k[MR_CELL_CORRUPT], k[MR_CELL_ATTACK], k[MR_CELL_FLUCT], gr->n_cells, samples, t);
+        for (int j = 0; j < 4; j++) tot[j] += k[j];
+        tot[4] += gr->n_cells;
         tot_samples += samples;
     }
     char t[32];
     duration(t, sizeof t, est.total_seconds);
-    fprintf(fp, "%-*s  %5d  %9d  %5d  %5d  %9lld  %10s\n", w, "total", tot[0], tot[1], tot[2],
-            tot[3], tot_samples, t);
+    fprintf(fp, "%-*s  %5d  %9d  %6d  %5d  %5d  %9lld  %10s\n", w, "total", tot[MR_CELL_CLEAN],
+            tot[MR_CELL_CORRUPT], tot[MR_CELL_ATTACK], tot[MR_CELL_FLUCT], tot[4], tot_samples, t);
     if (g->n_corr) {
         fprintf(fp, "\ncorrupted cells per corruption:");
         for (int ci = 0; ci < g->n_corr; ci++) {

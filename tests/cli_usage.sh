@@ -146,8 +146,8 @@ tmp=$(mktemp -d /tmp/mr-usage-XXXXXX)
 cfg=tests/configs/tiny-grid.ini
 expect 0 "nothing was written" -- "$bin" run $cfg --dry-run --out "$tmp/dry" --threads 1
 out=$("$bin" run $cfg --dry-run --out "$tmp/dry" --threads 1 2>&1)
-total=$(echo "$out" | awk '$1 == "total" {print $2, $3, $4, $5}')
-[ "$total" = "4 80 4 88" ] && echo "ok   dry run: 88 cells (4 clean, 80 corrupted, 4 fluctuation)" || { echo "FAIL dry run totals '$total': $out"; fail=1; }
+total=$(echo "$out" | awk '$1 == "total" {print $2, $3, $4, $5, $6}')
+[ "$total" = "4 80 0 4 88" ] && echo "ok   dry run: 88 cells (4 clean, 80 corrupted, 0 attack, 4 fluctuation)" || { echo "FAIL dry run totals '$total': $out"; fail=1; }
 [ -e "$tmp/dry" ] && { echo "FAIL --dry-run created $tmp/dry"; fail=1; } || echo "ok   --dry-run wrote nothing"
 echo "$out" | grep -q '^tiny/sim@k2 .* 22 ' && echo "ok   dry run: tiny/sim@k2 has 22 cells" || { echo "FAIL dry run group line: $out"; fail=1; }
 expect 2 "--dry-run covers the whole grid" -- "$bin" run $cfg --dry-run --shard 0/2
