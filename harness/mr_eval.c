@@ -10,6 +10,11 @@
 
 #include "../analysis/mr_error.h"
 #include "../io/mr_routing_io.h"
+#include "../metrics/mr_score.h"
+
+#ifndef MR_VERSION
+#define MR_VERSION "0.1.0"
+#endif
 
 void mr_eval_opts_init(mr_eval_opts *o, const mr_model *m)
 {
@@ -21,27 +26,7 @@ void mr_eval_opts_init(mr_eval_opts *o, const mr_model *m)
     o->seed = 0;
 }
 
-static void pass_free(mr_eval_pass *p)
-{
-    free(p->correct);
-    free(p->loss);
-    free(p->pred);
-    free(p->layers);
-    mr_routing_acc_free(p->routing);
-}
-
-void mr_eval_flips_free(mr_eval_flips *f)
-{
-    if (!f) return;
-    free(f->top1);
-    free(f->set);
-    free(f->jaccard);
-    free(f->pred);
-    free(f->top1_ci);
-    free(f->set_ci);
-    free(f->jaccard_ci);
-    memset(f, 0, sizeof *f);
-}
+void mr_eval_flips_free(mr_eval_flips *f) { mr_flips_free(f); }
 
 int mr_eval_cache_alloc(mr_eval_cache **out, int n, int T, int n_moe, int k, int rows)
 {
@@ -70,57 +55,11 @@ void mr_eval_cache_free(mr_eval_cache *c)
 void mr_eval_result_free(mr_eval_result *r)
 {
     if (!r) return;
-    pass_free(&r->clean);
-    pass_free(&r->corrupt);
+    mr_pass_free(&r->clean);
+    mr_pass_free(&r->corrupt);
     mr_eval_flips_free(&r->flip_corrupt);
     mr_eval_flips_free(&r->flip_ckpt);
     memset(r, 0, sizeof *r);
-}
-
-static int pass_alloc(mr_eval_pass *p, int n, int n_moe, int E, int k)
-{
-    p->correct = malloc((size_t)n * sizeof *p->correct);
-    p->loss = malloc((size_t)n * sizeof *p->loss);
-    p->pred = malloc((size_t)n * sizeof *p->pred);
-    p->layers = calloc((size_t)n_moe + 1, sizeof *p->layers);
-    if (!p->correct || !p->loss || !p->pred || !p->layers)
-        return mr_error_set(MR_ENOMEM, "out of memory");
-    return mr_routing_acc_alloc(&p->routing, n, n_moe, E, k);
-}
-
-static int flips_alloc(mr_eval_flips *f, int n, int n_moe)
-{
-    size_t ps = (size_t)n * n_moe + 1;
-    f->top1 = malloc(ps * sizeof(double));
-    f->set = malloc(ps * sizeof(double));
-    f->jaccard = malloc(ps * sizeof(double));
-    f->pred = malloc((size_t)n * sizeof(double));
-    f->top1_ci = calloc((size_t)n_moe + 1, sizeof(mr_ci));
-    f->set_ci = calloc((size_t)n_moe + 1, sizeof(mr_ci));
-    f->jaccard_ci = calloc((size_t)n_moe + 1, sizeof(mr_ci));
-    if (!f->top1 || !f->set || !f->jaccard || !f->pred || !f->top1_ci || !f->set_ci ||
-        !f->jaccard_ci)
-        return mr_error_set(MR_ENOMEM, "out of memory");
-    return MR_OK;
-}
-
-/* argmax with ties to the lower index (torch.argmax returns the first maximum) */
-static int argmax(const float *x, int n)
-{
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
-/* cross-entropy -log softmax(x)[target], in double */
-static double xent(const float *x, int n, int target)
-{
-    double mx = x[0];
-    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    double s = 0.0;
-    for (int i = 0; i < n; i++) s += exp(x[i] - mx);
-    return log(s) + mx - x[target];
 }
 
 /* Accuracy and loss of samples s0.. of one pass; token_loss [B,T] (lm) if non-NULL. */
@@ -133,19 +72,19 @@ static void score(mr_eval_pass *p, const mr_trace *tr, const mr_model *m, const 
         int s = s0 + b;
         if (c->task == MR_TASK_CLASSIFY) {
             const float *lg = tr->logits + (size_t)b * V;
-            p->pred[s] = argmax(lg, V);
+            p->pred[s] = mr_score_argmax(lg, V);
             p->correct[s] = p->pred[s] == d->labels[s];
-            p->loss[s] = xent(lg, V, d->labels[s]);
+            p->loss[s] = mr_score_xent(lg, V, d->labels[s]);
             continue;
         }
         double correct = 0.0, loss = 0.0;
         for (int t = 0; t < T; t++) {
             const float *lg = tr->logits + ((size_t)b * T + t) * V;
             int target = d->tokens[(size_t)s * d->cols + t + 1];
-            double l = xent(lg, V, target);
+            double l = mr_score_xent(lg, V, target);
             if (token_loss) token_loss[(size_t)b * T + t] = (float)l;
             loss += l;
-            correct += argmax(lg, V) == target;
+            correct += mr_score_argmax(lg, V) == target;
         }
         p->correct[s] = correct / T;
         p->loss[s] = loss / T;
@@ -173,7 +112,7 @@ static const int *view_topk(view v, int mi, int T, int k, int *buf)
 
 static int view_pred(view v, int row, int rows, int V)
 {
-    if (v.tr) return argmax(v.tr->logits + ((size_t)v.b * rows + row) * V, V);
+    if (v.tr) return mr_score_argmax(v.tr->logits + ((size_t)v.b * rows + row) * V, V);
     return v.c->pred[(size_t)v.s * rows + row];
 }
 
@@ -355,51 +294,9 @@ static int run_chunk(worker *w, mr_eval_result *res, const mr_model *m, const mr
     return MR_OK;
 }
 
-static int ci(mr_ci *out, const double *x, int n, int stride, const mr_eval_opts *o,
-              const char *purpose)
+static mr_ci_opts ci_opts(const mr_eval_opts *o)
 {
-    if (o->bootstrap <= 0) {
-        out->mean = out->lo = out->hi = mr_stats_mean(x, (size_t)n, (size_t)stride);
-        return MR_OK;
-    }
-    return mr_stats_bootstrap_mean(out, x, (size_t)n, (size_t)stride, o->bootstrap, o->level,
-                                   o->seed, purpose, NULL);
-}
-
-/* the suite's one paired test (metrics/mr_stats.h); the grid uses it the same way */
-static int paired(mr_paired *out, const double *x, const double *y, int n,
-                  const mr_eval_opts *o, const char *purpose)
-{
-    return mr_stats_paired_test(out, x, y, (size_t)n, 1, o->bootstrap, o->level, o->seed,
-                                purpose);
-}
-
-static int summarize_pass(mr_eval_pass *p, int n, int n_moe, const mr_eval_opts *o,
-                          const char *name)
-{
-    char purpose[64];
-    snprintf(purpose, sizeof purpose, "bootstrap/accuracy/%s", name);
-    MR_TRY(ci(&p->accuracy, p->correct, n, 1, o, purpose));
-    snprintf(purpose, sizeof purpose, "bootstrap/loss/%s", name);
-    MR_TRY(ci(&p->loss_ci, p->loss, n, 1, o, purpose));
-    (void)n_moe;
-    return mr_routing_summarize(p->layers, p->routing, o->bootstrap, o->level, o->seed);
-}
-
-static int summarize_flips(mr_eval_flips *f, int n, int n_moe, const mr_eval_opts *o,
-                           const char *name)
-{
-    char purpose[64];
-    for (int mi = 0; mi < n_moe; mi++) {
-        snprintf(purpose, sizeof purpose, "bootstrap/flip-top1/%s/%d", name, mi);
-        MR_TRY(ci(&f->top1_ci[mi], f->top1 + mi, n, n_moe, o, purpose));
-        snprintf(purpose, sizeof purpose, "bootstrap/flip-set/%s/%d", name, mi);
-        MR_TRY(ci(&f->set_ci[mi], f->set + mi, n, n_moe, o, purpose));
-        snprintf(purpose, sizeof purpose, "bootstrap/flip-jaccard/%s/%d", name, mi);
-        MR_TRY(ci(&f->jaccard_ci[mi], f->jaccard + mi, n, n_moe, o, purpose));
-    }
-    snprintf(purpose, sizeof purpose, "bootstrap/flip-pred/%s", name);
-    return ci(&f->pred_ci, f->pred, n, 1, o, purpose);
+    return (mr_ci_opts){.bootstrap = o->bootstrap, .level = o->level, .seed = o->seed};
 }
 
 /* Every CI and summary of a result. The jobs are independent (each draws from its own
@@ -413,19 +310,20 @@ static int summarize_all(mr_eval_result *res, int n, int nm, const mr_eval_opts 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(o->threads)
     for (int j = 0; j < N_JOBS; j++) {
         int st = MR_OK, both = res->has_corrupt && res->has_clean;
+        mr_ci_opts co = ci_opts(o);
         switch (j) {
-        case 0: if (res->has_clean) st = summarize_pass(&res->clean, n, nm, o, "clean"); break;
-        case 1: if (res->has_corrupt) st = summarize_pass(&res->corrupt, n, nm, o, "corrupt"); break;
-        case 2: if (res->has_corrupt) st = summarize_flips(&res->flip_corrupt, n, nm, o, "corrupt"); break;
-        case 3: if (res->has_compare) st = summarize_flips(&res->flip_ckpt, n, nm, o, "ckpt"); break;
+        case 0: if (res->has_clean) st = mr_pass_summarize(&res->clean, n, &co, "clean"); break;
+        case 1: if (res->has_corrupt) st = mr_pass_summarize(&res->corrupt, n, &co, "corrupt"); break;
+        case 2: if (res->has_corrupt) st = mr_flips_summarize(&res->flip_corrupt, n, nm, &co, "corrupt"); break;
+        case 3: if (res->has_compare) st = mr_flips_summarize(&res->flip_ckpt, n, nm, &co, "ckpt"); break;
         case 4:
             if (both)
-                st = paired(&res->acc_drop, res->clean.correct, res->corrupt.correct, n, o,
+                st = mr_pass_paired(&res->acc_drop, res->clean.correct, res->corrupt.correct, n, &co,
                             "bootstrap/accuracy-drop");
             break;
         default:
             if (both)
-                st = paired(&res->loss_rise, res->corrupt.loss, res->clean.loss, n, o,
+                st = mr_pass_paired(&res->loss_rise, res->corrupt.loss, res->clean.loss, n, &co,
                             "bootstrap/loss-rise");
         }
         status[j] = st;
@@ -492,14 +390,30 @@ int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,
         MR_REQUIRE(!cc[i] || (cc[i]->n == n && cc[i]->T == T && cc[i]->n_moe == nm &&
                               cc[i]->k == k && cc[i]->rows == rows),
                    MR_EINPUT, "routing cache does not match this evaluation's shape");
-    int st = res->has_clean ? pass_alloc(&res->clean, n, nm, c->n_experts, k) : MR_OK;
-    if (st == MR_OK && res->has_corrupt) st = pass_alloc(&res->corrupt, n, nm, c->n_experts, k);
-    if (st == MR_OK && res->has_corrupt) st = flips_alloc(&res->flip_corrupt, n, nm);
-    if (st == MR_OK && res->has_compare) st = flips_alloc(&res->flip_ckpt, n, nm);
+    int st = res->has_clean ? mr_pass_alloc(&res->clean, n, nm, c->n_experts, k) : MR_OK;
+    if (st == MR_OK && res->has_corrupt) st = mr_pass_alloc(&res->corrupt, n, nm, c->n_experts, k);
+    if (st == MR_OK && res->has_corrupt) st = mr_flips_alloc(&res->flip_corrupt, n, nm);
+    if (st == MR_OK && res->has_compare) st = mr_flips_alloc(&res->flip_ckpt, n, nm);
     mr_routing_writer *rw = NULL;
-    if (st == MR_OK && o->save_routing)
-        st = mr_routing_writer_open(&rw, o->save_routing, m, n, T, k,
+    if (st == MR_OK && o->save_routing) {
+        char stem[256], source[128], cond[64];
+        const char *base = strrchr(m->path, '/') ? strrchr(m->path, '/') + 1 : m->path;
+        snprintf(stem, sizeof stem, "%.63s", base); /* labels are < 64 characters */
+        char *dot = strrchr(stem, '.');
+        if (dot && dot != stem) *dot = '\0';
+        snprintf(source, sizeof source, "moe-robust %s (C engine)", MR_VERSION);
+        mr_trace_meta tm = o->trace;
+        if (!tm.model) tm.model = stem;
+        if (!tm.checkpoint) tm.checkpoint = stem;
+        if (!tm.router) tm.router = r->type->name;
+        /* a corruption's label is "NAME:S (seed N)": the condition is "NAME:S" */
+        snprintf(cond, sizeof cond, "%s", o->corruption ? o->corruption->label : "clean");
+        cond[strcspn(cond, " ")] = '\0';
+        if (!tm.condition) tm.condition = cond;
+        if (!tm.source) tm.source = source;
+        st = mr_routing_writer_open(&rw, o->save_routing, m, d, n, T, k, &tm,
                                     res->has_corrupt && res->has_clean);
+    }
     if (st != MR_OK) {
         mr_eval_result_free(res);
         return st;
@@ -557,13 +471,14 @@ int mr_eval_compare_caches(mr_eval_flips *f, const mr_eval_cache *a, const mr_ev
                MR_EINPUT, "routing caches of different shapes cannot be compared");
     int T = a->T, k = a->k;
     int *ba = malloc((size_t)T * k * sizeof *ba), *bb = malloc((size_t)T * k * sizeof *bb);
-    int st = ba && bb ? flips_alloc(f, a->n, a->n_moe) : mr_error_set(MR_ENOMEM, "out of memory");
+    int st = ba && bb ? mr_flips_alloc(f, a->n, a->n_moe) : mr_error_set(MR_ENOMEM, "out of memory");
     for (int s = 0; st == MR_OK && s < a->n; s++)
         flip_sample(f, s, a->n_moe, T, k, a->rows, 0, (view){.c = a, .s = s},
                     (view){.c = b, .s = s}, ba, bb);
     free(ba);
     free(bb);
-    if (st == MR_OK) st = summarize_flips(f, a->n, a->n_moe, o, name);
+    mr_ci_opts co = ci_opts(o);
+    if (st == MR_OK) st = mr_flips_summarize(f, a->n, a->n_moe, &co, name);
     if (st != MR_OK) mr_eval_flips_free(f);
     return st;
 }

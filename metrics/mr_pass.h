@@ -1,7 +1,10 @@
 /* mr_pass.h — the metric values of one evaluation pass and of one routing comparison:
- * plain data that the evaluation driver (harness/mr_eval.h) fills and the cell format
- * (io/mr_cellio.h) stores. Nothing here allocates: the driver owns the arrays
- * (mr_eval_result_free / mr_eval_flips_free release them).
+ * data that the producers of results fill (the evaluation driver, harness/mr_eval.h, and
+ * the trace analysis, harness/mr_analyze.h) and the cell format (io/mr_cellio.h) stores,
+ * plus the one code that allocates them and turns their per-sample values into CIs, so
+ * that every producer computes the same numbers with the same bootstrap streams.
+ * Ownership: mr_pass_alloc / mr_flips_alloc fill caller-owned structs that
+ * mr_pass_free / mr_flips_free release.
  */
 #ifndef MR_PASS_H
 #define MR_PASS_H
@@ -27,5 +30,31 @@ typedef struct mr_flip_metrics {
     mr_ci *top1_ci, *set_ci, *jaccard_ci; /* [n_moe] */
     mr_ci pred_ci;
 } mr_flip_metrics;
+
+/* CI settings: B resamples (0: none, lo = hi = mean), level, seed. */
+typedef struct mr_ci_opts {
+    int bootstrap;
+    double level;
+    uint64_t seed;
+} mr_ci_opts;
+
+/* Arrays for n samples, n_moe layers of E experts, k chosen (routing accumulator). */
+int mr_pass_alloc(mr_pass_metrics *p, int n, int n_moe, int E, int k);
+void mr_pass_free(mr_pass_metrics *p);
+int mr_flips_alloc(mr_flip_metrics *f, int n, int n_moe);
+void mr_flips_free(mr_flip_metrics *f);
+
+/* CI of the mean of x[i*stride] under the stream `purpose` (mean only for B = 0). */
+int mr_pass_ci(mr_ci *out, const double *x, int n, int stride, const mr_ci_opts *o,
+               const char *purpose);
+/* mr_stats_paired_test of mean(x - y) (p-value NaN for B = 0). */
+int mr_pass_paired(mr_paired *out, const double *x, const double *y, int n,
+                   const mr_ci_opts *o, const char *purpose);
+/* Accuracy and loss CIs and layer summaries of a filled pass; `name` ("clean",
+ * "corrupt") keys the bootstrap streams. */
+int mr_pass_summarize(mr_pass_metrics *p, int n, const mr_ci_opts *o, const char *name);
+/* Flip CIs per layer and of the prediction flips; `name` ("corrupt", "ckpt"). */
+int mr_flips_summarize(mr_flip_metrics *f, int n, int n_moe, const mr_ci_opts *o,
+                       const char *name);
 
 #endif
