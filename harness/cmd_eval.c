@@ -47,13 +47,19 @@ static void usage(FILE *fp)
             "                        inputs: routing flip rate between the two per MoE layer\n"
             "  --bootstrap B         bootstrap resamples for the 95%% CIs (default 1000; 0: none)\n"
             "  --seed N              seed of the bootstrap (and of stochastic corruptions)\n"
-            "  --save-routing FILE   write per-sample logits (/logits) or token losses\n"
-            "                        (/token_loss) and per MoE layer L /layers/L/probs [N,T,E],\n"
-            "                        /layers/L/topk [N,T,k], /layers/L/weights [N,T,k]; with\n"
-            "                        --corruption both passes, under /clean/... and\n"
-            "                        /corrupted/... (flips: compare their topk). Held in\n"
-            "                        memory until written: about N x T x (E + 2k) x 4 bytes\n"
-            "                        per MoE layer and pass\n"
+            "  --save-routing FILE   write the routing of the evaluated condition as a trace of\n"
+            "                        format v1 (docs/trace-format.md) for `moe-robust analyze`:\n"
+            "                        labels, logits or token losses, and per MoE layer L\n"
+            "                        /layers/L/probs, /layers/L/topk, /layers/L/weights; with\n"
+            "                        --corruption FILE holds the corrupted pass and FILE's\n"
+            "                        .clean.h5 sibling the clean one (flips: analyze both).\n"
+            "                        Held in memory until written: about N x T x (E + 2k) x 4\n"
+            "                        bytes per MoE layer and pass\n"
+            "  --trace-model NAME    its model label (default: the model file's name)\n"
+            "  --trace-router NAME   its router label (default: --router)\n"
+            "  --trace-checkpoint LABEL\n"
+            "                        its checkpoint label (default: the model file's name)\n"
+            "  --trace-step N        its step, which orders checkpoints (default 0)\n"
             "  -h, --help            this text\n"
             "  --version             the version\n"
             "\n"
@@ -89,9 +95,22 @@ int mr_cli_default_threads(void)
 
 typedef struct eval_args {
     const char *model, *data, *router, *save, *compare, *corruption;
-    long limit, batch, threads, top_k, bootstrap, seed;
+    const char *trace_model, *trace_router, *trace_ckpt;
+    long limit, batch, threads, top_k, bootstrap, seed, trace_step;
     mr_router_opts ropts;
 } eval_args;
+
+/* Trace labels become parts of cell ids and file names (docs/trace-format.md). */
+static int trace_label(const char *opt, const char *v)
+{
+    size_t n = strlen(v);
+    MR_REQUIRE(n >= 1 && n < 64 && !strchr(v, '/'), MR_EINPUT,
+               "%s: '%s' must be 1..63 characters without '/'", opt, v);
+    for (const char *s = v; *s; s++)
+        MR_REQUIRE(*s > ' ' && *s < 127, MR_EINPUT, "%s: '%s' has a blank or control character",
+                   opt, v);
+    return MR_OK;
+}
 
 static int parse(eval_args *a, int argc, char **argv, int *help)
 {
@@ -104,6 +123,8 @@ static int parse(eval_args *a, int argc, char **argv, int *help)
         {"compare-checkpoint", required_argument, 0, 'c'},
         {"corruption", required_argument, 0, 'C'},
         {"bootstrap", required_argument, 0, 'B'}, {"seed", required_argument, 0, 'S'},
+        {"trace-model", required_argument, 0, 1}, {"trace-router", required_argument, 0, 2},
+        {"trace-checkpoint", required_argument, 0, 3}, {"trace-step", required_argument, 0, 4},
         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->router = NULL; /* the model's own router, once it is loaded */
@@ -128,6 +149,12 @@ static int parse(eval_args *a, int argc, char **argv, int *help)
         case 'C': a->corruption = optarg; break;
         case 'B': MR_TRY(mr_cli_parse_int("--bootstrap", optarg, 0, 1000000, &a->bootstrap)); break;
         case 'S': MR_TRY(mr_cli_parse_int("--seed", optarg, 0, 2147483647L, &a->seed)); break;
+        case 1: MR_TRY(trace_label("--trace-model", optarg)); a->trace_model = optarg; break;
+        case 2: MR_TRY(trace_label("--trace-router", optarg)); a->trace_router = optarg; break;
+        case 3: MR_TRY(trace_label("--trace-checkpoint", optarg)); a->trace_ckpt = optarg; break;
+        case 4:
+            MR_TRY(mr_cli_parse_int("--trace-step", optarg, -2147483647L, 2147483647L, &a->trace_step));
+            break;
         case 'h': *help = 1; return MR_OK;
         case 'V': *help = 2; return MR_OK;
         case ':': return mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]);
@@ -192,6 +219,8 @@ int mr_cmd_eval(int argc, char **argv)
         eo.engine.top_k = (int)a.top_k;
         eo.threads = (int)a.threads;
         eo.save_routing = a.save;
+        eo.trace = (mr_trace_meta){.model = a.trace_model, .router = a.trace_router ? a.trace_router : a.router,
+                                   .checkpoint = a.trace_ckpt, .step = a.trace_step};
         eo.bootstrap = (int)a.bootstrap;
         eo.seed = (uint64_t)a.seed;
         eo.compare = other;

@@ -13,6 +13,7 @@
 #include "../analysis/mr_engine.h"
 #include "../metrics/mr_pass.h"
 #include "../io/mr_data.h"
+#include "../io/mr_routing_io.h"
 
 /* How a micro-batch's input is corrupted (the corrupted pass). Implemented by the
  * corruption library; `ctx` is its state. Any of the three may be NULL. */
@@ -51,9 +52,13 @@ typedef mr_flip_metrics mr_eval_flips;
 typedef struct mr_eval_opts {
     mr_engine_opts engine;
     int threads;               /* OpenMP threads (>= 1) */
-    const char *save_routing;  /* NULL, or an HDF5 file for the routing traces: of the clean
-                                  pass; with a corruption of both passes, under /clean and
-                                  /corrupted (io/mr_routing_io.h) */
+    const char *save_routing;  /* NULL, or an HDF5 file for the routing trace (format v1,
+                                  io/mr_routing_io.h) of the main condition; with a
+                                  corruption and a clean pass, the clean pass goes to its
+                                  .clean.h5 sibling (mr_routing_clean_path) */
+    mr_trace_meta trace;       /* its labels (docs/trace-format.md); NULL fields default to
+                                  the model file's stem (model, checkpoint), the router's
+                                  type, the condition evaluated and "moe-robust" */
     const mr_eval_corruption *corruption; /* NULL: clean only */
     const mr_model *compare;   /* NULL, or a second checkpoint run on the same inputs */
     const mr_router *compare_router; /* its router (required with compare) */

@@ -1,0 +1,720 @@
+#include "mr_trace_io.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../analysis/mr_error.h"
+#include "../analysis/mr_ops.h"
+#include "../analysis/mr_router.h"
+#include "mr_h5.h"
+
+/* Bounds that keep every size computation in range and refuse absurd declarations before
+ * anything is allocated from them (one sample's scores must fit a chunk buffer). */
+#define MAX_N 2000000000LL
+#define MAX_T (1LL << 24)
+#define MAX_E 65536
+#define MAX_TE (1LL << 28)
+#define MAX_C (1LL << 24)
+
+/* ------------------------------------------------------------------ 16-bit floats */
+
+float mr_half_to_float(uint16_t h)
+{
+    /* IEEE 754 binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits */
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: normalize */
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 0x400));
+            bits = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 0x3ff) << 13;
+        }
+    } else if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | man << 13; /* Inf / NaN */
+    } else {
+        bits = sign | (exp + 127 - 15) << 23 | man << 13;
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+float mr_bf16_to_float(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16; /* bfloat16 is the upper half of a float32 */
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* ------------------------------------------------------------------ attributes */
+
+/* A name used in cell ids and file names: printable, no '/', not empty. */
+static int check_label(const char *file, const char *key, const char *v)
+{
+    MR_REQUIRE(v[0], MR_EINPUT, "%s: attribute %s is empty", file, key);
+    for (const char *s = v; *s; s++)
+        MR_REQUIRE(isprint((unsigned char)*s) && *s != '/', MR_EINPUT,
+                   "%s: attribute %s = '%s': only printable characters other than '/'", file,
+                   key, v);
+    return MR_OK;
+}
+
+static int attr_label(hid_t f, const char *file, const char *key, char *buf, size_t cap)
+{
+    MR_TRY(mr_h5_attr_string(f, file, key, buf, cap, NULL));
+    return check_label(file, key, buf);
+}
+
+/* condition = "clean" or "NAME:S" with S in 1..5 (the suite's severity scale). */
+static int parse_condition(mr_trace_file *t)
+{
+    if (strcmp(t->condition, "clean") == 0) return MR_OK;
+    const char *colon = strrchr(t->condition, ':');
+    char *end = NULL;
+    long s = colon ? strtol(colon + 1, &end, 10) : 0;
+    MR_REQUIRE(colon && colon > t->condition && end != colon + 1 && *end == '\0' && s >= 1 &&
+                   s <= 5,
+               MR_EINPUT,
+               "%s: attribute condition = '%s': expected \"clean\" or \"NAME:S\" with severity "
+               "S in 1..5",
+               t->path, t->condition);
+    snprintf(t->corruption, sizeof t->corruption, "%.*s", (int)(colon - t->condition),
+             t->condition);
+    MR_REQUIRE(strcmp(t->corruption, "clean") != 0, MR_EINPUT,
+               "%s: attribute condition = '%s': \"clean\" takes no severity", t->path,
+               t->condition);
+    t->severity = (int)s;
+    return MR_OK;
+}
+
+/* ------------------------------------------------------------------ datasets */
+
+static const char *dtype_name(const mr_h5_info *in)
+{
+    static const char *const names[] = {"integer", "float", "string", "other"};
+    int i = in->cls == H5T_INTEGER ? 0 : in->cls == H5T_FLOAT ? 1 : in->cls == H5T_STRING ? 2 : 3;
+    return names[i];
+}
+
+/* Require `path` of the given rank and leading dims (dims[i] < 0: any, returned). */
+static int expect_shape(hid_t f, const char *file, const char *path, int rank, long long *dims,
+                        mr_h5_info *in)
+{
+    MR_TRY(mr_h5_dataset_info(f, file, path, in));
+    int same = in->rank == rank;
+    for (int i = 0; same && i < rank; i++) same = dims[i] < 0 || in->dims[i] == (hsize_t)dims[i];
+    if (!same) {
+        char got[160], want[160] = "[";
+        for (int i = 0; i < rank; i++) {
+            size_t n = strlen(want);
+            if (dims[i] < 0)
+                snprintf(want + n, sizeof want - n, "%s%c", i ? "," : "", "NTEkC"[i < 3 ? i : 4]);
+            else
+                snprintf(want + n, sizeof want - n, "%s%lld", i ? "," : "", dims[i]);
+        }
+        strcat(want, "]");
+        return mr_error_set(MR_EINPUT, "%s: %s: shape %s, expected %s", file, path,
+                            mr_h5_dims_str(got, sizeof got, in->rank, in->dims), want);
+    }
+    for (int i = 0; i < rank; i++) dims[i] = (long long)in->dims[i];
+    return MR_OK;
+}
+
+static int expect_int(const char *file, const char *path, const mr_h5_info *in, size_t max_size)
+{
+    MR_REQUIRE(in->cls == H5T_INTEGER && in->type_size <= max_size, MR_EINPUT,
+               "%s: %s: dtype %s%zu, expected an integer type of at most %zu bits", file, path,
+               dtype_name(in), in->type_size * 8, max_size * 8);
+    return MR_OK;
+}
+
+static hid_t open_ds(hid_t f, const char *path) { return H5Dopen2(f, path, H5P_DEFAULT); }
+
+/* The 16-bit float flavour of a float dataset: IEEE half or bfloat16 fields. */
+static int float_kind(hid_t ds)
+{
+    hid_t t = H5Dget_type(ds);
+    size_t spos, epos, esize, mpos, msize;
+    int kind = -1;
+    if (t >= 0 && H5Tget_class(t) == H5T_FLOAT) {
+        size_t sz = H5Tget_size(t);
+        H5Tget_fields(t, &spos, &epos, &esize, &mpos, &msize);
+        if (sz == 4 && esize == 8 && msize == 23) kind = MR_TRACE_F32;
+        else if (sz == 2 && esize == 5 && msize == 10 && spos == 15) kind = MR_TRACE_F16;
+        else if (sz == 2 && esize == 8 && msize == 7 && spos == 15) kind = MR_TRACE_BF16;
+    }
+    if (t >= 0) H5Tclose(t);
+    return kind;
+}
+
+/* Layer attributes live on the scores dataset, or on the group /layers/L. */
+static int layer_attrs(mr_trace_file *t, mr_trace_layer *l, const char *scores, hid_t grp)
+{
+    long long k = 0, norm = 0;
+    char score[32], where[2200];
+    int found = 0;
+    snprintf(where, sizeof where, "%s: %s", t->path, scores);
+    hid_t loc = l->scores_ds;
+    MR_TRY(mr_h5_attr_int(loc, where, "top_k", &k, &found));
+    if (!found) {
+        loc = grp;
+        snprintf(where, sizeof where, "%s: /layers/%d", t->path, l->index);
+        MR_TRY(mr_h5_attr_int(loc, where, "top_k", &k, NULL));
+    }
+    MR_TRY(mr_h5_attr_string(loc, where, "score", score, sizeof score, NULL));
+    MR_TRY(mr_h5_attr_int(loc, where, "norm_topk", &norm, NULL));
+    MR_REQUIRE(k >= 1 && k <= t->E, MR_EINPUT, "%s: top_k = %lld outside 1..E = %d", where, k,
+               t->E);
+    MR_REQUIRE(norm == 0 || norm == 1, MR_EINPUT, "%s: norm_topk = %lld, expected 0 or 1",
+               where, norm);
+    int sc = strcmp(score, "softmax") == 0 ? MR_TRACE_SOFTMAX
+             : strcmp(score, "sigmoid") == 0 ? MR_TRACE_SIGMOID : -1;
+    MR_REQUIRE(sc >= 0, MR_EINPUT, "%s: score = '%s', expected softmax or sigmoid", where,
+               score);
+    MR_REQUIRE(t->k == 0 || t->k == k, MR_EINPUT,
+               "%s: top_k = %lld, but another layer has top_k = %d", where, k, t->k);
+    t->k = (int)k;
+    l->top_k = (int)k;
+    l->score = sc;
+    l->norm_topk = (int)norm;
+    return MR_OK;
+}
+
+static int open_layer(mr_trace_file *t, mr_trace_layer *l)
+{
+    char lg[96], pr[96], path[96], grp_path[64];
+    snprintf(grp_path, sizeof grp_path, "/layers/%d", l->index);
+    snprintf(lg, sizeof lg, "%s/router_logits", grp_path);
+    snprintf(pr, sizeof pr, "%s/probs", grp_path);
+    int has_lg = mr_h5_exists(t->h5, lg), has_pr = mr_h5_exists(t->h5, pr);
+    MR_REQUIRE(has_lg || has_pr, MR_EINPUT,
+               "%s: %s: missing dataset (router_logits or probs is required)", t->path, lg);
+    MR_REQUIRE(!(has_lg && has_pr), MR_EINPUT,
+               "%s: %s: both router_logits and probs given; keep one", t->path, grp_path);
+    const char *sp = has_lg ? lg : pr;
+    l->is_logits = has_lg;
+    mr_h5_info in;
+    long long dims[3] = {t->N, t->T ? t->T : -1, t->E ? t->E : -1};
+    MR_TRY(expect_shape(t->h5, t->path, sp, 3, dims, &in));
+    MR_REQUIRE(dims[1] >= 1 && dims[1] <= MAX_T && dims[2] >= 1 && dims[2] <= MAX_E &&
+                   dims[1] * dims[2] <= MAX_TE,
+               MR_EINPUT, "%s: %s: T = %lld positions x E = %lld experts is out of range",
+               t->path, sp, dims[1], dims[2]);
+    t->T = (int)dims[1];
+    t->E = (int)dims[2];
+    l->scores_ds = open_ds(t->h5, sp);
+    MR_REQUIRE(l->scores_ds >= 0, MR_EINPUT, "%s: %s: not a readable dataset", t->path, sp);
+    hid_t grp = H5Gopen2(t->h5, grp_path, H5P_DEFAULT);
+    int st = grp >= 0 ? layer_attrs(t, l, sp, grp)
+                      : mr_error_set(MR_EINPUT, "%s: %s: not a group", t->path, grp_path);
+    if (grp >= 0) H5Gclose(grp);
+    MR_TRY(st);
+    if (in.cls == H5T_FLOAT) {
+        l->dtype = float_kind(l->scores_ds);
+        MR_REQUIRE(l->dtype >= 0, MR_EINPUT,
+                   "%s: %s: dtype float%zu, expected float16, bfloat16 or float32", t->path, sp,
+                   in.type_size * 8);
+    } else {
+        char dt[32] = "";
+        int found = 0;
+        char where[2200];
+        snprintf(where, sizeof where, "%s: %s", t->path, sp);
+        if (in.cls == H5T_INTEGER && in.type_size == 2 && !in.is_signed)
+            MR_TRY(mr_h5_attr_string(l->scores_ds, where, "dtype", dt, sizeof dt, &found));
+        MR_REQUIRE(found && strcmp(dt, "bfloat16") == 0, MR_EINPUT,
+                   "%s: %s: dtype %s%zu, expected float16, bfloat16 or float32 (uint16 only "
+                   "with attribute dtype = \"bfloat16\")",
+                   t->path, sp, dtype_name(&in), in.type_size * 8);
+        l->dtype = MR_TRACE_BF16_U16;
+    }
+    snprintf(path, sizeof path, "%s/topk", grp_path);
+    if ((l->has_topk = mr_h5_exists(t->h5, path))) {
+        long long d[3] = {t->N, t->T, t->k};
+        MR_TRY(expect_shape(t->h5, t->path, path, 3, d, &in));
+        MR_TRY(expect_int(t->path, path, &in, 8));
+        l->topk_ds = open_ds(t->h5, path);
+    }
+    snprintf(path, sizeof path, "%s/weights", grp_path);
+    if ((l->has_weights = mr_h5_exists(t->h5, path))) {
+        long long d[3] = {t->N, t->T, t->k};
+        MR_TRY(expect_shape(t->h5, t->path, path, 3, d, &in));
+        MR_REQUIRE(in.cls == H5T_FLOAT && in.type_size == 4, MR_EINPUT,
+                   "%s: %s: dtype %s%zu, expected float32", t->path, path, dtype_name(&in),
+                   in.type_size * 8);
+        l->weights_ds = open_ds(t->h5, path);
+    }
+    return MR_OK;
+}
+
+static herr_t collect_layer(hid_t g, const char *name, const H5L_info_t *info, void *op)
+{
+    (void)g;
+    (void)info;
+    mr_trace_file *t = op;
+    char *end;
+    long v = strtol(name, &end, 10);
+    if (!isdigit((unsigned char)name[0]) || *end || v < 0 || v > 1000000 ||
+        t->n_layers >= MR_TRACE_MAX_LAYERS) {
+        snprintf(t->source, sizeof t->source, "%s", name); /* reported by the caller */
+        return 1;
+    }
+    t->layers[t->n_layers++].index = (int)v;
+    return 0;
+}
+
+static int cmp_layer(const void *a, const void *b)
+{
+    int x = ((const mr_trace_layer *)a)->index, y = ((const mr_trace_layer *)b)->index;
+    return (x > y) - (x < y);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int open_layers(mr_trace_file *t)
+{
+    MR_REQUIRE(mr_h5_exists(t->h5, "/layers"), MR_EINPUT, "%s: /layers: missing group", t->path);
+    hid_t g = H5Gopen2(t->h5, "/layers", H5P_DEFAULT);
+    MR_REQUIRE(g >= 0, MR_EINPUT, "%s: /layers: not a group", t->path);
+    t->layers = calloc(MR_TRACE_MAX_LAYERS, sizeof *t->layers);
+    if (!t->layers) {
+        H5Gclose(g);
+        return mr_error_set(MR_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < MR_TRACE_MAX_LAYERS; i++)
+        t->layers[i].scores_ds = t->layers[i].topk_ds = t->layers[i].weights_ds = -1;
+    char keep[256];
+    snprintf(keep, sizeof keep, "%s", t->source);
+    t->source[0] = '\0';
+    herr_t e = H5Literate(g, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, collect_layer, t);
+    H5Gclose(g);
+    if (e != 0) {
+        int many = t->n_layers >= MR_TRACE_MAX_LAYERS;
+        char bad[256];
+        snprintf(bad, sizeof bad, "%s", t->source);
+        snprintf(t->source, sizeof t->source, "%s", keep);
+        MR_REQUIRE(!many, MR_EINPUT, "%s: /layers: more than %d layers", t->path,
+                   MR_TRACE_MAX_LAYERS);
+        if (e > 0)
+            return mr_error_set(MR_EINPUT, "%s: /layers/%s: layer names must be block indices "
+                                "(0, 1, ...)", t->path, bad);
+        return mr_error_set(MR_EINPUT, "%s: /layers: cannot list its members", t->path);
+    }
+    snprintf(t->source, sizeof t->source, "%s", keep);
+    MR_REQUIRE(t->n_layers >= 1, MR_EINPUT, "%s: /layers: no layers", t->path);
+    qsort(t->layers, (size_t)t->n_layers, sizeof *t->layers, cmp_layer);
+    for (int i = 1; i < t->n_layers; i++)
+        MR_REQUIRE(t->layers[i].index != t->layers[i - 1].index, MR_EINPUT,
+                   "%s: /layers/%d: named twice (leading zeros?)", t->path, t->layers[i].index);
+    for (int i = 0; i < t->n_layers; i++) MR_TRY(open_layer(t, &t->layers[i]));
+    return MR_OK;
+}
+
+static int read_ids(mr_trace_file *t)
+{
+    mr_h5_info in;
+    long long d[1] = {-1};
+    MR_TRY(expect_shape(t->h5, t->path, "/sample_id", 1, d, &in));
+    MR_TRY(expect_int(t->path, "/sample_id", &in, 8));
+    MR_REQUIRE(d[0] >= 1 && d[0] <= MAX_N, MR_EINPUT, "%s: /sample_id: %lld samples (1..%lld)",
+               t->path, d[0], MAX_N);
+    MR_REQUIRE(!(in.type_size == 8 && !in.is_signed), MR_EINPUT,
+               "%s: /sample_id: uint64, expected int64 (or a smaller integer type)", t->path);
+    t->N = (int)d[0];
+    t->ids = malloc((size_t)t->N * sizeof *t->ids);
+    int64_t *sorted = malloc((size_t)t->N * sizeof *sorted);
+    int st = t->ids && sorted ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory: %d sample ids", t->N);
+    hid_t ds = st == MR_OK ? open_ds(t->h5, "/sample_id") : -1;
+    if (st == MR_OK && (ds < 0 || H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                          t->ids) < 0))
+        st = mr_error_set(MR_EINPUT, "%s: /sample_id: read failed", t->path);
+    if (ds >= 0) H5Dclose(ds);
+    if (st == MR_OK) {
+        memcpy(sorted, t->ids, (size_t)t->N * sizeof *sorted);
+        qsort(sorted, (size_t)t->N, sizeof *sorted, cmp_i64);
+        for (int i = 1; i < t->N && st == MR_OK; i++)
+            if (sorted[i] == sorted[i - 1])
+                st = mr_error_set(MR_EINPUT, "%s: /sample_id: id %lld appears twice", t->path,
+                                  (long long)sorted[i]);
+    }
+    free(sorted);
+    return st;
+}
+
+/* Optional sample datasets: mask, labels/targets, logits/token_loss, predictions. */
+static int open_samples(mr_trace_file *t)
+{
+    mr_h5_info in;
+    if ((t->has_mask = mr_h5_exists(t->h5, "/mask"))) {
+        long long d[2] = {t->N, t->T};
+        MR_TRY(expect_shape(t->h5, t->path, "/mask", 2, d, &in));
+        MR_TRY(expect_int(t->path, "/mask", &in, 1));
+        t->mask_ds = open_ds(t->h5, "/mask");
+    }
+    const char *lab = t->task == MR_TRACE_LM ? "/targets" : "/labels";
+    const char *other = t->task == MR_TRACE_LM ? "/labels" : "/targets";
+    MR_REQUIRE(!mr_h5_exists(t->h5, other) || t->task == MR_TRACE_NONE, MR_EINPUT,
+               "%s: %s: not a dataset of task %s (expected %s)", t->path, other,
+               t->task == MR_TRACE_LM ? "lm" : "classify", lab);
+    if (t->task != MR_TRACE_NONE && (t->has_labels = mr_h5_exists(t->h5, lab))) {
+        long long d[2] = {t->N, t->T};
+        MR_TRY(expect_shape(t->h5, t->path, lab, t->task == MR_TRACE_LM ? 2 : 1, d, &in));
+        MR_TRY(expect_int(t->path, lab, &in, 8));
+        t->labels_ds = open_ds(t->h5, lab);
+    }
+    const char *out = t->task == MR_TRACE_LM ? "/token_loss" : "/logits";
+    if (t->task != MR_TRACE_NONE && (t->has_out = mr_h5_exists(t->h5, out))) {
+        long long d[2] = {t->N, t->task == MR_TRACE_LM ? t->T : -1};
+        MR_TRY(expect_shape(t->h5, t->path, out, 2, d, &in));
+        MR_REQUIRE(in.cls == H5T_FLOAT && in.type_size >= 2 && in.type_size <= 8, MR_EINPUT,
+                   "%s: %s: dtype %s%zu, expected float", t->path, out, dtype_name(&in),
+                   in.type_size * 8);
+        if (t->task == MR_TRACE_CLASSIFY) {
+            MR_REQUIRE(d[1] >= 2 && d[1] <= MAX_C, MR_EINPUT, "%s: /logits: %lld classes (2..%lld)",
+                       t->path, d[1], MAX_C);
+            t->C = (int)d[1];
+            MR_REQUIRE(t->has_labels, MR_EINPUT,
+                       "%s: /labels: missing dataset (/logits needs the labels to score)",
+                       t->path);
+        }
+        t->out_ds = open_ds(t->h5, out);
+    }
+    if (t->task == MR_TRACE_LM && (t->has_pred = mr_h5_exists(t->h5, "/predictions"))) {
+        long long d[2] = {t->N, t->T};
+        MR_TRY(expect_shape(t->h5, t->path, "/predictions", 2, d, &in));
+        MR_TRY(expect_int(t->path, "/predictions", &in, 8));
+        MR_REQUIRE(t->has_labels && t->has_out, MR_EINPUT,
+                   "%s: /predictions: needs /targets and /token_loss beside it", t->path);
+        t->pred_ds = open_ds(t->h5, "/predictions");
+    }
+    return MR_OK;
+}
+
+static int open_all(mr_trace_file *t)
+{
+    MR_TRY(mr_h5_open_read(&t->h5, t->path));
+    char fmt[64], task[32];
+    long long version;
+    MR_TRY(mr_h5_attr_string(t->h5, t->path, "format", fmt, sizeof fmt, NULL));
+    MR_REQUIRE(strcmp(fmt, "moe-robust-trace") == 0, MR_EINPUT,
+               "%s: attribute format = '%s', expected moe-robust-trace (docs/trace-format.md)",
+               t->path, fmt);
+    MR_TRY(mr_h5_attr_int(t->h5, t->path, "version", &version, NULL));
+    MR_REQUIRE(version == MR_TRACE_VERSION, MR_EINPUT,
+               "%s: attribute version = %lld, this build reads version %d", t->path, version,
+               MR_TRACE_VERSION);
+    MR_TRY(attr_label(t->h5, t->path, "model", t->model, sizeof t->model));
+    MR_TRY(attr_label(t->h5, t->path, "router", t->router, sizeof t->router));
+    MR_TRY(attr_label(t->h5, t->path, "checkpoint", t->checkpoint, sizeof t->checkpoint));
+    MR_TRY(attr_label(t->h5, t->path, "condition", t->condition, sizeof t->condition));
+    MR_TRY(parse_condition(t));
+    MR_TRY(mr_h5_attr_int(t->h5, t->path, "step", &t->step, NULL));
+    MR_TRY(mr_h5_attr_string(t->h5, t->path, "source", t->source, sizeof t->source, NULL));
+    MR_TRY(mr_h5_attr_string(t->h5, t->path, "task", task, sizeof task, NULL));
+    t->task = strcmp(task, "classify") == 0 ? MR_TRACE_CLASSIFY
+              : strcmp(task, "lm") == 0     ? MR_TRACE_LM
+              : strcmp(task, "none") == 0   ? MR_TRACE_NONE : -1;
+    MR_REQUIRE(t->task >= 0, MR_EINPUT,
+               "%s: attribute task = '%s', expected classify, lm or none", t->path, task);
+    MR_TRY(read_ids(t));
+    MR_TRY(open_layers(t));
+    return open_samples(t);
+}
+
+int mr_trace_open(mr_trace_file **out, const char *path)
+{
+    *out = NULL;
+    mr_trace_file *t = calloc(1, sizeof *t);
+    if (!t) return mr_error_set(MR_ENOMEM, "out of memory");
+    t->h5 = t->mask_ds = t->labels_ds = t->out_ds = t->pred_ds = -1;
+    if (strlen(path) >= sizeof t->path) {
+        free(t);
+        return mr_error_set(MR_EINPUT, "%.100s...: path too long", path);
+    }
+    snprintf(t->path, sizeof t->path, "%s", path);
+    int st = open_all(t);
+    if (st != MR_OK) {
+        mr_trace_close(t);
+        return st;
+    }
+    *out = t;
+    return MR_OK;
+}
+
+void mr_trace_close(mr_trace_file *t)
+{
+    if (!t) return;
+    hid_t ds[4] = {t->mask_ds, t->labels_ds, t->out_ds, t->pred_ds};
+    for (int i = 0; i < 4; i++)
+        if (ds[i] >= 0) H5Dclose(ds[i]);
+    for (int i = 0; t->layers && i < MR_TRACE_MAX_LAYERS; i++) {
+        mr_trace_layer *l = &t->layers[i];
+        if (l->scores_ds >= 0) H5Dclose(l->scores_ds);
+        if (l->topk_ds >= 0) H5Dclose(l->topk_ds);
+        if (l->weights_ds >= 0) H5Dclose(l->weights_ds);
+    }
+    if (t->h5 >= 0) H5Fclose(t->h5);
+    free(t->layers);
+    free(t->ids);
+    free(t);
+}
+
+int mr_trace_check_same_shape(const mr_trace_file *a, const mr_trace_file *b)
+{
+    int same = a->T == b->T && a->E == b->E && a->k == b->k && a->n_layers == b->n_layers &&
+               a->task == b->task && a->C == b->C;
+    for (int i = 0; same && i < a->n_layers; i++) same = a->layers[i].index == b->layers[i].index;
+    MR_REQUIRE(same, MR_EINPUT,
+               "%s: cannot be paired with %s: task, positions T (%d vs %d), experts E (%d vs "
+               "%d), top_k (%d vs %d), classes or MoE layers differ",
+               b->path, a->path, b->T, a->T, b->E, a->E, b->k, a->k);
+    return MR_OK;
+}
+
+/* ------------------------------------------------------------------ rows */
+
+void mr_trace_rows_free(mr_trace_rows *r)
+{
+    if (!r) return;
+    free(r->mask);
+    free(r->labels);
+    free(r->out);
+    free(r->pred);
+    free(r->probs);
+    free(r->topk);
+    free(r->weights);
+    free(r->raw);
+    free(r->scratch);
+    memset(r, 0, sizeof *r);
+}
+
+int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap)
+{
+    memset(r, 0, sizeof *r);
+    *r = (mr_trace_rows){.cap = cap, .T = t->T, .E = t->E, .k = t->k, .C = t->C,
+                         .n_layers = t->n_layers};
+    size_t tok = (size_t)cap * t->T, L = (size_t)t->n_layers;
+    size_t outw = t->task == MR_TRACE_LM ? (size_t)t->T : (size_t)(t->C > 0 ? t->C : 1);
+    r->mask = malloc(tok + 1);
+    r->labels = malloc(tok * sizeof *r->labels + 4);
+    r->out = malloc((size_t)cap * outw * sizeof *r->out + 4);
+    r->pred = malloc(tok * sizeof *r->pred + 4);
+    r->probs = malloc(L * tok * t->E * sizeof *r->probs);
+    r->topk = malloc(L * tok * t->k * sizeof *r->topk);
+    r->weights = malloc(L * tok * t->k * sizeof *r->weights);
+    r->raw = malloc(tok * t->E * sizeof *r->raw);
+    r->scratch = malloc(tok * (t->E > 2 ? t->E : 2) * sizeof(double));
+    if (!r->mask || !r->labels || !r->out || !r->pred || !r->probs || !r->topk || !r->weights ||
+        !r->raw || !r->scratch) {
+        mr_trace_rows_free(r);
+        return mr_error_set(MR_ENOMEM, "out of memory: %d trace rows of %d x %d scores", cap,
+                            t->T, t->E);
+    }
+    return MR_OK;
+}
+
+/* Read rows [r0, r0+nb) of ds (rank `rank`, trailing dims d1, d2) into the memory
+ * buffer of `cap` rows at row `slot`, as memory type mt. */
+static int read_block(hid_t ds, hid_t mt, void *dst, int rank, int cap, hsize_t d1, hsize_t d2,
+                      int r0, int nb, int slot, const char *file, const char *what)
+{
+    hsize_t fstart[3] = {(hsize_t)r0, 0, 0}, count[3] = {(hsize_t)nb, d1, d2};
+    hsize_t mdims[3] = {(hsize_t)cap, d1, d2}, mstart[3] = {(hsize_t)slot, 0, 0};
+    hid_t fs = H5Dget_space(ds), ms = H5Screate_simple(rank, mdims, NULL);
+    herr_t e = fs >= 0 && ms >= 0 ? 0 : -1;
+    if (e >= 0) e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, fstart, NULL, count, NULL);
+    if (e >= 0) e = H5Sselect_hyperslab(ms, H5S_SELECT_SET, mstart, NULL, count, NULL);
+    if (e >= 0) e = H5Dread(ds, mt, ms, fs, H5P_DEFAULT, dst);
+    if (fs >= 0) H5Sclose(fs);
+    if (ms >= 0) H5Sclose(ms);
+    MR_REQUIRE(e >= 0, MR_EINPUT, "%s: %s: read failed (truncated or corrupt file?)", file, what);
+    return MR_OK;
+}
+
+/* Integers of a block, read as int64 and range-checked into int32 dst. */
+static int read_ints(hid_t ds, int32_t *dst, int64_t *tmp, int rank, int cap, hsize_t d1,
+                     hsize_t d2, int r0, int nb, int slot, long long lo, long long hi,
+                     const char *file, const char *what)
+{
+    MR_TRY(read_block(ds, H5T_NATIVE_INT64, tmp, rank, cap, d1, d2, r0, nb, slot, file, what));
+    size_t per = (size_t)(d1 ? d1 : 1) * (d2 ? d2 : 1);
+    for (size_t i = (size_t)slot * per; i < (size_t)(slot + nb) * per; i++) {
+        if (tmp[i] < lo || tmp[i] > hi) {
+            size_t row = i / per - (size_t)slot + (size_t)r0, col = i % per;
+            char at[64] = "";
+            if (rank > 1) snprintf(at, sizeof at, "[%zu]", col);
+            return mr_error_set(MR_EINPUT, "%s: %s[%zu]%s = %lld outside %lld..%lld", file, what,
+                                row, at, (long long)tmp[i], lo, hi);
+        }
+        dst[i] = (int32_t)tmp[i];
+    }
+    return MR_OK;
+}
+
+/* Scores of one layer into dst [cap, T, E] (as float), widening 16-bit values. */
+static int read_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace_rows *r,
+                       float *dst, int r0, int nb, int slot, const char *what)
+{
+    hsize_t T = (hsize_t)t->T, E = (hsize_t)t->E;
+    size_t a = (size_t)slot * T * E, b = (size_t)(slot + nb) * T * E;
+    if (l->dtype == MR_TRACE_F32)
+        return read_block(l->scores_ds, H5T_NATIVE_FLOAT, dst, 3, r->cap, T, E, r0, nb, slot,
+                          t->path, what);
+    /* raw bits in native byte order: the file type with only its order changed */
+    hid_t ft = H5Dget_type(l->scores_ds), mt = ft >= 0 ? H5Tcopy(ft) : -1;
+    int st = mt >= 0 && H5Tset_order(mt, H5Tget_order(H5T_NATIVE_USHORT)) >= 0
+                 ? read_block(l->scores_ds, mt, r->raw, 3, r->cap, T, E, r0, nb, slot, t->path, what)
+                 : mr_error_set(MR_EINPUT, "%s: %s: unreadable datatype", t->path, what);
+    if (mt >= 0) H5Tclose(mt);
+    if (ft >= 0) H5Tclose(ft);
+    MR_TRY(st);
+    if (l->dtype == MR_TRACE_F16)
+        for (size_t i = a; i < b; i++) dst[i] = mr_half_to_float(r->raw[i]);
+    else
+        for (size_t i = a; i < b; i++) dst[i] = mr_bf16_to_float(r->raw[i]);
+    return MR_OK;
+}
+
+/* Turn one token's scores s[E] into probs p[E]; top-k and weights unless given. */
+static int token_route(const mr_trace_file *t, const mr_trace_layer *l, float *p, float *s,
+                       int *idx, float *w, int real, const char *what, size_t row, int pos)
+{
+    int E = t->E, k = t->k;
+    for (int e = 0; e < E; e++)
+        MR_REQUIRE(isfinite(s[e]), MR_EINPUT, "%s: %s[%zu][%d][%d] = %g (not finite)", t->path,
+                   what, row, pos, e, (double)s[e]);
+    if (!l->has_topk) mr_route_topk(idx, s, E, k);
+    if (l->is_logits && l->score == MR_TRACE_SOFTMAX) {
+        memcpy(p, s, (size_t)E * sizeof *p);
+        mr_softmax_rows(p, 1, E); /* the engine's softmax (analysis/mr_ops.h) */
+    } else {
+        double sum = 0.0;
+        for (int e = 0; e < E; e++) {
+            double v = l->is_logits ? 1.0 / (1.0 + exp(-(double)s[e])) : (double)s[e];
+            if (!l->is_logits && real)
+                MR_REQUIRE(v >= 0.0 && v <= 1.0, MR_EINPUT,
+                           "%s: %s[%zu][%d][%d] = %g outside [0, 1]", t->path, what, row, pos, e, v);
+            p[e] = (float)v;
+            sum += v;
+        }
+        if (l->score == MR_TRACE_SOFTMAX && !l->is_logits && real)
+            MR_REQUIRE(fabs(sum - 1.0) <= 1e-2, MR_EINPUT,
+                       "%s: %s[%zu][%d]: probabilities sum to %g, not 1 (score = softmax)",
+                       t->path, what, row, pos, sum);
+        /* sigmoid scores: the routing distribution is the scores normalized to sum 1 */
+        if (l->score == MR_TRACE_SIGMOID)
+            for (int e = 0; e < E; e++) p[e] = sum > 0.0 ? (float)(p[e] / sum) : 1.0f / (float)E;
+    }
+    for (int j = 0; j < k; j++) {
+        MR_REQUIRE(idx[j] >= 0 && idx[j] < E, MR_EINPUT, "%s: /layers/%d/topk[%zu][%d][%d] = %d "
+                   "outside 0..%d", t->path, l->index, row, pos, j, idx[j], E - 1);
+        for (int i = 0; i < j; i++)
+            MR_REQUIRE(idx[i] != idx[j], MR_EINPUT,
+                       "%s: /layers/%d/topk[%zu][%d]: expert %d chosen twice", t->path, l->index,
+                       row, pos, idx[j]);
+    }
+    if (!l->has_weights)
+        mr_route_weights(w, p, idx, k, l->norm_topk ? MR_GATE_RENORM : MR_GATE_NONE);
+    for (int j = 0; l->has_weights && j < k; j++)
+        MR_REQUIRE(isfinite(w[j]), MR_EINPUT, "%s: /layers/%d/weights[%zu][%d][%d] is not finite",
+                   t->path, l->index, row, pos, j);
+    return MR_OK;
+}
+
+static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_rows *r, int slot)
+{
+    const mr_trace_layer *l = &t->layers[li];
+    int T = t->T, E = t->E, k = t->k, cap = r->cap;
+    char what[96];
+    snprintf(what, sizeof what, "/layers/%d/%s", l->index, l->is_logits ? "router_logits" : "probs");
+    float *probs = r->probs + (size_t)li * cap * T * E, *s = r->scratch;
+    int *topk = r->topk + (size_t)li * cap * T * k;
+    float *w = r->weights + (size_t)li * cap * T * k;
+    MR_TRY(read_scores(t, l, r, s, r0, nb, slot, what));
+    if (l->has_topk) {
+        char tp[96];
+        snprintf(tp, sizeof tp, "/layers/%d/topk", l->index);
+        int64_t *tmp = (int64_t *)(void *)r->raw; /* reused: tok*k int64 fit tok*E*2 bytes? */
+        int64_t *own = NULL;
+        if ((size_t)k * 8 > (size_t)E * 2) tmp = own = malloc((size_t)cap * T * k * sizeof *own);
+        if (!tmp) return mr_error_set(MR_ENOMEM, "out of memory");
+        int st = read_ints(l->topk_ds, topk, tmp, 3, cap, (hsize_t)T, (hsize_t)k, r0, nb, slot,
+                           INT32_MIN, INT32_MAX, t->path, tp);
+        free(own);
+        MR_TRY(st);
+    }
+    if (l->has_weights) {
+        char wp[96];
+        snprintf(wp, sizeof wp, "/layers/%d/weights", l->index);
+        MR_TRY(read_block(l->weights_ds, H5T_NATIVE_FLOAT, w, 3, cap, (hsize_t)T, (hsize_t)k, r0,
+                          nb, slot, t->path, wp));
+    }
+    for (int b = slot; b < slot + nb; b++)
+        for (int pos = 0; pos < T; pos++) {
+            size_t tok = (size_t)b * T + pos;
+            MR_TRY(token_route(t, l, probs + tok * E, s + tok * E, topk + tok * k, w + tok * k,
+                               r->mask[tok], what, (size_t)(r0 + b - slot), pos));
+        }
+    return MR_OK;
+}
+
+int mr_trace_read_rows(const mr_trace_file *t, int r0, int nb, mr_trace_rows *r, int slot)
+{
+    MR_REQUIRE(r0 >= 0 && nb >= 0 && r0 + nb <= t->N && slot >= 0 && slot + nb <= r->cap &&
+                   r->T == t->T && r->E == t->E && r->k == t->k && r->n_layers == t->n_layers,
+               MR_EINPUT, "%s: rows %d..%d do not fit the trace or the buffer", t->path, r0,
+               r0 + nb - 1);
+    if (nb == 0) return MR_OK;
+    int T = t->T, cap = r->cap;
+    size_t a = (size_t)slot * T, b = (size_t)(slot + nb) * T;
+    /* the scores scratch doubles as int64 scratch for the small integer datasets */
+    int64_t *tmp = (int64_t *)(void *)r->scratch;
+    if (t->has_mask) {
+        MR_TRY(read_block(t->mask_ds, H5T_NATIVE_UINT8, r->mask, 2, cap, (hsize_t)T, 0, r0, nb,
+                          slot, t->path, "/mask"));
+        for (size_t i = a; i < b; i++)
+            MR_REQUIRE(r->mask[i] <= 1, MR_EINPUT, "%s: /mask[%zu][%zu] = %d, expected 0 or 1",
+                       t->path, i / T - slot + r0, i % T, r->mask[i]);
+    } else {
+        memset(r->mask + a, 1, b - a);
+    }
+    if (t->task == MR_TRACE_CLASSIFY) {
+        for (int i = slot; i < slot + nb; i++) r->labels[i] = -1;
+        if (t->has_labels)
+            MR_TRY(read_ints(t->labels_ds, r->labels, tmp, 1, cap, 0, 0, r0, nb, slot, 0,
+                             t->C > 0 ? t->C - 1 : INT32_MAX, t->path, "/labels"));
+        if (t->has_out)
+            MR_TRY(read_block(t->out_ds, H5T_NATIVE_FLOAT, r->out, 2, cap, (hsize_t)t->C, 0, r0,
+                              nb, slot, t->path, "/logits"));
+        for (size_t i = (size_t)slot * t->C; t->has_out && i < (size_t)(slot + nb) * t->C; i++)
+            MR_REQUIRE(isfinite(r->out[i]), MR_EINPUT, "%s: /logits[%zu][%zu] is not finite",
+                       t->path, i / t->C - slot + r0, i % t->C);
+    } else if (t->task == MR_TRACE_LM) {
+        if (t->has_labels)
+            MR_TRY(read_ints(t->labels_ds, r->labels, tmp, 2, cap, (hsize_t)T, 0, r0, nb, slot, 0,
+                             INT32_MAX, t->path, "/targets"));
+        if (t->has_out)
+            MR_TRY(read_block(t->out_ds, H5T_NATIVE_FLOAT, r->out, 2, cap, (hsize_t)T, 0, r0, nb,
+                              slot, t->path, "/token_loss"));
+        for (size_t i = a; t->has_out && i < b; i++)
+            MR_REQUIRE(isfinite(r->out[i]) && r->out[i] >= 0.0f, MR_EINPUT,
+                       "%s: /token_loss[%zu][%zu] = %g (must be finite and >= 0)", t->path,
+                       i / T - slot + r0, i % T, (double)r->out[i]);
+        if (t->has_pred)
+            MR_TRY(read_ints(t->pred_ds, r->pred, tmp, 2, cap, (hsize_t)T, 0, r0, nb, slot, 0,
+                             INT32_MAX, t->path, "/predictions"));
+    }
+    for (int li = 0; li < t->n_layers; li++) MR_TRY(read_layer(t, li, r0, nb, r, slot));
+    return MR_OK;
+}

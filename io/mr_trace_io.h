@@ -1,0 +1,98 @@
+/* mr_trace_io.h — routing trace format v1 (docs/trace-format.md): the reader and
+ * validator that `moe-robust analyze` uses on traces written by any framework
+ * (tools/mr_trace.py, `eval --save-routing`, or a user's own code).
+ *
+ * mr_trace_open() checks every root attribute, every dataset's presence, rank, shape
+ * and dtype, the per-layer attributes and the sample ids (unique) before anything is
+ * read; mr_trace_read_rows() then streams rows (samples) in chunks, so memory is bounded
+ * by the chunk, not the trace, and checks each chunk's values (NaN/Inf scores, top-k
+ * ids out of range or repeated, mask values, labels) as it reads them. Every problem is
+ * MR_EINPUT with a one-line message "FILE: DATASET: what is wrong".
+ *
+ * Scores: float32, IEEE float16 or bfloat16 (a 16-bit HDF5 float type with bfloat16's
+ * fields, or uint16 with attribute dtype = "bfloat16"); 16-bit scores are read as raw
+ * bits and widened here (exact), not by HDF5's soft conversion.
+ * Derived values (docs/trace-format.md, "Derived values"): probs = softmax(logits) or
+ * the normalized sigmoid scores; top-k from the scores when /layers/L/topk is absent
+ * (ties to the lower index); weights = probs of the top-k (renormalized when norm_topk)
+ * when /layers/L/weights is absent.
+ * Ownership: mr_trace_open allocates the mr_trace_file (mr_trace_close);
+ * mr_trace_rows_alloc fills a caller-owned struct (mr_trace_rows_free).
+ */
+#ifndef MR_TRACE_IO_H
+#define MR_TRACE_IO_H
+
+#include <hdf5.h>
+#include <stdint.h>
+
+#define MR_TRACE_VERSION 1
+#define MR_TRACE_NAME 64
+#define MR_TRACE_MAX_LAYERS 256
+
+enum mr_trace_task { MR_TRACE_CLASSIFY = 0, MR_TRACE_LM = 1, MR_TRACE_NONE = 2 };
+enum mr_trace_score { MR_TRACE_SOFTMAX = 0, MR_TRACE_SIGMOID = 1 };
+enum mr_trace_dtype { MR_TRACE_F32 = 0, MR_TRACE_F16 = 1, MR_TRACE_BF16 = 2, MR_TRACE_BF16_U16 = 3 };
+
+typedef struct mr_trace_layer {
+    int index;        /* L of /layers/L */
+    int is_logits;    /* scores are router_logits (else probs) */
+    int dtype;        /* enum mr_trace_dtype of the scores */
+    int score;        /* enum mr_trace_score */
+    int norm_topk;    /* 0/1 */
+    int top_k;        /* k of this layer (the same for every layer) */
+    int has_topk, has_weights;
+    hid_t scores_ds, topk_ds, weights_ds; /* open datasets (-1 if absent) */
+} mr_trace_layer;
+
+typedef struct mr_trace_file {
+    char path[2048];
+    hid_t h5;
+    char model[MR_TRACE_NAME], router[MR_TRACE_NAME], checkpoint[MR_TRACE_NAME];
+    char condition[MR_TRACE_NAME]; /* "clean" or "NAME:S" */
+    char corruption[MR_TRACE_NAME];/* NAME ("" when clean) */
+    int severity;                  /* S (0 when clean) */
+    char source[256];
+    long long step;
+    int task;                      /* enum mr_trace_task */
+    int N, T, E, k, C;             /* samples, positions, experts, top-k, classes (0: none) */
+    int n_layers;
+    mr_trace_layer *layers;        /* [n_layers] in increasing L */
+    int64_t *ids;                  /* [N] /sample_id */
+    int has_mask, has_labels, has_out, has_pred;
+    hid_t mask_ds, labels_ds, out_ds, pred_ds; /* /mask, /labels|/targets,
+                                                  /logits|/token_loss, /predictions */
+} mr_trace_file;
+
+int mr_trace_open(mr_trace_file **out, const char *path);
+void mr_trace_close(mr_trace_file *t);
+
+/* Rows of one or more traces of the same shape, in caller-chosen slots. */
+typedef struct mr_trace_rows {
+    int cap, T, E, k, C, n_layers;
+    uint8_t *mask;    /* [cap, T] (all ones when the trace has no /mask) */
+    int32_t *labels;  /* classify: [cap] (-1 when absent) */
+    float *out;       /* classify: logits [cap, C]; lm: token_loss [cap, T] */
+    int32_t *pred;    /* lm: /predictions [cap, T] */
+    float *probs;     /* [n_layers, cap, T, E] */
+    int *topk;        /* [n_layers, cap, T, k] */
+    float *weights;   /* [n_layers, cap, T, k] */
+    uint16_t *raw;    /* [cap, T, E] scratch for 16-bit scores */
+    float *scratch;   /* [cap, T, E] scratch for logits */
+} mr_trace_rows;
+
+int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap);
+void mr_trace_rows_free(mr_trace_rows *r);
+
+/* Read rows r0 .. r0+nb-1 of t into slots slot .. slot+nb-1 of `rows` (allocated for a
+ * trace of the same T, E, k, C and layers), validating their values. */
+int mr_trace_read_rows(const mr_trace_file *t, int r0, int nb, mr_trace_rows *rows, int slot);
+
+/* Whether two traces can be compared token by token (same T, E, k, layers, task and
+ * classes); MR_EINPUT naming both and what differs otherwise. */
+int mr_trace_check_same_shape(const mr_trace_file *a, const mr_trace_file *b);
+
+/* IEEE half and bfloat16 bits to float (exact). */
+float mr_half_to_float(uint16_t h);
+float mr_bf16_to_float(uint16_t h);
+
+#endif

@@ -1,0 +1,260 @@
+/* Trace format v1 reader (io/mr_trace_io.c): the engine's own trace reads back as the
+ * engine computed it; float16, bfloat16 (named type and uint16 + dtype) and float32
+ * copies of the same scores read identically; derived top-k equals a stored one; masks,
+ * probs and sigmoid scores; every malformed trace of tests/bad/traces/MANIFEST.tsv is
+ * refused with MR_EINPUT naming the file and the manifest's dataset or value. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "analysis/mr_error.h"
+#include "harness/mr_eval.h"
+#include "io/mr_model_io.h"
+#include "io/mr_trace_io.h"
+#include "mr_test_util.h"
+
+#define FIX "tests/fixtures/traces/"
+
+static mr_trace_file *open_ok(const char *path)
+{
+    mr_trace_file *t = NULL;
+    ck_assert_msg(mr_trace_open(&t, path) == MR_OK, "%s", mr_error_message());
+    return t;
+}
+
+/* Every row of t in file order. */
+static void read_all(const mr_trace_file *t, mr_trace_rows *r)
+{
+    ck_assert_int_eq(mr_trace_rows_alloc(r, t, t->N), MR_OK);
+    /* two calls into different slots: slots must not disturb each other */
+    int half = t->N / 2;
+    ck_assert_msg(mr_trace_read_rows(t, half, t->N - half, r, half) == MR_OK, "%s",
+                  mr_error_message());
+    ck_assert_msg(mr_trace_read_rows(t, 0, half, r, 0) == MR_OK, "%s", mr_error_message());
+}
+
+START_TEST(half_floats)
+{
+    ck_assert_float_eq(mr_half_to_float(0x3c00), 1.0f);
+    ck_assert_float_eq(mr_half_to_float(0xc000), -2.0f);
+    ck_assert_float_eq(mr_half_to_float(0x0001), ldexpf(1.0f, -24)); /* smallest subnormal */
+    ck_assert_float_eq(mr_half_to_float(0x7bff), 65504.0f);
+    ck_assert(isinf(mr_half_to_float(0x7c00)));
+    ck_assert(isnan(mr_half_to_float(0x7e00)));
+    ck_assert_float_eq(mr_bf16_to_float(0x3f80), 1.0f);
+    ck_assert_float_eq(mr_bf16_to_float(0xc0a0), -5.0f);
+    /* every finite half is exact in float and round-trips through _Float16 rules */
+    for (uint32_t h = 0; h < 0x7c00; h++) {
+        float f = mr_half_to_float((uint16_t)h);
+        ck_assert(isfinite(f) && f >= 0.0f);
+        if (h) ck_assert(f > mr_half_to_float((uint16_t)(h - 1)));
+    }
+}
+END_TEST
+
+START_TEST(dtypes_read_identically)
+{
+    mr_trace_file *ref = open_ok(FIX "logits-f32.h5");
+    ck_assert_str_eq(ref->model, "tiny");
+    ck_assert_str_eq(ref->condition, "clean");
+    ck_assert_int_eq((int)ref->step, 100);
+    ck_assert_int_eq(ref->task, MR_TRACE_CLASSIFY);
+    ck_assert_int_eq(ref->N, 4);
+    ck_assert_int_eq(ref->T, 5);
+    ck_assert_int_eq(ref->E, 4);
+    ck_assert_int_eq(ref->k, 2);
+    ck_assert_int_eq(ref->C, 3);
+    ck_assert_int_eq(ref->n_layers, 2);
+    ck_assert_int_eq(ref->layers[0].index, 1);
+    ck_assert_int_eq(ref->layers[1].index, 3);
+    ck_assert_int_eq((int)ref->ids[3], 42);
+    mr_trace_rows a;
+    read_all(ref, &a);
+    size_t np = (size_t)2 * 4 * 5 * 4, nk = (size_t)2 * 4 * 5 * 2;
+    /* probs sum to one; mask [1][3] = 0 was read */
+    for (size_t tok = 0; tok < np / 4; tok++) {
+        double s = 0;
+        for (int e = 0; e < 4; e++) s += a.probs[tok * 4 + e];
+        ck_assert_double_le(fabs(s - 1.0), 1e-6);
+    }
+    ck_assert_int_eq(a.mask[1 * 5 + 3], 0);
+    ck_assert_int_eq(a.mask[0], 1);
+    ck_assert_int_eq(a.labels[1], 2);
+    const char *same[] = {FIX "logits-f16.h5", FIX "logits-bf16.h5", FIX "logits-bf16u16.h5",
+                          FIX "logits-f32-topk.h5"};
+    for (int i = 0; i < 4; i++) {
+        mr_trace_file *t = open_ok(same[i]);
+        mr_trace_rows b;
+        read_all(t, &b);
+        ck_assert_msg(memcmp(a.probs, b.probs, np * sizeof(float)) == 0, "%s: probs differ", same[i]);
+        ck_assert_msg(memcmp(a.topk, b.topk, nk * sizeof(int)) == 0, "%s: top-k differs", same[i]);
+        ck_assert_msg(memcmp(a.weights, b.weights, nk * sizeof(float)) == 0, "%s: weights differ",
+                      same[i]);
+        ck_assert_int_eq(t->layers[0].has_topk, i == 3);
+        mr_trace_rows_free(&b);
+        mr_trace_close(t);
+    }
+    /* probs given directly: same top-k, probs within float rounding */
+    mr_trace_file *t = open_ok(FIX "probs-f32.h5");
+    mr_trace_rows b;
+    read_all(t, &b);
+    ck_assert_int_eq(memcmp(a.topk, b.topk, nk * sizeof(int)), 0);
+    for (size_t i = 0; i < np; i++) ck_assert_double_le(fabs(a.probs[i] - b.probs[i]), 1e-6);
+    mr_trace_rows_free(&b);
+    mr_trace_close(t);
+    /* weights renormalized over the top-k (norm_topk = 1) */
+    for (size_t tok = 0; tok < nk / 2; tok++)
+        ck_assert_double_le(fabs(a.weights[tok * 2] + a.weights[tok * 2 + 1] - 1.0), 1e-6);
+    mr_trace_rows_free(&a);
+    mr_trace_close(ref);
+}
+END_TEST
+
+START_TEST(sigmoid_scores)
+{
+    mr_trace_file *t = open_ok(FIX "sigmoid-f16.h5");
+    ck_assert_int_eq(t->layers[0].score, MR_TRACE_SIGMOID);
+    mr_trace_rows r;
+    read_all(t, &r);
+    mr_trace_file *f = open_ok(FIX "logits-f32.h5");
+    mr_trace_rows s;
+    read_all(f, &s);
+    for (int tok = 0; tok < 2 * 4 * 5; tok++) {
+        double sum = 0;
+        for (int e = 0; e < 4; e++) sum += r.probs[tok * 4 + e];
+        ck_assert_double_le(fabs(sum - 1.0), 1e-6);
+        /* sigmoid is monotone: the same experts as softmax of the same logits */
+        ck_assert_int_eq(r.topk[tok * 2], s.topk[tok * 2]);
+        ck_assert_int_eq(r.topk[tok * 2 + 1], s.topk[tok * 2 + 1]);
+    }
+    mr_trace_rows_free(&r);
+    mr_trace_rows_free(&s);
+    mr_trace_close(t);
+    mr_trace_close(f);
+}
+END_TEST
+
+/* --save-routing output is a trace whose rows are what the engine computed. */
+START_TEST(engine_trace_reads_back)
+{
+    const char *models[] = {"tests/fixtures/tiny-classify.h5", "tests/fixtures/tiny-lm.h5"};
+    const char *data[] = {"tests/fixtures/tiny-images.h5", "tests/fixtures/tiny-tokens.h5"};
+    for (int i = 0; i < 2; i++) {
+        char out[] = "/tmp/mr-test-trace-XXXXXX";
+        int fd = mkstemp(out);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        mr_model *m;
+        mr_dataset *d;
+        mr_router *r;
+        ck_assert_int_eq(mr_model_load(&m, models[i]), MR_OK);
+        ck_assert_int_eq(mr_dataset_load(&d, data[i], 0), MR_OK);
+        ck_assert_int_eq(mr_router_alloc(&r, m->cfg.router, m, &(mr_router_opts){0}), MR_OK);
+        mr_eval_opts o;
+        mr_eval_opts_init(&o, m);
+        o.engine.batch = 3;
+        o.threads = 2;
+        o.bootstrap = 0;
+        o.save_routing = out;
+        o.trace = (mr_trace_meta){.model = "tiny", .checkpoint = "ep1", .step = 7};
+        mr_eval_result res;
+        ck_assert_msg(mr_eval_run(&res, m, r, d, &o) == MR_OK, "%s", mr_error_message());
+        mr_trace_file *t = open_ok(out);
+        ck_assert_str_eq(t->model, "tiny");
+        ck_assert_str_eq(t->checkpoint, "ep1");
+        ck_assert_str_eq(t->router, m->cfg.router);
+        ck_assert_int_eq((int)t->step, 7);
+        ck_assert_int_eq(t->task, i == 0 ? MR_TRACE_CLASSIFY : MR_TRACE_LM);
+        ck_assert_int_eq(t->N, d->n);
+        ck_assert_int_eq(t->n_layers, m->cfg.n_moe);
+        mr_trace_rows rows;
+        read_all(t, &rows);
+        /* the trace's probs give the driver's per-sample entropy */
+        for (int s = 0; s < t->N; s++) {
+            ck_assert_int_eq((int)t->ids[s], s);
+            for (int li = 0; li < t->n_layers; li++) {
+                double h = 0;
+                for (int p = 0; p < t->T; p++) {
+                    const float *q = rows.probs + (((size_t)li * t->N + s) * t->T + p) * t->E;
+                    for (int e = 0; e < t->E; e++)
+                        if (q[e] > 0) h -= q[e] * log(q[e]);
+                }
+                ck_assert_double_le(fabs(h / t->T - res.clean.routing->entropy[s * t->n_layers + li]),
+                                    1e-12);
+            }
+            if (i == 0) {
+                ck_assert_int_eq(rows.labels[s], d->labels[s]);
+            } else {
+                double loss = 0, correct = 0;
+                for (int p = 0; p < t->T; p++) {
+                    loss += rows.out[(size_t)s * t->T + p];
+                    correct += rows.pred[(size_t)s * t->T + p] == rows.labels[(size_t)s * t->T + p];
+                }
+                ck_assert_double_le(fabs(loss / t->T - res.clean.loss[s]), 1e-5);
+                ck_assert_double_eq(correct / t->T, res.clean.correct[s]);
+            }
+        }
+        mr_trace_rows_free(&rows);
+        mr_trace_close(t);
+        mr_eval_result_free(&res);
+        mr_router_free(r);
+        mr_dataset_free(d);
+        mr_model_free(m);
+        unlink(out);
+    }
+}
+END_TEST
+
+START_TEST(bad_traces_are_refused)
+{
+    FILE *fp = fopen("tests/bad/traces/MANIFEST.tsv", "r");
+    ck_assert_ptr_nonnull(fp);
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, fp)) {
+        if (strncmp(line, "file\t", 5) == 0) continue;
+        char *file = strtok(line, "\t"), *needle = strtok(NULL, "\t");
+        ck_assert_ptr_nonnull(needle);
+        char path[512];
+        snprintf(path, sizeof path, "tests/bad/traces/%s", file);
+        mr_trace_file *t = NULL;
+        int st = mr_trace_open(&t, path);
+        if (st == MR_OK) {
+            mr_trace_rows r;
+            ck_assert_int_eq(mr_trace_rows_alloc(&r, t, 2), MR_OK);
+            for (int r0 = 0; st == MR_OK && r0 < t->N; r0 += 2)
+                st = mr_trace_read_rows(t, r0, t->N - r0 < 2 ? t->N - r0 : 2, &r, 0);
+            mr_trace_rows_free(&r);
+            mr_trace_close(t);
+        } else {
+            ck_assert_ptr_null(t);
+        }
+        if (getenv("MR_TEST_VERBOSE")) printf("%s\n", mr_error_message());
+        ck_assert_msg(st == MR_EINPUT, "%s: status %d (%s)", file, st, mr_error_message());
+        ck_assert_msg(strstr(mr_error_message(), path), "%s: message lacks the file: %s", file,
+                      mr_error_message());
+        ck_assert_msg(strstr(mr_error_message(), needle), "%s: message lacks '%s': %s", file,
+                      needle, mr_error_message());
+        n++;
+    }
+    fclose(fp);
+    ck_assert_int_ge(n, 45);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("trace_io");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, half_floats);
+    tcase_add_test(tc, dtypes_read_identically);
+    tcase_add_test(tc, sigmoid_scores);
+    tcase_add_test(tc, engine_trace_reads_back);
+    tcase_add_test(tc, bad_traces_are_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return mr_test_run(suite()); }
