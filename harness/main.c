@@ -37,6 +37,9 @@ static void usage(FILE *fp)
             "  attack --model M --data D --method NAME --eps E --out ADV.h5\n"
             "                        write an adversarial dataset (fgsm, pgd, square, spsa;\n"
             "                        docs/attacks.md) and evaluate the model on it\n"
+            "  analyze TRACE.h5... --out DIR\n"
+            "                        the metrics of `run` from routing traces recorded by any\n"
+            "                        framework (docs/traces.md)\n"
             "  report DIR            figures (gnuplot) and tables (LaTeX, Markdown) of a run\n"
             "  baseline DIR          freeze a run's metrics as JSON for `check`\n"
             "  check DIR --baseline B  compare a run with a baseline: exit 1 on a regression\n"
@@ -106,6 +109,7 @@ static int dispatch(int argc, char **argv)
     if (strcmp(cmd, "report") == 0) return mr_cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "baseline") == 0) return mr_cmd_baseline(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0) return mr_cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "analyze") == 0) return mr_cmd_analyze(argc - 1, argv + 1);
     if (strcmp(cmd, "compress") == 0) return mr_cmd_compress(argc - 1, argv + 1);
     fprintf(stderr, "moe-robust: unknown command '%s' (try 'moe-robust --help')\n", cmd);
     return 2;

@@ -15,6 +15,7 @@ int mr_cmd_baseline(int argc, char **argv);
 int mr_cmd_check(int argc, char **argv);
 int mr_cmd_compress(int argc, char **argv);
 int mr_cmd_import(int argc, char **argv);
+int mr_cmd_analyze(int argc, char **argv);
 
 /* --shard I/N: at most this many shards (a shard without groups does nothing). */
 #define MR_MAX_SHARDS 1000000

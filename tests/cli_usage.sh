@@ -17,6 +17,9 @@ expect 0 "usage: moe-robust COMMAND" -- "$bin" --help
 expect 0 "usage: moe-robust inspect" -- "$bin" inspect --help
 expect 0 "usage: moe-robust eval" -- "$bin" eval --help
 expect 0 "usage: moe-robust import" -- "$bin" import --help
+expect 0 "usage: moe-robust analyze" -- "$bin" analyze --help
+expect 2 "no trace files given" -- "$bin" analyze --out /tmp/mr-usage-nothing
+expect 2 "--trace-model: 'a/b' must be" -- "$bin" eval --model $m --data $d --trace-model a/b --save-routing /tmp/mr-usage-x.h5
 expect 2 "unknown command 'frobnicate'" -- "$bin" frobnicate
 expect 2 "usage:" -- "$bin"
 expect 0 "validation   OK" -- "$bin" inspect $m
