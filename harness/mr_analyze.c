@@ -51,6 +51,7 @@ typedef struct amodel {
 
 /* One (model, router, k) series: checkpoints ordered by step. */
 typedef struct unit {
+    int *layers;           /* [n_moe] block indices (the cells' meta point here) */
     int model, k;
     const char *router;
     int n_ckpt;
@@ -326,7 +327,9 @@ static int build_units(analyzer *az)
         u->corr = calloc((size_t)cap, sizeof *u->corr);
         u->first_corr = calloc((size_t)cap, sizeof *u->first_corr);
         u->n_corr = calloc((size_t)cap, sizeof *u->n_corr);
-        if (!u->clean || !u->corr || !u->first_corr || !u->n_corr)
+        u->layers = calloc((size_t)t->n_layers + 1, sizeof *u->layers);
+        for (int l = 0; u->layers && l < t->n_layers; l++) u->layers[l] = t->layers[l].index;
+        if (!u->clean || !u->corr || !u->first_corr || !u->n_corr || !u->layers)
             return mr_error_set(MR_ENOMEM, "out of memory");
         /* sorted by step, checkpoint, condition ("clean" sorts among the corruptions) */
         for (int a = i; a < j;) {
@@ -646,7 +649,7 @@ static mr_cell_meta *new_cell(analyzer *az, int group, int kind, const unit *u,
     m->T = t->T;
     m->n_moe = t->n_layers;
     m->E = t->E;
-    for (int l = 0; l < t->n_layers && l < 64; l++) m->layers[l] = t->layers[l].index;
+    m->layers = u->layers;
     m->config_hash = az->hash;
     char base[200];
     snprintf(base, sizeof base, "%s/%s@k%d", model, u->router, u->k);
@@ -712,16 +715,10 @@ static int run_checkpoint(analyzer *az, const unit *u, int c, const char *model,
         if (st == MR_OK) st = mr_pass_summarize(&cp, n, &co, "corrupt");
         if (st == MR_OK) st = mr_flips_summarize(&fl, n, L, &co, "corrupt");
         mr_paired drop = {0};
-        /* as `run` (harness/mr_grid.c): paired bootstrap of the clean minus the corrupted
-         * per-sample correctness, or the difference of the means without bootstrap */
+        /* as `run` (harness/mr_grid.c): the suite's paired test of the clean minus the
+         * corrupted per-sample correctness, under the same stream */
         if (st == MR_OK && sc.has_acc && s2.has_acc) {
-            if (co.bootstrap > 0)
-                st = mr_stats_bootstrap_paired(&drop, clean.correct, cp.correct, (size_t)n, 1,
-                                               co.bootstrap, co.level, co.seed,
-                                               "bootstrap/accuracy-drop", NULL);
-            else
-                drop.diff.mean = drop.diff.lo = drop.diff.hi =
-                    clean.accuracy.mean - cp.accuracy.mean;
+            st = mr_pass_paired(&drop, clean.correct, cp.correct, n, &co, "bootstrap/accuracy-drop");
         } else {
             drop.diff = NAN_CI;
             drop.p_value = NAN;
@@ -956,6 +953,7 @@ static void analyzer_free(analyzer *az)
         free(az->units[i].corr);
         free(az->units[i].first_corr);
         free(az->units[i].n_corr);
+        free(az->units[i].layers);
     }
     for (int i = 0; i < az->n_models; i++) free(az->models[i].ids);
     for (int i = 0; i < az->n_files; i++) mr_trace_close(az->files[i]);

@@ -138,6 +138,12 @@ static int expect_int(const char *file, const char *path, const mr_h5_info *in, 
 
 static hid_t open_ds(hid_t f, const char *path) { return H5Dopen2(f, path, H5P_DEFAULT); }
 
+/* Whether `path` exists; a soft or external link on the way is MR_EINPUT (mr_h5_find). */
+static int has(const mr_trace_file *t, const char *path, int *found)
+{
+    return mr_h5_find(t->h5, t->path, path, found);
+}
+
 /* The 16-bit float flavour of a float dataset: IEEE half or bfloat16 fields. */
 static int float_kind(hid_t ds)
 {
@@ -194,7 +200,9 @@ static int open_layer(mr_trace_file *t, mr_trace_layer *l)
     snprintf(grp_path, sizeof grp_path, "/layers/%d", l->index);
     snprintf(lg, sizeof lg, "%s/router_logits", grp_path);
     snprintf(pr, sizeof pr, "%s/probs", grp_path);
-    int has_lg = mr_h5_exists(t->h5, lg), has_pr = mr_h5_exists(t->h5, pr);
+    int has_lg, has_pr;
+    MR_TRY(has(t, lg, &has_lg));
+    MR_TRY(has(t, pr, &has_pr));
     MR_REQUIRE(has_lg || has_pr, MR_EINPUT,
                "%s: %s: missing dataset (router_logits or probs is required)", t->path, lg);
     MR_REQUIRE(!(has_lg && has_pr), MR_EINPUT,
@@ -236,14 +244,16 @@ static int open_layer(mr_trace_file *t, mr_trace_layer *l)
         l->dtype = MR_TRACE_BF16_U16;
     }
     snprintf(path, sizeof path, "%s/topk", grp_path);
-    if ((l->has_topk = mr_h5_exists(t->h5, path))) {
+    MR_TRY(has(t, path, &l->has_topk));
+    if (l->has_topk) {
         long long d[3] = {t->N, t->T, t->k};
         MR_TRY(expect_shape(t->h5, t->path, path, 3, d, &in));
         MR_TRY(expect_int(t->path, path, &in, 8));
         l->topk_ds = open_ds(t->h5, path);
     }
     snprintf(path, sizeof path, "%s/weights", grp_path);
-    if ((l->has_weights = mr_h5_exists(t->h5, path))) {
+    MR_TRY(has(t, path, &l->has_weights));
+    if (l->has_weights) {
         long long d[3] = {t->N, t->T, t->k};
         MR_TRY(expect_shape(t->h5, t->path, path, 3, d, &in));
         MR_REQUIRE(in.cls == H5T_FLOAT && in.type_size == 4, MR_EINPUT,
@@ -284,7 +294,9 @@ static int cmp_i64(const void *a, const void *b)
 
 static int open_layers(mr_trace_file *t)
 {
-    MR_REQUIRE(mr_h5_exists(t->h5, "/layers"), MR_EINPUT, "%s: /layers: missing group", t->path);
+    int found;
+    MR_TRY(has(t, "/layers", &found));
+    MR_REQUIRE(found, MR_EINPUT, "%s: /layers: missing group", t->path);
     hid_t g = H5Gopen2(t->h5, "/layers", H5P_DEFAULT);
     MR_REQUIRE(g >= 0, MR_EINPUT, "%s: /layers: not a group", t->path);
     t->layers = calloc(MR_TRACE_MAX_LAYERS, sizeof *t->layers);
@@ -356,7 +368,9 @@ static int read_ids(mr_trace_file *t)
 static int open_samples(mr_trace_file *t)
 {
     mr_h5_info in;
-    if ((t->has_mask = mr_h5_exists(t->h5, "/mask"))) {
+    int other_found;
+    MR_TRY(has(t, "/mask", &t->has_mask));
+    if (t->has_mask) {
         long long d[2] = {t->N, t->T};
         MR_TRY(expect_shape(t->h5, t->path, "/mask", 2, d, &in));
         MR_TRY(expect_int(t->path, "/mask", &in, 1));
@@ -364,17 +378,20 @@ static int open_samples(mr_trace_file *t)
     }
     const char *lab = t->task == MR_TRACE_LM ? "/targets" : "/labels";
     const char *other = t->task == MR_TRACE_LM ? "/labels" : "/targets";
-    MR_REQUIRE(!mr_h5_exists(t->h5, other) || t->task == MR_TRACE_NONE, MR_EINPUT,
+    MR_TRY(has(t, other, &other_found));
+    MR_REQUIRE(!other_found || t->task == MR_TRACE_NONE, MR_EINPUT,
                "%s: %s: not a dataset of task %s (expected %s)", t->path, other,
                t->task == MR_TRACE_LM ? "lm" : "classify", lab);
-    if (t->task != MR_TRACE_NONE && (t->has_labels = mr_h5_exists(t->h5, lab))) {
+    if (t->task != MR_TRACE_NONE) MR_TRY(has(t, lab, &t->has_labels));
+    if (t->has_labels) {
         long long d[2] = {t->N, t->T};
         MR_TRY(expect_shape(t->h5, t->path, lab, t->task == MR_TRACE_LM ? 2 : 1, d, &in));
         MR_TRY(expect_int(t->path, lab, &in, 8));
         t->labels_ds = open_ds(t->h5, lab);
     }
     const char *out = t->task == MR_TRACE_LM ? "/token_loss" : "/logits";
-    if (t->task != MR_TRACE_NONE && (t->has_out = mr_h5_exists(t->h5, out))) {
+    if (t->task != MR_TRACE_NONE) MR_TRY(has(t, out, &t->has_out));
+    if (t->has_out) {
         long long d[2] = {t->N, t->task == MR_TRACE_LM ? t->T : -1};
         MR_TRY(expect_shape(t->h5, t->path, out, 2, d, &in));
         MR_REQUIRE(in.cls == H5T_FLOAT && in.type_size >= 2 && in.type_size <= 8, MR_EINPUT,
@@ -390,7 +407,8 @@ static int open_samples(mr_trace_file *t)
         }
         t->out_ds = open_ds(t->h5, out);
     }
-    if (t->task == MR_TRACE_LM && (t->has_pred = mr_h5_exists(t->h5, "/predictions"))) {
+    if (t->task == MR_TRACE_LM) MR_TRY(has(t, "/predictions", &t->has_pred));
+    if (t->has_pred) {
         long long d[2] = {t->N, t->T};
         MR_TRY(expect_shape(t->h5, t->path, "/predictions", 2, d, &in));
         MR_TRY(expect_int(t->path, "/predictions", &in, 8));

@@ -74,6 +74,18 @@ for rk in "softmax softmax 1" "softmax softmax 2" "sim similarity 2"; do
       --save-routing "$T/$name-k$k-pert-$(echo "$c" | tr : -).h5"
   done
 done
+# with --corruption eval also writes the clean pass beside FILE (FILE.clean.h5): the
+# same trace as the clean-only eval's, bit for bit apart from nothing
+for f in "$T"/softmax-k2-pert-shot_noise-1.clean.h5; do
+  $py -c "
+import h5py, numpy as np, sys
+a, b = h5py.File('$f'), h5py.File('$T/softmax-k2-pert-clean.h5')
+c = a.attrs['condition']; assert (c.decode() if isinstance(c, bytes) else c) == 'clean', c
+for n in ('sample_id', 'labels', 'logits', 'layers/1/probs', 'layers/1/topk', 'layers/1/weights'):
+    assert np.array_equal(a[n][()], b[n][()]), n
+" || bad "the clean sibling of a corrupted eval differs from the clean trace"
+done
+rm -f "$T"/*.clean.h5
 [ "$(ls "$T" | wc -l)" -eq 18 ] || bad "expected 18 traces, got $(ls "$T" | wc -l)"
 
 an() {  # an OUT ARGS...: analyze with the run's seed and bootstrap

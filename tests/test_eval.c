@@ -331,8 +331,10 @@ END_TEST
 START_TEST(save_routing_with_a_corruption_keeps_both_passes)
 {
     /* issue #23: with a corruption only the corrupted pass was saved, so flips could not
-     * be computed from the file. Now /clean and /corrupted: the top-1 flips recomputed
-     * from their topk equal the driver's, and /clean equals a clean-only run's file. */
+     * be computed from the file. Now both passes, as two traces of format v1 (one
+     * condition per file, issue #16): FILE the corrupted pass, its .clean.h5 sibling the
+     * clean one; the top-1 flips recomputed from their topk equal the driver's, and the
+     * clean sibling equals a clean-only run's file. */
     char out[] = "/tmp/mr-test-routing2-XXXXXX", only[] = "/tmp/mr-test-routing3-XXXXXX";
     int fd = mkstemp(out), fd2 = mkstemp(only);
     ck_assert(fd >= 0 && fd2 >= 0);
@@ -356,18 +358,21 @@ START_TEST(save_routing_with_a_corruption_keeps_both_passes)
     o.corruption = &shift;
     o.save_routing = out;
     ck_assert_msg(mr_eval_run(&res, m, r, d, &o) == MR_OK, "%s", mr_error_message());
-    hid_t f, g;
+    hid_t f, g, fc;
+    char clean[256];
+    ck_assert_int_eq(mr_routing_clean_path(clean, sizeof clean, out), MR_OK);
     ck_assert_int_eq(mr_h5_open_read(&f, out), MR_OK);
+    ck_assert_int_eq(mr_h5_open_read(&fc, clean), MR_OK);
     ck_assert_int_eq(mr_h5_open_read(&g, only), MR_OK);
     int T = res.T, k = res.k, n = res.n;
     size_t cnt = (size_t)n * T * k;
     int32_t *a = malloc(cnt * sizeof *a), *b = malloc(cnt * sizeof *b), *p = malloc(cnt * sizeof *p);
     for (int mi = 0; mi < m->cfg.n_moe; mi++) {
         char pa[64], pb[64], pp[64];
-        snprintf(pa, sizeof pa, "/clean/layers/%d/topk", m->cfg.moe_layers[mi]);
-        snprintf(pb, sizeof pb, "/corrupted/layers/%d/topk", m->cfg.moe_layers[mi]);
+        snprintf(pa, sizeof pa, "/layers/%d/topk", m->cfg.moe_layers[mi]);
+        snprintf(pb, sizeof pb, "/layers/%d/topk", m->cfg.moe_layers[mi]);
         snprintf(pp, sizeof pp, "/layers/%d/topk", m->cfg.moe_layers[mi]);
-        ck_assert_msg(mr_h5_read_int32(f, out, pa, a, cnt) == MR_OK, "%s", mr_error_message());
+        ck_assert_msg(mr_h5_read_int32(fc, clean, pa, a, cnt) == MR_OK, "%s", mr_error_message());
         ck_assert_msg(mr_h5_read_int32(f, out, pb, b, cnt) == MR_OK, "%s", mr_error_message());
         ck_assert_int_eq(mr_h5_read_int32(g, only, pp, p, cnt), MR_OK);
         ck_assert_int_eq(memcmp(a, p, cnt * sizeof *a), 0);
@@ -379,9 +384,16 @@ START_TEST(save_routing_with_a_corruption_keeps_both_passes)
         }
     }
     mr_h5_info in;
-    ck_assert_int_eq(mr_h5_dataset_info(f, out, "/clean/token_loss", &in), MR_OK);
-    ck_assert_int_eq(mr_h5_dataset_info(f, out, "/corrupted/token_loss", &in), MR_OK);
+    ck_assert_int_eq(mr_h5_dataset_info(fc, clean, "/token_loss", &in), MR_OK);
+    ck_assert_int_eq(mr_h5_dataset_info(f, out, "/token_loss", &in), MR_OK);
+    char cond[64];
+    ck_assert_int_eq(mr_h5_attr_string(fc, clean, "condition", cond, sizeof cond, NULL), MR_OK);
+    ck_assert_str_eq(cond, "clean");
+    ck_assert_int_eq(mr_h5_attr_string(f, out, "condition", cond, sizeof cond, NULL), MR_OK);
+    ck_assert_str_eq(cond, "shift");
     H5Fclose(f);
+    H5Fclose(fc);
+    unlink(clean);
     H5Fclose(g);
     free(a);
     free(b);
