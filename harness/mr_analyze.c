@@ -533,9 +533,10 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, mr_pass_met
     side sa = {.l = la}, sb = {.l = lb};
     side_caps(&sa);
     if (lb) side_caps(&sb);
+    int nt = az->o->threads;
     int st = mr_trace_rows_alloc(&sa.rows, t, cap);
     if (st == MR_OK && lb) st = mr_trace_rows_alloc(&sb.rows, lb->files[0], cap);
-    int nt = az->o->threads;
+    sa.rows.threads = sb.rows.threads = nt;
     thread_buf *tbs = calloc((size_t)nt, sizeof *tbs);
     if (!tbs) st = mr_error_set(MR_ENOMEM, "out of memory");
     for (int i = 0; st == MR_OK && i < nt; i++) {

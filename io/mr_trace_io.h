@@ -69,6 +69,7 @@ void mr_trace_close(mr_trace_file *t);
 /* Rows of one or more traces of the same shape, in caller-chosen slots. */
 typedef struct mr_trace_rows {
     int cap, T, E, k, C, n_layers;
+    int threads;      /* OpenMP threads deriving probs / top-k (set by the caller; default 1) */
     uint8_t *mask;    /* [cap, T] (all ones when the trace has no /mask) */
     int32_t *labels;  /* classify: [cap] (-1 when absent) */
     float *out;       /* classify: logits [cap, C]; lm: token_loss [cap, T] */

@@ -1,0 +1,27 @@
+#!/bin/sh
+# `moe-robust analyze` on a synthetic trace generated on the fly (bench/trace_synth.py):
+# peak RSS (/usr/bin/time -v) and token-layers per second, for docs/performance.md.
+#   bench/trace_analyze.sh [BUILD_DIR] [SAMPLES] [POSITIONS] [EXPERTS] [LAYERS] [TOP_K] [THREADS]
+# Defaults: build/, an OLMoE-sized run: 1024 x 2048 = 2M tokens, 64 experts, 16 layers,
+# top-8, float16 logits (4 GiB, written to a temporary directory and removed), 2 threads.
+# Bootstrap 1000 over samples as `analyze` defaults to.
+set -eu
+cd "$(dirname "$0")/.."
+bin=${1:-build}/moe-robust
+N=${2:-1024} T=${3:-2048} E=${4:-64} L=${5:-16} K=${6:-8} TH=${7:-2}
+[ -x "$bin" ] || { echo "bench/trace_analyze.sh: build first (scripts/build)" >&2; exit 2; }
+command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-trace-bench-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+/usr/bin/python3 bench/trace_synth.py "$tmp/trace.h5" --samples "$N" --positions "$T" \
+  --experts "$E" --layers "$L" --top-k "$K"
+size=$(du -m "$tmp/trace.h5" | cut -f1)
+cat "$tmp/trace.h5" > /dev/null  # warm the page cache: analysis, not the disk, is measured
+/usr/bin/time -v "$bin" analyze "$tmp/trace.h5" --out "$tmp/out" --threads "$TH" --quiet \
+  2> "$tmp/time.log"
+rss=$(awk -F: '/Maximum resident/ {gsub(/ /,"",$2); print $2}' "$tmp/time.log")
+wall=$(awk '/Elapsed \(wall clock\)/ {print $NF}' "$tmp/time.log")
+secs=$(echo "$wall" | awk -F: '{ if (NF == 3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+tl=$((N * T * L))
+echo "tokens $((N * T)) x layers $L = $tl token-layers, E = $E, top-$K, float16 logits ($size MiB)"
+echo "threads $TH: wall $secs s, $(awk -v t="$tl" -v s="$secs" 'BEGIN { printf "%.2f", t / s / 1e6 }') M token-layers/s, peak RSS $((rss / 1024)) MiB"
