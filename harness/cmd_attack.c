@@ -130,7 +130,7 @@ static int parse(attack_args *a, int argc, char **argv, int *help)
     a->bootstrap = 1000;
     optind = 1;
     opterr = 0;
-    int c, have_eps = 0, v;
+    int c, have_eps = 0, v = 0;
     long l;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
