@@ -115,7 +115,7 @@ void mr_runcfg_where(const mr_run_config *c, int line, char *buf, size_t cap)
 #define FAIL(...)                                                                    \
     do {                                                                             \
         if (p->status == MR_OK) {                                                    \
-            char msg_[MR_SET_LEN + 512], at_[MR_PATH_LEN + MR_SET_LEN + 16];             \
+            char msg_[MR_SET_LEN + 512], at_[MR_PATH_LEN + MR_SET_LEN + 16];         \
             snprintf(msg_, sizeof msg_, __VA_ARGS__);                                \
             mr_runcfg_where(p->c, p->line, at_, sizeof at_);                         \
             p->status = mr_error_set(MR_EINPUT, "%s: %s", at_, msg_);               \
