@@ -81,6 +81,8 @@ class Spec:
 
 def _int(cfg, key, default=None, lo=1, hi=1 << 30):
     v = cfg.get(key, default)
+    if v is None and default is None:
+        raise Unsupported(f"config.json: key {key} is missing")
     if v is None or isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
         _refuse(key, v, f"must be an integer in {lo}..{hi}")
     return v
@@ -151,15 +153,15 @@ def parse_config(cfg, max_seq_len=0):
     if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 < eps < 1:
         _refuse("rms_norm_eps", eps, "must be in (0, 1)")
     V = _int(cfg, "vocab_size", hi=1 << 20)
-    maxpos = _int(cfg, "max_position_embeddings", 4096 if family == "olmoe" else 32768, hi=1 << 40)
+    maxpos = _int(cfg, "max_position_embeddings", hi=1 << 30)  # required, as in C
     T = min(maxpos, MAX_SEQ) if not max_seq_len else max_seq_len
     if family == "mixtral":
-        E = _int(cfg, "num_local_experts", 8, hi=4096)
+        E = _int(cfg, "num_local_experts", hi=4096)
         h = _int(cfg, "intermediate_size")
     else:
-        E = _int(cfg, "num_experts", 60 if family == "qwen2_moe" else 64, hi=4096)
+        E = _int(cfg, "num_experts", hi=4096)
         h = _int(cfg, "moe_intermediate_size" if family.startswith("qwen") else "intermediate_size")
-    k = _int(cfg, "num_experts_per_tok", 2, hi=E)
+    k = _int(cfg, "num_experts_per_tok", hi=E)
     renorm = True if family == "mixtral" else bool(cfg.get("norm_topk_prob", False))
     # sliding windows: mixtral applies sliding_window whenever it is set
     # (create_sliding_window_causal_mask); the qwen families only with use_sliding_window
