@@ -76,7 +76,11 @@ static int read_attention(mr_hf_json *j, mr_hf_spec *s)
     int f = s->family;
     MR_TRY(mr_hf_json_int(j, j->root, "num_attention_heads", MR_HF_NO_DEFAULT, 1, 4096,
                           &c->n_heads));
-    MR_TRY(mr_hf_json_int(j, j->root, "num_key_value_heads", c->n_heads, 1, c->n_heads,
+    /* OlmoeConfig turns an absent num_key_value_heads into the heads; MixtralConfig,
+     * Qwen2MoeConfig and Qwen3MoeConfig default it to their reference size's 8, 16 and 4,
+     * a guess for any other model: required there, as hidden_size is. */
+    MR_TRY(mr_hf_json_int(j, j->root, "num_key_value_heads",
+                          f == MR_HF_OLMOE ? c->n_heads : MR_HF_NO_DEFAULT, 1, c->n_heads,
                           &c->n_kv_heads));
     if (c->n_heads % c->n_kv_heads)
         return mr_hf_refuse(j, "num_key_value_heads", mr_hf_json_get(j->root, "num_key_value_heads"),
@@ -224,9 +228,10 @@ static int read_spec(mr_hf_json *j, mr_hf_spec *s, int max_seq_len)
     snprintf(c->router, sizeof c->router, "softmax");
     MR_TRY(read_attention(j, s));
     MR_TRY(read_rope(j, c, s->family));
+    /* the configuration classes' defaults: mixtral and olmoe 1e-5, the qwen families 1e-6 */
     double eps;
-    MR_TRY(mr_hf_json_num(j, j->root, "rms_norm_eps", s->family == MR_HF_OLMOE ? 1e-5 : 1e-6,
-                          1e-30, 0.5, &eps));
+    int qwen = s->family == MR_HF_QWEN2_MOE || s->family == MR_HF_QWEN3_MOE;
+    MR_TRY(mr_hf_json_num(j, j->root, "rms_norm_eps", qwen ? 1e-6 : 1e-5, 1e-30, 0.5, &eps));
     c->norm_eps = (float)eps;
     MR_TRY(mr_hf_json_int(j, j->root, "max_position_embeddings", MR_HF_NO_DEFAULT, 1,
                           1 << 30, &s->max_position));

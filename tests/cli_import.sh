@@ -10,7 +10,11 @@
 #     cosine and s2moe are refused (exit 2), naming the tensors they need;
 #  4. a character-level corruption is refused (exit 2): these models have token ids only;
 #  5. --max-seq-len: shorter contexts import, longer than max_position_embeddings and bad
-#     arguments exit 2.
+#     arguments exit 2;
+#  6. optional keys take the configuration classes' defaults: without rms_norm_eps, 1e-5
+#     for mixtral and olmoe, 1e-6 for qwen2_moe and qwen3_moe; olmoe without
+#     num_key_value_heads has one per head (the other families require the key:
+#     tests/bad/hf/missing-kv-heads).
 set -u
 bin=$1
 fail=0
@@ -63,6 +67,25 @@ if "$bin" import $ck --out "$tmp/short.h5" --max-seq-len 12 >/dev/null &&
 else
   say "FAIL --max-seq-len 12"
 fi
+nodefault() { # family, key: the f32 fixture without the key in config.json, imported
+  mkdir -p "$tmp/$1-no-$2" && cp tests/fixtures/hf/$1-f32/* "$tmp/$1-no-$2/" &&
+    sed -i "/\"$2\":/d" "$tmp/$1-no-$2/config.json" &&
+    ! grep -q "\"$2\"" "$tmp/$1-no-$2/config.json" &&
+    "$bin" import "$tmp/$1-no-$2" --out "$tmp/$1-no-$2.h5" >/dev/null &&
+    "$bin" inspect "$tmp/$1-no-$2.h5"
+}
+for fe in mixtral:1e-05 olmoe:1e-05 qwen2_moe:1e-06 qwen3_moe:1e-06; do
+  f=${fe%%:*} e=${fe#*:}
+  case "$(nodefault "$f" rms_norm_eps 2>&1)" in
+    *"norm_eps $e)"*) say "ok   $f without rms_norm_eps: norm_eps $e" ;;
+    *) say "FAIL $f without rms_norm_eps: $(nodefault "$f" rms_norm_eps 2>&1 | grep -i 'eps\|import')" ;;
+  esac
+done
+case "$(nodefault olmoe num_key_value_heads 2>&1)" in
+  *"4 query heads, 4 key/value heads"*) say "ok   olmoe without num_key_value_heads: one per head" ;;
+  *) say "FAIL olmoe without num_key_value_heads: $(nodefault olmoe num_key_value_heads 2>&1 | grep 'heads\|import')" ;;
+esac
+
 expect2() { # description, then the command's arguments: exit 2 and no output file
   d=$1; shift
   "$bin" "$@" >/dev/null 2>&1; rc=$?

@@ -132,8 +132,10 @@ def parse_config(cfg, max_seq_len=0):
     d = _int(cfg, "hidden_size")
     L = _int(cfg, "num_hidden_layers", hi=1024)
     H = _int(cfg, "num_attention_heads", hi=4096)
+    # OlmoeConfig: absent -> the heads; the other classes' defaults (8, 16, 4) fit only their
+    # reference model: required, as in C
     KV = cfg.get("num_key_value_heads")
-    KV = H if KV is None else _int(cfg, "num_key_value_heads", hi=H)
+    KV = H if KV is None and family == "olmoe" else _int(cfg, "num_key_value_heads", hi=H)
     if H % KV:
         _refuse("num_key_value_heads", KV, f"must divide num_attention_heads = {H}")
     hd = cfg.get("head_dim")
@@ -149,7 +151,7 @@ def parse_config(cfg, max_seq_len=0):
     if hd % 2:
         _refuse("head_dim", hd, "must be even (rotary embeddings rotate halves)")
     theta, factor = _rope(cfg, family)
-    eps = cfg.get("rms_norm_eps", 1e-5 if family == "olmoe" else 1e-6)
+    eps = cfg.get("rms_norm_eps", 1e-6 if family.startswith("qwen") else 1e-5)
     if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 < eps < 1:
         _refuse("rms_norm_eps", eps, "must be in (0, 1)")
     V = _int(cfg, "vocab_size", hi=1 << 20)

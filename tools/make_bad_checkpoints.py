@@ -284,6 +284,8 @@ CASES = [
      "an fp8 checkpoint"),
     ("missing-hidden-size", {}, edit_config(hidden_size=DROP), "hidden_size",
      "config.json without hidden_size"),
+    ("missing-kv-heads", {}, edit_config(num_key_value_heads=DROP), "num_key_value_heads",
+     "mixtral without num_key_value_heads (MixtralConfig's default 8 is Mixtral-8x7B's)"),
     ("head-dim-odd", {}, edit_config(head_dim=3), "head_dim", "head_dim 3 (RoPE needs even)"),
     ("top-k-gt-experts", {}, edit_config(num_experts_per_tok=3), "num_experts_per_tok",
      "top-3 of 2 experts"),
