@@ -12,7 +12,9 @@
  * same top-k sets except where PyTorch's own margin is below 1e-5 (an exact tie within
  * float rounding). Coverage is part of the test: every family in both dtypes, and the
  * swapped routers similarity, attention and ac, each far from what the family's own
- * routing computes (a router that silently fell back to it would otherwise pass).
+ * routing computes (a router that silently fell back to it would otherwise pass);
+ * attention and ac also on the grouped-query families (mixtral, qwen3_moe: 4 query heads
+ * over 2 key/value heads) and across qwen3_moe's non-adjacent MoE layers 1 and 3.
  *
  * imported_checkpoints_match: mr_hf_import (the C importer: cJSON, the project's
  * safetensors parser, bf16 and f16 -> float32) on each checkpoint (and mixtral-f16) gives
@@ -121,6 +123,9 @@ START_TEST(imported_checkpoints_match)
                               a->cfg.rope_theta == b->cfg.rope_theta &&
                               a->cfg.rope_scaling == b->cfg.rope_scaling &&
                               a->cfg.clip_qkv == b->cfg.clip_qkv &&
+                              a->cfg.norm_eps == b->cfg.norm_eps &&
+                              a->cfg.n_kv_heads == b->cfg.n_kv_heads &&
+                              a->cfg.max_seq_len == b->cfg.max_seq_len &&
                               a->cfg.gate_norm == b->cfg.gate_norm && a->cfg.n_moe == b->cfg.n_moe,
                           "%s: imported configuration differs from tools/hf_moe.py's", dir);
             mr_model_free(a);

@@ -15,7 +15,7 @@ shards with model.safetensors.index.json), and what the tests compare the C side
   ref-FAMILY-DTYPE.h5      tools/hf_moe.py's forward pass on tokens.h5 (float64, stored
                            float32): /logits, and per MoE layer L /layers/L/{probs, topk,
                            weights, margin} (docs/model-format.md, "Reference state files")
-  ref-FAMILY-DTYPE-ROUTER.h5  (olmoe and qwen2_moe, f32) the same with a training-free
+  ref-FAMILY-DTYPE-ROUTER.h5  (f32; SWAPS below) the same with a training-free
                            router swapped in (attribute `router`; tools/moe_model.py)
   tokens.h5                /tokens [5, 11] int32: 5 sequences of 10 input tokens
 The tiny geometries differ on purpose (docs/import.md): grouped-query attention, a
@@ -100,7 +100,10 @@ OLMOE_2L = dict(TINY["olmoe"], hidden_size=2048, intermediate_size=1024, num_hid
 
 LAYOUT = {("mixtral", "f32"): 2, ("mixtral", "bf16"): 1, ("mixtral", "f16"): 2}  # shards;
 # default f32 2, bf16 3
-SWAPS = {"olmoe": ("similarity", "attention", "ac"), "qwen2_moe": ("attention", "ac")}
+SWAPS = {"olmoe": ("similarity", "attention", "ac"), "qwen2_moe": ("attention", "ac"),
+         "qwen3_moe": ("similarity", "attention", "ac"), "mixtral": ("attention", "ac")}
+# (mixtral and qwen3_moe: the attention router over grouped-query heads; ac across the
+# MoE layers 1 and 3 of qwen3_moe's decoder_sparse_step 2)
 DTYPE = {"f32": "F32", "bf16": "BF16", "f16": "F16"}
 
 
