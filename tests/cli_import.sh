@@ -11,7 +11,9 @@
 #  4. a character-level corruption is refused (exit 2): these models have token ids only;
 #  5. --max-seq-len: shorter contexts import, longer than max_position_embeddings and bad
 #     arguments exit 2;
-#  6. optional keys take the configuration classes' defaults: without rms_norm_eps, 1e-5
+#  6. docs/import.md's recipe: a grid (routers softmax, attention, ac; token_replace,
+#     embed_gaussian, embed_dropout) runs on the imported model and reports;
+#  7. optional keys take the configuration classes' defaults: without rms_norm_eps, 1e-5
 #     for mixtral and olmoe, 1e-6 for qwen2_moe and qwen3_moe; olmoe without
 #     num_key_value_heads has one per head (the other families require the key:
 #     tests/bad/hf/missing-kv-heads).
@@ -67,6 +69,29 @@ if "$bin" import $ck --out "$tmp/short.h5" --max-seq-len 12 >/dev/null &&
 else
   say "FAIL --max-seq-len 12"
 fi
+cat > "$tmp/grid.ini" <<EOF
+[run]
+out = $tmp/grid
+batch = 4
+[data]
+path = $data
+[model olmoe]
+path = $tmp/olmoe-f32.h5
+[router softmax]
+[router attention]
+[router ac]
+[corruptions]
+names = token_replace, embed_gaussian, embed_dropout
+severities = 1-2
+EOF
+if "$bin" run "$tmp/grid.ini" --threads 2 >"$tmp/grid.log" 2>&1 &&
+   "$bin" report "$tmp/grid" >>"$tmp/grid.log" 2>&1 && [ -s "$tmp/grid/report/report.md" ] &&
+   [ "$(cut -d, -f1 "$tmp/grid/summary.csv" | grep '^olmoe/' | sort -u | wc -l)" -eq 21 ]; then
+  say "ok   docs/import.md's grid recipe runs and reports on an imported model"
+else
+  say "FAIL the grid recipe on an imported model: $(tail -3 "$tmp/grid.log")"
+fi
+
 nodefault() { # family, key: the f32 fixture without the key in config.json, imported
   mkdir -p "$tmp/$1-no-$2" && cp tests/fixtures/hf/$1-f32/* "$tmp/$1-no-$2/" &&
     sed -i "/\"$2\":/d" "$tmp/$1-no-$2/config.json" &&
