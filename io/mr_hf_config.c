@@ -96,8 +96,11 @@ static int read_attention(mr_hf_json *j, mr_hf_spec *s)
                                 "must divide hidden_size");
         MR_TRY(mr_hf_json_int(j, j->root, "head_dim", dflt, dflt, dflt, &c->head_dim));
     }
+    if (c->head_dim % 2 && mr_hf_json_get(j->root, "head_dim"))
+        return mr_hf_refuse(j, "head_dim", mr_hf_json_get(j->root, "head_dim"),
+                            "must be even: rotary embeddings rotate halves");
     MR_REQUIRE(c->head_dim % 2 == 0, MR_EINPUT,
-               "%s: head_dim = %d (hidden_size / num_attention_heads without the key) must be "
+               "%s: head_dim = %d (hidden_size / num_attention_heads, no head_dim key) must be "
                "even: rotary embeddings rotate halves", j->path, c->head_dim);
     int ab = 0;
     if (f == MR_HF_QWEN2_MOE) { /* q/k/v with bias, o_proj without (Qwen2MoeAttention) */
