@@ -23,8 +23,8 @@ operator instead, which is how PyTorch eager is used.
 
 Times one warm-up micro-batch, then R full passes (default 1; eager PyTorch
 has no compilation to amortize, so a long warm-up adds nothing), and prints
-the best pass and a last line
-    RESULT samples_per_s=... tokens_per_s=... rss_kib=...
+the best pass (wall time, and process CPU time of all threads) and a last line
+    RESULT samples_per_s=... tokens_per_s=... rss_kib=... cpu_tokens_per_s=...
 with the peak RSS of this process (getrusage ru_maxrss: model, data and
 activations, plus the Python/torch runtime itself).
 """
@@ -127,14 +127,16 @@ def main():
     n, B = len(inputs), args.batch
 
     def one_pass(limit=None):
-        t0 = time.perf_counter()
+        """(wall seconds, process CPU seconds of all threads) of one pass"""
+        t0, c0 = time.perf_counter(), time.process_time()
         for i in range(0, n if limit is None else min(n, limit), B):
             model(inputs[i:i + B])
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     with torch.inference_mode():
         one_pass(B)  # warm-up: allocator, thread pool
-        best = min(one_pass() for _ in range(args.reps))
+        times = [one_pass() for _ in range(args.reps)]
+        best, best_cpu = min(t for t, _ in times), min(c for _, c in times)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     sps, tps = n / best, n * T / best
     print(f"model        {args.model or args.hf}")
@@ -143,8 +145,10 @@ def main():
     print(f"samples      {n} x {T} tokens")
     print(f"time         {best:.3f} s (best of {args.reps})")
     print(f"throughput   {sps:.1f} samples/s, {tps:.0f} tokens/s")
+    print(f"CPU time     {best_cpu:.3f} s (best of {args.reps}): {n * T / best_cpu:.1f} tokens per CPU second")
     print(f"peak RSS     {rss} KiB")
-    print(f"RESULT samples_per_s={sps:.3f} tokens_per_s={tps:.1f} rss_kib={rss}")
+    print(f"RESULT samples_per_s={sps:.3f} tokens_per_s={tps:.1f} rss_kib={rss} "
+          f"cpu_tokens_per_s={n * T / best_cpu:.2f}")
 
 
 if __name__ == "__main__":
