@@ -530,6 +530,12 @@ static int embed_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T, i
                ws->maxB);
     MR_REQUIRE(T >= 1 && T <= ws->maxT && T <= stride, MR_EINPUT,
                "sequence length %d exceeds %d", T, ws->maxT);
+    return mr_embed_tokens(ws->x, ws->m, tokens, B, T, stride);
+}
+
+int mr_embed_tokens(float *x, const mr_model *m, const int32_t *tokens, int B, int T, int stride)
+{
+    const mr_config *c = &m->cfg;
     int d = c->d_model;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -537,13 +543,13 @@ static int embed_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T, i
             MR_REQUIRE(id >= 0 && id < c->vocab_size, MR_EINPUT,
                        "token id %d at sample %d position %d is outside the vocabulary (0..%d)",
                        (int)id, b, t, c->vocab_size - 1);
-            float *xt = ws->x + ((size_t)b * T + t) * d;
-            const float *e = ws->m->tok + (size_t)id * d;
-            if (!ws->m->pos) { /* rotary positions act in the attention, not here */
+            float *xt = x + ((size_t)b * T + t) * d;
+            const float *e = m->tok + (size_t)id * d;
+            if (!m->pos) { /* rotary positions act in the attention, not here */
                 memcpy(xt, e, (size_t)d * sizeof *xt);
                 continue;
             }
-            const float *p = ws->m->pos + (size_t)t * d;
+            const float *p = m->pos + (size_t)t * d;
             for (int j = 0; j < d; j++) xt[j] = e[j] + p[j];
         }
     return MR_OK;

@@ -68,6 +68,10 @@ int mr_engine_forward_images(mr_workspace *ws, const uint8_t *images, int B);
 int mr_engine_forward_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T,
                              int stride);
 
+/* The input embedding of an LM: x[B*T, d] = token + position embeddings of tokens (B rows
+ * of `stride` ids, the first T read); MR_EINPUT naming an id outside the vocabulary. */
+int mr_embed_tokens(float *x, const mr_model *m, const int32_t *tokens, int B, int T, int stride);
+
 /* Only the input embedding (patches or tokens, plus positions) of B samples: *x points
  * to the workspace's [B*T, d] buffer (valid until the next call). For statistics of
  * clean embeddings (embedding-space corruptions). */

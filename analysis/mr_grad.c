@@ -451,18 +451,7 @@ int mr_grad_embed_tokens(const mr_model *m, float *x0, const int32_t *tokens, in
                m->path);
     MR_REQUIRE(T >= 1 && T <= c->max_seq_len && T <= stride, MR_EINPUT,
                "sequence length %d exceeds %d", T, c->max_seq_len);
-    int d = c->d_model;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            int32_t id = tokens[(size_t)b * stride + t];
-            MR_REQUIRE(id >= 0 && id < c->vocab_size, MR_EINPUT,
-                       "token id %d at sample %d position %d is outside the vocabulary (0..%d)",
-                       (int)id, b, t, c->vocab_size - 1);
-            float *xt = x0 + ((size_t)b * T + t) * d;
-            const float *e = m->tok + (size_t)id * d, *p = m->pos + (size_t)t * d;
-            for (int j = 0; j < d; j++) xt[j] = e[j] + p[j];
-        }
-    return MR_OK;
+    return mr_embed_tokens(x0, m, tokens, B, T, stride);
 }
 
 int mr_grad_forward_embeddings(mr_grad_ws *g, const float *x0, int B, int T)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mr_error.h"
+#include "mr_array.h"
 
 static int plan_add(mr_plan *p, float **dst, int optional, int rank, size_t d0, size_t d1,
                     size_t d2, const char *fmt, ...)
@@ -14,13 +15,7 @@ static int plan_add(mr_plan *p, float **dst, int optional, int rank, size_t d0, 
 static int plan_add(mr_plan *p, float **dst, int optional, int rank, size_t d0, size_t d1,
                     size_t d2, const char *fmt, ...)
 {
-    if (p->n == p->cap) {
-        int cap = p->cap ? 2 * p->cap : 64;
-        mr_plan_item *it = realloc(p->items, (size_t)cap * sizeof *it);
-        if (!it) return mr_error_set(MR_ENOMEM, "out of memory");
-        p->items = it;
-        p->cap = cap;
-    }
+    MR_TRY(mr_array_grow(&p->items, &p->cap, p->n, sizeof *p->items, 64));
     mr_plan_item *it = &p->items[p->n++];
     memset(it, 0, sizeof *it);
     va_list ap;

@@ -63,6 +63,19 @@ int mr_router_opts_get_string(mr_router_opts *o, const char *key, char *buf, siz
     return MR_OK;
 }
 
+int mr_router_opts_get_choice(mr_router_opts *o, const char *key, const char *no,
+                              const char *yes, int *out)
+{
+    char buf[MR_NAME_LEN];
+    int found;
+    MR_TRY(mr_router_opts_get_string(o, key, buf, sizeof buf, &found));
+    if (!found) return MR_OK;
+    MR_REQUIRE(!strcmp(buf, no) || !strcmp(buf, yes), MR_EINPUT,
+               "router option %s=%s must be %s or %s", key, buf, no, yes);
+    *out = strcmp(buf, yes) == 0;
+    return MR_OK;
+}
+
 int mr_router_opts_get_double(mr_router_opts *o, const char *key, double lo, double hi,
                               double *out)
 {

@@ -33,6 +33,10 @@ int mr_router_opts_add(mr_router_opts *o, const char *key_eq_value);
 /* Look up a string option (copied into buf[cap]); *found says whether it was given. */
 int mr_router_opts_get_string(mr_router_opts *o, const char *key, char *buf, size_t cap,
                               int *found);
+/* Look up an option with two values: *out = 0 for `no`, 1 for `yes`, unchanged when
+ * absent; MR_EINPUT "router option KEY=V must be NO or YES" otherwise. */
+int mr_router_opts_get_choice(mr_router_opts *o, const char *key, const char *no,
+                              const char *yes, int *out);
 /* Look up a real-valued option; *out keeps its default when absent. */
 int mr_router_opts_get_double(mr_router_opts *o, const char *key, double lo, double hi,
                               double *out);

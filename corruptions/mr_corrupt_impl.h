@@ -143,6 +143,17 @@ typedef void (*mr_word_edit_fn)(mr_corrupt_ws *ws, const int32_t *in, int start,
  * edit each chosen word, apply the edits length-preservingly to out. */
 int mr_text_word_ops(int32_t *out, const int32_t *in, int cols, double rate, int min_len,
                      mr_word_edit_fn edit, gsl_rng *r, mr_corrupt_ws *ws);
+/* The character-level corruptions (char_insert, _substitute, _delete, _swap): the word
+ * driver at their common rate per severity (mr_text_char_rate), words of 2+ letters. */
+extern const double mr_text_char_rate[MR_SEVERITY_MAX];
+int mr_text_char_ops(int32_t *out, const int32_t *in, int cols, int s, mr_word_edit_fn edit,
+                     gsl_rng *r, mr_corrupt_ws *ws);
+/* char_insert (op MR_OP_INS) and char_substitute (MR_OP_SUB): in each chosen word, a
+ * random ASCII letter of the vocabulary goes before (never after the last letter) or in
+ * place of (possibly the same letter) one random position. MR_EINPUT without letters. */
+int mr_text_letter_ops(int32_t *out, const int32_t *in, int cols, int s, int op, gsl_rng *r,
+                       mr_corrupt_ws *ws);
+
 /* Code point of id (or -1 when out of range). */
 int32_t mr_text_cp(const mr_corrupt_ws *ws, int32_t id);
 

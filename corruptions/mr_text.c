@@ -145,6 +145,44 @@ int32_t mr_text_random_letter(const mr_corrupt_ws *ws, gsl_rng *r)
     return ws->letters[gsl_rng_uniform_int(r, (unsigned long)ws->n_letters)];
 }
 
+/* Fraction of a row's words edited (one character each, TextAttack's random_one).
+ * TextAttack's CharSwapAugmenter default pct_words_to_swap 0.1 is severity 2, nlpaug's
+ * KeyboardAug aug_word_p 0.3 severity 4. */
+const double mr_text_char_rate[MR_SEVERITY_MAX] = {0.05, 0.10, 0.20, 0.30, 0.50};
+
+int mr_text_char_ops(int32_t *out, const int32_t *in, int cols, int s, mr_word_edit_fn edit,
+                     gsl_rng *r, mr_corrupt_ws *ws)
+{
+    return mr_text_word_ops(out, in, cols, mr_text_char_rate[s - 1], 2, edit, r, ws);
+}
+
+static void letter_edit(mr_corrupt_ws *ws, int start, int len, int op, gsl_rng *r)
+{
+    int p = start + (int)gsl_rng_uniform_int(r, (unsigned long)len);
+    ws->op[p] = op;
+    ws->opv[p] = mr_text_random_letter(ws, r);
+}
+
+static void insert_edit(mr_corrupt_ws *ws, const int32_t *in, int start, int len, gsl_rng *r)
+{
+    (void)in;
+    letter_edit(ws, start, len, MR_OP_INS, r);
+}
+
+static void substitute_edit(mr_corrupt_ws *ws, const int32_t *in, int start, int len, gsl_rng *r)
+{
+    (void)in;
+    letter_edit(ws, start, len, MR_OP_SUB, r);
+}
+
+int mr_text_letter_ops(int32_t *out, const int32_t *in, int cols, int s, int op, gsl_rng *r,
+                       mr_corrupt_ws *ws)
+{
+    MR_REQUIRE(ws->n_letters > 0, MR_EINPUT, "the vocabulary has no ASCII letter to insert");
+    return mr_text_char_ops(out, in, cols, s, op == MR_OP_INS ? insert_edit : substitute_edit, r,
+                            ws);
+}
+
 int mr_text_word_ops(int32_t *out, const int32_t *in, int cols, double rate, int min_len,
                      mr_word_edit_fn edit, gsl_rng *r, mr_corrupt_ws *ws)
 {

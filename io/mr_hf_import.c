@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "../analysis/mr_error.h"
+#include "../analysis/mr_array.h"
 #include "mr_file.h"
 #include "mr_fs.h"
 #include "mr_h5.h"
@@ -192,13 +193,7 @@ static int put(pieces *ps, const char *path, hsize_t lead, hsize_t row, long lon
 {
     mr_plan_item *it = mr_plan_find(ps->plan, path);
     if (!it) return mr_error_set(MR_EFAILED, "import: no dataset %s in the plan", path);
-    if (ps->n == ps->cap) {
-        int cap = ps->cap ? 2 * ps->cap : 256;
-        piece *np = realloc(ps->p, (size_t)cap * sizeof *np);
-        if (!np) return mr_error_set(MR_ENOMEM, "out of memory");
-        ps->p = np;
-        ps->cap = cap;
-    }
+    MR_TRY(mr_array_grow(&ps->p, &ps->cap, ps->n, sizeof *ps->p, 256));
     piece *pc = &ps->p[ps->n++];
     memset(pc, 0, sizeof *pc);
     va_list ap;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../analysis/mr_error.h"
+#include "../analysis/mr_array.h"
 #include "mr_file.h"
 #include "mr_h5.h"
 #include "mr_model_io.h"
@@ -64,13 +65,7 @@ static int meta_slot(mr_model_meta *meta, const char *name, meta_item **it)
             (*it)->s = NULL;
             return MR_OK;
         }
-    if (meta->n == meta->cap) {
-        int cap = meta->cap ? 2 * meta->cap : 16;
-        meta_item *p = realloc(meta->items, (size_t)cap * sizeof *p);
-        if (!p) return mr_error_set(MR_ENOMEM, "out of memory");
-        meta->items = p;
-        meta->cap = cap;
-    }
+    MR_TRY(mr_array_grow(&meta->items, &meta->cap, meta->n, sizeof *meta->items, 16));
     meta_item *n = &meta->items[meta->n];
     memset(n, 0, sizeof *n);
     n->name = strdup(name);

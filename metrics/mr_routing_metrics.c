@@ -15,36 +15,25 @@ int mr_routing_acc_alloc(mr_routing_acc **out, int n, int n_moe, int E, int k)
     *out = NULL;
     MR_REQUIRE(n >= 1 && n_moe >= 0 && E >= 1 && k >= 1 && k <= E, MR_EINPUT,
                "routing accumulator: bad sizes n=%d n_moe=%d E=%d k=%d", n, n_moe, E, k);
-    mr_routing_acc *a = calloc(1, sizeof *a);
-    if (!a) return mr_error_set(MR_ENOMEM, "out of memory");
-    a->n = n;
-    a->n_moe = n_moe;
-    a->E = E;
-    a->k = k;
+    /* the struct and its five arrays in one zeroed block (every element is 8 bytes) */
     size_t ps = (size_t)n * n_moe + 1, ls = (size_t)n_moe * E + 1;
-    a->entropy = calloc(ps, sizeof *a->entropy);
-    a->wentropy = calloc(ps, sizeof *a->wentropy);
-    a->load = calloc(ls, sizeof *a->load);
-    a->top1 = calloc(ls, sizeof *a->top1);
-    a->psum = calloc(ls, sizeof *a->psum);
-    if (!a->entropy || !a->wentropy || !a->load || !a->top1 || !a->psum) {
-        mr_routing_acc_free(a);
-        return mr_error_set(MR_ENOMEM, "out of memory");
-    }
+    _Static_assert(sizeof(double) == 8 && sizeof(int64_t) == 8 && sizeof(uint64_t) == 8,
+                   "8-byte elements");
+    size_t head = (sizeof(mr_routing_acc) + 7) / 8;
+    uint64_t *block = calloc(head + 2 * ps + 3 * ls, 8);
+    if (!block) return mr_error_set(MR_ENOMEM, "out of memory");
+    mr_routing_acc *a = (mr_routing_acc *)block;
+    *a = (mr_routing_acc){.n = n, .n_moe = n_moe, .E = E, .k = k};
+    a->entropy = (double *)(block + head);
+    a->wentropy = a->entropy + ps;
+    a->load = (int64_t *)(a->wentropy + ps);
+    a->top1 = a->load + ls;
+    a->psum = (uint64_t *)(a->top1 + ls);
     *out = a;
     return MR_OK;
 }
 
-void mr_routing_acc_free(mr_routing_acc *a)
-{
-    if (!a) return;
-    free(a->entropy);
-    free(a->wentropy);
-    free(a->load);
-    free(a->top1);
-    free(a->psum);
-    free(a);
-}
+void mr_routing_acc_free(mr_routing_acc *a) { free(a); }
 
 int mr_routing_acc_add(mr_routing_acc *a, const mr_trace *tr, int s0)
 {

@@ -60,17 +60,7 @@ static int ac_init(void *state, const mr_model *m, mr_router_opts *opts)
     int L = m->cfg.n_layers, d = m->cfg.d_model, E = m->cfg.n_experts;
     s->eps = 1e-4;
     s->clamp = 10.0;
-    char buf[MR_NAME_LEN];
-    int found;
-    MR_TRY(mr_router_opts_get_string(opts, "group", buf, sizeof buf, &found));
-    if (found) {
-        if (strcmp(buf, "seq") == 0)
-            s->group_batch = 0;
-        else if (strcmp(buf, "batch") == 0)
-            s->group_batch = 1;
-        else
-            return mr_error_set(MR_EINPUT, "router option group=%s must be seq or batch", buf);
-    }
+    MR_TRY(mr_router_opts_get_choice(opts, "group", "seq", "batch", &s->group_batch));
     MR_TRY(mr_router_opts_get_double(opts, "eps", 1e-12, 1.0, &s->eps));
     MR_TRY(mr_router_opts_get_double(opts, "clamp", 1.0, 1e9, &s->clamp));
     s->emb = calloc((size_t)L, sizeof *s->emb);
@@ -345,11 +335,8 @@ static int ac_backward(const void *state, const mr_route_ctx *c, const mr_route_
 const mr_router_type mr_router_ac = {
     .name = "ac",
     .summary = "Adaptive Clustering (COSAGate + MAD): cluster-weighted cosine routing",
-    .state_size = sizeof(ac_state),
-    .init = ac_init,
-    .scratch_floats = ac_scratch,
-    .route = ac_route,
-    .free = ac_free,
-    .grad_scratch_floats = ac_grad_scratch,
-    .route_backward = ac_backward,
+    /* lifecycle; forward; backward (analysis/mr_router.h) */
+    .state_size = sizeof(ac_state), .init = ac_init, .free = ac_free,
+    .scratch_floats = ac_scratch, .route = ac_route,
+    .grad_scratch_floats = ac_grad_scratch, .route_backward = ac_backward,
 };

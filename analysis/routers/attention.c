@@ -186,11 +186,8 @@ static int att_backward(const void *state, const mr_route_ctx *c, const mr_route
 const mr_router_type mr_router_attention = {
     .name = "attention",
     .summary = "Attention-Aware SMoE: p_i = sum_j A_ij g_j, A the min-entropy head's attention",
-    .state_size = sizeof(att_state),
-    .init = att_init,
-    .scratch_floats = att_scratch,
-    .route = att_route,
-    .free = NULL,
-    .grad_scratch_floats = att_grad_scratch,
-    .route_backward = att_backward,
+    /* lifecycle; forward; backward (analysis/mr_router.h) */
+    .state_size = sizeof(att_state), .init = att_init,
+    .scratch_floats = att_scratch, .route = att_route,
+    .grad_scratch_floats = att_grad_scratch, .route_backward = att_backward,
 };

@@ -136,11 +136,8 @@ static int cos_backward(const void *state, const mr_route_ctx *c, const mr_route
 const mr_router_type mr_router_cosine = {
     .name = "cosine",
     .summary = "X-MoE: softmax(cos(W_p x, e_j) / tau), for models trained with it",
-    .state_size = sizeof(cos_state),
-    .init = cos_init,
-    .scratch_floats = cos_scratch,
-    .route = cos_route,
-    .free = NULL,
-    .grad_scratch_floats = cos_grad_scratch,
-    .route_backward = cos_backward,
+    /* lifecycle; forward; backward (analysis/mr_router.h) */
+    .state_size = sizeof(cos_state), .init = cos_init,
+    .scratch_floats = cos_scratch, .route = cos_route,
+    .grad_scratch_floats = cos_grad_scratch, .route_backward = cos_backward,
 };

@@ -67,12 +67,8 @@ static int mom_combine_backward(const void *state, const mr_route_ctx *c,
 const mr_router_type mr_router_momentum = {
     .name = "momentum",
     .summary = "MomentumSMoE heavy ball: m_l = mu m_{l-1} + gamma f_l(x_l) replaces f_l",
-    .state_size = sizeof(mom_state),
-    .init = mom_init,
-    .scratch_floats = NULL,
-    .route = mr_route_baseline,
-    .combine = mom_combine,
-    .free = NULL,
-    .route_backward = mr_route_baseline_backward,
-    .combine_backward = mom_combine_backward,
+    /* lifecycle; forward; backward (analysis/mr_router.h) */
+    .state_size = sizeof(mom_state), .init = mom_init,
+    .route = mr_route_baseline, .combine = mom_combine,
+    .route_backward = mr_route_baseline_backward, .combine_backward = mom_combine_backward,
 };

@@ -97,10 +97,8 @@ static int rnd_backward(const void *state, const mr_route_ctx *c, const mr_route
 const mr_router_type mr_router_random = {
     .name = "random",
     .summary = "SMoE-Dropout: a frozen random linear router (the model's, or seeded)",
-    .state_size = sizeof(rnd_state),
-    .init = rnd_init,
-    .scratch_floats = NULL,
+    /* lifecycle; forward; backward (analysis/mr_router.h) */
+    .state_size = sizeof(rnd_state), .init = rnd_init, .free = rnd_free,
     .route = rnd_route,
-    .free = rnd_free,
     .route_backward = rnd_backward,
 };

@@ -31,17 +31,7 @@ static int s2_init(void *state, const mr_model *m, mr_router_opts *opts)
 {
     s2_state *s = state;
     s->noise = 1;
-    char buf[MR_NAME_LEN];
-    int found;
-    MR_TRY(mr_router_opts_get_string(opts, "noise", buf, sizeof buf, &found));
-    if (found) {
-        if (strcmp(buf, "on") == 0)
-            s->noise = 1;
-        else if (strcmp(buf, "off") == 0)
-            s->noise = 0;
-        else
-            return mr_error_set(MR_EINPUT, "router option noise=%s must be on or off", buf);
-    }
+    MR_TRY(mr_router_opts_get_choice(opts, "noise", "off", "on", &s->noise));
     MR_TRY(mr_router_opts_get_double(opts, "seed", 0, 4294967295.0, &s->seed));
     MR_REQUIRE(s->seed == floor(s->seed), MR_EINPUT, "router option seed must be an integer");
     for (int l = 0; l < m->cfg.n_layers; l++) {
@@ -180,13 +170,9 @@ static int s2_combine_backward(const void *state, const mr_route_ctx *c,
 const mr_router_type mr_router_s2moe = {
     .name = "s2moe",
     .summary = "S2MoE: g SMoE(x) + (1-g) SMoE(x + Gaussian noise), noise=on|off",
-    .state_size = sizeof(s2_state),
-    .init = s2_init,
-    .scratch_floats = s2_scratch,
-    .route = mr_route_baseline,
-    .combine = s2_combine,
-    .free = NULL,
-    .grad_scratch_floats = s2_grad_scratch,
-    .route_backward = mr_route_baseline_backward,
+    /* lifecycle; forward; backward (analysis/mr_router.h) */
+    .state_size = sizeof(s2_state), .init = s2_init,
+    .scratch_floats = s2_scratch, .route = mr_route_baseline, .combine = s2_combine,
+    .grad_scratch_floats = s2_grad_scratch, .route_backward = mr_route_baseline_backward,
     .combine_backward = s2_combine_backward,
 };

@@ -156,11 +156,8 @@ static int sim_backward(const void *state, const mr_route_ctx *c, const mr_route
 const mr_router_type mr_router_similarity = {
     .name = "similarity",
     .summary = "Similarity-Aware SMoE: p_i = sum_j softmax_j(<W_s x_i, W_s x_j>/tau) g_j",
-    .state_size = sizeof(sim_state),
-    .init = sim_init,
-    .scratch_floats = sim_scratch,
-    .route = sim_route,
-    .free = sim_free,
-    .grad_scratch_floats = sim_grad_scratch,
-    .route_backward = sim_backward,
+    /* lifecycle; forward; backward (analysis/mr_router.h) */
+    .state_size = sizeof(sim_state), .init = sim_init, .free = sim_free,
+    .scratch_floats = sim_scratch, .route = sim_route,
+    .grad_scratch_floats = sim_grad_scratch, .route_backward = sim_backward,
 };

@@ -24,10 +24,8 @@ static int softmax_init(void *state, const mr_model *m, mr_router_opts *opts)
 const mr_router_type mr_router_softmax = {
     .name = "softmax",
     .summary = "baseline top-k of softmax(W_g x + b) (GShard renorm / Switch)",
-    .state_size = 0,
+    /* lifecycle; forward; backward (analysis/mr_router.h) */
     .init = softmax_init,
-    .scratch_floats = NULL,
     .route = mr_route_baseline,
-    .free = NULL,
     .route_backward = mr_route_baseline_backward,
 };
