@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../analysis/mr_error.h"
+#include "../corruptions/mr_corruption.h" /* MR_SEVERITY_MAX */
 #include "mr_cli.h"
 #include "mr_grid.h"
 
@@ -51,7 +52,7 @@ int mr_cmd_run_dry(mr_grid *g, const char *out_dir, int threads, FILE *fp)
     for (int i = 0; i < g->n_corr; i++) fprintf(fp, " %s", g->corr[i]->name);
     if (!g->n_corr) fprintf(fp, " none");
     fprintf(fp, "; severities");
-    for (int s = 1; s <= 5; s++)
+    for (int s = 1; s <= MR_SEVERITY_MAX; s++)
         if (c->sev_mask & (1 << s)) fprintf(fp, " %d", s);
     fprintf(fp, "\nbootstrap    %d resamples per interval, level %g, seed %llu, batch %d\n\n",
             c->bootstrap, c->level, (unsigned long long)c->seed, c->batch);

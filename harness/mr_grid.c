@@ -231,7 +231,7 @@ static int enumerate(mr_grid *g)
 {
     const mr_run_config *c = g->cfg;
     int n_sev = 0;
-    for (int s = 1; s <= 5; s++) n_sev += (c->sev_mask >> s) & 1;
+    for (int s = 1; s <= MR_SEVERITY_MAX; s++) n_sev += (c->sev_mask >> s) & 1;
     int max_groups = 0, max_cells = 0;
     for (int r = 0; r < c->n_routers; r++) max_groups += c->routers[r].n_k ? c->routers[r].n_k : 1;
     max_groups *= c->n_models;
@@ -279,7 +279,7 @@ static int enumerate(mr_grid *g)
                         snprintf(mt->id, sizeof mt->id, "%s/clean", base);
                     } else if (j <= n_cor) {
                         int ci = (j - 1) / n_sev, si = (j - 1) % n_sev, sev = 0;
-                        for (int s = 1, seen = 0; s <= 5; s++)
+                        for (int s = 1, seen = 0; s <= MR_SEVERITY_MAX; s++)
                             if ((c->sev_mask >> s) & 1 && seen++ == si) sev = s;
                         mt->kind = MR_CELL_CORRUPT;
                         cell->corr = g->corr[ci];

@@ -13,6 +13,7 @@
 #include "mr_compress_setup.h"
 #include "../analysis/mr_parse.h"
 #include "../io/mr_fs.h"
+#include "../corruptions/mr_corruption.h" /* MR_SEVERITY_MAX */
 
 enum { SEC_RUN, SEC_DATA, SEC_CORR, SEC_ATTACK, SEC_MODEL, SEC_ROUTER };
 
@@ -165,22 +166,30 @@ static int add_format(parse_ctx *p, const char *f)
     return 1;
 }
 
+/* "A" or "A-B" with lo <= A <= B <= hi into *a, *b: 0, or what is wrong (1 a malformed
+ * range, 2 a range outside lo..hi, 3 a value outside lo..hi) */
+static int parse_range(const char *s, long lo, long hi, long *a, long *b)
+{
+    const char *dash = strchr(s, '-');
+    if (!dash) {
+        if (!parse_long(s, lo, hi, a)) return 3;
+        *b = *a;
+        return 0;
+    }
+    char first[32];
+    if ((size_t)(dash - s) >= sizeof first) return 1;
+    memcpy(first, s, (size_t)(dash - s));
+    first[dash - s] = '\0';
+    return parse_long(first, lo, hi, a) && parse_long(dash + 1, lo, hi, b) && *a <= *b ? 0 : 2;
+}
+
 static int add_severity(parse_ctx *p, const char *s)
 {
     long a, b;
-    const char *dash = strchr(s, '-');
-    if (dash) {
-        char lo[32];
-        if ((size_t)(dash - s) >= sizeof lo) FAIL("severities: bad range '%s'", s);
-        memcpy(lo, s, (size_t)(dash - s));
-        lo[dash - s] = '\0';
-        if (!parse_long(lo, 1, 5, &a) || !parse_long(dash + 1, 1, 5, &b) || a > b)
-            FAIL("severities: '%s' is not a range within 1-5", s);
-    } else if (!parse_long(s, 1, 5, &a)) {
-        FAIL("severities: '%s' is not a severity 1..5", s);
-    } else {
-        b = a;
-    }
+    int e = parse_range(s, 1, MR_SEVERITY_MAX, &a, &b);
+    if (e == 1) FAIL("severities: bad range '%s'", s);
+    if (e == 2) FAIL("severities: '%s' is not a range within 1-%d", s, MR_SEVERITY_MAX);
+    if (e == 3) FAIL("severities: '%s' is not a severity 1..%d", s, MR_SEVERITY_MAX);
     for (long i = a; i <= b; i++) p->c->sev_mask |= 1 << i;
     return 1;
 }
@@ -287,19 +296,10 @@ static int add_k(parse_ctx *p, const char *s)
 {
     mr_cfg_router *r = cur_router(p);
     long a, b;
-    const char *dash = strchr(s, '-');
-    if (dash) {
-        char lo[32];
-        if ((size_t)(dash - s) >= sizeof lo) FAIL("top_k: bad range '%s'", s);
-        memcpy(lo, s, (size_t)(dash - s));
-        lo[dash - s] = '\0';
-        if (!parse_long(lo, 1, 4096, &a) || !parse_long(dash + 1, 1, 4096, &b) || a > b)
-            FAIL("top_k: '%s' is not a range of expert counts", s);
-    } else if (!parse_long(s, 1, 4096, &a)) {
-        FAIL("top_k: '%s' is not an expert count >= 1", s);
-    } else {
-        b = a;
-    }
+    int e = parse_range(s, 1, 4096, &a, &b);
+    if (e == 1) FAIL("top_k: bad range '%s'", s);
+    if (e == 2) FAIL("top_k: '%s' is not a range of expert counts", s);
+    if (e == 3) FAIL("top_k: '%s' is not an expert count >= 1", s);
     for (long k = a; k <= b; k++) {
         /* a k listed twice would make two cells of one id (found only when results.h5
          * is written, after the whole grid ran) */
@@ -767,7 +767,7 @@ static int parse_checked(mr_run_config *c, FILE *fp, const char *path, override 
     c->batch = 32;
     c->calib_limit = MR_COMPRESS_DEFAULT_CALIB_LIMIT;
     c->formats = MR_OUT_JSON | MR_OUT_CSV;
-    c->sev_mask = 0x3e; /* 1..5 */
+    c->sev_mask = ((1 << (MR_SEVERITY_MAX + 1)) - 1) & ~1; /* bits 1..MR_SEVERITY_MAX */
     static const int eps_ladder[] = {1, 2, 4, 8, 16}; /* / 255, docs/attacks.md */
     c->n_eps = 5;
     memcpy(c->eps, eps_ladder, sizeof eps_ladder);
@@ -890,7 +890,7 @@ void mr_runcfg_write(const mr_run_config *c, FILE *fp)
         len += n;
     }
     fprintf(fp, "\nseverities =");
-    for (int s = 1; s <= 5; s++)
+    for (int s = 1; s <= MR_SEVERITY_MAX; s++)
         if (c->sev_mask & (1 << s)) fprintf(fp, " %d", s);
     fprintf(fp, "\n");
     if (c->n_attacks) { /* only when set: configs without attacks keep their text and hash */

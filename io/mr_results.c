@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "../analysis/mr_error.h"
+#include "../analysis/mr_array.h"
 #include "../analysis/mr_parse.h"
 #include "../corruptions/mr_corruption.h"
 #include "mr_h5.h"
@@ -155,13 +156,7 @@ static herr_t collect(hid_t g, const char *name, const H5L_info_t *info, void *d
         l->too_long = 1;
         return 0;
     }
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 256;
-        void *v = realloc(l->v, (size_t)cap * sizeof l->v[0]);
-        if (!v) return -1;
-        l->v = v;
-        l->cap = cap;
-    }
+    if (mr_array_grow(&l->v, &l->cap, l->n, sizeof l->v[0], 256) != MR_OK) return -1;
     snprintf(l->v[l->n++], sizeof l->v[0], "%s", name);
     return 0;
 }
@@ -299,9 +294,9 @@ static int build_groups(mr_results *r, const cfg_scan *c)
         mr_res_group *gr = &r->groups[g];
         gr->clean = -1;
         gr->ref = -1;
-        gr->corrupt = malloc(((size_t)r->n_corr * MR_RES_MAX_SEV + 1) * sizeof *gr->corrupt);
+        gr->corrupt = malloc(((size_t)r->n_corr * MR_SEVERITY_MAX + 1) * sizeof *gr->corrupt);
         MR_REQUIRE(gr->corrupt, MR_ENOMEM, "out of memory");
-        for (int i = 0; i < r->n_corr * MR_RES_MAX_SEV; i++) gr->corrupt[i] = -1;
+        for (int i = 0; i < r->n_corr * MR_SEVERITY_MAX; i++) gr->corrupt[i] = -1;
         for (int i = 0; i < MR_METRIC_N; i++) {
             if (mr_metric_table[i].part != MR_PART_GROUP) continue;
             size_t n = mr_metric_len(&mr_metric_table[i], 0, 0, r->n_corr);
@@ -325,9 +320,9 @@ static int build_groups(mr_results *r, const cfg_scan *c)
             gr->clean = i;
         } else if (m->kind == MR_CELL_CORRUPT) {
             int ci = mr_results_corr_index(r, m->corruption);
-            MR_REQUIRE(ci >= 0 && m->severity >= 1 && m->severity <= MR_RES_MAX_SEV, MR_EINPUT,
+            MR_REQUIRE(ci >= 0 && m->severity >= 1 && m->severity <= MR_SEVERITY_MAX, MR_EINPUT,
                        "%s: /cells/%s: bad corruption or severity", r->file, r->stem[i]);
-            gr->corrupt[ci * MR_RES_MAX_SEV + m->severity - 1] = i;
+            gr->corrupt[ci * MR_SEVERITY_MAX + m->severity - 1] = i;
         } else if (m->kind == MR_CELL_ATTACK) {
             MR_REQUIRE(gr->n_attack < MR_RES_MAX_ATTACK && m->severity >= 1 && m->severity <= 255,
                        MR_EINPUT, "%s: /cells/%s: more than %d attack cells in group %s, or eps "

@@ -19,7 +19,6 @@
 #include "../corruptions/mr_corruption.h" /* MR_SEVERITY_MAX */
 #include "mr_cellio.h"
 
-#define MR_RES_MAX_SEV MR_SEVERITY_MAX
 #define MR_RES_MAX_FLUCT 16
 #define MR_RES_MAX_MODELS 16
 #define MR_RES_NAME 64

@@ -29,7 +29,7 @@ int mr_fig_flip(rep *R, const char *name)
             const gagg *a = &R->agg[g];
             fprintf(dat.fp, "%s# block %d: %s / %s\n", b ? "\n\n" : "", b, titles[p],
                     R->r->groups[R->g0 + g].label);
-            for (int s = 0; s < MR_RES_MAX_SEV; s++)
+            for (int s = 0; s < MR_SEVERITY_MAX; s++)
                 if (a->sev_n[s]) {
                     const double *v = a->sev[metric[p]][s];
                     fprintf(dat.fp, "%d %.8g %.8g %.8g\n", s + 1, v[0], v[1], v[2]);
@@ -44,9 +44,9 @@ int mr_fig_flip(rep *R, const char *name)
     snprintf(title, sizeof title, "%s: flip rates, clean vs corrupted input (mean over %d corruptions "
              "and the MoE layers); bands: %g%% CI", R->m->name, R->r->n_corr, 100 * R->r->level);
     mr_rep_gp_multi_begin(R, gp.fp, title, 0, 3, 1, 0.0, 1.0, 0, ph);
-    fprintf(gp.fp, "set xrange [0.8:5.2]\nset xtics 1,1,5\nset xlabel \"severity\"\n"
+    fprintf(gp.fp, "set xrange [0.8:%g]\nset xtics 1,1,%d\nset xlabel \"severity\"\n"
                    "set yrange [0:%.6g]\nset lmargin 7\nset rmargin 2\nset tmargin 2\nset bmargin 3.5\n",
-            hi > 0 ? hi * 1.08 : 1.0);
+            MR_SEVERITY_MAX + 0.2, MR_SEVERITY_MAX, hi > 0 ? hi * 1.08 : 1.0);
     fprintf(gp.fp, "do for [p=1:3] {\n    eval panel(p)\n    set title panel_title[p]\n"
                    "    plot for [g=1:G] datafile index ((p-1)*G + g-1) using 1:3:4 with filledcurves ls g "
                    "fs transparent solid 0.12 noborder notitle, \\\n"

@@ -26,7 +26,7 @@ int mr_fig_severity_mean(rep *R, const char *name)
         fprintf(dat.fp, "%s# block %d: %s\n", j ? "\n\n" : "", j, R->r->groups[R->g0 + g].label);
         const double *cl = a->clean[R->prim];
         if (a->has_clean) fprintf(dat.fp, "0 %.8g %.8g %.8g\n", cl[0], cl[1], cl[2]);
-        for (int s = 0; s < MR_RES_MAX_SEV; s++)
+        for (int s = 0; s < MR_SEVERITY_MAX; s++)
             if (a->sev_n[s]) {
                 const double *v = a->sev[R->prim][s];
                 fprintf(dat.fp, "%d %.8g %.8g %.8g\n", s + 1, v[0], v[1], v[2]);
@@ -42,7 +42,8 @@ int mr_fig_severity_mean(rep *R, const char *name)
     fprintf(gp.fp, "set title \"%s: %s, mean over %d corruptions\"\n", R->m->name,
             mr_rep_prim_label(R), R->r->n_corr);
     fprintf(gp.fp, "set xlabel \"severity (0 = clean)\"\nset ylabel \"%s\"\n", mr_rep_prim_label(R));
-    fprintf(gp.fp, "set xrange [-0.2:5.2]\nset xtics 0,1,5\nset yrange [%.6g:%.6g]\n", lo, hi);
+    fprintf(gp.fp, "set xrange [-0.2:%g]\nset xtics 0,1,%d\nset yrange [%.6g:%.6g]\n",
+            MR_SEVERITY_MAX + 0.2, MR_SEVERITY_MAX, lo, hi);
     fprintf(gp.fp, "set key outside right center samplen 2.5\n");
     fprintf(gp.fp, "plot for [i=1:G] datafile index (i-1) using 1:3:4 with filledcurves ls i "
                    "fs transparent solid 0.12 noborder notitle, \\\n"
@@ -71,8 +72,8 @@ int mr_fig_severity_grid(rep *R, const char *name)
             fprintf(dat.fp, "%s# block %d: %s / %s\n", b ? "\n\n" : "", b, r->corr[c], gr->label);
             const double *cl = R->agg[g].clean[R->prim];
             if (R->agg[g].has_clean) fprintf(dat.fp, "0 %.8g %.8g %.8g\n", cl[0], cl[1], cl[2]);
-            for (int s = 0; s < MR_RES_MAX_SEV; s++) {
-                int cell = gr->corrupt[c * MR_RES_MAX_SEV + s];
+            for (int s = 0; s < MR_SEVERITY_MAX; s++) {
+                int cell = gr->corrupt[c * MR_SEVERITY_MAX + s];
                 if (cell < 0) continue;
                 const mr_cell_summary *cs = &r->cells[cell];
                 double v[3];
@@ -101,9 +102,9 @@ int mr_fig_severity_grid(rep *R, const char *name)
     snprintf(title, sizeof title, "%s: %s vs severity (0 = clean) per corruption; bands: %g%% CI",
              R->m->name, mr_rep_prim_label(R), 100 * r->level);
     mr_rep_gp_multi_begin(R, gp.fp, title, 0, cols, rows, 0.0, 1.0, 10, ph);
-    fprintf(gp.fp, "set xrange [-0.3:5.3]\nset xtics 0,1,5 scale 0.5\nset ytics scale 0.5\n"
+    fprintf(gp.fp, "set xrange [-0.3:%g]\nset xtics 0,1,%d scale 0.5\nset ytics scale 0.5\n"
                    "set yrange [%.6g:%.6g]\nset lmargin 6\nset rmargin 1.5\nset tmargin 1.6\nset bmargin 1.6\n",
-            lo, hi);
+            MR_SEVERITY_MAX + 0.3, MR_SEVERITY_MAX, lo, hi);
     fprintf(gp.fp, "do for [c=1:C] {\n    eval panel(c)\n    set title corr[c] offset 0,-0.7\n"
                    "    plot for [g=1:G] datafile index ((c-1)*G + g-1) using 1:3:4 with filledcurves ls g "
                    "fs transparent solid 0.12 noborder notitle, \\\n"

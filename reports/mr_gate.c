@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../analysis/mr_error.h"
+#include "../analysis/mr_array.h"
 #include "../analysis/mr_model.h"
 #include "../io/mr_file.h"
 #include "../io/mr_fs.h"
@@ -101,13 +102,7 @@ static int push(mr_gate_set *s, const char *cell, const char *metric, const doub
                 int better, double quantum)
 {
     if (!isfinite(v[0])) return MR_OK; /* undefined (e.g. CE with a zero denominator) */
-    if (s->n == s->cap) {
-        int cap = s->cap ? 2 * s->cap : 256;
-        void *p = realloc(s->v, (size_t)cap * sizeof *s->v);
-        MR_REQUIRE(p, MR_ENOMEM, "out of memory");
-        s->v = p;
-        s->cap = cap;
-    }
+    MR_TRY(mr_array_grow(&s->v, &s->cap, s->n, sizeof *s->v, 256));
     mr_gate_metric *m = &s->v[s->n++];
     snprintf(m->key, sizeof m->key, "%s:%s", cell, metric);
     m->mean = v[0];
@@ -161,7 +156,7 @@ int mr_gate_collect(const mr_results *r, uint64_t mask, mr_gate_set *s)
     for (int g = 0; g < r->n_groups; g++) {
         const mr_res_group *gr = &r->groups[g];
         if (gr->clean >= 0) MR_TRY(collect_cell(r, gr->clean, mask, s));
-        for (int i = 0; i < r->n_corr * MR_RES_MAX_SEV; i++)
+        for (int i = 0; i < r->n_corr * MR_SEVERITY_MAX; i++)
             if (gr->corrupt[i] >= 0) MR_TRY(collect_cell(r, gr->corrupt[i], mask, s));
         for (int f = 0; f < gr->n_fluct; f++) MR_TRY(collect_cell(r, gr->fluct[f], mask, s));
         if (!gr->has_ce) continue;

@@ -187,13 +187,13 @@ static int agg_corruption(rep *R, const mr_res_group *gr, gagg *a, sums *b, int 
     size_t n = R->n;
     memset(b->pc, 0, MR_METRIC_N * n * sizeof *b->pc);
     int cnt = 0;
-    for (int s = 0; s < MR_RES_MAX_SEV; s++) {
-        int cell = gr->corrupt[c * MR_RES_MAX_SEV + s];
+    for (int s = 0; s < MR_SEVERITY_MAX; s++) {
+        int cell = gr->corrupt[c * MR_SEVERITY_MAX + s];
         if (cell < 0) continue;
         MR_TRY(cell_vectors(R, cell, b->q, b->tmp));
         for (int id = 0; id < MR_METRIC_N; id++) {
             int f = mr_rep_shows(R, id) ? mr_metric_table[id].report : 0;
-            if (f & MR_REPORT_SEV) add_to(b->sev + ((size_t)id * MR_RES_MAX_SEV + s) * n, V(b->q, id), n);
+            if (f & MR_REPORT_SEV) add_to(b->sev + ((size_t)id * MR_SEVERITY_MAX + s) * n, V(b->q, id), n);
             if (f & MR_REPORT_PERCORR) add_to(V(b->pc, id), V(b->q, id), n);
             if (f & MR_REPORT_CORRUPT) add_to(V(b->all, id), V(b->q, id), n);
         }
@@ -228,9 +228,9 @@ static int agg_overall(rep *R, const mr_res_group *gr, gagg *a, sums *b)
     for (int id = 0; id < MR_METRIC_N; id++) {
         const mr_metric *m = &mr_metric_table[id];
         if (!mr_rep_shows(R, id)) continue;
-        for (int sv = 0; (m->report & MR_REPORT_SEV) && sv < MR_RES_MAX_SEV; sv++)
+        for (int sv = 0; (m->report & MR_REPORT_SEV) && sv < MR_SEVERITY_MAX; sv++)
             if (a->sev_n[sv])
-                MR_TRY(queue_ci(R, b->sev + ((size_t)id * MR_RES_MAX_SEV + sv) * n, a->sev_n[sv],
+                MR_TRY(queue_ci(R, b->sev + ((size_t)id * MR_SEVERITY_MAX + sv) * n, a->sev_n[sv],
                                 a->sev[id][sv], "report/sev/%s/%s/%s/s%d", m->id, R->m->name,
                                 gr->label, sv + 1));
         if (!a->all_n) continue;
@@ -280,17 +280,17 @@ static int aggregate_group(rep *R, int gl)
     nan3(&a->all[0][0], N);
     nan3(&a->delta[0][0], N);
     nan3(&a->fluct[0][0], N);
-    nan3(&a->sev[0][0][0], N * MR_RES_MAX_SEV);
+    nan3(&a->sev[0][0][0], N * MR_SEVERITY_MAX);
     a->pc = malloc(((size_t)r->n_corr * N * 2 * 3 + 1) * sizeof *a->pc);
     a->pc_n = calloc((size_t)r->n_corr + 1, sizeof *a->pc_n);
-    size_t need = N * n * (5 + MR_RES_MAX_SEV) + n * (L > 1 ? L : 1);
+    size_t need = N * n * (5 + MR_SEVERITY_MAX) + n * (L > 1 ? L : 1); /* 5: q cq pc all fl */
     double *buf = calloc(need + 1, sizeof *buf);
     int st = a->pc && a->pc_n && buf ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
     if (st == MR_OK) {
         nan3(a->pc, (size_t)r->n_corr * N * 2);
         sums b = {.q = buf, .cq = buf + N * n, .pc = buf + 2 * N * n, .all = buf + 3 * N * n,
                   .fl = buf + 4 * N * n, .sev = buf + 5 * N * n};
-        b.tmp = b.sev + N * MR_RES_MAX_SEV * n;
+        b.tmp = b.sev + N * MR_SEVERITY_MAX * n;
         if (gr->clean >= 0) st = agg_clean(R, gr, a, &b);
         for (int c = 0; st == MR_OK && c < r->n_corr; c++) st = agg_corruption(R, gr, a, &b, c);
         if (st == MR_OK) st = agg_overall(R, gr, a, &b);

@@ -28,8 +28,8 @@ typedef struct gagg {
     double all[MR_METRIC_N][3];    /* MR_REPORT_CORRUPT: mean over corruptions and severities */
     double delta[MR_METRIC_N][3];  /* MR_REPORT_DELTA: degradation, clean -> corrupted */
     double fluct[MR_METRIC_N][3];  /* MR_REPORT_FLUCT: mean over checkpoint pairs */
-    double sev[MR_METRIC_N][MR_RES_MAX_SEV][3]; /* MR_REPORT_SEV, per severity */
-    int sev_n[MR_RES_MAX_SEV];     /* corrupted cells per severity */
+    double sev[MR_METRIC_N][MR_SEVERITY_MAX][3]; /* MR_REPORT_SEV, per severity */
+    int sev_n[MR_SEVERITY_MAX];     /* corrupted cells per severity */
     double *pc;                    /* [n_corr][MR_METRIC_N][2][3]: MR_REPORT_PERCORR, mean
                                       over the corruption's severities, and its delta */
     int *pc_n;                     /* [n_corr] cells per corruption */
