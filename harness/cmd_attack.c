@@ -121,15 +121,13 @@ static int parse(attack_args *a, int argc, char **argv, int *help)
         {"router", required_argument, 0, 'r'},     {"router-opt", required_argument, 0, 'o'},
         {"top-k", required_argument, 0, 'k'},      {"limit", required_argument, 0, 'n'},
         {"batch", required_argument, 0, 'b'},      {"threads", required_argument, 0, 't'},
-        {"bootstrap", required_argument, 0, 'B'},  {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},          {0, 0, 0, 0}};
+        {"bootstrap", required_argument, 0, 'B'},  MR_CLI_OPTS_END};
     memset(a, 0, sizeof *a);
     mr_attack_opts_init(&a->ao);
     a->batch = a->ao.batch;
     a->threads = mr_cli_default_threads();
     a->bootstrap = 1000;
-    optind = 1;
-    opterr = 0;
+    mr_cli_getopt_start();
     int c, have_eps = 0, v = 0;
     long l;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -172,8 +170,7 @@ static int parse(attack_args *a, int argc, char **argv, int *help)
         case 'o': MR_TRY(mr_router_opts_add(&a->ropts, optarg)); break;
         case 'h': *help = 1; return MR_OK;
         case 'V': *help = 2; return MR_OK;
-        case ':': return mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]);
-        default: return mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
+        default: return mr_cli_option_error(c, argv);
         }
     }
     MR_REQUIRE(optind == argc, MR_EINPUT, "unexpected argument '%s'", argv[optind]);
@@ -329,17 +326,8 @@ int mr_cmd_attack(int argc, char **argv)
     attack_args a;
     int help = 0;
     int st = parse(&a, argc, argv, &help);
-    if (help == 2) return mr_cli_version();
-    if (help) {
-        usage(stdout);
-        return 0;
-    }
-    if (st != MR_OK) {
-        fprintf(stderr, "moe-robust attack: %s\n(see 'moe-robust attack --help')\n",
-                mr_error_message());
-        return mr_error_exit_code(st);
-    }
+    int ex = mr_cli_parsed("attack", st, help, usage);
+    if (ex >= 0) return ex;
     st = run(&a);
-    if (st != MR_OK) fprintf(stderr, "moe-robust attack: %s\n", mr_error_message());
-    return mr_error_exit_code(st);
+    return mr_cli_done("attack", st);
 }

@@ -38,28 +38,22 @@ int mr_cmd_baseline(int argc, char **argv)
 {
     static const struct option opts[] = {{"metrics", required_argument, 0, 'm'},
                                          {"out", required_argument, 0, 'o'},
-                                         {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
-                                         {0, 0, 0, 0}};
+                                         MR_CLI_OPTS_END};
     uint64_t mask = mr_gate_default_metrics();
     const char *out = NULL;
     int st = MR_OK, c;
-    optind = 1;
-    opterr = 0;
+    mr_cli_getopt_start();
     while (st == MR_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': st = mr_gate_parse_metrics(optarg, &mask); break;
         case 'o': out = optarg; break;
         case 'h': baseline_usage(stdout); return 0;
         case 'V': return mr_cli_version();
-        case ':': st = mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]); break;
-        default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
+        default: st = mr_cli_option_error(c, argv);
         }
     }
     if (st == MR_OK) st = mr_cli_one_operand(argc, argv, optind, "DIR");
-    if (st != MR_OK) {
-        fprintf(stderr, "moe-robust baseline: %s\n(see 'moe-robust baseline --help')\n", mr_error_message());
-        return 2;
-    }
+    if (st != MR_OK) return mr_cli_usage_error("baseline", st);
     mr_results r;
     mr_gate_set s = {0};
     char *text = NULL;
@@ -123,12 +117,10 @@ int mr_cmd_check(int argc, char **argv)
     static const struct option opts[] = {
         {"baseline", required_argument, 0, 'b'}, {"tolerance", required_argument, 0, 't'},
         {"junit", required_argument, 0, 'j'},    {"all", no_argument, 0, 'a'},
-        {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
+        {"quiet", no_argument, 0, 'q'},          MR_CLI_OPTS_END};
     const char *base_path = NULL, *tol_path = NULL, *junit = NULL;
     int all = 0, quiet = 0, st = MR_OK, c;
-    optind = 1;
-    opterr = 0;
+    mr_cli_getopt_start();
     while (st == MR_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'b': base_path = optarg; break;
@@ -138,16 +130,12 @@ int mr_cmd_check(int argc, char **argv)
         case 'q': quiet = 1; break;
         case 'h': check_usage(stdout); return 0;
         case 'V': return mr_cli_version();
-        case ':': st = mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]); break;
-        default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
+        default: st = mr_cli_option_error(c, argv);
         }
     }
     if (st == MR_OK) st = mr_cli_one_operand(argc, argv, optind, "DIR");
     if (st == MR_OK && !base_path) st = mr_error_set(MR_EINPUT, "--baseline FILE is required");
-    if (st != MR_OK) {
-        fprintf(stderr, "moe-robust check: %s\n(see 'moe-robust check --help')\n", mr_error_message());
-        return 2;
-    }
+    if (st != MR_OK) return mr_cli_usage_error("check", st);
     mr_gate_set base = {0}, now = {0};
     mr_gate_tol tol;
     mr_gate_tol_default(&tol);

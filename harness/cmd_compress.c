@@ -71,13 +71,11 @@ static int parse(mr_compress_request *rq, int *layers, int argc, char **argv, in
         {"experts", required_argument, 0, 'K'}, {"layers", required_argument, 0, 'L'},
         {"rank", required_argument, 0, 'r'},    {"sparse-keep", required_argument, 0, 's'},
         {"batch", required_argument, 0, 'b'},   {"out", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
+        MR_CLI_OPTS_END};
     mr_compress_request_init(rq);
     int have_k = 0;
     long v;
-    optind = 1;
-    opterr = 0;
+    mr_cli_getopt_start();
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -103,8 +101,7 @@ static int parse(mr_compress_request *rq, int *layers, int argc, char **argv, in
         case 'o': rq->out = optarg; break;
         case 'h': *help = 1; return MR_OK;
         case 'V': *help = 2; return MR_OK;
-        case ':': return mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]);
-        default: return mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
+        default: return mr_cli_option_error(c, argv);
         }
     }
     MR_REQUIRE(optind == argc, MR_EINPUT, "unexpected argument '%s'", argv[optind]);
@@ -122,16 +119,8 @@ int mr_cmd_compress(int argc, char **argv)
     mr_compress_request rq;
     int help = 0;
     int st = parse(&rq, layers, argc, argv, &help);
-    if (help == 2) return mr_cli_version();
-    if (help) {
-        usage(stdout);
-        return 0;
-    }
-    if (st != MR_OK) {
-        fprintf(stderr, "moe-robust compress: %s\n(see 'moe-robust compress --help')\n",
-                mr_error_message());
-        return mr_error_exit_code(st);
-    }
+    int ex = mr_cli_parsed("compress", st, help, usage);
+    if (ex >= 0) return ex;
     /* the command line, recorded in the output's metadata */
     size_t len = 16;
     for (int i = 0; i < argc; i++) len += strlen(argv[i]) + 1;

@@ -70,12 +70,11 @@ static int parse(corrupt_args *a, int argc, char **argv, int *help)
         {"limit", required_argument, 0, 'n'},   {"threads", required_argument, 0, 't'},
         {"gallery", required_argument, 0, 'g'}, {"index", required_argument, 0, 'i'},
         {"scale", required_argument, 0, 'k'},   {"list", no_argument, 0, 'l'},
-        {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},          {0, 0, 0, 0}};
+        MR_CLI_OPTS_END};
     memset(a, 0, sizeof *a);
     a->threads = mr_cli_default_threads();
     a->scale = 3;
-    optind = 1;
-    opterr = 0;
+    mr_cli_getopt_start();
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -95,8 +94,7 @@ static int parse(corrupt_args *a, int argc, char **argv, int *help)
         case 'l': a->list = 1; break;
         case 'h': *help = 1; return MR_OK;
         case 'V': *help = 2; return MR_OK;
-        case ':': return mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]);
-        default: return mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
+        default: return mr_cli_option_error(c, argv);
         }
     }
     MR_REQUIRE(optind == argc, MR_EINPUT, "unexpected argument '%s'", argv[optind]);
@@ -283,21 +281,12 @@ int mr_cmd_corrupt(int argc, char **argv)
     corrupt_args a;
     int help = 0;
     int st = parse(&a, argc, argv, &help);
-    if (help == 2) return mr_cli_version();
-    if (help) {
-        usage(stdout);
-        return 0;
-    }
-    if (st == MR_OK && a.list) {
+    if (st == MR_OK && !help && a.list) {
         list_corruptions();
         return 0;
     }
-    if (st != MR_OK) {
-        fprintf(stderr, "moe-robust corrupt: %s\n(see 'moe-robust corrupt --help')\n",
-                mr_error_message());
-        return mr_error_exit_code(st);
-    }
+    int ex = mr_cli_parsed("corrupt", st, help, usage);
+    if (ex >= 0) return ex;
     st = a.gallery ? run_gallery(&a) : run_corrupt(&a);
-    if (st != MR_OK) fprintf(stderr, "moe-robust corrupt: %s\n", mr_error_message());
-    return mr_error_exit_code(st);
+    return mr_cli_done("corrupt", st);
 }

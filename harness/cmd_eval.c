@@ -5,12 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "../analysis/mr_error.h"
-#include "../analysis/mr_parse.h"
 #include "mr_cli.h"
 #include "mr_corrupt_setup.h"
 #include "mr_eval.h"
@@ -68,31 +64,6 @@ static void usage(FILE *fp)
         fprintf(fp, "  %-12s %s\n", mr_router_types[i]->name, mr_router_types[i]->summary);
 }
 
-int mr_cli_parse_int(const char *name, const char *arg, long lo, long hi, long *out)
-{
-    long long v;
-    MR_TRY(mr_parse_ll(name, arg, lo, hi, &v)); /* the one overflow-checked parser */
-    *out = (long)v;
-    return MR_OK;
-}
-
-int mr_cli_one_operand(int argc, char **argv, int first, const char *what)
-{
-    MR_REQUIRE(first < argc, MR_EINPUT, "%s is required", what);
-    MR_REQUIRE(first + 1 == argc, MR_EINPUT, "unexpected argument '%s' (one %s)", argv[first + 1],
-               what);
-    return MR_OK;
-}
-
-int mr_cli_default_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_num_procs();
-#else
-    return 1;
-#endif
-}
-
 typedef struct eval_args {
     const char *model, *data, *router, *save, *compare, *corruption;
     const char *trace_model, *trace_router, *trace_ckpt;
@@ -119,20 +90,19 @@ static int parse(eval_args *a, int argc, char **argv, int *help)
         {"limit", required_argument, 0, 'n'},   {"batch", required_argument, 0, 'b'},
         {"threads", required_argument, 0, 't'}, {"router", required_argument, 0, 'r'},
         {"router-opt", required_argument, 0, 'o'}, {"top-k", required_argument, 0, 'k'},
-        {"save-routing", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
+        {"save-routing", required_argument, 0, 's'},
         {"compare-checkpoint", required_argument, 0, 'c'},
         {"corruption", required_argument, 0, 'C'},
         {"bootstrap", required_argument, 0, 'B'}, {"seed", required_argument, 0, 'S'},
         {"trace-model", required_argument, 0, 1}, {"trace-router", required_argument, 0, 2},
         {"trace-checkpoint", required_argument, 0, 3}, {"trace-step", required_argument, 0, 4},
-        {0, 0, 0, 0}};
+        MR_CLI_OPTS_END};
     memset(a, 0, sizeof *a);
     a->router = NULL; /* the model's own router, once it is loaded */
     a->batch = 16;
     a->threads = mr_cli_default_threads();
     a->bootstrap = 1000;
-    optind = 1;
-    opterr = 0;
+    mr_cli_getopt_start();
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -157,8 +127,7 @@ static int parse(eval_args *a, int argc, char **argv, int *help)
             break;
         case 'h': *help = 1; return MR_OK;
         case 'V': *help = 2; return MR_OK;
-        case ':': return mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]);
-        default: return mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
+        default: return mr_cli_option_error(c, argv);
         }
     }
     MR_REQUIRE(optind == argc, MR_EINPUT, "unexpected argument '%s'", argv[optind]);
@@ -172,15 +141,8 @@ int mr_cmd_eval(int argc, char **argv)
     eval_args a;
     int help = 0;
     int st = parse(&a, argc, argv, &help);
-    if (help == 2) return mr_cli_version();
-    if (help) {
-        usage(stdout);
-        return 0;
-    }
-    if (st != MR_OK) {
-        fprintf(stderr, "moe-robust eval: %s\n(see 'moe-robust eval --help')\n", mr_error_message());
-        return mr_error_exit_code(st);
-    }
+    int ex = mr_cli_parsed("eval", st, help, usage);
+    if (ex >= 0) return ex;
     mr_model *m = NULL, *other = NULL;
     mr_dataset *d = NULL;
     mr_router *r = NULL, *r_other = NULL;

@@ -34,15 +34,12 @@ int mr_cmd_import(int argc, char **argv)
 {
     static const struct option opts[] = {{"out", required_argument, 0, 'o'},
                                          {"max-seq-len", required_argument, 0, 'T'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {"version", no_argument, 0, 'V'},
-                                         {0, 0, 0, 0}};
+                                         MR_CLI_OPTS_END};
     const char *out = NULL;
     mr_hf_import_opts o = {0};
     long v;
     int st = MR_OK, c;
-    optind = 1;
-    opterr = 0;
+    mr_cli_getopt_start();
     while (st == MR_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
@@ -52,8 +49,7 @@ int mr_cmd_import(int argc, char **argv)
             break;
         case 'h': usage(stdout); return 0;
         case 'V': return mr_cli_version();
-        case ':': st = mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]); break;
-        default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
+        default: st = mr_cli_option_error(c, argv);
         }
     }
     const char *dir = optind < argc ? argv[optind] : NULL;
@@ -62,11 +58,7 @@ int mr_cmd_import(int argc, char **argv)
     /* the output's directory and kind are checked before any work, and that it is none
      * of the checkpoint's files (io/mr_fs.h) */
     if (st == MR_OK) st = mr_fs_check_output_in_dir(out, "--out", dir);
-    if (st != MR_OK) {
-        fprintf(stderr, "moe-robust import: %s\n(see 'moe-robust import --help')\n",
-                mr_error_message());
-        return mr_error_exit_code(st);
-    }
+    if (st != MR_OK) return mr_cli_usage_error("import", st);
     st = mr_hf_import(dir, out, &o);
     if (st != MR_OK) {
         fprintf(stderr, "moe-robust import: %s\n", mr_error_message());

@@ -38,12 +38,10 @@ int mr_cmd_report(int argc, char **argv)
     static const struct option opts[] = {
         {"format", required_argument, 0, 'f'}, {"out", required_argument, 0, 'o'},
         {"no-render", no_argument, 0, 'n'},    {"no-gallery", no_argument, 0, 'g'},
-        {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
+        {"quiet", no_argument, 0, 'q'},        MR_CLI_OPTS_END};
     mr_report_opts o = {.format = "png", .render = 1, .gallery = 1};
     int st = MR_OK, c;
-    optind = 1;
-    opterr = 0;
+    mr_cli_getopt_start();
     while (st == MR_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'f':
@@ -57,15 +55,11 @@ int mr_cmd_report(int argc, char **argv)
         case 'q': o.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': return mr_cli_version();
-        case ':': st = mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]); break;
-        default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
+        default: st = mr_cli_option_error(c, argv);
         }
     }
     if (st == MR_OK) st = mr_cli_one_operand(argc, argv, optind, "DIR");
-    if (st != MR_OK) {
-        fprintf(stderr, "moe-robust report: %s\n(see 'moe-robust report --help')\n", mr_error_message());
-        return 2;
-    }
+    if (st != MR_OK) return mr_cli_usage_error("report", st);
     mr_results r;
     mr_report_info info;
     st = mr_results_load(&r, argv[optind]);

@@ -7,9 +7,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#ifdef MR_WITH_MPI
-#include <mpi.h>
-#endif
 
 #include "../analysis/mr_error.h"
 #include "../analysis/mr_parse.h"
@@ -18,6 +15,7 @@
 #include "mr_cli.h"
 #include "mr_grid.h"
 #include "mr_rundir.h"
+#include "mr_transport.h"
 
 static void run_usage(FILE *fp)
 {
@@ -51,45 +49,26 @@ static void run_usage(FILE *fp)
             "Exit status: 0 done, 2 bad config or arguments (nothing written), 1 runtime failure.\n");
 }
 
-#ifdef MR_WITH_MPI
-/* Rank 0 gathers the cells the other ranks computed, as bytes over MPI, so the run works
- * without a shared filesystem; cells already present (shared filesystem) are kept. Both
- * sides walk the same cell list in the same order. */
-static int gather_cells(const mr_grid *g, const char *dir, int rank, int size)
+/* Rank 0 collects the cells the other ranks computed (as bytes, so the run works without
+ * a shared filesystem); cells it already has complete (shared filesystem) are kept. Every
+ * rank walks the same cell list in the same order; the first failure is returned. */
+static int gather_cells(mr_transport *t, const mr_grid *g, const char *dir)
 {
     char path[1400];
     int st = MR_OK;
     for (int i = 0; i < g->n_groups; i++) {
-        int owner = i % size;
-        if (owner == 0 || (rank != 0 && rank != owner)) continue;
+        int owner = i % t->size;
+        if (owner == 0) continue;
         const mr_grid_group *gr = &g->groups[i];
         for (int c = gr->first_cell; c < gr->first_cell + gr->n_cells; c++) {
             mr_grid_cell_path(path, sizeof path, dir, &g->cells[c]);
-            long len = -1;
-            char *buf = NULL;
-            if (rank == owner) {
-                size_t n = 0;
-                if (mr_fs_read_input(path, (size_t)1 << 31, "cell file", &buf, &n) == MR_OK)
-                    len = (long)n;
-                MPI_Send(&len, 1, MPI_LONG, 0, 1, MPI_COMM_WORLD);
-                if (len >= 0) MPI_Send(buf, (int)len, MPI_BYTE, 0, 2, MPI_COMM_WORLD);
-            } else {
-                MPI_Recv(&len, 1, MPI_LONG, owner, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-                if (len < 0) {
-                    st = mr_error_set(MR_EIO, "rank %d could not send %s", owner, path);
-                    continue;
-                }
-                buf = malloc((size_t)len + 1);
-                MPI_Recv(buf, (int)len, MPI_BYTE, owner, 2, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-                if (st == MR_OK && !mr_cell_done(path, g->hash))
-                    st = mr_file_write(path, buf, (size_t)len);
-            }
-            free(buf);
+            int keep = t->rank == 0 && (st != MR_OK || mr_cell_done(path, g->hash));
+            int moved = t->type->move_file(t, owner, path, keep);
+            if (st == MR_OK) st = moved;
         }
     }
     return st;
 }
-#endif
 
 /* I/N, both parsed with the CLI's one overflow-checked integer helper */
 /* --dry-run writes nothing: an existing --out must still be a directory */
@@ -118,133 +97,124 @@ static int parse_shard(const char *s, int *i, int *n)
     return MR_OK;
 }
 
-int mr_cmd_run(int argc, char **argv)
+/* The command line of `run`. */
+typedef struct run_args {
+    const char *config, *out;
+    char *set[MR_CFG_MAX_SET];
+    int n_set, dry, resume, quiet, shard, n_shards;
+    long threads;
+} run_args;
+
+/* -1 to go on, or the exit status of --help, --version or a usage error */
+static int parse_run(run_args *a, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"out", required_argument, 0, 'o'},  {"threads", required_argument, 0, 't'},
-        {"resume", no_argument, 0, 'r'},     {"quiet", no_argument, 0, 'q'},
-        {"shard", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
-        {"set", required_argument, 0, 'S'},  {"dry-run", no_argument, 0, 'n'},
-        {"version", no_argument, 0, 'V'},    {0, 0, 0, 0}};
-    const char *out = NULL;
-    static char *set[MR_CFG_MAX_SET];
-    int n_set = 0, dry = 0;
-    long threads = mr_cli_default_threads();
-    int resume = 0, quiet = 0, shard = 0, n_shards = 1, st = MR_OK, c;
-    optind = 1;
-    opterr = 0;
+        MR_OPT("out", 'o'),   MR_OPT("threads", 't'), MR_FLAG("resume", 'r'),  MR_FLAG("quiet", 'q'),
+        MR_OPT("shard", 's'), MR_OPT("set", 'S'),     MR_FLAG("dry-run", 'n'), MR_CLI_OPTS_END};
+    memset(a, 0, sizeof *a);
+    a->threads = mr_cli_default_threads();
+    a->n_shards = 1;
+    int st = MR_OK, c;
+    mr_cli_getopt_start();
     while (st == MR_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'o': out = optarg; break;
-        case 't': st = mr_cli_parse_int("--threads", optarg, 1, 1024, &threads); break;
-        case 'r': resume = 1; break;
-        case 'q': quiet = 1; break;
-        case 's': st = parse_shard(optarg, &shard, &n_shards); break;
+        case 'o': a->out = optarg; break;
+        case 't': st = mr_cli_parse_int("--threads", optarg, 1, 1024, &a->threads); break;
+        case 'r': a->resume = 1; break;
+        case 'q': a->quiet = 1; break;
+        case 's': st = parse_shard(optarg, &a->shard, &a->n_shards); break;
         case 'S':
-            if (n_set == MR_CFG_MAX_SET) st = mr_error_set(MR_EINPUT, "more than %d --set options", MR_CFG_MAX_SET);
-            else set[n_set++] = optarg;
+            if (a->n_set == MR_CFG_MAX_SET) st = mr_error_set(MR_EINPUT, "more than %d --set options", MR_CFG_MAX_SET);
+            else a->set[a->n_set++] = optarg;
             break;
-        case 'n': dry = 1; break;
+        case 'n': a->dry = 1; break;
         case 'h': run_usage(stdout); return 0;
         case 'V': return mr_cli_version();
-        case ':': st = mr_error_set(MR_EINPUT, "option %s needs a value", argv[optind - 1]); break;
-        default: st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[optind - 1]);
+        default: st = mr_cli_option_error(c, argv);
         }
     }
     if (st == MR_OK) st = mr_cli_one_operand(argc, argv, optind, "CONFIG.ini");
-    if (st == MR_OK && dry && n_shards > 1)
+    if (st == MR_OK && a->dry && a->n_shards > 1)
         st = mr_error_set(MR_EINPUT, "--dry-run covers the whole grid: leave out --shard");
-    if (st != MR_OK) {
-        fprintf(stderr, "moe-robust run: %s\n(see 'moe-robust run --help')\n", mr_error_message());
-        return 2;
-    }
-    int rank = 0, size = 1, mpi = 0;
-#ifdef MR_WITH_MPI
-    /* MPI only when launched by mpirun/srun: a plain `moe-robust run` stays a single
-     * process that needs no MPI runtime */
-    mpi = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
-    if (mpi) {
-        MPI_Init(NULL, NULL);
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-        MPI_Comm_size(MPI_COMM_WORLD, &size);
-    }
+    if (st != MR_OK) return mr_cli_usage_error("run", st);
+    a->config = argv[optind];
+    return -1;
+}
+
+/* --dry-run on rank 0: everything is checked as for a run; nothing is written */
+static int run_dry(mr_grid *g, const mr_run_config *cfg, int st, long threads)
+{
+    if (st == MR_OK && cfg->out[0]) st = check_is_dir(cfg->out);
+    if (st == MR_OK) st = mr_cmd_run_dry(g, cfg->out, (int)threads, stdout);
+    if (st != MR_OK) fprintf(stderr, "moe-robust run: %s\n", mr_error_message());
+    return st;
+}
+
+int mr_cmd_run(int argc, char **argv)
+{
+    static run_args a;
+    int ex = parse_run(&a, argc, argv);
+    if (ex >= 0) return ex;
+    /* one process, or the ranks of an MPI job (harness/mr_transport.h) */
+    mr_transport t;
+    mr_transport_open(&t);
+    int rank = t.rank, size = t.size, shard = a.shard, n_shards = a.n_shards;
     if (size > 1) {
         if (n_shards > 1) {
             if (rank == 0) fprintf(stderr, "moe-robust run: --shard cannot be combined with MPI ranks\n");
-            MPI_Finalize();
+            mr_transport_close(&t);
             return 2;
         }
         shard = rank;
         n_shards = size;
     }
-#endif
     static mr_run_config cfg;
     mr_grid g = {0};
     mr_rundir rd = {.lock = {.fd = -1}};
-    st = mr_runcfg_load_set(&cfg, argv[optind], n_set, set);
-    if (st == MR_OK && out) snprintf(cfg.out, sizeof cfg.out, "%s", out);
-    if (st == MR_OK && !cfg.out[0] && !dry)
+    int st = mr_runcfg_load_set(&cfg, a.config, a.n_set, a.set);
+    if (st == MR_OK && a.out) snprintf(cfg.out, sizeof cfg.out, "%s", a.out);
+    if (st == MR_OK && !cfg.out[0] && !a.dry)
         st = mr_error_set(MR_EINPUT, "%s: no output directory: give --out DIR or [run] out", cfg.file);
     /* fingerprints before the inputs are loaded, checked again once they are */
-    if (st == MR_OK && rank == 0 && !dry) st = mr_rundir_inputs(&rd, &cfg);
+    if (st == MR_OK && rank == 0 && !a.dry) st = mr_rundir_inputs(&rd, &cfg);
     if (st == MR_OK) st = mr_grid_build(&g, &cfg);
-    if (dry && rank == 0) {
-        /* everything is checked as for a run; nothing is written */
-        if (st == MR_OK && cfg.out[0]) st = check_is_dir(cfg.out);
-        if (st == MR_OK) st = mr_cmd_run_dry(&g, cfg.out, (int)threads, stdout);
-        if (st != MR_OK) fprintf(stderr, "moe-robust run: %s\n", mr_error_message());
+    if (a.dry) { /* the other MPI ranks have nothing to do */
+        if (rank == 0) st = run_dry(&g, &cfg, st, a.threads);
         mr_grid_free(&g);
-#ifdef MR_WITH_MPI
-        if (mpi) MPI_Finalize();
-#endif
-        return mr_error_exit_code(st);
-    }
-    if (dry) { /* the other MPI ranks: nothing to do */
-        mr_grid_free(&g);
-#ifdef MR_WITH_MPI
-        if (mpi) MPI_Finalize();
-#endif
+        mr_transport_close(&t);
         return mr_error_exit_code(st);
     }
     if (st == MR_OK && rank == 0) st = mr_rundir_check_unchanged(&rd);
     /* every rank checks the same things; only rank 0 touches the directory first (and
      * holds its lock for the whole run) */
     int mode = n_shards > 1 && size == 1 ? MR_RUNDIR_SHARD
-               : resume || n_shards > 1  ? MR_RUNDIR_RESUME
-                                         : MR_RUNDIR_NEW;
+               : a.resume || n_shards > 1 ? MR_RUNDIR_RESUME
+                                          : MR_RUNDIR_NEW;
     if (st == MR_OK && rank == 0) st = mr_rundir_open(&rd, cfg.out, &cfg, g.hash, mode);
-#ifdef MR_WITH_MPI
     /* the other ranks create their directory only once rank 0 has accepted it */
-    if (mpi) MPI_Bcast(&st, 1, MPI_INT, 0, MPI_COMM_WORLD);
-#endif
+    st = t.type->bcast_status(&t, st);
     /* the other ranks: without a shared filesystem each writes its cells locally first */
     char cells[1200];
     snprintf(cells, sizeof cells, "%s/cells", cfg.out);
     if (st == MR_OK && rank > 0) st = mr_mkdir_p(cells);
-#ifdef MR_WITH_MPI
-    if (mpi) MPI_Allreduce(MPI_IN_PLACE, &st, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-#endif
+    st = t.type->reduce_status(&t, st);
     /* compressed models, once per run (every rank or shard computes the same bits, and
      * a file that exists is complete) */
-    if (st == MR_OK) st = mr_grid_prepare_models(&g, cfg.out, quiet || rank > 0 ? NULL : stderr);
+    int quiet = a.quiet || rank > 0;
+    if (st == MR_OK) st = mr_grid_prepare_models(&g, cfg.out, quiet ? NULL : stderr);
     if (st == MR_OK) {
         int mine = 0;
         for (int i = 0; i < g.n_groups; i++)
             if (i % n_shards == shard) mine += g.groups[i].n_cells;
-        mr_grid_run_opts ro = {.dir = cfg.out, .threads = (int)threads, .shard = shard,
+        mr_grid_run_opts ro = {.dir = cfg.out, .threads = (int)a.threads, .shard = shard,
                                .n_shards = n_shards,
-                               .progress = mr_grid_progress_start(mine, 0, quiet || rank > 0)};
+                               .progress = mr_grid_progress_start(mine, 0, quiet)};
         st = mr_grid_run(&g, &ro);
         mr_grid_progress_end(ro.progress);
     }
-#ifdef MR_WITH_MPI
-    if (mpi) {
-        int any = st;
-        MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-        if (st == MR_OK && any != MR_OK) st = mr_error_set(any, "another rank failed");
-        if (any == MR_OK && size > 1) st = gather_cells(&g, cfg.out, rank, size);
-    }
-#endif
+    int any = t.type->reduce_status(&t, st);
+    if (st == MR_OK && any != MR_OK) st = mr_error_set(any, "another rank failed");
+    if (any == MR_OK && size > 1) st = gather_cells(&t, &g, cfg.out);
     int assemble = st == MR_OK && rank == 0 && (size > 1 || n_shards == 1);
     /* the cells were computed from the fingerprinted inputs: refuse a summary if one
      * changed during the run */
@@ -252,17 +222,15 @@ int mr_cmd_run(int argc, char **argv)
     if (assemble && st == MR_OK) st = mr_grid_write_summary(&g, cfg.out);
     if (st != MR_OK && (rank == 0 || st != MR_EINPUT))
         fprintf(stderr, "moe-robust run: %s\n", mr_error_message());
-    else if (rank == 0 && !quiet && assemble)
+    else if (rank == 0 && !a.quiet && assemble)
         fprintf(stderr, "moe-robust run: %d cells; results in %s/results.h5, summary.json, summary.csv\n",
                 g.n_cells, cfg.out);
-    else if (rank == 0 && !quiet)
+    else if (rank == 0 && !a.quiet)
         fprintf(stderr, "moe-robust run: shard %d/%d done; when all shards are, run: moe-robust merge %s\n",
                 shard, n_shards, cfg.out);
     mr_grid_free(&g);
     mr_rundir_close(&rd);
-#ifdef MR_WITH_MPI
-    if (mpi) MPI_Finalize();
-#endif
+    mr_transport_close(&t);
     return mr_error_exit_code(st);
 }
 
@@ -292,10 +260,7 @@ int mr_cmd_merge(int argc, char **argv)
     for (int a = 1; st == MR_OK && a < argc; a++)
         if (argv[a][0] == '-')
             st = mr_error_set(MR_EINPUT, "unknown option '%s'", argv[a]);
-    if (st != MR_OK) {
-        fprintf(stderr, "moe-robust merge: %s\n(see 'moe-robust merge --help')\n", mr_error_message());
-        return 2;
-    }
+    if (st != MR_OK) return mr_cli_usage_error("merge", st);
     const char *dir = argv[1];
     char path[1200];
     snprintf(path, sizeof path, "%s/config.ini", dir);
