@@ -469,8 +469,8 @@ int mr_h5_read_f64(hid_t f, const char *file, const char *path, double *dst, siz
     return read_all(f, file, path, H5T_NATIVE_DOUBLE, dst);
 }
 
-int mr_h5_write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank,
-                        const hsize_t *dims, const void *data, hid_t dcpl)
+hid_t mr_h5_create_dataset(hid_t loc, const char *name, hid_t ftype, int rank,
+                           const hsize_t *dims, hid_t dcpl)
 {
     /* no object records a modification time: the same content gives the same bytes */
     hid_t pl = dcpl == H5P_DEFAULT ? H5Pcreate(H5P_DATASET_CREATE) : H5Pcopy(dcpl);
@@ -479,10 +479,17 @@ int mr_h5_write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, i
     /* "a/b/c": the missing groups a and a/b are made first, without times either */
     int ok = sp >= 0 && mr_h5_make_parents(loc, name) == MR_OK;
     hid_t ds = ok ? H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, pl, H5P_DEFAULT) : -1;
-    e = ds >= 0 ? H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
-    if (ds >= 0 && H5Dclose(ds) < 0) e = -1;
     if (sp >= 0) H5Sclose(sp);
     if (pl >= 0) H5Pclose(pl);
+    return ds;
+}
+
+int mr_h5_write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank,
+                        const hsize_t *dims, const void *data, hid_t dcpl)
+{
+    hid_t ds = mr_h5_create_dataset(loc, name, ftype, rank, dims, dcpl);
+    herr_t e = ds >= 0 ? H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
+    if (ds >= 0 && H5Dclose(ds) < 0) e = -1;
     return e < 0 ? mr_error_set(MR_EIO, "cannot write dataset %s", name) : MR_OK;
 }
 

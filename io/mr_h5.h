@@ -87,6 +87,13 @@ int mr_h5_read_uint8(hid_t f, const char *file, const char *path, uint8_t *dst, 
  * MR_EINPUT naming the file and path if it is missing, not numeric, or of another size. */
 int mr_h5_read_f64(hid_t f, const char *file, const char *path, double *dst, size_t n);
 
+/* The one place datasets are created: `name` of type ftype and shape dims[rank] under
+ * `loc`, missing groups along the path created, with dataset-creation properties dcpl
+ * (H5P_DEFAULT for contiguous; copied, not changed) and no modification time recorded,
+ * so the same content gives the same bytes. The open dataset (the caller closes it), or
+ * -1. */
+hid_t mr_h5_create_dataset(hid_t loc, const char *name, hid_t ftype, int rank,
+                           const hsize_t *dims, hid_t dcpl);
 /* Write a whole dataset `name` of rank 1..MR_H5_MAX_RANK under `loc` (missing groups
  * along the path are created): file type ftype from memory of type mtype, with
  * dataset-creation properties dcpl (H5P_DEFAULT for contiguous). No object records a

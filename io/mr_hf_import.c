@@ -427,8 +427,7 @@ static int write_datasets(hid_t f, const ckpt *ck, const pieces *ps, mr_plan *pl
     float *buf = malloc(BLOCK_FLOATS * sizeof *buf);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     int st = ds && buf ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
-    if (st == MR_OK && (dcpl < 0 || H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0 ||
-                        H5Pset_obj_track_times(dcpl, 0) < 0))
+    if (st == MR_OK && (dcpl < 0 || H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0))
         st = mr_error_set(MR_EIO, "cannot set dataset properties");
     for (int i = 0; ds && i < plan->n; i++) ds[i] = -1;
     for (int i = 0; st == MR_OK && i < ps->n; i++) {
@@ -436,13 +435,9 @@ static int write_datasets(hid_t f, const ckpt *ck, const pieces *ps, mr_plan *pl
         mr_plan_item *it = &plan->items[pc->item];
         if (ds[pc->item] < 0) {
             hsize_t dims[3] = {it->dims[0], it->dims[1], it->dims[2]};
-            hid_t sp = H5Screate_simple(it->rank, dims, NULL);
-            /* parent groups without timestamps (item 19 of issue #23: same bytes) */
-            ds[pc->item] = sp >= 0 && mr_h5_make_parents(f, it->path) == MR_OK
-                               ? H5Dcreate2(f, it->path, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl,
-                                            H5P_DEFAULT)
-                               : -1;
-            if (sp >= 0) H5Sclose(sp);
+            /* parent groups and the dataset without timestamps (item 19 of issue #23: same
+             * bytes) */
+            ds[pc->item] = mr_h5_create_dataset(f, it->path, H5T_IEEE_F32LE, it->rank, dims, dcpl);
             if (ds[pc->item] < 0) st = mr_error_set(MR_EIO, "cannot create dataset %s", it->path);
         }
         if (st == MR_OK) st = write_piece(ck, pc, ds[pc->item], it->rank, buf);

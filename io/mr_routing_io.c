@@ -31,13 +31,7 @@ static hid_t make_ds(hid_t loc, const char *name, hid_t type, int rank, hsize_t 
                      hsize_t d2)
 {
     hsize_t dims[3] = {d0, d1, d2};
-    hid_t sp = H5Screate_simple(rank, dims, NULL);
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_obj_track_times(dcpl, 0); /* the same run, the same bytes */
-    hid_t ds = H5Dcreate2(loc, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    H5Pclose(dcpl);
-    H5Sclose(sp);
-    return ds;
+    return mr_h5_create_dataset(loc, name, type, rank, dims, H5P_DEFAULT); /* io/mr_h5.h */
 }
 
 static void pass_close(pass_ds *p, int n_moe)
