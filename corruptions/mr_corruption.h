@@ -70,7 +70,7 @@ const mr_corruption_type *mr_corruption_lookup(const char *name);
  * ones) or the bad severity. */
 int mr_corruption_parse(const char *spec, const mr_corruption_type **t, int *severity);
 
-/* Check 1 <= severity <= 5 (MR_EINPUT naming the corruption and value). */
+/* Check 1 <= severity <= MR_SEVERITY_MAX (MR_EINPUT naming the corruption and value). */
 int mr_corruption_check_severity(const mr_corruption_type *t, int severity);
 
 /* Workspace for one thread: images of exactly [H, W, C] (H = W = C = 0: none) and

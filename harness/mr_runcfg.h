@@ -89,7 +89,7 @@ typedef struct mr_run_config {
     int n_corr_names;
     char corr_names[MR_CFG_MAX_CORR][MR_NAME_LEN]; /* names or groups: all image text embed */
     int corr_line;
-    int sev_mask;             /* bit s set: severity s (1..5) */
+    int sev_mask;             /* bit s set: severity s (1..MR_SEVERITY_MAX) */
     /* [attack] (docs/attacks.md): adversarial cells per model, router and k, white-box
      * against that model and router, and with transfer = yes also crafted through the
      * reference router and scored on every other */

@@ -44,7 +44,8 @@ typedef struct mr_res_group {
     char variant[512];        /* type and options (not top_k): groups of one variant at
                                  several k form one self-slimmable curve */
     int clean;                /* cell index or -1 */
-    int *corrupt;             /* [n_corr * 5]: cell of corruption c, severity s at c*5+s-1, or -1 */
+    int *corrupt;             /* [n_corr * MR_SEVERITY_MAX]: cell of corruption c, severity s at
+                               * c * MR_SEVERITY_MAX + s - 1, or -1 */
     int n_fluct;
     int fluct[MR_RES_MAX_FLUCT]; /* fluct cells in checkpoint order */
     int n_attack;

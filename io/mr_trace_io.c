@@ -9,6 +9,7 @@
 #include "../analysis/mr_error.h"
 #include "../analysis/mr_ops.h"
 #include "../analysis/mr_router.h"
+#include "../corruptions/mr_corruption.h" /* MR_SEVERITY_MAX */
 #include "mr_h5.h"
 
 /* Bounds that keep every size computation in range and refuse absurd declarations before
@@ -73,7 +74,7 @@ static int attr_label(hid_t f, const char *file, const char *key, char *buf, siz
     return check_label(file, key, buf);
 }
 
-/* condition = "clean" or "NAME:S" with S in 1..5 (the suite's severity scale). */
+/* condition = "clean" or "NAME:S" with S in 1..MR_SEVERITY_MAX (the suite's severity scale). */
 static int parse_condition(mr_trace_file *t)
 {
     if (strcmp(t->condition, "clean") == 0) return MR_OK;
@@ -81,11 +82,11 @@ static int parse_condition(mr_trace_file *t)
     char *end = NULL;
     long s = colon ? strtol(colon + 1, &end, 10) : 0;
     MR_REQUIRE(colon && colon > t->condition && end != colon + 1 && *end == '\0' && s >= 1 &&
-                   s <= 5,
+                   s <= MR_SEVERITY_MAX,
                MR_EINPUT,
                "%s: attribute condition = '%s': expected \"clean\" or \"NAME:S\" with severity "
-               "S in 1..5",
-               t->path, t->condition);
+               "S in 1..%d",
+               t->path, t->condition, MR_SEVERITY_MAX);
     snprintf(t->corruption, sizeof t->corruption, "%.*s", (int)(colon - t->condition),
              t->condition);
     MR_REQUIRE(strcmp(t->corruption, "clean") != 0, MR_EINPUT,

@@ -120,9 +120,9 @@ int mr_rep_index(rep *R)
     fprintf(fp, "## Corruption gallery\n\n");
     const char *g = R->info->gallery;
     if (strcmp(g, "fig-gallery.png") == 0)
-        fprintf(fp, "Sample 0 of the data under every image corruption (rows) at severities 1..5 "
+        fprintf(fp, "Sample 0 of the data under every image corruption (rows) at severities 1..%d "
                     "(columns; the first is clean), seed %llu:\n\n![corruption gallery](fig-gallery.png)\n",
-                (unsigned long long)r->seed);
+                MR_SEVERITY_MAX, (unsigned long long)r->seed);
     else if (strcmp(g, "gallery.txt") == 0) {
         fprintf(fp, "The first characters of sample 0 under every text corruption and severity "
                     "(seed %llu; ↵ = newline):\n\n```\n", (unsigned long long)r->seed);
