@@ -195,17 +195,27 @@ int mr_runcfg_handler(void *user, const char *section, const char *key, const ch
     static const struct {
         const char *section; /* the keyword, a name following for model and router */
         int named;
-        int (*key)(parse_ctx *, const char *, const char *, const char *);
-    } keys[] = {{"run", 0, mr_runcfg_key_run},
-                {"data", 0, mr_runcfg_key_data},
-                {"model", 1, mr_runcfg_key_model},
-                {"router", 1, mr_runcfg_key_router},
-                {"corruptions", 0, mr_runcfg_key_corruptions},
-                {"attack", 0, mr_runcfg_key_attack}};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (keys[i].named ? section_name(section, keys[i].section) != NULL
-                          : strcmp(section, keys[i].section) == 0)
-            return keys[i].key(p, section, key, v);
+        int (*key)(parse_ctx *, const char *, const char *);
+        const char *keys; /* for the message about an unknown key */
+    } sections[] = {
+        {"run", 0, mr_runcfg_key_run, "out, seed, bootstrap, level, batch, limit, formats, reference"},
+        {"data", 0, mr_runcfg_key_data, "path, calib, calib_limit"},
+        {"model", 1, mr_runcfg_key_model, "path, checkpoint, routers, compress"},
+        {"router", 1, mr_runcfg_key_router, ""},
+        {"corruptions", 0, mr_runcfg_key_corruptions, "names, severities"},
+        {"attack", 0, mr_runcfg_key_attack, "methods, eps, steps, transfer"}};
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+        if (sections[i].named ? !section_name(section, sections[i].section)
+                              : strcmp(section, sections[i].section) != 0)
+            continue;
+        /* never index models[-1] or routers[-1], whatever the reader and inih disagree on */
+        if (sections[i].named && (strcmp(sections[i].section, "model") == 0 ? c->n_models : c->n_routers) == 0)
+            FAIL("[%s]: section header not recognised", section);
+        int known = sections[i].key(p, key, v);
+        if (known == MR_CFG_KEY_UNKNOWN)
+            FAIL("unknown key '%s' in [%s] (%s)", key, section, sections[i].keys);
+        return known;
+    }
     if (section[0] == '\0') FAIL("%s = %s comes before any [section]", key, v);
     FAIL("unknown section [%s] (run, data, model NAME, router NAME, corruptions, attack)", section);
 }

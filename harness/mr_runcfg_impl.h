@@ -129,13 +129,16 @@ int mr_runcfg_handler(void *user, const char *section, const char *key, const ch
 /* Add the section `sec` ("model NAME", "router NAME", "run", ...) as met at p->line
  * (mr_runcfg.c). */
 void mr_runcfg_section_add(parse_ctx *p, const char *sec);
-/* The keys of each section (mr_runcfg_keys.c): 1, or 0 once p->status holds the error. */
-int mr_runcfg_key_run(parse_ctx *p, const char *section, const char *key, const char *v);
-int mr_runcfg_key_data(parse_ctx *p, const char *section, const char *key, const char *v);
-int mr_runcfg_key_model(parse_ctx *p, const char *section, const char *key, const char *v);
-int mr_runcfg_key_router(parse_ctx *p, const char *section, const char *key, const char *v);
-int mr_runcfg_key_corruptions(parse_ctx *p, const char *section, const char *key, const char *v);
-int mr_runcfg_key_attack(parse_ctx *p, const char *section, const char *key, const char *v);
+/* The keys of each section (mr_runcfg_keys.c): 1, 0 once p->status holds the error, or
+ * MR_CFG_KEY_UNKNOWN for a key the section does not have (the caller names the ones it
+ * has). */
+#define MR_CFG_KEY_UNKNOWN (-1)
+int mr_runcfg_key_run(parse_ctx *p, const char *key, const char *v);
+int mr_runcfg_key_data(parse_ctx *p, const char *key, const char *v);
+int mr_runcfg_key_model(parse_ctx *p, const char *key, const char *v);
+int mr_runcfg_key_router(parse_ctx *p, const char *key, const char *v);
+int mr_runcfg_key_corruptions(parse_ctx *p, const char *key, const char *v);
+int mr_runcfg_key_attack(parse_ctx *p, const char *key, const char *v);
 /* `--set SECTION.KEY=VALUE` (mr_runcfg_set.c): split into o (MR_EINPUT naming the
  * argument); whether an override gives key `key` of the file's section `section`; read
  * override i as a line of its section. */

@@ -143,10 +143,9 @@ static int add_k(parse_ctx *p, const char *s)
     return 1;
 }
 
-/* One key of [run]: where results go, the seed and the statistics' settings; 0 after FAIL. */
-int mr_runcfg_key_run(parse_ctx *p, const char *section, const char *key, const char *v)
+/* One key of [run]: where results go, the seed and the statistics' settings. */
+int mr_runcfg_key_run(parse_ctx *p, const char *key, const char *v)
 {
-    (void)section;
     mr_run_config *c = p->c;
     long l;
     double x;
@@ -176,17 +175,15 @@ int mr_runcfg_key_run(parse_ctx *p, const char *section, const char *key, const 
     } else if (strcmp(key, "reference") == 0) {
         if (!copy(c->reference, sizeof c->reference, v)) FAIL("reference: name too long");
     } else {
-        FAIL("unknown key '%s' in [run] (out, seed, bootstrap, level, batch, limit, formats, reference)", key);
+        return MR_CFG_KEY_UNKNOWN;
     }
     return 1;
 }
 
-/* One key of [data]: the evaluation and calibration data; 0 after FAIL. */
-int mr_runcfg_key_data(parse_ctx *p, const char *section, const char *key, const char *v)
+/* One key of [data]: the evaluation and calibration data. */
+int mr_runcfg_key_data(parse_ctx *p, const char *key, const char *v)
 {
-    (void)section;
     mr_run_config *c = p->c;
-    long l;
     if (strcmp(key, "path") == 0) {
         if (!copy(c->data, sizeof c->data, v)) FAIL("path: too long");
         c->data_line = p->line;
@@ -194,20 +191,17 @@ int mr_runcfg_key_data(parse_ctx *p, const char *section, const char *key, const
         if (!copy(c->calib, sizeof c->calib, v)) FAIL("calib: path too long");
         c->calib_line = p->line;
     } else if (strcmp(key, "calib_limit") == 0) {
-        if (!parse_long(v, 1, 2000000000L, &l)) FAIL("calib_limit = %s: not an integer >= 1", v);
-        c->calib_limit = l;
+        if (!parse_long(v, 1, 2000000000L, &c->calib_limit))
+            FAIL("calib_limit = %s: not an integer >= 1", v);
     } else {
-        FAIL("unknown key '%s' in [data] (path, calib, calib_limit)", key);
+        return MR_CFG_KEY_UNKNOWN;
     }
     return 1;
 }
 
-/* One key of [model NAME]: a model file, its checkpoints, routers and compression; 0 after FAIL. */
-int mr_runcfg_key_model(parse_ctx *p, const char *section, const char *key, const char *v)
+/* One key of [model NAME]: a model file, its checkpoints, routers and compression. */
+int mr_runcfg_key_model(parse_ctx *p, const char *key, const char *v)
 {
-    mr_run_config *c = p->c;
-    /* never index models[-1], whatever the reader and inih disagree on */
-    if (c->n_models == 0) FAIL("[%s]: section header not recognised", section);
     mr_cfg_model *m = cur_model(p);
     if (strcmp(key, "path") == 0) {
         if (!copy(m->path, sizeof m->path, v)) FAIL("path: too long");
@@ -222,16 +216,14 @@ int mr_runcfg_key_model(parse_ctx *p, const char *section, const char *key, cons
     } else if (strcmp(key, "compress") == 0) {
         if (!parse_compress(p, m, v)) return 0;
     } else {
-        FAIL("unknown key '%s' in [%s] (path, checkpoint, routers, compress)", key, section);
+        return MR_CFG_KEY_UNKNOWN;
     }
     return 1;
 }
 
-/* One key of [router NAME]: a router type, its k values and options; 0 after FAIL. */
-int mr_runcfg_key_router(parse_ctx *p, const char *section, const char *key, const char *v)
+/* One key of [router NAME]: a router type, its k values and options. */
+int mr_runcfg_key_router(parse_ctx *p, const char *key, const char *v) /* never unknown */
 {
-    mr_run_config *c = p->c;
-    if (c->n_routers == 0) FAIL("[%s]: section header not recognised", section);
     mr_cfg_router *r = cur_router(p);
     if (strcmp(key, "type") == 0) {
         if (!mr_router_lookup(v)) FAIL("type = %s: unknown router", v);
@@ -252,10 +244,9 @@ int mr_runcfg_key_router(parse_ctx *p, const char *section, const char *key, con
     return 1;
 }
 
-/* One key of [corruptions]: which corruptions at which severities; 0 after FAIL. */
-int mr_runcfg_key_corruptions(parse_ctx *p, const char *section, const char *key, const char *v)
+/* One key of [corruptions]: which corruptions at which severities. */
+int mr_runcfg_key_corruptions(parse_ctx *p, const char *key, const char *v)
 {
-    (void)section;
     mr_run_config *c = p->c;
     if (strcmp(key, "names") == 0) {
         c->corr_line = p->line;
@@ -269,15 +260,14 @@ int mr_runcfg_key_corruptions(parse_ctx *p, const char *section, const char *key
         if (!for_items(v, add_severity, p)) return 0;
         if (c->sev_mask == 0) FAIL("severities = %s: no severity given", v);
     } else {
-        FAIL("unknown key '%s' in [corruptions] (names, severities)", key);
+        return MR_CFG_KEY_UNKNOWN;
     }
     return 1;
 }
 
-/* One key of [attack]: adversarial attacks and their budgets (docs/attacks.md); 0 after FAIL. */
-int mr_runcfg_key_attack(parse_ctx *p, const char *section, const char *key, const char *v)
+/* One key of [attack]: adversarial attacks and their budgets (docs/attacks.md). */
+int mr_runcfg_key_attack(parse_ctx *p, const char *key, const char *v)
 {
-    (void)section;
     mr_run_config *c = p->c;
     long l;
     if (strcmp(key, "methods") == 0) {
@@ -295,7 +285,7 @@ int mr_runcfg_key_attack(parse_ctx *p, const char *section, const char *key, con
         if (strcmp(v, "yes") && strcmp(v, "no")) FAIL("transfer = %s: yes or no", v);
         c->transfer = strcmp(v, "yes") == 0;
     } else {
-        FAIL("unknown key '%s' in [attack] (methods, eps, steps, transfer)", key);
+        return MR_CFG_KEY_UNKNOWN;
     }
     return 1;
 }
