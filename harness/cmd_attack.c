@@ -110,18 +110,13 @@ static int parse_choice(const char *name, const char *arg, const char *a, const 
 static int parse(attack_args *a, int argc, char **argv, int *help)
 {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},      {"data", required_argument, 0, 'd'},
-        {"method", required_argument, 0, 'M'},     {"eps", required_argument, 0, 'e'},
-        {"out", required_argument, 0, 'O'},        {"steps", required_argument, 0, 's'},
-        {"seed", required_argument, 0, 'S'},       {"step-size", required_argument, 0, 'a'},
-        {"random-start", required_argument, 0, 'R'}, {"objective", required_argument, 0, 'j'},
-        {"route-layer", required_argument, 0, 'L'}, {"p-init", required_argument, 0, 'p'},
-        {"p-schedule", required_argument, 0, 'P'}, {"spsa-samples", required_argument, 0, 'q'},
-        {"spsa-delta", required_argument, 0, 'D'}, {"spsa-lr", required_argument, 0, 'l'},
-        {"router", required_argument, 0, 'r'},     {"router-opt", required_argument, 0, 'o'},
-        {"top-k", required_argument, 0, 'k'},      {"limit", required_argument, 0, 'n'},
-        {"batch", required_argument, 0, 'b'},      {"threads", required_argument, 0, 't'},
-        {"bootstrap", required_argument, 0, 'B'},  MR_CLI_OPTS_END};
+        MR_OPT("model", 'm'), MR_OPT("data", 'd'), MR_OPT("method", 'M'), MR_OPT("eps", 'e'),
+        MR_OPT("out", 'O'), MR_OPT("steps", 's'), MR_OPT("seed", 'S'), MR_OPT("step-size", 'a'),
+        MR_OPT("random-start", 'R'), MR_OPT("objective", 'j'), MR_OPT("route-layer", 'L'),
+        MR_OPT("p-init", 'p'), MR_OPT("p-schedule", 'P'), MR_OPT("spsa-samples", 'q'),
+        MR_OPT("spsa-delta", 'D'), MR_OPT("spsa-lr", 'l'), MR_OPT("router", 'r'),
+        MR_OPT("router-opt", 'o'), MR_OPT("top-k", 'k'), MR_OPT("limit", 'n'),
+        MR_OPT("batch", 'b'), MR_OPT("threads", 't'), MR_OPT("bootstrap", 'B'), MR_CLI_OPTS_END};
     memset(a, 0, sizeof *a);
     mr_attack_opts_init(&a->ao);
     a->batch = a->ao.batch;

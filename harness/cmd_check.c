@@ -12,33 +12,14 @@
 #include "../io/mr_results.h"
 #include "mr_cli.h"
 
-static void baseline_usage(FILE *fp)
-{
-    fprintf(fp,
-            "usage: moe-robust baseline DIR [--metrics LIST] [--out FILE]\n"
-            "\n"
-            "Freezes metrics of DIR/results.h5 (mean and bootstrap CI) as JSON on stdout (or\n"
-            "FILE, written atomically), for `moe-robust check` (docs/ci.md):\n"
-            "  moe-robust baseline out/run > baseline.json\n"
-            "\n"
-            "  --metrics LIST  comma-separated metrics to freeze (default: default):\n"
-            "                  accuracy, loss, bpc, prediction_flip, accuracy_drop, flip_top1,\n"
-            "                  flip_topk_set, flip_jaccard, entropy, entropy_norm, load_cv,\n"
-            "                  aux_loss, mce, relative_mce; primary (accuracy, or bpc for an LM);\n"
-            "                  default (primary, prediction_flip, flip_top1, flip_topk_set,\n"
-            "                  entropy, mce); all\n"
-            "  --out FILE      write FILE instead of stdout\n"
-            "  -h, --help      this text\n"
-            "  --version       the version\n"
-            "\n"
-            "Exit status: 0 done, 2 bad input, 1 runtime failure.\n");
-}
+/* the --help texts, at the end of this file */
+static void baseline_usage(FILE *fp);
+static void check_usage(FILE *fp);
 
 int mr_cmd_baseline(int argc, char **argv)
 {
-    static const struct option opts[] = {{"metrics", required_argument, 0, 'm'},
-                                         {"out", required_argument, 0, 'o'},
-                                         MR_CLI_OPTS_END};
+    static const struct option opts[] = {
+        MR_OPT("metrics", 'm'), MR_OPT("out", 'o'), MR_CLI_OPTS_END};
     uint64_t mask = mr_gate_default_metrics();
     const char *out = NULL;
     int st = MR_OK, c;
@@ -86,38 +67,11 @@ int mr_cmd_baseline(int argc, char **argv)
     return mr_error_exit_code(st);
 }
 
-static void check_usage(FILE *fp)
-{
-    fprintf(fp,
-            "usage: moe-robust check DIR --baseline FILE [--tolerance FILE] [--junit FILE]\n"
-            "                            [--all] [--quiet]\n"
-            "\n"
-            "Compares the metrics frozen in a baseline (`moe-robust baseline`) with DIR/results.h5\n"
-            "and prints a table of what moved. A metric regresses when it moves in its worse\n"
-            "direction (accuracy down; loss, bpc, flips, mCE up; entropy either way) by more\n"
-            "than its tolerance, or, in mode \"ci\", outside the baseline's bootstrap CI plus the\n"
-            "tolerance. Without --tolerance the default absorbs floating-point noise only\n"
-            "(other BLAS kernels, vector widths): max(1e-5, 1e-5 x |baseline|, the change\n"
-            "of one sample's outcome, e.g. 1/n for a rate over n samples). See docs/ci.md.\n"
-            "\n"
-            "  --baseline FILE   the frozen metrics (JSON)\n"
-            "  --tolerance FILE  per-metric tolerances (JSON: default + glob rules)\n"
-            "  --junit FILE      also write JUnit XML, one testcase per guarded metric\n"
-            "  --all             list every moved metric (default: the first 20 of each kind)\n"
-            "  --quiet           print only the verdict line and the regressions\n"
-            "  -h, --help        this text\n"
-            "  --version         the version\n"
-            "\n"
-            "Exit status: 0 no regression, 1 a regression or a guarded metric missing (or a\n"
-            "runtime failure), 2 bad input (malformed baseline or tolerance file, no results).\n");
-}
-
 int mr_cmd_check(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"baseline", required_argument, 0, 'b'}, {"tolerance", required_argument, 0, 't'},
-        {"junit", required_argument, 0, 'j'},    {"all", no_argument, 0, 'a'},
-        {"quiet", no_argument, 0, 'q'},          MR_CLI_OPTS_END};
+        MR_OPT("baseline", 'b'), MR_OPT("tolerance", 't'), MR_OPT("junit", 'j'),
+        MR_FLAG("all", 'a'), MR_FLAG("quiet", 'q'), MR_CLI_OPTS_END};
     const char *base_path = NULL, *tol_path = NULL, *junit = NULL;
     int all = 0, quiet = 0, st = MR_OK, c;
     mr_cli_getopt_start();
@@ -200,4 +154,52 @@ int mr_cmd_check(int argc, char **argv)
     mr_results_free(&r);
     if (st != MR_OK) return mr_error_exit_code(st);
     return failed ? 1 : 0;
+}
+
+static void baseline_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: moe-robust baseline DIR [--metrics LIST] [--out FILE]\n"
+            "\n"
+            "Freezes metrics of DIR/results.h5 (mean and bootstrap CI) as JSON on stdout (or\n"
+            "FILE, written atomically), for `moe-robust check` (docs/ci.md):\n"
+            "  moe-robust baseline out/run > baseline.json\n"
+            "\n"
+            "  --metrics LIST  comma-separated metrics to freeze (default: default):\n"
+            "                  accuracy, loss, bpc, prediction_flip, accuracy_drop, flip_top1,\n"
+            "                  flip_topk_set, flip_jaccard, entropy, entropy_norm, load_cv,\n"
+            "                  aux_loss, mce, relative_mce; primary (accuracy, or bpc for an LM);\n"
+            "                  default (primary, prediction_flip, flip_top1, flip_topk_set,\n"
+            "                  entropy, mce); all\n"
+            "  --out FILE      write FILE instead of stdout\n"
+            "  -h, --help      this text\n"
+            "  --version       the version\n"
+            "\n"
+            "Exit status: 0 done, 2 bad input, 1 runtime failure.\n");
+}
+
+static void check_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: moe-robust check DIR --baseline FILE [--tolerance FILE] [--junit FILE]\n"
+            "                            [--all] [--quiet]\n"
+            "\n"
+            "Compares the metrics frozen in a baseline (`moe-robust baseline`) with DIR/results.h5\n"
+            "and prints a table of what moved. A metric regresses when it moves in its worse\n"
+            "direction (accuracy down; loss, bpc, flips, mCE up; entropy either way) by more\n"
+            "than its tolerance, or, in mode \"ci\", outside the baseline's bootstrap CI plus the\n"
+            "tolerance. Without --tolerance the default absorbs floating-point noise only\n"
+            "(other BLAS kernels, vector widths): max(1e-5, 1e-5 x |baseline|, the change\n"
+            "of one sample's outcome, e.g. 1/n for a rate over n samples). See docs/ci.md.\n"
+            "\n"
+            "  --baseline FILE   the frozen metrics (JSON)\n"
+            "  --tolerance FILE  per-metric tolerances (JSON: default + glob rules)\n"
+            "  --junit FILE      also write JUnit XML, one testcase per guarded metric\n"
+            "  --all             list every moved metric (default: the first 20 of each kind)\n"
+            "  --quiet           print only the verdict line and the regressions\n"
+            "  -h, --help        this text\n"
+            "  --version         the version\n"
+            "\n"
+            "Exit status: 0 no regression, 1 a regression or a guarded metric missing (or a\n"
+            "runtime failure), 2 bad input (malformed baseline or tolerance file, no results).\n");
 }

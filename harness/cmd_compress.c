@@ -66,12 +66,9 @@ static int parse_layers(const char *arg, int *layers, int *n)
 static int parse(mr_compress_request *rq, int *layers, int argc, char **argv, int *help)
 {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"calib", required_argument, 0, 'c'},
-        {"calib-limit", required_argument, 0, 'n'}, {"method", required_argument, 0, 'M'},
-        {"experts", required_argument, 0, 'K'}, {"layers", required_argument, 0, 'L'},
-        {"rank", required_argument, 0, 'r'},    {"sparse-keep", required_argument, 0, 's'},
-        {"batch", required_argument, 0, 'b'},   {"out", required_argument, 0, 'o'},
-        MR_CLI_OPTS_END};
+        MR_OPT("model", 'm'), MR_OPT("calib", 'c'), MR_OPT("calib-limit", 'n'),
+        MR_OPT("method", 'M'), MR_OPT("experts", 'K'), MR_OPT("layers", 'L'), MR_OPT("rank", 'r'),
+        MR_OPT("sparse-keep", 's'), MR_OPT("batch", 'b'), MR_OPT("out", 'o'), MR_CLI_OPTS_END};
     mr_compress_request_init(rq);
     int have_k = 0;
     long v;

@@ -64,13 +64,10 @@ typedef struct corrupt_args {
 static int parse(corrupt_args *a, int argc, char **argv, int *help)
 {
     static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'},    {"corruption", required_argument, 0, 'c'},
-        {"severity", required_argument, 0, 's'}, {"seed", required_argument, 0, 'S'},
-        {"out", required_argument, 0, 'o'},     {"model", required_argument, 0, 'm'},
-        {"limit", required_argument, 0, 'n'},   {"threads", required_argument, 0, 't'},
-        {"gallery", required_argument, 0, 'g'}, {"index", required_argument, 0, 'i'},
-        {"scale", required_argument, 0, 'k'},   {"list", no_argument, 0, 'l'},
-        MR_CLI_OPTS_END};
+        MR_OPT("data", 'd'), MR_OPT("corruption", 'c'), MR_OPT("severity", 's'),
+        MR_OPT("seed", 'S'), MR_OPT("out", 'o'), MR_OPT("model", 'm'), MR_OPT("limit", 'n'),
+        MR_OPT("threads", 't'), MR_OPT("gallery", 'g'), MR_OPT("index", 'i'), MR_OPT("scale", 'k'),
+        MR_FLAG("list", 'l'), MR_CLI_OPTS_END};
     memset(a, 0, sizeof *a);
     a->threads = mr_cli_default_threads();
     a->scale = 3;

@@ -86,17 +86,12 @@ static int trace_label(const char *opt, const char *v)
 static int parse(eval_args *a, int argc, char **argv, int *help)
 {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"data", required_argument, 0, 'd'},
-        {"limit", required_argument, 0, 'n'},   {"batch", required_argument, 0, 'b'},
-        {"threads", required_argument, 0, 't'}, {"router", required_argument, 0, 'r'},
-        {"router-opt", required_argument, 0, 'o'}, {"top-k", required_argument, 0, 'k'},
-        {"save-routing", required_argument, 0, 's'},
-        {"compare-checkpoint", required_argument, 0, 'c'},
-        {"corruption", required_argument, 0, 'C'},
-        {"bootstrap", required_argument, 0, 'B'}, {"seed", required_argument, 0, 'S'},
-        {"trace-model", required_argument, 0, 1}, {"trace-router", required_argument, 0, 2},
-        {"trace-checkpoint", required_argument, 0, 3}, {"trace-step", required_argument, 0, 4},
-        MR_CLI_OPTS_END};
+        MR_OPT("model", 'm'), MR_OPT("data", 'd'), MR_OPT("limit", 'n'), MR_OPT("batch", 'b'),
+        MR_OPT("threads", 't'), MR_OPT("router", 'r'), MR_OPT("router-opt", 'o'),
+        MR_OPT("top-k", 'k'), MR_OPT("save-routing", 's'), MR_OPT("compare-checkpoint", 'c'),
+        MR_OPT("corruption", 'C'), MR_OPT("bootstrap", 'B'), MR_OPT("seed", 'S'),
+        MR_OPT("trace-model", 1), MR_OPT("trace-router", 2), MR_OPT("trace-checkpoint", 3),
+        MR_OPT("trace-step", 4), MR_CLI_OPTS_END};
     memset(a, 0, sizeof *a);
     a->router = NULL; /* the model's own router, once it is loaded */
     a->batch = 16;

@@ -8,33 +8,12 @@
 #include "../io/mr_hf_import.h"
 #include "mr_cli.h"
 
-static void usage(FILE *fp)
-{
-    fprintf(fp,
-            "usage: moe-robust import DIR --out MODEL.h5 [--max-seq-len N]\n"
-            "\n"
-            "Converts a Hugging Face decoder MoE checkpoint directory (config.json and\n"
-            "model.safetensors, or shards with model.safetensors.index.json) to the moe-robust\n"
-            "model format v2 (docs/model-format.md, docs/import.md). Families (config model_type):\n"
-            "mixtral, qwen2_moe, qwen3_moe, olmoe. Weights in bfloat16, float16 or float32 are\n"
-            "converted to float32 exactly. What the engine does not implement (another RoPE\n"
-            "scaling than linear, an active sliding window, an activation other than silu, ...)\n"
-            "is refused with exit status 2, naming the config key and value; so is a damaged\n"
-            "checkpoint (naming the file and tensor). The output appears only when complete.\n"
-            "\n"
-            "  --out FILE          the model file to write\n"
-            "  --max-seq-len N     longest sequence the model will be run on (default:\n"
-            "                      max_position_embeddings, at most 65536); a sliding window at\n"
-            "                      least this long is inactive and accepted\n"
-            "  -h, --help          this text\n"
-            "  --version           the version\n");
-}
+static void usage(FILE *fp); /* --help, at the end of this file */
 
 int mr_cmd_import(int argc, char **argv)
 {
-    static const struct option opts[] = {{"out", required_argument, 0, 'o'},
-                                         {"max-seq-len", required_argument, 0, 'T'},
-                                         MR_CLI_OPTS_END};
+    static const struct option opts[] = {
+        MR_OPT("out", 'o'), MR_OPT("max-seq-len", 'T'), MR_CLI_OPTS_END};
     const char *out = NULL;
     mr_hf_import_opts o = {0};
     long v;
@@ -66,4 +45,26 @@ int mr_cmd_import(int argc, char **argv)
     }
     printf("%s: imported from %s\n", out, dir);
     return 0;
+}
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: moe-robust import DIR --out MODEL.h5 [--max-seq-len N]\n"
+            "\n"
+            "Converts a Hugging Face decoder MoE checkpoint directory (config.json and\n"
+            "model.safetensors, or shards with model.safetensors.index.json) to the moe-robust\n"
+            "model format v2 (docs/model-format.md, docs/import.md). Families (config model_type):\n"
+            "mixtral, qwen2_moe, qwen3_moe, olmoe. Weights in bfloat16, float16 or float32 are\n"
+            "converted to float32 exactly. What the engine does not implement (another RoPE\n"
+            "scaling than linear, an active sliding window, an activation other than silu, ...)\n"
+            "is refused with exit status 2, naming the config key and value; so is a damaged\n"
+            "checkpoint (naming the file and tensor). The output appears only when complete.\n"
+            "\n"
+            "  --out FILE          the model file to write\n"
+            "  --max-seq-len N     longest sequence the model will be run on (default:\n"
+            "                      max_position_embeddings, at most 65536); a sliding window at\n"
+            "                      least this long is inactive and accepted\n"
+            "  -h, --help          this text\n"
+            "  --version           the version\n");
 }

@@ -8,37 +8,13 @@
 #include "../io/mr_results.h"
 #include "mr_cli.h"
 
-static void usage(FILE *fp)
-{
-    fprintf(fp,
-            "usage: moe-robust report DIR [--format png|pdf|svg] [--out OUTDIR] [--no-render]\n"
-            "                             [--no-gallery] [--quiet]\n"
-            "\n"
-            "Renders figures and tables from DIR/results.h5 alone (written by `moe-robust run`;\n"
-            "nothing is re-evaluated) into DIR/report/: report.md (the index), fig-*.png|pdf|svg\n"
-            "each with its data (fig-*.dat) and gnuplot script (fig-*.gp) beside it, tables\n"
-            "table-*.md and table-*.tex (booktabs), and the corruption gallery. See docs/reports.md.\n"
-            "\n"
-            "  --format F     png (default), pdf (pdfcairo, paper fonts) or svg\n"
-            "  --out OUTDIR   output directory (default: DIR/report): new, empty or an earlier\n"
-            "                 report's; never a directory holding other files\n"
-            "  --no-render    write data, scripts and tables only; do not run gnuplot\n"
-            "  --no-gallery   do not draw the corruption gallery (it reads the run's data file)\n"
-            "  --quiet        no progress lines\n"
-            "  -h, --help     this text\n"
-            "  --version      the version\n"
-            "\n"
-            "Exit status: 0 done, 2 bad input (no or malformed results.h5, bad option),\n"
-            "1 runtime failure (gnuplot failed on a script), 3 gnuplot is not installed (data,\n"
-            "scripts and tables are still written).\n");
-}
+static void usage(FILE *fp); /* --help, at the end of this file */
 
 int mr_cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"format", required_argument, 0, 'f'}, {"out", required_argument, 0, 'o'},
-        {"no-render", no_argument, 0, 'n'},    {"no-gallery", no_argument, 0, 'g'},
-        {"quiet", no_argument, 0, 'q'},        MR_CLI_OPTS_END};
+        MR_OPT("format", 'f'), MR_OPT("out", 'o'), MR_FLAG("no-render", 'n'),
+        MR_FLAG("no-gallery", 'g'), MR_FLAG("quiet", 'q'), MR_CLI_OPTS_END};
     mr_report_opts o = {.format = "png", .render = 1, .gallery = 1};
     int st = MR_OK, c;
     mr_cli_getopt_start();
@@ -84,4 +60,29 @@ int mr_cmd_report(int argc, char **argv)
         fprintf(stderr, "moe-robust report: %d figures (%d rendered), %d tables; index %s/report.md\n",
                 info.n_figures, info.n_rendered, info.n_tables, info.out);
     return 0;
+}
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: moe-robust report DIR [--format png|pdf|svg] [--out OUTDIR] [--no-render]\n"
+            "                             [--no-gallery] [--quiet]\n"
+            "\n"
+            "Renders figures and tables from DIR/results.h5 alone (written by `moe-robust run`;\n"
+            "nothing is re-evaluated) into DIR/report/: report.md (the index), fig-*.png|pdf|svg\n"
+            "each with its data (fig-*.dat) and gnuplot script (fig-*.gp) beside it, tables\n"
+            "table-*.md and table-*.tex (booktabs), and the corruption gallery. See docs/reports.md.\n"
+            "\n"
+            "  --format F     png (default), pdf (pdfcairo, paper fonts) or svg\n"
+            "  --out OUTDIR   output directory (default: DIR/report): new, empty or an earlier\n"
+            "                 report's; never a directory holding other files\n"
+            "  --no-render    write data, scripts and tables only; do not run gnuplot\n"
+            "  --no-gallery   do not draw the corruption gallery (it reads the run's data file)\n"
+            "  --quiet        no progress lines\n"
+            "  -h, --help     this text\n"
+            "  --version      the version\n"
+            "\n"
+            "Exit status: 0 done, 2 bad input (no or malformed results.h5, bad option),\n"
+            "1 runtime failure (gnuplot failed on a script), 3 gnuplot is not installed (data,\n"
+            "scripts and tables are still written).\n");
 }
