@@ -160,11 +160,13 @@ static int reference_router(const mr_run_config *c)
 }
 
 /* Attack options of an [attack] cell: the method's defaults (docs/attacks.md) but for
- * eps, steps and the run's seed. */
+ * eps, steps, the objective (and its route_layer) and the run's seed. */
 static void attack_opts(mr_attack_opts *o, const mr_attack_type *t, const mr_run_config *c,
-                        int eps_grey)
+                        int eps_grey, int objective)
 {
     mr_attack_opts_init(o);
+    o->objective = objective;
+    o->route_layer = c->route_layer;
     o->eps = eps_grey / 255.0;
     o->steps = t == &mr_attack_fgsm ? 0 : c->attack_steps; /* FGSM: one step, whatever steps says */
     o->seed = c->seed;
@@ -180,18 +182,22 @@ static int check_attack_router(const mr_grid *g, int i, int r, const char *as)
     mr_router_opts ro = cr->opts;
     mr_router *rt = NULL;
     int st = mr_router_alloc(&rt, cr->type, g->models[i], &ro);
-    for (int a = 0; st == MR_OK && a < c->n_attacks; a++) {
-        const mr_attack_type *t = mr_attack_lookup(c->attacks[a]);
+    for (int a = 0; st == MR_OK && a < c->n_attacks * c->n_objectives; a++) {
+        const mr_attack_type *t = mr_attack_lookup(c->attacks[a / c->n_objectives]);
         mr_attack_opts o;
-        attack_opts(&o, t, c, c->eps[c->n_eps - 1]);
+        attack_opts(&o, t, c, c->eps[c->n_eps - 1], c->objectives[a % c->n_objectives]);
         mr_attack_ws *w = NULL;
         st = mr_attack_opts_check(&o, t, g->models[i]);
         if (st == MR_OK) st = mr_attack_ws_alloc(&w, t, &o, g->models[i], rt);
         mr_attack_ws_free(w);
-        if (st != MR_OK)
-            st = mr_error_prefix(MR_EINPUT, "%s:%d: [attack] %s through [router %s]%s on model %s",
-                                 c->file, c->attack_line, t->name, cr->name, as,
-                                 c->models[i].name);
+        if (st != MR_OK) { /* where the routing objective's route_layer was set, if it was */
+            char at[MR_PATH_LEN + MR_SET_LEN + 16];
+            mr_runcfg_where(c, o.objective == MR_ATTACK_ROUTING && c->route_line ? c->route_line
+                                                                                 : c->attack_line,
+                            at, sizeof at);
+            st = mr_error_prefix(MR_EINPUT, "%s: [attack] %s through [router %s]%s on model %s",
+                                 at, t->name, cr->name, as, c->models[i].name);
+        }
     }
     mr_router_free(rt);
     return st;
@@ -235,7 +241,7 @@ static int enumerate(mr_grid *g)
     int max_groups = 0, max_cells = 0;
     for (int r = 0; r < c->n_routers; r++) max_groups += c->routers[r].n_k ? c->routers[r].n_k : 1;
     max_groups *= c->n_models;
-    int n_att_max = 2 * c->n_attacks * c->n_eps, ref = reference_router(c);
+    int n_att_max = 2 * c->n_attacks * c->n_objectives * c->n_eps, ref = reference_router(c);
     int per_group_max = 1 + g->n_corr * n_sev + n_att_max + MR_CFG_MAX_CKPT;
     max_cells = max_groups * per_group_max;
     g->groups = calloc((size_t)max_groups + 1, sizeof *g->groups);
@@ -255,9 +261,10 @@ static int enumerate(mr_grid *g)
                 char base[200];
                 snprintf(base, sizeof base, "%s/%s@k%d", cm->name, cr->name, k);
                 int n_cor = cr->no_corruptions ? 0 : g->n_corr * n_sev;
-                /* per method: white-box at every eps, then transferred at every eps */
-                int n_ways = 1 + (c->transfer && ri != ref);
-                int n_att = cr->no_corruptions ? 0 : c->n_attacks * n_ways * c->n_eps;
+                /* per method and objective: white-box at every eps, then transferred at
+                 * every eps */
+                int n_ways = 1 + (c->transfer && ri != ref), n_obj = c->n_objectives;
+                int n_att = cr->no_corruptions ? 0 : c->n_attacks * n_obj * n_ways * c->n_eps;
                 int total = 1 + n_cor + n_att + (cm->n_ckpt > 1 ? cm->n_ckpt - 1 : 0);
                 for (int j = 0; j < total; j++) {
                     mr_grid_cell *cell = &g->cells[g->n_cells++];
@@ -287,15 +294,19 @@ static int enumerate(mr_grid *g)
                         snprintf(mt->corruption, sizeof mt->corruption, "%s", cell->corr->name);
                         snprintf(mt->id, sizeof mt->id, "%s/%s/s%d", base, cell->corr->name, sev);
                     } else if (j <= n_cor + n_att) {
-                        int a = j - 1 - n_cor, ei = a % c->n_eps, way = a / c->n_eps % n_ways;
+                        int a = j - 1 - n_cor, ei = a % c->n_eps, way = a / c->n_eps % n_ways,
+                            oi = a / c->n_eps / n_ways % n_obj;
                         mt->kind = MR_CELL_ATTACK;
-                        cell->attack = mr_attack_lookup(c->attacks[a / c->n_eps / n_ways]);
+                        cell->attack = mr_attack_lookup(c->attacks[a / c->n_eps / n_ways / n_obj]);
                         cell->transfer = way;
+                        cell->objective = c->objectives[oi];
                         mt->severity = c->eps[ei];
-                        snprintf(mt->corruption, sizeof mt->corruption, "%s%s", cell->attack->name,
-                                 way ? "-transfer" : "");
-                        snprintf(mt->id, sizeof mt->id, "%s/attack/%s%s/e%d", base,
-                                 cell->attack->name, way ? "-transfer" : "", mt->severity);
+                        /* METHOD[-routing][-transfer]: the loss objective keeps the plain name */
+                        const char *obj = cell->objective == MR_ATTACK_ROUTING ? "-routing" : "";
+                        snprintf(mt->corruption, sizeof mt->corruption, "%s%s%s",
+                                 cell->attack->name, obj, way ? "-transfer" : "");
+                        snprintf(mt->id, sizeof mt->id, "%s/attack/%s%s%s/e%d", base,
+                                 cell->attack->name, obj, way ? "-transfer" : "", mt->severity);
                     } else {
                         int i = j - 1 - n_cor - n_att;
                         mt->kind = MR_CELL_FLUCT;
@@ -506,7 +517,7 @@ static int attack_cell(mr_eval_result *res, mr_paired *drop, const mr_grid *g,
         MR_TRY(mr_router_alloc(&src, ref->type, m, &ro));
     }
     mr_attack_opts ao;
-    attack_opts(&ao, cell->attack, c, cell->meta.severity);
+    attack_opts(&ao, cell->attack, c, cell->meta.severity, cell->objective);
     mr_eval_opts eo;
     group_opts(&eo, g, m, cell->meta.k, threads);
     mr_attack_setup as;
@@ -672,12 +683,12 @@ static double cpu_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* an attack cell's calibration slot: 2 * method index + transfer */
+/* an attack cell's calibration slot: 2 * (2 * method index + objective) + transfer */
 static int attack_slot(const mr_run_config *c, const mr_grid_cell *cell)
 {
     int a = 0;
     while (a < c->n_attacks && strcmp(c->attacks[a], cell->attack->name) != 0) a++;
-    return 2 * a + cell->transfer;
+    return 2 * (2 * a + (cell->objective == MR_ATTACK_ROUTING)) + cell->transfer;
 }
 
 int mr_grid_estimate(mr_grid *g, int threads, mr_grid_estimate_out *out)
@@ -697,7 +708,7 @@ int mr_grid_estimate(mr_grid *g, int threads, mr_grid_estimate_out *out)
     double t_start = now_s(), c_start = cpu_s();
     double *per_sample = calloc((size_t)g->n_groups + 1, sizeof *per_sample);
     double *corr_ratio = calloc((size_t)g->n_corr + 1, sizeof *corr_ratio);
-    double att_ratio[2 * MR_CFG_MAX_ATTACKS] = {0}; /* by attack_slot */
+    double att_ratio[4 * MR_CFG_MAX_ATTACKS] = {0}; /* by attack_slot */
     int st = per_sample && corr_ratio ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
     /* every group's clean pass; every corruption once, in the first group that runs it
      * (its middle severity), as a multiple of that group's clean pass */

@@ -25,6 +25,7 @@ typedef struct mr_grid_cell {
     const mr_corruption_type *corr; /* corrupt cells */
     const mr_attack_type *attack;   /* attack cells: eps = meta.severity / 255 */
     int transfer;                   /* attack cells: crafted through the reference router */
+    int objective;                  /* attack cells: enum mr_attack_objective */
     int ckpt;                       /* fluct cells: compares checkpoints ckpt and ckpt+1 */
     char file[300];                 /* name inside DIR/cells/ */
 } mr_grid_cell;

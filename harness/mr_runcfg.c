@@ -7,7 +7,9 @@
 #include <stdlib.h>
 
 #include "../corruptions/mr_corruption.h" /* MR_SEVERITY_MAX */
+#include "../analysis/attacks/mr_attack.h"
 #include "../io/mr_fs.h"
+#include "../io/mr_results.h"
 #include "mr_compress_setup.h"
 
 /* Add the section `sec` ("model NAME", "router NAME", "run", ...) as met at p->line. */
@@ -203,7 +205,7 @@ int mr_runcfg_handler(void *user, const char *section, const char *key, const ch
         {"model", 1, mr_runcfg_key_model, "path, checkpoint, routers, compress"},
         {"router", 1, mr_runcfg_key_router, ""},
         {"corruptions", 0, mr_runcfg_key_corruptions, "names, severities"},
-        {"attack", 0, mr_runcfg_key_attack, "methods, eps, steps, transfer"}};
+        {"attack", 0, mr_runcfg_key_attack, "methods, eps, steps, transfer, objective, route_layer"}};
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
         if (sections[i].named ? !section_name(section, sections[i].section)
                               : strcmp(section, sections[i].section) != 0)
@@ -303,6 +305,9 @@ static int parse_checked(mr_run_config *c, FILE *fp, const char *path, override 
     static const int eps_ladder[] = {1, 2, 4, 8, 16}; /* / 255, docs/attacks.md */
     c->n_eps = 5;
     memcpy(c->eps, eps_ladder, sizeof eps_ladder);
+    c->n_objectives = 1;
+    c->objectives[0] = MR_ATTACK_LOSS;
+    c->route_layer = -1;
     parse_ctx p = {.c = c, .fp = fp, .status = MR_OK, .n_ov = n_ov, .ov = ov,
                    .target_model = -1, .target_router = -1};
     int rc = ini_parse_stream(reader, &p, mr_runcfg_handler, &p);
@@ -349,6 +354,16 @@ static int parse_checked(mr_run_config *c, FILE *fp, const char *path, override 
     }
     MR_REQUIRE(c->n_attacks || !p.seen_line[3], MR_EINPUT,
                "%s:%d: [attack] without methods (e.g. methods = pgd)", path, p.seen_line[3]);
+    int routing = 0;
+    for (int i = 0; i < c->n_objectives; i++) routing |= c->objectives[i] == MR_ATTACK_ROUTING;
+    mr_runcfg_where(c, c->route_line, at, sizeof at);
+    MR_REQUIRE(c->route_layer < 0 || routing, MR_EINPUT,
+               "%s: [attack] route_layer = %d: only the routing objective attacks a layer (set "
+               "objective = routing)", at, c->route_layer);
+    int per_group = c->n_attacks * c->n_objectives * (1 + c->transfer) * c->n_eps;
+    MR_REQUIRE(per_group <= MR_RES_MAX_ATTACK, MR_EINPUT,
+               "%s:%d: [attack]: %d attack cells per router group (methods x objectives x eps, "
+               "x 2 with transfer); at most %d", path, c->attack_line, per_group, MR_RES_MAX_ATTACK);
     if (!c->reference[0]) strcpy(c->reference, c->routers[0].name);
     int found = -1;
     for (int i = 0; i < c->n_routers; i++)

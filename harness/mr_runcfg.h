@@ -100,6 +100,11 @@ typedef struct mr_run_config {
     int eps[MR_CFG_MAX_EPS];  /* the eps ladder in grey levels (eps = e / 255), ascending */
     int attack_steps;         /* iterations or queries; 0: each method's default */
     int transfer;             /* 1: also transfer attacks from the reference router */
+    int n_objectives;         /* objectives: each method x eps once per objective */
+    int objectives[2];        /* enum mr_attack_objective, in the order given; default loss */
+    int route_layer;          /* the routing objective's block (an MoE block); -1: each
+                                 model's first */
+    int route_line;           /* where route_layer was set (mr_runcfg_where), 0: not set */
 } mr_run_config;
 
 /* Whether [model] `model` runs [router] `router` (its `routers` key, default all). */

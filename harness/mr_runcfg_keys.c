@@ -75,6 +75,18 @@ static int add_attack(parse_ctx *p, const char *n)
     return 1;
 }
 
+/* objective = loss and/or routing (docs/attacks.md): each once */
+static int add_objective(parse_ctx *p, const char *n)
+{
+    mr_run_config *c = p->c;
+    int o = strcmp(n, "loss") == 0 ? MR_ATTACK_LOSS : strcmp(n, "routing") == 0 ? MR_ATTACK_ROUTING : -1;
+    if (o < 0) FAIL("objective: unknown objective '%s' (loss, routing)", n);
+    for (int i = 0; i < c->n_objectives; i++)
+        if (c->objectives[i] == o) FAIL("objective: %s is listed twice", n);
+    c->objectives[c->n_objectives++] = o;
+    return 1;
+}
+
 /* eps in grey levels (eps = e / 255): the data's grid, on which the ball is exact */
 static int add_eps(parse_ctx *p, const char *s)
 {
@@ -284,6 +296,14 @@ int mr_runcfg_key_attack(parse_ctx *p, const char *key, const char *v)
     } else if (strcmp(key, "transfer") == 0) {
         if (strcmp(v, "yes") && strcmp(v, "no")) FAIL("transfer = %s: yes or no", v);
         c->transfer = strcmp(v, "yes") == 0;
+    } else if (strcmp(key, "objective") == 0) {
+        c->n_objectives = 0;
+        if (!for_items(v, add_objective, p)) return 0;
+        if (c->n_objectives == 0) FAIL("objective = %s: no objective given", v);
+    } else if (strcmp(key, "route_layer") == 0) {
+        if (!parse_long(v, 0, 1 << 20, &l)) FAIL("route_layer = %s: not a block index", v);
+        c->route_layer = (int)l;
+        c->route_line = p->line;
     } else {
         return MR_CFG_KEY_UNKNOWN;
     }

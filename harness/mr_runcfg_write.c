@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "../analysis/attacks/mr_attack.h"
 #include "../corruptions/mr_corruption.h" /* MR_SEVERITY_MAX */
 
 /* "key = value", or "key=value" where that would be too long (the value came from a line
@@ -75,6 +76,14 @@ void mr_runcfg_write(const mr_run_config *c, FILE *fp)
         fprintf(fp, "\neps =");
         for (int i = 0; i < c->n_eps; i++) fprintf(fp, " %d", c->eps[i]);
         fprintf(fp, "\nsteps = %d\ntransfer = %s\n", c->attack_steps, c->transfer ? "yes" : "no");
+        /* only when not the default: configs without them keep their text and hash */
+        if (c->n_objectives != 1 || c->objectives[0] != MR_ATTACK_LOSS) {
+            fprintf(fp, "objective =");
+            for (int i = 0; i < c->n_objectives; i++)
+                fprintf(fp, " %s", c->objectives[i] == MR_ATTACK_ROUTING ? "routing" : "loss");
+            fprintf(fp, "\n");
+        }
+        if (c->route_layer >= 0) fprintf(fp, "route_layer = %d\n", c->route_layer);
     }
 }
 

@@ -406,6 +406,50 @@ START_TEST(attack_keys)
     expect_error(BASE "[router softmax]\n[attack]\nmethods = pgd\nradius = 3\n", 8, "unknown key 'radius'");
     expect_error(BASE "[router softmax]\n[attack]\nmethods = pgd\n[attack]\n", 8, "[attack] appears twice");
     expect_error(BASE "[router softmax]\n[attack]\neps = 4\n", 6, "[attack] without methods");
+    expect_error(BASE "[router softmax]\n[attack]\nmethods = pgd\nobjective = flips\n", 8,
+                 "unknown objective 'flips'");
+    expect_error(BASE "[router softmax]\n[attack]\nmethods = pgd\nobjective = loss loss\n", 8,
+                 "loss is listed twice");
+    expect_error(BASE "[router softmax]\n[attack]\nmethods = pgd\nroute_layer = x\n", 8,
+                 "route_layer = x");
+    expect_error(BASE "[router softmax]\n[attack]\nmethods = pgd\nroute_layer = 1\n", 8,
+                 "only the routing objective");
+}
+END_TEST
+
+/* [attack] objective (loss, routing or both) and route_layer: read, written back only
+ * when not the default (configs without them keep their text and hash). */
+START_TEST(attack_objective_keys)
+{
+    static mr_run_config c, back, plain;
+    const char *text = BASE "[router softmax]\n[attack]\nmethods = pgd\n"
+                            "objective = routing, loss\nroute_layer = 3\n";
+    ck_assert_msg(load_text(&c, text) == MR_OK, "%s", mr_error_message());
+    ck_assert_int_eq(c.n_objectives, 2);
+    ck_assert_int_eq(c.objectives[0], MR_ATTACK_ROUTING);
+    ck_assert_int_eq(c.objectives[1], MR_ATTACK_LOSS);
+    ck_assert_int_eq(c.route_layer, 3);
+    read_back(&back, &c);
+    ck_assert_int_eq(back.n_objectives, 2);
+    ck_assert_int_eq(back.objectives[0], MR_ATTACK_ROUTING);
+    ck_assert_int_eq(back.route_layer, 3);
+    ck_assert(mr_runcfg_hash(&back) == mr_runcfg_hash(&c));
+    /* the default (loss, the first MoE block) is not written: the hash of a config
+     * without the keys is unchanged */
+    ck_assert_int_eq(load_text(&plain, BASE "[router softmax]\n[attack]\nmethods = pgd\n"),
+                     MR_OK);
+    ck_assert_int_eq(plain.n_objectives, 1);
+    ck_assert_int_eq(plain.objectives[0], MR_ATTACK_LOSS);
+    ck_assert_int_eq(plain.route_layer, -1);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    mr_runcfg_write(&plain, fp);
+    fclose(fp);
+    ck_assert_ptr_null(strstr(buf, "objective"));
+    ck_assert_ptr_null(strstr(buf, "route_layer"));
+    free(buf);
+    ck_assert(mr_runcfg_hash(&plain) != mr_runcfg_hash(&c));
 }
 END_TEST
 
@@ -444,6 +488,7 @@ int main(void)
     tcase_add_test(tc, set_overrides);
     tcase_add_test(tc, set_errors);
     tcase_add_test(tc, attack_keys);
+    tcase_add_test(tc, attack_objective_keys);
     suite_add_tcase(s, tc);
     /* loads every shipped model and data set: seconds, more under the sanitizers */
     TCase *ex = tcase_create("examples");

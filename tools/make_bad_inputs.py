@@ -570,6 +570,18 @@ CONFIGS = [
      "calib_limit", "calib_limit = 0", "calib_limit = 0"),
     ("compress-top-k-above-k.ini", compress_cfg("prune-freq:2").replace("top_k = 1,2", "top_k = 1-3"),
      "top_k =", "top_k = 3 exceeds n_experts = 2", "a router k above the compressed model's experts"),
+    # [attack] objective and route_layer (docs/attacks.md)
+    ("attack-objective-unknown.ini", BASE + "\n[attack]\nmethods = pgd\nobjective = flips\n",
+     "objective =", "unknown objective 'flips'", "an unknown attack objective"),
+    ("attack-objective-twice.ini", BASE + "\n[attack]\nmethods = fgsm\nobjective = routing loss routing\n",
+     "objective =", "routing is listed twice", "an objective listed twice (duplicate cells)"),
+    ("attack-route-layer-negative.ini", BASE + "\n[attack]\nmethods = fgsm\nobjective = routing\nroute_layer = -1\n",
+     "route_layer =", "route_layer = -1: not a block index", "a negative route_layer"),
+    ("attack-route-layer-without-routing.ini", BASE + "\n[attack]\nmethods = fgsm\nroute_layer = 1\n",
+     "route_layer =", "only the routing objective attacks a layer",
+     "route_layer with the loss objective only (it would be ignored)"),
+    ("attack-route-layer-not-moe.ini", BASE + "\n[attack]\nmethods = fgsm\nobjective = routing\nroute_layer = 0\n",
+     "route_layer =", "route layer 0 is not an MoE block", "route_layer naming a dense block"),
 ]
 
 
@@ -598,6 +610,7 @@ SETS = [
     ("run.limit=5 --set run.limit=6", "--set run.limit=6: limit given twice in [run] (first by "
      "--set run.limit=5)", "one key set twice (the second would silently override)"),
     ("run.limit=", "limit is empty", "an empty value"),
+    ("attack.objective=flips", "unknown objective 'flips'", "an unknown attack objective"),
 ]
 
 
