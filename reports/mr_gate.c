@@ -159,6 +159,7 @@ int mr_gate_collect(const mr_results *r, uint64_t mask, mr_gate_set *s)
         for (int i = 0; i < r->n_corr * MR_SEVERITY_MAX; i++)
             if (gr->corrupt[i] >= 0) MR_TRY(collect_cell(r, gr->corrupt[i], mask, s));
         for (int f = 0; f < gr->n_fluct; f++) MR_TRY(collect_cell(r, gr->fluct[f], mask, s));
+        for (int a = 0; a < gr->n_attack; a++) MR_TRY(collect_cell(r, gr->attack[a], mask, s));
         if (!gr->has_ce) continue;
         char id[200];
         snprintf(id, sizeof id, "%s/%s", r->models[gr->model].name, gr->label);

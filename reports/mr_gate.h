@@ -47,7 +47,8 @@ int mr_gate_parse_metrics(const char *list, uint64_t *mask);
 uint64_t mr_gate_default_metrics(void);
 uint64_t mr_gate_all_metrics(void);
 
-/* The selected metrics of a run, in grid order. */
+/* The selected metrics of a run, in grid order: per group its clean, corrupted, fluct
+ * and attack cells, then its group metrics. */
 int mr_gate_collect(const mr_results *r, uint64_t mask, mr_gate_set *out);
 /* The baseline JSON text (malloc'd, ends with a newline). */
 char *mr_gate_baseline_json(const mr_gate_set *s);

@@ -9,7 +9,8 @@
 # - a malformed baseline or tolerance file: exit 2 and a message naming FILE:LINE:COL,
 #   the column of the offending character (issue #23: cJSON placed some one late);
 # - a tolerance rule that matches no metric (a typo) is exit 2 naming the rule;
-# - with --junit, an exit 2 still writes a JUnit file with an <error> saying why.
+# - with --junit, an exit 2 still writes a JUnit file with an <error> saying why;
+# - attack cells (both objectives) are gated: a stronger attack fails the gate on them.
 set -u
 bin=$1
 cfg=tests/configs/tiny-grid.ini
@@ -158,6 +159,24 @@ has "$tmp/err.xml" '<error type="bad-input" message=".*typo.json' "JUnit error n
 rm -f "$tmp/err.xml"
 "$bin" check "$tmp/nowhere" --baseline "$tmp/base.json" --junit "$tmp/err.xml" 2>/dev/null; rc=$?
 [ $rc -eq 2 ] && [ -s "$tmp/err.xml" ] && ok "no results.h5 with --junit: exit 2 and a JUnit error" || bad "no results with --junit: exit $rc, JUnit $(ls "$tmp/err.xml" 2>&1)"
+# 5. attack cells ([attack], docs/attacks.md) are gated like corrupted cells, those of the
+#    routing objective included: a stronger attack on the same cells (PGD 1 -> 8 steps)
+#    lowers the attacked accuracy and raises the attacked block's top-1 flips: exit 1,
+#    the attack metrics named
+#    (the shipped model on 32 images: the tiny fixture's predictions do not move)
+printf '[run]\nseed = 3\nbootstrap = 50\nbatch = 8\nlimit = 32\n\n[data]\npath = /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n\n[model vit]\npath = models/fmnist-vit-moe-softmax.h5\n\n[router softmax]\n\n[attack]\nmethods = pgd\neps = 2 8\nsteps = 1\nobjective = loss routing\n' > "$tmp/att.ini"
+"$bin" run "$tmp/att.ini" --out "$tmp/att1" --threads 2 --quiet || bad "attack grid exited $?"
+"$bin" baseline "$tmp/att1" --metrics accuracy,flip_top1 > "$tmp/att-base.json" || bad "baseline of the attack grid exited $?"
+has "$tmp/att-base.json" '"vit/softmax@k2/attack/pgd/e8:accuracy":' "baseline freezes an attack cell's accuracy"
+has "$tmp/att-base.json" '"vit/softmax@k2/attack/pgd-routing/e8:layer1/flip_top1":' "baseline freezes a routing-attack cell's flips"
+"$bin" check "$tmp/att1" --baseline "$tmp/att-base.json" --quiet > /dev/null && ok "attack grid unchanged: passes" || bad "unchanged attack grid fails the gate"
+"$bin" run "$tmp/att.ini" --set attack.steps=8 --out "$tmp/att8" --threads 2 --quiet || bad "attack grid (8 steps) exited $?"
+printf '{"default": {"abs": 0.02}}\n' > "$tmp/att-tol.json"
+"$bin" check "$tmp/att8" --baseline "$tmp/att-base.json" --tolerance "$tmp/att-tol.json" > "$tmp/att.out"; rc=$?
+[ $rc -eq 1 ] && ok "stronger attack: exit 1" || bad "stronger attack: exit $rc"
+has "$tmp/att.out" "REGRESSION  vit/softmax@k2/attack/pgd/e8:accuracy " "the attacked accuracy's regression is named"
+has "$tmp/att.out" "REGRESSION  vit/softmax@k2/attack/pgd-routing/e8:layer1/flip_top1 " "the routing attack's flip regression is named"
+grep REGRESSION "$tmp/att.out" | grep -v '/attack/' && bad "a non-attack metric regressed" || ok "only attack cells regressed"
 "$bin" baseline --help | grep -q "usage: moe-robust baseline" && ok "baseline --help" || bad "baseline --help"
 "$bin" check --help | grep -q "usage: moe-robust check" && ok "check --help" || bad "check --help"
 exit $fail
