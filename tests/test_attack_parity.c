@@ -10,11 +10,14 @@
  * near zero. Every shipped router must have an FGSM reference.
  *
  * Cost: PGD-20 on 1,000 images is about 36 s of the 2-core machine per router, so the
- * suite runs FGSM for all eight routers and PGD-20 for the baseline softmax router;
- * MR_ATTACK_PARITY_ALL=1 (bench/attack_parity.sh) runs PGD-20 for all eight, once their
- * references are made (tools/make_attack_refs.sh; only softmax's is shipped). S2MoE's
- * references use the C engine's noise draws of each image (tools/attack_torch.py), so
- * the clean forward here sets each micro-batch's first sample index. */
+ * suite runs FGSM for all eight routers on all 1,000 images, PGD-20 for the baseline
+ * softmax router on all 1,000 and for the seven others on the first PGD_SUBSET images of
+ * their (1,000-image) references, where at most ACC_TOL x 1,000 = 3 images may differ in
+ * adversarial correctness (per image, not only in the count: a stricter form of the same
+ * budget); MR_ATTACK_PARITY_ALL=1 (bench/attack_parity.sh) runs PGD-20 for all eight on
+ * all 1,000 images, the acceptance of docs/attacks.md. S2MoE's references use the C
+ * engine's noise draws of each image (tools/attack_torch.py), so the clean forward here
+ * sets each micro-batch's first sample index. */
 #include <glob.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,6 +34,8 @@
 
 #define FMNIST_DATA "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 #define ACC_TOL 0.003
+#define FULL_N 1000    /* the acceptance: PGD-20 and FGSM on the first 1,000 test images */
+#define PGD_SUBSET 200 /* PGD-20 of the non-softmax routers in the suite: first images */
 
 /* argmax == label per image of a set of n images */
 static void correct_of(const mr_model *m, const mr_router *r, const uint8_t *images,
@@ -67,10 +72,10 @@ START_TEST(fgsm_and_pgd_match_pytorch)
     static const char *const routers[] = {"softmax", "similarity", "attention", "ac",
                                           "cosine",  "random",     "momentum",  "s2moe"};
     static const char *const methods[] = {"fgsm", "pgd20"};
-    const char *all = getenv("MR_ATTACK_PARITY_ALL");
-    int pgd_routers = all && strcmp(all, "1") == 0 ? 8 : 1;
+    const char *env = getenv("MR_ATTACK_PARITY_ALL");
+    int all = env && strcmp(env, "1") == 0;
     for (int mi = 0; mi < 2; mi++)
-        for (int ri = 0; ri < (mi == 0 ? 8 : pgd_routers); ri++) {
+        for (int ri = 0; ri < 8; ri++) {
             char ref[256], model[256], method[16];
             snprintf(ref, sizeof ref, "tests/fixtures/attacks/torch-%s-%s.h5", methods[mi],
                      routers[ri]);
@@ -93,6 +98,13 @@ START_TEST(fgsm_and_pgd_match_pytorch)
                              MR_OK);
             ck_assert_int_eq(mr_h5_read_uint8(f, ref, "/adv_correct", t_adv, (size_t)n), MR_OK);
             H5Fclose(f);
+            /* the suite's subset: the first images of the full reference (images are
+             * attacked independently, so the first n of 1,000 are the same attack) */
+            int subset = mi == 1 && ri > 0 && !all;
+            ck_assert_msg(n == FULL_N || (subset && n >= PGD_SUBSET),
+                          "%s holds %lld images, not %d (tools/make_attack_refs.sh)", ref, n,
+                          FULL_N);
+            if (subset) n = PGD_SUBSET;
 
             mr_model *m;
             mr_router *r;
@@ -122,14 +134,20 @@ START_TEST(fgsm_and_pgd_match_pytorch)
                 clean_differ += c_clean[i] != t_clean[i];
             }
             double ac = mean_u8(c_adv, (int)n), at = mean_u8(t_adv, (int)n);
-            printf("%-6s %-10s clean C %.4f PyTorch %.4f  adversarial C %.4f PyTorch %.4f "
-                   "(%d images differ)\n", method, routers[ri], mean_u8(c_clean, (int)n),
-                   mean_u8(t_clean, (int)n), ac, at, differ);
+            printf("%-6s %-10s %4lld images: clean C %.4f PyTorch %.4f  adversarial C %.4f "
+                   "PyTorch %.4f (%d images differ)\n", method, routers[ri], n,
+                   mean_u8(c_clean, (int)n), mean_u8(t_clean, (int)n), ac, at, differ);
             /* float32 PyTorch vs the engine: an argmax may flip at a near-tie */
             ck_assert_msg(clean_differ <= 1, "%s: %d clean predictions differ from PyTorch's",
                           ref, clean_differ);
-            ck_assert_msg(fabs(ac - at) <= ACC_TOL + 1e-12,
-                          "%s: adversarial accuracy %.4f (C) vs %.4f (PyTorch)", ref, ac, at);
+            if (subset)
+                ck_assert_msg(differ <= (int)(ACC_TOL * FULL_N + 0.5),
+                              "%s: %d of the first %lld images differ in adversarial "
+                              "correctness (C vs PyTorch; at most %d)", ref, differ, n,
+                              (int)(ACC_TOL * FULL_N + 0.5));
+            else
+                ck_assert_msg(fabs(ac - at) <= ACC_TOL + 1e-12,
+                              "%s: adversarial accuracy %.4f (C) vs %.4f (PyTorch)", ref, ac, at);
             free(adv);
             free(c_clean);
             free(c_adv);
