@@ -5,8 +5,13 @@
 #   Square (eps 8/255, QUERIES queries, AutoAttack's settings) on N_SQUARE images,
 # for each model in ROUTERS (the shipped fmnist-vit-moe-<router>.h5 with its router).
 # Prints the attack's own wall time (model loading and the final evaluation excluded),
-# the PyTorch/C time ratio, the adversarial accuracy of both, and how many cores OTHER
-# processes used meanwhile ("oth": the VM is shared; a disturbed run reads slower).
+# the PyTorch/C time ratio, the adversarial accuracy of both, how many cores OTHER
+# processes used meanwhile ("oth": the VM is shared; a disturbed run reads slower), and
+# each process's CPU time (user + system, loading and the clean/final evaluation pass
+# included: one forward pass of the images, against the attack's 20 forward and backward
+# passes or up to 1,000 queries) with its PyTorch/C ratio, which other processes' load
+# does not inflate as it inflates wall time (THREADS=1 also keeps idle worker threads
+# from spinning on CPU time). Ends with the host (lscpu model, avx512f) and load average.
 #
 #   bench/attacks.sh [BUILD_DIR]     (default build/; ~10 minutes on the 2-core VM)
 #
@@ -38,13 +43,15 @@ timed() {
           "$OUT/$name.rusage")
 }
 
+cpu_s() { awk '{ print $2 + $3 }' "$OUT/$1.rusage"; }
 c_secs() { sed -n 's/.*forward passes per image; \([0-9.]*\) s$/\1/p' "$OUT/$1.out"; }
 c_acc() { awk '/^accuracy/ { print $5; exit }' "$OUT/$1.out"; }
 t_secs() { sed -n 's/.*, \([0-9.]*\) s on .*/\1/p' "$OUT/$1.out"; }
 t_acc() { sed -n 's/.*accuracy [0-9.]* -> \([0-9.]*\).*/\1/p' "$OUT/$1.out"; }
 
-printf '%-7s %-10s %5s %9s %9s %6s %7s %7s %5s %5s\n' method router n "C s" "PT s" "PT/C" \
-    "C acc" "PT acc" "C oth" "PToth"
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+printf '%-7s %-10s %5s %9s %9s %6s %7s %7s %5s %5s %8s %8s %6s\n' method router n "C s" "PT s" \
+    "PT/C" "C acc" "PT acc" "C oth" "PToth" "C cpu s" "PT cpu s" "PT/C cpu"
 for r in $ROUTERS; do
     m=models/fmnist-vit-moe-$r.h5
     for method in pgd square; do
@@ -60,8 +67,11 @@ for r in $ROUTERS; do
         timed "t-$method-$r" /usr/bin/python3 tools/attack_torch.py --model "$m" --method $method \
             --eps 8/255 --steps $steps $extra --n "$n" --threads "$THREADS"
         cs=$(c_secs "c-$method-$r") ts=$(t_secs "t-$method-$r")
-        printf '%-7s %-10s %5d %9.1f %9.1f %6.1f %7s %7s %5s %5s\n' $method "$r" "$n" "$cs" "$ts" \
-            "$(awk -v a="$ts" -v b="$cs" 'BEGIN { print a / b }')" "$(c_acc "c-$method-$r")" \
-            "$(t_acc "t-$method-$r")" "$co" "$oth"
+        cc=$(cpu_s "c-$method-$r") tc=$(cpu_s "t-$method-$r")
+        printf '%-7s %-10s %5d %9.1f %9.1f %6.1f %7s %7s %5s %5s %8.1f %8.1f %6.1f\n' $method "$r" \
+            "$n" "$cs" "$ts" "$(awk -v a="$ts" -v b="$cs" 'BEGIN { print a / b }')" \
+            "$(c_acc "c-$method-$r")" "$(t_acc "t-$method-$r")" "$co" "$oth" "$cc" "$tc" \
+            "$(awk -v a="$tc" -v b="$cc" 'BEGIN { print a / b }')"
     done
 done
+echo "host: $(lscpu | sed -n 's/^Model name: *//p'), $(grep -o -w -m1 avx512f /proc/cpuinfo || echo 'no avx512f'), $(nproc) CPUs; load average at the start $load0, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
