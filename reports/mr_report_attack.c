@@ -60,6 +60,61 @@ static int attack_flip(rep *R, int cell, double *x, double *tmp, double out[3])
     return mr_results_ci(R->r, x, n, R->r->cells[cell].meta.id, out);
 }
 
+/* The eps values (grey levels 1..255) of the shown groups' attack cells, ascending, into
+ * ladder[]; pos[eps] = its x position 1..n (0: not used). Returns n. */
+static int eps_ladder(rep *R, int pos[256], int ladder[256])
+{
+    int seen[256] = {0}, n = 0;
+    FOR_SEL(j, g) {
+        const mr_res_group *gr = &R->r->groups[R->g0 + g];
+        for (int i = 0; i < gr->n_attack; i++) seen[R->r->cells[gr->attack[i]].meta.severity] = 1;
+    }
+    for (int e = 1; e < 256; e++)
+        if (seen[e]) {
+            ladder[n] = e;
+            pos[e] = ++n;
+        }
+    return n;
+}
+
+/* The gnuplot script of the figure: panel(a) accuracy, panel(A + a) flips of attack a,
+ * the x axis the eps ladder, the flips' y range up to `hi`. */
+static void attack_gp(rep *R, FILE *fp, const char *name, const char *what,
+                      char an[][MR_RES_NAME], int A, int n_eps, const int *ladder, double hi)
+{
+    /* A columns x 2 rows, or for one attack the two side by side */
+    int cols = A == 1 ? 2 : A, rows = A == 1 ? 1 : 2, head = 46 + 21 * mr_rep_key_rows(R->ns);
+    int pw = cols * 330 + 40, ph = rows * 260 + head + 10;
+    if (pw < 900) pw = 900; /* room for the title and the key */
+    mr_rep_gp_header(R, fp, name, what, pw, ph, 11, 2.2 * cols + 0.6,
+                     2.5 * rows + 0.14 * mr_rep_key_rows(R->ns), 7);
+    mr_rep_gp_groups(R, fp);
+    gp_str_array(fp, "attack", an[0], sizeof an[0], A);
+    fprintf(fp, "A = %d\n", A);
+    char title[300];
+    snprintf(title, sizeof title, "%s: accuracy and clean-vs-attacked top-1 routing flips vs "
+             "eps per attack; bands: %g%% CI", R->m->name, 100 * R->r->level);
+    mr_rep_gp_multi_begin(R, fp, title, 0, cols, rows, 0.0, 1.0, 10, ph);
+    fprintf(fp, "set xrange [-0.4:%.1f]\nset xtics scale 0.5 (\"clean\" 0", n_eps + 0.4);
+    for (int i = 0; i < n_eps; i++) fprintf(fp, ", \"%d\" %d", ladder[i], i + 1);
+    fprintf(fp, ")\nset ytics scale 0.5\n"
+                "set lmargin 7\nset rmargin 1.5\nset tmargin 1.6\nset bmargin 2.8\n"
+                "set xlabel \"eps (grey levels, /255)\" offset 0,0.5\n");
+    fprintf(fp, "do for [a=1:A] {\n    eval panel(a)\n    set title attack[a] offset 0,-0.7\n"
+                "    set yrange [0:100]\n    set ylabel \"accuracy (%%)\"\n"
+                "    plot for [g=1:G] datafile index ((a-1)*G + g-1) using 1:4:5 with filledcurves ls g "
+                "fs transparent solid 0.12 noborder notitle, \\\n"
+                "         for [g=1:G] datafile index ((a-1)*G + g-1) using 1:3 with linespoints ls g "
+                "lw 1.5 ps 0.5 notitle\n}\n");
+    fprintf(fp, "do for [a=1:A] {\n    eval panel(A + a)\n    set title (A == 1 ? attack[a] . \" (top-1 routing flips)\" : \"\") offset 0,-0.7\n"
+                "    set yrange [0:%.6g]\n    set ylabel \"top-1 flip (%%)\"\n"
+                "    plot for [g=1:G] datafile index ((A + a-1)*G + g-1) using 1:4:5 with filledcurves ls g "
+                "fs transparent solid 0.12 noborder notitle, \\\n"
+                "         for [g=1:G] datafile index ((A + a-1)*G + g-1) using 1:3 with linespoints ls g "
+                "lw 1.5 ps 0.5 notitle\n}\nunset multiplot\n",
+            hi > 0 ? hi * 1.08 : 1.0);
+}
+
 /* ---- accuracy and top-1 routing flips vs eps, per attack and router@k; and its table ---- */
 int mr_report_attack(rep *R, const char *name)
 {
@@ -93,18 +148,9 @@ int mr_report_attack(rep *R, const char *name)
                     "# ladder reads best so)  eps (grey levels, /255)  mean  ci_lo  ci_hi\n",
             A, R->ns, 100 * r->level);
     fprintf(tb.fp, "| attack | router@k | clean |");
-    int eps_seen[256] = {0};
-    FOR_SEL(j, g) {
-        const mr_res_group *gr = &r->groups[R->g0 + g];
-        for (int i = 0; i < gr->n_attack; i++) eps_seen[r->cells[gr->attack[i]].meta.severity] = 1;
-    }
-    int n_eps = 0, pos[256] = {0}, ladder[256];
-    for (int e = 1; e < 256; e++)
-        if (eps_seen[e]) {
-            fprintf(tb.fp, " %d/255 |", e);
-            ladder[n_eps] = e;
-            pos[e] = ++n_eps;
-        }
+    int pos[256] = {0}, ladder[256];
+    int n_eps = eps_ladder(R, pos, ladder);
+    for (int e = 0; e < n_eps; e++) fprintf(tb.fp, " %d/255 |", ladder[e]);
     fprintf(tb.fp, "\n|---|---|---|");
     for (int e = 0; e < n_eps; e++) fprintf(tb.fp, "---|");
     fprintf(tb.fp, "\n");
@@ -164,38 +210,7 @@ int mr_report_attack(rep *R, const char *name)
         mr_textbuf_discard(&gp);
         return st;
     }
-    /* panel(a) accuracy, panel(A + a) flips: A columns x 2 rows, or for one attack the two
-     * side by side */
-    int cols = A == 1 ? 2 : A, rows = A == 1 ? 1 : 2, head = 46 + 21 * mr_rep_key_rows(R->ns);
-    int pw = cols * 330 + 40, ph = rows * 260 + head + 10;
-    if (pw < 900) pw = 900; /* room for the title and the key */
-    mr_rep_gp_header(R, gp.fp, name, what, pw, ph, 11, 2.2 * cols + 0.6,
-                     2.5 * rows + 0.14 * mr_rep_key_rows(R->ns), 7);
-    mr_rep_gp_groups(R, gp.fp);
-    gp_str_array(gp.fp, "attack", an[0], sizeof an[0], A);
-    fprintf(gp.fp, "A = %d\n", A);
-    char title[300];
-    snprintf(title, sizeof title, "%s: accuracy and clean-vs-attacked top-1 routing flips vs "
-             "eps per attack; bands: %g%% CI", R->m->name, 100 * r->level);
-    mr_rep_gp_multi_begin(R, gp.fp, title, 0, cols, rows, 0.0, 1.0, 10, ph);
-    fprintf(gp.fp, "set xrange [-0.4:%.1f]\nset xtics scale 0.5 (\"clean\" 0", n_eps + 0.4);
-    for (int i = 0; i < n_eps; i++) fprintf(gp.fp, ", \"%d\" %d", ladder[i], i + 1);
-    fprintf(gp.fp, ")\nset ytics scale 0.5\n"
-                   "set lmargin 7\nset rmargin 1.5\nset tmargin 1.6\nset bmargin 2.8\n"
-                   "set xlabel \"eps (grey levels, /255)\" offset 0,0.5\n");
-    fprintf(gp.fp, "do for [a=1:A] {\n    eval panel(a)\n    set title attack[a] offset 0,-0.7\n"
-                   "    set yrange [0:100]\n    set ylabel \"accuracy (%%)\"\n"
-                   "    plot for [g=1:G] datafile index ((a-1)*G + g-1) using 1:4:5 with filledcurves ls g "
-                   "fs transparent solid 0.12 noborder notitle, \\\n"
-                   "         for [g=1:G] datafile index ((a-1)*G + g-1) using 1:3 with linespoints ls g "
-                   "lw 1.5 ps 0.5 notitle\n}\n");
-    fprintf(gp.fp, "do for [a=1:A] {\n    eval panel(A + a)\n    set title (A == 1 ? attack[a] . \" (top-1 routing flips)\" : \"\") offset 0,-0.7\n"
-                   "    set yrange [0:%.6g]\n    set ylabel \"top-1 flip (%%)\"\n"
-                   "    plot for [g=1:G] datafile index ((A + a-1)*G + g-1) using 1:4:5 with filledcurves ls g "
-                   "fs transparent solid 0.12 noborder notitle, \\\n"
-                   "         for [g=1:G] datafile index ((A + a-1)*G + g-1) using 1:3 with linespoints ls g "
-                   "lw 1.5 ps 0.5 notitle\n}\nunset multiplot\n",
-            hi > 0 ? hi * 1.08 : 1.0);
+    attack_gp(R, gp.fp, name, what, an, A, n_eps, ladder, hi);
     return mr_rep_emit(R, name, what, &dat, &gp);
 }
 
