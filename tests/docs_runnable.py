@@ -7,7 +7,8 @@
    in a Markdown file of the repository (README.md, docs/*.md, and every other
    tracked *.md) is run as written, with `sh -e` (`bash -e` for ```bash,
    /usr/bin/python3 for ```python),
-   from the root of a temporary clone: the repository's tracked and untracked,
+   from the root of a temporary clone (under BUILD_DIR/Testing/tmp, never /tmp,
+   which CI runners may mount noexec): the repository's tracked and untracked,
    not ignored files (what a `git clone` of the working tree would hold), with
    `build` a link to BUILD_DIR, the build under test, as after scripts/build.
    The blocks of one file run in order in one clone, each from the clone's
@@ -74,8 +75,18 @@ def blocks(path):
     return out
 
 
+def scratch_dir(build_dir):
+    """Where clones go: under the build directory, not /tmp. A CI runner's /tmp is often
+    a tmpfs mounted noexec (Docker's --tmpfs default), and blocks compile and run
+    programs in their clone (docs/install.md): the build directory is known to allow
+    running what is built there."""
+    d = os.path.join(build_dir, "Testing", "tmp")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
 def make_clone(files, build_dir):
-    tmp = tempfile.mkdtemp(prefix="mr-docs-")
+    tmp = tempfile.mkdtemp(prefix="mr-docs-", dir=scratch_dir(build_dir))
     clone = os.path.join(tmp, "repo")
     os.mkdir(clone)
     for f in files:
