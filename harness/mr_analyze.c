@@ -120,24 +120,39 @@ static int pass_sample(mr_pass_metrics *p, const side *sd, int b, int s, thread_
     return MR_OK;
 }
 
+/* Tokens of slot b real in both rows (tb->both[T]); their count. */
+static int both_real(thread_buf *tb, const mr_trace_rows *ra, const mr_trace_rows *rc, int b)
+{
+    int T = ra->T, n = 0;
+    for (int t = 0; t < T; t++)
+        n += (tb->both[t] = ra->mask[(size_t)b * T + t] && rc->mask[(size_t)b * T + t]);
+    return n;
+}
+
+/* Routings of slot b at layer li compared over the n tokens of tb->both. */
+static void compare_layer(mr_flip_sums *fs, const mr_trace_rows *ra, const mr_trace_rows *rc,
+                          int b, int li, int n, thread_buf *tb)
+{
+    int T = ra->T, k = ra->k, m = 0;
+    for (int t = 0; t < T; t++) {
+        if (!tb->both[t]) continue;
+        size_t src = (((size_t)li * ra->cap + b) * T + t) * k;
+        memcpy(tb->ta + (size_t)m * k, ra->topk + src, (size_t)k * sizeof(int));
+        memcpy(tb->tb + (size_t)m * k, rc->topk + src, (size_t)k * sizeof(int));
+        m++;
+    }
+    mr_flip_compare(fs, tb->ta, tb->tb, n, k);
+}
+
 /* Flips of canonical sample s between slot b of two sides, over the tokens real in both. */
 static void flip_sample(mr_flip_metrics *f, const side *a, const side *c, int b, int s,
                         thread_buf *tb)
 {
     const mr_trace_rows *ra = &a->rows, *rc = &c->rows;
-    int T = ra->T, k = ra->k, L = ra->n_layers, cap = ra->cap, n = 0;
-    for (int t = 0; t < T; t++) n += (tb->both[t] = ra->mask[(size_t)b * T + t] && rc->mask[(size_t)b * T + t]);
+    int T = ra->T, L = ra->n_layers, n = both_real(tb, ra, rc, b);
     for (int li = 0; li < L; li++) {
-        int m = 0;
-        for (int t = 0; t < T; t++) {
-            if (!tb->both[t]) continue;
-            size_t src = (((size_t)li * cap + b) * T + t) * k;
-            memcpy(tb->ta + (size_t)m * k, ra->topk + src, (size_t)k * sizeof(int));
-            memcpy(tb->tb + (size_t)m * k, rc->topk + src, (size_t)k * sizeof(int));
-            m++;
-        }
         mr_flip_sums fs;
-        mr_flip_compare(&fs, tb->ta, tb->tb, n, k);
+        compare_layer(&fs, ra, rc, b, li, n, tb);
         size_t i = (size_t)s * L + li;
         f->top1[i] = fs.top1 / n;
         f->set[i] = fs.set / n;
@@ -153,6 +168,21 @@ static void flip_sample(mr_flip_metrics *f, const side *a, const side *c, int b,
         for (int t = 0; t < T; t++)
             if (tb->both[t]) changed += ra->pred[(size_t)b * T + t] != rc->pred[(size_t)b * T + t];
         f->pred[s] = changed / n;
+    }
+}
+
+/* Router saturation of canonical sample s (slot b): the share of side a's top-k experts
+ * that side z (the last checkpoint) also chose, over the tokens real in both
+ * (docs/metrics.md "Router saturation"; OLMoE, Muennighoff et al. 2024, Sec. 5). */
+static void sat_sample(mr_flip_metrics *f, const side *a, const side *z, int b, int s,
+                       thread_buf *tb)
+{
+    const mr_trace_rows *ra = &a->rows, *rz = &z->rows;
+    int L = ra->n_layers, n = both_real(tb, ra, rz, b);
+    for (int li = 0; li < L; li++) {
+        mr_flip_sums fs;
+        compare_layer(&fs, ra, rz, b, li, n, tb);
+        f->sat[(size_t)s * L + li] = fs.overlap / n;
     }
 }
 
@@ -182,21 +212,26 @@ static size_t chunk_rows(const mr_trace_file *t)
     return rows < 1 ? 1 : rows > 1024 ? 1024 : rows;
 }
 
-/* Stream ltrace a (and b): pass metrics of a (pa) and b (pb), flips a vs b (f); any of
- * the three may be NULL. */
-static int compute(analyzer *az, const ltrace *la, const ltrace *lb, mr_pass_metrics *pa,
-                   mr_pass_metrics *pb, mr_flip_metrics *f, side *sa_out, side *sb_out)
+/* Stream ltrace a (and b, and z): pass metrics of a (pa) and b (pb), flips a vs b (f),
+ * and with z (the last checkpoint of a series) the saturation of a against z (f->sat);
+ * pa, pb, f, lb and lz may be NULL. */
+static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrace *lz,
+                   mr_pass_metrics *pa, mr_pass_metrics *pb, mr_flip_metrics *f, side *sa_out,
+                   side *sb_out)
 {
     const amodel *am = &az->models[la->model];
     const mr_trace_file *t = la->files[0];
     int n = am->n, cap = (int)chunk_rows(t), T = t->T, L = t->n_layers;
-    side sa = {.l = la}, sb = {.l = lb};
+    side sa = {.l = la}, sb = {.l = lb}, sz = {.l = lz};
+    int own_z = lz && lz != lb; /* z's rows: read here, or b's */
     side_caps(&sa);
     if (lb) side_caps(&sb);
     int nt = az->o->threads;
     int st = mr_trace_rows_alloc(&sa.rows, t, cap);
     if (st == MR_OK && lb) st = mr_trace_rows_alloc(&sb.rows, lb->files[0], cap);
-    sa.rows.threads = sb.rows.threads = nt;
+    if (st == MR_OK && own_z) st = mr_trace_rows_alloc(&sz.rows, lz->files[0], cap);
+    sa.rows.threads = sb.rows.threads = sz.rows.threads = nt;
+    const side *zs = own_z ? &sz : &sb;
     thread_buf *tbs = calloc((size_t)nt, sizeof *tbs);
     if (!tbs) st = mr_error_set(MR_ENOMEM, "out of memory");
     for (int i = 0; st == MR_OK && i < nt; i++) {
@@ -216,7 +251,9 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, mr_pass_met
         int nb = n - s0 < cap ? n - s0 : cap;
         st = read_chunk(&sa, s0, nb);
         if (st == MR_OK && lb) st = read_chunk(&sb, s0, nb);
+        if (st == MR_OK && own_z) st = read_chunk(&sz, s0, nb);
         if (st == MR_OK) st = check_masks(&sa, lb ? &sb : NULL, s0, nb, am);
+        if (st == MR_OK && lz) st = check_masks(&sa, zs, s0, nb, am);
         if (st != MR_OK) break;
         int failed = 0;
         char msg[1024] = "";
@@ -230,6 +267,7 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, mr_pass_met
             if (pa) e = pass_sample(pa, &sa, b, s0 + b, &tbs[th]);
             if (e == MR_OK && pb) e = pass_sample(pb, &sb, b, s0 + b, &tbs[th]);
             if (e == MR_OK && f) flip_sample(f, &sa, &sb, b, s0 + b, &tbs[th]);
+            if (e == MR_OK && f && lz) sat_sample(f, &sa, zs, b, s0 + b, &tbs[th]);
             if (e != MR_OK) {
 #pragma omp critical(mr_analyze_error)
                 if (!failed) {
@@ -251,6 +289,7 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, mr_pass_met
     free(tbs);
     mr_trace_rows_free(&sa.rows);
     mr_trace_rows_free(&sb.rows);
+    mr_trace_rows_free(&sz.rows);
     if (sa_out) *sa_out = (side){.l = la, .has_acc = sa.has_acc, .has_loss = sa.has_loss, .has_pred = sa.has_pred};
     if (sb_out) *sb_out = (side){.l = lb, .has_acc = sb.has_acc, .has_loss = sb.has_loss, .has_pred = sb.has_pred};
     return st;
@@ -345,7 +384,7 @@ static int run_checkpoint(analyzer *az, const unit *u, int c, const char *model,
     mr_pass_metrics clean = {0};
     side sc;
     int st = mr_pass_alloc(&clean, n, L, t->E, t->k);
-    if (st == MR_OK) st = compute(az, u->clean[c], NULL, &clean, NULL, NULL, &sc, NULL);
+    if (st == MR_OK) st = compute(az, u->clean[c], NULL, NULL, &clean, NULL, NULL, &sc, NULL);
     if (st == MR_OK) st = mr_pass_summarize(&clean, n, &co, "clean");
     if (st == MR_OK) {
         mask_pass(&clean, n, &sc);
@@ -358,7 +397,7 @@ static int run_checkpoint(analyzer *az, const unit *u, int c, const char *model,
         side s1, s2;
         st = mr_pass_alloc(&cp, n, L, t->E, t->k);
         if (st == MR_OK) st = mr_flips_alloc(&fl, n, L);
-        if (st == MR_OK) st = compute(az, u->clean[c], lc, NULL, &cp, &fl, &s1, &s2);
+        if (st == MR_OK) st = compute(az, u->clean[c], lc, NULL, NULL, &cp, &fl, &s1, &s2);
         if (st == MR_OK) st = mr_pass_summarize(&cp, n, &co, "corrupt");
         if (st == MR_OK) st = mr_flips_summarize(&fl, n, L, &co, "corrupt");
         mr_paired drop = {0};
@@ -393,7 +432,11 @@ static int run_unit(analyzer *az, const unit *u, int group, int c_main)
         mr_flip_metrics fl = {0};
         side s1, s2;
         st = mr_flips_alloc(&fl, am->n, t->n_layers);
-        if (st == MR_OK) st = compute(az, u->clean[c], u->clean[c + 1], NULL, NULL, &fl, &s1, &s2);
+        if (st == MR_OK) st = mr_flips_alloc_sat(&fl, am->n, t->n_layers);
+        /* flips c -> c+1, and the saturation of c against the last checkpoint */
+        if (st == MR_OK)
+            st = compute(az, u->clean[c], u->clean[c + 1], u->clean[u->n_ckpt - 1], NULL, NULL,
+                         &fl, &s1, &s2);
         if (st == MR_OK) st = mr_flips_summarize(&fl, am->n, t->n_layers, &co, "ckpt");
         if (st == MR_OK) {
             mask_flips(&fl, am->n, &s1, &s2);

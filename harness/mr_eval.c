@@ -465,20 +465,40 @@ int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,
 int mr_eval_compare_caches(mr_eval_flips *f, const mr_eval_cache *a, const mr_eval_cache *b,
                            const mr_eval_opts *o, const char *name)
 {
+    return mr_eval_compare_series(f, a, b, NULL, o, name);
+}
+
+static int same_shape(const mr_eval_cache *a, const mr_eval_cache *b)
+{
+    return a->n == b->n && a->T == b->T && a->n_moe == b->n_moe && a->k == b->k &&
+           a->rows == b->rows;
+}
+
+int mr_eval_compare_series(mr_eval_flips *f, const mr_eval_cache *a, const mr_eval_cache *b,
+                           const mr_eval_cache *last, const mr_eval_opts *o, const char *name)
+{
     memset(f, 0, sizeof *f);
-    MR_REQUIRE(a->n == b->n && a->T == b->T && a->n_moe == b->n_moe && a->k == b->k &&
-                   a->rows == b->rows,
-               MR_EINPUT, "routing caches of different shapes cannot be compared");
-    int T = a->T, k = a->k;
+    MR_REQUIRE(same_shape(a, b) && (!last || same_shape(a, last)), MR_EINPUT,
+               "routing caches of different shapes cannot be compared");
+    int T = a->T, k = a->k, nm = a->n_moe;
     int *ba = malloc((size_t)T * k * sizeof *ba), *bb = malloc((size_t)T * k * sizeof *bb);
-    int st = ba && bb ? mr_flips_alloc(f, a->n, a->n_moe) : mr_error_set(MR_ENOMEM, "out of memory");
-    for (int s = 0; st == MR_OK && s < a->n; s++)
-        flip_sample(f, s, a->n_moe, T, k, a->rows, 0, (view){.c = a, .s = s},
-                    (view){.c = b, .s = s}, ba, bb);
+    int st = ba && bb ? mr_flips_alloc(f, a->n, nm) : mr_error_set(MR_ENOMEM, "out of memory");
+    if (st == MR_OK && last) st = mr_flips_alloc_sat(f, a->n, nm);
+    for (int s = 0; st == MR_OK && s < a->n; s++) {
+        view va = {.c = a, .s = s};
+        flip_sample(f, s, nm, T, k, a->rows, 0, va, (view){.c = b, .s = s}, ba, bb);
+        /* saturation: a's top-k against the last checkpoint's, token by token */
+        for (int mi = 0; last && mi < nm; mi++) {
+            mr_flip_sums fs;
+            mr_flip_compare(&fs, view_topk(va, mi, T, k, ba),
+                            view_topk((view){.c = last, .s = s}, mi, T, k, bb), T, k);
+            f->sat[(size_t)s * nm + mi] = fs.overlap / T;
+        }
+    }
     free(ba);
     free(bb);
     mr_ci_opts co = ci_opts(o);
-    if (st == MR_OK) st = mr_flips_summarize(f, a->n, a->n_moe, &co, name);
+    if (st == MR_OK) st = mr_flips_summarize(f, a->n, nm, &co, name);
     if (st != MR_OK) mr_eval_flips_free(f);
     return st;
 }

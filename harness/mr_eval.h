@@ -96,6 +96,10 @@ int mr_eval_check_compatible(const mr_model *a, const mr_model *b);
  * mr_eval_flips_free). CIs use opts' bootstrap, level and seed, under `name`. */
 int mr_eval_compare_caches(mr_eval_flips *f, const mr_eval_cache *a, const mr_eval_cache *b,
                            const mr_eval_opts *o, const char *name);
+/* The same, plus the router saturation of a against `last`, the last checkpoint of a
+ * series (f->sat, docs/metrics.md "Router saturation"); last = NULL: none. */
+int mr_eval_compare_series(mr_eval_flips *f, const mr_eval_cache *a, const mr_eval_cache *b,
+                           const mr_eval_cache *last, const mr_eval_opts *o, const char *name);
 void mr_eval_flips_free(mr_eval_flips *f);
 
 #endif

@@ -531,6 +531,19 @@ static int attack_cell(mr_eval_result *res, mr_paired *drop, const mr_grid *g,
     return st;
 }
 
+/* The routing cache of a checkpoint's clean pass. */
+static int ckpt_cache(mr_eval_cache **out, const mr_grid *g, const char *path,
+                      const mr_cfg_router *cr, int k, int threads)
+{
+    mr_model *ck = NULL;
+    mr_eval_result res = {0};
+    int st = mr_model_load(&ck, path);
+    if (st == MR_OK) st = clean_pass(&res, out, g, ck, cr, k, threads);
+    mr_eval_result_free(&res);
+    mr_model_free(ck);
+    return st;
+}
+
 static int run_group(mr_grid *g, const mr_grid_group *gr, const mr_grid_run_opts *o)
 {
     const mr_run_config *c = g->cfg;
@@ -555,7 +568,7 @@ static int run_group(mr_grid *g, const mr_grid_group *gr, const mr_grid_run_opts
     mr_router_opts ro = cr->opts;
     mr_router *r = NULL;
     if (st == MR_OK) st = mr_router_alloc(&r, cr->type, m, &ro);
-    mr_eval_cache *prev = NULL;
+    mr_eval_cache *prev = NULL, *last = NULL;
     int prev_i = -1;
     for (int i = 0; st == MR_OK && i < gr->n_cells; i++) {
         mr_grid_cell *cell = &g->cells[gr->first_cell + i];
@@ -576,24 +589,22 @@ static int run_group(mr_grid *g, const mr_grid_group *gr, const mr_grid_run_opts
             if (st == MR_OK) st = mr_cell_write(path, &cell->meta, &res.corrupt, &res.flip_corrupt, &drop);
             mr_eval_result_free(&res);
         } else {
-            /* consecutive checkpoints: keep the previous one's cache */
+            /* consecutive checkpoints: keep the previous one's cache; the last one's, the
+             * reference of router saturation, is computed first and kept */
+            int last_i = cm->n_ckpt - 1;
+            if (!last) st = ckpt_cache(&last, g, cm->ckpt[last_i], cr, gr->k, o->threads);
             for (int j = prev_i + 1; st == MR_OK && j <= cell->ckpt + 1; j++) {
-                mr_model *ck = NULL;
-                mr_eval_cache *cur = NULL;
-                mr_eval_result cr_res = {0};
-                st = mr_model_load(&ck, cm->ckpt[j]);
-                if (st == MR_OK) st = clean_pass(&cr_res, &cur, g, ck, cr, gr->k, o->threads);
-                mr_eval_result_free(&cr_res);
-                mr_model_free(ck);
+                mr_eval_cache *cur = last;
+                if (j != last_i) st = ckpt_cache(&cur, g, cm->ckpt[j], cr, gr->k, o->threads);
                 if (st == MR_OK && j == cell->ckpt + 1) {
                     mr_eval_flips f;
                     mr_eval_opts eo;
                     group_opts(&eo, g, m, gr->k, o->threads);
-                    st = mr_eval_compare_caches(&f, prev, cur, &eo, "ckpt");
+                    st = mr_eval_compare_series(&f, prev, cur, last, &eo, "ckpt");
                     if (st == MR_OK) st = mr_cell_write(path, &cell->meta, NULL, &f, NULL);
                     mr_eval_flips_free(&f);
                 }
-                mr_eval_cache_free(prev);
+                if (prev != last) mr_eval_cache_free(prev);
                 prev = cur;
                 prev_i = j;
             }
@@ -602,7 +613,8 @@ static int run_group(mr_grid *g, const mr_grid_group *gr, const mr_grid_run_opts
         if (st == MR_OK) fault_after_cell();
     }
     (void)fluct_pending;
-    mr_eval_cache_free(prev);
+    if (prev != last) mr_eval_cache_free(prev);
+    mr_eval_cache_free(last);
     mr_router_free(r);
     mr_eval_cache_free(cache);
     mr_eval_result_free(&clean);

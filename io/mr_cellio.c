@@ -209,9 +209,12 @@ int mr_cell_read_summary_at(hid_t file, const char *path, const char *group, mr_
     s->has_drop = st == MR_OK && mr_h5_exists(file, drop);
     for (int i = 0; i < MR_METRIC_N && st == MR_OK; i++) {
         const mr_metric *mt = &mr_metric_table[i];
+        char ds[512];
+        snprintf(ds, sizeof ds, "%s/%s", pre, mt->dataset ? mt->dataset : "");
         int has = mt->part == MR_PART_PASS ? s->has_pass
                   : mt->part == MR_PART_FLIPS ? s->has_flips
-                  : mt->part == MR_PART_DROP ? s->has_drop : 0;
+                  : mt->part == MR_PART_DROP ? s->has_drop
+                  : mt->part == MR_PART_SAT ? s->has_flips && mr_h5_exists(file, ds) : 0;
         if (has && mt->dataset)
             s->value[i] = get(file, path, pre, mt->dataset, mr_metric_len(mt, m->n_moe, m->E, 0), &st);
     }

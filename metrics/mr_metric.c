@@ -148,6 +148,17 @@ const mr_metric mr_metric_table[MR_METRIC_N] = {
                            .scale = 100, .decimals = 2, .id = "jaccard",
                            .label = "Jaccard dist.", .tex = "Jaccard dist.",
                            .display_unit = "%"},
+    /* ---- per MoE layer: a checkpoint's routing compared with the last checkpoint's (fluct
+     * cells: saturation of the cell's first checkpoint; OLMoE, Muennighoff et al. 2024,
+     * Sec. 5) ---- */
+    [MR_M_SATURATION] = {.key = "saturation", .dataset = "saturation", .part = MR_PART_SAT,
+                         .kind = MR_KIND_CI, .per_layer = 1, .unit = "fraction",
+                         .better = MR_BETTER_EITHER, .csv = 1, .gate = 1,
+                         .quantum = MR_QUANTUM_SAMPLE, .task = -1, .primary = -1, .derive = -1,
+                         FLIPS(CIS, sat_ci),
+                         SAMPLES(FLIPS, mr_flip_metrics, sat, "sample_saturation"),
+                         .scale = 100, .decimals = 2, .id = "saturation", .label = "saturation",
+                         .tex = "saturation", .display_unit = "%"},
     /* ---- per (model, router, k) group: corruption errors (ImageNet-C), results.h5 /ce ---- */
     [MR_M_MCE] = {.key = "mce", .dataset = "mce", .part = MR_PART_GROUP, .kind = MR_KIND_SCALAR,
                   .unit = "ratio", .better = MR_BETTER_LOWER, .gate = 1, .task = -1,
@@ -233,7 +244,7 @@ int mr_metric_value(double *out, const mr_metric *m, const mr_metric_src *s)
         put_ci(out, AT(mr_ci, f, m->offset));
         return 1;
     case MR_FROM_FLIPS_CIS:
-        if (!f) return 0;
+        if (!f || !*AT(mr_ci *, f, m->offset)) return 0;
         for (int l = 0; l < s->n_moe; l++) put_ci(out + 3 * l, *AT(mr_ci *, f, m->offset) + l);
         return 1;
     case MR_FROM_DROP_CI:

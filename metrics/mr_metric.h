@@ -30,6 +30,8 @@ enum mr_metric_part {
     MR_PART_PASS,   /* clean and corrupted cells: one evaluation pass */
     MR_PART_FLIPS,  /* corrupted and fluct cells: routing compared with another trace */
     MR_PART_DROP,   /* corrupted cells: paired comparison with the clean pass */
+    MR_PART_SAT,    /* fluct cells: the routing of their first checkpoint compared with the
+                       last checkpoint of the series (router saturation) */
     MR_PART_GROUP   /* one per (model, router, k) group: corruption errors (results.h5 /ce) */
 };
 
@@ -68,7 +70,7 @@ enum mr_metric_id {
     MR_M_ACCURACY, MR_M_LOSS, MR_M_BPC, MR_M_ACC_DROP, MR_M_ACC_DROP_P, MR_M_PRED_FLIP,
     MR_M_ENTROPY, MR_M_ENTROPY_NORM, MR_M_WENTROPY, MR_M_LOAD_ENTROPY_NORM, MR_M_LOAD_CV,
     MR_M_LOAD_MAX_OVER_MEAN, MR_M_DEAD, MR_M_AUX_LOSS, MR_M_IMPORTANCE_CV, MR_M_LOAD,
-    MR_M_FLIP_TOP1, MR_M_FLIP_SET, MR_M_FLIP_JACCARD,
+    MR_M_FLIP_TOP1, MR_M_FLIP_SET, MR_M_FLIP_JACCARD, MR_M_SATURATION,
     MR_M_MCE, MR_M_RELATIVE_MCE, MR_M_CE, MR_M_RELATIVE_CE,
     MR_METRIC_N
 };
@@ -83,7 +85,8 @@ enum mr_metric_from {
     MR_FROM_LAYER_I,   /* int in mr_layer_routing (per layer) */
     MR_FROM_LAYER_LOAD,/* load_counts / load_total of mr_layer_routing (per layer, per expert) */
     MR_FROM_FLIPS_CI,  /* mr_ci in mr_flip_metrics */
-    MR_FROM_FLIPS_CIS, /* mr_ci array [n_moe] in mr_flip_metrics (per layer) */
+    MR_FROM_FLIPS_CIS, /* mr_ci array [n_moe] in mr_flip_metrics (per layer; absent when
+                          the array is NULL) */
     MR_FROM_DROP_CI,   /* the mr_ci of the paired comparison (mr_paired.diff) */
     MR_FROM_DROP_P     /* its p-value */
 };

@@ -28,6 +28,8 @@ void mr_flips_free(mr_flip_metrics *f)
     free(f->top1_ci);
     free(f->set_ci);
     free(f->jaccard_ci);
+    free(f->sat);
+    free(f->sat_ci);
     memset(f, 0, sizeof *f);
 }
 
@@ -55,6 +57,14 @@ int mr_flips_alloc(mr_flip_metrics *f, int n, int n_moe)
     if (!f->top1 || !f->set || !f->jaccard || !f->pred || !f->top1_ci || !f->set_ci ||
         !f->jaccard_ci)
         return mr_error_set(MR_ENOMEM, "out of memory");
+    return MR_OK;
+}
+
+int mr_flips_alloc_sat(mr_flip_metrics *f, int n, int n_moe)
+{
+    f->sat = malloc(((size_t)n * n_moe + 1) * sizeof(double));
+    f->sat_ci = calloc((size_t)n_moe + 1, sizeof(mr_ci));
+    if (!f->sat || !f->sat_ci) return mr_error_set(MR_ENOMEM, "out of memory");
     return MR_OK;
 }
 
@@ -98,6 +108,9 @@ int mr_flips_summarize(mr_flip_metrics *f, int n, int n_moe, const mr_ci_opts *o
         MR_TRY(mr_pass_ci(&f->set_ci[mi], f->set + mi, n, n_moe, o, purpose));
         snprintf(purpose, sizeof purpose, "bootstrap/flip-jaccard/%s/%d", name, mi);
         MR_TRY(mr_pass_ci(&f->jaccard_ci[mi], f->jaccard + mi, n, n_moe, o, purpose));
+        if (!f->sat) continue;
+        snprintf(purpose, sizeof purpose, "bootstrap/saturation/%s/%d", name, mi);
+        MR_TRY(mr_pass_ci(&f->sat_ci[mi], f->sat + mi, n, n_moe, o, purpose));
     }
     snprintf(purpose, sizeof purpose, "bootstrap/flip-pred/%s", name);
     return mr_pass_ci(&f->pred_ci, f->pred, n, 1, o, purpose);

@@ -29,6 +29,11 @@ typedef struct mr_flip_metrics {
     double *pred;                 /* [n] fraction of the sample's predictions that changed */
     mr_ci *top1_ci, *set_ci, *jaccard_ci; /* [n_moe] */
     mr_ci pred_ci;
+    /* fluct cells of a checkpoint series only (NULL otherwise, mr_flips_alloc_sat): router
+     * saturation of the cell's first checkpoint, the mean over the sample's tokens of the
+     * share of its top-k experts also in its top-k at the last checkpoint */
+    double *sat;                  /* [n, n_moe] */
+    mr_ci *sat_ci;                /* [n_moe] */
 } mr_flip_metrics;
 
 /* CI settings: B resamples (0: none, lo = hi = mean), level, seed. */
@@ -42,6 +47,8 @@ typedef struct mr_ci_opts {
 int mr_pass_alloc(mr_pass_metrics *p, int n, int n_moe, int E, int k);
 void mr_pass_free(mr_pass_metrics *p);
 int mr_flips_alloc(mr_flip_metrics *f, int n, int n_moe);
+/* The saturation arrays of an allocated f (freed by mr_flips_free). */
+int mr_flips_alloc_sat(mr_flip_metrics *f, int n, int n_moe);
 void mr_flips_free(mr_flip_metrics *f);
 
 /* CI of the mean of x[i*stride] under the stream `purpose` (mean only for B = 0). */
@@ -53,7 +60,8 @@ int mr_pass_paired(mr_paired *out, const double *x, const double *y, int n,
 /* Accuracy and loss CIs and layer summaries of a filled pass; `name` ("clean",
  * "corrupt") keys the bootstrap streams. */
 int mr_pass_summarize(mr_pass_metrics *p, int n, const mr_ci_opts *o, const char *name);
-/* Flip CIs per layer and of the prediction flips; `name` ("corrupt", "ckpt"). */
+/* Flip CIs per layer and of the prediction flips, and saturation CIs per layer when f has
+ * them; `name` ("corrupt", "ckpt"). */
 int mr_flips_summarize(mr_flip_metrics *f, int n, int n_moe, const mr_ci_opts *o,
                        const char *name);
 

@@ -185,7 +185,7 @@ int mr_routing_summarize(mr_layer_routing *out, const mr_routing_acc *a, int B, 
 
 void mr_flip_compare(mr_flip_sums *out, const int *topk_a, const int *topk_b, int N, int k)
 {
-    out->top1 = out->set = out->jaccard = 0.0;
+    out->top1 = out->set = out->jaccard = out->overlap = 0.0;
     for (int n = 0; n < N; n++) {
         const int *a = topk_a + (size_t)n * k, *b = topk_b + (size_t)n * k;
         int inter = 0;
@@ -194,5 +194,6 @@ void mr_flip_compare(mr_flip_sums *out, const int *topk_a, const int *topk_b, in
         out->top1 += a[0] != b[0];
         out->set += inter != k;
         out->jaccard += 1.0 - (double)inter / (double)(2 * k - inter);
+        out->overlap += (double)inter / (double)k;
     }
 }

@@ -54,9 +54,11 @@ int mr_routing_summarize(mr_layer_routing *out, const mr_routing_acc *a, int B, 
 
 /* Comparison of two routings of the same N tokens (k experts each):
  * top1 = tokens whose top-1 expert differs, set = tokens whose top-k set differs,
- * jaccard = sum of Jaccard distances 1 - |A n B| / |A u B|. Sums, not means. */
+ * jaccard = sum of Jaccard distances 1 - |A n B| / |A u B|, overlap = sum of |A n B| / k
+ * (the share of a token's top-k experts in A also chosen in B: router saturation when B
+ * is the last checkpoint, OLMoE, Muennighoff et al. 2024, Sec. 5). Sums, not means. */
 typedef struct mr_flip_sums {
-    double top1, set, jaccard;
+    double top1, set, jaccard, overlap;
 } mr_flip_sums;
 void mr_flip_compare(mr_flip_sums *out, const int *topk_a, const int *topk_b, int N, int k);
 

@@ -12,6 +12,9 @@
 # - combinations analyze refuses (exit 2, nothing written): a condition without its clean
 #   trace, E differing between checkpoints, two checkpoints with one step, an id in two
 #   shards; every malformed trace of tests/bad/traces/ (file and dataset named);
+# - router saturation over a checkpoint series: hand-built routings of 3 checkpoints give
+#   the values worked out by hand (tests/trace_saturation.py); baseline and check guard it
+#   (a layer that settles earlier is caught);
 # - report, baseline and check read analyze's output; a second analyze replaces it; an
 #   unrelated --out directory is refused.
 set -u
@@ -164,6 +167,26 @@ while IFS="$tab" read -r file needle _defect; do
 done < tests/bad/traces/MANIFEST.tsv
 [ "$nbad" -ge 45 ] || bad "only $nbad malformed traces"
 echo "ok   $nbad malformed traces run through analyze (exit 2, file and dataset named, nothing written)"
+
+# router saturation over a checkpoint series: known answer, then guarded by the CI gate
+mkdir -p "$tmp/sat"
+$py tests/trace_saturation.py write "$tmp/sat"
+an "$tmp/an-sat" "$tmp/sat"/*.h5 || bad "analyze of the saturation series failed"
+if $py tests/trace_saturation.py check "$tmp/an-sat" > "$tmp/sat.log"; then
+  echo "ok   saturation known answer: $(grep -c '^ok' "$tmp/sat.log") layer x checkpoint values as by hand"
+else
+  bad "saturation: $(grep FAIL "$tmp/sat.log")"
+fi
+"$bin" baseline "$tmp/an-sat" --metrics saturation --out "$tmp/sat.json" >/dev/null 2>&1 || bad "baseline --metrics saturation failed"
+[ "$(grep -c 'fluct/[01]:layer[13]/saturation' "$tmp/sat.json")" -eq 4 ] || bad "baseline: not 4 saturation values: $(cat "$tmp/sat.json")"
+"$bin" check "$tmp/an-sat" --baseline "$tmp/sat.json" >/dev/null 2>&1 || bad "check of saturation against its own baseline failed"
+$py tests/trace_saturation.py settle "$tmp/sat" 10 3
+an "$tmp/an-sat2" "$tmp/sat"/*.h5 || bad "analyze of the settled series failed"
+"$bin" check "$tmp/an-sat2" --baseline "$tmp/sat.json" > "$tmp/sat-check.log" 2>&1; rc=$?
+case "$rc:$(cat "$tmp/sat-check.log")" in
+  1:*fluct/0:layer3/saturation*) echo "ok   check: a layer that saturates earlier (7/12 -> 1) is a change" ;;
+  *) bad "check of a settled layer: exit $rc: $(cat "$tmp/sat-check.log")" ;;
+esac
 
 # the results readers take analyze's output as they take run's
 "$bin" report "$tmp/an" --no-render --quiet >/dev/null 2>"$tmp/rep.err" || bad "report: $(cat "$tmp/rep.err")"

@@ -84,12 +84,12 @@ enum { N = 5, L = 2, E = 3 };
 
 /* a pass, a comparison and a paired test filled with distinct numbers */
 typedef struct fake {
-    double correct[N], loss[N], entropy[N * L], top1[N * L], set[N * L], jac[N * L], pred[N];
+    double correct[N], loss[N], entropy[N * L], top1[N * L], set[N * L], jac[N * L], sat[N * L], pred[N];
     int64_t counts[L][E];
     mr_layer_routing layers[L];
     mr_routing_acc acc;
     mr_pass_metrics pass;
-    mr_ci top1_ci[L], set_ci[L], jac_ci[L];
+    mr_ci top1_ci[L], set_ci[L], jac_ci[L], sat_ci[L];
     mr_flip_metrics flips;
     mr_paired drop;
 } fake;
@@ -109,6 +109,7 @@ static void fill(fake *f)
         f->top1[i] = 0.02 * i;
         f->set[i] = 0.03 * i;
         f->jac[i] = 0.04 * i;
+        f->sat[i] = 1.0 - 0.05 * i;
     }
     for (int l = 0; l < L; l++) {
         mr_layer_routing *r = &f->layers[l];
@@ -127,13 +128,15 @@ static void fill(fake *f)
         f->top1_ci[l] = ci(0.11 + l);
         f->set_ci[l] = ci(0.12 + l);
         f->jac_ci[l] = ci(0.13 + l);
+        f->sat_ci[l] = ci(0.8 - 0.1 * l);
     }
     f->acc.entropy = f->entropy;
     f->pass = (mr_pass_metrics){.correct = f->correct, .loss = f->loss, .routing = &f->acc,
                                 .accuracy = ci(0.6), .loss_ci = ci(1.2), .layers = f->layers};
     f->flips = (mr_flip_metrics){.top1 = f->top1, .set = f->set, .jaccard = f->jac,
                                  .pred = f->pred, .top1_ci = f->top1_ci, .set_ci = f->set_ci,
-                                 .jaccard_ci = f->jac_ci, .pred_ci = ci(0.07)};
+                                 .jaccard_ci = f->jac_ci, .pred_ci = ci(0.07),
+                                 .sat = f->sat, .sat_ci = f->sat_ci};
     f->drop = (mr_paired){.diff = ci(0.03), .p_value = 0.25};
 }
 

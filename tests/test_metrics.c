@@ -108,6 +108,17 @@ START_TEST(flip_identical_disjoint_partial)
     int half[2] = {0, 9};
     mr_flip_compare(&f, a, half, 1, 2);
     ck_assert_double_le(fabs(f.jaccard - 2.0 / 3.0), 1e-15);
+    /* overlap (router saturation): |A n B| / k summed over tokens, order-free */
+    ck_assert_double_eq(f.overlap, 0.5);
+    mr_flip_compare(&f, a, a, 3, 2);
+    ck_assert_double_eq(f.overlap, 3.0);
+    mr_flip_compare(&f, a, same, 3, 2);
+    ck_assert_double_eq(f.overlap, 3.0);
+    mr_flip_compare(&f, a, disj, 3, 2);
+    ck_assert_double_eq(f.overlap, 0.0);
+    int mixed[3 * 2] = {1, 7, 3, 2, 8, 9}; /* 1 of 2, 2 of 2, 0 of 2 */
+    mr_flip_compare(&f, a, mixed, 3, 2);
+    ck_assert_double_eq(f.overlap, 1.5);
 }
 END_TEST
 
