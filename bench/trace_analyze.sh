@@ -1,6 +1,8 @@
 #!/bin/sh
 # `moe-robust analyze` on a synthetic trace generated on the fly (bench/trace_synth.py):
-# peak RSS (/usr/bin/time -v) and token-layers per second, for docs/performance.md.
+# peak RSS (/usr/bin/time -v), token-layers per second of wall time and per CPU second
+# (user + system: robust when other jobs share the cores), and the load average before
+# and after, for docs/performance.md.
 #   bench/trace_analyze.sh [BUILD_DIR] [SAMPLES] [POSITIONS] [EXPERTS] [LAYERS] [TOP_K] [THREADS]
 # Defaults: build/, an OLMoE-sized run: 1024 x 2048 = 2M tokens, 64 experts, 16 layers,
 # top-8, float16 logits (4 GiB, written to a temporary directory and removed), 2 threads.
@@ -17,11 +19,15 @@ trap 'rm -rf "$tmp"' EXIT
   --experts "$E" --layers "$L" --top-k "$K"
 size=$(du -m "$tmp/trace.h5" | cut -f1)
 cat "$tmp/trace.h5" > /dev/null  # warm the page cache: analysis, not the disk, is measured
+load0=$(cut -d' ' -f1 /proc/loadavg)
 /usr/bin/time -v "$bin" analyze "$tmp/trace.h5" --out "$tmp/out" --threads "$TH" --quiet \
   2> "$tmp/time.log"
+load1=$(cut -d' ' -f1 /proc/loadavg)
 rss=$(awk -F: '/Maximum resident/ {gsub(/ /,"",$2); print $2}' "$tmp/time.log")
 wall=$(awk '/Elapsed \(wall clock\)/ {print $NF}' "$tmp/time.log")
 secs=$(echo "$wall" | awk -F: '{ if (NF == 3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+cpu=$(awk -F: '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$tmp/time.log")
 tl=$((N * T * L))
+rate() { awk -v t="$tl" -v s="$1" 'BEGIN { printf "%.2f", t / s / 1e6 }'; }
 echo "tokens $((N * T)) x layers $L = $tl token-layers, E = $E, top-$K, float16 logits ($size MiB)"
-echo "threads $TH: wall $secs s, $(awk -v t="$tl" -v s="$secs" 'BEGIN { printf "%.2f", t / s / 1e6 }') M token-layers/s, peak RSS $((rss / 1024)) MiB"
+echo "threads $TH: wall $secs s, $(rate "$secs") M token-layers/s; CPU (user + sys) $cpu s, $(rate "$cpu") M token-layers per CPU second; peak RSS $((rss / 1024)) MiB; load average $load0 before, $load1 after"

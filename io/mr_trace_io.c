@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
 
 #include "../analysis/mr_error.h"
 #include "../analysis/mr_ops.h"
@@ -581,6 +582,16 @@ static int read_ints(hid_t ds, int32_t *dst, int64_t *tmp, int rank, int cap, hs
     return MR_OK;
 }
 
+/* float16 -> float32 for every bit pattern (256 KiB), filled once: the per-value
+ * branches of mr_half_to_float were 7 % of analyze's time on float16 traces. */
+static float half_lut[65536];
+static once_flag half_once = ONCE_FLAG_INIT;
+
+static void half_fill(void)
+{
+    for (uint32_t h = 0; h < 65536; h++) half_lut[h] = mr_half_to_float((uint16_t)h);
+}
+
 /* Scores of one layer into dst [cap, T, E] (as float), widening 16-bit values. */
 static int read_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace_rows *r,
                        float *dst, int r0, int nb, int slot, const char *what)
@@ -598,8 +609,11 @@ static int read_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace
     if (mt >= 0) H5Tclose(mt);
     if (ft >= 0) H5Tclose(ft);
     MR_TRY(st);
-    if (l->dtype == MR_TRACE_F16)
-        for (size_t i = a; i < b; i++) dst[i] = mr_half_to_float(r->raw[i]);
+    if (l->dtype == MR_TRACE_F16) {
+        /* one table look-up per value (exact: the table is mr_half_to_float's) */
+        call_once(&half_once, half_fill);
+        for (size_t i = a; i < b; i++) dst[i] = half_lut[r->raw[i]];
+    }
     else
         for (size_t i = a; i < b; i++) dst[i] = mr_bf16_to_float(r->raw[i]);
     return MR_OK;
@@ -607,19 +621,53 @@ static int read_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace
 
 /* The k largest of s[E] in descending order, ties to the lower index: the choice of
  * mr_route_topk (analysis/mr_router.h) by one insertion pass, O(E) for a typical token
- * instead of O(k^2 E) (64 experts, top-8: the trace analysis's hottest loop). */
+ * instead of O(k^2 E) (64 experts, top-8: the trace analysis's hottest loop). The values
+ * of the chosen are kept beside their indices (for k <= TOPK_LOCAL), so the test against
+ * the k-th largest is one compare with a register, not an indirect load. */
+#define TOPK_LOCAL 64
 static void topk_insert(int *idx, const float *s, int E, int k)
 {
-    int n = 0;
-    for (int e = 0; e < E; e++) {
+    float val[TOPK_LOCAL];
+    if (k > TOPK_LOCAL) {
+        int n = 0;
+        for (int e = 0; e < E; e++) {
+            float v = s[e];
+            if (n == k && !(v > s[idx[k - 1]])) continue; /* equal: the lower index stays */
+            int j = n < k ? n++ : k - 1;
+            while (j > 0 && v > s[idx[j - 1]]) {
+                idx[j] = idx[j - 1];
+                j--;
+            }
+            idx[j] = e;
+        }
+        return;
+    }
+    int n = 0, e = 0;
+    for (; e < E && n < k; e++) { /* the first k, sorted */
         float v = s[e];
-        if (n == k && !(v > s[idx[k - 1]])) continue; /* equal: the lower index stays */
-        int j = n < k ? n++ : k - 1;
-        while (j > 0 && v > s[idx[j - 1]]) {
+        int j = n++;
+        while (j > 0 && v > val[j - 1]) {
+            val[j] = val[j - 1];
             idx[j] = idx[j - 1];
             j--;
         }
+        val[j] = v;
         idx[j] = e;
+    }
+    if (n < k) return; /* E < k: refused by mr_trace_open */
+    float kth = val[k - 1];
+    for (; e < E; e++) {
+        float v = s[e];
+        if (!(v > kth)) continue; /* equal: the lower index stays */
+        int j = k - 1;
+        while (j > 0 && v > val[j - 1]) {
+            val[j] = val[j - 1];
+            idx[j] = idx[j - 1];
+            j--;
+        }
+        val[j] = v;
+        idx[j] = e;
+        kth = val[k - 1];
     }
 }
 

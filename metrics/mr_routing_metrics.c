@@ -69,7 +69,9 @@ int mr_routing_acc_add(mr_routing_acc *a, const mr_trace *tr, int s0)
                 }
                 hw += hk;
                 cnt[E + idx[0]]++;
-                for (int e = 0; e < E; e++) ps[e] += (uint64_t)llround((double)p[e] * FIX_ONE);
+                /* llround of p * 2^32 >= 0: p (24 significant bits) times 2^32 plus 0.5 is
+                 * exact in double, so truncating it is llround, without its call */
+                for (int e = 0; e < E; e++) ps[e] += (uint64_t)((double)p[e] * FIX_ONE + 0.5);
             }
             a->entropy[(size_t)(s0 + b) * a->n_moe + mi] = h / T;
             a->wentropy[(size_t)(s0 + b) * a->n_moe + mi] = hw / T;
