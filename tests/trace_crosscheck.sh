@@ -50,11 +50,11 @@ last=""
 "$bin" run "$tmp/grid.ini" --out "$tmp/run" --threads 2 >/dev/null 2>"$tmp/run.err" ||
   { echo "FAIL run: $(tail -3 "$tmp/run.err")"; exit 1; }
 mkdir -p "$tmp/tr" "$tmp/eng"
-rec() {  # rec MODEL CKPT STEP DATA CONDITION NAME
-  # shellcheck disable=SC2086
-  $py tools/trace_reference.py --model "$1" --checkpoint "$2" --step "$3" --data "$4" \
-    --condition "$5" --model-name "$family" --out "$tmp/tr/$6.h5" $lim --batch 64 \
-    >/dev/null 2>"$tmp/rec.err" || { echo "FAIL record $6: $(tail -3 "$tmp/rec.err")"; fail=1; }
+rec() {  # rec MODEL CKPT STEP DATA CONDITION NAME [ARGS...]: one recording, queued
+  m_=$1 c_=$2 s_=$3 d_=$4 cond_=$5 name_=$6
+  shift 6
+  echo "--model '$m_' --checkpoint '$c_' --step $s_ --data '$d_' --condition '$cond_'" \
+    "--model-name '$family' --out '$tmp/tr/$name_.h5' $lim --batch 64 $*" >> "$tmp/jobs"
 }
 for c in $ckpts; do
   m=${c%%:*} rest=${c#*:}; label=${rest%%:*} step=${rest#*:}
@@ -71,12 +71,16 @@ for c in $corr; do
     "$bin" corrupt --data "$data" --corruption "$c:$s" --seed 3 $lim $vocab --out "$tmp/$c-$s.h5" \
       >/dev/null 2>&1 || { echo "FAIL corrupt $c:$s"; fail=1; }
     final=${ckpts##* }; rest=${final#*:}; label=${rest%%:*} step=${rest#*:}
-    rec "$m" "$label" "$step" "$tmp/$c-$s.h5" "$c:$s" "$label-$c-$s"
+    # an LM's corrupted pass predicts the clean text, as in run (tools/trace_reference.py)
+    rec "$m" "$label" "$step" "$tmp/$c-$s.h5" "$c:$s" "$label-$c-$s" --clean-data "$data"
     # shellcheck disable=SC2086
     "$bin" eval --model "$m" --data "$tmp/$c-$s.h5" --bootstrap 0 --threads 2 --trace-model "$family" \
       --trace-checkpoint "$label" --trace-step "$step" --save-routing "$tmp/eng/$label-$c-$s.h5" >/dev/null
   done
 done
+# every recording in one process (torch imported once)
+$py tools/trace_reference.py --many "$tmp/jobs" >/dev/null 2>"$tmp/rec.err" ||
+  { echo "FAIL record: $(tail -3 "$tmp/rec.err")"; exit 1; }
 "$bin" analyze "$tmp/tr"/*.h5 --out "$tmp/an" --bootstrap 200 --seed 3 --threads 2 --quiet ||
   { echo "FAIL analyze"; exit 1; }
 # near ties: tokens whose k-th and (k+1)-th probability differ by < 1e-5 in the engine's
