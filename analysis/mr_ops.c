@@ -197,11 +197,25 @@ void mr_attention_forward(float *out, float *att, const float *qkv, int B, int T
     mr_attention_gqa_forward(out, att, qkv, B, T, NH, NH, C / NH, causal);
 }
 
+/* In double, in blocks of 64 in three vector loops as mr_entropy_fast below (zeros
+ * replaced by ones, libmvec's double log, p log p summed in a fixed order): the logs of
+ * the routing entropy, 64 per token and MoE layer for OLMoE-sized routers, were a quarter
+ * of `moe-robust analyze` with the scalar log. */
+MR_VECTOR_CLONES
 double mr_entropy(const float *p, int n)
 {
+    double u[64], t[64];
     double h = 0.0;
-    for (int i = 0; i < n; i++)
-        if (p[i] > 0.0f) h -= (double)p[i] * log((double)p[i]);
+    for (int i0 = 0; i0 < n; i0 += 64) {
+        int m = n - i0 < 64 ? n - i0 : 64;
+        const float *q = p + i0;
+#pragma omp simd
+        for (int i = 0; i < m; i++) u[i] = q[i] > 0.0f ? (double)q[i] : 1.0;
+#pragma omp simd
+        for (int i = 0; i < m; i++) t[i] = log(u[i]);
+#pragma omp simd reduction(+ : h)
+        for (int i = 0; i < m; i++) h -= u[i] * t[i];
+    }
     return h;
 }
 

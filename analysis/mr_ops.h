@@ -72,7 +72,8 @@ void mr_attention_gqa_forward(float *out, float *att, const float *qkv, int B, i
 void mr_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
                           int NH, int causal);
 
-/* Shannon entropy (nats) of a probability vector p[n]; 0 log 0 = 0. */
+/* Shannon entropy (nats) of a probability vector p[n]; 0 log 0 = 0. In double, with
+ * libmvec's vector log (at most 4 ulp) and a fixed summation order per machine. */
 double mr_entropy(const float *p, int n);
 /* The same with float logarithms in a vector loop (within ~1e-6 relative; in perf of the
  * attention router on the Fashion-MNIST model, 14 % of the forward with mr_entropy, 4 %

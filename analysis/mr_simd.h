@@ -46,6 +46,9 @@ static inline float erf_as(float x)
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 float expf(float) __attribute__((simd("notinbranch")));
 float logf(float) __attribute__((simd("notinbranch")));
+/* log in double (at most 4 ulp, the same manual): the routing entropy's 64 logs per token
+ * were a quarter of `moe-robust analyze` on an OLMoE-sized trace (docs/performance.md) */
+double log(double) __attribute__((simd("notinbranch")));
 #endif
 
 #endif

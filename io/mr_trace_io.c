@@ -642,10 +642,12 @@ static void topk_insert(int *idx, const float *s, int E, int k)
         }
         return;
     }
-    int n = 0, e = 0;
-    for (; e < E && n < k; e++) { /* the first k, sorted */
+    int n = 0;
+    float kth = 0.0f; /* val[k - 1] once n == k */
+    for (int e = 0; e < E; e++) {
         float v = s[e];
-        int j = n++;
+        if (n == k && !(v > kth)) continue; /* equal: the lower index stays */
+        int j = n < k ? n++ : k - 1;
         while (j > 0 && v > val[j - 1]) {
             val[j] = val[j - 1];
             idx[j] = idx[j - 1];
@@ -653,21 +655,7 @@ static void topk_insert(int *idx, const float *s, int E, int k)
         }
         val[j] = v;
         idx[j] = e;
-    }
-    if (n < k) return; /* E < k: refused by mr_trace_open */
-    float kth = val[k - 1];
-    for (; e < E; e++) {
-        float v = s[e];
-        if (!(v > kth)) continue; /* equal: the lower index stays */
-        int j = k - 1;
-        while (j > 0 && v > val[j - 1]) {
-            val[j] = val[j - 1];
-            idx[j] = idx[j - 1];
-            j--;
-        }
-        val[j] = v;
-        idx[j] = e;
-        kth = val[k - 1];
+        if (n == k) kth = val[k - 1];
     }
 }
 
