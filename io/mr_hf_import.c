@@ -473,6 +473,20 @@ static int write_model(const char *out, const ckpt *ck, const pieces *ps, mr_pla
 {
     mr_atomic a; /* PATH.tmp-PID, renamed when complete (io/mr_file.h) */
     MR_TRY(mr_atomic_begin(&a, out));
+    /* libhdf5 writes this file itself (it streams: the model never fits in memory twice),
+     * and a write it cannot finish leaves the library in a state that crashes at exit (and
+     * a failed H5Fcreate leaks inside libhdf5). So the disk space is reserved first: the
+     * weights, plus generous room for metadata. A full disk is then one message naming the
+     * file, before libhdf5 writes anything. H5Fcreate's truncation gives the reservation
+     * back, so it is taken again once the file exists. */
+    long long bytes = ((long long)1 << 20) + 4096LL * plan->n;
+    for (int i = 0; i < ps->n; i++)
+        bytes += 4LL * ps->p[i].rows * (ps->p[i].cols ? ps->p[i].cols : 1);
+    int st = mr_fs_reserve(a.tmp, out, bytes);
+    if (st != MR_OK) {
+        mr_atomic_abort(&a);
+        return st;
+    }
     mr_h5_quiet();
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), fcpl = H5Pcreate(H5P_FILE_CREATE);
     if (fapl >= 0) H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
@@ -488,14 +502,7 @@ static int write_model(const char *out, const ckpt *ck, const pieces *ps, mr_pla
             return mr_error_set(MR_EIO, "%s: cannot write (%s)", out, mr_fs_strerror(e));
         return mr_error_set(MR_EINPUT, "%s: cannot create (directory missing or not writable?)", out);
     }
-    /* libhdf5 writes this file itself (it streams: the model never fits in memory twice),
-     * and a write it cannot finish leaves the library in a state that crashes at exit.
-     * So the disk space is reserved first: the weights, plus generous room for metadata.
-     * A full disk is then one message naming the file, before anything is written. */
-    long long bytes = ((long long)1 << 20) + 4096LL * plan->n;
-    for (int i = 0; i < ps->n; i++)
-        bytes += 4LL * ps->p[i].rows * (ps->p[i].cols ? ps->p[i].cols : 1);
-    int st = mr_fs_reserve(a.tmp, out, bytes);
+    st = mr_fs_reserve(a.tmp, out, bytes);
     if (st != MR_OK) {
         H5Fclose(f);
         mr_atomic_abort(&a);
