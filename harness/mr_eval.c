@@ -296,12 +296,14 @@ static int run_chunk(worker *w, mr_eval_result *res, const mr_model *m, const mr
 
 static mr_ci_opts ci_opts(const mr_eval_opts *o)
 {
-    return (mr_ci_opts){.bootstrap = o->bootstrap, .level = o->level, .seed = o->seed};
+    return (mr_ci_opts){
+        .bootstrap = o->bootstrap, .level = o->level, .seed = o->seed, .cache = o->boot_cache};
 }
 
 /* Every CI and summary of a result. The jobs are independent (each draws from its own
- * stream, keyed by its purpose), so they run concurrently without changing a bit; a
- * cell's bootstrap was a tenth of the grid's time when run one after another. */
+ * stream, keyed by its purpose, or reads its kept plan), so they run concurrently
+ * without changing a bit; a cell's bootstrap was a tenth of the grid's time when run
+ * one after another. */
 static int summarize_all(mr_eval_result *res, int n, int nm, const mr_eval_opts *o)
 {
     enum { N_JOBS = 6 };

@@ -68,6 +68,8 @@ typedef struct mr_eval_opts {
     int bootstrap;             /* resamples for CIs (0: none) */
     double level;              /* CI level, e.g. 0.95 */
     uint64_t seed;             /* bootstrap seed */
+    mr_boot_cache *boot_cache; /* NULL, or resample plans kept across evaluations (the
+                                  grid's: metrics/mr_boot.h); CIs are the same either way */
 } mr_eval_opts;
 
 void mr_eval_opts_init(mr_eval_opts *o, const mr_model *m);

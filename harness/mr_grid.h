@@ -49,6 +49,8 @@ typedef struct mr_grid {
     mr_grid_group *groups;
     int n_cells;
     mr_grid_cell *cells;
+    mr_boot_cache *boot_cache;           /* resample plans every cell shares (the CIs of
+                                            every cell draw the same streams) */
 } mr_grid;
 
 /* Load the data and models and check everything the run will need (checkpoints load and

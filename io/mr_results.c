@@ -534,7 +534,8 @@ int mr_results_ci(const mr_results *r, const double *x, size_t n, const char *pu
         return MR_OK;
     }
     mr_ci ci;
-    MR_TRY(mr_stats_bootstrap_mean(&ci, x, n, 1, r->bootstrap, r->level, r->seed, purpose, NULL));
+    MR_TRY(mr_stats_bootstrap_mean(&ci, x, n, 1, r->bootstrap, r->level, r->seed, purpose, NULL,
+                                   NULL));
     out[0] = ci.mean;
     out[1] = ci.lo;
     out[2] = ci.hi;

@@ -357,7 +357,8 @@ static cJSON *vs_reference(const mr_summary_run *g, const char *dir, int i, int 
                 snprintf(purpose, sizeof purpose, "paired/%s/%zu", key, l);
             else
                 snprintf(purpose, sizeof purpose, "paired/%s", mt->key);
-            *status = mr_stats_paired_test(&p, x + l, y + l, n, L, B, g->level, g->seed, purpose);
+            *status = mr_stats_paired_test(&p, x + l, y + l, n, L, B, g->level, g->seed, purpose,
+                                           NULL);
             if (*status != MR_OK) break;
             if (arr)
                 cJSON_AddItemToArray(arr, paired_json(&p));

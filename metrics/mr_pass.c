@@ -76,7 +76,7 @@ int mr_pass_ci(mr_ci *out, const double *x, int n, int stride, const mr_ci_opts 
         return MR_OK;
     }
     return mr_stats_bootstrap_mean(out, x, (size_t)n, (size_t)stride, o->bootstrap, o->level,
-                                   o->seed, purpose, NULL);
+                                   o->seed, purpose, NULL, o->cache);
 }
 
 /* the suite's one paired test (metrics/mr_stats.h) */
@@ -84,7 +84,7 @@ int mr_pass_paired(mr_paired *out, const double *x, const double *y, int n,
                    const mr_ci_opts *o, const char *purpose)
 {
     return mr_stats_paired_test(out, x, y, (size_t)n, 1, o->bootstrap, o->level, o->seed,
-                                purpose);
+                                purpose, o->cache);
 }
 
 int mr_pass_summarize(mr_pass_metrics *p, int n, const mr_ci_opts *o, const char *name)
@@ -94,7 +94,8 @@ int mr_pass_summarize(mr_pass_metrics *p, int n, const mr_ci_opts *o, const char
     MR_TRY(mr_pass_ci(&p->accuracy, p->correct, n, 1, o, purpose));
     snprintf(purpose, sizeof purpose, "bootstrap/loss/%s", name);
     MR_TRY(mr_pass_ci(&p->loss_ci, p->loss, n, 1, o, purpose));
-    return mr_routing_summarize(p->layers, p->routing, o->bootstrap, o->level, o->seed);
+    return mr_routing_summarize(p->layers, p->routing, o->bootstrap, o->level, o->seed,
+                                o->cache);
 }
 
 int mr_flips_summarize(mr_flip_metrics *f, int n, int n_moe, const mr_ci_opts *o,

@@ -36,11 +36,13 @@ typedef struct mr_flip_metrics {
     mr_ci *sat_ci;                /* [n_moe] */
 } mr_flip_metrics;
 
-/* CI settings: B resamples (0: none, lo = hi = mean), level, seed. */
+/* CI settings: B resamples (0: none, lo = hi = mean), level, seed; a resample-plan
+ * cache that many cells share (metrics/mr_boot.h; NULL: every CI draws its stream). */
 typedef struct mr_ci_opts {
     int bootstrap;
     double level;
     uint64_t seed;
+    mr_boot_cache *cache;
 } mr_ci_opts;
 
 /* Arrays for n samples, n_moe layers of E experts, k chosen (routing accumulator). */

@@ -117,7 +117,7 @@ void mr_load_balance(const int64_t *load, int E, double *entropy, double *cv,
 }
 
 int mr_routing_summarize(mr_layer_routing *out, const mr_routing_acc *a, int B, double level,
-                         uint64_t seed)
+                         uint64_t seed, mr_boot_cache *cache)
 {
     double lnE = log((double)a->E);
     double *scratch = B > 0 ? malloc((size_t)B * sizeof *scratch) : NULL;
@@ -137,15 +137,15 @@ int mr_routing_summarize(mr_layer_routing *out, const mr_routing_acc *a, int B, 
             char purpose[64];
             snprintf(purpose, sizeof purpose, "bootstrap/entropy/%d", mi);
             st = mr_stats_bootstrap_mean(&o->entropy, h, (size_t)a->n, (size_t)a->n_moe, B,
-                                         level, seed, purpose, scratch);
+                                         level, seed, purpose, scratch, cache);
             /* the normalized entropy is a fixed rescaling: same resamples, same purpose */
             if (st == MR_OK)
                 st = mr_stats_bootstrap_mean(&o->entropy_norm, norm, (size_t)a->n, 1, B, level,
-                                             seed, purpose, scratch);
+                                             seed, purpose, scratch, cache);
             snprintf(purpose, sizeof purpose, "bootstrap/wentropy/%d", mi);
             if (st == MR_OK)
                 st = mr_stats_bootstrap_mean(&o->wentropy, hw, (size_t)a->n, (size_t)a->n_moe, B,
-                                             level, seed, purpose, scratch);
+                                             level, seed, purpose, scratch, cache);
         } else {
             o->entropy.mean = o->entropy.lo = o->entropy.hi =
                 mr_stats_mean(h, (size_t)a->n, (size_t)a->n_moe);

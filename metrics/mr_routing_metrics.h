@@ -47,10 +47,11 @@ typedef struct mr_layer_routing {
     double load_total;          /* their sum: f_e = load_counts[e] / load_total */
 } mr_layer_routing;
 
-/* Summaries of every layer (out[n_moe]); B bootstrap resamples (B = 0: no CI).
+/* Summaries of every layer (out[n_moe]); B bootstrap resamples (B = 0: no CI), their
+ * plans kept in `cache` (may be NULL; metrics/mr_boot.h).
  * out[].load_counts points into `a`, which must outlive the summaries. */
 int mr_routing_summarize(mr_layer_routing *out, const mr_routing_acc *a, int B, double level,
-                         uint64_t seed);
+                         uint64_t seed, mr_boot_cache *cache);
 
 /* Comparison of two routings of the same N tokens (k experts each):
  * top1 = tokens whose top-1 expert differs, set = tokens whose top-k set differs,

@@ -11,6 +11,7 @@
 
 #include "../analysis/mr_error.h"
 #include "../analysis/mr_rng.h"
+#include "mr_boot.h"
 
 double mr_stats_mean(const double *x, size_t n, size_t stride)
 {
@@ -29,21 +30,29 @@ static int check_args(size_t n, int B, double level)
     return MR_OK;
 }
 
-/* Fill means[b] with the mean of a resample of (x - y) (y may be NULL). */
+/* Fill means[b] with the mean of a resample of (x - y) (y may be NULL): the indices
+ * of the stream (seed, purpose), kept in `cache` (metrics/mr_boot.h) or drawn here; the
+ * same indices summed in the same order either way, so the means are bit-identical. */
 static int resample_means(double *means, const double *x, const double *y, size_t n,
-                          size_t stride, int B, uint64_t seed, const char *purpose)
+                          size_t stride, int B, uint64_t seed, const char *purpose,
+                          mr_boot_cache *cache)
 {
-    gsl_rng *r = mr_rng_alloc(seed, purpose, 0);
-    if (!r) return mr_error_set(MR_ENOMEM, "out of memory (bootstrap)");
+    const uint32_t *plan = NULL;
+    gsl_rng *r = NULL;
+    MR_TRY(mr_boot_plan(&plan, cache, seed, purpose, n, B));
+    if (!plan && !(r = mr_rng_alloc(seed, purpose, 0)))
+        return mr_error_set(MR_ENOMEM, "out of memory (bootstrap)");
     for (int b = 0; b < B; b++) {
+        const uint32_t *row = plan ? plan + (size_t)b * n : NULL;
         double s = 0.0;
         for (size_t i = 0; i < n; i++) {
-            size_t j = (size_t)gsl_rng_uniform_int(r, (unsigned long)n) * stride;
+            size_t j = (row ? (size_t)row[i] : (size_t)gsl_rng_uniform_int(r, (unsigned long)n)) *
+                       stride;
             s += y ? x[j] - y[j] : x[j];
         }
         means[b] = s / (double)n;
     }
-    gsl_rng_free(r);
+    if (r) gsl_rng_free(r);
     gsl_sort(means, 1, (size_t)B);
     return MR_OK;
 }
@@ -56,12 +65,13 @@ static void percentile(mr_ci *ci, const double *sorted, int B, double level)
 }
 
 int mr_stats_bootstrap_mean(mr_ci *out, const double *x, size_t n, size_t stride, int B,
-                            double level, uint64_t seed, const char *purpose, double *scratch)
+                            double level, uint64_t seed, const char *purpose, double *scratch,
+                            mr_boot_cache *cache)
 {
     MR_TRY(check_args(n, B, level));
     double *means = scratch ? scratch : malloc((size_t)B * sizeof *means);
     if (!means) return mr_error_set(MR_ENOMEM, "out of memory (bootstrap)");
-    int st = resample_means(means, x, NULL, n, stride, B, seed, purpose);
+    int st = resample_means(means, x, NULL, n, stride, B, seed, purpose, cache);
     if (st == MR_OK) {
         out->mean = mr_stats_mean(x, n, stride);
         percentile(out, means, B, level);
@@ -72,12 +82,12 @@ int mr_stats_bootstrap_mean(mr_ci *out, const double *x, size_t n, size_t stride
 
 int mr_stats_bootstrap_paired(mr_paired *out, const double *x, const double *y, size_t n,
                               size_t stride, int B, double level, uint64_t seed,
-                              const char *purpose, double *scratch)
+                              const char *purpose, double *scratch, mr_boot_cache *cache)
 {
     MR_TRY(check_args(n, B, level));
     double *means = scratch ? scratch : malloc((size_t)B * sizeof *means);
     if (!means) return mr_error_set(MR_ENOMEM, "out of memory (bootstrap)");
-    int st = resample_means(means, x, y, n, stride, B, seed, purpose);
+    int st = resample_means(means, x, y, n, stride, B, seed, purpose, cache);
     if (st == MR_OK) {
         out->diff.mean = mr_stats_mean(x, n, stride) - mr_stats_mean(y, n, stride);
         percentile(&out->diff, means, B, level);
@@ -96,7 +106,8 @@ int mr_stats_bootstrap_paired(mr_paired *out, const double *x, const double *y, 
 }
 
 int mr_stats_paired_test(mr_paired *out, const double *x, const double *y, size_t n,
-                         size_t stride, int B, double level, uint64_t seed, const char *purpose)
+                         size_t stride, int B, double level, uint64_t seed, const char *purpose,
+                         mr_boot_cache *cache)
 {
     memset(out, 0, sizeof *out);
     if (B == 0) {
@@ -106,7 +117,7 @@ int mr_stats_paired_test(mr_paired *out, const double *x, const double *y, size_
         out->p_value = NAN;
         return MR_OK;
     }
-    return mr_stats_bootstrap_paired(out, x, y, n, stride, B, level, seed, purpose, NULL);
+    return mr_stats_bootstrap_paired(out, x, y, n, stride, B, level, seed, purpose, NULL, cache);
 }
 
 const char *mr_stats_p_format(char *buf, size_t cap, const mr_paired *p)

@@ -5,13 +5,17 @@
  * sample's accuracy, its mean token entropy, its flip fraction, ...), so the
  * bootstrap resamples samples, not tokens: tokens of one sample are correlated.
  * Resampling draws come from the stream mr_rng(seed, purpose, 0), so a CI depends
- * only on the data, B, the seed and the purpose string.
+ * only on the data, B, the seed and the purpose string. A resample-plan cache
+ * (metrics/mr_boot.h; may be NULL) keeps each stream's indices for the next CI of the
+ * same (seed, purpose, n, B): the CI is bit-identical with or without it.
  */
 #ifndef MR_STATS_H
 #define MR_STATS_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "mr_boot.h"
 
 typedef struct mr_ci {
     double mean;   /* the statistic on the full sample */
@@ -25,7 +29,8 @@ double mr_stats_mean(const double *x, size_t n, size_t stride);
  * level `level` (e.g. 0.95). Needs B doubles of scratch (caller-owned, may be NULL:
  * then allocated). MR_EINPUT for n = 0, B < 2 or level outside (0,1). */
 int mr_stats_bootstrap_mean(mr_ci *out, const double *x, size_t n, size_t stride, int B,
-                            double level, uint64_t seed, const char *purpose, double *scratch);
+                            double level, uint64_t seed, const char *purpose, double *scratch,
+                            mr_boot_cache *cache);
 
 /* Paired bootstrap of mean(x - y): CI of the difference and a two-sided bootstrap
  * p-value for "no difference" (2 * the smaller tail share of resampled differences
@@ -39,14 +44,15 @@ typedef struct mr_paired {
 } mr_paired;
 int mr_stats_bootstrap_paired(mr_paired *out, const double *x, const double *y, size_t n,
                               size_t stride, int B, double level, uint64_t seed,
-                              const char *purpose, double *scratch);
+                              const char *purpose, double *scratch, mr_boot_cache *cache);
 
 /* The one paired test of the suite: `eval`'s accuracy drop, the grid's corrupted cells
  * and every vs_reference comparison of summary.json call this. B = 0 (no bootstrap):
  * the difference of means with lo = hi = mean and p_value NaN ("no p-value"), the same
  * everywhere; B >= 2: mr_stats_bootstrap_paired. B = 1 is MR_EINPUT. */
 int mr_stats_paired_test(mr_paired *out, const double *x, const double *y, size_t n,
-                         size_t stride, int B, double level, uint64_t seed, const char *purpose);
+                         size_t stride, int B, double level, uint64_t seed, const char *purpose,
+                         mr_boot_cache *cache);
 
 /* The p-value as text: "p = 0.0420", "p < 0.001" (bounded) or "no p-value (no
  * bootstrap)". Returns buf. */

@@ -1,6 +1,7 @@
 /* Known-answer tests of the metrics (metrics/, docs/metrics.md). */
 #include <gsl/gsl_randist.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "analysis/mr_error.h"
@@ -42,7 +43,7 @@ START_TEST(uniform_routing_has_entropy_ln_E)
     ck_assert_int_eq(mr_routing_acc_alloc(&a, B, 1, E, K), MR_OK);
     ck_assert_int_eq(mr_routing_acc_add(a, &tr, 0), MR_OK);
     mr_layer_routing s;
-    ck_assert_int_eq(mr_routing_summarize(&s, a, 100, 0.95, 1), MR_OK);
+    ck_assert_int_eq(mr_routing_summarize(&s, a, 100, 0.95, 1, NULL), MR_OK);
     ck_assert_double_le(fabs(s.entropy.mean - log(4.0)), 1e-7);
     ck_assert_double_le(fabs(s.entropy_norm.mean - 1.0), 1e-7);
     ck_assert_double_le(fabs(s.wentropy.mean - log(2.0)), 1e-7);
@@ -74,7 +75,7 @@ START_TEST(collapsed_routing)
     ck_assert_int_eq(mr_routing_acc_alloc(&a, B, 1, E, K), MR_OK);
     ck_assert_int_eq(mr_routing_acc_add(a, &tr, 0), MR_OK);
     mr_layer_routing s;
-    ck_assert_int_eq(mr_routing_summarize(&s, a, 0, 0.95, 1), MR_OK);
+    ck_assert_int_eq(mr_routing_summarize(&s, a, 0, 0.95, 1, NULL), MR_OK);
     ck_assert_double_eq(s.entropy.mean, 0.0);
     ck_assert_int_eq(s.dead, 2);
     ck_assert_double_eq(s.max_over_mean, 2.0);
@@ -165,7 +166,7 @@ START_TEST(bootstrap_ci_covers_true_mean)
         for (int i = 0; i < n; i++) x[i] = 3.0 + gsl_ran_gaussian(r, 2.0);
         mr_ci ci;
         ck_assert_int_eq(
-            mr_stats_bootstrap_mean(&ci, x, n, 1, 1000, 0.95, (uint64_t)rep, "bootstrap", NULL),
+            mr_stats_bootstrap_mean(&ci, x, n, 1, 1000, 0.95, (uint64_t)rep, "bootstrap", NULL, NULL),
             MR_OK);
         ck_assert(ci.lo <= ci.mean && ci.mean <= ci.hi);
         covered += ci.lo <= 3.0 && 3.0 <= ci.hi;
@@ -181,13 +182,65 @@ START_TEST(bootstrap_is_deterministic_and_checks_args)
 {
     double x[5] = {1, 2, 3, 4, 10};
     mr_ci a, b;
-    ck_assert_int_eq(mr_stats_bootstrap_mean(&a, x, 5, 1, 500, 0.9, 3, "p", NULL), MR_OK);
-    ck_assert_int_eq(mr_stats_bootstrap_mean(&b, x, 5, 1, 500, 0.9, 3, "p", NULL), MR_OK);
+    ck_assert_int_eq(mr_stats_bootstrap_mean(&a, x, 5, 1, 500, 0.9, 3, "p", NULL, NULL), MR_OK);
+    ck_assert_int_eq(mr_stats_bootstrap_mean(&b, x, 5, 1, 500, 0.9, 3, "p", NULL, NULL), MR_OK);
     ck_assert_int_eq(memcmp(&a, &b, sizeof a), 0);
     ck_assert_double_eq(a.mean, 4.0);
-    ck_assert_int_eq(mr_stats_bootstrap_mean(&a, x, 0, 1, 500, 0.9, 3, "p", NULL), MR_EINPUT);
-    ck_assert_int_eq(mr_stats_bootstrap_mean(&a, x, 5, 1, 1, 0.9, 3, "p", NULL), MR_EINPUT);
-    ck_assert_int_eq(mr_stats_bootstrap_mean(&a, x, 5, 1, 500, 1.5, 3, "p", NULL), MR_EINPUT);
+    ck_assert_int_eq(mr_stats_bootstrap_mean(&a, x, 0, 1, 500, 0.9, 3, "p", NULL, NULL), MR_EINPUT);
+    ck_assert_int_eq(mr_stats_bootstrap_mean(&a, x, 5, 1, 1, 0.9, 3, "p", NULL, NULL), MR_EINPUT);
+    ck_assert_int_eq(mr_stats_bootstrap_mean(&a, x, 5, 1, 500, 1.5, 3, "p", NULL, NULL), MR_EINPUT);
+}
+END_TEST
+
+START_TEST(bootstrap_plan_cache_is_bit_identical)
+{
+    /* a kept resample plan (metrics/mr_boot.h) gives the CI of a fresh draw bit for bit:
+     * strided and paired, on the first use (drawn and kept), on reuse (from the cache),
+     * from many threads at once, and when the budget keeps nothing */
+    enum { n = 300, L = 3, B = 1000 };
+    double x[n * L], y[n * L];
+    gsl_rng *r = mr_rng_alloc(11, "test/data", 0);
+    for (int i = 0; i < n * L; i++) {
+        x[i] = gsl_ran_gaussian(r, 1.0) + (i % L);
+        y[i] = x[i] + gsl_ran_gaussian(r, 0.3);
+    }
+    gsl_rng_free(r);
+    mr_ci want[L];
+    mr_paired pwant[L];
+    char purpose[L][32];
+    for (int l = 0; l < L; l++) {
+        snprintf(purpose[l], sizeof purpose[l], "bootstrap/test/%d", l);
+        ck_assert_int_eq(mr_stats_bootstrap_mean(&want[l], x + l, n, L, B, 0.95, 9, purpose[l],
+                                                 NULL, NULL), MR_OK);
+        ck_assert_int_eq(mr_stats_bootstrap_paired(&pwant[l], x + l, y + l, n, L, B, 0.95, 9,
+                                                   purpose[l], NULL, NULL), MR_OK);
+    }
+    size_t budgets[2] = {(size_t)1 << 30, 0};
+    for (int bi = 0; bi < 2; bi++) {
+        mr_boot_cache *c = NULL;
+        ck_assert_int_eq(mr_boot_cache_alloc(&c, budgets[bi]), MR_OK);
+        int bad = 0;
+#pragma omp parallel for num_threads(4) reduction(+ : bad)
+        for (int rep = 0; rep < 4 * L; rep++) {
+            int l = rep % L;
+            mr_ci got;
+            mr_paired pg;
+            bad += mr_stats_bootstrap_mean(&got, x + l, n, L, B, 0.95, 9, purpose[l], NULL, c) != MR_OK;
+            bad += memcmp(&got, &want[l], sizeof got) != 0;
+            bad += mr_stats_paired_test(&pg, x + l, y + l, n, L, B, 0.95, 9, purpose[l], c) != MR_OK;
+            bad += memcmp(&pg.diff, &pwant[l].diff, sizeof pg.diff) != 0 ||
+                   pg.p_value != pwant[l].p_value;
+        }
+        ck_assert_int_eq(bad, 0);
+        /* one plan per purpose, kept once however many threads asked */
+        ck_assert_uint_eq(mr_boot_cache_bytes(c), bi == 0 ? (size_t)L * B * n * sizeof(uint32_t) : 0);
+        /* another seed, n or B is another plan */
+        mr_ci other;
+        ck_assert_int_eq(mr_stats_bootstrap_mean(&other, x, n, L, B, 0.95, 10, purpose[0], NULL, c),
+                         MR_OK);
+        ck_assert(memcmp(&other, &want[0], sizeof other) != 0);
+        mr_boot_cache_free(c);
+    }
 }
 END_TEST
 
@@ -200,13 +253,13 @@ START_TEST(paired_bootstrap)
         z[i] = x[i] - 1.0 + 0.01 * cos(i);
     }
     mr_paired p;
-    ck_assert_int_eq(mr_stats_bootstrap_paired(&p, x, y, 50, 1, 1000, 0.95, 1, "d", NULL), MR_OK);
+    ck_assert_int_eq(mr_stats_bootstrap_paired(&p, x, y, 50, 1, 1000, 0.95, 1, "d", NULL, NULL), MR_OK);
     ck_assert_double_eq(p.diff.mean, 0.0);
     ck_assert_double_eq(p.diff.lo, 0.0);
     ck_assert_double_eq(p.diff.hi, 0.0);
     ck_assert_double_eq(p.p_value, 1.0);
     ck_assert_int_eq(p.p_bound, 0);
-    ck_assert_int_eq(mr_stats_bootstrap_paired(&p, x, z, 50, 1, 1000, 0.95, 1, "d", NULL), MR_OK);
+    ck_assert_int_eq(mr_stats_bootstrap_paired(&p, x, z, 50, 1, 1000, 0.95, 1, "d", NULL, NULL), MR_OK);
     ck_assert_double_gt(p.diff.lo, 0.99);
     ck_assert_double_lt(p.diff.hi, 1.01);
     /* no resample crossed 0: p < 1/B, never "p = 0" */
@@ -214,7 +267,7 @@ START_TEST(paired_bootstrap)
     ck_assert_int_eq(p.p_bound, 1);
     char buf[64];
     ck_assert_str_eq(mr_stats_p_format(buf, sizeof buf, &p), "p < 0.001");
-    ck_assert_int_eq(mr_stats_bootstrap_paired(&p, x, z, 50, 1, 250, 0.95, 1, "d", NULL), MR_OK);
+    ck_assert_int_eq(mr_stats_bootstrap_paired(&p, x, z, 50, 1, 250, 0.95, 1, "d", NULL, NULL), MR_OK);
     ck_assert_str_eq(mr_stats_p_format(buf, sizeof buf, &p), "p < 0.004");
 }
 END_TEST
@@ -225,7 +278,7 @@ START_TEST(paired_test_without_bootstrap)
      * the difference of means, no interval, no p-value (NaN, "no p-value") */
     double x[4] = {1, 1, 0, 1}, y[4] = {0, 1, 0, 0};
     mr_paired p;
-    ck_assert_int_eq(mr_stats_paired_test(&p, x, y, 4, 1, 0, 0.95, 1, "d"), MR_OK);
+    ck_assert_int_eq(mr_stats_paired_test(&p, x, y, 4, 1, 0, 0.95, 1, "d", NULL), MR_OK);
     ck_assert_double_eq(p.diff.mean, 0.5);
     ck_assert_double_eq(p.diff.lo, 0.5);
     ck_assert_double_eq(p.diff.hi, 0.5);
@@ -235,11 +288,11 @@ START_TEST(paired_test_without_bootstrap)
     ck_assert_str_eq(mr_stats_p_format(buf, sizeof buf, &p), "no p-value (no bootstrap)");
     /* with B > 0 it is the paired bootstrap, bit for bit */
     mr_paired a, b;
-    ck_assert_int_eq(mr_stats_paired_test(&a, x, y, 4, 1, 200, 0.9, 5, "d"), MR_OK);
-    ck_assert_int_eq(mr_stats_bootstrap_paired(&b, x, y, 4, 1, 200, 0.9, 5, "d", NULL), MR_OK);
+    ck_assert_int_eq(mr_stats_paired_test(&a, x, y, 4, 1, 200, 0.9, 5, "d", NULL), MR_OK);
+    ck_assert_int_eq(mr_stats_bootstrap_paired(&b, x, y, 4, 1, 200, 0.9, 5, "d", NULL, NULL), MR_OK);
     ck_assert(a.diff.mean == b.diff.mean && a.diff.lo == b.diff.lo && a.diff.hi == b.diff.hi &&
               a.p_value == b.p_value && a.p_bound == b.p_bound);
-    ck_assert_int_eq(mr_stats_paired_test(&a, x, y, 4, 1, 1, 0.9, 5, "d"), MR_EINPUT);
+    ck_assert_int_eq(mr_stats_paired_test(&a, x, y, 4, 1, 1, 0.9, 5, "d", NULL), MR_EINPUT);
 }
 END_TEST
 
@@ -286,6 +339,7 @@ int main(void)
     tcase_add_test(tc, mcnemar_is_exactly_one_when_balanced);
     tcase_add_test(tc, bootstrap_ci_covers_true_mean);
     tcase_add_test(tc, bootstrap_is_deterministic_and_checks_args);
+    tcase_add_test(tc, bootstrap_plan_cache_is_bit_identical);
     tcase_add_test(tc, paired_bootstrap);
     tcase_add_test(tc, paired_test_without_bootstrap);
     tcase_add_test(tc, corruption_error);

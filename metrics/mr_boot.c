@@ -1,0 +1,123 @@
+#include "mr_boot.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../analysis/mr_error.h"
+#include "../analysis/mr_rng.h"
+
+typedef struct plan {
+    uint64_t seed;
+    size_t n;
+    int B;
+    char *purpose;
+    uint32_t *idx; /* [B, n] */
+    struct plan *next;
+} plan;
+
+struct mr_boot_cache {
+    size_t budget, used;
+    plan *head;
+};
+
+int mr_boot_cache_alloc(mr_boot_cache **out, size_t budget_bytes)
+{
+    *out = calloc(1, sizeof **out);
+    if (!*out) return mr_error_set(MR_ENOMEM, "out of memory (bootstrap cache)");
+    (*out)->budget = budget_bytes;
+    return MR_OK;
+}
+
+static void plan_free(plan *p)
+{
+    if (!p) return;
+    free(p->purpose);
+    free(p->idx);
+    free(p);
+}
+
+void mr_boot_cache_free(mr_boot_cache *c)
+{
+    if (!c) return;
+    for (plan *p = c->head, *next; p; p = next) {
+        next = p->next;
+        plan_free(p);
+    }
+    free(c);
+}
+
+size_t mr_boot_cache_bytes(const mr_boot_cache *c)
+{
+    return c ? c->used : 0;
+}
+
+static plan *find(const mr_boot_cache *c, uint64_t seed, const char *purpose, size_t n, int B)
+{
+    for (plan *p = c->head; p; p = p->next)
+        if (p->seed == seed && p->n == n && p->B == B && strcmp(p->purpose, purpose) == 0)
+            return p;
+    return NULL;
+}
+
+/* The stream's B x n draws, as mr_stats.c's resampling loop draws them. */
+static int draw(plan **out, uint64_t seed, const char *purpose, size_t n, int B)
+{
+    plan *p = calloc(1, sizeof *p);
+    gsl_rng *r = mr_rng_alloc(seed, purpose, 0);
+    if (p) {
+        p->purpose = strdup(purpose);
+        p->idx = malloc((size_t)B * n * sizeof *p->idx);
+    }
+    if (!p || !r || !p->purpose || !p->idx) {
+        plan_free(p);
+        if (r) gsl_rng_free(r);
+        return mr_error_set(MR_ENOMEM, "out of memory (bootstrap plan)");
+    }
+    p->seed = seed;
+    p->n = n;
+    p->B = B;
+    for (size_t k = 0; k < (size_t)B * n; k++)
+        p->idx[k] = (uint32_t)gsl_rng_uniform_int(r, (unsigned long)n);
+    gsl_rng_free(r);
+    *out = p;
+    return MR_OK;
+}
+
+int mr_boot_plan(const uint32_t **out, mr_boot_cache *c, uint64_t seed, const char *purpose,
+                 size_t n, int B)
+{
+    *out = NULL;
+    if (!c || B < 1 || n == 0 || n > UINT32_MAX) return MR_OK;
+    size_t bytes = (size_t)B * n * sizeof(uint32_t);
+    plan *p;
+    int fits;
+#pragma omp critical(mr_boot_cache)
+    {
+        p = find(c, seed, purpose, n, B);
+        fits = c->used + bytes <= c->budget;
+    }
+    if (p) {
+        *out = p->idx;
+        return MR_OK;
+    }
+    if (!fits) return MR_OK;
+    /* drawn outside the lock: two threads may draw the same plan at once; the first kept
+     * wins and the other is dropped (they are identical) */
+    MR_TRY(draw(&p, seed, purpose, n, B));
+    plan *kept;
+#pragma omp critical(mr_boot_cache)
+    {
+        kept = find(c, seed, purpose, n, B);
+        if (!kept && c->used + bytes <= c->budget) {
+            p->next = c->head;
+            c->head = p;
+            c->used += bytes;
+            kept = p;
+            p = NULL;
+        }
+    }
+    plan_free(p);
+    /* over budget after all (another plan took the room): the caller draws itself */
+    *out = kept ? kept->idx : NULL;
+    return MR_OK;
+}
