@@ -15,16 +15,22 @@ static int do_images(void *ctx, uint8_t *out, const uint8_t *in, int n, int H, i
                      uint64_t first, int thread)
 {
     mr_corrupt_setup *s = ctx;
-    return mr_corrupt_images(out, in, n, H, W, C, s->t, s->severity, s->seed, first,
-                             s->ws[thread]);
+    if (s->kept && mr_corrupt_kept_load(s->kept, out, first, n)) return MR_OK;
+    MR_TRY(mr_corrupt_images(out, in, n, H, W, C, s->t, s->severity, s->seed, first,
+                             s->ws[thread]));
+    if (s->kept) mr_corrupt_kept_store(s->kept, out, first, n);
+    return MR_OK;
 }
 
 static int do_tokens(void *ctx, int32_t *out, const int32_t *in, int n, int cols,
                      uint64_t first, int thread)
 {
     mr_corrupt_setup *s = ctx;
-    return mr_corrupt_tokens(out, in, n, cols, s->vocab, s->V, s->t, s->severity, s->seed,
-                             first, s->ws[thread]);
+    if (s->kept && mr_corrupt_kept_load(s->kept, out, first, n)) return MR_OK;
+    MR_TRY(mr_corrupt_tokens(out, in, n, cols, s->vocab, s->V, s->t, s->severity, s->seed,
+                             first, s->ws[thread]));
+    if (s->kept) mr_corrupt_kept_store(s->kept, out, first, n);
+    return MR_OK;
 }
 
 static int do_embed(void *ctx, float *x, int n, int T, int d, uint64_t first, int thread)

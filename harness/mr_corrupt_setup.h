@@ -11,6 +11,7 @@
 #define MR_CORRUPT_SETUP_H
 
 #include "../corruptions/mr_corruption.h"
+#include "mr_corrupt_cache.h"
 #include "mr_eval.h"
 
 typedef struct mr_corrupt_setup {
@@ -22,6 +23,8 @@ typedef struct mr_corrupt_setup {
     int V;
     float *feature_std;          /* [d] (embedding corruptions) */
     mr_corrupt_ws **ws;          /* [threads] */
+    mr_corrupt_kept *kept;       /* NULL, or where a run keeps this corruption's samples
+                                    (mr_corrupt_cache.h; set after init, not owned) */
     int threads;
     char label[96];
 } mr_corrupt_setup;

@@ -20,6 +20,11 @@
  * indices (1.2 MB at B = 1000 and 300 samples, 40 MB at 10,000), one per CI stream (a
  * few per MoE layer); the streams beyond this are drawn per cell as before. */
 #define MR_GRID_BOOT_BUDGET ((size_t)256 << 20)
+/* Corrupted inputs kept for the whole run (mr_corrupt_cache.h): each (corruption,
+ * severity) is corrupted by the first group that runs it and read by the others; 235 KB
+ * per entry at 300 Fashion-MNIST images, 7.8 MB at 10,000 (32 of the 160 entries of
+ * examples/fmnist.ini; the rest are corrupted per cell as before). */
+#define MR_GRID_CORRUPT_BUDGET ((size_t)256 << 20)
 
 void mr_grid_cell_path(char *buf, size_t cap, const char *dir, const mr_grid_cell *c)
 {
@@ -35,6 +40,7 @@ void mr_grid_free(mr_grid *g)
     free(g->groups);
     free(g->cells);
     mr_boot_cache_free(g->boot_cache);
+    mr_corrupt_cache_free(g->corrupt_cache);
     memset(g, 0, sizeof *g);
 }
 
@@ -371,6 +377,12 @@ int mr_grid_build(mr_grid *g, const mr_run_config *cfg)
     if (st == MR_OK) st = enumerate(g);
     if (st == MR_OK) st = check_unique(g);
     if (st == MR_OK) st = mr_boot_cache_alloc(&g->boot_cache, MR_GRID_BOOT_BUDGET);
+    if (st == MR_OK)
+        st = mr_corrupt_cache_alloc(&g->corrupt_cache, g->data->n,
+                                    g->data->kind == MR_DATA_IMAGES
+                                        ? (size_t)g->data->h * g->data->w * g->data->c
+                                        : (size_t)g->data->cols * sizeof(int32_t),
+                                    MR_GRID_CORRUPT_BUDGET);
     if (st != MR_OK) mr_grid_free(g);
     return st;
 }
@@ -506,6 +518,8 @@ static int corrupt_cell(mr_eval_result *res, mr_paired *drop, const mr_grid *g,
     group_opts(&eo, g, m, cell->meta.k, threads);
     MR_TRY(mr_corrupt_setup_init(&cs, cell->corr, cell->meta.severity, c->seed, m, r, g->data,
                                  &eo.engine, threads));
+    cs.kept = mr_corrupt_cache_get(g->corrupt_cache, cell->corr, cell->meta.severity, cs.vocab,
+                                   cs.V);
     int st = scored_pass(res, drop, g, cell, m, r, &cs.ec, clean, cache, threads);
     mr_corrupt_setup_free(&cs);
     return st;

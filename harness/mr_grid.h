@@ -51,6 +51,7 @@ typedef struct mr_grid {
     mr_grid_cell *cells;
     mr_boot_cache *boot_cache;           /* resample plans every cell shares (the CIs of
                                             every cell draw the same streams) */
+    struct mr_corrupt_cache *corrupt_cache; /* corrupted inputs every group shares */
 } mr_grid;
 
 /* Load the data and models and check everything the run will need (checkpoints load and
