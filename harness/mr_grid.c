@@ -16,10 +16,11 @@
 #include "../io/mr_model_io.h"
 #include "../io/mr_summary.h"
 
-/* Resample plans kept for the whole run (metrics/mr_boot.h): a plan is B x n 4-byte
- * indices (1.2 MB at B = 1000 and 300 samples, 40 MB at 10,000), one per CI stream (a
- * few per MoE layer); the streams beyond this are drawn per cell as before. */
-#define MR_GRID_BOOT_BUDGET ((size_t)256 << 20)
+/* Resample plans kept for the whole run (metrics/mr_boot.h): a plan is B x n 2-byte
+ * indices (0.6 MB at B = 1000 and 300 samples, 20 MB at 10,000), one per CI stream (23
+ * for a model of 2 MoE layers: 460 MB at 10,000 samples); the streams beyond this are
+ * drawn per cell as before. */
+#define MR_GRID_BOOT_BUDGET ((size_t)512 << 20)
 /* Corrupted inputs kept for the whole run (mr_corrupt_cache.h): each (corruption,
  * severity) is corrupted by the first group that runs it and read by the others; 235 KB
  * per entry at 300 Fashion-MNIST images, 7.8 MB at 10,000 (32 of the 160 entries of

@@ -11,7 +11,8 @@ typedef struct plan {
     size_t n;
     int B;
     char *purpose;
-    uint32_t *idx; /* [B, n] */
+    uint16_t *idx16; /* [B, n] when n <= 65536 */
+    uint32_t *idx32; /* [B, n] otherwise */
     struct plan *next;
 } plan;
 
@@ -32,7 +33,8 @@ static void plan_free(plan *p)
 {
     if (!p) return;
     free(p->purpose);
-    free(p->idx);
+    free(p->idx16);
+    free(p->idx32);
     free(p);
 }
 
@@ -64,11 +66,15 @@ static int draw(plan **out, uint64_t seed, const char *purpose, size_t n, int B)
 {
     plan *p = calloc(1, sizeof *p);
     gsl_rng *r = mr_rng_alloc(seed, purpose, 0);
+    int narrow = n <= 65536;
     if (p) {
         p->purpose = strdup(purpose);
-        p->idx = malloc((size_t)B * n * sizeof *p->idx);
+        if (narrow)
+            p->idx16 = malloc((size_t)B * n * sizeof *p->idx16);
+        else
+            p->idx32 = malloc((size_t)B * n * sizeof *p->idx32);
     }
-    if (!p || !r || !p->purpose || !p->idx) {
+    if (!p || !r || !p->purpose || !(p->idx16 || p->idx32)) {
         plan_free(p);
         if (r) gsl_rng_free(r);
         return mr_error_set(MR_ENOMEM, "out of memory (bootstrap plan)");
@@ -76,19 +82,29 @@ static int draw(plan **out, uint64_t seed, const char *purpose, size_t n, int B)
     p->seed = seed;
     p->n = n;
     p->B = B;
-    for (size_t k = 0; k < (size_t)B * n; k++)
-        p->idx[k] = (uint32_t)gsl_rng_uniform_int(r, (unsigned long)n);
+    for (size_t k = 0; k < (size_t)B * n; k++) {
+        unsigned long j = gsl_rng_uniform_int(r, (unsigned long)n);
+        if (narrow)
+            p->idx16[k] = (uint16_t)j;
+        else
+            p->idx32[k] = (uint32_t)j;
+    }
     gsl_rng_free(r);
     *out = p;
     return MR_OK;
 }
 
-int mr_boot_plan(const uint32_t **out, mr_boot_cache *c, uint64_t seed, const char *purpose,
-                 size_t n, int B)
+static mr_boot_plan_view view_of(const plan *p)
 {
-    *out = NULL;
+    return (mr_boot_plan_view){.idx16 = p ? p->idx16 : NULL, .idx32 = p ? p->idx32 : NULL};
+}
+
+int mr_boot_plan(mr_boot_plan_view *out, mr_boot_cache *c, uint64_t seed,
+                 const char *purpose, size_t n, int B)
+{
+    *out = view_of(NULL);
     if (!c || B < 1 || n == 0 || n > UINT32_MAX) return MR_OK;
-    size_t bytes = (size_t)B * n * sizeof(uint32_t);
+    size_t bytes = (size_t)B * n * (n <= 65536 ? sizeof(uint16_t) : sizeof(uint32_t));
     plan *p;
     int fits;
 #pragma omp critical(mr_boot_cache)
@@ -97,7 +113,7 @@ int mr_boot_plan(const uint32_t **out, mr_boot_cache *c, uint64_t seed, const ch
         fits = c->used + bytes <= c->budget;
     }
     if (p) {
-        *out = p->idx;
+        *out = view_of(p);
         return MR_OK;
     }
     if (!fits) return MR_OK;
@@ -118,6 +134,6 @@ int mr_boot_plan(const uint32_t **out, mr_boot_cache *c, uint64_t seed, const ch
     }
     plan_free(p);
     /* over budget after all (another plan took the room): the caller draws itself */
-    *out = kept ? kept->idx : NULL;
+    *out = view_of(kept);
     return MR_OK;
 }

@@ -19,18 +19,23 @@
 
 typedef struct mr_boot_cache mr_boot_cache;
 
-/* A cache that keeps plans up to budget_bytes of indices in all (4 bytes an index);
- * MR_ENOMEM if out of memory. */
+/* A cache that keeps plans up to budget_bytes of indices in all (2 bytes an index for
+ * n <= 65536 samples, else 4); MR_ENOMEM if out of memory. */
 int mr_boot_cache_alloc(mr_boot_cache **out, size_t budget_bytes);
 void mr_boot_cache_free(mr_boot_cache *c);
 
-/* The plan of (seed, purpose, n, B): plan[b * n + i] is the i-th index the stream
- * draws for resample b (gsl_rng_uniform_int(r, n), in draw order). Kept plans come
- * from the cache; a new one is drawn and kept while the budget allows. *plan = NULL
- * (and MR_OK) when c is NULL or the plan does not fit: the caller draws from the stream
- * itself. MR_ENOMEM if out of memory. */
-int mr_boot_plan(const uint32_t **plan, mr_boot_cache *c, uint64_t seed, const char *purpose,
-                 size_t n, int B);
+/* A plan: idx16 (n <= 65536) or idx32 holds at [b * n + i] the i-th index the stream
+ * draws for resample b (gsl_rng_uniform_int(r, n), in draw order); both NULL: none. */
+typedef struct mr_boot_plan_view {
+    const uint16_t *idx16;
+    const uint32_t *idx32;
+} mr_boot_plan_view;
+
+/* The plan of (seed, purpose, n, B). Kept plans come from the cache; a new one is drawn
+ * and kept while the budget allows. An empty view (and MR_OK) when c is NULL or the plan
+ * does not fit: the caller draws from the stream itself. MR_ENOMEM if out of memory. */
+int mr_boot_plan(mr_boot_plan_view *plan, mr_boot_cache *c, uint64_t seed,
+                 const char *purpose, size_t n, int B);
 
 /* Bytes of indices kept (for tests and --verbose figures). */
 size_t mr_boot_cache_bytes(const mr_boot_cache *c);

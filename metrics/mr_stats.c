@@ -37,17 +37,21 @@ static int resample_means(double *means, const double *x, const double *y, size_
                           size_t stride, int B, uint64_t seed, const char *purpose,
                           mr_boot_cache *cache)
 {
-    const uint32_t *plan = NULL;
+    mr_boot_plan_view plan;
     gsl_rng *r = NULL;
     MR_TRY(mr_boot_plan(&plan, cache, seed, purpose, n, B));
-    if (!plan && !(r = mr_rng_alloc(seed, purpose, 0)))
+    const uint16_t *p16 = plan.idx16;
+    const uint32_t *p32 = plan.idx32;
+    if (!p16 && !p32 && !(r = mr_rng_alloc(seed, purpose, 0)))
         return mr_error_set(MR_ENOMEM, "out of memory (bootstrap)");
     for (int b = 0; b < B; b++) {
-        const uint32_t *row = plan ? plan + (size_t)b * n : NULL;
+        size_t row = (size_t)b * n;
         double s = 0.0;
         for (size_t i = 0; i < n; i++) {
-            size_t j = (row ? (size_t)row[i] : (size_t)gsl_rng_uniform_int(r, (unsigned long)n)) *
-                       stride;
+            size_t j = p16   ? (size_t)p16[row + i]
+                       : p32 ? (size_t)p32[row + i]
+                             : (size_t)gsl_rng_uniform_int(r, (unsigned long)n);
+            j *= stride;
             s += y ? x[j] - y[j] : x[j];
         }
         means[b] = s / (double)n;

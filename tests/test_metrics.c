@@ -2,6 +2,7 @@
 #include <gsl/gsl_randist.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "analysis/mr_error.h"
@@ -233,7 +234,7 @@ START_TEST(bootstrap_plan_cache_is_bit_identical)
         }
         ck_assert_int_eq(bad, 0);
         /* one plan per purpose, kept once however many threads asked */
-        ck_assert_uint_eq(mr_boot_cache_bytes(c), bi == 0 ? (size_t)L * B * n * sizeof(uint32_t) : 0);
+        ck_assert_uint_eq(mr_boot_cache_bytes(c), bi == 0 ? (size_t)L * B * n * sizeof(uint16_t) : 0);
         /* another seed, n or B is another plan */
         mr_ci other;
         ck_assert_int_eq(mr_stats_bootstrap_mean(&other, x, n, L, B, 0.95, 10, purpose[0], NULL, c),
@@ -241,6 +242,22 @@ START_TEST(bootstrap_plan_cache_is_bit_identical)
         ck_assert(memcmp(&other, &want[0], sizeof other) != 0);
         mr_boot_cache_free(c);
     }
+    /* more than 65536 samples: 4-byte indices, the same CI */
+    enum { N = 70000, B2 = 8 };
+    double *big = malloc(N * sizeof *big);
+    ck_assert_ptr_nonnull(big);
+    for (int i = 0; i < N; i++) big[i] = sin(i) + (i % 7);
+    mr_ci a, b;
+    mr_boot_cache *c = NULL;
+    ck_assert_int_eq(mr_boot_cache_alloc(&c, (size_t)1 << 30), MR_OK);
+    ck_assert_int_eq(mr_stats_bootstrap_mean(&a, big, N, 1, B2, 0.9, 3, "big", NULL, NULL), MR_OK);
+    ck_assert_int_eq(mr_stats_bootstrap_mean(&b, big, N, 1, B2, 0.9, 3, "big", NULL, c), MR_OK);
+    ck_assert_int_eq(memcmp(&a, &b, sizeof a), 0);
+    ck_assert_int_eq(mr_stats_bootstrap_mean(&b, big, N, 1, B2, 0.9, 3, "big", NULL, c), MR_OK);
+    ck_assert_int_eq(memcmp(&a, &b, sizeof a), 0);
+    ck_assert_uint_eq(mr_boot_cache_bytes(c), (size_t)B2 * N * sizeof(uint32_t));
+    mr_boot_cache_free(c);
+    free(big);
 }
 END_TEST
 
