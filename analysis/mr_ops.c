@@ -143,15 +143,16 @@ void mr_rope_forward(float *x, int B, int T, int NH, int hd, int stride, const f
 MR_VECTOR_CLONES
 static void softmax_prefix(float *x, int n, int len)
 {
-    float mx = x[0];
+    float mx = x[0]; /* from i = 0 (the same maximum): whole vectors for n = 64 */
 #pragma omp simd reduction(max : mx)
-    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
 #pragma omp simd
     for (int i = 0; i < n; i++) x[i] = expf(x[i] - mx);
     double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
     for (int i = 0; i < n; i++) sum += x[i];
     float inv = (float)(1.0 / sum);
+#pragma omp simd
     for (int i = 0; i < n; i++) x[i] *= inv;
     for (int i = n; i < len; i++) x[i] = 0.0f;
 }
@@ -197,12 +198,10 @@ void mr_attention_forward(float *out, float *att, const float *qkv, int B, int T
     mr_attention_gqa_forward(out, att, qkv, B, T, NH, NH, C / NH, causal);
 }
 
-/* In double, in blocks of 64 in three vector loops as mr_entropy_fast below (zeros
- * replaced by ones, libmvec's double log, p log p summed in a fixed order): the logs of
- * the routing entropy, 64 per token and MoE layer for OLMoE-sized routers, were a quarter
- * of `moe-robust analyze` with the scalar log. */
-MR_VECTOR_CLONES
-double mr_entropy(const float *p, int n)
+/* -sum q log q for q = p / ws (divide: 0 or 1, a constant at each call, so mr_entropy has
+ * no division), in double, in blocks of 64 in three vector loops as mr_entropy_fast below
+ * (zeros replaced by ones, libmvec's double log, q log q summed in a fixed order). */
+static inline double entropy_blocks(const float *p, int n, int divide, double ws)
 {
     double u[64], t[64];
     double h = 0.0;
@@ -210,13 +209,31 @@ double mr_entropy(const float *p, int n)
         int m = n - i0 < 64 ? n - i0 : 64;
         const float *q = p + i0;
 #pragma omp simd
-        for (int i = 0; i < m; i++) u[i] = q[i] > 0.0f ? (double)q[i] : 1.0;
+        for (int i = 0; i < m; i++) {
+            double v = divide ? q[i] / ws : (double)q[i];
+            u[i] = v > 0.0 ? v : 1.0;
+        }
 #pragma omp simd
         for (int i = 0; i < m; i++) t[i] = log(u[i]);
 #pragma omp simd reduction(+ : h)
         for (int i = 0; i < m; i++) h -= u[i] * t[i];
     }
     return h;
+}
+
+/* The logs of the routing entropy, 64 per token and MoE layer for OLMoE-sized routers,
+ * were a quarter of `moe-robust analyze` with the scalar log. */
+MR_VECTOR_CLONES_512
+double mr_entropy(const float *p, int n) { return entropy_blocks(p, n, 0, 1.0); }
+
+/* The weight entropy's k logs per token were scalar calls (4 % of `moe-robust analyze`,
+ * docs/performance.md). */
+MR_VECTOR_CLONES_512
+double mr_entropy_renorm(const float *w, int n)
+{
+    double ws = 0.0;
+    for (int i = 0; i < n; i++) ws += w[i];
+    return ws > 0.0 ? entropy_blocks(w, n, 1, ws) : 0.0;
 }
 
 /* Blocks of 64 in three vector loops: zeros replaced by ones (1 log 1 = 0 stands for

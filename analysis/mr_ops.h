@@ -75,6 +75,9 @@ void mr_attention_forward(float *out, float *att, const float *qkv, int B, int T
 /* Shannon entropy (nats) of a probability vector p[n]; 0 log 0 = 0. In double, with
  * libmvec's vector log (at most 4 ulp) and a fixed summation order per machine. */
 double mr_entropy(const float *p, int n);
+/* The entropy of w[n] normalized to sum 1 (the renormalized top-k weights), in the same
+ * way; 0 when the weights sum to 0. */
+double mr_entropy_renorm(const float *w, int n);
 /* The same with float logarithms in a vector loop (within ~1e-6 relative; in perf of the
  * attention router on the Fashion-MNIST model, 14 % of the forward with mr_entropy, 4 %
  * with this): for choices that follow PyTorch's float32 computation (the min-entropy

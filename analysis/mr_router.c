@@ -141,22 +141,6 @@ size_t mr_router_scratch_floats(const mr_router *r, const mr_model *m, int B, in
     return r->type->scratch_floats ? r->type->scratch_floats(r->state, m, B, T) : 0;
 }
 
-void mr_route_topk(int *idx, const float *p, int E, int k)
-{
-    /* partial selection sort: k and E are small (k <= E <= a few thousand), and the
-     * strict '>' keeps the lower index on ties, matching the documented convention */
-    for (int j = 0; j < k; j++) {
-        int best = -1;
-        for (int e = 0; e < E; e++) {
-            int taken = 0;
-            for (int i = 0; i < j; i++) taken |= idx[i] == e;
-            if (taken) continue;
-            if (best < 0 || p[e] > p[best]) best = e;
-        }
-        idx[j] = best;
-    }
-}
-
 void mr_route_weights(float *w, const float *p, const int *idx, int k, int gate_norm)
 {
     if (gate_norm == MR_GATE_NONE) {

@@ -135,7 +135,8 @@ double mr_router_model_param(const mr_layer *layer, const char *name, double dfl
 void mr_route_mix(float *probs, int *topk, float *weights, const float *S, const float *G,
                   int T, int E, int k);
 
-/* The k largest entries of p[E] in descending order, ties to the lower index. */
+/* The k largest entries of p[E] in descending order, ties to the lower index (a NaN is
+ * never greater); analysis/mr_topk.c, shared by the routers and `moe-robust analyze`. */
 void mr_route_topk(int *idx, const float *p, int E, int k);
 /* Weights of the chosen experts: renorm -> p_e / sum over the k; none -> p_e. */
 void mr_route_weights(float *w, const float *p, const int *idx, int k, int gate_norm);

@@ -1,6 +1,7 @@
 /* mr_simd.h — what the elementwise kernels of mr_ops.c and mr_ops_grad.c share: the
  * function-multiversioning macro, the vectorizable erf, and the libmvec declarations.
- * Internal to analysis/ (static inline: each kernel file gets its own copy). */
+ * Internal to analysis/ and the kernels of metrics/ (static inline: each kernel file gets
+ * its own copy). */
 #ifndef MR_SIMD_H
 #define MR_SIMD_H
 
@@ -12,8 +13,12 @@
  * except for the order of the vectorized reductions (softmax sum; fixed per machine). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MR_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+/* Kernels whose results do not depend on the vector width, or only through a reduction
+ * order fixed per machine (the routing statistics), get an AVX-512 clone as well. */
+#define MR_VECTOR_CLONES_512 __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define MR_VECTOR_CLONES
+#define MR_VECTOR_CLONES_512
 #endif
 
 /* erf(x) by Abramowitz & Stegun, Handbook of Mathematical Functions, 7.1.28:

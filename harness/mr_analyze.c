@@ -39,8 +39,7 @@ typedef struct side {
 } side;
 
 typedef struct thread_buf {
-    float *probs, *weights;
-    int *topk, *ta, *tb;
+    int *ta, *tb;
     uint8_t *both;
 } thread_buf;
 
@@ -69,35 +68,19 @@ static void side_caps(side *sd)
     }
 }
 
-/* Per-sample routing and scores of slot b (canonical sample s) into pass p. */
-static int pass_sample(mr_pass_metrics *p, const side *sd, int b, int s, thread_buf *tb)
+/* Per-sample routing and scores of slot b (canonical sample s) into pass p: the routing
+ * statistics read the rows in place (layer stride cap x T tokens, padding masked). */
+static int pass_sample(mr_pass_metrics *p, const side *sd, int b, int s)
 {
     const mr_trace_rows *r = &sd->rows;
-    int T = r->T, E = r->E, k = r->k, L = r->n_layers, cap = r->cap;
+    int T = r->T, E = r->E, k = r->k, cap = r->cap;
     const uint8_t *mask = r->mask + (size_t)b * T;
     int real = 0;
-    for (int t = 0; t < T; t++) {
-        if (!mask[t]) continue;
-        for (int li = 0; li < L; li++) {
-            size_t src = ((size_t)li * cap + b) * T + t, dst = (size_t)li * T + real;
-            memcpy(tb->probs + dst * E, r->probs + src * E, (size_t)E * sizeof(float));
-            memcpy(tb->topk + dst * k, r->topk + src * k, (size_t)k * sizeof(int));
-            memcpy(tb->weights + dst * k, r->weights + src * k, (size_t)k * sizeof(float));
-        }
-        real++;
-    }
-    /* compacted as [L, 1, real, .]: layer stride real tokens */
-    for (int li = 1; li < L; li++) {
-        memmove(tb->probs + (size_t)li * real * E, tb->probs + (size_t)li * T * E,
-                (size_t)real * E * sizeof(float));
-        memmove(tb->topk + (size_t)li * real * k, tb->topk + (size_t)li * T * k,
-                (size_t)real * k * sizeof(int));
-        memmove(tb->weights + (size_t)li * real * k, tb->weights + (size_t)li * T * k,
-                (size_t)real * k * sizeof(float));
-    }
-    mr_trace tr = {.B = 1, .T = real, .E = E, .k = k, .n_moe = L, .probs = tb->probs,
-                   .topk = tb->topk, .weights = tb->weights};
-    MR_TRY(mr_routing_acc_add(p->routing, &tr, s));
+    for (int t = 0; t < T; t++) real += mask[t] != 0;
+    size_t tok = (size_t)b * T;
+    MR_TRY(mr_routing_acc_add_sample(p->routing, s, r->probs + tok * E, r->topk + tok * k,
+                                     r->weights + tok * k, sd->l->files[0]->has_mask ? mask : NULL,
+                                     T, (size_t)cap * T));
     const mr_trace_file *t0 = sd->l->files[0];
     p->correct[s] = p->loss[s] = 0.0;
     p->pred[s] = -1;
@@ -221,7 +204,7 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrac
 {
     const amodel *am = &az->models[la->model];
     const mr_trace_file *t = la->files[0];
-    int n = am->n, cap = (int)chunk_rows(t), T = t->T, L = t->n_layers;
+    int n = am->n, cap = (int)chunk_rows(t), T = t->T;
     side sa = {.l = la}, sb = {.l = lb}, sz = {.l = lz};
     int own_z = lz && lz != lb; /* z's rows: read here, or b's */
     side_caps(&sa);
@@ -235,17 +218,11 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrac
     thread_buf *tbs = calloc((size_t)nt, sizeof *tbs);
     if (!tbs) st = mr_error_set(MR_ENOMEM, "out of memory");
     for (int i = 0; st == MR_OK && i < nt; i++) {
-        size_t tok = (size_t)L * T;
-        tbs[i].probs = malloc(tok * t->E * sizeof(float));
-        tbs[i].weights = malloc(tok * t->k * sizeof(float));
-        tbs[i].topk = malloc(tok * t->k * sizeof(int));
         tbs[i].ta = malloc((size_t)T * t->k * sizeof(int));
         tbs[i].tb = malloc((size_t)T * t->k * sizeof(int));
         tbs[i].both = malloc((size_t)T);
-        if (!tbs[i].probs || !tbs[i].weights || !tbs[i].topk || !tbs[i].ta || !tbs[i].tb ||
-            !tbs[i].both)
-            st = mr_error_set(MR_ENOMEM, "out of memory: per-thread buffers of %d x %d x %d",
-                              L, T, t->E);
+        if (!tbs[i].ta || !tbs[i].tb || !tbs[i].both)
+            st = mr_error_set(MR_ENOMEM, "out of memory: per-thread buffers of %d x %d", T, t->k);
     }
     for (int s0 = 0; st == MR_OK && s0 < n; s0 += cap) {
         int nb = n - s0 < cap ? n - s0 : cap;
@@ -264,8 +241,8 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrac
             th = omp_get_thread_num();
 #endif
             int e = MR_OK;
-            if (pa) e = pass_sample(pa, &sa, b, s0 + b, &tbs[th]);
-            if (e == MR_OK && pb) e = pass_sample(pb, &sb, b, s0 + b, &tbs[th]);
+            if (pa) e = pass_sample(pa, &sa, b, s0 + b);
+            if (e == MR_OK && pb) e = pass_sample(pb, &sb, b, s0 + b);
             if (e == MR_OK && f) flip_sample(f, &sa, &sb, b, s0 + b, &tbs[th]);
             if (e == MR_OK && f && lz) sat_sample(f, &sa, zs, b, s0 + b, &tbs[th]);
             if (e != MR_OK) {
@@ -279,9 +256,6 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrac
         if (failed) st = mr_error_set(failed, "%s", msg);
     }
     for (int i = 0; tbs && i < nt; i++) {
-        free(tbs[i].probs);
-        free(tbs[i].weights);
-        free(tbs[i].topk);
         free(tbs[i].ta);
         free(tbs[i].tb);
         free(tbs[i].both);

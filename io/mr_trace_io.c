@@ -1,6 +1,7 @@
 #include "mr_trace_io.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -619,55 +620,16 @@ static int read_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace
     return MR_OK;
 }
 
-/* The k largest of s[E] in descending order, ties to the lower index: the choice of
- * mr_route_topk (analysis/mr_router.h) by one insertion pass, O(E) for a typical token
- * instead of O(k^2 E) (64 experts, top-8: the trace analysis's hottest loop). The values
- * of the chosen are kept beside their indices (for k <= TOPK_LOCAL), so the test against
- * the k-th largest is one compare with a register, not an indirect load. */
-#define TOPK_LOCAL 64
-static void topk_insert(int *idx, const float *s, int E, int k)
-{
-    float val[TOPK_LOCAL];
-    if (k > TOPK_LOCAL) {
-        int n = 0;
-        for (int e = 0; e < E; e++) {
-            float v = s[e];
-            if (n == k && !(v > s[idx[k - 1]])) continue; /* equal: the lower index stays */
-            int j = n < k ? n++ : k - 1;
-            while (j > 0 && v > s[idx[j - 1]]) {
-                idx[j] = idx[j - 1];
-                j--;
-            }
-            idx[j] = e;
-        }
-        return;
-    }
-    int n = 0;
-    float kth = 0.0f; /* val[k - 1] once n == k */
-    for (int e = 0; e < E; e++) {
-        float v = s[e];
-        if (n == k && !(v > kth)) continue; /* equal: the lower index stays */
-        int j = n < k ? n++ : k - 1;
-        while (j > 0 && v > val[j - 1]) {
-            val[j] = val[j - 1];
-            idx[j] = idx[j - 1];
-            j--;
-        }
-        val[j] = v;
-        idx[j] = e;
-        if (n == k) kth = val[k - 1];
-    }
-}
-
 /* Turn one token's scores s[E] into probs p[E]; top-k and weights unless given. */
 static int token_route(const mr_trace_file *t, const mr_trace_layer *l, float *p, float *s,
                        int *idx, float *w, int real, const char *what, size_t row, int pos)
 {
-    int E = t->E, k = t->k;
-    for (int e = 0; e < E; e++)
+    int E = t->E, k = t->k, finite = 1;
+    for (int e = 0; e < E; e++) finite &= fabsf(s[e]) <= FLT_MAX; /* vectorizes; NaN fails */
+    for (int e = 0; !finite && e < E; e++)
         MR_REQUIRE(isfinite(s[e]), MR_EINPUT, "%s: %s[%zu][%d][%d] = %g (not finite)", t->path,
                    what, row, pos, e, (double)s[e]);
-    if (!l->has_topk) topk_insert(idx, s, E, k);
+    if (!l->has_topk) mr_route_topk(idx, s, E, k); /* the engine's choice (analysis/mr_topk.c) */
     if (l->is_logits && l->score == MR_TRACE_SOFTMAX) {
         memcpy(p, s, (size_t)E * sizeof *p);
         mr_softmax_rows(p, 1, E); /* the engine's softmax (analysis/mr_ops.h) */

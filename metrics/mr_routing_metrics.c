@@ -7,6 +7,7 @@
 
 #include "../analysis/mr_error.h"
 #include "../analysis/mr_ops.h"
+#include "../analysis/mr_simd.h"
 
 #define FIX_ONE 4294967296.0 /* 2^32: probabilities summed as exact integers */
 
@@ -35,13 +36,65 @@ int mr_routing_acc_alloc(mr_routing_acc **out, int n, int n_moe, int E, int k)
 
 void mr_routing_acc_free(mr_routing_acc *a) { free(a); }
 
-int mr_routing_acc_add(mr_routing_acc *a, const mr_trace *tr, int s0)
+/* ps[e] += llround(p[e] 2^32) for p >= 0, as the integer it always was: trunc(z) for
+ * z = p 2^32 + 0.5 (rounded in double as before). Without a double-to-integer conversion
+ * (AVX2 has none), so the loop vectorizes: q = z + 2^52 holds the nearest integer to z in
+ * its low mantissa bits (z < 2^51), and one is taken off where that rounded up. */
+MR_VECTOR_CLONES
+static void psum_add(uint64_t *restrict ps, const float *restrict p, int E)
 {
-    MR_REQUIRE(tr->n_moe == a->n_moe && tr->E == a->E && tr->k == a->k, MR_EINPUT,
-               "routing trace does not match the accumulator");
-    MR_REQUIRE(s0 >= 0 && s0 + tr->B <= a->n, MR_EINPUT, "samples %d..%d outside 0..%d", s0,
-               s0 + tr->B - 1, a->n - 1);
-    int B = tr->B, T = tr->T, E = a->E, k = a->k;
+    const double big = 4503599627370496.0; /* 2^52 */
+    const int64_t big_bits = 0x4330000000000000LL;
+    double z[64];
+    union { double d[64]; int64_t i[64]; } q;
+    for (int e0 = 0; e0 < E; e0 += 64) {
+        int m = E - e0 < 64 ? E - e0 : 64;
+#pragma omp simd
+        for (int e = 0; e < m; e++) {
+            z[e] = (double)p[e0 + e] * FIX_ONE + 0.5;
+            q.d[e] = z[e] + big;
+        }
+#pragma omp simd
+        for (int e = 0; e < m; e++) {
+            int64_t up = (q.d[e] - big) > z[e];
+            ps[e0 + e] += (uint64_t)(q.i[e] - big_bits - up);
+        }
+    }
+}
+
+/* One MoE layer of one sample: the sums over its real tokens. Every per-token statistic
+ * of a layer is computed here, in one pass over the tokens (new per-layer metrics hook in
+ * beside the entropy). */
+static void layer_sample(double *h_out, double *hw_out, int64_t *cnt, uint64_t *ps,
+                         const float *probs, const int *topk, const float *weights,
+                         const uint8_t *mask, int T, int E, int k)
+{
+    double h = 0.0, hw = 0.0;
+    for (int t = 0; t < T; t++) {
+        if (mask && !mask[t]) continue;
+        const float *p = probs + (size_t)t * E;
+        const int *idx = topk + (size_t)t * k;
+        h += mr_entropy(p, E);
+        hw += mr_entropy_renorm(weights + (size_t)t * k, k);
+        for (int j = 0; j < k; j++) cnt[idx[j]]++;
+        cnt[E + idx[0]]++;
+        psum_add(ps, p, E);
+    }
+    *h_out = h;
+    *hw_out = hw;
+}
+
+int mr_routing_acc_add_sample(mr_routing_acc *a, int s, const float *probs, const int *topk,
+                              const float *weights, const uint8_t *mask, int T,
+                              size_t layer_stride)
+{
+    MR_REQUIRE(s >= 0 && s < a->n, MR_EINPUT, "sample %d outside 0..%d", s, a->n - 1);
+    int E = a->E, k = a->k, real = T;
+    if (mask) {
+        real = 0;
+        for (int t = 0; t < T; t++) real += mask[t] != 0;
+    }
+    MR_REQUIRE(real >= 1, MR_EINPUT, "sample %d has no real token", s);
     int64_t *cnt = malloc((size_t)E * 2 * sizeof *cnt);
     uint64_t *ps = malloc((size_t)E * sizeof *ps);
     if (!cnt || !ps) {
@@ -52,30 +105,12 @@ int mr_routing_acc_add(mr_routing_acc *a, const mr_trace *tr, int s0)
     for (int mi = 0; mi < a->n_moe; mi++) {
         memset(cnt, 0, (size_t)E * 2 * sizeof *cnt);
         memset(ps, 0, (size_t)E * sizeof *ps);
-        for (int b = 0; b < B; b++) {
-            double h = 0.0, hw = 0.0;
-            for (int t = 0; t < T; t++) {
-                size_t tok = (size_t)mi * B * T + (size_t)b * T + t;
-                const float *p = tr->probs + tok * E;
-                const int *idx = tr->topk + tok * k;
-                const float *w = tr->weights + tok * k;
-                h += mr_entropy(p, E);
-                double ws = 0.0, hk = 0.0;
-                for (int j = 0; j < k; j++) ws += w[j];
-                for (int j = 0; j < k; j++) {
-                    double q = ws > 0.0 ? w[j] / ws : 0.0;
-                    if (q > 0.0) hk -= q * log(q);
-                    cnt[idx[j]]++;
-                }
-                hw += hk;
-                cnt[E + idx[0]]++;
-                /* llround of p * 2^32 >= 0: p (24 significant bits) times 2^32 plus 0.5 is
-                 * exact in double, so truncating it is llround, without its call */
-                for (int e = 0; e < E; e++) ps[e] += (uint64_t)((double)p[e] * FIX_ONE + 0.5);
-            }
-            a->entropy[(size_t)(s0 + b) * a->n_moe + mi] = h / T;
-            a->wentropy[(size_t)(s0 + b) * a->n_moe + mi] = hw / T;
-        }
+        size_t tok = (size_t)mi * layer_stride;
+        double h, hw;
+        layer_sample(&h, &hw, cnt, ps, probs + tok * E, topk + tok * k, weights + tok * k,
+                     mask, T, E, k);
+        a->entropy[(size_t)s * a->n_moe + mi] = h / real;
+        a->wentropy[(size_t)s * a->n_moe + mi] = hw / real;
         for (int e = 0; e < E; e++) {
             size_t i = (size_t)mi * E + e;
 #pragma omp atomic
@@ -87,9 +122,23 @@ int mr_routing_acc_add(mr_routing_acc *a, const mr_trace *tr, int s0)
         }
     }
 #pragma omp atomic
-    a->n_tokens += (int64_t)B * T;
+    a->n_tokens += real;
     free(cnt);
     free(ps);
+    return MR_OK;
+}
+
+int mr_routing_acc_add(mr_routing_acc *a, const mr_trace *tr, int s0)
+{
+    MR_REQUIRE(tr->n_moe == a->n_moe && tr->E == a->E && tr->k == a->k, MR_EINPUT,
+               "routing trace does not match the accumulator");
+    MR_REQUIRE(s0 >= 0 && s0 + tr->B <= a->n, MR_EINPUT, "samples %d..%d outside 0..%d", s0,
+               s0 + tr->B - 1, a->n - 1);
+    size_t T = (size_t)tr->T, stride = (size_t)tr->B * T;
+    for (int b = 0; b < tr->B; b++)
+        MR_TRY(mr_routing_acc_add_sample(a, s0 + b, tr->probs + b * T * a->E,
+                                         tr->topk + b * T * a->k, tr->weights + b * T * a->k,
+                                         NULL, tr->T, stride));
     return MR_OK;
 }
 

@@ -30,6 +30,12 @@ int mr_routing_acc_alloc(mr_routing_acc **out, int n, int n_moe, int E, int k);
 void mr_routing_acc_free(mr_routing_acc *a);
 /* Add the trace of samples s0 .. s0 + tr->B - 1 (thread-safe for disjoint samples). */
 int mr_routing_acc_add(mr_routing_acc *a, const mr_trace *tr, int s0);
+/* Add sample s from rows in place (no copy): layer li's token t at probs[(li * layer_stride
+ * + t) * E], topk and weights likewise with k; mask[T] (NULL: all real) leaves out
+ * padding. Thread-safe for distinct s. */
+int mr_routing_acc_add_sample(mr_routing_acc *a, int s, const float *probs, const int *topk,
+                              const float *weights, const uint8_t *mask, int T,
+                              size_t layer_stride);
 
 /* One MoE layer's summary. */
 typedef struct mr_layer_routing {

@@ -1,5 +1,6 @@
 /* Router interface and the baseline softmax router on hand-made tensors. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "analysis/mr_error.h"
@@ -18,6 +19,61 @@ START_TEST(topk_descending_ties_to_lower_index)
     mr_route_topk(all, p, 6, 6);
     ck_assert_int_eq(all[4], 2);
     ck_assert_int_eq(all[5], 5);
+}
+END_TEST
+
+/* The reference choice: partial selection sort, strict '>' (ties to the lower index, a
+ * NaN never greater), as the engine chose before analysis/mr_topk.c. */
+static void topk_reference(int *idx, const float *p, int E, int k)
+{
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int e = 0; e < E; e++) {
+            int taken = 0;
+            for (int i = 0; i < j; i++) taken |= idx[i] == e;
+            if (!taken && (best < 0 || p[e] > p[best])) best = e;
+        }
+        idx[j] = best;
+    }
+}
+
+/* Every path of mr_route_topk (all candidates for E <= 32, the group threshold, the
+ * insertion pass for many ties or k > 16, NaN) against the reference, on scores with
+ * many ties (a few levels), signed zeros, infinities and continuous noise. */
+START_TEST(topk_matches_selection_sort)
+{
+    static const int Es[] = {1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 60, 64, 65, 128, 257};
+    uint64_t x = 88172645463325252ULL;
+    float p[257];
+    int got[257], want[257];
+    long cases = 0;
+    for (size_t ie = 0; ie < sizeof Es / sizeof *Es; ie++) {
+        int E = Es[ie];
+        for (int kind = 0; kind < 6; kind++) {
+            for (int rep = 0; rep < 40; rep++) {
+                for (int e = 0; e < E; e++) {
+                    x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+                    double u = (double)(x >> 11) / 9007199254740992.0;
+                    float v = (float)(u * 8.0 - 4.0);
+                    if (kind == 1) v = (float)(int)(u * 4.0);      /* 4 levels: many ties */
+                    if (kind == 2) v = u < 0.5 ? 0.0f : -0.0f;      /* all equal */
+                    if (kind == 3 && u < 0.1) v = u < 0.05 ? INFINITY : -INFINITY;
+                    if (kind == 4 && u < 0.02) v = NAN;
+                    if (kind == 5) v = (float)(int)(u * 40.0) / 8.0f; /* 40 levels */
+                    p[e] = v;
+                }
+                for (int k = 1; k <= E && k <= 20; k++) {
+                    mr_route_topk(got, p, E, k);
+                    topk_reference(want, p, E, k);
+                    for (int j = 0; j < k; j++)
+                        ck_assert_msg(got[j] == want[j], "E=%d k=%d kind=%d rep=%d: idx[%d] = %d, "
+                                      "expected %d", E, k, kind, rep, j, got[j], want[j]);
+                    cases++;
+                }
+            }
+        }
+    }
+    ck_assert_int_gt(cases, 10000);
 }
 END_TEST
 
@@ -104,6 +160,7 @@ int main(void)
     Suite *s = suite_create("router");
     TCase *tc = tcase_create("softmax");
     tcase_add_test(tc, topk_descending_ties_to_lower_index);
+    tcase_add_test(tc, topk_matches_selection_sort);
     tcase_add_test(tc, weights_renorm_and_switch);
     tcase_add_test(tc, softmax_router_known_answer);
     tcase_add_test(tc, unknown_router_and_option_are_errors);
