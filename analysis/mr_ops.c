@@ -201,7 +201,8 @@ void mr_attention_forward(float *out, float *att, const float *qkv, int B, int T
 /* -sum q log q for q = p / ws (divide: 0 or 1, a constant at each call, so mr_entropy has
  * no division), in double, in blocks of 64 in three vector loops as mr_entropy_fast below
  * (zeros replaced by ones, libmvec's double log, q log q summed in a fixed order). */
-static inline double entropy_blocks(const float *p, int n, int divide, double ws)
+static inline __attribute__((always_inline)) double entropy_blocks(const float *p, int n,
+                                                                 int divide, double ws)
 {
     double u[64], t[64];
     double h = 0.0;
