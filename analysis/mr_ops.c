@@ -229,7 +229,7 @@ double mr_entropy(const float *p, int n) { return entropy_blocks(p, n, 0, 1.0); 
 
 /* The weight entropy's k logs per token were scalar calls (4 % of `moe-robust analyze`,
  * docs/performance.md). */
-MR_VECTOR_CLONES_512
+MR_VECTOR_CLONES
 double mr_entropy_renorm(const float *w, int n)
 {
     double ws = 0.0;

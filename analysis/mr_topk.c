@@ -6,7 +6,8 @@
  *  1. a lower bound t of the k-th largest: the maxima of 16 groups (e mod 16) are 16
  *     distinct elements, so their k-th largest is at most the k-th largest of p;
  *  2. the candidates p[e] >= t in index order (every top-k element is one of them;
- *     about 10 of 64 for OLMoE-sized routers, 18 at most in 100,000 noisy tokens);
+ *     about 10 of 64 for OLMoE-sized routers, 18 at most in 100,000 noisy tokens), from
+ *     a bit mask built in a vector loop;
  *  3. each candidate's rank in the order (value descending, index ascending) counted
  *     over the candidates in fixed-width vector loops, and the first k placed by rank.
  * The order is a strict total order on non-NaN floats, so the result is exactly the
@@ -17,6 +18,7 @@
 #include "mr_router.h"
 
 #include <math.h>
+#include <stdint.h>
 
 #include "mr_simd.h"
 
@@ -110,14 +112,20 @@ void mr_route_topk(int *idx, const float *p, int E, int k)
         float t = -INFINITY;
 #pragma omp simd reduction(max : t)
         for (int l = 0; l < TOPK_GROUPS; l++) t = ge[l] >= k && g[l] > t ? g[l] : t;
-        /* 2. the candidates, written unconditionally and kept by the count */
-        for (int e = 0; e < E; e++) {
-            cv[n] = p[e];
-            ci[n] = e;
-            n += p[e] >= t;
-            if (n > TOPK_CAND) {
+        /* 2. the candidates: a bit mask per 32 scores (a vector loop), then its set bits */
+        for (int b0 = 0; b0 < E; b0 += 32) {
+            int m = E - b0 < 32 ? E - b0 : 32;
+            uint32_t bits = 0;
+#pragma omp simd reduction(| : bits)
+            for (int e = 0; e < m; e++) bits |= (uint32_t)(p[b0 + e] >= t) << e;
+            if (n + __builtin_popcount(bits) > TOPK_CAND) {
                 topk_insert(idx, p, E, k);
                 return;
+            }
+            for (; bits; bits &= bits - 1) {
+                int e = b0 + __builtin_ctz(bits);
+                cv[n] = p[e];
+                ci[n++] = e;
             }
         }
     }

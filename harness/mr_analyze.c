@@ -20,6 +20,9 @@
 #include "../metrics/mr_score.h"
 
 #define CHUNK_BYTES ((size_t)48 << 20) /* rows read at once: about this many bytes */
+/* Resample plans kept for the run (2 bytes an index up to 65,536 samples): 1000 resamples
+ * of 1024 samples are 2 MB a stream; the bound keeps the peak well inside 1 GiB. */
+#define BOOT_BUDGET ((size_t)192 << 20)
 
 void mr_analyze_opts_init(mr_analyze_opts *o)
 {
@@ -345,7 +348,8 @@ static int write_cell(analyzer *az, const mr_cell_meta *m, const mr_pass_metrics
 
 static mr_ci_opts ci_opts(const analyzer *az)
 {
-    return (mr_ci_opts){.bootstrap = az->o->bootstrap, .level = az->o->level, .seed = az->o->seed};
+    return (mr_ci_opts){.bootstrap = az->o->bootstrap, .level = az->o->level, .seed = az->o->seed,
+                        .cache = az->boot};
 }
 
 /* A clean pass and its corrupted cells of checkpoint c of unit u, as model `model`. */
@@ -488,6 +492,7 @@ static void analyzer_free(analyzer *az)
     free(az->cells);
     free(az->cell_files);
     free(az->config);
+    mr_boot_cache_free(az->boot);
 }
 
 int mr_analyze_run(const char *const *files, int n, const mr_analyze_opts *o)
@@ -510,6 +515,7 @@ int mr_analyze_run(const char *const *files, int n, const mr_analyze_opts *o)
     char cells[2200];
     snprintf(cells, sizeof cells, "%s/cells", o->out);
     if (st == MR_OK) st = mr_mkdir_p(cells);
+    if (st == MR_OK) st = mr_boot_cache_alloc(&az.boot, BOOT_BUDGET);
     for (int m = 0; st == MR_OK && o->log && m < az.n_models; m++)
         fprintf(o->log, "moe-robust analyze: model %s: %d samples in every trace; %d dropped "
                 "from the trace that held the most (--allow-missing)\n", az.models[m].name,

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "../io/mr_cellio.h"
+#include "../metrics/mr_boot.h"
 #include "../io/mr_summary.h"
 #include "../io/mr_trace_io.h"
 #include "mr_analyze.h"
@@ -70,6 +71,7 @@ typedef struct analyzer {
     char reference[NAME];
     uint64_t hash;
     char *config;
+    mr_boot_cache *boot;   /* resample plans shared by every cell's CIs (metrics/mr_boot.h) */
 } analyzer;
 
 /* mr_analyze_load.c: the trace files of `paths` opened and grouped into logical traces
