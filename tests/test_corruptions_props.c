@@ -93,6 +93,49 @@ static int levenshtein(const int32_t *a, const int32_t *b, int n, int *row)
     return row[n];
 }
 
+/* ------------------------------------------------------------------ documented ladder */
+/* The severity ladder table of docs/corruptions.md ("Severity monotonicity, as measured by
+ * the test"): the row of corruption `name` (its first cell starts with the name), five
+ * values. These are the documented, published numbers a user reads; a changed severity
+ * constant in corruptions/ moves its row and fails here. Returns 0 without a row. */
+static int doc_ladder(const char *name, double v[MR_SEVERITY_MAX])
+{
+    FILE *fp = fopen("docs/corruptions.md", "r");
+    ck_assert_msg(fp != NULL, "cannot open docs/corruptions.md (tests run from the repository root)");
+    char line[512];
+    int in_table = 0, found = 0;
+    size_t len = strlen(name);
+    while (!found && fgets(line, sizeof line, fp)) {
+        if (strstr(line, "Severity monotonicity, as measured by the test")) in_table = 1;
+        if (!in_table || strncmp(line, "| ", 2) != 0) continue;
+        if (strncmp(line + 2, name, len) != 0 || (line[2 + len] != ' ' && line[2 + len] != '|'))
+            continue;
+        char *p = strchr(line + 1, '|');
+        for (int s = 0; s < MR_SEVERITY_MAX; s++) {
+            ck_assert_msg(p != NULL, "docs/corruptions.md: row %s has fewer than 5 values", name);
+            char *end;
+            v[s] = strtod(p + 1, &end);
+            ck_assert_msg(end != p + 1, "docs/corruptions.md: row %s: not a number at '%s'", name, p + 1);
+            p = strchr(end, '|');
+        }
+        found = 1;
+    }
+    fclose(fp);
+    return found;
+}
+
+/* d[1..5] against the documented row, to the documented rounding (half a unit of its
+ * last decimal) */
+static void check_doc_ladder(const char *name, const double *d, double half_unit)
+{
+    double doc[MR_SEVERITY_MAX];
+    ck_assert_msg(doc_ladder(name, doc), "docs/corruptions.md: no severity-ladder row for %s", name);
+    for (int s = 1; s <= MR_SEVERITY_MAX; s++)
+        ck_assert_msg(fabs(d[s] - doc[s - 1]) <= half_unit * (1 + 1e-9),
+                      "%s severity %d: measured %.5f, docs/corruptions.md says %g", name, s, d[s],
+                      doc[s - 1]);
+}
+
 /* ------------------------------------------------------------------ registry */
 START_TEST(registry_and_parse)
 {
@@ -248,6 +291,7 @@ START_TEST(images_severity_monotone)
             d[s] /= (double)seeds * n * per;
         }
         printf("  %-18s %7.2f %7.2f %7.2f %7.2f %7.2f\n", t->name, d[1], d[2], d[3], d[4], d[5]);
+        check_doc_ladder(t->name, d, 0.005);
         for (int s = 2; s <= MR_SEVERITY_MAX; s++)
             ck_assert_msg(d[s] > d[s - 1], "%s: severity %d changes %.3f <= severity %d's %.3f",
                           t->name, s, d[s], s - 1, d[s - 1]);
@@ -441,6 +485,7 @@ START_TEST(text_deterministic_valid_and_monotone)
         }
         printf("  %-18s %.4f %.4f %.4f %.4f %.4f\n", t->name, rate[1], rate[2], rate[3], rate[4],
                rate[5]);
+        check_doc_ladder(t->name, rate, 0.00005);
         for (int s = 2; s <= MR_SEVERITY_MAX; s++)
             ck_assert_msg(rate[s] > rate[s - 1], "%s: edit rate %.4f at severity %d <= %.4f",
                           t->name, rate[s], s, rate[s - 1]);
@@ -502,10 +547,100 @@ START_TEST(word_swap_aaa_semantics)
 }
 END_TEST
 
-/* one character op per chosen word: the Levenshtein distance of a row equals the number
- * of edited words for substitution (at most), insertion and deletion (exactly, before the
- * row end is reached), and swaps move letters only; keyboard typos stay on QWERTY
- * neighbours; token_replace changes a fraction p of the positions */
+/* One character op per chosen word (docs/corruptions.md, "Text corruptions"): a row of n
+ * words, e of them eligible (non-stopwords of length >= 2), gets min(floor(rate n + U), e)
+ * edits, U ~ U(0, 1), so between min(floor(rate n), e) and min(floor(rate n) + 1, e). Per
+ * row, against that count:
+ * - char_substitute: only letters inside words change, at most one per word, so the
+ *   Levenshtein distance equals the Hamming distance = the changed words <= the edits;
+ * - char_swap: a changed word differs from the original by one swap of neighbours;
+ * - char_insert / char_delete: each edit is one insertion (the row's last id pushed out)
+ *   or one deletion (a space padded at the end), so the Levenshtein distance is at least 1
+ *   with an edit and at most 2 per edit; over all rows at severity 5 (rate 0.5) the
+ *   edits are at least the sum of floor(rate e), and the distance at least that. */
+static int eligible_words(mr_corrupt_ws *ws, const int32_t *row, int *n_words)
+{
+    mr_text_prepare(ws, vocab, V_ASCII);
+    int nw = mr_text_words(ws, row, COLS), e = 0;
+    for (int w = 0; w < nw; w++) e += ws->wlen[w] >= 2 && !mr_text_is_stopword(ws, row, w);
+    *n_words = nw;
+    return e;
+}
+
+START_TEST(char_ops_edit_distance)
+{
+    const int rows = 100;
+    const double rate = 0.5; /* severity 5 of every char_* corruption (docs table) */
+    int32_t *in = text_rows(rows, COLS), *out = malloc(rows * COLS * 4);
+    int *dp = malloc((COLS + 1) * sizeof(int));
+    mr_corrupt_ws *ws;
+    ck_assert_int_eq(mr_corrupt_ws_alloc(&ws, 0, 0, 0, COLS), MR_OK);
+    const mr_corruption_type *ops[] = {&mr_corruption_char_substitute, &mr_corruption_char_swap,
+                                       &mr_corruption_char_insert, &mr_corruption_char_delete};
+    for (int o = 0; o < 4; o++) {
+        const mr_corruption_type *t = ops[o];
+        ck_assert_int_eq(
+            mr_corrupt_tokens(out, in, rows, COLS, vocab, V_ASCII, t, 5, 9, 0, ws), MR_OK);
+        long lev_sum = 0, floor_sum = 0;
+        for (int i = 0; i < rows; i++) {
+            const int32_t *r = in + i * COLS, *q = out + i * COLS;
+            int n_words, e = eligible_words(ws, r, &n_words);
+            int lo = (int)floor(rate * n_words), hi = lo + 1;
+            lo = lo < e ? lo : e;
+            hi = hi < e ? hi : e;
+            floor_sum += lo;
+            int lev = levenshtein(r, q, COLS, dp);
+            lev_sum += lev;
+            if (t == &mr_corruption_char_substitute || t == &mr_corruption_char_swap) {
+                int nw = mr_text_words(ws, r, COLS), changed = 0, ham = 0;
+                for (int j = 0; j < COLS; j++) ham += q[j] != r[j];
+                for (int w = 0; w < nw; w++) {
+                    int st = ws->wstart[w], len = ws->wlen[w], d = 0, first = -1;
+                    for (int j = st; j < st + len; j++)
+                        if (q[j] != r[j]) {
+                            d++;
+                            if (first < 0) first = j;
+                        }
+                    if (!d) continue;
+                    changed++;
+                    if (t == &mr_corruption_char_substitute) {
+                        ck_assert_msg(d == 1, "char_substitute: %d letters of one word changed", d);
+                    } else {
+                        ck_assert_msg(d == 2 && q[first] == r[first + 1] && q[first + 1] == r[first],
+                                      "char_swap: row %d word %d is not one neighbour swap", i, w);
+                    }
+                }
+                /* nothing outside words changes */
+                int inside = 0;
+                for (int w = 0; w < nw; w++)
+                    for (int j = ws->wstart[w]; j < ws->wstart[w] + ws->wlen[w]; j++) inside += q[j] != r[j];
+                ck_assert_int_eq(inside, ham);
+                ck_assert_msg(changed <= hi, "%s row %d: %d words changed, at most %d edits", t->name,
+                              i, changed, hi);
+                if (t == &mr_corruption_char_substitute)
+                    ck_assert_msg(lev == ham, "char_substitute row %d: Levenshtein %d != Hamming %d", i,
+                                  lev, ham);
+            } else {
+                ck_assert_msg(lev <= 2 * hi, "%s row %d: Levenshtein %d > 2 x %d edits", t->name, i,
+                              lev, hi);
+                if (lo >= 1) ck_assert_msg(lev >= 1, "%s row %d: %d edits, no change", t->name, i, lo);
+            }
+        }
+        printf("%s severity 5: Levenshtein %ld over %d rows, >= %ld edits\n", t->name, lev_sum,
+               rows, floor_sum);
+        if (t == &mr_corruption_char_insert || t == &mr_corruption_char_delete)
+            ck_assert_msg(lev_sum >= floor_sum, "%s: Levenshtein %ld < %ld edits", t->name, lev_sum,
+                          floor_sum);
+    }
+    mr_corrupt_ws_free(ws);
+    free(dp);
+    free(in);
+    free(out);
+}
+END_TEST
+
+/* keyboard typos stay on QWERTY neighbours; token_replace changes a fraction p of the
+ * positions; deletion pads the row end */
 START_TEST(char_ops_and_token_replace)
 {
     const int rows = 200;
@@ -693,6 +828,7 @@ int main(void)
     tcase_add_test(tc, impulse_noise_fractions);
     tcase_add_test(tc, gaussian_and_speckle_noise_std);
     tcase_add_test(tc, text_deterministic_valid_and_monotone);
+    tcase_add_test(tc, char_ops_edit_distance);
     tcase_add_test(tc, word_swap_aaa_semantics);
     tcase_add_test(tc, char_ops_and_token_replace);
     tcase_add_test(tc, embeddings);

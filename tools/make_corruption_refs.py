@@ -18,8 +18,9 @@ skimage 0.19 (warp, AffineTransform, gaussian, canny, rgb2hsv/hsv2rgb), scipy.nd
 mode 'mirror' is OpenCV's BORDER_REFLECT_101. Outputs are float in [0, 255] cast to
 uint8 by truncation, as the benchmarks store them (np.uint8(...) / astype(np.uint8)).
 
-Severity tables are the ones of corruptions/*.c (see docs/corruptions.md for where
-they come from); a change there must be made here too and the file regenerated.
+Severity tables are read from docs/corruptions.md (the documented ladders, with the
+benchmark each comes from), not from corruptions/*.c; a documented change means the
+file is regenerated.
 
 Debian packages: python3-skimage, python3-scipy, python3-pil, python3-numpy, python3-h5py.
 """
@@ -29,6 +30,7 @@ import gzip
 import io
 import math
 import os
+import re
 import struct
 
 import numpy as np
@@ -44,19 +46,45 @@ N_GRAY = 8
 N_RGB = 4
 
 # ---------------------------------------------------------------- severity tables
-BRIGHTNESS = [.1, .2, .3, .4, .5]                      # mnist-c brightness
-CONTRAST = [.4, .3, .2, .1, .05]                       # mnist-c / F-MNIST-C contrast
-SATURATE = [(1.5, 0), (3, 0), (5, .1), (10, .15), (20, .2)]  # ladder ending at mnist-c (20, .2)
-STRIPE_28 = [2, 4, 7, 10, 12]                          # columns per side at width 28; mnist-c: 7
-SHEAR = [.2, .4, .6, .8, 1.]
-ROTATE = [.2, .4, .6, .8, 1.]
-SCALE = [.9, .8, .7, .6, .5]                           # content size; matrix uses 1/c
-TRANSLATE = [1, 2, 3, 4, 5]
-GAUSSIAN_BLUR = [.4, .6, .7, .8, 1.]                   # make_cifar_c gaussian_blur
-DEFOCUS = [(.3, .4), (.4, .5), (.5, .6), (1, .2), (1.5, .1)]  # make_cifar_c defocus_blur
-ZOOM_ENDS = [1.06, 1.11, 1.16, 1.21, 1.26]              # make_cifar_c: arange(1, e, .01)
-PIXELATE = [.72, .54, .4, .29, .22]                    # ladder around mnist-c's default .4
-JPEG = [80, 65, 58, 50, 40]                            # make_cifar_c jpeg_compression
+# Read from the "severity 1 .. 5" column of docs/corruptions.md, the documented table
+# whose values cite the benchmarks (mnist-c, F-MNIST-C, make_cifar_c), never from
+# corruptions/*.c: a constant changed in the C code alone then fails
+# tests/test_corruptions_ref.c instead of being copied into its own reference.
+DOC = os.path.join(ROOT, "docs", "corruptions.md")
+
+
+def doc_severities(name):
+    """the five values (numbers or tuples) of corruption `name` in docs/corruptions.md"""
+    with open(DOC, encoding="utf-8") as f:
+        rows = [ln for ln in f if ln.startswith(f"| `{name}` |")]
+    if len(rows) != 1:
+        raise SystemExit(f"{DOC}: {len(rows)} table rows for `{name}`, want 1")
+    col = rows[0].split(" | ")[2].replace("**", "")
+    col = col[col.rindex("= ") + 2:] if "= " in col else col
+    num = r"-?(?:\d+\.?\d*|\.\d+)"
+    if col.lstrip().startswith("("):
+        tup = re.findall(r"\(([^()]*)\)", col)[:5]
+        vals = [tuple(float(v) for v in re.findall(num, t)) for t in tup]
+    else:
+        vals = [float(v) for v in re.findall(num, col)[:5]]
+    if len(vals) != 5:
+        raise SystemExit(f"{DOC}: `{name}`: cannot read 5 severities from {col!r}")
+    return vals
+
+
+BRIGHTNESS = doc_severities("brightness")          # mnist-c brightness
+CONTRAST = doc_severities("contrast")              # mnist-c / F-MNIST-C contrast
+SATURATE = doc_severities("saturate")              # ladder ending at mnist-c (20, .2)
+STRIPE_28 = doc_severities("stripe")               # columns per side at width 28; mnist-c: 7
+SHEAR = doc_severities("shear")
+ROTATE = doc_severities("rotate")
+SCALE = doc_severities("scale")                    # content size; matrix uses 1/c
+TRANSLATE = doc_severities("translate")
+GAUSSIAN_BLUR = doc_severities("gaussian_blur")    # make_cifar_c gaussian_blur
+DEFOCUS = doc_severities("defocus_blur")           # make_cifar_c defocus_blur
+ZOOM_ENDS = doc_severities("zoom_blur")            # make_cifar_c: arange(1, e, .01)
+PIXELATE = doc_severities("pixelate")              # ladder around mnist-c's default .4
+JPEG = [int(q) for q in doc_severities("jpeg_compression")]  # make_cifar_c
 
 
 def to_u8(v):
