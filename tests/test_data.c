@@ -27,6 +27,31 @@ START_TEST(idx_pair_loads)
 }
 END_TEST
 
+/* The real Fashion-MNIST test set (Debian dataset-fashion-mnist, which scripts/bootstrap
+ * installs): its first 20 labels as the IDX file holds them (read here with Python's gzip:
+ * 9 2 1 1 6 1 4 6 5 7 4 5 7 3 4 1 2 4 8 0), and 1,000 images of each of the 10 classes
+ * (the balanced test split of Xiao et al. 2017, counted the same way). Labels go up to 9,
+ * so a label read modulo anything smaller, or cut to a smaller type, fails. */
+START_TEST(fashion_mnist_labels)
+{
+    static const char *path = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
+    static const int32_t first[20] = {9, 2, 1, 1, 6, 1, 4, 6, 5, 7, 4, 5, 7, 3, 4, 1, 2, 4, 8, 0};
+    mr_dataset *d;
+    ck_assert_msg(mr_dataset_load(&d, path, 0) == MR_OK, "%s (install dataset-fashion-mnist)",
+                  mr_error_message());
+    ck_assert_int_eq(d->n, 10000);
+    ck_assert_int_eq(d->h, 28);
+    for (int i = 0; i < 20; i++) ck_assert_int_eq(d->labels[i], first[i]);
+    int count[10] = {0};
+    for (int i = 0; i < d->n; i++) {
+        ck_assert(d->labels[i] >= 0 && d->labels[i] < 10);
+        count[d->labels[i]]++;
+    }
+    for (int c = 0; c < 10; c++) ck_assert_int_eq(count[c], 1000);
+    mr_dataset_free(d);
+}
+END_TEST
+
 START_TEST(limit_reads_a_prefix)
 {
     mr_dataset *d, *all;
@@ -86,6 +111,7 @@ int main(void)
     Suite *s = suite_create("data");
     TCase *tc = tcase_create("load");
     tcase_add_test(tc, idx_pair_loads);
+    tcase_add_test(tc, fashion_mnist_labels);
     tcase_add_test(tc, limit_reads_a_prefix);
     tcase_add_test(tc, data_must_fit_the_model);
     tcase_add_test(tc, bad_data_files_are_refused);

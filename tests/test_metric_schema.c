@@ -62,6 +62,27 @@ START_TEST(rows_are_consistent)
 }
 END_TEST
 
+/* The gate's quantum per metric, as docs/ci.md ("Near ties") and docs/metrics.md state it:
+ * the change one sample's outcome can make over n samples and E experts. */
+START_TEST(quantum_as_documented)
+{
+    const int n = 50, E = 8;
+    const double q = 1.0 / n;
+    ck_assert_double_eq_tol(mr_metric_quantum(&mr_metric_table[MR_M_ACCURACY], n, E), q, 1e-15);
+    ck_assert_double_eq_tol(mr_metric_quantum(&mr_metric_table[MR_M_ENTROPY_NORM], n, E), q, 1e-15);
+    ck_assert_double_eq_tol(mr_metric_quantum(&mr_metric_table[MR_M_ENTROPY], n, E), log(8.0) / n,
+                            1e-15);
+    ck_assert_double_eq_tol(mr_metric_quantum(&mr_metric_table[MR_M_LOAD_CV], n, E),
+                            2.0 * sqrt(8.0) / n, 1e-15);
+    ck_assert_double_eq_tol(mr_metric_quantum(&mr_metric_table[MR_M_IMPORTANCE_CV], n, E),
+                            2.0 * sqrt(8.0) / n, 1e-15);
+    ck_assert_double_eq_tol(mr_metric_quantum(&mr_metric_table[MR_M_AUX_LOSS], n, E), 4.0 * 8 / n,
+                            1e-15);
+    ck_assert_double_eq(mr_metric_quantum(&mr_metric_table[MR_M_LOSS], n, E), 0.0);
+    ck_assert_double_eq(mr_metric_quantum(&mr_metric_table[MR_M_MCE], n, E), 0.0);
+}
+END_TEST
+
 START_TEST(docs_list_every_metric)
 {
     FILE *fp = fopen("docs/metrics.md", "r");
@@ -200,6 +221,7 @@ int main(void)
     TCase *tc = tcase_create("schema");
     tcase_add_test(tc, rows_are_consistent);
     tcase_add_test(tc, docs_list_every_metric);
+    tcase_add_test(tc, quantum_as_documented);
     tcase_add_test(tc, cells_round_trip_every_metric);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
