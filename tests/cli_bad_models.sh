@@ -12,5 +12,12 @@ while IFS="$(printf '\t')" read -r file needle _defect; do
   case "$err" in *"tests/bad/$file"*) ;; *) echo "FAIL $file: message lacks the file name: $err"; fail=1; continue ;; esac
   case "$err" in *"$needle"*) echo "ok   $file: $err" ;; *) echo "FAIL $file: message lacks '$needle': $err"; fail=1 ;; esac
 done < tests/bad/MANIFEST.tsv
-[ "$n" -ge 12 ] || { echo "FAIL only $n cases in the manifest"; fail=1; }
+# every malformed model in tests/bad/ is a case of the manifest, and no case is missing
+# its file (the count is the directory's, not a floor)
+files=$(ls tests/bad/*.h5 | wc -l)
+[ "$n" -eq "$files" ] && echo "ok   $n manifest cases = the $files models in tests/bad/" ||
+  { echo "FAIL $n manifest cases for $files models in tests/bad/"; fail=1; }
+for f in tests/bad/*.h5; do
+  grep -q "^$(basename "$f")$(printf '\t')" tests/bad/MANIFEST.tsv || { echo "FAIL $f is not in tests/bad/MANIFEST.tsv"; fail=1; }
+done
 exit $fail

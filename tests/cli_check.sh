@@ -61,6 +61,40 @@ has "$tmp/bq.out" "REGRESSION: tiny/sim@k2/shot_noise/s4:layer1/flip_top1: rose 
 printf '{"default": {"abs": 0.5}}' > "$tmp/loose.json"
 "$bin" check "$tmp/b" --baseline "$tmp/flips.json" --tolerance "$tmp/loose.json" > /dev/null; rc=$?
 [ $rc -eq 0 ] && ok "a generous tolerance passes" || bad "generous tolerance: exit $rc"
+# the tolerance's edge: every accuracy of the baseline raised by 0.15 (or lowered), with
+# abs = 0.1 and no relative or one-sample allowance: now 0.15 below the baseline is worse
+# than allowed (regressed), 0.05 below is not, 0.15 above is an improvement
+"$bin" baseline "$tmp/a" --metrics accuracy > "$tmp/acc.json" 2>/dev/null || bad "baseline --metrics accuracy exited $?"
+shift_acc() { awk -v d="$1" '/"mean":|"lo":|"hi":/ { sub(/[-0-9.e]+,?$/, sprintf("%.17g%s", $2 + d, ($2 ~ /,$/) ? "," : "")) } { print }' "$tmp/acc.json" > "$2"; }
+shift_acc 0.15 "$tmp/acc-hi.json"; shift_acc 0.05 "$tmp/acc-near.json"; shift_acc -0.15 "$tmp/acc-lo.json"
+n_acc=$(grep -c ':accuracy"' "$tmp/acc.json")
+printf '{"default": {"abs": 0.1, "rel": 0, "samples": 0}}' > "$tmp/edge.json"
+"$bin" check "$tmp/a" --baseline "$tmp/acc-hi.json" --tolerance "$tmp/edge.json" --all > "$tmp/edge-hi.out"; rc=$?
+[ $rc -eq 1 ] && [ "$(grep -c '^REGRESSION' "$tmp/edge-hi.out")" -eq "$n_acc" ] &&
+  ok "accuracy 0.15 below the baseline, tolerance 0.1: all $n_acc regressed" || bad "0.15 below: exit $rc, $(grep -c '^REGRESSION' "$tmp/edge-hi.out") of $n_acc regressed"
+"$bin" check "$tmp/a" --baseline "$tmp/acc-near.json" --tolerance "$tmp/edge.json" --all > "$tmp/edge-near.out"; rc=$?
+[ $rc -eq 0 ] && ok "accuracy 0.05 below the baseline, tolerance 0.1: passes" || bad "0.05 below: exit $rc"
+"$bin" check "$tmp/a" --baseline "$tmp/acc-lo.json" --tolerance "$tmp/edge.json" --all > "$tmp/edge-lo.out"; rc=$?
+[ $rc -eq 0 ] && [ "$(grep -c '^improved ' "$tmp/edge-lo.out")" -eq "$n_acc" ] &&
+  ok "accuracy 0.15 above the baseline: all $n_acc improved" || bad "0.15 above: exit $rc, $(grep -c '^improved ' "$tmp/edge-lo.out") improved"
+# the relative part: abs 0, rel 1 allows a drop of the baseline's own size (>= 0.15 here)
+printf '{"default": {"abs": 0, "rel": 1, "samples": 0}}' > "$tmp/rel.json"
+"$bin" check "$tmp/a" --baseline "$tmp/acc-hi.json" --tolerance "$tmp/rel.json" > /dev/null; rc=$?
+[ $rc -eq 0 ] && ok "rel = 1 allows the 0.15 drop" || bad "rel tolerance: exit $rc"
+# the default tolerance, documented in docs/ci.md: max(1e-5, 1e-5 |baseline|, one sample);
+# loss has no one-sample bound, so its baseline lowered by 1e-4 regresses, by 5e-6 not
+shift_loss() { awk -v d="$1" '/"mean":|"lo":|"hi":/ { sub(/[-0-9.e]+,?$/, sprintf("%.17g%s", $2 + d, ($2 ~ /,$/) ? "," : "")) } { print }' "$tmp/loss.json" > "$2"; }
+"$bin" baseline "$tmp/a" --metrics loss > "$tmp/loss.json" 2>/dev/null || bad "baseline --metrics loss exited $?"
+shift_loss -1e-4 "$tmp/loss-4.json"; shift_loss -5e-6 "$tmp/loss-6.json"
+"$bin" check "$tmp/a" --baseline "$tmp/loss-4.json" > /dev/null; rc=$?
+[ $rc -eq 1 ] && ok "default tolerance: loss 1e-4 worse regresses" || bad "loss 1e-4 worse: exit $rc"
+"$bin" check "$tmp/a" --baseline "$tmp/loss-6.json" > /dev/null; rc=$?
+[ $rc -eq 0 ] && ok "default tolerance: loss 5e-6 worse passes" || bad "loss 5e-6 worse: exit $rc"
+# a rule inherits every field it does not give from the default (docs/ci.md): with a
+# generous default, a rule that sets only the mode still allows the default's 0.5
+printf '{"default": {"abs": 0.5}, "rules": [{"match": "*/sim@*", "mode": "fixed"}]}' > "$tmp/inherit.json"
+"$bin" check "$tmp/b" --baseline "$tmp/flips.json" --tolerance "$tmp/inherit.json" > "$tmp/inherit.out"; rc=$?
+[ $rc -eq 0 ] && ok "a rule inherits the default tolerance" || bad "rule without abs: exit $rc ($(grep -c '^REGRESSION' "$tmp/inherit.out") regressions)"
 printf '{"default": {"abs": 0.02}, "rules": [{"match": "*/sim@*", "ignore": true}]}' > "$tmp/ign.json"
 "$bin" check "$tmp/b" --baseline "$tmp/flips.json" --tolerance "$tmp/ign.json" > "$tmp/ign.out"; rc=$?
 [ $rc -eq 0 ] && ok "an ignore rule skips the router" || bad "ignore rule: exit $rc"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # `moe-robust run` / `merge` contract (issue: batch harness):
 # - summary.json byte-identical for --threads 1 and 2, for 2 shards + merge, and after a
-#   run killed with SIGKILL (at a fixed cell and at a random moment) and resumed;
+#   run killed with SIGKILL (at a fixed cell, and from outside after 3, 29 and 61 cells,
+#   each asserted to have landed mid-run) and resumed, done cells never rewritten;
 # - a bad config line: exit 2, message naming FILE:LINE, and an existing output
 #   directory left exactly as it was;
 # - a directory holding another config, or the same one without --resume, is refused.
@@ -52,27 +53,43 @@ done_cells=$(ls "$tmp/k/cells" | grep -c '\.h5$')
 [ -e "$tmp/k/summary.json" ] && bad "summary written by a killed run" || ok "no summary from the killed run"
 out=$("$bin" run $cfg --out "$tmp/k" --quiet 2>&1); rc=$?
 [ $rc -eq 2 ] && case "$out" in *"add --resume"*) ok "restart without --resume refused";; *) bad "message: $out";; esac || bad "restart without --resume exited $rc"
-before=$(stat -c %Y "$tmp/k/cells/tiny~softmax@k1~clean.h5")
+# one done cell replaced by the same cell of another config (seed 4): its config hash
+# differs, so the resume must recompute it, not keep it
+"$bin" run $cfg --set run.seed=4 --out "$tmp/o" --threads 2 --quiet || bad "seed-4 run exited $?"
+foreign="$tmp/k/cells/tiny~softmax@k1~clean.h5"
+cp "$tmp/o/cells/tiny~softmax@k1~clean.h5" "$foreign"
+# every other done cell's inode and nanosecond mtime: a cell written again (atomically:
+# a new file renamed over it) changes both, even within the same second
+find "$tmp/k/cells" -name '*.h5' ! -path "$foreign" -exec stat -c '%n %i %.9Y' {} + | sort > "$tmp/k-done.stat"
 "$bin" run $cfg --out "$tmp/k" --threads 1 --resume 2>"$tmp/resume.log" || bad "resume exited $?"
-same "$tmp/t1/summary.json" "$tmp/k/summary.json" "killed + resumed == uninterrupted"
-[ "$(grep -c 'already done' "$tmp/resume.log")" -eq 37 ] && ok "resume skips the 37 done cells" || bad "resume recomputed done cells: $(grep -c 'already done' "$tmp/resume.log") skipped"
-[ "$(stat -c %Y "$tmp/k/cells/tiny~softmax@k1~clean.h5")" = "$before" ] && ok "done cells untouched" || bad "a done cell was rewritten"
+same "$tmp/t1/summary.json" "$tmp/k/summary.json" "killed + resumed == uninterrupted (the other config's cell recomputed)"
+[ "$(grep -c 'already done' "$tmp/resume.log")" -eq 36 ] && ok "resume skips the 36 done cells of this config" || bad "resume: $(grep -c 'already done' "$tmp/resume.log") cells skipped, expected 36"
+stat -c '%n %i %.9Y' $(cut -d' ' -f1 "$tmp/k-done.stat") | sort > "$tmp/k-after.stat"
+same "$tmp/k-done.stat" "$tmp/k-after.stat" "the 36 done cells untouched by the resume (inode and mtime)"
+[ "$(ls "$tmp/k/cells" | grep -c '\.h5$')" -eq 88 ] && ok "resume completed the other 51 cells" || bad "resume left $(ls "$tmp/k/cells" | grep -c '\.h5$') of 88 cells"
 
-# kill -9 from outside at a random moment, then resume
+# kill -9 from outside at a moment the run picks, then resume: the kill is asserted to
+# have landed mid-run (some cells done, some not, no summary), else the case fails
 i=0
-while [ $i -lt 3 ]; do
+for target in 3 29 61; do
   rm -rf "$tmp/r"
-  "$bin" run $cfg --out "$tmp/r" --threads 2 --quiet 2>/dev/null &
+  "$bin" run $cfg --out "$tmp/r" --threads 1 --quiet 2>/dev/null &
   pid=$!
-  sleep 0.$(( (i * 37 + 11) % 9 + 1 ))
+  # wait until $target cells are complete, then kill at once
+  t=0
+  while [ "$(ls "$tmp/r/cells" 2>/dev/null | grep -c '\.h5$')" -lt $target ] && [ $t -lt 6000 ] && kill -0 $pid 2>/dev/null; do
+    sleep 0.01; t=$((t + 1))
+  done
   kill -9 $pid 2>/dev/null
   wait $pid 2>/dev/null
-  if [ -d "$tmp/r" ]; then
-    "$bin" run $cfg --out "$tmp/r" --threads 2 --quiet --resume 2>/dev/null || bad "resume after random kill exited $?"
-    same "$tmp/t1/summary.json" "$tmp/r/summary.json" "random kill -9 #$i + resume == uninterrupted"
+  n=$(ls "$tmp/r/cells" 2>/dev/null | grep -c '\.h5$')
+  if [ "$n" -ge $target ] && [ "$n" -lt 88 ] && [ ! -e "$tmp/r/summary.json" ]; then
+    ok "kill -9 #$i landed mid-run: $n of 88 cells done"
   else
-    ok "random kill -9 #$i hit before the output directory existed"
+    bad "kill -9 #$i did not land mid-run: $n of 88 cells done (wanted $target..87, no summary)"
   fi
+  "$bin" run $cfg --out "$tmp/r" --threads 2 --quiet --resume 2>/dev/null || bad "resume after kill #$i exited $?"
+  same "$tmp/t1/summary.json" "$tmp/r/summary.json" "kill -9 #$i after $n cells + resume == uninterrupted"
   i=$((i + 1))
 done
 
