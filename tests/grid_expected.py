@@ -134,6 +134,16 @@ def compute(summary, cells):
             float(np.mean([acc(f"{c}/s{s}") for c in corrs])) for s in sevs]
         grp["severity"] = {c: [grp["clean_accuracy"]] + [acc(f"{c}/s{s}") for s in sevs]
                            for c in corrs}
+        # clean-vs-corrupted flips per severity, mean over corruptions (and MoE layers):
+        # fig-MODEL-flip's panels top-1, top-k set, prediction
+        grp["severities"] = sevs
+        grp["flip_severity"] = [
+            [float(np.mean([lmean(f"{g}/{c}/s{s}", key) for c in corrs])) for s in sevs]
+            for key in ("flip_top1", "flip_topk_set")] + [
+            [float(np.mean([out["cells"][f"{g}/{c}/s{s}"]["prediction_flip"] for c in corrs]))
+             for s in sevs]]
+        # expert load on clean data x E (fig-MODEL-load; 1 = uniform), [layer][expert]
+        grp["load_x_E"] = (cells[g + "/clean"]["load"] * cells[g + "/clean"]["load"].shape[1]).tolist()
         out["groups"][g] = grp
     return out
 
@@ -269,6 +279,30 @@ def check_report(run, exp, summary, level, errs):
                 for j, g in enumerate(order):
                     check_band(path, f"{corr} / {g}", blocks[c * len(order) + j],
                                [100 * v for v in mine[g]["severity"][corr]], errs)
+        # flip figure data: block p G + g, rows 'severity mean lo hi' (%)
+        order = [r[0] for r in rows]
+        path = os.path.join(rep, f"fig-{model}-flip.dat")
+        blocks = dat_blocks(path)
+        for p, panel in enumerate(("top-1", "top-k set", "prediction")):
+            for j, g in enumerate(order):
+                blk = blocks[p * len(order) + j]
+                want = [100 * v for v in mine[g]["flip_severity"][p]]
+                if [int(r[0]) for r in blk] != mine[g]["severities"]:
+                    errs.append(f"{path}: {panel} / {g}: severities {[r[0] for r in blk]}")
+                for r, w in zip(blk, want):
+                    if abs(r[1] - w) > 1e-5 * max(1.0, abs(w)) or not r[2] <= r[1] <= r[3]:
+                        errs.append(f"{path}: {panel} / {g} severity {int(r[0])}: row {r}, "
+                                    f"expected mean {w:.8g} inside its band")
+        # load figure data: block g, rows 'expert layer load*E'
+        path = os.path.join(rep, f"fig-{model}-load.dat")
+        for g, blk in zip(order, dat_blocks(path)):
+            want = mine[g]["load_x_E"]
+            got = {(int(r[1]), int(r[0])): r[2] for r in blk}
+            for l, row in enumerate(want):
+                for e, w in enumerate(row):
+                    v = got.get((l, e))
+                    if v is None or abs(v - w) > 1e-6 * max(1.0, abs(w)):
+                        errs.append(f"{path}: {g} layer {l} expert {e}: {v}, expected {w:.8g}")
         # entropy ratio figure data: block 1, one ratio per router@k in the summary's order
         path = os.path.join(rep, f"fig-{model}-entropy.dat")
         with open(path) as f:
