@@ -534,8 +534,11 @@ int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap)
     r->probs = malloc(L * tok * t->E * sizeof *r->probs);
     r->topk = malloc(L * tok * t->k * sizeof *r->topk);
     r->weights = malloc(L * tok * t->k * sizeof *r->weights);
-    r->raw = malloc(tok * t->E * sizeof *r->raw);
-    r->scratch = malloc(tok * (t->E > 2 ? t->E : 2) * sizeof(double));
+    /* every layer's scores of a chunk at once: read on one thread (libhdf5), then routed
+     * in one parallel loop; the scratch doubles as int64 scratch (tok values) */
+    size_t le = L * t->E;
+    r->raw = malloc(tok * le * sizeof *r->raw);
+    r->scratch = malloc(tok * (le > 2 ? le : 2) * sizeof(float));
     if (!r->mask || !r->labels || !r->out || !r->pred || !r->probs || !r->topk || !r->weights ||
         !r->raw || !r->scratch) {
         mr_trace_rows_free(r);
@@ -593,9 +596,10 @@ static void half_fill(void)
     for (uint32_t h = 0; h < 65536; h++) half_lut[h] = mr_half_to_float((uint16_t)h);
 }
 
-/* Scores of one layer into dst [cap, T, E] (float32) or r->raw (16-bit, raw bits). */
+/* Scores of one layer into dst [cap, T, E] (float32) or raw [cap, T, E] (16-bit, raw
+ * bits). */
 static int read_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace_rows *r,
-                       float *dst, int r0, int nb, int slot, const char *what)
+                       float *dst, uint16_t *raw, int r0, int nb, int slot, const char *what)
 {
     hsize_t T = (hsize_t)t->T, E = (hsize_t)t->E;
     if (l->dtype == MR_TRACE_F32)
@@ -604,11 +608,11 @@ static int read_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace
     /* raw bits in native byte order: the file type with only its order changed */
     hid_t ft = H5Dget_type(l->scores_ds), mt = ft >= 0 ? H5Tcopy(ft) : -1;
     int st = mt >= 0 && H5Tset_order(mt, H5Tget_order(H5T_NATIVE_USHORT)) >= 0
-                 ? read_block(l->scores_ds, mt, r->raw, 3, r->cap, T, E, r0, nb, slot, t->path, what)
+                 ? read_block(l->scores_ds, mt, raw, 3, r->cap, T, E, r0, nb, slot, t->path, what)
                  : mr_error_set(MR_EINPUT, "%s: %s: unreadable datatype", t->path, what);
     if (mt >= 0) H5Tclose(mt);
     if (ft >= 0) H5Tclose(ft);
-    return st; /* widened token by token in read_layer's parallel loop (widen) */
+    return st; /* widened token by token in route_layers's parallel loop (widen) */
 }
 
 /* A token's 16-bit scores raw[E] as floats (exact: the float16 table is mr_half_to_float's;
@@ -668,19 +672,28 @@ static int token_route(const mr_trace_file *t, const mr_trace_layer *l, float *p
     return MR_OK;
 }
 
+static void layer_what(char *what, size_t cap, const mr_trace_layer *l)
+{
+    snprintf(what, cap, "/layers/%d/%s", l->index, l->is_logits ? "router_logits" : "probs");
+}
+
+/* Layer li's datasets of rows r0 .. r0+nb-1: /topk and /weights into their slots, the
+ * scores into its slice of r->scratch (float32) or r->raw (16-bit). libhdf5 calls only. */
 static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_rows *r, int slot)
 {
     const mr_trace_layer *l = &t->layers[li];
     int T = t->T, E = t->E, k = t->k, cap = r->cap;
     char what[96];
-    snprintf(what, sizeof what, "/layers/%d/%s", l->index, l->is_logits ? "router_logits" : "probs");
-    float *probs = r->probs + (size_t)li * cap * T * E, *s = r->scratch;
+    layer_what(what, sizeof what, l);
+    size_t per_layer = (size_t)cap * T * E;
+    float *s = r->scratch + (size_t)li * per_layer;
+    uint16_t *raw = r->raw + (size_t)li * per_layer;
     int *topk = r->topk + (size_t)li * cap * T * k;
     float *w = r->weights + (size_t)li * cap * T * k;
     if (l->has_topk) {
         char tp[96];
         snprintf(tp, sizeof tp, "/layers/%d/topk", l->index);
-        int64_t *tmp = (int64_t *)(void *)r->raw; /* reused: tok*k int64 fit tok*E*2 bytes? */
+        int64_t *tmp = (int64_t *)(void *)raw; /* reused: tok*k int64 fit tok*E*2 bytes? */
         int64_t *own = NULL;
         if ((size_t)k * 8 > (size_t)E * 2) tmp = own = malloc((size_t)cap * T * k * sizeof *own);
         if (!tmp) return mr_error_set(MR_ENOMEM, "out of memory");
@@ -695,32 +708,54 @@ static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_r
         MR_TRY(read_block(l->weights_ds, H5T_NATIVE_FLOAT, w, 3, cap, (hsize_t)T, (hsize_t)k, r0,
                           nb, slot, t->path, wp));
     }
-    /* after /topk, whose integers pass through r->raw */
-    MR_TRY(read_scores(t, l, r, s, r0, nb, slot, what));
+    /* after /topk, whose integers pass through the same raw slice */
+    return read_scores(t, l, r, s, raw, r0, nb, slot, what);
+}
+
+/* Token i of the chunk's flat (layer, row, position) order, routed; what[li]: the
+ * layer's scores dataset, for messages. */
+static int route_token(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb, int slot,
+                       long long i, char (*what)[96])
+{
+    int T = t->T, E = t->E, k = t->k, cap = r->cap;
+    long long ntok = (long long)nb * T;
+    int li = (int)(i / ntok);
+    long long j = i % ntok;
+    const mr_trace_layer *l = &t->layers[li];
+    size_t tok = (size_t)slot * T + (size_t)j, at = (size_t)li * cap * T + tok;
+    float *s = r->scratch + at * E;
+    if (l->dtype != MR_TRACE_F32) widen(s, r->raw + at * E, E, l->dtype);
+    return token_route(t, l, r->probs + at * E, s, r->topk + at * k, r->weights + at * k,
+                       r->mask[tok], what[li], (size_t)(r0 + j / T), (int)(j % T));
+}
+
+/* Every layer's tokens of the chunk in one parallel loop (one fork and join per chunk, not
+ * one per layer: the waiting thread's spinning was CPU time), the first error in (layer,
+ * token) order reported. */
+static int route_layers(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb, int slot)
+{
     call_once(&half_once, half_fill);
-    /* tokens are independent: in parallel, the first error (in token order) reported */
-    long long ntok = (long long)nb * T, bad = ntok;
-#pragma omp parallel for schedule(static) num_threads(r->threads > 0 ? r->threads : 1)
+    char (*what)[96] = malloc((size_t)t->n_layers * sizeof *what);
+    if (!what) return mr_error_set(MR_ENOMEM, "out of memory");
+    for (int li = 0; li < t->n_layers; li++) layer_what(what[li], sizeof *what, &t->layers[li]);
+    long long ntok = (long long)t->n_layers * nb * t->T, bad = ntok;
+    /* dynamic: a thread slowed by other jobs on the machine does not hold the others
+     * spinning at the join; every token's result is independent of its thread */
+#pragma omp parallel for schedule(dynamic, 256) num_threads(r->threads > 0 ? r->threads : 1)
     for (long long i = 0; i < ntok; i++) {
         long long first;
 #pragma omp atomic read
         first = bad;
         if (i > first) continue;
-        size_t tok = (size_t)slot * T + (size_t)i;
-        int b = (int)(i / T), pos = (int)(i % T);
-        if (l->dtype != MR_TRACE_F32) widen(s + tok * E, r->raw + tok * E, E, l->dtype);
-        if (token_route(t, l, probs + tok * E, s + tok * E, topk + tok * k, w + tok * k,
-                        r->mask[tok], what, (size_t)(r0 + b), pos) != MR_OK) {
+        if (route_token(t, r, r0, nb, slot, i, what) != MR_OK) {
 #pragma omp critical(mr_trace_error)
             if (i < bad) bad = i;
         }
     }
-    if (bad < ntok) { /* the message again, from this thread, for the first bad token */
-        size_t tok = (size_t)slot * T + (size_t)bad;
-        return token_route(t, l, probs + tok * E, s + tok * E, topk + tok * k, w + tok * k,
-                           r->mask[tok], what, (size_t)(r0 + bad / T), (int)(bad % T));
-    }
-    return MR_OK;
+    /* the message again, from this thread, for the first bad token */
+    int st = bad < ntok ? route_token(t, r, r0, nb, slot, bad, what) : MR_OK;
+    free(what);
+    return st;
 }
 
 int mr_trace_read_rows(const mr_trace_file *t, int r0, int nb, mr_trace_rows *r, int slot)
@@ -770,5 +805,5 @@ int mr_trace_read_rows(const mr_trace_file *t, int r0, int nb, mr_trace_rows *r,
                              INT32_MAX, t->path, "/predictions"));
     }
     for (int li = 0; li < t->n_layers; li++) MR_TRY(read_layer(t, li, r0, nb, r, slot));
-    return MR_OK;
+    return route_layers(t, r, r0, nb, slot);
 }
