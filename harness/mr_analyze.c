@@ -264,6 +264,7 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrac
         free(tbs[i].ta);
         free(tbs[i].tb);
         free(tbs[i].both);
+        free(tbs[i].tgt);
     }
     free(tbs);
     mr_trace_rows_free(&sa.rows);
@@ -364,6 +365,8 @@ static int run_checkpoint(analyzer *az, const unit *u, int c, const char *model,
     mr_pass_metrics clean = {0};
     side sc;
     int st = mr_pass_alloc(&clean, n, L, t->E, t->k);
+    int nc = t->task == MR_TRACE_CLASSIFY ? t->C : 0; /* every class has its row */
+    if (st == MR_OK) st = mr_struct_acc_reserve(clean.structure, nc, 0, 0);
     if (st == MR_OK) st = compute(az, u->clean[c], NULL, NULL, &clean, NULL, NULL, &sc, NULL);
     if (st == MR_OK) st = mr_pass_summarize(&clean, n, &co, "clean");
     if (st == MR_OK) {
@@ -376,6 +379,7 @@ static int run_checkpoint(analyzer *az, const unit *u, int c, const char *model,
         mr_flip_metrics fl = {0};
         side s1, s2;
         st = mr_pass_alloc(&cp, n, L, t->E, t->k);
+        if (st == MR_OK) st = mr_struct_acc_reserve(cp.structure, nc, 0, 0);
         if (st == MR_OK) st = mr_flips_alloc(&fl, n, L);
         if (st == MR_OK) st = compute(az, u->clean[c], lc, NULL, NULL, &cp, &fl, &s1, &s2);
         if (st == MR_OK) st = mr_pass_summarize(&cp, n, &co, "corrupt");

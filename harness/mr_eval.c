@@ -92,6 +92,22 @@ static void score(mr_eval_pass *p, const mr_trace *tr, const mr_model *m, const 
     }
 }
 
+/* Routing structure of samples s0.. of a pass (metrics/mr_routing_struct.h): the
+ * classes of images, the next-token targets of token sequences, the domains where the
+ * data name them. */
+static int add_structure(mr_eval_pass *p, const mr_trace *tr, const mr_model *m,
+                         const mr_dataset *d, int s0)
+{
+    mr_struct_side side = {.domains = d->domains ? d->domains + s0 : NULL};
+    if (m->cfg.task == MR_TASK_CLASSIFY) {
+        side.labels = d->labels + s0;
+    } else {
+        side.targets = d->tokens + (size_t)s0 * d->cols + 1;
+        side.target_stride = (size_t)d->cols;
+    }
+    return mr_struct_acc_add(p->structure, tr, &side);
+}
+
 /* One sample's routing and predictions, from a live trace (sample b of its micro-batch)
  * or from a cache (sample s). */
 typedef struct view {
@@ -254,6 +270,7 @@ static int run_chunk(worker *w, mr_eval_result *res, const mr_model *m, const mr
         tc = main = mr_workspace_trace(w->clean);
         score(&res->clean, tc, m, d, s0, c ? w->clean_loss : w->token_loss);
         MR_TRY(mr_routing_acc_add(res->clean.routing, tc, s0));
+        MR_TRY(add_structure(&res->clean, tc, m, d, s0));
     }
     const uint8_t *img = NULL;
     const int32_t *tok = NULL;
@@ -273,6 +290,7 @@ static int run_chunk(worker *w, mr_eval_result *res, const mr_model *m, const mr
         main = mr_workspace_trace(w->corrupt);
         score(&res->corrupt, main, m, d, s0, w->token_loss);
         MR_TRY(mr_routing_acc_add(res->corrupt.routing, main, s0));
+        MR_TRY(add_structure(&res->corrupt, main, m, d, s0));
         flip_chunk(&res->flip_corrupt, w, res, V, s0, nb, tc, o->clean_cache, main);
     }
     if (o->store_cache) store(o->store_cache, main, s0, V);
@@ -394,6 +412,12 @@ int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,
                    MR_EINPUT, "routing cache does not match this evaluation's shape");
     int st = res->has_clean ? mr_pass_alloc(&res->clean, n, nm, c->n_experts, k) : MR_OK;
     if (st == MR_OK && res->has_corrupt) st = mr_pass_alloc(&res->corrupt, n, nm, c->n_experts, k);
+    /* every class (vocabulary id, domain) of the model and data has its row */
+    int nc = c->task == MR_TASK_CLASSIFY ? c->n_out : 0, nv = c->task == MR_TASK_LM ? c->n_out : 0;
+    if (st == MR_OK && res->has_clean)
+        st = mr_struct_acc_reserve(res->clean.structure, nc, nv, d->n_domains);
+    if (st == MR_OK && res->has_corrupt)
+        st = mr_struct_acc_reserve(res->corrupt.structure, nc, nv, d->n_domains);
     if (st == MR_OK && res->has_corrupt) st = mr_flips_alloc(&res->flip_corrupt, n, nm);
     if (st == MR_OK && res->has_compare) st = mr_flips_alloc(&res->flip_ckpt, n, nm);
     mr_routing_writer *rw = NULL;

@@ -16,6 +16,8 @@ static void value_str(char *buf, size_t cap, const mr_metric *m, const double *v
 {
     if (m->kind == MR_KIND_CI)
         snprintf(buf, cap, "%.4f [%.4f, %.4f]", v[3 * l], v[3 * l + 1], v[3 * l + 2]);
+    else if (isnan(v[l])) /* undefined here (layer_nmi of the first MoE layer) */
+        snprintf(buf, cap, "-");
     else
         snprintf(buf, cap, "%.*f", m->decimals ? 4 : 0, v[l]);
 }

@@ -48,6 +48,35 @@ static int write_metrics(hid_t f, const mr_cell_meta *m, const mr_metric_src *sr
     return st;
 }
 
+/* The routing-structure matrices of a pass (metrics/mr_routing_struct.h), [n_moe, R, E]:
+ * "coactivation" (R = E), "class_usage" (R = classes, with labels), "domain_usage"
+ * (R = domains, where the samples carry one). */
+static int write_matrices(hid_t f, const mr_pass_metrics *p, int n_moe)
+{
+    const mr_struct_acc *a = p ? p->structure : NULL;
+    if (!a || n_moe == 0) return MR_OK;
+    int E = a->E, st = MR_OK;
+    struct {
+        const char *name;
+        int rows, has;
+        void (*get)(double *, const mr_struct_acc *, int);
+    } mat[] = {{"coactivation", E, 1, mr_struct_coact},
+               {"class_usage", a->C, a->has_labels, mr_struct_class_usage},
+               {"domain_usage", a->D, a->has_domains, mr_struct_domain_usage}};
+    for (size_t i = 0; i < sizeof mat / sizeof mat[0] && st == MR_OK; i++) {
+        if (!mat[i].has || mat[i].rows <= 0) continue;
+        size_t per = (size_t)mat[i].rows * E;
+        double *v = malloc((size_t)n_moe * per * sizeof *v);
+        if (!v) return MR_ENOMEM;
+        for (int l = 0; l < n_moe; l++) mat[i].get(v + l * per, a, l);
+        hsize_t dims[3] = {(hsize_t)n_moe, (hsize_t)mat[i].rows, (hsize_t)E};
+        st = mr_h5_write_dataset(f, mat[i].name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, dims, v,
+                                 H5P_DEFAULT);
+        free(v);
+    }
+    return st;
+}
+
 int mr_cell_write(const char *path, const mr_cell_meta *m, const mr_pass_metrics *pass,
                   const mr_flip_metrics *flips, const mr_paired *acc_drop)
 {
@@ -78,6 +107,7 @@ int mr_cell_write(const char *path, const mr_cell_meta *m, const mr_pass_metrics
     mr_metric_src src = {.pass = pass, .flips = flips, .drop = acc_drop, .task = m->task,
                          .n_moe = m->n_moe, .E = m->E};
     if (st == MR_OK) st = write_metrics(f, m, &src);
+    if (st == MR_OK) st = write_matrices(f, pass, m->n_moe);
     if (acc_drop && st == MR_OK) {
         /* the p-value's qualifier (mr_cell_summary.acc_drop_p_bound) */
         double bound = acc_drop->p_bound;
@@ -132,6 +162,29 @@ double *mr_cell_read_vector(const char *path, const char *dataset, size_t n)
     if (mr_h5_open_read(&f, path) != MR_OK) return NULL;
     int st = MR_OK;
     double *v = get(f, path, "", dataset, n, &st);
+    H5Fclose(f);
+    return v;
+}
+
+double *mr_cell_read_matrix(const char *path, const char *dataset, int dims[3])
+{
+    hid_t f;
+    if (mr_h5_open_read(&f, path) != MR_OK) return NULL;
+    mr_h5_info info;
+    double *v = NULL;
+    char name[300];
+    snprintf(name, sizeof name, "/%s", dataset);
+    if (mr_h5_exists(f, name) && mr_h5_dataset_info(f, path, name, &info) == MR_OK &&
+        info.rank == 3 && info.dims[0] <= MR_MAX_LAYERS && info.dims[1] <= (1u << 20) &&
+        info.dims[2] <= MR_MAX_EXPERTS) {
+        size_t n = (size_t)(info.dims[0] * info.dims[1] * info.dims[2]);
+        v = malloc(n * sizeof *v + 1);
+        if (v && mr_h5_read_f64(f, path, name, v, n) != MR_OK) {
+            free(v);
+            v = NULL;
+        }
+        for (int i = 0; v && i < 3; i++) dims[i] = (int)info.dims[i];
+    }
     H5Fclose(f);
     return v;
 }
@@ -211,7 +264,8 @@ int mr_cell_read_summary_at(hid_t file, const char *path, const char *group, mr_
         const mr_metric *mt = &mr_metric_table[i];
         char ds[512];
         snprintf(ds, sizeof ds, "%s/%s", pre, mt->dataset ? mt->dataset : "");
-        int has = mt->part == MR_PART_PASS ? s->has_pass
+        int has = mt->optional && !mr_h5_exists(file, ds) ? 0
+                  : mt->part == MR_PART_PASS ? s->has_pass
                   : mt->part == MR_PART_FLIPS ? s->has_flips
                   : mt->part == MR_PART_DROP ? s->has_drop
                   : mt->part == MR_PART_SAT ? s->has_flips && mr_h5_exists(file, ds) : 0;

@@ -70,4 +70,9 @@ void mr_cell_summary_free(mr_cell_summary *s);
  * The caller frees it. */
 double *mr_cell_read_vector(const char *path, const char *dataset, size_t n);
 
+/* A routing-structure matrix of a pass cell ("coactivation", "class_usage",
+ * "domain_usage": [n_moe, R, E], docs/results.md) and its shape in dims; NULL (no message)
+ * when the cell has none. The caller frees it. */
+double *mr_cell_read_matrix(const char *path, const char *dataset, int dims[3]);
+
 #endif

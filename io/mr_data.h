@@ -20,6 +20,9 @@ enum mr_data_kind { MR_DATA_IMAGES = 0, MR_DATA_TOKENS = 1 };
 #define MR_DATA_MAX_SAMPLES 100000000L        /* 1e8: far beyond any evaluation set */
 #define MR_DATA_MAX_BYTES ((size_t)1 << 34)   /* 16 GiB of samples */
 
+/* Domains a dataset may name (/domains values 0 .. this - 1). */
+#define MR_DATA_MAX_DOMAINS 4096
+
 typedef struct mr_dataset {
     int kind;
     int n;                /* samples */
@@ -28,6 +31,8 @@ typedef struct mr_dataset {
     int32_t *labels;      /* [n] */
     int cols;             /* tokens: T + 1 */
     int32_t *tokens;      /* [n, cols] */
+    int32_t *domains;     /* [n] domain of each sample (HDF5 /domains), or NULL */
+    int n_domains;        /* 1 + the largest domain (0: none) */
     char path[1024];
 } mr_dataset;
 

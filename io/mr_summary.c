@@ -378,6 +378,31 @@ static cJSON *vs_reference(const mr_summary_run *g, const char *dir, int i, int 
     return o;
 }
 
+/* The routing-structure matrices of a clean cell, per layer (every pass cell's are in
+ * results.h5; summary.json keeps the clean ones, which the report draws). */
+static const char *const matrix_names[] = {"coactivation", "class_usage", "domain_usage"};
+
+static void add_matrices(cJSON *cell, const char *path)
+{
+    cJSON *layers = cJSON_GetObjectItem(cell, "layers");
+    for (size_t i = 0; i < sizeof matrix_names / sizeof matrix_names[0]; i++) {
+        int d[3];
+        double *v = mr_cell_read_matrix(path, matrix_names[i], d);
+        if (!v) continue;
+        for (int l = 0; l < d[0] && l < cJSON_GetArraySize(layers); l++) {
+            cJSON *rows = cJSON_CreateArray();
+            for (int r = 0; r < d[1]; r++) {
+                cJSON *row = cJSON_CreateArray();
+                for (int e = 0; e < d[2]; e++)
+                    cJSON_AddItemToArray(row, num(v[((size_t)l * d[1] + r) * d[2] + e]));
+                cJSON_AddItemToArray(rows, row);
+            }
+            cJSON_AddItemToObject(cJSON_GetArrayItem(layers, l), matrix_names[i], rows);
+        }
+        free(v);
+    }
+}
+
 static int write_json(const mr_summary_run *g, const char *dir, const mr_cell_summary *s,
                       const ce_row *rows)
 {
@@ -395,6 +420,11 @@ static int write_json(const mr_summary_run *g, const char *dir, const mr_cell_su
     int st = mr_boot_cache_alloc(&cache, MR_SUMMARY_BOOT_BUDGET);
     for (int i = 0; i < g->n_cells && st == MR_OK; i++) {
         cJSON *c = cell_json(&s[i]);
+        if (s[i].meta.kind == MR_CELL_CLEAN) {
+            char path[1400];
+            cell_path(path, sizeof path, dir, &g->cells[i]);
+            add_matrices(c, path);
+        }
         int j = reference_cell(g, i, rows[g->cells[i].group].ref_group);
         cJSON *vs = vs_reference(g, dir, i, j, cache, &st);
         if (vs) cJSON_AddItemToObject(c, "vs_reference", vs);
@@ -473,7 +503,7 @@ static int write_csv(const mr_summary_run *g, const char *dir, const mr_cell_sum
                 if (!mt->csv) continue;
                 size_t at = mt->per_layer ? (mt->kind == MR_KIND_CI ? 3 * (size_t)l : (size_t)l) : 0;
                 for (int j = 0; j < mt->csv; j++)
-                    if (v)
+                    if (v && isfinite(v[at + (size_t)j]))
                         fprintf(fp, ",%.17g", v[at + (size_t)j]);
                     else
                         fputc(',', fp);

@@ -10,6 +10,7 @@
 
 #define PASS_CI(f) .from = MR_FROM_PASS_CI, .offset = offsetof(mr_pass_metrics, f)
 #define LAYER(kind_, f) .from = MR_FROM_LAYER_##kind_, .offset = offsetof(mr_layer_routing, f)
+#define STRUCT(f) .from = MR_FROM_STRUCT_D, .offset = offsetof(mr_struct_layer, f)
 #define FLIPS(kind_, f) .from = MR_FROM_FLIPS_##kind_, .offset = offsetof(mr_flip_metrics, f)
 #define SAMPLES(src, type, f, name) \
     .samples_from = MR_SAMPLES_##src, .samples_offset = offsetof(type, f), .samples = name
@@ -122,6 +123,43 @@ const mr_metric mr_metric_table[MR_METRIC_N] = {
                    .better = MR_BETTER_EITHER, .task = -1, .primary = -1, .derive = -1,
                    .from = MR_FROM_LAYER_LOAD, .scale = 1, .decimals = 3, .id = "load",
                    .label = "expert load", .tex = "expert load", .display_unit = ""},
+    /* ---- per MoE layer: routing structure of the pass (metrics/mr_routing_struct.h;
+     * counted over tokens, no per-sample vector, no CI) ---- */
+    [MR_M_COACT_TOP10] = {.key = "coactivation_top10", .dataset = "coact_top10",
+                          .part = MR_PART_PASS, .kind = MR_KIND_SCALAR, .per_layer = 1,
+                          .unit = "fraction", .better = MR_BETTER_EITHER, .csv = 1, .gate = 1,
+                          .task = -1, .primary = -1, .optional = 1, .derive = -1,
+                          STRUCT(coact_top10), .scale = 100, .decimals = 2, .id = "coact",
+                          .label = "co-act. top-10%", .tex = "co-act.\\ top-10\\,\\%",
+                          .display_unit = "%"},
+    [MR_M_CLASS_NMI] = {.key = "class_nmi", .dataset = "class_nmi", .part = MR_PART_PASS,
+                        .kind = MR_KIND_SCALAR, .per_layer = 1, .unit = "fraction",
+                        .better = MR_BETTER_EITHER, .csv = 1, .gate = 1,
+                        .task = MR_TASK_CLASSIFY, .primary = -1, .optional = 1, .derive = -1,
+                        STRUCT(class_nmi), .scale = 1, .decimals = 4, .id = "class-nmi",
+                        .label = "NMI(class,e1)", .tex = "NMI(class, $e_1$)",
+                        .display_unit = ""},
+    [MR_M_VOCAB_SPEC] = {.key = "vocab_specialization", .dataset = "vocab_spec",
+                         .part = MR_PART_PASS, .kind = MR_KIND_SCALAR, .per_layer = 1,
+                         .unit = "fraction", .better = MR_BETTER_EITHER, .csv = 1, .gate = 1,
+                         .task = MR_TASK_LM, .primary = -1, .optional = 1, .derive = -1,
+                         STRUCT(vocab_spec), .scale = 100, .decimals = 2, .id = "vocab-spec",
+                         .label = "vocab. spec.", .tex = "vocab.\\ spec.",
+                         .display_unit = "%"},
+    [MR_M_DOMAIN_NMI] = {.key = "domain_nmi", .dataset = "domain_nmi", .part = MR_PART_PASS,
+                         .kind = MR_KIND_SCALAR, .per_layer = 1, .unit = "fraction",
+                         .better = MR_BETTER_EITHER, .csv = 1, .gate = 1, .task = -1,
+                         .primary = -1, .optional = 1, .derive = -1, STRUCT(domain_nmi),
+                         .scale = 1, .decimals = 4, .id = "domain-nmi",
+                         .label = "NMI(domain,e1)", .tex = "NMI(domain, $e_1$)",
+                         .display_unit = ""},
+    [MR_M_LAYER_NMI] = {.key = "layer_nmi", .dataset = "layer_nmi", .part = MR_PART_PASS,
+                        .kind = MR_KIND_SCALAR, .per_layer = 1, .unit = "fraction",
+                        .better = MR_BETTER_EITHER, .csv = 1, .gate = 1, .task = -1,
+                        .primary = -1, .optional = 1, .derive = -1, STRUCT(layer_nmi),
+                        .scale = 1, .decimals = 4, .id = "layer-nmi",
+                        .label = "NMI(prev. layer)", .tex = "NMI(prev.\\ layer)",
+                        .display_unit = ""},
     /* ---- per MoE layer: routing compared with another trace ---- */
     [MR_M_FLIP_TOP1] = {.key = "flip_top1", .dataset = "flip_top1", .part = MR_PART_FLIPS,
                         .kind = MR_KIND_CI, .per_layer = 1, .unit = "fraction",
@@ -269,6 +307,15 @@ int mr_metric_value(double *out, const mr_metric *m, const mr_metric_src *s)
                 out[l * s->E + e] = lr->load_total > 0 ? lr->load_counts[e] / lr->load_total : 0.0;
         }
         return 1;
+    case MR_FROM_STRUCT_D: {
+        if (!p || !p->struct_layers || !p->structure) return 0;
+        int any = 0;
+        for (int l = 0; l < s->n_moe; l++) {
+            out[l] = *AT(double, &p->struct_layers[l], m->offset);
+            any |= !isnan(out[l]);
+        }
+        return any;
+    }
     default:
         return 0;
     }

@@ -70,6 +70,7 @@ enum mr_metric_id {
     MR_M_ACCURACY, MR_M_LOSS, MR_M_BPC, MR_M_ACC_DROP, MR_M_ACC_DROP_P, MR_M_PRED_FLIP,
     MR_M_ENTROPY, MR_M_ENTROPY_NORM, MR_M_WENTROPY, MR_M_LOAD_ENTROPY_NORM, MR_M_LOAD_CV,
     MR_M_LOAD_MAX_OVER_MEAN, MR_M_DEAD, MR_M_AUX_LOSS, MR_M_IMPORTANCE_CV, MR_M_LOAD,
+    MR_M_COACT_TOP10, MR_M_CLASS_NMI, MR_M_VOCAB_SPEC, MR_M_DOMAIN_NMI, MR_M_LAYER_NMI,
     MR_M_FLIP_TOP1, MR_M_FLIP_SET, MR_M_FLIP_JACCARD, MR_M_SATURATION,
     MR_M_MCE, MR_M_RELATIVE_MCE, MR_M_CE, MR_M_RELATIVE_CE,
     MR_METRIC_N
@@ -84,6 +85,8 @@ enum mr_metric_from {
     MR_FROM_LAYER_D,   /* double in mr_layer_routing (per layer) */
     MR_FROM_LAYER_I,   /* int in mr_layer_routing (per layer) */
     MR_FROM_LAYER_LOAD,/* load_counts / load_total of mr_layer_routing (per layer, per expert) */
+    MR_FROM_STRUCT_D,  /* double in mr_struct_layer (per layer; absent when NaN in every
+                          layer: no labels, targets or domains, k = 1, one MoE layer) */
     MR_FROM_FLIPS_CI,  /* mr_ci in mr_flip_metrics */
     MR_FROM_FLIPS_CIS, /* mr_ci array [n_moe] in mr_flip_metrics (per layer; absent when
                           the array is NULL) */
@@ -106,6 +109,9 @@ typedef struct mr_metric {
     int primary;          /* -1, or the task whose primary metric this is (reports, gate) */
     int paired;           /* summary.json compares it with the reference router's cell
                              (paired bootstrap of its per-sample vectors, "KEY_diff") */
+    int optional;         /* a cell of its part may lack it (the data carry no labels,
+                             targets or domains; cells written before the metric existed):
+                             readers take it where the dataset exists */
     /* derived metrics: value = value of metric `derive` / `divisor` (bpc = loss / ln 2) */
     int derive;
     double divisor;

@@ -14,7 +14,9 @@ void mr_pass_free(mr_pass_metrics *p)
     free(p->loss);
     free(p->pred);
     free(p->layers);
+    free(p->struct_layers);
     mr_routing_acc_free(p->routing);
+    mr_struct_acc_free(p->structure);
     memset(p, 0, sizeof *p);
 }
 
@@ -39,8 +41,10 @@ int mr_pass_alloc(mr_pass_metrics *p, int n, int n_moe, int E, int k)
     p->loss = malloc((size_t)n * sizeof *p->loss);
     p->pred = malloc((size_t)n * sizeof *p->pred);
     p->layers = calloc((size_t)n_moe + 1, sizeof *p->layers);
-    if (!p->correct || !p->loss || !p->pred || !p->layers)
+    p->struct_layers = calloc((size_t)n_moe + 1, sizeof *p->struct_layers);
+    if (!p->correct || !p->loss || !p->pred || !p->layers || !p->struct_layers)
         return mr_error_set(MR_ENOMEM, "out of memory");
+    MR_TRY(mr_struct_acc_alloc(&p->structure, n_moe, E, k));
     return mr_routing_acc_alloc(&p->routing, n, n_moe, E, k);
 }
 
@@ -94,6 +98,7 @@ int mr_pass_summarize(mr_pass_metrics *p, int n, const mr_ci_opts *o, const char
     MR_TRY(mr_pass_ci(&p->accuracy, p->correct, n, 1, o, purpose));
     snprintf(purpose, sizeof purpose, "bootstrap/loss/%s", name);
     MR_TRY(mr_pass_ci(&p->loss_ci, p->loss, n, 1, o, purpose));
+    if (p->structure && p->struct_layers) mr_struct_summarize(p->struct_layers, p->structure);
     return mr_routing_summarize(p->layers, p->routing, o->bootstrap, o->level, o->seed,
                                 o->cache);
 }

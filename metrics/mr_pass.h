@@ -10,6 +10,7 @@
 #define MR_PASS_H
 
 #include "mr_routing_metrics.h"
+#include "mr_routing_struct.h"
 #include "mr_stats.h"
 
 /* Accuracy, loss and routing of one condition (clean or corrupted), per sample and in
@@ -21,6 +22,10 @@ typedef struct mr_pass_metrics {
     mr_routing_acc *routing;   /* per-sample routing entropy [n, n_moe] and layer totals */
     mr_ci accuracy, loss_ci;   /* means over samples with bootstrap CIs */
     mr_layer_routing *layers;  /* [n_moe] routing summaries */
+    mr_struct_acc *structure;  /* co-activation, specialization, layer consistency: the
+                                  producer adds every micro-batch with its labels,
+                                  targets and domains (mr_struct_acc_add) */
+    mr_struct_layer *struct_layers; /* [n_moe] their summaries (mr_pass_summarize) */
 } mr_pass_metrics;
 
 /* Routing comparison of two traces of the same tokens, per sample and layer. */

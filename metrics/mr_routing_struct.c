@@ -1,0 +1,295 @@
+/* Routing structure: co-activation, specialization, layer consistency
+ * (mr_routing_struct.h, docs/metrics.md). */
+#include "mr_routing_struct.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../analysis/mr_error.h"
+
+int mr_struct_acc_alloc(mr_struct_acc **out, int n_moe, int E, int k)
+{
+    *out = NULL;
+    MR_REQUIRE(n_moe >= 0 && E >= 1 && k >= 1 && k <= E, MR_EINPUT,
+               "routing structure: bad sizes n_moe=%d E=%d k=%d", n_moe, E, k);
+    mr_struct_acc *a = calloc(1, sizeof *a);
+    if (!a) return mr_error_set(MR_ENOMEM, "out of memory");
+    *a = (mr_struct_acc){.n_moe = n_moe, .E = E, .k = k};
+    size_t ee = (size_t)n_moe * E * E + 1;
+    a->single = calloc((size_t)n_moe * E + 1, sizeof *a->single);
+    a->pair = calloc(ee, sizeof *a->pair);
+    a->chain = calloc(ee, sizeof *a->chain);
+    if (!a->single || !a->pair || !a->chain) {
+        mr_struct_acc_free(a);
+        return mr_error_set(MR_ENOMEM, "out of memory");
+    }
+    *out = a;
+    return MR_OK;
+}
+
+void mr_struct_acc_free(mr_struct_acc *a)
+{
+    if (!a) return;
+    free(a->single);
+    free(a->pair);
+    free(a->chain);
+    free(a->cls);
+    free(a->voc);
+    free(a->voc_n);
+    free(a->dom);
+    free(a);
+}
+
+/* Grow a zeroed table of rows x per int64 from *rows to `need` rows (doubling when
+ * `dbl`: target ids, whose table is not reported row by row). */
+static int grow(int64_t **t, int *rows, int need, size_t per, int dbl)
+{
+    if (need <= *rows) return MR_OK;
+    int n = dbl && 2 * *rows > need ? 2 * *rows : need;
+    int64_t *g = realloc(*t, (size_t)n * per * sizeof *g);
+    if (!g) return mr_error_set(MR_ENOMEM, "out of memory");
+    memset(g + (size_t)*rows * per, 0, (size_t)(n - *rows) * per * sizeof *g);
+    *t = g;
+    *rows = n;
+    return MR_OK;
+}
+
+static int max_id(const int32_t *x, int n, size_t stride, int T)
+{
+    int m = -1;
+    for (int b = 0; x && b < n; b++)
+        for (int t = 0; t < T; t++) m = x[b * stride + t] > m ? x[b * stride + t] : m;
+    return m;
+}
+
+/* Per-class (or per-domain) rows [rows, n_moe, 2, E]: top-k assignments, top-1 tokens. */
+static void add_grouped(int64_t *tab, const int32_t *id, const mr_trace *tr, int n_moe, int E)
+{
+    int B = tr->B, T = tr->T, k = tr->k;
+    for (int b = 0; b < B; b++) {
+        if (id[b] < 0) continue;
+        for (int mi = 0; mi < n_moe; mi++) {
+            int64_t *row = tab + (((size_t)id[b] * n_moe + mi) * 2) * E;
+            const int *sel = tr->topk + ((size_t)mi * B + b) * T * k;
+            for (int t = 0; t < T; t++) {
+                for (int j = 0; j < k; j++) row[sel[t * k + j]]++;
+                row[E + sel[t * k]]++;
+            }
+        }
+    }
+}
+
+int mr_struct_acc_reserve(mr_struct_acc *a, int C, int V, int D)
+{
+    size_t le = (size_t)a->n_moe * a->E;
+    MR_TRY(grow(&a->cls, &a->C, C, 2 * le, 0));
+    MR_TRY(grow(&a->dom, &a->D, D, 2 * le, 0));
+    if (V > a->V) {
+        int v = a->V;
+        MR_TRY(grow(&a->voc, &v, V, le, 1));
+        MR_TRY(grow(&a->voc_n, &a->V, v, 1, 0));
+    }
+    return MR_OK;
+}
+
+int mr_struct_acc_add(mr_struct_acc *a, const mr_trace *tr, const mr_struct_side *side)
+{
+    MR_REQUIRE(tr->n_moe == a->n_moe && tr->E == a->E && tr->k == a->k, MR_EINPUT,
+               "routing trace does not match the structure accumulator");
+    int B = tr->B, T = tr->T, E = a->E, k = a->k, L = a->n_moe;
+    size_t le = (size_t)L * E, lee = le * E;
+    int64_t *loc = calloc(le + 2 * lee + 1, sizeof *loc);
+    if (!loc) return mr_error_set(MR_ENOMEM, "out of memory");
+    int64_t *single = loc, *pair = loc + le, *chain = pair + lee;
+    for (int mi = 0; mi < L; mi++)
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                size_t tok = ((size_t)mi * B + b) * T + t;
+                const int *sel = tr->topk + tok * k;
+                for (int i = 0; i < k; i++) {
+                    single[(size_t)mi * E + sel[i]]++;
+                    for (int j = 0; j < k; j++)
+                        if (j != i) pair[((size_t)mi * E + sel[i]) * E + sel[j]]++;
+                }
+                if (mi == 0) continue;
+                const int *prev = tr->topk + (tok - (size_t)B * T) * k;
+                chain[((size_t)mi * E + prev[0]) * E + sel[0]]++;
+            }
+    const mr_struct_side none = {0};
+    const mr_struct_side *s = side ? side : &none;
+    int mc = max_id(s->labels, B, 1, 1), md = max_id(s->domains, B, 1, 1);
+    int mv = max_id(s->targets, B, s->target_stride, T);
+    int st = MR_OK;
+#pragma omp critical(mr_struct_acc)
+    {
+        for (size_t i = 0; i < le; i++) a->single[i] += single[i];
+        for (size_t i = 0; i < lee; i++) {
+            a->pair[i] += pair[i];
+            a->chain[i] += chain[i];
+        }
+        a->has_labels |= s->labels != NULL;
+        a->has_domains |= s->domains != NULL;
+        a->has_targets |= s->targets != NULL;
+        st = mr_struct_acc_reserve(a, mc + 1, mv + 1, md + 1);
+        if (st == MR_OK && s->labels) add_grouped(a->cls, s->labels, tr, L, E);
+        if (st == MR_OK && s->domains) add_grouped(a->dom, s->domains, tr, L, E);
+        for (int b = 0; st == MR_OK && s->targets && b < B; b++)
+            for (int t = 0; t < T; t++) {
+                int x = s->targets[b * s->target_stride + t];
+                if (x < 0) continue;
+                a->voc_n[x]++;
+                for (int mi = 0; mi < L; mi++) {
+                    const int *sel = tr->topk + (((size_t)mi * B + b) * T + t) * k;
+                    for (int j = 0; j < k; j++) a->voc[((size_t)x * L + mi) * E + sel[j]]++;
+                }
+            }
+    }
+    free(loc);
+    return st;
+}
+
+static double ent(const int64_t *x, int n, size_t stride, double N)
+{
+    double h = 0.0;
+    for (int i = 0; i < n; i++) {
+        double p = (double)x[i * stride] / N;
+        if (p > 0.0) h -= p * log(p);
+    }
+    return h;
+}
+
+double mr_struct_nmi(const int64_t *n, int R, int C, size_t rs, size_t cs)
+{
+    /* marginals; rows and columns with no count do not change MI or the entropies */
+    int64_t *a = calloc((size_t)R + 1, sizeof *a), *b = calloc((size_t)C + 1, sizeof *b);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return NAN;
+    }
+    double N = 0.0;
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            int64_t v = n[r * rs + c * cs];
+            a[r] += v;
+            b[c] += v;
+            N += (double)v;
+        }
+    double mi = 0.0, hu = N > 0 ? ent(a, R, 1, N) : 0.0, hv = N > 0 ? ent(b, C, 1, N) : 0.0;
+    for (int r = 0; r < R && N > 0; r++)
+        for (int c = 0; c < C; c++) {
+            double v = (double)n[r * rs + c * cs];
+            if (v > 0) mi += v / N * log(N * v / ((double)a[r] * (double)b[c]));
+        }
+    free(a);
+    free(b);
+    if (N <= 0) return NAN;
+    if (hu <= 0.0 && hv <= 0.0) return 1.0; /* both one cluster (scikit-learn's rule) */
+    double r = mi / (0.5 * (hu + hv));
+    return r < 0.0 ? 0.0 : r > 1.0 ? 1.0 : r; /* rounding only */
+}
+
+static int desc(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a < b) - (a > b);
+}
+
+double mr_struct_top_share(const int64_t *x, int n, double frac)
+{
+    if (n <= 0) return NAN;
+    int64_t *s = malloc((size_t)n * sizeof *s);
+    if (!s) return NAN;
+    memcpy(s, x, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, desc);
+    int m = (int)ceil(frac * n - 1e-9);
+    double top = 0.0, all = 0.0;
+    for (int i = 0; i < n; i++) {
+        all += (double)s[i];
+        if (i < m) top += (double)s[i];
+    }
+    free(s);
+    return all > 0 ? top / all : NAN;
+}
+
+/* Top share of layer l's unordered pairs i < j. */
+static double coact_top10(const mr_struct_acc *a, int l)
+{
+    int E = a->E, np = E * (E - 1) / 2, at = 0;
+    if (np == 0) return NAN;
+    int64_t *p = malloc((size_t)np * sizeof *p);
+    if (!p) return NAN;
+    for (int i = 0; i < E; i++)
+        for (int j = i + 1; j < E; j++) p[at++] = a->pair[((size_t)l * E + i) * E + j];
+    double r = mr_struct_top_share(p, np, 0.10);
+    free(p);
+    return r;
+}
+
+static double vocab_spec(const mr_struct_acc *a, int l)
+{
+    double m = 0.0, n = 0.0;
+    for (int x = 0; x < a->V; x++) {
+        if (a->voc_n[x] < MR_VOCAB_MIN_COUNT) continue;
+        const int64_t *row = a->voc + ((size_t)x * a->n_moe + l) * a->E;
+        int64_t best = 0;
+        for (int e = 0; e < a->E; e++) best = row[e] > best ? row[e] : best;
+        m += (double)best;
+        n += (double)a->voc_n[x];
+    }
+    return n > 0 ? m / n : NAN;
+}
+
+void mr_struct_summarize(mr_struct_layer *out, const mr_struct_acc *a)
+{
+    int E = a->E, L = a->n_moe;
+    size_t grp = (size_t)L * 2 * E; /* one class's (domain's) rows */
+    for (int l = 0; l < L; l++) {
+        mr_struct_layer *o = &out[l];
+        o->coact_top10 = a->k >= 2 ? coact_top10(a, l) : NAN;
+        o->class_nmi = a->has_labels && a->C > 0
+                           ? mr_struct_nmi(a->cls + (size_t)l * 2 * E + E, a->C, E, grp, 1)
+                           : NAN;
+        o->domain_nmi = a->has_domains && a->D > 0
+                            ? mr_struct_nmi(a->dom + (size_t)l * 2 * E + E, a->D, E, grp, 1)
+                            : NAN;
+        o->vocab_spec = a->has_targets ? vocab_spec(a, l) : NAN;
+        o->layer_nmi = l > 0 ? mr_struct_nmi(a->chain + (size_t)l * E * E, E, E, (size_t)E, 1)
+                             : NAN;
+    }
+}
+
+void mr_struct_coact(double *out, const mr_struct_acc *a, int l)
+{
+    int E = a->E;
+    for (int i = 0; i < E; i++) {
+        double s = (double)a->single[(size_t)l * E + i];
+        for (int j = 0; j < E; j++)
+            out[i * E + j] = s <= 0 ? 0.0
+                             : i == j ? 1.0
+                                      : (double)a->pair[((size_t)l * E + i) * E + j] / s;
+    }
+}
+
+/* Rows of a [rows, n_moe, 2, E] table as shares of their top-k assignments. */
+static void usage(double *out, const int64_t *tab, int rows, const mr_struct_acc *a, int l)
+{
+    int E = a->E;
+    for (int r = 0; r < rows; r++) {
+        const int64_t *row = tab + (((size_t)r * a->n_moe + l) * 2) * E;
+        double s = 0.0;
+        for (int e = 0; e < E; e++) s += (double)row[e];
+        for (int e = 0; e < E; e++) out[r * E + e] = s > 0 ? (double)row[e] / s : 0.0;
+    }
+}
+
+void mr_struct_class_usage(double *out, const mr_struct_acc *a, int l)
+{
+    usage(out, a->cls, a->C, a, l);
+}
+
+void mr_struct_domain_usage(double *out, const mr_struct_acc *a, int l)
+{
+    usage(out, a->dom, a->D, a, l);
+}

@@ -1,0 +1,207 @@
+/* Known answers of the routing-structure metrics (metrics/mr_routing_struct.h,
+ * docs/metrics.md "Routing structure"): hand-built routings whose co-activation matrix,
+ * usage matrices, NMIs and vocabulary specialization are worked out in the comments. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/mr_error.h"
+#include "metrics/mr_routing_struct.h"
+#include "mr_test_util.h"
+
+/* A trace of B samples of T tokens and L layers with the given top-k (probs unused). */
+static mr_trace make(int B, int T, int L, int E, int k, int *topk)
+{
+    return (mr_trace){.B = B, .T = T, .E = E, .k = k, .n_moe = L, .topk = topk};
+}
+
+START_TEST(coactivation_matrix_and_top_share)
+{
+    /* one layer, E = 4, k = 2, four tokens: {0,1} {1,0} {0,2} {3,1}
+     * single: e0 3, e1 3, e2 1, e3 1; pairs: (0,1) 2, (0,2) 1, (1,3) 1
+     * P(1|0) = 2/3, P(2|0) = 1/3, P(0|1) = 2/3, P(3|1) = 1/3, P(0|2) = 1, P(1|3) = 1
+     * unordered pair counts {2, 1, 1, 0, 0, 0}: the top ceil(0.6) = 1 pair holds 2 of 4 */
+    int topk[] = {0, 1, 1, 0, 0, 2, 3, 1};
+    mr_trace tr = make(1, 4, 1, 4, 2, topk);
+    mr_struct_acc *a;
+    ck_assert_int_eq(mr_struct_acc_alloc(&a, 1, 4, 2), MR_OK);
+    ck_assert_int_eq(mr_struct_acc_add(a, &tr, NULL), MR_OK);
+    double m[16];
+    mr_struct_coact(m, a, 0);
+    const double want[16] = {1, 2.0 / 3, 1.0 / 3, 0, 2.0 / 3, 1, 0, 1.0 / 3,
+                             1, 0, 1, 0, 0, 1, 0, 1};
+    for (int i = 0; i < 16; i++) ck_assert_double_eq_tol(m[i], want[i], 1e-15);
+    mr_struct_layer s;
+    mr_struct_summarize(&s, a);
+    ck_assert_double_eq_tol(s.coact_top10, 0.5, 1e-15);
+    ck_assert(isnan(s.class_nmi) && isnan(s.vocab_spec) && isnan(s.domain_nmi));
+    ck_assert(isnan(s.layer_nmi)); /* the first MoE layer has no previous one */
+    mr_struct_acc_free(a);
+}
+END_TEST
+
+START_TEST(top_one_has_no_pairs)
+{
+    int topk[] = {0, 1, 2};
+    mr_trace tr = make(1, 3, 1, 4, 1, topk);
+    mr_struct_acc *a;
+    ck_assert_int_eq(mr_struct_acc_alloc(&a, 1, 4, 1), MR_OK);
+    ck_assert_int_eq(mr_struct_acc_add(a, &tr, NULL), MR_OK);
+    mr_struct_layer s;
+    mr_struct_summarize(&s, a);
+    ck_assert(isnan(s.coact_top10));
+    mr_struct_acc_free(a);
+}
+END_TEST
+
+/* NMI by hand for contingency [[2, 0], [1, 1]] (N = 4): marginals a = (2, 2), b = (3, 1)
+ * MI = 2/4 ln(4*2/(2*3)) + 1/4 ln(4*1/(2*3)) + 1/4 ln(4*1/(2*1))
+ * H_U = ln 2, H_V = -(3/4 ln 3/4 + 1/4 ln 1/4); NMI = MI / ((H_U + H_V) / 2) */
+static double nmi_2011(void)
+{
+    double mi = 0.5 * log(4.0 / 3) + 0.25 * log(2.0 / 3) + 0.25 * log(2.0);
+    double hu = log(2.0), hv = -(0.75 * log(0.75) + 0.25 * log(0.25));
+    return mi / (0.5 * (hu + hv));
+}
+
+START_TEST(nmi_known_answers)
+{
+    const int64_t perfect[4] = {5, 0, 0, 5}, indep[4] = {3, 3, 3, 3}, mixed[4] = {2, 0, 1, 1};
+    ck_assert_double_eq_tol(mr_struct_nmi(perfect, 2, 2, 2, 1), 1.0, 1e-15);
+    ck_assert_double_eq_tol(mr_struct_nmi(indep, 2, 2, 2, 1), 0.0, 1e-15);
+    ck_assert_double_eq_tol(mr_struct_nmi(mixed, 2, 2, 2, 1), nmi_2011(), 1e-14);
+    /* symmetric: the transposed table */
+    ck_assert_double_eq_tol(mr_struct_nmi(mixed, 2, 2, 1, 2), nmi_2011(), 1e-14);
+    /* both sides one cluster: 1 (scikit-learn's rule); only one side: 0; empty: NaN */
+    const int64_t one[4] = {7, 0, 0, 0}, onerow[4] = {3, 4, 0, 0}, none[4] = {0};
+    ck_assert_double_eq(mr_struct_nmi(one, 2, 2, 2, 1), 1.0);
+    ck_assert_double_eq(mr_struct_nmi(onerow, 2, 2, 2, 1), 0.0);
+    ck_assert(isnan(mr_struct_nmi(none, 2, 2, 2, 1)));
+}
+END_TEST
+
+START_TEST(class_usage_and_nmi)
+{
+    /* E = 2, k = 1, samples of 2 tokens: class 0 -> tokens {0, 0}, class 1 -> {0, 1}
+     * label x top-1 contingency [[2, 0], [1, 1]]: NMI as nmi_2011(); a third class with
+     * no sample keeps a zero row (reserved) and changes nothing */
+    int topk[] = {0, 0, 0, 1};
+    int32_t labels[] = {0, 1};
+    mr_trace tr = make(2, 2, 1, 2, 1, topk);
+    mr_struct_acc *a;
+    ck_assert_int_eq(mr_struct_acc_alloc(&a, 1, 2, 1), MR_OK);
+    ck_assert_int_eq(mr_struct_acc_reserve(a, 3, 0, 0), MR_OK);
+    mr_struct_side side = {.labels = labels};
+    ck_assert_int_eq(mr_struct_acc_add(a, &tr, &side), MR_OK);
+    ck_assert_int_eq(a->C, 3);
+    double u[6];
+    mr_struct_class_usage(u, a, 0);
+    const double want[6] = {1, 0, 0.5, 0.5, 0, 0};
+    for (int i = 0; i < 6; i++) ck_assert_double_eq_tol(u[i], want[i], 1e-15);
+    mr_struct_layer s;
+    mr_struct_summarize(&s, a);
+    ck_assert_double_eq_tol(s.class_nmi, nmi_2011(), 1e-14);
+    mr_struct_acc_free(a);
+}
+END_TEST
+
+START_TEST(domains_grow_and_match_classes)
+{
+    /* the same routing with the labels given as domains: the same NMI; domain 4 appears
+     * without a reservation and grows the table */
+    int topk[] = {0, 0, 0, 1, 1, 1};
+    int32_t dom[] = {0, 1, 4};
+    mr_trace tr = make(3, 2, 1, 2, 1, topk);
+    mr_struct_acc *a;
+    ck_assert_int_eq(mr_struct_acc_alloc(&a, 1, 2, 1), MR_OK);
+    mr_struct_side side = {.domains = dom};
+    ck_assert_int_eq(mr_struct_acc_add(a, &tr, &side), MR_OK);
+    ck_assert_int_eq(a->D, 5);
+    double u[10];
+    mr_struct_domain_usage(u, a, 0);
+    ck_assert_double_eq(u[8], 0.0);
+    ck_assert_double_eq(u[9], 1.0);
+    /* contingency rows (2,0) (1,1) (0,2): N = 6, a = (2,2,2), b = (3,3)
+     * MI = 2/6 ln(6*2/(2*3)) * 2 + 4 * 1/6 ln(6*1/(2*3)) = 2/3 ln 2; H_U = ln 3, H_V = ln 2 */
+    mr_struct_layer s;
+    mr_struct_summarize(&s, a);
+    ck_assert_double_eq_tol(s.domain_nmi, (2.0 / 3 * log(2.0)) / (0.5 * (log(3.0) + log(2.0))),
+                            1e-14);
+    mr_struct_acc_free(a);
+}
+END_TEST
+
+START_TEST(layer_consistency)
+{
+    /* 2 layers, E = 3, k = 1, 6 tokens; layer 1 = a permutation of layer 0: NMI 1;
+     * layer 2 constant: NMI 0 (one side a single cluster) */
+    int topk[18] = {0, 1, 2, 0, 1, 2, /* layer 0 */ 2, 0, 1, 2, 0, 1, /* layer 1 */
+                    1, 1, 1, 1, 1, 1 /* layer 2 */};
+    mr_trace tr = make(2, 3, 3, 3, 1, topk);
+    mr_struct_acc *a;
+    ck_assert_int_eq(mr_struct_acc_alloc(&a, 3, 3, 1), MR_OK);
+    ck_assert_int_eq(mr_struct_acc_add(a, &tr, NULL), MR_OK);
+    mr_struct_layer s[3];
+    mr_struct_summarize(s, a);
+    ck_assert(isnan(s[0].layer_nmi));
+    ck_assert_double_eq_tol(s[1].layer_nmi, 1.0, 1e-15);
+    ck_assert_double_eq(s[2].layer_nmi, 0.0);
+    mr_struct_acc_free(a);
+}
+END_TEST
+
+START_TEST(vocabulary_specialization)
+{
+    /* k = 1, E = 3: id 5 occurs 20 times (15 x expert 2, 5 x expert 0): m = 15; id 7 19
+     * times (below 20: left out); id 9 40 times, always expert 1: m = 40; id -1 skipped.
+     * VS = (15 + 40) / (20 + 40). Samples of 10 tokens, targets with stride 11 (the
+     * engine's [n, T + 1] token rows, shifted by one). */
+    enum { T = 10, S = 8 };
+    int topk[S * T];
+    int32_t tg[S * (T + 1)];
+    int n = 0;
+    for (int i = 0; i < 20; i++, n++) topk[n] = i < 15 ? 2 : 0, tg[n / T * (T + 1) + n % T] = 5;
+    for (int i = 0; i < 40; i++, n++) topk[n] = 1, tg[n / T * (T + 1) + n % T] = 9;
+    for (int i = 0; i < 19; i++, n++) topk[n] = i % 3, tg[n / T * (T + 1) + n % T] = 7;
+    topk[n] = 0, tg[n / T * (T + 1) + n % T] = -1;
+    mr_struct_acc *a;
+    ck_assert_int_eq(mr_struct_acc_alloc(&a, 1, 3, 1), MR_OK);
+    /* in two micro-batches, the second first: counts do not depend on the order */
+    mr_trace t2 = make(S / 2, T, 1, 3, 1, topk + S / 2 * T);
+    mr_trace t1 = make(S / 2, T, 1, 3, 1, topk);
+    mr_struct_side s2 = {.targets = tg + S / 2 * (T + 1), .target_stride = T + 1};
+    mr_struct_side s1 = {.targets = tg, .target_stride = T + 1};
+    ck_assert_int_eq(mr_struct_acc_add(a, &t2, &s2), MR_OK);
+    ck_assert_int_eq(mr_struct_acc_add(a, &t1, &s1), MR_OK);
+    mr_struct_layer s;
+    mr_struct_summarize(&s, a);
+    ck_assert_double_eq_tol(s.vocab_spec, 55.0 / 60.0, 1e-15);
+    ck_assert_int_eq(a->voc_n[7], 19);
+    mr_struct_acc_free(a);
+}
+END_TEST
+
+START_TEST(top_share_rounds_up)
+{
+    const int64_t x[] = {1, 9, 3, 7, 5, 0, 0, 0, 0, 0, 0}; /* 11: top ceil(1.1) = 2 */
+    ck_assert_double_eq_tol(mr_struct_top_share(x, 11, 0.10), 16.0 / 25.0, 1e-15);
+    const int64_t z[] = {0, 0};
+    ck_assert(isnan(mr_struct_top_share(z, 2, 0.10)));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("routing_struct");
+    TCase *tc = tcase_create("known answers");
+    tcase_add_test(tc, coactivation_matrix_and_top_share);
+    tcase_add_test(tc, top_one_has_no_pairs);
+    tcase_add_test(tc, nmi_known_answers);
+    tcase_add_test(tc, class_usage_and_nmi);
+    tcase_add_test(tc, domains_grow_and_match_classes);
+    tcase_add_test(tc, layer_consistency);
+    tcase_add_test(tc, vocabulary_specialization);
+    tcase_add_test(tc, top_share_rounds_up);
+    suite_add_tcase(s, tc);
+    return mr_test_run(s);
+}
