@@ -33,6 +33,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_brightness = {
-    .name = "brightness", .modality = MR_MOD_IMAGE, .benchmark = "MNIST-C brightness",
+    .name = "brightness", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_WEATHER, .benchmark = "MNIST-C brightness",
     .summary = "HSV value + .1 .. .5 (grayscale: clip(x + c, 0, 1))",
     .deterministic = 1, .default_severity = 5, .image = apply};

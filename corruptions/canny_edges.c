@@ -129,6 +129,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_canny_edges = {
-    .name = "canny_edges", .modality = MR_MOD_IMAGE, .benchmark = "MNIST-C canny_edges",
+    .name = "canny_edges", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_MNISTC, .benchmark = "MNIST-C canny_edges",
     .summary = "Canny edge map (skimage, sigma 1) over the image with opacity 1/5 .. 5/5",
     .deterministic = 1, .default_severity = 5, .image = apply};

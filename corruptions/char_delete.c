@@ -15,6 +15,7 @@ static int apply(int32_t *out, const int32_t *in, int cols, int s, gsl_rng *r,
 
 const mr_corruption_type mr_corruption_char_delete = {
     .name = "char_delete", .modality = MR_MOD_TEXT,
+    .family = MR_FAMILY_TEXT,
     .benchmark = "TextAttack WordSwapRandomCharacterDeletion",
     .summary = "one letter of 5 % .. 50 % of the words deleted",
     .deterministic = 0, .default_severity = 0, .text = apply};

@@ -9,6 +9,7 @@ static int apply(int32_t *out, const int32_t *in, int cols, int s, gsl_rng *r,
 
 const mr_corruption_type mr_corruption_char_insert = {
     .name = "char_insert", .modality = MR_MOD_TEXT,
+    .family = MR_FAMILY_TEXT,
     .benchmark = "TextAttack WordSwapRandomCharacterInsertion",
     .summary = "a random letter inserted into 5 % .. 50 % of the words",
     .deterministic = 0, .default_severity = 0, .text = apply};

@@ -17,6 +17,7 @@ static int apply(int32_t *out, const int32_t *in, int cols, int s, gsl_rng *r,
 
 const mr_corruption_type mr_corruption_char_swap = {
     .name = "char_swap", .modality = MR_MOD_TEXT,
+    .family = MR_FAMILY_TEXT,
     .benchmark = "TextAttack WordSwapNeighboringCharacterSwap",
     .summary = "two neighbouring letters swapped in 5 % .. 50 % of the words",
     .deterministic = 0, .default_severity = 0, .text = apply};

@@ -24,6 +24,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_contrast = {
-    .name = "contrast", .modality = MR_MOD_IMAGE, .benchmark = "Fashion-MNIST-C contrast",
+    .name = "contrast", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_DIGITAL, .benchmark = "Fashion-MNIST-C contrast",
     .summary = "contrast scaled to .4 .. .05 about the per-channel mean",
     .deterministic = 1, .default_severity = 4, .image = apply};

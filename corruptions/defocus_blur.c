@@ -71,6 +71,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 
 const mr_corruption_type mr_corruption_defocus_blur = {
     .name = "defocus_blur", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_BLUR,
     .benchmark = "CIFAR-10-C defocus_blur (ImageNet-C family)",
     .summary = "defocus: anti-aliased disk kernel of radius .3 .. 1.5 px",
     .deterministic = 1, .default_severity = 0, .image = apply};

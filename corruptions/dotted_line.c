@@ -25,6 +25,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_dotted_line = {
-    .name = "dotted_line", .modality = MR_MOD_IMAGE, .benchmark = "MNIST-C dotted_line",
+    .name = "dotted_line", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_MNISTC, .benchmark = "MNIST-C dotted_line",
     .summary = "1 .. 5 dashed bright lines from the left to the right edge",
     .deterministic = 0, .default_severity = 1, .image = apply};

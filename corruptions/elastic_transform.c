@@ -103,6 +103,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 
 const mr_corruption_type mr_corruption_elastic_transform = {
     .name = "elastic_transform", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_DIGITAL,
     .benchmark = "CIFAR-10-C elastic_transform (ImageNet-C family)",
     .summary = "random affine jitter and smooth displacement field, 0.4x .. 2x CIFAR-10-C's",
     .deterministic = 0, .default_severity = 0, .image = apply};

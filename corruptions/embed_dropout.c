@@ -15,6 +15,7 @@ static int apply(float *x, int T, int d, const float *feature_std, int s, gsl_rn
 }
 
 const mr_corruption_type mr_corruption_embed_dropout = {
-    .name = "embed_dropout", .modality = MR_MOD_EMBED, .benchmark = "embedding-space dropout",
+    .name = "embed_dropout", .modality = MR_MOD_EMBED,
+    .family = MR_FAMILY_EMBED, .benchmark = "embedding-space dropout",
     .summary = "input-embedding features zeroed with probability 5 % .. 50 %",
     .deterministic = 0, .default_severity = 0, .embed = apply};

@@ -21,6 +21,7 @@ static int apply(float *x, int T, int d, const float *feature_std, int s, gsl_rn
 }
 
 const mr_corruption_type mr_corruption_embed_gaussian = {
-    .name = "embed_gaussian", .modality = MR_MOD_EMBED, .benchmark = "embedding-space noise",
+    .name = "embed_gaussian", .modality = MR_MOD_EMBED,
+    .family = MR_FAMILY_EMBED, .benchmark = "embedding-space noise",
     .summary = "Gaussian noise on the input embeddings, std .1 .. 1 x the clean feature std",
     .deterministic = 0, .default_severity = 0, .embed = apply};

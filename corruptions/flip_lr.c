@@ -21,6 +21,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_flip_lr = {
-    .name = "flip_lr", .modality = MR_MOD_IMAGE, .benchmark = "Fashion-MNIST-C flip_sides",
+    .name = "flip_lr", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_GEOMETRIC, .benchmark = "Fashion-MNIST-C flip_sides",
     .summary = "mirrored left-right with opacity 1/5 .. 5/5",
     .deterministic = 1, .default_severity = 5, .image = apply};

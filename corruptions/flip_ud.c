@@ -21,6 +21,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_flip_ud = {
-    .name = "flip_ud", .modality = MR_MOD_IMAGE, .benchmark = "Fashion-MNIST-C flip_up_down",
+    .name = "flip_ud", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_GEOMETRIC, .benchmark = "Fashion-MNIST-C flip_up_down",
     .summary = "mirrored upside down with opacity 1/5 .. 5/5",
     .deterministic = 1, .default_severity = 5, .image = apply};

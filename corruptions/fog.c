@@ -77,6 +77,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_fog = {
-    .name = "fog", .modality = MR_MOD_IMAGE, .benchmark = "MNIST-C fog",
+    .name = "fog", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_WEATHER, .benchmark = "MNIST-C fog",
     .summary = "plasma-fractal fog of strength 1.5 .. 3, contrast rescaled",
     .deterministic = 0, .default_severity = 5, .image = apply};

@@ -20,6 +20,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 
 const mr_corruption_type mr_corruption_gaussian_blur = {
     .name = "gaussian_blur", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_BLUR,
     .benchmark = "CIFAR-10-C gaussian_blur (ImageNet-C family)",
     .summary = "Gaussian blur, sigma .4 .. 1 px",
     .deterministic = 1, .default_severity = 0, .image = apply};

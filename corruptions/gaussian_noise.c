@@ -20,6 +20,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 
 const mr_corruption_type mr_corruption_gaussian_noise = {
     .name = "gaussian_noise", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_NOISE,
     .benchmark = "CIFAR-10-C gaussian_noise (ImageNet-C family)",
     .summary = "additive Gaussian noise, std .04 .. .10 of the range",
     .deterministic = 0, .default_severity = 0, .image = apply};

@@ -52,6 +52,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_glass_blur = {
-    .name = "glass_blur", .modality = MR_MOD_IMAGE, .benchmark = "MNIST-C glass_blur",
+    .name = "glass_blur", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_BLUR, .benchmark = "MNIST-C glass_blur",
     .summary = "Gaussian blur, local pixel shuffling by up to 1 .. 4 px, blur again",
     .deterministic = 0, .default_severity = 1, .image = apply};

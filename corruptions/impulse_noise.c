@@ -21,6 +21,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_impulse_noise = {
-    .name = "impulse_noise", .modality = MR_MOD_IMAGE, .benchmark = "MNIST-C impulse_noise",
+    .name = "impulse_noise", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_NOISE, .benchmark = "MNIST-C impulse_noise",
     .summary = "salt-and-pepper: a fraction .03 .. .27 of the values set to 0 or 255",
     .deterministic = 0, .default_severity = 4, .image = apply};

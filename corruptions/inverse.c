@@ -19,6 +19,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_inverse = {
-    .name = "inverse", .modality = MR_MOD_IMAGE, .benchmark = "Fashion-MNIST-C inverse",
+    .name = "inverse", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_MNISTC, .benchmark = "Fashion-MNIST-C inverse",
     .summary = "inverted image (255 - x) with opacity 1/5 .. 5/5",
     .deterministic = 1, .default_severity = 5, .image = apply};

@@ -93,6 +93,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 
 const mr_corruption_type mr_corruption_jpeg_compression = {
     .name = "jpeg_compression", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_DIGITAL,
     .benchmark = "CIFAR-10-C jpeg_compression (ImageNet-C family)",
     .summary = "JPEG round trip (libjpeg) at quality 80 .. 40",
     .deterministic = 1, .default_severity = 0, .image = apply};

@@ -64,6 +64,7 @@ static int apply(int32_t *out, const int32_t *in, int cols, int s, gsl_rng *r,
 
 const mr_corruption_type mr_corruption_keyboard_typo = {
     .name = "keyboard_typo", .modality = MR_MOD_TEXT,
+    .family = MR_FAMILY_TEXT,
     .benchmark = "TextAttack WordSwapQWERTY / nlpaug KeyboardAug",
     .summary = "one letter of 5 % .. 50 % of the words replaced by a QWERTY neighbour",
     .deterministic = 0, .default_severity = 0, .text = apply};

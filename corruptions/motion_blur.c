@@ -52,6 +52,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_motion_blur = {
-    .name = "motion_blur", .modality = MR_MOD_IMAGE, .benchmark = "MNIST-C motion_blur",
+    .name = "motion_blur", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_BLUR, .benchmark = "MNIST-C motion_blur",
     .summary = "one-sided Gaussian motion blur along a random angle in [-45, 45] degrees",
     .deterministic = 0, .default_severity = 1, .image = apply};

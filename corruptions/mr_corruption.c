@@ -293,3 +293,17 @@ void mr_embed_stats_free(mr_embed_stats *s)
     free(s->sumsq);
     free(s);
 }
+
+const char *mr_family_name(int family)
+{
+    static const char *const names[MR_FAMILY_N] = {
+        "other", "noise", "blur", "weather", "digital", "geometric", "mnist-c", "text",
+        "embedding"};
+    return family > 0 && family < MR_FAMILY_N ? names[family] : names[0];
+}
+
+int mr_corruption_family(const char *name)
+{
+    const mr_corruption_type *t = mr_corruption_lookup(name);
+    return t ? t->family : MR_FAMILY_NONE;
+}

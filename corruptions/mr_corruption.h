@@ -32,6 +32,23 @@ enum mr_modality { MR_MOD_IMAGE = 0, MR_MOD_TEXT = 1, MR_MOD_EMBED = 2 };
 
 #define MR_SEVERITY_MAX 5
 
+/* Corruption families (docs/corruptions.md "Families"): ImageNet-C's four (Hendrycks &
+ * Dietterich 2019, Fig. 1: noise, blur, weather, digital; its extra corruptions speckle
+ * noise, Gaussian blur, spatter, saturate placed as docs/corruptions.md says), the affine
+ * and flip transforms, MNIST-C's overlays and edges without an ImageNet-C family (Mu &
+ * Gilmer 2019), text, embedding. Every per-corruption metric is also reported per family
+ * (the mean over the family's corruptions of the run). NONE: not a corruption of the
+ * library (a trace's own condition name), reported as family "other". */
+enum mr_family {
+    MR_FAMILY_NONE = 0, MR_FAMILY_NOISE, MR_FAMILY_BLUR, MR_FAMILY_WEATHER, MR_FAMILY_DIGITAL,
+    MR_FAMILY_GEOMETRIC, MR_FAMILY_MNISTC, MR_FAMILY_TEXT, MR_FAMILY_EMBED, MR_FAMILY_N
+};
+/* "noise", "blur", "weather", "digital", "geometric", "mnist-c", "text", "embedding"
+ * ("other" for NONE or out of range). */
+const char *mr_family_name(int family);
+/* The family of the corruption called `name` (MR_FAMILY_NONE if unknown). */
+int mr_corruption_family(const char *name);
+
 typedef struct mr_corrupt_ws mr_corrupt_ws;
 
 /* Apply functions of one sample (the batch helpers below loop, re-seed `r` per sample
@@ -49,6 +66,7 @@ typedef int (*mr_corrupt_embed_fn)(float *x, int T, int d, const float *feature_
 typedef struct mr_corruption_type {
     const char *name;       /* registry key, e.g. "shot_noise" */
     int modality;           /* enum mr_modality */
+    int family;             /* enum mr_family */
     const char *benchmark;  /* what it follows, e.g. "MNIST-C shot_noise" */
     const char *summary;    /* one line for --list and docs */
     int deterministic;      /* 1: the output does not depend on the seed */

@@ -87,6 +87,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 
 const mr_corruption_type mr_corruption_pixelate = {
     .name = "pixelate", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_DIGITAL,
     .benchmark = "MNIST-C pixelate (ImageNet-C family)",
     .summary = "BOX downscale to 72 % .. 22 % of the size and back",
     .deterministic = 1, .default_severity = 3, .image = apply};

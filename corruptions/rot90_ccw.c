@@ -28,6 +28,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_rot90_ccw = {
-    .name = "rot90_ccw", .modality = MR_MOD_IMAGE, .benchmark = "Fashion-MNIST-C flip_top_bottom",
+    .name = "rot90_ccw", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_GEOMETRIC, .benchmark = "Fashion-MNIST-C flip_top_bottom",
     .summary = "turned 90 degrees counter-clockwise with opacity 1/5 .. 5/5",
     .deterministic = 1, .default_severity = 5, .image = apply};

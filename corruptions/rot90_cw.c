@@ -28,6 +28,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_rot90_cw = {
-    .name = "rot90_cw", .modality = MR_MOD_IMAGE, .benchmark = "Fashion-MNIST-C flip_left_right",
+    .name = "rot90_cw", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_GEOMETRIC, .benchmark = "Fashion-MNIST-C flip_left_right",
     .summary = "turned 90 degrees clockwise with opacity 1/5 .. 5/5",
     .deterministic = 1, .default_severity = 5, .image = apply};

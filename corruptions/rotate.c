@@ -21,6 +21,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_rotate = {
-    .name = "rotate", .modality = MR_MOD_IMAGE, .benchmark = "MNIST-C rotate",
+    .name = "rotate", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_GEOMETRIC, .benchmark = "MNIST-C rotate",
     .summary = "rotation by 0.2 .. 1.0 rad (11 .. 57 degrees) about the centre, random sign",
     .deterministic = 0, .default_severity = 2, .image = apply};

@@ -40,6 +40,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_saturate = {
-    .name = "saturate", .modality = MR_MOD_IMAGE, .benchmark = "Fashion-MNIST-C saturate",
+    .name = "saturate", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_DIGITAL, .benchmark = "Fashion-MNIST-C saturate",
     .summary = "HSV saturation * 1.5 .. 20 + 0 .. .2 (grayscale: mnist-c's HSV formula)",
     .deterministic = 1, .default_severity = 5, .image = apply};

@@ -15,6 +15,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_scale = {
-    .name = "scale", .modality = MR_MOD_IMAGE, .benchmark = "MNIST-C scale",
+    .name = "scale", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_GEOMETRIC, .benchmark = "MNIST-C scale",
     .summary = "content shrunk to 90 % .. 50 % about the centre, zero border",
     .deterministic = 1, .default_severity = 3, .image = apply};

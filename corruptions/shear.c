@@ -21,6 +21,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_shear = {
-    .name = "shear", .modality = MR_MOD_IMAGE, .benchmark = "MNIST-C shear",
+    .name = "shear", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_GEOMETRIC, .benchmark = "MNIST-C shear",
     .summary = "affine shear of 0.2 .. 1.0 rad about the centre, random sign",
     .deterministic = 0, .default_severity = 2, .image = apply};

@@ -20,6 +20,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_shot_noise = {
-    .name = "shot_noise", .modality = MR_MOD_IMAGE, .benchmark = "MNIST-C shot_noise",
+    .name = "shot_noise", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_NOISE, .benchmark = "MNIST-C shot_noise",
     .summary = "Poisson photon noise: Poisson(c x) / c, c = 60 .. 3",
     .deterministic = 0, .default_severity = 5, .image = apply};

@@ -43,6 +43,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_spatter = {
-    .name = "spatter", .modality = MR_MOD_IMAGE, .benchmark = "MNIST-C spatter",
+    .name = "spatter", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_WEATHER, .benchmark = "MNIST-C spatter",
     .summary = "mud blobs: thresholded, blurred Gaussian noise painted grey (RGB: brown)",
     .deterministic = 0, .default_severity = 4, .image = apply};

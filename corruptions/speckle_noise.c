@@ -20,6 +20,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 
 const mr_corruption_type mr_corruption_speckle_noise = {
     .name = "speckle_noise", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_NOISE,
     .benchmark = "CIFAR-10-C speckle_noise (ImageNet-C family)",
     .summary = "multiplicative Gaussian noise x + x N(0, c^2), c = .06 .. .2",
     .deterministic = 0, .default_severity = 0, .image = apply};

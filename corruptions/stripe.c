@@ -26,6 +26,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_stripe = {
-    .name = "stripe", .modality = MR_MOD_IMAGE, .benchmark = "MNIST-C stripe",
+    .name = "stripe", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_MNISTC, .benchmark = "MNIST-C stripe",
     .summary = "invert 2 .. 12 columns (at width 28) on each side",
     .deterministic = 1, .default_severity = 3, .image = apply};

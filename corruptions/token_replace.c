@@ -20,6 +20,7 @@ static int apply(int32_t *out, const int32_t *in, int cols, int s, gsl_rng *r,
 }
 
 const mr_corruption_type mr_corruption_token_replace = {
-    .name = "token_replace", .modality = MR_MOD_TEXT, .benchmark = "random token replacement",
+    .name = "token_replace", .modality = MR_MOD_TEXT,
+    .family = MR_FAMILY_TEXT, .benchmark = "random token replacement",
     .summary = "each token replaced with probability 1 % .. 20 % by a random other token",
     .deterministic = 0, .default_severity = 0, .ids_only = 1, .text = apply};

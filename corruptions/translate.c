@@ -24,6 +24,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_translate = {
-    .name = "translate", .modality = MR_MOD_IMAGE, .benchmark = "MNIST-C translate",
+    .name = "translate", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_GEOMETRIC, .benchmark = "MNIST-C translate",
     .summary = "diagonal shift by 1 .. 5 px along both axes, random signs, zero border",
     .deterministic = 0, .default_severity = 3, .image = apply};

@@ -27,6 +27,7 @@ static int apply(int32_t *out, const int32_t *in, int cols, int s, gsl_rng *r,
 
 const mr_corruption_type mr_corruption_word_swap_aaa = {
     .name = "word_swap_aaa", .modality = MR_MOD_TEXT,
+    .family = MR_FAMILY_TEXT,
     .benchmark = "TextAttack AAAWordSwap + StopwordModification (ACMoE, MomentumSMoE)",
     .summary = "1 % .. 10 % of the words (non-stopwords) blanked to 'AAA..' of equal length",
     .deterministic = 0, .default_severity = 3, .text = apply};

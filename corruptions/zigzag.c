@@ -58,6 +58,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 }
 
 const mr_corruption_type mr_corruption_zigzag = {
-    .name = "zigzag", .modality = MR_MOD_IMAGE, .benchmark = "MNIST-C zigzag",
+    .name = "zigzag", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_MNISTC, .benchmark = "MNIST-C zigzag",
     .summary = "1 .. 5 bright zigzag lines across the image",
     .deterministic = 0, .default_severity = 1, .image = apply};

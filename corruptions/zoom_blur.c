@@ -69,6 +69,7 @@ static int apply(uint8_t *out, const uint8_t *in, int H, int W, int C, int s, gs
 
 const mr_corruption_type mr_corruption_zoom_blur = {
     .name = "zoom_blur", .modality = MR_MOD_IMAGE,
+    .family = MR_FAMILY_BLUR,
     .benchmark = "CIFAR-10-C zoom_blur (ImageNet-C family)",
     .summary = "mean of the image and its centre zooms by 1 .. 1.05 up to 1 .. 1.25",
     .deterministic = 1, .default_severity = 0, .image = apply};

@@ -135,15 +135,16 @@ static int checked_bytes(const char *file, const char *path, const mr_h5_info *i
 
 /* The optional /domains [N] (integer, >= 0): which domain each sample comes from
  * (docs/config.md "Data"; domain specialization, metrics/mr_routing_struct.h). */
-static int load_domains(mr_dataset *d, hid_t f, const char *file)
+static int load_domains(mr_dataset *d, hid_t f, const char *file, hsize_t total)
 {
     int has = 0;
     MR_TRY(mr_h5_find(f, file, "/domains", &has));
     if (!has) return MR_OK;
     mr_h5_info di;
     MR_TRY(mr_h5_dataset_info(f, file, "/domains", &di));
-    MR_REQUIRE(di.cls == H5T_INTEGER && di.rank == 1 && di.dims[0] >= (hsize_t)d->n, MR_EINPUT,
-               "%s: /domains: expected an integer array of one domain per sample", file);
+    MR_REQUIRE(di.cls == H5T_INTEGER && di.rank == 1 && di.dims[0] == total, MR_EINPUT,
+               "%s: /domains: expected an integer array of %llu domains, one per sample",
+               file, (unsigned long long)total);
     d->domains = malloc((size_t)d->n * sizeof *d->domains + 1);
     MR_REQUIRE(d->domains, MR_ENOMEM, "out of memory reading %s", file);
     MR_TRY(read_rows(f, file, "/domains", H5T_NATIVE_INT32, d->domains, 1, (hsize_t)d->n));
@@ -214,7 +215,7 @@ static int load_h5(mr_dataset *d, const char *file, long limit)
     } else {
         st = mr_error_set(MR_EINPUT, "%s: holds neither /images nor /tokens", file);
     }
-    if (st == MR_OK) st = load_domains(d, f, file);
+    if (st == MR_OK) st = load_domains(d, f, file, in.dims[0]);
     H5Fclose(f);
     return st;
 }

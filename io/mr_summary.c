@@ -24,7 +24,35 @@
 typedef struct ce_row {
     int group, ref_group;
     double *v[MR_METRIC_N];
+    /* CE and relative CE per corruption family (docs/corruptions.md "Families"): the mean
+     * over the family's corruptions of the run; NaN for a family without one */
+    double fam_ce[MR_FAMILY_N], fam_rel[MR_FAMILY_N];
 } ce_row;
+
+/* Whether some corruption of the run is of family f. */
+static int family_in_run(const mr_summary_run *g, int f)
+{
+    for (int ci = 0; ci < g->n_corr; ci++)
+        if (mr_corruption_family(g->corr[ci]) == f) return 1;
+    return 0;
+}
+
+/* The family means of a group's per-corruption CEs. */
+static void family_means(const mr_summary_run *g, ce_row *r)
+{
+    for (int f = 0; f < MR_FAMILY_N; f++) {
+        double ce = 0, rel = 0;
+        int n = 0;
+        for (int ci = 0; ci < g->n_corr; ci++) {
+            if (mr_corruption_family(g->corr[ci]) != f) continue;
+            ce += r->v[MR_M_CE][ci];
+            rel += r->v[MR_M_RELATIVE_CE][ci];
+            n++;
+        }
+        r->fam_ce[f] = n ? ce / n : NAN;
+        r->fam_rel[f] = n ? rel / n : NAN;
+    }
+}
 
 /* The cell of `group` with this kind, corruption ("" for clean and fluct cells) and
  * severity, or NULL. */
@@ -126,6 +154,7 @@ static void compute_ce(const mr_summary_run *g, const mr_cell_summary *s, ce_row
         }
         r->v[MR_M_MCE][0] = g->n_corr ? sum / g->n_corr : NAN;
         r->v[MR_M_RELATIVE_MCE][0] = g->n_corr ? rsum / g->n_corr : NAN;
+        family_means(g, r);
     }
 }
 
@@ -202,6 +231,22 @@ static int write_h5(const mr_summary_run *g, const char *dir, const ce_row *rows
             ok = ok && mr_h5_write_attr_string(grp, "corruptions", list) == MR_OK;
         }
         free(list);
+        /* per family of the run's corruptions (families in enum order) */
+        double fce[MR_FAMILY_N], frel[MR_FAMILY_N];
+        char fams[256] = "";
+        int nf = 0;
+        for (int fi = 0; fi < MR_FAMILY_N; fi++) {
+            if (!family_in_run(g, fi)) continue;
+            fce[nf] = rows[gi].fam_ce[fi];
+            frel[nf++] = rows[gi].fam_rel[fi];
+            snprintf(fams + strlen(fams), sizeof fams - strlen(fams), "%s%s", nf > 1 ? "," : "",
+                     mr_family_name(fi));
+        }
+        if (nf) {
+            ok = ok && mr_h5_write_f64(grp, "ce_family", fce, 1, (hsize_t)nf, 0) == MR_OK;
+            ok = ok && mr_h5_write_f64(grp, "relative_ce_family", frel, 1, (hsize_t)nf, 0) == MR_OK;
+            ok = ok && mr_h5_write_attr_string(grp, "families", fams) == MR_OK;
+        }
         const mr_summary_group *rg = &g->groups[rows[gi].ref_group];
         char ref[200];
         snprintf(ref, sizeof ref, "%s~%s@k%d", g->models[rg->model], rg->router, rg->k);
@@ -265,6 +310,7 @@ static cJSON *cell_json(const mr_cell_summary *s)
     cJSON_AddStringToObject(o, "task", m->task == MR_TASK_LM ? "lm" : "classify");
     if (m->kind == MR_CELL_CORRUPT) {
         cJSON_AddStringToObject(o, "corruption", m->corruption);
+        cJSON_AddStringToObject(o, "family", mr_family_name(mr_corruption_family(m->corruption)));
         cJSON_AddNumberToObject(o, "severity", m->severity);
     }
     if (m->kind == MR_CELL_ATTACK) { /* docs/attacks.md: eps in grey levels */
@@ -459,6 +505,13 @@ static int write_json(const mr_summary_run *g, const char *dir, const mr_cell_su
             cJSON *per = cJSON_AddObjectToObject(o, mt->key);
             for (int ci = 0; ci < g->n_corr; ci++)
                 cJSON_AddItemToObject(per, g->corr[ci], num(v[ci]));
+            /* the same per family of the run's corruptions ("ce_family": {"noise": ...}) */
+            char key[64];
+            snprintf(key, sizeof key, "%s_family", mt->key);
+            cJSON *fam = cJSON_AddObjectToObject(o, key);
+            const double *fv = i == MR_M_CE ? rows[gi].fam_ce : rows[gi].fam_rel;
+            for (int fi = 0; fi < MR_FAMILY_N; fi++)
+                if (family_in_run(g, fi)) cJSON_AddItemToObject(fam, mr_family_name(fi), num(fv[fi]));
         }
         cJSON_AddItemToArray(ce, o);
     }

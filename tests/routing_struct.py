@@ -2,7 +2,7 @@
 """Routing-structure metrics recomputed with numpy from a trace (docs/metrics.md,
 "Routing structure"), for tests/routing_struct.sh.
 
-    routing_struct.py TRACE.h5 OUT EVAL.txt
+    routing_struct.py TRACE.h5 OUT EVAL.txt [DATA.h5]
 
 TRACE.h5 is `moe-robust eval --save-routing` output, OUT the `moe-robust analyze`
 directory of it, EVAL.txt eval's printout. Recomputes per MoE layer from the trace's
@@ -11,7 +11,8 @@ share, the class x expert usage matrix and NMI(label, top-1), the vocabulary
 specialization and NMI(top-1 of the previous MoE layer, top-1), independently of the C
 code (numpy counting, the NMI from its textbook definition), and compares them with
 OUT/results.h5 (the clean cell), OUT/summary.json, OUT/summary.csv and eval's table.
-Exit 1 naming what differs.
+With DATA.h5 (the evaluated data with a /domains dataset, which traces do not carry) also
+NMI(domain, top-1) against eval's table. Exit 1 naming what differs.
 """
 import csv
 import json
@@ -48,7 +49,7 @@ def close(what, got, want, tol=TOL):
         fails.append(f"{what}: got {got.ravel()[:6]} want {want.ravel()[:6]}")
 
 
-def main(trace, out, evaltxt):
+def main(trace, out, evaltxt, data=None):
     with h5py.File(trace, "r") as f:
         blocks = sorted(int(b) for b in f["layers"])
         topk = [f[f"layers/{b}/topk"][()] for b in blocks]  # [N, T, k]
@@ -56,8 +57,10 @@ def main(trace, out, evaltxt):
         labels = f["labels"][()] if "labels" in f else None
         targets = f["targets"][()] if "targets" in f else None
     L, k = len(blocks), topk[0].shape[2]
+    domains = h5py.File(data, "r")["domains"][: len(topk[0])] if data else None
     want = {key: [] for key in ("coactivation_top10", "class_nmi", "vocab_specialization",
                                 "layer_nmi")}
+    dom_nmi = []
     mats = {"coactivation": [], "class_usage": []}
     for li, tk in enumerate(topk):
         tok = tk.reshape(-1, k)
@@ -89,6 +92,8 @@ def main(trace, out, evaltxt):
                 best += np.bincount(tk.reshape(-1, k)[sel].ravel(), minlength=E).max()
                 num += sel.sum()
             want["vocab_specialization"].append(best / num if num else np.nan)
+        if domains is not None:
+            dom_nmi.append(nmi(np.repeat(domains, top1.shape[1]), top1.ravel()))
         want["layer_nmi"].append(
             nmi(topk[li - 1][:, :, 0].ravel(), top1.ravel()) if li else np.nan)
 
@@ -138,11 +143,13 @@ def main(trace, out, evaltxt):
         # CI columns print as "m [lo, hi]": keep the first number of each
         row = lines[at + 1 + li].replace(", ", ",").split()
         vals = [x for x in row if not x.startswith("[")]
-        for key, v in want.items():
-            if v and key in head:
+        for key, v in list(want.items()) + [("domain_nmi", dom_nmi)]:
+            if v and key not in head:
+                fails.append(f"eval: no {key} column")
+            elif v:
                 got = vals[head.index(key)]
                 close(f"eval layer {li} {key}", np.nan if got == "-" else float(got), v[li], 6e-5)
-    checked = sum(bool(v) for v in want.values())
+    checked = sum(bool(v) for v in want.values()) + bool(dom_nmi)
     print(f"{trace}: {L} MoE layers, {checked} metrics and {sum(bool(m) for m in mats.values())}"
           f" matrices recomputed")
     if fails:
@@ -151,4 +158,4 @@ def main(trace, out, evaltxt):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

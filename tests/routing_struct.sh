@@ -2,9 +2,10 @@
 # Routing-structure metrics (docs/metrics.md "Routing structure") against a numpy
 # recomputation (tests/routing_struct.py) from the trace of `eval --save-routing`:
 # 200 Fashion-MNIST test images through the shipped 2-MoE-layer ViT (co-activation,
-# class x expert usage and NMI, layer consistency) and 24 KJV test windows through the
-# char LM (vocabulary specialization); the C numbers as `analyze` writes them
-# (results.h5, summary.json, summary.csv) and as `eval` prints them.
+# class x expert usage and NMI, layer consistency; the same images again from an HDF5
+# file with a /domains dataset: domain NMI) and 24 KJV test windows through the char LM
+# (vocabulary specialization); the C numbers as `analyze` writes them (results.h5,
+# summary.json, summary.csv) and as `eval` prints them.
 set -u
 bin=$1
 py=/usr/bin/python3
@@ -12,13 +13,23 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-struct-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 fail=0
 fm=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
-check() { # NAME MODEL DATA LIMIT
+check() { # NAME MODEL DATA LIMIT [DATA-WITH-DOMAINS]
   "$bin" eval --model "$2" --data "$3" --limit "$4" --bootstrap 0 --threads 2 \
     --save-routing "$tmp/$1.h5" > "$tmp/$1.txt" 2>"$tmp/err" || { echo "FAIL eval $1: $(cat "$tmp/err")"; fail=1; return; }
   "$bin" analyze "$tmp/$1.h5" --out "$tmp/$1-an" --bootstrap 0 --quiet >/dev/null 2>"$tmp/err" ||
     { echo "FAIL analyze $1: $(cat "$tmp/err")"; fail=1; return; }
-  $py tests/routing_struct.py "$tmp/$1.h5" "$tmp/$1-an" "$tmp/$1.txt" || fail=1
+  $py tests/routing_struct.py "$tmp/$1.h5" "$tmp/$1-an" "$tmp/$1.txt" ${5:-} || fail=1
 }
 check fmnist models/fmnist-vit-moe-softmax.h5 "$fm" 200
+# domains: the label modulo 3 (correlated with the routing through the class)
+$py -c "
+import sys; sys.path.insert(0, 'tools')
+import h5py, numpy as np, data
+im, lab = data.fashion_mnist('t10k')
+with h5py.File('$tmp/dom.h5', 'w') as f:
+    f['images'], f['labels'] = im[:200], lab[:200]
+    f['domains'] = (lab[:200] % 3).astype(np.int32)
+" || { echo "FAIL writing $tmp/dom.h5"; fail=1; }
+check fmnist-dom models/fmnist-vit-moe-softmax.h5 "$tmp/dom.h5" 200 "$tmp/dom.h5"
 check kjv models/kjv-char-moe-softmax.h5 models/kjv-char-test.h5 24
 exit $fail

@@ -152,7 +152,17 @@ START_TEST(registry_and_parse)
         if (t->modality == MR_MOD_IMAGE) ck_assert(t->image), n_img++;
         if (t->modality == MR_MOD_TEXT) ck_assert(t->text), n_txt++;
         if (t->modality == MR_MOD_EMBED) ck_assert(t->embed), n_emb++;
+        /* every corruption has a family (docs/corruptions.md "Families"), the text and
+         * embedding families exactly the text and embedding corruptions */
+        ck_assert_msg(t->family > MR_FAMILY_NONE && t->family < MR_FAMILY_N, "%s: no family",
+                      t->name);
+        ck_assert_int_eq(mr_corruption_family(t->name), t->family);
+        ck_assert_int_eq(t->modality == MR_MOD_TEXT, t->family == MR_FAMILY_TEXT);
+        ck_assert_int_eq(t->modality == MR_MOD_EMBED, t->family == MR_FAMILY_EMBED);
     }
+    ck_assert_str_eq(mr_family_name(MR_FAMILY_MNISTC), "mnist-c");
+    ck_assert_str_eq(mr_family_name(MR_FAMILY_N), "other");
+    ck_assert_int_eq(mr_corruption_family("nosuch"), MR_FAMILY_NONE);
     /* 15 MNIST-C + 7 Fashion-MNIST-C extras + 8 ImageNet-C family; 7 text; 2 embedding */
     ck_assert_int_eq(n_img, 30);
     ck_assert_int_eq(n_txt, 7);
