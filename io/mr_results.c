@@ -258,6 +258,14 @@ static int build_groups(mr_results *r, const cfg_scan *c)
     r->groups = calloc((size_t)cap, sizeof *r->groups);
     r->cell_group = malloc(((size_t)r->n_cells + 1) * sizeof *r->cell_group);
     MR_REQUIRE(r->groups && r->cell_group, MR_ENOMEM, "out of memory");
+    /* models in config order (the cells come in file-name order), the others after them */
+    for (int k = 0; k < c->n_models; k++)
+        for (int i = 0; i < r->n_cells; i++)
+            if (strcmp(r->cells[i].meta.model, c->models[k]) == 0) {
+                MR_REQUIRE(model_index(r, c, &r->cells[i]) >= 0, MR_EINPUT, "%s: more than %d models",
+                           r->file, MR_RES_MAX_MODELS);
+                break;
+            }
     /* pass 1: the groups */
     for (int i = 0; i < r->n_cells; i++) {
         const mr_cell_meta *m = &r->cells[i].meta;

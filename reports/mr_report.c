@@ -60,8 +60,10 @@ static void make_styles(rep *R)
         style *s = &R->sty[g];
         const char *base = pal[router % 10];
         if (gr->k == best_k) {
+            /* the reference router solid, every other router its own dash pattern, so
+             * that lines that coincide (momentum exactly on softmax) stay visible */
             snprintf(s->rgb, sizeof s->rgb, "%s", base);
-            s->dt = 1;
+            s->dt = strcmp(gr->router, r->reference) == 0 ? 1 : 2 + router % 4;
         } else {
             mix_white(s->rgb, base, 0.2 + 0.55 * rank / (others > 1 ? others - 1 : 1));
             s->dt = 2 + rank % 4;
@@ -72,16 +74,19 @@ static void make_styles(rep *R)
 
 enum { SEL_ALL, SEL_CORRUPT, SEL_FLUCT, SEL_ATTACK };
 
-/* choose the groups the next figure shows; 0 if none */
+/* choose the groups the next figure shows, the reference router's last (drawn on top);
+ * 0 if none */
 static int select_groups(rep *R, int kind)
 {
     R->ns = 0;
-    for (int g = 0; g < R->G; g++) {
-        const mr_res_group *gr = &R->r->groups[R->g0 + g];
-        if (kind == SEL_ALL || (kind == SEL_CORRUPT && R->agg[g].all_n > 0) ||
-            (kind == SEL_FLUCT && gr->n_fluct > 0) || (kind == SEL_ATTACK && gr->n_attack > 0))
-            R->sel[R->ns++] = g;
-    }
+    for (int pass = 0; pass < 2; pass++)
+        for (int g = 0; g < R->G; g++) {
+            const mr_res_group *gr = &R->r->groups[R->g0 + g];
+            if ((strcmp(gr->router, R->r->reference) == 0) != pass) continue;
+            if (kind == SEL_ALL || (kind == SEL_CORRUPT && R->agg[g].all_n > 0) ||
+                (kind == SEL_FLUCT && gr->n_fluct > 0) || (kind == SEL_ATTACK && gr->n_attack > 0))
+                R->sel[R->ns++] = g;
+        }
     return R->ns;
 }
 
@@ -102,6 +107,7 @@ static int report_model(rep *R, int mi)
     int st = R->sty && R->agg && R->sel ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
     if (st == MR_OK) make_styles(R);
     if (st == MR_OK) st = mr_rep_aggregate(R);
+    if (st == MR_OK) mr_report_compare_values(R);
     /* what the compression figures need of every group, in display units */
     for (int g = 0; st == MR_OK && g < R->G; g++) {
         const gagg *a = &R->agg[g];
@@ -121,6 +127,8 @@ static int report_model(rep *R, int mi)
         if (st == MR_OK) st = mr_fig_severity_grid(R, name);
         snprintf(name, sizeof name, "fig-%s-flip", mn);
         if (st == MR_OK) st = mr_fig_flip(R, name);
+        snprintf(name, sizeof name, "fig-%s-families", mn);
+        if (st == MR_OK) st = mr_fig_family(R, name);
     }
     snprintf(name, sizeof name, "fig-%s-attack", mn);
     if (st == MR_OK && select_groups(R, SEL_ATTACK)) st = mr_report_attack(R, name);
@@ -133,6 +141,7 @@ static int report_model(rep *R, int mi)
     snprintf(name, sizeof name, "fig-%s-k", mn);
     if (st == MR_OK && select_groups(R, SEL_ALL)) st = mr_fig_k(R, name);
     if (st == MR_OK) st = mr_rep_tables(R);
+    if (st == MR_OK) st = mr_rep_family_table(R);
     mr_rep_agg_free(R);
     free(R->agg);
     free(R->sty);
@@ -173,15 +182,22 @@ int mr_report_write(const mr_results *r, const mr_report_opts *o, mr_report_info
     mr_fs_remove_tmp(info->out); /* what a killed report left half-written */
     rep R = {.r = r, .o = o, .info = info, .dir = info->out, .fmt = fmt};
     R.summary = calloc((size_t)r->n_groups + 1, sizeof *R.summary);
-    MR_REQUIRE(R.summary, MR_ENOMEM, "out of memory");
+    R.cmp = calloc((size_t)r->n_groups + 1, sizeof *R.cmp);
+    if (!R.summary || !R.cmp) {
+        free(R.summary);
+        free(R.cmp);
+        return mr_error_set(MR_ENOMEM, "out of memory");
+    }
     int st = MR_OK;
     for (int mi = 0; st == MR_OK && mi < r->n_models; mi++) st = report_model(&R, mi);
+    if (st == MR_OK) st = mr_report_compare(&R);
     if (st == MR_OK) st = mr_report_compress(&R);
     if (st == MR_OK) mr_rep_gallery(&R);
     if (st == MR_OK) st = mr_rep_index(&R);
     free(R.jobs);
     free(R.figs);
     free(R.summary);
+    mr_report_compare_free(&R);
     if (st == MR_OK && R.render_failed)
         st = mr_error_set(MR_EFAILED, "%d figure(s) failed to render; first: %s", R.render_failed,
                           R.render_error);

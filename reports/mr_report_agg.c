@@ -295,6 +295,7 @@ static int aggregate_group(rep *R, int gl)
         for (int c = 0; st == MR_OK && c < r->n_corr; c++) st = agg_corruption(R, gr, a, &b, c);
         if (st == MR_OK) st = agg_overall(R, gr, a, &b);
         if (st == MR_OK) st = agg_fluct(R, gr, a, &b);
+        if (st == MR_OK && R->cmp) st = mr_report_compare_keep(R, gl, b.cq, b.all, b.fl);
     }
     free(buf);
     return st;

@@ -5,12 +5,14 @@
  *   mr_report_agg.c      aggregates over samples, corruptions and severities (schema)
  *   mr_report_tables.c   summary and per-corruption tables (schema)
  *   mr_report_fig.c      what every figure shares: gnuplot headers, keys, emit/render
- *   mr_fig_*.c           one file per figure family
+ *   mr_fig_*.c           one file per figure family (mr_fig_family.c: per corruption
+ *                        family, figure and table)
  *   mr_report_gallery.c  the corruption gallery
  *   mr_report_index.c    report.md, the index
  *   mr_report_text.c     quoting for gnuplot, Markdown and LaTeX
  *   mr_report_compress.c the compression figures and table across models
  *   mr_report_attack.c   the adversarial attack figure and table
+ *   mr_report_compare.c  the comparison table of every (model, router@k) of the run
  * Ownership: everything hangs off `rep`, released by the driver.
  */
 #ifndef MR_REPORT_IMPL_H
@@ -41,6 +43,19 @@ typedef struct gagg {
 
 /* overall aggregates of a group kept for the compression figures (R->summary) */
 enum { SUM_CLEAN, SUM_CORR, SUM_DELTA, SUM_ENT, SUM_FLIP1, SUM_FLIPK, SUM_PRED, NSUM };
+
+/* What the comparison table (mr_report_compare.c) keeps of every group of the run, in
+ * display units: the per-sample vectors of its columns with a paired test (means per
+ * sample over the cells the column aggregates; NULL where the group has none) and the
+ * column values [mean, lo, hi]. */
+enum { CMP_CLEAN, CMP_CORR, CMP_MCE, CMP_RMCE, CMP_FLIP1, CMP_PRED, CMP_ENT, CMP_FLUCT,
+       CMP_LOADCV, NCMP };
+typedef struct cmp_row {
+    double v[NCMP][3];
+    double *vec[NCMP];
+    size_t n;
+    int task, prim;
+} cmp_row;
 
 typedef struct style {
     char rgb[8];
@@ -91,6 +106,7 @@ typedef struct rep {
      * summary[global group][SUM_*][mean, lo, hi] (NaN where not run) */
     double (*summary)[NSUM][3];
     int n_compress;  /* compression families drawn (index section) */
+    cmp_row *cmp;    /* [r->n_groups] the comparison table's rows (global group index) */
 } rep;
 
 /* ---- mr_report_agg.c ---- */
@@ -103,6 +119,8 @@ void mr_rep_agg_free(rep *R);
 
 /* ---- mr_report_tables.c ---- */
 int mr_rep_tables(rep *R);
+/* group g of the current model collapsed: clean error (bpc) > 2x its reference's */
+int mr_rep_collapsed(const rep *R, int g);
 
 /* ---- mr_report_fig.c ---- */
 void mr_rep_gp_header(rep *R, FILE *fp, const char *name, const char *what, int png_w,
@@ -129,6 +147,10 @@ int mr_fig_entropy(rep *R, const char *name);
 int mr_fig_fluct(rep *R, const char *name);
 int mr_fig_load(rep *R, const char *name);
 int mr_fig_k(rep *R, const char *name);
+/* mr_fig_family.c: fig-MODEL-families and table-MODEL-families.{md,tex} (nothing without
+ * corruptions) */
+int mr_fig_family(rep *R, const char *name);
+int mr_rep_family_table(rep *R);
 
 /* ---- mr_report_gallery.c, mr_report_index.c ---- */
 void mr_rep_gallery(rep *R);
@@ -150,6 +172,19 @@ void mr_rep_gp_str(FILE *fp, const char *s);
 void mr_rep_tex_str(FILE *fp, const char *s);
 void mr_rep_md_str(FILE *fp, const char *s);
 const char *mr_rep_basename(const char *p);
+
+/* ---- mr_report_compare.c: the comparison table of every (model, router@k) of the run
+ * (table-comparison.{md,tex}), from R->cmp ---- */
+/* keep group gl's column values and vectors (the aggregates of the current model are
+ * done; cq/all/fl: its clean, summed-corrupted and summed-fluct per-sample vectors by
+ * metric id, V(base, id)) */
+int mr_report_compare_keep(rep *R, int gl, const double *cq, const double *all,
+                           const double *fl);
+/* the column values of the current model's groups (after mr_rep_aggregate) */
+void mr_report_compare_values(rep *R);
+int mr_report_compare(rep *R);
+void mr_report_compare_index(rep *R, FILE *fp);
+void mr_report_compare_free(rep *R);
 
 /* ---- mr_report_attack.c ---- */
 /* the attack figure and table of the current model: accuracy and top-1 routing flips vs

@@ -77,10 +77,11 @@ int mr_rep_index(rep *R)
     fprintf(fp, "Every figure has its data (`.dat`) and gnuplot script (`.gp`) beside it: restyle "
                 "the script and run `gnuplot -e \"fmt='pdf'\" NAME.gp` here (`png`, `pdf` or "
                 "`svg`).\n\n");
-    fprintf(fp, "Contents:");
+    fprintf(fp, "Contents: [comparison](#comparison) ·");
     for (int mi = 0; mi < r->n_models; mi++) fprintf(fp, " [model %s](#model-%s) ·", r->models[mi].name, r->models[mi].name);
     fprintf(fp, "%s", R->n_compress ? " [compression](#compression) ·" : "");
     fprintf(fp, " [corruption gallery](#corruption-gallery)\n\n");
+    mr_report_compare_index(R, fp);
     for (int mi = 0; mi < r->n_models; mi++) {
         const mr_res_model *m = &r->models[mi];
         fprintf(fp, "## Model %s\n\n", m->name);
@@ -96,7 +97,9 @@ int mr_rep_index(rep *R)
                     "to corrupted (%s); ckpt = between consecutive checkpoints; per-layer metrics "
                     "(entropy, flips) are means over MoE layers, flips compare clean with corrupted "
                     "input; mCE against `%s` (100 = as robust as it). Best per column in bold "
-                    "(entropy has no better direction).\n\n",
+                    "(entropy has no better direction; only with two rows or more; never a row "
+                    "marked †, a collapsed router whose clean error or bpc is more than twice "
+                    "the reference's).\n\n",
                 100 * r->level, m->task == MR_TASK_LM ? "corrupted − clean bpc" : "clean − corrupted accuracy",
                 r->reference);
         char name[200];
@@ -108,8 +111,16 @@ int mr_rep_index(rep *R)
                     "[table-%s-corruptions.md](table-%s-corruptions.md), "
                     "[table-%s-corruptions.tex](table-%s-corruptions.tex)\n\n",
                 m->name, m->name, m->name, m->name, m->name, m->name);
-        static const char *const order[] = {"severity-mean", "severity", "flip", "entropy",
-                                            "fluct", "load", "k"};
+        snprintf(name, sizeof name, "table-%s-families.md", m->name);
+        if (r->n_corr) {
+            fprintf(fp, "### Per corruption family\n\nMeans over the family's corruptions "
+                        "(docs/corruptions.md, \"Families\") of their means over severities; CE "
+                        "against `%s`.\n\n", r->reference);
+            mr_rep_append_file(fp, R->dir, name);
+            fprintf(fp, "\nLaTeX: [table-%s-families.tex](table-%s-families.tex)\n\n", m->name, m->name);
+        }
+        static const char *const order[] = {"severity-mean", "severity", "families", "flip",
+                                            "entropy", "fluct", "load", "k"};
         for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
             snprintf(name, sizeof name, "fig-%s-%s", m->name, order[i]);
             mr_rep_index_fig(R, fp, name);

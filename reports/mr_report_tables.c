@@ -8,7 +8,8 @@
  *                             clean value when it has a degradation, then that), and the
  *                             per-corruption group metrics (CE)
  * Values are means with the half-width of their CI; the best of every column is bold
- * (by the metric's better direction; degradations: lower). */
+ * (by the metric's better direction; degradations: lower) where that means something: two
+ * rows or more, and never a collapsed router (mr_rep_collapsed). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,24 +64,40 @@ static void col_init(col *c, int id, int agg)
     c->has_ci = m->part != MR_PART_GROUP;
 }
 
-/* v[row][col][3]; bold the best displayed value of every column */
-static void table_best(const double *v, int rows, const col *cols, int nc, char *bold)
+/* Whether group g of the current model collapsed: its clean error (100 - accuracy %, or
+ * bpc) more than twice its reference's (docs/reports.md). Such a row is never "best". */
+int mr_rep_collapsed(const rep *R, int g)
+{
+    int f = R->r->groups[R->g0 + g].ref - R->g0;
+    if (f < 0 || f >= R->G || f == g) return 0;
+    double e = R->agg[g].clean[R->prim][0], er = R->agg[f].clean[R->prim][0];
+    if (!R->lm) e = 100 - e, er = 100 - er;
+    return isfinite(e) && isfinite(er) && er > 0 && e > 2 * er;
+}
+
+/* v[row][col][3]; bold the best displayed value of every column: only with a better
+ * direction, at least two rows with a value, and never a collapsed row (rows are the
+ * model's groups, or with per_corr one corruption's) */
+static void table_best(const rep *R, const double *v, int rows, const col *cols, int nc, char *bold)
 {
     for (int c = 0; c < nc; c++) {
         double best = NAN;
+        int cand = 0;
         for (int i = 0; i < rows; i++) {
             double x = v[((size_t)i * nc + c) * 3];
-            if (!isfinite(x) || cols[c].best == BEST_NONE) continue;
+            if (!isfinite(x) || cols[c].best == BEST_NONE || mr_rep_collapsed(R, i)) continue;
             char s[64];
             snprintf(s, sizeof s, "%.*f", cols[c].decimals, x);
             x = atof(s); /* compare what is displayed: ties are all bold */
+            cand++;
             if (!isfinite(best) || (cols[c].best == BEST_MAX ? x > best : x < best)) best = x;
         }
         for (int i = 0; i < rows; i++) {
             double x = v[((size_t)i * nc + c) * 3];
             char s[64];
             snprintf(s, sizeof s, "%.*f", cols[c].decimals, x);
-            bold[i * nc + c] = isfinite(x) && isfinite(best) && atof(s) == best;
+            bold[i * nc + c] = cand >= 2 && isfinite(x) && isfinite(best) && atof(s) == best &&
+                               !mr_rep_collapsed(R, i);
         }
     }
 }
@@ -190,7 +207,7 @@ static int md_table(rep *R, const char *name, const col *cols, int nc, const dou
                 fprintf(t.fp, " | ");
             }
             mr_rep_md_str(t.fp, r->groups[R->g0 + g].label);
-            fprintf(t.fp, " |");
+            fprintf(t.fp, "%s |", mr_rep_collapsed(R, g) ? " †" : "");
             for (int c = 0; c < nc; c++)
                 cell_md(t.fp, v + (row * nc + c) * 3, &cols[c], bold[row * nc + c]);
             fputc('\n', t.fp);
@@ -212,7 +229,9 @@ static void tex_caption(rep *R, FILE *fp, int per_corr)
                     "over %zu samples; corrupted = mean over %d corruptions and their severities; "
                     "mCE relative to ", 100 * R->r->level, R->n, R->r->n_corr);
     mr_rep_tex_str(fp, R->r->reference);
-    fprintf(fp, "; best per %s in bold).}\n\\label{tab:", per_corr ? "corruption" : "column");
+    fprintf(fp, "; best per %s in bold, with two rows or more; $\\dagger$: collapsed, clean "
+                "%s more than twice the reference's, never best).}\n\\label{tab:",
+            per_corr ? "corruption" : "column", R->lm ? "bpc" : "error");
     mr_rep_tex_str(fp, mn);
     fprintf(fp, "-%s}\n", per_corr ? "corruptions" : "summary");
 }
@@ -245,6 +264,7 @@ static int tex_table(rep *R, const char *name, const col *cols, int nc, const do
             if (per_corr) fprintf(t.fp, " & ");
             first = 0;
             mr_rep_tex_str(t.fp, r->groups[R->g0 + g].label);
+            if (mr_rep_collapsed(R, g)) fprintf(t.fp, "$^{\\dagger}$");
             for (int c = 0; c < nc; c++)
                 cell_tex(t.fp, v + (row * nc + c) * 3, &cols[c], bold[row * nc + c]);
             fprintf(t.fp, " \\\\\n");
@@ -270,7 +290,7 @@ static int table(rep *R, int per_corr)
         for (int g = 0; g < G; g++)
             for (int c = 0; c < nc; c++)
                 col_value(R, &cols[c], g, per_corr ? ci : -1, v + (at + (size_t)g * nc + c) * 3);
-        table_best(v + at * 3, G, cols, nc, bold + at); /* best per corruption */
+        table_best(R, v + at * 3, G, cols, nc, bold + at); /* best per corruption */
     }
     char name[200];
     const char *kind = per_corr ? "corruptions" : "summary";

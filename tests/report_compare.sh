@@ -1,0 +1,91 @@
+#!/bin/sh
+# The report's comparison table (docs/reports.md "Comparison"):
+# - a run with router swaps on one ViT and a trained variant (vit-cosine) gives one table,
+#   report.md's first section, with every (model, router@k) in config order; its clean
+#   accuracies are results.h5's; its significance stars are McNemar's exact test against
+#   the reference row with Holm's correction, recomputed here (tests/report_compare.py;
+#   the frozen random router at k = 1 loses about 5 points of accuracy on these 200
+#   images: at level 0.8 one star at least is expected);
+#   bold only in columns with a better direction;
+# - a run with a single router bolds nothing (comparison and per-model tables);
+# - the char LM with the attention router swapped in collapses (bpc far above softmax's):
+#   its row is marked † and bold nowhere.
+set -u
+bin=$1
+py=/usr/bin/python3
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-compare-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+bad() { echo "FAIL $1"; fail=1; }
+fm=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+cat > "$tmp/a.ini" <<EOF2
+[run]
+seed = 1
+bootstrap = 200
+limit = 200
+level = 0.8
+reference = softmax
+[data]
+path = $fm
+[model vit]
+path = models/fmnist-vit-moe-softmax.h5
+checkpoint = models/fmnist-vit-moe-softmax-ep11.h5
+checkpoint = models/fmnist-vit-moe-softmax.h5
+routers = softmax random momentum
+[model vit-cosine]
+path = models/fmnist-vit-moe-cosine.h5
+routers = cosine
+[router softmax]
+[router random]
+top_k = 1,2
+[router momentum]
+[router cosine]
+[corruptions]
+names = shot_noise, rotate
+severities = 4
+EOF2
+run() { # INI OUT
+  "$bin" run "$1" --out "$2" --threads 2 --quiet >/dev/null 2>"$tmp/err" &&
+    "$bin" report "$2" --out "$2/rep" --no-render --quiet >/dev/null 2>>"$tmp/err" ||
+    bad "run/report $1: $(cat "$tmp/err")"
+}
+run "$tmp/a.ini" "$tmp/a"
+$py tests/report_compare.py "$tmp/a" vit/softmax@k2 vit/random@k1 vit/random@k2 \
+  vit/momentum@k2 vit-cosine/cosine@k2 || fail=1
+first=$(grep -m1 '^## ' "$tmp/a/rep/report.md")
+[ "$first" = "## Comparison" ] || bad "report.md opens with '$first', not the comparison"
+grep -q '\\toprule' "$tmp/a/rep/table-comparison.tex" && grep -q 'Holm' "$tmp/a/rep/table-comparison.tex" ||
+  bad "table-comparison.tex: no booktabs table naming Holm's correction"
+
+# one router: nothing is "best"
+sed -e 's/^routers = softmax random momentum$/routers = softmax/' -e 's/^limit = 200$/limit = 60/' -e '/^\[model vit-cosine\]/,/^routers = cosine$/d' \
+  "$tmp/a.ini" > "$tmp/b.ini"
+run "$tmp/b.ini" "$tmp/b"
+for f in table-comparison.md table-vit-summary.md table-vit-families.md; do
+  [ -f "$tmp/b/rep/$f" ] || bad "$f missing"
+  ! grep -q '\*\*' "$tmp/b/rep/$f" || bad "$f bolds a value of its single row"
+done
+
+# the char LM: attention collapses, never best
+cat > "$tmp/c.ini" <<EOF2
+[run]
+seed = 1
+bootstrap = 100
+limit = 12
+batch = 4
+reference = softmax
+[data]
+path = models/kjv-char-test.h5
+[model lm]
+path = models/kjv-char-moe-softmax.h5
+[router softmax]
+[router similarity]
+[router attention]
+EOF2
+run "$tmp/c.ini" "$tmp/c"
+t="$tmp/c/rep/table-comparison-lm.md"
+grep -q '^| lm | attention@k2 †' "$t" || bad "attention on the char LM not marked collapsed: $(grep attention "$t")"
+! grep '^| lm | attention' "$t" | grep -q '\*\*' || bad "the collapsed attention row is bold somewhere"
+grep -q '^| lm | similarity@k2 | \*\*' "$t" || grep -q '^| lm | softmax@k2 (ref.) | \*\*' "$t" ||
+  bad "no best clean bpc among the rows that did not collapse"
+exit $fail
