@@ -166,25 +166,31 @@ double *mr_cell_read_vector(const char *path, const char *dataset, size_t n)
     return v;
 }
 
-double *mr_cell_read_matrix(const char *path, const char *dataset, int dims[3])
+double *mr_cell_matrix_at(hid_t f, const char *file, const char *path, int dims[3])
 {
-    hid_t f;
-    if (mr_h5_open_read(&f, path) != MR_OK) return NULL;
     mr_h5_info info;
     double *v = NULL;
-    char name[300];
-    snprintf(name, sizeof name, "/%s", dataset);
-    if (mr_h5_exists(f, name) && mr_h5_dataset_info(f, path, name, &info) == MR_OK &&
+    if (mr_h5_exists(f, path) && mr_h5_dataset_info(f, file, path, &info) == MR_OK &&
         info.rank == 3 && info.dims[0] <= MR_MAX_LAYERS && info.dims[1] <= (1u << 20) &&
         info.dims[2] <= MR_MAX_EXPERTS) {
         size_t n = (size_t)(info.dims[0] * info.dims[1] * info.dims[2]);
         v = malloc(n * sizeof *v + 1);
-        if (v && mr_h5_read_f64(f, path, name, v, n) != MR_OK) {
+        if (v && mr_h5_read_f64(f, file, path, v, n) != MR_OK) {
             free(v);
             v = NULL;
         }
         for (int i = 0; v && i < 3; i++) dims[i] = (int)info.dims[i];
     }
+    return v;
+}
+
+double *mr_cell_read_matrix(const char *path, const char *dataset, int dims[3])
+{
+    hid_t f;
+    if (mr_h5_open_read(&f, path) != MR_OK) return NULL;
+    char name[300];
+    snprintf(name, sizeof name, "/%s", dataset);
+    double *v = mr_cell_matrix_at(f, path, name, dims);
     H5Fclose(f);
     return v;
 }

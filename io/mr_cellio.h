@@ -74,5 +74,7 @@ double *mr_cell_read_vector(const char *path, const char *dataset, size_t n);
  * "domain_usage": [n_moe, R, E], docs/results.md) and its shape in dims; NULL (no message)
  * when the cell has none. The caller frees it. */
 double *mr_cell_read_matrix(const char *path, const char *dataset, int dims[3]);
+/* The same for the dataset at `path` of an open file (`file` names it in messages). */
+double *mr_cell_matrix_at(hid_t f, const char *file, const char *path, int dims[3]);
 
 #endif

@@ -530,6 +530,13 @@ int mr_results_samples(const mr_results *r, int cell, const char *name, double *
     return mr_h5_read_f64(r->h5, r->file, path, dst, n);
 }
 
+double *mr_results_matrix(const mr_results *r, int cell, const char *name, int dims[3])
+{
+    char path[500];
+    snprintf(path, sizeof path, "/cells/%s/%s", r->stem[cell], name);
+    return mr_cell_matrix_at(r->h5, r->file, path, dims);
+}
+
 int mr_results_ci(const mr_results *r, const double *x, size_t n, const char *purpose,
                   double out[3])
 {

@@ -91,6 +91,10 @@ void mr_results_free(mr_results *r);
  * dst, which must hold exactly `n` values (MR_EINPUT if the shape differs). */
 int mr_results_samples(const mr_results *r, int cell, const char *name, double *dst, size_t n);
 
+/* A routing-structure matrix of a cell ("coactivation", "class_usage", "domain_usage",
+ * [n_moe, R, E]) and its shape; NULL when the cell has none. The caller frees it. */
+double *mr_results_matrix(const mr_results *r, int cell, const char *name, int dims[3]);
+
 /* The corruption index of `name`, or -1. */
 int mr_results_corr_index(const mr_results *r, const char *name);
 

@@ -30,21 +30,10 @@ int mr_fig_fluct(rep *R, const char *name)
     char pairs[MR_RES_MAX_FLUCT][160];
     for (int p = 0; p < P; p++) {
         const char *ck = r->cells[r->groups[R->g0 + gref].fluct[p]].meta.checkpoints;
-        /* "A -> B" as basenames without .h5 */
-        char a[2200], bb[2200];
-        const char *arrow = strstr(ck, " -> ");
-        if (arrow) {
-            snprintf(a, sizeof a, "%.*s", (int)(arrow - ck), ck);
-            snprintf(bb, sizeof bb, "%s", arrow + 4);
-        } else {
-            snprintf(a, sizeof a, "%s", ck);
-            bb[0] = '\0';
-        }
-        char *e;
-        if ((e = strstr(a, ".h5")) && !e[3]) *e = '\0';
-        if ((e = strstr(bb, ".h5")) && !e[3]) *e = '\0';
-        char raw[400];
-        snprintf(raw, sizeof raw, "%.180s -> %.180s", mr_rep_basename(a), mr_rep_basename(bb));
+        char a[200], bb[200], raw[420];
+        mr_rep_ckpt_name(a, sizeof a, ck, 0);
+        mr_rep_ckpt_name(bb, sizeof bb, ck, 1);
+        snprintf(raw, sizeof raw, "%s -> %s", a, bb);
         mr_rep_clean_str(pairs[p], sizeof pairs[p], raw);
         fprintf(dat.fp, "%s# block %d: %s\n", p ? "\n\n" : "", p, pairs[p]);
         for (int l = 0; l < L; l++) {

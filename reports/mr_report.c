@@ -136,6 +136,14 @@ static int report_model(rep *R, int mi)
     if (st == MR_OK && select_groups(R, SEL_ALL)) st = mr_fig_entropy(R, name);
     snprintf(name, sizeof name, "fig-%s-fluct", mn);
     if (st == MR_OK && select_groups(R, SEL_FLUCT)) st = mr_fig_fluct(R, name);
+    char name2[200];
+    snprintf(name, sizeof name, "fig-%s-saturation", mn);
+    if (st == MR_OK && select_groups(R, SEL_FLUCT)) st = mr_fig_saturation(R, name);
+    snprintf(name, sizeof name, "fig-%s-coact", mn);
+    snprintf(name2, sizeof name2, "fig-%s-class", mn);
+    if (st == MR_OK) st = mr_fig_struct_maps(R, name, name2);
+    snprintf(name, sizeof name, "fig-%s-layers", mn);
+    if (st == MR_OK && select_groups(R, SEL_ALL)) st = mr_fig_layers(R, name);
     snprintf(name, sizeof name, "fig-%s-load", mn);
     if (st == MR_OK && select_groups(R, SEL_ALL)) st = mr_fig_load(R, name);
     snprintf(name, sizeof name, "fig-%s-k", mn);

@@ -190,3 +190,18 @@ void mr_rep_gp_multi_begin(rep *R, FILE *fp, const char *title, int boxes, int n
     fprintf(fp, "unset label 99\nunset key\nset border\nset xtics\nset ytics\nset grid\n"
                 "set autoscale xy\nunset lmargin\nunset rmargin\nunset tmargin\nunset bmargin\n");
 }
+
+void mr_rep_ckpt_name(char *out, size_t cap, const char *ck, int which)
+{
+    char a[2200];
+    const char *arrow = strstr(ck, " -> ");
+    if (which == 0)
+        snprintf(a, sizeof a, "%.*s", arrow ? (int)(arrow - ck) : (int)strlen(ck), ck);
+    else
+        snprintf(a, sizeof a, "%s", arrow ? arrow + 4 : "");
+    char *e = strstr(a, ".h5");
+    if (e && !e[3]) *e = '\0';
+    char raw[200];
+    snprintf(raw, sizeof raw, "%.180s", mr_rep_basename(a));
+    mr_rep_clean_str(out, cap, raw); /* user text: no control characters */
+}

@@ -138,6 +138,8 @@ const char *mr_rep_prim_label(const rep *R);
 void mr_rep_range_pad(double *lo, double *hi);
 void mr_rep_minmax(double *lo, double *hi, double v);
 int mr_rep_key_rows(int G);
+/* checkpoint A (which = 0) or B (1) of a fluct cell's "A -> B", as a basename without .h5 */
+void mr_rep_ckpt_name(char *out, size_t cap, const char *ck, int which);
 
 /* ---- figure families (mr_fig_*.c): each writes fig-MODEL-<family>.* ---- */
 int mr_fig_severity_mean(rep *R, const char *name);
@@ -151,6 +153,10 @@ int mr_fig_k(rep *R, const char *name);
  * corruptions) */
 int mr_fig_family(rep *R, const char *name);
 int mr_rep_family_table(rep *R);
+/* mr_fig_struct.c: routing structure (fig-MODEL-coact, -class, -layers) and saturation */
+int mr_fig_struct_maps(rep *R, const char *coact_name, const char *class_name);
+int mr_fig_layers(rep *R, const char *name);
+int mr_fig_saturation(rep *R, const char *name);
 
 /* ---- mr_report_gallery.c, mr_report_index.c ---- */
 void mr_rep_gallery(rep *R);

@@ -120,7 +120,8 @@ int mr_rep_index(rep *R)
             fprintf(fp, "\nLaTeX: [table-%s-families.tex](table-%s-families.tex)\n\n", m->name, m->name);
         }
         static const char *const order[] = {"severity-mean", "severity", "families", "flip",
-                                            "entropy", "fluct", "load", "k"};
+                                            "entropy", "fluct", "saturation", "coact", "class",
+                                            "layers", "load", "k"};
         for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
             snprintf(name, sizeof name, "fig-%s-%s", m->name, order[i]);
             mr_rep_index_fig(R, fp, name);

@@ -174,7 +174,7 @@ START_TEST(tables_hold_the_numbers)
     mr_report_opts o = {.format = "png", .out = out, .render = 0, .gallery = 0, .quiet = 1};
     mr_report_info info;
     ck_assert_int_eq(mr_report_write(&r, &o, &info), MR_OK);
-    ck_assert_int_eq(info.n_figures, 8); /* + fig-tiny-families */
+    ck_assert_int_eq(info.n_figures, 12); /* + families, saturation, coact, class, layers */
     ck_assert_int_eq(info.n_rendered, 0);
     ck_assert_int_eq(info.n_tables, 8); /* + comparison, families (.md, .tex) */
     char path[400];
