@@ -71,6 +71,19 @@ static void side_caps(side *sd)
     }
 }
 
+/* Routing structure of slot b's real tokens, read in place (metrics/mr_routing_struct.h):
+ * with the class label (classify) or the next-token targets (lm) where the trace has them. */
+static int add_structure(mr_pass_metrics *p, const side *sd, int b)
+{
+    const mr_trace_rows *r = &sd->rows;
+    const mr_trace_file *t0 = sd->l->files[0];
+    size_t tok = (size_t)b * r->T;
+    int32_t label = t0->task == MR_TRACE_CLASSIFY && t0->has_labels ? r->labels[b] : -1;
+    const int32_t *tg = t0->task == MR_TRACE_LM && t0->has_labels ? r->labels + tok : NULL;
+    return mr_struct_acc_add_sample(p->structure, r->topk + tok * r->k, r->mask + tok, r->T,
+                                    (size_t)r->cap * r->T, label, tg, -1);
+}
+
 /* Per-sample routing and scores of slot b (canonical sample s) into pass p: the routing
  * statistics read the rows in place (layer stride cap x T tokens, padding masked). */
 static int pass_sample(mr_pass_metrics *p, const side *sd, int b, int s)
@@ -85,6 +98,7 @@ static int pass_sample(mr_pass_metrics *p, const side *sd, int b, int s)
                                      r->weights + tok * k, sd->l->files[0]->has_mask ? mask : NULL,
                                      T, (size_t)cap * T));
     const mr_trace_file *t0 = sd->l->files[0];
+    MR_TRY(add_structure(p, sd, b));
     p->correct[s] = p->loss[s] = 0.0;
     p->pred[s] = -1;
     if (t0->task == MR_TRACE_CLASSIFY && sd->has_acc) {
@@ -264,7 +278,6 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrac
         free(tbs[i].ta);
         free(tbs[i].tb);
         free(tbs[i].both);
-        free(tbs[i].tgt);
     }
     free(tbs);
     mr_trace_rows_free(&sa.rows);

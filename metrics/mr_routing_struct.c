@@ -149,6 +149,37 @@ int mr_struct_acc_add(mr_struct_acc *a, const mr_trace *tr, const mr_struct_side
     return st;
 }
 
+int mr_struct_acc_add_sample(mr_struct_acc *a, const int *topk, const uint8_t *mask, int T,
+                             size_t layer_stride, int32_t label, const int32_t *targets,
+                             int32_t domain)
+{
+    int L = a->n_moe, k = a->k, real = 0;
+    for (int t = 0; t < T; t++) real += !mask || mask[t];
+    if (real == 0) return MR_OK;
+    int *tk = malloc(((size_t)L * real * k + 1) * sizeof *tk);
+    int32_t *tg = targets ? malloc((size_t)real * sizeof *tg) : NULL;
+    if (!tk || (targets && !tg)) {
+        free(tk);
+        free(tg);
+        return mr_error_set(MR_ENOMEM, "out of memory");
+    }
+    for (int l = 0; l < L; l++)
+        for (int t = 0, j = 0; t < T; t++) {
+            if (mask && !mask[t]) continue;
+            memcpy(tk + ((size_t)l * real + j) * k, topk + (l * layer_stride + t) * k,
+                   (size_t)k * sizeof *tk);
+            if (tg && l == 0) tg[j] = targets[t];
+            j++;
+        }
+    mr_trace tr = {.B = 1, .T = real, .E = a->E, .k = k, .n_moe = L, .topk = tk};
+    mr_struct_side side = {.labels = label >= 0 ? &label : NULL, .targets = tg,
+                           .target_stride = (size_t)real, .domains = domain >= 0 ? &domain : NULL};
+    int st = mr_struct_acc_add(a, &tr, &side);
+    free(tk);
+    free(tg);
+    return st;
+}
+
 static double ent(const int64_t *x, int n, size_t stride, double N)
 {
     double h = 0.0;
