@@ -27,14 +27,14 @@ const mr_metric mr_metric_table[MR_METRIC_N] = {
                        .scale = 100, .decimals = 2, .id = "prim", .label = "acc",
                        .tex = "acc.", .display_unit = "%"},
     [MR_M_LOSS] = {.key = "loss", .dataset = "loss", .part = MR_PART_PASS, .kind = MR_KIND_CI,
-                   .unit = "nats", .better = MR_BETTER_LOWER, .csv = 1, .gate = 1, .task = -1,
+                   .unit = "nats", .better = MR_BETTER_LOWER, .csv = 3, .gate = 1, .task = -1,
                    .primary = -1, .derive = -1, PASS_CI(loss_ci),
                    SAMPLES(PASS, mr_pass_metrics, loss, "sample_loss"), .scale = 1,
                    .decimals = 4, .id = "loss", .label = "loss", .tex = "loss",
                    .display_unit = "nats"},
     /* bits per character of a char-level LM: the loss in bits */
     [MR_M_BPC] = {.key = "bpc", .part = MR_PART_PASS, .kind = MR_KIND_CI, .unit = "bits/char",
-                  .better = MR_BETTER_LOWER, .gate = 1, .task = MR_TASK_LM,
+                  .better = MR_BETTER_LOWER, .csv = 3, .gate = 1, .task = MR_TASK_LM,
                   .primary = MR_TASK_LM, .derive = MR_M_LOSS, .divisor = LN2,
                   .report = MR_REPORT_CLEAN | MR_REPORT_CORRUPT | MR_REPORT_DELTA |
                             MR_REPORT_SEV | MR_REPORT_PERCORR,

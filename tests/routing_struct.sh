@@ -5,7 +5,8 @@
 # class x expert usage and NMI, layer consistency; the same images again from an HDF5
 # file with a /domains dataset: domain NMI) and 24 KJV test windows through the char LM
 # (vocabulary specialization); the C numbers as `analyze` writes them (results.h5,
-# summary.json, summary.csv) and as `eval` prints them.
+# summary.json, summary.csv) and as `eval` prints them. Also: an LM's summary.csv rows
+# carry bpc (= loss / ln 2) and the loss with their intervals.
 set -u
 bin=$1
 py=/usr/bin/python3
@@ -32,4 +33,21 @@ with h5py.File('$tmp/dom.h5', 'w') as f:
 " || { echo "FAIL writing $tmp/dom.h5"; fail=1; }
 check fmnist-dom models/fmnist-vit-moe-softmax.h5 "$tmp/dom.h5" 200 "$tmp/dom.h5"
 check kjv models/kjv-char-moe-softmax.h5 models/kjv-char-test.h5 24
+# summary.csv: an LM's rows carry bpc = loss / ln 2 with its interval, a classifier's none
+$py - "$tmp" <<'EOF2' || fail=1
+import csv, math, sys
+for run, lm in (("kjv-an", True), ("fmnist-an", False)):
+    for row in csv.DictReader(open(f"{sys.argv[1]}/{run}/summary.csv")):
+        for k in ("bpc", "bpc_lo", "bpc_hi", "loss", "loss_lo", "loss_hi"):
+            if k not in row:
+                sys.exit(f"FAIL summary.csv has no {k} column")
+        if not lm:
+            if row["bpc"]:
+                sys.exit(f"FAIL a classifier row has a bpc: {row['bpc']}")
+            continue
+        for s in ("", "_lo", "_hi"):
+            if abs(float(row["bpc" + s]) - float(row["loss" + s]) / math.log(2)) > 1e-12:
+                sys.exit(f"FAIL bpc{s} {row['bpc' + s]} is not loss{s} / ln 2")
+print("summary.csv: bpc = loss / ln 2 for the LM, with lo and hi")
+EOF2
 exit $fail
