@@ -269,7 +269,7 @@ int mr_fig_saturation(rep *R, const char *name)
     /* a zero-based axis unless every value is high: then the break is said in the label */
     double ylo = lo > 50 ? 10 * floor((lo - 5) / 10) : 0;
     fprintf(gp.fp, "set xrange [-0.2:%g]\nset yrange [%g:101]\nset ylabel \"%s\"\n"
-                   "set lmargin 8\nset rmargin 3\nset tmargin 1.8\nset bmargin 2.5\n",
+                   "set lmargin 8\nset rmargin 3\nset tmargin 2.6\nset bmargin 2.5\n",
             P + 0.2, ylo, ylo > 0 ? "saturation (%; axis cut)" : "saturation (%)");
     fprintf(gp.fp, "do for [l=1:L] {\n    eval panel(l)\n    set title sprintf(\"MoE block %%d\", block[l])\n"
                    "    plot for [g=1:G] datafile index (l-1) using 1:(column(3*g-1)):(column(3*g)):(column(3*g+1)) "

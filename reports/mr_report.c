@@ -201,6 +201,7 @@ int mr_report_write(const mr_results *r, const mr_report_opts *o, mr_report_info
     if (st == MR_OK) st = mr_report_compare(&R);
     if (st == MR_OK) st = mr_report_compress(&R);
     if (st == MR_OK) mr_rep_gallery(&R);
+    if (st == MR_OK) st = mr_rep_figures_pdf(&R);
     if (st == MR_OK) st = mr_rep_index(&R);
     free(R.jobs);
     free(R.figs);

@@ -15,8 +15,9 @@
  *   table-compress-MODEL.md       the numbers of both
  * each as .dat (data) + .gp (gnuplot script) + the rendered .png/.pdf/.svg; tables
  * table-MODEL-summary.{md,tex} and table-MODEL-corruptions.{md,tex}; the corruption
- * gallery (fig-gallery.png for image data, gallery.txt for text); and report.md, the
- * index. Every file is written atomically.
+ * gallery (fig-gallery.png for image data, gallery.txt for text); figures.pdf, every
+ * rendered figure as one page (pdfcairo pages joined by poppler's pdfunite, when it is
+ * installed); and report.md, the index. Every file is written atomically.
  * Confidence intervals of aggregates (means over corruptions, severities, layers) are
  * bootstrap CIs over samples from the per-sample vectors in results.h5, with the run's
  * seed, B and level.
@@ -41,6 +42,8 @@ typedef struct mr_report_info {
     int gnuplot_missing;   /* no gnuplot: nothing rendered, everything else written */
     int n_tables;
     char gallery[1200];    /* what happened to the gallery, for the index and the CLI */
+    int figures_pdf;       /* figures.pdf, every figure as one page: 1 written, 0 not
+                              (nothing rendered, or no pdfunite: poppler-utils) */
 } mr_report_info;
 
 /* Write the report of `r`. MR_OK also when gnuplot is missing (info->gnuplot_missing);

@@ -200,6 +200,14 @@ static int collapsed(rep *R, int g)
     return isfinite(e) && isfinite(er) && er > 0 && e > 2.0 * er;
 }
 
+/* load CV of a row that routes every token to every expert (k = E) is 0 by construction:
+ * no "best" there */
+static int all_experts(rep *R, int g, int c)
+{
+    const mr_res_group *gr = &R->r->groups[g];
+    return c == CMP_LOADCV && gr->k >= R->r->models[gr->model].E;
+}
+
 static int better_of(int c, int prim)
 {
     if (c == CMP_ENT) return MR_BETTER_EITHER;
@@ -218,7 +226,7 @@ static void best(rep *R, const int *rows, int nr, const int *shown, char *bold)
         int cand = 0;
         for (int i = 0; i < nr; i++) {
             double x = R->cmp[rows[i]].v[c][0];
-            if (!isfinite(x) || collapsed(R, rows[i])) continue;
+            if (!isfinite(x) || collapsed(R, rows[i]) || all_experts(R, rows[i], c)) continue;
             char s[64];
             snprintf(s, sizeof s, "%.*f", dec, x);
             x = atof(s); /* what is displayed: ties are all bold */
@@ -230,7 +238,8 @@ static void best(rep *R, const int *rows, int nr, const int *shown, char *bold)
             double x = R->cmp[rows[i]].v[c][0];
             char s[64];
             snprintf(s, sizeof s, "%.*f", dec, x);
-            bold[i * NCMP + c] = isfinite(x) && !collapsed(R, rows[i]) && atof(s) == b;
+            bold[i * NCMP + c] = isfinite(x) && !collapsed(R, rows[i]) &&
+                                 !all_experts(R, rows[i], c) && atof(s) == b;
         }
     }
 }
@@ -281,22 +290,29 @@ static void caption(rep *R, FILE *fp, int task, int any_test, int any_collapsed,
     fprintf(fp, "%sEvery model and router@k of the run. Mean %s half-width of the %g%s "
                 "percentile bootstrap CI over samples (B = %d); corrupted = mean over every "
                 "corruption and severity; flips compare corrupted with clean input, ckpt flips "
-                "consecutive checkpoints on clean data; mCE against `%s` (100 = as robust); "
-                "per-layer metrics are means over MoE layers. Bold: best of a column with a "
-                "better direction (not entropy) and at least two rows",
-            tex ? "" : "", tex ? "$\\pm$" : "±", 100 * r->level, tex ? "\\%" : "%",
-            r->bootstrap, r->reference);
+                "consecutive checkpoints on clean data; mCE against ",
+            tex ? "" : "", tex ? "$\\pm$" : "±", 100 * r->level, tex ? "\\%" : "%", r->bootstrap);
+    if (tex) {
+        fprintf(fp, "\\texttt{");
+        mr_rep_tex_str(fp, r->reference);
+        fprintf(fp, "}");
+    } else {
+        fprintf(fp, "`%s`", r->reference);
+    }
+    fprintf(fp, " (100 = as robust); per-layer metrics are means over MoE layers. Bold: best of "
+                "a column with a better direction (not entropy) and at least two rows (load CV: "
+                "not k = E, 0 by construction)");
     if (any_collapsed)
         fprintf(fp, "; rows marked %s collapsed (clean %s more than twice the reference's) "
                     "never count as best",
                 tex ? "$\\dagger$" : "†", task == MR_TASK_LM ? "bpc" : "error");
     fprintf(fp, ". ");
     if (any_test)
-        fprintf(fp, "%s: differs from the reference router's row at p < %g after Holm's "
+        fprintf(fp, "%s: differs from the reference router's row at %sp < %g%s after Holm's "
                     "correction across the rows of its column (%s; paired bootstrap of the "
                     "per-sample differences for the other columns with per-sample values; "
                     "mCE, relative mCE and load CV untested).",
-                tex ? "$^{*}$" : "\\*", alpha,
+                tex ? "$^{*}$" : "\\*", tex ? "$" : "", alpha, tex ? "$" : "",
                 task == MR_TASK_CLASSIFY ? "McNemar's exact test for clean accuracy"
                                          : "paired bootstrap for clean bpc");
     else

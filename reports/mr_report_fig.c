@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../analysis/mr_error.h"
 #include "mr_gnuplot.h"
@@ -36,6 +37,20 @@ int mr_rep_fig_open(mr_textbuf *dat, mr_textbuf *gp)
     return MR_OK;
 }
 
+/* The PDF figures' serif font: a Times-metric font where one is installed (Debian's
+ * fonts-liberation, which scripts/bootstrap installs, or fonts-texgyre), else "Times",
+ * which fontconfig substitutes (on a bare Debian with DejaVu Serif). report.md names it. */
+const char *mr_rep_pdf_font(void)
+{
+    static const char *const have[][2] = {
+        {"/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf", "Liberation Serif"},
+        {"/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf", "Liberation Serif"},
+        {"/usr/share/fonts/opentype/texgyre/texgyretermes-regular.otf", "TeX Gyre Termes"}};
+    for (size_t i = 0; i < sizeof have / sizeof have[0]; i++)
+        if (access(have[i][0], R_OK) == 0) return have[i][1];
+    return "Times";
+}
+
 void mr_rep_gp_header(rep *R, FILE *fp, const char *name, const char *what, int png_w, int png_h,
                       int font, double pdf_w, double pdf_h, int pdf_font)
 {
@@ -51,13 +66,13 @@ void mr_rep_gp_header(rep *R, FILE *fp, const char *name, const char *what, int 
     fprintf(fp, "if (!exists(\"fmt\")) fmt = \"png\"\n");
     fprintf(fp, "if (!exists(\"outfile\")) outfile = \"%s.\" . fmt\n", name);
     fprintf(fp, "if (fmt eq \"pdf\") {\n"
-                "    set terminal pdfcairo noenhanced font \"Times,%d\" size %.2fin,%.2fin linewidth 0.7 pointscale 0.45\n"
+                "    set terminal pdfcairo noenhanced font \"%s,%d\" size %.2fin,%.2fin linewidth 0.7 pointscale 0.45\n"
                 "} else {\n    if (fmt eq \"svg\") {\n"
                 "        set terminal svg noenhanced font \"Helvetica,%d\" size %d,%d dynamic background \"white\"\n"
                 "    } else {\n"
                 "        set terminal pngcairo noenhanced font \"Helvetica,%d\" size %d,%d background \"white\"\n"
                 "    }\n}\n",
-            pdf_font, pdf_w, pdf_h, font, png_w, png_h, font, png_w, png_h);
+            mr_rep_pdf_font(), pdf_font, pdf_w, pdf_h, font, png_w, png_h, font, png_w, png_h);
     fprintf(fp, "set output outfile\ndatafile = \"%s.dat\"\n", name);
     fprintf(fp, "set border lc rgb \"#444444\"\nset grid lc rgb \"#e0e0e0\" lt 1\n");
 }
@@ -204,4 +219,52 @@ void mr_rep_ckpt_name(char *out, size_t cap, const char *ck, int which)
     char raw[200];
     snprintf(raw, sizeof raw, "%.180s", mr_rep_basename(a));
     mr_rep_clean_str(out, cap, raw); /* user text: no control characters */
+}
+
+/* whether `name` is an executable on PATH */
+static int on_path(const char *name)
+{
+    const char *path = getenv("PATH");
+    char dir[1024], full[1400];
+    while (path && *path) {
+        size_t n = strcspn(path, ":");
+        snprintf(dir, sizeof dir, "%.*s", (int)(n < sizeof dir ? n : sizeof dir - 1), path);
+        snprintf(full, sizeof full, "%s/%s", dir[0] ? dir : ".", name);
+        if (access(full, X_OK) == 0) return 1;
+        path += n + (path[n] == ':');
+    }
+    return 0;
+}
+
+int mr_rep_figures_pdf(rep *R)
+{
+    R->info->figures_pdf = 0;
+    if (!R->o->render || R->info->gnuplot_missing || !on_path("pdfunite")) return MR_OK;
+    int pdf = strcmp(R->fmt, "pdf") == 0, n = 0;
+    const char **pages = calloc((size_t)R->n_figs + 1, sizeof *pages);
+    char (*names)[200] = calloc((size_t)R->n_figs + 1, sizeof *names);
+    int st = pages && names ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
+    for (int i = 0; st == MR_OK && i < R->n_figs; i++) {
+        if (!R->figs[i].rendered) continue;
+        char script[200];
+        snprintf(script, sizeof script, "%s.gp", R->figs[i].name);
+        snprintf(names[n], sizeof names[n], "%s.%s", R->figs[i].name, pdf ? "pdf" : "page.pdf");
+        /* png or svg figures: a pdfcairo page of each, removed once joined */
+        if (!pdf && mr_gnuplot_run(R->dir, script, "pdf", names[n]) != MR_GNUPLOT_OK) continue;
+        pages[n] = names[n];
+        n++;
+    }
+    if (st == MR_OK && n > 0) {
+        int rc = mr_pdfunite_run(R->dir, pages, n, "figures.pdf");
+        R->info->figures_pdf = rc == MR_GNUPLOT_OK;
+        if (rc == MR_GNUPLOT_FAILED) fprintf(stderr, "moe-robust report: %s\n", mr_error_message());
+    }
+    for (int i = 0; !pdf && i < n; i++) {
+        char p[1400];
+        snprintf(p, sizeof p, "%s/%s", R->dir, pages[i]);
+        unlink(p);
+    }
+    free(pages);
+    free(names);
+    return st;
 }

@@ -123,6 +123,7 @@ int mr_rep_tables(rep *R);
 int mr_rep_collapsed(const rep *R, int g);
 
 /* ---- mr_report_fig.c ---- */
+const char *mr_rep_pdf_font(void);
 void mr_rep_gp_header(rep *R, FILE *fp, const char *name, const char *what, int png_w,
                       int png_h, int font, double pdf_w, double pdf_h, int pdf_font);
 void mr_rep_gp_groups(rep *R, FILE *fp);
@@ -138,6 +139,9 @@ const char *mr_rep_prim_label(const rep *R);
 void mr_rep_range_pad(double *lo, double *hi);
 void mr_rep_minmax(double *lo, double *hi, double v);
 int mr_rep_key_rows(int G);
+/* figures.pdf: every rendered figure as a page (pdfcairo, joined by pdfunite) when
+ * pdfunite is installed; R->info->figures_pdf says whether it was written */
+int mr_rep_figures_pdf(rep *R);
 /* checkpoint A (which = 0) or B (1) of a fluct cell's "A -> B", as a basename without .h5 */
 void mr_rep_ckpt_name(char *out, size_t cap, const char *ck, int which);
 

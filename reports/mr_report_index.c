@@ -77,6 +77,21 @@ int mr_rep_index(rep *R)
     fprintf(fp, "Every figure has its data (`.dat`) and gnuplot script (`.gp`) beside it: restyle "
                 "the script and run `gnuplot -e \"fmt='pdf'\" NAME.gp` here (`png`, `pdf` or "
                 "`svg`).\n\n");
+    if (R->info->figures_pdf)
+        fprintf(fp, "Every figure on one page each: [figures.pdf](figures.pdf).\n\n");
+    else if (R->o->render && !R->info->gnuplot_missing)
+        fprintf(fp, "No figures.pdf: poppler's `pdfunite` is not installed (Debian: `apt-get "
+                    "install poppler-utils`); every figure renders as PDF with `gnuplot -e "
+                    "\"fmt='pdf'\" NAME.gp`.\n\n");
+    const char *font = mr_rep_pdf_font();
+    if (strcmp(font, "Times") == 0)
+        fprintf(fp, "PDF font: the scripts ask for Times, but no Times-metric font is installed, so "
+                    "fontconfig substitutes its default serif (DejaVu Serif on a bare Debian); "
+                    "`apt-get install fonts-liberation` (scripts/bootstrap does) gives Liberation "
+                    "Serif.\n\n");
+    else
+        fprintf(fp, "PDF font: %s (Times-metric), 8 pt; PNG and SVG: Helvetica as fontconfig "
+                    "resolves it.\n\n", font);
     fprintf(fp, "Contents: [comparison](#comparison) ·");
     for (int mi = 0; mi < r->n_models; mi++) fprintf(fp, " [model %s](#model-%s) ·", r->models[mi].name, r->models[mi].name);
     fprintf(fp, "%s", R->n_compress ? " [compression](#compression) ·" : "");
