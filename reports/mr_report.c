@@ -183,17 +183,27 @@ int mr_report_write(const mr_results *r, const mr_report_opts *o, mr_report_info
      * first, or report.md): never over a user's own files of the same names */
     MR_TRY(mr_fs_check_own_dir(info->out, MR_REPORT_MARKER, "report.md", "moe-robust report"));
     MR_TRY(mr_mkdir_p(info->out));
-    char *marker = mr_fs_join(info->out, MR_REPORT_MARKER);
-    int mst = marker ? mr_file_write(marker, "", 0) : mr_error_set(MR_ENOMEM, "out of memory");
-    free(marker);
-    MR_TRY(mst);
-    mr_fs_remove_tmp(info->out); /* what a killed report left half-written */
     rep R = {.r = r, .o = o, .info = info, .dir = info->out, .fmt = fmt};
+    /* the marker claims the directory first; it keeps the checksums of the scripts an
+     * earlier report wrote (a restyled script is never overwritten: mr_report_gpsum.c) */
+    char *marker = mr_fs_join(info->out, MR_REPORT_MARKER);
+    int mst = marker ? mr_rep_sums_load(&R, marker) : mr_error_set(MR_ENOMEM, "out of memory");
+    mr_textbuf mt;
+    if (mst == MR_OK) mst = mr_rep_sums_text(&R, &mt);
+    if (mst == MR_OK) mst = mr_textbuf_commit(&mt, NULL, marker);
+    if (mst != MR_OK) {
+        free(marker);
+        free(R.sums);
+        return mst;
+    }
+    mr_fs_remove_tmp(info->out); /* what a killed report left half-written */
     R.summary = calloc((size_t)r->n_groups + 1, sizeof *R.summary);
     R.cmp = calloc((size_t)r->n_groups + 1, sizeof *R.cmp);
     if (!R.summary || !R.cmp) {
         free(R.summary);
         free(R.cmp);
+        free(R.sums);
+        free(marker);
         return mr_error_set(MR_ENOMEM, "out of memory");
     }
     int st = MR_OK;
@@ -203,9 +213,14 @@ int mr_report_write(const mr_results *r, const mr_report_opts *o, mr_report_info
     if (st == MR_OK) mr_rep_gallery(&R);
     if (st == MR_OK) st = mr_rep_figures_pdf(&R);
     if (st == MR_OK) st = mr_rep_index(&R);
+    if (st == MR_OK && (st = mr_rep_sums_text(&R, &mt)) == MR_OK)
+        st = mr_textbuf_commit(&mt, NULL, marker);
+    free(marker);
     free(R.jobs);
     free(R.figs);
     free(R.summary);
+    free(R.sums);
+    free(R.kept);
     mr_report_compare_free(&R);
     if (st == MR_OK && R.render_failed)
         st = mr_error_set(MR_EFAILED, "%d figure(s) failed to render; first: %s", R.render_failed,

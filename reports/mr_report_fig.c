@@ -137,9 +137,8 @@ int mr_rep_emit(rep *R, const char *name, const char *title, mr_textbuf *dat, mr
     char fn[200];
     snprintf(fn, sizeof fn, "%s.dat", name);
     int st = mr_textbuf_commit(dat, R->dir, fn);
-    snprintf(fn, sizeof fn, "%s.gp", name);
     if (st == MR_OK)
-        st = mr_textbuf_commit(gp, R->dir, fn);
+        st = mr_rep_gp_commit(R, name, gp);
     else
         mr_textbuf_discard(gp);
     if (st == MR_OK) st = add_fig(R, name, title);

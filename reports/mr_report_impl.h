@@ -18,6 +18,7 @@
 #ifndef MR_REPORT_IMPL_H
 #define MR_REPORT_IMPL_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "../io/mr_file.h"
@@ -107,6 +108,14 @@ typedef struct rep {
     double (*summary)[NSUM][3];
     int n_compress;  /* compression families drawn (index section) */
     cmp_row *cmp;    /* [r->n_groups] the comparison table's rows (global group index) */
+    /* checksums of the .gp scripts written (mr_report_gpsum.c) and the edited ones kept */
+    struct gp_sum {
+        char name[220];
+        uint64_t h;
+    } *sums;
+    int n_sums, cap_sums;
+    char (*kept)[200];
+    int n_kept, cap_kept;
 } rep;
 
 /* ---- mr_report_agg.c ---- */
@@ -175,6 +184,13 @@ int mr_rep_append_file(FILE *fp, const char *dir, const char *name); /* 0 if unr
 int mr_report_compress(rep *R);
 /* the index section of the compression figures (none: nothing written) */
 void mr_report_compress_index(rep *R, FILE *fp);
+
+/* ---- mr_report_gpsum.c: a user's edited NAME.gp is kept, the new one written beside it
+ * as NAME.new.gp (checksums in the directory's marker file) ---- */
+int mr_rep_sums_load(rep *R, const char *marker_path);
+int mr_rep_sums_text(const rep *R, mr_textbuf *t); /* the marker's new content */
+/* write NAME.gp (or NAME.new.gp next to an edited NAME.gp) from gp */
+int mr_rep_gp_commit(rep *R, const char *name, mr_textbuf *gp);
 
 /* ---- mr_report_text.c: user strings inside gnuplot, Markdown and LaTeX ---- */
 void mr_rep_clean_str(char *dst, size_t cap, const char *src);

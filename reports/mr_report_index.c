@@ -77,6 +77,14 @@ int mr_rep_index(rep *R)
     fprintf(fp, "Every figure has its data (`.dat`) and gnuplot script (`.gp`) beside it: restyle "
                 "the script and run `gnuplot -e \"fmt='pdf'\" NAME.gp` here (`png`, `pdf` or "
                 "`svg`).\n\n");
+    if (R->n_kept) {
+        fprintf(fp, "**Restyled scripts kept:** these scripts were edited after an earlier report "
+                    "wrote them, so they were not overwritten (and were rendered with the new "
+                    "data); the scripts this report would have written are beside them:");
+        for (int i = 0; i < R->n_kept; i++)
+            fprintf(fp, "%s `%s.gp` (new: `%s.new.gp`)", i ? "," : "", R->kept[i], R->kept[i]);
+        fprintf(fp, ".\n\n");
+    }
     if (R->info->figures_pdf)
         fprintf(fp, "Every figure on one page each: [figures.pdf](figures.pdf).\n\n");
     else if (R->o->render && !R->info->gnuplot_missing)

@@ -8,6 +8,9 @@
 #   images: at level 0.8 one star at least is expected);
 #   bold only in columns with a better direction;
 # - a run with a single router bolds nothing (comparison and per-model tables);
+# - a second report into the same directory keeps a restyled .gp (the new one beside it,
+#   said on stderr and in report.md); figures.pdf has one page per figure (pdfunite);
+#   report.md names the PDF font;
 # - the char LM with the attention router swapped in collapses (bpc far above softmax's):
 #   its row is marked † and bold nowhere.
 set -u
@@ -65,6 +68,26 @@ for f in table-comparison.md table-vit-summary.md table-vit-families.md; do
   [ -f "$tmp/b/rep/$f" ] || bad "$f missing"
   ! grep -q '\*\*' "$tmp/b/rep/$f" || bad "$f bolds a value of its single row"
 done
+
+# a restyled script is kept, the new one written beside it; figures.pdf holds every figure
+rep="$tmp/b/rep"
+echo "set title 'restyled'" >> "$rep/fig-vit-flip.gp"
+cp "$rep/fig-vit-flip.gp" "$tmp/mine.gp"
+"$bin" report "$tmp/b" --out "$rep" >/dev/null 2>"$tmp/err" || bad "second report: $(cat "$tmp/err")"
+cmp -s "$rep/fig-vit-flip.gp" "$tmp/mine.gp" || bad "the restyled fig-vit-flip.gp was overwritten"
+[ -f "$rep/fig-vit-flip.new.gp" ] || bad "no fig-vit-flip.new.gp beside the restyled script"
+grep -q "fig-vit-flip.gp.*edited" "$tmp/err" || bad "stderr does not say the script was kept"
+grep -q 'Restyled scripts kept.*fig-vit-flip.gp' "$rep/report.md" || bad "report.md does not say it"
+[ "$(ls "$rep" | grep -c '\.new\.gp$')" -eq 1 ] || bad "other scripts written as .new.gp: $(ls "$rep" | grep new.gp)"
+if command -v pdfunite >/dev/null 2>&1; then
+  figs=$(ls "$rep"/fig-*.gp | grep -vc '\.new\.gp$')
+  pages=$(pdfinfo "$rep/figures.pdf" 2>/dev/null | awk '/^Pages:/ {print $2}')
+  [ "$pages" = "$figs" ] || bad "figures.pdf has ${pages:-no} pages for $figs figures"
+  ls "$rep" | grep -q 'page\.pdf$' && bad "page files left behind"
+else
+  grep -q 'No figures.pdf' "$rep/report.md" || bad "report.md does not say why figures.pdf is missing"
+fi
+grep -q '^PDF font: ' "$rep/report.md" || bad "report.md does not name the PDF font"
 
 # the char LM: attention collapses, never best
 cat > "$tmp/c.ini" <<EOF2
