@@ -73,7 +73,7 @@ static int heatmaps(rep *R, const char *name, const char *what, const char *titl
     mr_rep_gp_str(gp.fp, title);
     fprintf(gp.fp, " at screen 0.5, screen %.4f center\n", 1.0 - 18.0 / ph);
     fprintf(gp.fp, "set palette defined (0 \"#ffffff\", 1 \"#fdd49e\", 2 \"#fc8d59\", 3 \"#b30000\")\n"
-                   "cbmax = %.6g\nset cbrange [0:cbmax]\nset cblabel \"%%\"\n"
+                   "cbmax = %.6g\nset cbrange [0:cbmax]\nset cblabel \"%%\" offset 2,0\n"
                    "set colorbox user origin screen %.4f, screen 0.1 size screen %.4f, screen %.4f\n"
                    "set cbtics scale 0.5\n",
             hi > 0 ? hi : 1.0, 1.0 - 0.7 * cbar / pw, 18.0 / pw, 1.0 - 0.1 - 60.0 / ph);
