@@ -1,4 +1,4 @@
-/* moe-robust report DIR — figures and tables from a run's results.h5 (docs/reports.md). */
+/* moe-robust report DIR... — figures and tables from runs' results.h5 (docs/reports.md). */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,13 +34,21 @@ int mr_cmd_report(int argc, char **argv)
         default: st = mr_cli_option_error(c, argv);
         }
     }
-    if (st == MR_OK) st = mr_cli_one_operand(argc, argv, optind, "DIR");
+    int n = argc - optind;
+    if (st == MR_OK && n < 1) st = mr_error_set(MR_EINPUT, "DIR is required");
+    if (st == MR_OK && n > 1 && !o.out)
+        st = mr_error_set(MR_EINPUT, "%d run directories need --out OUTDIR", n);
     if (st != MR_OK) return mr_cli_usage_error("report", st);
-    mr_results r;
-    mr_report_info info;
-    st = mr_results_load(&r, argv[optind]);
-    if (st == MR_OK) st = mr_report_write(&r, &o, &info);
-    mr_results_free(&r);
+    mr_report_info info = {0};
+    if (n > 1) {
+        st = mr_report_runs((const char *const *)argv + optind, n, &o, &info);
+    } else {
+        mr_results r;
+        st = mr_results_load(&r, argv[optind]);
+        if (st == MR_OK) st = mr_report_write(&r, &o, &info);
+        mr_results_free(&r);
+    }
+    mr_report_info_free(&info);
     if (st != MR_OK) {
         fprintf(stderr, "moe-robust report: %s\n", mr_error_message());
         return mr_error_exit_code(st);
@@ -67,11 +75,17 @@ static void usage(FILE *fp)
     fprintf(fp,
             "usage: moe-robust report DIR [--format png|pdf|svg] [--out OUTDIR] [--no-render]\n"
             "                             [--no-gallery] [--quiet]\n"
+            "       moe-robust report DIR1 DIR2 ... --out OUTDIR [options]\n"
             "\n"
             "Renders figures and tables from DIR/results.h5 alone (written by `moe-robust run`;\n"
             "nothing is re-evaluated) into DIR/report/: report.md (the index), fig-*.png|pdf|svg\n"
             "each with its data (fig-*.dat) and gnuplot script (fig-*.gp) beside it, tables\n"
-            "table-*.md and table-*.tex (booktabs), and the corruption gallery. See docs/reports.md.\n"
+            "table-*.md and table-*.tex (booktabs) — first the comparison of every (model,\n"
+            "router@k) of the run —, the corruption gallery and figures.pdf (every figure, with\n"
+            "poppler-utils' pdfunite). With several run directories: each run's report in\n"
+            "OUTDIR/run-I-NAME/, and in OUTDIR the comparison columns with one row per (run,\n"
+            "model, router@k) and mean +- std over runs that differ only by seed. See\n"
+            "docs/reports.md.\n"
             "\n"
             "  --format F     png (default), pdf (pdfcairo, paper fonts) or svg\n"
             "  --out OUTDIR   output directory (default: DIR/report): new, empty or an earlier\n"

@@ -160,6 +160,13 @@ static int report_model(rep *R, int mi)
     return st;
 }
 
+void mr_report_info_free(mr_report_info *info)
+{
+    free(info->rows);
+    info->rows = NULL;
+    info->n_rows = 0;
+}
+
 int mr_report_write(const mr_results *r, const mr_report_opts *o, mr_report_info *info)
 {
     memset(info, 0, sizeof *info);
@@ -213,6 +220,7 @@ int mr_report_write(const mr_results *r, const mr_report_opts *o, mr_report_info
     if (st == MR_OK) mr_rep_gallery(&R);
     if (st == MR_OK) st = mr_rep_figures_pdf(&R);
     if (st == MR_OK) st = mr_rep_index(&R);
+    if (st == MR_OK) st = mr_report_compare_rows(&R);
     if (st == MR_OK && (st = mr_rep_sums_text(&R, &mt)) == MR_OK)
         st = mr_textbuf_commit(&mt, NULL, marker);
     free(marker);

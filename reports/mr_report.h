@@ -35,6 +35,17 @@ typedef struct mr_report_opts {
     int quiet;           /* no progress lines on stderr */
 } mr_report_opts;
 
+/* One row of the comparison table (docs/reports.md "Comparison"): a (model, router@k) of
+ * a run and its columns [mean, lo, hi] in display units, NaN where it has none: clean and
+ * corrupted primary metric, mCE, relative mCE, flip top-1, prediction flip, entropy,
+ * checkpoint flip top-1, load CV. */
+#define MR_REPORT_NCOL 9
+typedef struct mr_report_row {
+    char model[128], router[160];
+    int task;
+    double v[MR_REPORT_NCOL][3];
+} mr_report_row;
+
 typedef struct mr_report_info {
     char out[1100];        /* the output directory */
     int n_figures;         /* gnuplot figures written (.dat + .gp) */
@@ -44,11 +55,22 @@ typedef struct mr_report_info {
     char gallery[1200];    /* what happened to the gallery, for the index and the CLI */
     int figures_pdf;       /* figures.pdf, every figure as one page: 1 written, 0 not
                               (nothing rendered, or no pdfunite: poppler-utils) */
+    mr_report_row *rows;   /* the comparison table's rows (mr_report_info_free) */
+    int n_rows;
 } mr_report_info;
 
 /* Write the report of `r`. MR_OK also when gnuplot is missing (info->gnuplot_missing);
  * MR_EFAILED when gnuplot failed on a script (everything else is still written). */
 int mr_report_write(const mr_results *r, const mr_report_opts *o, mr_report_info *info);
+
+void mr_report_info_free(mr_report_info *info);
+
+/* `moe-robust report DIR1 DIR2 ... --out OUT`: every run's own report in OUT/run-I-NAME/
+ * and, in OUT, table-runs.{md,tex} (the comparison columns with one row per (run, model,
+ * router@k)), table-seeds.{md,tex} (mean ± std over runs whose configs differ only by
+ * seed) and report.md. o->out is required. info sums the runs' figures and tables. */
+int mr_report_runs(const char *const *dirs, int n, const mr_report_opts *o,
+                   mr_report_info *info);
 
 /* Formatting shared with the tests: "%.2f" of v (or "n/a" for NaN) */
 void mr_report_fmt(char *buf, size_t cap, double v, int decimals);

@@ -20,8 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../analysis/mr_error.h"
+#include "../io/mr_fs.h"
 #include "../metrics/mr_stats.h"
 #include "mr_report_impl.h"
 
@@ -448,4 +450,314 @@ void mr_report_compare_index(rep *R, FILE *fp)
         mr_rep_append_file(fp, R->dir, name);
         fprintf(fp, "\nLaTeX: [%s.tex](%s.tex)\n\n", t[i].stem, t[i].stem);
     }
+}
+
+int mr_report_compare_rows(rep *R)
+{
+    const mr_results *r = R->r;
+    _Static_assert(MR_REPORT_NCOL == NCMP, "one column per comparison column");
+    R->info->rows = calloc((size_t)r->n_groups + 1, sizeof *R->info->rows);
+    MR_REQUIRE(R->info->rows, MR_ENOMEM, "out of memory");
+    for (int g = 0; g < r->n_groups; g++) {
+        if (!R->cmp[g].n) continue;
+        mr_report_row *w = &R->info->rows[R->info->n_rows++];
+        snprintf(w->model, sizeof w->model, "%s", r->models[r->groups[g].model].name);
+        snprintf(w->router, sizeof w->router, "%s", r->groups[g].label);
+        w->task = R->cmp[g].task;
+        memcpy(w->v, R->cmp[g].v, sizeof w->v);
+    }
+    return MR_OK;
+}
+
+/* ------------------------------------------------------------------ several runs */
+
+/* A run's config with what may differ between seeds of one experiment taken out: `seed`
+ * and `out` lines, and the digits of model paths and checkpoints (model-seed1.h5 vs
+ * model-seed2.h5). Runs with equal keys differ only by seed. */
+static void seed_key(char *out, size_t cap, const char *config)
+{
+    size_t j = 0;
+    const char *p = config;
+    while (*p && j + 1 < cap) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        char line[2048];
+        snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1), p);
+        char key[64] = "";
+        sscanf(line, " %63[A-Za-z_]", key);
+        int paths = strcmp(key, "path") == 0 || strcmp(key, "checkpoint") == 0;
+        if (strcmp(key, "seed") && strcmp(key, "out")) {
+            for (size_t i = 0; line[i] && j + 2 < cap; i++) {
+                if (paths && line[i] >= '0' && line[i] <= '9') {
+                    while (line[i + 1] >= '0' && line[i + 1] <= '9') i++;
+                    out[j++] = '#';
+                } else {
+                    out[j++] = line[i];
+                }
+            }
+            out[j++] = '\n';
+        }
+        p += n + (e != NULL);
+    }
+    out[j] = '\0';
+}
+
+static const char *run_name(const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    static char buf[4][256];
+    static int at;
+    char *b = buf[at++ % 4];
+    snprintf(b, 256, "%.*s", (int)n, dir);
+    const char *s = strrchr(b, '/');
+    return s && s[1] ? s + 1 : b;
+}
+
+typedef struct run_rows {
+    const char *name;
+    int seed_group;
+    mr_report_row *rows;
+    int n;
+} run_rows;
+
+static void runs_header(FILE *fp, int tex, int prim_task, const char *first)
+{
+    int prim = prim_task == MR_TASK_LM ? MR_M_BPC : MR_M_ACCURACY;
+    char h[160];
+    if (tex)
+        fprintf(fp, "%s & Model & Router", first);
+    else
+        fprintf(fp, "| %s | model | router |", first);
+    for (int c = 0; c < NCMP; c++) {
+        header_unit(h, sizeof h, c, prim, tex);
+        fprintf(fp, tex ? " & %s" : " %s |", h);
+    }
+    if (tex) {
+        fprintf(fp, " \\\\\n\\midrule\n");
+    } else {
+        fprintf(fp, "\n|---|---|---|");
+        for (int c = 0; c < NCMP; c++) fprintf(fp, "---:|");
+        fputc('\n', fp);
+    }
+}
+
+/* table-runs: every row of every run, mean ± CI half-width */
+static int write_runs_table(const char *dir, const run_rows *rr, int n, int task, int tex)
+{
+    mr_textbuf t;
+    MR_TRY(mr_textbuf_open(&t));
+    FILE *fp = t.fp;
+    int prim = task == MR_TASK_LM ? MR_M_BPC : MR_M_ACCURACY;
+    if (tex)
+        fprintf(fp, "%% runs table: written by moe-robust report; needs \\usepackage{booktabs}\n"
+                    "\\begin{table*}[t]\n\\centering\n\\small\n\\caption{Every (run, model, "
+                    "router@k): mean $\\pm$ half-width of each run's bootstrap CI (columns as in "
+                    "each run's comparison table).}\n\\label{tab:runs}\n\\begin{tabular}{lll"
+                    "rrrrrrrrr}\n\\toprule\n");
+    runs_header(fp, tex, task, tex ? "Run" : "run");
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < rr[i].n; j++) {
+            const mr_report_row *w = &rr[i].rows[j];
+            if (w->task != task) continue;
+            void (*str)(FILE *, const char *) = tex ? mr_rep_tex_str : mr_rep_md_str;
+            fprintf(fp, tex ? "" : "| ");
+            str(fp, rr[i].name);
+            fprintf(fp, tex ? " & " : " | ");
+            str(fp, w->model);
+            fprintf(fp, tex ? " & " : " | ");
+            str(fp, w->router);
+            fprintf(fp, tex ? "" : " |");
+            for (int c = 0; c < NCMP; c++)
+                value(fp, w->v[c], mr_metric_table[col_metric(c, prim)].decimals, 0, 0, tex);
+            fprintf(fp, tex ? " \\\\\n" : "\n");
+        }
+    if (tex) fprintf(fp, "\\bottomrule\n\\end{tabular}\n\\end{table*}\n");
+    char name[64];
+    snprintf(name, sizeof name, "table-runs%s.%s", task == MR_TASK_LM ? "-lm" : "", tex ? "tex" : "md");
+    return mr_textbuf_commit(&t, dir, name);
+}
+
+/* table-seeds: per group of runs that differ only by seed and (model, router@k) present
+ * in each, mean ± sample std over the runs of each column's mean; 0 rows: not written */
+static int write_seeds_table(const char *dir, const run_rows *rr, int n, int task, int tex,
+                             int *written)
+{
+    mr_textbuf t;
+    MR_TRY(mr_textbuf_open(&t));
+    FILE *fp = t.fp;
+    int prim = task == MR_TASK_LM ? MR_M_BPC : MR_M_ACCURACY, rows = 0;
+    if (tex)
+        fprintf(fp, "%% seeds table: written by moe-robust report; needs \\usepackage{booktabs}\n"
+                    "\\begin{table*}[t]\n\\centering\n\\small\n\\caption{Mean $\\pm$ standard "
+                    "deviation over runs that differ only by seed (of each run's mean).}\n"
+                    "\\label{tab:seeds}\n\\begin{tabular}{lll"
+                    "rrrrrrrrr}\n\\toprule\n");
+    runs_header(fp, tex, task, tex ? "Runs" : "runs");
+    for (int i = 0; i < n; i++) {
+        int first = 1, members = 0;
+        for (int h = 0; h < n; h++) {
+            first &= !(rr[h].seed_group == rr[i].seed_group && h < i);
+            members += rr[h].seed_group == rr[i].seed_group;
+        }
+        if (!first || members < 2) continue;
+        for (int j = 0; j < rr[i].n; j++) {
+            const mr_report_row *w = &rr[i].rows[j];
+            if (w->task != task) continue;
+            double sum[NCMP] = {0}, sq[NCMP] = {0};
+            int cnt[NCMP] = {0}, m = 0;
+            char names[512] = "";
+            for (int h = 0; h < n; h++) {
+                if (rr[h].seed_group != rr[i].seed_group) continue;
+                for (int q = 0; q < rr[h].n; q++) {
+                    const mr_report_row *x = &rr[h].rows[q];
+                    if (strcmp(x->model, w->model) || strcmp(x->router, w->router)) continue;
+                    m++;
+                    snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                             names[0] ? ", " : "", rr[h].name);
+                    for (int c = 0; c < NCMP; c++)
+                        if (isfinite(x->v[c][0])) {
+                            sum[c] += x->v[c][0];
+                            sq[c] += x->v[c][0] * x->v[c][0];
+                            cnt[c]++;
+                        }
+                }
+            }
+            if (m < 2) continue;
+            rows++;
+            void (*str)(FILE *, const char *) = tex ? mr_rep_tex_str : mr_rep_md_str;
+            fprintf(fp, tex ? "" : "| ");
+            str(fp, names);
+            fprintf(fp, tex ? " & " : " | ");
+            str(fp, w->model);
+            fprintf(fp, tex ? " & " : " | ");
+            str(fp, w->router);
+            fprintf(fp, tex ? "" : " |");
+            for (int c = 0; c < NCMP; c++) {
+                double mean = cnt[c] ? sum[c] / cnt[c] : NAN;
+                double var = cnt[c] > 1 ? (sq[c] - cnt[c] * mean * mean) / (cnt[c] - 1) : NAN;
+                double sd = isfinite(var) ? sqrt(var > 0 ? var : 0) : NAN;
+                double v3[3] = {mean, mean - sd, mean + sd}; /* printed as mean ± sd */
+                value(fp, v3, mr_metric_table[col_metric(c, prim)].decimals, 0, 0, tex);
+            }
+            fprintf(fp, tex ? " \\\\\n" : "\n");
+        }
+    }
+    if (tex) fprintf(fp, "\\bottomrule\n\\end{tabular}\n\\end{table*}\n");
+    *written = rows > 0;
+    if (!rows) {
+        mr_textbuf_discard(&t);
+        return MR_OK;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "table-seeds%s.%s", task == MR_TASK_LM ? "-lm" : "", tex ? "tex" : "md");
+    return mr_textbuf_commit(&t, dir, name);
+}
+
+int mr_report_runs(const char *const *dirs, int n, const mr_report_opts *o, mr_report_info *info)
+{
+    memset(info, 0, sizeof *info);
+    MR_REQUIRE(o->out, MR_EINPUT, "report: several runs need --out OUTDIR");
+    snprintf(info->out, sizeof info->out, "%s", o->out);
+    MR_TRY(mr_fs_check_own_dir(o->out, ".moe-robust-report", "report.md", "moe-robust report"));
+    MR_TRY(mr_mkdir_p(o->out));
+    char marker[1200];
+    snprintf(marker, sizeof marker, "%s/.moe-robust-report", o->out);
+    MR_TRY(mr_file_write(marker, "", 0));
+    run_rows *rr = calloc((size_t)n + 1, sizeof *rr);
+    char (*keys)[16384] = calloc((size_t)n + 1, sizeof *keys);
+    char (*sub)[1300] = calloc((size_t)n + 1, sizeof *sub);
+    int st = rr && keys && sub ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
+    for (int i = 0; st == MR_OK && i < n; i++) {
+        mr_results r;
+        if ((st = mr_results_load(&r, dirs[i])) != MR_OK) break;
+        rr[i].name = run_name(dirs[i]);
+        snprintf(sub[i], sizeof sub[i], "%s/run-%d-%s", o->out, i + 1, rr[i].name);
+        seed_key(keys[i], sizeof keys[i], r.config ? r.config : "");
+        rr[i].seed_group = i;
+        for (int h = 0; h < i; h++)
+            if (strcmp(keys[h], keys[i]) == 0) {
+                rr[i].seed_group = rr[h].seed_group;
+                break;
+            }
+        mr_report_opts so = *o;
+        so.out = sub[i];
+        mr_report_info si;
+        st = mr_report_write(&r, &so, &si);
+        mr_results_free(&r);
+        rr[i].rows = si.rows;
+        rr[i].n = si.n_rows;
+        info->n_figures += si.n_figures;
+        info->n_rendered += si.n_rendered;
+        info->n_tables += si.n_tables;
+        info->gnuplot_missing |= si.gnuplot_missing;
+        if (st == MR_OK && si.gnuplot_missing) st = MR_OK;
+    }
+    int seeds[2] = {0, 0};
+    for (int task = 0; st == MR_OK && task < 2; task++) {
+        int tk = task ? MR_TASK_LM : MR_TASK_CLASSIFY, any = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < rr[i].n; j++) any |= rr[i].rows[j].task == tk;
+        if (!any) continue;
+        for (int tex = 0; st == MR_OK && tex < 2; tex++) {
+            st = write_runs_table(o->out, rr, n, tk, tex);
+            if (st == MR_OK) st = write_seeds_table(o->out, rr, n, tk, tex, &seeds[task]);
+            if (st == MR_OK) info->n_tables += 1 + seeds[task];
+        }
+    }
+    if (st == MR_OK) {
+        mr_textbuf t;
+        st = mr_textbuf_open(&t);
+        if (st == MR_OK) {
+            FILE *fp = t.fp;
+            fprintf(fp, "# moe-robust report of %d runs\n\n", n);
+            for (int i = 0; i < n; i++) {
+                char d[1100];
+                mr_rep_clean_str(d, sizeof d, dirs[i]);
+                fprintf(fp, "- run `%s` (`%s`): [its report](run-%d-%s/report.md)\n", rr[i].name, d,
+                        i + 1, rr[i].name);
+            }
+            fprintf(fp, "\nRuns whose configs differ only by seed (the `seed` lines and the digits "
+                        "of model paths and checkpoints): ");
+            int groups = 0;
+            for (int i = 0; i < n; i++) {
+                int members = 0, first = 1;
+                for (int h = 0; h < n; h++) {
+                    members += rr[h].seed_group == rr[i].seed_group;
+                    first &= !(h < i && rr[h].seed_group == rr[i].seed_group);
+                }
+                if (!first || members < 2) continue;
+                fprintf(fp, "%s{", groups++ ? "; " : "");
+                for (int h = 0, k = 0; h < n; h++)
+                    if (rr[h].seed_group == rr[i].seed_group) fprintf(fp, "%s%s", k++ ? ", " : "", rr[h].name);
+                fprintf(fp, "}");
+            }
+            fprintf(fp, "%s.\n\n", groups ? "" : "none");
+            static const char *const sfx[2] = {"", "-lm"};
+            static const char *const what[2] = {"classifiers", "language models"};
+            for (int task = 0; task < 2; task++) {
+                char name[64];
+                snprintf(name, sizeof name, "table-runs%s.md", sfx[task]);
+                char path[1400];
+                snprintf(path, sizeof path, "%s/%s", o->out, name);
+                if (access(path, R_OK) != 0) continue;
+                fprintf(fp, "## Every run side by side (%s)\n\nOne row per (run, model, router@k); "
+                            "mean ± half-width of the run's bootstrap CI.\n\n", what[task]);
+                mr_rep_append_file(fp, o->out, name);
+                fprintf(fp, "\nLaTeX: [table-runs%s.tex](table-runs%s.tex)\n\n", sfx[task], sfx[task]);
+                if (!seeds[task]) continue;
+                fprintf(fp, "## Over seeds (%s)\n\nMean ± standard deviation over the runs that "
+                            "differ only by seed, of each run's mean.\n\n", what[task]);
+                snprintf(name, sizeof name, "table-seeds%s.md", sfx[task]);
+                mr_rep_append_file(fp, o->out, name);
+                fprintf(fp, "\nLaTeX: [table-seeds%s.tex](table-seeds%s.tex)\n\n", sfx[task], sfx[task]);
+            }
+            st = mr_textbuf_commit(&t, o->out, "report.md");
+        }
+    }
+    for (int i = 0; rr && i < n; i++) free(rr[i].rows);
+    free(rr);
+    free(keys);
+    free(sub);
+    return st;
 }

@@ -210,6 +210,8 @@ int mr_report_compare_keep(rep *R, int gl, const double *cq, const double *all,
 void mr_report_compare_values(rep *R);
 int mr_report_compare(rep *R);
 void mr_report_compare_index(rep *R, FILE *fp);
+/* R->info->rows: every comparison row of the run */
+int mr_report_compare_rows(rep *R);
 void mr_report_compare_free(rep *R);
 
 /* ---- mr_report_attack.c ---- */

@@ -8,6 +8,8 @@
 #   images: at level 0.8 one star at least is expected);
 #   bold only in columns with a better direction;
 # - a run with a single router bolds nothing (comparison and per-model tables);
+# - `report a b b2 --out m`: one row per (run, model, router@k), and b and b2 (same config
+#   but the seed) averaged with their standard deviation;
 # - a second report into the same directory keeps a restyled .gp (the new one beside it,
 #   said on stderr and in report.md); figures.pdf has one page per figure (pdfunite);
 #   report.md names the PDF font;
@@ -67,6 +69,41 @@ run "$tmp/b.ini" "$tmp/b"
 for f in table-comparison.md table-vit-summary.md table-vit-families.md; do
   [ -f "$tmp/b/rep/$f" ] || bad "$f missing"
   ! grep -q '\*\*' "$tmp/b/rep/$f" || bad "$f bolds a value of its single row"
+done
+
+# several runs: one row per (run, model, router@k); b and b2 differ only by seed
+sed 's/^seed = 1$/seed = 2/' "$tmp/b.ini" > "$tmp/b2.ini"
+run "$tmp/b2.ini" "$tmp/b2"
+"$bin" report "$tmp/a" "$tmp/b" "$tmp/b2" --out "$tmp/m" --no-render --quiet >/dev/null 2>"$tmp/err" ||
+  bad "report of three runs: $(cat "$tmp/err")"
+$py - "$tmp" <<'EOF2' || fail=1
+import sys
+t = sys.argv[1]
+def rows(path):
+    return [[c.strip() for c in x.split("|")[1:-1]] for x in open(path).read().splitlines()
+            if x.startswith("| ") and not x.startswith(("| run ", "| runs ", "| model "))]
+runs = rows(f"{t}/m/table-runs.md")
+want = [("a", "vit", "softmax@k2"), ("a", "vit", "random@k1"), ("a", "vit", "random@k2"),
+        ("a", "vit", "momentum@k2"), ("a", "vit-cosine", "cosine@k2"), ("b", "vit", "softmax@k2"),
+        ("b2", "vit", "softmax@k2")]
+got = [tuple(r[:3]) for r in runs]
+if got != want:
+    sys.exit(f"FAIL table-runs rows {got}")
+seeds = rows(f"{t}/m/table-seeds.md")
+if [r[:3] for r in seeds] != [["b, b2", "vit", "softmax@k2"]]:
+    sys.exit(f"FAIL table-seeds rows {[r[:3] for r in seeds]}")
+# corrupted accuracy: the mean over the two runs of their means, the sample std beside it
+x = [float(r[4].split()[0]) for r in runs if r[0] in ("b", "b2")]
+m, sd = sum(x) / 2, abs(x[0] - x[1]) / 2 ** 0.5
+got = seeds[0][4].split()
+if abs(float(got[0]) - m) > 0.011 or (sd > 0.005 and abs(float(got[2]) - sd) > 0.02):
+    sys.exit(f"FAIL over seeds {seeds[0][4]}, want {m:.2f} ± {sd:.2f} from {x}")
+if "{b, b2}" not in open(f"{t}/m/report.md").read():
+    sys.exit("FAIL report.md does not name b and b2 as seeds of one experiment")
+print(f"several runs: {len(runs)} rows; over seeds {seeds[0][4]}")
+EOF2
+for d in run-1-a run-2-b run-3-b2; do
+  [ -f "$tmp/m/$d/table-comparison.md" ] || bad "no report of $d"
 done
 
 # a restyled script is kept, the new one written beside it; figures.pdf holds every figure

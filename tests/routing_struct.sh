@@ -4,7 +4,8 @@
 # 200 Fashion-MNIST test images through the shipped 2-MoE-layer ViT (co-activation,
 # class x expert usage and NMI, layer consistency; the same images again from an HDF5
 # file with a /domains dataset: domain NMI) and 24 KJV test windows through the char LM
-# (vocabulary specialization); the C numbers as `analyze` writes them (results.h5,
+# (vocabulary specialization); baseline/check guard them; the C numbers as `analyze`
+# writes them (results.h5,
 # summary.json, summary.csv) and as `eval` prints them. Also: an LM's summary.csv rows
 # carry bpc (= loss / ln 2) and the loss with their intervals.
 set -u
@@ -33,6 +34,21 @@ with h5py.File('$tmp/dom.h5', 'w') as f:
 " || { echo "FAIL writing $tmp/dom.h5"; fail=1; }
 check fmnist-dom models/fmnist-vit-moe-softmax.h5 "$tmp/dom.h5" 200 "$tmp/dom.h5"
 check kjv models/kjv-char-moe-softmax.h5 models/kjv-char-test.h5 24
+# baseline/check guard the new metrics: the routing of another router recorded under the
+# same labels moves them, and check names them (exit 1)
+"$bin" baseline "$tmp/fmnist-an" --metrics coactivation_top10,class_nmi,layer_nmi > "$tmp/base.json" ||
+  { echo "FAIL baseline"; fail=1; }
+grep -q '"fmnist-vit-moe-softmax/softmax@k2/clean:layer3/layer_nmi"' "$tmp/base.json" ||
+  { echo "FAIL the baseline freezes no layer_nmi"; fail=1; }
+grep -q 'layer1/layer_nmi' "$tmp/base.json" && { echo "FAIL the baseline freezes layer_nmi of the first MoE layer (undefined)"; fail=1; }
+"$bin" check "$tmp/fmnist-an" --baseline "$tmp/base.json" --quiet >/dev/null || { echo "FAIL check of the same run"; fail=1; }
+"$bin" eval --model models/fmnist-vit-moe-softmax.h5 --data "$fm" --limit 200 --bootstrap 0 --threads 2 \
+  --router similarity --trace-router softmax --save-routing "$tmp/sim.h5" >/dev/null 2>&1 &&
+  "$bin" analyze "$tmp/sim.h5" --out "$tmp/sim-an" --bootstrap 0 --quiet >/dev/null 2>&1 ||
+  { echo "FAIL eval/analyze with the similarity router"; fail=1; }
+"$bin" check "$tmp/sim-an" --baseline "$tmp/base.json" > "$tmp/check.out" 2>&1; rc=$?
+[ $rc -eq 1 ] && grep -q class_nmi "$tmp/check.out" && grep -q coactivation_top10 "$tmp/check.out" ||
+  { echo "FAIL check did not flag the changed routing structure (exit $rc)"; cat "$tmp/check.out"; fail=1; }
 # summary.csv: an LM's rows carry bpc = loss / ln 2 with its interval, a classifier's none
 $py - "$tmp" <<'EOF2' || fail=1
 import csv, math, sys
