@@ -71,12 +71,15 @@ expect 2 "expected MODEL.h5" -- "$bin" inspect
 expect 2 "unknown option '--frobnicate'" -- "$bin" merge --frobnicate
 expect 2 "unknown option '--x'" -- "$bin" merge /tmp --x
 expect 2 "expected a run directory" -- "$bin" merge
-for c in report baseline "check --baseline x.json"; do
+for c in baseline "check --baseline x.json"; do
   # shellcheck disable=SC2086
   expect 2 "unexpected argument 'EXTRA' (one DIR)" -- "$bin" $c /tmp EXTRA
   # shellcheck disable=SC2086
   expect 2 "DIR is required" -- "$bin" $c
 done
+# report takes several run directories, with --out
+expect 2 "2 run directories need --out OUTDIR" -- "$bin" report /tmp EXTRA
+expect 2 "DIR is required" -- "$bin" report
 expect 2 "unexpected argument 'EXTRA' (one CONFIG.ini)" -- "$bin" run tests/configs/tiny-grid.ini EXTRA
 expect 2 "CONFIG.ini is required" -- "$bin" run
 expect 2 "unexpected argument 'EXTRA' (one checkpoint DIR)" -- "$bin" import /tmp EXTRA --out /tmp/never.h5
