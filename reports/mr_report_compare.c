@@ -118,6 +118,9 @@ void mr_report_compare_free(rep *R)
 
 /* The reference row of group g: its results reference (same model), else the reference
  * router on the first model running it (same k if it has one), else -1. */
+static int ref_of(const mr_results *r, int g);
+int mr_rep_ref_group(const mr_results *r, int g) { return ref_of(r, g); }
+
 static int ref_of(const mr_results *r, int g)
 {
     if (r->groups[g].ref >= 0) return r->groups[g].ref;

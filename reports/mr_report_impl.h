@@ -210,6 +210,9 @@ int mr_report_compare_keep(rep *R, int gl, const double *cq, const double *all,
 void mr_report_compare_values(rep *R);
 int mr_report_compare(rep *R);
 void mr_report_compare_index(rep *R, FILE *fp);
+/* the reference row of group g (global index): the reference router on its model (same
+ * k if it ran there), else on the first model running it; -1 if none */
+int mr_rep_ref_group(const mr_results *r, int g);
 /* R->info->rows: every comparison row of the run */
 int mr_report_compare_rows(rep *R);
 void mr_report_compare_free(rep *R);
