@@ -90,6 +90,18 @@ static int select_groups(rep *R, int kind)
     return R->ns;
 }
 
+/* whether some router variant of the model ran at two k or more (else accuracy vs k is
+ * one point per curve: no figure) */
+static int several_k(const rep *R)
+{
+    for (int g = 0; g < R->G; g++)
+        for (int h = 0; h < R->G; h++) {
+            const mr_res_group *a = &R->r->groups[R->g0 + g], *b = &R->r->groups[R->g0 + h];
+            if (a->k != b->k && strcmp(a->variant, b->variant) == 0) return 1;
+        }
+    return 0;
+}
+
 static int report_model(rep *R, int mi)
 {
     const mr_results *r = R->r;
@@ -147,7 +159,7 @@ static int report_model(rep *R, int mi)
     snprintf(name, sizeof name, "fig-%s-load", mn);
     if (st == MR_OK && select_groups(R, SEL_ALL)) st = mr_fig_load(R, name);
     snprintf(name, sizeof name, "fig-%s-k", mn);
-    if (st == MR_OK && select_groups(R, SEL_ALL)) st = mr_fig_k(R, name);
+    if (st == MR_OK && several_k(R) && select_groups(R, SEL_ALL)) st = mr_fig_k(R, name);
     if (st == MR_OK) st = mr_rep_tables(R);
     if (st == MR_OK) st = mr_rep_family_table(R);
     mr_rep_agg_free(R);
