@@ -11,6 +11,7 @@ Fashion-MNIST split as an HDF5 data file (/images uint8 [N,28,28,1] + /labels):
 import argparse
 import gzip
 import os
+import re
 import struct
 import subprocess
 
@@ -74,14 +75,35 @@ def write_idx(path, array):
 # --------------------------------------------------------------------------
 # KJV character corpus
 # --------------------------------------------------------------------------
-def kjv_text():
-    """Whole KJV, one verse per line, verse references removed.
-    `bible -f` prints lines like 'Ge1:1 In the beginning...'; we drop
-    everything up to the first space and join the verses with '\\n'."""
+def kjv_verses():
+    """[(book, verse text)] of the whole KJV in order; `bible -f` prints lines like
+    'Ge1:1 In the beginning...': the book is the reference without chapter:verse."""
     out = subprocess.run(["bible", "-f", KJV_RANGE], check=True,
                          capture_output=True, text=True).stdout
-    verses = [line.split(" ", 1)[1] for line in out.splitlines() if " " in line]
-    return "\n".join(verses)
+    verses = []
+    for line in out.splitlines():
+        if " " not in line:
+            continue
+        ref, text = line.split(" ", 1)
+        verses.append((re.sub(r"\d+:\d+$", "", ref), text))
+    return verses
+
+
+def kjv_text():
+    """Whole KJV, one verse per line, verse references removed, the verses joined with
+    '\\n'."""
+    return "\n".join(text for _, text in kjv_verses())
+
+
+def kjv_books():
+    """(book names in canonical order, book index [n_chars] int32 of every character
+    of kjv_text(); a joining newline belongs to the verse before it)."""
+    verses = kjv_verses()
+    names = list(dict.fromkeys(book for book, _ in verses))
+    idx = {b: i for i, b in enumerate(names)}
+    parts = [np.full(len(text) + (i + 1 < len(verses)), idx[book], np.int32)
+             for i, (book, text) in enumerate(verses)]
+    return names, np.concatenate(parts)
 
 
 def kjv_corpus():
@@ -107,12 +129,21 @@ def windows(ids, seq_len=SEQ_LEN):
 
 
 def write_kjv_test(path):
-    codes, _, test = kjv_corpus()
+    codes, train, test = kjv_corpus()
     tok = windows(test)
+    # /domains: the book of each window's first character (docs/model-format.md; domain
+    # specialization, docs/metrics.md), names in the attribute domain_names
+    names, book = kjv_books()
+    book = book[len(train):]
+    dom = book[np.arange(tok.shape[0]) * SEQ_LEN].astype(np.int32)
     with h5py.File(path, "w") as f:
         f.create_dataset("tokens", data=tok, chunks=True, shuffle=True,
                          compression="gzip", compression_opts=9)
         f.create_dataset("vocab", data=codes)
+        f.create_dataset("domains", data=dom)
+        f.attrs["domain_names"] = ",".join(names)
+        f.attrs["domains"] = ("book of each window's first character, index into "
+                              "domain_names (the 66 books in canonical order)")
         f.attrs["source"] = (f"Debian bible-kjv: bible -f \"{KJV_RANGE}\", verse "
                              "references stripped, verses joined with '\\n'")
         f.attrs["split"] = (f"test: last {1 - TRAIN_FRACTION:.0%} of characters; "
