@@ -66,7 +66,7 @@ int mr_fig_family(rep *R, const char *name)
                 double v = family_sev(R, g, fam[f], s);
                 if (!isfinite(v)) continue;
                 fprintf(dat.fp, "%d %.8g\n", s, v);
-                mr_rep_minmax(&lo, &hi, v);
+                if (!mr_rep_collapsed(R, g)) mr_rep_minmax(&lo, &hi, v); /* else off scale */
             }
         }
     /* accuracy is drawn from 0 (a zero-based axis); bpc from its smallest value */
@@ -85,6 +85,7 @@ int mr_fig_family(rep *R, const char *name)
     snprintf(title, sizeof title, "%s: %s vs severity (0 = clean) per corruption family",
              R->m->name, mr_rep_prim_label(R));
     mr_rep_gp_multi_begin(R, gp.fp, title, 0, cols, rows, 0.0, 1.0, 10, ph);
+    mr_rep_gp_offscale(R, gp.fp);
     fprintf(gp.fp, "set xrange [-0.3:%g]\nset xtics 0,1,%d scale 0.5\nset ytics scale 0.5\n"
                    "set yrange [%.6g:%.6g]\nset lmargin 7\nset rmargin 1.5\nset tmargin 1.8\n"
                    "set bmargin 2.2\nset xlabel \"severity\" offset 0,0.8\n",

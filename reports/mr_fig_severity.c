@@ -30,9 +30,11 @@ int mr_fig_severity_mean(rep *R, const char *name)
             if (a->sev_n[s]) {
                 const double *v = a->sev[R->prim][s];
                 fprintf(dat.fp, "%d %.8g %.8g %.8g\n", s + 1, v[0], v[1], v[2]);
+                if (mr_rep_collapsed(R, g)) continue; /* off scale (noted) */
                 mr_rep_minmax(&lo, &hi, v[1]);
                 mr_rep_minmax(&lo, &hi, v[2]);
             }
+        if (mr_rep_collapsed(R, g)) continue;
         mr_rep_minmax(&lo, &hi, cl[1]);
         mr_rep_minmax(&lo, &hi, cl[2]);
     }
@@ -44,6 +46,7 @@ int mr_fig_severity_mean(rep *R, const char *name)
     fprintf(gp.fp, "set xlabel \"severity (0 = clean)\"\nset ylabel \"%s\"\n", mr_rep_prim_label(R));
     fprintf(gp.fp, "set xrange [-0.2:%g]\nset xtics 0,1,%d\nset yrange [%.6g:%.6g]\n",
             MR_SEVERITY_MAX + 0.2, MR_SEVERITY_MAX, lo, hi);
+    mr_rep_gp_offscale(R, gp.fp);
     /* the key below the plot: beside it, it took a third of a single-column figure */
     fprintf(gp.fp, "set key below center horizontal samplen 2.5 maxrows %d\n", (R->ns + 3) / 4 > 0 ? (R->ns + 3) / 4 : 1);
     fprintf(gp.fp, "plot for [i=1:G] datafile index (i-1) using 1:3:4 with filledcurves ls i "
@@ -80,9 +83,11 @@ int mr_fig_severity_grid(rep *R, const char *name)
                 double v[3];
                 for (int j = 0; j < 3; j++) v[j] = scale * cs->value[R->prim][j];
                 fprintf(dat.fp, "%d %.8g %.8g %.8g\n", s + 1, v[0], v[1], v[2]);
+                if (mr_rep_collapsed(R, g)) continue; /* off scale (noted) */
                 mr_rep_minmax(&lo, &hi, v[1]);
                 mr_rep_minmax(&lo, &hi, v[2]);
             }
+            if (mr_rep_collapsed(R, g)) continue;
             mr_rep_minmax(&lo, &hi, cl[1]);
             mr_rep_minmax(&lo, &hi, cl[2]);
         }
@@ -103,6 +108,7 @@ int mr_fig_severity_grid(rep *R, const char *name)
     snprintf(title, sizeof title, "%s: %s vs severity (0 = clean) per corruption; bands: %g%% CI",
              R->m->name, mr_rep_prim_label(R), 100 * r->level);
     mr_rep_gp_multi_begin(R, gp.fp, title, 0, cols, rows, 0.0, 1.0, 10, ph);
+    mr_rep_gp_offscale(R, gp.fp);
     fprintf(gp.fp, "set xrange [-0.3:%g]\nset xtics 0,1,%d scale 0.5\nset ytics scale 0.5\n"
                    "set yrange [%.6g:%.6g]\nset lmargin 6\nset rmargin 1.5\nset tmargin 1.6\nset bmargin 1.6\n",
             MR_SEVERITY_MAX + 0.3, MR_SEVERITY_MAX, lo, hi);

@@ -267,3 +267,29 @@ int mr_rep_figures_pdf(rep *R)
     free(names);
     return st;
 }
+
+int mr_rep_offscale_note(const rep *R, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    int n = 0;
+    FOR_SEL(j, g) {
+        if (!mr_rep_collapsed(R, g)) continue;
+        char v[64];
+        mr_report_fmt(v, sizeof v, R->agg[g].clean[R->prim][0], mr_metric_table[R->prim].decimals);
+        size_t at = strlen(buf);
+        snprintf(buf + at, cap - at, "%s%s (clean %s)", n++ ? ", " : "off scale, collapsed: ",
+                 R->r->groups[R->g0 + g].label, v);
+    }
+    return n;
+}
+
+void mr_rep_gp_offscale(const rep *R, FILE *fp)
+{
+    char note[600];
+    if (!mr_rep_offscale_note(R, note, sizeof note)) return;
+    fprintf(fp, "# groups that collapsed (clean error or bpc more than twice the reference's) are\n"
+                "# left out of the y range so that they do not squash the others\n"
+                "set label 98 ");
+    mr_rep_gp_str(fp, note);
+    fprintf(fp, " at graph 0.02, graph 0.95 left front font \",9\"\n");
+}

@@ -151,6 +151,10 @@ int mr_rep_key_rows(int G);
 /* figures.pdf: every rendered figure as a page (pdfcairo, joined by pdfunite) when
  * pdfunite is installed; R->info->figures_pdf says whether it was written */
 int mr_rep_figures_pdf(rep *R);
+/* the shown groups that collapsed (mr_rep_collapsed), as a note for a figure whose y
+ * range leaves them out; their count. mr_rep_gp_offscale: that note as a gnuplot label. */
+int mr_rep_offscale_note(const rep *R, char *buf, size_t cap);
+void mr_rep_gp_offscale(const rep *R, FILE *fp);
 /* checkpoint A (which = 0) or B (1) of a fluct cell's "A -> B", as a basename without .h5 */
 void mr_rep_ckpt_name(char *out, size_t cap, const char *ck, int which);
 
