@@ -452,6 +452,15 @@ void mr_report_compare_index(rep *R, FILE *fp)
         fprintf(fp, "### All %s\n\n", t[i].what);
         mr_rep_append_file(fp, R->dir, name);
         fprintf(fp, "\nLaTeX: [%s.tex](%s.tex)\n\n", t[i].stem, t[i].stem);
+        for (int mi = 0; mi < R->r->n_models; mi++) {
+            if (R->r->models[mi].task != t[i].task) continue;
+            mr_textbuf nb; /* the model's momentum note, named after the model */
+            if (mr_textbuf_open(&nb) != MR_OK) continue;
+            mr_rep_momentum_note(nb.fp, R->r, mi);
+            fflush(nb.fp);
+            if (nb.len) fprintf(fp, "`%s` — %.*s", R->r->models[mi].name, (int)nb.len, nb.buf);
+            mr_textbuf_discard(&nb);
+        }
     }
 }
 

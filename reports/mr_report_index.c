@@ -40,7 +40,7 @@ int mr_rep_append_file(FILE *fp, const char *dir, const char *name)
  * model's) the first two MoE blocks route exactly as softmax, so on a model with at most
  * two MoE blocks every routing metric of a momentum row equals softmax's by construction.
  * Said under the tables wherever such rows appear. */
-static void momentum_note(FILE *fp, const mr_results *r, int model)
+void mr_rep_momentum_note(FILE *fp, const mr_results *r, int model)
 {
     const mr_res_model *m = &r->models[model];
     int any = 0;
@@ -129,7 +129,7 @@ int mr_rep_index(rep *R)
         snprintf(name, sizeof name, "table-%s-summary.md", m->name);
         mr_rep_append_file(fp, R->dir, name);
         fprintf(fp, "\n");
-        momentum_note(fp, r, mi);
+        mr_rep_momentum_note(fp, r, mi);
         fprintf(fp, "\nLaTeX: [table-%s-summary.tex](table-%s-summary.tex) · per corruption: "
                     "[table-%s-corruptions.md](table-%s-corruptions.md), "
                     "[table-%s-corruptions.tex](table-%s-corruptions.tex)\n\n",
