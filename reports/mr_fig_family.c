@@ -156,8 +156,9 @@ int mr_rep_family_table(rep *R)
                         "\\begin{table}[t]\n\\centering\n\\small\n\\caption{");
             mr_rep_tex_str(fp, R->m->name);
             fprintf(fp, ": robustness per corruption family (means over the family's corruptions "
-                        "of their means over severities; best per family in bold where a column "
-                        "has two rows or more).}\n\\label{tab:");
+                        "of their means over severities, whose %g\\%% bootstrap CI the "
+                        "per-corruption table gives; best per family in bold where a column "
+                        "has two rows or more).}\n\\label{tab:", 100 * r->level);
             mr_rep_tex_str(fp, R->m->name);
             fprintf(fp, "-families}\n\\begin{tabular}{llrrrr}\n\\toprule\nFamily & Router");
             for (int c = 0; c < NFC; c++) fprintf(fp, " & %s", tex_h[c]);

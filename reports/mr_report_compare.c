@@ -293,7 +293,7 @@ static void caption(rep *R, FILE *fp, int task, int any_test, int any_collapsed,
     const mr_results *r = R->r;
     double alpha = 1 - r->level;
     fprintf(fp, "%sEvery model and router@k of the run. Mean %s half-width of the %g%s "
-                "percentile bootstrap CI over samples (B = %d); corrupted = mean over every "
+                "bootstrap CI (percentile, over samples, B = %d); corrupted = mean over every "
                 "corruption and severity; flips compare corrupted with clean input, ckpt flips "
                 "consecutive checkpoints on clean data; mCE against ",
             tex ? "" : "", tex ? "$\\pm$" : "±", 100 * r->level, tex ? "\\%" : "%", r->bootstrap);
