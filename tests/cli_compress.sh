@@ -106,10 +106,10 @@ for f in fig-compress-base-accuracy.dat fig-compress-base-accuracy.gp fig-compre
          fig-compress-base-stability.gp table-compress-base.md; do
   [ -s "$rd/$f" ] || bad "report: no $f"
 done
-# one block per method in the order of the run's models (freq2 before msmoe3), each by
-# experts kept and ending at the original's 4
+# one block per method in the config order of the run's models (msmoe3 before freq2),
+# each by experts kept and ending at the original's 4
 got=$(awk '/^# block/ {printf "%s%s:", sep, $4; sep=" "} /^[0-9]/ {printf "%s,", $1}' "$rd/fig-compress-base-accuracy.dat")
-[ "$got" = "prune-freq:2,4, merge-msmoe:3,4," ] && echo "ok   compression lines: $got" || bad "compression figure lines: '$got'"
+[ "$got" = "merge-msmoe:3,4, prune-freq:2,4," ] && echo "ok   compression lines: $got" || bad "compression figure lines: '$got'"
 # clean and corrupted accuracy as in each model's own summary table (bold stripped)
 cols() { awk -F'|' -v m="$1" '$2 ~ " "m" " {print $6 "|" $7}' "$rd/table-compress-base.md" | tr -d ' *'; }
 for mm in base msmoe3 freq2; do
