@@ -9,6 +9,10 @@ hour), in a temporary clone of the repository:
 - without --out-dir: each run writes into a new directory out/train/<prefix>-<time>[-N]/
   (two runs in the same second get two directories), and models/ is untouched.
 
+- a run stopped with --stop-after and continued with --resume writes the models the
+  uninterrupted run writes (every tensor bit for bit); --resume refuses (exit 2, naming
+  it) a changed option or a directory with nothing to resume.
+
 Training runs are smoke runs (1 epoch of 2 steps, 64 test images).
 """
 
@@ -40,6 +44,16 @@ def digest(root, d="models"):
     for name in sorted(os.listdir(os.path.join(root, d))):
         with open(os.path.join(root, d, name), "rb") as fp:
             out[name] = hashlib.sha256(fp.read()).hexdigest()
+    return out
+
+
+def tensors(path):
+    """{dataset path: raw bytes} of a model file (its attributes hold times and commands)."""
+    import h5py
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda k, v: out.__setitem__(k, v[()].tobytes())
+                     if isinstance(v, h5py.Dataset) else None)
     return out
 
 
@@ -103,6 +117,35 @@ def main():
             files = os.listdir(os.path.join(base, x))
             expect(files == ["fmnist-vit-moe-softmax.h5"], f"out/train/{x} holds the model: {files}")
         expect(digest(clone) == before, "models/ unchanged after the default runs")
+
+        # 4. --stop-after / --resume
+        run3 = ["--epochs", "3", "--steps-per-epoch", "2", "--test-limit", "64"]
+        whole, parts = os.path.join(tmp, "whole"), os.path.join(tmp, "parts")
+        rc, out, err = train(clone, "--out-dir", whole, *run3)
+        expect(rc == 0, f"uninterrupted 3-epoch run: exit 0 (got {rc})", err)
+        rc, out, err = train(clone, "--out-dir", parts, "--stop-after", "1", *run3)
+        state = os.path.join(parts, "fmnist-vit-moe-softmax.resume.pt")
+        expect(rc == 0 and "stopped after epoch 1 of 3" in out and os.path.exists(state),
+               f"--stop-after 1: exit 0, the state kept (got {rc})", out + err)
+        rc, out, err = train(clone, "--out-dir", parts, "--resume", "--lr", "1e-3", *run3)
+        expect(rc == 2 and "--lr" in err and len(err.strip().splitlines()) == 1,
+               f"--resume with another --lr: exit 2 naming --lr (got {rc})", err)
+        rc, out, err = train(clone, "--out-dir", parts, "--resume", *run3)
+        expect(rc == 0 and "resuming after epoch 1 (step 2)" in out,
+               f"--resume: exit 0 from epoch 1 (got {rc})", out + err)
+        expect(not os.path.exists(state), "the state removed when the run completed")
+        names = sorted(os.listdir(whole))
+        expect(names == sorted(os.listdir(parts)) and len(names) == 3,
+               f"the same 3 checkpoints: {names} / {sorted(os.listdir(parts))}")
+        for n in names:
+            a, b = tensors(os.path.join(whole, n)), tensors(os.path.join(parts, n))
+            diff = [k for k in sorted(set(a) | set(b)) if k not in a or k not in b
+                    or a[k] != b[k]]
+            expect(a and not diff, f"{n}: {len(a)} tensors bit-identical to the "
+                   f"uninterrupted run's", f"differ: {diff[:5]}")
+        rc, out, err = train(clone, "--out-dir", parts, "--resume", *run3)
+        expect(rc == 2 and "nothing to resume" in err,
+               f"--resume of a completed run: exit 2 (got {rc})", err)
     finally:
         subprocess.run(["rm", "-rf", tmp])
     return 1 if fails else 0

@@ -29,6 +29,13 @@ random_w + random_b, mu + gamma, s2_gate_w + s2_gate_b) is exported under
 /layers/L/moe/router/, where `moe-robust eval --router NAME` reads it.
 Output prefix fmnist-vit-moe-<router> / kjv-char-moe-<router>.  Smoke test:
 --epochs 1 --steps-per-epoch 2 --test-limit 64.
+
+Long runs in pieces: after every epoch the complete training state (weights,
+AdamW moments, the step, every random generator) is written to
+<out-dir>/<prefix>.resume.pt, and removed when the last checkpoint is saved.
+--stop-after N ends a run cleanly after epoch N; the same command with --resume
+(and --out-dir) continues it, and the models it then writes are the ones the
+uninterrupted run writes, bit for bit (with the same --threads).
 """
 
 import argparse
@@ -66,6 +73,9 @@ import data  # noqa: E402
 from eval_torch import eval_classify, eval_lm  # noqa: E402
 
 N_SAVED = 3  # checkpoints kept: the last 3 epochs
+# Options that may differ between a run and its --resume: they do not change the result
+# (--threads does change float summation order: use the same value to get the same bits).
+RESUME_FREE = {"threads", "resume", "stop_after", "force"}
 
 
 def classify_config(router, router_opts=None, moe_layers=(1, 3)):
@@ -121,10 +131,11 @@ def output_names(prefix, epochs):
             for e in range(first, epochs + 1)}
 
 
-def plan_outputs(args, prefix):
+def plan_outputs(args, prefix, done=0):
     """The output directory and the checkpoint names, decided before any training:
     a new directory under out/train/ by default; with --out-dir, refuse (exit 2) to
-    replace a file that exists unless --force. Returns (directory, {epoch: name})."""
+    replace a file that exists unless --force (files of epochs <= done are this run's
+    own, written before a --resume). Returns (directory, {epoch: name})."""
     names = output_names(prefix, args.epochs)
     if args.out_dir is None:
         base = os.path.join(ROOT, "out", "train")
@@ -145,8 +156,8 @@ def plan_outputs(args, prefix):
             print(f"tools/train.py: --out-dir {out_dir} exists and is not a directory",
                   file=sys.stderr)
             sys.exit(2)
-        taken = [os.path.join(out_dir, n) for n in names.values()
-                 if os.path.lexists(os.path.join(out_dir, n))]
+        taken = [os.path.join(out_dir, n) for e, n in names.items()
+                 if e > done and os.path.lexists(os.path.join(out_dir, n))]
         if taken and not args.force:
             shipped = os.path.realpath(out_dir) == os.path.realpath(os.path.join(ROOT, "models"))
             print(f"tools/train.py: {taken[0]} exists"
@@ -158,6 +169,51 @@ def plan_outputs(args, prefix):
         os.makedirs(out_dir, exist_ok=True)
     print(f"writing {', '.join(names.values())} to {_show(out_dir)}", flush=True)
     return out_dir, names
+
+
+def resume_path(out_dir, prefix):
+    return os.path.join(out_dir, f"{prefix}.resume.pt")
+
+
+def resume_args(args):
+    """The options that define a run (all but RESUME_FREE), to check a --resume against."""
+    return {k: v for k, v in sorted(vars(args).items()) if k not in RESUME_FREE}
+
+
+def save_resume_state(out_dir, prefix, state):
+    path = resume_path(out_dir, prefix)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # never a half-written state under its name
+
+
+def load_resume_state(args, prefix):
+    """The state of the interrupted run, checked against this command (exit 2 naming the
+    file or the option that differs)."""
+    if args.out_dir is None:
+        print("tools/train.py: --resume needs the --out-dir of the run to continue",
+              file=sys.stderr)
+        sys.exit(2)
+    path = resume_path(args.out_dir, prefix)
+    try:
+        state = torch.load(path)
+        saved = state["args"]
+    except FileNotFoundError:
+        print(f"tools/train.py: {path}: no such file: nothing to resume (a run writes it "
+              f"after each epoch and removes it when it completes)", file=sys.stderr)
+        sys.exit(2)
+    except Exception as e:  # torch.load raises many types on a damaged file
+        print(f"tools/train.py: {path}: not a training state ({type(e).__name__}: {e})",
+              file=sys.stderr)
+        sys.exit(2)
+    now = resume_args(args)
+    for k in sorted(set(saved) | set(now)):
+        if saved.get(k) != now.get(k):
+            print(f"tools/train.py: {path}: the run was started with --{k.replace('_', '-')} "
+                  f"{saved.get(k)!r}, this command has {now.get(k)!r}: resume with the "
+                  f"same options", file=sys.stderr)
+            sys.exit(2)
+    return state
 
 
 def main():
@@ -193,6 +249,12 @@ def main():
                     "out/train/<prefix>-<date>-<time>/ of the repository)")
     ap.add_argument("--force", action="store_true",
                     help="replace files that exist in --out-dir (e.g. the shipped models)")
+    ap.add_argument("--stop-after", type=int, default=0, metavar="N",
+                    help="end the run after epoch N, its state kept in "
+                    "<out-dir>/<prefix>.resume.pt for --resume")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the interrupted run of the same command in --out-dir "
+                    "from <prefix>.resume.pt (written after every epoch)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -210,9 +272,14 @@ def main():
         ap.error(f"--moe-layers: block indices must lie in 0..3: {args.moe_layers!r}")
     if args.epochs < 1:
         ap.error(f"--epochs {args.epochs}: at least 1")
+    if args.stop_after < 0 or args.stop_after >= args.epochs:
+        ap.error(f"--stop-after {args.stop_after}: an epoch in 1..{args.epochs - 1}")
     default_prefix = "fmnist-vit-moe" if args.task == "classify" else "kjv-char-moe"
     prefix = args.out_prefix or f"{default_prefix}-{args.router}"
-    out_dir, names = plan_outputs(args, prefix)  # before any data is loaded
+    state = load_resume_state(args, prefix) if args.resume else None
+    if state is not None:
+        command = state["command"]  # the models record the command of the whole run
+    out_dir, names = plan_outputs(args, prefix, state["epoch"] if state else 0)
     if args.task == "classify":
         train_x, train_y = data.fashion_mnist("train")
         test_x, test_y = data.fashion_mnist("t10k")
@@ -254,8 +321,18 @@ def main():
           f"batch {batch}, peak lr {peak}", flush=True)
 
     t0 = time.time()
-    step = 0
-    for epoch in range(1, args.epochs + 1):
+    step, first_epoch = 0, 1
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["np_rng"])
+        step, first_epoch = state["step"], state["epoch"] + 1
+        t0 -= state["seconds"]
+        print(f"resuming after epoch {state['epoch']} (step {step}) from "
+              f"{_show(resume_path(out_dir, prefix))}", flush=True)
+    for epoch in range(first_epoch, args.epochs + 1):
         model.train()
         if args.task == "classify":
             order = torch.randperm(len(train_x), generator=gen)
@@ -296,7 +373,15 @@ def main():
                       flush=True)
                 run_loss, run_aux = 0.0, 0.0
 
+        if epoch < args.epochs:
+            save_resume_state(out_dir, prefix, {
+                "args": resume_args(args), "command": command, "epoch": epoch,
+                "step": step, "seconds": time.time() - t0, "model": model.state_dict(),
+                "opt": opt.state_dict(), "gen": gen.get_state(),
+                "torch_rng": torch.get_rng_state(), "np_rng": np.random.get_state()})
         if epoch <= args.epochs - N_SAVED:
+            if epoch == args.stop_after:
+                break
             continue
         meta = {"train_command": command, "epoch": epoch, "epochs_total": args.epochs,
                 "router_opts": router_opts or "",
@@ -324,6 +409,16 @@ def main():
         os.replace(tmp, path)  # a file that exists under its name is complete
         print(f"epoch {epoch}: {msg} -> {_show(path)} ({time.time() - t0:.0f}s)",
               flush=True)
+        if epoch == args.stop_after:
+            break
+    if epoch == args.epochs:
+        try:
+            os.remove(resume_path(out_dir, prefix))  # the run is complete: nothing to resume
+        except FileNotFoundError:
+            pass
+    else:
+        print(f"stopped after epoch {epoch} of {args.epochs}; continue with the same "
+              f"command and --resume", flush=True)
 
 
 if __name__ == "__main__":
