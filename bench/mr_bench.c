@@ -10,6 +10,9 @@
  * Expert GEMMs are timed per thread (mr_workspace_profile_*), and compared with a plain
  * sgemm of the same total size run the same way (one per thread, concurrently):
  * M = B*T*k rows, K = d, N = h, and back (the two expert GEMMs of a micro-batch fused).
+ * The whole forward's rate counts every matrix product of the model (forward_flops) over
+ * the pass's wall time, against the machine's sgemm peak measured in the same process
+ * (threads concurrent single-threaded sgemm of 1024 x 1024 x 1024: the roofline figure).
  */
 #include <getopt.h>
 #include <gsl/gsl_cblas.h>
@@ -88,32 +91,69 @@ static double pass(mr_workspace **ws, const mr_dataset *d, const mr_model *m, in
     return el;
 }
 
-/* GFLOP/s of `threads` concurrent single-threaded sgemm pairs [M,K]x[K,N], [M,N]x[N,K]. */
-static double plain_sgemm(int M, int K, int N, int threads, int reps)
+/* CPU seconds of the calling thread: what it computed, however long it waited for a core. */
+static double thread_cpu_now(void)
 {
-    double best = 0.0;
-#pragma omp parallel num_threads(threads) reduction(+ : best)
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* GFLOP/s of `threads` concurrent single-threaded sgemm pairs [M,K]x[K,N], [M,N]x[N,K];
+ * (*per_cpu_s) the same rate per second of each thread's own CPU time, summed over the
+ * threads (the rate with a core each, which other processes' load does not lower). */
+static double plain_sgemm(int M, int K, int N, int threads, int reps, double *per_cpu_s)
+{
+    double best = 0.0, best_cpu = 0.0;
+#pragma omp parallel num_threads(threads) reduction(+ : best, best_cpu)
     {
         float *a = malloc((size_t)M * K * sizeof *a), *b = malloc((size_t)K * N * sizeof *b);
         float *c = malloc((size_t)M * N * sizeof *c), *e = malloc((size_t)M * K * sizeof *e);
         for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 17) * 0.01f;
         for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 13) * 0.01f;
-        double rate = 0.0;
+        double rate = 0.0, rate_cpu = 0.0;
         for (int r = 0; r < reps + 1; r++) {
-            double t0 = now();
+            double t0 = now(), c0 = thread_cpu_now();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, c, N, b, N, 0.0f, e, K);
-            double el = now() - t0;
-            double g = 4.0 * M * K * N / el / 1e9;
+            double el = now() - t0, ec = thread_cpu_now() - c0;
+            double g = 4.0 * M * K * N / el / 1e9, gc = 4.0 * M * K * N / ec / 1e9;
             if (r > 0 && g > rate) rate = g; /* the first is a warm-up */
+            if (r > 0 && gc > rate_cpu) rate_cpu = gc;
         }
         best += rate;
+        best_cpu += rate_cpu;
         free(a);
         free(b);
         free(c);
         free(e);
     }
+    if (per_cpu_s) *per_cpu_s = best_cpu;
     return best;
+}
+
+/* Floating-point operations (2 per multiply-add) of the matrix products of one sample's
+ * forward pass of T tokens, as the engine computes them: patch embedding, per block the
+ * QKV and output projections, both attention products over all T x T scores (the engine
+ * computes the full square also for causal models and masks it), the dense FFN or the
+ * gate and k experts per token (and a shared expert), the head. Routers' own extra work
+ * (similarity's token graph, AC's distances) and element-wise operations are not counted:
+ * the rate is that of the model's GEMMs, comparable across routers. */
+static double forward_flops(const mr_config *c, int T)
+{
+    double d = c->d_model, a = c->activation == MR_ACT_SWIGLU ? 2.0 : 1.0, f = 0.0;
+    if (c->task == MR_TASK_CLASSIFY)
+        f += 2.0 * c->n_patches * (double)c->patch * c->patch * c->channels * d;
+    double attn = 2.0 * T * d * c->qkv_dim + 2.0 * T * (double)c->q_dim * d
+                  + 2.0 * 2.0 * c->n_heads * (double)T * T * c->head_dim;
+    double dense = 2.0 * T * d * a * c->d_ff + 2.0 * T * (double)c->d_ff * d;
+    double moe = 2.0 * T * d * c->n_experts
+                 + (double)c->top_k * (2.0 * T * d * a * c->expert_hidden
+                                       + 2.0 * T * (double)c->expert_hidden * d)
+                 + (2.0 * T * d * a * c->shared_hidden + 2.0 * T * (double)c->shared_hidden * d);
+    f += c->n_layers * attn + c->n_moe * moe + (c->n_layers - c->n_moe) * dense;
+    f += c->task == MR_TASK_CLASSIFY ? 2.0 * d * c->n_out : 2.0 * T * d * c->n_out;
+    return f;
 }
 
 int main(int argc, char **argv)
@@ -192,7 +232,13 @@ int main(int argc, char **argv)
         }
     }
     int k = cf->top_k;
-    double peak = plain_sgemm(batch * T * k, cf->d_model, cf->expert_hidden, threads, 3);
+    double peak = plain_sgemm(batch * T * k, cf->d_model, cf->expert_hidden, threads, 3, NULL);
+    /* The roofline: the forward's matrix products per second against the sgemm peak, both
+     * by wall time and both per CPU second (the forward's CPU time spread over `threads`
+     * cores; robust when other processes share the cores, as bench/run.sh reports). */
+    double roof_cpu, roof = plain_sgemm(1024, 1024, 1024, threads, 3, &roof_cpu);
+    double flops = forward_flops(cf, T) * d->n;
+    double fwd = flops / best / 1e9, fwd_cpu = flops / best_cpu * threads / 1e9;
     double sps = d->n / best, tps = (double)d->n * T / best;
     printf("model        %s\nrouter       %s, %d threads, batch %d\n", model, router, threads, batch);
     printf("samples      %d x %d tokens\n", d->n, T);
@@ -202,13 +248,18 @@ int main(int argc, char **argv)
            (double)d->n * T / best_cpu);
     printf("expert GEMMs %.1f GFLOP/s (%.0f%% of a plain sgemm of the same size: %.1f GFLOP/s)\n",
            gemm_rate, 100.0 * gemm_rate / peak, peak);
+    printf("forward      %.1f GFLOP/s of matrix products (%.0f%% of the sgemm peak: %.1f GFLOP/s, "
+           "%d x 1024^3); per CPU second x %d threads: %.1f of %.1f (%.0f%%)\n", fwd,
+           100.0 * fwd / roof, roof, threads, threads, fwd_cpu, roof_cpu,
+           100.0 * fwd_cpu / roof_cpu);
     double wmib = (double)mr_workspace_bytes(ws[0]) / (1 << 20);
     printf("memory       weights %.1f MiB (float32), workspace %.1f MiB per thread\n",
            (double)m->n_arena * sizeof(float) / (1 << 20), wmib);
     printf("RESULT samples_per_s=%.3f tokens_per_s=%.1f gemm_gflops=%.2f sgemm_gflops=%.2f "
-           "weights_mib=%.1f workspace_mib=%.1f cpu_tokens_per_s=%.2f\n",
+           "weights_mib=%.1f workspace_mib=%.1f cpu_tokens_per_s=%.2f forward_gflops=%.2f "
+           "peak_gflops=%.2f forward_gflops_cpu=%.2f peak_gflops_cpu=%.2f\n",
            sps, tps, gemm_rate, peak, (double)m->n_arena * sizeof(float) / (1 << 20), wmib,
-           (double)d->n * T / best_cpu);
+           (double)d->n * T / best_cpu, fwd, roof, fwd_cpu, roof_cpu);
     for (int t = 0; t < threads; t++) mr_workspace_free(ws[t]);
     free(ws);
     mr_router_free(r);

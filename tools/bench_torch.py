@@ -5,13 +5,18 @@ bench/run.sh and docs/performance.md.
 
     /usr/bin/python3 tools/bench_torch.py --model M.h5 (--data D | --random-tokens N)
         [--router R] [--router-opt K=V ...] [--threads T] [--batch B] [--limit N]
-        [--reps R]
+        [--reps R] [--impl reference|fast]
     /usr/bin/python3 tools/bench_torch.py --hf DIR --max-seq-len T --random-tokens N ...
 
 --hf runs the checkpoint in DIR as tools/hf_moe.py implements it (float32; the family's
 own routing for --router softmax, else a tools/moe_model.py router swapped in), on the
 tokens `moe-robust-bench --random-tokens N` draws for the model `moe-robust import DIR
 --max-seq-len T` writes (sequences of T tokens).
+
+--impl fast (not with --hf) runs the same model as a user writing for speed would
+(tools/moe_fast.py: torch.topk, expert-sorted dispatch with each expert's GEMMs once on
+its contiguous slice): bench/run.sh's best-effort PyTorch column. The default,
+reference, runs tools/moe_model.py as written.
 
 Same work as the C bench: forward passes only, float32, micro-batches of B
 samples (default 16, as moe-robust-bench), the same samples (`--random-tokens
@@ -91,7 +96,11 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--limit", type=int, default=0, help="only the first N samples")
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--impl", choices=["reference", "fast"], default="reference",
+                    help="tools/moe_model.py as written, or tools/moe_fast.py's speed-ups")
     args = ap.parse_args()
+    if args.impl == "fast" and args.hf:
+        ap.error("--impl fast is for moe-robust models (--model), not --hf")
     if not args.data and args.random_tokens <= 0:
         ap.error("--data or --random-tokens N is required")
     if bool(args.model) == bool(args.hf):
@@ -109,6 +118,9 @@ def main():
     else:
         model, attrs = load_model(args.model)
         set_router(model, args.router, args.router_opt or None)
+        if args.impl == "fast":
+            import moe_fast
+            moe_fast.speed_up(model)
     if args.data:
         kind, x, _ = load_eval_data(args.data)
         if args.limit:
@@ -141,7 +153,8 @@ def main():
     sps, tps = n / best, n * T / best
     print(f"model        {args.model or args.hf}")
     print(f"router       {args.router}{' ' + ','.join(args.router_opt) if args.router_opt else ''}"
-          f", torch {torch.__version__} eager, {torch.get_num_threads()} threads, batch {B}")
+          f", torch {torch.__version__} eager ({args.impl}), {torch.get_num_threads()} threads, "
+          f"batch {B}")
     print(f"samples      {n} x {T} tokens")
     print(f"time         {best:.3f} s (best of {args.reps})")
     print(f"throughput   {sps:.1f} samples/s, {tps:.0f} tokens/s")
