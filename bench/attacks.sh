@@ -16,7 +16,7 @@
 #   bench/attacks.sh [BUILD_DIR]     (default build/; ~10 minutes on the 2-core VM)
 #
 # Environment (defaults): THREADS (2), N_PGD (1000), N_SQUARE (200), QUERIES (1000),
-# ROUTERS (softmax), OUT (/tmp/moe-robust-bench-attacks).
+# ROUTERS (softmax), METHODS (pgd square), OUT (/tmp/moe-robust-bench-attacks).
 set -eu
 cd "$(dirname "$0")/.."
 bin=${1:-build}/moe-robust
@@ -26,6 +26,7 @@ N_PGD=${N_PGD:-1000}
 N_SQUARE=${N_SQUARE:-200}
 QUERIES=${QUERIES:-1000}
 ROUTERS=${ROUTERS:-softmax}
+METHODS=${METHODS:-pgd square}
 OUT=${OUT:-/tmp/moe-robust-bench-attacks}
 DATA=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 mkdir -p "$OUT"
@@ -54,7 +55,7 @@ printf '%-7s %-10s %5s %9s %9s %6s %7s %7s %5s %5s %8s %8s %6s\n' method router 
     "PT/C" "C acc" "PT acc" "C oth" "PToth" "C cpu s" "PT cpu s" "PT/C cpu"
 for r in $ROUTERS; do
     m=models/fmnist-vit-moe-$r.h5
-    for method in pgd square; do
+    for method in $METHODS; do
         if [ $method = pgd ]; then n=$N_PGD; steps=20; extra="--step-size 2/255 --random-start no"
         else n=$N_SQUARE; steps=$QUERIES; extra=""; fi
         # shellcheck disable=SC2086
