@@ -3,11 +3,11 @@
 # (eps 8/255, step 2/255, no random start) on 1,000 Fashion-MNIST test images for every
 # shipped router, C vs PyTorch's accuracy within 0.3 points (docs/attacks.md). The test
 # suite runs PGD-20 on all 1,000 images for the softmax router only, and on the first 200
-# for the seven others (about 36 s per router and 1,000 images on 2 cores). It needs
-# 1,000-image references for all eight: where tests/fixtures/attacks/ ships a shorter one,
-# make it first with tools/make_attack_refs.sh (it keeps full references; about an hour
-# on 2 cores for the seven PGD-20 references).
-#   bench/attack_parity.sh [BUILD_DIR]          (default build/; ~6 minutes on 2 cores)
+# for the seven others (about 36 s per router and 1,000 images on 2 cores). tests/fixtures/
+# attacks/ ships 1,000-image references for all eight (tools/make_attack_refs.sh remakes
+# them).
+#   bench/attack_parity.sh [BUILD_DIR]          (default build/; ~6 minutes on 2 idle cores,
+#                                                ~20 on the loaded VM)
 set -eu
 cd "$(dirname "$0")/.."
 t=${1:-build}/tests/test_attack_parity
