@@ -241,6 +241,7 @@ START_TEST(tables_hold_the_numbers)
     assert_contains(index, "table-tiny-summary.tex", "report.md");
     free(index);
     for (int t = 0; t < 4; t++) free(text[t]);
+    mr_report_info_free(&info); /* the comparison rows it holds */
     mr_results_free(&r);
 }
 END_TEST
