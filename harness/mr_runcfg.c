@@ -78,6 +78,10 @@ static void open_section(parse_ctx *p, const char *line)
     char *sec = section;
     while (*sec == ' ') sec++;
     mr_runcfg_section_add(p, sec);
+    /* a registered name fits (names are shorter than MR_NAME_LEN); otherwise the status
+     * holds the error and no key is read any more */
+    size_t len = strlen(sec);
+    if (p->status == MR_OK && len < sizeof p->section) memcpy(p->section, sec, len + 1);
 }
 
 /* ini_reader that counts lines, so the handler knows where each key stands, and turns
@@ -173,6 +177,9 @@ int mr_runcfg_handler(void *user, const char *section, const char *key, const ch
     parse_ctx *p = user;
     mr_run_config *c = p->c;
     if (p->status != MR_OK) return 0;
+    /* a file's key belongs to the section its reader opened (inih's copy of the name may
+     * be cut short); an override names its section in full */
+    if (p->line > 0) section = p->section;
     /* a key that --set gives is read from the overrides only */
     if (p->line > 0 && mr_runcfg_set_given(p, section, key)) return 1;
     if (section[0] && !repeatable(section, key)) {

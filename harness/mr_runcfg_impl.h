@@ -44,6 +44,11 @@ typedef struct parse_ctx {
     /* the model / router section keys go to: -1, the last one opened (reading the
      * file); an index while applying an override */
     int target_model, target_router;
+    /* the section of the file's keys, as open_section registered it: inih hands the
+     * handler at most INI_MAX_SECTION - 1 (49) characters of a section line, so two long
+     * model names with the same beginning would be one section to it (found by
+     * fuzz_runcfg_set) */
+    char section[MR_NAME_LEN + 16];
 } parse_ctx;
 
 /* Longest line the reader accepts (inih's buffer less the newline and the NUL): what

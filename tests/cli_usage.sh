@@ -53,6 +53,7 @@ expect 2 "not trained with S2MoE" -- "$bin" eval --model $m --data $d --router s
 expect 0 "router       softmax" -- "$bin" eval --model $m --data $d --bootstrap 0
 expect 0 "router       cosine" -- "$bin" eval --model tests/fixtures/routers/tiny-classify-cosine.h5 --data $d --bootstrap 0
 expect 2 "router option tau=x is not a number" -- "$bin" eval --model $m --data $d --router similarity --router-opt tau=x
+expect 2 "router option 't:au': not an option name" -- "$bin" eval --model $m --data $d --router similarity --router-opt t:au=1
 expect 0 "similarity" -- "$bin" eval --help
 # evaluation under a corruption (issue: metrics per (model, router, corruption, severity))
 expect 0 "flip rate per MoE layer, clean vs corrupted" -- "$bin" eval --model $m --data $d --corruption shot_noise:3 --bootstrap 50

@@ -304,6 +304,36 @@ START_TEST(set_overrides)
 }
 END_TEST
 
+/* Section names longer than inih's section buffer (49 characters): two models whose
+ * names share their first 49 characters stay two sections, from a file and from --set,
+ * and the resolved config reads back (fuzz_runcfg_set found "path given twice"). */
+START_TEST(long_section_names)
+{
+    static mr_run_config c, back;
+#define LONG_A "model_with_a_name_long_enough_to_pass_inih_section_limit_a"
+#define LONG_B "model_with_a_name_long_enough_to_pass_inih_section_limit_b"
+    const char *text = "[data]\npath = d.h5\n[model " LONG_A "]\npath = a.h5\n"
+                       "[model " LONG_B "]\npath = b.h5\n[router " LONG_A "]\ntype = softmax\n"
+                       "[router " LONG_B "]\ntype = similarity\ntau = 2\n";
+    ck_assert_msg(load_text(&c, text) == MR_OK, "%s", mr_error_message());
+    ck_assert_int_eq(c.n_models, 2);
+    ck_assert_str_eq(c.models[1].name, LONG_B);
+    ck_assert_str_eq(c.models[0].path, "a.h5");
+    ck_assert_str_eq(c.models[1].path, "b.h5");
+    ck_assert_int_eq(c.routers[1].opts.n, 1);
+    read_back(&back, &c);
+    ck_assert_msg(mr_runcfg_hash(&c) == mr_runcfg_hash(&back), "resolved config does not read back");
+    char *set[] = {"model." LONG_A "x.path=c.h5", "model." LONG_A "y.path=e.h5"};
+    ck_assert_msg(load_text_set(&c, BASE "[router r]\ntype = softmax\n", 2, set) == MR_OK, "%s", mr_error_message());
+    ck_assert_int_eq(c.n_models, 3);
+    ck_assert_str_eq(c.models[2].path, "e.h5");
+    read_back(&back, &c);
+    ck_assert_msg(mr_runcfg_hash(&c) == mr_runcfg_hash(&back), "resolved config does not read back");
+#undef LONG_A
+#undef LONG_B
+}
+END_TEST
+
 /* A bad override is refused as the same line in the file would be, naming the file and
  * the override; malformed overrides name what a --set must look like. */
 START_TEST(set_errors)
@@ -329,6 +359,12 @@ START_TEST(set_errors)
         {"run.out=a ;b", "';' after a blank"},
         {"run.out=a\tb\x01", "control character 0x01"},
         {"run.reference=nosuch", "reference = nosuch names no [router] section"},
+        /* keys DIR/config.ini could not carry back (fuzz_runcfg_set found these: a
+         * comment, a section line, inih's ':' delimiter) */
+        {"router.sim.;p=1", "';p' is not a key name"},
+        {"router.sim.[6=run", "'[6' is not a key name"},
+        {"router.random.ty:pe=x", "'ty:pe' is not a key name"},
+        {"router.sim.a b=1", "'a b' is not a key name"},
     };
     const char *text = "[run]\nseed = 1\n" BASE "[router base]\ntype = softmax\n"
                        "[router sim]\ntype = similarity\n[corruptions]\nnames = image\n";
@@ -487,6 +523,7 @@ int main(void)
     tcase_add_test(tc, compress_keys);
     tcase_add_test(tc, set_overrides);
     tcase_add_test(tc, set_errors);
+    tcase_add_test(tc, long_section_names);
     tcase_add_test(tc, attack_keys);
     tcase_add_test(tc, attack_objective_keys);
     suite_add_tcase(s, tc);
