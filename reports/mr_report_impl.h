@@ -180,7 +180,8 @@ void mr_rep_gallery(rep *R);
 int mr_rep_index(rep *R);
 void mr_rep_index_fig(rep *R, FILE *fp, const char *name); /* a figure's entry in report.md */
 int mr_rep_append_file(FILE *fp, const char *dir, const char *name); /* 0 if unreadable */
-/* why momentum rows of a model with at most two MoE blocks equal softmax's in routing */
+/* why momentum rows equal softmax's in routing on a model with at most two MoE blocks,
+ * and from which block they differ on a deeper one */
 void mr_rep_momentum_note(FILE *fp, const mr_results *r, int model);
 
 /* ---- mr_report_compress.c: for every model of the run that others compress

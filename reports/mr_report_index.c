@@ -38,22 +38,32 @@ int mr_rep_append_file(FILE *fp, const char *dir, const char *name)
 
 /* docs/routers.md, `momentum`: with gamma = 1 (the default and every shipped momentum
  * model's) the first two MoE blocks route exactly as softmax, so on a model with at most
- * two MoE blocks every routing metric of a momentum row equals softmax's by construction.
- * Said under the tables wherever such rows appear. */
+ * two MoE blocks every routing metric of a momentum row equals softmax's by construction,
+ * and on a deeper one only the blocks from the third on can differ. Said under the tables
+ * wherever momentum rows appear. */
 void mr_rep_momentum_note(FILE *fp, const mr_results *r, int model)
 {
     const mr_res_model *m = &r->models[model];
     int any = 0;
     for (int g = m->first_group; g < m->first_group + m->n_groups; g++)
         any |= strcmp(r->groups[g].router_type, "momentum") == 0;
-    if (!any || m->n_moe > 2) return;
-    fprintf(fp, "Note on the momentum rows: this model has %d MoE block%s; with `gamma = 1` (the "
-                "default, and the value the shipped momentum models store) momentum routes the "
-                "first two MoE blocks exactly as softmax, so its routing metrics (entropy, load, "
-                "routing flips, fluctuation) equal softmax's on the same model by construction; "
-                "only accuracy, loss and prediction flips can differ (docs/routers.md, "
-                "`momentum`).\n\n",
-            m->n_moe, m->n_moe == 1 ? "" : "s");
+    if (!any) return;
+    if (m->n_moe <= 2)
+        fprintf(fp, "Note on the momentum rows: this model has %d MoE block%s; with `gamma = 1` (the "
+                    "default, and the value the shipped momentum models store) momentum routes the "
+                    "first two MoE blocks exactly as softmax, so its routing metrics (entropy, load, "
+                    "routing flips, fluctuation) equal softmax's on the same model by construction; "
+                    "only accuracy, loss and prediction flips can differ (docs/routers.md, "
+                    "`momentum`).\n\n",
+                m->n_moe, m->n_moe == 1 ? "" : "s");
+    else
+        fprintf(fp, "Note on the momentum rows: this model has %d MoE blocks; with `gamma = 1` (the "
+                    "default) momentum routes the first two (layers %d and %d of the per-layer tables "
+                    "and figures) exactly as softmax, and from the third on (layer %d) the "
+                    "accumulated momentum changes the input of every later router, so routing "
+                    "entropy, load, routing flips and fluctuation differ there (docs/routers.md, "
+                    "`momentum`).\n\n",
+                m->n_moe, m->layers[0], m->layers[1], m->layers[2]);
 }
 
 int mr_rep_index(rep *R)

@@ -20,14 +20,14 @@ check() { # name, C value, PyTorch value, tolerance (0: equal to 4 decimals)
   fi
 }
 fm=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
-# Every shipped model (the baseline and the router variants of models/README.md), each
+# Every shipped model (the baselines and the router variants of models/README.md), each
 # evaluated with the router it was trained with (the model's own `router` attribute).
 # s2moe evaluates with its noise branch on; C draws the noise from GSL and PyTorch from
 # its own generator, so those two agree statistically, not to the last image: within
 # 0.003 (30 images of 10000) / 0.003 bpc instead of 4 decimals. (The trained s2moe model
 # over C noise seeds 0..6: 0.8859 to 0.8875; PyTorch: 0.8870.)
 n=0
-for m in models/fmnist-vit-moe-*.h5 models/kjv-char-moe-*.h5; do
+for m in models/fmnist-vit-moe-*.h5 models/fmnist-vit-moe4-*.h5 models/kjv-char-moe-*.h5; do
   case "$m" in *-ep[0-9]*.h5) continue ;; esac
   [ -f "$m" ] || continue
   n=$((n + 1))

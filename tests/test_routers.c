@@ -373,6 +373,52 @@ START_TEST(momentum_cannot_change_routing_on_two_moe_blocks)
 }
 END_TEST
 
+/* ...and from the third MoE block on it does (issue #18's deep model, MoE in all four
+ * blocks): blocks 1 and 2 route exactly as softmax, blocks 3 and 4 do not. */
+START_TEST(momentum_changes_routing_from_the_third_moe_block)
+{
+    mr_model *m;
+    ck_assert_int_eq(mr_model_load(&m, "models/fmnist-vit-moe4-softmax.h5"), MR_OK);
+    ck_assert_int_eq(m->cfg.n_moe, 4);
+    mr_router_opts o = {0};
+    mr_router_opts_add(&o, "mu=0.7");
+    mr_router *a, *b;
+    ck_assert_int_eq(mr_router_alloc(&a, "momentum", m, &o), MR_OK);
+    ck_assert_int_eq(mr_router_alloc(&b, "softmax", m, NULL), MR_OK);
+    mr_engine_opts eo;
+    mr_engine_opts_init(&eo, m);
+    enum { B = 4 };
+    eo.batch = B;
+    mr_workspace *wa, *wb;
+    ck_assert_int_eq(mr_workspace_alloc(&wa, m, a, &eo), MR_OK);
+    ck_assert_int_eq(mr_workspace_alloc(&wb, m, b, &eo), MR_OK);
+    static uint8_t img[B * 28 * 28]; /* smooth synthetic images: a different pattern each */
+    for (int i = 0; i < B * 28 * 28; i++) {
+        int n = i / 784, y = i % 784 / 28, x = i % 28;
+        img[i] = (uint8_t)(127.5 + 127.5 * sin(0.3 * (n + 1) * x + 0.2 * y * (n % 2 ? 1 : -1)));
+    }
+    ck_assert_int_eq(mr_engine_forward_images(wa, img, B), MR_OK);
+    ck_assert_int_eq(mr_engine_forward_images(wb, img, B), MR_OK);
+    const mr_trace *ta = mr_workspace_trace(wa), *tb = mr_workspace_trace(wb);
+    size_t per_p = (size_t)ta->B * ta->T * ta->E, per_k = (size_t)ta->B * ta->T * ta->k;
+    for (int l = 0; l < 4; l++) {
+        int same_p = memcmp(ta->probs + l * per_p, tb->probs + l * per_p, per_p * sizeof(float)) == 0;
+        int same_k = memcmp(ta->topk + l * per_k, tb->topk + l * per_k, per_k * sizeof(int)) == 0;
+        if (l < 2) {
+            ck_assert_msg(same_p && same_k, "MoE block %d: momentum routes differently", l);
+        } else {
+            ck_assert_msg(!same_p, "MoE block %d: momentum's gate probabilities equal softmax's", l);
+            ck_assert_msg(!same_k, "MoE block %d: momentum's top-k equals softmax's on %d images", l, B);
+        }
+    }
+    mr_workspace_free(wa);
+    mr_workspace_free(wb);
+    mr_router_free(a);
+    mr_router_free(b);
+    mr_model_free(m);
+}
+END_TEST
+
 /* A copy of a fixture model with an S2MoE gate on every MoE block, written to a new
  * file made from the mkstemp template `out` (which receives its name). */
 static void make_s2moe_copy(const char *src, char *out)
@@ -523,6 +569,7 @@ int main(void)
     tcase_add_test(tc, random_router_is_seeded);
     tcase_add_test(tc, momentum_mu0_is_baseline);
     tcase_add_test(tc, momentum_cannot_change_routing_on_two_moe_blocks);
+    tcase_add_test(tc, momentum_changes_routing_from_the_third_moe_block);
     tcase_add_test(tc, s2moe_noise_off_is_baseline);
     tcase_add_test(tc, lm_routing_never_sees_later_tokens);
     suite_add_tcase(s, tc);
