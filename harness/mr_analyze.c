@@ -44,6 +44,8 @@ typedef struct side {
 typedef struct thread_buf {
     int *ta, *tb;
     uint8_t *both;
+    mr_struct_acc *sa, *sb; /* this thread's routing-structure counts of pa, pb (merged
+                               after the last chunk: integers, so any split gives the same) */
 } thread_buf;
 
 /* Rows of canonical samples s0 .. s0+nb-1 of l into slots 0..nb-1, one read per run of
@@ -73,20 +75,20 @@ static void side_caps(side *sd)
 
 /* Routing structure of slot b's real tokens, read in place (metrics/mr_routing_struct.h):
  * with the class label (classify) or the next-token targets (lm) where the trace has them. */
-static int add_structure(mr_pass_metrics *p, const side *sd, int b)
+static int add_structure(mr_struct_acc *acc, const side *sd, int b)
 {
     const mr_trace_rows *r = &sd->rows;
     const mr_trace_file *t0 = sd->l->files[0];
     size_t tok = (size_t)b * r->T;
     int32_t label = t0->task == MR_TRACE_CLASSIFY && t0->has_labels ? r->labels[b] : -1;
     const int32_t *tg = t0->task == MR_TRACE_LM && t0->has_labels ? r->labels + tok : NULL;
-    return mr_struct_acc_add_sample(p->structure, r->topk + tok * r->k, r->mask + tok, r->T,
+    return mr_struct_acc_add_sample(acc, r->topk + tok * r->k, r->mask + tok, r->T,
                                     (size_t)r->cap * r->T, label, tg, -1);
 }
 
 /* Per-sample routing and scores of slot b (canonical sample s) into pass p: the routing
  * statistics read the rows in place (layer stride cap x T tokens, padding masked). */
-static int pass_sample(mr_pass_metrics *p, const side *sd, int b, int s)
+static int pass_sample(mr_pass_metrics *p, mr_struct_acc *acc, const side *sd, int b, int s)
 {
     const mr_trace_rows *r = &sd->rows;
     int T = r->T, E = r->E, k = r->k, cap = r->cap;
@@ -98,7 +100,7 @@ static int pass_sample(mr_pass_metrics *p, const side *sd, int b, int s)
                                      r->weights + tok * k, sd->l->files[0]->has_mask ? mask : NULL,
                                      T, (size_t)cap * T));
     const mr_trace_file *t0 = sd->l->files[0];
-    MR_TRY(add_structure(p, sd, b));
+    MR_TRY(add_structure(acc, sd, b));
     p->correct[s] = p->loss[s] = 0.0;
     p->pred[s] = -1;
     if (t0->task == MR_TRACE_CLASSIFY && sd->has_acc) {
@@ -242,6 +244,8 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrac
         tbs[i].both = malloc((size_t)T);
         if (!tbs[i].ta || !tbs[i].tb || !tbs[i].both)
             st = mr_error_set(MR_ENOMEM, "out of memory: per-thread buffers of %d x %d", T, t->k);
+        if (st == MR_OK && pa) st = mr_struct_acc_alloc(&tbs[i].sa, t->n_layers, t->E, t->k);
+        if (st == MR_OK && pb) st = mr_struct_acc_alloc(&tbs[i].sb, t->n_layers, t->E, t->k);
     }
     for (int s0 = 0; st == MR_OK && s0 < n; s0 += cap) {
         int nb = n - s0 < cap ? n - s0 : cap;
@@ -260,8 +264,8 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrac
             th = omp_get_thread_num();
 #endif
             int e = MR_OK;
-            if (pa) e = pass_sample(pa, &sa, b, s0 + b);
-            if (e == MR_OK && pb) e = pass_sample(pb, &sb, b, s0 + b);
+            if (pa) e = pass_sample(pa, tbs[th].sa, &sa, b, s0 + b);
+            if (e == MR_OK && pb) e = pass_sample(pb, tbs[th].sb, &sb, b, s0 + b);
             if (e == MR_OK && f) flip_sample(f, &sa, &sb, b, s0 + b, &tbs[th]);
             if (e == MR_OK && f && lz) sat_sample(f, &sa, zs, b, s0 + b, &tbs[th]);
             if (e != MR_OK) {
@@ -274,7 +278,13 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrac
         }
         if (failed) st = mr_error_set(failed, "%s", msg);
     }
+    for (int i = 0; tbs && st == MR_OK && i < nt; i++) {
+        if (pa) st = mr_struct_acc_merge(pa->structure, tbs[i].sa);
+        if (st == MR_OK && pb) st = mr_struct_acc_merge(pb->structure, tbs[i].sb);
+    }
     for (int i = 0; tbs && i < nt; i++) {
+        mr_struct_acc_free(tbs[i].sa);
+        mr_struct_acc_free(tbs[i].sb);
         free(tbs[i].ta);
         free(tbs[i].tb);
         free(tbs[i].both);

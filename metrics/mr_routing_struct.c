@@ -93,6 +93,45 @@ int mr_struct_acc_reserve(mr_struct_acc *a, int C, int V, int D)
     return MR_OK;
 }
 
+/* Top-k counts of one token at layer mi: single, pair (ordered, i != j) and, from layer
+ * 1 on, the chain from the previous layer's top-1 (prev: its top-k, NULL at layer 0). */
+static inline void count_token(int64_t *single, int64_t *pair, int64_t *chain, const int *sel,
+                               const int *prev, int mi, int E, int k)
+{
+    int64_t *s = single + (size_t)mi * E, *pl = pair + (size_t)mi * E * E;
+    for (int i = 0; i < k; i++) {
+        s[sel[i]]++;
+        int64_t *row = pl + (size_t)sel[i] * E;
+        for (int j = 0; j < k; j++) row[sel[j]] += j != i;
+    }
+    if (prev) chain[((size_t)mi * E + prev[0]) * E + sel[0]]++;
+}
+
+/* What the samples carry besides routing (labels, domains, targets) into a. */
+static int add_side(mr_struct_acc *a, const mr_trace *tr, const mr_struct_side *s)
+{
+    int B = tr->B, T = tr->T, E = a->E, k = a->k, L = a->n_moe;
+    int mc = max_id(s->labels, B, 1, 1), md = max_id(s->domains, B, 1, 1);
+    int mv = max_id(s->targets, B, s->target_stride, T);
+    a->has_labels |= s->labels != NULL;
+    a->has_domains |= s->domains != NULL;
+    a->has_targets |= s->targets != NULL;
+    MR_TRY(mr_struct_acc_reserve(a, mc + 1, mv + 1, md + 1));
+    if (s->labels) add_grouped(a->cls, s->labels, tr, L, E);
+    if (s->domains) add_grouped(a->dom, s->domains, tr, L, E);
+    for (int b = 0; s->targets && b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int x = s->targets[b * s->target_stride + t];
+            if (x < 0) continue;
+            a->voc_n[x]++;
+            for (int mi = 0; mi < L; mi++) {
+                const int *sel = tr->topk + (((size_t)mi * B + b) * T + t) * k;
+                for (int j = 0; j < k; j++) a->voc[((size_t)x * L + mi) * E + sel[j]]++;
+            }
+        }
+    return MR_OK;
+}
+
 int mr_struct_acc_add(mr_struct_acc *a, const mr_trace *tr, const mr_struct_side *side)
 {
     MR_REQUIRE(tr->n_moe == a->n_moe && tr->E == a->E && tr->k == a->k, MR_EINPUT,
@@ -106,20 +145,10 @@ int mr_struct_acc_add(mr_struct_acc *a, const mr_trace *tr, const mr_struct_side
         for (int b = 0; b < B; b++)
             for (int t = 0; t < T; t++) {
                 size_t tok = ((size_t)mi * B + b) * T + t;
-                const int *sel = tr->topk + tok * k;
-                for (int i = 0; i < k; i++) {
-                    single[(size_t)mi * E + sel[i]]++;
-                    for (int j = 0; j < k; j++)
-                        if (j != i) pair[((size_t)mi * E + sel[i]) * E + sel[j]]++;
-                }
-                if (mi == 0) continue;
-                const int *prev = tr->topk + (tok - (size_t)B * T) * k;
-                chain[((size_t)mi * E + prev[0]) * E + sel[0]]++;
+                count_token(single, pair, chain, tr->topk + tok * k,
+                            mi ? tr->topk + (tok - (size_t)B * T) * k : NULL, mi, E, k);
             }
     const mr_struct_side none = {0};
-    const mr_struct_side *s = side ? side : &none;
-    int mc = max_id(s->labels, B, 1, 1), md = max_id(s->domains, B, 1, 1);
-    int mv = max_id(s->targets, B, s->target_stride, T);
     int st = MR_OK;
 #pragma omp critical(mr_struct_acc)
     {
@@ -128,22 +157,7 @@ int mr_struct_acc_add(mr_struct_acc *a, const mr_trace *tr, const mr_struct_side
             a->pair[i] += pair[i];
             a->chain[i] += chain[i];
         }
-        a->has_labels |= s->labels != NULL;
-        a->has_domains |= s->domains != NULL;
-        a->has_targets |= s->targets != NULL;
-        st = mr_struct_acc_reserve(a, mc + 1, mv + 1, md + 1);
-        if (st == MR_OK && s->labels) add_grouped(a->cls, s->labels, tr, L, E);
-        if (st == MR_OK && s->domains) add_grouped(a->dom, s->domains, tr, L, E);
-        for (int b = 0; st == MR_OK && s->targets && b < B; b++)
-            for (int t = 0; t < T; t++) {
-                int x = s->targets[b * s->target_stride + t];
-                if (x < 0) continue;
-                a->voc_n[x]++;
-                for (int mi = 0; mi < L; mi++) {
-                    const int *sel = tr->topk + (((size_t)mi * B + b) * T + t) * k;
-                    for (int j = 0; j < k; j++) a->voc[((size_t)x * L + mi) * E + sel[j]]++;
-                }
-            }
+        st = add_side(a, tr, side ? side : &none);
     }
     free(loc);
     return st;
@@ -153,11 +167,21 @@ int mr_struct_acc_add_sample(mr_struct_acc *a, const int *topk, const uint8_t *m
                              size_t layer_stride, int32_t label, const int32_t *targets,
                              int32_t domain)
 {
-    int L = a->n_moe, k = a->k, real = 0;
+    int L = a->n_moe, E = a->E, k = a->k, real = 0;
     for (int t = 0; t < T; t++) real += !mask || mask[t];
     if (real == 0) return MR_OK;
-    int *tk = malloc(((size_t)L * real * k + 1) * sizeof *tk);
+    /* the counts in place, read from the rows (a is the caller's own) */
+    for (int l = 0; l < L; l++)
+        for (int t = 0; t < T; t++) {
+            if (mask && !mask[t]) continue;
+            const int *sel = topk + (l * layer_stride + t) * k;
+            count_token(a->single, a->pair, a->chain, sel,
+                        l ? sel - layer_stride * k : NULL, l, E, k);
+        }
+    if (label < 0 && !targets && domain < 0) return MR_OK;
+    /* the real tokens' top-k, contiguous, for the labelled tables */
     int32_t *tg = targets ? malloc((size_t)real * sizeof *tg) : NULL;
+    int *tk = malloc(((size_t)L * real * k + 1) * sizeof *tk);
     if (!tk || (targets && !tg)) {
         free(tk);
         free(tg);
@@ -171,13 +195,34 @@ int mr_struct_acc_add_sample(mr_struct_acc *a, const int *topk, const uint8_t *m
             if (tg && l == 0) tg[j] = targets[t];
             j++;
         }
-    mr_trace tr = {.B = 1, .T = real, .E = a->E, .k = k, .n_moe = L, .topk = tk};
+    mr_trace tr = {.B = 1, .T = real, .E = E, .k = k, .n_moe = L, .topk = tk};
     mr_struct_side side = {.labels = label >= 0 ? &label : NULL, .targets = tg,
                            .target_stride = (size_t)real, .domains = domain >= 0 ? &domain : NULL};
-    int st = mr_struct_acc_add(a, &tr, &side);
+    int st = add_side(a, &tr, &side);
     free(tk);
     free(tg);
     return st;
+}
+
+int mr_struct_acc_merge(mr_struct_acc *dst, const mr_struct_acc *src)
+{
+    MR_REQUIRE(dst->n_moe == src->n_moe && dst->E == src->E && dst->k == src->k, MR_EINPUT,
+               "routing structure: merging accumulators of different shapes");
+    size_t le = (size_t)dst->n_moe * dst->E, lee = le * dst->E;
+    MR_TRY(mr_struct_acc_reserve(dst, src->C, src->V, src->D));
+    for (size_t i = 0; i < le; i++) dst->single[i] += src->single[i];
+    for (size_t i = 0; i < lee; i++) {
+        dst->pair[i] += src->pair[i];
+        dst->chain[i] += src->chain[i];
+    }
+    for (size_t i = 0; i < (size_t)src->C * 2 * le; i++) dst->cls[i] += src->cls[i];
+    for (size_t i = 0; i < (size_t)src->D * 2 * le; i++) dst->dom[i] += src->dom[i];
+    for (size_t i = 0; i < (size_t)src->V * le; i++) dst->voc[i] += src->voc[i];
+    for (int i = 0; i < src->V; i++) dst->voc_n[i] += src->voc_n[i];
+    dst->has_labels |= src->has_labels;
+    dst->has_domains |= src->has_domains;
+    dst->has_targets |= src->has_targets;
+    return MR_OK;
 }
 
 static double ent(const int64_t *x, int n, size_t stride, double N)

@@ -68,10 +68,17 @@ int mr_struct_acc_add(mr_struct_acc *a, const mr_trace *tr, const mr_struct_side
 
 /* One sample read in place from trace rows (analyze): its top-k at layer l, token t at
  * topk[(l * layer_stride + t) * k]; tokens with mask[t] = 0 left out (mask NULL: all
- * real); label, domain (< 0: none) and targets[T] (NULL: none) as in mr_struct_side. */
+ * real); label, domain (< 0: none) and targets[T] (NULL: none) as in mr_struct_side.
+ * Counts straight into a, without a copy or a lock: NOT thread-safe, so each thread adds
+ * into its own accumulator and the caller merges them (mr_struct_acc_merge; every count
+ * is an integer, so the merged result does not depend on the split). */
 int mr_struct_acc_add_sample(mr_struct_acc *a, const int *topk, const uint8_t *mask, int T,
                              size_t layer_stride, int32_t label, const int32_t *targets,
                              int32_t domain);
+
+/* dst += src (same n_moe, E, k; dst grows to src's classes, ids and domains); not
+ * thread-safe. */
+int mr_struct_acc_merge(mr_struct_acc *dst, const mr_struct_acc *src);
 
 /* One MoE layer's scalar summaries; NaN where undefined (no pairs with k = 1, no labels,
  * no target id with MR_VOCAB_MIN_COUNT occurrences, no domains, the first MoE layer). */
