@@ -157,6 +157,43 @@ static void softmax_prefix(float *x, int n, int len)
     for (int i = n; i < len; i++) x[i] = 0.0f;
 }
 
+/* softmax_prefix's probabilities of s[n] into p (the same loops, so the same bits as
+ * mr_softmax_rows), and their entropy from the logits: with d_i = s_i - max s,
+ * e_i = exp(d_i) and Z = sum e_i, -sum p_i ln p_i = ln Z - sum e_i d_i / Z: one log per
+ * token instead of one per expert (the 64 double logs per token were a fifth of
+ * `moe-robust analyze`, docs/performance.md). The same for the top-k's renormalized
+ * probabilities (e_j / sum over the top-k). Products and sums in double, so the only
+ * difference to the entropy of the stored floats is the exponential's rounding (expf,
+ * at most 4 ulp) and the floats' own (about 1e-7 relative each). */
+MR_VECTOR_CLONES
+double mr_softmax_entropy(float *restrict p, const float *restrict s, int n, const int *idx,
+                          int k, double *h_topk)
+{
+    float mx = s[0];
+#pragma omp simd reduction(max : mx)
+    for (int i = 0; i < n; i++) mx = s[i] > mx ? s[i] : mx;
+#pragma omp simd
+    for (int i = 0; i < n; i++) p[i] = expf(s[i] - mx);
+    double sum = 0.0, dot = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; i++) sum += p[i];
+#pragma omp simd reduction(+ : dot)
+    for (int i = 0; i < n; i++) dot += (double)p[i] * (double)(s[i] - mx);
+    if (h_topk) {
+        double sk = 0.0, dk = 0.0;
+        for (int j = 0; j < k; j++) {
+            double e = p[idx[j]];
+            sk += e;
+            dk += e * (double)(s[idx[j]] - mx);
+        }
+        *h_topk = sk > 0.0 ? log(sk) - dk / sk : 0.0;
+    }
+    float inv = (float)(1.0 / sum);
+#pragma omp simd
+    for (int i = 0; i < n; i++) p[i] *= inv;
+    return log(sum) - dot / sum;
+}
+
 void mr_softmax_square(float *x, int T, int causal)
 {
     for (int t = 0; t < T; t++) softmax_prefix(x + (size_t)t * T, causal ? t + 1 : T, T);

@@ -1,7 +1,7 @@
 /* mr_simd.h — what the elementwise kernels of mr_ops.c and mr_ops_grad.c share: the
  * function-multiversioning macro, the vectorizable erf, and the libmvec declarations.
- * Internal to analysis/ and the kernels of metrics/ (static inline: each kernel file gets
- * its own copy). */
+ * Internal to analysis/, the kernels of metrics/ and the trace reader of io/ (static
+ * inline: each kernel file gets its own copy). */
 #ifndef MR_SIMD_H
 #define MR_SIMD_H
 

@@ -96,9 +96,9 @@ static int pass_sample(mr_pass_metrics *p, mr_struct_acc *acc, const side *sd, i
     int real = 0;
     for (int t = 0; t < T; t++) real += mask[t] != 0;
     size_t tok = (size_t)b * T;
-    MR_TRY(mr_routing_acc_add_sample(p->routing, s, r->probs + tok * E, r->topk + tok * k,
-                                     r->weights + tok * k, sd->l->files[0]->has_mask ? mask : NULL,
-                                     T, (size_t)cap * T));
+    MR_TRY(mr_routing_acc_add_sums(p->routing, s, r->h_sum + b, r->hw_sum + b, (size_t)cap,
+                                   r->psum + (size_t)b * E, (size_t)cap * E, r->topk + tok * k,
+                                   sd->l->files[0]->has_mask ? mask : NULL, T, (size_t)cap * T));
     const mr_trace_file *t0 = sd->l->files[0];
     MR_TRY(add_structure(acc, sd, b));
     p->correct[s] = p->loss[s] = 0.0;
@@ -231,9 +231,9 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrac
     side_caps(&sa);
     if (lb) side_caps(&sb);
     int nt = az->o->threads;
-    int st = mr_trace_rows_alloc(&sa.rows, t, cap);
-    if (st == MR_OK && lb) st = mr_trace_rows_alloc(&sb.rows, lb->files[0], cap);
-    if (st == MR_OK && own_z) st = mr_trace_rows_alloc(&sz.rows, lz->files[0], cap);
+    int st = mr_trace_rows_alloc(&sa.rows, t, cap, 0);
+    if (st == MR_OK && lb) st = mr_trace_rows_alloc(&sb.rows, lb->files[0], cap, 0);
+    if (st == MR_OK && own_z) st = mr_trace_rows_alloc(&sz.rows, lz->files[0], cap, 0);
     sa.rows.threads = sb.rows.threads = sz.rows.threads = nt;
     const side *zs = own_z ? &sz : &sb;
     thread_buf *tbs = calloc((size_t)nt, sizeof *tbs);

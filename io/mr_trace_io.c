@@ -6,11 +6,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <threads.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "../analysis/mr_error.h"
 #include "../analysis/mr_ops.h"
 #include "../analysis/mr_router.h"
+#include "../analysis/mr_simd.h"
+#include "../metrics/mr_routing_metrics.h"
 #include "../corruptions/mr_corruption.h" /* MR_SEVERITY_MAX */
 #include "mr_h5.h"
 
@@ -308,7 +317,10 @@ static int open_layers(mr_trace_file *t)
         return mr_error_set(MR_ENOMEM, "out of memory");
     }
     for (int i = 0; i < MR_TRACE_MAX_LAYERS; i++)
+    {
         t->layers[i].scores_ds = t->layers[i].topk_ds = t->layers[i].weights_ds = -1;
+        t->layers[i].map_off = -1;
+    }
     char keep[256];
     snprintf(keep, sizeof keep, "%s", t->source);
     t->source[0] = '\0';
@@ -422,6 +434,51 @@ static int open_samples(mr_trace_file *t)
     return MR_OK;
 }
 
+/* Layers whose scores can be read by mapping the file: a contiguous dataset at a known
+ * offset (no user block, no external file, fully written, inside the file), of a type whose
+ * bytes are what route_token uses (float32 native, or 16-bit floats in native byte order,
+ * read as raw bits anyway), aligned to its element. Reading them through the page cache
+ * saves libhdf5's copy of every chunk (a tenth of analyze's CPU time, most of it in the
+ * kernel) and a pass over memory. Anything else is read through libhdf5 as before. */
+static void find_mappable(mr_trace_file *t)
+{
+    hsize_t ub = 1;
+    hid_t fcpl = H5Fget_create_plist(t->h5);
+    if (fcpl >= 0) {
+        if (H5Pget_userblock(fcpl, &ub) < 0) ub = 1;
+        H5Pclose(fcpl);
+    }
+    if (ub != 0) return;
+    int fd = open(t->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0) close(fd);
+        return;
+    }
+    int any = 0;
+    for (int i = 0; i < t->n_layers; i++) {
+        mr_trace_layer *l = &t->layers[i];
+        size_t sz = l->dtype == MR_TRACE_F32 ? 4 : 2;
+        unsigned long long bytes = (unsigned long long)t->N * t->T * t->E * sz;
+        haddr_t off = H5Dget_offset(l->scores_ds);
+        hid_t ft = H5Dget_type(l->scores_ds), dcpl = H5Dget_create_plist(l->scores_ds);
+        int ok = off != HADDR_UNDEF && ft >= 0 && dcpl >= 0 && off % sz == 0 &&
+                 H5Pget_external_count(dcpl) == 0 &&
+                 H5Dget_storage_size(l->scores_ds) == bytes &&
+                 off + bytes <= (unsigned long long)st.st_size &&
+                 H5Tget_order(ft) == H5Tget_order(H5T_NATIVE_FLOAT) &&
+                 (l->dtype != MR_TRACE_F32 || H5Tequal(ft, H5T_NATIVE_FLOAT) > 0);
+        if (ft >= 0) H5Tclose(ft);
+        if (dcpl >= 0) H5Pclose(dcpl);
+        if (ok) {
+            l->map_off = (long long)off;
+            any = 1;
+        }
+    }
+    if (any) t->fd = fd;
+    else close(fd);
+}
+
 static int open_all(mr_trace_file *t)
 {
     MR_TRY(mr_h5_open_read(&t->h5, t->path));
@@ -450,7 +507,9 @@ static int open_all(mr_trace_file *t)
                "%s: attribute task = '%s', expected classify, lm or none", t->path, task);
     MR_TRY(read_ids(t));
     MR_TRY(open_layers(t));
-    return open_samples(t);
+    MR_TRY(open_samples(t));
+    find_mappable(t);
+    return MR_OK;
 }
 
 int mr_trace_open(mr_trace_file **out, const char *path)
@@ -458,7 +517,7 @@ int mr_trace_open(mr_trace_file **out, const char *path)
     *out = NULL;
     mr_trace_file *t = calloc(1, sizeof *t);
     if (!t) return mr_error_set(MR_ENOMEM, "out of memory");
-    t->h5 = t->mask_ds = t->labels_ds = t->out_ds = t->pred_ds = -1;
+    t->h5 = t->mask_ds = t->labels_ds = t->out_ds = t->pred_ds = t->fd = -1;
     if (strlen(path) >= sizeof t->path) {
         free(t);
         return mr_error_set(MR_EINPUT, "%.100s...: path too long", path);
@@ -486,6 +545,7 @@ void mr_trace_close(mr_trace_file *t)
         if (l->weights_ds >= 0) H5Dclose(l->weights_ds);
     }
     if (t->h5 >= 0) H5Fclose(t->h5);
+    if (t->fd >= 0) close(t->fd);
     free(t->layers);
     free(t->ids);
     free(t);
@@ -517,10 +577,16 @@ void mr_trace_rows_free(mr_trace_rows *r)
     free(r->weights);
     free(r->raw);
     free(r->scratch);
+    free(r->h_sum);
+    free(r->hw_sum);
+    free(r->psum);
+    free(r->src);
+    free(r->map_base);
+    free(r->map_len);
     memset(r, 0, sizeof *r);
 }
 
-int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap)
+int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap, int want_probs)
 {
     memset(r, 0, sizeof *r);
     *r = (mr_trace_rows){.cap = cap, .T = t->T, .E = t->E, .k = t->k, .C = t->C,
@@ -531,7 +597,13 @@ int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap)
     r->labels = malloc(tok * sizeof *r->labels + 4);
     r->out = malloc((size_t)cap * outw * sizeof *r->out + 4);
     r->pred = malloc(tok * sizeof *r->pred + 4);
-    r->probs = malloc(L * tok * t->E * sizeof *r->probs);
+    if (want_probs) r->probs = malloc(L * tok * t->E * sizeof *r->probs);
+    r->h_sum = malloc(L * cap * sizeof *r->h_sum);
+    r->hw_sum = malloc(L * cap * sizeof *r->hw_sum);
+    r->psum = malloc(L * cap * t->E * sizeof *r->psum);
+    r->src = calloc(L, sizeof *r->src);
+    r->map_base = calloc(L, sizeof *r->map_base);
+    r->map_len = calloc(L, sizeof *r->map_len);
     r->topk = malloc(L * tok * t->k * sizeof *r->topk);
     r->weights = malloc(L * tok * t->k * sizeof *r->weights);
     /* every layer's scores of a chunk at once: read on one thread (libhdf5), then routed
@@ -539,8 +611,9 @@ int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap)
     size_t le = L * t->E;
     r->raw = malloc(tok * le * sizeof *r->raw);
     r->scratch = malloc(tok * (le > 2 ? le : 2) * sizeof(float));
-    if (!r->mask || !r->labels || !r->out || !r->pred || !r->probs || !r->topk || !r->weights ||
-        !r->raw || !r->scratch) {
+    if (!r->mask || !r->labels || !r->out || !r->pred || (want_probs && !r->probs) || !r->topk ||
+        !r->weights || !r->raw || !r->scratch || !r->h_sum || !r->hw_sum || !r->psum || !r->src ||
+        !r->map_base || !r->map_len) {
         mr_trace_rows_free(r);
         return mr_error_set(MR_ENOMEM, "out of memory: %d trace rows of %d x %d scores", cap,
                             t->T, t->E);
@@ -586,16 +659,6 @@ static int read_ints(hid_t ds, int32_t *dst, int64_t *tmp, int rank, int cap, hs
     return MR_OK;
 }
 
-/* float16 -> float32 for every bit pattern (256 KiB), filled once: the per-value
- * branches of mr_half_to_float were 7 % of analyze's time on float16 traces. */
-static float half_lut[65536];
-static once_flag half_once = ONCE_FLAG_INIT;
-
-static void half_fill(void)
-{
-    for (uint32_t h = 0; h < 65536; h++) half_lut[h] = mr_half_to_float((uint16_t)h);
-}
-
 /* Scores of one layer into dst [cap, T, E] (float32) or raw [cap, T, E] (16-bit, raw
  * bits). */
 static int read_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace_rows *r,
@@ -615,29 +678,70 @@ static int read_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace
     return st; /* widened token by token in route_layers's parallel loop (widen) */
 }
 
-/* A token's 16-bit scores raw[E] as floats (exact: the float16 table is mr_half_to_float's;
- * one look-up per value, the per-value branches were 7 % of analyze's time). */
-static void widen(float *dst, const uint16_t *raw, int E, int dtype)
+/* 16-bit scores raw[n] as floats, exact, in one vector loop (mr_trace_io.h). float16:
+ * the exponent and mantissa bits shifted into a float's place give the value times
+ * 2^-112 for normal and subnormal halves alike, so one multiplication by 2^112 rebiases
+ * (exact: a power of two); Inf / NaN (exponent 31) are rebuilt as Inf / NaN. It replaced
+ * a table look-up per value (a scalar loop, 8 % of analyze). */
+MR_VECTOR_CLONES_512
+int mr_trace_widen(float *restrict dst, const uint16_t *restrict raw, int n, int dtype)
 {
-    if (dtype == MR_TRACE_F16)
-        for (int e = 0; e < E; e++) dst[e] = half_lut[raw[e]];
-    else
-        for (int e = 0; e < E; e++) dst[e] = mr_bf16_to_float(raw[e]);
+    int finite = 1;
+    if (dtype == MR_TRACE_F16) {
+#pragma omp simd reduction(& : finite)
+        for (int e = 0; e < n; e++) {
+            uint32_t h = raw[e], em = h & 0x7fffu, sign = (h & 0x8000u) << 16, bits;
+            float f;
+            bits = em << 13;
+            memcpy(&f, &bits, sizeof f);
+            f *= 0x1p112f;
+            memcpy(&bits, &f, sizeof f);
+            int fin = em < 0x7c00u;
+            bits = fin ? bits : 0x7f800000u | (em & 0x3ffu) << 13;
+            bits |= sign;
+            memcpy(&dst[e], &bits, sizeof bits);
+            finite &= fin;
+        }
+    } else {
+#pragma omp simd reduction(& : finite)
+        for (int e = 0; e < n; e++) {
+            uint32_t bits = (uint32_t)raw[e] << 16; /* bfloat16: a float32's upper half */
+            memcpy(&dst[e], &bits, sizeof bits);
+            finite &= (bits & 0x7f800000u) != 0x7f800000u;
+        }
+    }
+    return finite;
 }
 
-/* Turn one token's scores s[E] into probs p[E]; top-k and weights unless given. */
-static int token_route(const mr_trace_file *t, const mr_trace_layer *l, float *p, float *s,
-                       int *idx, float *w, int real, const char *what, size_t row, int pos)
+/* Whether s[n] are all finite (a vector loop; NaN fails). */
+MR_VECTOR_CLONES_512
+static int all_finite(const float *s, int n)
 {
-    int E = t->E, k = t->k, finite = 1;
-    for (int e = 0; e < E; e++) finite &= fabsf(s[e]) <= FLT_MAX; /* vectorizes; NaN fails */
+    int finite = 1;
+#pragma omp simd reduction(& : finite)
+    for (int e = 0; e < n; e++) finite &= fabsf(s[e]) <= FLT_MAX;
+    return finite;
+}
+
+/* Turn one token's scores s[E] into probs p[E]; top-k and weights unless given; the
+ * routing entropy *h and the entropy of the renormalized weights *hw (of real tokens). */
+static int token_route(const mr_trace_file *t, const mr_trace_layer *l, float *p,
+                       const float *s, int finite, int *idx, float *w, int real, const char *what, size_t row,
+                       int pos, double *h, double *hw)
+{
+    int E = t->E, k = t->k, hw_done = 0;
     for (int e = 0; !finite && e < E; e++)
         MR_REQUIRE(isfinite(s[e]), MR_EINPUT, "%s: %s[%zu][%d][%d] = %g (not finite)", t->path,
                    what, row, pos, e, (double)s[e]);
     if (!l->has_topk) mr_route_topk(idx, s, E, k); /* the engine's choice (analysis/mr_topk.c) */
-    if (l->is_logits && l->score == MR_TRACE_SOFTMAX) {
-        memcpy(p, s, (size_t)E * sizeof *p);
-        mr_softmax_rows(p, 1, E); /* the engine's softmax (analysis/mr_ops.h) */
+    int logits = l->is_logits && l->score == MR_TRACE_SOFTMAX;
+    for (int j = 0; l->has_topk && logits && j < k; j++) /* read below */
+        MR_REQUIRE(idx[j] >= 0 && idx[j] < E, MR_EINPUT, "%s: /layers/%d/topk[%zu][%d][%d] = %d "
+                   "outside 0..%d", t->path, l->index, row, pos, j, idx[j], E - 1);
+    if (logits) {
+        /* the engine's softmax (analysis/mr_ops.h), the entropies from the logits */
+        *h = mr_softmax_entropy(p, s, E, l->has_weights ? NULL : idx, k, hw);
+        hw_done = !l->has_weights;
     } else {
         double sum = 0.0;
         for (int e = 0; e < E; e++) {
@@ -655,6 +759,7 @@ static int token_route(const mr_trace_file *t, const mr_trace_layer *l, float *p
         /* sigmoid scores: the routing distribution is the scores normalized to sum 1 */
         if (l->score == MR_TRACE_SIGMOID)
             for (int e = 0; e < E; e++) p[e] = sum > 0.0 ? (float)(p[e] / sum) : 1.0f / (float)E;
+        *h = real ? mr_entropy(p, E) : 0.0; /* as `run` computes it (metrics/) */
     }
     for (int j = 0; l->has_topk && j < k; j++) { /* mr_route_topk's are valid */
         MR_REQUIRE(idx[j] >= 0 && idx[j] < E, MR_EINPUT, "%s: /layers/%d/topk[%zu][%d][%d] = %d "
@@ -669,12 +774,41 @@ static int token_route(const mr_trace_file *t, const mr_trace_layer *l, float *p
     for (int j = 0; l->has_weights && j < k; j++)
         MR_REQUIRE(isfinite(w[j]), MR_EINPUT, "%s: /layers/%d/weights[%zu][%d][%d] is not finite",
                    t->path, l->index, row, pos, j);
+    if (!hw_done) *hw = real ? mr_entropy_renorm(w, k) : 0.0;
     return MR_OK;
 }
 
 static void layer_what(char *what, size_t cap, const mr_trace_layer *l)
 {
     snprintf(what, cap, "/layers/%d/%s", l->index, l->is_logits ? "router_logits" : "probs");
+}
+
+/* Map rows r0 .. r0+nb-1 of layer li's scores (find_mappable) for route_token:
+ * r->src[li] points at row r0; 0 when the mapping fails (then libhdf5 reads them). */
+static int map_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace_rows *r, int li,
+                      int r0, int nb)
+{
+    size_t sz = l->dtype == MR_TRACE_F32 ? 4 : 2, row = (size_t)t->T * t->E * sz;
+    long page = sysconf(_SC_PAGESIZE);
+    off_t start = (off_t)l->map_off + (off_t)r0 * (off_t)row;
+    off_t at = page > 0 ? start - start % page : start;
+    size_t len = (size_t)nb * row + (size_t)(start - at);
+    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, t->fd, at);
+    if (m == MAP_FAILED) return 0;
+    (void)posix_madvise(m, len, POSIX_MADV_SEQUENTIAL); /* read-ahead for a trace not yet cached */
+    r->map_base[li] = m;
+    r->map_len[li] = len;
+    r->src[li] = (const char *)m + (start - at);
+    return 1;
+}
+
+static void unmap_scores(mr_trace_rows *r)
+{
+    for (int li = 0; li < r->n_layers; li++) {
+        if (r->map_base[li]) munmap(r->map_base[li], r->map_len[li]);
+        r->map_base[li] = NULL;
+        r->src[li] = NULL;
+    }
 }
 
 /* Layer li's datasets of rows r0 .. r0+nb-1: /topk and /weights into their slots, the
@@ -709,13 +843,23 @@ static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_r
                           nb, slot, t->path, wp));
     }
     /* after /topk, whose integers pass through the same raw slice */
+    if (l->map_off >= 0 && t->fd >= 0 && map_scores(t, l, r, li, r0, nb)) return MR_OK;
     return read_scores(t, l, r, s, raw, r0, nb, slot, what);
 }
 
-/* Token i of the chunk's flat (layer, row, position) order, routed; what[li]: the
- * layer's scores dataset, for messages. */
+/* A thread's buffers: one token's widened scores and (when the rows keep none) its
+ * probabilities, and a row's probability sums. */
+typedef struct route_ws {
+    float *s, *p;
+    double *acc;
+} route_ws;
+
+/* Token i of the chunk's flat (layer, row, position) order, routed; its entropies into
+ * *h, *hw and its probabilities' address into *pp; what[li]: the layer's scores dataset,
+ * for messages. */
 static int route_token(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb, int slot,
-                       long long i, char (*what)[96])
+                       long long i, char (*what)[96], const route_ws *ws, double *h, double *hw,
+                       const float **pp)
 {
     int T = t->T, E = t->E, k = t->k, cap = r->cap;
     long long ntok = (long long)nb * T;
@@ -723,38 +867,105 @@ static int route_token(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb,
     long long j = i % ntok;
     const mr_trace_layer *l = &t->layers[li];
     size_t tok = (size_t)slot * T + (size_t)j, at = (size_t)li * cap * T + tok;
-    float *s = r->scratch + at * E;
-    if (l->dtype != MR_TRACE_F32) widen(s, r->raw + at * E, E, l->dtype);
-    return token_route(t, l, r->probs + at * E, s, r->topk + at * k, r->weights + at * k,
-                       r->mask[tok], what[li], (size_t)(r0 + j / T), (int)(j % T));
+    const float *s = r->scratch + at * E;
+    float *p = r->probs ? r->probs + at * E : ws->p;
+    const char *src = r->src[li]; /* mapped: row r0's scores */
+    if (src && l->dtype == MR_TRACE_F32) s = (const float *)(const void *)src + (size_t)j * E;
+    int finite;
+    if (l->dtype != MR_TRACE_F32) {
+        const uint16_t *raw = src ? (const uint16_t *)(const void *)src + (size_t)j * E
+                                  : r->raw + at * E;
+        finite = mr_trace_widen(ws->s, raw, E, l->dtype);
+        s = ws->s;
+    } else {
+        finite = all_finite(s, E);
+    }
+    *pp = p;
+    return token_route(t, l, p, s, finite, r->topk + at * k, r->weights + at * k, r->mask[tok], what[li],
+                       (size_t)(r0 + j / T), (int)(j % T), h, hw);
 }
 
-/* Every layer's tokens of the chunk in one parallel loop (one fork and join per chunk, not
- * one per layer: the waiting thread's spinning was CPU time), the first error in (layer,
- * token) order reported. */
+/* Unit u = (layer li, row b) of the chunk: its tokens routed in order, and the row's
+ * sums over its real tokens (entropies, probabilities) for metrics/mr_routing_metrics.h;
+ * on an error, *bad = the failing token's flat index. */
+static int route_unit(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb, int slot,
+                      long long u, char (*what)[96], const route_ws *ws, long long *bad)
+{
+    int T = t->T, E = t->E, li = (int)(u / nb), b = (int)(u % nb);
+    memset(ws->acc, 0, (size_t)E * sizeof *ws->acc);
+    double h = 0.0, hw = 0.0;
+    const uint8_t *mask = r->mask + (size_t)(slot + b) * T;
+    for (int pos = 0; pos < T; pos++) {
+        long long i = u * T + pos;
+        double th = 0.0, thw = 0.0;
+        const float *p;
+        if (route_token(t, r, r0, nb, slot, i, what, ws, &th, &thw, &p) != MR_OK) {
+            *bad = i;
+            return MR_EINPUT;
+        }
+        if (!mask[pos]) continue;
+        h += th;
+        hw += thw;
+        mr_routing_psum_add(ws->acc, p, E);
+    }
+    size_t o = (size_t)li * r->cap + slot + b;
+    r->h_sum[o] = h;
+    r->hw_sum[o] = hw;
+    mr_routing_psum_fix(r->psum + o * E, ws->acc, E);
+    return MR_OK;
+}
+
+/* Every layer's rows of the chunk in one parallel loop over (layer, row) units (one fork
+ * and join per chunk, not one per layer: the waiting thread's spinning was CPU time); a
+ * row's tokens stay on one thread, in order, so its sums do not depend on the threads;
+ * the first error in (layer, token) order reported. */
 static int route_layers(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb, int slot)
 {
-    call_once(&half_once, half_fill);
+    int nt = r->threads > 0 ? r->threads : 1, E = t->E;
     char (*what)[96] = malloc((size_t)t->n_layers * sizeof *what);
-    if (!what) return mr_error_set(MR_ENOMEM, "out of memory");
+    float *fbuf = malloc((size_t)nt * 2 * E * sizeof *fbuf);
+    double *dbuf = malloc((size_t)nt * E * sizeof *dbuf);
+    if (!what || !fbuf || !dbuf) {
+        free(what);
+        free(fbuf);
+        free(dbuf);
+        return mr_error_set(MR_ENOMEM, "out of memory");
+    }
     for (int li = 0; li < t->n_layers; li++) layer_what(what[li], sizeof *what, &t->layers[li]);
-    long long ntok = (long long)t->n_layers * nb * t->T, bad = ntok;
+    long long nu = (long long)t->n_layers * nb, ntok = nu * t->T, bad = ntok;
     /* dynamic: a thread slowed by other jobs on the machine does not hold the others
-     * spinning at the join; every token's result is independent of its thread */
-#pragma omp parallel for schedule(dynamic, 256) num_threads(r->threads > 0 ? r->threads : 1)
-    for (long long i = 0; i < ntok; i++) {
-        long long first;
+     * spinning at the join; every unit's result is independent of its thread */
+#pragma omp parallel num_threads(nt)
+    {
+        int th = 0;
+#ifdef _OPENMP
+        th = omp_get_thread_num();
+#endif
+        route_ws ws = {fbuf + (size_t)th * 2 * E, fbuf + (size_t)th * 2 * E + E,
+                       dbuf + (size_t)th * E};
+#pragma omp for schedule(dynamic, 1)
+        for (long long u = 0; u < nu; u++) {
+            long long first, at = ntok;
 #pragma omp atomic read
-        first = bad;
-        if (i > first) continue;
-        if (route_token(t, r, r0, nb, slot, i, what) != MR_OK) {
+            first = bad;
+            if (u * t->T > first) continue;
+            if (route_unit(t, r, r0, nb, slot, u, what, &ws, &at) != MR_OK) {
 #pragma omp critical(mr_trace_error)
-            if (i < bad) bad = i;
+                if (at < bad) bad = at;
+            }
         }
     }
     /* the message again, from this thread, for the first bad token */
-    int st = bad < ntok ? route_token(t, r, r0, nb, slot, bad, what) : MR_OK;
+    int st = MR_OK;
+    if (bad < ntok) {
+        double h, hw;
+        const float *p;
+        route_ws ws = {fbuf, fbuf + E, dbuf};
+        st = route_token(t, r, r0, nb, slot, bad, what, &ws, &h, &hw, &p);
+    }
     free(what);
+    free(fbuf);
+    free(dbuf);
     return st;
 }
 
@@ -804,6 +1015,9 @@ int mr_trace_read_rows(const mr_trace_file *t, int r0, int nb, mr_trace_rows *r,
             MR_TRY(read_ints(t->pred_ds, r->pred, tmp, 2, cap, (hsize_t)T, 0, r0, nb, slot, 0,
                              INT32_MAX, t->path, "/predictions"));
     }
-    for (int li = 0; li < t->n_layers; li++) MR_TRY(read_layer(t, li, r0, nb, r, slot));
-    return route_layers(t, r, r0, nb, slot);
+    int st = MR_OK;
+    for (int li = 0; st == MR_OK && li < t->n_layers; li++) st = read_layer(t, li, r0, nb, r, slot);
+    if (st == MR_OK) st = route_layers(t, r, r0, nb, slot);
+    unmap_scores(r);
+    return st;
 }

@@ -42,6 +42,9 @@ typedef struct mr_trace_layer {
     int top_k;        /* k of this layer (the same for every layer) */
     int has_topk, has_weights;
     hid_t scores_ds, topk_ds, weights_ds; /* open datasets (-1 if absent) */
+    long long map_off; /* file offset of the scores when they lie in the file as they are
+                          used (contiguous, uncompressed, native byte order): read by
+                          mapping the file; -1: through libhdf5 */
 } mr_trace_layer;
 
 typedef struct mr_trace_file {
@@ -61,6 +64,7 @@ typedef struct mr_trace_file {
     int has_mask, has_labels, has_out, has_pred;
     hid_t mask_ds, labels_ds, out_ds, pred_ds; /* /mask, /labels|/targets,
                                                   /logits|/token_loss, /predictions */
+    int fd;                        /* the file, for the mapped scores (-1: none) */
 } mr_trace_file;
 
 int mr_trace_open(mr_trace_file **out, const char *path);
@@ -74,14 +78,27 @@ typedef struct mr_trace_rows {
     int32_t *labels;  /* classify: [cap] (-1 when absent) */
     float *out;       /* classify: logits [cap, C]; lm: token_loss [cap, T] */
     int32_t *pred;    /* lm: /predictions [cap, T] */
-    float *probs;     /* [n_layers, cap, T, E] */
+    float *probs;     /* [n_layers, cap, T, E] (NULL: not kept, mr_trace_rows_alloc) */
     int *topk;        /* [n_layers, cap, T, k] */
     float *weights;   /* [n_layers, cap, T, k] */
     uint16_t *raw;    /* [cap, T, E] scratch for 16-bit scores */
     float *scratch;   /* [cap, T, E] scratch for logits */
+    /* per row (sample) and layer, over its real tokens, for mr_routing_acc_add_sums
+     * (metrics/mr_routing_metrics.h): computed while the scores are turned into routes,
+     * so analyze needs not keep the probabilities */
+    double *h_sum;    /* [n_layers, cap] sum of the routing entropy */
+    double *hw_sum;   /* [n_layers, cap] sum of the entropy of the renormalized weights */
+    uint64_t *psum;   /* [n_layers, cap, E] probability sums (mr_routing_psum_fix) */
+    /* [n_layers] while mr_trace_read_rows routes mapped scores: the first row's scores,
+     * the mapping (NULL: read into raw / scratch) */
+    const char **src;
+    void **map_base;
+    size_t *map_len;
 } mr_trace_rows;
 
-int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap);
+/* Rows for `cap` samples of traces shaped as t; want_probs = 0 leaves probs NULL (the
+ * sums above are always filled). */
+int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap, int want_probs);
 void mr_trace_rows_free(mr_trace_rows *r);
 
 /* Read rows r0 .. r0+nb-1 of t into slots slot .. slot+nb-1 of `rows` (allocated for a
@@ -92,6 +109,10 @@ int mr_trace_read_rows(const mr_trace_file *t, int r0, int nb, mr_trace_rows *ro
  * classes); MR_EINPUT naming both and what differs otherwise. */
 int mr_trace_check_same_shape(const mr_trace_file *a, const mr_trace_file *b);
 
+/* 16-bit scores raw[n] of dtype MR_TRACE_F16 (IEEE half) or bfloat16 (the other
+ * 16-bit kinds) as floats in dst[n], exact (mr_half_to_float's values, bit for bit, in a
+ * vector loop); returns whether all are finite. */
+int mr_trace_widen(float *restrict dst, const uint16_t *restrict raw, int n, int dtype);
 /* IEEE half and bfloat16 bits to float (exact). */
 float mr_half_to_float(uint16_t h);
 float mr_bf16_to_float(uint16_t h);

@@ -36,49 +36,67 @@ int mr_routing_acc_alloc(mr_routing_acc **out, int n, int n_moe, int E, int k)
 
 void mr_routing_acc_free(mr_routing_acc *a) { free(a); }
 
-/* ps[e] += llround(p[e] 2^32) for p >= 0, as the integer it always was: trunc(z) for
- * z = p 2^32 + 0.5 (rounded in double as before). Without a double-to-integer conversion
- * (AVX2 has none), so the loop vectorizes: q = z + 2^52 holds the nearest integer to z in
- * its low mantissa bits (z < 2^51), and one is taken off where that rounded up. */
-MR_VECTOR_CLONES
-static void psum_add(uint64_t *restrict ps, const float *restrict p, int E)
+MR_VECTOR_CLONES_512
+void mr_routing_psum_add(double *restrict acc, const float *restrict p, int E)
 {
-    const double big = 4503599627370496.0; /* 2^52 */
-    const int64_t big_bits = 0x4330000000000000LL;
-    double z[64];
-    union { double d[64]; int64_t i[64]; } q;
-    for (int e0 = 0; e0 < E; e0 += 64) {
-        int m = E - e0 < 64 ? E - e0 : 64;
 #pragma omp simd
-        for (int e = 0; e < m; e++) {
-            z[e] = (double)p[e0 + e] * FIX_ONE + 0.5;
-            q.d[e] = z[e] + big;
-        }
-#pragma omp simd
-        for (int e = 0; e < m; e++) {
-            int64_t up = (q.d[e] - big) > z[e];
-            ps[e0 + e] += (uint64_t)(q.i[e] - big_bits - up);
-        }
+    for (int e = 0; e < E; e++) acc[e] += (double)p[e];
+}
+
+void mr_routing_psum_fix(uint64_t *ps, const double *acc, int E)
+{
+    for (int e = 0; e < E; e++) ps[e] = (uint64_t)llround(acc[e] * FIX_ONE);
+}
+
+/* Top-k and top-1 counts of the real tokens of one layer of one sample into cnt[2E]. */
+static void count_layer(int64_t *cnt, const int *topk, const uint8_t *mask, int T, int E, int k)
+{
+    for (int t = 0; t < T; t++) {
+        if (mask && !mask[t]) continue;
+        const int *idx = topk + (size_t)t * k;
+        for (int j = 0; j < k; j++) cnt[idx[j]]++;
+        cnt[E + idx[0]]++;
     }
+}
+
+/* Layer mi's counts and probability sums of one sample into the layer totals. */
+static void merge_layer(mr_routing_acc *a, int mi, const int64_t *cnt, const uint64_t *ps)
+{
+    for (int e = 0; e < a->E; e++) {
+        size_t i = (size_t)mi * a->E + e;
+#pragma omp atomic
+        a->load[i] += cnt[e];
+#pragma omp atomic
+        a->top1[i] += cnt[a->E + e];
+#pragma omp atomic
+        a->psum[i] += ps[e];
+    }
+}
+
+static int real_tokens(const uint8_t *mask, int T)
+{
+    int real = T;
+    if (mask) {
+        real = 0;
+        for (int t = 0; t < T; t++) real += mask[t] != 0;
+    }
+    return real;
 }
 
 /* One MoE layer of one sample: the sums over its real tokens. Every per-token statistic
  * of a layer is computed here, in one pass over the tokens (new per-layer metrics hook in
- * beside the entropy). */
-static void layer_sample(double *h_out, double *hw_out, int64_t *cnt, uint64_t *ps,
-                         const float *probs, const int *topk, const float *weights,
-                         const uint8_t *mask, int T, int E, int k)
+ * beside the entropy); `moe-robust analyze` computes the same sums while it reads a
+ * trace (io/mr_trace_io.c) and adds them with mr_routing_acc_add_sums. */
+static void layer_sample(double *h_out, double *hw_out, double *acc, const float *probs,
+                         const float *weights, const uint8_t *mask, int T, int E, int k)
 {
     double h = 0.0, hw = 0.0;
     for (int t = 0; t < T; t++) {
         if (mask && !mask[t]) continue;
         const float *p = probs + (size_t)t * E;
-        const int *idx = topk + (size_t)t * k;
         h += mr_entropy(p, E);
         hw += mr_entropy_renorm(weights + (size_t)t * k, k);
-        for (int j = 0; j < k; j++) cnt[idx[j]]++;
-        cnt[E + idx[0]]++;
-        psum_add(ps, p, E);
+        mr_routing_psum_add(acc, p, E);
     }
     *h_out = h;
     *hw_out = hw;
@@ -89,42 +107,56 @@ int mr_routing_acc_add_sample(mr_routing_acc *a, int s, const float *probs, cons
                               size_t layer_stride)
 {
     MR_REQUIRE(s >= 0 && s < a->n, MR_EINPUT, "sample %d outside 0..%d", s, a->n - 1);
-    int E = a->E, k = a->k, real = T;
-    if (mask) {
-        real = 0;
-        for (int t = 0; t < T; t++) real += mask[t] != 0;
-    }
+    int E = a->E, k = a->k, real = real_tokens(mask, T);
     MR_REQUIRE(real >= 1, MR_EINPUT, "sample %d has no real token", s);
     int64_t *cnt = malloc((size_t)E * 2 * sizeof *cnt);
     uint64_t *ps = malloc((size_t)E * sizeof *ps);
-    if (!cnt || !ps) {
+    double *acc = malloc((size_t)E * sizeof *acc);
+    if (!cnt || !ps || !acc) {
         free(cnt);
         free(ps);
+        free(acc);
         return mr_error_set(MR_ENOMEM, "out of memory");
     }
     for (int mi = 0; mi < a->n_moe; mi++) {
         memset(cnt, 0, (size_t)E * 2 * sizeof *cnt);
-        memset(ps, 0, (size_t)E * sizeof *ps);
+        memset(acc, 0, (size_t)E * sizeof *acc);
         size_t tok = (size_t)mi * layer_stride;
         double h, hw;
-        layer_sample(&h, &hw, cnt, ps, probs + tok * E, topk + tok * k, weights + tok * k,
-                     mask, T, E, k);
+        layer_sample(&h, &hw, acc, probs + tok * E, weights + tok * k, mask, T, E, k);
+        count_layer(cnt, topk + tok * k, mask, T, E, k);
+        mr_routing_psum_fix(ps, acc, E);
         a->entropy[(size_t)s * a->n_moe + mi] = h / real;
         a->wentropy[(size_t)s * a->n_moe + mi] = hw / real;
-        for (int e = 0; e < E; e++) {
-            size_t i = (size_t)mi * E + e;
-#pragma omp atomic
-            a->load[i] += cnt[e];
-#pragma omp atomic
-            a->top1[i] += cnt[E + e];
-#pragma omp atomic
-            a->psum[i] += ps[e];
-        }
+        merge_layer(a, mi, cnt, ps);
     }
 #pragma omp atomic
     a->n_tokens += real;
     free(cnt);
     free(ps);
+    free(acc);
+    return MR_OK;
+}
+
+int mr_routing_acc_add_sums(mr_routing_acc *a, int s, const double *h, const double *hw,
+                            size_t stride, const uint64_t *psum, size_t pstride,
+                            const int *topk, const uint8_t *mask, int T, size_t layer_stride)
+{
+    MR_REQUIRE(s >= 0 && s < a->n, MR_EINPUT, "sample %d outside 0..%d", s, a->n - 1);
+    int E = a->E, k = a->k, real = real_tokens(mask, T);
+    MR_REQUIRE(real >= 1, MR_EINPUT, "sample %d has no real token", s);
+    int64_t *cnt = malloc((size_t)E * 2 * sizeof *cnt);
+    if (!cnt) return mr_error_set(MR_ENOMEM, "out of memory");
+    for (int mi = 0; mi < a->n_moe; mi++) {
+        memset(cnt, 0, (size_t)E * 2 * sizeof *cnt);
+        count_layer(cnt, topk + (size_t)mi * layer_stride * k, mask, T, E, k);
+        a->entropy[(size_t)s * a->n_moe + mi] = h[mi * stride] / real;
+        a->wentropy[(size_t)s * a->n_moe + mi] = hw[mi * stride] / real;
+        merge_layer(a, mi, cnt, psum + mi * pstride);
+    }
+#pragma omp atomic
+    a->n_tokens += real;
+    free(cnt);
     return MR_OK;
 }
 

@@ -26,7 +26,7 @@ static mr_trace_file *open_ok(const char *path)
 /* Every row of t in file order. */
 static void read_all(const mr_trace_file *t, mr_trace_rows *r)
 {
-    ck_assert_int_eq(mr_trace_rows_alloc(r, t, t->N), MR_OK);
+    ck_assert_int_eq(mr_trace_rows_alloc(r, t, t->N, 1), MR_OK);
     /* two calls into different slots: slots must not disturb each other */
     int half = t->N / 2;
     ck_assert_msg(mr_trace_read_rows(t, half, t->N - half, r, half) == MR_OK, "%s",
@@ -49,6 +49,41 @@ START_TEST(half_floats)
         float f = mr_half_to_float((uint16_t)h);
         ck_assert(isfinite(f) && f >= 0.0f);
         if (h) ck_assert(f > mr_half_to_float((uint16_t)(h - 1)));
+    }
+}
+END_TEST
+
+/* The vector widening (mr_trace_widen) gives mr_half_to_float's / mr_bf16_to_float's
+ * bits for all 65,536 patterns of both kinds (NaNs: a NaN), at every vector tail, and
+ * flags exactly the rows with an Inf or NaN. */
+START_TEST(widen_every_pattern)
+{
+    static uint16_t raw[65536];
+    static float got[65536];
+    for (uint32_t h = 0; h < 65536; h++) raw[h] = (uint16_t)h;
+    for (int kind = 0; kind < 2; kind++) {
+        int dt = kind ? MR_TRACE_BF16 : MR_TRACE_F16;
+        ck_assert_int_eq(mr_trace_widen(got, raw, 65536, dt), 0);
+        for (uint32_t h = 0; h < 65536; h++) {
+            float want = kind ? mr_bf16_to_float((uint16_t)h) : mr_half_to_float((uint16_t)h);
+            if (isnan(want)) {
+                ck_assert_msg(isnan(got[h]), "kind %d: 0x%04x", kind, h);
+            } else {
+                uint32_t a, b;
+                memcpy(&a, &got[h], 4);
+                memcpy(&b, &want, 4);
+                ck_assert_msg(a == b, "kind %d: 0x%04x -> 0x%08x, expected 0x%08x", kind, h, a, b);
+            }
+        }
+        /* a row's flag: finite iff none of its values is Inf / NaN, for lengths 1..70 */
+        uint32_t inf = kind ? 0x7f80 : 0x7c00;
+        for (int n = 1; n <= 70; n++)
+            for (int bad = -1; bad < n; bad += 7) {
+                uint16_t row[70];
+                for (int e = 0; e < n; e++) row[e] = (uint16_t)(0x3c00 + e);
+                if (bad >= 0) row[bad] = (uint16_t)(inf | (bad & 1));
+                ck_assert_int_eq(mr_trace_widen(got, row, n, dt), bad < 0);
+            }
     }
 }
 END_TEST
@@ -81,9 +116,12 @@ START_TEST(dtypes_read_identically)
     ck_assert_int_eq(a.mask[1 * 5 + 3], 0);
     ck_assert_int_eq(a.mask[0], 1);
     ck_assert_int_eq(a.labels[1], 2);
+    /* the same scores in every dtype; the contiguous ones are read by mapping the file */
     const char *same[] = {FIX "logits-f16.h5", FIX "logits-bf16.h5", FIX "logits-bf16u16.h5",
-                          FIX "logits-f32-topk.h5"};
-    for (int i = 0; i < 4; i++) {
+                          FIX "logits-f32-topk.h5", FIX "logits-f32-contig.h5",
+                          FIX "logits-f16-contig.h5"};
+    ck_assert_int_eq((int)ref->layers[0].map_off, -1); /* chunked and compressed */
+    for (int i = 0; i < 6; i++) {
         mr_trace_file *t = open_ok(same[i]);
         mr_trace_rows b;
         read_all(t, &b);
@@ -92,6 +130,8 @@ START_TEST(dtypes_read_identically)
         ck_assert_msg(memcmp(a.weights, b.weights, nk * sizeof(float)) == 0, "%s: weights differ",
                       same[i]);
         ck_assert_int_eq(t->layers[0].has_topk, i == 3);
+        if (i >= 4) ck_assert_msg(t->layers[0].map_off >= 0 && t->layers[1].map_off >= 0,
+                                  "%s: not mapped", same[i]);
         mr_trace_rows_free(&b);
         mr_trace_close(t);
     }
@@ -222,7 +262,7 @@ START_TEST(bad_traces_are_refused)
         int st = mr_trace_open(&t, path);
         if (st == MR_OK) {
             mr_trace_rows r;
-            ck_assert_int_eq(mr_trace_rows_alloc(&r, t, 2), MR_OK);
+            ck_assert_int_eq(mr_trace_rows_alloc(&r, t, 2, 1), MR_OK);
             for (int r0 = 0; st == MR_OK && r0 < t->N; r0 += 2)
                 st = mr_trace_read_rows(t, r0, t->N - r0 < 2 ? t->N - r0 : 2, &r, 0);
             mr_trace_rows_free(&r);
@@ -249,6 +289,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, half_floats);
+    tcase_add_test(tc, widen_every_pattern);
     tcase_add_test(tc, dtypes_read_identically);
     tcase_add_test(tc, sigmoid_scores);
     tcase_add_test(tc, engine_trace_reads_back);

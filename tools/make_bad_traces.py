@@ -4,8 +4,9 @@
     /usr/bin/python3 tools/make_bad_traces.py [--out tests]
 
 Writes OUT/fixtures/traces/ (valid traces: the same scores stored as float32,
-float16, bfloat16 as a named float type and as uint16 with dtype = "bfloat16", with
-and without top-k, a mask and sigmoid scores) and OUT/bad/traces/ with MANIFEST.tsv
+float16, bfloat16 as a named float type and as uint16 with dtype = "bfloat16", float32
+and float16 also contiguous and uncompressed (read by mapping the file), with and
+without top-k, a mask and sigmoid scores) and OUT/bad/traces/ with MANIFEST.tsv
 (file, must_mention, defect): each bad trace is the valid base trace with exactly ONE
 defect, so the message can be checked for the offending dataset, attribute or value.
 tests/test_trace_io.c reads both; tests/cli_bad_traces.sh runs the bad ones through
@@ -87,6 +88,9 @@ def write(path, a=None, attrs=None, layer_attrs=None, scores="router_logits", dt
             elif dtype == "f16":
                 ds = f.create_dataset(name, data=x.astype(np.float16), chunks=(2, T, E),
                                       compression="gzip")
+            elif dtype in ("f32-contig", "f16-contig"):
+                # contiguous and uncompressed: analyze maps these instead of reading them
+                ds = f.create_dataset(name, data=x if dtype == "f32-contig" else x.astype(np.float16))
             elif dtype == "bf16":
                 ds = f.create_dataset(name, shape=x.shape, dtype=h5py.Datatype(bf16_type()))
                 ds.id.write(h5py.h5s.ALL, h5py.h5s.ALL, to_bf16_bits(x), mtype=bf16_type())
@@ -137,7 +141,7 @@ def del_attr(obj, key):
 def good(out):
     d = os.path.join(out, "fixtures", "traces")
     shutil.rmtree(d, ignore_errors=True)
-    for dt in ("f32", "f16", "bf16", "bf16u16"):
+    for dt in ("f32", "f16", "bf16", "bf16u16", "f32-contig", "f16-contig"):
         write(os.path.join(d, f"logits-{dt}.h5"), dtype=dt)
     write(os.path.join(d, "logits-f32-topk.h5"), topk=True)
     write(os.path.join(d, "probs-f32.h5"), scores="probs")

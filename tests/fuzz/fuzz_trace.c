@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int i = 1; i < t->n_layers; i++)
             FUZZ_CHECK(t->layers[i].index > t->layers[i - 1].index, "layers out of order");
         mr_trace_rows r;
-        st = mr_trace_rows_alloc(&r, t, 6);
+        st = mr_trace_rows_alloc(&r, t, 6, 1);
         FUZZ_CHECK(st == MR_OK || st == MR_ENOMEM, "status %d", st);
         for (int r0 = 0, i = 0; st == MR_OK && r0 < t->N && i < 64; r0 += 3, i++) {
             int nb = t->N - r0 < 3 ? t->N - r0 : 3, slot = (i % 2) * 3;
