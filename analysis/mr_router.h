@@ -138,6 +138,9 @@ void mr_route_mix(float *probs, int *topk, float *weights, const float *S, const
 /* The k largest entries of p[E] in descending order, ties to the lower index (a NaN is
  * never greater); analysis/mr_topk.c, shared by the routers and `moe-robust analyze`. */
 void mr_route_topk(int *idx, const float *p, int E, int k);
+/* The same choice by the path of CPUs without AVX-512 (mr_route_topk takes a vector path
+ * where the CPU has AVX-512): for the tests, which check both. */
+void mr_route_topk_portable(int *idx, const float *p, int E, int k);
 /* Weights of the chosen experts: renorm -> p_e / sum over the k; none -> p_e. */
 void mr_route_weights(float *w, const float *p, const int *idx, int k, int gate_norm);
 /* probs[N,E] holds logits on entry: softmax of each row, then top-k and weights. */

@@ -2,9 +2,9 @@
  * to the lower index, for the engine's routers and `moe-robust analyze` alike (one
  * choice, so a trace's top-k is the engine's).
  *
- * Fast path (k <= 16, no NaN), in GCC vector extensions of 16 floats (one AVX-512
- * register, two AVX2 ones, four SSE ones: the same C in every clone), branch-free apart
- * from well-predicted tests:
+ * Fast path (k <= 16, no NaN), on CPUs with AVX-512 in GCC vector extensions of 16
+ * floats (one register; elsewhere the same steps in plain loops, topk_portable), branch-
+ * free apart from well-predicted tests:
  *  1. a lower bound t of the k-th largest: the maxima of 16 groups (e mod 16) are 16
  *     distinct elements, so their k-th largest is at most the k-th largest of p;
  *  2. the candidates p[e] >= t in index order (every top-k element is one of them;
@@ -174,8 +174,10 @@ static inline void topk_rank(int *idx, const float *cv, const int *ci, int n, in
     for (int j = 0; j < k; j++) idx[j] = out[j];
 }
 
-MR_VECTOR_CLONES_512
-void mr_route_topk(int *idx, const float *p, int E, int k)
+/* Every input: NaN, k > 16, the group threshold and ranks in loops that GCC vectorizes
+ * for any x86-64 (the path of CPUs without AVX-512). */
+MR_VECTOR_CLONES
+static void topk_portable(int *idx, const float *p, int E, int k)
 {
     int nan = 0;
 #pragma omp simd reduction(| : nan)
@@ -188,12 +190,6 @@ void mr_route_topk(int *idx, const float *p, int E, int k)
         topk_insert(idx, p, E, k);
         return;
     }
-#ifdef TOPK_VEC
-    if (E > TOPK_CAND) {
-        if (!topk_vec(idx, p, E, k)) topk_insert(idx, p, E, k);
-        return;
-    }
-#endif
     float cv[TOPK_CAND + 1] = {0};
     int ci[TOPK_CAND + 1] = {0};
     int n = 0;
@@ -239,4 +235,42 @@ void mr_route_topk(int *idx, const float *p, int E, int k)
     /* 3. ranks */
     if (n <= 16) topk_rank(idx, cv, ci, n, k, 16);
     else topk_rank(idx, cv, ci, n, k, TOPK_CAND);
+}
+
+#ifdef TOPK_VEC
+/* The 16-float vector path, compiled for AVX-512 only: with AVX2 or SSE GCC splits the
+ * 64-byte vectors and their shuffles into slow sequences (5x topk_portable's time), so
+ * other CPUs keep topk_portable. */
+__attribute__((target("avx512f"))) static void topk_avx512(int *idx, const float *p, int E,
+                                                           int k)
+{
+    int nan = 0;
+#pragma omp simd reduction(| : nan)
+    for (int e = 0; e < E; e++) nan |= p[e] != p[e];
+    if (nan || k > TOPK_GROUPS || E <= TOPK_CAND) topk_portable(idx, p, E, k);
+    else if (!topk_vec(idx, p, E, k)) topk_insert(idx, p, E, k);
+}
+
+static int has_avx512(void)
+{
+    static int known = -1; /* a benign race: every thread finds the same */
+    if (known < 0) known = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return known;
+}
+#endif
+
+void mr_route_topk(int *idx, const float *p, int E, int k)
+{
+#ifdef TOPK_VEC
+    if (has_avx512()) {
+        topk_avx512(idx, p, E, k);
+        return;
+    }
+#endif
+    topk_portable(idx, p, E, k);
+}
+
+void mr_route_topk_portable(int *idx, const float *p, int E, int k)
+{
+    topk_portable(idx, p, E, k);
 }

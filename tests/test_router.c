@@ -37,7 +37,8 @@ static void topk_reference(int *idx, const float *p, int E, int k)
     }
 }
 
-/* Every path of mr_route_topk (all candidates for E <= 32, the group threshold, the
+/* Every path of mr_route_topk and mr_route_topk_portable (all candidates for E <= 32,
+ * the group threshold in vectors of 16 (AVX-512) and in loops, the
  * insertion pass for many ties or k > 16, NaN) against the reference, on scores with
  * many ties (a few levels), signed zeros, infinities and continuous noise. */
 START_TEST(topk_matches_selection_sort)
@@ -63,11 +64,15 @@ START_TEST(topk_matches_selection_sort)
                     p[e] = v;
                 }
                 for (int k = 1; k <= E && k <= 20; k++) {
-                    mr_route_topk(got, p, E, k);
                     topk_reference(want, p, E, k);
-                    for (int j = 0; j < k; j++)
-                        ck_assert_msg(got[j] == want[j], "E=%d k=%d kind=%d rep=%d: idx[%d] = %d, "
-                                      "expected %d", E, k, kind, rep, j, got[j], want[j]);
+                    for (int path = 0; path < 2; path++) {
+                        if (path) mr_route_topk_portable(got, p, E, k);
+                        else mr_route_topk(got, p, E, k);
+                        for (int j = 0; j < k; j++)
+                            ck_assert_msg(got[j] == want[j], "E=%d k=%d kind=%d rep=%d path %d: "
+                                          "idx[%d] = %d, expected %d", E, k, kind, rep, path, j,
+                                          got[j], want[j]);
+                    }
                     cases++;
                 }
             }
@@ -159,6 +164,7 @@ int main(void)
 {
     Suite *s = suite_create("router");
     TCase *tc = tcase_create("softmax");
+    tcase_set_timeout(tc, 60); /* the top-k sweep: two paths x 16 sizes x 20 k on a loaded host */
     tcase_add_test(tc, topk_descending_ties_to_lower_index);
     tcase_add_test(tc, topk_matches_selection_sort);
     tcase_add_test(tc, weights_renorm_and_switch);
