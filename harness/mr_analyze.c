@@ -208,10 +208,9 @@ static int check_masks(const side *a, const side *c, int s0, int nb, const amode
 
 static size_t chunk_rows(const mr_trace_file *t)
 {
-    /* per row: probs, scores (float) and raw 16-bit scores of every layer, top-k and
-     * weights, mask, labels, predictions and outputs (mr_trace_rows_alloc) */
-    size_t per = (size_t)t->n_layers * t->T * ((size_t)t->E * 10 + (size_t)t->k * 8) +
-                 (size_t)t->T * 16 + (size_t)t->C * 4;
+    /* per row: the scores (buffers, or mapped pages while routed), top-k and weights of
+     * every layer, mask, labels, predictions and outputs (mr_trace_row_bytes) */
+    size_t per = mr_trace_row_bytes(t);
     size_t rows = CHUNK_BYTES / (per ? per : 1);
     return rows < 1 ? 1 : rows > 1024 ? 1024 : rows;
 }

@@ -577,6 +577,7 @@ void mr_trace_rows_free(mr_trace_rows *r)
     free(r->weights);
     free(r->raw);
     free(r->scratch);
+    free(r->iscratch);
     free(r->h_sum);
     free(r->hw_sum);
     free(r->psum);
@@ -606,13 +607,11 @@ int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap, int w
     r->map_len = calloc(L, sizeof *r->map_len);
     r->topk = malloc(L * tok * t->k * sizeof *r->topk);
     r->weights = malloc(L * tok * t->k * sizeof *r->weights);
-    /* every layer's scores of a chunk at once: read on one thread (libhdf5), then routed
-     * in one parallel loop; the scratch doubles as int64 scratch (tok values) */
-    size_t le = L * t->E;
-    r->raw = malloc(tok * le * sizeof *r->raw);
-    r->scratch = malloc(tok * (le > 2 ? le : 2) * sizeof(float));
+    /* int64 scratch for the integer datasets (tok values; /topk: tok * k); the buffers of
+     * scores read through libhdf5 only when a layer is not mapped (scores_buffers) */
+    r->iscratch = malloc(tok * (size_t)(t->k > 1 ? t->k : 1) * sizeof *r->iscratch);
     if (!r->mask || !r->labels || !r->out || !r->pred || (want_probs && !r->probs) || !r->topk ||
-        !r->weights || !r->raw || !r->scratch || !r->h_sum || !r->hw_sum || !r->psum || !r->src ||
+        !r->weights || !r->iscratch || !r->h_sum || !r->hw_sum || !r->psum || !r->src ||
         !r->map_base || !r->map_len) {
         mr_trace_rows_free(r);
         return mr_error_set(MR_ENOMEM, "out of memory: %d trace rows of %d x %d scores", cap,
@@ -811,30 +810,51 @@ static void unmap_scores(mr_trace_rows *r)
     }
 }
 
+/* Every layer's scores of a chunk at once, for a trace whose scores are read through
+ * libhdf5 (on one thread, then routed in one parallel loop): allocated at the first such
+ * read, so that mapped traces never hold them. */
+static int scores_buffers(mr_trace_rows *r)
+{
+    if (r->raw) return MR_OK;
+    size_t n = (size_t)r->n_layers * r->cap * r->T * r->E;
+    r->raw = malloc(n * sizeof *r->raw);
+    r->scratch = malloc(n * sizeof *r->scratch);
+    if (r->raw && r->scratch) return MR_OK;
+    free(r->raw);
+    free(r->scratch);
+    r->raw = NULL;
+    r->scratch = NULL;
+    return mr_error_set(MR_ENOMEM, "out of memory: %d trace rows of %d x %d scores", r->cap,
+                        r->T, r->E);
+}
+
+size_t mr_trace_row_bytes(const mr_trace_file *t)
+{
+    size_t per = (size_t)t->T * 24 + (size_t)t->C * 4 + (size_t)t->n_layers * t->E * 16;
+    for (int i = 0; i < t->n_layers; i++) {
+        const mr_trace_layer *l = &t->layers[i];
+        size_t scores = l->map_off >= 0 ? (l->dtype == MR_TRACE_F32 ? 4 : 2) : 6;
+        per += (size_t)t->T * ((size_t)t->E * scores + (size_t)t->k * 8);
+    }
+    return per;
+}
+
 /* Layer li's datasets of rows r0 .. r0+nb-1: /topk and /weights into their slots, the
- * scores into its slice of r->scratch (float32) or r->raw (16-bit). libhdf5 calls only. */
+ * scores mapped (map_scores) or read into its slice of r->scratch (float32) or r->raw
+ * (16-bit). libhdf5 calls only. */
 static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_rows *r, int slot)
 {
     const mr_trace_layer *l = &t->layers[li];
     int T = t->T, E = t->E, k = t->k, cap = r->cap;
     char what[96];
     layer_what(what, sizeof what, l);
-    size_t per_layer = (size_t)cap * T * E;
-    float *s = r->scratch + (size_t)li * per_layer;
-    uint16_t *raw = r->raw + (size_t)li * per_layer;
     int *topk = r->topk + (size_t)li * cap * T * k;
     float *w = r->weights + (size_t)li * cap * T * k;
     if (l->has_topk) {
         char tp[96];
         snprintf(tp, sizeof tp, "/layers/%d/topk", l->index);
-        int64_t *tmp = (int64_t *)(void *)raw; /* reused: tok*k int64 fit tok*E*2 bytes? */
-        int64_t *own = NULL;
-        if ((size_t)k * 8 > (size_t)E * 2) tmp = own = malloc((size_t)cap * T * k * sizeof *own);
-        if (!tmp) return mr_error_set(MR_ENOMEM, "out of memory");
-        int st = read_ints(l->topk_ds, topk, tmp, 3, cap, (hsize_t)T, (hsize_t)k, r0, nb, slot,
-                           INT32_MIN, INT32_MAX, t->path, tp);
-        free(own);
-        MR_TRY(st);
+        MR_TRY(read_ints(l->topk_ds, topk, r->iscratch, 3, cap, (hsize_t)T, (hsize_t)k, r0, nb,
+                         slot, INT32_MIN, INT32_MAX, t->path, tp));
     }
     if (l->has_weights) {
         char wp[96];
@@ -842,9 +862,11 @@ static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_r
         MR_TRY(read_block(l->weights_ds, H5T_NATIVE_FLOAT, w, 3, cap, (hsize_t)T, (hsize_t)k, r0,
                           nb, slot, t->path, wp));
     }
-    /* after /topk, whose integers pass through the same raw slice */
     if (l->map_off >= 0 && t->fd >= 0 && map_scores(t, l, r, li, r0, nb)) return MR_OK;
-    return read_scores(t, l, r, s, raw, r0, nb, slot, what);
+    MR_TRY(scores_buffers(r));
+    size_t per_layer = (size_t)cap * T * E;
+    return read_scores(t, l, r, r->scratch + (size_t)li * per_layer,
+                       r->raw + (size_t)li * per_layer, r0, nb, slot, what);
 }
 
 /* A thread's buffers: one token's widened scores and (when the rows keep none) its
@@ -867,10 +889,9 @@ static int route_token(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb,
     long long j = i % ntok;
     const mr_trace_layer *l = &t->layers[li];
     size_t tok = (size_t)slot * T + (size_t)j, at = (size_t)li * cap * T + tok;
-    const float *s = r->scratch + at * E;
-    float *p = r->probs ? r->probs + at * E : ws->p;
     const char *src = r->src[li]; /* mapped: row r0's scores */
-    if (src && l->dtype == MR_TRACE_F32) s = (const float *)(const void *)src + (size_t)j * E;
+    const float *s = src ? (const float *)(const void *)src + (size_t)j * E : r->scratch + at * E;
+    float *p = r->probs ? r->probs + at * E : ws->p;
     int finite;
     if (l->dtype != MR_TRACE_F32) {
         const uint16_t *raw = src ? (const uint16_t *)(const void *)src + (size_t)j * E
@@ -979,7 +1000,7 @@ int mr_trace_read_rows(const mr_trace_file *t, int r0, int nb, mr_trace_rows *r,
     int T = t->T, cap = r->cap;
     size_t a = (size_t)slot * T, b = (size_t)(slot + nb) * T;
     /* the scores scratch doubles as int64 scratch for the small integer datasets */
-    int64_t *tmp = (int64_t *)(void *)r->scratch;
+    int64_t *tmp = r->iscratch;
     if (t->has_mask) {
         MR_TRY(read_block(t->mask_ds, H5T_NATIVE_UINT8, r->mask, 2, cap, (hsize_t)T, 0, r0, nb,
                           slot, t->path, "/mask"));

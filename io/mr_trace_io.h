@@ -81,8 +81,11 @@ typedef struct mr_trace_rows {
     float *probs;     /* [n_layers, cap, T, E] (NULL: not kept, mr_trace_rows_alloc) */
     int *topk;        /* [n_layers, cap, T, k] */
     float *weights;   /* [n_layers, cap, T, k] */
-    uint16_t *raw;    /* [cap, T, E] scratch for 16-bit scores */
-    float *scratch;   /* [cap, T, E] scratch for logits */
+    uint16_t *raw;    /* [n_layers, cap, T, E] 16-bit scores read through libhdf5 */
+    float *scratch;   /* [n_layers, cap, T, E] float32 scores read through libhdf5 (both
+                         allocated at the first such read: NULL while every layer read so
+                         far was mapped) */
+    int64_t *iscratch;/* [cap, T, max(k, 1)] the integer datasets as read */
     /* per row (sample) and layer, over its real tokens, for mr_routing_acc_add_sums
      * (metrics/mr_routing_metrics.h): computed while the scores are turned into routes,
      * so analyze needs not keep the probabilities */
@@ -99,6 +102,10 @@ typedef struct mr_trace_rows {
 /* Rows for `cap` samples of traces shaped as t; want_probs = 0 leaves probs NULL (the
  * sums above are always filled). */
 int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap, int want_probs);
+/* Bytes a row (sample) of t takes in mr_trace_rows while it is routed (without probs):
+ * scores buffers or mapped pages, top-k and weights, the per-token datasets: for sizing
+ * chunks. */
+size_t mr_trace_row_bytes(const mr_trace_file *t);
 void mr_trace_rows_free(mr_trace_rows *r);
 
 /* Read rows r0 .. r0+nb-1 of t into slots slot .. slot+nb-1 of `rows` (allocated for a
