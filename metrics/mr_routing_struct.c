@@ -107,6 +107,22 @@ static inline void count_token(int64_t *single, int64_t *pair, int64_t *chain, c
     if (prev) chain[((size_t)mi * E + prev[0]) * E + sel[0]]++;
 }
 
+/* count_token with each unordered pair once, at [min][max] (mr_struct_acc.upper). */
+static inline void count_token_upper(int64_t *single, int64_t *pair, int64_t *chain,
+                                     const int *sel, const int *prev, int mi, int E, int k)
+{
+    int64_t *s = single + (size_t)mi * E, *pl = pair + (size_t)mi * E * E;
+    for (int i = 0; i < k; i++) {
+        int a = sel[i];
+        s[a]++;
+        for (int j = i + 1; j < k; j++) {
+            int b = sel[j], lo = a < b ? a : b, hi = a < b ? b : a;
+            pl[(size_t)lo * E + hi]++;
+        }
+    }
+    if (prev) chain[((size_t)mi * E + prev[0]) * E + sel[0]]++;
+}
+
 /* What the samples carry besides routing (labels, domains, targets) into a. */
 static int add_side(mr_struct_acc *a, const mr_trace *tr, const mr_struct_side *s)
 {
@@ -134,7 +150,7 @@ static int add_side(mr_struct_acc *a, const mr_trace *tr, const mr_struct_side *
 
 int mr_struct_acc_add(mr_struct_acc *a, const mr_trace *tr, const mr_struct_side *side)
 {
-    MR_REQUIRE(tr->n_moe == a->n_moe && tr->E == a->E && tr->k == a->k, MR_EINPUT,
+    MR_REQUIRE(tr->n_moe == a->n_moe && tr->E == a->E && tr->k == a->k && !a->upper, MR_EINPUT,
                "routing trace does not match the structure accumulator");
     int B = tr->B, T = tr->T, E = a->E, k = a->k, L = a->n_moe;
     size_t le = (size_t)L * E, lee = le * E;
@@ -171,12 +187,13 @@ int mr_struct_acc_add_sample(mr_struct_acc *a, const int *topk, const uint8_t *m
     for (int t = 0; t < T; t++) real += !mask || mask[t];
     if (real == 0) return MR_OK;
     /* the counts in place, read from the rows (a is the caller's own) */
+    a->upper = 1;
     for (int l = 0; l < L; l++)
         for (int t = 0; t < T; t++) {
             if (mask && !mask[t]) continue;
             const int *sel = topk + (l * layer_stride + t) * k;
-            count_token(a->single, a->pair, a->chain, sel,
-                        l ? sel - layer_stride * k : NULL, l, E, k);
+            count_token_upper(a->single, a->pair, a->chain, sel,
+                              l ? sel - layer_stride * k : NULL, l, E, k);
         }
     if (label < 0 && !targets && domain < 0) return MR_OK;
     /* the real tokens' top-k, contiguous, for the labelled tables */
@@ -210,11 +227,17 @@ int mr_struct_acc_merge(mr_struct_acc *dst, const mr_struct_acc *src)
                "routing structure: merging accumulators of different shapes");
     size_t le = (size_t)dst->n_moe * dst->E, lee = le * dst->E;
     MR_TRY(mr_struct_acc_reserve(dst, src->C, src->V, src->D));
+    MR_REQUIRE(!dst->upper, MR_EINPUT, "routing structure: merging into a private accumulator");
     for (size_t i = 0; i < le; i++) dst->single[i] += src->single[i];
     for (size_t i = 0; i < lee; i++) {
         dst->pair[i] += src->pair[i];
         dst->chain[i] += src->chain[i];
     }
+    int E = dst->E;
+    for (int l = 0; src->upper && l < dst->n_moe; l++) /* the lower triangle: pair (j, i) */
+        for (int i = 0; i < E; i++)
+            for (int j = i + 1; j < E; j++)
+                dst->pair[((size_t)l * E + j) * E + i] += src->pair[((size_t)l * E + i) * E + j];
     for (size_t i = 0; i < (size_t)src->C * 2 * le; i++) dst->cls[i] += src->cls[i];
     for (size_t i = 0; i < (size_t)src->D * 2 * le; i++) dst->dom[i] += src->dom[i];
     for (size_t i = 0; i < (size_t)src->V * le; i++) dst->voc[i] += src->voc[i];

@@ -44,6 +44,9 @@ typedef struct mr_struct_acc {
     int64_t *voc_n;    /* [V] occurrences of each target id */
     int64_t *dom;      /* [D, n_moe, 2, E] per domain: top-k assignments, top-1 tokens */
     int has_labels, has_targets, has_domains;
+    int upper;         /* pair holds each unordered pair once, at [min][max]: the private
+                          counts of mr_struct_acc_add_sample, which mr_struct_acc_merge
+                          mirrors into a full accumulator */
 } mr_struct_acc;
 
 int mr_struct_acc_alloc(mr_struct_acc **out, int n_moe, int E, int k);
@@ -71,13 +74,15 @@ int mr_struct_acc_add(mr_struct_acc *a, const mr_trace *tr, const mr_struct_side
  * real); label, domain (< 0: none) and targets[T] (NULL: none) as in mr_struct_side.
  * Counts straight into a, without a copy or a lock: NOT thread-safe, so each thread adds
  * into its own accumulator and the caller merges them (mr_struct_acc_merge; every count
- * is an integer, so the merged result does not depend on the split). */
+ * is an integer, so the merged result does not depend on the split). Such an accumulator
+ * holds each expert pair once (upper = 1; half the increments) and is only for merging:
+ * mr_struct_acc_add refuses it. */
 int mr_struct_acc_add_sample(mr_struct_acc *a, const int *topk, const uint8_t *mask, int T,
                              size_t layer_stride, int32_t label, const int32_t *targets,
                              int32_t domain);
 
-/* dst += src (same n_moe, E, k; dst grows to src's classes, ids and domains); not
- * thread-safe. */
+/* dst += src (same n_moe, E, k; dst grows to src's classes, ids and domains; the pairs
+ * of an upper src counted both ways); not thread-safe. */
 int mr_struct_acc_merge(mr_struct_acc *dst, const mr_struct_acc *src);
 
 /* One MoE layer's scalar summaries; NaN where undefined (no pairs with k = 1, no labels,
