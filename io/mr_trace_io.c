@@ -681,45 +681,59 @@ static int read_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace
  * the exponent and mantissa bits shifted into a float's place give the value times
  * 2^-112 for normal and subnormal halves alike, so one multiplication by 2^112 rebiases
  * (exact: a power of two); Inf / NaN (exponent 31) are rebuilt as Inf / NaN. It replaced
- * a table look-up per value (a scalar loop, 8 % of analyze). */
+ * a table look-up per value (a scalar loop, 8 % of analyze). The Inf / NaN flags go into
+ * 16 lanes (bad[e % 16]) without a reduction: GCC's reductions in these loops end in a
+ * scalar pass over the lanes, per token; the caller reduces once per row. */
 MR_VECTOR_CLONES_512
-int mr_trace_widen(float *restrict dst, const uint16_t *restrict raw, int n, int dtype)
+void mr_trace_widen(float *restrict dst, const uint16_t *restrict raw, int n, int dtype,
+                    uint32_t *restrict bad)
 {
-    int finite = 1;
-    if (dtype == MR_TRACE_F16) {
-#pragma omp simd reduction(& : finite)
-        for (int e = 0; e < n; e++) {
-            uint32_t h = raw[e], em = h & 0x7fffu, sign = (h & 0x8000u) << 16, bits;
-            float f;
-            bits = em << 13;
-            memcpy(&f, &bits, sizeof f);
-            f *= 0x1p112f;
-            memcpy(&bits, &f, sizeof f);
-            int fin = em < 0x7c00u;
-            bits = fin ? bits : 0x7f800000u | (em & 0x3ffu) << 13;
-            bits |= sign;
-            memcpy(&dst[e], &bits, sizeof bits);
-            finite &= fin;
-        }
-    } else {
-#pragma omp simd reduction(& : finite)
-        for (int e = 0; e < n; e++) {
-            uint32_t bits = (uint32_t)raw[e] << 16; /* bfloat16: a float32's upper half */
-            memcpy(&dst[e], &bits, sizeof bits);
-            finite &= (bits & 0x7f800000u) != 0x7f800000u;
+    for (int e0 = 0; e0 < n; e0 += 16) {
+        int m = n - e0 < 16 ? n - e0 : 16;
+        const uint16_t *r = raw + e0;
+        float *d = dst + e0;
+        if (dtype == MR_TRACE_F16) {
+#pragma omp simd
+            for (int l = 0; l < m; l++) {
+                uint32_t h = r[l], em = h & 0x7fffu, sign = (h & 0x8000u) << 16, bits;
+                float f;
+                bits = em << 13;
+                memcpy(&f, &bits, sizeof f);
+                f *= 0x1p112f;
+                memcpy(&bits, &f, sizeof f);
+                uint32_t inf = em >= 0x7c00u;
+                bits = inf ? 0x7f800000u | (em & 0x3ffu) << 13 : bits;
+                bits |= sign;
+                memcpy(&d[l], &bits, sizeof bits);
+                bad[l] |= inf;
+            }
+        } else {
+#pragma omp simd
+            for (int l = 0; l < m; l++) {
+                uint32_t bits = (uint32_t)r[l] << 16; /* bfloat16: a float32's upper half */
+                memcpy(&d[l], &bits, sizeof bits);
+                bad[l] |= (bits & 0x7f800000u) == 0x7f800000u;
+            }
         }
     }
-    return finite;
 }
 
-/* Whether s[n] are all finite (a vector loop; NaN fails). */
+/* Flags of non-finite s[n] into bad[e % 16], as mr_trace_widen's. */
 MR_VECTOR_CLONES_512
-static int all_finite(const float *s, int n)
+static void flag_nonfinite(const float *restrict s, int n, uint32_t *restrict bad)
 {
-    int finite = 1;
-#pragma omp simd reduction(& : finite)
-    for (int e = 0; e < n; e++) finite &= fabsf(s[e]) <= FLT_MAX;
-    return finite;
+    for (int e0 = 0; e0 < n; e0 += 16) {
+        int m = n - e0 < 16 ? n - e0 : 16;
+#pragma omp simd
+        for (int l = 0; l < m; l++) bad[l] |= !(fabsf(s[e0 + l]) <= FLT_MAX); /* NaN: bad */
+    }
+}
+
+static int any_lane(const uint32_t *bad)
+{
+    uint32_t x = 0;
+    for (int l = 0; l < 16; l++) x |= bad[l];
+    return x != 0;
 }
 
 /* Turn one token's scores s[E] into probs p[E]; top-k and weights unless given; the
@@ -878,10 +892,11 @@ typedef struct route_ws {
 
 /* Token i of the chunk's flat (layer, row, position) order, routed; its entropies into
  * *h, *hw and its probabilities' address into *pp; what[li]: the layer's scores dataset,
- * for messages. */
+ * for messages. Non-finite scores are flagged in bad[16] (check = 0: the caller looks
+ * once per row, route_unit) or refused here (check = 1). */
 static int route_token(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb, int slot,
                        long long i, char (*what)[96], const route_ws *ws, double *h, double *hw,
-                       const float **pp)
+                       const float **pp, int check, uint32_t *bad)
 {
     int T = t->T, E = t->E, k = t->k, cap = r->cap;
     long long ntok = (long long)nb * T;
@@ -892,15 +907,17 @@ static int route_token(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb,
     const char *src = r->src[li]; /* mapped: row r0's scores */
     const float *s = src ? (const float *)(const void *)src + (size_t)j * E : r->scratch + at * E;
     float *p = r->probs ? r->probs + at * E : ws->p;
-    int finite;
+    uint32_t own[16] = {0};
+    uint32_t *flags = check ? own : bad;
     if (l->dtype != MR_TRACE_F32) {
         const uint16_t *raw = src ? (const uint16_t *)(const void *)src + (size_t)j * E
                                   : r->raw + at * E;
-        finite = mr_trace_widen(ws->s, raw, E, l->dtype);
+        mr_trace_widen(ws->s, raw, E, l->dtype, flags);
         s = ws->s;
     } else {
-        finite = all_finite(s, E);
+        flag_nonfinite(s, E, flags);
     }
+    int finite = !check || !any_lane(own);
     *pp = p;
     return token_route(t, l, p, s, finite, r->topk + at * k, r->weights + at * k, r->mask[tok], what[li],
                        (size_t)(r0 + j / T), (int)(j % T), h, hw);
@@ -908,19 +925,25 @@ static int route_token(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb,
 
 /* Unit u = (layer li, row b) of the chunk: its tokens routed in order, and the row's
  * sums over its real tokens (entropies, probabilities) for metrics/mr_routing_metrics.h;
- * on an error, *bad = the failing token's flat index. */
+ * on an error, *bad = the failing token's flat index. Non-finite scores are looked for
+ * once per row; a row with one, or with any error, is routed again token by token with
+ * every check (check = 1), so that the first error in token order is the one reported. */
 static int route_unit(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb, int slot,
-                      long long u, char (*what)[96], const route_ws *ws, long long *bad)
+                      long long u, char (*what)[96], const route_ws *ws, long long *bad,
+                      int check)
 {
     int T = t->T, E = t->E, li = (int)(u / nb), b = (int)(u % nb);
     memset(ws->acc, 0, (size_t)E * sizeof *ws->acc);
     double h = 0.0, hw = 0.0;
+    uint32_t flags[16] = {0};
     const uint8_t *mask = r->mask + (size_t)(slot + b) * T;
     for (int pos = 0; pos < T; pos++) {
         long long i = u * T + pos;
         double th = 0.0, thw = 0.0;
         const float *p;
-        if (route_token(t, r, r0, nb, slot, i, what, ws, &th, &thw, &p) != MR_OK) {
+        if (route_token(t, r, r0, nb, slot, i, what, ws, &th, &thw, &p, check, flags) !=
+            MR_OK) {
+            if (!check) return route_unit(t, r, r0, nb, slot, u, what, ws, bad, 1);
             *bad = i;
             return MR_EINPUT;
         }
@@ -929,6 +952,7 @@ static int route_unit(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb, 
         hw += thw;
         mr_routing_psum_add(ws->acc, p, E);
     }
+    if (!check && any_lane(flags)) return route_unit(t, r, r0, nb, slot, u, what, ws, bad, 1);
     size_t o = (size_t)li * r->cap + slot + b;
     r->h_sum[o] = h;
     r->hw_sum[o] = hw;
@@ -970,7 +994,7 @@ static int route_layers(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb
 #pragma omp atomic read
             first = bad;
             if (u * t->T > first) continue;
-            if (route_unit(t, r, r0, nb, slot, u, what, &ws, &at) != MR_OK) {
+            if (route_unit(t, r, r0, nb, slot, u, what, &ws, &at, 0) != MR_OK) {
 #pragma omp critical(mr_trace_error)
                 if (at < bad) bad = at;
             }
@@ -982,7 +1006,7 @@ static int route_layers(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb
         double h, hw;
         const float *p;
         route_ws ws = {fbuf, fbuf + E, dbuf};
-        st = route_token(t, r, r0, nb, slot, bad, what, &ws, &h, &hw, &p);
+        st = route_token(t, r, r0, nb, slot, bad, what, &ws, &h, &hw, &p, 1, NULL);
     }
     free(what);
     free(fbuf);

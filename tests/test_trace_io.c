@@ -55,7 +55,7 @@ END_TEST
 
 /* The vector widening (mr_trace_widen) gives mr_half_to_float's / mr_bf16_to_float's
  * bits for all 65,536 patterns of both kinds (NaNs: a NaN), at every vector tail, and
- * flags exactly the rows with an Inf or NaN. */
+ * flags exactly the lane (e % 16) of an Inf or NaN. */
 START_TEST(widen_every_pattern)
 {
     static uint16_t raw[65536];
@@ -63,7 +63,9 @@ START_TEST(widen_every_pattern)
     for (uint32_t h = 0; h < 65536; h++) raw[h] = (uint16_t)h;
     for (int kind = 0; kind < 2; kind++) {
         int dt = kind ? MR_TRACE_BF16 : MR_TRACE_F16;
-        ck_assert_int_eq(mr_trace_widen(got, raw, 65536, dt), 0);
+        uint32_t bad[16] = {0};
+        mr_trace_widen(got, raw, 65536, dt, bad);
+        for (int l = 0; l < 16; l++) ck_assert_int_eq(bad[l] != 0, 1); /* Inf, NaN in every lane */
         for (uint32_t h = 0; h < 65536; h++) {
             float want = kind ? mr_bf16_to_float((uint16_t)h) : mr_half_to_float((uint16_t)h);
             if (isnan(want)) {
@@ -82,7 +84,10 @@ START_TEST(widen_every_pattern)
                 uint16_t row[70];
                 for (int e = 0; e < n; e++) row[e] = (uint16_t)(0x3c00 + e);
                 if (bad >= 0) row[bad] = (uint16_t)(inf | (bad & 1));
-                ck_assert_int_eq(mr_trace_widen(got, row, n, dt), bad < 0);
+                uint32_t fl[16] = {0};
+                mr_trace_widen(got, row, n, dt, fl);
+                for (int l = 0; l < 16; l++)
+                    ck_assert_int_eq(fl[l] != 0, bad >= 0 && bad % 16 == l);
             }
     }
 }
