@@ -244,6 +244,34 @@ START_TEST(bootstrap_is_deterministic_and_checks_args)
 }
 END_TEST
 
+START_TEST(bootstrap_plan_is_the_stream)
+{
+    /* a plan drawn in bulk (metrics/mr_boot.c) holds gsl_rng_uniform_int's draws of the
+     * stream, in order: n = 1 (only the word 2^32 - 1 rejected), small n with
+     * rejections, n spanning several state blocks, the 16-bit/32-bit index boundary */
+    const size_t ns[] = {1, 2, 3, 7, 300, 65536, 65537, 100003};
+    const int Bs[] = {3, 5, 2, 1000, 7, 2, 2, 3};
+    mr_boot_cache *c = NULL;
+    ck_assert_int_eq(mr_boot_cache_alloc(&c, (size_t)1 << 30), MR_OK);
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        size_t n = ns[t];
+        int B = Bs[t];
+        mr_boot_plan_view p;
+        ck_assert_int_eq(mr_boot_plan(&p, c, 5, "bootstrap/test/stream", n, B), MR_OK);
+        ck_assert(n <= 65536 ? p.idx16 != NULL : p.idx32 != NULL);
+        gsl_rng *r = mr_rng_alloc(5, "bootstrap/test/stream", 0);
+        size_t bad = 0;
+        for (size_t k = 0; k < (size_t)B * n; k++) {
+            unsigned long j = gsl_rng_uniform_int(r, (unsigned long)n);
+            bad += j != (n <= 65536 ? (unsigned long)p.idx16[k] : (unsigned long)p.idx32[k]);
+        }
+        gsl_rng_free(r);
+        ck_assert_uint_eq(bad, 0);
+    }
+    mr_boot_cache_free(c);
+}
+END_TEST
+
 START_TEST(bootstrap_plan_cache_is_bit_identical)
 {
     /* a kept resample plan (metrics/mr_boot.h) gives the CI of a fresh draw bit for bit:
@@ -441,6 +469,7 @@ int main(void)
     tcase_add_test(tc, mcnemar_is_exactly_one_when_balanced);
     tcase_add_test(tc, bootstrap_ci_covers_true_mean);
     tcase_add_test(tc, bootstrap_is_deterministic_and_checks_args);
+    tcase_add_test(tc, bootstrap_plan_is_the_stream);
     tcase_add_test(tc, bootstrap_plan_cache_is_bit_identical);
     tcase_add_test(tc, paired_bootstrap);
     tcase_add_test(tc, paired_test_without_bootstrap);
