@@ -30,9 +30,42 @@ static int check_args(size_t n, int B, double level)
     return MR_OK;
 }
 
+/* means[b] = sum over i of v[idx[b * n + i]], i in draw order, for every resample b of
+ * a kept plan: four resamples at a time, each in its own accumulator, so that four
+ * chains of dependent additions overlap (one chain ran at the latency of an addition);
+ * every resample still sums its own values in its own order, bit for bit as one at a
+ * time. */
+#define MR_RESAMPLE_SUMS(name, T)                                                         \
+    static void name(double *sums, const double *v, const T *idx, size_t n, int B)          \
+    {                                                                                        \
+        int b = 0;                                                                           \
+        for (; b + 4 <= B; b += 4) {                                                         \
+            const T *r0 = idx + (size_t)b * n, *r1 = r0 + n, *r2 = r1 + n, *r3 = r2 + n;     \
+            double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;                                   \
+            for (size_t i = 0; i < n; i++) {                                                 \
+                s0 += v[r0[i]];                                                              \
+                s1 += v[r1[i]];                                                              \
+                s2 += v[r2[i]];                                                              \
+                s3 += v[r3[i]];                                                              \
+            }                                                                                \
+            sums[b] = s0, sums[b + 1] = s1, sums[b + 2] = s2, sums[b + 3] = s3;              \
+        }                                                                                    \
+        for (; b < B; b++) {                                                                 \
+            const T *r = idx + (size_t)b * n;                                                \
+            double s = 0.0;                                                                  \
+            for (size_t i = 0; i < n; i++) s += v[r[i]];                                     \
+            sums[b] = s;                                                                     \
+        }                                                                                    \
+    }
+MR_RESAMPLE_SUMS(resample_sums16, uint16_t)
+MR_RESAMPLE_SUMS(resample_sums32, uint32_t)
+#undef MR_RESAMPLE_SUMS
+
 /* Fill means[b] with the mean of a resample of (x - y) (y may be NULL): the indices
  * of the stream (seed, purpose), kept in `cache` (metrics/mr_boot.h) or drawn here; the
- * same indices summed in the same order either way, so the means are bit-identical. */
+ * same indices summed in the same order either way, so the means are bit-identical.
+ * The per-sample values v[i] = x[i] - y[i] are formed once (the same doubles the sum
+ * would form at every draw). */
 static int resample_means(double *means, const double *x, const double *y, size_t n,
                           size_t stride, int B, uint64_t seed, const char *purpose,
                           mr_boot_cache *cache)
@@ -40,23 +73,25 @@ static int resample_means(double *means, const double *x, const double *y, size_
     mr_boot_plan_view plan;
     gsl_rng *r = NULL;
     MR_TRY(mr_boot_plan(&plan, cache, seed, purpose, n, B));
-    const uint16_t *p16 = plan.idx16;
-    const uint32_t *p32 = plan.idx32;
-    if (!p16 && !p32 && !(r = mr_rng_alloc(seed, purpose, 0)))
+    double *v = malloc(n * sizeof *v); /* [n] */
+    if (!v || (!plan.idx16 && !plan.idx32 && !(r = mr_rng_alloc(seed, purpose, 0)))) {
+        free(v);
         return mr_error_set(MR_ENOMEM, "out of memory (bootstrap)");
-    for (int b = 0; b < B; b++) {
-        size_t row = (size_t)b * n;
-        double s = 0.0;
-        for (size_t i = 0; i < n; i++) {
-            size_t j = p16   ? (size_t)p16[row + i]
-                       : p32 ? (size_t)p32[row + i]
-                             : (size_t)gsl_rng_uniform_int(r, (unsigned long)n);
-            j *= stride;
-            s += y ? x[j] - y[j] : x[j];
-        }
-        means[b] = s / (double)n;
     }
+    for (size_t i = 0; i < n; i++) v[i] = y ? x[i * stride] - y[i * stride] : x[i * stride];
+    if (plan.idx16)
+        resample_sums16(means, v, plan.idx16, n, B);
+    else if (plan.idx32)
+        resample_sums32(means, v, plan.idx32, n, B);
+    else
+        for (int b = 0; b < B; b++) {
+            double s = 0.0;
+            for (size_t i = 0; i < n; i++) s += v[gsl_rng_uniform_int(r, (unsigned long)n)];
+            means[b] = s;
+        }
+    for (int b = 0; b < B; b++) means[b] /= (double)n;
     if (r) gsl_rng_free(r);
+    free(v);
     gsl_sort(means, 1, (size_t)B);
     return MR_OK;
 }
