@@ -288,6 +288,32 @@ static void header_unit(char *buf, size_t cap, int c, int prim, int tex)
     }
 }
 
+/* The header row of a table with the comparison's columns: `first` (NULL: none), model
+ * and router, then every column c with shown[c] (shown NULL: all) with its unit, and the
+ * rule under it (the comparison, runs and seeds tables share it). */
+static void columns_header(FILE *fp, int tex, int prim, const int *shown, const char *first)
+{
+    char h[160];
+    if (tex)
+        fprintf(fp, "%s%sModel & Router", first ? first : "", first ? " & " : "");
+    else
+        fprintf(fp, "| %s%smodel | router |", first ? first : "", first ? " | " : "");
+    int nc = 0;
+    for (int c = 0; c < NCMP; c++) {
+        if (shown && !shown[c]) continue;
+        nc++;
+        header_unit(h, sizeof h, c, prim, tex);
+        fprintf(fp, tex ? " & %s" : " %s |", h);
+    }
+    if (tex) {
+        fprintf(fp, " \\\\\n\\midrule\n");
+    } else {
+        fprintf(fp, "\n|---|---|%s", first ? "---|" : "");
+        for (int c = 0; c < nc; c++) fprintf(fp, "---:|");
+        fputc('\n', fp);
+    }
+}
+
 static void caption(rep *R, FILE *fp, int task, int any_test, int any_collapsed, int tex)
 {
     const mr_results *r = R->r;
@@ -367,7 +393,7 @@ static int write_task(rep *R, int task)
     }
     if (st == MR_OK) best(R, rows, nr, shown, bold);
     const char *stem = task == MR_TASK_LM ? "table-comparison-lm" : "table-comparison";
-    char name[64], h[160];
+    char name[64];
     mr_textbuf t;
     for (int tex = 0; st == MR_OK && tex < 2; tex++) {
         if ((st = mr_textbuf_open(&t)) != MR_OK) break;
@@ -380,23 +406,9 @@ static int write_task(rep *R, int task)
             fprintf(fp, "}\n\\label{tab:%s}\n\\begin{tabular}{ll", stem);
             for (int c = 0; c < NCMP; c++)
                 if (shown[c]) fputc('r', fp);
-            fprintf(fp, "}\n\\toprule\nModel & Router");
-        } else {
-            fprintf(fp, "| model | router |");
+            fprintf(fp, "}\n\\toprule\n");
         }
-        for (int c = 0; c < NCMP; c++) {
-            if (!shown[c]) continue;
-            header_unit(h, sizeof h, c, prim, tex);
-            fprintf(fp, tex ? " & %s" : " %s |", h);
-        }
-        if (tex) {
-            fprintf(fp, " \\\\\n\\midrule\n");
-        } else {
-            fprintf(fp, "\n|---|---|");
-            for (int c = 0; c < NCMP; c++)
-                if (shown[c]) fprintf(fp, "---:|");
-            fputc('\n', fp);
-        }
+        columns_header(fp, tex, prim, shown, NULL);
         for (int i = 0; i < nr; i++) {
             fprintf(fp, tex ? "" : "| ");
             row_label(fp, R, rows[i], tex);
@@ -533,27 +545,6 @@ typedef struct run_rows {
     int n;
 } run_rows;
 
-static void runs_header(FILE *fp, int tex, int prim_task, const char *first)
-{
-    int prim = prim_task == MR_TASK_LM ? MR_M_BPC : MR_M_ACCURACY;
-    char h[160];
-    if (tex)
-        fprintf(fp, "%s & Model & Router", first);
-    else
-        fprintf(fp, "| %s | model | router |", first);
-    for (int c = 0; c < NCMP; c++) {
-        header_unit(h, sizeof h, c, prim, tex);
-        fprintf(fp, tex ? " & %s" : " %s |", h);
-    }
-    if (tex) {
-        fprintf(fp, " \\\\\n\\midrule\n");
-    } else {
-        fprintf(fp, "\n|---|---|---|");
-        for (int c = 0; c < NCMP; c++) fprintf(fp, "---:|");
-        fputc('\n', fp);
-    }
-}
-
 /* table-runs: every row of every run, mean ± CI half-width */
 static int write_runs_table(const char *dir, const run_rows *rr, int n, int task, int tex)
 {
@@ -567,7 +558,7 @@ static int write_runs_table(const char *dir, const run_rows *rr, int n, int task
                     "router@k): mean $\\pm$ half-width of each run's bootstrap CI (columns as in "
                     "each run's comparison table).}\n\\label{tab:runs}\n\\begin{tabular}{lll"
                     "rrrrrrrrr}\n\\toprule\n");
-    runs_header(fp, tex, task, tex ? "Run" : "run");
+    columns_header(fp, tex, prim, NULL, tex ? "Run" : "run");
     for (int i = 0; i < n; i++)
         for (int j = 0; j < rr[i].n; j++) {
             const mr_report_row *w = &rr[i].rows[j];
@@ -605,7 +596,7 @@ static int write_seeds_table(const char *dir, const run_rows *rr, int n, int tas
                     "deviation over runs that differ only by seed (of each run's mean).}\n"
                     "\\label{tab:seeds}\n\\begin{tabular}{lll"
                     "rrrrrrrrr}\n\\toprule\n");
-    runs_header(fp, tex, task, tex ? "Runs" : "runs");
+    columns_header(fp, tex, prim, NULL, tex ? "Runs" : "runs");
     for (int i = 0; i < n; i++) {
         int first = 1, members = 0;
         for (int h = 0; h < n; h++) {
