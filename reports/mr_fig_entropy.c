@@ -67,11 +67,11 @@ int mr_fig_entropy(rep *R, const char *name)
         }
         fputc('\n', dat.fp);
     }
-    int ph = 440 + 46 + 21 * mr_rep_key_rows(R->ns);
     int pw = 2 * (110 + L * (R->ns * 18 + 24));
     if (pw < 1100) pw = 1100;
     if (pw > 2400) pw = 2400;
-    mr_rep_gp_header(R, gp.fp, name, what, pw, ph, 12, 7.0, 2.5 + 0.14 * mr_rep_key_rows(R->ns), 8);
+    int krows = mr_rep_key_rows(R, pw, 7.0), ph = 440 + 46 + 21 * krows;
+    mr_rep_gp_header(R, gp.fp, name, what, pw, ph, 12, 7.0, 2.5 + 0.14 * krows, 8);
     mr_rep_gp_groups(R, gp.fp);
     mr_rep_gp_layer_note(R, gp.fp);
     char title[300];
@@ -81,8 +81,9 @@ int mr_fig_entropy(rep *R, const char *name)
     mr_rep_gp_multi_begin(R, gp.fp, title, 1, panels, 1, 0.0, 1.0, 0, ph);
     fprintf(gp.fp, "set style data histograms\nset style fill solid 0.85 border rgb \"#333333\"\n"
                    "set boxwidth 0.9 relative\nset grid noxtics ytics\nset xtics scale 0\n"
-                   "set xrange [-0.55:%d.45]\nset lmargin 8\nset rmargin 2\nset tmargin 2\nset bmargin 2.5\n",
+                   "set xrange [-0.55:%d.45]\n",
             L - 1);
+    mr_rep_gp_panel_margins(gp.fp, 8, 2, 0);
     fprintf(gp.fp, "eval panel(1)\nset title \"entropy (nats; error bars: %g%% CI)\"\n"
                    "set ylabel \"entropy (nats)\"\nset yrange [0:%.6g]\n",
             100 * r->level, hi > 0 ? hi * 1.12 : 1.0);

@@ -56,28 +56,31 @@ int mr_fig_family(rep *R, const char *name)
     fprintf(dat.fp, "# severity 0 = clean; the mean over the family's corruptions of the cell "
                     "means.\n# Block f*G + g: family f, router@k g (G = %d; names in the .gp):\n"
                     "# severity  mean\n", R->ns);
-    double lo = NAN, hi = NAN;
+    double lo = NAN, hi = NAN, clo = NAN, chi = NAN; /* y ranges: others, collapsed */
     for (int f = 0; f < F; f++)
         FOR_SEL(j, g) {
-            int b = f * R->ns + j;
+            int b = f * R->ns + j, coll = mr_rep_collapsed(R, g);
             fprintf(dat.fp, "%s# block %d: %s / %s\n", b ? "\n\n" : "", b, mr_family_name(fam[f]),
                     r->groups[R->g0 + g].label);
             for (int s = 0; s <= MR_SEVERITY_MAX; s++) {
                 double v = family_sev(R, g, fam[f], s);
                 if (!isfinite(v)) continue;
                 fprintf(dat.fp, "%d %.8g\n", s, v);
-                if (!mr_rep_collapsed(R, g)) mr_rep_minmax(&lo, &hi, v); /* else off scale */
+                mr_rep_minmax(coll ? &clo : &lo, coll ? &chi : &hi, v);
             }
         }
     /* accuracy is drawn from 0 (a zero-based axis); bpc from its smallest value */
+    if (!R->lm && isfinite(hi)) lo = 0;
+    int right = mr_rep_right_axis(&lo, &hi, clo, chi);
     if (!R->lm) lo = 0;
     mr_rep_range_pad(&lo, &hi);
     if (!R->lm) lo = 0;
     int cols = F <= 2 ? F : F <= 4 ? 2 : 3, rows = (F + cols - 1) / cols;
-    int head = 46 + 21 * mr_rep_key_rows(R->ns), pw = cols * 300 + 20, ph = rows * 240 + head + 10;
-    mr_rep_gp_header(R, gp.fp, name, what, pw, ph, 12, 7.0,
-                     rows * 1.6 + 0.3 + 0.16 * mr_rep_key_rows(R->ns), 8);
+    int pw = cols * 300 + 20, krows = mr_rep_key_rows(R, pw, 7.0);
+    int ph = rows * 250 + 46 + 21 * krows + 10;
+    mr_rep_gp_header(R, gp.fp, name, what, pw, ph, 12, 7.0, rows * 1.7 + 0.3 + 0.16 * krows, 8);
     mr_rep_gp_groups(R, gp.fp);
+    if (right) mr_rep_gp_right_groups(R, gp.fp);
     fprintf(gp.fp, "array family[%d] = [", F);
     for (int f = 0; f < F; f++) fprintf(gp.fp, "%s\"%s\"", f ? ", " : "", mr_family_name(fam[f]));
     fprintf(gp.fp, "]\nF = %d\n", F);
@@ -85,14 +88,22 @@ int mr_fig_family(rep *R, const char *name)
     snprintf(title, sizeof title, "%s: %s vs severity (0 = clean) per corruption family",
              R->m->name, mr_rep_prim_label(R));
     mr_rep_gp_multi_begin(R, gp.fp, title, 0, cols, rows, 0.0, 1.0, 10, ph);
-    mr_rep_gp_offscale(R, gp.fp);
     fprintf(gp.fp, "set xrange [-0.3:%g]\nset xtics 0,1,%d scale 0.5\nset ytics scale 0.5\n"
-                   "set yrange [%.6g:%.6g]\nset lmargin 7\nset rmargin 1.5\nset tmargin 1.8\n"
-                   "set bmargin 2.2\nset xlabel \"severity\" offset 0,0.8\n",
+                   "set yrange [%.6g:%.6g]\nset xlabel \"severity\" offset 0,0.5\n",
             MR_SEVERITY_MAX + 0.3, MR_SEVERITY_MAX, lo, hi);
-    fprintf(gp.fp, "do for [f=1:F] {\n    eval panel(f)\n    set title family[f] offset 0,-0.6\n"
-                   "    plot for [g=1:G] datafile index ((f-1)*G + g-1) using 1:2 with linespoints "
-                   "ls g lw 1.5 ps 0.6 notitle\n}\nunset multiplot\n");
+    if (!R->lm) fprintf(gp.fp, "set ytics 0, 20, 100\n"); /* every 10 crowds a small panel */
+    if (right) mr_rep_gp_right_axis(R, gp.fp, lo, hi, clo, chi, 0);
+    mr_rep_gp_panel_margins(gp.fp, 7, right ? 5 : 1.5, 1);
+    fprintf(gp.fp, "do for [f=1:F] {\n    eval panel(f)\n    set title family[f]\n    plot ");
+    for (int pass = right ? 0 : -1; pass < 2; pass++) {
+        char c2[40];
+        fprintf(gp.fp, "%sfor [g=1:G] datafile index ((f-1)*G + g-1) using 1:%s%s with linespoints "
+                       "ls g lw 1.5 ps 0.6 notitle%s\n",
+                pass > (right ? 0 : -1) ? "         " : "", mr_rep_gp_col(c2, sizeof c2, pass, "g", 2),
+                pass == 0 ? " axes x1y2" : "", pass == 0 ? ", \\" : "");
+        if (pass < 0) break;
+    }
+    fprintf(gp.fp, "}\nunset multiplot\n");
     return mr_rep_emit(R, name, what, &dat, &gp);
 }
 

@@ -36,8 +36,8 @@ int mr_fig_flip(rep *R, const char *name)
                     if (isfinite(v[2]) && v[2] > hi) hi = v[2];
                 }
         }
-    int ph = 430 + 46 + 21 * mr_rep_key_rows(R->ns);
-    mr_rep_gp_header(R, gp.fp, name, what, 1350, ph, 12, 7.0, 2.5 + 0.14 * mr_rep_key_rows(R->ns), 8);
+    int krows = mr_rep_key_rows(R, 1350, 7.0), ph = 430 + 46 + 21 * krows;
+    mr_rep_gp_header(R, gp.fp, name, what, 1350, ph, 12, 7.0, 2.5 + 0.14 * krows, 8);
     mr_rep_gp_groups(R, gp.fp);
     fprintf(gp.fp, "array panel_title[3] = [\"%s\", \"%s\", \"%s\"]\n", titles[0], titles[1], titles[2]);
     char title[300];
@@ -45,8 +45,9 @@ int mr_fig_flip(rep *R, const char *name)
              "and the MoE layers); bands: %g%% CI", R->m->name, R->r->n_corr, 100 * R->r->level);
     mr_rep_gp_multi_begin(R, gp.fp, title, 0, 3, 1, 0.0, 1.0, 0, ph);
     fprintf(gp.fp, "set xrange [0.8:%g]\nset xtics 1,1,%d\nset xlabel \"severity\"\n"
-                   "set yrange [0:%.6g]\nset lmargin 7\nset rmargin 2\nset tmargin 2\nset bmargin 3.5\n",
+                   "set yrange [0:%.6g]\n",
             MR_SEVERITY_MAX + 0.2, MR_SEVERITY_MAX, hi > 0 ? hi * 1.08 : 1.0);
+    mr_rep_gp_panel_margins(gp.fp, 7, 2, 1);
     fprintf(gp.fp, "do for [p=1:3] {\n    eval panel(p)\n    set title panel_title[p]\n"
                    "    plot for [g=1:G] datafile index ((p-1)*G + g-1) using 1:3:4 with filledcurves ls g "
                    "fs transparent solid 0.12 noborder notitle, \\\n"

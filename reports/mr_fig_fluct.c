@@ -57,8 +57,8 @@ int mr_fig_fluct(rep *R, const char *name)
     int pw = cols * (140 + L * (R->ns * 18 + 24));
     if (pw < 1000) pw = 1000;
     if (pw > 2400) pw = 2400;
-    int ph = rows * 400 + 46 + 21 * mr_rep_key_rows(R->ns);
-    mr_rep_gp_header(R, gp.fp, name, what, pw, ph, 12, 7.0, rows * 2.2 + 0.3 + 0.14 * mr_rep_key_rows(R->ns), 8);
+    int krows = mr_rep_key_rows(R, pw, 7.0), ph = rows * 400 + 46 + 21 * krows;
+    mr_rep_gp_header(R, gp.fp, name, what, pw, ph, 12, 7.0, rows * 2.2 + 0.3 + 0.14 * krows, 8);
     mr_rep_gp_groups(R, gp.fp);
     mr_rep_gp_layer_note(R, gp.fp);
     fprintf(gp.fp, "array pair[%d] = [", P);
@@ -74,9 +74,9 @@ int mr_fig_fluct(rep *R, const char *name)
     fprintf(gp.fp, "set style data histograms\nset style histogram errorbars gap 1 lw 1\n"
                    "set style fill solid 0.85 border rgb \"#333333\"\nset boxwidth 0.9 relative\n"
                    "set grid noxtics ytics\nset xtics scale 0\nset xrange [-0.55:%d.45]\n"
-                   "set ylabel \"top-1 flip (%%)\"\nset yrange [0:%.6g]\n"
-                   "set lmargin 8\nset rmargin 2\nset tmargin 2\nset bmargin 2.5\n",
+                   "set ylabel \"top-1 flip (%%)\"\nset yrange [0:%.6g]\n",
             L - 1, hi > 0 ? hi * 1.12 : 1.0);
+    mr_rep_gp_panel_margins(gp.fp, 8, 2, 0);
     fprintf(gp.fp, "do for [p=1:P] {\n    eval panel(p)\n    set title pair[p]\n"
                    "    plot for [g=1:G] datafile index (p-1) using (column(6*g-4)):(column(6*g-3)):"
                    "(column(6*g-2)):xtic(1) ls g dt 1 lw 1 notitle\n}\nunset multiplot\n");

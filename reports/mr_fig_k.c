@@ -129,7 +129,9 @@ static void k_script(rep *R, const curves *K, FILE *fp)
     fprintf(fp, "]\n");
     fprintf(fp, "NR = %d\n", K->nv);
     if (K->any_corrupt)
-        fprintf(fp, "set multiplot layout 1,2 margins 0.07,0.8,0.13,0.9 spacing 0.08,0.1\n");
+        fprintf(fp, "# two panels over the full width; the key in a strip below both\n"
+                    "set multiplot layout 1,2 margins 0.07,0.97,%.3f,0.9 spacing 0.08,0.1\n",
+                0.13 + 0.05 * ((K->nv + 3) / 4));
     if (K->kmax > K->kmin)
         fprintf(fp, "set logscale x 2\nset xrange [%g:%g]\n", K->kmin / 1.3, K->kmax * 1.3);
     else
@@ -150,14 +152,15 @@ static void k_script(rep *R, const curves *K, FILE *fp)
         fprintf(fp, "unset key\nset title \"%s: clean\"\nset yrange [%.6g:%.6g]\n"
                        "plot for [i=1:NR] datafile index (i-1) using (kx($1, i)):2:3:4 with yerrorlines ls i title router[i]\n",
                 R->m->name, K->lo, K->hi);
-        fprintf(fp, "set key outside right center samplen 2.5\nset title \"mean over corruptions\"\n"
+        fprintf(fp, "set key at screen 0.5, screen 0.01 center bottom horizontal maxcols 4 samplen 2.5\n"
+                    "set title \"mean over corruptions\"\n"
                        "set yrange [%.6g:%.6g]\n"
                        "plot for [i=1:NR] datafile index (i-1) using (kx($1, i)):5:6:7 with yerrorlines ls i title router[i]\n"
                        "unset multiplot\n", K->clo, K->chi);
     } else {
         fprintf(fp, "# (no router ran under corruptions at two k or more: the corrupted columns are\n"
                        "# not plotted; plot using 1:5:6:7 to see them)\n");
-        fprintf(fp, "set key outside right center samplen 2.5\nset title \"%s: clean data\"\n"
+        fprintf(fp, "set key below center horizontal maxcols 4 samplen 2.5\nset title \"%s: clean data\"\n"
                        "set yrange [%.6g:%.6g]\n"
                        "plot for [i=1:NR] datafile index (i-1) using (kx($1, i)):2:3:4 with yerrorlines ls i title router[i]\n",
                 R->m->name, K->lo, K->hi);

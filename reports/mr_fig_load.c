@@ -60,8 +60,8 @@ int mr_fig_load(rep *R, const char *name)
     fprintf(gp.fp, "set xrange [-0.5:E-0.5]\nset yrange [-0.5:L-0.5]\nset xlabel \"expert\" offset 0,0.7\n"
                    "set xtics 0,%d,E-1 scale 0\nunset grid\nset ytics scale 0 (", E <= 16 ? 1 : E <= 64 ? 4 : 16);
     for (int l = 0; l < L; l++) fprintf(gp.fp, "%s\"block %d\" %d", l ? ", " : "", R->m->layers[l], l);
-    fprintf(gp.fp, ")\nunset key\nset lmargin 9\nset rmargin 2\nset tmargin 2\nset bmargin 3\n"
-                   "valfont = fmt eq \"pdf\" ? \",7\" : \",9\"\n");
+    fprintf(gp.fp, ")\nunset key\nvalfont = fmt eq \"pdf\" ? \",7\" : \",9\"\n");
+    mr_rep_gp_panel_margins(gp.fp, 9, 2, 1);
     int show_vals = E <= 16 && L <= 8;
     fprintf(gp.fp, "do for [g=1:G] {\n    eval panel(g)\n    set title label[g]\n"
                    "    plot datafile index (g-1) using 1:2:3 with image%s\n    unset label 99\n}\nunset multiplot\n",

@@ -73,16 +73,16 @@ static int heatmaps(rep *R, const char *name, const char *what, const char *titl
     mr_rep_gp_str(gp.fp, title);
     fprintf(gp.fp, " at screen 0.5, screen %.4f center\n", 1.0 - 18.0 / ph);
     fprintf(gp.fp, "set palette defined (0 \"#ffffff\", 1 \"#fdd49e\", 2 \"#fc8d59\", 3 \"#b30000\")\n"
-                   "cbmax = %.6g\nset cbrange [0:cbmax]\nset cblabel \"%%\" offset 2,0\n"
+                   "cbmax = %.6g\nset cbrange [0:cbmax]\nset format cb \"%%g%%%%\"\n"
                    "set colorbox user origin screen %.4f, screen 0.1 size screen %.4f, screen %.4f\n"
                    "set cbtics scale 0.5\n",
             hi > 0 ? hi : 1.0, 1.0 - 0.7 * cbar / pw, 18.0 / pw, 1.0 - 0.1 - 60.0 / ph);
     fprintf(gp.fp, "set xrange [-0.5:E-0.5]\nset yrange [ROWS-0.5:-0.5]\n"
                    "set xlabel \"expert\" offset 0,0.5\nset ylabel \"%s\" offset 1,0\n"
                    "set xtics 0,%d,E-1 scale 0\nset ytics 0,%d,ROWS-1 scale 0\nunset grid\nunset key\n"
-                   "set lmargin 8\nset rmargin 1\nset tmargin 2\nset bmargin 3\n"
                    "valfont = fmt eq \"pdf\" ? \",7\" : \",9\"\n",
             ylabel, E <= 16 ? 1 : 8, rows <= 16 ? 1 : 8);
+    mr_rep_gp_panel_margins(gp.fp, 8, 1, 1);
     int show = E <= 16 && rows <= 16;
     fprintf(gp.fp, "do for [l=1:L] {\n    eval panel(l)\n    set title sprintf(\"MoE block %%d\", block[l])\n"
                    "    plot datafile index (l-1) using 1:2:3 with image%s\n    unset label 99\n}\n"
@@ -161,10 +161,11 @@ int mr_fig_layers(rep *R, const char *name)
         }
     }
     int panels = has_spec + has_cons;
-    int pw = panels * (160 + L * (R->ns * 16 + 30)), ph = 420 + 21 * mr_rep_key_rows(R->ns);
+    int pw = panels * (160 + L * (R->ns * 16 + 30));
     if (pw < 800) pw = 800;
-    mr_rep_gp_header(R, gp.fp, name, what, pw, ph, 12, panels > 1 ? 7.0 : 3.4,
-                     2.4 + 0.14 * mr_rep_key_rows(R->ns), 8);
+    double pdf_w = panels > 1 ? 7.0 : 3.4;
+    int krows = mr_rep_key_rows(R, pw, pdf_w), ph = 420 + 21 * krows;
+    mr_rep_gp_header(R, gp.fp, name, what, pw, ph, 12, pdf_w, 2.4 + 0.14 * krows, 8);
     mr_rep_gp_groups(R, gp.fp);
     char title[300];
     snprintf(title, sizeof title, "%s: specialization and layer-to-layer consistency (clean)",
@@ -172,8 +173,8 @@ int mr_fig_layers(rep *R, const char *name)
     mr_rep_gp_multi_begin(R, gp.fp, title, 1, panels, 1, 0.0, 1.0, 10, ph);
     fprintf(gp.fp, "set style data histogram\nset style histogram cluster gap 1\n"
                    "set style fill solid 0.85 border rgb \"#333333\"\nset boxwidth 0.9\n"
-                   "set xtics scale 0\nset lmargin 8\nset rmargin 2\nset tmargin 1.8\nset bmargin 2.5\n"
-                   "set grid ytics\nunset key\n");
+                   "set xtics scale 0\nset grid ytics\nunset key\n");
+    mr_rep_gp_panel_margins(gp.fp, 8, 2, 0);
     int p = 1;
     if (has_spec) {
         fprintf(gp.fp, "eval panel(%d)\nset title \"%s per MoE block\"\nset yrange [0:%s]\n"
@@ -249,9 +250,10 @@ int mr_fig_saturation(rep *R, const char *name)
         }
     }
     int cols = L <= 4 ? L : 4, rows = (L + cols - 1) / cols;
-    int pw = cols * 360 + 20, ph = rows * 300 + 46 + 21 * mr_rep_key_rows(R->ns);
-    mr_rep_gp_header(R, gp.fp, name, what, pw, ph, 12, cols > 1 ? 7.0 : 3.4,
-                     rows * 1.9 + 0.3 + 0.14 * mr_rep_key_rows(R->ns), 8);
+    int pw = cols * 360 + 20;
+    double pdf_w = cols > 1 ? 7.0 : 3.4;
+    int krows = mr_rep_key_rows(R, pw, pdf_w), ph = rows * 300 + 46 + 21 * krows;
+    mr_rep_gp_header(R, gp.fp, name, what, pw, ph, 12, pdf_w, rows * 1.9 + 0.3 + 0.14 * krows, 8);
     mr_rep_gp_groups(R, gp.fp);
     fprintf(gp.fp, "array block[%d] = [", L);
     for (int l = 0; l < L; l++) fprintf(gp.fp, "%s%d", l ? ", " : "", R->m->layers[l]);
@@ -268,9 +270,10 @@ int mr_fig_saturation(rep *R, const char *name)
     fprintf(gp.fp, ") scale 0.5\n");
     /* a zero-based axis unless every value is high: then the break is said in the label */
     double ylo = lo > 50 ? 10 * floor((lo - 5) / 10) : 0;
-    fprintf(gp.fp, "set xrange [-0.2:%g]\nset yrange [%g:101]\nset ylabel \"%s\"\n"
-                   "set lmargin 8\nset rmargin 3\nset tmargin 2.6\nset bmargin 2.5\n",
+    fprintf(gp.fp, "set xrange [-0.2:%g]\nset yrange [%g:101]\nset ylabel \"%s\"\n",
             P + 0.2, ylo, ylo > 0 ? "saturation (%; axis cut)" : "saturation (%)");
+    if (ylo > 0) mr_rep_gp_axis_cut(gp.fp);
+    mr_rep_gp_panel_margins(gp.fp, 8, 3, 0);
     fprintf(gp.fp, "do for [l=1:L] {\n    eval panel(l)\n    set title sprintf(\"MoE block %%d\", block[l])\n"
                    "    plot for [g=1:G] datafile index (l-1) using 1:(column(3*g-1)):(column(3*g)):(column(3*g+1)) "
                    "with yerrorlines ls g lw 1.5 ps 0.6 notitle\n}\nunset multiplot\n");

@@ -83,11 +83,11 @@ static void attack_gp(rep *R, FILE *fp, const char *name, const char *what,
                       char an[][MR_RES_NAME], int A, int n_eps, const int *ladder, double hi)
 {
     /* A columns x 2 rows, or for one attack the two side by side */
-    int cols = A == 1 ? 2 : A, rows = A == 1 ? 1 : 2, head = 46 + 21 * mr_rep_key_rows(R->ns);
-    int pw = cols * 330 + 40, ph = rows * 260 + head + 10;
+    int cols = A == 1 ? 2 : A, rows = A == 1 ? 1 : 2;
+    int pw = cols * 330 + 40;
     if (pw < 900) pw = 900; /* room for the title and the key */
-    mr_rep_gp_header(R, fp, name, what, pw, ph, 11, 2.2 * cols + 0.6,
-                     2.5 * rows + 0.14 * mr_rep_key_rows(R->ns), 7);
+    int krows = mr_rep_key_rows(R, pw, 2.2 * cols + 0.6), ph = rows * 260 + 46 + 21 * krows + 10;
+    mr_rep_gp_header(R, fp, name, what, pw, ph, 11, 2.2 * cols + 0.6, 2.5 * rows + 0.14 * krows, 7);
     mr_rep_gp_groups(R, fp);
     gp_str_array(fp, "attack", an[0], sizeof an[0], A);
     fprintf(fp, "A = %d\n", A);
@@ -97,16 +97,15 @@ static void attack_gp(rep *R, FILE *fp, const char *name, const char *what,
     mr_rep_gp_multi_begin(R, fp, title, 0, cols, rows, 0.0, 1.0, 10, ph);
     fprintf(fp, "set xrange [-0.4:%.1f]\nset xtics scale 0.5 (\"clean\" 0", n_eps + 0.4);
     for (int i = 0; i < n_eps; i++) fprintf(fp, ", \"%d\" %d", ladder[i], i + 1);
-    fprintf(fp, ")\nset ytics scale 0.5\n"
-                "set lmargin 7\nset rmargin 1.5\nset tmargin 1.6\nset bmargin 2.8\n"
-                "set xlabel \"eps (grey levels, /255)\" offset 0,0.5\n");
-    fprintf(fp, "do for [a=1:A] {\n    eval panel(a)\n    set title attack[a] offset 0,-0.7\n"
+    fprintf(fp, ")\nset ytics scale 0.5\nset xlabel \"eps (grey levels, /255)\" offset 0,0.5\n");
+    mr_rep_gp_panel_margins(fp, 7, 1.5, 1);
+    fprintf(fp, "do for [a=1:A] {\n    eval panel(a)\n    set title attack[a]\n"
                 "    set yrange [0:100]\n    set ylabel \"accuracy (%%)\"\n"
                 "    plot for [g=1:G] datafile index ((a-1)*G + g-1) using 1:4:5 with filledcurves ls g "
                 "fs transparent solid 0.12 noborder notitle, \\\n"
                 "         for [g=1:G] datafile index ((a-1)*G + g-1) using 1:3 with linespoints ls g "
                 "lw 1.5 ps 0.5 notitle\n}\n");
-    fprintf(fp, "do for [a=1:A] {\n    eval panel(A + a)\n    set title (A == 1 ? attack[a] . \" (top-1 routing flips)\" : \"\") offset 0,-0.7\n"
+    fprintf(fp, "do for [a=1:A] {\n    eval panel(A + a)\n    set title (A == 1 ? attack[a] . \" (top-1 routing flips)\" : \"\")\n"
                 "    set yrange [0:%.6g]\n    set ylabel \"top-1 flip (%%)\"\n"
                 "    plot for [g=1:G] datafile index ((A + a-1)*G + g-1) using 1:4:5 with filledcurves ls g "
                 "fs transparent solid 0.12 noborder notitle, \\\n"

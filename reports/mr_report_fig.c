@@ -55,6 +55,8 @@ void mr_rep_gp_header(rep *R, FILE *fp, const char *name, const char *what, int 
                       int font, double pdf_w, double pdf_h, int pdf_font)
 {
     char src[1200];
+    R->png_w = png_w;
+    R->pdf_w = pdf_w;
     mr_rep_clean_str(src, sizeof src, R->r->file);
     fprintf(fp, "# %s.gp: %s\n", name, what);
     fprintf(fp, "# Written by moe-robust report from %s.\n", src);
@@ -170,8 +172,29 @@ void mr_rep_minmax(double *lo, double *hi, double v)
     if (!isfinite(*hi) || v > *hi) *hi = v;
 }
 
-static int key_cols(int G) { return G <= 8 ? G : (G + 1) / 2 < 8 ? (G + 1) / 2 : 8; }
-int mr_rep_key_rows(int G) { return (G + key_cols(G) - 1) / key_cols(G); }
+/* Key columns of a figure png_w pixels (12 px font) and pdf_w inches (8 pt) wide: at most
+ * 8, and no more than the entries that fit across both (an entry: its label, with
+ * " (right axis)" for a collapsed router, and its line sample) */
+static int key_cols(const rep *R, int png_w, double pdf_w)
+{
+    int G = R->ns, len = 1;
+    FOR_SEL(j, g) {
+        int n = (int)strlen(R->r->groups[R->g0 + g].label) + (mr_rep_collapsed(R, g) ? 13 : 0);
+        if (n > len) len = n;
+    }
+    int c = G <= 8 ? G : (G + 1) / 2 < 8 ? (G + 1) / 2 : 8;
+    int fit_png = (int)((png_w - 24) / (12 * (0.55 * len + 6)));
+    int fit_pdf = (int)((pdf_w * 72 - 16) / (8 * (0.55 * len + 6)));
+    if (fit_png < c) c = fit_png;
+    if (fit_pdf < c) c = fit_pdf;
+    return c < 1 ? 1 : c;
+}
+
+int mr_rep_key_rows(const rep *R, int png_w, double pdf_w)
+{
+    int c = key_cols(R, png_w, pdf_w);
+    return (R->ns + c - 1) / c;
+}
 
 /* A multi-panel figure: a title line and a key strip on top, then NROW x NCOL panels
  * placed by `eval panel(i)` (i = 1..) between screen x LEFT..RIGHT and y BOT..TOP.
@@ -179,7 +202,7 @@ int mr_rep_key_rows(int G) { return (G + key_cols(G) - 1) / key_cols(G); }
 void mr_rep_gp_multi_begin(rep *R, FILE *fp, const char *title, int boxes, int ncol, int nrow,
                            double left, double right, double bottom_px, double height_px)
 {
-    double title_px = 28, key_px = 18 + 21.0 * mr_rep_key_rows(R->ns);
+    double title_px = 28, key_px = 18 + 21.0 * mr_rep_key_rows(R, R->png_w, R->pdf_w);
     double top = 1.0 - (title_px + key_px) / height_px;
     fprintf(fp, "# layout: a title and a key strip on top, then %d x %d panels\n", nrow, ncol);
     fprintf(fp, "NCOL = %d\nNROW = %d\nLEFT = %.4f\nRIGHT = %.4f\nBOT = %.4f\nTOP = %.4f\n", ncol,
@@ -196,7 +219,7 @@ void mr_rep_gp_multi_begin(rep *R, FILE *fp, const char *title, int boxes, int n
     mr_rep_gp_str(fp, title);
     fprintf(fp, " at screen 0.5, screen %.4f center\n", 1.0 - 0.5 * title_px / height_px);
     fprintf(fp, "set key center center horizontal maxcols %d samplen 2.5 width 1 spacing 1.1\n",
-            key_cols(R->ns));
+            key_cols(R, R->png_w, R->pdf_w));
     if (boxes)
         fprintf(fp, "plot for [g=1:G] NaN with boxes ls g dt 1 lw 1 fs solid 0.85 border rgb \"#333333\" title label[g]\n");
     else
@@ -268,28 +291,112 @@ int mr_rep_figures_pdf(rep *R)
     return st;
 }
 
-int mr_rep_offscale_note(const rep *R, char *buf, size_t cap)
+void mr_rep_gp_panel_margins(FILE *fp, double left, double right, int xlabel)
 {
-    buf[0] = '\0';
-    int n = 0;
-    FOR_SEL(j, g) {
-        if (!mr_rep_collapsed(R, g)) continue;
-        char v[64];
-        mr_report_fmt(v, sizeof v, R->agg[g].clean[R->prim][0], mr_metric_table[R->prim].decimals);
-        size_t at = strlen(buf);
-        snprintf(buf + at, cap - at, "%s%s (clean %s)", n++ ? ", " : "off scale, collapsed: ",
-                 R->r->groups[R->g0 + g].label, v);
-    }
-    return n;
+    fprintf(fp, "# panel margins (characters): each title in its panel's top margin, above the plot\n"
+                "set lmargin %g\nset rmargin %g\nset tmargin %g\nset bmargin %g\n",
+            left, right, MR_REP_TMARGIN, xlabel ? 3.4 : 2.4);
 }
 
-void mr_rep_gp_offscale(const rep *R, FILE *fp)
+int mr_rep_right_axis(double *lo, double *hi, double clo, double chi)
 {
-    char note[600];
-    if (!mr_rep_offscale_note(R, note, sizeof note)) return;
-    fprintf(fp, "# groups that collapsed (clean error or bpc more than twice the reference's) are\n"
-                "# left out of the y range so that they do not squash the others\n"
-                "set label 98 ");
-    mr_rep_gp_str(fp, note);
-    fprintf(fp, " at graph 0.02, graph 0.95 left front font \",9\"\n");
+    if (!isfinite(clo) || !isfinite(chi)) return 0;
+    if (isfinite(*lo) && isfinite(*hi) && (clo < *lo || chi > *hi)) return 1;
+    mr_rep_minmax(lo, hi, clo); /* within the others' range, or nothing else: one axis */
+    mr_rep_minmax(lo, hi, chi);
+    return 0;
+}
+
+/* the single collapsed group shown (its index in the selection), or -1 when several */
+static int single_collapsed(const rep *R)
+{
+    int one = -1, n = 0;
+    FOR_SEL(j, g)
+        if (mr_rep_collapsed(R, g)) {
+            one = j;
+            n++;
+        }
+    return n == 1 ? one : -1;
+}
+
+void mr_rep_gp_right_groups(const rep *R, FILE *fp)
+{
+    fprintf(fp, "# routers that collapsed (clean error or bpc more than twice the reference's) are\n"
+                "# drawn on the right y axis, on their own scale, so that they do not squash the\n"
+                "# others: right[g] = 1; main() and alt() keep a group's values on its own axis\n");
+    fprintf(fp, "array right[%d] = [", R->ns);
+    FOR_SEL(j, g) fprintf(fp, "%s%d", j ? ", " : "", mr_rep_collapsed(R, g));
+    fprintf(fp, "]\n");
+    FOR_SEL(j, g)
+        if (mr_rep_collapsed(R, g)) fprintf(fp, "label[%d] = label[%d] . \" (right axis)\"\n", j + 1, j + 1);
+    fprintf(fp, "main(g, y) = right[g] ? NaN : y\nalt(g, y) = right[g] ? y : NaN\n");
+}
+
+/* a tick step giving about n ticks over span: 1, 2 or 5 times a power of ten */
+static double nice_step(double span, int n)
+{
+    double raw = span > 0 ? span / n : 1, p = pow(10, floor(log10(raw))), m = raw / p;
+    return (m < 1.5 ? 1 : m < 3 ? 2 : m < 7 ? 5 : 10) * p;
+}
+
+/* `set NAMEtics` from the first multiple of the step at or above lo up to hi only (about
+ * n ticks) */
+static void band_tics(FILE *fp, const char *axis, double lo, double hi, int n, const char *extra)
+{
+    double step = nice_step(hi - lo, n), start = ceil(lo / step - 1e-9) * step;
+    fprintf(fp, "set %stics %.6g, %.6g, %.6g nomirror scale 0.5%s\n", axis, start, step, hi, extra);
+}
+
+void mr_rep_gp_right_axis(const rep *R, FILE *fp, double lo, double hi, double clo, double chi,
+                          int ylabel)
+{
+    /* one plot, two bands: the others on the left axis and the collapsed groups on the
+     * right one, each with ticks over its own band only, a dashed break between them;
+     * the collapsed band on the side where its values lie (above for bpc, below for
+     * accuracy) */
+    const double main_f = 0.68, gap_f = 0.06, coll_f = 1 - main_f - gap_f;
+    mr_rep_range_pad(&clo, &chi);
+    int top = clo + chi > lo + hi;
+    double span = (hi - lo) / main_f, span2 = (chi - clo) / coll_f;
+    double y0 = top ? lo : hi - span, y2lo = top ? chi - span2 : clo;
+    double cut = top ? main_f + gap_f / 2 : coll_f + gap_f / 2;
+    int one = single_collapsed(R);
+    char tc[40] = "";
+    if (one >= 0) snprintf(tc, sizeof tc, " tc rgb \"%s\"", R->sty[R->sel[one]].rgb);
+    fprintf(fp, "# two bands: left axis for the others, right axis (%s) for the collapsed routers\n",
+            top ? "top" : "bottom");
+    fprintf(fp, "set yrange [%.6g:%.6g]\nset y2range [%.6g:%.6g]\n", y0, y0 + span, y2lo, y2lo + span2);
+    band_tics(fp, "y", lo, hi, 4, "");
+    band_tics(fp, "y2", clo, chi, 2, tc);
+    fprintf(fp, "set grid y2tics\n");
+    fprintf(fp, "set arrow 90 from graph 0, graph %.3f to graph 1, graph %.3f nohead dt 2 lc rgb \"#888888\"\n"
+                "set arrow 91 from graph -0.012, graph %.3f to graph 0.012, graph %.3f nohead lc rgb \"#444444\"\n"
+                "set arrow 92 from graph 0.988, graph %.3f to graph 1.012, graph %.3f nohead lc rgb \"#444444\"\n",
+            cut, cut, cut - 0.015, cut + 0.015, cut - 0.015, cut + 0.015);
+    if (!ylabel) return;
+    char l[400];
+    if (one >= 0)
+        snprintf(l, sizeof l, "%s (collapsed): %s", R->r->groups[R->g0 + R->sel[one]].label,
+                 mr_rep_prim_label(R));
+    else
+        snprintf(l, sizeof l, "collapsed routers: %s", mr_rep_prim_label(R));
+    fprintf(fp, "set y2label ");
+    mr_rep_gp_str(fp, l);
+    fprintf(fp, "%s\n", tc);
+}
+
+void mr_rep_gp_axis_cut(FILE *fp)
+{
+    fprintf(fp, "# the y axis does not start at 0: two strokes across its foot say so\n"
+                "set arrow 93 from graph -0.018, graph 0.015 to graph 0.018, graph 0.045 nohead lc rgb \"#444444\" front\n"
+                "set arrow 94 from graph -0.018, graph 0.045 to graph 0.018, graph 0.075 nohead lc rgb \"#444444\" front\n");
+}
+
+const char *mr_rep_gp_col(char *buf, size_t cap, int pass, const char *g, int col)
+{
+    if (pass < 0)
+        snprintf(buf, cap, "%d", col);
+    else
+        snprintf(buf, cap, "(%s(%s,$%d))", pass ? "main" : "alt", g, col);
+    return buf;
 }

@@ -116,6 +116,9 @@ typedef struct rep {
     int n_sums, cap_sums;
     char (*kept)[200];
     int n_kept, cap_kept;
+    /* the size of the figure being written (mr_rep_gp_header), for its key strip */
+    int png_w;
+    double pdf_w;
 } rep;
 
 /* ---- mr_report_agg.c ---- */
@@ -147,14 +150,37 @@ int mr_rep_emit(rep *R, const char *name, const char *title, mr_textbuf *dat, mr
 const char *mr_rep_prim_label(const rep *R);
 void mr_rep_range_pad(double *lo, double *hi);
 void mr_rep_minmax(double *lo, double *hi, double v);
-int mr_rep_key_rows(int G);
+/* rows of the key strip of a multi-panel figure png_w px and pdf_w in wide */
+int mr_rep_key_rows(const rep *R, int png_w, double pdf_w);
 /* figures.pdf: every rendered figure as a page (pdfcairo, joined by pdfunite) when
  * pdfunite is installed; R->info->figures_pdf says whether it was written */
 int mr_rep_figures_pdf(rep *R);
-/* the shown groups that collapsed (mr_rep_collapsed), as a note for a figure whose y
- * range leaves them out; their count. mr_rep_gp_offscale: that note as a gnuplot label. */
-int mr_rep_offscale_note(const rep *R, char *buf, size_t cap);
-void mr_rep_gp_offscale(const rep *R, FILE *fp);
+/* The margins of a panel of a multi-panel figure (characters): the panel's title sits in
+ * its own top margin (MR_REP_TMARGIN; titles are never offset down onto the plot), the
+ * bottom margin holds the tick labels, and the x label when `xlabel`, with a gap, so that
+ * a title does not read as the x label of the panel above. */
+#define MR_REP_TMARGIN 2.0
+void mr_rep_gp_panel_margins(FILE *fp, double left, double right, int xlabel);
+/* Collapsed routers (mr_rep_collapsed) on a separate axis. lo/hi: the y range of the
+ * figure's other groups, clo/chi that of its collapsed ones (unpadded; NaN: none). Returns
+ * 1 when the collapsed groups lie outside the others' range and get their own axis; else
+ * 0, and their range is merged into lo/hi (one axis). With 1, the figure calls
+ * mr_rep_gp_right_groups after mr_rep_gp_groups (array right[], "(right axis)" in their
+ * key labels, main() and alt()), mr_rep_gp_right_axis instead of setting its y range (lo/hi
+ * padded): a broken axis, the others in a band on the left axis, the collapsed groups in
+ * a band of their own on the right axis (above them for bpc, below for accuracy), ticks
+ * only over each band, a dashed break between, the right ticks in the colour of a single
+ * collapsed router and a y2 label when `ylabel`; then it plots every layer twice: pass 0
+ * through alt() `axes x1y2`, pass 1 through main(). */
+int mr_rep_right_axis(double *lo, double *hi, double clo, double chi);
+void mr_rep_gp_right_groups(const rep *R, FILE *fp);
+void mr_rep_gp_right_axis(const rep *R, FILE *fp, double lo, double hi, double clo, double chi,
+                          int ylabel);
+/* break marks at the foot of the left y axis of a figure whose y axis does not start at 0 */
+void mr_rep_gp_axis_cut(FILE *fp);
+/* the `using` column `col` of group variable g: plain (pass -1: no right axis), or
+ * through alt() (pass 0) or main() (pass 1) */
+const char *mr_rep_gp_col(char *buf, size_t cap, int pass, const char *g, int col);
 /* checkpoint A (which = 0) or B (1) of a fluct cell's "A -> B", as a basename without .h5 */
 void mr_rep_ckpt_name(char *out, size_t cap, const char *ck, int which);
 
