@@ -152,7 +152,7 @@ static void k_script(rep *R, const curves *K, FILE *fp)
         fprintf(fp, "unset key\nset title \"%s: clean\"\nset yrange [%.6g:%.6g]\n"
                        "plot for [i=1:NR] datafile index (i-1) using (kx($1, i)):2:3:4 with yerrorlines ls i title router[i]\n",
                 R->m->name, K->lo, K->hi);
-        fprintf(fp, "set key at screen 0.5, screen 0.01 center bottom horizontal maxcols 4 samplen 2.5\n"
+        fprintf(fp, "set key at screen 0.5, screen 0.01 center bottom horizontal maxcols 4 samplen 2.5 width 2\n"
                     "set title \"mean over corruptions\"\n"
                        "set yrange [%.6g:%.6g]\n"
                        "plot for [i=1:NR] datafile index (i-1) using (kx($1, i)):5:6:7 with yerrorlines ls i title router[i]\n"
@@ -160,7 +160,7 @@ static void k_script(rep *R, const curves *K, FILE *fp)
     } else {
         fprintf(fp, "# (no router ran under corruptions at two k or more: the corrupted columns are\n"
                        "# not plotted; plot using 1:5:6:7 to see them)\n");
-        fprintf(fp, "set key below center horizontal maxcols 4 samplen 2.5\nset title \"%s: clean data\"\n"
+        fprintf(fp, "set key below center horizontal maxcols 4 samplen 2.5 width 2\nset title \"%s: clean data\"\n"
                        "set yrange [%.6g:%.6g]\n"
                        "plot for [i=1:NR] datafile index (i-1) using (kx($1, i)):2:3:4 with yerrorlines ls i title router[i]\n",
                 R->m->name, K->lo, K->hi);

@@ -185,21 +185,25 @@ static void yrange(rep *R, const family *f, int k, double *lo, double *hi)
     mr_rep_range_pad(lo, hi);
 }
 
-/* panels: (SUM_* index, title, y label); the key beside the last */
+/* panels: (SUM_* index, title, y label); the key below them (at the foot of the figure);
+ * flip rates from 0 */
 static void gp_panels(rep *R, const family *f, FILE *fp, const int *ks, const char *const *titles,
                       const char *const *ylabels, int np, int ncol)
 {
     int nrow = (np + ncol - 1) / ncol;
     if (np > 1)
-        fprintf(fp, "set multiplot layout %d,%d margins 0.07,0.8,%.3f,0.92 spacing 0.08,0.12\n", nrow,
-                ncol, nrow > 1 ? 0.08 : 0.13);
+        fprintf(fp, "set multiplot layout %d,%d margins 0.07,0.97,%.3f,0.92 spacing 0.08,0.12\n", nrow,
+                ncol, (nrow > 1 ? 0.08 : 0.13) + (nrow > 1 ? 0.035 : 0.06) * ((f->nl + 3) / 4));
     for (int p = 0; p < np; p++) {
         double lo, hi;
         yrange(R, f, ks[p], &lo, &hi);
+        if (ks[p] >= SUM_FLIP1 && lo > 0) lo = 0; /* rates: a zero-based axis */
         int col = 2 + 3 * ks[p];
-        fprintf(fp, "%s\nset title \"%s\"\nset ylabel \"%s\"\nset yrange [%.6g:%.6g]\n",
-                p == np - 1 ? "set key outside right center samplen 2.5" : "unset key", titles[p],
-                ylabels[p], lo, hi);
+        const char *key = p < np - 1 ? "unset key"
+                          : np > 1   ? "set key at screen 0.5, screen 0.01 center bottom horizontal maxcols 4 samplen 2.5 width 2"
+                                     : "set key below center horizontal maxcols 4 samplen 2.5 width 2";
+        fprintf(fp, "%s\nset title \"%s\"\nset ylabel \"%s\"\nset yrange [%.6g:%.6g]\n", key,
+                titles[p], ylabels[p], lo, hi);
         fprintf(fp, "plot for [i=1:NL] datafile index (i-1) using (kx($1, i)):%d:%d:%d with yerrorlines "
                     "ls i title title[i]\n",
                 col, col + 1, col + 2);
