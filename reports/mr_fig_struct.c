@@ -17,24 +17,31 @@
 #include "../analysis/mr_error.h"
 #include "mr_report_impl.h"
 
-/* the group whose matrices are drawn: the reference router's, else the first with a
- * clean cell; -1 if none */
+/* the group whose matrices are drawn, among those with a clean cell: the reference
+ * router's at its smallest k >= 2, else the first group at k >= 2, else (every group at
+ * k = 1, where co-activation is the identity by definition) the reference router's, else
+ * the first; -1 if none */
 static int matrix_group(rep *R)
 {
-    int first = -1;
+    int best = -1, best_rank = 5;
     for (int g = 0; g < R->G; g++) {
         const mr_res_group *gr = &R->r->groups[R->g0 + g];
         if (gr->clean < 0) continue;
-        if (strcmp(gr->router, R->r->reference) == 0) return g;
-        if (first < 0) first = g;
+        int ref = strcmp(gr->router, R->r->reference) == 0;
+        int rank = gr->k >= 2 ? (ref ? 0 : 1) : (ref ? 2 : 3);
+        if (rank < best_rank || (rank == 0 && gr->k < R->r->groups[R->g0 + best].k)) {
+            best = g;
+            best_rank = rank;
+        }
     }
-    return first;
+    return best;
 }
 
 /* Heatmaps of m[L][rows][E], one panel per MoE layer: rows on y (labelled by number),
- * experts on x; values printed in the cells when the matrix is small. */
+ * experts on x; values printed in the cells when the matrix is small; `offdiag`: the
+ * colour scale ends at the largest value off the diagonal (the diagonal saturates). */
 static int heatmaps(rep *R, const char *name, const char *what, const char *title,
-                    const double *m, int L, int rows, int E, const char *ylabel)
+                    const double *m, int L, int rows, int E, const char *ylabel, int offdiag)
 {
     mr_textbuf dat, gp;
     MR_TRY(mr_rep_fig_open(&dat, &gp));
@@ -49,7 +56,7 @@ static int heatmaps(rep *R, const char *name, const char *what, const char *titl
             for (int e = 0; e < E; e++) {
                 double v = 100 * m[((size_t)l * rows + y) * E + e];
                 fprintf(dat.fp, "%d %d %.6g\n", e, y, v);
-                if (isfinite(v) && v > hi) hi = v;
+                if (isfinite(v) && v > hi && !(offdiag && e == y)) hi = v;
             }
             if (y + 1 < rows) fputc('\n', dat.fp);
         }
@@ -102,12 +109,14 @@ int mr_fig_struct_maps(rep *R, const char *coact_name, const char *class_name)
     int d[3], st = MR_OK;
     char what[300], title[300];
     double *m = mr_results_matrix(R->r, gr->clean, "coactivation", d);
-    if (m && d[0] == R->m->n_moe && d[1] == d[2] && R->m->E > 1) {
+    /* at k = 1 every token has one expert: P(j | i) is the identity, nothing to draw */
+    if (m && d[0] == R->m->n_moe && d[1] == d[2] && R->m->E > 1 && gr->k >= 2) {
         snprintf(what, sizeof what, "expert co-activation P(column expert in top-k | row expert "
                                     "in top-k) on clean data, %s", gr->label);
         snprintf(title, sizeof title, "%s, %s: co-activation P(j in top-k | i in top-k), %%",
                  R->m->name, gr->label);
-        st = heatmaps(R, coact_name, what, title, m, d[0], d[1], d[2], "expert i (row)");
+        /* the colour scale over the off-diagonal cells: P(i | i) = 100 % by definition */
+        st = heatmaps(R, coact_name, what, title, m, d[0], d[1], d[2], "expert i (row)", 1);
     }
     free(m);
     m = st == MR_OK ? mr_results_matrix(R->r, gr->clean, "class_usage", d) : NULL;
@@ -116,7 +125,7 @@ int mr_fig_struct_maps(rep *R, const char *coact_name, const char *class_name)
                                     "assignments per expert, %s", gr->label);
         snprintf(title, sizeof title, "%s, %s: share of each class's top-k assignments, %%",
                  R->m->name, gr->label);
-        st = heatmaps(R, class_name, what, title, m, d[0], d[1], d[2], "class");
+        st = heatmaps(R, class_name, what, title, m, d[0], d[1], d[2], "class", 0);
     }
     free(m);
     return st;

@@ -6,7 +6,8 @@ scripts and data a report wrote:
       every fig-*.gp: panel titles in the panels' top margin (the helper's tmargin, never
       offset down onto the plot); >= 7 pt text in the PDF terminal and every font it sets;
       keys below, outside or in the key strip, never inside a plot; no degenerate
-      accuracy-vs-k figure (some curve has two k or more); an axis cut (saturation) has its
+      figure: accuracy vs k has a curve with two k or more, co-activation is never of a
+      k = 1 group (the identity); an axis cut (saturation) has its
       break marks; collapsed routers on a right axis only where a group is marked so.
   report_figures.py collapsed REPORT_DIR FIG LABEL
       fig FIG.gp draws the router@k LABEL (collapsed) on the right y axis, in a band of its
@@ -95,6 +96,9 @@ def rules(d):
                 bad |= fail(f"{name}: a right axis without a collapsed group")
             if not re.search(r"^set y2tics [-\d.e]+, [\d.e]+, [-\d.e]+", text, re.M):
                 bad |= fail(f"{name}: a right axis without its band's ticks")
+        # co-activation at k = 1 is the identity: never drawn for a k = 1 group
+        if name.endswith("-coact.gp") and re.search(r"@k1$", open(gp[:-3] + ".dat").readline().strip()):
+            bad |= fail(f"{name}: co-activation of a k = 1 group (the identity)")
         # accuracy vs k: drawn only when some curve has two k or more
         if name.endswith("-k.gp"):
             if max(len(b) for b in blocks(gp[:-3] + ".dat")) < 2:

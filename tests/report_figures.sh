@@ -3,7 +3,8 @@
 # writes (tests/report_figures.py):
 # - every figure: panel titles in the panels' top margin, never offset onto the plot;
 #   >= 7 pt text in the PDF; keys below, outside or in the key strip; no accuracy-vs-k
-#   figure whose curves all have one k; a cut axis has break marks;
+#   figure whose curves all have one k, no co-activation heatmap of a k = 1 group (the
+#   tiny grid runs softmax at k = 1 and 2); a cut axis has break marks;
 # - the char LM with the attention router swapped in collapses (bpc ~3x softmax's): in
 #   the severity and family figures it is drawn on the right y axis, in a band of its own
 #   above a break, its values inside it, while softmax keeps the left axis over most of
