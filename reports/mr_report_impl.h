@@ -5,6 +5,7 @@
  *   mr_report_agg.c      aggregates over samples, corruptions and severities (schema)
  *   mr_report_tables.c   summary and per-corruption tables (schema)
  *   mr_report_fig.c      what every figure shares: gnuplot headers, keys, emit/render
+ *   mr_report_axes.c     panel margins, a collapsed router's broken axis, axis cuts
  *   mr_fig_*.c           one file per figure family (mr_fig_family.c: per corruption
  *                        family, figure and table)
  *   mr_report_gallery.c  the corruption gallery
@@ -155,6 +156,10 @@ int mr_rep_key_rows(const rep *R, int png_w, double pdf_w);
 /* figures.pdf: every rendered figure as a page (pdfcairo, joined by pdfunite) when
  * pdfunite is installed; R->info->figures_pdf says whether it was written */
 int mr_rep_figures_pdf(rep *R);
+/* checkpoint A (which = 0) or B (1) of a fluct cell's "A -> B", as a basename without .h5 */
+void mr_rep_ckpt_name(char *out, size_t cap, const char *ck, int which);
+
+/* ---- mr_report_axes.c ---- */
 /* The margins of a panel of a multi-panel figure (characters): the panel's title sits in
  * its own top margin (MR_REP_TMARGIN; titles are never offset down onto the plot), the
  * bottom margin holds the tick labels, and the x label when `xlabel`, with a gap, so that
@@ -181,8 +186,6 @@ void mr_rep_gp_axis_cut(FILE *fp);
 /* the `using` column `col` of group variable g: plain (pass -1: no right axis), or
  * through alt() (pass 0) or main() (pass 1) */
 const char *mr_rep_gp_col(char *buf, size_t cap, int pass, const char *g, int col);
-/* checkpoint A (which = 0) or B (1) of a fluct cell's "A -> B", as a basename without .h5 */
-void mr_rep_ckpt_name(char *out, size_t cap, const char *ck, int which);
 
 /* ---- figure families (mr_fig_*.c): each writes fig-MODEL-<family>.* ---- */
 int mr_fig_severity_mean(rep *R, const char *name);
