@@ -5,7 +5,8 @@
 # class x expert usage and NMI, layer consistency; the same images again from an HDF5
 # file with a /domains dataset: domain NMI) and 200 KJV test windows through the char LM
 # (vocabulary specialization; domain specialization over the books of the shipped KJV
-# test windows, its /domains); baseline/check guard them; the C numbers as `analyze`
+# test windows, its /domains, and over Old vs New Testament windows of
+# models/kjv-char-testaments.h5); baseline/check guard them; the C numbers as `analyze`
 # writes them (results.h5,
 # summary.json, summary.csv) and as `eval` prints them. Also: an LM's summary.csv rows
 # carry bpc (= loss / ln 2) and the loss with their intervals.
@@ -35,6 +36,8 @@ with h5py.File('$tmp/dom.h5', 'w') as f:
 " || { echo "FAIL writing $tmp/dom.h5"; fail=1; }
 check fmnist-dom models/fmnist-vit-moe-softmax.h5 "$tmp/dom.h5" 200 "$tmp/dom.h5"
 check kjv models/kjv-char-moe-softmax.h5 models/kjv-char-test.h5 200 models/kjv-char-test.h5
+# Old vs New Testament (models/kjv-char-testaments.h5: alternating, so 100 windows each)
+check kjv-testaments models/kjv-char-moe-softmax.h5 models/kjv-char-testaments.h5 200 models/kjv-char-testaments.h5
 # baseline/check guard the new metrics: the routing of another router recorded under the
 # same labels moves them, and check names them (exit 1)
 "$bin" baseline "$tmp/fmnist-an" --metrics coactivation_top10,class_nmi,layer_nmi > "$tmp/base.json" ||

@@ -5,6 +5,7 @@ the KJV Bible as a character corpus (Debian bible-kjv, `bible` command).
 Run as a script to write the LM test split models/kjv-char-test.h5, or a
 Fashion-MNIST split as an HDF5 data file (/images uint8 [N,28,28,1] + /labels):
     /usr/bin/python3 tools/data.py --write-kjv-test models/kjv-char-test.h5
+    /usr/bin/python3 tools/data.py --write-kjv-testaments models/kjv-char-testaments.h5
     /usr/bin/python3 tools/data.py --write-fmnist t10k OUT.h5
 """
 
@@ -152,6 +153,48 @@ def write_kjv_test(path):
     return tok.shape
 
 
+N_OT_BOOKS = 39        # Genesis..Malachi; Matthew (index 39) opens the New Testament
+
+
+def write_kjv_testaments(path, per_testament=256):
+    """Old vs New Testament as domains (docs/metrics.md, domain specialization): windows
+    of the *training* split, evenly spaced over each testament's part of it (Genesis to
+    Malachi; Matthew to the end of the training split in Acts), alternating OT, NT, OT...
+    so that any prefix (`--limit`) is balanced. Both from training text, so that the two
+    domains do not also differ in having been seen in training; the test split (Acts 22
+    to Revelation) is all New Testament and cannot carry this pair. For routing analysis,
+    not for language-model scores."""
+    codes, train, _ = kjv_corpus()
+    _, book = kjv_books()
+    book = book[: len(train)]
+    nt0 = int(np.argmax(book >= N_OT_BOOKS))  # first character of Matthew
+    spans = [(0, nt0), (nt0, len(train))]
+    picks = []
+    for a, b in spans:
+        n_fit = (b - a - 1) // SEQ_LEN
+        if n_fit < per_testament:
+            raise SystemExit(f"only {n_fit} windows fit in [{a}, {b})")
+        starts = a + (np.arange(per_testament) * n_fit // per_testament) * SEQ_LEN
+        picks.append(starts)
+    starts = np.stack(picks, axis=1).ravel()  # OT, NT, OT, NT, ...
+    tok = train[starts[:, None] + np.arange(SEQ_LEN + 1)[None, :]].astype(np.int32)
+    dom = np.tile(np.array([0, 1], np.int32), per_testament)
+    assert (book[starts[dom == 0]] < N_OT_BOOKS).all() and (book[starts[dom == 1]] >= N_OT_BOOKS).all()
+    with h5py.File(path, "w") as f:
+        f.create_dataset("tokens", data=tok, chunks=True, shuffle=True,
+                         compression="gzip", compression_opts=9)
+        f.create_dataset("vocab", data=codes)
+        f.create_dataset("domains", data=dom)
+        f.attrs["domain_names"] = "Old Testament,New Testament"
+        f.attrs["domains"] = "testament of each window, index into domain_names"
+        f.attrs["source"] = (f"Debian bible-kjv: bible -f \"{KJV_RANGE}\", verse "
+                             "references stripped, verses joined with '\\n'")
+        f.attrs["split"] = (f"train (first {TRAIN_FRACTION:.0%} of characters): "
+                            f"{per_testament} windows of {SEQ_LEN + 1} chars per testament, "
+                            "evenly spaced, alternating Old, New")
+    return tok.shape
+
+
 def write_fmnist(split, path):
     """A Fashion-MNIST split in the project's HDF5 data format (docs/model-format.md,
     "Data files"); moe-robust also reads the IDX files directly."""
@@ -183,11 +226,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write-kjv-test", metavar="OUT.h5")
+    ap.add_argument("--write-kjv-testaments", metavar="OUT.h5")
     ap.add_argument("--write-fmnist", nargs=2, metavar=("SPLIT", "OUT.h5"),
                     help="SPLIT is train or t10k")
     args = ap.parse_args()
     if args.write_kjv_test:
         print("tokens", write_kjv_test(args.write_kjv_test))
+    if args.write_kjv_testaments:
+        print("tokens", write_kjv_testaments(args.write_kjv_testaments))
     if args.write_fmnist:
         split, out = args.write_fmnist
         if split not in ("train", "t10k"):
