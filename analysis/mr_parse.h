@@ -16,4 +16,13 @@ int mr_parse_int(const char *what, const char *text, int lo, int hi, int *out);
 /* Finite number in [lo, hi] (no NaN, no infinity, nothing after the number). */
 int mr_parse_double(const char *what, const char *text, double lo, double hi, double *out);
 
+/* A character of a key or option name: ASCII letter, digit, '_' or '-' (section, router
+ * and corruption names also allow '.'). Only such names survive being written to a
+ * config file and read back by inih (`;k` is a comment, `[k` a section, `a:b` the key a). */
+static inline int mr_parse_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
 #endif

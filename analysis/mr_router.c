@@ -33,16 +33,11 @@ int mr_router_opts_add(mr_router_opts *o, const char *kv)
     MR_REQUIRE(klen < MR_NAME_LEN && vlen < MR_NAME_LEN, MR_EINPUT,
                "router option '%s' is too long", kv);
     /* an option name is an identifier: every router's options are, and only such a name
-     * survives DIR/config.ini (a config line `;x = 1` is a comment, `[x = 1` a section,
-     * `a:b = 1` the key `a`) */
-    for (size_t i = 0; i < klen; i++) {
-        char ch = kv[i];
-        MR_REQUIRE((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                       ch == '_' || ch == '-',
-                   MR_EINPUT,
+     * survives DIR/config.ini */
+    for (size_t i = 0; i < klen; i++)
+        MR_REQUIRE(mr_parse_name_char(kv[i]), MR_EINPUT,
                    "router option '%.*s': not an option name (letters, digits, '_', '-')",
                    (int)klen, kv);
-    }
     MR_REQUIRE(o->n < MR_ROUTER_MAX_OPTS, MR_EINPUT, "more than %d router options",
                MR_ROUTER_MAX_OPTS);
     /* a second value would silently override the first */

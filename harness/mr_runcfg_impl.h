@@ -113,9 +113,7 @@ static inline const char *section_name(const char *section, const char *kw)
 static inline int valid_name(const char *s)
 {
     for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '-' || *s == '_' || *s == '.'))
-            return 0;
+        if (!mr_parse_name_char(*s) && *s != '.') return 0;
     return 1;
 }
 

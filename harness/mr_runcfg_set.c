@@ -44,9 +44,7 @@ int mr_runcfg_set_parse(override *o, const char *file, const char *arg)
      * DIR/config.ini and read back as the same key (`;k` is a comment, `[k` a section,
      * `a:b` the key `a`) */
     for (const char *q = o->key; *q; q++)
-        if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
-              *q == '_' || *q == '-'))
-            OFAIL("'%s' is not a key name (letters, digits, '_', '-')", o->key);
+        if (!mr_parse_name_char(*q)) OFAIL("'%s' is not a key name (letters, digits, '_', '-')", o->key);
     static const char *const single[4] = {"run", "data", "corruptions", "attack"};
     o->kind = -1;
     for (int i = 0; i < 4; i++)
