@@ -4,6 +4,9 @@
 
 #include <gsl/gsl_cblas.h>
 #include <math.h>
+#ifdef MR_AVX512
+#include <immintrin.h>
+#endif
 
 MR_VECTOR_CLONES
 void mr_layernorm_forward(float *out, const float *in, const float *w, const float *b,
@@ -157,6 +160,20 @@ static void softmax_prefix(float *x, int n, int len)
     for (int i = n; i < len; i++) x[i] = 0.0f;
 }
 
+/* The entropy of the top-k's probabilities renormalized to sum 1, from the
+ * exponentials e[i] = exp(s[i] - mx) (mr_softmax_entropy). */
+static double softmax_topk_entropy(const float *e, const float *s, float mx, const int *idx,
+                                   int k)
+{
+    double sk = 0.0, dk = 0.0;
+    for (int j = 0; j < k; j++) {
+        double x = e[idx[j]];
+        sk += x;
+        dk += x * (double)(s[idx[j]] - mx);
+    }
+    return sk > 0.0 ? log(sk) - dk / sk : 0.0;
+}
+
 /* softmax_prefix's probabilities of s[n] into p (the same loops, so the same bits as
  * mr_softmax_rows), and their entropy from the logits: with d_i = s_i - max s,
  * e_i = exp(d_i) and Z = sum e_i, -sum p_i ln p_i = ln Z - sum e_i d_i / Z: one log per
@@ -164,10 +181,11 @@ static void softmax_prefix(float *x, int n, int len)
  * `moe-robust analyze`, docs/performance.md). The same for the top-k's renormalized
  * probabilities (e_j / sum over the top-k). Products and sums in double, so the only
  * difference to the entropy of the stored floats is the exponential's rounding (expf,
- * at most 4 ulp) and the floats' own (about 1e-7 relative each). */
+ * at most 4 ulp) and the floats' own (about 1e-7 relative each). The CPUs without
+ * AVX-512's path (mr_softmax_entropy below). */
 MR_VECTOR_CLONES
-double mr_softmax_entropy(float *restrict p, const float *restrict s, int n, const int *idx,
-                          int k, double *h_topk)
+static double softmax_entropy_loops(float *restrict p, const float *restrict s, int n,
+                                    const int *idx, int k, double *h_topk)
 {
     float mx = s[0];
 #pragma omp simd reduction(max : mx)
@@ -179,19 +197,128 @@ double mr_softmax_entropy(float *restrict p, const float *restrict s, int n, con
     for (int i = 0; i < n; i++) sum += p[i];
 #pragma omp simd reduction(+ : dot)
     for (int i = 0; i < n; i++) dot += (double)p[i] * (double)(s[i] - mx);
-    if (h_topk) {
-        double sk = 0.0, dk = 0.0;
-        for (int j = 0; j < k; j++) {
-            double e = p[idx[j]];
-            sk += e;
-            dk += e * (double)(s[idx[j]] - mx);
-        }
-        *h_topk = sk > 0.0 ? log(sk) - dk / sk : 0.0;
-    }
+    if (h_topk) *h_topk = softmax_topk_entropy(p, s, mx, idx, k);
     float inv = (float)(1.0 / sum);
 #pragma omp simd
     for (int i = 0; i < n; i++) p[i] *= inv;
     return log(sum) - dot / sum;
+}
+
+#ifdef MR_AVX512
+/* exp(x) in 16 float lanes, for the softmax below: x = n ln 2 + r with n = round(x / ln 2)
+ * and ln 2 in two parts (Cody & Waite 1980, "Software Manual for the Elementary
+ * Functions"), so |r| <= ln 2 / 2 exactly; e^r = 1 + r + r^2 P(r) with Cephes' degree-5
+ * minimax P (S. L. Moshier, Cephes Math Library, expf.c), in fused multiply-adds; then
+ * 2^n by vscalefps, which rounds once, into subnormals and to 0 alike. For x <= 0 (the
+ * softmax's s - max s) or NaN: x is clamped to x >= -104, below which float's exp is 0 (a
+ * NaN stays NaN). Within 2 ulp of the correctly rounded exp (tests/test_ops.c measures it
+ * against double exp; libmvec's expf is within 4 ulp). */
+MR_AVX512_TARGET static inline __attribute__((always_inline)) __m512 exp_avx512(__m512 x)
+{
+    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x); /* max(c, NaN) = NaN */
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 q = _mm512_set1_ps(1.9875691500e-4f);
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.3981999507e-3f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(8.3334519073e-3f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(4.1665795894e-2f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.6666665459e-1f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(5.0000001201e-1f));
+    q = _mm512_fmadd_ps(q, _mm512_mul_ps(r, r), r);
+    return _mm512_scalef_ps(_mm512_add_ps(q, _mm512_set1_ps(1.0f)), n);
+}
+
+/* 16 floats to doubles, in two halves */
+#define CVT_LO(v) _mm512_cvtps_pd(_mm512_castps512_ps256(v))
+#define CVT_HI(v) _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))
+
+/* softmax_entropy_loops in registers of 16 floats with exp_avx512 instead of libmvec's
+ * expf calls (those and the double sums were 28 % of `moe-robust analyze`,
+ * docs/performance.md): the same formulas, the probabilities within a few ulp of
+ * mr_softmax_rows's; each e_i d_i rounded to float once before its double sum (6e-8
+ * relative: the terms have one sign, so the sum keeps that bound); the top-k's terms
+ * gathered (k <= 16). */
+MR_AVX512_TARGET static double softmax_entropy_avx512(float *restrict p,
+                                                      const float *restrict s, int n,
+                                                      const int *idx, int k, double *h_topk)
+{
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    __mmask16 tail = (__mmask16)((1u << (n & 15)) - 1u);
+    __m512 vm = ninf;
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = i + 16 <= n ? (__mmask16)0xffff : tail;
+        vm = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, m, s + i), vm); /* NaN: ignored */
+    }
+    float mx = _mm512_reduce_max_ps(vm);
+    const __m512 vmx = _mm512_set1_ps(mx);
+    __m512d sum0 = _mm512_setzero_pd(), sum1 = sum0, dot0 = sum0, dot1 = sum0;
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = i + 16 <= n ? (__mmask16)0xffff : tail;
+        __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, s + i), vmx);
+        __m512 e = _mm512_maskz_mov_ps(m, exp_avx512(d));
+        _mm512_mask_storeu_ps(p + i, m, e);
+        __m512 ed = _mm512_mul_ps(e, d);
+        sum0 = _mm512_add_pd(sum0, CVT_LO(e));
+        sum1 = _mm512_add_pd(sum1, CVT_HI(e));
+        dot0 = _mm512_add_pd(dot0, CVT_LO(ed));
+        dot1 = _mm512_add_pd(dot1, CVT_HI(ed));
+    }
+    double sum = _mm512_reduce_add_pd(_mm512_add_pd(sum0, sum1));
+    double dot = _mm512_reduce_add_pd(_mm512_add_pd(dot0, dot1));
+    double sk = 1.0, dk = 0.0;
+    if (h_topk && k <= 16) {
+        __mmask16 km = (__mmask16)((1u << k) - 1u);
+        __m512i vi = _mm512_maskz_loadu_epi32(km, idx);
+        __m512 ek = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), km, vi, p, 4);
+        __m512 dd = _mm512_maskz_sub_ps(km, _mm512_mask_i32gather_ps(vmx, km, vi, s, 4), vmx);
+        __m512 edk = _mm512_mul_ps(ek, dd);
+        sk = _mm512_reduce_add_pd(_mm512_add_pd(CVT_LO(ek), CVT_HI(ek)));
+        dk = _mm512_reduce_add_pd(_mm512_add_pd(CVT_LO(edk), CVT_HI(edk)));
+    } else if (h_topk) {
+        *h_topk = softmax_topk_entropy(p, s, mx, idx, k);
+    }
+    if (h_topk && k <= 16) *h_topk = sk > 0.0 ? log(sk) - dk / sk : 0.0;
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = i + 16 <= n ? (__mmask16)0xffff : tail;
+        _mm512_mask_storeu_ps(p + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + i), inv));
+    }
+    return log(sum) - dot / sum;
+}
+#undef CVT_LO
+#undef CVT_HI
+#endif
+
+static int avx512_state = -1; /* -1: not yet asked; 0: off; 1: on */
+
+int mr_simd_avx512(void)
+{
+    int on = __atomic_load_n(&avx512_state, __ATOMIC_RELAXED);
+    if (on < 0) {
+        on = 0;
+#ifdef MR_AVX512
+        on = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#endif
+        __atomic_store_n(&avx512_state, on, __ATOMIC_RELAXED);
+    }
+    return on;
+}
+
+void mr_simd_avx512_set(int on)
+{
+    __atomic_store_n(&avx512_state, on ? -1 : 0, __ATOMIC_RELAXED);
+}
+
+double mr_softmax_entropy(float *restrict p, const float *restrict s, int n, const int *idx,
+                          int k, double *h_topk)
+{
+#ifdef MR_AVX512
+    if (mr_simd_avx512()) return softmax_entropy_avx512(p, s, n, idx, k, h_topk);
+#endif
+    return softmax_entropy_loops(p, s, n, idx, k, h_topk);
 }
 
 void mr_softmax_square(float *x, int T, int causal)

@@ -57,12 +57,21 @@ void mr_softmax_square(float *x, int T, int causal);
 
 /* In-place softmax of each of the N rows of x[N,C]. */
 void mr_softmax_rows(float *x, int N, int C);
-/* p[n] = softmax(s[n]) with the bits of mr_softmax_rows; returns its entropy (nats)
- * computed from the logits (ln Z - sum p_i (s_i - max s): no log per entry; within a few
- * 1e-7 absolute of mr_entropy(p)). With idx (k experts), *h_topk = the entropy of their
- * probabilities renormalized to sum 1 in the same way (mr_entropy_renorm's value). */
+/* p[n] = softmax(s[n]) (mr_softmax_rows's bits on CPUs without AVX-512; with it, an
+ * inline vector exp within 2 ulp: the probabilities within a few ulp of those); returns
+ * its entropy (nats) computed from the logits (ln Z - sum p_i (s_i - max s): no log per
+ * entry; within a few 1e-7 absolute of mr_entropy(p)). With idx (k experts), *h_topk =
+ * the entropy of their probabilities renormalized to sum 1 in the same way
+ * (mr_entropy_renorm's value). */
 double mr_softmax_entropy(float *restrict p, const float *restrict s, int n, const int *idx,
                           int k, double *h_topk);
+
+/* Whether the kernels written for AVX-512 (F, BW, DQ, VL) run: the CPU has them and
+ * mr_simd_avx512_set(0) has not turned them off. mr_simd_avx512_set(1): as the CPU
+ * allows. For the tests (both paths of every such kernel) and benchmarks; not for use
+ * while other threads compute (the choice must not change within a run). */
+int mr_simd_avx512(void);
+void mr_simd_avx512_set(int on);
 
 /* Grouped-query attention core (Ainslie et al. 2023) for B sequences of T tokens:
  * qkv[B, T, (NH + 2 NKV) hd] holds NH query heads, then NKV key heads, then NKV value

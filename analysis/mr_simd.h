@@ -21,6 +21,15 @@
 #define MR_VECTOR_CLONES_512
 #endif
 
+/* Kernels written with AVX-512 intrinsics (the top-k search, the softmax and its
+ * entropies, float16 widening): compiled for these extensions only, called only where
+ * mr_simd_avx512() (analysis/mr_ops.h) says the CPU has them; every such kernel keeps a
+ * portable path for other CPUs, and the unit tests run both. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MR_AVX512 1
+#define MR_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")))
+#endif
+
 /* erf(x) by Abramowitz & Stegun, Handbook of Mathematical Functions, 7.1.28:
  *   erf(x) = 1 - (1 + a1 x + a2 x^2 + ... + a6 x^6)^-16,  x >= 0,  |error| <= 3e-7
  * and erf(-x) = -erf(x). glibc's erff is scalar and was a third of the engine's time

@@ -2,9 +2,9 @@
  * to the lower index, for the engine's routers and `moe-robust analyze` alike (one
  * choice, so a trace's top-k is the engine's).
  *
- * Fast path (k <= 16, no NaN), on CPUs with AVX-512 in GCC vector extensions of 16
- * floats (one register; elsewhere the same steps in plain loops, topk_portable), branch-
- * free apart from well-predicted tests:
+ * Fast path (k <= 16, no NaN), on CPUs with AVX-512 in registers of 16 floats
+ * (topk_avx512_fast, at most 16 candidates; elsewhere the same steps in plain loops,
+ * topk_portable, at most TOPK_CAND), branch-free apart from well-predicted tests:
  *  1. a lower bound t of the k-th largest: the maxima of 16 groups (e mod 16) are 16
  *     distinct elements, so their k-th largest is at most the k-th largest of p;
  *  2. the candidates p[e] >= t in index order (every top-k element is one of them;
@@ -17,14 +17,19 @@
  * selection sort's (kept below as the reference for NaN inputs). More than TOPK_CAND
  * candidates (many ties) or k > 16 take one insertion pass instead.
  * It replaced an insertion pass whose data-dependent branches were 45 % of analyze's
- * profile, then loops that GCC vectorized with scalar reductions (docs/performance.md). */
+ * profile, then loops that GCC vectorized with scalar reductions, then GCC vector
+ * extensions (docs/performance.md). */
 #include "mr_router.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "mr_ops.h" /* mr_simd_avx512 */
 #include "mr_simd.h"
+#ifdef MR_AVX512
+#include <immintrin.h>
+#endif
 
 #define TOPK_GROUPS 16
 #define TOPK_CAND 32
@@ -62,108 +67,78 @@ static void topk_insert(int *idx, const float *p, int E, int k)
     }
 }
 
-#if defined(__GNUC__) && !defined(__clang__)
-#define TOPK_VEC 1
-typedef float v16f __attribute__((vector_size(64)));  /* 16 scores */
-typedef int32_t v16i __attribute__((vector_size(64))); /* 16 lanes of 0 / -1 or counts */
-/* Macros, not functions: a function taking or returning a 64-byte vector changes the ABI
- * between the clones (GCC -Wpsabi). */
-#define V_LOAD(v, src) memcpy(&(v), (src), sizeof(v))
-#define V_MAX(a, b) ((v16f)(((v16i)(a) & (v16i)((a) > (b))) | ((v16i)(b) & ~(v16i)((a) > (b)))))
-#define V_SWAP8 ((v16i){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7})
-#define V_SWAP4 ((v16i){4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3})
-#define V_SWAP2 ((v16i){2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1})
-#define V_SWAP1 ((v16i){1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0})
-/* x = its lanes' OR (or max) in every lane, in 4 shuffles */
-#define V_ALL_OR(x)                                                                     \
-    do {                                                                                \
-        x |= __builtin_shuffle(x, V_SWAP8);                                             \
-        x |= __builtin_shuffle(x, V_SWAP4);                                             \
-        x |= __builtin_shuffle(x, V_SWAP2);                                             \
-        x |= __builtin_shuffle(x, V_SWAP1);                                             \
-    } while (0)
-#define V_ALL_MAX(x)                                                                    \
-    do {                                                                                \
-        x = V_MAX(x, __builtin_shuffle(x, V_SWAP8));                                    \
-        x = V_MAX(x, __builtin_shuffle(x, V_SWAP4));                                    \
-        x = V_MAX(x, __builtin_shuffle(x, V_SWAP2));                                    \
-        x = V_MAX(x, __builtin_shuffle(x, V_SWAP1));                                    \
-    } while (0)
-
-/* Steps 1-3 for E >= 32; 0 when there are more than TOPK_CAND candidates, -1 when p
- * holds a NaN (found on the way: a separate check ended in a scalar pass over the
- * lanes, 7 % of the search). */
-static inline __attribute__((always_inline)) int topk_vec(int *idx, const float *p, int E,
-                                                          int k)
+#ifdef MR_AVX512
+/* Steps 1-3 in AVX-512 registers (E > 32, k <= 16): 1 if idx holds the top-k, 0 when
+ * there are more than 16 candidates (many ties), -1 when p holds a NaN. Branch-free but
+ * for those two rare exits:
+ *  1. the group maxima g (one vmaxps per 16 scores); each lane's count of maxima >= it
+ *     (16 broadcast compares); t = the largest g with a count >= k;
+ *  2. the candidates p[e] >= t of each block of 16 compressed (vcompressps) and
+ *     appended (vexpandps) into one register of values and one of indices, in index
+ *     order; the 16 - n unused lanes -Inf, below every candidate (t > -Inf: with t = -Inf
+ *     all E > 32 scores would be candidates);
+ *  3. each candidate's rank = the candidates before it in the order (value descending,
+ *     then index): larger values (16 broadcast compares), and where values repeat
+ *     (found by the ranks' sum) equal values in lower lanes; ranks 0 .. k-1 scattered
+ *     into idx (vpscatterdd).
+ * It replaced the same steps in GCC vector extensions, which ended each in scalar code
+ * (115 ns per token of 64 scores on the 2-core VM, a third of analyze; docs/performance.md). */
+MR_AVX512_TARGET static int topk_avx512_fast(int *idx, const float *p, int E, int k)
 {
-    static const v16i pw = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192,
-                            16384, 32768};
-    /* 1. t: the k-th largest of the 16 group maxima */
-    v16f g, x;
-    V_LOAD(g, p);
-    v16i nan = (v16i)(g != g);
-    int e0 = 16;
-    for (; e0 + 16 <= E; e0 += 16) {
-        V_LOAD(x, p + e0);
-        nan |= (v16i)(x != x);
-        g = V_MAX(g, x);
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    const __m512i one = _mm512_set1_epi32(1);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __mmask16 tail = (__mmask16)((1u << (E & 15)) - 1u), nan = 0;
+    /* 1. the threshold */
+    __m512 g = ninf;
+    for (int b0 = 0; b0 < E; b0 += 16) {
+        __m512 x = _mm512_mask_loadu_ps(ninf, b0 + 16 <= E ? (__mmask16)0xffff : tail, p + b0);
+        nan |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+        g = _mm512_max_ps(x, g);
     }
-    for (int e = e0; e < E; e++) {
-        nan[e - e0] |= p[e] != p[e];
-        g[e - e0] = p[e] > g[e - e0] ? p[e] : g[e - e0];
+    if (nan) return -1;
+    float ga[16];
+    _mm512_storeu_ps(ga, g);
+    __m512i ge = _mm512_setzero_si512();
+#pragma GCC unroll 16
+    for (int m = 0; m < 16; m++)
+        ge = _mm512_mask_add_epi32(ge, _mm512_cmp_ps_mask(_mm512_set1_ps(ga[m]), g, _CMP_GE_OQ),
+                                   ge, one);
+    float t = _mm512_mask_reduce_max_ps(_mm512_cmpge_epi32_mask(ge, _mm512_set1_epi32(k)), g);
+    const __m512 vt = _mm512_set1_ps(t);
+    /* 2. the candidates */
+    __m512 cv = ninf;
+    __m512i ci = _mm512_set1_epi32(INT32_MAX);
+    int n = 0;
+    for (int b0 = 0; b0 < E; b0 += 16) {
+        __mmask16 in = b0 + 16 <= E ? (__mmask16)0xffff : tail;
+        __m512 x = _mm512_maskz_loadu_ps(in, p + b0);
+        __mmask16 m = _mm512_mask_cmp_ps_mask(in, x, vt, _CMP_GE_OQ);
+        int c = __builtin_popcount(m);
+        if (n + c > 16) return 0;
+        __mmask16 to = (__mmask16)(((1u << c) - 1u) << n);
+        cv = _mm512_mask_expand_ps(cv, to, _mm512_maskz_compress_ps(m, x));
+        ci = _mm512_mask_expand_epi32(
+            ci, to, _mm512_maskz_compress_epi32(m, _mm512_add_epi32(iota, _mm512_set1_epi32(b0))));
+        n += c;
     }
-    V_ALL_OR(nan);
-    if (nan[0]) return -1;
-    v16i ge = {0};
-    for (int m = 0; m < 16; m++) ge -= (v16i)(g[m] >= g);
-    const v16f ninf = (v16f){0} - INFINITY;
-    v16f tv = (v16f)(((v16i)g & (v16i)(ge >= k)) | ((v16i)ninf & ~(v16i)(ge >= k)));
-    V_ALL_MAX(tv);
-    float t = tv[0];
-    /* 2. the candidates in index order */
-    float cv[TOPK_CAND + 16];
-    int ci[TOPK_CAND];
-    int n = 0, done = 0;
-    for (int b0 = 0; b0 + 16 <= E; b0 += 32) {
-        done = b0 + 32 <= E ? b0 + 32 : b0 + 16;
-        V_LOAD(x, p + b0);
-        v16i m = (v16i)(x >= t) & pw;
-        if (b0 + 32 <= E) {
-            V_LOAD(x, p + b0 + 16);
-            m |= ((v16i)(x >= t) & pw) << 16;
-        }
-        V_ALL_OR(m);
-        uint32_t bits = (uint32_t)m[0];
-        if (n + __builtin_popcount(bits) > TOPK_CAND) return 0;
-        for (; bits; bits &= bits - 1) {
-            int e = b0 + __builtin_ctz(bits);
-            cv[n] = p[e];
-            ci[n++] = e;
-        }
-    }
-    for (int e = done; e < E; e++) {
-        if (!(p[e] >= t)) continue;
-        if (n == TOPK_CAND) return 0;
-        cv[n] = p[e];
-        ci[n++] = e;
-    }
-    /* 3. ranks */
-    int r[TOPK_CAND + 16], out[TOPK_CAND + 1];
-    for (int i = n; i < ((n + 15) & ~15); i++) cv[i] = -INFINITY;
-    for (int c0 = 0; c0 < n; c0 += 16) {
-        v16f c;
-        V_LOAD(c, cv + c0);
-        v16i rv = {0};
-        for (int j = 0; j < n; j++) rv -= (v16i)(cv[j] > c);
-        memcpy(r + c0, &rv, sizeof rv);
-    }
-    int sum = 0;
-    for (int i = 0; i < n; i++) sum += r[i];
-    if (2 * sum != n * (n - 1))
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < i; j++) r[i] += cv[j] == cv[i];
-    for (int i = 0; i < n; i++) out[r[i] < k ? r[i] : TOPK_CAND] = ci[i];
-    for (int j = 0; j < k; j++) idx[j] = out[j];
+    /* 3. ranks: the larger values; where the candidates' values repeat (their ranks
+     * then sum to less than n (n - 1) / 2), also the equal values in lower lanes */
+    float ca[16];
+    _mm512_storeu_ps(ca, cv);
+    __m512i rank = _mm512_setzero_si512();
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++)
+        rank = _mm512_mask_add_epi32(
+            rank, _mm512_cmp_ps_mask(_mm512_set1_ps(ca[j]), cv, _CMP_GT_OQ), rank, one);
+    if (_mm512_mask_reduce_add_epi32((__mmask16)((1u << n) - 1u), rank) != n * (n - 1) / 2)
+        for (int j = 0; j < 16; j++) /* lanes i > j: j is before them on equal values */
+            rank = _mm512_mask_add_epi32(
+                rank, _mm512_mask_cmp_ps_mask((__mmask16)(0xfffeu << j), _mm512_set1_ps(ca[j]),
+                                              cv, _CMP_EQ_OQ),
+                rank, one);
+    _mm512_mask_i32scatter_epi32(idx, _mm512_cmplt_epi32_mask(rank, _mm512_set1_epi32(k)), rank,
+                                 ci, 4);
     return 1;
 }
 #endif
@@ -246,30 +221,21 @@ static void topk_portable(int *idx, const float *p, int E, int k)
     else topk_rank(idx, cv, ci, n, k, TOPK_CAND);
 }
 
-#ifdef TOPK_VEC
-/* The 16-float vector path, compiled for AVX-512 only: with AVX2 or SSE GCC splits the
- * 64-byte vectors and their shuffles into slow sequences (5x topk_portable's time), so
- * other CPUs keep topk_portable. */
-__attribute__((target("avx512f"))) static void topk_avx512(int *idx, const float *p, int E,
-                                                           int k)
+#ifdef MR_AVX512
+/* The AVX-512 path (CPUs without it keep topk_portable) */
+static void topk_avx512(int *idx, const float *p, int E, int k)
 {
-    int st = k > TOPK_GROUPS || E <= TOPK_CAND ? -1 : topk_vec(idx, p, E, k);
+    int st = k > TOPK_GROUPS || E <= TOPK_CAND ? -1 : topk_avx512_fast(idx, p, E, k);
     if (st < 0) topk_portable(idx, p, E, k); /* NaN, k > 16, E <= 32 */
     else if (st == 0) topk_insert(idx, p, E, k);
 }
 
-static int has_avx512(void)
-{
-    static int known = -1; /* a benign race: every thread finds the same */
-    if (known < 0) known = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    return known;
-}
 #endif
 
 void mr_route_topk(int *idx, const float *p, int E, int k)
 {
-#ifdef TOPK_VEC
-    if (has_avx512()) {
+#ifdef MR_AVX512
+    if (mr_simd_avx512()) {
         topk_avx512(idx, p, E, k);
         return;
     }

@@ -118,7 +118,8 @@ int mr_trace_check_same_shape(const mr_trace_file *a, const mr_trace_file *b);
 
 /* 16-bit scores raw[n] of dtype MR_TRACE_F16 (IEEE half) or bfloat16 (the other
  * 16-bit kinds) as floats in dst[n], exact (mr_half_to_float's values, bit for bit, in a
- * vector loop); bad[e % 16] |= 1 where raw[e] is Inf or NaN (bad[16], the caller's). */
+ * vector loop; vcvtph2ps on CPUs with AVX-512; a NaN stays a NaN, its payload may be
+ * quieted); bad[e % 16] |= 1 where raw[e] is Inf or NaN (bad[16], the caller's). */
 void mr_trace_widen(float *restrict dst, const uint16_t *restrict raw, int n, int dtype,
                     uint32_t *restrict bad);
 /* IEEE half and bfloat16 bits to float (exact). */

@@ -7,6 +7,11 @@
 #include <string.h>
 
 #include "../analysis/mr_error.h"
+#include "../analysis/mr_ops.h" /* mr_simd_avx512 */
+#include "../analysis/mr_simd.h"
+#ifdef MR_AVX512
+#include <immintrin.h>
+#endif
 
 int mr_struct_acc_alloc(mr_struct_acc **out, int n_moe, int E, int k)
 {
@@ -20,7 +25,8 @@ int mr_struct_acc_alloc(mr_struct_acc **out, int n_moe, int E, int k)
     a->single = calloc((size_t)n_moe * E + 1, sizeof *a->single);
     a->pair = calloc(ee, sizeof *a->pair);
     a->chain = calloc(ee, sizeof *a->chain);
-    if (!a->single || !a->pair || !a->chain) {
+    a->bits = calloc((size_t)E, sizeof *a->bits);
+    if (!a->single || !a->pair || !a->chain || !a->bits) {
         mr_struct_acc_free(a);
         return mr_error_set(MR_ENOMEM, "out of memory");
     }
@@ -34,6 +40,7 @@ void mr_struct_acc_free(mr_struct_acc *a)
     free(a->single);
     free(a->pair);
     free(a->chain);
+    free(a->bits);
     free(a->cls);
     free(a->voc);
     free(a->voc_n);
@@ -123,6 +130,60 @@ static inline void count_token_upper(int64_t *single, int64_t *pair, int64_t *ch
     if (prev) chain[((size_t)mi * E + prev[0]) * E + sel[0]]++;
 }
 
+/* The counts of up to 64 tokens of layer mi from their expert masks bits[E] (bit b of
+ * bits[e]: token b chose expert e), which it clears: single[e] += popcount(bits[e]),
+ * pair[i][j] += popcount(bits[i] & bits[j]) for i < j (count_token_upper's integers for
+ * tokens whose k experts are distinct, as the trace reader checks: E^2 / 2 popcounts per
+ * 64 tokens instead of 64 k (k - 1) / 2 scattered increments, 28 per token of an
+ * OLMoE-sized router, 16 % of analyze; docs/performance.md). */
+MR_VECTOR_CLONES
+static void count_bits(int64_t *restrict single, int64_t *restrict pair,
+                       uint64_t *restrict bits, int E)
+{
+    for (int i = 0; i < E; i++) {
+        uint64_t b = bits[i];
+        if (!b) continue;
+        single[i] += __builtin_popcountll(b);
+        int64_t *row = pair + (size_t)i * E;
+        for (int j = i + 1; j < E; j++) row[j] += __builtin_popcountll(b & bits[j]);
+    }
+    memset(bits, 0, (size_t)E * sizeof *bits);
+}
+
+#ifdef MR_AVX512
+/* count_bits with vpopcntq, 8 pairs per instruction (CPUs with AVX512_VPOPCNTDQ). */
+__attribute__((target("avx512f,avx512vpopcntdq"))) static void count_bits_avx512(
+    int64_t *restrict single, int64_t *restrict pair, uint64_t *restrict bits, int E)
+{
+    for (int i = 0; i < E; i++) {
+        uint64_t b = bits[i];
+        if (!b) continue;
+        single[i] += __builtin_popcountll(b);
+        const __m512i vb = _mm512_set1_epi64((long long)b);
+        int64_t *row = pair + (size_t)i * E;
+        for (int j = i + 1; j < E; j += 8) {
+            __mmask8 m = E - j >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (E - j)) - 1u);
+            __m512i x = _mm512_maskz_loadu_epi64(m, bits + j);
+            __m512i c = _mm512_popcnt_epi64(_mm512_and_si512(x, vb));
+            __m512i r = _mm512_maskz_loadu_epi64(m, row + j);
+            _mm512_mask_storeu_epi64(row + j, m, _mm512_add_epi64(r, c));
+        }
+    }
+    memset(bits, 0, (size_t)E * sizeof *bits);
+}
+#endif
+
+static void count_block(int64_t *single, int64_t *pair, uint64_t *bits, int E)
+{
+#ifdef MR_AVX512
+    if (mr_simd_avx512() && __builtin_cpu_supports("avx512vpopcntdq")) {
+        count_bits_avx512(single, pair, bits, E);
+        return;
+    }
+#endif
+    count_bits(single, pair, bits, E);
+}
+
 /* What the samples carry besides routing (labels, domains, targets) into a. */
 static int add_side(mr_struct_acc *a, const mr_trace *tr, const mr_struct_side *s)
 {
@@ -188,13 +249,28 @@ int mr_struct_acc_add_sample(mr_struct_acc *a, const int *topk, const uint8_t *m
     if (real == 0) return MR_OK;
     /* the counts in place, read from the rows (a is the caller's own) */
     a->upper = 1;
-    for (int l = 0; l < L; l++)
+    /* by expert masks (count_bits) where the increments would cost more */
+    int by_bits = (double)real * k * (k - 1) / 2 >= (double)E * E / 8;
+    for (int l = 0; l < L; l++) {
+        int nb = 0;
+        int64_t *single = a->single + (size_t)l * E, *pair = a->pair + (size_t)l * E * E;
         for (int t = 0; t < T; t++) {
             if (mask && !mask[t]) continue;
             const int *sel = topk + (l * layer_stride + t) * k;
-            count_token_upper(a->single, a->pair, a->chain, sel,
-                              l ? sel - layer_stride * k : NULL, l, E, k);
+            const int *prev = l ? sel - layer_stride * k : NULL;
+            if (!by_bits) {
+                count_token_upper(a->single, a->pair, a->chain, sel, prev, l, E, k);
+                continue;
+            }
+            for (int j = 0; j < k; j++) a->bits[sel[j]] |= (uint64_t)1 << nb;
+            if (prev) a->chain[((size_t)l * E + prev[0]) * E + sel[0]]++;
+            if (++nb == 64) {
+                count_block(single, pair, a->bits, E);
+                nb = 0;
+            }
         }
+        if (nb) count_block(single, pair, a->bits, E);
+    }
     if (label < 0 && !targets && domain < 0) return MR_OK;
     /* the real tokens' top-k, contiguous, for the labelled tables */
     int32_t *tg = targets ? malloc((size_t)real * sizeof *tg) : NULL;

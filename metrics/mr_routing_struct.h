@@ -47,6 +47,8 @@ typedef struct mr_struct_acc {
     int upper;         /* pair holds each unordered pair once, at [min][max]: the private
                           counts of mr_struct_acc_add_sample, which mr_struct_acc_merge
                           mirrors into a full accumulator */
+    uint64_t *bits;    /* [E] mr_struct_acc_add_sample's workspace: per expert, which of up
+                          to 64 tokens chose it */
 } mr_struct_acc;
 
 int mr_struct_acc_alloc(mr_struct_acc **out, int n_moe, int E, int k);

@@ -1,9 +1,11 @@
 /* Known-answer tests of the forward kernels (analysis/mr_ops.c). */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "analysis/mr_ops.h"
+#include "analysis/mr_router.h"
 #include "mr_test_util.h"
 
 START_TEST(layernorm_normalizes)
@@ -132,6 +134,72 @@ START_TEST(softmax_matches_double_reference)
     }
     /* a few ulp of float (1.2e-7 each) from expf, the float inputs and the scaling */
     ck_assert_msg(worst < 1e-6, "worst relative error %g", worst);
+}
+END_TEST
+
+/* mr_softmax_entropy on both paths (the AVX-512 kernel with its inline exp where the CPU
+ * has it, and the loops with libmvec's expf) against softmax and entropies in double, on
+ * lengths around the 16-lane blocks, logits spread up to 130 apart (probabilities
+ * underflowing to subnormals and 0), ties, and non-finite logits (a NaN result). */
+START_TEST(softmax_entropy_both_paths)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    float s[80], p[80];
+    double ref[80];
+    int idx[16];
+    int cpu = mr_simd_avx512();
+    for (int path = 0; path < 2; path++) {
+        mr_simd_avx512_set(path == 0);
+        /* the AVX-512 path's exp is within about 1 ulp, libmvec's within 4 */
+        double tol = path == 0 && cpu ? 4e-7 : 8e-7;
+        for (int n = 1; n <= 80; n++)
+            for (int kind = 0; kind < 4; kind++) {
+                for (int i = 0; i < n; i++) {
+                    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                    double u = (double)(x >> 11) / 9007199254740992.0;
+                    s[i] = kind == 0 ? (float)(u * 8 - 4) : kind == 1 ? (float)(u * 130 - 120)
+                           : kind == 2 ? (float)(int)(u * 3) : (float)(u * 1e-3);
+                }
+                int k = n < 8 ? n : 8;
+                mr_route_topk(idx, s, n, k); /* as the trace reader passes them */
+                float mx = s[0];
+                double z = 0, zk = 0;
+                for (int i = 0; i < n; i++) mx = s[i] > mx ? s[i] : mx;
+                /* the difference in float, as every softmax here computes it */
+                for (int i = 0; i < n; i++) z += ref[i] = exp((double)(s[i] - mx));
+                double h = 0, hk = 0;
+                for (int i = 0; i < n; i++)
+                    if (ref[i] > 0) h -= ref[i] / z * log(ref[i] / z);
+                for (int j = 0; j < k; j++) zk += ref[idx[j]];
+                for (int j = 0; j < k; j++)
+                    if (ref[idx[j]] > 0) hk -= ref[idx[j]] / zk * log(ref[idx[j]] / zk);
+                double got_hk = -1;
+                double got = mr_softmax_entropy(p, s, n, idx, k, &got_hk);
+                for (int i = 0; i < n; i++) {
+                    double want = ref[i] / z;
+                    if (want >= 1e-30)
+                        ck_assert_msg(fabs(p[i] - want) <= tol * want, "path %d n %d kind %d: "
+                                      "p[%d] = %.9g, expected %.9g", path, n, kind, i, p[i], want);
+                    else
+                        ck_assert_double_le(fabs(p[i] - want), 1e-30);
+                }
+                ck_assert_msg(fabs(got - h) <= 1e-6 * h + 5e-7, "path %d n %d kind %d: H %.12g, "
+                              "expected %.12g", path, n, kind, got, h);
+                ck_assert_msg(fabs(got_hk - hk) <= 1e-6 * hk + 5e-7, "path %d n %d kind %d: "
+                              "H_k %.12g, expected %.12g", path, n, kind, got_hk, hk);
+                ck_assert_double_eq(mr_softmax_entropy(p, s, n, NULL, 0, NULL), got);
+            }
+        /* a NaN or an infinite logit: a NaN entropy (the trace reader refuses the row first) */
+        for (int bad = 0; bad < 3; bad++) {
+            for (int i = 0; i < 40; i++) s[i] = (float)i / 8;
+            s[17] = bad == 0 ? NAN : bad == 1 ? INFINITY : -INFINITY;
+            double hk = 0;
+            idx[0] = 3;
+            double h = mr_softmax_entropy(p, s, 40, idx, 1, &hk);
+            ck_assert_msg(isnan(h), "path %d bad %d: H = %g", path, bad, h);
+        }
+    }
+    mr_simd_avx512_set(1);
 }
 END_TEST
 
@@ -296,6 +364,7 @@ int main(void)
     tcase_add_test(tc, erf_within_3e7_of_libm);
     tcase_add_test(tc, softmax_rows_sum_to_one);
     tcase_add_test(tc, softmax_matches_double_reference);
+    tcase_add_test(tc, softmax_entropy_both_paths);
     tcase_add_test(tc, attention_causal_and_full);
     tcase_add_test(tc, attention_heads_are_independent);
     tcase_add_test(tc, entropy_known_values);

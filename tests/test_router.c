@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "analysis/mr_error.h"
+#include "analysis/mr_ops.h" /* mr_simd_avx512_set */
 #include "analysis/mr_router.h"
 #include "mr_test_util.h"
 
@@ -38,8 +39,9 @@ static void topk_reference(int *idx, const float *p, int E, int k)
 }
 
 /* Every path of mr_route_topk and mr_route_topk_portable (all candidates for E <= 32,
- * the group threshold in vectors of 16 (AVX-512) and in loops, the
- * insertion pass for many ties or k > 16, NaN) against the reference, on scores with
+ * the group threshold in AVX-512 registers, where the CPU has them, and in loops; the
+ * dispatch with the AVX-512 kernels turned off; the insertion pass for many ties or
+ * k > 16, NaN) against the reference, on scores with
  * many ties (a few levels), signed zeros, infinities and continuous noise. */
 START_TEST(topk_matches_selection_sort)
 {
@@ -65,8 +67,9 @@ START_TEST(topk_matches_selection_sort)
                 }
                 for (int k = 1; k <= E && k <= 20; k++) {
                     topk_reference(want, p, E, k);
-                    for (int path = 0; path < 2; path++) {
-                        if (path) mr_route_topk_portable(got, p, E, k);
+                    for (int path = 0; path < 3; path++) {
+                        mr_simd_avx512_set(path != 2); /* 2: the dispatch without AVX-512 */
+                        if (path == 1) mr_route_topk_portable(got, p, E, k);
                         else mr_route_topk(got, p, E, k);
                         for (int j = 0; j < k; j++)
                             ck_assert_msg(got[j] == want[j], "E=%d k=%d kind=%d rep=%d path %d: "
@@ -78,6 +81,7 @@ START_TEST(topk_matches_selection_sort)
             }
         }
     }
+    mr_simd_avx512_set(1);
     ck_assert_int_gt(cases, 10000);
 }
 END_TEST

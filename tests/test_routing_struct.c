@@ -2,10 +2,12 @@
  * docs/metrics.md "Routing structure"): hand-built routings whose co-activation matrix,
  * usage matrices, NMIs and vocabulary specialization are worked out in the comments. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "analysis/mr_error.h"
+#include "analysis/mr_ops.h" /* mr_simd_avx512_set */
 #include "metrics/mr_routing_struct.h"
 #include "mr_test_util.h"
 
@@ -181,6 +183,77 @@ START_TEST(vocabulary_specialization)
 }
 END_TEST
 
+/* mr_struct_acc_add_sample's private counts (by expert masks and popcounts for long
+ * samples, with the AVX-512 kernel where the CPU has it and without; by increments for
+ * short ones), merged, equal the full accumulator's (mr_struct_acc_add) on random
+ * routings with padding, for E around the 8-lane blocks. */
+START_TEST(sample_counts_match_full_counts)
+{
+    uint64_t x = 0x2545f4914f6cdd1dULL;
+    static const int Es[] = {2, 5, 8, 9, 17, 64, 70};
+    for (size_t ie = 0; ie < sizeof Es / sizeof *Es; ie++)
+        for (int path = 0; path < 2; path++)
+            for (int T = 1; T <= 200; T += 49) {
+                int E = Es[ie], k = E < 4 ? E : 4, L = 2;
+                mr_simd_avx512_set(path == 0);
+                int *topk = malloc((size_t)L * T * k * sizeof *topk);
+                uint8_t *mask = malloc((size_t)T);
+                for (int t = 0; t < T; t++) {
+                    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                    mask[t] = (x >> 20) % 5 != 0;
+                }
+                for (int l = 0; l < L; l++)
+                    for (int t = 0; t < T; t++) { /* k distinct experts */
+                        int *sel = topk + ((size_t)l * T + t) * k;
+                        for (int j = 0; j < k; j++) {
+                            int e, dup;
+                            do {
+                                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                                e = (int)((x >> 33) % (uint64_t)E);
+                                dup = 0;
+                                for (int i = 0; i < j; i++) dup |= sel[i] == e;
+                            } while (dup);
+                            sel[j] = e;
+                        }
+                    }
+                /* the full accumulator sees the real tokens only, as a trace of one sample */
+                int real = 0;
+                for (int t = 0; t < T; t++) real += mask[t];
+                int *dense = malloc(((size_t)L * real * k + 1) * sizeof *dense);
+                for (int l = 0, o = 0; l < L; l++)
+                    for (int t = 0; t < T; t++)
+                        if (mask[t]) {
+                            memcpy(dense + (size_t)o * k, topk + ((size_t)l * T + t) * k,
+                                   (size_t)k * sizeof *dense);
+                            o++;
+                        }
+                mr_struct_acc *full, *priv, *merged;
+                ck_assert_int_eq(mr_struct_acc_alloc(&full, L, E, k), MR_OK);
+                ck_assert_int_eq(mr_struct_acc_alloc(&priv, L, E, k), MR_OK);
+                ck_assert_int_eq(mr_struct_acc_alloc(&merged, L, E, k), MR_OK);
+                mr_trace tr = make(1, real, L, E, k, dense);
+                if (real) ck_assert_int_eq(mr_struct_acc_add(full, &tr, NULL), MR_OK);
+                ck_assert_int_eq(mr_struct_acc_add_sample(priv, topk, mask, T, (size_t)T, -1,
+                                                          NULL, -1), MR_OK);
+                ck_assert_int_eq(mr_struct_acc_merge(merged, priv), MR_OK);
+                size_t le = (size_t)L * E, lee = le * E;
+                for (size_t i = 0; i < le; i++) ck_assert(merged->single[i] == full->single[i]);
+                for (size_t i = 0; i < lee; i++) {
+                    ck_assert_msg(merged->pair[i] == full->pair[i], "E %d T %d path %d: pair %zu",
+                                  E, T, path, i);
+                    ck_assert(merged->chain[i] == full->chain[i]);
+                }
+                mr_struct_acc_free(full);
+                mr_struct_acc_free(priv);
+                mr_struct_acc_free(merged);
+                free(dense);
+                free(mask);
+                free(topk);
+            }
+    mr_simd_avx512_set(1);
+}
+END_TEST
+
 START_TEST(top_share_rounds_up)
 {
     const int64_t x[] = {1, 9, 3, 7, 5, 0, 0, 0, 0, 0, 0}; /* 11: top ceil(1.1) = 2 */
@@ -196,6 +269,7 @@ int main(void)
     TCase *tc = tcase_create("known answers");
     tcase_add_test(tc, coactivation_matrix_and_top_share);
     tcase_add_test(tc, top_one_has_no_pairs);
+    tcase_add_test(tc, sample_counts_match_full_counts);
     tcase_add_test(tc, nmi_known_answers);
     tcase_add_test(tc, class_usage_and_nmi);
     tcase_add_test(tc, domains_grow_and_match_classes);

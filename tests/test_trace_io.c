@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "analysis/mr_error.h"
+#include "analysis/mr_ops.h" /* mr_simd_avx512_set */
 #include "harness/mr_eval.h"
 #include "io/mr_model_io.h"
 #include "io/mr_trace_io.h"
@@ -55,19 +56,21 @@ END_TEST
 
 /* The vector widening (mr_trace_widen) gives mr_half_to_float's / mr_bf16_to_float's
  * bits for all 65,536 patterns of both kinds (NaNs: a NaN), at every vector tail, and
- * flags exactly the lane (e % 16) of an Inf or NaN. */
+ * flags exactly the lane (e % 16) of an Inf or NaN; with the AVX-512 kernel (where the
+ * CPU has it) and without. */
 START_TEST(widen_every_pattern)
 {
     static uint16_t raw[65536];
     static float got[65536];
     for (uint32_t h = 0; h < 65536; h++) raw[h] = (uint16_t)h;
-    for (int kind = 0; kind < 2; kind++) {
-        int dt = kind ? MR_TRACE_BF16 : MR_TRACE_F16;
+    for (int kind = 0; kind < 4; kind++) { /* 2, 3: without the AVX-512 kernel */
+        mr_simd_avx512_set(kind < 2);
+        int dt = kind % 2 ? MR_TRACE_BF16 : MR_TRACE_F16;
         uint32_t bad[16] = {0};
         mr_trace_widen(got, raw, 65536, dt, bad);
         for (int l = 0; l < 16; l++) ck_assert_int_eq(bad[l] != 0, 1); /* Inf, NaN in every lane */
         for (uint32_t h = 0; h < 65536; h++) {
-            float want = kind ? mr_bf16_to_float((uint16_t)h) : mr_half_to_float((uint16_t)h);
+            float want = kind % 2 ? mr_bf16_to_float((uint16_t)h) : mr_half_to_float((uint16_t)h);
             if (isnan(want)) {
                 ck_assert_msg(isnan(got[h]), "kind %d: 0x%04x", kind, h);
             } else {
@@ -78,7 +81,7 @@ START_TEST(widen_every_pattern)
             }
         }
         /* a row's flag: finite iff none of its values is Inf / NaN, for lengths 1..70 */
-        uint32_t inf = kind ? 0x7f80 : 0x7c00;
+        uint32_t inf = kind % 2 ? 0x7f80 : 0x7c00;
         for (int n = 1; n <= 70; n++)
             for (int bad = -1; bad < n; bad += 7) {
                 uint16_t row[70];
@@ -90,6 +93,7 @@ START_TEST(widen_every_pattern)
                     ck_assert_int_eq(fl[l] != 0, bad >= 0 && bad % 16 == l);
             }
     }
+    mr_simd_avx512_set(1);
 }
 END_TEST
 
