@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -834,6 +835,81 @@ static void layer_what(char *what, size_t cap, const mr_trace_layer *l)
     snprintf(what, cap, "/layers/%d/%s", l->index, l->is_logits ? "router_logits" : "probs");
 }
 
+/* A mapped trace that another process truncates while analyze reads it raises SIGBUS at
+ * the first page beyond its new end, which by default ends the process without a word.
+ * The mappings are registered here (slots claimed atomically: traces may be read by
+ * several threads), and a SIGBUS inside one of them ends the process with a one-line
+ * error naming the file and exit status 1 (a runtime failure: the file was valid when
+ * opened; nothing has been written yet, the results are written after the reading). A
+ * SIGBUS elsewhere keeps its default action. */
+#define MAP_SLOTS 256
+static struct {
+    int used;
+    const char *base, *path;
+    size_t len;
+} map_reg[MAP_SLOTS];
+
+static void say(const char *m)
+{
+    size_t n = strlen(m);
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, m, n);
+        if (w <= 0) return;
+        m += w;
+        n -= (size_t)w;
+    }
+}
+
+static void on_sigbus(int sig, siginfo_t *si, void *ctx)
+{
+    (void)ctx;
+    const char *a = si->si_addr;
+    for (int i = 0; i < MAP_SLOTS; i++) {
+        const char *b = __atomic_load_n(&map_reg[i].base, __ATOMIC_ACQUIRE);
+        if (b && a >= b && a < b + map_reg[i].len) {
+            say("moe-robust: ");
+            say(map_reg[i].path);
+            say(": the file shrank while it was being read (was it rewritten during analyze?)\n");
+            _exit(1);
+        }
+    }
+    signal(sig, SIG_DFL); /* not ours: the fault repeats with the default action */
+}
+
+static void map_register(const char *base, size_t len, const char *path)
+{
+    static int installed;
+    if (!__atomic_exchange_n(&installed, 1, __ATOMIC_ACQ_REL)) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_sigbus;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGBUS, &sa, NULL);
+    }
+    for (int i = 0; i < MAP_SLOTS; i++) {
+        int free_slot = 0;
+        if (__atomic_compare_exchange_n(&map_reg[i].used, &free_slot, 1, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED)) {
+            map_reg[i].path = path;
+            map_reg[i].len = len;
+            __atomic_store_n(&map_reg[i].base, base, __ATOMIC_RELEASE);
+            return;
+        }
+    }
+    /* all taken: this mapping keeps SIGBUS's default */
+}
+
+static void map_unregister(const char *base)
+{
+    for (int i = 0; i < MAP_SLOTS; i++)
+        if (__atomic_load_n(&map_reg[i].base, __ATOMIC_ACQUIRE) == base) {
+            __atomic_store_n(&map_reg[i].base, NULL, __ATOMIC_RELEASE);
+            __atomic_store_n(&map_reg[i].used, 0, __ATOMIC_RELEASE);
+            return;
+        }
+}
+
 /* Map rows r0 .. r0+nb-1 of layer li's scores (find_mappable) for route_token:
  * r->src[li] points at row r0; 0 when the mapping fails (then libhdf5 reads them). */
 static int map_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace_rows *r, int li,
@@ -850,13 +926,17 @@ static int map_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace_
     r->map_base[li] = m;
     r->map_len[li] = len;
     r->src[li] = (const char *)m + (start - at);
+    map_register(m, len, t->path);
     return 1;
 }
 
 static void unmap_scores(mr_trace_rows *r)
 {
     for (int li = 0; li < r->n_layers; li++) {
-        if (r->map_base[li]) munmap(r->map_base[li], r->map_len[li]);
+        if (r->map_base[li]) {
+            map_unregister(r->map_base[li]);
+            munmap(r->map_base[li], r->map_len[li]);
+        }
         r->map_base[li] = NULL;
         r->src[li] = NULL;
     }

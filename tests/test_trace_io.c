@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "analysis/mr_error.h"
@@ -94,6 +95,52 @@ START_TEST(widen_every_pattern)
             }
     }
     mr_simd_avx512_set(1);
+}
+END_TEST
+
+/* A mapped trace that shrinks while its rows are read (another process rewriting it):
+ * a one-line error naming the file and exit status 1, not a bare SIGBUS. The page of
+ * the scores (offsets 6144 on) lies wholly beyond the new end of 4096 bytes. */
+START_TEST(shrunk_mapped_trace_fails_cleanly)
+{
+    char path[] = "/tmp/mr-test-shrink-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *in = fopen(FIX "logits-f16-contig.h5", "rb");
+    ck_assert_ptr_nonnull(in);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) ck_assert_int_eq(write(fd, buf, n), (ssize_t)n);
+    fclose(in);
+    close(fd);
+    int pipefd[2];
+    ck_assert_int_eq(pipe(pipefd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(pipefd[1], STDERR_FILENO);
+        mr_trace_file *t;
+        mr_trace_rows r;
+        if (mr_trace_open(&t, path) != MR_OK || t->layers[0].map_off < 0 ||
+            mr_trace_rows_alloc(&r, t, t->N, 0) != MR_OK || truncate(path, 4096) != 0)
+            _exit(3);
+        mr_trace_read_rows(t, 0, t->N, &r, 0);
+        _exit(4); /* not reached: the scores' page is gone */
+    }
+    close(pipefd[1]);
+    char msg[512] = "";
+    size_t len = 0;
+    ssize_t got;
+    while (len < sizeof msg - 1 && (got = read(pipefd[0], msg + len, sizeof msg - 1 - len)) > 0)
+        len += (size_t)got;
+    msg[len] = '\0';
+    close(pipefd[0]);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    unlink(path);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status 0x%x: %s", status, msg);
+    const char *nl = strchr(msg, '\n');
+    ck_assert_msg(strstr(msg, path) && strstr(msg, "shrank") && nl && nl[1] == '\0', "%s", msg);
 }
 END_TEST
 
@@ -299,6 +346,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, half_floats);
     tcase_add_test(tc, widen_every_pattern);
+    tcase_add_test(tc, shrunk_mapped_trace_fails_cleanly);
     tcase_add_test(tc, dtypes_read_identically);
     tcase_add_test(tc, sigmoid_scores);
     tcase_add_test(tc, engine_trace_reads_back);
