@@ -1,5 +1,7 @@
 #include "mr_rng.h"
 
+#include <stdatomic.h>
+
 /* splitmix64 finalizer (Steele, Lea, Flood 2014): a bijective mix with good
  * avalanche, so nearby (seed, index) pairs give unrelated streams. */
 static uint64_t mix64(uint64_t z)
@@ -36,4 +38,69 @@ gsl_rng *mr_rng_alloc(uint64_t seed, const char *purpose, uint64_t index)
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     if (r) mr_rng_reseed(r, seed, purpose, index);
     return r;
+}
+
+/* GSL's mt19937 state (gsl/rng/mt.c, mt_state_t) */
+typedef struct gsl_mt_state {
+    unsigned long mt[624];
+    int mti;
+} gsl_mt_state;
+
+enum { MT_N = 624, MT_M = 397 };
+
+void mr_mt_twist(uint32_t *mt)
+{
+    int k;
+#define MT_Y(a, b) (((a) & 0x80000000u) | ((b) & 0x7fffffffu))
+#define MT_NEXT(z, y) ((z) ^ ((y) >> 1) ^ (-((y) & 1u) & 0x9908b0dfu))
+    for (k = 0; k < MT_N - MT_M; k++) mt[k] = MT_NEXT(mt[k + MT_M], MT_Y(mt[k], mt[k + 1]));
+    for (; k < MT_N - 1; k++) mt[k] = MT_NEXT(mt[k + MT_M - MT_N], MT_Y(mt[k], mt[k + 1]));
+    mt[MT_N - 1] = MT_NEXT(mt[MT_M - 1], MT_Y(mt[MT_N - 1], mt[0]));
+#undef MT_Y
+#undef MT_NEXT
+}
+
+static int load(mr_mt *m, const gsl_rng *r)
+{
+    if (r->type != gsl_rng_mt19937 || gsl_rng_size(r) != sizeof(gsl_mt_state)) return 0;
+    const gsl_mt_state *st = gsl_rng_state(r);
+    if (st->mti < 0 || st->mti > MT_N) return 0;
+    for (int i = 0; i < MT_N; i++) m->mt[i] = (uint32_t)st->mt[i];
+    m->mti = st->mti;
+    return 1;
+}
+
+void mr_mt_store(gsl_rng *r, const mr_mt *m)
+{
+    gsl_mt_state *st = gsl_rng_state(r);
+    for (int i = 0; i < MT_N; i++) st->mt[i] = m->mt[i];
+    st->mti = m->mti;
+}
+
+/* The layout is GSL's internal one: once per process, a generator copied into an mr_mt,
+ * drawn past two twists and stored back must agree with GSL's own draws. */
+static int layout_check(void)
+{
+    gsl_rng *a = gsl_rng_alloc(gsl_rng_mt19937), *b = gsl_rng_alloc(gsl_rng_mt19937);
+    mr_mt m;
+    int same = a && b;
+    if (same) {
+        gsl_rng_set(a, 20261201UL);
+        gsl_rng_set(b, 20261201UL);
+        same = load(&m, a);
+        for (int i = 0; same && i < 2 * MT_N + 7; i++) same = mr_mt_next(&m) == gsl_rng_get(b);
+        if (same) mr_mt_store(a, &m);
+        for (int i = 0; same && i < MT_N; i++) same = gsl_rng_get(a) == gsl_rng_get(b);
+    }
+    if (a) gsl_rng_free(a);
+    if (b) gsl_rng_free(b);
+    return same;
+}
+
+int mr_mt_load(mr_mt *m, const gsl_rng *r)
+{
+    static _Atomic int layout; /* 0 unknown, 1 GSL's, -1 not */
+    int known = layout;
+    if (known == 0) layout = known = layout_check() ? 1 : -1;
+    return known == 1 && load(m, r);
 }

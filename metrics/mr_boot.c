@@ -61,65 +61,32 @@ static plan *find(const mr_boot_cache *c, uint64_t seed, const char *purpose, si
     return NULL;
 }
 
-/* GSL's mt19937 generator state (gsl/rng/mt.c, mt_state_t): the 624-word MT19937 state
- * of Matsumoto & Nishimura (1998, ACM TOMACS 8(1):3-30) and the position in it. */
-typedef struct mt_state {
-    unsigned long mt[624];
-    int mti;
-} mt_state;
-
-enum { MT_N = 624, MT_M = 397 };
-
-/* MT19937's twist of the whole state (Matsumoto & Nishimura 1998, eq. 2.1; the
- * reference genrand_int32's block recurrence, which GSL's mt_get runs when mti >= N) */
-static void mt_twist(uint32_t *mt)
-{
-    int k;
-#define MT_Y(a, b) (((a) & 0x80000000u) | ((b) & 0x7fffffffu))
-#define MT_NEXT(z, y) ((z) ^ ((y) >> 1) ^ (-((y) & 1u) & 0x9908b0dfu))
-    for (k = 0; k < MT_N - MT_M; k++) mt[k] = MT_NEXT(mt[k + MT_M], MT_Y(mt[k], mt[k + 1]));
-    for (; k < MT_N - 1; k++) mt[k] = MT_NEXT(mt[k + MT_M - MT_N], MT_Y(mt[k], mt[k + 1]));
-    mt[MT_N - 1] = MT_NEXT(mt[MT_M - 1], MT_Y(mt[MT_N - 1], mt[0]));
-#undef MT_Y
-#undef MT_NEXT
-}
-
 /* The draws of gsl_rng_uniform_int(r, n) on GSL's mt19937, `total` of them in bulk: one
  * function call and one 64-bit division per draw were 2.5x the time of the generator's
  * own work (a 10,000-image grid drew 23 plans of 10^7 indices). Each block of 624 words
  * is tempered, divided by GSL's scale = (2^32 - 1) / n and the values >= n rejected, as
  * gsl_rng_uniform_int does word by word, so the indices are the same in the same order.
- * Reads GSL's state layout: returns 0 (nothing drawn, r untouched) when r is not an
- * mt19937 of that layout or the first draws disagree with GSL's own (checked on a clone),
- * and the caller draws word by word. */
+ * Draws on a copy of r's state (mr_mt_load): returns 0 (nothing drawn) when r is not
+ * GSL's mt19937 of the layout mr_rng.h reads, and the caller draws word by word; r itself
+ * is not advanced. */
 static int draw_bulk(uint16_t *idx16, uint32_t *idx32, size_t total, unsigned long n,
                      gsl_rng *r)
 {
-    if (r->type != gsl_rng_mt19937 || gsl_rng_size(r) != sizeof(mt_state) || n > 0xffffffffUL)
-        return 0;
-    const mt_state *st = gsl_rng_state(r);
-    if (st->mti < 0 || st->mti > MT_N) return 0;
-    uint32_t mt[MT_N], w[MT_N];
-    for (int i = 0; i < MT_N; i++) mt[i] = (uint32_t)st->mt[i];
-    int mti = st->mti;
+    mr_mt m;
+    if (n > 0xffffffffUL || !mr_mt_load(&m, r)) return 0;
+    uint32_t w[624];
     const uint32_t scale = (uint32_t)(0xffffffffUL / n), nn = (uint32_t)n;
     size_t k = 0;
     while (k < total) {
-        if (mti >= MT_N) {
-            mt_twist(mt);
-            mti = 0;
+        if (m.mti >= 624) {
+            mr_mt_twist(m.mt);
+            m.mti = 0;
         }
-        int m = MT_N - mti;
-        for (int i = 0; i < m; i++) { /* tempering, then GSL's division */
-            uint32_t y = mt[mti + i];
-            y ^= y >> 11;
-            y ^= (y << 7) & 0x9d2c5680u;
-            y ^= (y << 15) & 0xefc60000u;
-            y ^= y >> 18;
-            w[i] = y / scale;
-        }
-        mti = MT_N;
-        for (int i = 0; i < m && k < total; i++)
+        int cnt = 624 - m.mti;
+        for (int i = 0; i < cnt; i++) /* tempering, then GSL's division */
+            w[i] = mr_mt_temper(m.mt[m.mti + i]) / scale;
+        m.mti = 624;
+        for (int i = 0; i < cnt && k < total; i++)
             if (w[i] < nn) {
                 if (idx16)
                     idx16[k++] = (uint16_t)w[i];
@@ -127,13 +94,7 @@ static int draw_bulk(uint16_t *idx16, uint32_t *idx32, size_t total, unsigned lo
                     idx32[k++] = w[i];
             }
     }
-    /* the layout is GSL's internal one: a clone drawn word by word must agree */
-    gsl_rng *check = gsl_rng_clone(r);
-    int same = check != NULL;
-    for (size_t i = 0; same && i < total && i < 2 * MT_N; i++)
-        same = gsl_rng_uniform_int(check, n) == (idx16 ? (unsigned long)idx16[i] : idx32[i]);
-    if (check) gsl_rng_free(check);
-    return same;
+    return 1;
 }
 
 /* The stream's B x n draws, as mr_stats.c's resampling loop draws them. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "analysis/mr_error.h"
+#include "analysis/mr_rng.h"
 #include "corruptions/mr_corrupt_impl.h"
 #include "corruptions/mr_corruption.h"
 #include "mr_test_util.h"
@@ -277,6 +278,81 @@ END_TEST
  * corruption. The random stream does not depend on the severity, so severities are
  * compared on the same draws; the smallest expected step (fog 3 -> 4, about 1.3 grey
  * levels) is about 3 standard errors of the paired mean at 16 seeds. */
+/* fog computed the plain way, as mnist-c's plasma_fractal: the whole 256 x 256 map with
+ * one gsl_rng_uniform call per draw, normalised in place, then the crop blended. fog.c
+ * draws inline (mr_mt) and normalises only the crop it reads; the bytes must not move. */
+static void fog_plain(uint8_t *out, const uint8_t *in, int H, int W, double c0, double decay,
+                      gsl_rng *r)
+{
+    enum { N = 256 };
+    static double map[N * N], f[28 * 28 * 3];
+#define M(i, j) map[(size_t)((i) & (N - 1)) * N + (size_t)((j) & (N - 1))]
+#define WIB(sum) ((sum) / 4 + wib * (-wib + 2 * wib * gsl_rng_uniform(r)))
+    map[0] = 0;
+    double wib = 100;
+    for (int step = N; step >= 2; step /= 2, wib /= decay) {
+        int h = step / 2, k = N / step;
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++) {
+                int y = i * step, x = j * step;
+                M(y + h, x + h) = WIB(M(y, x) + M(y + step, x) + M(y, x + step) + M(y + step, x + step));
+            }
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++) {
+                int y = i * step, x = j * step;
+                M(y, x + h) = WIB(M(y + h, x + h) + M(y - h, x + h) + M(y, x) + M(y, x + step));
+            }
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++) {
+                int y = i * step, x = j * step;
+                M(y + h, x) = WIB(M(y + h, x + h) + M(y + h, x - h) + M(y, x) + M(y + step, x));
+            }
+    }
+#undef WIB
+#undef M
+    double lo = map[0], hi = 0, mx = 0;
+    for (int i = 1; i < N * N; i++) lo = map[i] < lo ? map[i] : lo;
+    for (int i = 0; i < N * N; i++) map[i] -= lo;
+    for (int i = 0; i < N * N; i++) hi = map[i] > hi ? map[i] : hi;
+    for (int i = 0; hi > 0 && i < N * N; i++) map[i] /= hi;
+    mr_img_to_unit(f, in, (size_t)H * W);
+    for (int i = 0; i < H * W; i++) mx = f[i] > mx ? f[i] : mx;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            f[y * W + x] = (f[y * W + x] + c0 * map[y * N + x]) * mx / (mx + c0);
+    mr_img_from_unit(out, f, (size_t)H * W);
+}
+
+START_TEST(fog_is_the_plain_plasma_fractal)
+{
+    int n, H, W, C;
+    uint8_t *img = load_images("gray", &n, &H, &W, &C);
+    ck_assert(H == 28 && W == 28 && C == 1);
+    size_t per = (size_t)H * W;
+    uint8_t *got = malloc(n * per), *want = malloc(per);
+    mr_corrupt_ws *ws;
+    ck_assert_int_eq(mr_corrupt_ws_alloc(&ws, H, W, C, 0), MR_OK);
+    /* fog.c's table (severity 4's c0 raised to 2.75, docs/corruptions.md) */
+    const double c0[] = {1.5, 2.0, 2.5, 2.75, 3.0}, decay[] = {2.0, 2.0, 1.7, 1.5, 1.4};
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    for (int sev = 1; sev <= 5; sev++) {
+        ck_assert_int_eq(mr_corrupt_images(got, img, n, H, W, C, &mr_corruption_fog, sev, 11,
+                                           100, ws),
+                         MR_OK);
+        for (int i = 0; i < n; i++) {
+            mr_rng_reseed(r, 11, "corrupt/fog", 100 + (uint64_t)i);
+            fog_plain(want, img + i * per, H, W, c0[sev - 1], decay[sev - 1], r);
+            ck_assert_msg(memcmp(got + i * per, want, per) == 0, "fog:%d image %d differs", sev, i);
+        }
+    }
+    gsl_rng_free(r);
+    mr_corrupt_ws_free(ws);
+    free(got);
+    free(want);
+    free(img);
+}
+END_TEST
+
 START_TEST(images_severity_monotone)
 {
     int n, H, W, C;
@@ -833,6 +909,7 @@ int main(void)
     tcase_add_test(tc, workspace_and_argument_checks);
     tcase_add_test(tc, images_deterministic_and_batch_independent);
     tcase_add_test(tc, images_severity_monotone);
+    tcase_add_test(tc, fog_is_the_plain_plasma_fractal);
     tcase_add_test(tc, images_odd_sizes_and_extremes);
     tcase_add_test(tc, shot_noise_mean_and_variance_per_intensity);
     tcase_add_test(tc, impulse_noise_fractions);

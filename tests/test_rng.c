@@ -32,12 +32,45 @@ START_TEST(any_component_changes_the_stream)
 }
 END_TEST
 
+START_TEST(inline_draws_are_gsls)
+{
+    /* mr_mt (analysis/mr_rng.h) gives gsl_rng_get's words and gsl_rng_uniform's doubles
+     * across several twists, from a fresh stream and from one part-way through a block,
+     * and r continues after them once stored back */
+    for (int skip = 0; skip < 700; skip += 233) {
+        gsl_rng *a = mr_rng_alloc(9, "corrupt/fog", 3), *b = mr_rng_alloc(9, "corrupt/fog", 3);
+        for (int i = 0; i < skip; i++) {
+            gsl_rng_get(a);
+            gsl_rng_get(b);
+        }
+        mr_mt m;
+        ck_assert_int_eq(mr_mt_load(&m, a), 1);
+        for (int i = 0; i < 3 * 624 + 5; i++) {
+            if (i % 2)
+                ck_assert_uint_eq(mr_mt_next(&m), gsl_rng_get(b));
+            else
+                ck_assert(mr_mt_uniform(&m) == gsl_rng_uniform(b));
+        }
+        mr_mt_store(a, &m);
+        for (int i = 0; i < 1000; i++) ck_assert_uint_eq(gsl_rng_get(a), gsl_rng_get(b));
+        gsl_rng_free(a);
+        gsl_rng_free(b);
+    }
+    /* another generator is refused: its caller draws from it */
+    gsl_rng *t = gsl_rng_alloc(gsl_rng_taus2);
+    mr_mt m;
+    ck_assert_int_eq(mr_mt_load(&m, t), 0);
+    gsl_rng_free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("rng");
     TCase *tc = tcase_create("streams");
     tcase_add_test(tc, same_key_same_stream);
     tcase_add_test(tc, any_component_changes_the_stream);
+    tcase_add_test(tc, inline_draws_are_gsls);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }
