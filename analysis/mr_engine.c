@@ -570,6 +570,16 @@ int mr_engine_embed_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T
 }
 
 /* OpenBLAS's pthread build would otherwise start its own threads inside each of
- * our OpenMP workers; the symbol is OpenBLAS's own (we link OpenBLAS as CBLAS). */
+ * our OpenMP workers; the symbol is OpenBLAS's own (we link OpenBLAS as CBLAS). Its
+ * threads, started when the library loads, then have nothing to do, but each spins
+ * (sched_yield) for about 2^28 cycles before it sleeps (OpenBLAS's THREAD_TIMEOUT):
+ * about 0.1 s of CPU per process, a twentieth of a small grid's. blas_thread_shutdown_,
+ * which OpenBLAS's threaded builds export (it runs before a fork), ends them now; weak,
+ * because a serial OpenBLAS has no threads and no such function. */
 extern void openblas_set_num_threads(int n);
-void mr_engine_blas_single_thread(void) { openblas_set_num_threads(1); }
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+void mr_engine_blas_single_thread(void)
+{
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
+}
