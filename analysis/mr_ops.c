@@ -68,7 +68,10 @@ void mr_linear_forward(float *out, const float *in, const float *weight, const f
 
 float mr_erf(float x) { return erf_as(x); }
 
-MR_VECTOR_CLONES
+/* An AVX-512 clone too: each element alone, so every clone gives the same floats (no
+ * reduction, no contraction), and the 8-double vectors take the polynomial at half the
+ * instructions of AVX2's (the GELU was the largest elementwise kernel in a grid's perf) */
+MR_VECTOR_CLONES_512
 void mr_gelu_forward(float *x, size_t n)
 {
     const float inv_sqrt2 = 0.70710678118654752440f;
