@@ -19,7 +19,7 @@
 # contention inflates wall time, hardly CPU time, so CPU time is the figure to read; the
 # load average before and after is printed.
 # DEMO=1 also runs the demo grid of examples/fmnist.ini without its [attack] section (the
-# 1316 clean, corrupted and fluctuation cells of 300 images) under the chosen kernels.
+# 1642 clean, corrupted and fluctuation cells of 300 images) under the chosen kernels.
 # Environment (defaults): THREADS (2), OUT (/tmp/moe-robust-grid-bench), DEMO (0).
 set -eu
 cd "$(dirname "$0")/.."
