@@ -163,10 +163,11 @@ static void softmax_prefix(float *x, int n, int len)
     for (int i = n; i < len; i++) x[i] = 0.0f;
 }
 
-/* The entropy of the top-k's probabilities renormalized to sum 1, from the
- * exponentials e[i] = exp(s[i] - mx) (mr_softmax_entropy). */
-static double softmax_topk_entropy(const float *e, const float *s, float mx, const int *idx,
-                                   int k)
+/* The top-k's sums for the entropy of their probabilities renormalized to sum 1, from the
+ * exponentials e[i] = exp(s[i] - mx) (mr_softmax_entropy): *sk = sum e_j, *dk =
+ * sum e_j (s_j - mx); the entropy is ln sk - dk / sk (0 when sk = 0). */
+static void softmax_topk_sums(double *sk_out, double *dk_out, const float *e, const float *s,
+                              float mx, const int *idx, int k)
 {
     double sk = 0.0, dk = 0.0;
     for (int j = 0; j < k; j++) {
@@ -174,7 +175,8 @@ static double softmax_topk_entropy(const float *e, const float *s, float mx, con
         sk += x;
         dk += x * (double)(s[idx[j]] - mx);
     }
-    return sk > 0.0 ? log(sk) - dk / sk : 0.0;
+    *sk_out = sk;
+    *dk_out = dk;
 }
 
 /* softmax_prefix's probabilities of s[n] into p (the same loops, so the same bits as
@@ -188,7 +190,8 @@ static double softmax_topk_entropy(const float *e, const float *s, float mx, con
  * AVX-512's path (mr_softmax_entropy below). */
 MR_VECTOR_CLONES
 static double softmax_entropy_loops(float *restrict p, const float *restrict s, int n,
-                                    const int *idx, int k, double *h_topk)
+                                    const int *idx, int k, double *h_topk,
+                                    double *restrict acc)
 {
     float mx = s[0];
 #pragma omp simd reduction(max : mx)
@@ -200,10 +203,17 @@ static double softmax_entropy_loops(float *restrict p, const float *restrict s, 
     for (int i = 0; i < n; i++) sum += p[i];
 #pragma omp simd reduction(+ : dot)
     for (int i = 0; i < n; i++) dot += (double)p[i] * (double)(s[i] - mx);
-    if (h_topk) *h_topk = softmax_topk_entropy(p, s, mx, idx, k);
+    if (h_topk) {
+        double sk, dk;
+        softmax_topk_sums(&sk, &dk, p, s, mx, idx, k);
+        *h_topk = sk > 0.0 ? log(sk) - dk / sk : 0.0;
+    }
     float inv = (float)(1.0 / sum);
 #pragma omp simd
     for (int i = 0; i < n; i++) p[i] *= inv;
+    if (acc)
+#pragma omp simd
+        for (int i = 0; i < n; i++) acc[i] += (double)p[i];
     return log(sum) - dot / sum;
 }
 
@@ -245,7 +255,8 @@ MR_AVX512_TARGET static inline __attribute__((always_inline)) __m512 exp_avx512(
  * gathered (k <= 16). */
 MR_AVX512_TARGET static double softmax_entropy_avx512(float *restrict p,
                                                       const float *restrict s, int n,
-                                                      const int *idx, int k, double *h_topk)
+                                                      const int *idx, int k, double *h_topk,
+                                                      double *restrict acc)
 {
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     __mmask16 tail = (__mmask16)((1u << (n & 15)) - 1u);
@@ -270,7 +281,7 @@ MR_AVX512_TARGET static double softmax_entropy_avx512(float *restrict p,
     }
     double sum = _mm512_reduce_add_pd(_mm512_add_pd(sum0, sum1));
     double dot = _mm512_reduce_add_pd(_mm512_add_pd(dot0, dot1));
-    double sk = 1.0, dk = 0.0;
+    double sk = 1.0, dk = 0.0; /* no top-k: ln 1 - 0, unused */
     if (h_topk && k <= 16) {
         __mmask16 km = (__mmask16)((1u << k) - 1u);
         __m512i vi = _mm512_maskz_loadu_epi32(km, idx);
@@ -280,15 +291,30 @@ MR_AVX512_TARGET static double softmax_entropy_avx512(float *restrict p,
         sk = _mm512_reduce_add_pd(_mm512_add_pd(CVT_LO(ek), CVT_HI(ek)));
         dk = _mm512_reduce_add_pd(_mm512_add_pd(CVT_LO(edk), CVT_HI(edk)));
     } else if (h_topk) {
-        *h_topk = softmax_topk_entropy(p, s, mx, idx, k);
+        softmax_topk_sums(&sk, &dk, p, s, mx, idx, k);
     }
-    if (h_topk && k <= 16) *h_topk = sk > 0.0 ? log(sk) - dk / sk : 0.0;
+    /* both entropies, ln Z - dot / Z and ln sk - dk / sk, with one vector log and one
+     * vector division (mr_log_pd2); sk = 0 (every top-k exponential underflowed): 0 */
+    __m128d z2 = _mm_set_pd(sk, sum), d2 = _mm_set_pd(dk, dot);
+    __mmask8 pos = _mm_cmp_pd_mask(z2, _mm_setzero_pd(), _CMP_GT_OQ) | 1; /* Z: NaN stays */
+    z2 = _mm_mask_blend_pd(pos, _mm_set1_pd(1.0), z2);
+    __m128d h2 = _mm_maskz_sub_pd(pos, mr_log_pd2(z2), _mm_div_pd(d2, z2));
+    if (h_topk) *h_topk = _mm_cvtsd_f64(_mm_unpackhi_pd(h2, h2));
+    /* the probabilities, and (acc) their sums over tokens, mr_routing_psum_add's
+     * acc[i] += (double)p[i] folded into this pass: the same bits, one pass fewer */
     const __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
     for (int i = 0; i < n; i += 16) {
         __mmask16 m = i + 16 <= n ? (__mmask16)0xffff : tail;
-        _mm512_mask_storeu_ps(p + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + i), inv));
+        __m512 q = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + i), inv);
+        _mm512_mask_storeu_ps(p + i, m, q);
+        if (!acc) continue;
+        __mmask8 m0 = (__mmask8)m, m1 = (__mmask8)(m >> 8);
+        _mm512_mask_storeu_pd(acc + i, m0,
+                              _mm512_add_pd(_mm512_maskz_loadu_pd(m0, acc + i), CVT_LO(q)));
+        _mm512_mask_storeu_pd(acc + i + 8, m1,
+                              _mm512_add_pd(_mm512_maskz_loadu_pd(m1, acc + i + 8), CVT_HI(q)));
     }
-    return log(sum) - dot / sum;
+    return _mm_cvtsd_f64(h2);
 }
 #undef CVT_LO
 #undef CVT_HI
@@ -316,12 +342,12 @@ void mr_simd_avx512_set(int on)
 }
 
 double mr_softmax_entropy(float *restrict p, const float *restrict s, int n, const int *idx,
-                          int k, double *h_topk)
+                          int k, double *h_topk, double *restrict acc)
 {
 #ifdef MR_AVX512
-    if (mr_simd_avx512()) return softmax_entropy_avx512(p, s, n, idx, k, h_topk);
+    if (mr_simd_avx512()) return softmax_entropy_avx512(p, s, n, idx, k, h_topk, acc);
 #endif
-    return softmax_entropy_loops(p, s, n, idx, k, h_topk);
+    return softmax_entropy_loops(p, s, n, idx, k, h_topk, acc);
 }
 
 void mr_softmax_square(float *x, int T, int causal)

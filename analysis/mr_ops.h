@@ -62,9 +62,11 @@ void mr_softmax_rows(float *x, int N, int C);
  * its entropy (nats) computed from the logits (ln Z - sum p_i (s_i - max s): no log per
  * entry; within a few 1e-7 absolute of mr_entropy(p)). With idx (k experts), *h_topk =
  * the entropy of their probabilities renormalized to sum 1 in the same way
- * (mr_entropy_renorm's value). */
+ * (mr_entropy_renorm's value). With acc (n doubles), acc[i] += (double)p[i] as well: the
+ * probability sums of a row of tokens (metrics/mr_routing_metrics.h's
+ * mr_routing_psum_add, the same bits) in the pass that writes p. */
 double mr_softmax_entropy(float *restrict p, const float *restrict s, int n, const int *idx,
-                          int k, double *h_topk);
+                          int k, double *h_topk, double *restrict acc);
 
 /* Whether the kernels written for AVX-512 (F, BW, DQ, VL) run: the CPU has them and
  * mr_simd_avx512_set(0) has not turned them off. mr_simd_avx512_set(1): as the CPU

@@ -776,10 +776,12 @@ static int any_lane(const uint32_t *bad)
 }
 
 /* Turn one token's scores s[E] into probs p[E]; top-k and weights unless given; the
- * routing entropy *h and the entropy of the renormalized weights *hw (of real tokens). */
+ * routing entropy *h and the entropy of the renormalized weights *hw (of real tokens);
+ * with acc (a real token's row sums), acc[e] += p[e] (mr_routing_psum_add; for softmax
+ * logits folded into the softmax's last pass). */
 static int token_route(const mr_trace_file *t, const mr_trace_layer *l, float *p,
                        const float *s, int finite, int *idx, float *w, int real, const char *what, size_t row,
-                       int pos, double *h, double *hw)
+                       int pos, double *h, double *hw, double *acc)
 {
     int E = t->E, k = t->k, hw_done = 0;
     for (int e = 0; !finite && e < E; e++)
@@ -792,7 +794,7 @@ static int token_route(const mr_trace_file *t, const mr_trace_layer *l, float *p
                    "outside 0..%d", t->path, l->index, row, pos, j, idx[j], E - 1);
     if (logits) {
         /* the engine's softmax (analysis/mr_ops.h), the entropies from the logits */
-        *h = mr_softmax_entropy(p, s, E, l->has_weights ? NULL : idx, k, hw);
+        *h = mr_softmax_entropy(p, s, E, l->has_weights ? NULL : idx, k, hw, acc);
         hw_done = !l->has_weights;
     } else {
         double sum = 0.0;
@@ -812,6 +814,7 @@ static int token_route(const mr_trace_file *t, const mr_trace_layer *l, float *p
         if (l->score == MR_TRACE_SIGMOID)
             for (int e = 0; e < E; e++) p[e] = sum > 0.0 ? (float)(p[e] / sum) : 1.0f / (float)E;
         *h = real ? mr_entropy(p, E) : 0.0; /* as `run` computes it (metrics/) */
+        if (acc) mr_routing_psum_add(acc, p, E);
     }
     for (int j = 0; l->has_topk && j < k; j++) { /* mr_route_topk's are valid */
         MR_REQUIRE(idx[j] >= 0 && idx[j] < E, MR_EINPUT, "%s: /layers/%d/topk[%zu][%d][%d] = %d "
@@ -1009,12 +1012,12 @@ typedef struct route_ws {
 } route_ws;
 
 /* Token i of the chunk's flat (layer, row, position) order, routed; its entropies into
- * *h, *hw and its probabilities' address into *pp; what[li]: the layer's scores dataset,
- * for messages. Non-finite scores are flagged in bad[16] (check = 0: the caller looks
- * once per row, route_unit) or refused here (check = 1). */
+ * *h, *hw and (acc) its probabilities added to acc (token_route); what[li]: the layer's
+ * scores dataset, for messages. Non-finite scores are flagged in bad[16] (check = 0: the
+ * caller looks once per row, route_unit) or refused here (check = 1). */
 static int route_token(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb, int slot,
                        long long i, char (*what)[96], const route_ws *ws, double *h, double *hw,
-                       const float **pp, int check, uint32_t *bad)
+                       double *acc, int check, uint32_t *bad)
 {
     int T = t->T, E = t->E, k = t->k, cap = r->cap;
     long long ntok = (long long)nb * T;
@@ -1036,9 +1039,8 @@ static int route_token(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb,
         flag_nonfinite(s, E, flags);
     }
     int finite = !check || !any_lane(own);
-    *pp = p;
     return token_route(t, l, p, s, finite, r->topk + at * k, r->weights + at * k, r->mask[tok], what[li],
-                       (size_t)(r0 + j / T), (int)(j % T), h, hw);
+                       (size_t)(r0 + j / T), (int)(j % T), h, hw, acc);
 }
 
 /* Unit u = (layer li, row b) of the chunk: its tokens routed in order, and the row's
@@ -1058,9 +1060,8 @@ static int route_unit(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb, 
     for (int pos = 0; pos < T; pos++) {
         long long i = u * T + pos;
         double th = 0.0, thw = 0.0;
-        const float *p;
-        if (route_token(t, r, r0, nb, slot, i, what, ws, &th, &thw, &p, check, flags) !=
-            MR_OK) {
+        if (route_token(t, r, r0, nb, slot, i, what, ws, &th, &thw, mask[pos] ? ws->acc : NULL,
+                        check, flags) != MR_OK) {
             if (!check) return route_unit(t, r, r0, nb, slot, u, what, ws, bad, 1);
             *bad = i;
             return MR_EINPUT;
@@ -1068,7 +1069,6 @@ static int route_unit(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb, 
         if (!mask[pos]) continue;
         h += th;
         hw += thw;
-        mr_routing_psum_add(ws->acc, p, E);
     }
     if (!check && any_lane(flags)) return route_unit(t, r, r0, nb, slot, u, what, ws, bad, 1);
     size_t o = (size_t)li * r->cap + slot + b;
@@ -1125,9 +1125,8 @@ static int route_layers(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb
     int st = MR_OK;
     if (bad < ntok) {
         double h, hw;
-        const float *p;
         route_ws ws = {fbuf, fbuf + E, dbuf};
-        st = route_token(t, r, r0, nb, slot, bad, what, &ws, &h, &hw, &p, 1, NULL);
+        st = route_token(t, r, r0, nb, slot, bad, what, &ws, &h, &hw, NULL, 1, NULL);
     }
     free(what);
     free(fbuf);

@@ -1,4 +1,5 @@
 /* Known-answer tests of the forward kernels (analysis/mr_ops.c). */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -6,6 +7,7 @@
 
 #include "analysis/mr_ops.h"
 #include "analysis/mr_router.h"
+#include "analysis/mr_simd.h"
 #include "mr_test_util.h"
 
 START_TEST(layernorm_normalizes)
@@ -173,8 +175,13 @@ START_TEST(softmax_entropy_both_paths)
                 for (int j = 0; j < k; j++) zk += ref[idx[j]];
                 for (int j = 0; j < k; j++)
                     if (ref[idx[j]] > 0) hk -= ref[idx[j]] / zk * log(ref[idx[j]] / zk);
-                double got_hk = -1;
-                double got = mr_softmax_entropy(p, s, n, idx, k, &got_hk);
+                double got_hk = -1, acc[80];
+                for (int i = 0; i < n; i++) acc[i] = (double)i / 4;
+                double got = mr_softmax_entropy(p, s, n, idx, k, &got_hk, acc);
+                /* the probability sums folded into the pass: mr_routing_psum_add's bits */
+                for (int i = 0; i < n; i++)
+                    ck_assert_msg(acc[i] == (double)i / 4 + (double)p[i], "path %d n %d kind %d: "
+                                  "acc[%d] = %.17g, p = %.9g", path, n, kind, i, acc[i], p[i]);
                 for (int i = 0; i < n; i++) {
                     double want = ref[i] / z;
                     if (want >= 1e-30)
@@ -187,7 +194,7 @@ START_TEST(softmax_entropy_both_paths)
                               "expected %.12g", path, n, kind, got, h);
                 ck_assert_msg(fabs(got_hk - hk) <= 1e-6 * hk + 5e-7, "path %d n %d kind %d: "
                               "H_k %.12g, expected %.12g", path, n, kind, got_hk, hk);
-                ck_assert_double_eq(mr_softmax_entropy(p, s, n, NULL, 0, NULL), got);
+                ck_assert_double_eq(mr_softmax_entropy(p, s, n, NULL, 0, NULL, NULL), got);
             }
         /* a NaN or an infinite logit: a NaN entropy (the trace reader refuses the row first) */
         for (int bad = 0; bad < 3; bad++) {
@@ -195,11 +202,68 @@ START_TEST(softmax_entropy_both_paths)
             s[17] = bad == 0 ? NAN : bad == 1 ? INFINITY : -INFINITY;
             double hk = 0;
             idx[0] = 3;
-            double h = mr_softmax_entropy(p, s, 40, idx, 1, &hk);
+            double h = mr_softmax_entropy(p, s, 40, idx, 1, &hk, NULL);
             ck_assert_msg(isnan(h), "path %d bad %d: H = %g", path, bad, h);
         }
     }
     mr_simd_avx512_set(1);
+}
+END_TEST
+
+#ifdef MR_AVX512
+/* libm's ln in double, ulps apart from got (both finite, positive) */
+static double ulps_apart(double got, double want)
+{
+    return fabs(got - want) / (nextafter(fabs(want), INFINITY) - fabs(want));
+}
+
+/* out[0] = ln a, out[1] = ln b by mr_log_pd2 (compiled for the extensions it needs) */
+MR_AVX512_TARGET static void log_pd2(double *out, double a, double b)
+{
+    _mm_storeu_pd(out, mr_log_pd2(_mm_set_pd(b, a)));
+}
+#endif
+
+/* mr_log_pd2 (analysis/mr_simd.h, the softmax's two entropies per token) within 1 ulp of
+ * libm's log: both lanes, around the [sqrt(2)/2, sqrt(2)) split and 1, over the exponent
+ * range (subnormals and the largest double included), and NaN for NaN. */
+START_TEST(vector_log_within_one_ulp)
+{
+#ifdef MR_AVX512
+    if (!mr_simd_avx512()) return; /* the CPU lacks the extensions: no such path runs */
+    uint64_t x = 0x243f6a8885a308d3ULL;
+    double worst = 0;
+    const double special[] = {1.0, 2.0, 0.5, 1.4142135623730951, 1.4142135623730949,
+                              0.7071067811865476, 0.7071067811865475, nextafter(1.0, 2.0),
+                              nextafter(1.0, 0.0), 64.0, 1e-310, 4.9e-324, DBL_MIN, DBL_MAX, 3.0};
+    int ns = (int)(sizeof special / sizeof *special);
+    for (int i = 0; i < 200000 + ns; i++) {
+        double a, b;
+        if (i < ns) {
+            a = special[i];
+            b = special[ns - 1 - i];
+        } else {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            double u = (double)(x >> 11) / 9007199254740992.0;
+            /* the sums a softmax gives (1 .. 64) and the whole exponent range */
+            a = i % 2 ? 1.0 + 63.0 * u : ldexp(0.5 + u, (int)(x % 2000) - 1000);
+            b = 0.6 + u;
+        }
+        double got[2];
+        log_pd2(got, a, b);
+        double d0 = ulps_apart(got[0], log(a)), d1 = ulps_apart(got[1], log(b));
+        worst = d0 > worst ? d0 : worst;
+        worst = d1 > worst ? d1 : worst;
+        ck_assert_msg(d0 <= 1.0 && d1 <= 1.0, "ln(%.17g) = %.17g (libm %.17g), ln(%.17g) = "
+                      "%.17g (libm %.17g)", a, got[0], log(a), b, got[1], log(b));
+    }
+    double nan2[2];
+    log_pd2(nan2, NAN, 2.0);
+    ck_assert(isnan(nan2[0]));
+    ck_assert_double_eq_tol(nan2[1], log(2.0), 1e-15);
+#else
+    ck_assert(!mr_simd_avx512()); /* no such path on this compiler or CPU */
+#endif
 }
 END_TEST
 
@@ -365,6 +429,7 @@ int main(void)
     tcase_add_test(tc, softmax_rows_sum_to_one);
     tcase_add_test(tc, softmax_matches_double_reference);
     tcase_add_test(tc, softmax_entropy_both_paths);
+    tcase_add_test(tc, vector_log_within_one_ulp);
     tcase_add_test(tc, attention_causal_and_full);
     tcase_add_test(tc, attention_heads_are_independent);
     tcase_add_test(tc, entropy_known_values);
