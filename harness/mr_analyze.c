@@ -19,7 +19,9 @@
 #include "../metrics/mr_pass.h"
 #include "../metrics/mr_score.h"
 
-#define CHUNK_BYTES ((size_t)48 << 20) /* rows read at once: about this many bytes */
+/* rows read at once: about this many bytes a side (two such chunks a side are held: the
+ * next one is loaded while this one is routed) */
+#define CHUNK_BYTES ((size_t)48 << 20)
 /* Resample plans kept for the run (2 bytes an index up to 65,536 samples): 1000 resamples
  * of 1024 samples are 2 MB a stream; the bound keeps the peak well inside 1 GiB. */
 #define BOOT_BUDGET ((size_t)192 << 20)
@@ -215,28 +217,107 @@ static size_t chunk_rows(const mr_trace_file *t)
     return rows < 1 ? 1 : rows > 1024 ? 1024 : rows;
 }
 
+/* The per-sample work of slot b (canonical sample s) once every side's rows of it are
+ * routed: pass metrics of a (pa) and b (pb), flips a vs b (f), saturation against z. */
+static int sample_work(const side *sa, const side *sb, const side *zs, mr_pass_metrics *pa,
+                       mr_pass_metrics *pb, mr_flip_metrics *f, int b, int s, thread_buf *tb)
+{
+    int e = MR_OK;
+    if (pa) e = pass_sample(pa, tb->sa, sa, b, s);
+    if (e == MR_OK && pb) e = pass_sample(pb, tb->sb, sb, b, s);
+    if (e == MR_OK && f) flip_sample(f, sa, sb, b, s, tb);
+    if (e == MR_OK && f && zs) sat_sample(f, sa, zs, b, s, tb);
+    return e;
+}
+
+/* A chunk's sides: a, then b and z when given (z may be b: then not read twice). */
+typedef struct chunk_sides {
+    side sd[3];
+    int ns;          /* sides read: 1 .. 3 */
+    const side *zs;  /* z's rows (sd[2] or sd[1]), NULL without z */
+} chunk_sides;
+
+/* Rows of canonical samples s0 .. s0+nb-1 of every side loaded (mr_trace_load_rows:
+ * libhdf5 calls, so one thread at a time) and their masks checked; not routed. */
+static int load_chunk(chunk_sides *cs, int s0, int nb, const amodel *am)
+{
+    for (int i = 0; i < cs->ns; i++) {
+        const ltrace *l = cs->sd[i].l;
+        for (int j = 0; j < nb;) {
+            int f = l->loc_file[s0 + j], r = l->loc_row[s0 + j], m = 1;
+            while (j + m < nb && l->loc_file[s0 + j + m] == f && l->loc_row[s0 + j + m] == r + m)
+                m++;
+            MR_TRY(mr_trace_load_rows(l->files[f], r, m, &cs->sd[i].rows, j));
+            j += m;
+        }
+    }
+    MR_TRY(check_masks(&cs->sd[0], cs->ns > 1 ? &cs->sd[1] : NULL, s0, nb, am));
+    if (cs->zs) MR_TRY(check_masks(&cs->sd[0], cs->zs, s0, nb, am));
+    return MR_OK;
+}
+
+static void release_chunk(chunk_sides *cs)
+{
+    for (int i = 0; i < cs->ns; i++) mr_trace_release_rows(&cs->sd[i].rows);
+}
+
+/* A chunk that failed while loaded and routed in parallel, read again the sequential
+ * way (each side read and routed, read_chunk, then the masks checked): the error the
+ * reading order meets first is the one reported, for any thread count; st0 / msg0 (what
+ * the parallel pass met) when that finds none. */
+static int chunk_error(chunk_sides *cs, int s0, int nb, const amodel *am, int st0,
+                       const char *msg0)
+{
+    release_chunk(cs);
+    int st = MR_OK;
+    for (int i = 0; st == MR_OK && i < cs->ns; i++) st = read_chunk(&cs->sd[i], s0, nb);
+    if (st == MR_OK) st = check_masks(&cs->sd[0], cs->ns > 1 ? &cs->sd[1] : NULL, s0, nb, am);
+    if (st == MR_OK && cs->zs) st = check_masks(&cs->sd[0], cs->zs, s0, nb, am);
+    return st != MR_OK ? st : mr_error_set(st0, "%s", msg0);
+}
+
+/* added to a row's count of routed units when one failed: above any count (at most 3
+ * sides x MR_TRACE_MAX_LAYERS units a row), and 768 failures stay inside an int */
+#define UNIT_FAILED (1 << 20)
+
 /* Stream ltrace a (and b, and z): pass metrics of a (pa) and b (pb), flips a vs b (f),
  * and with z (the last checkpoint of a series) the saturation of a against z (f->sat);
- * pa, pb, f, lb and lz may be NULL. */
+ * pa, pb, f, lb and lz may be NULL.
+ * Chunks of rows are double-buffered: in one parallel region per chunk, one thread
+ * loads the next chunk (libhdf5: one reader at a time) and then joins the others, which
+ * route this chunk's (row, side, layer) units; whichever thread routes a row's last unit
+ * does that row's per-sample work (one join per chunk, where there were two per side
+ * and chunk, and no thread waits while a chunk is read). A row's tokens stay on one
+ * thread, in order, and the per-thread counts are integers, so the results do not
+ * depend on the threads. */
 static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrace *lz,
                    mr_pass_metrics *pa, mr_pass_metrics *pb, mr_flip_metrics *f, side *sa_out,
                    side *sb_out)
 {
     const amodel *am = &az->models[la->model];
     const mr_trace_file *t = la->files[0];
-    int n = am->n, cap = (int)chunk_rows(t), T = t->T;
-    side sa = {.l = la}, sb = {.l = lb}, sz = {.l = lz};
+    int n = am->n, cap = (int)chunk_rows(t), T = t->T, L = t->n_layers;
     int own_z = lz && lz != lb; /* z's rows: read here, or b's */
-    side_caps(&sa);
-    if (lb) side_caps(&sb);
     int nt = az->o->threads;
-    int st = mr_trace_rows_alloc(&sa.rows, t, cap, 0);
-    if (st == MR_OK && lb) st = mr_trace_rows_alloc(&sb.rows, lb->files[0], cap, 0);
-    if (st == MR_OK && own_z) st = mr_trace_rows_alloc(&sz.rows, lz->files[0], cap, 0);
-    sa.rows.threads = sb.rows.threads = sz.rows.threads = nt;
-    const side *zs = own_z ? &sz : &sb;
+    chunk_sides cs[2];
+    memset(cs, 0, sizeof cs);
+    int st = MR_OK;
+    if (lz && !lb) return mr_error_set(MR_EFAILED, "analyze: a series without its pair");
+    for (int c = 0; c < 2; c++) {
+        const ltrace *ls[3] = {la, lb, own_z ? lz : NULL};
+        cs[c].ns = own_z ? 3 : lb ? 2 : 1;
+        for (int i = 0; i < cs[c].ns; i++) {
+            cs[c].sd[i].l = ls[i];
+            side_caps(&cs[c].sd[i]);
+            if (st == MR_OK) st = mr_trace_rows_alloc(&cs[c].sd[i].rows, ls[i]->files[0], cap, 0);
+            cs[c].sd[i].rows.threads = nt;
+        }
+        cs[c].zs = !lz ? NULL : own_z ? &cs[c].sd[2] : &cs[c].sd[1];
+    }
     thread_buf *tbs = calloc((size_t)nt, sizeof *tbs);
-    if (!tbs) st = mr_error_set(MR_ENOMEM, "out of memory");
+    mr_trace_ws **ws = calloc((size_t)nt, sizeof *ws);
+    int *done = calloc((size_t)cap, sizeof *done);
+    if (!tbs || !ws || !done) st = mr_error_set(MR_ENOMEM, "out of memory");
     for (int i = 0; st == MR_OK && i < nt; i++) {
         tbs[i].ta = malloc((size_t)T * t->k * sizeof(int));
         tbs[i].tb = malloc((size_t)T * t->k * sizeof(int));
@@ -245,37 +326,69 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrac
             st = mr_error_set(MR_ENOMEM, "out of memory: per-thread buffers of %d x %d", T, t->k);
         if (st == MR_OK && pa) st = mr_struct_acc_alloc(&tbs[i].sa, t->n_layers, t->E, t->k);
         if (st == MR_OK && pb) st = mr_struct_acc_alloc(&tbs[i].sb, t->n_layers, t->E, t->k);
+        if (st == MR_OK && !(ws[i] = mr_trace_ws_alloc(t->E))) st = MR_ENOMEM;
+    }
+    char load_msg[1024] = "";
+    int cur = 0, load_st = MR_OK;
+    if (st == MR_OK && n > 0) {
+        load_st = load_chunk(&cs[0], 0, n < cap ? n : cap, am);
+        if (load_st != MR_OK) snprintf(load_msg, sizeof load_msg, "%s", mr_error_message());
     }
     for (int s0 = 0; st == MR_OK && s0 < n; s0 += cap) {
-        int nb = n - s0 < cap ? n - s0 : cap;
-        st = read_chunk(&sa, s0, nb);
-        if (st == MR_OK && lb) st = read_chunk(&sb, s0, nb);
-        if (st == MR_OK && own_z) st = read_chunk(&sz, s0, nb);
-        if (st == MR_OK) st = check_masks(&sa, lb ? &sb : NULL, s0, nb, am);
-        if (st == MR_OK && lz) st = check_masks(&sa, zs, s0, nb, am);
-        if (st != MR_OK) break;
-        int failed = 0;
-        char msg[1024] = "";
-#pragma omp parallel for schedule(dynamic, 4) num_threads(nt)
-        for (int b = 0; b < nb; b++) {
+        int nb = n - s0 < cap ? n - s0 : cap, s1 = s0 + cap, nb1 = n - s1 < cap ? n - s1 : cap;
+        chunk_sides *c = &cs[cur], *c1 = &cs[cur ^ 1];
+        if (load_st != MR_OK) {
+            st = chunk_error(c, s0, nb, am, load_st, load_msg);
+            break;
+        }
+        int ns = c->ns, per_row = ns * L, route_failed = 0, pass_failed = 0, next_st = MR_OK;
+        char route_msg[1024] = "", pass_msg[1024] = "", next_msg[1024] = "";
+        long long nu = (long long)nb * per_row;
+        memset(done, 0, (size_t)nb * sizeof *done);
+#pragma omp parallel num_threads(nt)
+        {
             int th = 0;
 #ifdef _OPENMP
             th = omp_get_thread_num();
 #endif
-            int e = MR_OK;
-            if (pa) e = pass_sample(pa, tbs[th].sa, &sa, b, s0 + b);
-            if (e == MR_OK && pb) e = pass_sample(pb, tbs[th].sb, &sb, b, s0 + b);
-            if (e == MR_OK && f) flip_sample(f, &sa, &sb, b, s0 + b, &tbs[th]);
-            if (e == MR_OK && f && lz) sat_sample(f, &sa, zs, b, s0 + b, &tbs[th]);
-            if (e != MR_OK) {
+#pragma omp single nowait
+            if (s1 < n) {
+                next_st = load_chunk(c1, s1, nb1, am);
+                if (next_st != MR_OK) snprintf(next_msg, sizeof next_msg, "%s", mr_error_message());
+            }
+            /* dynamic: a thread slowed by other jobs (or by the loading) takes fewer units */
+#pragma omp for schedule(dynamic, 1)
+            for (long long u = 0; u < nu; u++) {
+                int b = (int)(u / per_row), i = (int)(u % per_row / L), li = (int)(u % L);
+                int e = mr_trace_route_unit(&c->sd[i].rows, li, b, ws[th]);
+                if (e != MR_OK) {
 #pragma omp critical(mr_analyze_error)
-                if (!failed) {
-                    failed = e;
-                    snprintf(msg, sizeof msg, "%s", mr_error_message());
+                    if (!route_failed) {
+                        route_failed = e;
+                        snprintf(route_msg, sizeof route_msg, "%s", mr_error_message());
+                    }
+                }
+                /* the row's last unit (acquire: the other units' results are visible) */
+                int v = __atomic_add_fetch(&done[b], e == MR_OK ? 1 : 1 + UNIT_FAILED,
+                                           __ATOMIC_ACQ_REL);
+                if (v != per_row) continue; /* not the last, or a unit of the row failed */
+                e = sample_work(&c->sd[0], ns > 1 ? &c->sd[1] : NULL, c->zs, pa, pb, f, b,
+                                s0 + b, &tbs[th]);
+                if (e != MR_OK) {
+#pragma omp critical(mr_analyze_error)
+                    if (!pass_failed) {
+                        pass_failed = e;
+                        snprintf(pass_msg, sizeof pass_msg, "%s", mr_error_message());
+                    }
                 }
             }
         }
-        if (failed) st = mr_error_set(failed, "%s", msg);
+        release_chunk(c);
+        if (route_failed) st = chunk_error(c, s0, nb, am, route_failed, route_msg);
+        else if (pass_failed) st = mr_error_set(pass_failed, "%s", pass_msg);
+        load_st = next_st;
+        snprintf(load_msg, sizeof load_msg, "%s", next_msg);
+        cur ^= 1;
     }
     for (int i = 0; tbs && st == MR_OK && i < nt; i++) {
         if (pa) st = mr_struct_acc_merge(pa->structure, tbs[i].sa);
@@ -288,12 +401,15 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrac
         free(tbs[i].tb);
         free(tbs[i].both);
     }
+    for (int i = 0; ws && i < nt; i++) mr_trace_ws_free(ws[i]);
     free(tbs);
-    mr_trace_rows_free(&sa.rows);
-    mr_trace_rows_free(&sb.rows);
-    mr_trace_rows_free(&sz.rows);
-    if (sa_out) *sa_out = (side){.l = la, .has_acc = sa.has_acc, .has_loss = sa.has_loss, .has_pred = sa.has_pred};
-    if (sb_out) *sb_out = (side){.l = lb, .has_acc = sb.has_acc, .has_loss = sb.has_loss, .has_pred = sb.has_pred};
+    free(ws);
+    free(done);
+    side *a = &cs[0].sd[0], *bs = &cs[0].sd[1];
+    if (sa_out) *sa_out = (side){.l = la, .has_acc = a->has_acc, .has_loss = a->has_loss, .has_pred = a->has_pred};
+    if (sb_out) *sb_out = (side){.l = lb, .has_acc = bs->has_acc, .has_loss = bs->has_loss, .has_pred = bs->has_pred};
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < 3; i++) mr_trace_rows_free(&cs[c].sd[i].rows);
     return st;
 }
 

@@ -585,6 +585,9 @@ void mr_trace_rows_free(mr_trace_rows *r)
     free(r->h_sum);
     free(r->hw_sum);
     free(r->psum);
+    if (r->map_base) mr_trace_release_rows(r);
+    free(r->row_file);
+    free(r->row_index);
     free(r->src);
     free(r->map_base);
     free(r->map_len);
@@ -606,9 +609,11 @@ int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap, int w
     r->h_sum = malloc(L * cap * sizeof *r->h_sum);
     r->hw_sum = malloc(L * cap * sizeof *r->hw_sum);
     r->psum = malloc(L * cap * t->E * sizeof *r->psum);
-    r->src = calloc(L, sizeof *r->src);
-    r->map_base = calloc(L, sizeof *r->map_base);
-    r->map_len = calloc(L, sizeof *r->map_len);
+    r->row_file = calloc((size_t)cap + 1, sizeof *r->row_file);
+    r->row_index = calloc((size_t)cap + 1, sizeof *r->row_index);
+    r->src = calloc(L * cap + 1, sizeof *r->src);
+    r->map_base = calloc(L * cap + 1, sizeof *r->map_base);
+    r->map_len = calloc(L * cap + 1, sizeof *r->map_len);
     r->topk = malloc(L * tok * t->k * sizeof *r->topk);
     r->weights = malloc(L * tok * t->k * sizeof *r->weights);
     /* int64 scratch for the integer datasets (tok values; /topk: tok * k); the buffers of
@@ -616,7 +621,7 @@ int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap, int w
     r->iscratch = malloc(tok * (size_t)(t->k > 1 ? t->k : 1) * sizeof *r->iscratch);
     if (!r->mask || !r->labels || !r->out || !r->pred || (want_probs && !r->probs) || !r->topk ||
         !r->weights || !r->iscratch || !r->h_sum || !r->hw_sum || !r->psum || !r->src ||
-        !r->map_base || !r->map_len) {
+        !r->map_base || !r->map_len || !r->row_file || !r->row_index) {
         mr_trace_rows_free(r);
         return mr_error_set(MR_ENOMEM, "out of memory: %d trace rows of %d x %d scores", cap,
                             t->T, t->E);
@@ -914,35 +919,36 @@ static void map_unregister(const char *base)
 }
 
 /* Map rows r0 .. r0+nb-1 of layer li's scores (find_mappable) for route_token:
- * r->src[li] points at row r0; 0 when the mapping fails (then libhdf5 reads them). */
+ * r->src[li, slot + b] points at row r0 + b; 0 when the mapping fails (then libhdf5 reads
+ * them). */
 static int map_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace_rows *r, int li,
-                      int r0, int nb)
+                      int r0, int nb, int slot)
 {
     size_t sz = l->dtype == MR_TRACE_F32 ? 4 : 2, row = (size_t)t->T * t->E * sz;
     long page = sysconf(_SC_PAGESIZE);
     off_t start = (off_t)l->map_off + (off_t)r0 * (off_t)row;
     off_t at = page > 0 ? start - start % page : start;
     size_t len = (size_t)nb * row + (size_t)(start - at);
+    if (r->n_maps >= r->n_layers * r->cap) return 0; /* cannot happen: one per layer and load */
     void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, t->fd, at);
     if (m == MAP_FAILED) return 0;
     (void)posix_madvise(m, len, POSIX_MADV_SEQUENTIAL); /* read-ahead for a trace not yet cached */
-    r->map_base[li] = m;
-    r->map_len[li] = len;
-    r->src[li] = (const char *)m + (start - at);
+    r->map_base[r->n_maps] = m;
+    r->map_len[r->n_maps++] = len;
+    for (int b = 0; b < nb; b++)
+        r->src[(size_t)li * r->cap + slot + b] = (const char *)m + (start - at) + (size_t)b * row;
     map_register(m, len, t->path);
     return 1;
 }
 
-static void unmap_scores(mr_trace_rows *r)
+void mr_trace_release_rows(mr_trace_rows *r)
 {
-    for (int li = 0; li < r->n_layers; li++) {
-        if (r->map_base[li]) {
-            map_unregister(r->map_base[li]);
-            munmap(r->map_base[li], r->map_len[li]);
-        }
-        r->map_base[li] = NULL;
-        r->src[li] = NULL;
+    for (int i = 0; i < r->n_maps; i++) {
+        map_unregister(r->map_base[i]);
+        munmap(r->map_base[i], r->map_len[i]);
+        r->map_base[i] = NULL;
     }
+    r->n_maps = 0;
 }
 
 /* Every layer's scores of a chunk at once, for a trace whose scores are read through
@@ -997,7 +1003,8 @@ static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_r
         MR_TRY(read_block(l->weights_ds, H5T_NATIVE_FLOAT, w, 3, cap, (hsize_t)T, (hsize_t)k, r0,
                           nb, slot, t->path, wp));
     }
-    if (l->map_off >= 0 && t->fd >= 0 && map_scores(t, l, r, li, r0, nb)) return MR_OK;
+    if (l->map_off >= 0 && t->fd >= 0 && map_scores(t, l, r, li, r0, nb, slot)) return MR_OK;
+    for (int b = 0; b < nb; b++) r->src[(size_t)li * cap + slot + b] = NULL;
     MR_TRY(scores_buffers(r));
     size_t per_layer = (size_t)cap * T * E;
     return read_scores(t, l, r, r->scratch + (size_t)li * per_layer,
@@ -1005,33 +1012,52 @@ static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_r
 }
 
 /* A thread's buffers: one token's widened scores and (when the rows keep none) its
- * probabilities, and a row's probability sums. */
-typedef struct route_ws {
+ * probabilities, and a row's probability sums; each on cache lines of its own (64-byte
+ * aligned, whole lines): with malloc's 16-byte alignment two threads' buffers shared a
+ * line, written every token by both, and 2 threads took 1.7x the CPU time of 1 for the
+ * same work. */
+struct mr_trace_ws {
     float *s, *p;
     double *acc;
-} route_ws;
+};
 
-/* Token i of the chunk's flat (layer, row, position) order, routed; its entropies into
- * *h, *hw and (acc) its probabilities added to acc (token_route); what[li]: the layer's
- * scores dataset, for messages. Non-finite scores are flagged in bad[16] (check = 0: the
- * caller looks once per row, route_unit) or refused here (check = 1). */
-static int route_token(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb, int slot,
-                       long long i, char (*what)[96], const route_ws *ws, double *h, double *hw,
-                       double *acc, int check, uint32_t *bad)
+mr_trace_ws *mr_trace_ws_alloc(int E)
 {
+    size_t fs = ((size_t)E * sizeof(float) + 63) / 64 * 64;
+    size_t ds = ((size_t)E * sizeof(double) + 63) / 64 * 64;
+    char *m = aligned_alloc(64, 64 + 2 * fs + ds);
+    if (!m) {
+        mr_error_set(MR_ENOMEM, "out of memory");
+        return NULL;
+    }
+    mr_trace_ws *ws = (mr_trace_ws *)(void *)m;
+    ws->s = (float *)(void *)(m + 64);
+    ws->p = (float *)(void *)(m + 64 + fs);
+    ws->acc = (double *)(void *)(m + 64 + 2 * fs);
+    return ws;
+}
+
+void mr_trace_ws_free(mr_trace_ws *ws) { free(ws); }
+
+/* Token pos of slot b at layer li, routed; its entropies into *h, *hw and (acc) its
+ * probabilities added to acc (token_route); what: the layer's scores dataset, for
+ * messages. Non-finite scores are flagged in bad[16] (check = 0: the caller looks once
+ * per row, mr_trace_route_unit) or refused here (check = 1). */
+static int route_token(mr_trace_rows *r, int li, int b, int pos, const char *what,
+                       const mr_trace_ws *ws, double *h, double *hw, double *acc, int check,
+                       uint32_t *bad)
+{
+    const mr_trace_file *t = r->row_file[b];
     int T = t->T, E = t->E, k = t->k, cap = r->cap;
-    long long ntok = (long long)nb * T;
-    int li = (int)(i / ntok);
-    long long j = i % ntok;
     const mr_trace_layer *l = &t->layers[li];
-    size_t tok = (size_t)slot * T + (size_t)j, at = (size_t)li * cap * T + tok;
-    const char *src = r->src[li]; /* mapped: row r0's scores */
-    const float *s = src ? (const float *)(const void *)src + (size_t)j * E : r->scratch + at * E;
+    size_t tok = (size_t)b * T + (size_t)pos, at = (size_t)li * cap * T + tok;
+    const char *src = r->src[(size_t)li * cap + b]; /* mapped: the row's scores */
+    const float *s = src ? (const float *)(const void *)src + (size_t)pos * E : r->scratch + at * E;
     float *p = r->probs ? r->probs + at * E : ws->p;
     uint32_t own[16] = {0};
     uint32_t *flags = check ? own : bad;
     if (l->dtype != MR_TRACE_F32) {
-        const uint16_t *raw = src ? (const uint16_t *)(const void *)src + (size_t)j * E
+        const uint16_t *raw = src ? (const uint16_t *)(const void *)src + (size_t)pos * E
                                   : r->raw + at * E;
         mr_trace_widen(ws->s, raw, E, l->dtype, flags);
         s = ws->s;
@@ -1039,102 +1065,94 @@ static int route_token(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb,
         flag_nonfinite(s, E, flags);
     }
     int finite = !check || !any_lane(own);
-    return token_route(t, l, p, s, finite, r->topk + at * k, r->weights + at * k, r->mask[tok], what[li],
-                       (size_t)(r0 + j / T), (int)(j % T), h, hw, acc);
+    return token_route(t, l, p, s, finite, r->topk + at * k, r->weights + at * k, r->mask[tok], what,
+                       (size_t)r->row_index[b], pos, h, hw, acc);
 }
 
-/* Unit u = (layer li, row b) of the chunk: its tokens routed in order, and the row's
- * sums over its real tokens (entropies, probabilities) for metrics/mr_routing_metrics.h;
- * on an error, *bad = the failing token's flat index. Non-finite scores are looked for
- * once per row; a row with one, or with any error, is routed again token by token with
- * every check (check = 1), so that the first error in token order is the one reported. */
-static int route_unit(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb, int slot,
-                      long long u, char (*what)[96], const route_ws *ws, long long *bad,
-                      int check)
+/* Unit (layer li, slot b): its tokens routed in order, and the row's sums over its real
+ * tokens (entropies, probabilities) for metrics/mr_routing_metrics.h. Non-finite scores
+ * are looked for once per row; a row with one, or with any error, is routed again token
+ * by token with every check (check = 1), so that the first error in token order is the
+ * one reported. */
+static int route_unit(mr_trace_rows *r, int li, int b, const mr_trace_ws *ws, int check)
 {
-    int T = t->T, E = t->E, li = (int)(u / nb), b = (int)(u % nb);
+    int T = r->T, E = r->E;
+    char what[96];
+    layer_what(what, sizeof what, &r->row_file[b]->layers[li]);
     memset(ws->acc, 0, (size_t)E * sizeof *ws->acc);
     double h = 0.0, hw = 0.0;
     uint32_t flags[16] = {0};
-    const uint8_t *mask = r->mask + (size_t)(slot + b) * T;
+    const uint8_t *mask = r->mask + (size_t)b * T;
     for (int pos = 0; pos < T; pos++) {
-        long long i = u * T + pos;
         double th = 0.0, thw = 0.0;
-        if (route_token(t, r, r0, nb, slot, i, what, ws, &th, &thw, mask[pos] ? ws->acc : NULL,
-                        check, flags) != MR_OK) {
-            if (!check) return route_unit(t, r, r0, nb, slot, u, what, ws, bad, 1);
-            *bad = i;
-            return MR_EINPUT;
-        }
+        if (route_token(r, li, b, pos, what, ws, &th, &thw, mask[pos] ? ws->acc : NULL, check,
+                        flags) != MR_OK)
+            return check ? MR_EINPUT : route_unit(r, li, b, ws, 1);
         if (!mask[pos]) continue;
         h += th;
         hw += thw;
     }
-    if (!check && any_lane(flags)) return route_unit(t, r, r0, nb, slot, u, what, ws, bad, 1);
-    size_t o = (size_t)li * r->cap + slot + b;
+    if (!check && any_lane(flags)) return route_unit(r, li, b, ws, 1);
+    size_t o = (size_t)li * r->cap + b;
     r->h_sum[o] = h;
     r->hw_sum[o] = hw;
     mr_routing_psum_fix(r->psum + o * E, ws->acc, E);
     return MR_OK;
 }
 
-/* Every layer's rows of the chunk in one parallel loop over (layer, row) units (one fork
- * and join per chunk, not one per layer: the waiting thread's spinning was CPU time); a
+int mr_trace_route_unit(mr_trace_rows *r, int li, int b, mr_trace_ws *ws)
+{
+    return route_unit(r, li, b, ws, 0);
+}
+
+/* Every layer of slots slot .. slot+nb-1 in one parallel loop over (layer, slot) units
+ * (one fork and join, not one per layer: the waiting thread's spinning was CPU time); a
  * row's tokens stay on one thread, in order, so its sums do not depend on the threads;
  * the first error in (layer, token) order reported. */
-static int route_layers(const mr_trace_file *t, mr_trace_rows *r, int r0, int nb, int slot)
+static int route_layers(mr_trace_rows *r, int nb, int slot)
 {
-    int nt = r->threads > 0 ? r->threads : 1, E = t->E;
-    /* each thread's buffers on cache lines of their own (64-byte aligned, strides whole
-     * lines): with malloc's 16-byte alignment two threads' buffers shared a line, written
-     * every token by both, and 2 threads took 1.7x the CPU time of 1 for the same work */
-    size_t fs = ((size_t)2 * E + 15) / 16 * 16, ds = ((size_t)E + 7) / 8 * 8;
-    char (*what)[96] = malloc((size_t)t->n_layers * sizeof *what);
-    float *fbuf = aligned_alloc(64, (size_t)nt * fs * sizeof *fbuf);
-    double *dbuf = aligned_alloc(64, (size_t)nt * ds * sizeof *dbuf);
-    if (!what || !fbuf || !dbuf) {
-        free(what);
-        free(fbuf);
-        free(dbuf);
-        return mr_error_set(MR_ENOMEM, "out of memory");
-    }
-    for (int li = 0; li < t->n_layers; li++) layer_what(what[li], sizeof *what, &t->layers[li]);
-    long long nu = (long long)t->n_layers * nb, ntok = nu * t->T, bad = ntok;
+    int nt = r->threads > 0 ? r->threads : 1;
+    mr_trace_ws **ws = calloc((size_t)nt, sizeof *ws);
+    int st = ws ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
+    for (int i = 0; st == MR_OK && i < nt; i++)
+        if (!(ws[i] = mr_trace_ws_alloc(r->E))) st = MR_ENOMEM;
+    long long nu = (long long)r->n_layers * nb, bad = nu;
     /* dynamic: a thread slowed by other jobs on the machine does not hold the others
      * spinning at the join; every unit's result is independent of its thread */
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if (st == MR_OK)
     {
         int th = 0;
 #ifdef _OPENMP
         th = omp_get_thread_num();
 #endif
-        route_ws ws = {fbuf + (size_t)th * fs, fbuf + (size_t)th * fs + E, dbuf + (size_t)th * ds};
 #pragma omp for schedule(dynamic, 1)
         for (long long u = 0; u < nu; u++) {
-            long long first, at = ntok;
+            long long first;
 #pragma omp atomic read
             first = bad;
-            if (u * t->T > first) continue;
-            if (route_unit(t, r, r0, nb, slot, u, what, &ws, &at, 0) != MR_OK) {
+            if (st != MR_OK || u > first) continue;
+            if (route_unit(r, (int)(u / nb), slot + (int)(u % nb), ws[th], 0) != MR_OK) {
 #pragma omp critical(mr_trace_error)
-                if (at < bad) bad = at;
+                if (u < bad) bad = u;
             }
         }
     }
-    /* the message again, from this thread, for the first bad token */
-    int st = MR_OK;
-    if (bad < ntok) {
-        double h, hw;
-        route_ws ws = {fbuf, fbuf + E, dbuf};
-        st = route_token(t, r, r0, nb, slot, bad, what, &ws, &h, &hw, NULL, 1, NULL);
-    }
-    free(what);
-    free(fbuf);
-    free(dbuf);
+    /* the message again, from this thread, for the first bad unit */
+    if (st == MR_OK && bad < nu) st = route_unit(r, (int)(bad / nb), slot + (int)(bad % nb), ws[0], 1);
+    for (int i = 0; ws && i < nt; i++) mr_trace_ws_free(ws[i]);
+    free(ws);
     return st;
 }
 
 int mr_trace_read_rows(const mr_trace_file *t, int r0, int nb, mr_trace_rows *r, int slot)
+{
+    int st = mr_trace_load_rows(t, r0, nb, r, slot);
+    if (st == MR_OK && nb > 0) st = route_layers(r, nb, slot);
+    mr_trace_release_rows(r);
+    return st;
+}
+
+int mr_trace_load_rows(const mr_trace_file *t, int r0, int nb, mr_trace_rows *r, int slot)
 {
     MR_REQUIRE(r0 >= 0 && nb >= 0 && r0 + nb <= t->N && slot >= 0 && slot + nb <= r->cap &&
                    r->T == t->T && r->E == t->E && r->k == t->k && r->n_layers == t->n_layers,
@@ -1180,9 +1198,10 @@ int mr_trace_read_rows(const mr_trace_file *t, int r0, int nb, mr_trace_rows *r,
             MR_TRY(read_ints(t->pred_ds, r->pred, tmp, 2, cap, (hsize_t)T, 0, r0, nb, slot, 0,
                              INT32_MAX, t->path, "/predictions"));
     }
-    int st = MR_OK;
-    for (int li = 0; st == MR_OK && li < t->n_layers; li++) st = read_layer(t, li, r0, nb, r, slot);
-    if (st == MR_OK) st = route_layers(t, r, r0, nb, slot);
-    unmap_scores(r);
-    return st;
+    for (int b = 0; b < nb; b++) {
+        r->row_file[slot + b] = t;
+        r->row_index[slot + b] = r0 + b;
+    }
+    for (int li = 0; li < t->n_layers; li++) MR_TRY(read_layer(t, li, r0, nb, r, slot));
+    return MR_OK;
 }

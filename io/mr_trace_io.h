@@ -92,11 +92,15 @@ typedef struct mr_trace_rows {
     double *h_sum;    /* [n_layers, cap] sum of the routing entropy */
     double *hw_sum;   /* [n_layers, cap] sum of the entropy of the renormalized weights */
     uint64_t *psum;   /* [n_layers, cap, E] probability sums (mr_routing_psum_fix) */
-    /* [n_layers] while mr_trace_read_rows routes mapped scores: the first row's scores,
-     * the mapping (NULL: read into raw / scratch) */
-    const char **src;
-    void **map_base;
-    size_t *map_len;
+    /* per slot, from mr_trace_load_rows: the trace and the row of it read there */
+    const mr_trace_file **row_file; /* [cap] */
+    int *row_index;                 /* [cap] */
+    /* while rows are loaded (mr_trace_load_rows .. mr_trace_release_rows): each slot's
+     * mapped scores, per layer (NULL: read into raw / scratch), and the mappings */
+    const char **src;  /* [n_layers, cap] */
+    void **map_base;   /* [n_maps] (at most n_layers x cap) */
+    size_t *map_len;   /* [n_maps] */
+    int n_maps;
 } mr_trace_rows;
 
 /* Rows for `cap` samples of traces shaped as t; want_probs = 0 leaves probs NULL (the
@@ -109,8 +113,25 @@ size_t mr_trace_row_bytes(const mr_trace_file *t);
 void mr_trace_rows_free(mr_trace_rows *r);
 
 /* Read rows r0 .. r0+nb-1 of t into slots slot .. slot+nb-1 of `rows` (allocated for a
- * trace of the same T, E, k, C and layers), validating their values. */
+ * trace of the same T, E, k, C and layers), validating their values: mr_trace_load_rows,
+ * every (layer, slot) routed on rows->threads threads (the first error in (layer,
+ * token) order reported), mr_trace_release_rows. */
 int mr_trace_read_rows(const mr_trace_file *t, int r0, int nb, mr_trace_rows *rows, int slot);
+
+/* The same in steps, for a caller that routes in its own parallel loop (analyze: while
+ * one thread loads the next chunk, the others route this one):
+ * mr_trace_load_rows reads the rows' datasets and maps their scores (libhdf5 calls: one
+ * thread at a time, like every libhdf5 call here); slots of several loads may be pending
+ * at once. mr_trace_route_unit routes layer li of slot b (thread-safe for distinct (li,
+ * b); ws: one thread's buffers, mr_trace_ws_alloc): its probabilities (when kept), top-k,
+ * weights and the slot's sums; the first error in its token order. mr_trace_release_rows
+ * unmaps every pending load's scores, once the routing is done. */
+int mr_trace_load_rows(const mr_trace_file *t, int r0, int nb, mr_trace_rows *rows, int slot);
+typedef struct mr_trace_ws mr_trace_ws;
+mr_trace_ws *mr_trace_ws_alloc(int E); /* NULL: out of memory (mr_error set) */
+void mr_trace_ws_free(mr_trace_ws *ws);
+int mr_trace_route_unit(mr_trace_rows *rows, int li, int b, mr_trace_ws *ws);
+void mr_trace_release_rows(mr_trace_rows *rows);
 
 /* Whether two traces can be compared token by token (same T, E, k, layers, task and
  * classes); MR_EINPUT naming both and what differs otherwise. */

@@ -11,7 +11,8 @@
 #   --allow-missing one sample fewer everywhere and the count printed;
 # - combinations analyze refuses (exit 2, nothing written): a condition without its clean
 #   trace, E differing between checkpoints, two checkpoints with one step, an id in two
-#   shards; every malformed trace of tests/bad/traces/ (file and dataset named);
+#   shards; every malformed trace of tests/bad/traces/ (file and dataset named; the same
+#   first error with --threads 2);
 # - router saturation over a checkpoint series: hand-built routings of 3 checkpoints give
 #   the values worked out by hand (tests/trace_saturation.py); baseline and check guard it
 #   (a layer that settles earlier is caught);
@@ -164,9 +165,13 @@ while IFS="$tab" read -r file needle _defect; do
   before=$fail
   refuse "tests/bad/traces/$file" "$needle" "tests/bad/traces/$file" > "$tmp/refuse.log"
   [ "$fail" = "$before" ] || cat "$tmp/refuse.log"
+  # the same first error with 2 threads (rows loaded by one thread while others route)
+  e1=$("$bin" analyze "tests/bad/traces/$file" --out "$tmp/out-bad" --quiet 2>&1)
+  e2=$("$bin" analyze "tests/bad/traces/$file" --out "$tmp/out-bad" --quiet --threads 2 2>&1)
+  [ "$e1" = "$e2" ] || bad "tests/bad/traces/$file: --threads 2 says '$e2', --threads 1 '$e1'"
 done < tests/bad/traces/MANIFEST.tsv
 [ "$nbad" -ge 45 ] || bad "only $nbad malformed traces"
-echo "ok   $nbad malformed traces run through analyze (exit 2, file and dataset named, nothing written)"
+echo "ok   $nbad malformed traces run through analyze (exit 2, file and dataset named, nothing written; the same message with 2 threads)"
 
 # router saturation over a checkpoint series: known answer, then guarded by the CI gate
 mkdir -p "$tmp/sat"
