@@ -19,9 +19,12 @@
 #include "../metrics/mr_pass.h"
 #include "../metrics/mr_score.h"
 
-/* rows read at once: about this many bytes a side (two such chunks a side are held: the
- * next one is loaded while this one is routed) */
-#define CHUNK_BYTES ((size_t)48 << 20)
+/* Rows read at once: about this many bytes over the sides of a chunk (1 to 3 traces);
+ * two chunks are held, the next one loaded while this one is routed. Each chunk ends in
+ * a join, where a thread that finished first spins (libgomp's active wait) while the
+ * other, descheduled on a busy host, finishes: 128 MiB instead of 48 took 6 % less CPU
+ * with 2 threads at load 5 (docs/performance.md); the peak RSS stays near 200 MiB. */
+#define CHUNK_BYTES ((size_t)128 << 20)
 /* Resample plans kept for the run (2 bytes an index up to 65,536 samples): 1000 resamples
  * of 1024 samples are 2 MB a stream; the bound keeps the peak well inside 1 GiB. */
 #define BOOT_BUDGET ((size_t)192 << 20)
@@ -208,11 +211,11 @@ static int check_masks(const side *a, const side *c, int s0, int nb, const amode
     return MR_OK;
 }
 
-static size_t chunk_rows(const mr_trace_file *t)
+static size_t chunk_rows(const mr_trace_file *t, int sides)
 {
     /* per row: the scores (buffers, or mapped pages while routed), top-k and weights of
      * every layer, mask, labels, predictions and outputs (mr_trace_row_bytes) */
-    size_t per = mr_trace_row_bytes(t);
+    size_t per = mr_trace_row_bytes(t) * (size_t)sides;
     size_t rows = CHUNK_BYTES / (per ? per : 1);
     return rows < 1 ? 1 : rows > 1024 ? 1024 : rows;
 }
@@ -296,8 +299,8 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrac
 {
     const amodel *am = &az->models[la->model];
     const mr_trace_file *t = la->files[0];
-    int n = am->n, cap = (int)chunk_rows(t), T = t->T, L = t->n_layers;
     int own_z = lz && lz != lb; /* z's rows: read here, or b's */
+    int n = am->n, cap = (int)chunk_rows(t, own_z ? 3 : lb ? 2 : 1), T = t->T, L = t->n_layers;
     int nt = az->o->threads;
     chunk_sides cs[2];
     memset(cs, 0, sizeof cs);
