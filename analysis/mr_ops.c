@@ -303,16 +303,25 @@ MR_AVX512_TARGET static double softmax_entropy_avx512(float *restrict p,
     /* the probabilities, and (acc) their sums over tokens, mr_routing_psum_add's
      * acc[i] += (double)p[i] folded into this pass: the same bits, one pass fewer */
     const __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
-    for (int i = 0; i < n; i += 16) {
-        __mmask16 m = i + 16 <= n ? (__mmask16)0xffff : tail;
-        __m512 q = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + i), inv);
-        _mm512_mask_storeu_ps(p + i, m, q);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) { /* whole blocks unmasked: masked acc updates cost more
+                                     than the separate pass they replace */
+        __m512 q = _mm512_mul_ps(_mm512_loadu_ps(p + i), inv);
+        _mm512_storeu_ps(p + i, q);
         if (!acc) continue;
-        __mmask8 m0 = (__mmask8)m, m1 = (__mmask8)(m >> 8);
-        _mm512_mask_storeu_pd(acc + i, m0,
-                              _mm512_add_pd(_mm512_maskz_loadu_pd(m0, acc + i), CVT_LO(q)));
-        _mm512_mask_storeu_pd(acc + i + 8, m1,
-                              _mm512_add_pd(_mm512_maskz_loadu_pd(m1, acc + i + 8), CVT_HI(q)));
+        _mm512_storeu_pd(acc + i, _mm512_add_pd(_mm512_loadu_pd(acc + i), CVT_LO(q)));
+        _mm512_storeu_pd(acc + i + 8, _mm512_add_pd(_mm512_loadu_pd(acc + i + 8), CVT_HI(q)));
+    }
+    if (i < n) {
+        __m512 q = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, p + i), inv);
+        _mm512_mask_storeu_ps(p + i, tail, q);
+        __mmask8 m0 = (__mmask8)tail, m1 = (__mmask8)(tail >> 8);
+        if (acc) {
+            _mm512_mask_storeu_pd(acc + i, m0,
+                                  _mm512_add_pd(_mm512_maskz_loadu_pd(m0, acc + i), CVT_LO(q)));
+            _mm512_mask_storeu_pd(acc + i + 8, m1,
+                                  _mm512_add_pd(_mm512_maskz_loadu_pd(m1, acc + i + 8), CVT_HI(q)));
+        }
     }
     return _mm_cvtsd_f64(h2);
 }
