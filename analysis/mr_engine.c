@@ -399,23 +399,58 @@ static void attention_block(mr_workspace *ws, const mr_layer *L, float *att, int
     add_inplace(ws->x, ws->buf, (size_t)N * d);
 }
 
-/* The transformer blocks and the head, from ws->x [B*T, d] filled by the embedding. */
-static int forward_blocks(mr_workspace *ws, int B, int T)
+/* The first MoE block (n_layers when there is none): every block before it, and its
+ * attention sub-layer, compute the same values under every router. */
+int mr_engine_prefix_layer(const mr_model *m)
+{
+    return m->cfg.n_moe ? m->cfg.moe_layers[0] : m->cfg.n_layers;
+}
+
+/* Block l's attention probabilities [B, NH, T, T] in the workspace. */
+static float *block_att(mr_workspace *ws, int l, int B, int T)
+{
+    return ws->att + (ws->opts.keep_attention ? (size_t)l * B * ws->m->cfg.n_heads * T * T : 0);
+}
+
+/* The router-independent prefix, from ws->x [B*T, d] filled by the embedding: the embed
+ * hook, the blocks before the first MoE block and that block's attention. */
+static int forward_prefix(mr_workspace *ws, int B, int T)
 {
     const mr_model *m = ws->m;
     const mr_config *c = &m->cfg;
-    int d = c->d_model, N = B * T, NH = c->n_heads, E = c->n_experts;
+    int d = c->d_model, N = B * T, l0 = mr_engine_prefix_layer(m);
+    ws->trace.B = B;
+    ws->trace.T = T;
+    if (ws->embed_hook) MR_TRY(ws->embed_hook(ws->embed_ctx, ws->x, B, T, d));
+    for (int l = 0; l < l0; l++) { /* dense blocks (a MoE block is never before l0) */
+        const mr_layer *L = &m->layers[l];
+        attention_block(ws, L, block_att(ws, l, B, T), B, T);
+        norm_forward(c, ws->xn, ws->x, L->ln2_w, L->ln2_b, N);
+        ffn_forward(ws->buf, ws->hidden, ws->xn, L->ffn_w1, L->ffn_b1, L->ffn_w2, L->ffn_b2, N,
+                    d, c->d_ff, c->activation);
+        add_inplace(ws->x, ws->buf, (size_t)N * d);
+    }
+    if (l0 < c->n_layers) attention_block(ws, &m->layers[l0], block_att(ws, l0, B, T), B, T);
+    return MR_OK;
+}
+
+/* The rest of the forward and the head, from the prefix's state (ws->x and the first MoE
+ * block's attention probabilities). */
+static int forward_rest(mr_workspace *ws, int B, int T)
+{
+    const mr_model *m = ws->m;
+    const mr_config *c = &m->cfg;
+    int d = c->d_model, N = B * T, E = c->n_experts, l0 = mr_engine_prefix_layer(m);
     int k = ws->trace.k;
     size_t Nd = (size_t)N * d;
     ws->trace.B = B;
     ws->trace.T = T;
-    if (ws->embed_hook) MR_TRY(ws->embed_hook(ws->embed_ctx, ws->x, B, T, d));
     if (ws->carry) memset(ws->carry, 0, Nd * sizeof *ws->carry);
     const int *prev_topk = NULL;
-    for (int l = 0; l < c->n_layers; l++) {
+    for (int l = l0; l < c->n_layers; l++) {
         const mr_layer *L = &m->layers[l];
-        float *att = ws->att + (ws->opts.keep_attention ? (size_t)l * B * NH * T * T : 0);
-        attention_block(ws, L, att, B, T);
+        float *att = block_att(ws, l, B, T);
+        if (l > l0) attention_block(ws, L, att, B, T);
         norm_forward(c, ws->xn, ws->x, L->ln2_w, L->ln2_b, N);
         if (!L->is_moe) {
             ffn_forward(ws->buf, ws->hidden, ws->xn, L->ffn_w1, L->ffn_b1, L->ffn_w2,
@@ -448,6 +483,13 @@ static int forward_blocks(mr_workspace *ws, int B, int T)
     }
     mr_engine_head_forward(ws->trace.logits, ws->pooled, ws->xn, ws->x, m, B, T);
     return MR_OK;
+}
+
+/* The transformer blocks and the head, from ws->x [B*T, d] filled by the embedding. */
+static int forward_blocks(mr_workspace *ws, int B, int T)
+{
+    MR_TRY(forward_prefix(ws, B, T));
+    return forward_rest(ws, B, T);
 }
 
 void mr_engine_head_forward(float *logits, float *pooled, float *xn, const float *x,
@@ -559,6 +601,48 @@ int mr_engine_forward_tokens(mr_workspace *ws, const int32_t *tokens, int B, int
 {
     MR_TRY(embed_tokens(ws, tokens, B, T, stride));
     return forward_blocks(ws, B, T);
+}
+
+/* The classify / lm sequence length of a forward of T tokens (images: n_pos). */
+static int seq_len(const mr_workspace *ws, int T)
+{
+    return ws->m->cfg.task == MR_TASK_CLASSIFY ? ws->m->cfg.n_pos : T;
+}
+
+int mr_engine_prefix_images(mr_workspace *ws, const uint8_t *images, int B)
+{
+    MR_TRY(embed_images(ws, images, B));
+    return forward_prefix(ws, B, ws->m->cfg.n_pos);
+}
+
+int mr_engine_prefix_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T, int stride)
+{
+    MR_TRY(embed_tokens(ws, tokens, B, T, stride));
+    return forward_prefix(ws, B, T);
+}
+
+void mr_engine_prefix_state(mr_workspace *ws, int B, int T, float **x, float **att)
+{
+    int l0 = mr_engine_prefix_layer(ws->m);
+    T = seq_len(ws, T);
+    *x = ws->x;
+    *att = l0 < ws->m->cfg.n_layers ? block_att(ws, l0, B, T) : NULL;
+}
+
+void mr_engine_prefix_sizes(const mr_model *m, int T, size_t *x_floats, size_t *att_floats)
+{
+    const mr_config *c = &m->cfg;
+    if (c->task == MR_TASK_CLASSIFY) T = c->n_pos;
+    *x_floats = (size_t)T * c->d_model;
+    *att_floats = mr_engine_prefix_layer(m) < c->n_layers ? (size_t)c->n_heads * T * T : 0;
+}
+
+int mr_engine_forward_rest(mr_workspace *ws, int B, int T)
+{
+    MR_REQUIRE(B >= 1 && B <= ws->maxB && T >= 1 && seq_len(ws, T) <= ws->maxT, MR_EINPUT,
+               "a forward of %d x %d tokens exceeds the workspace (%d x %d)", B, T, ws->maxB,
+               ws->maxT);
+    return forward_rest(ws, B, seq_len(ws, T));
 }
 
 int mr_engine_embed_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T, int stride,

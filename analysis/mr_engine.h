@@ -79,6 +79,29 @@ int mr_engine_embed_images(mr_workspace *ws, const uint8_t *images, int B, const
 int mr_engine_embed_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T, int stride,
                            const float **x);
 
+/* The forward in two parts, for sharing the first across routers (the grid of `moe-robust
+ * run`, docs/performance.md "Sharing the prefix across routers"). The prefix is what every
+ * router computes alike: the input embedding, the embed hook, every block before the first
+ * MoE block (mr_engine_prefix_layer) and that block's attention sub-layer. Its state, read
+ * and written through mr_engine_prefix_state, is x [B*T, d] (the residual stream) and att
+ * [B, NH, T, T] (that block's attention probabilities, which routers may read; NULL for a
+ * model without MoE blocks). mr_engine_forward_rest() runs the rest and the head from that
+ * state, and prefix + rest compute the same floats as mr_engine_forward_* (the same
+ * operations in the same order). Samples are independent rows of the state, so a caller
+ * may keep a sample's prefix and load it into the same position of a micro-batch of the
+ * same size. With keep_attention, only the first MoE block's probabilities are state: the
+ * earlier blocks' are not restored. */
+int mr_engine_prefix_layer(const mr_model *m);
+int mr_engine_prefix_images(mr_workspace *ws, const uint8_t *images, int B);
+int mr_engine_prefix_tokens(mr_workspace *ws, const int32_t *tokens, int B, int T, int stride);
+/* x [B*T, d], att [B, NH, T, T] (T: the forward's tokens; images: ignored); they belong
+ * to the workspace. */
+void mr_engine_prefix_state(mr_workspace *ws, int B, int T, float **x, float **att);
+/* Floats of one sample's state: x [T, d] and att [NH, T, T] (0 without MoE blocks). */
+void mr_engine_prefix_sizes(const mr_model *m, int T, size_t *x_floats, size_t *att_floats);
+/* The rest of a forward of B samples of T tokens (images: T ignored) from the state. */
+int mr_engine_forward_rest(mr_workspace *ws, int B, int T);
+
 /* The head: xn [B*T, d] = LayerNorm(x) per token, then logits = classify: [B, n_classes]
  * from the cls token or the mean over tokens (pooled [B, d]); lm: [B*T, vocab]. Shared
  * with the gradient engine (mr_grad.h), so both compute the same logits. */

@@ -246,6 +246,31 @@ static int forward(mr_workspace *ws, const mr_model *m, const mr_dataset *d, con
                                     d->cols);
 }
 
+/* The forward of the main condition on ws through the kept prefix p (may be NULL): the
+ * rest only where p holds samples s0..s0+nb-1, else the whole forward, keeping its prefix
+ * in p where it fits. */
+static int forward_kept(mr_workspace *ws, mr_prefix_kept *p, const mr_model *m,
+                        const mr_dataset *d, const uint8_t *img, const int32_t *tok, int s0,
+                        int nb, int T)
+{
+    if (!p) return forward(ws, m, d, img, tok, s0, nb, T);
+    float *x, *att;
+    mr_engine_prefix_state(ws, nb, T, &x, &att);
+    mr_workspace_set_first_sample(ws, (uint64_t)s0);
+    if (mr_prefix_kept_has(p, s0, nb)) {
+        mr_prefix_kept_load(p, x, att, s0, nb);
+    } else {
+        if (m->cfg.task == MR_TASK_CLASSIFY)
+            MR_TRY(mr_engine_prefix_images(
+                ws, img ? img : d->images + (size_t)s0 * d->h * d->w * d->c, nb));
+        else
+            MR_TRY(mr_engine_prefix_tokens(ws, tok ? tok : d->tokens + (size_t)s0 * d->cols, nb,
+                                           T, d->cols));
+        mr_prefix_kept_store(p, x, att, s0, nb);
+    }
+    return mr_engine_forward_rest(ws, nb, T);
+}
+
 /* Flips of samples s0..s0+nb-1 between two views (a live trace or a cache each). */
 static void flip_chunk(mr_eval_flips *f, worker *w, const mr_eval_result *res, int V, int s0,
                        int nb, const mr_trace *ta, const mr_eval_cache *ca, const mr_trace *tb)
@@ -259,14 +284,14 @@ static void flip_chunk(mr_eval_flips *f, worker *w, const mr_eval_result *res, i
 }
 
 static int run_chunk(worker *w, mr_eval_result *res, const mr_model *m, const mr_dataset *d,
-                     const mr_eval_opts *o, mr_routing_writer *rw, int s0, int nb, int T,
-                     int thread)
+                     const mr_eval_opts *o, mr_prefix_kept *p, mr_routing_writer *rw, int s0,
+                     int nb, int T, int thread)
 {
     const mr_eval_corruption *c = o->corruption;
     int V = m->cfg.n_out;
     const mr_trace *tc = NULL, *main = NULL;
     if (w->clean) {
-        MR_TRY(forward(w->clean, m, d, NULL, NULL, s0, nb, T));
+        MR_TRY(forward_kept(w->clean, c ? NULL : p, m, d, NULL, NULL, s0, nb, T));
         tc = main = mr_workspace_trace(w->clean);
         score(&res->clean, tc, m, d, s0, c ? w->clean_loss : w->token_loss);
         MR_TRY(mr_routing_acc_add(res->clean.routing, tc, s0));
@@ -274,7 +299,9 @@ static int run_chunk(worker *w, mr_eval_result *res, const mr_model *m, const mr
     }
     const uint8_t *img = NULL;
     const int32_t *tok = NULL;
-    if (c) {
+    /* a kept prefix already went through the corruption */
+    int kept = p && c && mr_prefix_kept_has(p, s0, nb);
+    if (c && !kept) {
         if (w->images) {
             MR_TRY(c->images(c->ctx, w->images, d->images + (size_t)s0 * d->h * d->w * d->c, nb,
                              d->h, d->w, d->c, (uint64_t)s0, thread));
@@ -285,8 +312,10 @@ static int run_chunk(worker *w, mr_eval_result *res, const mr_model *m, const mr
                              (uint64_t)s0, thread));
             tok = w->tokens;
         }
+    }
+    if (c) {
         w->ectx.first = (uint64_t)s0;
-        MR_TRY(forward(w->corrupt, m, d, img, tok, s0, nb, T));
+        MR_TRY(forward_kept(w->corrupt, p, m, d, img, tok, s0, nb, T));
         main = mr_workspace_trace(w->corrupt);
         score(&res->corrupt, main, m, d, s0, w->token_loss);
         MR_TRY(mr_routing_acc_add(res->corrupt.routing, main, s0));
@@ -446,6 +475,8 @@ int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,
     }
 
     int B = eo.batch, n_chunks = (n + B - 1) / B;
+    mr_prefix_kept *p = o->prefix;
+    if (p && (p->batch != B || p->m != m || eo.keep_attention || o->compare)) p = NULL;
     int failed = 0, err_code = MR_OK;
     char err[1024] = "";
     /* one workspace per thread: no more threads than micro-batches */
@@ -465,7 +496,7 @@ int mr_eval_run(mr_eval_result *res, const mr_model *m, const mr_router *r,
             bail = failed;
             if (bail || wst != MR_OK) continue;
             int s0 = ch * B, nb = n - s0 < B ? n - s0 : B;
-            wst = run_chunk(&w, res, m, d, o, rw, s0, nb, T, thread);
+            wst = run_chunk(&w, res, m, d, o, p, rw, s0, nb, T, thread);
         }
         if (wst != MR_OK) {
 #pragma omp critical(mr_eval_error)

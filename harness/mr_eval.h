@@ -14,6 +14,7 @@
 #include "../metrics/mr_pass.h"
 #include "../io/mr_data.h"
 #include "../io/mr_routing_io.h"
+#include "mr_prefix_cache.h"
 
 /* How a micro-batch's input is corrupted (the corrupted pass). Implemented by the
  * corruption library; `ctx` is its state. Any of the three may be NULL. */
@@ -70,6 +71,12 @@ typedef struct mr_eval_opts {
     uint64_t seed;             /* bootstrap seed */
     mr_boot_cache *boot_cache; /* NULL, or resample plans kept across evaluations (the
                                   grid's: metrics/mr_boot.h); CIs are the same either way */
+    mr_prefix_kept *prefix;    /* NULL, or the router-independent prefix of the main
+                                  condition's inputs, kept across evaluations (the grid's:
+                                  mr_prefix_cache.h): samples it holds skip the prefix and
+                                  their corruption, the others fill it; ignored unless its
+                                  micro-batch size is this evaluation's, and with
+                                  keep_attention or compare. Results are the same either way */
 } mr_eval_opts;
 
 void mr_eval_opts_init(mr_eval_opts *o, const mr_model *m);

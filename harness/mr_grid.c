@@ -1,5 +1,6 @@
 #include "mr_grid.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <time.h>
@@ -26,6 +27,11 @@
  * per entry at 300 Fashion-MNIST images, 7.8 MB at 10,000 (32 of the 160 entries of
  * examples/fmnist.ini; the rest are corrupted per cell as before). */
 #define MR_GRID_CORRUPT_BUDGET ((size_t)256 << 20)
+/* The router-independent prefix of one input set (mr_prefix_cache.h), kept while the
+ * model's router groups run it: 52.8 KB per Fashion-MNIST image for the demo's ViTs
+ * (the residual stream [50, 64] and one block's attention [4, 50, 50]), 15.8 MB at 300
+ * images; up to 5,080 images are shared, the rest of a larger set computed per group. */
+#define MR_GRID_PREFIX_BUDGET ((size_t)256 << 20)
 
 void mr_grid_cell_path(char *buf, size_t cap, const char *dir, const mr_grid_cell *c)
 {
@@ -42,6 +48,7 @@ void mr_grid_free(mr_grid *g)
     free(g->cells);
     mr_boot_cache_free(g->boot_cache);
     mr_corrupt_cache_free(g->corrupt_cache);
+    mr_prefix_cache_free(g->prefix_cache);
     memset(g, 0, sizeof *g);
 }
 
@@ -360,6 +367,18 @@ static int check_unique(const mr_grid *g)
     return st;
 }
 
+/* The prefix cache and its budget: MR_SHARE_PREFIX in the environment, when set, is the
+ * budget in bytes, 0 for none (docs/performance.md; the tests compare a grid with and
+ * without sharing, and with a budget that keeps only some micro-batches). */
+static int prefix_cache(mr_grid *g)
+{
+    const char *e = getenv("MR_SHARE_PREFIX");
+    int budget = (int)MR_GRID_PREFIX_BUDGET;
+    if (e && mr_parse_int("MR_SHARE_PREFIX", e, 0, INT_MAX, &budget) != MR_OK)
+        return mr_error_prefix(MR_EINPUT, "environment");
+    return budget ? mr_prefix_cache_alloc(&g->prefix_cache, (size_t)budget) : MR_OK;
+}
+
 int mr_grid_build(mr_grid *g, const mr_run_config *cfg)
 {
     memset(g, 0, sizeof *g);
@@ -384,6 +403,7 @@ int mr_grid_build(mr_grid *g, const mr_run_config *cfg)
                                         ? (size_t)g->data->h * g->data->w * g->data->c
                                         : (size_t)g->data->cols * sizeof(int32_t),
                                     MR_GRID_CORRUPT_BUDGET);
+    if (st == MR_OK) st = prefix_cache(g);
     if (st != MR_OK) mr_grid_free(g);
     return st;
 }
@@ -448,7 +468,8 @@ static void group_opts(mr_eval_opts *o, const mr_grid *g, const mr_model *m, int
 /* Clean pass of model m (a checkpoint or the main model) with a fresh router, into a new
  * routing cache; res receives the pass. */
 static int clean_pass(mr_eval_result *res, mr_eval_cache **cache, const mr_grid *g,
-                      const mr_model *m, const mr_cfg_router *cr, int k, int threads)
+                      const mr_model *m, const mr_cfg_router *cr, int k, int threads,
+                      mr_prefix_kept *prefix)
 {
     mr_router_opts ro = cr->opts;
     mr_router *r = NULL;
@@ -459,6 +480,7 @@ static int clean_pass(mr_eval_result *res, mr_eval_cache **cache, const mr_grid 
     mr_eval_opts o;
     group_opts(&o, g, m, k, threads);
     o.store_cache = *cache;
+    o.prefix = prefix;
     if (st == MR_OK) st = mr_eval_run(res, m, r, g->data, &o);
     mr_router_free(r);
     return st;
@@ -493,12 +515,13 @@ static void fault_after_cell(void)
 static int scored_pass(mr_eval_result *res, mr_paired *drop, const mr_grid *g,
                        const mr_grid_cell *cell, const mr_model *m, mr_router *r,
                        const mr_eval_corruption *ec, const mr_eval_result *clean,
-                       mr_eval_cache *cache, int threads)
+                       mr_eval_cache *cache, int threads, mr_prefix_kept *prefix)
 {
     mr_eval_opts eo;
     group_opts(&eo, g, m, cell->meta.k, threads);
     eo.corruption = ec;
     eo.clean_cache = cache;
+    eo.prefix = prefix;
     int st = mr_eval_run(res, m, r, g->data, &eo);
     /* the same paired test as `eval` (bootstrap = 0: difference only, p NaN) */
     if (st == MR_OK)
@@ -511,7 +534,8 @@ static int scored_pass(mr_eval_result *res, mr_paired *drop, const mr_grid *g,
 /* A corrupted cell of a group: the pass under the cell's corruption and severity. */
 static int corrupt_cell(mr_eval_result *res, mr_paired *drop, const mr_grid *g,
                         const mr_grid_cell *cell, const mr_model *m, mr_router *r,
-                        const mr_eval_result *clean, mr_eval_cache *cache, int threads)
+                        const mr_eval_result *clean, mr_eval_cache *cache, int threads,
+                        mr_prefix_kept *prefix)
 {
     const mr_run_config *c = g->cfg;
     mr_corrupt_setup cs;
@@ -521,7 +545,7 @@ static int corrupt_cell(mr_eval_result *res, mr_paired *drop, const mr_grid *g,
                                  &eo.engine, threads));
     cs.kept = mr_corrupt_cache_get(g->corrupt_cache, cell->corr, cell->meta.severity, cs.vocab,
                                    cs.V);
-    int st = scored_pass(res, drop, g, cell, m, r, &cs.ec, clean, cache, threads);
+    int st = scored_pass(res, drop, g, cell, m, r, &cs.ec, clean, cache, threads, prefix);
     mr_corrupt_setup_free(&cs);
     return st;
 }
@@ -547,7 +571,7 @@ static int attack_cell(mr_eval_result *res, mr_paired *drop, const mr_grid *g,
     int st = mr_attack_setup_init(&as, cell->attack, &ao, m, src ? src : r, g->data, &eo.engine,
                                   threads);
     if (st == MR_OK) {
-        st = scored_pass(res, drop, g, cell, m, r, &as.ec, clean, cache, threads);
+        st = scored_pass(res, drop, g, cell, m, r, &as.ec, clean, cache, threads, NULL);
         mr_attack_setup_free(&as);
     }
     mr_router_free(src);
@@ -561,97 +585,173 @@ static int ckpt_cache(mr_eval_cache **out, const mr_grid *g, const char *path,
     mr_model *ck = NULL;
     mr_eval_result res = {0};
     int st = mr_model_load(&ck, path);
-    if (st == MR_OK) st = clean_pass(&res, out, g, ck, cr, k, threads);
+    if (st == MR_OK) st = clean_pass(&res, out, g, ck, cr, k, threads, NULL);
     mr_eval_result_free(&res);
     mr_model_free(ck);
     return st;
 }
 
-static int run_group(mr_grid *g, const mr_grid_group *gr, const mr_grid_run_opts *o)
+/* A group of the shard while its model runs: its clean pass (the routing cache every cell
+ * compares against), router, and the checkpoint caches of its fluctuation cells. */
+typedef struct group_run {
+    const mr_grid_group *gr;
+    int pending;
+    mr_eval_result clean;
+    mr_eval_cache *cache;
+    mr_router *r;
+    mr_eval_cache *prev, *last; /* consecutive checkpoints' caches (fluctuation cells) */
+    int prev_i;
+} group_run;
+
+/* The prefix entry of model m on an input set (corruption type, NULL: clean) when the
+ * model's groups share it (mr_prefix_cache.h), else NULL. */
+static mr_prefix_kept *shared_prefix(const mr_grid *g, const mr_model *m, const void *input,
+                                     int severity)
 {
-    const mr_run_config *c = g->cfg;
-    const mr_cfg_router *cr = &c->routers[gr->router];
-    const mr_cfg_model *cm = &c->models[gr->model];
-    const mr_model *m = g->models[gr->model];
+    int n = g->data->n, B = g->cfg->batch < n ? g->cfg->batch : n;
+    int T = m->cfg.task == MR_TASK_LM ? g->data->cols - 1 : m->cfg.n_pos;
+    return mr_prefix_cache_get(g->prefix_cache, m, input, severity, n, T, B);
+}
+
+/* Counts the group's pending cells (the done ones reported as skipped) and, if any, runs
+ * its clean pass (sharing the model's clean prefix when `share`) and allocates its
+ * router. */
+static int group_open(group_run *gs, mr_grid *g, const mr_grid_group *gr,
+                      const mr_grid_run_opts *o, int share)
+{
+    memset(gs, 0, sizeof *gs);
+    gs->gr = gr;
+    gs->prev_i = -1;
     char path[1400];
-    int pending = 0, fluct_pending = 0;
     for (int i = 0; i < gr->n_cells; i++) {
         const mr_grid_cell *cell = &g->cells[gr->first_cell + i];
         mr_grid_cell_path(path, sizeof path, o->dir, cell);
         int done = mr_cell_done(path, g->hash);
-        pending += !done;
-        fluct_pending += !done && cell->meta.kind == MR_CELL_FLUCT;
+        gs->pending += !done;
         if (done) mr_grid_progress_cell(o->progress, cell, 0, 1);
     }
-    if (!pending) return MR_OK;
-    long long n = g->data->n;
-    mr_eval_result clean = {0};
-    mr_eval_cache *cache = NULL;
-    int st = clean_pass(&clean, &cache, g, m, cr, gr->k, o->threads);
+    if (!gs->pending) return MR_OK;
+    const mr_cfg_router *cr = &g->cfg->routers[gr->router];
+    const mr_model *m = g->models[gr->model];
+    mr_prefix_kept *p = share ? shared_prefix(g, m, NULL, 0) : NULL;
+    MR_TRY(clean_pass(&gs->clean, &gs->cache, g, m, cr, gr->k, o->threads, p));
     mr_router_opts ro = cr->opts;
-    mr_router *r = NULL;
-    if (st == MR_OK) st = mr_router_alloc(&r, cr->type, m, &ro);
-    mr_eval_cache *prev = NULL, *last = NULL;
-    int prev_i = -1;
-    for (int i = 0; st == MR_OK && i < gr->n_cells; i++) {
-        mr_grid_cell *cell = &g->cells[gr->first_cell + i];
-        mr_grid_cell_path(path, sizeof path, o->dir, cell);
-        if (mr_cell_done(path, g->hash)) continue;
-        if (cell->meta.kind == MR_CELL_CLEAN) {
-            st = mr_cell_write(path, &cell->meta, &clean.clean, NULL, NULL);
-        } else if (cell->meta.kind == MR_CELL_CORRUPT) {
-            mr_eval_result res = {0};
-            mr_paired drop = {0};
-            st = corrupt_cell(&res, &drop, g, cell, m, r, &clean, cache, o->threads);
-            if (st == MR_OK) st = mr_cell_write(path, &cell->meta, &res.corrupt, &res.flip_corrupt, &drop);
-            mr_eval_result_free(&res);
-        } else if (cell->meta.kind == MR_CELL_ATTACK) {
-            mr_eval_result res = {0};
-            mr_paired drop = {0};
-            st = attack_cell(&res, &drop, g, cell, m, r, &clean, cache, o->threads);
-            if (st == MR_OK) st = mr_cell_write(path, &cell->meta, &res.corrupt, &res.flip_corrupt, &drop);
-            mr_eval_result_free(&res);
-        } else {
-            /* consecutive checkpoints: keep the previous one's cache; the last one's, the
-             * reference of router saturation, is computed first and kept */
-            int last_i = cm->n_ckpt - 1;
-            if (!last) st = ckpt_cache(&last, g, cm->ckpt[last_i], cr, gr->k, o->threads);
-            for (int j = prev_i + 1; st == MR_OK && j <= cell->ckpt + 1; j++) {
-                mr_eval_cache *cur = last;
-                if (j != last_i) st = ckpt_cache(&cur, g, cm->ckpt[j], cr, gr->k, o->threads);
-                if (st == MR_OK && j == cell->ckpt + 1) {
-                    mr_eval_flips f;
-                    mr_eval_opts eo;
-                    group_opts(&eo, g, m, gr->k, o->threads);
-                    st = mr_eval_compare_series(&f, prev, cur, last, &eo, "ckpt");
-                    if (st == MR_OK) st = mr_cell_write(path, &cell->meta, NULL, &f, NULL);
-                    mr_eval_flips_free(&f);
+    return mr_router_alloc(&gs->r, cr->type, m, &ro);
+}
+
+static void group_close(group_run *gs)
+{
+    if (gs->prev != gs->last) mr_eval_cache_free(gs->prev);
+    mr_eval_cache_free(gs->last);
+    mr_router_free(gs->r);
+    mr_eval_cache_free(gs->cache);
+    mr_eval_result_free(&gs->clean);
+    memset(gs, 0, sizeof *gs);
+}
+
+/* Cell i of an open group, unless done; a corrupted cell shares its input set's prefix
+ * when `share`. */
+static int group_cell(group_run *gs, mr_grid *g, int i, const mr_grid_run_opts *o, int share)
+{
+    const mr_grid_group *gr = gs->gr;
+    const mr_cfg_router *cr = &g->cfg->routers[gr->router];
+    const mr_cfg_model *cm = &g->cfg->models[gr->model];
+    const mr_model *m = g->models[gr->model];
+    mr_grid_cell *cell = &g->cells[gr->first_cell + i];
+    char path[1400];
+    mr_grid_cell_path(path, sizeof path, o->dir, cell);
+    if (!gs->pending || mr_cell_done(path, g->hash)) return MR_OK;
+    int st = MR_OK;
+    if (cell->meta.kind == MR_CELL_CLEAN) {
+        st = mr_cell_write(path, &cell->meta, &gs->clean.clean, NULL, NULL);
+    } else if (cell->meta.kind == MR_CELL_CORRUPT || cell->meta.kind == MR_CELL_ATTACK) {
+        mr_eval_result res = {0};
+        mr_paired drop = {0};
+        if (cell->meta.kind == MR_CELL_CORRUPT)
+            st = corrupt_cell(&res, &drop, g, cell, m, gs->r, &gs->clean, gs->cache, o->threads,
+                              share ? shared_prefix(g, m, cell->corr, cell->meta.severity)
+                                    : NULL);
+        else
+            st = attack_cell(&res, &drop, g, cell, m, gs->r, &gs->clean, gs->cache, o->threads);
+        if (st == MR_OK) st = mr_cell_write(path, &cell->meta, &res.corrupt, &res.flip_corrupt, &drop);
+        mr_eval_result_free(&res);
+    } else {
+        /* consecutive checkpoints: keep the previous one's cache; the last one's, the
+         * reference of router saturation, is computed first and kept */
+        int last_i = cm->n_ckpt - 1;
+        if (!gs->last) st = ckpt_cache(&gs->last, g, cm->ckpt[last_i], cr, gr->k, o->threads);
+        for (int j = gs->prev_i + 1; st == MR_OK && j <= cell->ckpt + 1; j++) {
+            mr_eval_cache *cur = gs->last;
+            if (j != last_i) st = ckpt_cache(&cur, g, cm->ckpt[j], cr, gr->k, o->threads);
+            if (st == MR_OK && j == cell->ckpt + 1) {
+                mr_eval_flips f;
+                mr_eval_opts eo;
+                group_opts(&eo, g, m, gr->k, o->threads);
+                st = mr_eval_compare_series(&f, gs->prev, cur, gs->last, &eo, "ckpt");
+                if (st == MR_OK) st = mr_cell_write(path, &cell->meta, NULL, &f, NULL);
+                mr_eval_flips_free(&f);
+            }
+            if (gs->prev != gs->last) mr_eval_cache_free(gs->prev);
+            gs->prev = cur;
+            gs->prev_i = j;
+        }
+    }
+    if (st == MR_OK) mr_grid_progress_cell(o->progress, cell, g->data->n, 0);
+    if (st == MR_OK) fault_after_cell();
+    return st;
+}
+
+/* The groups gs[0..n) of one model, cell by cell in group order, except that a corrupted
+ * cell is followed at once by the same (corruption, severity) cell of the later groups
+ * (marked in ran [n_cells]): one input set's router groups run back to back, sharing its
+ * prefix (every group open at once). Every cell is computed as alone, so the order changes
+ * no result. */
+static int run_model(mr_grid *g, group_run *gs, int n, uint8_t *ran, const mr_grid_run_opts *o)
+{
+    int share = n > 1 && g->prefix_cache;
+    int st = MR_OK;
+    for (int a = 0; st == MR_OK && a < n; a++) st = group_open(&gs[a], g, gs[a].gr, o, share);
+    for (int a = 0; st == MR_OK && a < n; a++) {
+        const mr_grid_group *ga = gs[a].gr;
+        for (int i = 0; st == MR_OK && i < ga->n_cells; i++) {
+            const mr_grid_cell *ca = &g->cells[ga->first_cell + i];
+            if (ran[ga->first_cell + i]) continue;
+            st = group_cell(&gs[a], g, i, o, share);
+            if (ca->meta.kind != MR_CELL_CORRUPT) continue;
+            for (int b = a + 1; st == MR_OK && b < n; b++) {
+                const mr_grid_group *gb = gs[b].gr;
+                for (int j = 0; st == MR_OK && j < gb->n_cells; j++) {
+                    const mr_grid_cell *cb = &g->cells[gb->first_cell + j];
+                    if (cb->meta.kind != MR_CELL_CORRUPT || cb->corr != ca->corr ||
+                        cb->meta.severity != ca->meta.severity || ran[gb->first_cell + j])
+                        continue;
+                    st = group_cell(&gs[b], g, j, o, share);
+                    ran[gb->first_cell + j] = 1;
                 }
-                if (prev != last) mr_eval_cache_free(prev);
-                prev = cur;
-                prev_i = j;
             }
         }
-        if (st == MR_OK) mr_grid_progress_cell(o->progress, cell, n, 0);
-        if (st == MR_OK) fault_after_cell();
     }
-    (void)fluct_pending;
-    if (prev != last) mr_eval_cache_free(prev);
-    mr_eval_cache_free(last);
-    mr_router_free(r);
-    mr_eval_cache_free(cache);
-    mr_eval_result_free(&clean);
+    for (int a = 0; a < n; a++) group_close(&gs[a]);
+    mr_prefix_cache_drop(g->prefix_cache);
     return st;
 }
 
 int mr_grid_run(mr_grid *g, const mr_grid_run_opts *o)
 {
-    for (int i = 0; i < g->n_groups; i++) {
-        if (i % o->n_shards != o->shard) continue;
-        int st = run_group(g, &g->groups[i], o);
-        if (st != MR_OK) return st;
+    group_run *gs = calloc((size_t)g->n_groups + 1, sizeof *gs);
+    uint8_t *ran = calloc((size_t)g->n_cells + 1, 1);
+    int st = gs && ran ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
+    /* model by model, its groups of this shard together (groups are enumerated model by
+     * model, so this is the order of the groups) */
+    for (int mi = 0; st == MR_OK && mi < g->cfg->n_models; mi++) {
+        int n = 0;
+        for (int i = 0; i < g->n_groups; i++)
+            if (i % o->n_shards == o->shard && g->groups[i].model == mi) gs[n++].gr = &g->groups[i];
+        st = run_model(g, gs, n, ran, o);
     }
-    return MR_OK;
+    free(gs);
+    free(ran);
+    return st;
 }
 
 /* The resolved config text stored in the outputs (without the file name: the same
@@ -754,7 +854,7 @@ int mr_grid_estimate(mr_grid *g, int threads, mr_grid_estimate_out *out)
         mr_eval_result clean = {0};
         mr_eval_cache *cache = NULL;
         double t0 = now_s();
-        st = clean_pass(&clean, &cache, g, mod, cr, gr->k, threads);
+        st = clean_pass(&clean, &cache, g, mod, cr, gr->k, threads, NULL);
         per_sample[gi] = (now_s() - t0) / m;
         mr_router_opts ro = cr->opts;
         mr_router *r = NULL;
@@ -773,7 +873,7 @@ int mr_grid_estimate(mr_grid *g, int threads, mr_grid_estimate_out *out)
             mr_eval_result res = {0};
             mr_paired drop = {0};
             t0 = now_s();
-            st = corrupt_cell(&res, &drop, g, pick, mod, r, &clean, cache, threads);
+            st = corrupt_cell(&res, &drop, g, pick, mod, r, &clean, cache, threads, NULL);
             corr_ratio[ci] = (now_s() - t0) / m / (per_sample[gi] > 0 ? per_sample[gi] : 1e-9);
             if (corr_ratio[ci] <= 0) corr_ratio[ci] = 1e-9;
             mr_eval_result_free(&res);

@@ -6,8 +6,11 @@
  * fluctuation cell per pair of consecutive checkpoints.
  * A group runs its clean pass once and reuses it (a routing cache) for all its cells.
  * Groups are the unit of distribution: process i of n (a --shard or an MPI rank) runs
- * the groups g with g % n == i. Every cell's numbers depend only on the configuration,
- * never on threads, shards or ranks.
+ * the groups g with g % n == i, model by model: a model's groups are open at once, and
+ * each input set (clean, or one corruption and severity) runs through all of them back to
+ * back, sharing the router-independent prefix of its forward (mr_prefix_cache.h). Every
+ * cell's numbers depend only on the configuration, never on threads, shards, ranks or
+ * that order.
  * Ownership: mr_grid_build() loads the data and models into the grid; mr_grid_free().
  */
 #ifndef MR_GRID_H
@@ -52,6 +55,8 @@ typedef struct mr_grid {
     mr_boot_cache *boot_cache;           /* resample plans every cell shares (the CIs of
                                             every cell draw the same streams) */
     struct mr_corrupt_cache *corrupt_cache; /* corrupted inputs every group shares */
+    struct mr_prefix_cache *prefix_cache;   /* the router-independent prefix of the input
+                                               set a model's groups are running */
 } mr_grid;
 
 /* Load the data and models and check everything the run will need (checkpoints load and

@@ -31,6 +31,22 @@ nvs=$(grep -c '"vs_reference"' "$tmp/t1/summary.json"); nmc=$(grep -c '"mcnemar_
 [ "$nvs" -eq 44 ] && ok "44 cells compared with the reference router" || bad "$nvs vs_reference entries, expected 44 (sim and attention: 22 each)"
 [ "$nmc" -eq 42 ] && ok "McNemar for every compared non-fluctuation cell" || bad "$nmc mcnemar_p entries, expected 42"
 
+# the router groups of a model share the router-independent prefix of each input set
+# (docs/performance.md): a grid without sharing, and one whose budget keeps only the
+# first micro-batch (3 images of 520 bytes), write the same bytes as the shared one
+for v in 0 1600; do
+  MR_SHARE_PREFIX=$v "$bin" run $cfg --out "$tmp/p$v" --threads 2 --quiet || bad "MR_SHARE_PREFIX=$v run exited $?"
+  for f in summary.json summary.csv results.h5; do
+    same "$tmp/t1/$f" "$tmp/p$v/$f" "$f identical with MR_SHARE_PREFIX=$v"
+  done
+  nd=0
+  for c in "$tmp/t1/cells/"*.h5; do cmp -s "$c" "$tmp/p$v/cells/$(basename "$c")" || nd=$((nd + 1)); done
+  [ $nd -eq 0 ] && ok "all 88 cell files identical with MR_SHARE_PREFIX=$v" || bad "$nd cell files differ with MR_SHARE_PREFIX=$v"
+done
+out=$(MR_SHARE_PREFIX=lots "$bin" run $cfg --out "$tmp/pbad" --quiet 2>&1); rc=$?
+[ $rc -eq 2 ] && case "$out" in *MR_SHARE_PREFIX*) ok "a bad MR_SHARE_PREFIX: exit 2 naming it";; *) bad "message: $out";; esac || bad "bad MR_SHARE_PREFIX exited $rc"
+[ -e "$tmp/pbad" ] && bad "a bad MR_SHARE_PREFIX wrote $tmp/pbad" || ok "nothing written for a bad MR_SHARE_PREFIX"
+
 # shards, written to a shared directory and to separate ones
 "$bin" run $cfg --out "$tmp/s" --shard 0/2 --threads 1 --quiet || bad "shard 0/2 exited $?"
 [ -e "$tmp/s/summary.json" ] && bad "a shard assembled the summary alone" || ok "a shard does not assemble"

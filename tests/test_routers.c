@@ -2,6 +2,7 @@
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -373,6 +374,93 @@ START_TEST(momentum_cannot_change_routing_on_two_moe_blocks)
 }
 END_TEST
 
+/* The router-independent prefix (mr_engine_prefix_*): computed under one router, kept,
+ * and loaded into another router's workspace, prefix + rest give the bits of that router's
+ * whole forward (the grid of `moe-robust run` shares it across router groups). */
+static void prefix_equals_whole(const char *model, const char *const *routers)
+{
+    mr_model *m;
+    ck_assert_msg(mr_model_load(&m, model) == MR_OK, "%s", mr_error_message());
+    const mr_config *c = &m->cfg;
+    enum { B = 3 };
+    mr_engine_opts eo;
+    mr_engine_opts_init(&eo, m);
+    eo.batch = B;
+    int Tn = c->task == MR_TASK_LM ? (c->max_seq_len < 24 ? c->max_seq_len : 24) : c->n_pos;
+    if (c->task == MR_TASK_LM) eo.seq_len = Tn;
+    static uint8_t img[B * 28 * 28];
+    static int32_t tok[B * 24];
+    if (c->task == MR_TASK_CLASSIFY) {
+        ck_assert_int_le(c->image_h * c->image_w * c->channels, 28 * 28);
+        for (int i = 0; i < B * c->image_h * c->image_w * c->channels; i++)
+            img[i] = (uint8_t)(i * 37 % 251);
+    } else {
+        for (int i = 0; i < B * Tn; i++) tok[i] = (i * 7 + 3) % c->vocab_size;
+    }
+    size_t xf, af;
+    mr_engine_prefix_sizes(m, Tn, &xf, &af);
+    ck_assert_uint_gt(af, 0);
+    float *kx = malloc(B * xf * sizeof(float)), *katt = malloc(B * af * sizeof(float));
+    ck_assert_ptr_nonnull(kx);
+    ck_assert_ptr_nonnull(katt);
+    mr_router *src;
+    ck_assert_int_eq(mr_router_alloc(&src, "softmax", m, NULL), MR_OK);
+    mr_workspace *ws;
+    ck_assert_int_eq(mr_workspace_alloc(&ws, m, src, &eo), MR_OK);
+    float *x, *att;
+    mr_engine_prefix_state(ws, B, Tn, &x, &att);
+    ck_assert_int_eq(c->task == MR_TASK_CLASSIFY ? mr_engine_prefix_images(ws, img, B)
+                                                 : mr_engine_prefix_tokens(ws, tok, B, Tn, Tn),
+                     MR_OK);
+    memcpy(kx, x, B * xf * sizeof(float));
+    memcpy(katt, att, B * af * sizeof(float));
+    for (int i = 0; routers[i]; i++) {
+        mr_router *r;
+        ck_assert_msg(mr_router_alloc(&r, routers[i], m, NULL) == MR_OK, "%s", mr_error_message());
+        mr_workspace *wa, *wb;
+        ck_assert_int_eq(mr_workspace_alloc(&wa, m, r, &eo), MR_OK);
+        ck_assert_int_eq(mr_workspace_alloc(&wb, m, r, &eo), MR_OK);
+        mr_workspace_set_first_sample(wa, 5);
+        mr_workspace_set_first_sample(wb, 5);
+        ck_assert_int_eq(c->task == MR_TASK_CLASSIFY ? mr_engine_forward_images(wa, img, B)
+                                                     : mr_engine_forward_tokens(wa, tok, B, Tn, Tn),
+                         MR_OK);
+        mr_engine_prefix_state(wb, B, Tn, &x, &att);
+        memcpy(x, kx, B * xf * sizeof(float));
+        memcpy(att, katt, B * af * sizeof(float));
+        ck_assert_int_eq(mr_engine_forward_rest(wb, B, Tn), MR_OK);
+        const mr_trace *ta = mr_workspace_trace(wa), *tb = mr_workspace_trace(wb);
+        size_t nl = (size_t)(c->task == MR_TASK_LM ? B * Tn : B) * c->n_out;
+        size_t np = (size_t)c->n_moe * B * Tn;
+        ck_assert_msg(memcmp(ta->logits, tb->logits, nl * sizeof(float)) == 0,
+                      "%s on %s: logits through the kept prefix differ", routers[i], model);
+        ck_assert_msg(memcmp(ta->probs, tb->probs, np * ta->E * sizeof(float)) == 0 &&
+                          memcmp(ta->topk, tb->topk, np * ta->k * sizeof(int)) == 0,
+                      "%s on %s: routing through the kept prefix differs", routers[i], model);
+        mr_workspace_free(wa);
+        mr_workspace_free(wb);
+        mr_router_free(r);
+    }
+    ck_assert_int_eq(mr_engine_forward_rest(ws, B + 1, Tn), MR_EINPUT);
+    mr_workspace_free(ws);
+    mr_router_free(src);
+    free(kx);
+    free(katt);
+    mr_model_free(m);
+}
+
+START_TEST(prefix_shared_across_routers_is_the_whole_forward)
+{
+    /* a dense block before the first MoE block; MoE in every block; an lm */
+    const char *const vit[] = {"softmax", "attention", "similarity", "ac", "random", "momentum",
+                               NULL};
+    prefix_equals_whole("models/fmnist-vit-moe-softmax.h5", vit);
+    prefix_equals_whole("models/fmnist-vit-moe4-softmax.h5", vit);
+    const char *const lm[] = {"softmax", "attention", "similarity", "momentum", NULL};
+    prefix_equals_whole("tests/fixtures/tiny-lm.h5", lm);
+}
+END_TEST
+
 /* ...and from the third MoE block on it does (issue #18's deep model, MoE in all four
  * blocks): blocks 1 and 2 route exactly as softmax, blocks 3 and 4 do not. */
 START_TEST(momentum_changes_routing_from_the_third_moe_block)
@@ -570,6 +658,7 @@ int main(void)
     tcase_add_test(tc, momentum_mu0_is_baseline);
     tcase_add_test(tc, momentum_cannot_change_routing_on_two_moe_blocks);
     tcase_add_test(tc, momentum_changes_routing_from_the_third_moe_block);
+    tcase_add_test(tc, prefix_shared_across_routers_is_the_whole_forward);
     tcase_add_test(tc, s2moe_noise_off_is_baseline);
     tcase_add_test(tc, lm_routing_never_sees_later_tokens);
     suite_add_tcase(s, tc);
