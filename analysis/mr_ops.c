@@ -325,6 +325,130 @@ MR_AVX512_TARGET static double softmax_entropy_avx512(float *restrict p,
     }
     return _mm_cvtsd_f64(h2);
 }
+
+/* softmax_entropy_avx512 for nt <= 8 tokens of at most 64 logits each (OLMoE's and
+ * DeepSeek-MoE's 64, Mixtral's 8) and a top-k of at most 16 (or none), in three steps:
+ * per token, its NB = ceil(n / 16) blocks in registers from the load of the logits to the
+ * exponentials' sums (the top-k's exponentials and differences picked from the registers by
+ * two two-table permutes, vpermt2ps, and a blend instead of two gathers from memory), the
+ * exponentials stored in p; then both entropies of all nt tokens with one 8-lane vector log
+ * and division each, and the 1 / Z; then the probabilities and their sums. Per token one
+ * log, division and reduction chain of some 150 cycles of latency each ended its pass, on
+ * which the next token waited; here the tokens' chains overlap. The same operations on the
+ * same values as softmax_entropy_avx512 for each token, in the same order (the sums over
+ * tokens, acc, in token order), so the same bits (tests/test_ops.c compares the two). */
+MR_AVX512_TARGET static inline __attribute__((always_inline)) void
+softmax_tokens_reg(double *restrict h, double *restrict h_topk, float *restrict p,
+                   const float *restrict s, int nt, int n, const int *idx, int k,
+                   double *restrict acc, const unsigned char *real, const int NB)
+{
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    __mmask16 m[4];
+    _Pragma("GCC unroll 4")
+    for (int b = 0; b < 4; b++) {
+        int left = n - 16 * b;
+        m[b] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1u) : 0;
+    }
+    double zs[8], ds[8], zks[8], dks[8]; /* [nt] Z, sum e d; the top-k's */
+    for (int t = 0; t < nt; t++) {
+        const float *st = s + (size_t)t * n;
+        __m512 v[4], e[4], d[4]; /* [16] logits, exponentials, differences s - max s */
+        _Pragma("GCC unroll 4")
+        for (int b = 0; b < 4; b++) e[b] = d[b] = _mm512_setzero_ps();
+        __m512 vm = ninf;
+        _Pragma("GCC unroll 4")
+        for (int b = 0; b < NB; b++) {
+            v[b] = _mm512_mask_loadu_ps(ninf, m[b], st + 16 * b);
+            vm = _mm512_max_ps(v[b], vm); /* NaN: ignored */
+        }
+        const __m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(vm));
+        __m512d sum0 = _mm512_setzero_pd(), sum1 = sum0, dot0 = sum0, dot1 = sum0;
+        _Pragma("GCC unroll 4")
+        for (int b = 0; b < NB; b++) {
+            d[b] = _mm512_maskz_sub_ps(m[b], v[b], vmx);
+            e[b] = _mm512_maskz_mov_ps(m[b], exp_avx512(d[b]));
+            _mm512_mask_storeu_ps(p + (size_t)t * n + 16 * b, m[b], e[b]);
+        }
+        _Pragma("GCC unroll 4")
+        for (int b = 0; b < NB; b++) { /* softmax_entropy_avx512's order of the sums */
+            __m512 ed = _mm512_mul_ps(e[b], d[b]);
+            sum0 = _mm512_add_pd(sum0, CVT_LO(e[b]));
+            sum1 = _mm512_add_pd(sum1, CVT_HI(e[b]));
+            dot0 = _mm512_add_pd(dot0, CVT_LO(ed));
+            dot1 = _mm512_add_pd(dot1, CVT_HI(ed));
+        }
+        zs[t] = _mm512_reduce_add_pd(_mm512_add_pd(sum0, sum1));
+        ds[t] = _mm512_reduce_add_pd(_mm512_add_pd(dot0, dot1));
+        if (!h_topk) continue;
+        __mmask16 km = (__mmask16)((1u << k) - 1u);
+        __m512i vi = _mm512_maskz_loadu_epi32(km, idx + (size_t)t * k); /* idx < n */
+        __mmask16 hi = _mm512_test_epi32_mask(vi, _mm512_set1_epi32(32)); /* blocks 2, 3 */
+        __m512 ek = _mm512_mask_blend_ps(hi, _mm512_permutex2var_ps(e[0], vi, e[1]),
+                                         _mm512_permutex2var_ps(e[2], vi, e[3]));
+        __m512 dd = _mm512_mask_blend_ps(hi, _mm512_permutex2var_ps(d[0], vi, d[1]),
+                                         _mm512_permutex2var_ps(d[2], vi, d[3]));
+        ek = _mm512_maskz_mov_ps(km, ek);
+        __m512 edk = _mm512_mul_ps(ek, _mm512_maskz_mov_ps(km, dd));
+        zks[t] = _mm512_reduce_add_pd(_mm512_add_pd(CVT_LO(ek), CVT_HI(ek)));
+        dks[t] = _mm512_reduce_add_pd(_mm512_add_pd(CVT_LO(edk), CVT_HI(edk)));
+    }
+    /* ln Z - dot / Z (a NaN Z stays NaN) and ln sk - dk / sk (sk = 0, every top-k
+     * exponential underflowed: 0) of the nt tokens; lanes from nt on: 1, unused */
+    __mmask8 tm = (__mmask8)((1u << nt) - 1u);
+    const __m512d one = _mm512_set1_pd(1.0);
+    __m512d z = _mm512_mask_loadu_pd(one, tm, zs);
+    _mm512_mask_storeu_pd(h, tm, _mm512_sub_pd(mr_log_pd8(z),
+                                               _mm512_div_pd(_mm512_maskz_loadu_pd(tm, ds), z)));
+    if (h_topk) {
+        __m512d zk = _mm512_mask_loadu_pd(one, tm, zks);
+        __mmask8 pos = _mm512_cmp_pd_mask(zk, _mm512_setzero_pd(), _CMP_GT_OQ);
+        zk = _mm512_mask_blend_pd(pos, one, zk);
+        __m512d hk = _mm512_maskz_sub_pd(pos, mr_log_pd8(zk),
+                                         _mm512_div_pd(_mm512_maskz_loadu_pd(tm, dks), zk));
+        _mm512_mask_storeu_pd(h_topk, tm, hk);
+    }
+    float inv[8];
+    _mm256_storeu_ps(inv, _mm512_cvtpd_ps(_mm512_div_pd(one, z))); /* (float)(1.0 / Z) */
+    /* the probabilities, and (acc, real tokens) their sums over tokens in token order,
+     * mr_routing_psum_add's acc[i] += (double)p[i] */
+    for (int t = 0; t < nt; t++) {
+        const __m512 vinv = _mm512_set1_ps(inv[t]);
+        float *pt = p + (size_t)t * n;
+        int add = acc && (!real || real[t]);
+        _Pragma("GCC unroll 4")
+        for (int b = 0; b < NB; b++) {
+            __m512 q = _mm512_mul_ps(_mm512_maskz_loadu_ps(m[b], pt + 16 * b), vinv);
+            _mm512_mask_storeu_ps(pt + 16 * b, m[b], q);
+            if (!add) continue;
+            double *a = acc + 16 * b;
+            if (m[b] == 0xffff) {
+                _mm512_storeu_pd(a, _mm512_add_pd(_mm512_loadu_pd(a), CVT_LO(q)));
+                _mm512_storeu_pd(a + 8, _mm512_add_pd(_mm512_loadu_pd(a + 8), CVT_HI(q)));
+            } else {
+                __mmask8 m0 = (__mmask8)m[b], m1 = (__mmask8)(m[b] >> 8);
+                _mm512_mask_storeu_pd(a, m0, _mm512_add_pd(_mm512_maskz_loadu_pd(m0, a), CVT_LO(q)));
+                _mm512_mask_storeu_pd(a + 8, m1,
+                                      _mm512_add_pd(_mm512_maskz_loadu_pd(m1, a + 8), CVT_HI(q)));
+            }
+        }
+    }
+}
+
+/* softmax_tokens_reg with its block count a constant, so that the compiler keeps the
+ * blocks in registers (n <= 64, k <= 16 or no top-k, nt <= 8) */
+MR_AVX512_TARGET static void softmax_tokens_avx512(double *h, double *h_topk, float *p,
+                                                   const float *s, int nt, int n,
+                                                   const int *idx, int k, double *acc,
+                                                   const unsigned char *real)
+{
+    switch ((n + 15) >> 4) {
+    case 1: softmax_tokens_reg(h, h_topk, p, s, nt, n, idx, k, acc, real, 1); break;
+    case 2: softmax_tokens_reg(h, h_topk, p, s, nt, n, idx, k, acc, real, 2); break;
+    case 3: softmax_tokens_reg(h, h_topk, p, s, nt, n, idx, k, acc, real, 3); break;
+    default: softmax_tokens_reg(h, h_topk, p, s, nt, n, idx, k, acc, real, 4); break;
+    }
+}
+
 #undef CVT_LO
 #undef CVT_HI
 #endif
@@ -350,8 +474,56 @@ void mr_simd_avx512_set(int on)
     __atomic_store_n(&avx512_state, on ? -1 : 0, __ATOMIC_RELAXED);
 }
 
+/* softmax_tokens_avx512 takes it: rows of at most 64 logits, a top-k of at most 16 */
+static int tokens_kernel(int n, const double *h_topk, int k)
+{
+#ifdef MR_AVX512
+    return mr_simd_avx512() && n <= 64 && (!h_topk || k <= 16);
+#else
+    (void)n, (void)h_topk, (void)k;
+    return 0;
+#endif
+}
+
 double mr_softmax_entropy(float *restrict p, const float *restrict s, int n, const int *idx,
                           int k, double *h_topk, double *restrict acc)
+{
+#ifdef MR_AVX512
+    if (tokens_kernel(n, h_topk, k)) {
+        double h;
+        softmax_tokens_avx512(&h, h_topk, p, s, 1, n, idx, k, acc, NULL);
+        return h;
+    }
+#endif
+    return mr_softmax_entropy_general(p, s, n, idx, k, h_topk, acc);
+}
+
+void mr_softmax_entropy_tokens(double *h, double *h_topk, float *p, const float *s, int nt,
+                               int n, const int *idx, int k, double *acc,
+                               const unsigned char *real)
+{
+    for (int t0 = 0; t0 < nt; t0 += 8) {
+        int m = nt - t0 < 8 ? nt - t0 : 8;
+        size_t o = (size_t)t0 * n;
+        const int *ix = h_topk ? idx + (size_t)t0 * k : NULL;
+        double *hk = h_topk ? h_topk + t0 : NULL;
+        const unsigned char *rl = real ? real + t0 : NULL;
+#ifdef MR_AVX512
+        if (tokens_kernel(n, h_topk, k)) {
+            softmax_tokens_avx512(h + t0, hk, p + o, s + o, m, n, ix, k, acc, rl);
+            continue;
+        }
+#endif
+        for (int t = 0; t < m; t++)
+            h[t0 + t] = mr_softmax_entropy_general(p + o + (size_t)t * n, s + o + (size_t)t * n, n,
+                                                   ix ? ix + (size_t)t * k : NULL, k,
+                                                   hk ? hk + t : NULL,
+                                                   acc && (!rl || rl[t]) ? acc : NULL);
+    }
+}
+
+double mr_softmax_entropy_general(float *restrict p, const float *restrict s, int n,
+                                  const int *idx, int k, double *h_topk, double *restrict acc)
 {
 #ifdef MR_AVX512
     if (mr_simd_avx512()) return softmax_entropy_avx512(p, s, n, idx, k, h_topk, acc);

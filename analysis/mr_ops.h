@@ -67,6 +67,19 @@ void mr_softmax_rows(float *x, int N, int C);
  * mr_routing_psum_add, the same bits) in the pass that writes p. */
 double mr_softmax_entropy(float *restrict p, const float *restrict s, int n, const int *idx,
                           int k, double *h_topk, double *restrict acc);
+/* mr_softmax_entropy of nt tokens: h[nt], h_topk[nt] (NULL: none; then idx unused),
+ * p[nt, n] from s[nt, n] and idx[nt, k]; acc[n] += the probabilities of the tokens with
+ * real[t] != 0 (real NULL: all; acc NULL: none), in token order. The same bits as nt calls
+ * of mr_softmax_entropy; on CPUs with AVX-512, rows of at most 64 logits and a top-k of
+ * at most 16 go through a kernel for 8 tokens at a time whose tokens' dependency chains
+ * overlap (docs/performance.md). */
+void mr_softmax_entropy_tokens(double *h, double *h_topk, float *p, const float *s, int nt,
+                               int n, const int *idx, int k, double *acc,
+                               const unsigned char *real);
+/* mr_softmax_entropy without that kernel (the general AVX-512 loop, or the portable
+ * loops): the same bits; for the tests that compare the two and for benchmarks. */
+double mr_softmax_entropy_general(float *restrict p, const float *restrict s, int n,
+                                  const int *idx, int k, double *h_topk, double *restrict acc);
 
 /* Whether the kernels written for AVX-512 (F, BW, DQ, VL) run: the CPU has them and
  * mr_simd_avx512_set(0) has not turned them off. mr_simd_avx512_set(1): as the CPU

@@ -31,37 +31,44 @@
 #define MR_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")))
 #include <immintrin.h>
 
-/* ln x in both lanes of a double vector, for the softmax's two entropies per token (ln Z
- * and ln of the top-k's sum: two scalar log calls were 7 % of `moe-robust analyze`,
- * docs/performance.md). The method of fdlibm's e_log.c (Sun Microsystems, 1993): x =
+/* ln x in the 8 lanes of a double vector, for the softmax's two entropies of 8 tokens at
+ * once (ln Z and ln of the top-k's sum: two scalar log calls per token were 7 % of
+ * `moe-robust analyze`, docs/performance.md; one vector per token left them on each
+ * token's chain of dependent latencies). The method of fdlibm's e_log.c (Sun Microsystems, 1993): x =
  * 2^e m with m in [sqrt(2)/2, sqrt(2)) (vgetexppd / vgetmantpd), f = m - 1,
  * s = f / (2 + f), ln(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)) with its degree-14 even
  * minimax R (coefficients Lg1..Lg7) and ln 2 in two parts: within 1 ulp of the exact ln
  * for positive finite x (subnormals included); NaN for NaN; callers pass x > 0 only
  * (tests/test_ops.c checks it against libm's log). */
+MR_AVX512_TARGET static inline __attribute__((always_inline)) __m512d mr_log_pd8(__m512d x)
+{
+    __m512d m = _mm512_getmant_pd(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src); /* [1, 2) */
+    __m512d e = _mm512_getexp_pd(x);                                          /* floor(log2 x) */
+    __mmask8 hi = _mm512_cmp_pd_mask(m, _mm512_set1_pd(1.41421356237309504880), _CMP_GT_OQ);
+    m = _mm512_mask_mul_pd(m, hi, m, _mm512_set1_pd(0.5)); /* exact */
+    e = _mm512_mask_add_pd(e, hi, e, _mm512_set1_pd(1.0));
+    __m512d f = _mm512_sub_pd(m, _mm512_set1_pd(1.0)); /* exact (Sterbenz) */
+    __m512d s = _mm512_div_pd(f, _mm512_add_pd(_mm512_set1_pd(2.0), f));
+    __m512d z = _mm512_mul_pd(s, s), w = _mm512_mul_pd(z, z);
+    __m512d t1 = _mm512_fmadd_pd(w, _mm512_set1_pd(1.531383769920937332e-01), _mm512_set1_pd(2.222219843214978396e-01));
+    t1 = _mm512_fmadd_pd(w, t1, _mm512_set1_pd(3.999999999940941908e-01));
+    t1 = _mm512_mul_pd(w, t1);
+    __m512d t2 = _mm512_fmadd_pd(w, _mm512_set1_pd(1.479819860511658591e-01), _mm512_set1_pd(1.818357216161805012e-01));
+    t2 = _mm512_fmadd_pd(w, t2, _mm512_set1_pd(2.857142874366239149e-01));
+    t2 = _mm512_fmadd_pd(w, t2, _mm512_set1_pd(6.666666666666735130e-01));
+    t2 = _mm512_mul_pd(z, t2);
+    __m512d R = _mm512_add_pd(t1, t2);
+    __m512d hfsq = _mm512_mul_pd(_mm512_set1_pd(0.5), _mm512_mul_pd(f, f));
+    /* e ln2_hi - ((hfsq - (s (hfsq + R) + e ln2_lo)) - f) */
+    __m512d lo = _mm512_fmadd_pd(s, _mm512_add_pd(hfsq, R), _mm512_mul_pd(e, _mm512_set1_pd(1.90821492927058770002e-10)));
+    __m512d r = _mm512_sub_pd(_mm512_sub_pd(hfsq, lo), f);
+    return _mm512_fmsub_pd(e, _mm512_set1_pd(6.93147180369123816490e-01), r);
+}
+
+/* mr_log_pd8 in two lanes (the upper six lanes zero, their results unused) */
 MR_AVX512_TARGET static inline __attribute__((always_inline)) __m128d mr_log_pd2(__m128d x)
 {
-    __m128d m = _mm_getmant_pd(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src); /* [1, 2) */
-    __m128d e = _mm_getexp_pd(x);                                          /* floor(log2 x) */
-    __mmask8 hi = _mm_cmp_pd_mask(m, _mm_set1_pd(1.41421356237309504880), _CMP_GT_OQ);
-    m = _mm_mask_mul_pd(m, hi, m, _mm_set1_pd(0.5)); /* exact */
-    e = _mm_mask_add_pd(e, hi, e, _mm_set1_pd(1.0));
-    __m128d f = _mm_sub_pd(m, _mm_set1_pd(1.0)); /* exact (Sterbenz) */
-    __m128d s = _mm_div_pd(f, _mm_add_pd(_mm_set1_pd(2.0), f));
-    __m128d z = _mm_mul_pd(s, s), w = _mm_mul_pd(z, z);
-    __m128d t1 = _mm_fmadd_pd(w, _mm_set1_pd(1.531383769920937332e-01), _mm_set1_pd(2.222219843214978396e-01));
-    t1 = _mm_fmadd_pd(w, t1, _mm_set1_pd(3.999999999940941908e-01));
-    t1 = _mm_mul_pd(w, t1);
-    __m128d t2 = _mm_fmadd_pd(w, _mm_set1_pd(1.479819860511658591e-01), _mm_set1_pd(1.818357216161805012e-01));
-    t2 = _mm_fmadd_pd(w, t2, _mm_set1_pd(2.857142874366239149e-01));
-    t2 = _mm_fmadd_pd(w, t2, _mm_set1_pd(6.666666666666735130e-01));
-    t2 = _mm_mul_pd(z, t2);
-    __m128d R = _mm_add_pd(t1, t2);
-    __m128d hfsq = _mm_mul_pd(_mm_set1_pd(0.5), _mm_mul_pd(f, f));
-    /* e ln2_hi - ((hfsq - (s (hfsq + R) + e ln2_lo)) - f) */
-    __m128d lo = _mm_fmadd_pd(s, _mm_add_pd(hfsq, R), _mm_mul_pd(e, _mm_set1_pd(1.90821492927058770002e-10)));
-    __m128d r = _mm_sub_pd(_mm_sub_pd(hfsq, lo), f);
-    return _mm_fmsub_pd(e, _mm_set1_pd(6.93147180369123816490e-01), r);
+    return _mm512_castpd512_pd128(mr_log_pd8(_mm512_zextpd128_pd512(x)));
 }
 #endif
 

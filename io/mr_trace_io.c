@@ -1011,7 +1011,10 @@ static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_r
                        r->raw + (size_t)li * per_layer, r0, nb, slot, what);
 }
 
-/* A thread's buffers: one token's widened scores and (when the rows keep none) its
+/* Tokens routed at once by route_batch (mr_softmax_entropy_tokens's kernel takes 8) */
+#define BATCH 8
+
+/* A thread's buffers: BATCH tokens' widened scores and (when the rows keep none) their
  * probabilities, and a row's probability sums; each on cache lines of its own (64-byte
  * aligned, whole lines): with malloc's 16-byte alignment two threads' buffers shared a
  * line, written every token by both, and 2 threads took 1.7x the CPU time of 1 for the
@@ -1023,7 +1026,7 @@ struct mr_trace_ws {
 
 mr_trace_ws *mr_trace_ws_alloc(int E)
 {
-    size_t fs = ((size_t)E * sizeof(float) + 63) / 64 * 64;
+    size_t fs = ((size_t)BATCH * E * sizeof(float) + 63) / 64 * 64;
     size_t ds = ((size_t)E * sizeof(double) + 63) / 64 * 64;
     char *m = aligned_alloc(64, 64 + 2 * fs + ds);
     if (!m) {
@@ -1069,6 +1072,43 @@ static int route_token(mr_trace_rows *r, int li, int b, int pos, const char *wha
                        (size_t)r->row_index[b], pos, h, hw, acc);
 }
 
+/* Tokens pos0 .. pos0 + nt - 1 (nt <= BATCH) of slot b at layer li, of softmax router
+ * logits without a given top-k or weights (batchable), routed as route_token would
+ * (check = 0: non-finite scores flagged in bad[16]) with one call of
+ * mr_softmax_entropy_tokens: the same bits, the tokens' latencies overlapped. Their
+ * entropies into th[nt], thw[nt]; the real tokens' probabilities added to ws->acc. */
+static void route_batch(mr_trace_rows *r, int li, int b, int pos0, int nt, const mr_trace_ws *ws,
+                        double *th, double *thw, uint32_t *bad)
+{
+    const mr_trace_file *t = r->row_file[b];
+    int E = t->E, k = t->k;
+    const mr_trace_layer *l = &t->layers[li];
+    size_t tok = (size_t)b * t->T + (size_t)pos0, at = (size_t)li * r->cap * t->T + tok;
+    const char *src = r->src[(size_t)li * r->cap + b];
+    int n = nt * E;
+    const float *s;
+    if (l->dtype != MR_TRACE_F32) {
+        mr_trace_widen(ws->s, src ? (const uint16_t *)(const void *)src + (size_t)pos0 * E
+                                  : r->raw + at * E, n, l->dtype, bad);
+        s = ws->s;
+    } else {
+        s = src ? (const float *)(const void *)src + (size_t)pos0 * E : r->scratch + at * E;
+        flag_nonfinite(s, n, bad);
+    }
+    float *p = r->probs ? r->probs + at * E : ws->p, *w = r->weights + at * k;
+    int *idx = r->topk + at * k;
+    for (int j = 0; j < nt; j++) mr_route_topk(idx + j * k, s + (size_t)j * E, E, k);
+    mr_softmax_entropy_tokens(th, thw, p, s, nt, E, idx, k, ws->acc, r->mask + tok);
+    for (int j = 0; j < nt; j++)
+        mr_route_weights(w + j * k, p + (size_t)j * E, idx + j * k, k,
+                         l->norm_topk ? MR_GATE_RENORM : MR_GATE_NONE);
+}
+
+static int batchable(const mr_trace_layer *l)
+{
+    return l->is_logits && l->score == MR_TRACE_SOFTMAX && !l->has_topk && !l->has_weights;
+}
+
 /* Unit (layer li, slot b): its tokens routed in order, and the row's sums over its real
  * tokens (entropies, probabilities) for metrics/mr_routing_metrics.h. Non-finite scores
  * are looked for once per row; a row with one, or with any error, is routed again token
@@ -1083,7 +1123,19 @@ static int route_unit(mr_trace_rows *r, int li, int b, const mr_trace_ws *ws, in
     double h = 0.0, hw = 0.0;
     uint32_t flags[16] = {0};
     const uint8_t *mask = r->mask + (size_t)b * T;
-    for (int pos = 0; pos < T; pos++) {
+    if (!check && batchable(&r->row_file[b]->layers[li])) {
+        for (int pos = 0; pos < T; pos += BATCH) {
+            int nt = T - pos < BATCH ? T - pos : BATCH;
+            double th[BATCH], thw[BATCH];
+            route_batch(r, li, b, pos, nt, ws, th, thw, flags);
+            for (int j = 0; j < nt; j++) {
+                if (!mask[pos + j]) continue;
+                h += th[j];
+                hw += thw[j];
+            }
+        }
+    }
+    for (int pos = 0; pos < T && (check || !batchable(&r->row_file[b]->layers[li])); pos++) {
         double th = 0.0, thw = 0.0;
         if (route_token(r, li, b, pos, what, ws, &th, &thw, mask[pos] ? ws->acc : NULL, check,
                         flags) != MR_OK)

@@ -210,6 +210,64 @@ START_TEST(softmax_entropy_both_paths)
 }
 END_TEST
 
+/* mr_softmax_entropy_tokens (the trace reader's 8-token kernel on CPUs with AVX-512, rows of
+ * at most 64 logits) and mr_softmax_entropy (the same kernel for one token) give the
+ * bits of the general path, token by token: entropies, probabilities and the sums of the
+ * real tokens' probabilities in token order; lengths around the 16-lane blocks and past
+ * 64, token counts around the 8-token batches, k up to 16 and past it, with and without
+ * the top-k's entropy, on both paths. */
+START_TEST(softmax_entropy_tokens_same_bits)
+{
+    enum { NT = 19, N = 70 };
+    static float s[NT * N], p[NT * N], pr[NT * N];
+    static int idx[NT * 17];
+    double h[NT], hk[NT], hr[NT], hkr[NT], acc[N], accr[N];
+    unsigned char real[NT];
+    uint64_t x = 0x2545f4914f6cdd1dULL;
+    for (int path = 0; path < 2; path++) {
+        mr_simd_avx512_set(path == 0);
+        for (int n = 1; n <= N; n += n < 20 ? 1 : 7)
+            for (int nt = 1; nt <= NT; nt += 3)
+                for (int kk = 0; kk < 3; kk++) {
+                    int k = kk == 0 ? 1 : kk == 1 ? (n < 8 ? n : 8) : (n < 17 ? n : 17);
+                    int topk = (nt + kk) % 4 != 0;
+                    for (int i = 0; i < nt * n; i++) {
+                        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                        double u = (double)(x >> 11) / 9007199254740992.0;
+                        s[i] = i % 5 == 0 ? (float)(u * 130 - 120) : (float)(u * 8 - 4);
+                    }
+                    for (int t = 0; t < nt; t++) {
+                        mr_route_topk(idx + t * k, s + t * n, n, k);
+                        real[t] = (unsigned char)(t % 3 != 1);
+                    }
+                    for (int i = 0; i < n; i++) acc[i] = accr[i] = (double)i / 8;
+                    mr_softmax_entropy_tokens(h, topk ? hk : NULL, p, s, nt, n, idx, k, acc, real);
+                    for (int t = 0; t < nt; t++) {
+                        hr[t] = mr_softmax_entropy_general(pr + t * n, s + t * n, n, idx + t * k, k,
+                                                           topk ? &hkr[t] : NULL,
+                                                           real[t] ? accr : NULL);
+                        double h1 = 0, hk1 = 0;
+                        float p1[N];
+                        h1 = mr_softmax_entropy(p1, s + t * n, n, idx + t * k, k,
+                                                topk ? &hk1 : NULL, NULL);
+                        ck_assert_msg(h1 == hr[t] && memcmp(p1, pr + t * n, sizeof(float) * n) == 0,
+                                      "path %d n %d k %d: one token's bits differ", path, n, k);
+                        ck_assert_msg(!topk || hk1 == hkr[t], "path %d n %d k %d: H_k", path, n, k);
+                    }
+                    ck_assert_msg(memcmp(h, hr, sizeof(double) * nt) == 0, "path %d n %d nt %d k %d: "
+                                  "H differs", path, n, nt, k);
+                    ck_assert_msg(!topk || memcmp(hk, hkr, sizeof(double) * nt) == 0,
+                                  "path %d n %d nt %d k %d: H_k differs", path, n, nt, k);
+                    ck_assert_msg(memcmp(p, pr, sizeof(float) * nt * n) == 0,
+                                  "path %d n %d nt %d k %d: p differs", path, n, nt, k);
+                    ck_assert_msg(memcmp(acc, accr, sizeof(double) * n) == 0,
+                                  "path %d n %d nt %d k %d: sums differ", path, n, nt, k);
+                }
+    }
+    mr_simd_avx512_set(1);
+}
+END_TEST
+
 #ifdef MR_AVX512
 /* libm's ln in double, ulps apart from got (both finite, positive) */
 static double ulps_apart(double got, double want)
@@ -429,6 +487,7 @@ int main(void)
     tcase_add_test(tc, softmax_rows_sum_to_one);
     tcase_add_test(tc, softmax_matches_double_reference);
     tcase_add_test(tc, softmax_entropy_both_paths);
+    tcase_add_test(tc, softmax_entropy_tokens_same_bits);
     tcase_add_test(tc, vector_log_within_one_ulp);
     tcase_add_test(tc, attention_causal_and_full);
     tcase_add_test(tc, attention_heads_are_independent);
