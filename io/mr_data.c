@@ -108,7 +108,7 @@ static int read_rows(hid_t f, const char *file, const char *path, hid_t memtype,
     H5Sclose(ms);
     if (xfer >= 0) H5Pclose(xfer);
     H5Sclose(fs);
-    H5Dclose(ds);
+    mr_h5_close(ds);
     MR_REQUIRE(!overflow, MR_EINPUT, "%s: %s: holds a value outside the int32 range", file, path);
     MR_REQUIRE(e >= 0, MR_EINPUT, "%s: %s: read failed (truncated or corrupt file?)", file, path);
     return MR_OK;
@@ -216,8 +216,7 @@ static int load_h5(mr_dataset *d, const char *file, long limit)
         st = mr_error_set(MR_EINPUT, "%s: holds neither /images nor /tokens", file);
     }
     if (st == MR_OK) st = load_domains(d, f, file, in.dims[0]);
-    H5Fclose(f);
-    return st;
+    return mr_h5_close_read(f, file, st);
 }
 
 static int is_idx_name(const char *path) { return strstr(path, "idx3-ubyte") != NULL; }

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +13,62 @@
 #include "mr_file.h"
 #include "mr_fs.h"
 
+static _Atomic long unreleased; /* closes that libhdf5 failed (mr_h5.h) */
+
+/* libhdf5 1.10 tears itself down at exit (H5_term_library, registered with atexit on its
+ * first call) and closes every identifier still open: one whose close failed on a
+ * corrupt file points to memory already freed (HDFFV-11052), and the teardown crashes
+ * (SEGV in H5F__close_cb). So this process owns the teardown: libhdf5 registers none
+ * (H5dont_atexit, before its first call), and ours runs H5close only when no close
+ * failed; otherwise the OS reclaims what libhdf5 held (every file this tool writes is
+ * closed, or committed, before exit). */
+static void teardown(void)
+{
+    if (unreleased == 0) H5close();
+}
+
+static void take_teardown(void)
+{
+    if (H5dont_atexit() >= 0) atexit(teardown); /* fails if libhdf5 is already initialized */
+}
+
 /* libhdf5 is built thread-safe on Debian: its error-printing setting is per thread, so
  * every entry point that may run on a worker thread calls this first. */
-void mr_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+void mr_h5_quiet(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, take_teardown);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+long mr_h5_unreleased(void) { return unreleased; }
+
+int mr_h5_close(hid_t id)
+{
+    if (id < 0) return 0;
+    herr_t e;
+    switch (H5Iget_type(id)) {
+    case H5I_FILE: e = H5Fclose(id); break;
+    case H5I_GROUP: e = H5Gclose(id); break;
+    case H5I_DATASET: e = H5Dclose(id); break;
+    case H5I_ATTR: e = H5Aclose(id); break;
+    case H5I_DATATYPE: e = H5Tclose(id); break;
+    case H5I_DATASPACE: e = H5Sclose(id); break;
+    case H5I_GENPROP_LST: e = H5Pclose(id); break;
+    default: e = H5Idec_ref(id) < 0 ? -1 : 0; break;
+    }
+    if (e >= 0) return 0;
+    unreleased++;
+    return -1;
+}
+
+int mr_h5_close_read(hid_t f, const char *file, int st)
+{
+    if (mr_h5_close(f) < 0 && st == MR_OK)
+        st = mr_error_set(MR_EINPUT, "%s: libhdf5 could not close the file after reading it "
+                          "(its metadata is damaged)", file);
+    return st;
+}
 
 /* External links are never followed: a model or data file must hold its own data, not
  * make us open (and read, or block on) another file of the host. */
@@ -191,7 +246,7 @@ static int attr_numeric(hid_t loc, const char *file, const char *name, int want_
     if (st == MR_OK && !want_int && !isfinite(*dout))
         st = mr_error_set(MR_EINPUT, "%s: attribute %s is not finite", file, name);
     H5Tclose(t);
-    H5Aclose(a);
+    mr_h5_close(a);
     return st;
 }
 
@@ -245,7 +300,7 @@ int mr_h5_attr_string(hid_t loc, const char *file, const char *name, char *buf, 
     }
     if (mt >= 0) H5Tclose(mt);
     H5Tclose(t);
-    H5Aclose(a);
+    mr_h5_close(a);
     return st;
 }
 
@@ -278,7 +333,7 @@ int mr_h5_attr_int_array(hid_t loc, const char *file, const char *name, int max_
         *out = NULL;
     }
     H5Tclose(t);
-    H5Aclose(a);
+    mr_h5_close(a);
     return st;
 }
 
@@ -402,7 +457,7 @@ int mr_h5_dataset_info(hid_t f, const char *file, const char *path, mr_h5_info *
     if (pl >= 0) H5Pclose(pl);
     if (t >= 0) H5Tclose(t);
     if (sp >= 0) H5Sclose(sp);
-    H5Dclose(d);
+    mr_h5_close(d);
     return st;
 }
 
@@ -430,7 +485,7 @@ static int read_all(hid_t f, const char *file, const char *path, hid_t memtype, 
     hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
     MR_REQUIRE(d >= 0, MR_EINPUT, "%s: %s: not a readable dataset", file, path);
     herr_t e = H5Dread(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst);
-    H5Dclose(d);
+    mr_h5_close(d);
     MR_REQUIRE(e >= 0, MR_EINPUT, "%s: %s: read failed (truncated or corrupt file?)", file,
                path);
     return MR_OK;

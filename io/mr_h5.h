@@ -15,8 +15,24 @@
 #define MR_H5_MAX_RANK 8
 
 /* Silence HDF5's automatic error printing for the calling thread (libhdf5 is built
- * thread-safe: the setting is per thread). Idempotent and cheap. */
+ * thread-safe: the setting is per thread). Idempotent and cheap. The process's first
+ * call, made before any other HDF5 call (main does), also takes over libhdf5's teardown
+ * at exit, which crashes after a failed close (mr_h5_close). */
 void mr_h5_quiet(void);
+
+/* Close an HDF5 identifier of any kind (file, group, dataset, attribute, datatype,
+ * dataspace, property list); a negative id is ignored. Returns 0, or -1 when libhdf5's
+ * close itself failed: libhdf5 1.10 then keeps the identifier, with nothing left that
+ * could release it (HDFGroup/hdf5 HDFFV-11052: a corrupt file can make its own close
+ * fail; fixed in 1.14.1). Such identifiers are counted, process-wide, by
+ * mr_h5_unreleased(): open objects beyond that count are a close this code forgot. */
+int mr_h5_close(hid_t id);
+long mr_h5_unreleased(void);
+
+/* Close a file opened by mr_h5_open_read after a read that ended with status `st`:
+ * returns `st`, or, when the read succeeded but libhdf5 could not close the file
+ * (inconsistent metadata it found on the way out), MR_EINPUT naming the file. */
+int mr_h5_close_read(hid_t f, const char *file, int st);
 
 /* Open an existing file read-only; MR_EINPUT if missing, unreadable, not a regular
  * file or not HDF5. External links in it are never followed. */

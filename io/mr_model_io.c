@@ -282,7 +282,7 @@ static int scan_router(hid_t f, const char *file, mr_layer *L, int l, size_t *fl
         idx = 0;
         e = H5Aiterate2(g, H5_INDEX_NAME, H5_ITER_INC, &idx, router_attr_visit, &rs);
     }
-    H5Gclose(g);
+    mr_h5_close(g);
     if (rs.status != MR_OK) return rs.status;
     MR_REQUIRE(e >= 0, MR_EINPUT, "%s: %s: cannot list router tensors", file, rs.group);
     *floats += rs.floats;
@@ -301,7 +301,7 @@ static int read_router(hid_t f, const char *file, mr_layer *L, int l, float **cu
             hid_t g = H5Gopen2(f, path, H5P_DEFAULT);
             double v = 0.0;
             int st = g >= 0 ? mr_h5_attr_double(g, file, t->name, &v, NULL) : MR_EINPUT;
-            if (g >= 0) H5Gclose(g);
+            if (g >= 0) mr_h5_close(g);
             MR_REQUIRE(st == MR_OK, MR_EINPUT, "%s: %s: cannot read attribute %s", file, path,
                        t->name);
             t->data[0] = (float)v;
@@ -410,8 +410,7 @@ int mr_model_load(mr_model **out, const char *path)
         mr_model_free(m);
         return st;
     }
-    st = load(f, path, m);
-    H5Fclose(f);
+    st = mr_h5_close_read(f, path, load(f, path, m));
     if (st != MR_OK) {
         mr_model_free(m);
         return st;
@@ -513,5 +512,5 @@ void mr_model_print_metadata(FILE *fp, const char *path)
     if (mr_h5_open_read(&f, path) != MR_OK) return;
     hsize_t idx = 0;
     H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, &idx, print_meta, fp);
-    H5Fclose(f);
+    mr_h5_close(f);
 }

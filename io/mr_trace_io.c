@@ -239,7 +239,7 @@ static int open_layer(mr_trace_file *t, mr_trace_layer *l)
     hid_t grp = H5Gopen2(t->h5, grp_path, H5P_DEFAULT);
     int st = grp >= 0 ? layer_attrs(t, l, sp, grp)
                       : mr_error_set(MR_EINPUT, "%s: %s: not a group", t->path, grp_path);
-    if (grp >= 0) H5Gclose(grp);
+    if (grp >= 0) mr_h5_close(grp);
     MR_TRY(st);
     if (in.cls == H5T_FLOAT) {
         l->dtype = float_kind(l->scores_ds);
@@ -317,7 +317,7 @@ static int open_layers(mr_trace_file *t)
     MR_REQUIRE(g >= 0, MR_EINPUT, "%s: /layers: not a group", t->path);
     t->layers = calloc(MR_TRACE_MAX_LAYERS, sizeof *t->layers);
     if (!t->layers) {
-        H5Gclose(g);
+        mr_h5_close(g);
         return mr_error_set(MR_ENOMEM, "out of memory");
     }
     for (int i = 0; i < MR_TRACE_MAX_LAYERS; i++)
@@ -329,7 +329,7 @@ static int open_layers(mr_trace_file *t)
     snprintf(keep, sizeof keep, "%s", t->source);
     t->source[0] = '\0';
     herr_t e = H5Literate(g, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, collect_layer, t);
-    H5Gclose(g);
+    mr_h5_close(g);
     if (e != 0) {
         int many = t->n_layers >= MR_TRACE_MAX_LAYERS;
         char bad[256];
@@ -370,7 +370,7 @@ static int read_ids(mr_trace_file *t)
     if (st == MR_OK && (ds < 0 || H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                                           t->ids) < 0))
         st = mr_error_set(MR_EINPUT, "%s: /sample_id: read failed", t->path);
-    if (ds >= 0) H5Dclose(ds);
+    if (ds >= 0) mr_h5_close(ds);
     if (st == MR_OK) {
         memcpy(sorted, t->ids, (size_t)t->N * sizeof *sorted);
         qsort(sorted, (size_t)t->N, sizeof *sorted, cmp_i64);
@@ -541,14 +541,14 @@ void mr_trace_close(mr_trace_file *t)
     if (!t) return;
     hid_t ds[4] = {t->mask_ds, t->labels_ds, t->out_ds, t->pred_ds};
     for (int i = 0; i < 4; i++)
-        if (ds[i] >= 0) H5Dclose(ds[i]);
+        if (ds[i] >= 0) mr_h5_close(ds[i]);
     for (int i = 0; t->layers && i < MR_TRACE_MAX_LAYERS; i++) {
         mr_trace_layer *l = &t->layers[i];
-        if (l->scores_ds >= 0) H5Dclose(l->scores_ds);
-        if (l->topk_ds >= 0) H5Dclose(l->topk_ds);
-        if (l->weights_ds >= 0) H5Dclose(l->weights_ds);
+        if (l->scores_ds >= 0) mr_h5_close(l->scores_ds);
+        if (l->topk_ds >= 0) mr_h5_close(l->topk_ds);
+        if (l->weights_ds >= 0) mr_h5_close(l->weights_ds);
     }
-    if (t->h5 >= 0) H5Fclose(t->h5);
+    if (t->h5 >= 0) mr_h5_close(t->h5);
     if (t->fd >= 0) close(t->fd);
     free(t->layers);
     free(t->ids);

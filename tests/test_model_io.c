@@ -1,10 +1,18 @@
 /* Model loading and validation: good fixtures load with the documented shapes;
  * every malformed file of tests/bad/MANIFEST.tsv is refused with MR_EINPUT and a
- * message naming the file and the offending path or attribute. */
+ * message naming the file and the offending path or attribute; a file libhdf5 cannot
+ * close is an error too, and the process still exits cleanly. */
+#include <fcntl.h>
+#include <hdf5.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "analysis/mr_error.h"
+#include "io/mr_h5.h"
 #include "io/mr_model_io.h"
 #include "mr_test_util.h"
 
@@ -93,6 +101,125 @@ START_TEST(missing_file_is_input_error)
 }
 END_TEST
 
+/* A read-only file driver whose close fails, as libhdf5's own close fails on some corrupt
+ * files (found by fuzz_model in CI): libhdf5 1.10 then keeps a file identifier that
+ * points to freed memory (HDFFV-11052). */
+typedef struct {
+    H5FD_t pub; /* first: libhdf5 casts */
+    int fd;
+    haddr_t eoa, eof;
+} badclose_file;
+
+static H5FD_t *bc_open(const char *name, unsigned flags, hid_t fapl, haddr_t maxaddr)
+{
+    (void)flags, (void)fapl, (void)maxaddr;
+    struct stat st;
+    int fd = open(name, O_RDONLY);
+    if (fd < 0 || fstat(fd, &st) != 0) return NULL;
+    badclose_file *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->fd = fd;
+    f->eof = (haddr_t)st.st_size;
+    return &f->pub;
+}
+
+static herr_t bc_close(H5FD_t *p)
+{
+    badclose_file *f = (badclose_file *)p;
+    close(f->fd);
+    free(f);
+    return -1;
+}
+
+static haddr_t bc_get_eoa(const H5FD_t *p, H5FD_mem_t t)
+{
+    (void)t;
+    return ((const badclose_file *)p)->eoa;
+}
+
+static herr_t bc_set_eoa(H5FD_t *p, H5FD_mem_t t, haddr_t a)
+{
+    (void)t;
+    ((badclose_file *)p)->eoa = a;
+    return 0;
+}
+
+static haddr_t bc_get_eof(const H5FD_t *p, H5FD_mem_t t)
+{
+    (void)t;
+    return ((const badclose_file *)p)->eof;
+}
+
+static herr_t bc_read(H5FD_t *p, H5FD_mem_t t, hid_t dxpl, haddr_t addr, size_t size, void *buf)
+{
+    (void)t, (void)dxpl;
+    ssize_t n = pread(((badclose_file *)p)->fd, buf, size, (off_t)addr);
+    if (n < 0) return -1;
+    memset((char *)buf + n, 0, size - (size_t)n);
+    return 0;
+}
+
+static herr_t bc_write(H5FD_t *p, H5FD_mem_t t, hid_t dxpl, haddr_t addr, size_t size,
+                       const void *buf)
+{
+    (void)p, (void)t, (void)dxpl, (void)addr, (void)size, (void)buf;
+    return -1;
+}
+
+static const H5FD_class_t badclose_class = {
+    .name = "mr-test-badclose",
+    .maxaddr = (haddr_t)1 << 62,
+    .fc_degree = H5F_CLOSE_WEAK,
+    .open = bc_open,
+    .close = bc_close,
+    .get_eoa = bc_get_eoa,
+    .set_eoa = bc_set_eoa,
+    .get_eof = bc_get_eof,
+    .read = bc_read,
+    .write = bc_write,
+    .fl_map = H5FD_FLMAP_DICHOTOMY,
+};
+
+/* In a child process (so that its exit is observed): a file whose close fails is an
+ * input error naming the file, its identifier is counted as unreleasable, and the process
+ * still exits cleanly (libhdf5's own teardown would crash on that identifier). */
+static int failed_close_child(const char *path)
+{
+    mr_h5_quiet(); /* the process's HDF5 set-up, as main does */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    hid_t drv = H5FDregister(&badclose_class);
+    if (fapl < 0 || drv < 0 || H5Pset_driver(fapl, drv, NULL) < 0) return 10;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (f < 0) return 11;
+    long before = mr_h5_unreleased();
+    if (mr_h5_close_read(f, path, MR_OK) != MR_EINPUT) return 12;
+    if (!strstr(mr_error_message(), path) || !strstr(mr_error_message(), "could not close"))
+        return 13;
+    if (mr_h5_unreleased() != before + 1) return 14;
+    if (H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) != 1) return 15;
+    /* a model loaded afterwards is unaffected */
+    mr_model *m;
+    if (mr_model_load(&m, "tests/fixtures/tiny-classify.h5") != MR_OK) return 16;
+    mr_model_free(m);
+    fflush(NULL);
+    exit(0); /* runs the atexit teardown */
+}
+
+START_TEST(failed_close_is_an_error_and_exit_is_clean)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) _exit(failed_close_child("tests/fixtures/tiny-classify.h5"));
+    int ws = 0;
+    ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
+    ck_assert_msg(WIFEXITED(ws), "the child died of signal %d at exit",
+                  WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+    ck_assert_msg(WEXITSTATUS(ws) == 0, "child check %d failed", WEXITSTATUS(ws));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model_io");
@@ -102,6 +229,7 @@ int main(void)
     tcase_add_test(tc, missing_gate_bias_is_zero);
     tcase_add_test(tc, bad_models_are_refused);
     tcase_add_test(tc, missing_file_is_input_error);
+    tcase_add_test(tc, failed_close_is_an_error_and_exit_is_clean);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }

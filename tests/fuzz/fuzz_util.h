@@ -26,8 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         }                                                                  \
     } while (0)
 
-/* Write the input to this process's temporary file (created once, removed at exit) and
- * return its path. The readers under test take paths, and HDF5 reads only files. The
+/* Write the input to a new temporary file (the previous one removed; the last removed at
+ * exit) and return its path (valid until the next call). The readers under test take paths, and HDF5 reads only files. The
  * name holds no "idx3-ubyte", so mr_dataset_load treats it as HDF5. (fuzz_tmp.c) */
 const char *fuzz_write_tmp(const uint8_t *data, size_t size);
 
