@@ -83,63 +83,98 @@ static void topk_insert(int *idx, const float *p, int E, int k)
  *     into idx (vpscatterdd).
  * It replaced the same steps in GCC vector extensions, which ended each in scalar code
  * (115 ns per token of 64 scores on the 2-core VM, a third of analyze; docs/performance.md). */
-MR_AVX512_TARGET static int topk_avx512_fast(int *idx, const float *p, int E, int k)
+MR_AVX512_TARGET static inline __attribute__((always_inline)) void
+topk_fast_q(int *st, int *const *idx, const float *const *p, int E, int k, const int Q)
 {
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     const __m512i one = _mm512_set1_epi32(1);
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __mmask16 tail = (__mmask16)((1u << (E & 15)) - 1u), nan = 0;
-    /* 1. the threshold */
-    __m512 g = ninf;
-    for (int b0 = 0; b0 < E; b0 += 16) {
-        __m512 x = _mm512_mask_loadu_ps(ninf, b0 + 16 <= E ? (__mmask16)0xffff : tail, p + b0);
-        nan |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-        g = _mm512_max_ps(x, g);
+    __mmask16 tail = (__mmask16)((1u << (E & 15)) - 1u), nan[2] = {0, 0};
+    __m512 g[2], vt[2], cv[2];
+    __m512i ge[2], ci[2], rank[2];
+    float ga[2][16], ca[2][16];
+    int n[2] = {0, 0};
+    /* 1. the threshold (a token's chains next to the other token's: Q = 2) */
+    for (int q = 0; q < Q; q++) g[q] = ninf;
+    for (int b0 = 0; b0 < E; b0 += 16)
+        for (int q = 0; q < Q; q++) {
+            __m512 x = _mm512_mask_loadu_ps(ninf, b0 + 16 <= E ? (__mmask16)0xffff : tail, p[q] + b0);
+            nan[q] |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+            g[q] = _mm512_max_ps(x, g[q]);
+        }
+    for (int q = 0; q < Q; q++) {
+        st[q] = nan[q] ? -1 : 1;
+        _mm512_storeu_ps(ga[q], g[q]);
+        ge[q] = _mm512_setzero_si512();
     }
-    if (nan) return -1;
-    float ga[16];
-    _mm512_storeu_ps(ga, g);
-    __m512i ge = _mm512_setzero_si512();
 #pragma GCC unroll 16
     for (int m = 0; m < 16; m++)
-        ge = _mm512_mask_add_epi32(ge, _mm512_cmp_ps_mask(_mm512_set1_ps(ga[m]), g, _CMP_GE_OQ),
-                                   ge, one);
-    float t = _mm512_mask_reduce_max_ps(_mm512_cmpge_epi32_mask(ge, _mm512_set1_epi32(k)), g);
-    const __m512 vt = _mm512_set1_ps(t);
-    /* 2. the candidates */
-    __m512 cv = ninf;
-    __m512i ci = _mm512_set1_epi32(INT32_MAX);
-    int n = 0;
-    for (int b0 = 0; b0 < E; b0 += 16) {
-        __mmask16 in = b0 + 16 <= E ? (__mmask16)0xffff : tail;
-        __m512 x = _mm512_maskz_loadu_ps(in, p + b0);
-        __mmask16 m = _mm512_mask_cmp_ps_mask(in, x, vt, _CMP_GE_OQ);
-        int c = __builtin_popcount(m);
-        if (n + c > 16) return 0;
-        __mmask16 to = (__mmask16)(((1u << c) - 1u) << n);
-        cv = _mm512_mask_expand_ps(cv, to, _mm512_maskz_compress_ps(m, x));
-        ci = _mm512_mask_expand_epi32(
-            ci, to, _mm512_maskz_compress_epi32(m, _mm512_add_epi32(iota, _mm512_set1_epi32(b0))));
-        n += c;
+        for (int q = 0; q < Q; q++)
+            ge[q] = _mm512_mask_add_epi32(
+                ge[q], _mm512_cmp_ps_mask(_mm512_set1_ps(ga[q][m]), g[q], _CMP_GE_OQ), ge[q], one);
+    for (int q = 0; q < Q; q++) {
+        vt[q] = _mm512_set1_ps(
+            _mm512_mask_reduce_max_ps(_mm512_cmpge_epi32_mask(ge[q], _mm512_set1_epi32(k)), g[q]));
+        cv[q] = ninf;
+        ci[q] = _mm512_set1_epi32(INT32_MAX);
     }
+    /* 2. the candidates */
+    for (int b0 = 0; b0 < E; b0 += 16)
+        for (int q = 0; q < Q; q++) {
+            if (st[q] != 1) continue;
+            __mmask16 in = b0 + 16 <= E ? (__mmask16)0xffff : tail;
+            __m512 x = _mm512_maskz_loadu_ps(in, p[q] + b0);
+            __mmask16 m = _mm512_mask_cmp_ps_mask(in, x, vt[q], _CMP_GE_OQ);
+            int c = __builtin_popcount(m);
+            if (n[q] + c > 16) {
+                st[q] = 0;
+                continue;
+            }
+            __mmask16 to = (__mmask16)(((1u << c) - 1u) << n[q]);
+            cv[q] = _mm512_mask_expand_ps(cv[q], to, _mm512_maskz_compress_ps(m, x));
+            ci[q] = _mm512_mask_expand_epi32(
+                ci[q], to,
+                _mm512_maskz_compress_epi32(m, _mm512_add_epi32(iota, _mm512_set1_epi32(b0))));
+            n[q] += c;
+        }
     /* 3. ranks: the larger values; where the candidates' values repeat (their ranks
      * then sum to less than n (n - 1) / 2), also the equal values in lower lanes */
-    float ca[16];
-    _mm512_storeu_ps(ca, cv);
-    __m512i rank = _mm512_setzero_si512();
+    for (int q = 0; q < Q; q++) {
+        _mm512_storeu_ps(ca[q], cv[q]);
+        rank[q] = _mm512_setzero_si512();
+    }
 #pragma GCC unroll 16
     for (int j = 0; j < 16; j++)
-        rank = _mm512_mask_add_epi32(
-            rank, _mm512_cmp_ps_mask(_mm512_set1_ps(ca[j]), cv, _CMP_GT_OQ), rank, one);
-    if (_mm512_mask_reduce_add_epi32((__mmask16)((1u << n) - 1u), rank) != n * (n - 1) / 2)
-        for (int j = 0; j < 16; j++) /* lanes i > j: j is before them on equal values */
-            rank = _mm512_mask_add_epi32(
-                rank, _mm512_mask_cmp_ps_mask((__mmask16)(0xfffeu << j), _mm512_set1_ps(ca[j]),
-                                              cv, _CMP_EQ_OQ),
-                rank, one);
-    _mm512_mask_i32scatter_epi32(idx, _mm512_cmplt_epi32_mask(rank, _mm512_set1_epi32(k)), rank,
-                                 ci, 4);
-    return 1;
+        for (int q = 0; q < Q; q++)
+            rank[q] = _mm512_mask_add_epi32(
+                rank[q], _mm512_cmp_ps_mask(_mm512_set1_ps(ca[q][j]), cv[q], _CMP_GT_OQ), rank[q], one);
+    for (int q = 0; q < Q; q++) {
+        if (st[q] != 1) continue;
+        if (_mm512_mask_reduce_add_epi32((__mmask16)((1u << n[q]) - 1u), rank[q]) != n[q] * (n[q] - 1) / 2)
+            for (int j = 0; j < 16; j++) /* lanes i > j: j is before them on equal values */
+                rank[q] = _mm512_mask_add_epi32(
+                    rank[q], _mm512_mask_cmp_ps_mask((__mmask16)(0xfffeu << j), _mm512_set1_ps(ca[q][j]),
+                                                     cv[q], _CMP_EQ_OQ),
+                    rank[q], one);
+        _mm512_mask_i32scatter_epi32(idx[q], _mm512_cmplt_epi32_mask(rank[q], _mm512_set1_epi32(k)),
+                                     rank[q], ci[q], 4);
+    }
+}
+
+MR_AVX512_TARGET static int topk_avx512_fast(int *idx, const float *p, int E, int k)
+{
+    int st;
+    topk_fast_q(&st, &idx, &p, E, k, 1);
+    return st;
+}
+
+/* Two tokens' steps side by side (topk_fast_q with Q = 2): one token's chains of
+ * dependent compares and adds next to the other's, where one token at a time left the
+ * core waiting on them (docs/performance.md); each token's result is its own. */
+MR_AVX512_TARGET static void topk_avx512_fast2(int *st, int *const *idx, const float *const *p,
+                                               int E, int k)
+{
+    topk_fast_q(st, idx, p, E, k, 2);
 }
 #endif
 
@@ -241,6 +276,24 @@ void mr_route_topk(int *idx, const float *p, int E, int k)
     }
 #endif
     topk_portable(idx, p, E, k);
+}
+
+void mr_route_topk_tokens(int *idx, const float *p, int nt, int E, int k)
+{
+    int t = 0;
+#ifdef MR_AVX512
+    if (mr_simd_avx512() && k <= TOPK_GROUPS && E > TOPK_CAND)
+        for (; t + 2 <= nt; t += 2) {
+            int st[2], *ix[2] = {idx + (size_t)t * k, idx + (size_t)(t + 1) * k};
+            const float *px[2] = {p + (size_t)t * E, p + (size_t)(t + 1) * E};
+            topk_avx512_fast2(st, ix, px, E, k);
+            for (int q = 0; q < 2; q++) {
+                if (st[q] < 0) topk_portable(ix[q], px[q], E, k); /* NaN */
+                else if (st[q] == 0) topk_insert(ix[q], px[q], E, k);
+            }
+        }
+#endif
+    for (; t < nt; t++) mr_route_topk(idx + (size_t)t * k, p + (size_t)t * E, E, k);
 }
 
 void mr_route_topk_portable(int *idx, const float *p, int E, int k)

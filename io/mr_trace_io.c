@@ -1097,7 +1097,7 @@ static void route_batch(mr_trace_rows *r, int li, int b, int pos0, int nt, const
     }
     float *p = r->probs ? r->probs + at * E : ws->p, *w = r->weights + at * k;
     int *idx = r->topk + at * k;
-    for (int j = 0; j < nt; j++) mr_route_topk(idx + j * k, s + (size_t)j * E, E, k);
+    mr_route_topk_tokens(idx, s, nt, E, k);
     mr_softmax_entropy_tokens(th, thw, p, s, nt, E, idx, k, ws->acc, r->mask + tok);
     for (int j = 0; j < nt; j++)
         mr_route_weights(w + j * k, p + (size_t)j * E, idx + j * k, k,

@@ -86,6 +86,54 @@ START_TEST(topk_matches_selection_sort)
 }
 END_TEST
 
+/* mr_route_topk_tokens (two rows side by side on CPUs with AVX-512) against the reference,
+ * row by row, on runs of rows of mixed kinds (noise, ties, infinities, a NaN, more than
+ * 16 candidates) so that each row of a pair meets the other's exits, odd and even counts,
+ * with and without the AVX-512 kernels. */
+START_TEST(topk_tokens_match_selection_sort)
+{
+    static const int Es[] = {8, 33, 60, 64, 65, 128};
+    enum { NT = 9, EMAX = 128 };
+    static float p[NT * EMAX];
+    int got[NT * 20], want[20];
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (int path = 0; path < 2; path++) {
+        mr_simd_avx512_set(path == 0);
+        for (size_t ie = 0; ie < sizeof Es / sizeof *Es; ie++) {
+            int E = Es[ie];
+            for (int rep = 0; rep < 30; rep++)
+                for (int k = 1; k <= 17 && k <= E; k += 2) {
+                    int nt = 1 + (rep + k) % NT;
+                    for (int t = 0; t < nt; t++) {
+                        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                        int kind = (int)(x % 6);
+                        for (int e = 0; e < E; e++) {
+                            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                            double u = (double)(x >> 11) / 9007199254740992.0;
+                            float v = (float)(u * 8.0 - 4.0);
+                            if (kind == 1) v = (float)(int)(u * 4.0);
+                            if (kind == 2) v = u < 0.5 ? 0.0f : -0.0f;
+                            if (kind == 3 && u < 0.1) v = u < 0.05 ? INFINITY : -INFINITY;
+                            if (kind == 4 && u < 0.05) v = NAN;
+                            if (kind == 5) v = (float)(int)(u * 40.0) / 8.0f;
+                            p[t * E + e] = v;
+                        }
+                    }
+                    mr_route_topk_tokens(got, p, nt, E, k);
+                    for (int t = 0; t < nt; t++) {
+                        topk_reference(want, p + t * E, E, k);
+                        for (int j = 0; j < k; j++)
+                            ck_assert_msg(got[t * k + j] == want[j], "path %d E=%d k=%d nt=%d "
+                                          "row %d: idx[%d] = %d, expected %d", path, E, k, nt, t,
+                                          j, got[t * k + j], want[j]);
+                    }
+                }
+        }
+    }
+    mr_simd_avx512_set(1);
+}
+END_TEST
+
 START_TEST(weights_renorm_and_switch)
 {
     float p[4] = {0.1f, 0.4f, 0.2f, 0.3f};
@@ -171,6 +219,7 @@ int main(void)
     tcase_set_timeout(tc, 60); /* the top-k sweep: two paths x 16 sizes x 20 k on a loaded host */
     tcase_add_test(tc, topk_descending_ties_to_lower_index);
     tcase_add_test(tc, topk_matches_selection_sort);
+    tcase_add_test(tc, topk_tokens_match_selection_sort);
     tcase_add_test(tc, weights_renorm_and_switch);
     tcase_add_test(tc, softmax_router_known_answer);
     tcase_add_test(tc, unknown_router_and_option_are_errors);
