@@ -2,6 +2,8 @@
 
 #include <stdatomic.h>
 
+#include "mr_simd.h"
+
 /* splitmix64 finalizer (Steele, Lea, Flood 2014): a bijective mix with good
  * avalanche, so nearby (seed, index) pairs give unrelated streams. */
 static uint64_t mix64(uint64_t z)
@@ -48,16 +50,40 @@ typedef struct gsl_mt_state {
 
 enum { MT_N = 624, MT_M = 397 };
 
-void mr_mt_twist(uint32_t *mt)
+/* Vectorized (omp simd): word k reads words k + 1 and k + M not yet replaced, or k + M - N
+ * replaced 227 words earlier, so lanes of up to 227 words read what the scalar loop
+ * reads. */
+MR_VECTOR_CLONES_512 void mr_mt_twist(uint32_t *mt)
 {
-    int k;
 #define MT_Y(a, b) (((a) & 0x80000000u) | ((b) & 0x7fffffffu))
 #define MT_NEXT(z, y) ((z) ^ ((y) >> 1) ^ (-((y) & 1u) & 0x9908b0dfu))
-    for (k = 0; k < MT_N - MT_M; k++) mt[k] = MT_NEXT(mt[k + MT_M], MT_Y(mt[k], mt[k + 1]));
-    for (; k < MT_N - 1; k++) mt[k] = MT_NEXT(mt[k + MT_M - MT_N], MT_Y(mt[k], mt[k + 1]));
+#pragma omp simd safelen(64)
+    for (int k = 0; k < MT_N - MT_M; k++) mt[k] = MT_NEXT(mt[k + MT_M], MT_Y(mt[k], mt[k + 1]));
+#pragma omp simd safelen(64)
+    for (int k = MT_N - MT_M; k < MT_N - 1; k++)
+        mt[k] = MT_NEXT(mt[k + MT_M - MT_N], MT_Y(mt[k], mt[k + 1]));
     mt[MT_N - 1] = MT_NEXT(mt[MT_M - 1], MT_Y(mt[MT_N - 1], mt[0]));
 #undef MT_Y
 #undef MT_NEXT
+}
+
+MR_VECTOR_CLONES_512 void mr_mt_uniforms(mr_mt *m, double *u, size_t n)
+{
+    size_t k = 0;
+    while (k < n) {
+        if (m->mti >= MT_N) {
+            mr_mt_twist(m->mt);
+            m->mti = 0;
+        }
+        size_t cnt = (size_t)(MT_N - m->mti);
+        if (cnt > n - k) cnt = n - k;
+        const uint32_t *w = m->mt + m->mti;
+        double *d = u + k;
+#pragma omp simd
+        for (size_t i = 0; i < cnt; i++) d[i] = mr_mt_temper(w[i]) / 4294967296.0;
+        m->mti += (int)cnt;
+        k += cnt;
+    }
 }
 
 static int load(mr_mt *m, const gsl_rng *r)

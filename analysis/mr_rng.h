@@ -10,6 +10,7 @@
 #define MR_RNG_H
 
 #include <gsl/gsl_rng.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The 64-bit stream key: splitmix64 over seed, FNV-1a(purpose) and index. */
@@ -66,5 +67,9 @@ static inline double mr_mt_uniform(mr_mt *m)
 {
     return mr_mt_next(m) / 4294967296.0;
 }
+
+/* The next n uniforms into u [n]: n calls of mr_mt_uniform(m), the same doubles, tempered
+ * and converted a state's run of words at a time (vectorized). */
+void mr_mt_uniforms(mr_mt *m, double *u, size_t n);
 
 #endif

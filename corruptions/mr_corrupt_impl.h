@@ -26,6 +26,7 @@ struct mr_corrupt_ws {
     uint8_t *u;          /* [H*W*C] */
     int *lab, *stack;    /* [H*W] canny hysteresis labels and flood-fill stack */
     double *plasma;      /* [pn*pn] fog */
+    double *plasma_u;    /* [(pn/2)^2] fog: one diamond-square pass's uniforms */
     int pn;
     unsigned char *jbuf; /* libjpeg destination buffer */
     unsigned long jcap;

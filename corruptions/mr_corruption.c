@@ -101,6 +101,7 @@ void mr_corrupt_ws_free(mr_corrupt_ws *ws)
     free(ws->lab);
     free(ws->stack);
     free(ws->plasma);
+    free(ws->plasma_u);
     free(ws->jbuf);
     free(ws->wstart);
     free(ws->wlen);
@@ -143,6 +144,7 @@ int mr_corrupt_ws_alloc(mr_corrupt_ws **out, int H, int W, int C, int cols)
         while (pn < H || pn < W) pn *= 2;
         ws->pn = pn;
         ok = ok && (ws->plasma = malloc((size_t)pn * pn * sizeof(double)));
+        ok = ok && (ws->plasma_u = malloc((size_t)pn / 2 * (pn / 2) * sizeof(double)));
         ws->jcap = (unsigned long)(n + 65536);
         ok = ok && (ws->jbuf = malloc(ws->jcap));
     }
