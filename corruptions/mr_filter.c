@@ -74,8 +74,13 @@ void mr_correlate1d(double *out, const double *in, int H, int W, int C, int axis
         for (int ch = 0; ch < C; ch++) {
             size_t base = axis == 0 ? (size_t)l * C + ch : (size_t)l * W * C + ch;
             for (int i = 0; i < n; i++) {
-#define AT(k) \
-    (border_index((k), n, border) < 0 ? 0.0 : in[base + border_index((k), n, border) * step])
+                /* inside the line (every tap in range) the border mode reads nothing: the
+                 * same terms in the same order, without the border arithmetic per tap */
+                int inside = i >= r && i + r < n;
+#define AT(k)                                                                              \
+    (inside ? in[base + (size_t)(k) * step]                                                \
+     : border_index((k), n, border) < 0 ? 0.0                                              \
+                                        : in[base + border_index((k), n, border) * step])
                 double acc;
                 if (sym > 0) {
                     acc = in[base + i * step] * c[0];
