@@ -1,5 +1,7 @@
 /* Known-answer tests of the metrics (metrics/, docs/metrics.md). */
 #include <gsl/gsl_randist.h>
+#include <gsl/gsl_sort.h>
+#include <gsl/gsl_statistics_double.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,6 +274,71 @@ START_TEST(bootstrap_plan_is_the_stream)
 }
 END_TEST
 
+START_TEST(bootstrap_percentiles_are_the_sorted_ones)
+{
+    /* the interval reads only its order statistics (mr_stats.c selects the tails): the
+     * same lo and hi as sorting all B means of the stream and taking GSL's quantiles, for
+     * levels whose tails are selected or sorted, B from 2 up, many ties (n = 3) and none,
+     * and the paired p-value counted from every mean */
+    static const double levels[] = {0.95, 0.9, 0.5, 0.99, 0.999};
+    static const int Bs[] = {2, 3, 10, 40, 1000, 2001};
+    static const size_t ns[] = {3, 50};
+    double x[50], y[50], *means = malloc(2001 * sizeof *means);
+    gsl_rng *g = mr_rng_alloc(4, "test/data", 0);
+    for (int i = 0; i < 50; i++) {
+        x[i] = gsl_ran_gaussian(g, 1.0);
+        y[i] = x[i] + gsl_ran_gaussian(g, 0.5) - 0.1;
+    }
+    gsl_rng_free(g);
+    for (size_t t = 0; t < sizeof ns / sizeof *ns; t++)
+        for (size_t bi = 0; bi < sizeof Bs / sizeof *Bs; bi++)
+            for (size_t li = 0; li < sizeof levels / sizeof *levels; li++) {
+                size_t n = ns[t];
+                int Bn = Bs[bi];
+                double level = levels[li], a = (1.0 - level) / 2.0;
+                for (int paired = 0; paired < 2; paired++) {
+                    gsl_rng *r = mr_rng_alloc(6, "bootstrap/test/pct", 0);
+                    int below = 0, above = 0;
+                    for (int b = 0; b < Bn; b++) {
+                        double sum = 0.0;
+                        for (size_t i = 0; i < n; i++) {
+                            unsigned long j = gsl_rng_uniform_int(r, (unsigned long)n);
+                            sum += paired ? x[j] - y[j] : x[j];
+                        }
+                        means[b] = sum / (double)n;
+                        below += means[b] <= 0.0;
+                        above += means[b] >= 0.0;
+                    }
+                    gsl_rng_free(r);
+                    gsl_sort(means, 1, (size_t)Bn);
+                    double lo = gsl_stats_quantile_from_sorted_data(means, 1, (size_t)Bn, a);
+                    double hi = gsl_stats_quantile_from_sorted_data(means, 1, (size_t)Bn, 1.0 - a);
+                    if (paired) {
+                        mr_paired p;
+                        ck_assert_int_eq(mr_stats_bootstrap_paired(&p, x, y, n, 1, Bn, level, 6,
+                                                                   "bootstrap/test/pct", NULL,
+                                                                   NULL),
+                                         MR_OK);
+                        ck_assert_msg(p.diff.lo == lo && p.diff.hi == hi,
+                                      "paired n %zu B %d level %g", n, Bn, level);
+                        int tail = below < above ? below : above;
+                        ck_assert(p.p_value == (tail == 0 ? 1.0 / Bn
+                                                : fmin(2.0 * tail / (double)Bn, 1.0)));
+                    } else {
+                        mr_ci ci;
+                        ck_assert_int_eq(mr_stats_bootstrap_mean(&ci, x, n, 1, Bn, level, 6,
+                                                                 "bootstrap/test/pct", NULL,
+                                                                 NULL),
+                                         MR_OK);
+                        ck_assert_msg(ci.lo == lo && ci.hi == hi, "n %zu B %d level %g", n, Bn,
+                                      level);
+                    }
+                }
+            }
+    free(means);
+}
+END_TEST
+
 START_TEST(bootstrap_plan_cache_is_bit_identical)
 {
     /* a kept resample plan (metrics/mr_boot.h) gives the CI of a fresh draw bit for bit:
@@ -471,6 +538,7 @@ int main(void)
     tcase_add_test(tc, bootstrap_is_deterministic_and_checks_args);
     tcase_add_test(tc, bootstrap_plan_is_the_stream);
     tcase_add_test(tc, bootstrap_plan_cache_is_bit_identical);
+    tcase_add_test(tc, bootstrap_percentiles_are_the_sorted_ones);
     tcase_add_test(tc, paired_bootstrap);
     tcase_add_test(tc, paired_test_without_bootstrap);
     tcase_add_test(tc, corruption_error);
