@@ -474,16 +474,13 @@ void mr_simd_avx512_set(int on)
     __atomic_store_n(&avx512_state, on ? -1 : 0, __ATOMIC_RELAXED);
 }
 
+#ifdef MR_AVX512
 /* softmax_tokens_avx512 takes it: rows of at most 64 logits, a top-k of at most 16 */
 static int tokens_kernel(int n, const double *h_topk, int k)
 {
-#ifdef MR_AVX512
     return mr_simd_avx512() && n <= 64 && (!h_topk || k <= 16);
-#else
-    (void)n, (void)h_topk, (void)k;
-    return 0;
-#endif
 }
+#endif
 
 double mr_softmax_entropy(float *restrict p, const float *restrict s, int n, const int *idx,
                           int k, double *h_topk, double *restrict acc)
