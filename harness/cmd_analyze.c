@@ -79,7 +79,7 @@ static int check_out(const char *dir, int *exists)
         if (big && mr_h5_attr_string(f, res, "config", big, 1 << 20, NULL) == MR_OK)
             ok = strncmp(big, "# moe-robust analyze", 20) == 0;
         free(big);
-        H5Fclose(f);
+        mr_h5_close(f);
     }
     MR_REQUIRE(ok, MR_EINPUT,
                "--out %s: exists and is not the output of an earlier `moe-robust analyze`; "

@@ -19,12 +19,13 @@ static _Atomic long unreleased; /* closes that libhdf5 failed (mr_h5.h) */
  * first call) and closes every identifier still open: one whose close failed on a
  * corrupt file points to memory already freed (HDFFV-11052), and the teardown crashes
  * (SEGV in H5F__close_cb). So this process owns the teardown: libhdf5 registers none
- * (H5dont_atexit, before its first call), and ours runs H5close only when no close
- * failed; otherwise the OS reclaims what libhdf5 held (every file this tool writes is
- * closed, or committed, before exit). */
+ * (H5dont_atexit, before its first call), and ours runs H5close only when no identifier
+ * is left open, whichever code's close failed; otherwise the OS reclaims what libhdf5
+ * held (every file this tool writes is closed, or committed, before exit). Counting the
+ * identifiers reads only libhdf5's table, not the objects they point to. */
 static void teardown(void)
 {
-    if (unreleased == 0) H5close();
+    if (H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0) H5close();
 }
 
 static void take_teardown(void)
