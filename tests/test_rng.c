@@ -32,19 +32,29 @@ START_TEST(any_component_changes_the_stream)
 }
 END_TEST
 
+/* Two equal fog streams, both `skip` words in, and *a's state loaded into *m: *m is
+ * checked against *b, which GSL alone advances. */
+static void twin_streams(gsl_rng **a, gsl_rng **b, mr_mt *m, uint64_t seed, uint64_t idx,
+                         int skip)
+{
+    *a = mr_rng_alloc(seed, "corrupt/fog", idx);
+    *b = mr_rng_alloc(seed, "corrupt/fog", idx);
+    for (int i = 0; i < skip; i++) {
+        gsl_rng_get(*a);
+        gsl_rng_get(*b);
+    }
+    ck_assert_int_eq(mr_mt_load(m, *a), 1);
+}
+
 START_TEST(inline_draws_are_gsls)
 {
     /* mr_mt (analysis/mr_rng.h) gives gsl_rng_get's words and gsl_rng_uniform's doubles
      * across several twists, from a fresh stream and from one part-way through a block,
      * and r continues after them once stored back */
     for (int skip = 0; skip < 700; skip += 233) {
-        gsl_rng *a = mr_rng_alloc(9, "corrupt/fog", 3), *b = mr_rng_alloc(9, "corrupt/fog", 3);
-        for (int i = 0; i < skip; i++) {
-            gsl_rng_get(a);
-            gsl_rng_get(b);
-        }
+        gsl_rng *a, *b;
         mr_mt m;
-        ck_assert_int_eq(mr_mt_load(&m, a), 1);
+        twin_streams(&a, &b, &m, 9, 3, skip);
         for (int i = 0; i < 3 * 624 + 5; i++) {
             if (i % 2)
                 ck_assert_uint_eq(mr_mt_next(&m), gsl_rng_get(b));
@@ -72,13 +82,9 @@ START_TEST(bulk_uniforms_are_gsls)
     static const size_t runs[] = {1, 7, 616, 624, 1500, 3, 4096};
     double u[4096];
     for (int skip = 0; skip < 700; skip += 233) {
-        gsl_rng *a = mr_rng_alloc(5, "corrupt/fog", 8), *b = mr_rng_alloc(5, "corrupt/fog", 8);
-        for (int i = 0; i < skip; i++) {
-            gsl_rng_get(a);
-            gsl_rng_get(b);
-        }
+        gsl_rng *a, *b;
         mr_mt m;
-        ck_assert_int_eq(mr_mt_load(&m, a), 1);
+        twin_streams(&a, &b, &m, 5, 8, skip);
         for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
             mr_mt_uniforms(&m, u, runs[r]);
             for (size_t i = 0; i < runs[r]; i++)
