@@ -52,6 +52,12 @@ build=${1:-build}
 bench=$build/bench/moe-robust-bench
 [ -x "$bench" ] || { echo "bench/run.sh: build first (cmake --build $build)" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "bench/run.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
+# OpenBLAS's own kernels for this CPU where it does not recognise it (scripts/blas-core),
+# for the C engine and PyTorch alike: the moe-robust CLI chooses them itself, the bench
+# binaries do not (harness/mr_blas_core.c)
+core=$(scripts/blas-core "$build/moe-robust")
+[ -z "$core" ] || export OPENBLAS_CORETYPE="$core"
+export BLAS_CORE="${OPENBLAS_CORETYPE:-as OpenBLAS detects}"
 THREADS=${THREADS:-2}
 C_REPS=${C_REPS:-3}
 TORCH_REPS=${TORCH_REPS:-1}
@@ -233,7 +239,8 @@ hdr = (f"{'model':26} {'router':10} {'C samp/s':>9} {'C tok/s':>9} {'PT samp/s':
 print(f"threads {os.environ['THREADS']}; RSS in MiB; ovh = time over the same model's softmax "
       f"row; oth = cores used by other processes during the run; C/PT cpu = the ratio of "
       f"tokens per process CPU second (not inflated by other processes); load average before "
-      f"{os.environ['LOAD0']}, after {os.environ['LOAD1']}; {os.environ['SECONDS_TOTAL']} s")
+      f"{os.environ['LOAD0']}, after {os.environ['LOAD1']}; {os.environ['SECONDS_TOTAL']} s; "
+      f"OpenBLAS kernels: {os.environ['BLAS_CORE']}")
 print("PTf = the best-effort PyTorch peer (tools/moe_fast.py); fwd GF/s = the C forward's "
       "matrix products per second (moe-robust-bench), %peak = its share of the sgemm peak "
       "measured in the same process (1024^3 per thread), by wall time and per CPU second")

@@ -6,6 +6,7 @@
 #include "../analysis/mr_engine.h"
 #include "../io/mr_fs.h"
 #include "../io/mr_h5.h"
+#include "mr_blas_core.h"
 #include "mr_cli.h"
 
 #ifndef MR_VERSION
@@ -46,7 +47,12 @@ static void usage(FILE *fp)
             "\n"
             "Run 'moe-robust COMMAND --help' for a command's options; --version (also after\n"
             "any command) prints the version.\n"
-            "Exit status: 0 success, 2 bad input (file, option, value), 1 runtime failure.\n",
+            "Exit status: 0 success, 2 bad input (file, option, value), 1 runtime failure.\n"
+            "\n"
+            "Environment: where OpenBLAS does not recognise the CPU and falls back to its\n"
+            "generic Prescott kernels, moe-robust re-executes itself once with\n"
+            "OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2, FMA); an OPENBLAS_CORETYPE\n"
+            "already set is kept, and MR_BLAS_CORE=off keeps OpenBLAS's own choice.\n",
             MR_VERSION);
 }
 
@@ -81,6 +87,7 @@ int mr_cli_version(void)
 
 int main(int argc, char **argv)
 {
+    mr_blas_core_choose(argv); /* before anything else: it may re-execute the program */
     mr_h5_quiet(); /* the main thread; io/ silences every other thread it runs HDF5 on */
     int rc = dispatch(argc, argv);
     return finish_stdout(argc >= 2 ? argv[1] : NULL, rc);

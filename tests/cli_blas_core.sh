@@ -1,0 +1,36 @@
+#!/bin/sh
+# The CLI's OpenBLAS kernels (harness/mr_blas_core.c): where OpenBLAS falls back to its
+# Prescott kernels on a CPU with AVX-512 or AVX2 + FMA, the CLI runs with the kernels
+# that scripts/blas-core names for that CPU (checked against the CPU's flags there, not
+# here); elsewhere with OpenBLAS's own choice. A user's OPENBLAS_CORETYPE and
+# MR_BLAS_CORE=off are kept; the re-executed run computes what an explicit
+# OPENBLAS_CORETYPE computes (the same arguments reach it).
+set -u
+bin=$1
+fail=0
+m=tests/fixtures/tiny-classify.h5; d=tests/fixtures/tiny-images.h5
+# the kernels the last OpenBLAS loaded in the process chain reports (OPENBLAS_VERBOSE=2)
+core() { env -u OPENBLAS_CORETYPE -u MR_BLAS_CORE "$@" OPENBLAS_VERBOSE=2 "$bin" --version 2>&1 |
+         sed -n 's/^Core: //p' | tail -n 1; }
+check() { # check WHAT GOT WANT
+  if [ "$2" = "$3" ]; then echo "ok   $1: $2"; else echo "FAIL $1: kernels '$2', expected '$3'"; fail=1; fi
+}
+detected=$(core MR_BLAS_CORE=off)
+wanted=$(env -u OPENBLAS_CORETYPE scripts/blas-core "$bin")
+[ -n "$detected" ] || { echo "FAIL OpenBLAS printed no 'Core:' line with OPENBLAS_VERBOSE=2"; exit 1; }
+echo "OpenBLAS detects '$detected'; scripts/blas-core names '${wanted:-nothing}'"
+check "default" "$(core)" "${wanted:-$detected}"
+check "MR_BLAS_CORE=off" "$detected" "$(core MR_BLAS_CORE=off)"
+check "OPENBLAS_CORETYPE=Prescott kept" "$(core OPENBLAS_CORETYPE=Prescott)" Prescott
+# the re-executed process gets the same arguments and gives the same results and status
+if [ -n "$wanted" ]; then
+  a=$(env -u OPENBLAS_CORETYPE "$bin" eval --model $m --data $d --bootstrap 50 2>&1); ra=$?
+  b=$(OPENBLAS_CORETYPE=$wanted "$bin" eval --model $m --data $d --bootstrap 50 2>&1); rb=$?
+  if [ $ra -ne 0 ] || [ "$a" != "$b" ]; then
+    echo "FAIL eval re-executed (exit $ra) differs from eval with OPENBLAS_CORETYPE=$wanted (exit $rb)"
+    fail=1
+  else echo "ok   eval re-executed = eval with OPENBLAS_CORETYPE=$wanted"; fi
+  env -u OPENBLAS_CORETYPE "$bin" eval --model $m --data $d --batch x >/dev/null 2>&1; rc=$?
+  check "bad option's exit status after re-execution" "$rc" 2
+fi
+exit $fail
