@@ -250,9 +250,14 @@ MR_AVX512_TARGET static inline __attribute__((always_inline)) __m512 exp_avx512(
 /* softmax_entropy_loops in registers of 16 floats with exp_avx512 instead of libmvec's
  * expf calls (those and the double sums were 28 % of `moe-robust analyze`,
  * docs/performance.md): the same formulas, the probabilities within a few ulp of
- * mr_softmax_rows's; each e_i d_i rounded to float once before its double sum (6e-8
- * relative: the terms have one sign, so the sum keeps that bound); the top-k's terms
- * gathered (k <= 16). */
+ * mr_softmax_rows's; Z = sum e_i in double; sum e_i d_i in 16 float lanes, one fused
+ * multiply-add per block of 16 (one rounding of 6e-8 each: the terms have one sign, so
+ * the sum's relative error stays below (blocks + 1) x 6e-8, 3e-7 for 64 logits, and the
+ * entropy's, ln Z plus a non-negative term, below that), then the lanes in double: the
+ * double conversions of those products were a fifth of the kernel (65 -> 58 ns a token
+ * of 64 logits with top-8, docs/performance.md). Z keeps its double sum: the maximum's
+ * e = 1 would take float's absolute rounding of 6e-8 into ln Z, too much where the
+ * entropy is small. The top-k's terms gathered (k <= 16). */
 MR_AVX512_TARGET static double softmax_entropy_avx512(float *restrict p,
                                                       const float *restrict s, int n,
                                                       const int *idx, int k, double *h_topk,
@@ -267,20 +272,19 @@ MR_AVX512_TARGET static double softmax_entropy_avx512(float *restrict p,
     }
     float mx = _mm512_reduce_max_ps(vm);
     const __m512 vmx = _mm512_set1_ps(mx);
-    __m512d sum0 = _mm512_setzero_pd(), sum1 = sum0, dot0 = sum0, dot1 = sum0;
+    __m512d sum0 = _mm512_setzero_pd(), sum1 = sum0;
+    __m512 dotf = _mm512_setzero_ps();
     for (int i = 0; i < n; i += 16) {
         __mmask16 m = i + 16 <= n ? (__mmask16)0xffff : tail;
         __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, s + i), vmx);
         __m512 e = _mm512_maskz_mov_ps(m, exp_avx512(d));
         _mm512_mask_storeu_ps(p + i, m, e);
-        __m512 ed = _mm512_mul_ps(e, d);
         sum0 = _mm512_add_pd(sum0, CVT_LO(e));
         sum1 = _mm512_add_pd(sum1, CVT_HI(e));
-        dot0 = _mm512_add_pd(dot0, CVT_LO(ed));
-        dot1 = _mm512_add_pd(dot1, CVT_HI(ed));
+        dotf = _mm512_fmadd_ps(e, d, dotf);
     }
     double sum = _mm512_reduce_add_pd(_mm512_add_pd(sum0, sum1));
-    double dot = _mm512_reduce_add_pd(_mm512_add_pd(dot0, dot1));
+    double dot = _mm512_reduce_add_pd(_mm512_add_pd(CVT_LO(dotf), CVT_HI(dotf)));
     double sk = 1.0, dk = 0.0; /* no top-k: ln 1 - 0, unused */
     if (h_topk && k <= 16) {
         __mmask16 km = (__mmask16)((1u << k) - 1u);
@@ -362,23 +366,22 @@ softmax_tokens_reg(double *restrict h, double *restrict h_topk, float *restrict 
             vm = _mm512_max_ps(v[b], vm); /* NaN: ignored */
         }
         const __m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(vm));
-        __m512d sum0 = _mm512_setzero_pd(), sum1 = sum0, dot0 = sum0, dot1 = sum0;
+        __m512d sum0 = _mm512_setzero_pd(), sum1 = sum0;
         _Pragma("GCC unroll 4")
         for (int b = 0; b < NB; b++) {
             d[b] = _mm512_maskz_sub_ps(m[b], v[b], vmx);
             e[b] = _mm512_maskz_mov_ps(m[b], exp_avx512(d[b]));
             _mm512_mask_storeu_ps(p + (size_t)t * n + 16 * b, m[b], e[b]);
         }
+        __m512 dot = _mm512_setzero_ps();
         _Pragma("GCC unroll 4")
         for (int b = 0; b < NB; b++) { /* softmax_entropy_avx512's order of the sums */
-            __m512 ed = _mm512_mul_ps(e[b], d[b]);
             sum0 = _mm512_add_pd(sum0, CVT_LO(e[b]));
             sum1 = _mm512_add_pd(sum1, CVT_HI(e[b]));
-            dot0 = _mm512_add_pd(dot0, CVT_LO(ed));
-            dot1 = _mm512_add_pd(dot1, CVT_HI(ed));
+            dot = _mm512_fmadd_ps(e[b], d[b], dot);
         }
         zs[t] = _mm512_reduce_add_pd(_mm512_add_pd(sum0, sum1));
-        ds[t] = _mm512_reduce_add_pd(_mm512_add_pd(dot0, dot1));
+        ds[t] = _mm512_reduce_add_pd(_mm512_add_pd(CVT_LO(dot), CVT_HI(dot)));
         if (!h_topk) continue;
         __mmask16 km = (__mmask16)((1u << k) - 1u);
         __m512i vi = _mm512_maskz_loadu_epi32(km, idx + (size_t)t * k); /* idx < n */
@@ -472,6 +475,26 @@ int mr_simd_avx512(void)
 void mr_simd_avx512_set(int on)
 {
     __atomic_store_n(&avx512_state, on ? -1 : 0, __ATOMIC_RELAXED);
+}
+
+static int vbmi2_state = -1; /* as avx512_state, for mr_simd_vbmi2 */
+
+int mr_simd_vbmi2(void)
+{
+    int on = __atomic_load_n(&vbmi2_state, __ATOMIC_RELAXED);
+    if (on < 0) {
+        on = 0;
+#ifdef MR_AVX512
+        on = __builtin_cpu_supports("avx512vbmi2");
+#endif
+        __atomic_store_n(&vbmi2_state, on, __ATOMIC_RELAXED);
+    }
+    return on && mr_simd_avx512();
+}
+
+void mr_simd_vbmi2_set(int on)
+{
+    __atomic_store_n(&vbmi2_state, on ? -1 : 0, __ATOMIC_RELAXED);
 }
 
 #ifdef MR_AVX512

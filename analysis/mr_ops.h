@@ -87,6 +87,12 @@ double mr_softmax_entropy_general(float *restrict p, const float *restrict s, in
  * while other threads compute (the choice must not change within a run). */
 int mr_simd_avx512(void);
 void mr_simd_avx512_set(int on);
+/* Whether the kernels that also need AVX-512 VBMI2 (Ice Lake and later: the top-k of
+ * rows of 33 to 64 scores) run: mr_simd_avx512() and the CPU has it, and
+ * mr_simd_vbmi2_set(0) has not turned them off (then the AVX-512 F kernels run). For the
+ * tests and benchmarks, as mr_simd_avx512_set. */
+int mr_simd_vbmi2(void);
+void mr_simd_vbmi2_set(int on);
 
 /* Grouped-query attention core (Ainslie et al. 2023) for B sequences of T tokens:
  * qkv[B, T, (NH + 2 NKV) hd] holds NH query heads, then NKV key heads, then NKV value

@@ -142,7 +142,8 @@ void mr_route_topk(int *idx, const float *p, int E, int k);
  * where the CPU has AVX-512): for the tests, which check both. */
 void mr_route_topk_portable(int *idx, const float *p, int E, int k);
 /* mr_route_topk of nt rows p[nt, E] into idx[nt, k]: the same choices; on CPUs with
- * AVX-512 two rows' searches side by side (their latencies overlapped). */
+ * AVX-512 two rows' searches side by side (their latencies overlapped), four for rows of
+ * 33 to 64 scores where the CPU also has AVX-512 VBMI2. */
 void mr_route_topk_tokens(int *idx, const float *p, int nt, int E, int k);
 /* Weights of the chosen experts: renorm -> p_e / sum over the k; none -> p_e. */
 void mr_route_weights(float *w, const float *p, const int *idx, int k, int gate_norm);

@@ -18,7 +18,8 @@
  * candidates (many ties) or k > 16 take one insertion pass instead.
  * It replaced an insertion pass whose data-dependent branches were 45 % of analyze's
  * profile, then loops that GCC vectorized with scalar reductions, then GCC vector
- * extensions (docs/performance.md). */
+ * extensions (docs/performance.md). Rows of 33 to 64 scores on CPUs with AVX-512 VBMI2
+ * take topk_fast64_q: the same steps, the candidates gathered from a 64-bit mask. */
 #include "mr_router.h"
 
 #include <math.h>
@@ -68,6 +69,9 @@ static void topk_insert(int *idx, const float *p, int E, int k)
 }
 
 #ifdef MR_AVX512
+/* Rows searched side by side at most (topk_fast64_q's Q) */
+#define TOPK_Q 4
+
 /* Steps 1-3 in AVX-512 registers (E > 32, k <= 16): 1 if idx holds the top-k, 0 when
  * there are more than 16 candidates (many ties), -1 when p holds a NaN. Branch-free but
  * for those two rare exits:
@@ -82,41 +86,100 @@ static void topk_insert(int *idx, const float *p, int E, int k)
  *     (found by the ranks' sum) equal values in lower lanes; ranks 0 .. k-1 scattered
  *     into idx (vpscatterdd).
  * It replaced the same steps in GCC vector extensions, which ended each in scalar code
- * (115 ns per token of 64 scores on the 2-core VM, a third of analyze; docs/performance.md). */
+ * (115 ns per token of 64 scores on the 2-core VM, a third of analyze; docs/performance.md).
+ * Q rows side by side (Q <= TOPK_Q): one row's chains of dependent compares and adds run
+ * next to the others'. Steps 1 and 3 (topk_threshold_q, topk_rank_q) are shared with
+ * topk_fast64_q below. */
+
+/* Step 1 for Q rows from their group maxima g[q] and NaN masks nan[q]: the threshold
+ * vt[q] (broadcast), and st[q] = -1 where the row holds a NaN, else 1. */
+MR_AVX512_TARGET static inline __attribute__((always_inline)) void
+topk_threshold_q(int *st, __m512 *vt, const __m512 *g, const __mmask16 *nan, int k, const int Q)
+{
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i ge[TOPK_Q];
+    float ga[TOPK_Q][16];
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; q++) {
+        st[q] = nan[q] ? -1 : 1;
+        _mm512_storeu_ps(ga[q], g[q]);
+        ge[q] = _mm512_setzero_si512();
+    }
+    /* the lanes broadcast from memory (load ports): from the register GCC takes each by
+     * a permute, two more uops on port 5, which the compares need (60 -> 52 ns a token) */
+    __asm__("" : "+m"(ga));
+#pragma GCC unroll 16
+    for (int m = 0; m < 16; m++)
+#pragma GCC unroll 4
+        for (int q = 0; q < Q; q++)
+            ge[q] = _mm512_mask_add_epi32(
+                ge[q], _mm512_cmp_ps_mask(_mm512_set1_ps(ga[q][m]), g[q], _CMP_GE_OQ), ge[q], one);
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; q++)
+        vt[q] = _mm512_set1_ps(
+            _mm512_mask_reduce_max_ps(_mm512_cmpge_epi32_mask(ge[q], _mm512_set1_epi32(k)), g[q]));
+}
+
+/* Step 3 for Q rows: the n[q] candidates cv[q] / ci[q] (in index order, -Inf beyond n[q])
+ * ranked, the first k scattered into idx[q]; rows with st[q] != 1 left alone. */
+MR_AVX512_TARGET static inline __attribute__((always_inline)) void
+topk_rank_q(int *const *idx, const int *st, const __m512 *cv, const __m512i *ci, const int *n,
+            int k, const int Q)
+{
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i rank[TOPK_Q];
+    float ca[TOPK_Q][16];
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; q++) {
+        _mm512_storeu_ps(ca[q], cv[q]);
+        rank[q] = _mm512_setzero_si512();
+    }
+    __asm__("" : "+m"(ca)); /* broadcasts from memory, as in topk_threshold_q */
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++)
+#pragma GCC unroll 4
+        for (int q = 0; q < Q; q++)
+            rank[q] = _mm512_mask_add_epi32(
+                rank[q], _mm512_cmp_ps_mask(_mm512_set1_ps(ca[q][j]), cv[q], _CMP_GT_OQ), rank[q], one);
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; q++) {
+        if (st[q] != 1) continue;
+        if (_mm512_mask_reduce_add_epi32((__mmask16)((1u << n[q]) - 1u), rank[q]) != n[q] * (n[q] - 1) / 2)
+            for (int j = 0; j < 16; j++) /* lanes i > j: j is before them on equal values */
+                rank[q] = _mm512_mask_add_epi32(
+                    rank[q], _mm512_mask_cmp_ps_mask((__mmask16)(0xfffeu << j), _mm512_set1_ps(ca[q][j]),
+                                                     cv[q], _CMP_EQ_OQ),
+                    rank[q], one);
+        _mm512_mask_i32scatter_epi32(idx[q], _mm512_cmplt_epi32_mask(rank[q], _mm512_set1_epi32(k)),
+                                     rank[q], ci[q], 4);
+    }
+}
+
 MR_AVX512_TARGET static inline __attribute__((always_inline)) void
 topk_fast_q(int *st, int *const *idx, const float *const *p, int E, int k, const int Q)
 {
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    const __m512i one = _mm512_set1_epi32(1);
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __mmask16 tail = (__mmask16)((1u << (E & 15)) - 1u), nan[2] = {0, 0};
-    __m512 g[2], vt[2], cv[2];
-    __m512i ge[2], ci[2], rank[2];
-    float ga[2][16], ca[2][16];
-    int n[2] = {0, 0};
-    /* 1. the threshold (a token's chains next to the other token's: Q = 2) */
-    for (int q = 0; q < Q; q++) g[q] = ninf;
+    __mmask16 tail = (__mmask16)((1u << (E & 15)) - 1u), nan[TOPK_Q];
+    __m512 g[TOPK_Q], vt[TOPK_Q], cv[TOPK_Q];
+    __m512i ci[TOPK_Q];
+    int n[TOPK_Q];
+    /* 1. the threshold */
+    for (int q = 0; q < Q; q++) {
+        g[q] = ninf;
+        nan[q] = 0;
+    }
     for (int b0 = 0; b0 < E; b0 += 16)
         for (int q = 0; q < Q; q++) {
             __m512 x = _mm512_mask_loadu_ps(ninf, b0 + 16 <= E ? (__mmask16)0xffff : tail, p[q] + b0);
             nan[q] |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
             g[q] = _mm512_max_ps(x, g[q]);
         }
+    topk_threshold_q(st, vt, g, nan, k, Q);
     for (int q = 0; q < Q; q++) {
-        st[q] = nan[q] ? -1 : 1;
-        _mm512_storeu_ps(ga[q], g[q]);
-        ge[q] = _mm512_setzero_si512();
-    }
-#pragma GCC unroll 16
-    for (int m = 0; m < 16; m++)
-        for (int q = 0; q < Q; q++)
-            ge[q] = _mm512_mask_add_epi32(
-                ge[q], _mm512_cmp_ps_mask(_mm512_set1_ps(ga[q][m]), g[q], _CMP_GE_OQ), ge[q], one);
-    for (int q = 0; q < Q; q++) {
-        vt[q] = _mm512_set1_ps(
-            _mm512_mask_reduce_max_ps(_mm512_cmpge_epi32_mask(ge[q], _mm512_set1_epi32(k)), g[q]));
         cv[q] = ninf;
         ci[q] = _mm512_set1_epi32(INT32_MAX);
+        n[q] = 0;
     }
     /* 2. the candidates */
     for (int b0 = 0; b0 < E; b0 += 16)
@@ -139,26 +202,7 @@ topk_fast_q(int *st, int *const *idx, const float *const *p, int E, int k, const
         }
     /* 3. ranks: the larger values; where the candidates' values repeat (their ranks
      * then sum to less than n (n - 1) / 2), also the equal values in lower lanes */
-    for (int q = 0; q < Q; q++) {
-        _mm512_storeu_ps(ca[q], cv[q]);
-        rank[q] = _mm512_setzero_si512();
-    }
-#pragma GCC unroll 16
-    for (int j = 0; j < 16; j++)
-        for (int q = 0; q < Q; q++)
-            rank[q] = _mm512_mask_add_epi32(
-                rank[q], _mm512_cmp_ps_mask(_mm512_set1_ps(ca[q][j]), cv[q], _CMP_GT_OQ), rank[q], one);
-    for (int q = 0; q < Q; q++) {
-        if (st[q] != 1) continue;
-        if (_mm512_mask_reduce_add_epi32((__mmask16)((1u << n[q]) - 1u), rank[q]) != n[q] * (n[q] - 1) / 2)
-            for (int j = 0; j < 16; j++) /* lanes i > j: j is before them on equal values */
-                rank[q] = _mm512_mask_add_epi32(
-                    rank[q], _mm512_mask_cmp_ps_mask((__mmask16)(0xfffeu << j), _mm512_set1_ps(ca[q][j]),
-                                                     cv[q], _CMP_EQ_OQ),
-                    rank[q], one);
-        _mm512_mask_i32scatter_epi32(idx[q], _mm512_cmplt_epi32_mask(rank[q], _mm512_set1_epi32(k)),
-                                     rank[q], ci[q], 4);
-    }
+    topk_rank_q(idx, st, cv, ci, n, k, Q);
 }
 
 MR_AVX512_TARGET static int topk_avx512_fast(int *idx, const float *p, int E, int k)
@@ -175,6 +219,79 @@ MR_AVX512_TARGET static void topk_avx512_fast2(int *st, int *const *idx, const f
                                                int E, int k)
 {
     topk_fast_q(st, idx, p, E, k, 2);
+}
+
+#define MR_VBMI2_TARGET                                                                      \
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi2,fma,f16c")))
+
+/* topk_fast_q for rows of 33 to 64 scores (OLMoE's and DeepSeek-MoE's 64, Qwen1.5-MoE's
+ * 60) on CPUs with AVX-512 VBMI2 (Ice Lake and later), Q <= TOPK_Q rows side by side: a
+ * row's four blocks stay in registers from their load; one NaN test on their sum (where
+ * Inf - Inf reads as NaN too, the row takes the portable path, right for every input);
+ * step 2 without its chain of compresses and expands per block: the candidates' 64-bit
+ * mask compresses a byte ramp 0..63 (vpcompressb) into their indices in index order,
+ * widened to 16 lanes, and their values are picked from the registers by two two-table
+ * permutes (vpermt2ps) and a blend. The same threshold, candidates and ranks, so the same
+ * choices (test_router runs both kernels against the selection sort). Four rows at a
+ * time: a token's top-k of 64 scores in 34.5 ns against topk_fast_q's 52 (two rows) in
+ * a micro-benchmark (docs/performance.md). */
+MR_VBMI2_TARGET static inline __attribute__((always_inline)) void
+topk_fast64_q(int *st, int *const *idx, const float *const *p, int E, int k, const int Q)
+{
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    const __m512i ramp = _mm512_set_epi64(0x3f3e3d3c3b3a3938, 0x3736353433323130, 0x2f2e2d2c2b2a2928,
+                                          0x2726252423222120, 0x1f1e1d1c1b1a1918, 0x1716151413121110,
+                                          0x0f0e0d0c0b0a0908, 0x0706050403020100);
+    __mmask16 in[4];
+    for (int b = 0; b < 4; b++) {
+        int left = E - 16 * b;
+        in[b] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1u) : 0;
+    }
+    __m512 x[TOPK_Q][4], g[TOPK_Q], vt[TOPK_Q], cv[TOPK_Q]; /* [16] each */
+    __m512i ci[TOPK_Q];
+    __mmask16 nan[TOPK_Q];
+    int n[TOPK_Q];
+    /* 1. the threshold */
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; q++) {
+#pragma GCC unroll 4
+        for (int b = 0; b < 4; b++) x[q][b] = _mm512_mask_loadu_ps(ninf, in[b], p[q] + 16 * b);
+        __m512 sum = _mm512_add_ps(_mm512_add_ps(x[q][0], x[q][1]), _mm512_add_ps(x[q][2], x[q][3]));
+        nan[q] = _mm512_cmp_ps_mask(sum, sum, _CMP_UNORD_Q);
+        g[q] = _mm512_max_ps(_mm512_max_ps(x[q][0], x[q][1]), _mm512_max_ps(x[q][2], x[q][3]));
+    }
+    topk_threshold_q(st, vt, g, nan, k, Q);
+    /* 2. the candidates: their indices from the mask, their values from the registers;
+     * more than 16: st = 0 (n, cv and ci are then not used) */
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; q++) {
+        uint64_t m = 0;
+#pragma GCC unroll 4
+        for (int b = 0; b < 4; b++)
+            m |= (uint64_t)_mm512_mask_cmp_ps_mask(in[b], x[q][b], vt[q], _CMP_GE_OQ) << (16 * b);
+        n[q] = __builtin_popcountll(m);
+        if (n[q] > 16 && st[q] == 1) st[q] = 0;
+        ci[q] = _mm512_cvtepu8_epi32(_mm512_castsi512_si128(_mm512_maskz_compress_epi8(m, ramp)));
+        __mmask16 hi = _mm512_test_epi32_mask(ci[q], _mm512_set1_epi32(32)); /* blocks 2, 3 */
+        __m512 v = _mm512_mask_blend_ps(hi, _mm512_permutex2var_ps(x[q][0], ci[q], x[q][1]),
+                                        _mm512_permutex2var_ps(x[q][2], ci[q], x[q][3]));
+        cv[q] = _mm512_mask_mov_ps(ninf, (__mmask16)(n[q] >= 16 ? 0xffffu : (1u << n[q]) - 1u), v);
+    }
+    /* 3. ranks (the unused lanes' index 0 is never placed: their rank is n >= k) */
+    topk_rank_q(idx, st, cv, ci, n, k, Q);
+}
+
+MR_VBMI2_TARGET static int topk_vbmi2_fast(int *idx, const float *p, int E, int k)
+{
+    int st;
+    topk_fast64_q(&st, &idx, &p, E, k, 1);
+    return st;
+}
+
+MR_VBMI2_TARGET static void topk_vbmi2_fast4(int *st, int *const *idx, const float *const *p,
+                                             int E, int k)
+{
+    topk_fast64_q(st, idx, p, E, k, TOPK_Q);
 }
 #endif
 
@@ -258,11 +375,14 @@ static void topk_portable(int *idx, const float *p, int E, int k)
 
 #ifdef MR_AVX512
 /* The AVX-512 path (CPUs without it keep topk_portable) */
+static void topk_exit(int st, int *idx, const float *p, int E, int k);
+
 static void topk_avx512(int *idx, const float *p, int E, int k)
 {
-    int st = k > TOPK_GROUPS || E <= TOPK_CAND ? -1 : topk_avx512_fast(idx, p, E, k);
-    if (st < 0) topk_portable(idx, p, E, k); /* NaN, k > 16, E <= 32 */
-    else if (st == 0) topk_insert(idx, p, E, k);
+    int st = k > TOPK_GROUPS || E <= TOPK_CAND ? -1 /* k > 16, E <= 32 */
+             : E <= 64 && mr_simd_vbmi2()      ? topk_vbmi2_fast(idx, p, E, k)
+                                               : topk_avx512_fast(idx, p, E, k);
+    topk_exit(st, idx, p, E, k);
 }
 
 #endif
@@ -278,20 +398,32 @@ void mr_route_topk(int *idx, const float *p, int E, int k)
     topk_portable(idx, p, E, k);
 }
 
+/* A token's exits from the fast kernels: a NaN (-1) to the portable path, more than 16
+ * candidates (0) to the insertion pass */
+static void topk_exit(int st, int *idx, const float *p, int E, int k)
+{
+    if (st < 0) topk_portable(idx, p, E, k);
+    else if (st == 0) topk_insert(idx, p, E, k);
+}
+
 void mr_route_topk_tokens(int *idx, const float *p, int nt, int E, int k)
 {
     int t = 0;
 #ifdef MR_AVX512
-    if (mr_simd_avx512() && k <= TOPK_GROUPS && E > TOPK_CAND)
-        for (; t + 2 <= nt; t += 2) {
-            int st[2], *ix[2] = {idx + (size_t)t * k, idx + (size_t)(t + 1) * k};
-            const float *px[2] = {p + (size_t)t * E, p + (size_t)(t + 1) * E};
-            topk_avx512_fast2(st, ix, px, E, k);
-            for (int q = 0; q < 2; q++) {
-                if (st[q] < 0) topk_portable(ix[q], px[q], E, k); /* NaN */
-                else if (st[q] == 0) topk_insert(ix[q], px[q], E, k);
-            }
+    int fast = k <= TOPK_GROUPS && E > TOPK_CAND;
+    int q4 = fast && E <= 64 && mr_simd_vbmi2(); /* topk_fast64_q, four rows a call */
+    int Q = q4 ? TOPK_Q : fast && mr_simd_avx512() ? 2 : 0;
+    for (; Q && t + Q <= nt; t += Q) {
+        int st[TOPK_Q], *ix[TOPK_Q];
+        const float *px[TOPK_Q];
+        for (int q = 0; q < Q; q++) {
+            ix[q] = idx + (size_t)(t + q) * k;
+            px[q] = p + (size_t)(t + q) * E;
         }
+        if (q4) topk_vbmi2_fast4(st, ix, px, E, k);
+        else topk_avx512_fast2(st, ix, px, E, k);
+        for (int q = 0; q < Q; q++) topk_exit(st[q], ix[q], px[q], E, k);
+    }
 #endif
     for (; t < nt; t++) mr_route_topk(idx + (size_t)t * k, p + (size_t)t * E, E, k);
 }

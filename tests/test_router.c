@@ -67,8 +67,10 @@ START_TEST(topk_matches_selection_sort)
                 }
                 for (int k = 1; k <= E && k <= 20; k++) {
                     topk_reference(want, p, E, k);
-                    for (int path = 0; path < 3; path++) {
-                        mr_simd_avx512_set(path != 2); /* 2: the dispatch without AVX-512 */
+                    for (int path = 0; path < 4; path++) {
+                        /* 2: the dispatch without AVX-512; 3: AVX-512 without VBMI2 */
+                        mr_simd_avx512_set(path != 2);
+                        mr_simd_vbmi2_set(path != 3);
                         if (path == 1) mr_route_topk_portable(got, p, E, k);
                         else mr_route_topk(got, p, E, k);
                         for (int j = 0; j < k; j++)
@@ -82,11 +84,13 @@ START_TEST(topk_matches_selection_sort)
         }
     }
     mr_simd_avx512_set(1);
+    mr_simd_vbmi2_set(1);
     ck_assert_int_gt(cases, 10000);
 }
 END_TEST
 
-/* mr_route_topk_tokens (two rows side by side on CPUs with AVX-512) against the reference,
+/* mr_route_topk_tokens (four rows side by side on CPUs with AVX-512 VBMI2 and rows of 33
+ * to 64 scores, two with AVX-512 F only) against the reference,
  * row by row, on runs of rows of mixed kinds (noise, ties, infinities, a NaN, more than
  * 16 candidates) so that each row of a pair meets the other's exits, odd and even counts,
  * with and without the AVX-512 kernels. */
@@ -97,8 +101,10 @@ START_TEST(topk_tokens_match_selection_sort)
     static float p[NT * EMAX];
     int got[NT * 20], want[20];
     uint64_t x = 0x9e3779b97f4a7c15ULL;
-    for (int path = 0; path < 2; path++) {
-        mr_simd_avx512_set(path == 0);
+    for (int path = 0; path < 3; path++) { /* AVX-512 (with VBMI2 where the CPU has
+                                              it), none, AVX-512 without VBMI2 */
+        mr_simd_avx512_set(path != 1);
+        mr_simd_vbmi2_set(path != 2);
         for (size_t ie = 0; ie < sizeof Es / sizeof *Es; ie++) {
             int E = Es[ie];
             for (int rep = 0; rep < 30; rep++)
@@ -131,6 +137,7 @@ START_TEST(topk_tokens_match_selection_sort)
         }
     }
     mr_simd_avx512_set(1);
+    mr_simd_vbmi2_set(1);
 }
 END_TEST
 
