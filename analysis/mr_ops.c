@@ -250,14 +250,17 @@ MR_AVX512_TARGET static inline __attribute__((always_inline)) __m512 exp_avx512(
 /* softmax_entropy_loops in registers of 16 floats with exp_avx512 instead of libmvec's
  * expf calls (those and the double sums were 28 % of `moe-robust analyze`,
  * docs/performance.md): the same formulas, the probabilities within a few ulp of
- * mr_softmax_rows's; Z = sum e_i in double; sum e_i d_i in 16 float lanes, one fused
- * multiply-add per block of 16 (one rounding of 6e-8 each: the terms have one sign, so
- * the sum's relative error stays below (blocks + 1) x 6e-8, 3e-7 for 64 logits, and the
- * entropy's, ln Z plus a non-negative term, below that), then the lanes in double: the
- * double conversions of those products were a fifth of the kernel (65 -> 58 ns a token
- * of 64 logits with top-8, docs/performance.md). Z keeps its double sum: the maximum's
- * e = 1 would take float's absolute rounding of 6e-8 into ln Z, too much where the
- * entropy is small. The top-k's terms gathered (k <= 16). */
+ * mr_softmax_rows's; the top-k's terms gathered (k <= 16). The two sums in 16 float
+ * lanes, one rounding per block of 16, then the lanes in double (converting every
+ * term to double was a fifth of the kernel: 65 -> 54 ns a token of 64 logits with
+ * top-8, docs/performance.md):
+ *  - sum e_i d_i by fused multiply-adds: the terms have one sign, so the relative error
+ *    stays below (blocks + 1) x 6e-8, and the entropy's (ln Z plus that non-negative
+ *    term) below that;
+ *  - Z = (the count of logits equal to the maximum, whose e = exp(0) = 1 exactly) + the
+ *    sum of the others' e < 1 in float: a maximum's 1 in a float lane would carry float's
+ *    absolute rounding (6e-8) into ln Z, too much where the entropy is small
+ *    (tests/test_ops.c checks H ~ 1e-4 to 1e-6 relative). */
 MR_AVX512_TARGET static double softmax_entropy_avx512(float *restrict p,
                                                       const float *restrict s, int n,
                                                       const int *idx, int k, double *h_topk,
@@ -272,18 +275,19 @@ MR_AVX512_TARGET static double softmax_entropy_avx512(float *restrict p,
     }
     float mx = _mm512_reduce_max_ps(vm);
     const __m512 vmx = _mm512_set1_ps(mx);
-    __m512d sum0 = _mm512_setzero_pd(), sum1 = sum0;
-    __m512 dotf = _mm512_setzero_ps();
+    __m512 zf = _mm512_setzero_ps(), dotf = zf;
+    int top = 0;
     for (int i = 0; i < n; i += 16) {
         __mmask16 m = i + 16 <= n ? (__mmask16)0xffff : tail;
         __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, s + i), vmx);
         __m512 e = _mm512_maskz_mov_ps(m, exp_avx512(d));
         _mm512_mask_storeu_ps(p + i, m, e);
-        sum0 = _mm512_add_pd(sum0, CVT_LO(e));
-        sum1 = _mm512_add_pd(sum1, CVT_HI(e));
+        __mmask16 at = _mm512_mask_cmp_ps_mask(m, d, _mm512_setzero_ps(), _CMP_EQ_OQ);
+        top += __builtin_popcount(at);
+        zf = _mm512_mask_add_ps(zf, (__mmask16)~at, zf, e);
         dotf = _mm512_fmadd_ps(e, d, dotf);
     }
-    double sum = _mm512_reduce_add_pd(_mm512_add_pd(sum0, sum1));
+    double sum = (double)top + _mm512_reduce_add_pd(_mm512_add_pd(CVT_LO(zf), CVT_HI(zf)));
     double dot = _mm512_reduce_add_pd(_mm512_add_pd(CVT_LO(dotf), CVT_HI(dotf)));
     double sk = 1.0, dk = 0.0; /* no top-k: ln 1 - 0, unused */
     if (h_topk && k <= 16) {
@@ -366,21 +370,22 @@ softmax_tokens_reg(double *restrict h, double *restrict h_topk, float *restrict 
             vm = _mm512_max_ps(v[b], vm); /* NaN: ignored */
         }
         const __m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(vm));
-        __m512d sum0 = _mm512_setzero_pd(), sum1 = sum0;
         _Pragma("GCC unroll 4")
         for (int b = 0; b < NB; b++) {
             d[b] = _mm512_maskz_sub_ps(m[b], v[b], vmx);
             e[b] = _mm512_maskz_mov_ps(m[b], exp_avx512(d[b]));
             _mm512_mask_storeu_ps(p + (size_t)t * n + 16 * b, m[b], e[b]);
         }
-        __m512 dot = _mm512_setzero_ps();
+        __m512 zf = _mm512_setzero_ps(), dot = zf;
+        int top = 0;
         _Pragma("GCC unroll 4")
         for (int b = 0; b < NB; b++) { /* softmax_entropy_avx512's order of the sums */
-            sum0 = _mm512_add_pd(sum0, CVT_LO(e[b]));
-            sum1 = _mm512_add_pd(sum1, CVT_HI(e[b]));
+            __mmask16 at = _mm512_mask_cmp_ps_mask(m[b], d[b], _mm512_setzero_ps(), _CMP_EQ_OQ);
+            top += __builtin_popcount(at);
+            zf = _mm512_mask_add_ps(zf, (__mmask16)~at, zf, e[b]);
             dot = _mm512_fmadd_ps(e[b], d[b], dot);
         }
-        zs[t] = _mm512_reduce_add_pd(_mm512_add_pd(sum0, sum1));
+        zs[t] = (double)top + _mm512_reduce_add_pd(_mm512_add_pd(CVT_LO(zf), CVT_HI(zf)));
         ds[t] = _mm512_reduce_add_pd(_mm512_add_pd(CVT_LO(dot), CVT_HI(dot)));
         if (!h_topk) continue;
         __mmask16 km = (__mmask16)((1u << k) - 1u);
