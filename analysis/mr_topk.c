@@ -205,20 +205,14 @@ topk_fast_q(int *st, int *const *idx, const float *const *p, int E, int k, const
     topk_rank_q(idx, st, cv, ci, n, k, Q);
 }
 
-MR_AVX512_TARGET static int topk_avx512_fast(int *idx, const float *p, int E, int k)
+/* Q = 1 or 2 rows; two side by side: one token's chains of dependent compares and adds
+ * next to the other's, where one token at a time left the core waiting on them
+ * (docs/performance.md); each token's result is its own. */
+MR_AVX512_TARGET static void topk_avx512_rows(int *st, int *const *idx, const float *const *p,
+                                              int E, int k, int Q)
 {
-    int st;
-    topk_fast_q(&st, &idx, &p, E, k, 1);
-    return st;
-}
-
-/* Two tokens' steps side by side (topk_fast_q with Q = 2): one token's chains of
- * dependent compares and adds next to the other's, where one token at a time left the
- * core waiting on them (docs/performance.md); each token's result is its own. */
-MR_AVX512_TARGET static void topk_avx512_fast2(int *st, int *const *idx, const float *const *p,
-                                               int E, int k)
-{
-    topk_fast_q(st, idx, p, E, k, 2);
+    if (Q == 2) topk_fast_q(st, idx, p, E, k, 2);
+    else topk_fast_q(st, idx, p, E, k, 1);
 }
 
 #define MR_VBMI2_TARGET                                                                      \
@@ -281,17 +275,12 @@ topk_fast64_q(int *st, int *const *idx, const float *const *p, int E, int k, con
     topk_rank_q(idx, st, cv, ci, n, k, Q);
 }
 
-MR_VBMI2_TARGET static int topk_vbmi2_fast(int *idx, const float *p, int E, int k)
+/* Q = 1 or TOPK_Q rows */
+MR_VBMI2_TARGET static void topk_vbmi2_rows(int *st, int *const *idx, const float *const *p,
+                                            int E, int k, int Q)
 {
-    int st;
-    topk_fast64_q(&st, &idx, &p, E, k, 1);
-    return st;
-}
-
-MR_VBMI2_TARGET static void topk_vbmi2_fast4(int *st, int *const *idx, const float *const *p,
-                                             int E, int k)
-{
-    topk_fast64_q(st, idx, p, E, k, TOPK_Q);
+    if (Q == TOPK_Q) topk_fast64_q(st, idx, p, E, k, TOPK_Q);
+    else topk_fast64_q(st, idx, p, E, k, 1);
 }
 #endif
 
@@ -379,9 +368,11 @@ static void topk_exit(int st, int *idx, const float *p, int E, int k);
 
 static void topk_avx512(int *idx, const float *p, int E, int k)
 {
-    int st = k > TOPK_GROUPS || E <= TOPK_CAND ? -1 /* k > 16, E <= 32 */
-             : E <= 64 && mr_simd_vbmi2()      ? topk_vbmi2_fast(idx, p, E, k)
-                                               : topk_avx512_fast(idx, p, E, k);
+    int st = -1; /* k > 16, E <= 32: the portable path */
+    if (k <= TOPK_GROUPS && E > TOPK_CAND) {
+        if (E <= 64 && mr_simd_vbmi2()) topk_vbmi2_rows(&st, &idx, &p, E, k, 1);
+        else topk_avx512_rows(&st, &idx, &p, E, k, 1);
+    }
     topk_exit(st, idx, p, E, k);
 }
 
@@ -420,8 +411,8 @@ void mr_route_topk_tokens(int *idx, const float *p, int nt, int E, int k)
             ix[q] = idx + (size_t)(t + q) * k;
             px[q] = p + (size_t)(t + q) * E;
         }
-        if (q4) topk_vbmi2_fast4(st, ix, px, E, k);
-        else topk_avx512_fast2(st, ix, px, E, k);
+        if (q4) topk_vbmi2_rows(st, ix, px, E, k, Q);
+        else topk_avx512_rows(st, ix, px, E, k, Q);
         for (int q = 0; q < Q; q++) topk_exit(st[q], ix[q], px[q], E, k);
     }
 #endif
