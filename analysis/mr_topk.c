@@ -363,9 +363,15 @@ static void topk_portable(int *idx, const float *p, int E, int k)
 }
 
 #ifdef MR_AVX512
-/* The AVX-512 path (CPUs without it keep topk_portable) */
-static void topk_exit(int st, int *idx, const float *p, int E, int k);
+/* A token's exits from the fast kernels: a NaN (-1) to the portable path, more than 16
+ * candidates (0) to the insertion pass */
+static void topk_exit(int st, int *idx, const float *p, int E, int k)
+{
+    if (st < 0) topk_portable(idx, p, E, k);
+    else if (st == 0) topk_insert(idx, p, E, k);
+}
 
+/* The AVX-512 path (CPUs without it keep topk_portable) */
 static void topk_avx512(int *idx, const float *p, int E, int k)
 {
     int st = -1; /* k > 16, E <= 32: the portable path */
@@ -387,14 +393,6 @@ void mr_route_topk(int *idx, const float *p, int E, int k)
     }
 #endif
     topk_portable(idx, p, E, k);
-}
-
-/* A token's exits from the fast kernels: a NaN (-1) to the portable path, more than 16
- * candidates (0) to the insertion pass */
-static void topk_exit(int st, int *idx, const float *p, int E, int k)
-{
-    if (st < 0) topk_portable(idx, p, E, k);
-    else if (st == 0) topk_insert(idx, p, E, k);
 }
 
 void mr_route_topk_tokens(int *idx, const float *p, int nt, int E, int k)
