@@ -52,10 +52,32 @@ void mr_rmsnorm_forward(float *out, const float *in, const float *w, int N, int 
     }
 }
 
+/* Up to this many input features, the bias is the GEMM's C (beta = 1) instead of a pass
+ * after it: OpenBLAS then skips its beta pass (a memset of out for beta = 0: 3.6 % of the
+ * Fashion-MNIST forward) and the bias pass over out, and adds its product to the bias in
+ * one rounding, fl(sum + bias), the float the separate addition gave. That holds while C
+ * is one of OpenBLAS's K blocks; beyond, the bias would join the first block's partial
+ * sum and round differently. 128: every x86-64 kernel set of OpenBLAS 0.3.21 measured
+ * (SkylakeX, Cooperlake, Haswell, Zen, Sandybridge, Nehalem, Prescott, Core2, Atom,
+ * Barcelona, Bulldozer) gives the same bits up to 128 input features, the first
+ * difference at 160 (Prescott's); docs/performance.md. tests/test_ops.c checks the two
+ * forms bit for bit under the kernels in use. */
+#define MR_LINEAR_BIAS_IN_GEMM 128
+
 void mr_linear_forward(float *out, const float *in, const float *weight, const float *bias,
                        int N, int C, int OC)
 {
     if (N == 0) return;
+    if (bias && C <= MR_LINEAR_BIAS_IN_GEMM) {
+        for (int n = 0; n < N; n++) {
+            float *o = out + (size_t)n * OC;
+#pragma omp simd /* inline: a memcpy call per row of 64 floats cost more than the copy */
+            for (int j = 0; j < OC; j++) o[j] = bias[j];
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, in, C, weight, C,
+                    1.0f, out, OC);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, in, C, weight, C,
                 0.0f, out, OC);
     if (bias)
