@@ -36,7 +36,7 @@ data=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
-detected=$(OPENBLAS_VERBOSE=2 "$bin" --version 2>&1 | sed -n 's/^Core: //p' | head -n 1)
+detected=$(MR_BLAS_CORE=off OPENBLAS_VERBOSE=2 "$bin" --version 2>&1 | sed -n 's/^Core: //p' | head -n 1)
 fixed=$(env -u OPENBLAS_CORETYPE scripts/blas-core "$bin")
 cores="$detected${fixed:+ $fixed}"
 echo "host: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, avx512f: $(grep -o -w -m1 avx512f /proc/cpuinfo || echo no), avx2: $(grep -o -w -m1 avx2 /proc/cpuinfo || echo no)"
