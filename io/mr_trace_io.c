@@ -1,3 +1,4 @@
+#define _DEFAULT_SOURCE /* MAP_POPULATE */
 #include "mr_trace_io.h"
 
 #include <ctype.h>
@@ -615,12 +616,13 @@ int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap, int w
     r->map_base = calloc(L * cap + 1, sizeof *r->map_base);
     r->map_len = calloc(L * cap + 1, sizeof *r->map_len);
     r->topk = malloc(L * tok * t->k * sizeof *r->topk);
-    r->weights = malloc(L * tok * t->k * sizeof *r->weights);
+    /* the weights only when kept (a trace's own /weights: weights_buffer, at its read) */
+    if (want_probs) r->weights = malloc(L * tok * t->k * sizeof *r->weights);
     /* int64 scratch for the integer datasets (tok values; /topk: tok * k); the buffers of
      * scores read through libhdf5 only when a layer is not mapped (scores_buffers) */
     r->iscratch = malloc(tok * (size_t)(t->k > 1 ? t->k : 1) * sizeof *r->iscratch);
     if (!r->mask || !r->labels || !r->out || !r->pred || (want_probs && !r->probs) || !r->topk ||
-        !r->weights || !r->iscratch || !r->h_sum || !r->hw_sum || !r->psum || !r->src ||
+        (want_probs && !r->weights) || !r->iscratch || !r->h_sum || !r->hw_sum || !r->psum || !r->src ||
         !r->map_base || !r->map_len || !r->row_file || !r->row_index) {
         mr_trace_rows_free(r);
         return mr_error_set(MR_ENOMEM, "out of memory: %d trace rows of %d x %d scores", cap,
@@ -799,7 +801,8 @@ static int token_route(const mr_trace_file *t, const mr_trace_layer *l, float *p
                    "outside 0..%d", t->path, l->index, row, pos, j, idx[j], E - 1);
     if (logits) {
         /* the engine's softmax (analysis/mr_ops.h), the entropies from the logits */
-        *h = mr_softmax_entropy(p, s, E, l->has_weights ? NULL : idx, k, hw, acc);
+        *h = mr_softmax_entropy(p, s, E, l->has_weights ? NULL : idx, k,
+                                l->has_weights ? NULL : hw, acc);
         hw_done = !l->has_weights;
     } else {
         double sum = 0.0;
@@ -930,7 +933,15 @@ static int map_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace_
     off_t at = page > 0 ? start - start % page : start;
     size_t len = (size_t)nb * row + (size_t)(start - at);
     if (r->n_maps >= r->n_layers * r->cap) return 0; /* cannot happen: one per layer and load */
-    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, t->fd, at);
+#ifdef MAP_POPULATE
+    /* the page tables filled here, on the loading thread, in one call: faulting the
+     * pages in one by one while routing cost analyze a tenth of its CPU time in system
+     * time (docs/performance.md) */
+    int flags = MAP_SHARED | MAP_POPULATE;
+#else
+    int flags = MAP_SHARED;
+#endif
+    void *m = mmap(NULL, len, PROT_READ, flags, t->fd, at);
     if (m == MAP_FAILED) return 0;
     (void)posix_madvise(m, len, POSIX_MADV_SEQUENTIAL); /* read-ahead for a trace not yet cached */
     r->map_base[r->n_maps] = m;
@@ -969,6 +980,17 @@ static int scores_buffers(mr_trace_rows *r)
                         r->T, r->E);
 }
 
+/* The weights of every layer of a chunk, for rows that do not keep them but read a
+ * trace's /weights (to be checked): allocated at the first such read. */
+static int weights_buffer(mr_trace_rows *r)
+{
+    if (r->weights) return MR_OK;
+    r->weights = malloc((size_t)r->n_layers * r->cap * r->T * r->k * sizeof *r->weights);
+    return r->weights ? MR_OK
+                      : mr_error_set(MR_ENOMEM, "out of memory: %d trace rows of %d x %d weights",
+                                     r->cap, r->T, r->k);
+}
+
 size_t mr_trace_row_bytes(const mr_trace_file *t)
 {
     size_t per = (size_t)t->T * 24 + (size_t)t->C * 4 + (size_t)t->n_layers * t->E * 16;
@@ -990,7 +1012,7 @@ static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_r
     char what[96];
     layer_what(what, sizeof what, l);
     int *topk = r->topk + (size_t)li * cap * T * k;
-    float *w = r->weights + (size_t)li * cap * T * k;
+    float *w = NULL;
     if (l->has_topk) {
         char tp[96];
         snprintf(tp, sizeof tp, "/layers/%d/topk", l->index);
@@ -998,6 +1020,8 @@ static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_r
                          slot, INT32_MIN, INT32_MAX, t->path, tp));
     }
     if (l->has_weights) {
+        MR_TRY(weights_buffer(r));
+        w = r->weights + (size_t)li * cap * T * k;
         char wp[96];
         snprintf(wp, sizeof wp, "/layers/%d/weights", l->index);
         MR_TRY(read_block(l->weights_ds, H5T_NATIVE_FLOAT, w, 3, cap, (hsize_t)T, (hsize_t)k, r0,
@@ -1022,13 +1046,15 @@ static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_r
 struct mr_trace_ws {
     float *s, *p;
     double *acc;
+    float *w; /* [E] a token's weights, where the rows keep none */
 };
 
 mr_trace_ws *mr_trace_ws_alloc(int E)
 {
     size_t fs = ((size_t)BATCH * E * sizeof(float) + 63) / 64 * 64;
     size_t ds = ((size_t)E * sizeof(double) + 63) / 64 * 64;
-    char *m = aligned_alloc(64, 64 + 2 * fs + ds);
+    size_t ws_ = ((size_t)E * sizeof(float) + 63) / 64 * 64;
+    char *m = aligned_alloc(64, 64 + 2 * fs + ds + ws_);
     if (!m) {
         mr_error_set(MR_ENOMEM, "out of memory");
         return NULL;
@@ -1037,6 +1063,7 @@ mr_trace_ws *mr_trace_ws_alloc(int E)
     ws->s = (float *)(void *)(m + 64);
     ws->p = (float *)(void *)(m + 64 + fs);
     ws->acc = (double *)(void *)(m + 64 + 2 * fs);
+    ws->w = (float *)(void *)(m + 64 + 2 * fs + ds);
     return ws;
 }
 
@@ -1068,8 +1095,22 @@ static int route_token(mr_trace_rows *r, int li, int b, int pos, const char *wha
         flag_nonfinite(s, E, flags);
     }
     int finite = !check || !any_lane(own);
-    return token_route(t, l, p, s, finite, r->topk + at * k, r->weights + at * k, r->mask[tok], what,
+    float *w = r->weights ? r->weights + at * k : ws->w;
+    return token_route(t, l, p, s, finite, r->topk + at * k, w, r->mask[tok], what,
                        (size_t)r->row_index[b], pos, h, hw, acc);
+}
+
+/* Scores read PREFETCH_BYTES ahead of a batch: a row's scores (a layer's T x E) are
+ * contiguous, but in the page cache's pages, which the hardware prefetchers do not cross;
+ * without it, reading the mapped trace was a sixth of analyze's time (docs/performance.md). */
+#define PREFETCH_BYTES 4096
+
+/* Prefetch the n values PREFETCH_BYTES after value `at` of a row of row_n values of `size`
+ * bytes each (row: its first), as far as they lie in the row. */
+static inline void prefetch_ahead(const char *row, size_t at, size_t n, size_t row_n, size_t size)
+{
+    size_t from = at + PREFETCH_BYTES / size, to = from + n < row_n ? from + n : row_n;
+    for (size_t o = from * size; o < to * size; o += 64) __builtin_prefetch(row + o);
 }
 
 /* Tokens pos0 .. pos0 + nt - 1 (nt <= BATCH) of slot b at layer li, of softmax router
@@ -1086,6 +1127,10 @@ static void route_batch(mr_trace_rows *r, int li, int b, int pos0, int nt, const
     size_t tok = (size_t)b * t->T + (size_t)pos0, at = (size_t)li * r->cap * t->T + tok;
     const char *src = r->src[(size_t)li * r->cap + b];
     int n = nt * E;
+    size_t row0 = (at - (size_t)pos0) * E; /* the row's first score in raw / scratch */
+    prefetch_ahead(src ? src : l->dtype != MR_TRACE_F32 ? (const char *)(r->scratch + row0)
+                                                       : (const char *)(r->raw + row0),
+                   (size_t)pos0 * E, (size_t)n, (size_t)t->T * E, l->dtype == MR_TRACE_F32 ? 4 : 2);
     const float *s;
     if (l->dtype != MR_TRACE_F32) {
         mr_trace_widen(ws->s, src ? (const uint16_t *)(const void *)src + (size_t)pos0 * E
@@ -1095,11 +1140,11 @@ static void route_batch(mr_trace_rows *r, int li, int b, int pos0, int nt, const
         s = src ? (const float *)(const void *)src + (size_t)pos0 * E : r->scratch + at * E;
         flag_nonfinite(s, n, bad);
     }
-    float *p = r->probs ? r->probs + at * E : ws->p, *w = r->weights + at * k;
+    float *p = r->probs ? r->probs + at * E : ws->p, *w = r->weights ? r->weights + at * k : NULL;
     int *idx = r->topk + at * k;
     mr_route_topk_tokens(idx, s, nt, E, k);
     mr_softmax_entropy_tokens(th, thw, p, s, nt, E, idx, k, ws->acc, r->mask + tok);
-    for (int j = 0; j < nt; j++)
+    for (int j = 0; w && j < nt; j++) /* weights only where the rows keep them */
         mr_route_weights(w + j * k, p + (size_t)j * E, idx + j * k, k,
                          l->norm_topk ? MR_GATE_RENORM : MR_GATE_NONE);
 }

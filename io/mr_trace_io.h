@@ -80,7 +80,8 @@ typedef struct mr_trace_rows {
     int32_t *pred;    /* lm: /predictions [cap, T] */
     float *probs;     /* [n_layers, cap, T, E] (NULL: not kept, mr_trace_rows_alloc) */
     int *topk;        /* [n_layers, cap, T, k] */
-    float *weights;   /* [n_layers, cap, T, k] */
+    float *weights;   /* [n_layers, cap, T, k] (NULL while not kept and no trace read so
+                         far stored /weights: mr_trace_rows_alloc) */
     uint16_t *raw;    /* [n_layers, cap, T, E] 16-bit scores read through libhdf5 */
     float *scratch;   /* [n_layers, cap, T, E] float32 scores read through libhdf5 (both
                          allocated at the first such read: NULL while every layer read so
@@ -103,8 +104,9 @@ typedef struct mr_trace_rows {
     int n_maps;
 } mr_trace_rows;
 
-/* Rows for `cap` samples of traces shaped as t; want_probs = 0 leaves probs NULL (the
- * sums above are always filled). */
+/* Rows for `cap` samples of traces shaped as t; want_probs = 0 keeps neither probs nor
+ * the weights (both NULL; a trace's own /weights are still read and checked, into
+ * weights allocated then); the top-k and the sums above are always filled. */
 int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap, int want_probs);
 /* Bytes a row (sample) of t takes in mr_trace_rows while it is routed (without probs):
  * scores buffers or mapped pages, top-k and weights, the per-token datasets: for sizing

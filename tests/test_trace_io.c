@@ -36,6 +36,38 @@ static void read_all(const mr_trace_file *t, mr_trace_rows *r)
     ck_assert_msg(mr_trace_read_rows(t, 0, half, r, 0) == MR_OK, "%s", mr_error_message());
 }
 
+/* t read again into rows that keep neither probs nor weights (as analyze reads them):
+ * the same top-k and per-row sums as the rows `kept` read by read_all; the weights left
+ * unallocated unless the trace stores its own (which are then read and checked). */
+static void same_sums_unkept(const mr_trace_file *t, const mr_trace_rows *kept)
+{
+    mr_trace_rows r;
+    ck_assert_int_eq(mr_trace_rows_alloc(&r, t, t->N, 0), MR_OK);
+    ck_assert_ptr_null(r.probs);
+    ck_assert_ptr_null(r.weights);
+    int half = t->N / 2;
+    ck_assert_msg(mr_trace_read_rows(t, half, t->N - half, &r, half) == MR_OK, "%s",
+                  mr_error_message());
+    ck_assert_msg(mr_trace_read_rows(t, 0, half, &r, 0) == MR_OK, "%s", mr_error_message());
+    int stored = 0;
+    for (int li = 0; li < t->n_layers; li++) stored |= t->layers[li].has_weights;
+    ck_assert_msg((r.weights != NULL) == stored, "%s: weights %s", t->path,
+                  r.weights ? "allocated" : "missing");
+    size_t L = (size_t)t->n_layers, rows = L * t->N;
+    ck_assert_msg(memcmp(r.topk, kept->topk, rows * t->T * t->k * sizeof *r.topk) == 0,
+                  "%s: top-k differs", t->path);
+    ck_assert_msg(memcmp(r.h_sum, kept->h_sum, rows * sizeof *r.h_sum) == 0, "%s: entropy sums "
+                  "differ", t->path);
+    ck_assert_msg(memcmp(r.hw_sum, kept->hw_sum, rows * sizeof *r.hw_sum) == 0, "%s: weight "
+                  "entropy sums differ", t->path);
+    ck_assert_msg(memcmp(r.psum, kept->psum, rows * t->E * sizeof *r.psum) == 0, "%s: "
+                  "probability sums differ", t->path);
+    if (stored)
+        ck_assert_msg(memcmp(r.weights, kept->weights, rows * t->T * t->k * sizeof *r.weights) == 0,
+                      "%s: stored weights differ", t->path);
+    mr_trace_rows_free(&r);
+}
+
 START_TEST(half_floats)
 {
     ck_assert_float_eq(mr_half_to_float(0x3c00), 1.0f);
@@ -186,6 +218,7 @@ START_TEST(dtypes_read_identically)
         ck_assert_msg(memcmp(a.weights, b.weights, nk * sizeof(float)) == 0, "%s: weights differ",
                       same[i]);
         ck_assert_int_eq(t->layers[0].has_topk, i == 3);
+        same_sums_unkept(t, &b);
         if (i >= 4) ck_assert_msg(t->layers[0].map_off >= 0 && t->layers[1].map_off >= 0,
                                   "%s: not mapped", same[i]);
         mr_trace_rows_free(&b);
@@ -197,13 +230,42 @@ START_TEST(dtypes_read_identically)
     read_all(t, &b);
     ck_assert_int_eq(memcmp(a.topk, b.topk, nk * sizeof(int)), 0);
     for (size_t i = 0; i < np; i++) ck_assert_double_le(fabs(a.probs[i] - b.probs[i]), 1e-6);
+    same_sums_unkept(t, &b);
     mr_trace_rows_free(&b);
     mr_trace_close(t);
     /* weights renormalized over the top-k (norm_topk = 1) */
     for (size_t tok = 0; tok < nk / 2; tok++)
         ck_assert_double_le(fabs(a.weights[tok * 2] + a.weights[tok * 2 + 1] - 1.0), 1e-6);
+    same_sums_unkept(ref, &a);
     mr_trace_rows_free(&a);
     mr_trace_close(ref);
+}
+END_TEST
+
+/* Stored weights (with logits and a stored top-k): the weight entropy is theirs (1/2
+ * and 1/2: ln 2 a real token), the routing entropy and top-k the logits' as without them;
+ * the same with rows that keep no weights (which must still read and check them). */
+START_TEST(stored_weights)
+{
+    mr_trace_file *ref = open_ok(FIX "logits-f32-topk.h5"), *t = open_ok(FIX "logits-f32-weights.h5");
+    ck_assert(t->layers[0].has_weights && t->layers[1].has_weights && t->layers[0].has_topk);
+    mr_trace_rows a, b;
+    read_all(ref, &a);
+    read_all(t, &b);
+    size_t rows = (size_t)t->n_layers * t->N;
+    for (size_t i = 0; i < rows; i++) {
+        int s = (int)(i % (size_t)t->N), real = 0;
+        for (int p = 0; p < t->T; p++) real += b.mask[(size_t)s * t->T + p];
+        ck_assert_double_le(fabs(b.hw_sum[i] - real * log(2.0)), 1e-12);
+        ck_assert_double_eq(b.h_sum[i], a.h_sum[i]);
+    }
+    ck_assert_int_eq(memcmp(a.topk, b.topk, rows * t->T * t->k * sizeof *a.topk), 0);
+    ck_assert_int_eq(memcmp(a.psum, b.psum, rows * t->E * sizeof *a.psum), 0);
+    same_sums_unkept(t, &b);
+    mr_trace_rows_free(&a);
+    mr_trace_rows_free(&b);
+    mr_trace_close(ref);
+    mr_trace_close(t);
 }
 END_TEST
 
@@ -216,6 +278,7 @@ START_TEST(sigmoid_scores)
     mr_trace_file *f = open_ok(FIX "logits-f32.h5");
     mr_trace_rows s;
     read_all(f, &s);
+    same_sums_unkept(t, &r);
     for (int tok = 0; tok < 2 * 4 * 5; tok++) {
         double sum = 0;
         for (int e = 0; e < 4; e++) sum += r.probs[tok * 4 + e];
@@ -266,6 +329,8 @@ START_TEST(engine_trace_reads_back)
         ck_assert_int_eq(t->n_layers, m->cfg.n_moe);
         mr_trace_rows rows;
         read_all(t, &rows);
+        ck_assert(t->layers[0].has_weights); /* read and checked even when not kept */
+        same_sums_unkept(t, &rows);
         /* the trace's probs give the driver's per-sample entropy */
         for (int s = 0; s < t->N; s++) {
             ck_assert_int_eq((int)t->ids[s], s);
@@ -317,11 +382,21 @@ START_TEST(bad_traces_are_refused)
         mr_trace_file *t = NULL;
         int st = mr_trace_open(&t, path);
         if (st == MR_OK) {
-            mr_trace_rows r;
-            ck_assert_int_eq(mr_trace_rows_alloc(&r, t, 2, 1), MR_OK);
-            for (int r0 = 0; st == MR_OK && r0 < t->N; r0 += 2)
-                st = mr_trace_read_rows(t, r0, t->N - r0 < 2 ? t->N - r0 : 2, &r, 0);
-            mr_trace_rows_free(&r);
+            /* rows that keep probs and weights, then rows that keep neither (analyze's):
+             * the same refusal */
+            char first[1024] = "";
+            for (int keep = 1; keep >= 0; keep--) {
+                mr_trace_rows r;
+                ck_assert_int_eq(mr_trace_rows_alloc(&r, t, 2, keep), MR_OK);
+                st = MR_OK;
+                for (int r0 = 0; st == MR_OK && r0 < t->N; r0 += 2)
+                    st = mr_trace_read_rows(t, r0, t->N - r0 < 2 ? t->N - r0 : 2, &r, 0);
+                mr_trace_rows_free(&r);
+                if (keep) snprintf(first, sizeof first, "%s", mr_error_message());
+                else ck_assert_msg(st != MR_OK && strcmp(first, mr_error_message()) == 0,
+                                   "%s: rows without probs: %s (with: %s)", file,
+                                   mr_error_message(), first);
+            }
             mr_trace_close(t);
         } else {
             ck_assert_ptr_null(t);
@@ -348,6 +423,7 @@ static Suite *suite(void)
     tcase_add_test(tc, widen_every_pattern);
     tcase_add_test(tc, shrunk_mapped_trace_fails_cleanly);
     tcase_add_test(tc, dtypes_read_identically);
+    tcase_add_test(tc, stored_weights);
     tcase_add_test(tc, sigmoid_scores);
     tcase_add_test(tc, engine_trace_reads_back);
     tcase_add_test(tc, bad_traces_are_refused);

@@ -6,7 +6,7 @@
 Writes OUT/fixtures/traces/ (valid traces: the same scores stored as float32,
 float16, bfloat16 as a named float type and as uint16 with dtype = "bfloat16", float32
 and float16 also contiguous and uncompressed (read by mapping the file), with and
-without top-k, a mask and sigmoid scores) and OUT/bad/traces/ with MANIFEST.tsv
+without top-k, with stored top-k and weights, a mask and sigmoid scores) and OUT/bad/traces/ with MANIFEST.tsv
 (file, must_mention, defect): each bad trace is the valid base trace with exactly ONE
 defect, so the message can be checked for the offending dataset, attribute or value.
 tests/test_trace_io.c reads both; tests/cli_bad_traces.sh runs the bad ones through
@@ -144,6 +144,10 @@ def good(out):
     for dt in ("f32", "f16", "bf16", "bf16u16", "f32-contig", "f16-contig"):
         write(os.path.join(d, f"logits-{dt}.h5"), dtype=dt)
     write(os.path.join(d, "logits-f32-topk.h5"), topk=True)
+    # stored top-k and weights (both 1/2: the renormalized weights' entropy is ln 2)
+    write(os.path.join(d, "logits-f32-weights.h5"), topk=True,
+          edit=lambda f: [f.create_dataset(f"layers/{L}/weights", data=np.full((N, T, K), 0.5, np.float32))
+                          for L in LAYERS])
     write(os.path.join(d, "probs-f32.h5"), scores="probs")
     write(os.path.join(d, "sigmoid-f16.h5"), dtype="f16",
           layer_attrs={L: {"score": "sigmoid"} for L in LAYERS})
@@ -220,6 +224,10 @@ def bad(out):
         ("topk-wrong-shape",
          {"topk": True, "edit": replace("layers/1/topk", np.zeros((N, T, K + 1), np.int64))},
          "/layers/1/topk", "topk [4,5,3] for top_k 2"),
+        ("weights-nan",
+         {"topk": True, "edit": lambda f: f.create_dataset("layers/1/weights",
+                                                           data=np.full((N, T, K), np.nan, np.float32))},
+         "/layers/1/weights", "NaN stored weights"),
         ("topk-float", {"edit": lambda f: f.create_dataset("layers/1/topk",
                                                            data=np.zeros((N, T, K), np.float32))},
          "/layers/1/topk", "float top-k"),
