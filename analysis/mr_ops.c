@@ -440,7 +440,16 @@ softmax_tokens_reg(double *restrict h, double *restrict h_topk, float *restrict 
     float inv[8];
     _mm256_storeu_ps(inv, _mm512_cvtpd_ps(_mm512_div_pd(one, z))); /* (float)(1.0 / Z) */
     /* the probabilities, and (acc, real tokens) their sums over tokens in token order,
-     * mr_routing_psum_add's acc[i] += (double)p[i] */
+     * mr_routing_psum_add's acc[i] += (double)p[i]: the sums held in registers over the
+     * nt tokens (loaded and stored once, not once a token: 16 of a token's memory
+     * operations fewer for 64 experts; the same additions in the same order) */
+    __m512d as[8]; /* [2 NB] acc's blocks of 8 (lanes beyond n: 0, never stored) */
+    _Pragma("GCC unroll 4")
+    for (int b = 0; b < NB; b++) {
+        __mmask8 m0 = (__mmask8)m[b], m1 = (__mmask8)(m[b] >> 8);
+        as[2 * b] = acc ? _mm512_maskz_loadu_pd(m0, acc + 16 * b) : _mm512_setzero_pd();
+        as[2 * b + 1] = acc ? _mm512_maskz_loadu_pd(m1, acc + 16 * b + 8) : _mm512_setzero_pd();
+    }
     for (int t = 0; t < nt; t++) {
         const __m512 vinv = _mm512_set1_ps(inv[t]);
         float *pt = p + (size_t)t * n;
@@ -450,17 +459,15 @@ softmax_tokens_reg(double *restrict h, double *restrict h_topk, float *restrict 
             __m512 q = _mm512_mul_ps(_mm512_maskz_loadu_ps(m[b], pt + 16 * b), vinv);
             _mm512_mask_storeu_ps(pt + 16 * b, m[b], q);
             if (!add) continue;
-            double *a = acc + 16 * b;
-            if (m[b] == 0xffff) {
-                _mm512_storeu_pd(a, _mm512_add_pd(_mm512_loadu_pd(a), CVT_LO(q)));
-                _mm512_storeu_pd(a + 8, _mm512_add_pd(_mm512_loadu_pd(a + 8), CVT_HI(q)));
-            } else {
-                __mmask8 m0 = (__mmask8)m[b], m1 = (__mmask8)(m[b] >> 8);
-                _mm512_mask_storeu_pd(a, m0, _mm512_add_pd(_mm512_maskz_loadu_pd(m0, a), CVT_LO(q)));
-                _mm512_mask_storeu_pd(a + 8, m1,
-                                      _mm512_add_pd(_mm512_maskz_loadu_pd(m1, a + 8), CVT_HI(q)));
-            }
+            as[2 * b] = _mm512_add_pd(as[2 * b], CVT_LO(q));
+            as[2 * b + 1] = _mm512_add_pd(as[2 * b + 1], CVT_HI(q));
         }
+    }
+    if (!acc) return;
+    _Pragma("GCC unroll 4")
+    for (int b = 0; b < NB; b++) {
+        _mm512_mask_storeu_pd(acc + 16 * b, (__mmask8)m[b], as[2 * b]);
+        _mm512_mask_storeu_pd(acc + 16 * b + 8, (__mmask8)(m[b] >> 8), as[2 * b + 1]);
     }
 }
 

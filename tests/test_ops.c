@@ -267,7 +267,7 @@ START_TEST(softmax_entropy_tokens_same_bits)
     enum { NT = 19, N = 70 };
     static float s[NT * N], p[NT * N], pr[NT * N];
     static int idx[NT * 17];
-    double h[NT], hk[NT], hr[NT], hkr[NT], acc[N], accr[N];
+    double h[NT], hk[NT], hr[NT], hkr[NT], acc[N + 16], accr[N];
     unsigned char real[NT];
     uint64_t x = 0x2545f4914f6cdd1dULL;
     for (int path = 0; path < 2; path++) {
@@ -287,7 +287,11 @@ START_TEST(softmax_entropy_tokens_same_bits)
                         real[t] = (unsigned char)(t % 3 != 1);
                     }
                     for (int i = 0; i < n; i++) acc[i] = accr[i] = (double)i / 8;
+                    for (int i = n; i < n + 16; i++) acc[i] = -1.5; /* past the sums: untouched */
                     mr_softmax_entropy_tokens(h, topk ? hk : NULL, p, s, nt, n, idx, k, acc, real);
+                    for (int i = n; i < n + 16; i++)
+                        ck_assert_msg(acc[i] == -1.5, "path %d n %d nt %d: acc[%d] written", path, n,
+                                      nt, i);
                     for (int t = 0; t < nt; t++) {
                         hr[t] = mr_softmax_entropy_general(pr + t * n, s + t * n, n, idx + t * k, k,
                                                            topk ? &hkr[t] : NULL,
