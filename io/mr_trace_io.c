@@ -595,6 +595,19 @@ void mr_trace_rows_free(mr_trace_rows *r)
     memset(r, 0, sizeof *r);
 }
 
+/* Large buffers on transparent huge pages where the kernel gives them for the asking
+ * (MADV_HUGEPAGE; /sys/kernel/mm/transparent_hugepage/enabled = madvise) */
+static void *huge_alloc(size_t n)
+{
+    size_t huge = (size_t)2 << 20;
+    if (n < huge) return malloc(n);
+    void *m = aligned_alloc(huge, (n + huge - 1) / huge * huge);
+#ifdef MADV_HUGEPAGE
+    if (m) (void)madvise(m, (n + huge - 1) / huge * huge, MADV_HUGEPAGE);
+#endif
+    return m;
+}
+
 int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap, int want_probs)
 {
     memset(r, 0, sizeof *r);
@@ -606,7 +619,7 @@ int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap, int w
     r->labels = malloc(tok * sizeof *r->labels + 4);
     r->out = malloc((size_t)cap * outw * sizeof *r->out + 4);
     r->pred = malloc(tok * sizeof *r->pred + 4);
-    if (want_probs) r->probs = malloc(L * tok * t->E * sizeof *r->probs);
+    if (want_probs) r->probs = huge_alloc(L * tok * t->E * sizeof *r->probs);
     r->h_sum = malloc(L * cap * sizeof *r->h_sum);
     r->hw_sum = malloc(L * cap * sizeof *r->hw_sum);
     r->psum = malloc(L * cap * t->E * sizeof *r->psum);
@@ -615,9 +628,9 @@ int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap, int w
     r->src = calloc(L * cap + 1, sizeof *r->src);
     r->map_base = calloc(L * cap + 1, sizeof *r->map_base);
     r->map_len = calloc(L * cap + 1, sizeof *r->map_len);
-    r->topk = malloc(L * tok * t->k * sizeof *r->topk);
+    r->topk = huge_alloc(L * tok * t->k * sizeof *r->topk);
     /* the weights only when kept (a trace's own /weights: weights_buffer, at its read) */
-    if (want_probs) r->weights = malloc(L * tok * t->k * sizeof *r->weights);
+    if (want_probs) r->weights = huge_alloc(L * tok * t->k * sizeof *r->weights);
     /* int64 scratch for the integer datasets (tok values; /topk: tok * k); the buffers of
      * scores read through libhdf5 only when a layer is not mapped (scores_buffers) */
     r->iscratch = malloc(tok * (size_t)(t->k > 1 ? t->k : 1) * sizeof *r->iscratch);
@@ -969,8 +982,8 @@ static int scores_buffers(mr_trace_rows *r)
 {
     if (r->raw) return MR_OK;
     size_t n = (size_t)r->n_layers * r->cap * r->T * r->E;
-    r->raw = malloc(n * sizeof *r->raw);
-    r->scratch = malloc(n * sizeof *r->scratch);
+    r->raw = huge_alloc(n * sizeof *r->raw);
+    r->scratch = huge_alloc(n * sizeof *r->scratch);
     if (r->raw && r->scratch) return MR_OK;
     free(r->raw);
     free(r->scratch);
@@ -985,7 +998,7 @@ static int scores_buffers(mr_trace_rows *r)
 static int weights_buffer(mr_trace_rows *r)
 {
     if (r->weights) return MR_OK;
-    r->weights = malloc((size_t)r->n_layers * r->cap * r->T * r->k * sizeof *r->weights);
+    r->weights = huge_alloc((size_t)r->n_layers * r->cap * r->T * r->k * sizeof *r->weights);
     return r->weights ? MR_OK
                       : mr_error_set(MR_ENOMEM, "out of memory: %d trace rows of %d x %d weights",
                                      r->cap, r->T, r->k);
