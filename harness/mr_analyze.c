@@ -144,8 +144,10 @@ static void compare_layer(mr_flip_sums *fs, const mr_trace_rows *ra, const mr_tr
     for (int t = 0; t < T; t++) {
         if (!tb->both[t]) continue;
         size_t src = (((size_t)li * ra->cap + b) * T + t) * k;
-        memcpy(tb->ta + (size_t)m * k, ra->topk + src, (size_t)k * sizeof(int));
-        memcpy(tb->tb + (size_t)m * k, rc->topk + src, (size_t)k * sizeof(int));
+        for (int j = 0; j < k; j++) {
+            tb->ta[(size_t)m * k + j] = ra->topk[src + j];
+            tb->tb[(size_t)m * k + j] = rc->topk[src + j];
+        }
         m++;
     }
     mr_flip_compare(fs, tb->ta, tb->tb, n, k);

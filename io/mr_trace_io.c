@@ -579,6 +579,7 @@ void mr_trace_rows_free(mr_trace_rows *r)
     free(r->pred);
     free(r->probs);
     free(r->topk);
+    free(r->topk_in);
     free(r->weights);
     free(r->raw);
     free(r->scratch);
@@ -993,6 +994,17 @@ static int scores_buffers(mr_trace_rows *r)
                         r->T, r->E);
 }
 
+/* The stored top-k of every layer of a chunk as read (int32, checked while routed, then
+ * narrowed into r->topk): allocated at the first read of a stored top-k. */
+static int topk_buffer(mr_trace_rows *r)
+{
+    if (r->topk_in) return MR_OK;
+    r->topk_in = huge_alloc((size_t)r->n_layers * r->cap * r->T * r->k * sizeof *r->topk_in);
+    return r->topk_in ? MR_OK
+                      : mr_error_set(MR_ENOMEM, "out of memory: %d trace rows of %d x %d top-k",
+                                     r->cap, r->T, r->k);
+}
+
 /* The weights of every layer of a chunk, for rows that do not keep them but read a
  * trace's /weights (to be checked): allocated at the first such read. */
 static int weights_buffer(mr_trace_rows *r)
@@ -1024,9 +1036,10 @@ static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_r
     int T = t->T, E = t->E, k = t->k, cap = r->cap;
     char what[96];
     layer_what(what, sizeof what, l);
-    int *topk = r->topk + (size_t)li * cap * T * k;
     float *w = NULL;
     if (l->has_topk) {
+        MR_TRY(topk_buffer(r));
+        int32_t *topk = r->topk_in + (size_t)li * cap * T * k;
         char tp[96];
         snprintf(tp, sizeof tp, "/layers/%d/topk", l->index);
         MR_TRY(read_ints(l->topk_ds, topk, r->iscratch, 3, cap, (hsize_t)T, (hsize_t)k, r0, nb,
@@ -1060,6 +1073,7 @@ struct mr_trace_ws {
     float *s, *p;
     double *acc;
     float *w; /* [E] a token's weights, where the rows keep none */
+    int *idx; /* [BATCH x E] a batch's (or a token's) top-k, before it is narrowed */
 };
 
 mr_trace_ws *mr_trace_ws_alloc(int E)
@@ -1067,7 +1081,8 @@ mr_trace_ws *mr_trace_ws_alloc(int E)
     size_t fs = ((size_t)BATCH * E * sizeof(float) + 63) / 64 * 64;
     size_t ds = ((size_t)E * sizeof(double) + 63) / 64 * 64;
     size_t ws_ = ((size_t)E * sizeof(float) + 63) / 64 * 64;
-    char *m = aligned_alloc(64, 64 + 2 * fs + ds + ws_);
+    size_t is = ((size_t)BATCH * E * sizeof(int) + 63) / 64 * 64;
+    char *m = aligned_alloc(64, 64 + 2 * fs + ds + ws_ + is);
     if (!m) {
         mr_error_set(MR_ENOMEM, "out of memory");
         return NULL;
@@ -1077,6 +1092,7 @@ mr_trace_ws *mr_trace_ws_alloc(int E)
     ws->p = (float *)(void *)(m + 64 + fs);
     ws->acc = (double *)(void *)(m + 64 + 2 * fs);
     ws->w = (float *)(void *)(m + 64 + 2 * fs + ds);
+    ws->idx = (int *)(void *)(m + 64 + 2 * fs + ds + ws_);
     return ws;
 }
 
@@ -1109,8 +1125,11 @@ static int route_token(mr_trace_rows *r, int li, int b, int pos, const char *wha
     }
     int finite = !check || !any_lane(own);
     float *w = r->weights ? r->weights + at * k : ws->w;
-    return token_route(t, l, p, s, finite, r->topk + at * k, w, r->mask[tok], what,
-                       (size_t)r->row_index[b], pos, h, hw, acc);
+    int *idx = l->has_topk ? r->topk_in + at * k : ws->idx; /* stored: checked here */
+    MR_TRY(token_route(t, l, p, s, finite, idx, w, r->mask[tok], what, (size_t)r->row_index[b],
+                       pos, h, hw, acc));
+    for (int j = 0; j < k; j++) r->topk[at * k + j] = (uint16_t)idx[j]; /* 0 .. E-1 */
+    return MR_OK;
 }
 
 /* Scores read PREFETCH_BYTES ahead of a batch: a row's scores (a layer's T x E) are
@@ -1154,9 +1173,11 @@ static void route_batch(mr_trace_rows *r, int li, int b, int pos0, int nt, const
         flag_nonfinite(s, n, bad);
     }
     float *p = r->probs ? r->probs + at * E : ws->p, *w = r->weights ? r->weights + at * k : NULL;
-    int *idx = r->topk + at * k;
+    int *idx = ws->idx; /* the kernels' int ids in the thread's buffer, then narrowed */
     mr_route_topk_tokens(idx, s, nt, E, k);
     mr_softmax_entropy_tokens(th, thw, p, s, nt, E, idx, k, ws->acc, r->mask + tok);
+    uint16_t *out = r->topk + at * k;
+    for (int j = 0; j < nt * k; j++) out[j] = (uint16_t)idx[j];
     for (int j = 0; w && j < nt; j++) /* weights only where the rows keep them */
         mr_route_weights(w + j * k, p + (size_t)j * E, idx + j * k, k,
                          l->norm_topk ? MR_GATE_RENORM : MR_GATE_NONE);

@@ -79,7 +79,10 @@ typedef struct mr_trace_rows {
     float *out;       /* classify: logits [cap, C]; lm: token_loss [cap, T] */
     int32_t *pred;    /* lm: /predictions [cap, T] */
     float *probs;     /* [n_layers, cap, T, E] (NULL: not kept, mr_trace_rows_alloc) */
-    int *topk;        /* [n_layers, cap, T, k] */
+    uint16_t *topk;   /* [n_layers, cap, T, k] expert ids (E <= 65,536): half the bytes of
+                         int, a third of what analyze wrote to memory (docs/performance.md) */
+    int32_t *topk_in; /* [n_layers, cap, T, k] a trace's stored /layers/L/topk as read, to be
+                         checked (allocated at the first such read) */
     float *weights;   /* [n_layers, cap, T, k] (NULL while not kept and no trace read so
                          far stored /weights: mr_trace_rows_alloc) */
     uint16_t *raw;    /* [n_layers, cap, T, E] 16-bit scores read through libhdf5 */

@@ -48,16 +48,20 @@ void mr_routing_psum_fix(uint64_t *ps, const double *acc, int E)
     for (int e = 0; e < E; e++) ps[e] = (uint64_t)llround(acc[e] * FIX_ONE);
 }
 
-/* Top-k and top-1 counts of the real tokens of one layer of one sample into cnt[2E]. */
-static void count_layer(int64_t *cnt, const int *topk, const uint8_t *mask, int T, int E, int k)
-{
-    for (int t = 0; t < T; t++) {
-        if (mask && !mask[t]) continue;
-        const int *idx = topk + (size_t)t * k;
-        for (int j = 0; j < k; j++) cnt[idx[j]]++;
-        cnt[E + idx[0]]++;
+/* Top-k and top-1 counts of the real tokens of one layer of one sample into cnt[2E]:
+ * from int ids (mr_trace) and from the 16-bit ids of a read trace (io/mr_trace_io.h). */
+#define COUNT_LAYER(NAME, ID)                                                                  \
+    static void NAME(int64_t *cnt, const ID *topk, const uint8_t *mask, int T, int E, int k)  \
+    {                                                                                          \
+        for (int t = 0; t < T; t++) {                                                          \
+            if (mask && !mask[t]) continue;                                                    \
+            const ID *idx = topk + (size_t)t * k;                                              \
+            for (int j = 0; j < k; j++) cnt[idx[j]]++;                                         \
+            cnt[E + idx[0]]++;                                                                 \
+        }                                                                                      \
     }
-}
+COUNT_LAYER(count_layer, int)
+COUNT_LAYER(count_layer16, uint16_t)
 
 /* Layer mi's counts and probability sums of one sample into the layer totals. */
 static void merge_layer(mr_routing_acc *a, int mi, const int64_t *cnt, const uint64_t *ps)
@@ -140,7 +144,7 @@ int mr_routing_acc_add_sample(mr_routing_acc *a, int s, const float *probs, cons
 
 int mr_routing_acc_add_sums(mr_routing_acc *a, int s, const double *h, const double *hw,
                             size_t stride, const uint64_t *psum, size_t pstride,
-                            const int *topk, const uint8_t *mask, int T, size_t layer_stride)
+                            const uint16_t *topk, const uint8_t *mask, int T, size_t layer_stride)
 {
     MR_REQUIRE(s >= 0 && s < a->n, MR_EINPUT, "sample %d outside 0..%d", s, a->n - 1);
     int E = a->E, k = a->k, real = real_tokens(mask, T);
@@ -149,7 +153,7 @@ int mr_routing_acc_add_sums(mr_routing_acc *a, int s, const double *h, const dou
     if (!cnt) return mr_error_set(MR_ENOMEM, "out of memory");
     for (int mi = 0; mi < a->n_moe; mi++) {
         memset(cnt, 0, (size_t)E * 2 * sizeof *cnt);
-        count_layer(cnt, topk + (size_t)mi * layer_stride * k, mask, T, E, k);
+        count_layer16(cnt, topk + (size_t)mi * layer_stride * k, mask, T, E, k);
         a->entropy[(size_t)s * a->n_moe + mi] = h[mi * stride] / real;
         a->wentropy[(size_t)s * a->n_moe + mi] = hw[mi * stride] / real;
         merge_layer(a, mi, cnt, psum + mi * pstride);

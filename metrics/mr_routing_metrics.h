@@ -40,11 +40,11 @@ int mr_routing_acc_add_sample(mr_routing_acc *a, int s, const float *probs, cons
 /* The same from sums computed while reading (`moe-robust analyze`, io/mr_trace_io.h):
  * h[li * stride] and hw[li * stride] the sums over the sample's real tokens of layer li's
  * routing entropy and weight entropy, psum[li * pstride + e] its probability sums
- * (mr_routing_psum_fix); topk, mask, T and layer_stride as in add_sample. Thread-safe for
- * distinct s. */
+ * (mr_routing_psum_fix); topk (16-bit expert ids, as the trace reader keeps them), mask,
+ * T and layer_stride as in add_sample. Thread-safe for distinct s. */
 int mr_routing_acc_add_sums(mr_routing_acc *a, int s, const double *h, const double *hw,
                             size_t stride, const uint64_t *psum, size_t pstride,
-                            const int *topk, const uint8_t *mask, int T, size_t layer_stride);
+                            const uint16_t *topk, const uint8_t *mask, int T, size_t layer_stride);
 /* The probability sums of one layer of one sample, as both producers form them: acc[E]
  * += p[E] per real token, in double and token order (fixed, whatever the threads), then
  * ps[e] = llround(acc[e] 2^32) once (the fixed point that makes the layer totals exact

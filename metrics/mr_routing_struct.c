@@ -116,7 +116,8 @@ static inline void count_token(int64_t *single, int64_t *pair, int64_t *chain, c
 
 /* count_token with each unordered pair once, at [min][max] (mr_struct_acc.upper). */
 static inline void count_token_upper(int64_t *single, int64_t *pair, int64_t *chain,
-                                     const int *sel, const int *prev, int mi, int E, int k)
+                                     const uint16_t *sel, const uint16_t *prev, int mi, int E,
+                                     int k)
 {
     int64_t *s = single + (size_t)mi * E, *pl = pair + (size_t)mi * E * E;
     for (int i = 0; i < k; i++) {
@@ -240,7 +241,7 @@ int mr_struct_acc_add(mr_struct_acc *a, const mr_trace *tr, const mr_struct_side
     return st;
 }
 
-int mr_struct_acc_add_sample(mr_struct_acc *a, const int *topk, const uint8_t *mask, int T,
+int mr_struct_acc_add_sample(mr_struct_acc *a, const uint16_t *topk, const uint8_t *mask, int T,
                              size_t layer_stride, int32_t label, const int32_t *targets,
                              int32_t domain)
 {
@@ -256,8 +257,8 @@ int mr_struct_acc_add_sample(mr_struct_acc *a, const int *topk, const uint8_t *m
         int64_t *single = a->single + (size_t)l * E, *pair = a->pair + (size_t)l * E * E;
         for (int t = 0; t < T; t++) {
             if (mask && !mask[t]) continue;
-            const int *sel = topk + (l * layer_stride + t) * k;
-            const int *prev = l ? sel - layer_stride * k : NULL;
+            const uint16_t *sel = topk + (l * layer_stride + t) * k;
+            const uint16_t *prev = l ? sel - layer_stride * k : NULL;
             if (!by_bits) {
                 count_token_upper(a->single, a->pair, a->chain, sel, prev, l, E, k);
                 continue;
@@ -283,8 +284,8 @@ int mr_struct_acc_add_sample(mr_struct_acc *a, const int *topk, const uint8_t *m
     for (int l = 0; l < L; l++)
         for (int t = 0, j = 0; t < T; t++) {
             if (mask && !mask[t]) continue;
-            memcpy(tk + ((size_t)l * real + j) * k, topk + (l * layer_stride + t) * k,
-                   (size_t)k * sizeof *tk);
+            for (int i = 0; i < k; i++)
+                tk[((size_t)l * real + j) * k + i] = topk[(l * layer_stride + t) * k + i];
             if (tg && l == 0) tg[j] = targets[t];
             j++;
         }

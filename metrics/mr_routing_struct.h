@@ -71,15 +71,15 @@ typedef struct mr_struct_side {
 /* Add the trace of one micro-batch (thread-safe). */
 int mr_struct_acc_add(mr_struct_acc *a, const mr_trace *tr, const mr_struct_side *side);
 
-/* One sample read in place from trace rows (analyze): its top-k at layer l, token t at
- * topk[(l * layer_stride + t) * k]; tokens with mask[t] = 0 left out (mask NULL: all
+/* One sample read in place from trace rows (analyze): its top-k (16-bit expert ids, as
+ * io/mr_trace_io.h keeps them) at layer l, token t at topk[(l * layer_stride + t) * k]; tokens with mask[t] = 0 left out (mask NULL: all
  * real); label, domain (< 0: none) and targets[T] (NULL: none) as in mr_struct_side.
  * Counts straight into a, without a copy or a lock: NOT thread-safe, so each thread adds
  * into its own accumulator and the caller merges them (mr_struct_acc_merge; every count
  * is an integer, so the merged result does not depend on the split). Such an accumulator
  * holds each expert pair once (upper = 1; half the increments) and is only for merging:
  * mr_struct_acc_add refuses it. */
-int mr_struct_acc_add_sample(mr_struct_acc *a, const int *topk, const uint8_t *mask, int T,
+int mr_struct_acc_add_sample(mr_struct_acc *a, const uint16_t *topk, const uint8_t *mask, int T,
                              size_t layer_stride, int32_t label, const int32_t *targets,
                              int32_t domain);
 

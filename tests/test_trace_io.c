@@ -214,7 +214,7 @@ START_TEST(dtypes_read_identically)
         mr_trace_rows b;
         read_all(t, &b);
         ck_assert_msg(memcmp(a.probs, b.probs, np * sizeof(float)) == 0, "%s: probs differ", same[i]);
-        ck_assert_msg(memcmp(a.topk, b.topk, nk * sizeof(int)) == 0, "%s: top-k differs", same[i]);
+        ck_assert_msg(memcmp(a.topk, b.topk, nk * sizeof *a.topk) == 0, "%s: top-k differs", same[i]);
         ck_assert_msg(memcmp(a.weights, b.weights, nk * sizeof(float)) == 0, "%s: weights differ",
                       same[i]);
         ck_assert_int_eq(t->layers[0].has_topk, i == 3);
@@ -228,7 +228,7 @@ START_TEST(dtypes_read_identically)
     mr_trace_file *t = open_ok(FIX "probs-f32.h5");
     mr_trace_rows b;
     read_all(t, &b);
-    ck_assert_int_eq(memcmp(a.topk, b.topk, nk * sizeof(int)), 0);
+    ck_assert_int_eq(memcmp(a.topk, b.topk, nk * sizeof *a.topk), 0);
     for (size_t i = 0; i < np; i++) ck_assert_double_le(fabs(a.probs[i] - b.probs[i]), 1e-6);
     same_sums_unkept(t, &b);
     mr_trace_rows_free(&b);
