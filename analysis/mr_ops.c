@@ -486,6 +486,116 @@ MR_AVX512_TARGET static void softmax_tokens_avx512(double *h, double *h_topk, fl
     }
 }
 
+/* softmax_prefix of R rows x[r][0..len-1] (row stride len; row r the softmax of its
+ * first n + r entries with `causal`, of all len without; the rest exactly 0) in
+ * registers of 16 floats for len <= 16 NB: exp_avx512 (within 2 ulp; softmax_prefix's
+ * libmvec expf within 4) and the sum of the exponentials in double lanes (in another
+ * order than softmax_prefix's, both nearly exact), then (float)(1 / sum) times each,
+ * as softmax_prefix. The R rows' chains of dependent latencies (horizontal maximum, exp,
+ * horizontal sum, division) overlap: one row at a time, the attention's rows of 50 cost
+ * about 240 cycles each. The rows of 50 on the 8-float AVX2 clone with libmvec's expf
+ * were 10-13 % of the Fashion-MNIST forward (docs/performance.md). NaN in: NaN out, as
+ * softmax_prefix (the maximum skips it, its exponential and the sum do not). */
+MR_AVX512_TARGET static inline __attribute__((always_inline)) void
+softmax_rows_reg(float *x, int n, int len, int causal, const int R, const int NB)
+{
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    __m512 v[4][4], vmx[4];
+    __mmask16 m[4][4], ml[4];
+    __m512d sum[4];
+    _Pragma("GCC unroll 4")
+    for (int b = 0; b < NB; b++) {
+        int lleft = len - 16 * b;
+        ml[b] = lleft >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << lleft) - 1u);
+    }
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) {
+        int nr = causal ? n + r : len;
+        __m512 vm = ninf;
+        _Pragma("GCC unroll 4")
+        for (int b = 0; b < NB; b++) {
+            int left = nr - 16 * b;
+            m[r][b] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1u) : 0;
+            v[r][b] = _mm512_mask_loadu_ps(ninf, m[r][b], x + (size_t)r * len + 16 * b);
+            vm = _mm512_max_ps(v[r][b], vm); /* NaN: ignored */
+        }
+        vmx[r] = vm;
+    }
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) vmx[r] = _mm512_set1_ps(_mm512_reduce_max_ps(vmx[r]));
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) {
+        sum[r] = _mm512_setzero_pd();
+        _Pragma("GCC unroll 4")
+        for (int b = 0; b < NB; b++) {
+            v[r][b] = _mm512_maskz_mov_ps(m[r][b], exp_avx512(_mm512_maskz_sub_ps(m[r][b], v[r][b], vmx[r])));
+            sum[r] = _mm512_add_pd(sum[r], _mm512_add_pd(CVT_LO(v[r][b]), CVT_HI(v[r][b])));
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) {
+        const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(sum[r])));
+        _Pragma("GCC unroll 4")
+        for (int b = 0; b < NB; b++) /* lanes past the row's n: 0 whatever the sum */
+            _mm512_mask_storeu_ps(x + (size_t)r * len + 16 * b, ml[b],
+                                  _mm512_maskz_mul_ps(m[r][b], v[r][b], inv));
+    }
+}
+
+/* The same for any len, through memory: the exponentials stored, then scaled. */
+MR_AVX512_TARGET static void softmax_row_avx512(float *x, int n, int len)
+{
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    __m512 vm = ninf;
+    for (int i = 0; i < n; i += 16) {
+        int left = n - i;
+        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+        vm = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, m, x + i), vm);
+    }
+    const __m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(vm));
+    __m512d sum = _mm512_setzero_pd();
+    for (int i = 0; i < n; i += 16) {
+        int left = n - i;
+        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+        __m512 e = _mm512_maskz_mov_ps(m, exp_avx512(_mm512_maskz_sub_ps(
+                                              m, _mm512_maskz_loadu_ps(m, x + i), vmx)));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        sum = _mm512_add_pd(sum, _mm512_add_pd(CVT_LO(e), CVT_HI(e)));
+    }
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(sum)));
+    for (int i = 0; i < n; i += 16) {
+        int left = n - i;
+        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
+    }
+    for (int i = n; i < len; i++) x[i] = 0.0f;
+}
+
+/* mr_softmax_square's rows: in registers four at a time for T <= 64 (the block count a
+ * constant) */
+MR_AVX512_TARGET static void softmax_square_avx512(float *x, int T, int causal)
+{
+    switch ((T + 15) >> 4) {
+#define ROWS(NB)                                                                           \
+    {                                                                                      \
+        int t = 0;                                                                         \
+        for (; t + 4 <= T; t += 4) softmax_rows_reg(x + (size_t)t * T, t + 1, T, causal, 4, NB); \
+        for (; t < T; t++) softmax_rows_reg(x + (size_t)t * T, t + 1, T, causal, 1, NB);  \
+    }                                                                                      \
+    break;
+    case 1: ROWS(1)
+    case 2: ROWS(2)
+    case 3: ROWS(3)
+    case 4: ROWS(4)
+#undef ROWS
+    default:
+        for (int t = 0; t < T; t++) {
+            int n = causal ? t + 1 : T;
+            softmax_row_avx512(x + (size_t)t * T, n, T);
+        }
+    }
+}
+
 #undef CVT_LO
 #undef CVT_HI
 #endif
@@ -587,6 +697,12 @@ double mr_softmax_entropy_general(float *restrict p, const float *restrict s, in
 
 void mr_softmax_square(float *x, int T, int causal)
 {
+#ifdef MR_AVX512
+    if (mr_simd_avx512()) {
+        softmax_square_avx512(x, T, causal);
+        return;
+    }
+#endif
     for (int t = 0; t < T; t++) softmax_prefix(x + (size_t)t * T, causal ? t + 1 : T, T);
 }
 

@@ -7,6 +7,10 @@
 #include "mr_ops.h"
 #include "mr_simd.h"
 
+/* The sums as vector reductions in double (an AVX-512 clone too: the scalar loops were
+ * 8 % of a PGD attack's CPU time, docs/performance.md); their order is fixed by the loop
+ * shape and the CPU, never by threads. */
+MR_VECTOR_CLONES_512
 void mr_layernorm_backward(float *dinp, const float *dout, const float *inp, const float *w,
                            int N, int C, float eps)
 {
@@ -15,14 +19,17 @@ void mr_layernorm_backward(float *dinp, const float *dout, const float *inp, con
         float *dx = dinp + (size_t)n * C;
         /* the forward's statistics (mr_layernorm_forward), recomputed the same way */
         double mean = 0.0, var = 0.0;
+#pragma omp simd reduction(+ : mean)
         for (int i = 0; i < C; i++) mean += x[i];
         mean /= C;
+#pragma omp simd reduction(+ : var)
         for (int i = 0; i < C; i++) var += (x[i] - mean) * (x[i] - mean);
         var /= C;
         double rstd = 1.0 / sqrt(var + (double)eps);
         /* with xhat = (x - mean) rstd and g = dy w (the gradient of xhat):
          * dx = rstd (g - mean(g) - xhat mean(g xhat)) */
         double mg = 0.0, mgx = 0.0;
+#pragma omp simd reduction(+ : mg, mgx)
         for (int i = 0; i < C; i++) {
             double g = (double)dy[i] * w[i];
             mg += g;
@@ -30,6 +37,7 @@ void mr_layernorm_backward(float *dinp, const float *dout, const float *inp, con
         }
         mg /= C;
         mgx /= C;
+#pragma omp simd
         for (int i = 0; i < C; i++) {
             double xh = (x[i] - mean) * rstd, g = (double)dy[i] * w[i];
             dx[i] += (float)(rstd * (g - mg - xh * mgx));
@@ -45,7 +53,8 @@ void mr_linear_backward(float *dinp, const float *dout, const float *weight, int
                 1.0f, dinp, C);
 }
 
-MR_VECTOR_CLONES
+/* each element alone (no reduction): an AVX-512 clone as mr_gelu_forward's */
+MR_VECTOR_CLONES_512
 static void gelu_backward(float *d, const float *pre, size_t n)
 {
     /* d/dx [x Phi(x)] = Phi(x) + x phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, with the
@@ -80,6 +89,29 @@ void mr_softmax_rows_backward(float *dx, const float *dy, const float *y, int N,
     }
 }
 
+MR_VECTOR_CLONES_512
+static void add_rows(float *restrict a, const float *restrict b, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) a[i] += b[i];
+}
+
+/* g[t] = y[t] * (g[t] - sum_j g[t][j] y[t][j]) per row of [T, T], the sum in double as a
+ * vector reduction (the scalar loops were 4 % of a PGD attack, docs/performance.md) */
+MR_VECTOR_CLONES_512
+static void softmax_square_backward(float *restrict dA, const float *restrict a, int T)
+{
+    for (int t = 0; t < T; t++) {
+        float *g = dA + (size_t)t * T;
+        const float *y = a + (size_t)t * T;
+        double s = 0.0;
+#pragma omp simd reduction(+ : s)
+        for (int j = 0; j < T; j++) s += (double)g[j] * y[j];
+#pragma omp simd
+        for (int j = 0; j < T; j++) g[j] = (float)(y[j] * (g[j] - s));
+    }
+}
+
 void mr_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
                            const float *datt_extra, int B, int T, int C, int NH,
                            float *scratch)
@@ -98,20 +130,12 @@ void mr_attention_backward(float *dqkv, const float *dout, const float *qkv, con
             /* out = A V: dA = dO V^T, dV += A^T dO */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dO, C, v,
                         3 * C, 0.0f, dA, T);
-            if (datt_extra) {
-                const float *ex = datt_extra + ((size_t)b * NH + h) * T * T;
-                for (size_t i = 0; i < (size_t)T * T; i++) dA[i] += ex[i];
-            }
+            if (datt_extra)
+                add_rows(dA, datt_extra + ((size_t)b * NH + h) * T * T, (size_t)T * T);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, dO, C,
                         1.0f, dv, 3 * C);
             /* A = softmax(scale Q K^T) per row (masked entries are 0 and stay 0) */
-            for (int t = 0; t < T; t++) {
-                float *g = dA + (size_t)t * T;
-                const float *y = a + (size_t)t * T;
-                double s = 0.0;
-                for (int j = 0; j < T; j++) s += (double)g[j] * y[j];
-                for (int j = 0; j < T; j++) g[j] = (float)(y[j] * (g[j] - s));
-            }
+            softmax_square_backward(dA, a, T);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, dA, T, k,
                         3 * C, 1.0f, dq, 3 * C);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, dA, T, q,

@@ -141,41 +141,63 @@ START_TEST(softmax_rows_sum_to_one)
 }
 END_TEST
 
-/* The softmax loops are vectorized with libmvec's expf (at most 4 ulp) and a vector sum;
- * every length from 1 to 70 covers whole vectors and every tail length of the 4-, 8- and
- * 16-wide variants. Reference: the same softmax in double with libm's exp. */
+/* mr_softmax_square on both paths: the loops vectorized with libmvec's expf (at most 4
+ * ulp) and a vector sum, and on CPUs with AVX-512 the kernel with its inline exp that
+ * takes four rows at a time in registers up to 64 columns and rows in memory beyond;
+ * every length from 1 to 70 (and 130, 150) covers whole vectors, every tail length of
+ * the 4-, 8- and 16-wide variants, the row counts around the four-row groups, causal and
+ * full rows. Reference: the same softmax in double with libm's exp; a NaN in a row makes
+ * that row NaN and leaves the others. */
 START_TEST(softmax_matches_double_reference)
 {
-    enum { MAXN = 70 };
-    float x[MAXN * MAXN];
-    double worst = 0.0;
+    enum { MAXN = 150 };
+    static float x[MAXN * MAXN], ref_in[MAXN * MAXN];
     unsigned state = 12345u;
-    for (int n = 1; n <= MAXN; n++) {
-        for (int i = 0; i < n * n; i++) {
-            state = state * 1664525u + 1013904223u;
-            x[i] = ((float)(state >> 8) / 16777216.0f - 0.5f) * 60.0f; /* [-30, 30) */
-        }
-        float ref_in[MAXN * MAXN];
-        memcpy(ref_in, x, sizeof(float) * (size_t)n * n);
-        mr_softmax_square(x, n, 1); /* row t: softmax of its first t + 1 entries */
-        for (int t = 0; t < n; t++) {
-            const float *in = ref_in + (size_t)t * n;
-            /* the max and the difference in float, as the kernel (and PyTorch) */
-            float mx = in[0];
-            for (int i = 1; i <= t; i++) mx = in[i] > mx ? in[i] : mx;
-            double sum = 0.0;
-            for (int i = 0; i <= t; i++) sum += exp((double)(in[i] - mx));
-            for (int i = 0; i < n; i++) {
-                double want = i <= t ? exp((double)(in[i] - mx)) / sum : 0.0;
-                double got = x[(size_t)t * n + i];
-                if (i > t) ck_assert_msg(got == 0.0, "masked entry %d of row %d is %g", i, t, got);
-                double rel = fabs(got - want) / (want > 1e-30 ? want : 1e-30);
-                if (want > 1e-30 && rel > worst) worst = rel;
+    for (int path = 0; path < 2; path++) {
+        mr_simd_avx512_set(path == 0);
+        double worst = 0.0;
+        for (int n = 1; n <= MAXN; n += n < 70 ? 1 : n < 130 ? 60 : 20)
+            for (int causal = 0; causal < 2; causal++) {
+                for (int i = 0; i < n * n; i++) {
+                    state = state * 1664525u + 1013904223u;
+                    x[i] = ((float)(state >> 8) / 16777216.0f - 0.5f) * 60.0f; /* [-30, 30) */
+                }
+                memcpy(ref_in, x, sizeof(float) * (size_t)n * n);
+                mr_softmax_square(x, n, causal); /* causal row t: its first t + 1 entries */
+                for (int t = 0; t < n; t++) {
+                    const float *in = ref_in + (size_t)t * n;
+                    int last = causal ? t : n - 1;
+                    /* the max and the difference in float, as the kernel (and PyTorch) */
+                    float mx = in[0];
+                    for (int i = 1; i <= last; i++) mx = in[i] > mx ? in[i] : mx;
+                    double sum = 0.0;
+                    for (int i = 0; i <= last; i++) sum += exp((double)(in[i] - mx));
+                    for (int i = 0; i < n; i++) {
+                        double want = i <= last ? exp((double)(in[i] - mx)) / sum : 0.0;
+                        double got = x[(size_t)t * n + i];
+                        if (i > last)
+                            ck_assert_msg(got == 0.0, "path %d: masked entry %d of row %d of %d is %g",
+                                          path, i, t, n, got);
+                        double rel = fabs(got - want) / (want > 1e-30 ? want : 1e-30);
+                        if (want > 1e-30 && rel > worst) worst = rel;
+                    }
+                }
+            }
+        /* a few ulp of float (1.2e-7 each) from the exp, the float inputs and the scaling */
+        ck_assert_msg(worst < 1e-6, "path %d: worst relative error %g", path, worst);
+        for (int n = 3; n <= 130; n += 127) { /* registers (n <= 64) and memory */
+            for (int i = 0; i < n * n; i++) x[i] = (float)(i % 7) / 4;
+            x[(size_t)2 * n + 1] = NAN; /* row 2, a column causal row 1 does not read */
+            mr_softmax_square(x, n, 1);
+            for (int i = 0; i < 3; i++) {
+                ck_assert_msg(isfinite(x[i]) && isfinite(x[n + i]), "path %d n %d: row 0 or 1 "
+                              "not finite", path, n);
+                ck_assert_msg(i > 2 || isnan(x[(size_t)2 * n + i]), "path %d n %d: row 2 entry %d "
+                              "is %g, not NaN", path, n, i, x[(size_t)2 * n + i]);
             }
         }
     }
-    /* a few ulp of float (1.2e-7 each) from expf, the float inputs and the scaling */
-    ck_assert_msg(worst < 1e-6, "worst relative error %g", worst);
+    mr_simd_avx512_set(1);
 }
 END_TEST
 
