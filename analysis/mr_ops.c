@@ -64,10 +64,48 @@ void mr_rmsnorm_forward(float *out, const float *in, const float *w, int N, int 
  * forms bit for bit under the kernels in use. */
 #define MR_LINEAR_BIAS_IN_GEMM 128
 
+#ifdef MR_AVX512
+/* Up to this many input features mr_linear_forward runs mr_gemm_micro (mr_simd.h) on
+ * CPUs with AVX-512: a panel of 32 output columns' weights, [C][32], stays in L1/L2 */
+#define MR_LINEAR_AVX512_MAX_C 512
+
+/* mr_linear_forward by mr_gemm_micro: per block of 32 output columns its weights
+ * transposed into a panel [C][32] (zeros past OC), then every row of in against it */
+MR_AVX512_TARGET static void linear_forward_avx512(float *out, const float *in,
+                                                   const float *weight, const float *bias,
+                                                   int N, int C, int OC)
+{
+    float panel[32 * MR_LINEAR_AVX512_MAX_C] __attribute__((aligned(64)));
+    for (int j = 0; j < OC; j += 32) {
+        int left = OC - j, cols = left < 32 ? left : 32, nv = cols > 16 ? 2 : 1;
+        for (int jj = 0; jj < 32; jj++) {
+            const float *w = weight + (size_t)(j + jj) * C;
+            if (jj < cols)
+                for (int c = 0; c < C; c++) panel[c * 32 + jj] = w[c];
+            else
+                for (int c = 0; c < C; c++) panel[c * 32 + jj] = 0.0f;
+        }
+        int lc = cols - 16 * (nv - 1);
+        __mmask16 last = lc >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << lc) - 1u);
+        const float *bj = bias ? bias + j : NULL;
+        if (nv == 2)
+            mr_gemm_rows(out + j, OC, in, C, panel, 32, C, bj, 0, N, 2, last);
+        else
+            mr_gemm_rows(out + j, OC, in, C, panel, 32, C, bj, 0, N, 1, last);
+    }
+}
+#endif
+
 void mr_linear_forward(float *out, const float *in, const float *weight, const float *bias,
                        int N, int C, int OC)
 {
     if (N == 0) return;
+#ifdef MR_AVX512
+    if (C <= MR_LINEAR_AVX512_MAX_C && mr_simd_avx512()) {
+        linear_forward_avx512(out, in, weight, bias, N, C, OC);
+        return;
+    }
+#endif
     if (bias && C <= MR_LINEAR_BIAS_IN_GEMM) {
         for (int n = 0; n < N; n++) {
             float *o = out + (size_t)n * OC;

@@ -1,7 +1,8 @@
 /* mr_ops.h — the forward kernels of the engine (llm.c style: outputs first,
  * shapes in comments, no allocation). Matrices are row-major float32; weights
  * use the PyTorch nn.Linear layout [out, in]. GEMMs go through GSL's CBLAS
- * interface, linked against OpenBLAS. Every kernel is deterministic: the
+ * interface, linked against OpenBLAS, but the linear layers' on CPUs with AVX-512
+ * (mr_gemm_micro, mr_simd.h). Every kernel is deterministic: the
  * result does not depend on the calling thread or on other samples.
  */
 #ifndef MR_OPS_H
@@ -18,7 +19,10 @@ void mr_layernorm_forward(float *out, const float *in, const float *w, const flo
  * transformers/models/mixtral/modeling_mixtral.py); out may equal in. */
 void mr_rmsnorm_forward(float *out, const float *in, const float *w, int N, int C, float eps);
 
-/* out[N,OC] = in[N,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL). */
+/* out[N,OC] = in[N,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL). On CPUs with
+ * AVX-512 (mr_simd_avx512) and C <= 512: mr_gemm_micro, each output one chain of fused
+ * multiply-adds and then the bias, a row's bits independent of the other rows; else
+ * OpenBLAS. */
 void mr_linear_forward(float *out, const float *in, const float *weight, const float *bias,
                        int N, int C, int OC);
 

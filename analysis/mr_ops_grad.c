@@ -49,6 +49,14 @@ void mr_linear_backward(float *dinp, const float *dout, const float *weight, int
                         int OC)
 {
     if (N == 0) return;
+#ifdef MR_AVX512
+    /* dinp[N, C] += dout[N, OC] weight[OC, C]: weight's rows are the micro-kernel's B as
+     * they are (no packing); up to 1024 outputs (rows of B), beyond them OpenBLAS */
+    if (OC <= 1024 && mr_simd_avx512()) {
+        mr_gemm_avx512(dinp, C, dout, OC, weight, C, N, OC, C, NULL, 1);
+        return;
+    }
+#endif
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C,
                 1.0f, dinp, C);
 }

@@ -9,6 +9,7 @@
 #include <gsl/gsl_cblas.h>
 
 #include "analysis/mr_ops.h"
+#include "analysis/mr_ops_grad.h"
 #include "analysis/mr_router.h"
 #include "analysis/mr_simd.h"
 #include "mr_test_util.h"
@@ -59,6 +60,7 @@ END_TEST
  * here under OpenBLAS's Prescott kernels); above it the bias is added after the product. */
 START_TEST(linear_bias_in_gemm_is_bit_identical)
 {
+    mr_simd_avx512_set(0); /* OpenBLAS's path (the AVX-512 kernel: linear_avx512_kernel) */
     static const int Ns[] = {1, 7, 50, 160}, Cs[] = {1, 16, 64, 96, 127, 128, 129, 256},
                      OCs[] = {1, 10, 16, 64, 192};
     enum { MAXN = 160, MAXC = 256, MAXO = 192 };
@@ -82,11 +84,103 @@ START_TEST(linear_bias_in_gemm_is_bit_identical)
                     ck_abort_msg("N=%d C=%d OC=%d: not the product plus the bias bit for bit", N,
                                  C, OC);
             }
+    mr_simd_avx512_set(1);
     free(in);
     free(w);
     free(bias);
     free(out);
     free(ref);
+}
+END_TEST
+
+/* mr_linear_forward and mr_linear_backward on both paths (on CPUs with AVX-512 the
+ * micro-kernel of mr_simd.h up to 512 input features, resp. 1024 outputs; OpenBLAS
+ * otherwise) against the sums in double: within the float rounding of a chain of C
+ * fused multiply-adds (C x 6e-8 of the sum of the terms' magnitudes; rows in and at the
+ * end of the 8-row blocks); row counts around
+ * the kernel's 8-row blocks, column counts around its 16- and 32-column blocks, input
+ * widths past both limits, with and without the bias; and in the kernel every row's bits
+ * the same whether it is computed alone or with the others (OpenBLAS blocks rows). */
+START_TEST(linear_avx512_kernel)
+{
+    int cpu = mr_simd_avx512();
+    static const int Ns[] = {1, 7, 9, 50, 160}, Cs[] = {1, 16, 96, 129, 512, 600},
+                     OCs[] = {1, 10, 17, 32, 33, 64, 192, 1030};
+    enum { MAXN = 160, MAXC = 600, MAXO = 1030 };
+    float *in = malloc(sizeof(float) * MAXN * MAXC), *w = malloc(sizeof(float) * MAXO * MAXC),
+          *bias = malloc(sizeof(float) * MAXO), *out = malloc(sizeof(float) * MAXN * MAXO),
+          *one = malloc(sizeof(float) * MAXO), *dout = malloc(sizeof(float) * MAXN * MAXO),
+          *dinp = malloc(sizeof(float) * MAXN * MAXC), *dref = malloc(sizeof(float) * MAXC);
+    ck_assert(in && w && bias && out && one && dout && dinp && dref);
+    for (int i = 0; i < MAXN * MAXC; i++) in[i] = sinf(0.37f * (float)i) * (i % 7 ? 1.0f : 50.0f);
+    for (int i = 0; i < MAXO * MAXC; i++) w[i] = cosf(0.91f * (float)i) * 0.3f;
+    for (int i = 0; i < MAXO; i++) bias[i] = sinf((float)i) * 2.0f;
+    for (int i = 0; i < MAXN * MAXO; i++) dout[i] = cosf(0.53f * (float)i) * (i % 5 ? 1.0f : 9.0f);
+    for (int path = 0; path < 2; path++) {
+        mr_simd_avx512_set(path == 0);
+        for (size_t a = 0; a < sizeof Ns / sizeof *Ns; a++)
+            for (size_t c = 0; c < sizeof Cs / sizeof *Cs; c++)
+                for (size_t o = 0; o < sizeof OCs / sizeof *OCs; o++) {
+                    int N = Ns[a], C = Cs[c], OC = OCs[o];
+                    if ((OC == 1030 && (N > 9 || C > 16)) || (N == 160 && (C > 96 || OC > 64)))
+                        continue; /* the widest cases: small */
+                    const float *b = (a + c + o) % 3 ? bias : NULL;
+                    mr_linear_forward(out, in, w, b, N, C, OC);
+                    for (int n = 0; n < N; n++) {
+                        if (n % 8 != 1 && n % 8 != 7 && n != N - 1) continue; /* rows of both */
+                        for (int j = 0; j < OC; j++) {
+                            double s = b ? b[j] : 0.0, mag = b ? fabs(b[j]) : 0.0;
+                            for (int k = 0; k < C; k++) {
+                                double t = (double)in[(size_t)n * C + k] * w[(size_t)j * C + k];
+                                s += t;
+                                mag += fabs(t);
+                            }
+                            double got = out[(size_t)n * OC + j];
+                            ck_assert_msg(fabs(got - s) <= (C + 1) * 6e-8 * mag + 1e-30,
+                                          "path %d N=%d C=%d OC=%d: out[%d][%d] = %.9g, "
+                                          "expected %.9g", path, N, C, OC, n, j, got, s);
+                        }
+                        if (!(path == 0 && cpu && C <= 512)) continue;
+                        mr_linear_forward(one, in + (size_t)n * C, w, b, 1, C, OC);
+                        ck_assert_msg(memcmp(one, out + (size_t)n * OC, sizeof(float) * OC) == 0,
+                                      "path %d N=%d C=%d OC=%d: row %d alone differs", path, N,
+                                      C, OC, n);
+                    }
+                    /* the backward: dinp[N, C] += dout[N, OC] w[OC, C] */
+                    for (int i = 0; i < N * C; i++) dinp[i] = (float)(i % 3) - 1.0f;
+                    mr_linear_backward(dinp, dout, w, N, C, OC);
+                    for (int n = 0; n < N; n++) {
+                        if (n % 8 != 1 && n % 8 != 7 && n != N - 1) continue;
+                        for (int k = 0; k < C; k++) {
+                            double s = (double)((n * C + k) % 3) - 1.0, mag = fabs(s);
+                            for (int j = 0; j < OC; j++) {
+                                double t = (double)dout[(size_t)n * OC + j] * w[(size_t)j * C + k];
+                                s += t;
+                                mag += fabs(t);
+                            }
+                            double got = dinp[(size_t)n * C + k];
+                            ck_assert_msg(fabs(got - s) <= (OC + 1) * 6e-8 * mag + 1e-30,
+                                          "path %d N=%d C=%d OC=%d: dinp[%d][%d] = %.9g, "
+                                          "expected %.9g", path, N, C, OC, n, k, got, s);
+                        }
+                        if (!(path == 0 && cpu && OC <= 1024)) continue;
+                        for (int k = 0; k < C; k++) dref[k] = (float)((n * C + k) % 3) - 1.0f;
+                        mr_linear_backward(dref, dout + (size_t)n * OC, w, 1, C, OC);
+                        ck_assert_msg(memcmp(dref, dinp + (size_t)n * C, sizeof(float) * C) == 0,
+                                      "path %d N=%d C=%d OC=%d: backward row %d alone differs",
+                                      path, N, C, OC, n);
+                    }
+                }
+    }
+    mr_simd_avx512_set(1);
+    free(in);
+    free(w);
+    free(bias);
+    free(out);
+    free(one);
+    free(dout);
+    free(dinp);
+    free(dref);
 }
 END_TEST
 
@@ -555,6 +649,7 @@ int main(void)
     tcase_add_test(tc, layernorm_normalizes);
     tcase_add_test(tc, linear_matches_naive);
     tcase_add_test(tc, linear_bias_in_gemm_is_bit_identical);
+    tcase_add_test(tc, linear_avx512_kernel);
     tcase_add_test(tc, gelu_and_relu_values);
     tcase_add_test(tc, erf_within_3e7_of_libm);
     tcase_add_test(tc, softmax_rows_sum_to_one);
