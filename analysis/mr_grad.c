@@ -300,12 +300,10 @@ static void experts_backward(mr_grad_ws *g, float *dx, float *dweights, const fl
             }
             dweights[(size_t)n * k + s->j[q]] += (float)dw;
         }
-        memset(g->dhid, 0, (size_t)cnt * h * sizeof(float));
-        mr_linear_backward(g->dhid, g->dxg, L->exp_w2 + (size_t)e * d * h, cnt, h, d);
+        mr_linear_backward_set(g->dhid, g->dxg, L->exp_w2 + (size_t)e * d * h, cnt, h, d);
         mr_activation_backward(g->dhid, pre + (size_t)s->off[e] * h, (size_t)cnt * h,
                                c->activation);
-        memset(g->dxg, 0, (size_t)cnt * d * sizeof(float));
-        mr_linear_backward(g->dxg, g->dhid, L->exp_w1 + (size_t)e * h * d, cnt, d, h);
+        mr_linear_backward_set(g->dxg, g->dhid, L->exp_w1 + (size_t)e * h * d, cnt, d, h);
         for (int i = 0; i < cnt; i++) {
             float *o = dx + (size_t)s->tok[s->off[e] + i] * d;
             const float *v = g->dxg + (size_t)i * d;
@@ -516,8 +514,7 @@ static int block_backward(mr_grad_ws *g, int l, const float *dprobs)
         MR_TRY(moe_backward(g, l, dprobs));
     } else {
         size_t NF = (size_t)N * c->d_ff;
-        memset(g->dhid, 0, NF * sizeof(float));
-        mr_linear_backward(g->dhid, g->dbuf, L->ffn_w2, N, c->d_ff, d);
+        mr_linear_backward_set(g->dhid, g->dbuf, L->ffn_w2, N, c->d_ff, d);
         mr_activation_backward(g->dhid, s->pre, NF, c->activation);
         mr_linear_backward(g->dxn, g->dhid, L->ffn_w1, N, d, c->d_ff);
     }
@@ -525,13 +522,11 @@ static int block_backward(mr_grad_ws *g, int l, const float *dprobs)
     memcpy(g->dmid, g->dx, Nd * sizeof(float));
     mr_layernorm_backward(g->dmid, g->dxn, s->xmid, L->ln2_w, N, d, c->norm_eps);
     /* xmid = x + out_proj(attention(qkv(LN1(x)))) */
-    memset(g->dbuf, 0, Nd * sizeof(float));
-    mr_linear_backward(g->dbuf, g->dmid, L->attn_out_w, N, d, d);
+    mr_linear_backward_set(g->dbuf, g->dmid, L->attn_out_w, N, d, d);
     memset(g->dqkv, 0, 3 * Nd * sizeof(float));
     mr_attention_backward(g->dqkv, g->dbuf, s->qkv, s->att, L->is_moe ? g->datt : NULL, B, T,
                           d, NH, g->attscr);
-    memset(g->dxn, 0, Nd * sizeof(float));
-    mr_linear_backward(g->dxn, g->dqkv, L->attn_qkv_w, N, d, 3 * d);
+    mr_linear_backward_set(g->dxn, g->dqkv, L->attn_qkv_w, N, d, 3 * d);
     memcpy(g->dx, g->dmid, Nd * sizeof(float));
     mr_layernorm_backward(g->dx, g->dxn, s->xin, L->ln1_w, N, d, c->norm_eps);
     return MR_OK;
@@ -548,8 +543,7 @@ static void head_backward(mr_grad_ws *g, const float *dlogits)
     if (c->task == MR_TASK_LM) {
         mr_linear_backward(g->dxn, dlogits, m->head_w, N, d, c->n_out);
     } else {
-        memset(g->dpooled, 0, (size_t)B * d * sizeof(float));
-        mr_linear_backward(g->dpooled, dlogits, m->head_w, B, d, c->n_out);
+        mr_linear_backward_set(g->dpooled, dlogits, m->head_w, B, d, c->n_out);
         for (int b = 0; b < B; b++) {
             const float *dp = g->dpooled + (size_t)b * d;
             if (c->pool == MR_POOL_CLS) {
@@ -572,8 +566,7 @@ static void patch_backward(mr_grad_ws *g, float *dinput)
     int gw = W / P, np = c->n_patches, pp = P * P * C, T = g->T;
     int first = c->pool == MR_POOL_CLS;
     for (int b = 0; b < g->B; b++) {
-        memset(g->dpatch, 0, (size_t)np * pp * sizeof(float));
-        mr_linear_backward(g->dpatch, g->dx + ((size_t)b * T + first) * d, g->m->patch_w, np,
+        mr_linear_backward_set(g->dpatch, g->dx + ((size_t)b * T + first) * d, g->m->patch_w, np,
                            pp, d);
         for (int p = 0; p < np; p++) {
             int r = p / gw, q = p % gw;

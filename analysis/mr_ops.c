@@ -89,9 +89,9 @@ MR_AVX512_TARGET static void linear_forward_avx512(float *out, const float *in,
         __mmask16 last = lc >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << lc) - 1u);
         const float *bj = bias ? bias + j : NULL;
         if (nv == 2)
-            mr_gemm_rows(out + j, OC, in, C, panel, 32, C, bj, 0, N, 2, last);
+            mr_gemm_rows(out + j, OC, in, C, 1, panel, 32, C, 1.0f, bj, 0, N, 2, last);
         else
-            mr_gemm_rows(out + j, OC, in, C, panel, 32, C, bj, 0, N, 1, last);
+            mr_gemm_rows(out + j, OC, in, C, 1, panel, 32, C, 1.0f, bj, 0, N, 1, last);
     }
 }
 #endif
@@ -749,11 +749,51 @@ void mr_softmax_rows(float *x, int N, int C)
     for (int n = 0; n < N; n++) softmax_prefix(x + (size_t)n * C, C, C);
 }
 
+#ifdef MR_AVX512
+/* mr_attention_gqa_forward by mr_gemm_micro (mr_simd.h) up to this many positions and
+ * head dimensions: K^T of a head, [hd][T], on the stack */
+#define MR_ATT_AVX512_MAX_T 128
+#define MR_ATT_AVX512_MAX_HD 64
+
+/* The attention's two GEMMs per head by mr_gemm_micro: OpenBLAS's calls of 50 x 50 x 16
+ * (the demo models) spent more in packing and call overhead than in products; the same
+ * products, summed in order of k, then scaled once as OpenBLAS's alpha */
+MR_AVX512_TARGET static void attention_avx512(float *out, float *att, const float *qkv, int B,
+                                              int T, int NH, int NKV, int hd, int causal,
+                                              float scale)
+{
+    int row = (NH + 2 * NKV) * hd, C = NH * hd, group = NH / NKV;
+    float kt[MR_ATT_AVX512_MAX_HD * MR_ATT_AVX512_MAX_T] __attribute__((aligned(64)));
+    for (int b = 0; b < B; b++) {
+        const float *base = qkv + (size_t)b * T * row;
+        for (int h = 0; h < NH; h++) {
+            int g = h / group;
+            const float *q = base + h * hd, *k = base + C + g * hd,
+                        *v = base + C + NKV * hd + g * hd;
+            float *a = att + ((size_t)b * NH + h) * T * T;
+            if (h % group == 0) /* a key head's transpose serves its whole group */
+                for (int t = 0; t < T; t++)
+                    for (int i = 0; i < hd; i++) kt[i * T + t] = k[(size_t)t * row + i];
+            mr_gemm_avx512(a, T, q, row, 1, kt, T, T, hd, T, scale, NULL, 0);
+            mr_softmax_square(a, T, causal);
+            mr_gemm_avx512(out + (size_t)b * T * C + h * hd, C, a, T, 1, v, row, T, T, hd, 1.0f,
+                           NULL, 0);
+        }
+    }
+}
+#endif
+
 void mr_attention_gqa_forward(float *out, float *att, const float *qkv, int B, int T, int NH,
                               int NKV, int hd, int causal)
 {
     int row = (NH + 2 * NKV) * hd, C = NH * hd, group = NH / NKV;
     float scale = 1.0f / sqrtf((float)hd);
+#ifdef MR_AVX512
+    if (T <= MR_ATT_AVX512_MAX_T && hd <= MR_ATT_AVX512_MAX_HD && mr_simd_avx512()) {
+        attention_avx512(out, att, qkv, B, T, NH, NKV, hd, causal, scale);
+        return;
+    }
+#endif
     for (int b = 0; b < B; b++) {
         const float *base = qkv + (size_t)b * T * row;
         for (int h = 0; h < NH; h++) {

@@ -1,8 +1,8 @@
 /* mr_ops.h — the forward kernels of the engine (llm.c style: outputs first,
  * shapes in comments, no allocation). Matrices are row-major float32; weights
  * use the PyTorch nn.Linear layout [out, in]. GEMMs go through GSL's CBLAS
- * interface, linked against OpenBLAS, but the linear layers' on CPUs with AVX-512
- * (mr_gemm_micro, mr_simd.h). Every kernel is deterministic: the
+ * interface, linked against OpenBLAS, but the linear layers' and the attention's on
+ * CPUs with AVX-512 (mr_gemm_micro, mr_simd.h). Every kernel is deterministic: the
  * result does not depend on the calling thread or on other samples.
  */
 #ifndef MR_OPS_H

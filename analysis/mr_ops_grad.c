@@ -45,20 +45,33 @@ void mr_layernorm_backward(float *dinp, const float *dout, const float *inp, con
     }
 }
 
-void mr_linear_backward(float *dinp, const float *dout, const float *weight, int N, int C,
-                        int OC)
+static void linear_backward(float *dinp, const float *dout, const float *weight, int N, int C,
+                            int OC, int add)
 {
     if (N == 0) return;
 #ifdef MR_AVX512
-    /* dinp[N, C] += dout[N, OC] weight[OC, C]: weight's rows are the micro-kernel's B as
-     * they are (no packing); up to 1024 outputs (rows of B), beyond them OpenBLAS */
+    /* dinp[N, C] (+)= dout[N, OC] weight[OC, C]: weight's rows are the micro-kernel's B
+     * as they are (no packing); up to 1024 outputs (rows of B), beyond them OpenBLAS */
     if (OC <= 1024 && mr_simd_avx512()) {
-        mr_gemm_avx512(dinp, C, dout, OC, weight, C, N, OC, C, NULL, 1);
+        mr_gemm_avx512(dinp, C, dout, OC, 1, weight, C, N, OC, C, 1.0f, NULL, add);
         return;
     }
 #endif
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C,
-                1.0f, dinp, C);
+                add ? 1.0f : 0.0f, dinp, C);
+}
+
+void mr_linear_backward(float *dinp, const float *dout, const float *weight, int N, int C,
+                        int OC)
+{
+    linear_backward(dinp, dout, weight, N, C, OC, 1);
+}
+
+/* the memset before each mr_linear_backward of a fresh buffer was 3.8 % of a PGD cell */
+void mr_linear_backward_set(float *dinp, const float *dout, const float *weight, int N, int C,
+                            int OC)
+{
+    linear_backward(dinp, dout, weight, N, C, OC, 0);
 }
 
 /* each element alone (no reduction): an AVX-512 clone as mr_gelu_forward's */
@@ -120,6 +133,43 @@ static void softmax_square_backward(float *restrict dA, const float *restrict a,
     }
 }
 
+#ifdef MR_AVX512
+/* mr_attention_backward by mr_gemm_micro up to these sizes (V^T of a head on the stack),
+ * as the forward's attention_avx512 (mr_ops.c) */
+#define MR_ATT_AVX512_MAX_T 128
+#define MR_ATT_AVX512_MAX_HD 64
+
+MR_AVX512_TARGET static void attention_backward_avx512(float *dqkv, const float *dout,
+                                                       const float *qkv, const float *att,
+                                                       const float *datt_extra, int B, int T,
+                                                       int C, int NH, float scale, float *dA)
+{
+    int hs = C / NH;
+    float vt[MR_ATT_AVX512_MAX_HD * MR_ATT_AVX512_MAX_T] __attribute__((aligned(64)));
+    for (int b = 0; b < B; b++) {
+        const float *base = qkv + (size_t)b * T * 3 * C;
+        float *dbase = dqkv + (size_t)b * T * 3 * C;
+        for (int h = 0; h < NH; h++) {
+            const float *q = base + h * hs, *k = base + C + h * hs, *v = base + 2 * C + h * hs;
+            float *dq = dbase + h * hs, *dk = dbase + C + h * hs, *dv = dbase + 2 * C + h * hs;
+            const float *a = att + ((size_t)b * NH + h) * T * T;
+            const float *dO = dout + (size_t)b * T * C + h * hs; /* [T, hs], stride C */
+            for (int t = 0; t < T; t++)
+                for (int i = 0; i < hs; i++) vt[i * T + t] = v[(size_t)t * 3 * C + i];
+            /* out = A V: dA = dO V^T, dV += A^T dO (A^T: lda 1, k stride T) */
+            mr_gemm_avx512(dA, T, dO, C, 1, vt, T, T, hs, T, 1.0f, NULL, 0);
+            if (datt_extra)
+                add_rows(dA, datt_extra + ((size_t)b * NH + h) * T * T, (size_t)T * T);
+            mr_gemm_avx512(dv, 3 * C, a, 1, T, dO, C, T, T, hs, 1.0f, NULL, 1);
+            softmax_square_backward(dA, a, T);
+            /* S = scale Q K^T: dQ += scale dA K, dK += scale dA^T Q */
+            mr_gemm_avx512(dq, 3 * C, dA, T, 1, k, 3 * C, T, T, hs, scale, NULL, 1);
+            mr_gemm_avx512(dk, 3 * C, dA, 1, T, q, 3 * C, T, T, hs, scale, NULL, 1);
+        }
+    }
+}
+#endif
+
 void mr_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
                            const float *datt_extra, int B, int T, int C, int NH,
                            float *scratch)
@@ -127,6 +177,12 @@ void mr_attention_backward(float *dqkv, const float *dout, const float *qkv, con
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs); /* as the forward computes it */
     float *dA = scratch;                   /* [T, T] */
+#ifdef MR_AVX512
+    if (T <= MR_ATT_AVX512_MAX_T && hs <= MR_ATT_AVX512_MAX_HD && mr_simd_avx512()) {
+        attention_backward_avx512(dqkv, dout, qkv, att, datt_extra, B, T, C, NH, scale, dA);
+        return;
+    }
+#endif
     for (int b = 0; b < B; b++) {
         const float *base = qkv + (size_t)b * T * 3 * C;
         float *dbase = dqkv + (size_t)b * T * 3 * C;

@@ -19,6 +19,10 @@ void mr_layernorm_backward(float *dinp, const float *dout, const float *inp, con
 /* dinp[N,C] += dout[N,OC] @ weight[OC,C]: the input gradient of out = inp weight^T + b. */
 void mr_linear_backward(float *dinp, const float *dout, const float *weight, int N, int C,
                         int OC);
+/* dinp[N,C] = dout[N,OC] @ weight[OC,C]: mr_linear_backward into a zeroed dinp, without
+ * the zeroing pass (the same floats; a zero may come out as -0 on OpenBLAS's path) */
+void mr_linear_backward_set(float *dinp, const float *dout, const float *weight, int N, int C,
+                            int OC);
 
 /* d[i] *= act'(pre[i]) over n floats: exact-erf GELU (Phi(x) + x phi(x), with mr_erf) or
  * ReLU (1 for x > 0, else 0, PyTorch's choice at 0). `act` is enum mr_activation. */

@@ -65,18 +65,21 @@ MR_AVX512_TARGET static inline __attribute__((always_inline)) __m512d mr_log_pd8
     return _mm512_fmsub_pd(e, _mm512_set1_pd(6.93147180369123816490e-01), r);
 }
 
-/* The GEMM micro-kernel of mr_linear_forward and mr_linear_backward on CPUs with AVX-512
- * (the machine's environment, or OpenBLAS's own choice, may give OpenBLAS's AVX2 kernels,
- * and OpenBLAS packs both operands for every call: at the demo models' shapes, K of 16 to
- * 256, it ran at 40-90 GFLOP/s where this runs at 115-195, docs/performance.md):
- * out[MR rows, NV x 16 columns] from A[MR, K] (row stride lda) and B[K, NV x 16] (row
- * stride ldb, vector v at + 16 v; the last vector's columns masked by `last`), each
- * output a chain of fused multiply-adds over k = 0..K-1 from 0, then one rounding
- * with its addend: add = 0: out = acc + bias[column] (bias NULL: out = acc); add = 1:
- * out = out + acc. The same bits for a row whichever rows share its call (MR). */
+/* The GEMM micro-kernel of mr_linear_forward, mr_linear_backward and the attention on
+ * CPUs with AVX-512 (the machine's environment, or OpenBLAS's own choice, may give
+ * OpenBLAS's AVX2 kernels, and OpenBLAS packs both operands for every call: at the demo
+ * models' shapes, K of 16 to 256, it ran at 40-90 GFLOP/s where this runs at 115-195,
+ * docs/performance.md): out[MR rows, NV x 16 columns] from A (element (r, k) at
+ * A[r lda + k aks]: aks = 1 a row-major A, lda = 1 and aks = its row length a transposed
+ * one) and B[K, NV x 16] (row stride ldb, vector v at + 16 v; the last vector's columns
+ * masked by `last`), each output a chain of fused multiply-adds over k = 0..K-1 from 0,
+ * then one rounding with its addend: add = 0: out = alpha acc + bias[column] (bias NULL:
+ * alpha acc); add = 1: out = alpha acc + out (alpha = 1: acc + addend, as a separate
+ * addition). The same bits for a row whichever rows share its call (MR). */
 MR_AVX512_TARGET static inline __attribute__((always_inline)) void
-mr_gemm_micro(float *out, int ldo, const float *A, int lda, const float *B, int ldb, int K,
-              const float *bias, int add, const int MR, const int NV, __mmask16 last)
+mr_gemm_micro(float *out, int ldo, const float *A, int lda, int aks, const float *B, int ldb,
+              int K, float alpha, const float *bias, int add, const int MR, const int NV,
+              __mmask16 last)
 {
     __m512 acc[8][2];
     _Pragma("GCC unroll 8")
@@ -91,11 +94,12 @@ mr_gemm_micro(float *out, int ldo, const float *A, int lda, const float *B, int 
                                          B + (size_t)k * ldb + 16 * v);
         _Pragma("GCC unroll 8")
         for (int r = 0; r < MR; r++) {
-            __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);
+            __m512 a = _mm512_set1_ps(A[(size_t)r * lda + (size_t)k * aks]);
             _Pragma("GCC unroll 2")
             for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
         }
     }
+    const __m512 va = _mm512_set1_ps(alpha);
     _Pragma("GCC unroll 8")
     for (int r = 0; r < MR; r++)
         _Pragma("GCC unroll 2")
@@ -104,29 +108,39 @@ mr_gemm_micro(float *out, int ldo, const float *A, int lda, const float *B, int 
             float *o = out + (size_t)r * ldo + 16 * v;
             __m512 c = add ? _mm512_maskz_loadu_ps(m, o)
                            : bias ? _mm512_maskz_loadu_ps(m, bias + 16 * v) : _mm512_setzero_ps();
-            _mm512_mask_storeu_ps(o, m, _mm512_add_ps(acc[r][v], c));
+            _mm512_mask_storeu_ps(o, m, _mm512_fmadd_ps(va, acc[r][v], c));
         }
 }
 
 /* mr_gemm_micro over all N rows of one block of NV x 16 columns: eight rows at a time,
- * then one */
+ * the rest (1 to 7) in one call */
 MR_AVX512_TARGET static inline __attribute__((always_inline)) void
-mr_gemm_rows(float *out, int ldo, const float *A, int lda, const float *B, int ldb, int K,
-             const float *bias, int add, int N, const int NV, __mmask16 last)
+mr_gemm_rows(float *out, int ldo, const float *A, int lda, int aks, const float *B, int ldb,
+             int K, float alpha, const float *bias, int add, int N, const int NV,
+             __mmask16 last)
 {
     int n = 0;
     for (; n + 8 <= N; n += 8)
-        mr_gemm_micro(out + (size_t)n * ldo, ldo, A + (size_t)n * lda, lda, B, ldb, K, bias, add,
-                      8, NV, last);
-    for (; n < N; n++)
-        mr_gemm_micro(out + (size_t)n * ldo, ldo, A + (size_t)n * lda, lda, B, ldb, K, bias, add,
-                      1, NV, last);
+        mr_gemm_micro(out + (size_t)n * ldo, ldo, A + (size_t)n * lda, lda, aks, B, ldb, K,
+                      alpha, bias, add, 8, NV, last);
+    float *o = out + (size_t)n * ldo;
+    const float *a = A + (size_t)n * lda;
+    switch (N - n) {
+#define MR_GEMM_REST(R)                                                                     \
+    case R: mr_gemm_micro(o, ldo, a, lda, aks, B, ldb, K, alpha, bias, add, R, NV, last); break;
+        MR_GEMM_REST(1) MR_GEMM_REST(2) MR_GEMM_REST(3) MR_GEMM_REST(4) MR_GEMM_REST(5)
+        MR_GEMM_REST(6) MR_GEMM_REST(7)
+#undef MR_GEMM_REST
+    default: break;
+    }
 }
 
-/* out[N, OC] (+)= A[N, K] B[K, OC] (row strides lda, ldb, ldo) by mr_gemm_micro, in blocks
- * of 32 columns (the last block 16 or fewer, masked) */
-MR_AVX512_TARGET static inline void mr_gemm_avx512(float *out, int ldo, const float *A, int lda,
-                                                   const float *B, int ldb, int N, int K, int OC,
+/* out[N, OC] = alpha A B + (add ? out : bias) for A as mr_gemm_micro's ([N, K]) and
+ * B[K, OC] (row strides ldb, ldo), in blocks of 32 columns (the last block 16 or fewer,
+ * masked) */
+MR_AVX512_TARGET static inline void mr_gemm_avx512(float *out, int ldo, const float *A,
+                                                   int lda, int aks, const float *B, int ldb,
+                                                   int N, int K, int OC, float alpha,
                                                    const float *bias, int add)
 {
     for (int j = 0; j < OC; j += 32) {
@@ -134,9 +148,9 @@ MR_AVX512_TARGET static inline void mr_gemm_avx512(float *out, int ldo, const fl
         __mmask16 last = lc >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << lc) - 1u);
         const float *bj = bias ? bias + j : NULL;
         if (nv == 2)
-            mr_gemm_rows(out + j, ldo, A, lda, B + j, ldb, K, bj, add, N, 2, last);
+            mr_gemm_rows(out + j, ldo, A, lda, aks, B + j, ldb, K, alpha, bj, add, N, 2, last);
         else
-            mr_gemm_rows(out + j, ldo, A, lda, B + j, ldb, K, bj, add, N, 1, last);
+            mr_gemm_rows(out + j, ldo, A, lda, aks, B + j, ldb, K, alpha, bj, add, N, 1, last);
     }
 }
 
