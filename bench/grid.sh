@@ -15,7 +15,12 @@
 # engine, its best pass over the N images in process CPU time (moe-robust-bench's RESULT
 # cpu_tokens_per_s); for the grid, the whole `run` process's CPU seconds (user + sys,
 # /usr/bin/time) over the images it evaluated (cells x N); grid/engine is the ratio of
-# images per CPU second, the issue's "grid throughput >= 90 % of the engine's". The machine may be shared:
+# images per CPU second, the issue's "grid throughput >= 90 % of the engine's". At N = 300
+# a second grid of the same 8 corruptions at severities 1-5 (41 cells) is run too: the
+# difference of the two grids' CPU time over their 32 extra cells is the CPU time a cell
+# adds ("per cell", without the one-off start-up: loading the shared libraries, model and
+# data, fingerprinting the inputs, writing the summaries), and the difference of the
+# whole first grid and 9 such cells is that start-up. The machine may be shared:
 # contention inflates wall time, hardly CPU time, so CPU time is the figure to read; the
 # load average before and after is printed.
 # DEMO=1 also runs the demo grid of examples/fmnist.ini without its [attack] section (the
@@ -46,9 +51,9 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # cpu_wall FILE: "CPU WALL" seconds from /usr/bin/time -f '%U %S %e'
 cpu_wall() { awk 'END {printf "%.2f %.2f", $1 + $2, $3}' "$1"; }
 
-grid_config() { # N K CORRUPTIONS...
-  n=$1 k=$2
-  shift 2
+grid_config() { # N K SEVERITIES CORRUPTIONS...
+  n=$1 k=$2 sev=$3
+  shift 3
   cat <<EOF
 [run]
 out = $OUT/unused
@@ -65,7 +70,7 @@ routers = softmax
 [router softmax]
 [corruptions]
 names = $*
-severities = 3
+severities = $sev
 EOF
 }
 
@@ -83,18 +88,31 @@ for core in $cores; do
     OPENBLAS_CORETYPE=$core "$bench" --model $model --data $data --limit $n --reps $reps \
       --threads "$THREADS" --batch 32 > "$OUT/engine-$tag.txt" 2>&1
     # the grid: the whole process (loading, corrupting, forward, metrics, files)
-    grid_config $n $k "$@" > "$OUT/grid-$tag.ini"
+    grid_config $n $k 3 "$@" > "$OUT/grid-$tag.ini"
+    [ $n -ne 300 ] || grid_config $n $k 1-5 "$@" > "$OUT/grid5-$tag.ini"
     OPENBLAS_CORETYPE=$core /usr/bin/time -f '%U %S %e' -o "$OUT/grid-$tag.time" \
       "$bin" run "$OUT/grid-$tag.ini" --out "$OUT/grid-$tag" --threads "$THREADS" --quiet
+    g5cpu=""
+    if [ $n -eq 300 ]; then
+      OPENBLAS_CORETYPE=$core /usr/bin/time -f '%U %S %e' -o "$OUT/grid5-$tag.time" \
+        "$bin" run "$OUT/grid5-$tag.ini" --out "$OUT/grid5-$tag" --threads "$THREADS" --quiet
+      set -- $(cpu_wall "$OUT/grid5-$tag.time")
+      g5cpu=$1
+    fi
     set -- $(cpu_wall "$OUT/grid-$tag.time")
     gcpu=$1 gwall=$2
     sed -n 's/^RESULT //p' "$OUT/engine-$tag.txt" | tr ' ' '\n' > "$OUT/engine-$tag.kv"
     val() { sed -n "s/^$1=//p" "$OUT/engine-$tag.kv"; }
     awk -v c="$core" -v n=$n -v gp=$((k + 1)) -v gc=$gcpu -v gw=$gwall -v sps="$(val samples_per_s)" \
-        -v tps="$(val tokens_per_s)" -v ctps="$(val cpu_tokens_per_s)" 'BEGIN {
+        -v tps="$(val tokens_per_s)" -v ctps="$(val cpu_tokens_per_s)" -v g5c="$g5cpu" 'BEGIN {
       e = 1000 / (ctps * sps / tps); g = 1000 * gc / (gp * n)
       printf "%-9s %-7s %6d %8d %9.2f %9.2f %12.3f\n", c, "engine", n, n, n * e / 1000, n / sps, e
-      printf "%-9s %-7s %6d %8d %9.2f %9.2f %12.3f %11.0f%%\n", c, "grid", n, gp * n, gc, gw, g, 100 * e / g }'
+      printf "%-9s %-7s %6d %8d %9.2f %9.2f %12.3f %11.0f%%\n", c, "grid", n, gp * n, gc, gw, g, 100 * e / g
+      if (g5c != "") {
+        extra = 5 * (gp - 1) + 1 - gp; pc = (g5c - gc) / extra   # CPU s a cell adds
+        printf "%-9s %-7s %6d %8d %9.2f %9s %12.3f %11.0f%%\n", c, "percell", n, extra * n, g5c - gc, "-", \
+          1000 * pc / n, 100 * e / (1000 * pc / n)
+        printf "%-9s start-up (the 1st grid less %d cells at that rate): %.2f s CPU\n", c, gp, gc - gp * pc } }'
   done
 done
 
