@@ -85,7 +85,8 @@ for core in $cores; do
     tag=$core-$n
     # the engine: the bench's best forward pass over the N images, in process CPU time
     # (its RESULT line; the bench's own sgemm reference is not in it)
-    OPENBLAS_CORETYPE=$core "$bench" --model $model --data $data --limit $n --reps $reps \
+    # (OpenMP's waits as `run` sets them for itself: passive, harness/mr_blas_core.c)
+    OMP_WAIT_POLICY=passive OPENBLAS_CORETYPE=$core "$bench" --model $model --data $data --limit $n --reps $reps \
       --threads "$THREADS" --batch 32 > "$OUT/engine-$tag.txt" 2>&1
     # the grid: the whole process (loading, corrupting, forward, metrics, files)
     grid_config $n $k 3 "$@" > "$OUT/grid-$tag.ini"

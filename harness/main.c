@@ -52,7 +52,10 @@ static void usage(FILE *fp)
             "Environment: where OpenBLAS does not recognise the CPU and falls back to its\n"
             "generic Prescott kernels, moe-robust re-executes itself once with\n"
             "OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2, FMA); an OPENBLAS_CORETYPE\n"
-            "already set is kept, and MR_BLAS_CORE=off keeps OpenBLAS's own choice.\n",
+            "already set is kept, and MR_BLAS_CORE=off keeps OpenBLAS's own choice. `run`\n"
+            "re-executes itself (the same once) with OMP_WAIT_POLICY=passive, so that idle\n"
+            "OpenMP threads sleep instead of spinning, unless OMP_WAIT_POLICY or\n"
+            "GOMP_SPINCOUNT is set.\n",
             MR_VERSION);
 }
 

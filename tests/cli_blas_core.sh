@@ -4,7 +4,8 @@
 # that scripts/blas-core names for that CPU (checked against the CPU's flags there, not
 # here); elsewhere with OpenBLAS's own choice. A user's OPENBLAS_CORETYPE and
 # MR_BLAS_CORE=off are kept; the re-executed run computes what an explicit
-# OPENBLAS_CORETYPE computes (the same arguments reach it).
+# OPENBLAS_CORETYPE computes (the same arguments reach it). And `run`'s OpenMP wait
+# policy (the same re-execution: OMP_WAIT_POLICY=passive), below.
 set -u
 bin=$1
 fail=0
@@ -36,4 +37,26 @@ if [ -n "$wanted" ]; then
   env -u OPENBLAS_CORETYPE "$bin" eval --model $m --data $d --batch x >/dev/null 2>&1; rc=$?
   check "bad option's exit status after re-execution" "$rc" 2
 fi
+# `run` re-executes itself with OMP_WAIT_POLICY=passive (idle OpenMP threads sleep at
+# once: libgomp's GOMP_SPINCOUNT 0, which OMP_DISPLAY_ENV=verbose prints, the last block
+# being the final process's); other commands keep libgomp's default (300000), and a
+# user's OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept
+spin() { env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=verbose "$@" 2>&1 |
+         sed -n "s/^ *GOMP_SPINCOUNT = '\([0-9]*\)'.*/\1/p" | tail -n 1; }
+check "run: idle threads' spin count" "$(spin "$bin" run --help)" 0
+check "eval: idle threads' spin count" "$(spin "$bin" eval --help)" 300000
+check "run, GOMP_SPINCOUNT=1000 kept" "$(spin GOMP_SPINCOUNT=1000 "$bin" run --help)" 1000
+policy=$(env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=active OMP_DISPLAY_ENV=true "$bin" run --help 2>&1 |
+         sed -n "s/^ *OMP_WAIT_POLICY = '\([A-Z]*\)'.*/\1/p" | tail -n 1)
+check "run, OMP_WAIT_POLICY=active kept" "$policy" ACTIVE
+# the policy changes no result: a grid re-executed (passive) and one with active waits
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-blas-core-XXXXXX")
+env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT "$bin" run tests/configs/tiny-grid.ini --out "$tmp/a" \
+  --threads 2 --quiet; ra=$?
+OMP_WAIT_POLICY=active "$bin" run tests/configs/tiny-grid.ini --out "$tmp/b" --threads 2 --quiet; rb=$?
+if [ $ra -ne 0 ] || [ $rb -ne 0 ] || ! cmp -s "$tmp/a/summary.csv" "$tmp/b/summary.csv"; then
+  echo "FAIL run re-executed with passive waits (exit $ra) differs from run with active waits (exit $rb)"
+  fail=1
+else echo "ok   run with passive waits = run with active waits (summary.csv)"; fi
+rm -rf "$tmp"
 exit $fail
