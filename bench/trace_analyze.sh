@@ -1,8 +1,10 @@
 #!/bin/sh
 # `moe-robust analyze` on a synthetic trace generated on the fly (bench/trace_synth.py):
 # peak RSS (/usr/bin/time -v), token-layers per second of wall time and per CPU second
-# (user + system: robust when other jobs share the cores), and the load average before
-# and after, for docs/performance.md.
+# (user + system: robust when other jobs share the cores), the load average before
+# and after, and the rate at which `cat` reads the cached trace (the host's memory: analyze
+# reads every byte of the trace, at best at about that rate per core), for
+# docs/performance.md.
 #   [BASELINE=OTHER/moe-robust] bench/trace_analyze.sh [BUILD_DIR] [SAMPLES] [POSITIONS]
 #       [EXPERTS] [LAYERS] [TOP_K] [THREADS]
 # Defaults: build/, an OLMoE-sized run: 1024 x 2048 = 2M tokens, 64 experts, 16 layers,
@@ -25,6 +27,13 @@ cat "$tmp/trace.h5" > /dev/null  # warm the page cache: analysis, not the disk, 
 tl=$((N * T * L))
 rate() { awk -v t="$tl" -v s="$1" 'BEGIN { printf "%.2f", t / s / 1e6 }'; }
 echo "tokens $((N * T)) x layers $L = $tl token-layers, E = $E, top-$K, float16 logits ($size MiB)"
+# the host's memory: the cached trace read once more by cat (one core); analyze must read
+# every byte of it, so its size at this rate bounds the token-layers per second of a core
+c0=$(date +%s.%N)
+cat "$tmp/trace.h5" > /dev/null
+c1=$(date +%s.%N)
+awk -v b="$(wc -c < "$tmp/trace.h5")" -v c0="$c0" -v c1="$c1" -v t="$tl" \
+  'BEGIN { s = c1 - c0; printf "page cache read by cat: %.2f GB/s (the whole trace in %.2f s: %.1f M token-layers/s if that were all)\n", b / s / 1e9, s, t / s / 1e6 }'
 # one timed analysis: bench LABEL BINARY OUT_DIR
 bench() {
   load0=$(cut -d' ' -f1 /proc/loadavg)
