@@ -269,6 +269,28 @@ START_TEST(stored_weights)
 }
 END_TEST
 
+/* The same top-k with the AVX-512 kernels off (the portable top-k and the scalar
+ * narrowing into the rows' 16-bit ids) as with them, for a trace routed in batches. */
+START_TEST(topk_same_without_avx512)
+{
+    const char *files[] = {FIX "logits-f16-contig.h5", FIX "logits-f32.h5"};
+    for (int i = 0; i < 2; i++) {
+        mr_trace_file *t = open_ok(files[i]);
+        mr_trace_rows a, b;
+        read_all(t, &a);
+        mr_simd_avx512_set(0);
+        read_all(t, &b);
+        mr_simd_avx512_set(1);
+        size_t nk = (size_t)t->n_layers * t->N * t->T * t->k;
+        ck_assert_msg(memcmp(a.topk, b.topk, nk * sizeof *a.topk) == 0, "%s: top-k differs",
+                      files[i]);
+        mr_trace_rows_free(&a);
+        mr_trace_rows_free(&b);
+        mr_trace_close(t);
+    }
+}
+END_TEST
+
 START_TEST(sigmoid_scores)
 {
     mr_trace_file *t = open_ok(FIX "sigmoid-f16.h5");
@@ -424,6 +446,7 @@ static Suite *suite(void)
     tcase_add_test(tc, shrunk_mapped_trace_fails_cleanly);
     tcase_add_test(tc, dtypes_read_identically);
     tcase_add_test(tc, stored_weights);
+    tcase_add_test(tc, topk_same_without_avx512);
     tcase_add_test(tc, sigmoid_scores);
     tcase_add_test(tc, engine_trace_reads_back);
     tcase_add_test(tc, bad_traces_are_refused);
