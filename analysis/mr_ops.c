@@ -752,10 +752,8 @@ void mr_softmax_rows(float *x, int N, int C)
 }
 
 #ifdef MR_AVX512
-/* mr_attention_gqa_forward by mr_gemm_micro (mr_simd.h) up to this many positions and
- * head dimensions: K^T of a head, [hd][T], on the stack */
-#define MR_ATT_AVX512_MAX_T 128
-#define MR_ATT_AVX512_MAX_HD 64
+/* mr_attention_gqa_forward by mr_gemm_micro up to MR_ATT_AVX512_MAX_T positions and
+ * MR_ATT_AVX512_MAX_HD head dimensions (mr_simd.h) */
 
 /* The attention's two GEMMs per head by mr_gemm_micro: OpenBLAS's calls of 50 x 50 x 16
  * (the demo models) spent more in packing and call overhead than in products; the same

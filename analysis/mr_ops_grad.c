@@ -134,10 +134,8 @@ static void softmax_square_backward(float *restrict dA, const float *restrict a,
 }
 
 #ifdef MR_AVX512
-/* mr_attention_backward by mr_gemm_micro up to these sizes (V^T of a head on the stack),
- * as the forward's attention_avx512 (mr_ops.c) */
-#define MR_ATT_AVX512_MAX_T 128
-#define MR_ATT_AVX512_MAX_HD 64
+/* mr_attention_backward by mr_gemm_micro up to the forward's sizes (MR_ATT_AVX512_MAX_T,
+ * MR_ATT_AVX512_MAX_HD in mr_simd.h) */
 
 MR_AVX512_TARGET static void attention_backward_avx512(float *dqkv, const float *dout,
                                                        const float *qkv, const float *att,

@@ -135,6 +135,12 @@ mr_gemm_rows(float *out, int ldo, const float *A, int lda, int aks, const float 
     }
 }
 
+/* The attention forward (mr_ops.c) and backward (mr_ops_grad.c) run a head's GEMMs on
+ * mr_gemm_avx512 up to this many positions and head dimensions: K^T or V^T of a head,
+ * [hd][T], on the stack */
+#define MR_ATT_AVX512_MAX_T 128
+#define MR_ATT_AVX512_MAX_HD 64
+
 /* out[N, OC] = alpha A B + (add ? out : bias) for A as mr_gemm_micro's ([N, K]) and
  * B[K, OC] (row strides ldb, ldo), in blocks of 32 columns (the last block 16 or fewer,
  * masked) */
