@@ -55,7 +55,8 @@ void mr_atomic_abort(mr_atomic *a)
     if (a->tmp[0]) unlink(a->tmp);
 }
 
-int mr_file_write(const char *path, const void *data, size_t len)
+int mr_file_write2(const char *path, const void *head, size_t head_len, const void *tail,
+                   size_t tail_len)
 {
     mr_atomic a;
     MR_TRY(mr_atomic_begin(&a, path));
@@ -71,12 +72,15 @@ int mr_file_write(const char *path, const void *data, size_t len)
                             e == ENOENT ? "no such directory" : mr_fs_strerror(e));
     }
     int e = 0;
-    for (size_t done = 0; done < len && !e;) {
-        ssize_t w = write(fd, (const char *)data + done, len - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) e = w < 0 ? errno : EIO;
-        else done += (size_t)w;
-    }
+    const void *part[2] = {head, tail};
+    size_t part_len[2] = {head_len, tail_len};
+    for (int p = 0; p < 2 && !e; p++)
+        for (size_t done = 0; done < part_len[p] && !e;) {
+            ssize_t w = write(fd, (const char *)part[p] + done, part_len[p] - done);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) e = w < 0 ? errno : EIO;
+            else done += (size_t)w;
+        }
     /* on disk before the name: a crash after the rename never leaves an empty file */
     if (!e && fsync(fd) != 0 && errno != EINVAL) e = errno;
     if (close(fd) != 0 && !e) e = errno;
@@ -85,6 +89,11 @@ int mr_file_write(const char *path, const void *data, size_t len)
         return mr_error_set(MR_EIO, "%s: cannot write (%s)", path, mr_fs_strerror(e));
     }
     return mr_atomic_commit(&a);
+}
+
+int mr_file_write(const char *path, const void *data, size_t len)
+{
+    return mr_file_write2(path, data, len, NULL, 0);
 }
 
 int mr_file_write_in(const char *dir, const char *name, const void *data, size_t len)

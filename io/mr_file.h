@@ -39,6 +39,9 @@ void mr_atomic_abort(mr_atomic *a);
 
 /* Writes `len` bytes to `path` atomically (MR_EIO naming the file on failure). */
 int mr_file_write(const char *path, const void *data, size_t len);
+/* The same, of head_len bytes of head followed by tail_len bytes of tail. */
+int mr_file_write2(const char *path, const void *head, size_t head_len, const void *tail,
+                   size_t tail_len);
 /* The same for the file `name` inside directory `dir`. */
 int mr_file_write_in(const char *dir, const char *name, const void *data, size_t len);
 /* Copies the file `src` (a regular file: io/mr_fs.h) to `dst` atomically. */

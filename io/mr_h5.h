@@ -45,10 +45,17 @@ int mr_h5_open_read(hid_t *out, const char *file);
  * `import`'s model file, too large to hold twice: libhdf5 streams it, into disk space
  * reserved beforehand, io/mr_hf_import.c.) Object modification times
  * are not recorded (the same content gives the same bytes). The memory cost is the
- * file's size. `path` names the file; size_hint: its expected size (0: small). */
+ * file's size, once: the commit writes the core driver's buffer in place. `path` names
+ * the file; size_hint: its expected size (0: small). */
 int mr_h5_mem_create(hid_t *f, const char *path, size_t size_hint);
 /* Write the file to `path` atomically and close f (in every case). */
 int mr_h5_mem_commit(hid_t f, const char *path);
+/* Tests: the file's bytes as H5Fget_file_image copies them (malloc'd; *n bytes; NULL if
+ * none), and what mr_h5_mem_commit writes instead: the core driver's buffer in place
+ * from byte 24 on, its first 24 bytes in `head` (the superblock's consistency flags
+ * cleared); NULL where the commit falls back to the copy. To show the two the same. */
+void *mr_h5_mem_image_copy(hid_t f, size_t *n);
+const void *mr_h5_mem_image_in_place(hid_t f, unsigned char head[24]);
 /* Close without writing (accepts -1). */
 void mr_h5_mem_discard(hid_t f);
 /* A group without modification times (close with H5Gclose); -1 on failure. */

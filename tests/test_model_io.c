@@ -220,6 +220,69 @@ START_TEST(failed_close_is_an_error_and_exit_is_clean)
 }
 END_TEST
 
+/* mr_h5_mem_commit writes the core driver's buffer in place: the bytes must be those
+ * H5Fget_file_image copies (the way it wrote files before), for a file that grew
+ * through many reallocations (a 4 MB dataset past a 1 MB hint, a chunked and
+ * compressed one, groups and attributes). */
+START_TEST(mem_commit_writes_the_file_image)
+{
+    char path[] = "/tmp/mr-h5-image-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    hid_t f;
+    ck_assert_int_eq(mr_h5_mem_create(&f, path, 0), MR_OK);
+    ck_assert_int_eq(mr_h5_write_attr_string(f, "format", "image-test"), MR_OK);
+    hid_t g = mr_h5_create_group(f, "cells");
+    ck_assert_int_ge(g, 0);
+    enum { N = 1 << 20 };
+    float *v = malloc(N * sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    for (int i = 0; i < N; i++) v[i] = (float)(i % 977) * 0.25f - 3.0f;
+    hsize_t dims[1] = {N}, chunk[1] = {4096};
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t d = H5Dcreate2(g, "plain", H5T_NATIVE_FLOAT, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), 0);
+    H5Dclose(d);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, chunk);
+    H5Pset_deflate(dcpl, 4);
+    d = H5Dcreate2(g, "deflated", H5T_NATIVE_FLOAT, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), 0);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    H5Gclose(g);
+    free(v);
+    size_t n = 0;
+    unsigned char *copy = mr_h5_mem_image_copy(f, &n);
+    unsigned char head[24];
+    const unsigned char *mem = mr_h5_mem_image_in_place(f, head);
+    ck_assert_ptr_nonnull(copy);
+    ck_assert_ptr_nonnull(mem);
+    ck_assert_uint_gt(n, (size_t)4 << 20);
+    ck_assert_msg(memcmp(copy, head, 24) == 0, "the superblock head differs from the file image's");
+    ck_assert_msg(memcmp(copy + 24, mem + 24, n - 24) == 0,
+                  "the driver's buffer differs from the file image");
+    ck_assert_int_eq(mr_h5_mem_commit(f, path), MR_OK);
+    FILE *fp = fopen(path, "rb");
+    ck_assert_ptr_nonnull(fp);
+    unsigned char *disk = malloc(n + 1);
+    ck_assert_ptr_nonnull(disk);
+    size_t got = fread(disk, 1, n + 1, fp);
+    fclose(fp);
+    ck_assert_uint_eq(got, n);
+    ck_assert_msg(memcmp(copy, disk, n) == 0, "the committed file differs from the file image");
+    /* and it reads back */
+    hid_t r;
+    ck_assert_int_eq(mr_h5_open_read(&r, path), MR_OK);
+    ck_assert_int_eq(mr_h5_close_read(r, path, MR_OK), MR_OK);
+    free(copy);
+    free(disk);
+    unlink(path);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model_io");
@@ -230,6 +293,7 @@ int main(void)
     tcase_add_test(tc, bad_models_are_refused);
     tcase_add_test(tc, missing_file_is_input_error);
     tcase_add_test(tc, failed_close_is_an_error_and_exit_is_clean);
+    tcase_add_test(tc, mem_commit_writes_the_file_image);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }
