@@ -139,33 +139,57 @@ static const unsigned char *core_image(hid_t f)
  * of the file still open), which a version 0 or 1 superblock (every file this tool
  * writes: no libver bounds are set) keeps in bytes 20-23 (HDF5 File Format
  * Specification, "Superblock Format Version 0 and 1"), not covered by a checksum. head
- * receives the first `*head_len` bytes, those flags cleared; 0 when the superblock is
- * not of those versions (the caller copies the image instead). */
-enum { SB_HEAD = 24 };
-static int superblock_head(unsigned char head[SB_HEAD], const unsigned char *mem, size_t n)
+ * receives the first MR_H5_IMAGE_HEAD bytes, those flags cleared; 0 when the superblock
+ * is not of those versions (the caller copies the image instead). */
+static int superblock_head(unsigned char head[MR_H5_IMAGE_HEAD], const unsigned char *mem,
+                           size_t n)
 {
     static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-    if (n < SB_HEAD || memcmp(mem, sig, sizeof sig) != 0 || mem[8] > 1) return 0;
-    memcpy(head, mem, SB_HEAD);
+    if (n < MR_H5_IMAGE_HEAD || memcmp(mem, sig, sizeof sig) != 0 || mem[8] > 1) return 0;
+    memcpy(head, mem, MR_H5_IMAGE_HEAD);
     memset(head + 20, 0, 4);
     return 1;
+}
+
+/* What the commit writes in place for a flushed file of n bytes: the driver's buffer
+ * from byte MR_H5_IMAGE_HEAD on, its head in `head`; NULL where it copies instead. */
+static const unsigned char *in_place(hid_t f, ssize_t n, unsigned char head[MR_H5_IMAGE_HEAD])
+{
+    const unsigned char *mem = n > 0 ? core_image(f) : NULL;
+    return mem && superblock_head(head, mem, (size_t)n) ? mem : NULL;
+}
+
+/* The file's n bytes as H5Fget_file_image copies them (malloc'd), or NULL. */
+static void *image_copy(hid_t f, ssize_t n)
+{
+    void *buf = n > 0 ? malloc((size_t)n) : NULL;
+    if (buf && H5Fget_file_image(f, buf, (size_t)n) != n) {
+        free(buf);
+        buf = NULL;
+    }
+    return buf;
+}
+
+/* The size of the flushed file's image, or -1. */
+static ssize_t flushed_size(hid_t f)
+{
+    return H5Fflush(f, H5F_SCOPE_LOCAL) >= 0 ? H5Fget_file_image(f, NULL, 0) : -1;
 }
 
 int mr_h5_mem_commit(hid_t f, const char *path)
 {
     mr_h5_quiet();
-    ssize_t n = H5Fflush(f, H5F_SCOPE_LOCAL) >= 0 ? H5Fget_file_image(f, NULL, 0) : -1;
+    ssize_t n = flushed_size(f);
     /* written from the driver's buffer: a copy (H5Fget_file_image) doubled the memory a
      * file costs while it was written: results.h5 of the 10,000-image demo grid is 1.7
      * GB, and `run` peaked at 4.7 GB of RSS assembling it */
-    unsigned char head[SB_HEAD];
-    const unsigned char *mem = n > 0 ? core_image(f) : NULL;
-    if (mem && !superblock_head(head, mem, (size_t)n)) mem = NULL;
-    void *buf = n > 0 && !mem ? malloc((size_t)n) : NULL;
-    int ok = n > 0 && (mem || (buf && H5Fget_file_image(f, buf, (size_t)n) == n));
-    int st = !ok ? mr_error_set(MR_ENOMEM, "%s: cannot assemble the file in memory (out of memory?)", path)
-             : mem ? mr_file_write2(path, head, SB_HEAD, mem + SB_HEAD, (size_t)n - SB_HEAD)
-                   : mr_file_write(path, buf, (size_t)n);
+    unsigned char head[MR_H5_IMAGE_HEAD];
+    const unsigned char *mem = in_place(f, n, head);
+    void *buf = mem ? NULL : image_copy(f, n);
+    int st = mem ? mr_file_write2(path, head, MR_H5_IMAGE_HEAD, mem + MR_H5_IMAGE_HEAD,
+                                  (size_t)n - MR_H5_IMAGE_HEAD)
+             : buf ? mr_file_write(path, buf, (size_t)n)
+                   : mr_error_set(MR_ENOMEM, "%s: cannot assemble the file in memory (out of memory?)", path);
     /* the file is on disk (or not) as written: a close that fails after it (libhdf5's own
      * bookkeeping of a memory file) is reported, but loses nothing */
     if (H5Fclose(f) < 0 && st == MR_OK)
@@ -174,27 +198,17 @@ int mr_h5_mem_commit(hid_t f, const char *path)
     return st;
 }
 
-/* tests: the image H5Fget_file_image copies (malloc'd, *n bytes) and the one
- * mr_h5_mem_commit writes in place, for comparing the two (NULL if none) */
 void *mr_h5_mem_image_copy(hid_t f, size_t *n)
 {
-    ssize_t m = H5Fflush(f, H5F_SCOPE_LOCAL) >= 0 ? H5Fget_file_image(f, NULL, 0) : -1;
-    void *buf = m > 0 ? malloc((size_t)m) : NULL;
-    if (buf && H5Fget_file_image(f, buf, (size_t)m) != m) {
-        free(buf);
-        buf = NULL;
-    }
+    ssize_t m = flushed_size(f);
+    void *buf = image_copy(f, m);
     *n = buf ? (size_t)m : 0;
     return buf;
 }
 
-const void *mr_h5_mem_image_in_place(hid_t f, unsigned char head[24])
+const void *mr_h5_mem_image_in_place(hid_t f, unsigned char head[MR_H5_IMAGE_HEAD])
 {
-    size_t n = 0;
-    const unsigned char *mem = core_image(f);
-    ssize_t m = H5Fget_file_image(f, NULL, 0);
-    if (m > 0) n = (size_t)m;
-    return mem && superblock_head(head, mem, n) ? mem : NULL;
+    return in_place(f, flushed_size(f), head);
 }
 
 hid_t mr_h5_create_group(hid_t loc, const char *name);

@@ -51,11 +51,13 @@ int mr_h5_mem_create(hid_t *f, const char *path, size_t size_hint);
 /* Write the file to `path` atomically and close f (in every case). */
 int mr_h5_mem_commit(hid_t f, const char *path);
 /* Tests: the file's bytes as H5Fget_file_image copies them (malloc'd; *n bytes; NULL if
- * none), and what mr_h5_mem_commit writes instead: the core driver's buffer in place
- * from byte 24 on, its first 24 bytes in `head` (the superblock's consistency flags
- * cleared); NULL where the commit falls back to the copy. To show the two the same. */
+ * none), and what mr_h5_mem_commit writes instead (the same code): the core driver's
+ * buffer in place from byte MR_H5_IMAGE_HEAD on, its first bytes in `head` (the
+ * superblock's consistency flags cleared); NULL where the commit falls back to the copy.
+ * To show the two the same. */
+#define MR_H5_IMAGE_HEAD 24
 void *mr_h5_mem_image_copy(hid_t f, size_t *n);
-const void *mr_h5_mem_image_in_place(hid_t f, unsigned char head[24]);
+const void *mr_h5_mem_image_in_place(hid_t f, unsigned char head[MR_H5_IMAGE_HEAD]);
 /* Close without writing (accepts -1). */
 void mr_h5_mem_discard(hid_t f);
 /* A group without modification times (close with H5Gclose); -1 on failure. */

@@ -256,13 +256,14 @@ START_TEST(mem_commit_writes_the_file_image)
     free(v);
     size_t n = 0;
     unsigned char *copy = mr_h5_mem_image_copy(f, &n);
-    unsigned char head[24];
+    unsigned char head[MR_H5_IMAGE_HEAD];
     const unsigned char *mem = mr_h5_mem_image_in_place(f, head);
     ck_assert_ptr_nonnull(copy);
     ck_assert_ptr_nonnull(mem);
     ck_assert_uint_gt(n, (size_t)4 << 20);
-    ck_assert_msg(memcmp(copy, head, 24) == 0, "the superblock head differs from the file image's");
-    ck_assert_msg(memcmp(copy + 24, mem + 24, n - 24) == 0,
+    ck_assert_msg(memcmp(copy, head, MR_H5_IMAGE_HEAD) == 0,
+                  "the superblock head differs from the file image's");
+    ck_assert_msg(memcmp(copy + MR_H5_IMAGE_HEAD, mem + MR_H5_IMAGE_HEAD, n - MR_H5_IMAGE_HEAD) == 0,
                   "the driver's buffer differs from the file image");
     ck_assert_int_eq(mr_h5_mem_commit(f, path), MR_OK);
     FILE *fp = fopen(path, "rb");
