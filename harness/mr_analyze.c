@@ -215,7 +215,7 @@ static int check_masks(const side *a, const side *c, int s0, int nb, const amode
 
 static size_t chunk_rows(const mr_trace_file *t, int sides)
 {
-    /* per row: the scores (buffers, or mapped pages while routed), top-k and weights of
+    /* per row: the scores (buffers; none where read directly), top-k and weights of
      * every layer, mask, labels, predictions and outputs (mr_trace_row_bytes) */
     size_t per = mr_trace_row_bytes(t) * (size_t)sides;
     size_t rows = CHUNK_BYTES / (per ? per : 1);
@@ -261,11 +261,6 @@ static int load_chunk(chunk_sides *cs, int s0, int nb, const amodel *am)
     return MR_OK;
 }
 
-static void release_chunk(chunk_sides *cs)
-{
-    for (int i = 0; i < cs->ns; i++) mr_trace_release_rows(&cs->sd[i].rows);
-}
-
 /* A chunk that failed while loaded and routed in parallel, read again the sequential
  * way (each side read and routed, read_chunk, then the masks checked): the error the
  * reading order meets first is the one reported, for any thread count; st0 / msg0 (what
@@ -273,7 +268,6 @@ static void release_chunk(chunk_sides *cs)
 static int chunk_error(chunk_sides *cs, int s0, int nb, const amodel *am, int st0,
                        const char *msg0)
 {
-    release_chunk(cs);
     int st = MR_OK;
     for (int i = 0; st == MR_OK && i < cs->ns; i++) st = read_chunk(&cs->sd[i], s0, nb);
     if (st == MR_OK) st = check_masks(&cs->sd[0], cs->ns > 1 ? &cs->sd[1] : NULL, s0, nb, am);
@@ -388,7 +382,6 @@ static int compute(analyzer *az, const ltrace *la, const ltrace *lb, const ltrac
                 }
             }
         }
-        release_chunk(c);
         if (route_failed) st = chunk_error(c, s0, nb, am, route_failed, route_msg);
         else if (pass_failed) st = mr_error_set(pass_failed, "%s", pass_msg);
         load_st = next_st;

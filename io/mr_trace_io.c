@@ -1,14 +1,14 @@
-#define _DEFAULT_SOURCE /* MAP_POPULATE */
+#define _DEFAULT_SOURCE /* pread, MADV_HUGEPAGE */
 #include "mr_trace_io.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -324,7 +324,7 @@ static int open_layers(mr_trace_file *t)
     for (int i = 0; i < MR_TRACE_MAX_LAYERS; i++)
     {
         t->layers[i].scores_ds = t->layers[i].topk_ds = t->layers[i].weights_ds = -1;
-        t->layers[i].map_off = -1;
+        t->layers[i].file_off = -1;
     }
     char keep[256];
     snprintf(keep, sizeof keep, "%s", t->source);
@@ -439,13 +439,15 @@ static int open_samples(mr_trace_file *t)
     return MR_OK;
 }
 
-/* Layers whose scores can be read by mapping the file: a contiguous dataset at a known
+/* Layers whose scores can be read straight from the file: a contiguous dataset at a known
  * offset (no user block, no external file, fully written, inside the file), of a type whose
  * bytes are what route_token uses (float32 native, or 16-bit floats in native byte order,
- * read as raw bits anyway), aligned to its element. Reading them through the page cache
- * saves libhdf5's copy of every chunk (a tenth of analyze's CPU time, most of it in the
- * kernel) and a pass over memory. Anything else is read through libhdf5 as before. */
-static void find_mappable(mr_trace_file *t)
+ * read as raw bits anyway), at any offset. route_unit reads such a row's scores with
+ * pread() into its thread's (aligned) buffer, a piece at a time (read_piece), on the routing
+ * threads: no libhdf5 copy of every chunk, no buffer of the whole chunk, and no mapping
+ * (mapping the page cache's pages cost page-table work on the loading thread and memory
+ * stalls while routing: docs/performance.md). Anything else is read through libhdf5. */
+static void find_direct(mr_trace_file *t)
 {
     hsize_t ub = 1;
     hid_t fcpl = H5Fget_create_plist(t->h5);
@@ -467,7 +469,7 @@ static void find_mappable(mr_trace_file *t)
         unsigned long long bytes = (unsigned long long)t->N * t->T * t->E * sz;
         haddr_t off = H5Dget_offset(l->scores_ds);
         hid_t ft = H5Dget_type(l->scores_ds), dcpl = H5Dget_create_plist(l->scores_ds);
-        int ok = off != HADDR_UNDEF && ft >= 0 && dcpl >= 0 && off % sz == 0 &&
+        int ok = off != HADDR_UNDEF && ft >= 0 && dcpl >= 0 &&
                  H5Pget_external_count(dcpl) == 0 &&
                  H5Dget_storage_size(l->scores_ds) == bytes &&
                  off + bytes <= (unsigned long long)st.st_size &&
@@ -476,7 +478,7 @@ static void find_mappable(mr_trace_file *t)
         if (ft >= 0) H5Tclose(ft);
         if (dcpl >= 0) H5Pclose(dcpl);
         if (ok) {
-            l->map_off = (long long)off;
+            l->file_off = (long long)off;
             any = 1;
         }
     }
@@ -513,7 +515,7 @@ static int open_all(mr_trace_file *t)
     MR_TRY(read_ids(t));
     MR_TRY(open_layers(t));
     MR_TRY(open_samples(t));
-    find_mappable(t);
+    find_direct(t);
     return MR_OK;
 }
 
@@ -587,12 +589,9 @@ void mr_trace_rows_free(mr_trace_rows *r)
     free(r->h_sum);
     free(r->hw_sum);
     free(r->psum);
-    if (r->map_base) mr_trace_release_rows(r);
     free(r->row_file);
     free(r->row_index);
-    free(r->src);
-    free(r->map_base);
-    free(r->map_len);
+    free(r->src_off);
     memset(r, 0, sizeof *r);
 }
 
@@ -626,18 +625,16 @@ int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap, int w
     r->psum = malloc(L * cap * t->E * sizeof *r->psum);
     r->row_file = calloc((size_t)cap + 1, sizeof *r->row_file);
     r->row_index = calloc((size_t)cap + 1, sizeof *r->row_index);
-    r->src = calloc(L * cap + 1, sizeof *r->src);
-    r->map_base = calloc(L * cap + 1, sizeof *r->map_base);
-    r->map_len = calloc(L * cap + 1, sizeof *r->map_len);
+    r->src_off = malloc((L * cap + 1) * sizeof *r->src_off);
     r->topk = huge_alloc(L * tok * t->k * sizeof *r->topk);
     /* the weights only when kept (a trace's own /weights: weights_buffer, at its read) */
     if (want_probs) r->weights = huge_alloc(L * tok * t->k * sizeof *r->weights);
     /* int64 scratch for the integer datasets (tok values; /topk: tok * k); the buffers of
-     * scores read through libhdf5 only when a layer is not mapped (scores_buffers) */
+     * scores read through libhdf5 only when a layer is not read directly (scores_buffers) */
     r->iscratch = malloc(tok * (size_t)(t->k > 1 ? t->k : 1) * sizeof *r->iscratch);
     if (!r->mask || !r->labels || !r->out || !r->pred || (want_probs && !r->probs) || !r->topk ||
-        (want_probs && !r->weights) || !r->iscratch || !r->h_sum || !r->hw_sum || !r->psum || !r->src ||
-        !r->map_base || !r->map_len || !r->row_file || !r->row_index) {
+        (want_probs && !r->weights) || !r->iscratch || !r->h_sum || !r->hw_sum || !r->psum || !r->src_off ||
+        !r->row_file || !r->row_index) {
         mr_trace_rows_free(r);
         return mr_error_set(MR_ENOMEM, "out of memory: %d trace rows of %d x %d scores", cap,
                             t->T, t->E);
@@ -860,125 +857,9 @@ static void layer_what(char *what, size_t cap, const mr_trace_layer *l)
     snprintf(what, cap, "/layers/%d/%s", l->index, l->is_logits ? "router_logits" : "probs");
 }
 
-/* A mapped trace that another process truncates while analyze reads it raises SIGBUS at
- * the first page beyond its new end, which by default ends the process without a word.
- * The mappings are registered here (slots claimed atomically: traces may be read by
- * several threads), and a SIGBUS inside one of them ends the process with a one-line
- * error naming the file and exit status 1 (a runtime failure: the file was valid when
- * opened; nothing has been written yet, the results are written after the reading). A
- * SIGBUS elsewhere keeps its default action. */
-#define MAP_SLOTS 256
-static struct {
-    int used;
-    const char *base, *path;
-    size_t len;
-} map_reg[MAP_SLOTS];
-
-static void say(const char *m)
-{
-    size_t n = strlen(m);
-    while (n > 0) {
-        ssize_t w = write(STDERR_FILENO, m, n);
-        if (w <= 0) return;
-        m += w;
-        n -= (size_t)w;
-    }
-}
-
-static void on_sigbus(int sig, siginfo_t *si, void *ctx)
-{
-    (void)ctx;
-    const char *a = si->si_addr;
-    for (int i = 0; i < MAP_SLOTS; i++) {
-        const char *b = __atomic_load_n(&map_reg[i].base, __ATOMIC_ACQUIRE);
-        if (b && a >= b && a < b + map_reg[i].len) {
-            say("moe-robust: ");
-            say(map_reg[i].path);
-            say(": the file shrank while it was being read (was it rewritten during analyze?)\n");
-            _exit(1);
-        }
-    }
-    signal(sig, SIG_DFL); /* not ours: the fault repeats with the default action */
-}
-
-static void map_register(const char *base, size_t len, const char *path)
-{
-    static int installed;
-    if (!__atomic_exchange_n(&installed, 1, __ATOMIC_ACQ_REL)) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_sigaction = on_sigbus;
-        sa.sa_flags = SA_SIGINFO;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGBUS, &sa, NULL);
-    }
-    for (int i = 0; i < MAP_SLOTS; i++) {
-        int free_slot = 0;
-        if (__atomic_compare_exchange_n(&map_reg[i].used, &free_slot, 1, 0, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_RELAXED)) {
-            map_reg[i].path = path;
-            map_reg[i].len = len;
-            __atomic_store_n(&map_reg[i].base, base, __ATOMIC_RELEASE);
-            return;
-        }
-    }
-    /* all taken: this mapping keeps SIGBUS's default */
-}
-
-static void map_unregister(const char *base)
-{
-    for (int i = 0; i < MAP_SLOTS; i++)
-        if (__atomic_load_n(&map_reg[i].base, __ATOMIC_ACQUIRE) == base) {
-            __atomic_store_n(&map_reg[i].base, NULL, __ATOMIC_RELEASE);
-            __atomic_store_n(&map_reg[i].used, 0, __ATOMIC_RELEASE);
-            return;
-        }
-}
-
-/* Map rows r0 .. r0+nb-1 of layer li's scores (find_mappable) for route_token:
- * r->src[li, slot + b] points at row r0 + b; 0 when the mapping fails (then libhdf5 reads
- * them). */
-static int map_scores(const mr_trace_file *t, const mr_trace_layer *l, mr_trace_rows *r, int li,
-                      int r0, int nb, int slot)
-{
-    size_t sz = l->dtype == MR_TRACE_F32 ? 4 : 2, row = (size_t)t->T * t->E * sz;
-    long page = sysconf(_SC_PAGESIZE);
-    off_t start = (off_t)l->map_off + (off_t)r0 * (off_t)row;
-    off_t at = page > 0 ? start - start % page : start;
-    size_t len = (size_t)nb * row + (size_t)(start - at);
-    if (r->n_maps >= r->n_layers * r->cap) return 0; /* cannot happen: one per layer and load */
-#ifdef MAP_POPULATE
-    /* the page tables filled here, on the loading thread, in one call: faulting the
-     * pages in one by one while routing cost analyze a tenth of its CPU time in system
-     * time (docs/performance.md) */
-    int flags = MAP_SHARED | MAP_POPULATE;
-#else
-    int flags = MAP_SHARED;
-#endif
-    void *m = mmap(NULL, len, PROT_READ, flags, t->fd, at);
-    if (m == MAP_FAILED) return 0;
-    (void)posix_madvise(m, len, POSIX_MADV_SEQUENTIAL); /* read-ahead for a trace not yet cached */
-    r->map_base[r->n_maps] = m;
-    r->map_len[r->n_maps++] = len;
-    for (int b = 0; b < nb; b++)
-        r->src[(size_t)li * r->cap + slot + b] = (const char *)m + (start - at) + (size_t)b * row;
-    map_register(m, len, t->path);
-    return 1;
-}
-
-void mr_trace_release_rows(mr_trace_rows *r)
-{
-    for (int i = 0; i < r->n_maps; i++) {
-        map_unregister(r->map_base[i]);
-        munmap(r->map_base[i], r->map_len[i]);
-        r->map_base[i] = NULL;
-    }
-    r->n_maps = 0;
-}
-
 /* Every layer's scores of a chunk at once, for a trace whose scores are read through
  * libhdf5 (on one thread, then routed in one parallel loop): allocated at the first such
- * read, so that mapped traces never hold them. */
+ * read, so that traces read directly never hold them. */
 static int scores_buffers(mr_trace_rows *r)
 {
     if (r->raw) return MR_OK;
@@ -1021,15 +902,15 @@ size_t mr_trace_row_bytes(const mr_trace_file *t)
     size_t per = (size_t)t->T * 24 + (size_t)t->C * 4 + (size_t)t->n_layers * t->E * 16;
     for (int i = 0; i < t->n_layers; i++) {
         const mr_trace_layer *l = &t->layers[i];
-        size_t scores = l->map_off >= 0 ? (l->dtype == MR_TRACE_F32 ? 4 : 2) : 6;
+        size_t scores = l->file_off >= 0 ? 0 : 6; /* direct: a piece a thread (read_piece) */
         per += (size_t)t->T * ((size_t)t->E * scores + (size_t)t->k * 8);
     }
     return per;
 }
 
 /* Layer li's datasets of rows r0 .. r0+nb-1: /topk and /weights into their slots, the
- * scores mapped (map_scores) or read into its slice of r->scratch (float32) or r->raw
- * (16-bit). libhdf5 calls only. */
+ * scores left in the file for route_unit (r->src_off: read directly) or read into its
+ * slice of r->scratch (float32) or r->raw (16-bit). libhdf5 calls only. */
 static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_rows *r, int slot)
 {
     const mr_trace_layer *l = &t->layers[li];
@@ -1053,8 +934,13 @@ static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_r
         MR_TRY(read_block(l->weights_ds, H5T_NATIVE_FLOAT, w, 3, cap, (hsize_t)T, (hsize_t)k, r0,
                           nb, slot, t->path, wp));
     }
-    if (l->map_off >= 0 && t->fd >= 0 && map_scores(t, l, r, li, r0, nb, slot)) return MR_OK;
-    for (int b = 0; b < nb; b++) r->src[(size_t)li * cap + slot + b] = NULL;
+    if (l->file_off >= 0 && t->fd >= 0) {
+        size_t row = (size_t)T * E * (l->dtype == MR_TRACE_F32 ? 4 : 2);
+        for (int b = 0; b < nb; b++)
+            r->src_off[(size_t)li * cap + slot + b] = l->file_off + (long long)(r0 + b) * (long long)row;
+        return MR_OK;
+    }
+    for (int b = 0; b < nb; b++) r->src_off[(size_t)li * cap + slot + b] = -1;
     MR_TRY(scores_buffers(r));
     size_t per_layer = (size_t)cap * T * E;
     return read_scores(t, l, r, r->scratch + (size_t)li * per_layer,
@@ -1064,6 +950,18 @@ static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_r
 /* Tokens routed at once by route_batch (mr_softmax_entropy_tokens's kernel takes 8) */
 #define BATCH 8
 
+/* A row of a layer read directly is read PIECE_BYTES at a time (whole tokens, a multiple
+ * of BATCH, at least BATCH) into its thread's buffer, which stays in the core's L2 cache
+ * and is reused for every piece: 256 KiB, the row of an OLMoE-sized trace (T 2048, E 64,
+ * float16) in one read. */
+#define PIECE_BYTES ((size_t)256 << 10)
+
+static int piece_tokens(int E, size_t size)
+{
+    size_t n = PIECE_BYTES / ((size_t)E * size) / BATCH * BATCH;
+    return n < BATCH ? BATCH : (int)n;
+}
+
 /* A thread's buffers: BATCH tokens' widened scores and (when the rows keep none) their
  * probabilities, and a row's probability sums; each on cache lines of its own (64-byte
  * aligned, whole lines): with malloc's 16-byte alignment two threads' buffers shared a
@@ -1072,8 +970,9 @@ static int read_layer(const mr_trace_file *t, int li, int r0, int nb, mr_trace_r
 struct mr_trace_ws {
     float *s, *p;
     double *acc;
-    float *w; /* [E] a token's weights, where the rows keep none */
-    int *idx; /* [BATCH x E] a batch's (or a token's) top-k, before it is narrowed */
+    float *w;   /* [E] a token's weights, where the rows keep none */
+    int *idx;   /* [BATCH x E] a batch's (or a token's) top-k, before it is narrowed */
+    char *piece;/* a piece of a row's scores read directly (piece_tokens x E values) */
 };
 
 mr_trace_ws *mr_trace_ws_alloc(int E)
@@ -1082,7 +981,10 @@ mr_trace_ws *mr_trace_ws_alloc(int E)
     size_t ds = ((size_t)E * sizeof(double) + 63) / 64 * 64;
     size_t ws_ = ((size_t)E * sizeof(float) + 63) / 64 * 64;
     size_t is = ((size_t)BATCH * E * sizeof(int) + 63) / 64 * 64;
-    char *m = aligned_alloc(64, 64 + 2 * fs + ds + ws_ + is);
+    size_t ps = (size_t)piece_tokens(E, 4) * E * 4; /* float32: the largest piece */
+    size_t p2 = (size_t)piece_tokens(E, 2) * E * 2;
+    ps = ((ps > p2 ? ps : p2) + 63) / 64 * 64;
+    char *m = aligned_alloc(64, 64 + 2 * fs + ds + ws_ + is + ps);
     if (!m) {
         mr_error_set(MR_ENOMEM, "out of memory");
         return NULL;
@@ -1093,31 +995,60 @@ mr_trace_ws *mr_trace_ws_alloc(int E)
     ws->acc = (double *)(void *)(m + 64 + 2 * fs);
     ws->w = (float *)(void *)(m + 64 + 2 * fs + ds);
     ws->idx = (int *)(void *)(m + 64 + 2 * fs + ds + ws_);
+    ws->piece = m + 64 + 2 * fs + ds + ws_ + is;
     return ws;
+}
+
+/* `bytes` of t's scores from file offset `off` (the scores of row `row` from position
+ * pos of layer l) into dst with pread(): a file that ends before them (shrunk since it
+ * was opened: rewritten while analyze reads it) or a failed read is MR_EIO naming the
+ * file, the dataset and the row (exit status 1: a runtime failure, the file was valid
+ * when opened; nothing is written before the reading is done). */
+static int read_piece(const mr_trace_file *t, const char *what, int row, int pos,
+                      long long off, size_t bytes, char *dst)
+{
+    size_t done = 0;
+    while (done < bytes) {
+        ssize_t got = pread(t->fd, dst + done, bytes - done, (off_t)(off + (long long)done));
+        if (got > 0) {
+            done += (size_t)got;
+        } else if (got == 0) {
+            struct stat sb;
+            long long size = fstat(t->fd, &sb) == 0 ? (long long)sb.st_size : -1;
+            return mr_error_set(MR_EIO, "%s: %s[%d] from position %d: the file ends at byte "
+                                "%lld, before its scores' byte %lld: it shrank while it was "
+                                "being read (was it rewritten during analyze?)", t->path, what,
+                                row, pos, size, off + (long long)done);
+        } else if (errno != EINTR) {
+            int e = errno;
+            return mr_error_set(MR_EIO, "%s: %s[%d] from position %d: read failed: %s",
+                                t->path, what, row, pos, strerror(e));
+        }
+    }
+    return MR_OK;
 }
 
 void mr_trace_ws_free(mr_trace_ws *ws) { free(ws); }
 
 /* Token pos of slot b at layer li, routed; its entropies into *h, *hw and (acc) its
- * probabilities added to acc (token_route); what: the layer's scores dataset, for
- * messages. Non-finite scores are flagged in bad[16] (check = 0: the caller looks once
- * per row, mr_trace_route_unit) or refused here (check = 1). */
-static int route_token(mr_trace_rows *r, int li, int b, int pos, const char *what,
-                       const mr_trace_ws *ws, double *h, double *hw, double *acc, int check,
-                       uint32_t *bad)
+ * probabilities added to acc (token_route); src: its scores read directly (read_piece;
+ * NULL: in r->raw / r->scratch); what: the layer's scores dataset, for messages.
+ * Non-finite scores are flagged in bad[16] (check = 0: the caller looks once per row,
+ * mr_trace_route_unit) or refused here (check = 1). */
+static int route_token(mr_trace_rows *r, int li, int b, int pos, const char *src,
+                       const char *what, const mr_trace_ws *ws, double *h, double *hw,
+                       double *acc, int check, uint32_t *bad)
 {
     const mr_trace_file *t = r->row_file[b];
     int T = t->T, E = t->E, k = t->k, cap = r->cap;
     const mr_trace_layer *l = &t->layers[li];
     size_t tok = (size_t)b * T + (size_t)pos, at = (size_t)li * cap * T + tok;
-    const char *src = r->src[(size_t)li * cap + b]; /* mapped: the row's scores */
-    const float *s = src ? (const float *)(const void *)src + (size_t)pos * E : r->scratch + at * E;
+    const float *s = src ? (const float *)(const void *)src : r->scratch + at * E;
     float *p = r->probs ? r->probs + at * E : ws->p;
     uint32_t own[16] = {0};
     uint32_t *flags = check ? own : bad;
     if (l->dtype != MR_TRACE_F32) {
-        const uint16_t *raw = src ? (const uint16_t *)(const void *)src + (size_t)pos * E
-                                  : r->raw + at * E;
+        const uint16_t *raw = src ? (const uint16_t *)(const void *)src : r->raw + at * E;
         mr_trace_widen(ws->s, raw, E, l->dtype, flags);
         s = ws->s;
     } else {
@@ -1132,9 +1063,9 @@ static int route_token(mr_trace_rows *r, int li, int b, int pos, const char *wha
     return MR_OK;
 }
 
-/* Scores read PREFETCH_BYTES ahead of a batch: a row's scores (a layer's T x E) are
- * contiguous, but in the page cache's pages, which the hardware prefetchers do not cross;
- * without it, reading the mapped trace was a sixth of analyze's time (docs/performance.md). */
+/* Scores read through libhdf5 (r->raw / r->scratch) prefetched PREFETCH_BYTES ahead of a
+ * batch: a row's scores (a layer's T x E) are contiguous, but the hardware prefetchers do
+ * not cross pages (the pieces read directly lie in the thread's cache: not needed). */
 #define PREFETCH_BYTES 4096
 
 /* Prefetch the n values PREFETCH_BYTES after value `at` of a row of row_n values of `size`
@@ -1172,28 +1103,30 @@ static void narrow_ids(uint16_t *out, const int *idx, int n)
 /* Tokens pos0 .. pos0 + nt - 1 (nt <= BATCH) of slot b at layer li, of softmax router
  * logits without a given top-k or weights (batchable), routed as route_token would
  * (check = 0: non-finite scores flagged in bad[16]) with one call of
- * mr_softmax_entropy_tokens: the same bits, the tokens' latencies overlapped. Their
- * entropies into th[nt], thw[nt]; the real tokens' probabilities added to ws->acc. */
-static void route_batch(mr_trace_rows *r, int li, int b, int pos0, int nt, const mr_trace_ws *ws,
-                        double *th, double *thw, uint32_t *bad)
+ * mr_softmax_entropy_tokens: the same bits, the tokens' latencies overlapped. src: their
+ * scores read directly (NULL: in r->raw / r->scratch). Their entropies into th[nt],
+ * thw[nt]; the real tokens' probabilities added to ws->acc. */
+static void route_batch(mr_trace_rows *r, int li, int b, int pos0, int nt, const char *src,
+                        const mr_trace_ws *ws, double *th, double *thw, uint32_t *bad)
 {
     const mr_trace_file *t = r->row_file[b];
     int E = t->E, k = t->k;
     const mr_trace_layer *l = &t->layers[li];
     size_t tok = (size_t)b * t->T + (size_t)pos0, at = (size_t)li * r->cap * t->T + tok;
-    const char *src = r->src[(size_t)li * r->cap + b];
     int n = nt * E;
     size_t row0 = (at - (size_t)pos0) * E; /* the row's first score in raw / scratch */
-    prefetch_ahead(src ? src : l->dtype != MR_TRACE_F32 ? (const char *)(r->scratch + row0)
-                                                       : (const char *)(r->raw + row0),
-                   (size_t)pos0 * E, (size_t)n, (size_t)t->T * E, l->dtype == MR_TRACE_F32 ? 4 : 2);
+    if (!src)
+        prefetch_ahead(l->dtype != MR_TRACE_F32 ? (const char *)(r->raw + row0)
+                                                : (const char *)(r->scratch + row0),
+                       (size_t)pos0 * E, (size_t)n, (size_t)t->T * E,
+                       l->dtype == MR_TRACE_F32 ? 4 : 2);
     const float *s;
     if (l->dtype != MR_TRACE_F32) {
-        mr_trace_widen(ws->s, src ? (const uint16_t *)(const void *)src + (size_t)pos0 * E
-                                  : r->raw + at * E, n, l->dtype, bad);
+        mr_trace_widen(ws->s, src ? (const uint16_t *)(const void *)src : r->raw + at * E, n,
+                       l->dtype, bad);
         s = ws->s;
     } else {
-        s = src ? (const float *)(const void *)src + (size_t)pos0 * E : r->scratch + at * E;
+        s = src ? (const float *)(const void *)src : r->scratch + at * E;
         flag_nonfinite(s, n, bad);
     }
     float *p = r->probs ? r->probs + at * E : ws->p, *w = r->weights ? r->weights + at * k : NULL;
@@ -1212,39 +1145,51 @@ static int batchable(const mr_trace_layer *l)
 }
 
 /* Unit (layer li, slot b): its tokens routed in order, and the row's sums over its real
- * tokens (entropies, probabilities) for metrics/mr_routing_metrics.h. Non-finite scores
- * are looked for once per row; a row with one, or with any error, is routed again token
- * by token with every check (check = 1), so that the first error in token order is the
- * one reported. */
+ * tokens (entropies, probabilities) for metrics/mr_routing_metrics.h. A row read directly
+ * (r->src_off) is read and routed a piece at a time (read_piece; a failed read is
+ * reported as it is). Non-finite scores are looked for once per row; a row with one, or
+ * with any error, is routed again token by token with every check (check = 1), so that
+ * the first error in token order is the one reported. */
 static int route_unit(mr_trace_rows *r, int li, int b, const mr_trace_ws *ws, int check)
 {
     int T = r->T, E = r->E;
+    const mr_trace_layer *l = &r->row_file[b]->layers[li];
     char what[96];
-    layer_what(what, sizeof what, &r->row_file[b]->layers[li]);
+    layer_what(what, sizeof what, l);
     memset(ws->acc, 0, (size_t)E * sizeof *ws->acc);
     double h = 0.0, hw = 0.0;
     uint32_t flags[16] = {0};
     const uint8_t *mask = r->mask + (size_t)b * T;
-    if (!check && batchable(&r->row_file[b]->layers[li])) {
-        for (int pos = 0; pos < T; pos += BATCH) {
-            int nt = T - pos < BATCH ? T - pos : BATCH;
+    long long off = r->src_off[(size_t)li * r->cap + b];
+    size_t tb = (size_t)E * (l->dtype == MR_TRACE_F32 ? 4 : 2); /* a token's score bytes */
+    int piece = off >= 0 ? piece_tokens(E, l->dtype == MR_TRACE_F32 ? 4 : 2) : T;
+    int batch = !check && batchable(l);
+    for (int p0 = 0; p0 < T; p0 += piece) {
+        int np = T - p0 < piece ? T - p0 : piece;
+        if (off >= 0)
+            MR_TRY(read_piece(r->row_file[b], what, r->row_index[b], p0,
+                              off + (long long)p0 * (long long)tb, (size_t)np * tb, ws->piece));
+        for (int pos = p0; batch && pos < p0 + np; pos += BATCH) {
+            int nt = p0 + np - pos < BATCH ? p0 + np - pos : BATCH;
             double th[BATCH], thw[BATCH];
-            route_batch(r, li, b, pos, nt, ws, th, thw, flags);
+            route_batch(r, li, b, pos, nt, off >= 0 ? ws->piece + (size_t)(pos - p0) * tb : NULL,
+                        ws, th, thw, flags);
             for (int j = 0; j < nt; j++) {
                 if (!mask[pos + j]) continue;
                 h += th[j];
                 hw += thw[j];
             }
         }
-    }
-    for (int pos = 0; pos < T && (check || !batchable(&r->row_file[b]->layers[li])); pos++) {
-        double th = 0.0, thw = 0.0;
-        if (route_token(r, li, b, pos, what, ws, &th, &thw, mask[pos] ? ws->acc : NULL, check,
-                        flags) != MR_OK)
-            return check ? MR_EINPUT : route_unit(r, li, b, ws, 1);
-        if (!mask[pos]) continue;
-        h += th;
-        hw += thw;
+        for (int pos = p0; !batch && pos < p0 + np; pos++) {
+            double th = 0.0, thw = 0.0;
+            if (route_token(r, li, b, pos, off >= 0 ? ws->piece + (size_t)(pos - p0) * tb : NULL,
+                            what, ws, &th, &thw, mask[pos] ? ws->acc : NULL, check,
+                            flags) != MR_OK)
+                return check ? MR_EINPUT : route_unit(r, li, b, ws, 1);
+            if (!mask[pos]) continue;
+            h += th;
+            hw += thw;
+        }
     }
     if (!check && any_lane(flags)) return route_unit(r, li, b, ws, 1);
     size_t o = (size_t)li * r->cap + b;
@@ -1302,7 +1247,6 @@ int mr_trace_read_rows(const mr_trace_file *t, int r0, int nb, mr_trace_rows *r,
 {
     int st = mr_trace_load_rows(t, r0, nb, r, slot);
     if (st == MR_OK && nb > 0) st = route_layers(r, nb, slot);
-    mr_trace_release_rows(r);
     return st;
 }
 

@@ -42,9 +42,10 @@ typedef struct mr_trace_layer {
     int top_k;        /* k of this layer (the same for every layer) */
     int has_topk, has_weights;
     hid_t scores_ds, topk_ds, weights_ds; /* open datasets (-1 if absent) */
-    long long map_off; /* file offset of the scores when they lie in the file as they are
-                          used (contiguous, uncompressed, native byte order): read by
-                          mapping the file; -1: through libhdf5 */
+    long long file_off; /* file offset of the scores when they lie in the file as they are
+                           used (contiguous, uncompressed, native byte order): read
+                           directly (pread, a piece at a time, on the routing threads);
+                           -1: through libhdf5 */
 } mr_trace_layer;
 
 typedef struct mr_trace_file {
@@ -64,7 +65,7 @@ typedef struct mr_trace_file {
     int has_mask, has_labels, has_out, has_pred;
     hid_t mask_ds, labels_ds, out_ds, pred_ds; /* /mask, /labels|/targets,
                                                   /logits|/token_loss, /predictions */
-    int fd;                        /* the file, for the mapped scores (-1: none) */
+    int fd;                        /* the file, for the scores read directly (-1: none) */
 } mr_trace_file;
 
 int mr_trace_open(mr_trace_file **out, const char *path);
@@ -88,7 +89,7 @@ typedef struct mr_trace_rows {
     uint16_t *raw;    /* [n_layers, cap, T, E] 16-bit scores read through libhdf5 */
     float *scratch;   /* [n_layers, cap, T, E] float32 scores read through libhdf5 (both
                          allocated at the first such read: NULL while every layer read so
-                         far was mapped) */
+                         far was read directly) */
     int64_t *iscratch;/* [cap, T, max(k, 1)] the integer datasets as read */
     /* per row (sample) and layer, over its real tokens, for mr_routing_acc_add_sums
      * (metrics/mr_routing_metrics.h): computed while the scores are turned into routes,
@@ -99,12 +100,9 @@ typedef struct mr_trace_rows {
     /* per slot, from mr_trace_load_rows: the trace and the row of it read there */
     const mr_trace_file **row_file; /* [cap] */
     int *row_index;                 /* [cap] */
-    /* while rows are loaded (mr_trace_load_rows .. mr_trace_release_rows): each slot's
-     * mapped scores, per layer (NULL: read into raw / scratch), and the mappings */
-    const char **src;  /* [n_layers, cap] */
-    void **map_base;   /* [n_maps] (at most n_layers x cap) */
-    size_t *map_len;   /* [n_maps] */
-    int n_maps;
+    /* per layer and slot, from mr_trace_load_rows: the file offset of the row's scores,
+     * read directly while the unit is routed (-1: read into raw / scratch) */
+    long long *src_off; /* [n_layers, cap] */
 } mr_trace_rows;
 
 /* Rows for `cap` samples of traces shaped as t; want_probs = 0 keeps neither probs nor
@@ -112,31 +110,31 @@ typedef struct mr_trace_rows {
  * weights allocated then); the top-k and the sums above are always filled. */
 int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap, int want_probs);
 /* Bytes a row (sample) of t takes in mr_trace_rows while it is routed (without probs):
- * scores buffers or mapped pages, top-k and weights, the per-token datasets: for sizing
- * chunks. */
+ * scores buffers (none for scores read directly), top-k and weights, the per-token
+ * datasets: for sizing chunks. */
 size_t mr_trace_row_bytes(const mr_trace_file *t);
 void mr_trace_rows_free(mr_trace_rows *r);
 
 /* Read rows r0 .. r0+nb-1 of t into slots slot .. slot+nb-1 of `rows` (allocated for a
  * trace of the same T, E, k, C and layers), validating their values: mr_trace_load_rows,
- * every (layer, slot) routed on rows->threads threads (the first error in (layer,
- * token) order reported), mr_trace_release_rows. */
+ * then every (layer, slot) routed on rows->threads threads (the first error in (layer,
+ * token) order reported). */
 int mr_trace_read_rows(const mr_trace_file *t, int r0, int nb, mr_trace_rows *rows, int slot);
 
 /* The same in steps, for a caller that routes in its own parallel loop (analyze: while
  * one thread loads the next chunk, the others route this one):
- * mr_trace_load_rows reads the rows' datasets and maps their scores (libhdf5 calls: one
- * thread at a time, like every libhdf5 call here); slots of several loads may be pending
- * at once. mr_trace_route_unit routes layer li of slot b (thread-safe for distinct (li,
- * b); ws: one thread's buffers, mr_trace_ws_alloc): its probabilities (when kept), top-k,
- * weights and the slot's sums; the first error in its token order. mr_trace_release_rows
- * unmaps every pending load's scores, once the routing is done. */
+ * mr_trace_load_rows reads the rows' datasets and the scores not read directly (libhdf5
+ * calls: one thread at a time, like every libhdf5 call here); slots of several loads may
+ * be pending at once. mr_trace_route_unit routes layer li of slot b (thread-safe for
+ * distinct (li, b); ws: one thread's buffers, mr_trace_ws_alloc), reading its scores
+ * first where they are read directly (pread: no libhdf5 call; MR_EIO naming the file
+ * when the file has shrunk since it was opened): its probabilities (when kept), top-k,
+ * weights and the slot's sums; the first error in its token order. */
 int mr_trace_load_rows(const mr_trace_file *t, int r0, int nb, mr_trace_rows *rows, int slot);
 typedef struct mr_trace_ws mr_trace_ws;
 mr_trace_ws *mr_trace_ws_alloc(int E); /* NULL: out of memory (mr_error set) */
 void mr_trace_ws_free(mr_trace_ws *ws);
 int mr_trace_route_unit(mr_trace_rows *rows, int li, int b, mr_trace_ws *ws);
-void mr_trace_release_rows(mr_trace_rows *rows);
 
 /* Whether two traces can be compared token by token (same T, E, k, layers, task and
  * classes); MR_EINPUT naming both and what differs otherwise. */

@@ -130,49 +130,214 @@ START_TEST(widen_every_pattern)
 }
 END_TEST
 
-/* A mapped trace that shrinks while its rows are read (another process rewriting it):
- * a one-line error naming the file and exit status 1, not a bare SIGBUS. The page of
- * the scores (offsets 6144 on) lies wholly beyond the new end of 4096 bytes. */
-START_TEST(shrunk_mapped_trace_fails_cleanly)
+/* A trace read directly (contiguous scores, pread) that shrinks after it was opened
+ * (another process rewriting it): MR_EIO and one line naming the file, the dataset and
+ * the row; the file cut before the scores (the first read finds the end) and inside the
+ * first row (a short read, then the end). */
+START_TEST(shrunk_trace_fails_cleanly)
 {
-    char path[] = "/tmp/mr-test-shrink-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    FILE *in = fopen(FIX "logits-f16-contig.h5", "rb");
-    ck_assert_ptr_nonnull(in);
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0) ck_assert_int_eq(write(fd, buf, n), (ssize_t)n);
-    fclose(in);
-    close(fd);
-    int pipefd[2];
-    ck_assert_int_eq(pipe(pipefd), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(pipefd[1], STDERR_FILENO);
-        mr_trace_file *t;
+    for (int cut = 0; cut < 2; cut++) {
+        char path[] = "/tmp/mr-test-shrink-XXXXXX";
+        int fd = mkstemp(path);
+        ck_assert_int_ge(fd, 0);
+        FILE *in = fopen(FIX "logits-f16-contig.h5", "rb");
+        ck_assert_ptr_nonnull(in);
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, in)) > 0) ck_assert_int_eq(write(fd, buf, n), (ssize_t)n);
+        fclose(in);
+        close(fd);
+        mr_trace_file *t = open_ok(path);
+        ck_assert_int_ge((int)t->layers[0].file_off, 0);
         mr_trace_rows r;
-        if (mr_trace_open(&t, path) != MR_OK || t->layers[0].map_off < 0 ||
-            mr_trace_rows_alloc(&r, t, t->N, 0) != MR_OK || truncate(path, 4096) != 0)
-            _exit(3);
-        mr_trace_read_rows(t, 0, t->N, &r, 0);
-        _exit(4); /* not reached: the scores' page is gone */
+        ck_assert_int_eq(mr_trace_rows_alloc(&r, t, t->N, 0), MR_OK);
+        /* layer 0's scores: its first row's 5 x 4 float16 (40 bytes) from file_off */
+        long long end = cut ? t->layers[0].file_off + 10 : 4096;
+        ck_assert(cut || end <= t->layers[0].file_off);
+        ck_assert_int_eq(truncate(path, (off_t)end), 0);
+        ck_assert_int_eq(mr_trace_read_rows(t, 0, t->N, &r, 0), MR_EIO);
+        const char *msg = mr_error_message();
+        char at[64];
+        snprintf(at, sizeof at, "ends at byte %lld", end);
+        ck_assert_msg(strstr(msg, path) && strstr(msg, "/layers/1/router_logits[0]") &&
+                          strstr(msg, "shrank") && strstr(msg, at) && !strchr(msg, '\n'),
+                      "%s", msg);
+        mr_trace_rows_free(&r);
+        mr_trace_close(t);
+        unlink(path);
     }
-    close(pipefd[1]);
-    char msg[512] = "";
-    size_t len = 0;
-    ssize_t got;
-    while (len < sizeof msg - 1 && (got = read(pipefd[0], msg + len, sizeof msg - 1 - len)) > 0)
-        len += (size_t)got;
-    msg[len] = '\0';
-    close(pipefd[0]);
-    int status = 0;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    unlink(path);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status 0x%x: %s", status, msg);
-    const char *nl = strchr(msg, '\n');
-    ck_assert_msg(strstr(msg, path) && strstr(msg, "shrank") && nl && nl[1] == '\0', "%s", msg);
+}
+END_TEST
+
+/* A trace written twice by libhdf5, the same values: contiguous (read directly) and
+ * chunked + deflated (read through libhdf5). N 3, T 2051, E 64 (rows longer than a piece
+ * of 256 KiB: read in pieces of 2048 float16 or 1024 float32 tokens, the last of 3), layers
+ * 0 float16 softmax logits (the batched kernels), 1 float32 sigmoid logits (token by
+ * token), 2 bfloat16 softmax logits with norm_topk and a mask; a few scores tied. */
+static hid_t half_type(void)
+{
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE); /* IEEE binary16: libhdf5 1.10 has no predefined one */
+    ck_assert_int_ge(H5Tset_fields(t, 15, 10, 5, 0, 10), 0);
+    ck_assert_int_ge(H5Tset_precision(t, 16), 0);
+    ck_assert_int_ge(H5Tset_size(t, 2), 0);
+    ck_assert_int_ge(H5Tset_ebias(t, 15), 0);
+    return t;
+}
+
+static void write_long_trace(const char *path, int chunked)
+{
+    enum { N = 3, T = 2051, E = 64 };
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    const char *keys[] = {"format", "model", "router", "checkpoint", "condition", "task", "source"};
+    const char *vals[] = {"moe-robust-trace", "long", "softmax", "c", "clean", "none", "test"};
+    hid_t scalar = H5Screate(H5S_SCALAR);
+    for (int i = 0; i < 7; i++) {
+        hid_t st = H5Tcopy(H5T_C_S1);
+        H5Tset_size(st, strlen(vals[i]) + 1);
+        hid_t a = H5Acreate2(f, keys[i], st, scalar, H5P_DEFAULT, H5P_DEFAULT);
+        ck_assert_int_ge(H5Awrite(a, st, vals[i]), 0);
+        H5Aclose(a);
+        H5Tclose(st);
+    }
+    long long one = 1;
+    const char *ints[] = {"version", "step"};
+    for (int i = 0; i < 2; i++) {
+        hid_t a = H5Acreate2(f, ints[i], H5T_STD_I64LE, scalar, H5P_DEFAULT, H5P_DEFAULT);
+        ck_assert_int_ge(H5Awrite(a, H5T_NATIVE_LLONG, &one), 0);
+        H5Aclose(a);
+    }
+    hsize_t nd[1] = {N}, md[2] = {N, T}, sd[3] = {N, T, E}, cd[3] = {1, 512, E};
+    hid_t s1 = H5Screate_simple(1, nd, NULL), s2 = H5Screate_simple(2, md, NULL),
+          s3 = H5Screate_simple(3, sd, NULL);
+    long long ids[N] = {7, 3, 11};
+    hid_t d = H5Dcreate2(f, "sample_id", H5T_STD_I64LE, s1, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids), 0);
+    H5Dclose(d);
+    static unsigned char mask[N * T];
+    for (int i = 0; i < N * T; i++) mask[i] = i % 97 != 5;
+    d = H5Dcreate2(f, "mask", H5T_STD_U8LE, s2, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, mask), 0);
+    H5Dclose(d);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (chunked) {
+        H5Pset_chunk(dcpl, 3, cd);
+        H5Pset_deflate(dcpl, 1);
+    }
+    static float v[N * T * E];
+    static uint16_t h[N * T * E];
+    uint32_t x = 12345;
+    for (int li = 0; li < 3; li++) {
+        for (size_t i = 0; i < (size_t)N * T * E; i++) {
+            x = x * 1664525u + 1013904223u;
+            /* a value on a grid of 1/8 in -4 .. 4 (exact in every dtype: ties occur) */
+            v[i] = (float)((int)(x >> 24) % 64 - 32) / 8.0f;
+            uint32_t bits;
+            memcpy(&bits, &v[i], 4);
+            if (li == 0) { /* float16 of a value on the grid: exact */
+                h[i] = (uint16_t)((bits >> 16 & 0x8000u) |
+                                  (v[i] == 0.0f ? 0u : ((bits >> 23 & 0xffu) - 112u) << 10 |
+                                                           (bits >> 13 & 0x3ffu)));
+            } else {
+                h[i] = (uint16_t)(bits >> 16);
+            }
+        }
+        char g[32];
+        snprintf(g, sizeof g, "layers/%d", li);
+        hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+        H5Pset_create_intermediate_group(lcpl, 1);
+        hid_t grp = H5Gcreate2(f, g, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        H5Pclose(lcpl);
+        hid_t ft = li == 0 ? half_type() : li == 1 ? H5Tcopy(H5T_IEEE_F32LE)
+                                                   : H5Tcopy(H5T_STD_U16LE);
+        d = H5Dcreate2(grp, "router_logits", ft, s3, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        ck_assert_int_ge(d, 0);
+        if (li == 1) {
+            ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), 0);
+        } else {
+            hid_t mt = li == 0 ? half_type() : H5Tcopy(H5T_NATIVE_USHORT);
+            ck_assert_int_ge(H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, h), 0);
+            H5Tclose(mt);
+        }
+        if (li == 2) {
+            hid_t st = H5Tcopy(H5T_C_S1);
+            H5Tset_size(st, 9);
+            hid_t a = H5Acreate2(d, "dtype", st, scalar, H5P_DEFAULT, H5P_DEFAULT);
+            ck_assert_int_ge(H5Awrite(a, st, "bfloat16"), 0);
+            H5Aclose(a);
+            H5Tclose(st);
+        }
+        long long kv = 4, norm = li == 2;
+        hid_t a = H5Acreate2(grp, "top_k", H5T_STD_I64LE, scalar, H5P_DEFAULT, H5P_DEFAULT);
+        ck_assert_int_ge(H5Awrite(a, H5T_NATIVE_LLONG, &kv), 0);
+        H5Aclose(a);
+        a = H5Acreate2(grp, "norm_topk", H5T_STD_I64LE, scalar, H5P_DEFAULT, H5P_DEFAULT);
+        ck_assert_int_ge(H5Awrite(a, H5T_NATIVE_LLONG, &norm), 0);
+        H5Aclose(a);
+        const char *score = li == 1 ? "sigmoid" : "softmax";
+        hid_t st = H5Tcopy(H5T_C_S1);
+        H5Tset_size(st, strlen(score) + 1);
+        a = H5Acreate2(grp, "score", st, scalar, H5P_DEFAULT, H5P_DEFAULT);
+        ck_assert_int_ge(H5Awrite(a, st, score), 0);
+        H5Aclose(a);
+        H5Tclose(st);
+        H5Tclose(ft);
+        H5Dclose(d);
+        H5Gclose(grp);
+    }
+    H5Pclose(dcpl);
+    H5Sclose(s1);
+    H5Sclose(s2);
+    H5Sclose(s3);
+    H5Sclose(scalar);
+    ck_assert_int_ge(H5Fclose(f), 0);
+}
+
+/* Rows longer than a piece: read directly (pread, in pieces) and through libhdf5, the
+ * same probabilities, top-k, weights and per-row sums, kept and not kept, on 1 and 2
+ * threads. */
+START_TEST(direct_and_libhdf5_reads_agree)
+{
+    char direct[] = "/tmp/mr-test-direct-XXXXXX", lib[] = "/tmp/mr-test-lib-XXXXXX";
+    int fd1 = mkstemp(direct), fd2 = mkstemp(lib);
+    ck_assert(fd1 >= 0 && fd2 >= 0);
+    close(fd1);
+    close(fd2);
+    write_long_trace(direct, 0);
+    write_long_trace(lib, 1);
+    mr_trace_file *a = open_ok(direct), *b = open_ok(lib);
+    ck_assert_int_eq(a->T, 2051);
+    for (int li = 0; li < 3; li++) {
+        ck_assert_int_ge((int)a->layers[li].file_off, 0);
+        ck_assert_int_eq((int)b->layers[li].file_off, -1);
+    }
+    for (int keep = 0; keep < 2; keep++)
+        for (int th = 1; th <= 2; th++) {
+            mr_trace_rows ra, rb;
+            ck_assert_int_eq(mr_trace_rows_alloc(&ra, a, a->N, keep), MR_OK);
+            ck_assert_int_eq(mr_trace_rows_alloc(&rb, b, b->N, keep), MR_OK);
+            ra.threads = rb.threads = th;
+            ck_assert_msg(mr_trace_read_rows(a, 1, 2, &ra, 1) == MR_OK, "%s", mr_error_message());
+            ck_assert_msg(mr_trace_read_rows(a, 0, 1, &ra, 0) == MR_OK, "%s", mr_error_message());
+            ck_assert_msg(mr_trace_read_rows(b, 0, 3, &rb, 0) == MR_OK, "%s", mr_error_message());
+            size_t rows = (size_t)3 * a->N, tok = rows * a->T;
+            ck_assert(memcmp(ra.topk, rb.topk, tok * a->k * sizeof *ra.topk) == 0);
+            ck_assert(memcmp(ra.h_sum, rb.h_sum, rows * sizeof *ra.h_sum) == 0);
+            ck_assert(memcmp(ra.hw_sum, rb.hw_sum, rows * sizeof *ra.hw_sum) == 0);
+            ck_assert(memcmp(ra.psum, rb.psum, rows * a->E * sizeof *ra.psum) == 0);
+            if (keep) {
+                ck_assert(memcmp(ra.probs, rb.probs, tok * a->E * sizeof *ra.probs) == 0);
+                ck_assert(memcmp(ra.weights, rb.weights, tok * a->k * sizeof *ra.weights) == 0);
+            }
+            /* the rows differ from piece to piece: not one piece read for all */
+            ck_assert(memcmp(ra.topk, ra.topk + (size_t)2048 * a->k, 3 * a->k * sizeof *ra.topk) != 0);
+            mr_trace_rows_free(&ra);
+            mr_trace_rows_free(&rb);
+        }
+    mr_trace_close(a);
+    mr_trace_close(b);
+    unlink(direct);
+    unlink(lib);
 }
 END_TEST
 
@@ -204,11 +369,11 @@ START_TEST(dtypes_read_identically)
     ck_assert_int_eq(a.mask[1 * 5 + 3], 0);
     ck_assert_int_eq(a.mask[0], 1);
     ck_assert_int_eq(a.labels[1], 2);
-    /* the same scores in every dtype; the contiguous ones are read by mapping the file */
+    /* the same scores in every dtype; the contiguous ones are read directly (pread) */
     const char *same[] = {FIX "logits-f16.h5", FIX "logits-bf16.h5", FIX "logits-bf16u16.h5",
                           FIX "logits-f32-topk.h5", FIX "logits-f32-contig.h5",
                           FIX "logits-f16-contig.h5"};
-    ck_assert_int_eq((int)ref->layers[0].map_off, -1); /* chunked and compressed */
+    ck_assert_int_eq((int)ref->layers[0].file_off, -1); /* chunked and compressed */
     for (int i = 0; i < 6; i++) {
         mr_trace_file *t = open_ok(same[i]);
         mr_trace_rows b;
@@ -219,8 +384,8 @@ START_TEST(dtypes_read_identically)
                       same[i]);
         ck_assert_int_eq(t->layers[0].has_topk, i == 3);
         same_sums_unkept(t, &b);
-        if (i >= 4) ck_assert_msg(t->layers[0].map_off >= 0 && t->layers[1].map_off >= 0,
-                                  "%s: not mapped", same[i]);
+        if (i >= 4) ck_assert_msg(t->layers[0].file_off >= 0 && t->layers[1].file_off >= 0,
+                                  "%s: not read directly", same[i]);
         mr_trace_rows_free(&b);
         mr_trace_close(t);
     }
@@ -443,7 +608,8 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, half_floats);
     tcase_add_test(tc, widen_every_pattern);
-    tcase_add_test(tc, shrunk_mapped_trace_fails_cleanly);
+    tcase_add_test(tc, shrunk_trace_fails_cleanly);
+    tcase_add_test(tc, direct_and_libhdf5_reads_agree);
     tcase_add_test(tc, dtypes_read_identically);
     tcase_add_test(tc, stored_weights);
     tcase_add_test(tc, topk_same_without_avx512);
