@@ -71,6 +71,59 @@ void mr_rmsnorm_forward(float *out, const float *in, const float *w, int N, int 
  * CPUs with AVX-512: a panel of 32 output columns' weights, [C][32], stays in L1/L2 */
 #define MR_LINEAR_AVX512_MAX_C 512
 
+/* r[16] (rows) transposed in registers: r[i] lane c becomes r[c] lane i. Interleave
+ * pairs of rows (ps), then pairs of pairs (pd): u[g][m] holds, in its 128-bit lane L, rows
+ * 4g .. 4g+3 of column 4L + m; a 4 x 4 transpose of 128-bit lanes across g finishes. */
+MR_AVX512_TARGET static inline __attribute__((always_inline)) void transpose16(__m512 *r)
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 4; g++) { /* u[4g + m]: rows 4g .. 4g+3, column m of each lane */
+        __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]),
+                c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+        u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int m = 0; m < 4; m++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x44),   /* A0 A1 B0 B1 */
+            v1 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xee),      /* A2 A3 B2 B3 */
+            v2 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x44), /* C0 C1 D0 D1 */
+            v3 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xee); /* C2 C3 D2 D3 */
+        r[m] = _mm512_shuffle_f32x4(v0, v2, 0x88);      /* column m:      A0 B0 C0 D0 */
+        r[4 + m] = _mm512_shuffle_f32x4(v0, v2, 0xdd);  /* column 4 + m:  A1 B1 C1 D1 */
+        r[8 + m] = _mm512_shuffle_f32x4(v1, v3, 0x88);  /* column 8 + m */
+        r[12 + m] = _mm512_shuffle_f32x4(v1, v3, 0xdd); /* column 12 + m */
+    }
+}
+
+/* panel[c][32] = the weights of the (up to 32) output columns w[cols][C], transposed,
+ * zeros past cols: 16 x 16 blocks through registers (transpose16), the last C % 16 inputs
+ * one by one. Packed on every call: one element at a time it was 8 % of
+ * linear_forward_avx512's time in a grid (perf annotate), a panel per model would have to
+ * follow every change of a weight. */
+MR_AVX512_TARGET static void pack_panel(float *restrict panel, const float *restrict w, int C,
+                                        int cols)
+{
+    for (int j0 = 0; j0 < 32; j0 += 16) {
+        int nj = cols - j0 < 0 ? 0 : cols - j0 > 16 ? 16 : cols - j0, c0 = 0;
+        for (; c0 + 16 <= C; c0 += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < nj ? _mm512_loadu_ps(w + (size_t)(j0 + i) * C + c0) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int i = 0; i < 16; i++) _mm512_store_ps(panel + (size_t)(c0 + i) * 32 + j0, r[i]);
+        }
+        for (int c = c0; c < C; c++)
+            for (int i = 0; i < 16; i++)
+                panel[(size_t)c * 32 + j0 + i] = i < nj ? w[(size_t)(j0 + i) * C + c] : 0.0f;
+    }
+}
+
 /* mr_linear_forward by mr_gemm_micro: per block of 32 output columns its weights
  * transposed into a panel [C][32] (zeros past OC), then every row of in against it */
 MR_AVX512_TARGET static void linear_forward_avx512(float *out, const float *in,
@@ -80,13 +133,7 @@ MR_AVX512_TARGET static void linear_forward_avx512(float *out, const float *in,
     float panel[32 * MR_LINEAR_AVX512_MAX_C] __attribute__((aligned(64)));
     for (int j = 0; j < OC; j += 32) {
         int left = OC - j, cols = left < 32 ? left : 32, nv = cols > 16 ? 2 : 1;
-        for (int jj = 0; jj < 32; jj++) {
-            const float *w = weight + (size_t)(j + jj) * C;
-            if (jj < cols)
-                for (int c = 0; c < C; c++) panel[c * 32 + jj] = w[c];
-            else
-                for (int c = 0; c < C; c++) panel[c * 32 + jj] = 0.0f;
-        }
+        pack_panel(panel, weight + (size_t)j * C, C, cols);
         int lc = cols - 16 * (nv - 1);
         __mmask16 last = lc >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << lc) - 1u);
         const float *bj = bias ? bias + j : NULL;
