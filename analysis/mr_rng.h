@@ -72,4 +72,9 @@ static inline double mr_mt_uniform(mr_mt *m)
  * and converted a state's run of words at a time (vectorized). */
 void mr_mt_uniforms(mr_mt *m, double *u, size_t n);
 
+/* The next count draws of gsl_rng_uniform_int(r, n) (1 <= n <= 2^32 - 1) into out16
+ * (n <= 65,536; out32 NULL) or out32 (out16 NULL): the same values in the same order, m
+ * advanced past exactly the words they took (vectorized where the CPU has AVX-512). */
+void mr_mt_uniform_ints(mr_mt *m, uint16_t *out16, uint32_t *out32, size_t count, uint32_t n);
+
 #endif

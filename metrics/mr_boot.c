@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../analysis/mr_error.h"
+#include "../analysis/mr_huge.h"
 #include "../analysis/mr_rng.h"
 
 typedef struct plan {
@@ -61,52 +62,19 @@ static plan *find(const mr_boot_cache *c, uint64_t seed, const char *purpose, si
     return NULL;
 }
 
-/* The draws of gsl_rng_uniform_int(r, n) on GSL's mt19937, `total` of them in bulk: one
- * function call and one 64-bit division per draw were 2.5x the time of the generator's
- * own work (a 10,000-image grid drew 23 plans of 10^7 indices). Each block of 624 words
- * is tempered, divided by GSL's scale = (2^32 - 1) / n and the values >= n rejected, as
- * gsl_rng_uniform_int does word by word, so the indices are the same in the same order.
- * Draws on a copy of r's state (mr_mt_load): returns 0 (nothing drawn) when r is not
- * GSL's mt19937 of the layout mr_rng.h reads, and the caller draws word by word; r itself
- * is not advanced. */
+/* The draws of gsl_rng_uniform_int(r, n) on GSL's mt19937, `total` of them in bulk
+ * (mr_mt_uniform_ints: the same indices in the same order, without a call and a 64-bit
+ * division per draw). Draws on a copy of r's state (mr_mt_load): returns 0 (nothing
+ * drawn) when r is not GSL's mt19937 of the layout mr_rng.h reads, and the caller draws
+ * word by word; r itself is not advanced. */
 static int draw_bulk(uint16_t *idx16, uint32_t *idx32, size_t total, unsigned long n,
                      gsl_rng *r)
 {
     mr_mt m;
     if (n > 0xffffffffUL || !mr_mt_load(&m, r)) return 0;
-    uint32_t w[624];
-    const uint32_t scale = (uint32_t)(0xffffffffUL / n), nn = (uint32_t)n;
-#ifdef __SIZEOF_INT128__
-    /* y / scale as a multiplication: for 32-bit y, floor(y / d) = (y c) >> 64 with
-     * c = ceil(2^64 / d) (Lemire, Kaser & Kurz 2019, "Faster remainder by direct
-     * computation", Theorem 1 with F = 64 >= 32 + log2 d); a division per draw was most
-     * of the plans' time. d = 1 (n near 2^32) keeps the division. */
-    const uint64_t c = scale > 1 ? UINT64_MAX / scale + 1 : 0;
-#define MR_DIV(y) (c ? (uint32_t)(((unsigned __int128)(y) * c) >> 64) : (y) / scale)
-#else
-#define MR_DIV(y) ((y) / scale)
-#endif
-    size_t k = 0;
-    while (k < total) {
-        if (m.mti >= 624) {
-            mr_mt_twist(m.mt);
-            m.mti = 0;
-        }
-        int cnt = 624 - m.mti;
-        for (int i = 0; i < cnt; i++) /* tempering, then GSL's division */
-            w[i] = MR_DIV(mr_mt_temper(m.mt[m.mti + i]));
-        m.mti = 624;
-        for (int i = 0; i < cnt && k < total; i++)
-            if (w[i] < nn) {
-                if (idx16)
-                    idx16[k++] = (uint16_t)w[i];
-                else
-                    idx32[k++] = w[i];
-            }
-    }
+    mr_mt_uniform_ints(&m, idx16, idx32, total, (uint32_t)n);
     return 1;
 }
-#undef MR_DIV
 
 /* The stream's B x n draws, as mr_stats.c's resampling loop draws them. */
 static int draw(plan **out, uint64_t seed, const char *purpose, size_t n, int B)
@@ -116,10 +84,11 @@ static int draw(plan **out, uint64_t seed, const char *purpose, size_t n, int B)
     int narrow = n <= 65536;
     if (p) {
         p->purpose = strdup(purpose);
+        /* huge pages: a 10,000-sample plan is 20 MB written once (mr_huge.h) */
         if (narrow)
-            p->idx16 = malloc((size_t)B * n * sizeof *p->idx16);
+            p->idx16 = mr_huge_alloc((size_t)B * n * sizeof *p->idx16);
         else
-            p->idx32 = malloc((size_t)B * n * sizeof *p->idx32);
+            p->idx32 = mr_huge_alloc((size_t)B * n * sizeof *p->idx32);
     }
     if (!p || !r || !p->purpose || !(p->idx16 || p->idx32)) {
         plan_free(p);

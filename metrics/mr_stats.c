@@ -61,6 +61,27 @@ MR_RESAMPLE_SUMS(resample_sums16, uint16_t)
 MR_RESAMPLE_SUMS(resample_sums32, uint32_t)
 #undef MR_RESAMPLE_SUMS
 
+/* The resampled sums of a stream that no kept plan holds (over the cache's budget: a
+ * 10,000-image grid keeps 25 of its streams' 20 MB plans), drawn here a resample at a
+ * time in bulk (mr_mt_uniform_ints: gsl_rng_uniform_int's indices, in its order, at a
+ * fraction of a call per draw) and summed in draw order as resample_sums does: the same
+ * sums. Returns 0 (nothing done) where r's state cannot be read (mr_mt_load) or out of
+ * memory: the caller draws word by word. */
+static int drawn_sums(double *sums, const double *v, size_t n, int B, gsl_rng *r)
+{
+    mr_mt *m = malloc(sizeof *m);
+    uint32_t *idx = malloc(4 * n * sizeof *idx); /* [4, n] four resamples, as a plan holds them */
+    int ok = m && idx && n <= 0xffffffffu && mr_mt_load(m, r);
+    for (int b = 0; ok && b < B; b += 4) {
+        int q = B - b < 4 ? B - b : 4;
+        mr_mt_uniform_ints(m, NULL, idx, (size_t)q * n, (uint32_t)n);
+        resample_sums32(sums + b, v, idx, n, q);
+    }
+    free(m);
+    free(idx);
+    return ok;
+}
+
 /* Fill means[b] with the mean of a resample of (x - y) (y may be NULL): the indices
  * of the stream (seed, purpose), kept in `cache` (metrics/mr_boot.h) or drawn here; the
  * same indices summed in the same order either way, so the means are bit-identical.
@@ -83,7 +104,7 @@ static int resample_means(double *means, const double *x, const double *y, size_
         resample_sums16(means, v, plan.idx16, n, B);
     else if (plan.idx32)
         resample_sums32(means, v, plan.idx32, n, B);
-    else
+    else if (!drawn_sums(means, v, n, B, r))
         for (int b = 0; b < B; b++) {
             double s = 0.0;
             for (size_t i = 0; i < n; i++) s += v[gsl_rng_uniform_int(r, (unsigned long)n)];

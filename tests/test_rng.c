@@ -1,6 +1,8 @@
 /* Random streams: a pure function of (seed, purpose, index). */
+#include <stdlib.h>
 #include <string.h>
 
+#include "analysis/mr_ops.h"
 #include "analysis/mr_rng.h"
 #include "mr_test_util.h"
 
@@ -98,6 +100,58 @@ START_TEST(bulk_uniforms_are_gsls)
 }
 END_TEST
 
+START_TEST(bulk_uniform_ints_are_gsls)
+{
+    /* mr_mt_uniform_ints (the bootstrap's B x n resample indices) gives
+     * gsl_rng_uniform_int's values in its order, into 16- and 32-bit outputs, on the
+     * AVX-512 path and the scalar one: bounds with few rejections (300), many (2^31 + 1:
+     * nearly half the words rejected), a power of two, 1, 65,536 and above, and the largest
+     * (2^32 - 1: GSL's scale 1, division kept); runs shorter than a vector, across the
+     * state's 624 words, ending part-way through a run of 16 words (the next call and r,
+     * once stored back, continue right after the last word taken) */
+    static const uint32_t ns[] = {300, 10000, 1, 2, 65536, 65537, 1u << 16 | 3, 2147483649u,
+                                  4294967295u, 1024, 1431655766u, 98304};
+    /* 1431655766 (GSL's scale 2): a third of the words rejected, inside runs of 16;
+     * 98304: a value equal to n before its rejection (y / scale = n) in 1 of ~100,000 draws,
+     * hence the long run */
+    static const size_t runs[] = {1, 15, 16, 17, 700, 624, 3, 5000, 400000};
+    uint32_t *o32 = malloc(400000 * sizeof *o32);
+    uint16_t *o16 = malloc(400000 * sizeof *o16);
+    ck_assert(o32 && o16);
+    int cpu = mr_simd_avx512();
+    for (int path = 0; path < 2; path++) {
+        mr_simd_avx512_set(path == 0 && cpu);
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
+            for (int skip = 0; skip < 700; skip += 311) {
+                gsl_rng *a, *b;
+                mr_mt m;
+                twin_streams(&a, &b, &m, 11, ni, skip);
+                int narrow = ns[ni] <= 65536;
+                for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
+                    if (runs[r] > 5000 && ns[ni] != 98304) continue; /* the long run: one n */
+                    mr_mt_uniform_ints(&m, narrow ? o16 : NULL, narrow ? NULL : o32, runs[r], ns[ni]);
+                    size_t bad = runs[r]; /* the first draw that differs (one check a run:
+                                               * Check writes to its pipe at every assert) */
+                    unsigned long want = 0, got = 0;
+                    for (size_t i = 0; i < runs[r]; i++) {
+                        unsigned long w = gsl_rng_uniform_int(b, ns[ni]), g = narrow ? o16[i] : o32[i];
+                        if (g != w && bad == runs[r]) bad = i, want = w, got = g;
+                    }
+                    ck_assert_msg(bad == runs[r], "path %d n %u run %zu draw %zu: %lu, GSL %lu",
+                                  path, ns[ni], r, bad, got, want);
+                }
+                mr_mt_store(a, &m);
+                for (int i = 0; i < 1000; i++) ck_assert_uint_eq(gsl_rng_get(a), gsl_rng_get(b));
+                gsl_rng_free(a);
+                gsl_rng_free(b);
+            }
+    }
+    mr_simd_avx512_set(cpu);
+    free(o32);
+    free(o16);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("rng");
@@ -106,6 +160,7 @@ int main(void)
     tcase_add_test(tc, any_component_changes_the_stream);
     tcase_add_test(tc, inline_draws_are_gsls);
     tcase_add_test(tc, bulk_uniforms_are_gsls);
+    tcase_add_test(tc, bulk_uniform_ints_are_gsls);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }
