@@ -10,6 +10,7 @@
 #include "harness/mr_eval.h"
 #include "io/mr_h5.h"
 #include "io/mr_model_io.h"
+#include "mr_test_tmp.h"
 #include "mr_test_util.h"
 
 static void run(mr_eval_result *res, const char *model, const char *data, int threads,
@@ -93,9 +94,7 @@ END_TEST
 START_TEST(save_routing_writes_the_trace)
 {
     char out[] = "/tmp/mr-test-routing-XXXXXX";
-    int fd = mkstemp(out);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    mr_test_temp_file(out);
     mr_eval_result a;
     run(&a, "tests/fixtures/tiny-classify.h5", "tests/fixtures/tiny-images.h5", 2, 3, out);
     hid_t f;
@@ -341,10 +340,8 @@ START_TEST(save_routing_with_a_corruption_keeps_both_passes)
      * clean one; the top-1 flips recomputed from their topk equal the driver's, and the
      * clean sibling equals a clean-only run's file. */
     char out[] = "/tmp/mr-test-routing2-XXXXXX", only[] = "/tmp/mr-test-routing3-XXXXXX";
-    int fd = mkstemp(out), fd2 = mkstemp(only);
-    ck_assert(fd >= 0 && fd2 >= 0);
-    close(fd);
-    close(fd2);
+    mr_test_temp_file(out);
+    mr_test_temp_file(only);
     mr_model *m;
     mr_dataset *d;
     mr_router *r;

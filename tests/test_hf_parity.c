@@ -28,6 +28,7 @@
 #include "analysis/mr_grad.h"
 #include "io/mr_hf_import.h"
 #include "mr_parity.h"
+#include "mr_test_tmp.h"
 
 static const char *const families[] = {"mixtral", "qwen2_moe", "qwen3_moe", "olmoe"};
 static const char *const swaps[] = {"similarity", "attention", "ac"};
@@ -105,9 +106,7 @@ START_TEST(imported_checkpoints_match)
             char dir[200], conv[256], out[64] = "/tmp/mr-hf-import-XXXXXX";
             snprintf(dir, sizeof dir, "tests/fixtures/hf/%s-%s", families[f], dts);
             snprintf(conv, sizeof conv, "%s.h5", dir);
-            int fd = mkstemp(out);
-            ck_assert_int_ge(fd, 0);
-            close(fd);
+            mr_test_temp_file(out);
             ck_assert_msg(mr_hf_import(dir, out, NULL) == MR_OK, "%s: %s", dir, mr_error_message());
             mr_model *a, *b;
             ck_assert_msg(mr_model_load(&a, out) == MR_OK, "%s", mr_error_message());

@@ -13,6 +13,7 @@
 #include "analysis/mr_model.h"
 #include "io/mr_cellio.h"
 #include "metrics/mr_metric.h"
+#include "mr_test_tmp.h"
 #include "mr_test_util.h"
 
 START_TEST(rows_are_consistent)
@@ -166,9 +167,7 @@ START_TEST(cells_round_trip_every_metric)
     static fake f;
     fill(&f);
     char path[] = "/tmp/mr-test-schema-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    mr_test_temp_file(path);
     for (int task = 0; task < 2; task++) {
         mr_cell_meta meta = {.k = 2, .kind = MR_CELL_CORRUPT, .severity = 3, .task = task,
                              .n = N, .T = 4, .n_moe = L, .E = E, .config_hash = 42};

@@ -14,6 +14,7 @@
 #include "analysis/mr_error.h"
 #include "io/mr_h5.h"
 #include "io/mr_model_io.h"
+#include "mr_test_tmp.h"
 #include "mr_test_util.h"
 
 START_TEST(tiny_classify_loads)
@@ -227,9 +228,7 @@ END_TEST
 START_TEST(mem_commit_writes_the_file_image)
 {
     char path[] = "/tmp/mr-h5-image-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    mr_test_temp_file(path);
     hid_t f;
     ck_assert_int_eq(mr_h5_mem_create(&f, path, 0), MR_OK);
     ck_assert_int_eq(mr_h5_write_attr_string(f, "format", "image-test"), MR_OK);

@@ -11,6 +11,7 @@
 #include "analysis/mr_ops.h"
 #include "io/mr_h5.h"
 #include "io/mr_model_io.h"
+#include "mr_test_tmp.h"
 #include "mr_test_util.h"
 
 enum { D = 4, E = 3, T = 4 };
@@ -511,9 +512,7 @@ END_TEST
  * file made from the mkstemp template `out` (which receives its name). */
 static void make_s2moe_copy(const char *src, char *out)
 {
-    int fd = mkstemp(out);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    mr_test_temp_file(out);
     char cmd[512];
     snprintf(cmd, sizeof cmd, "cp %s %s", src, out);
     ck_assert_int_eq(system(cmd), 0);
