@@ -19,7 +19,8 @@
  * It replaced an insertion pass whose data-dependent branches were 45 % of analyze's
  * profile, then loops that GCC vectorized with scalar reductions, then GCC vector
  * extensions (docs/performance.md). Rows of 33 to 64 scores on CPUs with AVX-512 VBMI2
- * take topk_fast64_q: the same steps, the candidates gathered from a 64-bit mask. */
+ * take topk_fast64_q: the same steps, the candidates gathered from a 64-bit mask; rows of
+ * at most 16 scores take topk_small_avx512: step 3 alone, every score a candidate. */
 #include "mr_router.h"
 
 #include <math.h>
@@ -371,9 +372,34 @@ static void topk_exit(int st, int *idx, const float *p, int E, int k)
     else if (st == 0) topk_insert(idx, p, E, k);
 }
 
+/* Rows of at most 16 scores (the demo models' 8 experts, Mixtral's 8, Switch's 16) in one
+ * register: each score's rank = the scores greater than it, or equal at a lower index
+ * (step 3 above, E broadcasts instead of a candidate search), then the first k by rank.
+ * topk_portable's copies and loops for such rows were 2-3 % of a grid (perf). Returns 0
+ * (nothing written) for a NaN: the caller's path. */
+MR_AVX512_TARGET static int topk_small_avx512(int *idx, const float *p, int E, int k)
+{
+    const __mmask16 in = (__mmask16)((1u << E) - 1u);
+    const __m512 P = _mm512_maskz_loadu_ps(in, p);
+    if (_mm512_mask_cmp_ps_mask(in, P, P, _CMP_UNORD_Q)) return 0;
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i r = _mm512_setzero_si512(); /* lane i: the rank of p[i] */
+    for (int j = 0; j < E; j++) {
+        __m512 v = _mm512_set1_ps(p[j]);
+        __mmask16 after = (__mmask16)~((2u << j) - 1u); /* lanes i > j */
+        __mmask16 ahead = _mm512_cmp_ps_mask(v, P, _CMP_GT_OQ) |
+                          (_mm512_cmp_ps_mask(v, P, _CMP_EQ_OQ) & after);
+        r = _mm512_mask_add_epi32(r, ahead, r, one);
+    }
+    for (int q = 0; q < k; q++) /* ranks are a permutation of 0 .. E-1 */
+        idx[q] = __builtin_ctz(_mm512_mask_cmpeq_epi32_mask(in, r, _mm512_set1_epi32(q)));
+    return 1;
+}
+
 /* The AVX-512 path (CPUs without it keep topk_portable) */
 static void topk_avx512(int *idx, const float *p, int E, int k)
 {
+    if (E <= 16 && k <= E && topk_small_avx512(idx, p, E, k)) return;
     int st = -1; /* k > 16, E <= 32: the portable path */
     if (k <= TOPK_GROUPS && E > TOPK_CAND) {
         if (E <= 64 && mr_simd_vbmi2()) topk_vbmi2_rows(&st, &idx, &p, E, k, 1);
