@@ -185,6 +185,94 @@ static void count_block(int64_t *single, int64_t *pair, uint64_t *bits, int E)
     count_bits(single, pair, bits, E);
 }
 
+#ifdef MR_AVX512
+#define MR_GFNI_TARGET                                                                       \
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,gfni")))
+
+/* vpermb indices of transpose_bits64: TR_ROWS[8 J + 7 - r] = 8 r + J gathers byte J of
+ * the 8 rows of a register into qword J (row r at byte 7 - r); TR_BYTES[8 i + I] = 8 I + i
+ * transposes a register's 8 x 8 bytes. */
+static const unsigned char TR_ROWS[64] = {
+    56, 48, 40, 32, 24, 16, 8, 0, 57, 49, 41, 33, 25, 17, 9, 1,
+    58, 50, 42, 34, 26, 18, 10, 2, 59, 51, 43, 35, 27, 19, 11, 3,
+    60, 52, 44, 36, 28, 20, 12, 4, 61, 53, 45, 37, 29, 21, 13, 5,
+    62, 54, 46, 38, 30, 22, 14, 6, 63, 55, 47, 39, 31, 23, 15, 7,
+};
+static const unsigned char TR_BYTES[64] = {
+    0, 8, 16, 24, 32, 40, 48, 56, 1, 9, 17, 25, 33, 41, 49, 57,
+    2, 10, 18, 26, 34, 42, 50, 58, 3, 11, 19, 27, 35, 43, 51, 59,
+    4, 12, 20, 28, 36, 44, 52, 60, 5, 13, 21, 29, 37, 45, 53, 61,
+    6, 14, 22, 30, 38, 46, 54, 62, 7, 15, 23, 31, 39, 47, 55, 63,
+};
+
+/* bits[e] (bit t: token t of the block chose expert e), e < E <= 64, from the tokens'
+ * expert masks m[64] (bit e of m[t]: token t chose expert e; tokens past the block's
+ * end 0): the 64 x 64 bit matrix transposed as 8 x 8 blocks of 8 x 8 bits. Per register
+ * of 8 tokens, vpermb brings each block's 8 bytes into a qword, one gf2p8affineqb
+ * transposes each qword's 8 x 8 bits (result bit r of byte i = bit i of the matrix's
+ * byte 7 - r, with the selector byte i = 1 << i); the blocks then change places (a
+ * gather per 8 experts) and vpermb transposes each register's bytes. */
+MR_GFNI_TARGET static void transpose_bits64(uint64_t *restrict bits, const uint64_t *restrict m,
+                                            int E)
+{
+    const __m512i rows = _mm512_loadu_si512(TR_ROWS), bytes = _mm512_loadu_si512(TR_BYTES);
+    const __m512i sel = _mm512_set1_epi64((long long)0x8040201008040201ULL);
+    uint64_t blk[64]; /* [token block I][expert block J]: block (I, J) transposed */
+    for (int I = 0; I < 8; I++) {
+        __m512i y = _mm512_permutexvar_epi8(rows, _mm512_loadu_si512(m + 8 * I));
+        _mm512_storeu_si512(blk + 8 * I, _mm512_gf2p8affine_epi64_epi8(sel, y, 0));
+    }
+    const __m512i at = _mm512_set_epi64(56, 48, 40, 32, 24, 16, 8, 0);
+    for (int J = 0; 8 * J < E; J++) {
+        __m512i x = _mm512_i64gather_epi64(_mm512_add_epi64(at, _mm512_set1_epi64(J)), blk, 8);
+        int left = E - 8 * J;
+        __mmask8 km = left >= 8 ? (__mmask8)0xff : (__mmask8)((1u << left) - 1u);
+        _mm512_mask_storeu_epi64(bits + 8 * J, km, _mm512_permutexvar_epi8(bytes, x));
+    }
+}
+
+/* Layer l of mr_struct_acc_add_sample's expert-mask counts for E <= 64 on CPUs with
+ * AVX-512 VBMI and GFNI: a token's mask built in a register (its k ids shifted into 8
+ * lanes at a time, OR-reduced), not k scattered ORs into bits[] (the same counts). */
+MR_GFNI_TARGET static void add_layer_masks64(mr_struct_acc *a, const uint16_t *topk,
+                                             const uint8_t *mask, int T, size_t layer_stride,
+                                             int l)
+{
+    int E = a->E, k = a->k, nb = 0;
+    int64_t *single = a->single + (size_t)l * E, *pair = a->pair + (size_t)l * E * E;
+    int64_t *chain = a->chain + (size_t)l * E * E;
+    uint64_t m[64];
+    const __m512i one = _mm512_set1_epi64(1);
+    for (int t = 0; t < T; t++) {
+        if (mask && !mask[t]) continue;
+        const uint16_t *sel = topk + (l * layer_stride + t) * k;
+        __m512i acc = _mm512_setzero_si512();
+        for (int j0 = 0; j0 < k; j0 += 8) {
+            __mmask8 km = k - j0 >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (k - j0)) - 1u);
+            __m512i ids = _mm512_cvtepu16_epi64(_mm_maskz_loadu_epi16(km, sel + j0));
+            acc = _mm512_or_si512(acc, _mm512_maskz_sllv_epi64(km, one, ids));
+        }
+        m[nb] = (uint64_t)_mm512_reduce_or_epi64(acc);
+        if (l) chain[(size_t)sel[-(ptrdiff_t)(layer_stride * k)] * E + sel[0]]++;
+        if (++nb == 64) {
+            transpose_bits64(a->bits, m, E);
+            count_block(single, pair, a->bits, E);
+            nb = 0;
+        }
+    }
+    if (!nb) return;
+    for (int i = nb; i < 64; i++) m[i] = 0;
+    transpose_bits64(a->bits, m, E);
+    count_block(single, pair, a->bits, E);
+}
+
+static int masks64_kernel(int E)
+{
+    return E <= 64 && mr_simd_avx512() && __builtin_cpu_supports("avx512vbmi") &&
+           __builtin_cpu_supports("gfni");
+}
+#endif
+
 /* What the samples carry besides routing (labels, domains, targets) into a. */
 static int add_side(mr_struct_acc *a, const mr_trace *tr, const mr_struct_side *s)
 {
@@ -252,7 +340,12 @@ int mr_struct_acc_add_sample(mr_struct_acc *a, const uint16_t *topk, const uint8
     a->upper = 1;
     /* by expert masks (count_bits) where the increments would cost more */
     int by_bits = (double)real * k * (k - 1) / 2 >= (double)E * E / 8;
-    for (int l = 0; l < L; l++) {
+    int masks64 = 0; /* the AVX-512 expert masks (add_layer_masks64) */
+#ifdef MR_AVX512
+    masks64 = by_bits && masks64_kernel(E);
+    for (int l = 0; masks64 && l < L; l++) add_layer_masks64(a, topk, mask, T, layer_stride, l);
+#endif
+    for (int l = 0; !masks64 && l < L; l++) {
         int nb = 0;
         int64_t *single = a->single + (size_t)l * E, *pair = a->pair + (size_t)l * E * E;
         for (int t = 0; t < T; t++) {

@@ -184,17 +184,21 @@ START_TEST(vocabulary_specialization)
 END_TEST
 
 /* mr_struct_acc_add_sample's private counts (by expert masks and popcounts for long
- * samples, with the AVX-512 kernel where the CPU has it and without; by increments for
- * short ones), merged, equal the full accumulator's (mr_struct_acc_add) on random
- * routings with padding, for E around the 8-lane blocks. */
+ * samples, with the AVX-512 kernels where the CPU has them (for E <= 64 the masks built
+ * in registers and transposed with GFNI) and without; by increments for short ones),
+ * merged, equal the full accumulator's (mr_struct_acc_add) on random routings with
+ * padding, for E around the 8-lane blocks, T across blocks of 64 tokens, k 4, and also
+ * k 8 at E 64 and k 12 at E 40 (ids 8 at a time). */
 START_TEST(sample_counts_match_full_counts)
 {
     uint64_t x = 0x2545f4914f6cdd1dULL;
-    static const int Es[] = {2, 5, 8, 9, 17, 64, 70};
+    static const int Es[] = {2, 5, 8, 9, 17, 40, 64, 70};
     for (size_t ie = 0; ie < sizeof Es / sizeof *Es; ie++)
         for (int path = 0; path < 2; path++)
-            for (int T = 1; T <= 200; T += 49) {
-                int E = Es[ie], k = E < 4 ? E : 4, L = 2;
+            for (int T = 1; T <= 200; T += 49)
+                for (int kk = 4; kk <= 12; kk += 4) {
+                int E = Es[ie], k = E < kk ? E : kk, L = 2;
+                if ((kk == 8 && E != 64) || (kk == 12 && E != 40)) continue;
                 mr_simd_avx512_set(path == 0);
                 int *topk = malloc((size_t)L * T * k * sizeof *topk);
                 uint8_t *mask = malloc((size_t)T);
@@ -253,7 +257,7 @@ START_TEST(sample_counts_match_full_counts)
                 free(dense);
                 free(mask);
                 free(topk);
-            }
+                }
     mr_simd_avx512_set(1);
 }
 END_TEST
