@@ -1,3 +1,4 @@
+#define _DEFAULT_SOURCE /* MADV_HUGEPAGE: glibc declares it only beyond POSIX */
 #include "mr_huge.h"
 
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#define _DEFAULT_SOURCE /* pread, MADV_HUGEPAGE */
+#define _DEFAULT_SOURCE /* pread */
 #include "mr_trace_io.h"
 
 #include <ctype.h>
@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +17,7 @@
 #endif
 
 #include "../analysis/mr_error.h"
+#include "../analysis/mr_huge.h"
 #include "../analysis/mr_ops.h"
 #include "../analysis/mr_router.h"
 #include "../analysis/mr_simd.h"
@@ -595,19 +595,6 @@ void mr_trace_rows_free(mr_trace_rows *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Large buffers on transparent huge pages where the kernel gives them for the asking
- * (MADV_HUGEPAGE; /sys/kernel/mm/transparent_hugepage/enabled = madvise) */
-static void *huge_alloc(size_t n)
-{
-    size_t huge = (size_t)2 << 20;
-    if (n < huge) return malloc(n);
-    void *m = aligned_alloc(huge, (n + huge - 1) / huge * huge);
-#ifdef MADV_HUGEPAGE
-    if (m) (void)madvise(m, (n + huge - 1) / huge * huge, MADV_HUGEPAGE);
-#endif
-    return m;
-}
-
 int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap, int want_probs)
 {
     memset(r, 0, sizeof *r);
@@ -619,16 +606,16 @@ int mr_trace_rows_alloc(mr_trace_rows *r, const mr_trace_file *t, int cap, int w
     r->labels = malloc(tok * sizeof *r->labels + 4);
     r->out = malloc((size_t)cap * outw * sizeof *r->out + 4);
     r->pred = malloc(tok * sizeof *r->pred + 4);
-    if (want_probs) r->probs = huge_alloc(L * tok * t->E * sizeof *r->probs);
+    if (want_probs) r->probs = mr_huge_alloc(L * tok * t->E * sizeof *r->probs);
     r->h_sum = malloc(L * cap * sizeof *r->h_sum);
     r->hw_sum = malloc(L * cap * sizeof *r->hw_sum);
     r->psum = malloc(L * cap * t->E * sizeof *r->psum);
     r->row_file = calloc((size_t)cap + 1, sizeof *r->row_file);
     r->row_index = calloc((size_t)cap + 1, sizeof *r->row_index);
     r->src_off = malloc((L * cap + 1) * sizeof *r->src_off);
-    r->topk = huge_alloc(L * tok * t->k * sizeof *r->topk);
+    r->topk = mr_huge_alloc(L * tok * t->k * sizeof *r->topk);
     /* the weights only when kept (a trace's own /weights: weights_buffer, at its read) */
-    if (want_probs) r->weights = huge_alloc(L * tok * t->k * sizeof *r->weights);
+    if (want_probs) r->weights = mr_huge_alloc(L * tok * t->k * sizeof *r->weights);
     /* int64 scratch for the integer datasets (tok values; /topk: tok * k); the buffers of
      * scores read through libhdf5 only when a layer is not read directly (scores_buffers) */
     r->iscratch = malloc(tok * (size_t)(t->k > 1 ? t->k : 1) * sizeof *r->iscratch);
@@ -864,8 +851,8 @@ static int scores_buffers(mr_trace_rows *r)
 {
     if (r->raw) return MR_OK;
     size_t n = (size_t)r->n_layers * r->cap * r->T * r->E;
-    r->raw = huge_alloc(n * sizeof *r->raw);
-    r->scratch = huge_alloc(n * sizeof *r->scratch);
+    r->raw = mr_huge_alloc(n * sizeof *r->raw);
+    r->scratch = mr_huge_alloc(n * sizeof *r->scratch);
     if (r->raw && r->scratch) return MR_OK;
     free(r->raw);
     free(r->scratch);
@@ -880,7 +867,7 @@ static int scores_buffers(mr_trace_rows *r)
 static int topk_buffer(mr_trace_rows *r)
 {
     if (r->topk_in) return MR_OK;
-    r->topk_in = huge_alloc((size_t)r->n_layers * r->cap * r->T * r->k * sizeof *r->topk_in);
+    r->topk_in = mr_huge_alloc((size_t)r->n_layers * r->cap * r->T * r->k * sizeof *r->topk_in);
     return r->topk_in ? MR_OK
                       : mr_error_set(MR_ENOMEM, "out of memory: %d trace rows of %d x %d top-k",
                                      r->cap, r->T, r->k);
@@ -891,7 +878,7 @@ static int topk_buffer(mr_trace_rows *r)
 static int weights_buffer(mr_trace_rows *r)
 {
     if (r->weights) return MR_OK;
-    r->weights = huge_alloc((size_t)r->n_layers * r->cap * r->T * r->k * sizeof *r->weights);
+    r->weights = mr_huge_alloc((size_t)r->n_layers * r->cap * r->T * r->k * sizeof *r->weights);
     return r->weights ? MR_OK
                       : mr_error_set(MR_ENOMEM, "out of memory: %d trace rows of %d x %d weights",
                                      r->cap, r->T, r->k);
