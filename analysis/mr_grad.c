@@ -1,5 +1,6 @@
 #include "mr_grad.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,6 +8,7 @@
 #include "mr_ops.h"
 #include "mr_ops_grad.h"
 #include "mr_router_grad.h"
+#include "mr_simd.h"
 
 /* Tokens of one MoE block grouped by expert (a counting sort, as the engine's
  * moe_forward): slot s = off[e] .. off[e+1]-1 holds token tok[s], its position j[s] in
@@ -24,26 +26,36 @@ typedef struct saved_layer {
     float *qkv;  /* [N, 3d] */
     float *att;  /* [B, NH, T, T] attention probabilities */
     float *xmid; /* [N, d] residual after the attention sub-layer */
+    double *ln1, *ln2; /* [N, 2] LN1's and LN2's mean and 1 / std per token */
     float *xn2;  /* [N, d] LN2 output: FFN / MoE input */
     float *pre;  /* dense [N, F] / MoE [N*k, h] hidden pre-activations */
+    float *cdf;  /* GELU: Phi(pre) of each (mr_gelu_forward_keep), for the backward */
     float *ye;   /* MoE [N*k, d] each (token, expert) output, before its weight */
     float *ypre; /* MoE with combine(): [N, d] experts' output before combine() */
     slots sl;    /* MoE */
+    /* routers with grad_save_floats: what combine() keeps for combine_backward, and the
+     * activations of combine()'s last experts() call (experts_vjp_fwd) */
+    float *save;
+    slots tsl;
+    float *tpre, *tcdf, *tye;
 } saved_layer;
 
 struct mr_grad_ws {
     const mr_model *m;
     const mr_router *router;
     int maxB, maxT, k, B, T;
+    int all_rows;        /* mr_grad_set_all_rows */
     uint64_t first_sample;
     const mr_layer *cur; /* block whose experts run_experts() applies */
+    saved_layer *keep;   /* forward: run_experts() keeps its activations here (tsl...) */
+    saved_layer *kept;   /* backward: experts_vjp_fwd() differentiates these */
     mr_trace trace;
     saved_layer *layers; /* [n_layers] */
     float *xfin;         /* [N, d] input of the head LayerNorm */
     /* forward scratch */
     float *xn, *buf, *att_out, *hid, *xg, *yg, *patches, *pooled, *rscratch, *carry;
     slots tmp;           /* combine(): experts on another input */
-    float *tmp_pre, *tmp_ye; /* [N*k, h], [N*k, d] (routers with combine) */
+    float *tmp_pre, *tmp_ye, *tmp_cdf; /* [N*k, h], [N*k, d], GELU [N*k, h] (combine) */
     /* backward scratch */
     float *dx, *dmid, *dxn, *dbuf, *dqkv, *datt, *dcarry, *dprobs, *dweights, *dhid, *dxg,
         *dpatch, *dpooled, *attscr;
@@ -98,6 +110,8 @@ void mr_grad_free(mr_grad_ws *g)
 
 void mr_grad_set_first_sample(mr_grad_ws *g, uint64_t first) { g->first_sample = first; }
 
+void mr_grad_set_all_rows(mr_grad_ws *g, int on) { g->all_rows = on != 0; }
+
 const mr_trace *mr_grad_trace(const mr_grad_ws *g) { return &g->trace; }
 
 static float *take(float **cur, size_t n)
@@ -105,6 +119,15 @@ static float *take(float **cur, size_t n)
     float *p = *cur;
     *cur += n;
     return p;
+}
+
+/* n doubles from the float arena, 8-byte aligned (n + 1 doubles counted) */
+static double *dtake(float **cur, size_t n)
+{
+    float *p = *cur;
+    if ((uintptr_t)p % sizeof(double)) p++;
+    *cur += 2 * (n + 1);
+    return (double *)(void *)p;
 }
 
 static int *itake(int **cur, size_t n)
@@ -130,7 +153,9 @@ static void carve(mr_grad_ws *g, float *fa, int *ia, size_t *nf, size_t *ni)
     size_t rgs = rt->grad_scratch_floats ? rt->grad_scratch_floats(g->router->state, g->m,
                                                                       (int)B, (int)T) : 0;
     if (rgs > rs) rs = rgs;
-    int comb = rt->combine != NULL;
+    int comb = rt->combine != NULL, gelu = c->activation == MR_ACT_GELU;
+    size_t nsave = rt->grad_save_floats ? rt->grad_save_floats(g->router->state, g->m,
+                                                                (int)B, (int)T) : 0;
     float *f = fa;
     int *i = ia;
     for (int l = 0; l < c->n_layers; l++) {
@@ -140,8 +165,11 @@ static void carve(mr_grad_ws *g, float *fa, int *ia, size_t *nf, size_t *ni)
         s->qkv = take(&f, N * 3 * d);
         s->att = take(&f, B * NH * TT);
         s->xmid = take(&f, N * d);
+        s->ln1 = dtake(&f, 2 * N);
+        s->ln2 = dtake(&f, 2 * N);
         s->xn2 = take(&f, N * d);
         s->pre = take(&f, moe ? N * k * h : N * F);
+        s->cdf = gelu ? take(&f, moe ? N * k * h : N * F) : NULL;
         s->ye = moe ? take(&f, N * k * d) : NULL;
         s->ypre = moe && comb ? take(&f, N * d) : NULL;
         if (moe) {
@@ -149,6 +177,16 @@ static void carve(mr_grad_ws *g, float *fa, int *ia, size_t *nf, size_t *ni)
             s->sl.tok = itake(&i, N * k);
             s->sl.j = itake(&i, N * k);
             s->sl.w = take(&f, N * k);
+        }
+        s->save = moe && comb && nsave ? take(&f, nsave) : NULL;
+        if (s->save) {
+            s->tsl.off = itake(&i, E + 1);
+            s->tsl.tok = itake(&i, N * k);
+            s->tsl.j = itake(&i, N * k);
+            s->tsl.w = take(&f, N * k);
+            s->tpre = take(&f, N * k * h);
+            s->tcdf = gelu ? take(&f, N * k * h) : NULL;
+            s->tye = take(&f, N * k * d);
         }
     }
     g->xfin = take(&f, N * d);
@@ -168,6 +206,7 @@ static void carve(mr_grad_ws *g, float *fa, int *ia, size_t *nf, size_t *ni)
     g->tmp.w = take(&f, N * k);
     g->tmp_pre = comb ? take(&f, N * k * h) : NULL;
     g->tmp_ye = comb ? take(&f, N * k * d) : NULL;
+    g->tmp_cdf = comb && gelu ? take(&f, N * k * h) : NULL;
     g->trace.probs = take(&f, nm * N * E);
     g->trace.weights = take(&f, nm * N * k);
     g->trace.topk = itake(&i, nm * N * k);
@@ -225,14 +264,32 @@ int mr_grad_alloc(mr_grad_ws **out, const mr_model *m, const mr_router *r,
 }
 
 /* ------------------------------------------------------------------ experts */
-static void group_slots(slots *s, const int *topk, const float *weights, int N, int k, int E)
+/* 1, or T when only each sequence's first token of block L's output is ever read: the
+ * last block of a classifier that pools its CLS token. Its other tokens' FFN outputs
+ * reach neither the logits nor the routing trace, and their gradient is zero in the
+ * backward (the head reads the CLS rows only), so the experts skip them: the same
+ * logits, trace and input gradient (test_grad_parity compares with every row's
+ * computation, mr_grad_set_all_rows), at about 1/T of the last block's experts. */
+static int slot_step(const mr_grad_ws *g, const mr_layer *L)
+{
+    const mr_config *c = &g->m->cfg;
+    return !g->all_rows && c->task == MR_TASK_CLASSIFY && c->pool == MR_POOL_CLS &&
+                   L == &g->m->layers[c->n_layers - 1]
+               ? g->T
+               : 1;
+}
+
+/* the slots of tokens 0, step, 2 step, ... of N (their other tokens' slots left out) */
+static void group_slots(slots *s, const int *topk, const float *weights, int N, int k, int E,
+                        int step)
 {
     memset(s->off, 0, (size_t)(E + 1) * sizeof *s->off);
-    for (int i = 0; i < N * k; i++) s->off[topk[i] + 1]++;
+    for (int n = 0; n < N; n += step)
+        for (int j = 0; j < k; j++) s->off[topk[(size_t)n * k + j] + 1]++;
     for (int e = 0; e < E; e++) s->off[e + 1] += s->off[e];
     int cursor[MR_MAX_EXPERTS];
     memcpy(cursor, s->off, (size_t)E * sizeof *cursor);
-    for (int n = 0; n < N; n++)
+    for (int n = 0; n < N; n += step)
         for (int j = 0; j < k; j++) {
             int e = topk[(size_t)n * k + j], q = cursor[e]++;
             s->tok[q] = n;
@@ -249,11 +306,31 @@ static void activation(float *x, size_t n, int act)
         mr_gelu_forward(x, n);
 }
 
+/* hid = act(pre) over n floats; GELU keeps Phi(pre) in cdf for the backward */
+static void activation_keep(float *hid, float *cdf, const float *pre, size_t n, int act)
+{
+    if (act == MR_ACT_GELU) {
+        mr_gelu_forward_keep(hid, cdf, pre, n);
+        return;
+    }
+    memcpy(hid, pre, n * sizeof *hid);
+    activation(hid, n, act);
+}
+
+/* d *= act'(pre) over n floats, with the forward's cdf (GELU) */
+static void activation_back(float *d, const float *pre, const float *cdf, size_t n, int act)
+{
+    if (act == MR_ACT_GELU)
+        mr_gelu_backward_cdf(d, pre, cdf, n);
+    else
+        mr_activation_backward(d, pre, n, act);
+}
+
 /* out[N,d] = sum over each token's experts of w * expert(x), as the engine's moe_forward
- * (same GEMMs, same order of additions); keeps each slot's pre-activation pre[N*k, h] and
- * output ye[N*k, d]. */
+ * (same GEMMs, same order of additions); keeps each slot's pre-activation pre[N*k, h],
+ * its GELU cdf[N*k, h] and output ye[N*k, d]. Tokens without slots (slot_step) get 0. */
 static void experts_forward(mr_grad_ws *g, float *out, const float *x, const mr_layer *L,
-                            const slots *s, float *pre, float *ye, int N)
+                            const slots *s, float *pre, float *cdf, float *ye, int N)
 {
     const mr_config *c = &g->m->cfg;
     int d = c->d_model, E = c->n_experts, h = c->expert_hidden;
@@ -268,8 +345,8 @@ static void experts_forward(mr_grad_ws *g, float *out, const float *x, const mr_
             memcpy(g->xg + (size_t)i * d, x + (size_t)tok[i] * d, (size_t)d * sizeof(float));
         mr_linear_forward(pe, g->xg, L->exp_w1 + (size_t)e * h * d, L->exp_b1 + (size_t)e * h,
                           cnt, d, h);                                   /* [cnt, h] */
-        memcpy(g->hid, pe, (size_t)cnt * h * sizeof(float));
-        activation(g->hid, (size_t)cnt * h, c->activation);
+        activation_keep(g->hid, cdf ? cdf + (size_t)s->off[e] * h : NULL, pe, (size_t)cnt * h,
+                        c->activation);
         mr_linear_forward(ys, g->hid, L->exp_w2 + (size_t)e * d * h, L->exp_b2 + (size_t)e * d,
                           cnt, h, d);                                   /* [cnt, d] */
         for (int i = 0; i < cnt; i++) {
@@ -283,7 +360,7 @@ static void experts_forward(mr_grad_ws *g, float *out, const float *x, const mr_
 /* dx[N,d] += and dweights[N,k] += the gradients of experts_forward given dy[N,d]. */
 static void experts_backward(mr_grad_ws *g, float *dx, float *dweights, const float *dy,
                              const mr_layer *L, const slots *s, const float *pre,
-                             const float *ye)
+                             const float *cdf, const float *ye)
 {
     const mr_config *c = &g->m->cfg;
     int d = c->d_model, E = c->n_experts, h = c->expert_hidden, k = g->k;
@@ -301,8 +378,9 @@ static void experts_backward(mr_grad_ws *g, float *dx, float *dweights, const fl
             dweights[(size_t)n * k + s->j[q]] += (float)dw;
         }
         mr_linear_backward_set(g->dhid, g->dxg, L->exp_w2 + (size_t)e * d * h, cnt, h, d);
-        mr_activation_backward(g->dhid, pre + (size_t)s->off[e] * h, (size_t)cnt * h,
-                               c->activation);
+        activation_back(g->dhid, pre + (size_t)s->off[e] * h,
+                        cdf ? cdf + (size_t)s->off[e] * h : NULL, (size_t)cnt * h,
+                        c->activation);
         mr_linear_backward_set(g->dxg, g->dhid, L->exp_w1 + (size_t)e * h * d, cnt, d, h);
         for (int i = 0; i < cnt; i++) {
             float *o = dx + (size_t)s->tok[s->off[e] + i] * d;
@@ -313,14 +391,27 @@ static void experts_backward(mr_grad_ws *g, float *dx, float *dweights, const fl
 }
 
 /* mr_experts_fn / mr_experts_vjp_fn for combine() and combine_backward(): the current
- * block's experts (g->cur) on another input, with the temporary slots. */
+ * block's experts (g->cur) on another input, with the temporary slots, or in the
+ * forward of a router that keeps its combine() (g->keep) with that block's own. */
 static void run_experts(void *engine, float *y, const float *x, const int *topk,
                         const float *weights)
 {
     mr_grad_ws *g = engine;
     int N = g->B * g->T;
-    group_slots(&g->tmp, topk, weights, N, g->k, g->m->cfg.n_experts);
-    experts_forward(g, y, x, g->cur, &g->tmp, g->tmp_pre, g->tmp_ye, N);
+    saved_layer *s = g->keep;
+    slots *sl = s ? &s->tsl : &g->tmp;
+    group_slots(sl, topk, weights, N, g->k, g->m->cfg.n_experts, slot_step(g, g->cur));
+    experts_forward(g, y, x, g->cur, sl, s ? s->tpre : g->tmp_pre, s ? s->tcdf : g->tmp_cdf,
+                    s ? s->tye : g->tmp_ye, N);
+}
+
+/* mr_combine_grad.experts_vjp_fwd: the gradients of the block's last forward experts()
+ * call, from the activations it kept (no second forward of the experts) */
+static void experts_vjp_fwd(void *engine, float *dx, float *dweights, const float *dy)
+{
+    mr_grad_ws *g = engine;
+    const saved_layer *s = g->kept;
+    experts_backward(g, dx, dweights, dy, g->cur, &s->tsl, s->tpre, s->tcdf, s->tye);
 }
 
 static void experts_vjp(void *engine, float *dx, float *dweights, const float *x,
@@ -328,7 +419,7 @@ static void experts_vjp(void *engine, float *dx, float *dweights, const float *x
 {
     mr_grad_ws *g = engine;
     run_experts(engine, g->yg, x, topk, weights); /* keeps pre and ye; the output unused */
-    experts_backward(g, dx, dweights, dy, g->cur, &g->tmp, g->tmp_pre, g->tmp_ye);
+    experts_backward(g, dx, dweights, dy, g->cur, &g->tmp, g->tmp_pre, g->tmp_cdf, g->tmp_ye);
 }
 
 /* ------------------------------------------------------------------ forward */
@@ -355,20 +446,28 @@ static int moe_block(mr_grad_ws *g, int l, const int *prev_topk)
     mr_route_ctx ctx = route_ctx(g, l, prev_topk);
     const mr_router_type *rt = g->router->type;
     MR_TRY(rt->route(g->router->state, &ctx, probs, topk, weights));
-    group_slots(&s->sl, topk, weights, N, k, E);
-    experts_forward(g, g->buf, s->xn2, L, &s->sl, s->pre, s->ye, N);
+    group_slots(&s->sl, topk, weights, N, k, E, slot_step(g, L));
+    experts_forward(g, g->buf, s->xn2, L, &s->sl, s->pre, s->cdf, s->ye, N);
     if (rt->combine) {
         memcpy(s->ypre, g->buf, (size_t)N * c->d_model * sizeof(float));
         g->cur = L;
+        g->keep = s->save ? s : NULL;
         mr_combine_ctx cc = {.experts = run_experts, .engine = g, .topk = topk,
-                             .weights = weights, .carry = g->carry};
-        MR_TRY(rt->combine(g->router->state, &ctx, &cc, g->buf));
+                             .weights = weights, .carry = g->carry, .save = s->save};
+        int st = rt->combine(g->router->state, &ctx, &cc, g->buf);
+        g->keep = NULL;
+        MR_TRY(st);
     }
     return MR_OK;
 }
 
-static void add_to(float *out, const float *a, const float *b, size_t n)
+/* each sum alone, so the AVX-512 clone gives the same floats (scalar, this loop was 2.6 %
+ * of a PGD attack's time, docs/performance.md) */
+MR_VECTOR_CLONES_512
+static void add_to(float *restrict out, const float *restrict a, const float *restrict b,
+                   size_t n)
 {
+#pragma omp simd
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
@@ -387,16 +486,16 @@ static int forward_blocks(mr_grad_ws *g)
         const mr_layer *L = &m->layers[l];
         saved_layer *s = &g->layers[l];
         float *xout = l + 1 < c->n_layers ? g->layers[l + 1].xin : g->xfin;
-        mr_layernorm_forward(g->xn, s->xin, L->ln1_w, L->ln1_b, N, d, c->norm_eps);
+        mr_layernorm_forward_keep(g->xn, s->ln1, s->xin, L->ln1_w, L->ln1_b, N, d, c->norm_eps);
         mr_linear_forward(s->qkv, g->xn, L->attn_qkv_w, L->attn_qkv_b, N, d, 3 * d);
         mr_attention_forward(g->att_out, s->att, s->qkv, B, T, d, NH, c->task == MR_TASK_LM);
         mr_linear_forward(g->buf, g->att_out, L->attn_out_w, L->attn_out_b, N, d, d);
         add_to(s->xmid, s->xin, g->buf, Nd);
-        mr_layernorm_forward(s->xn2, s->xmid, L->ln2_w, L->ln2_b, N, d, c->norm_eps);
+        mr_layernorm_forward_keep(s->xn2, s->ln2, s->xmid, L->ln2_w, L->ln2_b, N, d,
+                                  c->norm_eps);
         if (!L->is_moe) {
             mr_linear_forward(s->pre, s->xn2, L->ffn_w1, L->ffn_b1, N, d, c->d_ff);
-            memcpy(g->hid, s->pre, (size_t)N * c->d_ff * sizeof(float));
-            activation(g->hid, (size_t)N * c->d_ff, c->activation);
+            activation_keep(g->hid, s->cdf, s->pre, (size_t)N * c->d_ff, c->activation);
             mr_linear_forward(g->buf, g->hid, L->ffn_w2, L->ffn_b2, N, c->d_ff, d);
         } else {
             MR_TRY(moe_block(g, l, prev_topk));
@@ -483,21 +582,41 @@ static int moe_backward(mr_grad_ws *g, int l, const float *dprobs_in)
     memset(g->dweights, 0, (size_t)N * k * sizeof(float));
     if (rt->combine) {
         g->cur = L;
-        mr_combine_grad cg = {.experts = run_experts, .experts_vjp = experts_vjp, .engine = g,
+        g->kept = s;
+        mr_combine_grad cg = {.experts = run_experts, .experts_vjp = experts_vjp,
+                              .experts_vjp_fwd = s->save ? experts_vjp_fwd : NULL,
+                              .save = s->save, .engine = g,
                               .topk = topk, .weights = weights, .y = s->ypre,
                               .dcarry = g->dcarry, .dx = g->dxn, .dweights = g->dweights};
         MR_TRY(rt->combine_backward(g->router->state, &ctx, &cg, g->dbuf));
     }
-    experts_backward(g, g->dxn, g->dweights, g->dbuf, L, &s->sl, s->pre, s->ye);
+    experts_backward(g, g->dxn, g->dweights, g->dbuf, L, &s->sl, s->pre, s->cdf, s->ye);
     if (dprobs_in)
         memcpy(g->dprobs, dprobs_in + (size_t)mi * N * E, (size_t)N * E * sizeof(float));
     else
         memset(g->dprobs, 0, (size_t)N * E * sizeof(float));
-    memset(g->datt, 0, (size_t)g->B * c->n_heads * g->T * g->T * sizeof(float));
+    /* only a router that reads the attention probabilities writes their gradient:
+     * otherwise the attention's backward goes without (block_backward), not through
+     * B * NH * T * T zeros (a memset and an addition: 2 % of a PGD attack) */
+    if (rt->grad_datt)
+        memset(g->datt, 0, (size_t)g->B * c->n_heads * g->T * g->T * sizeof(float));
     mr_route_grad rg = {.probs = g->trace.probs + (size_t)mi * N * E, .topk = topk,
                         .weights = weights, .dprobs = g->dprobs, .dweights = g->dweights,
-                        .dx = g->dxn, .datt = g->datt};
+                        .dx = g->dxn, .datt = rt->grad_datt ? g->datt : NULL};
     return rt->route_backward(g->router->state, &ctx, &rg);
+}
+
+/* 1 if rows 1..T-1 of every sequence of x [B*T, d] are zero (either sign) */
+static int only_first_rows(const float *x, int B, int T, int d)
+{
+    int nz = 0;
+    for (int b = 0; b < B; b++) {
+        const float *r = x + ((size_t)b * T + 1) * d;
+        size_t n = (size_t)(T - 1) * d;
+#pragma omp simd reduction(| : nz)
+        for (size_t i = 0; i < n; i++) nz |= r[i] != 0.0f;
+    }
+    return !nz;
 }
 
 /* g->dx: on entry dL/d(output of block l), on return dL/d(its input). */
@@ -515,20 +634,44 @@ static int block_backward(mr_grad_ws *g, int l, const float *dprobs)
     } else {
         size_t NF = (size_t)N * c->d_ff;
         mr_linear_backward_set(g->dhid, g->dbuf, L->ffn_w2, N, c->d_ff, d);
-        mr_activation_backward(g->dhid, s->pre, NF, c->activation);
+        activation_back(g->dhid, s->pre, s->cdf, NF, c->activation);
         mr_linear_backward(g->dxn, g->dhid, L->ffn_w1, N, d, c->d_ff);
     }
     /* x_out = xmid + f(LN2(xmid)) */
     memcpy(g->dmid, g->dx, Nd * sizeof(float));
-    mr_layernorm_backward(g->dmid, g->dxn, s->xmid, L->ln2_w, N, d, c->norm_eps);
-    /* xmid = x + out_proj(attention(qkv(LN1(x)))) */
-    mr_linear_backward_set(g->dbuf, g->dmid, L->attn_out_w, N, d, d);
-    memset(g->dqkv, 0, 3 * Nd * sizeof(float));
-    mr_attention_backward(g->dqkv, g->dbuf, s->qkv, s->att, L->is_moe ? g->datt : NULL, B, T,
-                          d, NH, g->attscr);
+    int datt = L->is_moe && g->router->type->grad_datt;
+    if (slot_step(g, L) == T && !datt && mr_simd_avx512() &&
+        only_first_rows(g->dxn, B, T, d)) {
+        /* The last block of a CLS classifier: the head reads only each sequence's first
+         * token, so only those rows of dx (and of the FFN's gradient) are nonzero; when
+         * the routing sent nothing to the other rows either (routers that mix tokens, as
+         * similarity, or a routing objective's dprobs do), LN2's backward and the output
+         * projection of those rows alone, and the attention's backward from their dO
+         * (mr_attention_backward_row0, which reads no other row of dbuf): the products of
+         * the other rows were products of zeros. The AVX-512 kernels only, whose every
+         * row's bits are its own. */
+        for (int b = 0; b < B; b++) {
+            size_t o = (size_t)b * T * d;
+            mr_layernorm_backward_stats(g->dmid + o, g->dxn + o, s->xmid + o, L->ln2_w,
+                                        s->ln2 + 2 * (size_t)b * T, 1, d);
+            memcpy(g->dxg + (size_t)b * d, g->dmid + o, (size_t)d * sizeof(float));
+        }
+        mr_linear_backward_set(g->yg, g->dxg, L->attn_out_w, B, d, d);
+        for (int b = 0; b < B; b++)
+            memcpy(g->dbuf + (size_t)b * T * d, g->yg + (size_t)b * d, (size_t)d * sizeof(float));
+        memset(g->dqkv, 0, 3 * Nd * sizeof(float));
+        mr_attention_backward_row0(g->dqkv, g->dbuf, s->qkv, s->att, B, T, d, NH, g->attscr);
+    } else {
+        mr_layernorm_backward_stats(g->dmid, g->dxn, s->xmid, L->ln2_w, s->ln2, N, d);
+        /* xmid = x + out_proj(attention(qkv(LN1(x)))) */
+        mr_linear_backward_set(g->dbuf, g->dmid, L->attn_out_w, N, d, d);
+        memset(g->dqkv, 0, 3 * Nd * sizeof(float));
+        mr_attention_backward(g->dqkv, g->dbuf, s->qkv, s->att, datt ? g->datt : NULL, B, T, d,
+                              NH, g->attscr);
+    }
     mr_linear_backward_set(g->dxn, g->dqkv, L->attn_qkv_w, N, d, 3 * d);
     memcpy(g->dx, g->dmid, Nd * sizeof(float));
-    mr_layernorm_backward(g->dx, g->dxn, s->xin, L->ln1_w, N, d, c->norm_eps);
+    mr_layernorm_backward_stats(g->dx, g->dxn, s->xin, L->ln1_w, s->ln1, N, d);
     return MR_OK;
 }
 

@@ -43,6 +43,13 @@ void mr_grad_free(mr_grad_ws *g);
 /* Dataset index of sample 0 of the next forward (per-sample router noise streams). */
 void mr_grad_set_first_sample(mr_grad_ws *g, uint64_t first);
 
+/* on = 1: the next forwards compute every token's output of every block, as the engine
+ * does. Default (0): the last block of a classifier that pools its CLS token runs its
+ * experts only for the CLS tokens, the only ones the head reads (the others' outputs are
+ * left zero inside the workspace): the same logits, trace and input gradient, bit for bit
+ * (up to the sign of zero gradients), at less work. For tests that compare the two. */
+void mr_grad_set_all_rows(mr_grad_ws *g, int on);
+
 /* The last forward's probs, topk, weights and logits, laid out as mr_engine's trace for
  * that call's B and T (attention and moe_input are NULL). */
 const mr_trace *mr_grad_trace(const mr_grad_ws *g);

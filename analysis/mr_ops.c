@@ -8,11 +8,11 @@
 #include <immintrin.h>
 #endif
 
-/* an AVX-512 clone too (the sums' order then the 8-double lanes', fixed per machine):
- * 1.45x the AVX2 clone's speed on rows of 64 (docs/performance.md) */
-MR_VECTOR_CLONES_512
-void mr_layernorm_forward(float *out, const float *in, const float *w, const float *b,
-                          int N, int C, float eps)
+/* The rows of mr_layernorm_forward (stats NULL) and mr_layernorm_forward_keep: one body
+ * inlined into each, so the two give the same floats. */
+static inline __attribute__((always_inline)) void
+layernorm_rows(float *out, double *stats, const float *in, const float *w, const float *b,
+               int N, int C, float eps)
 {
     for (int n = 0; n < N; n++) {
         const float *x = in + (size_t)n * C;
@@ -32,9 +32,31 @@ void mr_layernorm_forward(float *out, const float *in, const float *w, const flo
         }
         var /= C;
         double rstd = 1.0 / sqrt(var + (double)eps);
+        if (stats) {
+            stats[2 * (size_t)n] = mean;
+            stats[2 * (size_t)n + 1] = rstd;
+        }
 #pragma omp simd
         for (int i = 0; i < C; i++) y[i] = (float)((x[i] - mean) * rstd) * w[i] + b[i];
     }
+}
+
+/* an AVX-512 clone too (the sums' order then the 8-double lanes', fixed per machine):
+ * 1.45x the AVX2 clone's speed on rows of 64 (docs/performance.md) */
+MR_VECTOR_CLONES_512
+void mr_layernorm_forward(float *out, const float *in, const float *w, const float *b,
+                          int N, int C, float eps)
+{
+    layernorm_rows(out, NULL, in, w, b, N, C, eps);
+}
+
+/* keeping each row's mean and 1 / std for the input gradient's backward
+ * (mr_layernorm_backward_stats; recomputing them was half of LayerNorm's backward) */
+MR_VECTOR_CLONES_512
+void mr_layernorm_forward_keep(float *out, double *stats, const float *in, const float *w,
+                               const float *b, int N, int C, float eps)
+{
+    layernorm_rows(out, stats, in, w, b, N, C, eps);
 }
 
 MR_VECTOR_CLONES
@@ -186,6 +208,23 @@ void mr_gelu_forward(float *x, size_t n)
     const float inv_sqrt2 = 0.70710678118654752440f;
 #pragma omp simd
     for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erf_as(x[i] * inv_sqrt2));
+}
+
+/* mr_gelu_forward out of place, keeping each element's Phi(x) = (1 + erf(x / sqrt 2)) / 2
+ * for the backward (mr_gelu_backward_cdf): y the same floats as mr_gelu_forward's, cdf
+ * the same floats as the backward's own erf would give (the input gradient's erf was
+ * most of GELU's backward in a PGD attack, docs/performance.md) */
+MR_VECTOR_CLONES_512
+void mr_gelu_forward_keep(float *restrict y, float *restrict cdf, const float *restrict x,
+                          size_t n)
+{
+    const float inv_sqrt2 = 0.70710678118654752440f;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float e = erf_as(x[i] * inv_sqrt2);
+        y[i] = 0.5f * x[i] * (1.0f + e);
+        cdf[i] = 0.5f * (1.0f + e);
+    }
 }
 
 void mr_relu_forward(float *x, size_t n)

@@ -13,6 +13,11 @@
 /* out[N,C] = LayerNorm(in[N,C]) * w[C] + b[C]; biased variance, as nn.LayerNorm. */
 void mr_layernorm_forward(float *out, const float *in, const float *w, const float *b,
                           int N, int C, float eps);
+/* mr_layernorm_forward that also keeps each row's mean and 1 / sqrt(var + eps) as
+ * doubles, stats[2n] and stats[2n + 1], for mr_layernorm_backward_stats (mr_ops_grad.h):
+ * the same out, bit for bit. */
+void mr_layernorm_forward_keep(float *out, double *stats, const float *in, const float *w,
+                               const float *b, int N, int C, float eps);
 
 /* out[N,C] = in[N,C] / sqrt(mean(in^2) + eps) * w[C]: RMSNorm (Zhang & Sennrich 2019), as
  * the Hugging Face decoders compute it in float32 (e.g. MixtralRMSNorm in
@@ -33,6 +38,10 @@ float mr_erf(float x);
  * approximation), with erf from mr_erf. */
 void mr_gelu_forward(float *x, size_t n);
 void mr_relu_forward(float *x, size_t n);
+/* y[i] = GELU(x[i]) (the floats of mr_gelu_forward) and cdf[i] = Phi(x[i]) = (1 +
+ * mr_erf(x[i] / sqrt 2)) / 2, kept for mr_gelu_backward_cdf (mr_ops_grad.h); the three
+ * arrays do not overlap. */
+void mr_gelu_forward_keep(float *y, float *cdf, const float *x, size_t n);
 
 /* SwiGLU (Shazeer 2020, "GLU Variants Improve Transformer"): out[n, j] = silu(in[n, j]) *
  * in[n, H + j] for in[N, 2H] (gate columns, then up columns), silu(x) = x / (1 + e^-x)

@@ -7,6 +7,29 @@
 #include "mr_ops.h"
 #include "mr_simd.h"
 
+/* One row of LayerNorm's input gradient given the row's mean and 1 / std: with
+ * xhat = (x - mean) rstd and g = dy w (the gradient of xhat):
+ * dx += rstd (g - mean(g) - xhat mean(g xhat)). Inlined into both backward kernels. */
+static inline __attribute__((always_inline)) void
+layernorm_backward_row(float *dx, const float *dy, const float *x, const float *w, double mean,
+                       double rstd, int C)
+{
+    double mg = 0.0, mgx = 0.0;
+#pragma omp simd reduction(+ : mg, mgx)
+    for (int i = 0; i < C; i++) {
+        double g = (double)dy[i] * w[i];
+        mg += g;
+        mgx += g * (x[i] - mean) * rstd;
+    }
+    mg /= C;
+    mgx /= C;
+#pragma omp simd
+    for (int i = 0; i < C; i++) {
+        double xh = (x[i] - mean) * rstd, g = (double)dy[i] * w[i];
+        dx[i] += (float)(rstd * (g - mg - xh * mgx));
+    }
+}
+
 /* The sums as vector reductions in double (an AVX-512 clone too: the scalar loops were
  * 8 % of a PGD attack's CPU time, docs/performance.md); their order is fixed by the loop
  * shape and the CPU, never by threads. */
@@ -15,8 +38,7 @@ void mr_layernorm_backward(float *dinp, const float *dout, const float *inp, con
                            int N, int C, float eps)
 {
     for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
-        float *dx = dinp + (size_t)n * C;
+        const float *x = inp + (size_t)n * C;
         /* the forward's statistics (mr_layernorm_forward), recomputed the same way */
         double mean = 0.0, var = 0.0;
 #pragma omp simd reduction(+ : mean)
@@ -26,23 +48,21 @@ void mr_layernorm_backward(float *dinp, const float *dout, const float *inp, con
         for (int i = 0; i < C; i++) var += (x[i] - mean) * (x[i] - mean);
         var /= C;
         double rstd = 1.0 / sqrt(var + (double)eps);
-        /* with xhat = (x - mean) rstd and g = dy w (the gradient of xhat):
-         * dx = rstd (g - mean(g) - xhat mean(g xhat)) */
-        double mg = 0.0, mgx = 0.0;
-#pragma omp simd reduction(+ : mg, mgx)
-        for (int i = 0; i < C; i++) {
-            double g = (double)dy[i] * w[i];
-            mg += g;
-            mgx += g * (x[i] - mean) * rstd;
-        }
-        mg /= C;
-        mgx /= C;
-#pragma omp simd
-        for (int i = 0; i < C; i++) {
-            double xh = (x[i] - mean) * rstd, g = (double)dy[i] * w[i];
-            dx[i] += (float)(rstd * (g - mg - xh * mgx));
-        }
+        layernorm_backward_row(dinp + (size_t)n * C, dout + (size_t)n * C, x, w, mean, rstd, C);
     }
+}
+
+/* mr_layernorm_backward from the forward's statistics (mr_layernorm_forward_keep): its
+ * last two passes only, the same floats (its first two recomputed the mean and the
+ * variance: about half of LayerNorm's backward, 6 % of a PGD attack, docs/performance.md;
+ * test_ops compares the two) */
+MR_VECTOR_CLONES_512
+void mr_layernorm_backward_stats(float *dinp, const float *dout, const float *inp,
+                                 const float *w, const double *stats, int N, int C)
+{
+    for (int n = 0; n < N; n++)
+        layernorm_backward_row(dinp + (size_t)n * C, dout + (size_t)n * C, inp + (size_t)n * C,
+                               w, stats[2 * (size_t)n], stats[2 * (size_t)n + 1], C);
 }
 
 static void linear_backward(float *dinp, const float *dout, const float *weight, int N, int C,
@@ -89,6 +109,21 @@ static void gelu_backward(float *d, const float *pre, size_t n)
     }
 }
 
+/* gelu_backward with Phi(x) from the forward (mr_gelu_forward_keep): the same floats
+ * without the erf (its double polynomial and division were most of gelu_backward's
+ * time, 5.7 % of a PGD attack grid, docs/performance.md) */
+MR_VECTOR_CLONES_512
+void mr_gelu_backward_cdf(float *restrict d, const float *restrict pre,
+                          const float *restrict cdf, size_t n)
+{
+    const float inv_sqrt2pi = 0.39894228040143267794f;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float x = pre[i];
+        d[i] *= cdf[i] + x * (inv_sqrt2pi * expf(-0.5f * x * x));
+    }
+}
+
 void mr_activation_backward(float *d, const float *pre, size_t n, int act)
 {
     if (act == MR_ACT_RELU) {
@@ -117,12 +152,14 @@ static void add_rows(float *restrict a, const float *restrict b, size_t n)
     for (size_t i = 0; i < n; i++) a[i] += b[i];
 }
 
-/* g[t] = y[t] * (g[t] - sum_j g[t][j] y[t][j]) per row of [T, T], the sum in double as a
- * vector reduction (the scalar loops were 4 % of a PGD attack, docs/performance.md) */
+/* g[t] = y[t] * (g[t] - sum_j g[t][j] y[t][j]) per row of the first `rows` rows of
+ * [T, T], the sum in double as a vector reduction (the scalar loops were 4 % of a PGD
+ * attack, docs/performance.md) */
 MR_VECTOR_CLONES_512
-static void softmax_square_backward(float *restrict dA, const float *restrict a, int T)
+static void softmax_square_backward(float *restrict dA, const float *restrict a, int rows,
+                                    int T)
 {
-    for (int t = 0; t < T; t++) {
+    for (int t = 0; t < rows; t++) {
         float *g = dA + (size_t)t * T;
         const float *y = a + (size_t)t * T;
         double s = 0.0;
@@ -159,14 +196,60 @@ MR_AVX512_TARGET static void attention_backward_avx512(float *dqkv, const float 
             if (datt_extra)
                 add_rows(dA, datt_extra + ((size_t)b * NH + h) * T * T, (size_t)T * T);
             mr_gemm_avx512(dv, 3 * C, a, 1, T, dO, C, T, T, hs, 1.0f, NULL, 1);
-            softmax_square_backward(dA, a, T);
+            softmax_square_backward(dA, a, T, T);
             /* S = scale Q K^T: dQ += scale dA K, dK += scale dA^T Q */
             mr_gemm_avx512(dq, 3 * C, dA, T, 1, k, 3 * C, T, T, hs, scale, NULL, 1);
             mr_gemm_avx512(dk, 3 * C, dA, 1, T, q, 3 * C, T, T, hs, scale, NULL, 1);
         }
     }
 }
+
+/* attention_backward_avx512 for a dout whose rows other than each sequence's first are
+ * zero: dA = dO V^T and its softmax backward of row 0 only, dV += A^T dO and
+ * dK += scale dA^T Q over t = 0 only (the other terms are products with zeros), dQ of
+ * row 0 only (the other rows' are zero). The same floats as the whole products (each
+ * output the same chain of fused multiply-adds less its trailing exact zeros), up to
+ * the sign of a zero. */
+MR_AVX512_TARGET static void attention_backward_row0_avx512(float *dqkv, const float *dout,
+                                                            const float *qkv, const float *att,
+                                                            int B, int T, int C, int NH,
+                                                            float scale, float *dA)
+{
+    int hs = C / NH;
+    float vt[MR_ATT_AVX512_MAX_HD * MR_ATT_AVX512_MAX_T] __attribute__((aligned(64)));
+    for (int b = 0; b < B; b++) {
+        const float *base = qkv + (size_t)b * T * 3 * C;
+        float *dbase = dqkv + (size_t)b * T * 3 * C;
+        for (int h = 0; h < NH; h++) {
+            const float *q = base + h * hs, *k = base + C + h * hs, *v = base + 2 * C + h * hs;
+            float *dq = dbase + h * hs, *dk = dbase + C + h * hs, *dv = dbase + 2 * C + h * hs;
+            const float *a = att + ((size_t)b * NH + h) * T * T;
+            const float *dO = dout + (size_t)b * T * C + h * hs; /* row 0 of [T, hs] */
+            for (int t = 0; t < T; t++)
+                for (int i = 0; i < hs; i++) vt[i * T + t] = v[(size_t)t * 3 * C + i];
+            mr_gemm_avx512(dA, T, dO, C, 1, vt, T, 1, hs, T, 1.0f, NULL, 0);
+            mr_gemm_avx512(dv, 3 * C, a, 1, T, dO, C, T, 1, hs, 1.0f, NULL, 1);
+            softmax_square_backward(dA, a, 1, T);
+            mr_gemm_avx512(dq, 3 * C, dA, T, 1, k, 3 * C, 1, T, hs, scale, NULL, 1);
+            mr_gemm_avx512(dk, 3 * C, dA, 1, T, q, 3 * C, T, 1, hs, scale, NULL, 1);
+        }
+    }
+}
 #endif
+
+void mr_attention_backward_row0(float *dqkv, const float *dout, const float *qkv,
+                                const float *att, int B, int T, int C, int NH, float *scratch)
+{
+#ifdef MR_AVX512
+    int hs = C / NH;
+    if (T <= MR_ATT_AVX512_MAX_T && hs <= MR_ATT_AVX512_MAX_HD && mr_simd_avx512()) {
+        attention_backward_row0_avx512(dqkv, dout, qkv, att, B, T, C, NH,
+                                       1.0f / sqrtf((float)hs), scratch);
+        return;
+    }
+#endif
+    mr_attention_backward(dqkv, dout, qkv, att, NULL, B, T, C, NH, scratch);
+}
 
 void mr_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
                            const float *datt_extra, int B, int T, int C, int NH,
@@ -197,7 +280,7 @@ void mr_attention_backward(float *dqkv, const float *dout, const float *qkv, con
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, dO, C,
                         1.0f, dv, 3 * C);
             /* A = softmax(scale Q K^T) per row (masked entries are 0 and stay 0) */
-            softmax_square_backward(dA, a, T);
+            softmax_square_backward(dA, a, T, T);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, dA, T, k,
                         3 * C, 1.0f, dq, 3 * C);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, dA, T, q,

@@ -16,6 +16,12 @@
 void mr_layernorm_backward(float *dinp, const float *dout, const float *inp, const float *w,
                            int N, int C, float eps);
 
+/* mr_layernorm_backward with the forward's statistics (mean and 1 / std of row n in
+ * stats[2n], stats[2n + 1], as mr_layernorm_forward_keep keeps them) instead of
+ * recomputing them: the same floats. */
+void mr_layernorm_backward_stats(float *dinp, const float *dout, const float *inp,
+                                 const float *w, const double *stats, int N, int C);
+
 /* dinp[N,C] += dout[N,OC] @ weight[OC,C]: the input gradient of out = inp weight^T + b. */
 void mr_linear_backward(float *dinp, const float *dout, const float *weight, int N, int C,
                         int OC);
@@ -27,6 +33,10 @@ void mr_linear_backward_set(float *dinp, const float *dout, const float *weight,
 /* d[i] *= act'(pre[i]) over n floats: exact-erf GELU (Phi(x) + x phi(x), with mr_erf) or
  * ReLU (1 for x > 0, else 0, PyTorch's choice at 0). `act` is enum mr_activation. */
 void mr_activation_backward(float *d, const float *pre, size_t n, int act);
+/* d[i] *= GELU'(pre[i]) given cdf[i] = Phi(pre[i]) as mr_gelu_forward_keep (mr_ops.h)
+ * kept it: the floats of mr_activation_backward(d, pre, n, MR_ACT_GELU), without its
+ * erf. d does not overlap pre or cdf. */
+void mr_gelu_backward_cdf(float *d, const float *pre, const float *cdf, size_t n);
 
 /* dx[N,C] += the input gradient of y = softmax(x) per row, given y[N,C] and dy[N,C]:
  * dx = y * (dy - sum(dy * y)). Entries with y = 0 (a causal mask) get 0. */
@@ -39,5 +49,12 @@ void mr_softmax_rows_backward(float *dx, const float *dy, const float *y, int N,
 void mr_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
                            const float *datt_extra, int B, int T, int C, int NH,
                            float *scratch);
+
+/* mr_attention_backward (without datt_extra) for a dout whose rows t = 1..T-1 of every
+ * sequence are zero (the gradient of a classifier's last block that reaches only its
+ * CLS token): the same dqkv, up to the sign of zeros, at about 1/T of the products on
+ * CPUs with AVX-512 (elsewhere mr_attention_backward itself, which reads the zeros). */
+void mr_attention_backward_row0(float *dqkv, const float *dout, const float *qkv,
+                                const float *att, int B, int T, int C, int NH, float *scratch);
 
 #endif

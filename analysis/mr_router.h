@@ -68,6 +68,10 @@ typedef struct mr_combine_ctx {
     const float *weights; /* [N, k] */
     float *carry;         /* [N, d] state carried across the MoE blocks of one forward,
                              zero at the first block (e.g. the momentum buffer) */
+    float *save;          /* NULL, or (the input-gradient forward, analysis/mr_grad.h, of a
+                             router with grad_save_floats) that many floats of this block
+                             that combine() may fill for combine_backward
+                             (mr_combine_grad.save) */
 } mr_combine_ctx;
 
 /* Input gradients (analysis/mr_router_grad.h, analysis/mr_grad.h). */
@@ -104,6 +108,15 @@ typedef struct mr_router_type {
     /* dy [N,d]: on entry dL/d(combine's output), on return dL/d(the experts' output y). */
     int (*combine_backward)(const void *state, const mr_route_ctx *ctx,
                             const struct mr_combine_grad *g, float *dy);
+    /* 1 if route_backward adds a gradient with respect to the attention probabilities
+     * (mr_route_grad.datt, zeroed by the caller); 0: datt is NULL and the attention's
+     * backward adds nothing (a router that reads ctx->att differentiably sets it) */
+    int grad_datt;
+    /* Optional: floats combine() keeps per MoE block in the input-gradient forward
+     * (mr_combine_ctx.save) for combine_backward (mr_combine_grad.save), instead of
+     * recomputing them; the gradient forward then also keeps the activations of
+     * combine()'s last experts() call (mr_combine_grad.experts_vjp_fwd). */
+    size_t (*grad_save_floats)(const void *state, const mr_model *m, int B, int T);
 } mr_router_type;
 
 typedef struct mr_router {

@@ -21,7 +21,8 @@ typedef struct mr_route_grad {
                               routing distribution); the router may overwrite it */
     const float *dweights; /* [N,k] dL/dweights */
     float *dx;             /* [N,d] += dL/dx through the routing (x: the block's MoE input) */
-    float *datt;           /* [B,n_heads,T,T] += dL/d(this block's attention probabilities) */
+    float *datt;           /* [B,n_heads,T,T] += dL/d(this block's attention probabilities);
+                              NULL unless the router type sets grad_datt */
 } mr_route_grad;
 
 /* dx[N,d] += and dweights[N,k] += the gradients of y = sum_k w * expert(x) given dy[N,d],
@@ -29,9 +30,19 @@ typedef struct mr_route_grad {
 typedef void (*mr_experts_vjp_fn)(void *engine, float *dx, float *dweights, const float *x,
                                   const int *topk, const float *weights, const float *dy);
 
+/* dx[N,d] += and dweights[N,k] += the gradients of the block's last experts() call of
+ * its forward combine() (whose activations the gradient forward kept), given dy[N,d]. */
+typedef void (*mr_experts_vjp_fwd_fn)(void *engine, float *dx, float *dweights,
+                                      const float *dy);
+
 typedef struct mr_combine_grad {
     mr_experts_fn experts;         /* forward on another input (as mr_combine_ctx) */
     mr_experts_vjp_fn experts_vjp; /* its gradients */
+    /* with the router's grad_save_floats: the floats its forward combine() kept
+     * (mr_combine_ctx.save), and experts_vjp at the input of that combine()'s last
+     * experts() call without running it again; NULL otherwise */
+    const float *save;
+    mr_experts_vjp_fwd_fn experts_vjp_fwd;
     void *engine;
     const int *topk;               /* [N,k] this block's routing */
     const float *weights;          /* [N,k] */

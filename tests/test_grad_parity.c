@@ -187,6 +187,30 @@ static void run_case(const char *ref, int mode, case_result *res)
             ce_grad(dlogits + (size_t)b * T * c->n_out, tr->logits + (size_t)b * T * c->n_out,
                     tokens + (size_t)b * (T + 1) + 1, T, c->n_out, 1);
     ck_assert_msg(mr_grad_backward(g, dlogits, NULL, grad) == MR_OK, "%s", mr_error_message());
+    if (mode == MODE_EXACT) {
+        /* every token's rows in every block (mr_grad_set_all_rows): the same logits,
+         * trace and gradient, bit for bit, as the default that skips the last block's
+         * rows the head does not read */
+        mr_grad_ws *ga;
+        ck_assert_int_eq(mr_grad_alloc(&ga, m, &used, &eo), MR_OK);
+        mr_grad_set_all_rows(ga, 1);
+        ck_assert_int_eq(c->task == MR_TASK_CLASSIFY ? mr_grad_forward_images(ga, x, B)
+                                                     : mr_grad_forward_embeddings(ga, x, B, T),
+                         MR_OK);
+        const mr_trace *ta = mr_grad_trace(ga);
+        size_t nr = (size_t)c->n_moe * B * T;
+        ck_assert_msg(memcmp(ta->logits, tr->logits, nl * sizeof(float)) == 0 &&
+                          memcmp(ta->topk, tr->topk, nr * tr->k * sizeof(int)) == 0 &&
+                          memcmp(ta->weights, tr->weights, nr * tr->k * sizeof(float)) == 0 &&
+                          memcmp(ta->probs, tr->probs, nr * tr->E * sizeof(float)) == 0,
+                      "%s: the forward of every row differs from the default's", ref);
+        float *ga_grad = malloc(n_in * sizeof *ga_grad);
+        ck_assert_int_eq(mr_grad_backward(ga, dlogits, NULL, ga_grad), MR_OK);
+        ck_assert_msg(memcmp(ga_grad, grad, n_in * sizeof(float)) == 0,
+                      "%s: the input gradient of every row differs from the default's", ref);
+        free(ga_grad);
+        mr_grad_free(ga);
+    }
 
     int *tie = calloc((size_t)B, sizeof *tie);
     find_ties(f, ref, m, tr, res->router, tie, mode == MODE_EXACT);

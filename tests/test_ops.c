@@ -224,6 +224,56 @@ START_TEST(erf_within_3e7_of_libm)
 }
 END_TEST
 
+/* The kept-statistics kernels of the input gradient (mr_grad.c) against the kernels
+ * they replace there: GELU forward + its backward with the forward's Phi, LayerNorm
+ * forward + its backward with the forward's mean and 1 / std. The same floats, every
+ * length around the vector widths (whichever clone this CPU runs). */
+START_TEST(kept_statistics_same_bits)
+{
+    enum { MAXN = 7, MAXC = 200 };
+    static const int Cs[] = {1, 2, 7, 8, 15, 16, 17, 31, 33, 48, 63, 64, 65, 96, 127, 128, 130, 200};
+    float *x = malloc(sizeof(float) * MAXN * MAXC), *y = malloc(sizeof(float) * MAXN * MAXC),
+          *yk = malloc(sizeof(float) * MAXN * MAXC), *cdf = malloc(sizeof(float) * MAXN * MAXC),
+          *d = malloc(sizeof(float) * MAXN * MAXC), *dk = malloc(sizeof(float) * MAXN * MAXC),
+          *w = malloc(sizeof(float) * MAXC), *b = malloc(sizeof(float) * MAXC);
+    double *st = malloc(sizeof(double) * 2 * MAXN);
+    ck_assert(x && y && yk && cdf && d && dk && w && b && st);
+    for (int i = 0; i < MAXN * MAXC; i++)
+        x[i] = sinf(0.731f * (float)i) * (i % 11 ? 3.0f : 9.0f) + (i % 5 == 0 ? 0.5f : 0.0f);
+    x[3] = 0.0f, x[4] = -0.0f, x[5] = 40.0f, x[6] = -40.0f, x[7] = 1e-30f;
+    for (int i = 0; i < MAXC; i++) w[i] = 0.5f + cosf((float)i), b[i] = sinf(2.0f * (float)i);
+    for (size_t ci = 0; ci < sizeof Cs / sizeof *Cs; ci++) {
+        int C = Cs[ci];
+        for (int N = 1; N <= MAXN; N += 3) {
+            size_t n = (size_t)N * C;
+            /* GELU */
+            memcpy(y, x, n * sizeof *y);
+            mr_gelu_forward(y, n);
+            mr_gelu_forward_keep(yk, cdf, x, n);
+            if (memcmp(y, yk, n * sizeof *y) != 0)
+                ck_abort_msg("gelu keep: n=%zu: the forward differs", n);
+            for (size_t i = 0; i < n; i++) d[i] = dk[i] = cosf(0.29f * (float)i) - 0.25f;
+            mr_activation_backward(d, x, n, MR_ACT_GELU);
+            mr_gelu_backward_cdf(dk, x, cdf, n);
+            if (memcmp(d, dk, n * sizeof *d) != 0)
+                ck_abort_msg("gelu backward with the kept Phi: n=%zu: differs", n);
+            /* LayerNorm */
+            mr_layernorm_forward(y, x, w, b, N, C, 1e-5f);
+            mr_layernorm_forward_keep(yk, st, x, w, b, N, C, 1e-5f);
+            if (memcmp(y, yk, n * sizeof *y) != 0)
+                ck_abort_msg("layernorm keep: N=%d C=%d: the forward differs", N, C);
+            for (size_t i = 0; i < n; i++) d[i] = dk[i] = sinf(0.17f * (float)i);
+            mr_layernorm_backward(d, y, x, w, N, C, 1e-5f);
+            mr_layernorm_backward_stats(dk, y, x, w, st, N, C);
+            if (memcmp(d, dk, n * sizeof *d) != 0)
+                ck_abort_msg("layernorm backward with the kept statistics: N=%d C=%d: differs",
+                             N, C);
+        }
+    }
+    free(x), free(y), free(yk), free(cdf), free(d), free(dk), free(w), free(b), free(st);
+}
+END_TEST
+
 START_TEST(softmax_rows_sum_to_one)
 {
     float x[2 * 3] = {1000.0f, 1000.0f, 1000.0f, 0.0f, 1.0f, 2.0f};
@@ -690,6 +740,53 @@ START_TEST(attention_avx512_matches_blas)
 }
 END_TEST
 
+/* mr_attention_backward_row0 (a dout nonzero in each sequence's first row only) against
+ * mr_attention_backward given the zeros: the same values (either zero sign), on both
+ * paths; on the AVX-512 path its other rows of dout are never read (NaN there changes
+ * nothing). */
+START_TEST(attention_backward_row0_same_values)
+{
+    static const int Ts[] = {1, 2, 9, 17, 50, 64, 129}, HDs[] = {8, 16, 24};
+    enum { B = 2, NH = 4, MAXT = 129, MAXC = NH * 24 };
+    size_t nq = (size_t)B * MAXT * 3 * MAXC, na = (size_t)B * NH * MAXT * MAXT,
+           no = (size_t)B * MAXT * MAXC;
+    float *qkv = malloc(sizeof(float) * nq), *att = malloc(sizeof(float) * na),
+          *out = malloc(sizeof(float) * no), *d0 = malloc(sizeof(float) * no),
+          *dn = malloc(sizeof(float) * no), *g[2], *scr = malloc(sizeof(float) * MAXT * MAXT);
+    g[0] = malloc(sizeof(float) * nq), g[1] = malloc(sizeof(float) * nq);
+    ck_assert(qkv && att && out && d0 && dn && g[0] && g[1] && scr);
+    for (size_t i = 0; i < nq; i++) qkv[i] = sinf(0.41f * (float)i) * 1.5f;
+    int cpu = mr_simd_avx512();
+    for (int path = 0; path < 2; path++) {
+        mr_simd_avx512_set(path == 0);
+        for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++)
+            for (size_t hi = 0; hi < sizeof HDs / sizeof *HDs; hi++) {
+                int T = Ts[ti], hd = HDs[hi], C = NH * hd;
+                size_t n3 = (size_t)B * T * 3 * C;
+                mr_attention_forward(out, att, qkv, B, T, C, NH, 0);
+                for (int b = 0; b < B; b++)
+                    for (int t = 0; t < T; t++)
+                        for (int j = 0; j < C; j++) {
+                            size_t i = ((size_t)b * T + t) * C + j;
+                            d0[i] = t == 0 ? cosf(0.23f * (float)i) : 0.0f;
+                            /* the AVX-512 path (up to 128 positions) must not read them */
+                            dn[i] = t == 0 ? d0[i] : (path == 0 && T <= 128 ? NAN : 0.0f);
+                        }
+                for (size_t i = 0; i < n3; i++) g[0][i] = g[1][i] = 0.125f * (float)(i % 5);
+                mr_attention_backward(g[0], d0, qkv, att, NULL, B, T, C, NH, scr);
+                mr_attention_backward_row0(g[1], dn, qkv, att, B, T, C, NH, scr);
+                for (size_t i = 0; i < n3; i++)
+                    if (!(g[0][i] == g[1][i]))
+                        ck_abort_msg("path %d T %d hd %d: dqkv[%zu] %.9g vs %.9g", path, T, hd,
+                                     i, g[1][i], g[0][i]);
+            }
+    }
+    mr_simd_avx512_set(1);
+    ck_assert(cpu == mr_simd_avx512());
+    free(qkv), free(att), free(out), free(d0), free(dn), free(g[0]), free(g[1]), free(scr);
+}
+END_TEST
+
 START_TEST(entropy_known_values)
 {
     float u[8];
@@ -725,6 +822,7 @@ int main(void)
     tcase_add_test(tc, linear_avx512_kernel);
     tcase_add_test(tc, gelu_and_relu_values);
     tcase_add_test(tc, erf_within_3e7_of_libm);
+    tcase_add_test(tc, kept_statistics_same_bits);
     tcase_add_test(tc, softmax_rows_sum_to_one);
     tcase_add_test(tc, softmax_matches_double_reference);
     tcase_add_test(tc, softmax_entropy_both_paths);
@@ -738,6 +836,7 @@ int main(void)
     tcase_add_test(tc, rope_rotates_by_relative_position);
     tcase_add_test(tc, gqa_equals_repeated_kv);
     tcase_add_test(tc, attention_avx512_matches_blas);
+    tcase_add_test(tc, attention_backward_row0_same_values);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
 }

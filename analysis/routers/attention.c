@@ -190,4 +190,5 @@ const mr_router_type mr_router_attention = {
     .state_size = sizeof(att_state), .init = att_init,
     .scratch_floats = att_scratch, .route = att_route,
     .grad_scratch_floats = att_grad_scratch, .route_backward = att_backward,
+    .grad_datt = 1,
 };

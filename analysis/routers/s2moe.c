@@ -117,8 +117,11 @@ static int s2_combine(const void *state, const mr_route_ctx *c, const mr_combine
     const mr_layer *ly = &c->model->layers[c->layer];
     int d = c->model->cfg.d_model;
     size_t N = (size_t)c->B * c->T;
-    float *xn = c->scratch, *yn = xn + N * d; /* noisy input and its experts' output */
-    MR_TRY(s2_noisy(s, c, xn, NULL));
+    /* noisy input and its experts' output; for the gradient (cc->save) also e1, all
+     * three kept for s2_combine_backward (s2_grad_save) */
+    float *xn = cc->save ? cc->save : c->scratch, *e1 = cc->save ? xn + N * d : NULL;
+    float *yn = cc->save ? e1 + N * d : xn + N * d;
+    MR_TRY(s2_noisy(s, c, xn, e1));
     cc->experts(cc->engine, yn, xn, cc->topk, cc->weights);
     for (size_t i = 0; i < N; i++) {
         float g = s2_gate(ly, c->x + i * d, d);
@@ -130,7 +133,16 @@ static int s2_combine(const void *state, const mr_route_ctx *c, const mr_combine
 static size_t s2_grad_scratch(const void *state, const mr_model *m, int B, int T)
 {
     (void)state;
-    return 5 * (size_t)B * T * m->cfg.d_model;
+    return 2 * (size_t)B * T * m->cfg.d_model;
+}
+
+/* the forward's xn, e1 and yn [N, d] each (s2_combine): the backward used to draw the
+ * noise and run the experts on xn twice again (a quarter of an S2MoE PGD attack's time
+ * went to the Gaussian draws, docs/performance.md) */
+static size_t s2_grad_save(const void *state, const mr_model *m, int B, int T)
+{
+    (void)state;
+    return 3 * (size_t)B * T * m->cfg.d_model;
 }
 
 /* y = g SMoE(x) + (1 - g) SMoE(xn), xn = e1 ⊙ x + e2, g = sigmoid(w_g . x + b_g): x
@@ -146,9 +158,11 @@ static int s2_combine_backward(const void *state, const mr_route_ctx *c,
     const float *gw = mr_layer_router_tensor(ly, "s2_gate_w")->data;
     int d = c->model->cfg.d_model;
     size_t N = (size_t)c->B * c->T, Nd = N * d;
-    float *xn = c->scratch, *e1 = xn + Nd, *yn = e1 + Nd, *dyn = yn + Nd, *dxn = dyn + Nd;
-    MR_TRY(s2_noisy(s, c, xn, e1));
-    g->experts(g->engine, yn, xn, g->topk, g->weights);
+    /* what the forward kept (s2_grad_save): the gradient forward always keeps it */
+    MR_REQUIRE(g->save && g->experts_vjp_fwd, MR_EINPUT,
+               "s2moe: combine_backward without the forward's kept noise");
+    const float *e1 = g->save + Nd, *yn = e1 + Nd; /* after xn */
+    float *dyn = c->scratch, *dxn = dyn + Nd;
     for (size_t i = 0; i < N; i++) {
         float gi = s2_gate(ly, c->x + i * d, d);
         float *dyi = dy + i * d;
@@ -162,7 +176,7 @@ static int s2_combine_backward(const void *state, const mr_route_ctx *c,
         for (int f = 0; f < d; f++) g->dx[i * d + f] += (float)(dz * gw[f]);
     }
     memset(dxn, 0, Nd * sizeof *dxn);
-    g->experts_vjp(g->engine, dxn, g->dweights, xn, g->topk, g->weights, dyn);
+    g->experts_vjp_fwd(g->engine, dxn, g->dweights, dyn);
     for (size_t i = 0; i < Nd; i++) g->dx[i] += e1[i] * dxn[i];
     return MR_OK;
 }
@@ -174,5 +188,5 @@ const mr_router_type mr_router_s2moe = {
     .state_size = sizeof(s2_state), .init = s2_init,
     .scratch_floats = s2_scratch, .route = mr_route_baseline, .combine = s2_combine,
     .grad_scratch_floats = s2_grad_scratch, .route_backward = mr_route_baseline_backward,
-    .combine_backward = s2_combine_backward,
+    .combine_backward = s2_combine_backward, .grad_save_floats = s2_grad_save,
 };
