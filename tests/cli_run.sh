@@ -60,6 +60,17 @@ same "$tmp/t1/summary.json" "$tmp/s/summary.json" "2 shards + merge == single ru
 "$bin" merge "$tmp/sa" "$tmp/sb" "$tmp/sc" 2>/dev/null || bad "merge of separate dirs exited $?"
 same "$tmp/t1/summary.json" "$tmp/sa/summary.json" "3 shards in separate dirs + merge == single run"
 
+# inputs at long absolute paths: DIR/config.ini records each one's fingerprint and path
+# on a comment line longer than a config line may be; `merge` must still read it
+long="$tmp/$(printf 'a%.0s' $(seq 1 120))/fixtures"
+mkdir -p "$long" && cp tests/fixtures/tiny-images.h5 tests/fixtures/tiny-classify.h5 tests/fixtures/tiny-classify-perturbed.h5 "$long/"
+sed "s#tests/fixtures/#$long/#" $cfg > "$tmp/long.ini"
+"$bin" run "$tmp/long.ini" --out "$tmp/lp" --shard 0/2 --quiet && "$bin" run "$tmp/long.ini" --out "$tmp/lp" --shard 1/2 --quiet || bad "shards with long input paths exited $?"
+awk 'length > 198 && /^# input /' "$tmp/lp/config.ini" | grep -q . && ok "config.ini has fingerprint lines over 198 characters" || bad "no long fingerprint line in config.ini: the case tests nothing"
+out=$("$bin" merge "$tmp/lp" 2>&1) && ok "merge reads a config.ini with long input paths" || bad "merge with long input paths: $out"
+"$bin" run "$tmp/long.ini" --out "$tmp/lp1" --quiet || bad "long input paths: single run exited $?"
+same "$tmp/lp1/summary.json" "$tmp/lp/summary.json" "long input paths: 2 shards + merge == single run"
+
 # kill -9 at a fixed point (fault injection) and resume
 MR_FAULT_KILL_AFTER_CELLS=37 "$bin" run $cfg --out "$tmp/k" --threads 2 --quiet 2>/dev/null
 rc=$?

@@ -137,6 +137,18 @@ START_TEST(errors_name_the_line)
     memset(longline + strlen(longline), 'x', 300);
     strcat(longline, "\n" BASE "[router softmax]\n");
     expect_error(longline, 2, "longer than");
+    /* a comment is not limited (DIR/config.ini's fingerprint lines hold absolute paths) */
+    static mr_run_config c;
+    char comments[2048] = "# ";
+    memset(comments + 2, 'c', 600);
+    strcat(comments, "\n[data]\n  ; ");
+    memset(comments + strlen(comments), 'e', 300);
+    strcat(comments, "\npath = d.h5\n[model m]\npath = m.h5\n[router softmax]\n");
+    ck_assert_msg(load_text(&c, comments) == MR_OK, "%s", mr_error_message());
+    ck_assert_str_eq(c.data, "d.h5");
+    /* ... but a control character in one still is */
+    comments[10] = 0x01;
+    expect_error(comments, 1, "control character");
 }
 END_TEST
 
