@@ -17,6 +17,7 @@
 #include "mr_compress_setup.h"
 #include "mr_corrupt_setup.h"
 #include "../io/mr_file.h"
+#include "../io/mr_file_queue.h"
 #include "../io/mr_model_io.h"
 #include "../io/mr_summary.h"
 
@@ -35,6 +36,9 @@
  * (the residual stream [50, 64] and one block's attention [4, 50, 50]), 15.8 MB at 300
  * images; up to 5,080 images are shared, the rest of a larger set computed per group. */
 #define MR_GRID_PREFIX_BUDGET ((size_t)256 << 20)
+/* cell files waiting for the writer thread at most (a 300-image demo cell is ~28 KB, a
+ * 10,000-image one ~1 MB): beyond it the grid waits for the disk */
+#define MR_GRID_WRITE_QUEUE_BYTES ((size_t)64 << 20)
 
 void mr_grid_cell_path(char *buf, size_t cap, const char *dir, const mr_grid_cell *c)
 {
@@ -500,7 +504,7 @@ static int fault_env(const char *name)
     return e && mr_parse_int(name, e, 0, 1 << 30, &v) == MR_OK ? v : -1;
 }
 
-static void fault_after_cell(void)
+static int fault_after_cell(mr_file_queue *writes)
 {
     static int written = 0, kill_at = -2, stop_at = -2;
     if (kill_at == -2) {
@@ -508,8 +512,12 @@ static void fault_after_cell(void)
         stop_at = fault_env("MR_FAULT_STOP_AFTER_CELLS");
     }
     written++;
-    if (kill_at >= 0 && written >= kill_at) raise(SIGKILL);
-    if (stop_at >= 0 && written == stop_at) raise(SIGSTOP);
+    int kill = kill_at >= 0 && written >= kill_at, stop = stop_at >= 0 && written == stop_at;
+    /* "after writing": the queued cells on disk first */
+    if ((kill || stop) && writes) MR_TRY(mr_file_queue_drain(writes));
+    if (kill) raise(SIGKILL);
+    if (stop) raise(SIGSTOP);
+    return MR_OK;
 }
 
 /* The pass of a corrupted or attacked cell: the group's model and router on the data as
@@ -666,7 +674,7 @@ static int group_cell(group_run *gs, mr_grid *g, int i, const mr_grid_run_opts *
     if (!gs->pending || mr_cell_done(path, g->hash)) return MR_OK;
     int st = MR_OK;
     if (cell->meta.kind == MR_CELL_CLEAN) {
-        st = mr_cell_write(path, &cell->meta, &gs->clean.clean, NULL, NULL);
+        st = mr_cell_write_queued(g->writes, path, &cell->meta, &gs->clean.clean, NULL, NULL);
     } else if (cell->meta.kind == MR_CELL_CORRUPT || cell->meta.kind == MR_CELL_ATTACK) {
         mr_eval_result res = {0};
         mr_paired drop = {0};
@@ -676,7 +684,9 @@ static int group_cell(group_run *gs, mr_grid *g, int i, const mr_grid_run_opts *
                                     : NULL);
         else
             st = attack_cell(&res, &drop, g, cell, m, gs->r, &gs->clean, gs->cache, o->threads);
-        if (st == MR_OK) st = mr_cell_write(path, &cell->meta, &res.corrupt, &res.flip_corrupt, &drop);
+        if (st == MR_OK)
+            st = mr_cell_write_queued(g->writes, path, &cell->meta, &res.corrupt, &res.flip_corrupt,
+                                      &drop);
         mr_eval_result_free(&res);
     } else {
         /* consecutive checkpoints: keep the previous one's cache; the last one's, the
@@ -691,7 +701,8 @@ static int group_cell(group_run *gs, mr_grid *g, int i, const mr_grid_run_opts *
                 mr_eval_opts eo;
                 group_opts(&eo, g, m, gr->k, o->threads);
                 st = mr_eval_compare_series(&f, gs->prev, cur, gs->last, &eo, "ckpt");
-                if (st == MR_OK) st = mr_cell_write(path, &cell->meta, NULL, &f, NULL);
+                if (st == MR_OK)
+                    st = mr_cell_write_queued(g->writes, path, &cell->meta, NULL, &f, NULL);
                 mr_eval_flips_free(&f);
             }
             if (gs->prev != gs->last) mr_eval_cache_free(gs->prev);
@@ -700,7 +711,7 @@ static int group_cell(group_run *gs, mr_grid *g, int i, const mr_grid_run_opts *
         }
     }
     if (st == MR_OK) mr_grid_progress_cell(o->progress, cell, g->data->n, 0);
-    if (st == MR_OK) fault_after_cell();
+    if (st == MR_OK) st = fault_after_cell(g->writes);
     return st;
 }
 
@@ -755,6 +766,9 @@ int mr_grid_run(mr_grid *g, const mr_grid_run_opts *o)
     group_run *gs = calloc((size_t)g->n_groups + 1, sizeof *gs);
     uint8_t *ran = calloc((size_t)g->n_cells + 1, 1);
     int st = gs && ran ? MR_OK : mr_error_set(MR_ENOMEM, "out of memory");
+    /* cell files are written (fsync'd, renamed) by a thread of their own while the next
+     * cells run: io/mr_file_queue.h */
+    if (st == MR_OK) st = mr_file_queue_alloc(&g->writes, MR_GRID_WRITE_QUEUE_BYTES);
     /* model by model, its groups of this shard together (groups are enumerated model by
      * model, so this is the order of the groups) */
     for (int mi = 0; st == MR_OK && mi < g->cfg->n_models; mi++) {
@@ -762,6 +776,13 @@ int mr_grid_run(mr_grid *g, const mr_grid_run_opts *o)
         for (int i = 0; i < g->n_groups; i++)
             if (i % o->n_shards == o->shard && g->groups[i].model == mi) gs[n++].gr = &g->groups[i];
         st = run_model(g, gs, n, ran, o);
+    }
+    /* every cell computed is on disk before this returns, also when a later one failed */
+    if (g->writes) {
+        int wst = mr_file_queue_drain(g->writes);
+        if (st == MR_OK) st = wst;
+        mr_file_queue_free(g->writes);
+        g->writes = NULL;
     }
     free(gs);
     free(ran);

@@ -55,6 +55,8 @@ typedef struct mr_grid {
     mr_boot_cache *boot_cache;           /* resample plans every cell shares (the CIs of
                                             every cell draw the same streams) */
     struct mr_corrupt_cache *corrupt_cache; /* corrupted inputs every group shares */
+    struct mr_file_queue *writes;           /* while mr_grid_run runs: the cell files'
+                                               writer (io/mr_file_queue.h) */
     struct mr_prefix_cache *prefix_cache;   /* the router-independent prefix of the input
                                                set a model's groups are running */
 } mr_grid;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "../analysis/mr_error.h"
+#include "mr_file_queue.h"
 #include "../analysis/mr_model.h"
 #include "mr_h5.h"
 
@@ -80,6 +81,13 @@ static int write_matrices(hid_t f, const mr_pass_metrics *p, int n_moe)
 int mr_cell_write(const char *path, const mr_cell_meta *m, const mr_pass_metrics *pass,
                   const mr_flip_metrics *flips, const mr_paired *acc_drop)
 {
+    return mr_cell_write_queued(NULL, path, m, pass, flips, acc_drop);
+}
+
+int mr_cell_write_queued(mr_file_queue *q, const char *path, const mr_cell_meta *m,
+                         const mr_pass_metrics *pass, const mr_flip_metrics *flips,
+                         const mr_paired *acc_drop)
+{
     hid_t f;
     size_t hint = (size_t)m->n * ((size_t)m->n_moe * 4 + 4) * sizeof(double) + ((size_t)1 << 16);
     MR_TRY(mr_h5_mem_create(&f, path, hint));
@@ -118,7 +126,7 @@ int mr_cell_write(const char *path, const mr_cell_meta *m, const mr_pass_metrics
         return mr_error_set(st == MR_ENOMEM ? MR_ENOMEM : MR_EIO,
                             "%s: cannot assemble the cell in memory (out of memory?)", path);
     }
-    return mr_h5_mem_commit(f, path);
+    return mr_h5_mem_commit_queued(f, path, q);
 }
 
 int mr_cell_done(const char *path, uint64_t config_hash)

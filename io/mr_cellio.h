@@ -43,6 +43,12 @@ const char *mr_cell_kind_name(int kind);
  * is written (mr_metric_value, mr_metric_samples). */
 int mr_cell_write(const char *path, const mr_cell_meta *meta, const mr_pass_metrics *pass,
                   const mr_flip_metrics *flips, const mr_paired *acc_drop);
+/* The same, written by the file queue q (io/mr_file_queue.h; NULL: at once): the cell is
+ * on disk once the queue drains. */
+struct mr_file_queue;
+int mr_cell_write_queued(struct mr_file_queue *q, const char *path, const mr_cell_meta *meta,
+                         const mr_pass_metrics *pass, const mr_flip_metrics *flips,
+                         const mr_paired *acc_drop);
 
 /* Whether `path` holds a complete cell of this configuration. */
 int mr_cell_done(const char *path, uint64_t config_hash);

@@ -11,6 +11,7 @@
 
 #include "../analysis/mr_error.h"
 #include "mr_file.h"
+#include "mr_file_queue.h"
 #include "mr_fs.h"
 
 static _Atomic long unreleased; /* closes that libhdf5 failed (mr_h5.h) */
@@ -196,6 +197,22 @@ int mr_h5_mem_commit(hid_t f, const char *path)
         st = mr_error_set(MR_EIO, "%s: written, but libhdf5 could not close it", path);
     free(buf);
     return st;
+}
+
+int mr_h5_mem_commit_queued(hid_t f, const char *path, mr_file_queue *q)
+{
+    if (!q) return mr_h5_mem_commit(f, path);
+    mr_h5_quiet();
+    ssize_t n = flushed_size(f);
+    void *buf = image_copy(f, n);
+    if (H5Fclose(f) < 0 && buf) {
+        free(buf);
+        return mr_error_set(MR_EIO, "%s: libhdf5 could not close the file in memory", path);
+    }
+    if (!buf)
+        return mr_error_set(MR_ENOMEM, "%s: cannot assemble the file in memory (out of memory?)",
+                            path);
+    return mr_file_queue_put(q, path, buf, (size_t)n); /* takes buf */
 }
 
 void *mr_h5_mem_image_copy(hid_t f, size_t *n)

@@ -50,6 +50,11 @@ int mr_h5_open_read(hid_t *out, const char *file);
 int mr_h5_mem_create(hid_t *f, const char *path, size_t size_hint);
 /* Write the file to `path` atomically and close f (in every case). */
 int mr_h5_mem_commit(hid_t f, const char *path);
+/* The same through a file queue (io/mr_file_queue.h; q NULL: mr_h5_mem_commit): a copy
+ * of the file's bytes is queued and f closed; a write error surfaces at the queue's next
+ * put or drain. */
+struct mr_file_queue;
+int mr_h5_mem_commit_queued(hid_t f, const char *path, struct mr_file_queue *q);
 /* Tests: the file's bytes as H5Fget_file_image copies them (malloc'd; *n bytes; NULL if
  * none), and what mr_h5_mem_commit writes instead (the same code): the core driver's
  * buffer in place from byte MR_H5_IMAGE_HEAD on, its first bytes in `head` (the
