@@ -164,12 +164,17 @@ static double *get(hid_t f, const char *file, const char *prefix, const char *da
     return v;
 }
 
+double *mr_cell_vector_at(hid_t f, const char *file, const char *dataset, size_t n)
+{
+    int st = MR_OK;
+    return get(f, file, "", dataset, n, &st);
+}
+
 double *mr_cell_read_vector(const char *path, const char *dataset, size_t n)
 {
     hid_t f;
     if (mr_h5_open_read(&f, path) != MR_OK) return NULL;
-    int st = MR_OK;
-    double *v = get(f, path, "", dataset, n, &st);
+    double *v = mr_cell_vector_at(f, path, dataset, n);
     H5Fclose(f);
     return v;
 }

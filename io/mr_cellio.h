@@ -75,6 +75,8 @@ void mr_cell_summary_free(mr_cell_summary *s);
  * [n, L]) with exactly n values; NULL with a message if absent or of another size.
  * The caller frees it. */
 double *mr_cell_read_vector(const char *path, const char *dataset, size_t n);
+/* The same from an open cell file f (named `file` in messages). */
+double *mr_cell_vector_at(hid_t f, const char *file, const char *dataset, size_t n);
 
 /* A routing-structure matrix of a pass cell ("coactivation", "class_usage",
  * "domain_usage": [n_moe, R, E], docs/results.md) and its shape in dims; NULL (no message)

@@ -390,14 +390,19 @@ static cJSON *vs_reference(const mr_summary_run *g, const char *dir, int i, int 
     /* a reference on another model (routers = ...) with other MoE layers: no per-layer
      * pairs to compare */
     int same_layers = g->cells[j].meta->n_moe == m->n_moe;
+    /* each file opened once for all its vectors (an open was ~15 per cell, most of
+     * `merge`'s time: docs/performance.md) */
+    hid_t fa = -1, fb = -1;
+    if (mr_h5_open_read(&fa, a) != MR_OK || mr_h5_open_read(&fb, b) != MR_OK)
+        *status = MR_EINPUT;
     for (int id = 0; id < MR_METRIC_N && *status == MR_OK; id++) {
         const mr_metric *mt = &mr_metric_table[id];
         int has = mt->part == MR_PART_PASS ? m->kind != MR_CELL_FLUCT
                   : mt->part == MR_PART_FLIPS ? m->kind != MR_CELL_CLEAN : 0;
         if (!mt->paired || !has || (mt->per_layer && !same_layers)) continue;
         size_t L = mt->per_layer ? nl : 1;
-        double *x = mr_cell_read_vector(a, mt->samples, n * L);
-        double *y = mr_cell_read_vector(b, mt->samples, n * L);
+        double *x = mr_cell_vector_at(fa, a, mt->samples, n * L);
+        double *y = mr_cell_vector_at(fb, b, mt->samples, n * L);
         if (!x || !y) *status = MR_EINPUT;
         char key[96], purpose[128];
         snprintf(key, sizeof key, "%s_diff", mt->key);
@@ -421,6 +426,8 @@ static cJSON *vs_reference(const mr_summary_run *g, const char *dir, int i, int 
         free(x);
         free(y);
     }
+    if (fa >= 0) H5Fclose(fa);
+    if (fb >= 0) H5Fclose(fb);
     return o;
 }
 
@@ -431,9 +438,13 @@ static const char *const matrix_names[] = {"coactivation", "class_usage", "domai
 static void add_matrices(cJSON *cell, const char *path)
 {
     cJSON *layers = cJSON_GetObjectItem(cell, "layers");
+    hid_t f;
+    if (mr_h5_open_read(&f, path) != MR_OK) return;
     for (size_t i = 0; i < sizeof matrix_names / sizeof matrix_names[0]; i++) {
         int d[3];
-        double *v = mr_cell_read_matrix(path, matrix_names[i], d);
+        char name[64];
+        snprintf(name, sizeof name, "/%s", matrix_names[i]);
+        double *v = mr_cell_matrix_at(f, path, name, d);
         if (!v) continue;
         for (int l = 0; l < d[0] && l < cJSON_GetArraySize(layers); l++) {
             cJSON *rows = cJSON_CreateArray();
@@ -447,6 +458,7 @@ static void add_matrices(cJSON *cell, const char *path)
         }
         free(v);
     }
+    H5Fclose(f);
 }
 
 static int write_json(const mr_summary_run *g, const char *dir, const mr_cell_summary *s,
