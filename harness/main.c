@@ -1,9 +1,11 @@
 /* moe-robust — command-line entry point. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../analysis/mr_engine.h"
+#include "../analysis/mr_ops.h"
 #include "../io/mr_fs.h"
 #include "../io/mr_h5.h"
 #include "mr_blas_core.h"
@@ -55,7 +57,9 @@ static void usage(FILE *fp)
             "already set is kept, and MR_BLAS_CORE=off keeps OpenBLAS's own choice. `run`\n"
             "re-executes itself (the same once) with OMP_WAIT_POLICY=passive, so that idle\n"
             "OpenMP threads sleep instead of spinning, unless OMP_WAIT_POLICY or\n"
-            "GOMP_SPINCOUNT is set.\n",
+            "GOMP_SPINCOUNT is set. MR_SIMD=avx2 turns moe-robust's own AVX-512 kernels off\n"
+            "(as on a CPU without AVX-512: floats move in their last digits); auto, the\n"
+            "default, lets the CPU decide.\n",
             MR_VERSION);
 }
 
@@ -88,9 +92,27 @@ int mr_cli_version(void)
     return 0;
 }
 
+/* MR_SIMD=avx2: the suite's own AVX-512 kernels off (the engine's GEMMs, attention,
+ * LayerNorm, top-k, softmax, the bootstrap's draws, analyze's kernels), as on a CPU
+ * without AVX-512: to measure or reproduce what such a CPU runs on one that has it
+ * (docs/performance.md). The compiler's vector clones and OpenBLAS's kernels
+ * (OPENBLAS_CORETYPE) follow the CPU as before. auto (or unset): the CPU decides. */
+static int simd_choose(void)
+{
+    const char *v = getenv("MR_SIMD");
+    if (v == NULL || strcmp(v, "auto") == 0) return 0;
+    if (strcmp(v, "avx2") == 0) {
+        mr_simd_avx512_set(0);
+        return 0;
+    }
+    fprintf(stderr, "moe-robust: MR_SIMD=%.64s: must be auto or avx2\n", v);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     mr_blas_core_choose(argv); /* before anything else: it may re-execute the program */
+    if (simd_choose() != 0) return 2;
     mr_h5_quiet(); /* the main thread; io/ silences every other thread it runs HDF5 on */
     int rc = dispatch(argc, argv);
     return finish_stdout(argc >= 2 ? argv[1] : NULL, rc);
