@@ -89,14 +89,19 @@ int mr_h5_open_read(hid_t *out, const char *file)
     struct stat st;
     MR_TRY(mr_fs_check_input(file, &st));
     MR_REQUIRE(st.st_size > 0, MR_EINPUT, "%s: empty file", file);
-    htri_t is = H5Fis_hdf5(file);
-    MR_REQUIRE(is > 0, MR_EINPUT, "%s: not an HDF5 file (or its header is damaged)", file);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     MR_REQUIRE(fapl >= 0, MR_ENOMEM, "out of memory");
     H5Pset_elink_cb(fapl, deny_external_link, NULL);
     hid_t f = H5Fopen(file, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
-    MR_REQUIRE(f >= 0, MR_EINPUT, "%s: cannot open as HDF5 (truncated or corrupt file?)", file);
+    /* H5Fis_hdf5 only to word the error: asked first, it opened every file twice (the
+     * summary of a grid opens each cell file several times) */
+    if (f < 0) {
+        MR_REQUIRE(H5Fis_hdf5(file) > 0, MR_EINPUT,
+                   "%s: not an HDF5 file (or its header is damaged)", file);
+        return mr_error_set(MR_EINPUT, "%s: cannot open as HDF5 (truncated or corrupt file?)",
+                            file);
+    }
     *out = f;
     return MR_OK;
 }
