@@ -366,30 +366,9 @@ static double softmax_entropy_loops(float *restrict p, const float *restrict s, 
 }
 
 #ifdef MR_AVX512
-/* exp(x) in 16 float lanes, for the softmax below: x = n ln 2 + r with n = round(x / ln 2)
- * and ln 2 in two parts (Cody & Waite 1980, "Software Manual for the Elementary
- * Functions"), so |r| <= ln 2 / 2 exactly; e^r = 1 + r + r^2 P(r) with Cephes' degree-5
- * minimax P (S. L. Moshier, Cephes Math Library, expf.c), in fused multiply-adds; then
- * 2^n by vscalefps, which rounds once, into subnormals and to 0 alike. For x <= 0 (the
- * softmax's s - max s) or NaN: x is clamped to x >= -104, below which float's exp is 0 (a
- * NaN stays NaN). Within 2 ulp of the correctly rounded exp (tests/test_ops.c measures it
- * against double exp; libmvec's expf is within 4 ulp). */
-MR_AVX512_TARGET static inline __attribute__((always_inline)) __m512 exp_avx512(__m512 x)
-{
-    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x); /* max(c, NaN) = NaN */
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 q = _mm512_set1_ps(1.9875691500e-4f);
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.3981999507e-3f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(8.3334519073e-3f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(4.1665795894e-2f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.6666665459e-1f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(5.0000001201e-1f));
-    q = _mm512_fmadd_ps(q, _mm512_mul_ps(r, r), r);
-    return _mm512_scalef_ps(_mm512_add_ps(q, _mm512_set1_ps(1.0f)), n);
-}
+/* the exponential of the softmax kernels: mr_exp_ps16 (analysis/mr_simd.h, shared with
+ * analysis/mr_lanes.c's token-lane kernel, which must round exactly as these do) */
+#define exp_avx512 mr_exp_ps16
 
 /* 16 floats to doubles, in two halves */
 #define CVT_LO(v) _mm512_cvtps_pd(_mm512_castps512_ps256(v))

@@ -18,6 +18,7 @@
 
 #include "../analysis/mr_error.h"
 #include "../analysis/mr_huge.h"
+#include "../analysis/mr_lanes.h"
 #include "../analysis/mr_ops.h"
 #include "../analysis/mr_router.h"
 #include "../analysis/mr_simd.h"
@@ -1131,6 +1132,34 @@ static int batchable(const mr_trace_layer *l)
     return l->is_logits && l->score == MR_TRACE_SOFTMAX && !l->has_topk && !l->has_weights;
 }
 
+/* Tokens routed at once by route_lanes (mr_route_lanes16) */
+#define LANES 16
+
+/* Whether route_unit routes layer l's batches with route_lanes: 16-bit logits, E <= 64,
+ * k <= 8, rows that keep neither probabilities nor weights (analyze's) */
+static int lanes_layer(const mr_trace_rows *r, const mr_trace_file *t, const mr_trace_layer *l)
+{
+    return l->dtype != MR_TRACE_F32 && !r->probs && !r->weights && mr_route_lanes_ok(t->E, t->k);
+}
+
+/* route_batch for nt <= LANES tokens of a 16-bit layer with the tokens across the vector
+ * lanes (analysis/mr_lanes.h): the same top-k, entropies and sums, the same bits. */
+static void route_lanes(mr_trace_rows *r, int li, int b, int pos0, int nt, const char *src,
+                        const mr_trace_ws *ws, double *th, double *thw, uint32_t *bad)
+{
+    const mr_trace_file *t = r->row_file[b];
+    int E = t->E, k = t->k;
+    const mr_trace_layer *l = &t->layers[li];
+    size_t tok = (size_t)b * t->T + (size_t)pos0, at = (size_t)li * r->cap * t->T + tok;
+    if (!src)
+        prefetch_ahead((const char *)(r->raw + (at - (size_t)pos0) * E), (size_t)pos0 * E,
+                       (size_t)nt * E, (size_t)t->T * E, 2);
+    const uint16_t *raw = src ? (const uint16_t *)(const void *)src : r->raw + at * E;
+    if (mr_route_lanes16(raw, nt, E, k, l->dtype != MR_TRACE_F16, r->topk + at * k, th, thw,
+                         ws->acc, r->mask + tok))
+        bad[0] = 1; /* a non-finite score: the row is routed again with every check */
+}
+
 /* Unit (layer li, slot b): its tokens routed in order, and the row's sums over its real
  * tokens (entropies, probabilities) for metrics/mr_routing_metrics.h. A row read directly
  * (r->src_off) is read and routed a piece at a time (read_piece; a failed read is
@@ -1151,16 +1180,20 @@ static int route_unit(mr_trace_rows *r, int li, int b, const mr_trace_ws *ws, in
     size_t tb = (size_t)E * (l->dtype == MR_TRACE_F32 ? 4 : 2); /* a token's score bytes */
     int piece = off >= 0 ? piece_tokens(E, l->dtype == MR_TRACE_F32 ? 4 : 2) : T;
     int batch = !check && batchable(l);
+    int lanes = batch && lanes_layer(r, r->row_file[b], l), step = lanes ? LANES : BATCH;
     for (int p0 = 0; p0 < T; p0 += piece) {
         int np = T - p0 < piece ? T - p0 : piece;
         if (off >= 0)
             MR_TRY(read_piece(r->row_file[b], what, r->row_index[b], p0,
                               off + (long long)p0 * (long long)tb, (size_t)np * tb, ws->piece));
-        for (int pos = p0; batch && pos < p0 + np; pos += BATCH) {
-            int nt = p0 + np - pos < BATCH ? p0 + np - pos : BATCH;
-            double th[BATCH], thw[BATCH];
-            route_batch(r, li, b, pos, nt, off >= 0 ? ws->piece + (size_t)(pos - p0) * tb : NULL,
-                        ws, th, thw, flags);
+        for (int pos = p0; batch && pos < p0 + np; pos += step) {
+            int nt = p0 + np - pos < step ? p0 + np - pos : step;
+            double th[LANES], thw[LANES];
+            const char *src = off >= 0 ? ws->piece + (size_t)(pos - p0) * tb : NULL;
+            if (lanes)
+                route_lanes(r, li, b, pos, nt, src, ws, th, thw, flags);
+            else
+                route_batch(r, li, b, pos, nt, src, ws, th, thw, flags);
             for (int j = 0; j < nt; j++) {
                 if (!mask[pos + j]) continue;
                 h += th[j];

@@ -10,6 +10,7 @@
 
 #include "analysis/mr_ops.h"
 #include "analysis/mr_ops_grad.h"
+#include "analysis/mr_lanes.h"
 #include "analysis/mr_router.h"
 #include "analysis/mr_simd.h"
 #include "mr_test_util.h"
@@ -488,6 +489,135 @@ START_TEST(softmax_entropy_tokens_same_bits)
 }
 END_TEST
 
+/* A 16-bit score widened as the trace reader widens it (float16 exactly, bfloat16 as the
+ * top half of a float) */
+static float widen16(uint16_t h, int bf16)
+{
+    uint32_t bits;
+    if (bf16) {
+        bits = (uint32_t)h << 16;
+    } else {
+        uint32_t sg = (uint32_t)(h >> 15) << 31, ex = (uint32_t)(h >> 10 & 31), man = h & 1023u;
+        if (ex == 31) {
+            bits = sg | 0x7f800000u | man << 13;
+        } else if (ex) {
+            bits = sg | (ex + 112) << 23 | man << 13;
+        } else { /* subnormal or zero: man 2^-24, exact */
+            float f = ldexpf((float)man, -24);
+            memcpy(&bits, &f, 4);
+            bits |= sg;
+        }
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* mr_route_lanes16 (tokens across the lanes) against the kernels it replaces in analyze:
+ * the top-k of mr_route_topk_portable (and mr_route_topk), the entropies and the row's
+ * probability sums of mr_softmax_entropy_tokens, bit for bit, for float16 and bfloat16
+ * logits, E 2, 3, 5, 7 to 9, 15 to 17, 24, 31, 33, 48, 60, 63 and 64 (each block count,
+ * whole and partial blocks), k 1 to 8, rows of 37 tokens (16 + 16 + 5: a partial last
+ * call), real-token masks (and none), on realistic, tie-heavy (signed zeros,
+ * subnormals, rows of one value) and arbitrary finite bit patterns; a NaN or Inf is
+ * reported (1) by the call that holds it only; nothing is written past the tokens and
+ * experts; the kernel is refused where it does not apply. */
+START_TEST(lanes_kernel_same_bits)
+{
+    if (!mr_simd_avx512()) {
+        ck_assert(!mr_route_lanes_ok(64, 8));
+        return;
+    }
+    ck_assert(mr_route_lanes_ok(64, 8) && mr_route_lanes_ok(2, 2) && mr_route_lanes_ok(1, 1));
+    ck_assert(!mr_route_lanes_ok(65, 8) && !mr_route_lanes_ok(64, 9) && !mr_route_lanes_ok(4, 5) &&
+              !mr_route_lanes_ok(8, 0));
+    mr_simd_avx512_set(0);
+    ck_assert(!mr_route_lanes_ok(64, 8));
+    mr_simd_avx512_set(1);
+    enum { T = 37, EM = 64 };
+    static const int Es[] = {2, 3, 5, 7, 8, 9, 15, 16, 17, 24, 31, 33, 48, 60, 63, 64};
+    static const uint16_t pool[2][9] = {
+        {0x0000, 0x8000, 0x3c00, 0xbc00, 0x3800, 0x4000, 0xc200, 0x0001, 0x8001},
+        {0x0000, 0x8000, 0x3f80, 0xbf80, 0x3f00, 0x4000, 0xc040, 0x0001, 0x8001}};
+    static uint16_t raw[T * EM], ids[T * 8 + 64];
+    static float s[T * EM], p[T * EM];
+    static int idx[T * 8], idx2[T * 8];
+    double h[T], hk[T], hr[T], hkr[T], acc[EM + 8], accr[EM];
+    unsigned char real[T];
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+#define NEXT() (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x)
+    for (int bf16 = 0; bf16 < 2; bf16++)
+        for (int ei = 0; ei < (int)(sizeof Es / sizeof *Es); ei++)
+            for (int k = 1, E = Es[ei]; k <= 8 && k <= E; k++)
+                for (int kind = 0; kind < 4; kind++) {
+                    for (int t = 0; t < T; t++) {
+                        uint16_t one = pool[bf16][NEXT() % 9];
+                        for (int i = 0; i < E; i++) {
+                            uint64_t r = NEXT();
+                            uint16_t v;
+                            if (kind == 0) { /* magnitudes 2^-5 .. 8, either sign */
+                                uint16_t ex = (uint16_t)(bf16 ? 122 + r % 8 : 10 + r % 8);
+                                uint16_t man = (uint16_t)((r >> 8) & (bf16 ? 0x7f : 0x3ff));
+                                v = (uint16_t)((r >> 20 & 1) << 15 | ex << (bf16 ? 7 : 10) | man);
+                            } else if (kind == 1) {
+                                v = pool[bf16][r % 9];
+                            } else if (kind == 2) { /* any finite value */
+                                v = (uint16_t)r;
+                                uint16_t em = bf16 ? 0x7f80 : 0x7c00;
+                                if ((v & em) == em) v &= (uint16_t)~(bf16 ? 0x0080 : 0x0400);
+                            } else { /* a row of one value, now and then another */
+                                v = r % 7 ? one : pool[bf16][r % 9];
+                            }
+                            raw[t * E + i] = v;
+                            s[t * E + i] = widen16(v, bf16);
+                        }
+                        real[t] = (unsigned char)(NEXT() % 4 != 0);
+                    }
+                    unsigned char *rl = kind == 3 && k == 2 ? NULL : real;
+                    for (int t = 0; t < T; t++) {
+                        mr_route_topk_portable(idx + t * k, s + t * E, E, k);
+                        mr_route_topk(idx2 + t * k, s + t * E, E, k);
+                    }
+                    ck_assert(memcmp(idx, idx2, sizeof(int) * T * k) == 0);
+                    for (int j = T * k; j < T * 8 + 64; j++) ids[j] = 0xffff;
+                    for (int i = 0; i < E; i++) acc[i] = accr[i] = (double)i / 16;
+                    for (int i = E; i < E + 8; i++) acc[i] = -2.5;
+                    mr_softmax_entropy_tokens(hr, hkr, p, s, T, E, idx, k, accr, rl);
+                    for (int t0 = 0; t0 < T; t0 += 16) {
+                        int nt = T - t0 < 16 ? T - t0 : 16;
+                        int bad = mr_route_lanes16(raw + t0 * E, nt, E, k, bf16, ids + t0 * k,
+                                                   h + t0, hk + t0, acc, rl ? rl + t0 : NULL);
+                        ck_assert_msg(bad == 0, "bf16 %d E %d k %d kind %d: flagged", bf16, E, k, kind);
+                    }
+                    for (int j = 0; j < T * k; j++)
+                        ck_assert_msg(ids[j] == idx[j], "bf16 %d E %d k %d kind %d: top-k [%d][%d] "
+                                      "%d, want %d", bf16, E, k, kind, j / k, j % k, ids[j], idx[j]);
+                    for (int t = 0; t < T; t++) {
+                        ck_assert_msg(memcmp(&h[t], &hr[t], sizeof(double)) == 0 &&
+                                          memcmp(&hk[t], &hkr[t], sizeof(double)) == 0,
+                                      "bf16 %d E %d k %d kind %d token %d: H %.17g / %.17g, "
+                                      "H_k %.17g / %.17g", bf16, E, k, kind, t, h[t], hr[t], hk[t], hkr[t]);
+                    }
+                    ck_assert_msg(memcmp(acc, accr, sizeof(double) * E) == 0, "bf16 %d E %d k %d "
+                                  "kind %d: sums differ", bf16, E, k, kind);
+                    for (int i = E; i < E + 8; i++) ck_assert(acc[i] == -2.5);
+                    for (int j = T * k; j < T * 8 + 64; j++)
+                        ck_assert_msg(ids[j] == 0xffff, "E %d k %d: top-k written past its tokens", E, k);
+                    /* a NaN or an Inf: flagged by its call only */
+                    if (kind != 2) continue;
+                    int at = (int)(NEXT() % (uint64_t)(T * E));
+                    raw[at] = bf16 ? (kind & 1 ? 0x7fc0 : 0xff80) : (at & 1 ? 0x7e00 : 0xfc00);
+                    for (int t0 = 0; t0 < T; t0 += 16) {
+                        int nt = T - t0 < 16 ? T - t0 : 16;
+                        int bad = mr_route_lanes16(raw + t0 * E, nt, E, k, bf16, ids + t0 * k,
+                                                   h + t0, hk + t0, acc, real + t0);
+                        ck_assert_int_eq(bad, at / E >= t0 && at / E < t0 + nt);
+                    }
+                }
+#undef NEXT
+}
+END_TEST
+
 #ifdef MR_AVX512
 /* libm's ln in double, ulps apart from got (both finite, positive) */
 static double ulps_apart(double got, double want)
@@ -827,6 +957,7 @@ int main(void)
     tcase_add_test(tc, softmax_matches_double_reference);
     tcase_add_test(tc, softmax_entropy_both_paths);
     tcase_add_test(tc, softmax_entropy_tokens_same_bits);
+    tcase_add_test(tc, lanes_kernel_same_bits);
     tcase_add_test(tc, vector_log_within_one_ulp);
     tcase_add_test(tc, attention_causal_and_full);
     tcase_add_test(tc, attention_heads_are_independent);
