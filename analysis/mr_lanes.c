@@ -334,25 +334,15 @@ lanes_kernel(const uint16_t *raw, int nt, int E_, int k, int bf16, uint16_t *top
     return bad != 0;
 }
 
-/* lanes_kernel with its constants: E = 64 (OLMoE, DeepSeek-MoE), 32, 16 and 8 (Mixtral,
- * Switch-8) as constants, other E at run time in NB blocks */
+/* lanes_kernel with its constants: E = 64 (OLMoE, DeepSeek-MoE) a constant, other E at
+ * run time (each instantiation is large: these 8 take some 20 s of GCC on the Zen 5 VM) */
 #define LANES_K(K)                                                                         \
     MR_AVX512_TARGET static int lanes_k##K(const uint16_t *raw, int nt, int E, int k, int bf16, \
                                            uint16_t *topk, double *h, double *h_topk,     \
                                            double *acc, const unsigned char *real)        \
     {                                                                                      \
-        switch (E) {                                                                       \
-        case 64: return lanes_kernel(raw, nt, E, k, bf16, topk, h, h_topk, acc, real, 4, K, 64); \
-        case 32: return lanes_kernel(raw, nt, E, k, bf16, topk, h, h_topk, acc, real, 2, K, 32); \
-        case 16: return lanes_kernel(raw, nt, E, k, bf16, topk, h, h_topk, acc, real, 1, K, 16); \
-        case 8: return lanes_kernel(raw, nt, E, k, bf16, topk, h, h_topk, acc, real, 1, K, 8); \
-        }                                                                                  \
-        switch ((E + 15) >> 4) {                                                           \
-        case 1: return lanes_kernel(raw, nt, E, k, bf16, topk, h, h_topk, acc, real, 1, K, 0); \
-        case 2: return lanes_kernel(raw, nt, E, k, bf16, topk, h, h_topk, acc, real, 2, K, 0); \
-        case 3: return lanes_kernel(raw, nt, E, k, bf16, topk, h, h_topk, acc, real, 3, K, 0); \
-        default: return lanes_kernel(raw, nt, E, k, bf16, topk, h, h_topk, acc, real, 4, K, 0); \
-        }                                                                                  \
+        if (E == 64) return lanes_kernel(raw, nt, E, k, bf16, topk, h, h_topk, acc, real, 4, K, 64); \
+        return lanes_kernel(raw, nt, E, k, bf16, topk, h, h_topk, acc, real, 4, K, 0);     \
     }
 LANES_K(1)
 LANES_K(2)
