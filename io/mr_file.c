@@ -55,11 +55,24 @@ void mr_atomic_abort(mr_atomic *a)
     if (a->tmp[0]) unlink(a->tmp);
 }
 
+/* Fault injection for the tests (docs/reliability.md): with MR_FAULT_FAIL_WRITE=NAME the
+ * write of an output named NAME fails as a disk error would (EIO), before its temporary
+ * file is created. */
+static int fault_fail_write(const char *path)
+{
+    const char *want = getenv("MR_FAULT_FAIL_WRITE");
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    return want && strcmp(want, base) == 0;
+}
+
 int mr_file_write2(const char *path, const void *head, size_t head_len, const void *tail,
                    size_t tail_len)
 {
     mr_atomic a;
     MR_TRY(mr_atomic_begin(&a, path));
+    if (fault_fail_write(path))
+        return mr_error_set(MR_EIO, "%s: cannot write (%s)", path, mr_fs_strerror(EIO));
     /* O_EXCL: never follow a link planted at the temporary name; a stale file of an
      * earlier process with this PID is ours to replace */
     int fd = open(a.tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);

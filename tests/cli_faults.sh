@@ -179,6 +179,23 @@ for victim in results.h5 summary.json "tiny~softmax@k2~rotate~s3.h5"; do
   same "$tmp/ref/results.h5" "$d/results.h5" "$victim: results.h5 identical to the uninterrupted run's"
 done
 
+# a disk error while the last cell is written (the cell files are written by a thread of
+# their own, io/mr_file_queue.h: its last write's error must still stop the run)
+# (the last cell the grid computes, from its progress lines: file times are too coarse)
+last=$("$bin" run $cfg --out "$tmp/order" --threads 2 2>&1 |
+       sed -n 's|^cell [0-9]*/[0-9]* \([^ ]*\) .*|\1|p' | tail -n 1 | tr / '~').h5
+[ -e "$tmp/order/cells/$last" ] && ok "the last cell computed: $last" || bad "no last cell from the progress lines: '$last'"
+out=$(MR_FAULT_FAIL_WRITE=$last "$bin" run $cfg --out "$tmp/eio" --threads 2 --quiet 2>&1); rc=$?
+[ $rc -eq 1 ] && ok "a failed write of the last cell: exit 1" || bad "a failed write of the last cell: exit $rc: $out"
+case "$out" in *"$last: cannot write (Input/output error)"*) ok "the failed cell write named: $last" ;;
+  *) bad "failed cell write: message: $out" ;; esac
+[ -e "$tmp/eio/summary.json" ] && bad "a summary despite the failed cell write" || ok "no summary after the failed cell write"
+[ -e "$tmp/eio/cells/$last" ] && bad "the failed cell exists" || ok "the failed cell was not written"
+n=$(ls "$tmp/eio/cells" | grep -c '\.h5$')
+[ "$n" -eq $(($(ls "$tmp/ref/cells" | grep -c '\.h5$') - 1)) ] && ok "every other cell on disk ($n)" || bad "$n cells on disk after the failed last write"
+"$bin" run $cfg --out "$tmp/eio" --threads 1 --quiet --resume || bad "resume after the failed write exited $?"
+same "$tmp/ref/summary.json" "$tmp/eio/summary.json" "failed write + resume == uninterrupted"
+
 # a report killed while writing report.md: the next report removes its temporary
 MR_FAULT_KILL_BEFORE_RENAME=report.md "$bin" report "$tmp/ref2" --no-render --no-gallery --quiet 2>/dev/null
 rc=$?

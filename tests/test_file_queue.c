@@ -68,12 +68,25 @@ static int files_in_dir(void)
     return n;
 }
 
-static void put(mr_file_queue *q, const char *name, size_t n, int seed, int want)
+/* Queues pattern(n, seed) as g_dir/name; the put's status. */
+static int put_status(mr_file_queue *q, const char *name, size_t n, int seed)
 {
     char p[512];
     snprintf(p, sizeof p, "%s/%s", g_dir, name);
-    int st = mr_file_queue_put(q, p, pattern(n, seed), n);
+    return mr_file_queue_put(q, p, pattern(n, seed), n);
+}
+
+static void put(mr_file_queue *q, const char *name, size_t n, int seed, int want)
+{
+    int st = put_status(q, name, n, seed);
     ck_assert_msg(st == want, "put %s: %d (%s), wanted %d", name, st, mr_error_message(), want);
+}
+
+static int exists(const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", g_dir, name);
+    return access(p, F_OK) == 0;
 }
 
 START_TEST(files_are_written_whole)
@@ -135,9 +148,28 @@ START_TEST(a_failed_write_is_reported_and_stops_the_queue)
     ck_assert_int_eq(mr_file_queue_drain(q), MR_EINPUT);
     mr_file_queue_free(q);
     ck_assert(holds("before", 100, 1));
-    char p[512];
-    snprintf(p, sizeof p, "%s/after", g_dir);
-    ck_assert_int_ne(access(p, F_OK), 0);
+    ck_assert(!exists("after"));
+    ck_assert_int_eq(files_in_dir(), 1);
+}
+END_TEST
+
+/* Files queued behind a failed one are not written: a large first file keeps the thread
+ * busy while the failing one and two more are queued behind it. */
+START_TEST(nothing_queued_after_a_failure_is_written)
+{
+    mr_file_queue *q;
+    ck_assert_int_eq(mr_file_queue_alloc(&q, (size_t)1 << 30), MR_OK);
+    put(q, "big", (size_t)32 << 20, 5, MR_OK);
+    put(q, "no-such-dir/y", 10, 6, MR_OK);
+    int st1 = put_status(q, "after1", 10, 7), st2 = put_status(q, "after2", 10, 8);
+    ck_assert_int_eq(mr_file_queue_drain(q), MR_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mr_error_message(), "no-such-dir/y"));
+    mr_file_queue_free(q);
+    ck_assert(holds("big", (size_t)32 << 20, 5));
+    /* queued behind the failure (MR_OK) or refused by it: never written either way */
+    ck_assert(st1 == MR_OK || st1 == MR_EINPUT);
+    ck_assert(st2 == MR_OK || st2 == MR_EINPUT);
+    ck_assert(!exists("after1") && !exists("after2"));
     ck_assert_int_eq(files_in_dir(), 1);
 }
 END_TEST
@@ -150,9 +182,9 @@ START_TEST(an_error_reaches_a_put_without_a_drain)
     /* the thread fails the write sooner or later: a put sees it then */
     int st = MR_OK;
     for (int i = 0; i < 2000 && st == MR_OK; i++) {
-        char p[512];
-        snprintf(p, sizeof p, "%s/later%d", g_dir, i);
-        st = mr_file_queue_put(q, p, pattern(10, i), 10);
+        char name[32];
+        snprintf(name, sizeof name, "later%d", i);
+        st = put_status(q, name, 10, i);
         if (st == MR_OK) usleep(1000);
     }
     ck_assert_int_eq(st, MR_EINPUT);
@@ -169,6 +201,7 @@ int main(void)
     tcase_add_test(tc, files_are_written_whole);
     tcase_add_test(tc, a_tiny_bound_still_writes_everything);
     tcase_add_test(tc, a_failed_write_is_reported_and_stops_the_queue);
+    tcase_add_test(tc, nothing_queued_after_a_failure_is_written);
     tcase_add_test(tc, an_error_reaches_a_put_without_a_drain);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
