@@ -1,7 +1,7 @@
 #!/bin/sh
 # `moe-robust run` / `merge` contract (issue: batch harness):
 # - summary.json byte-identical for --threads 1 and 2, for 2 shards + merge, and after a
-#   run killed with SIGKILL (at a fixed cell, and from outside after 3, 29 and 61 cells,
+#   run killed with SIGKILL (at a fixed cell, and from outside after 3, 29 and 45 cells,
 #   each asserted to have landed mid-run) and resumed, done cells never rewritten;
 # - a bad config line: exit 2, message naming FILE:LINE, and an existing output
 #   directory left exactly as it was;
@@ -99,9 +99,11 @@ same "$tmp/k-done.stat" "$tmp/k-after.stat" "the 36 done cells untouched by the 
 # have landed mid-run (some cells done, some not, no summary), else the case fails. The
 # cells of this grid take milliseconds: on a loaded machine the polling shell can be off
 # its core while the run finishes the rest, so a kill that came too late is tried again
-# (3 tries), never counted as landed.
+# (3 tries), never counted as landed. (The cell files are written behind the compute,
+# io/mr_file_queue.h: when the 61st appeared the rest could be all but done, and a kill
+# at 61 missed three times once at load 8; 45 leaves the run more to do.)
 i=0
-for target in 3 29 61; do
+for target in 3 29 45; do
   for try in 1 2 3; do
     rm -rf "$tmp/r"
     "$bin" run $cfg --out "$tmp/r" --threads 1 --quiet 2>/dev/null &
