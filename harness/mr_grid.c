@@ -777,7 +777,7 @@ int mr_grid_run(mr_grid *g, const mr_grid_run_opts *o)
             if (i % o->n_shards == o->shard && g->groups[i].model == mi) gs[n++].gr = &g->groups[i];
         st = run_model(g, gs, n, ran, o);
     }
-    /* every cell computed is on disk before this returns, also when a later one failed */
+    /* every cell queued is on disk before this returns (up to a failed write: none after it) */
     if (g->writes) {
         int wst = mr_file_queue_drain(g->writes);
         if (st == MR_OK) st = wst;

@@ -27,16 +27,23 @@ int mr_atomic_begin(mr_atomic *a, const char *path)
     return MR_OK;
 }
 
-/* Fault injection for the crash-safety tests (docs/reliability.md): with
- * MR_FAULT_KILL_BEFORE_RENAME=NAME the process kills itself with SIGKILL once the
- * temporary file of an output named NAME (e.g. results.h5) is complete, before it is
- * renamed into place: what `kill -9` at the worst moment leaves behind. */
-static void fault_before_rename(const char *path)
+/* Whether the environment variable `var` (a fault injection, docs/reliability.md) names
+ * the output at `path` (its base name). */
+static int fault_named(const char *var, const char *path)
 {
-    const char *want = getenv("MR_FAULT_KILL_BEFORE_RENAME");
+    const char *want = getenv(var);
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    if (want && strcmp(want, base) == 0) raise(SIGKILL);
+    return want && strcmp(want, base) == 0;
+}
+
+/* Fault injection for the crash-safety tests: with MR_FAULT_KILL_BEFORE_RENAME=NAME the
+ * process kills itself with SIGKILL once the temporary file of an output named NAME (e.g.
+ * results.h5) is complete, before it is renamed into place: what `kill -9` at the worst
+ * moment leaves behind. */
+static void fault_before_rename(const char *path)
+{
+    if (fault_named("MR_FAULT_KILL_BEFORE_RENAME", path)) raise(SIGKILL);
 }
 
 int mr_atomic_commit(mr_atomic *a)
@@ -55,23 +62,14 @@ void mr_atomic_abort(mr_atomic *a)
     if (a->tmp[0]) unlink(a->tmp);
 }
 
-/* Fault injection for the tests (docs/reliability.md): with MR_FAULT_FAIL_WRITE=NAME the
- * write of an output named NAME fails as a disk error would (EIO), before its temporary
- * file is created. */
-static int fault_fail_write(const char *path)
-{
-    const char *want = getenv("MR_FAULT_FAIL_WRITE");
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    return want && strcmp(want, base) == 0;
-}
-
 int mr_file_write2(const char *path, const void *head, size_t head_len, const void *tail,
                    size_t tail_len)
 {
     mr_atomic a;
     MR_TRY(mr_atomic_begin(&a, path));
-    if (fault_fail_write(path))
+    /* fault injection (docs/reliability.md): MR_FAULT_FAIL_WRITE=NAME fails the write of
+     * an output named NAME as a disk error would, before its temporary file exists */
+    if (fault_named("MR_FAULT_FAIL_WRITE", path))
         return mr_error_set(MR_EIO, "%s: cannot write (%s)", path, mr_fs_strerror(EIO));
     /* O_EXCL: never follow a link planted at the temporary name; a stale file of an
      * earlier process with this PID is ours to replace */
