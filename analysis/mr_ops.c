@@ -746,6 +746,27 @@ void mr_simd_vbmi2_set(int on)
     __atomic_store_n(&vbmi2_state, on ? -1 : 0, __ATOMIC_RELAXED);
 }
 
+static int avx2_state = -1; /* as avx512_state, for mr_simd_avx2 */
+
+int mr_simd_avx2(void)
+{
+    int on = __atomic_load_n(&avx2_state, __ATOMIC_RELAXED);
+    if (on < 0) {
+        on = 0;
+#ifdef MR_AVX2
+        on = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
+#endif
+        __atomic_store_n(&avx2_state, on, __ATOMIC_RELAXED);
+    }
+    return on && !mr_simd_avx512();
+}
+
+void mr_simd_avx2_set(int on)
+{
+    __atomic_store_n(&avx2_state, on ? -1 : 0, __ATOMIC_RELAXED);
+}
+
 #ifdef MR_AVX512
 /* softmax_tokens_avx512 takes it: rows of at most 64 logits, a top-k of at most 16 */
 static int tokens_kernel(int n, const double *h_topk, int k)

@@ -106,6 +106,13 @@ void mr_simd_avx512_set(int on);
  * tests and benchmarks, as mr_simd_avx512_set. */
 int mr_simd_vbmi2(void);
 void mr_simd_vbmi2_set(int on);
+/* Whether the kernels written for AVX2 + FMA (MR_AVX2_TARGET, analysis/mr_simd.h) run:
+ * the CPU has AVX2 and FMA, mr_simd_avx512() is 0 (where it is 1 the AVX-512 kernels run
+ * instead) and mr_simd_avx2_set(0) has not turned them off (then the portable paths:
+ * OpenBLAS and the compiler's vector clones). For the tests and benchmarks, as
+ * mr_simd_avx512_set. */
+int mr_simd_avx2(void);
+void mr_simd_avx2_set(int on);
 
 /* Grouped-query attention core (Ainslie et al. 2023) for B sequences of T tokens:
  * qkv[B, T, (NH + 2 NKV) hd] holds NH query heads, then NKV key heads, then NKV value

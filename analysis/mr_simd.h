@@ -192,6 +192,17 @@ MR_AVX512_TARGET static inline __attribute__((always_inline)) __m128d mr_log_pd2
 }
 #endif
 
+/* Kernels written with AVX2 and FMA intrinsics for CPUs without AVX-512 (issue 17's
+ * machine class: the AVX2 forms of the GEMM micro-kernel, the attention and the softmax
+ * kernels): compiled for these extensions only, called only where mr_simd_avx2()
+ * (analysis/mr_ops.h) says so, i.e. the CPU has AVX2 and FMA and the AVX-512 kernels do
+ * not run; each keeps the portable path, and the unit tests run all paths. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MR_AVX2 1
+#define MR_AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
+#include <immintrin.h>
+#endif
+
 /* erf(x) by Abramowitz & Stegun, Handbook of Mathematical Functions, 7.1.28:
  *   erf(x) = 1 - (1 + a1 x + a2 x^2 + ... + a6 x^6)^-16,  x >= 0,  |error| <= 3e-7
  * and erf(-x) = -erf(x). glibc's erff is scalar and was a third of the engine's time

@@ -58,8 +58,9 @@ static void usage(FILE *fp)
             "re-executes itself (the same once) with OMP_WAIT_POLICY=passive, so that idle\n"
             "OpenMP threads sleep instead of spinning, unless OMP_WAIT_POLICY or\n"
             "GOMP_SPINCOUNT is set. MR_SIMD=avx2 turns moe-robust's own AVX-512 kernels off\n"
-            "(as on a CPU without AVX-512: floats move in their last digits); auto, the\n"
-            "default, lets the CPU decide.\n",
+            "(as on a CPU without AVX-512: floats move in their last digits), MR_SIMD=portable\n"
+            "its AVX2 kernels too (OpenBLAS and plain C only); auto, the default, lets the CPU\n"
+            "decide.\n",
             MR_VERSION);
 }
 
@@ -95,8 +96,10 @@ int mr_cli_version(void)
 /* MR_SIMD=avx2: the suite's own AVX-512 kernels off (the engine's GEMMs, attention,
  * LayerNorm, top-k, softmax, the bootstrap's draws, analyze's kernels), as on a CPU
  * without AVX-512: to measure or reproduce what such a CPU runs on one that has it
- * (docs/performance.md). The compiler's vector clones and OpenBLAS's kernels
- * (OPENBLAS_CORETYPE) follow the CPU as before. auto (or unset): the CPU decides. */
+ * (docs/performance.md); its AVX2 kernels (mr_simd_avx2) run instead where there are
+ * some. MR_SIMD=portable: both off, OpenBLAS and the plain C paths only (as on a CPU
+ * without AVX2). The compiler's vector clones and OpenBLAS's kernels (OPENBLAS_CORETYPE)
+ * follow the CPU as before. auto (or unset): the CPU decides. */
 static int simd_choose(void)
 {
     const char *v = getenv("MR_SIMD");
@@ -105,7 +108,12 @@ static int simd_choose(void)
         mr_simd_avx512_set(0);
         return 0;
     }
-    fprintf(stderr, "moe-robust: MR_SIMD=%.64s: must be auto or avx2\n", v);
+    if (strcmp(v, "portable") == 0) {
+        mr_simd_avx512_set(0);
+        mr_simd_avx2_set(0);
+        return 0;
+    }
+    fprintf(stderr, "moe-robust: MR_SIMD=%.64s: must be auto, avx2 or portable\n", v);
     return 2;
 }
 
