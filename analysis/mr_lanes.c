@@ -201,6 +201,9 @@ lanes_kernel(const uint16_t *raw, int nt, int E_, int k, int bf16, uint16_t *top
     _Pragma("GCC unroll 4")
     for (int b = 0; b < NB; b++) {
         int left = E - 16 * b;
+        /* run-time E (EC = 0) takes NB = 4: the blocks past E are not read (a shift by
+         * left <= 0 is undefined and its mask would load past the token's row) */
+        if (left <= 0) break;
         __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
         __m512 R[16];
         _Pragma("GCC unroll 16")
