@@ -15,8 +15,13 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MR_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 /* Kernels whose results do not depend on the vector width, or only through a reduction
- * order fixed per machine (the routing statistics), get an AVX-512 clone as well. */
+ * order fixed per machine (the routing statistics), get an AVX-512 clone as well (not in
+ * a build with -DMR_AVX512=OFF, CMakeLists.txt: an AVX2-class binary). */
+#ifdef MR_NO_AVX512
+#define MR_VECTOR_CLONES_512 MR_VECTOR_CLONES
+#else
 #define MR_VECTOR_CLONES_512 __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 #else
 #define MR_VECTOR_CLONES
 #define MR_VECTOR_CLONES_512
@@ -26,7 +31,7 @@
  * entropies, float16 widening): compiled for these extensions only, called only where
  * mr_simd_avx512() (analysis/mr_ops.h) says the CPU has them; every such kernel keeps a
  * portable path for other CPUs, and the unit tests run both. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(MR_NO_AVX512)
 #define MR_AVX512 1
 #define MR_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")))
 #include <immintrin.h>
