@@ -640,7 +640,7 @@ static int block_backward(mr_grad_ws *g, int l, const float *dprobs)
     /* x_out = xmid + f(LN2(xmid)) */
     memcpy(g->dmid, g->dx, Nd * sizeof(float));
     int datt = L->is_moe && g->router->type->grad_datt;
-    if (slot_step(g, L) == T && !datt && mr_simd_avx512() &&
+    if (slot_step(g, L) == T && !datt && (mr_simd_avx512() || mr_simd_avx2()) &&
         only_first_rows(g->dxn, B, T, d)) {
         /* The last block of a CLS classifier: the head reads only each sequence's first
          * token, so only those rows of dx (and of the FFN's gradient) are nonzero; when
@@ -648,8 +648,8 @@ static int block_backward(mr_grad_ws *g, int l, const float *dprobs)
          * similarity, or a routing objective's dprobs do), LN2's backward and the output
          * projection of those rows alone, and the attention's backward from their dO
          * (mr_attention_backward_row0, which reads no other row of dbuf): the products of
-         * the other rows were products of zeros. The AVX-512 kernels only, whose every
-         * row's bits are its own. */
+         * the other rows were products of zeros. The micro-kernels only (AVX-512 or
+         * AVX2), whose every row's bits are its own. */
         for (int b = 0; b < B; b++) {
             size_t o = (size_t)b * T * d;
             mr_layernorm_backward_stats(g->dmid + o, g->dxn + o, s->xmid + o, L->ln2_w,

@@ -4,7 +4,7 @@
 
 #include <gsl/gsl_cblas.h>
 #include <math.h>
-#ifdef MR_AVX512
+#if defined(MR_AVX512) || defined(MR_AVX2)
 #include <immintrin.h>
 #endif
 
@@ -88,10 +88,12 @@ void mr_rmsnorm_forward(float *out, const float *in, const float *w, int N, int 
  * forms bit for bit under the kernels in use. */
 #define MR_LINEAR_BIAS_IN_GEMM 128
 
-#ifdef MR_AVX512
 /* Up to this many input features mr_linear_forward runs mr_gemm_micro (mr_simd.h) on
- * CPUs with AVX-512: a panel of 32 output columns' weights, [C][32], stays in L1/L2 */
-#define MR_LINEAR_AVX512_MAX_C 512
+ * CPUs with AVX-512, mr_gemm_micro8 on CPUs with AVX2 and FMA only: a panel of 32 (16)
+ * output columns' weights, [C][32] ([C][16]), stays in L1/L2 */
+#define MR_LINEAR_KERNEL_MAX_C 512
+
+#ifdef MR_AVX512
 
 /* r[16] (rows) transposed in registers: r[i] lane c becomes r[c] lane i. Interleave
  * pairs of rows (ps), then pairs of pairs (pd): u[g][m] holds, in its 128-bit lane L, rows
@@ -152,7 +154,7 @@ MR_AVX512_TARGET static void linear_forward_avx512(float *out, const float *in,
                                                    const float *weight, const float *bias,
                                                    int N, int C, int OC)
 {
-    float panel[32 * MR_LINEAR_AVX512_MAX_C] __attribute__((aligned(64)));
+    float panel[32 * MR_LINEAR_KERNEL_MAX_C] __attribute__((aligned(64)));
     for (int j = 0; j < OC; j += 32) {
         int left = OC - j, cols = left < 32 ? left : 32, nv = cols > 16 ? 2 : 1;
         pack_panel(panel, weight + (size_t)j * C, C, cols);
@@ -167,13 +169,93 @@ MR_AVX512_TARGET static void linear_forward_avx512(float *out, const float *in,
 }
 #endif
 
+#ifdef MR_AVX2
+/* r[8] (rows) transposed in registers: r[i] lane c becomes r[c] lane i. Interleave pairs
+ * of rows (ps), then pairs of pairs (shuffle): u[m] holds rows 0-3 of column m in its low
+ * 128-bit lane and of column 4 + m in its high one, u[4 + m] rows 4-7; exchanging the
+ * 128-bit lanes of u[m] and u[4 + m] finishes. */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) void transpose8(__m256 *r)
+{
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);     /* columns 0 1 | 4 5 */
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]); /* columns 2 3 | 6 7 */
+    }
+    for (int g = 0; g < 2; g++) { /* rows 4g .. 4g+3 */
+        u[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);     /* column 0 | 4 */
+        u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xee); /* column 1 | 5 */
+        u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44); /* 2 | 6 */
+        u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xee); /* 3 | 7 */
+    }
+    for (int m = 0; m < 4; m++) {
+        r[m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x20);
+        r[4 + m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x31);
+    }
+}
+
+/* panel[c][16] = the weights of the (up to 16) output columns w[cols][C], transposed,
+ * zeros past cols: pack_panel's layout for mr_gemm_micro8, in 8 x 8 blocks through
+ * registers (transpose8), the last C % 8 inputs one by one; the second 8 columns only
+ * where cols > 8 (else mr_gemm_micro8 reads the first vector only) */
+MR_AVX2_TARGET static void pack_panel8(float *restrict panel, const float *restrict w, int C,
+                                       int cols)
+{
+    for (int j0 = 0; j0 < cols; j0 += 8) {
+        int nj = cols - j0 > 8 ? 8 : cols - j0, c0 = 0;
+        for (; c0 + 8 <= C; c0 += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++)
+                r[i] = i < nj ? _mm256_loadu_ps(w + (size_t)(j0 + i) * C + c0) : _mm256_setzero_ps();
+            transpose8(r);
+            for (int i = 0; i < 8; i++) _mm256_store_ps(panel + (size_t)(c0 + i) * 16 + j0, r[i]);
+        }
+        for (int c = c0; c < C; c++)
+            for (int i = 0; i < 8; i++)
+                panel[(size_t)c * 16 + j0 + i] = i < nj ? w[(size_t)(j0 + i) * C + c] : 0.0f;
+    }
+}
+
+/* linear_forward_avx512 on mr_gemm_micro8: per block of 16 output columns their weights
+ * transposed into a panel [C][16] (zeros past OC: its loads need no mask), then every
+ * row of in against it; the same bits */
+MR_AVX2_TARGET static void linear_forward_avx2(float *out, const float *in,
+                                               const float *weight, const float *bias, int N,
+                                               int C, int OC)
+{
+    float panel[16 * MR_LINEAR_KERNEL_MAX_C] __attribute__((aligned(32)));
+    for (int j = 0; j < OC; j += 16) {
+        int left = OC - j, cols = left < 16 ? left : 16, lc = cols > 8 ? cols - 8 : cols;
+        pack_panel8(panel, weight + (size_t)j * C, C, cols);
+        __m256i last = mr_mask8(lc);
+        const float *bj = bias == NULL ? NULL : bias + j;
+        float *o = out + j;
+        if (cols > 8) {
+            if (lc == 8)
+                mr_gemm_rows8(o, OC, in, C, 1, panel, 16, C, 1.0f, bj, 0, N, 2, 0, 0, last);
+            else
+                mr_gemm_rows8(o, OC, in, C, 1, panel, 16, C, 1.0f, bj, 0, N, 2, 0, 1, last);
+        } else if (lc == 8) {
+            mr_gemm_rows8(o, OC, in, C, 1, panel, 16, C, 1.0f, bj, 0, N, 1, 0, 0, last);
+        } else {
+            mr_gemm_rows8(o, OC, in, C, 1, panel, 16, C, 1.0f, bj, 0, N, 1, 0, 1, last);
+        }
+    }
+}
+#endif
+
 void mr_linear_forward(float *out, const float *in, const float *weight, const float *bias,
                        int N, int C, int OC)
 {
     if (N == 0) return;
 #ifdef MR_AVX512
-    if (C <= MR_LINEAR_AVX512_MAX_C && mr_simd_avx512()) {
+    if (C <= MR_LINEAR_KERNEL_MAX_C && mr_simd_avx512()) {
         linear_forward_avx512(out, in, weight, bias, N, C, OC);
+        return;
+    }
+#endif
+#ifdef MR_AVX2
+    if (C <= MR_LINEAR_KERNEL_MAX_C && mr_simd_avx2()) {
+        linear_forward_avx2(out, in, weight, bias, N, C, OC);
         return;
     }
 #endif
@@ -837,19 +919,29 @@ void mr_softmax_rows(float *x, int N, int C)
     for (int n = 0; n < N; n++) softmax_prefix(x + (size_t)n * C, C, C);
 }
 
+/* the attention's GEMM kernel (forward and backward), mr_simd.h: the two kernels give
+ * the same bits */
+mr_gemm_fn *mr_attention_gemm(int T, int hd)
+{
+    if (T > MR_ATT_KERNEL_MAX_T || hd > MR_ATT_KERNEL_MAX_HD) return NULL;
 #ifdef MR_AVX512
-/* mr_attention_gqa_forward by mr_gemm_micro up to MR_ATT_AVX512_MAX_T positions and
- * MR_ATT_AVX512_MAX_HD head dimensions (mr_simd.h) */
+    if (mr_simd_avx512()) return mr_gemm_avx512;
+#endif
+#ifdef MR_AVX2
+    if (mr_simd_avx2()) return mr_gemm_avx2;
+#endif
+    return NULL;
+}
 
-/* The attention's two GEMMs per head by mr_gemm_micro: OpenBLAS's calls of 50 x 50 x 16
- * (the demo models) spent more in packing and call overhead than in products; the same
- * products, summed in order of k, then scaled once as OpenBLAS's alpha */
-MR_AVX512_TARGET static void attention_avx512(float *out, float *att, const float *qkv, int B,
-                                              int T, int NH, int NKV, int hd, int causal,
-                                              float scale)
+/* mr_attention_gqa_forward's two GEMMs per head by the micro-kernel `gemm`
+ * (mr_attention_gemm): OpenBLAS's calls of 50 x 50 x 16 (the demo models) spent more in
+ * packing and call overhead than in products; the same products, summed in order of k,
+ * then scaled once as OpenBLAS's alpha */
+static void attention_kernel(mr_gemm_fn *gemm, float *out, float *att, const float *qkv, int B,
+                             int T, int NH, int NKV, int hd, int causal, float scale)
 {
     int row = (NH + 2 * NKV) * hd, C = NH * hd, group = NH / NKV;
-    float kt[MR_ATT_AVX512_MAX_HD * MR_ATT_AVX512_MAX_T] __attribute__((aligned(64)));
+    float kt[MR_ATT_KERNEL_MAX_HD * MR_ATT_KERNEL_MAX_T] __attribute__((aligned(64)));
     for (int b = 0; b < B; b++) {
         const float *base = qkv + (size_t)b * T * row;
         for (int h = 0; h < NH; h++) {
@@ -860,26 +952,23 @@ MR_AVX512_TARGET static void attention_avx512(float *out, float *att, const floa
             if (h % group == 0) /* a key head's transpose serves its whole group */
                 for (int t = 0; t < T; t++)
                     for (int i = 0; i < hd; i++) kt[i * T + t] = k[(size_t)t * row + i];
-            mr_gemm_avx512(a, T, q, row, 1, kt, T, T, hd, T, scale, NULL, 0);
+            gemm(a, T, q, row, 1, kt, T, T, hd, T, scale, NULL, 0);
             mr_softmax_square(a, T, causal);
-            mr_gemm_avx512(out + (size_t)b * T * C + h * hd, C, a, T, 1, v, row, T, T, hd, 1.0f,
-                           NULL, 0);
+            gemm(out + (size_t)b * T * C + h * hd, C, a, T, 1, v, row, T, T, hd, 1.0f, NULL, 0);
         }
     }
 }
-#endif
 
 void mr_attention_gqa_forward(float *out, float *att, const float *qkv, int B, int T, int NH,
                               int NKV, int hd, int causal)
 {
     int row = (NH + 2 * NKV) * hd, C = NH * hd, group = NH / NKV;
     float scale = 1.0f / sqrtf((float)hd);
-#ifdef MR_AVX512
-    if (T <= MR_ATT_AVX512_MAX_T && hd <= MR_ATT_AVX512_MAX_HD && mr_simd_avx512()) {
-        attention_avx512(out, att, qkv, B, T, NH, NKV, hd, causal, scale);
+    mr_gemm_fn *gemm = mr_attention_gemm(T, hd);
+    if (gemm) {
+        attention_kernel(gemm, out, att, qkv, B, T, NH, NKV, hd, causal, scale);
         return;
     }
-#endif
     for (int b = 0; b < B; b++) {
         const float *base = qkv + (size_t)b * T * row;
         for (int h = 0; h < NH; h++) {

@@ -2,7 +2,8 @@
  * shapes in comments, no allocation). Matrices are row-major float32; weights
  * use the PyTorch nn.Linear layout [out, in]. GEMMs go through GSL's CBLAS
  * interface, linked against OpenBLAS, but the linear layers' and the attention's on
- * CPUs with AVX-512 (mr_gemm_micro, mr_simd.h). Every kernel is deterministic: the
+ * CPUs with AVX-512 (mr_gemm_micro, mr_simd.h) or with AVX2 and FMA (mr_gemm_micro8: the
+ * same bits). Every kernel is deterministic: the
  * result does not depend on the calling thread or on other samples.
  */
 #ifndef MR_OPS_H
@@ -26,8 +27,9 @@ void mr_rmsnorm_forward(float *out, const float *in, const float *w, int N, int 
 
 /* out[N,OC] = in[N,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL). On CPUs with
  * AVX-512 (mr_simd_avx512) and C <= 512: mr_gemm_micro, each output one chain of fused
- * multiply-adds and then the bias, a row's bits independent of the other rows; else
- * OpenBLAS. */
+ * multiply-adds and then the bias, a row's bits independent of the other rows; on CPUs
+ * with AVX2 and FMA only (mr_simd_avx2) and C <= 512: mr_gemm_micro8, the same bits;
+ * else OpenBLAS. */
 void mr_linear_forward(float *out, const float *in, const float *weight, const float *bias,
                        int N, int C, int OC);
 

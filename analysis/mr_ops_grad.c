@@ -69,11 +69,17 @@ static void linear_backward(float *dinp, const float *dout, const float *weight,
                             int OC, int add)
 {
     if (N == 0) return;
-#ifdef MR_AVX512
     /* dinp[N, C] (+)= dout[N, OC] weight[OC, C]: weight's rows are the micro-kernel's B
      * as they are (no packing); up to 1024 outputs (rows of B), beyond them OpenBLAS */
+#ifdef MR_AVX512
     if (OC <= 1024 && mr_simd_avx512()) {
         mr_gemm_avx512(dinp, C, dout, OC, 1, weight, C, N, OC, C, 1.0f, NULL, add);
+        return;
+    }
+#endif
+#ifdef MR_AVX2
+    if (OC <= 1024 && mr_simd_avx2()) { /* the same bits on CPUs without AVX-512 */
+        mr_gemm_avx2(dinp, C, dout, OC, 1, weight, C, N, OC, C, 1.0f, NULL, add);
         return;
     }
 #endif
@@ -170,17 +176,15 @@ static void softmax_square_backward(float *restrict dA, const float *restrict a,
     }
 }
 
-#ifdef MR_AVX512
-/* mr_attention_backward by mr_gemm_micro up to the forward's sizes (MR_ATT_AVX512_MAX_T,
- * MR_ATT_AVX512_MAX_HD in mr_simd.h) */
-
-MR_AVX512_TARGET static void attention_backward_avx512(float *dqkv, const float *dout,
-                                                       const float *qkv, const float *att,
-                                                       const float *datt_extra, int B, int T,
-                                                       int C, int NH, float scale, float *dA)
+/* mr_attention_backward by the forward's micro-kernel `gemm` (mr_attention_gemm,
+ * mr_simd.h: up to the forward's sizes) */
+static void attention_backward_kernel(mr_gemm_fn *gemm, float *dqkv, const float *dout,
+                                      const float *qkv, const float *att,
+                                      const float *datt_extra, int B, int T, int C, int NH,
+                                      float scale, float *dA)
 {
     int hs = C / NH;
-    float vt[MR_ATT_AVX512_MAX_HD * MR_ATT_AVX512_MAX_T] __attribute__((aligned(64)));
+    float vt[MR_ATT_KERNEL_MAX_HD * MR_ATT_KERNEL_MAX_T] __attribute__((aligned(64)));
     for (int b = 0; b < B; b++) {
         const float *base = qkv + (size_t)b * T * 3 * C;
         float *dbase = dqkv + (size_t)b * T * 3 * C;
@@ -192,31 +196,30 @@ MR_AVX512_TARGET static void attention_backward_avx512(float *dqkv, const float 
             for (int t = 0; t < T; t++)
                 for (int i = 0; i < hs; i++) vt[i * T + t] = v[(size_t)t * 3 * C + i];
             /* out = A V: dA = dO V^T, dV += A^T dO (A^T: lda 1, k stride T) */
-            mr_gemm_avx512(dA, T, dO, C, 1, vt, T, T, hs, T, 1.0f, NULL, 0);
+            gemm(dA, T, dO, C, 1, vt, T, T, hs, T, 1.0f, NULL, 0);
             if (datt_extra)
                 add_rows(dA, datt_extra + ((size_t)b * NH + h) * T * T, (size_t)T * T);
-            mr_gemm_avx512(dv, 3 * C, a, 1, T, dO, C, T, T, hs, 1.0f, NULL, 1);
+            gemm(dv, 3 * C, a, 1, T, dO, C, T, T, hs, 1.0f, NULL, 1);
             softmax_square_backward(dA, a, T, T);
             /* S = scale Q K^T: dQ += scale dA K, dK += scale dA^T Q */
-            mr_gemm_avx512(dq, 3 * C, dA, T, 1, k, 3 * C, T, T, hs, scale, NULL, 1);
-            mr_gemm_avx512(dk, 3 * C, dA, 1, T, q, 3 * C, T, T, hs, scale, NULL, 1);
+            gemm(dq, 3 * C, dA, T, 1, k, 3 * C, T, T, hs, scale, NULL, 1);
+            gemm(dk, 3 * C, dA, 1, T, q, 3 * C, T, T, hs, scale, NULL, 1);
         }
     }
 }
 
-/* attention_backward_avx512 for a dout whose rows other than each sequence's first are
+/* attention_backward_kernel for a dout whose rows other than each sequence's first are
  * zero: dA = dO V^T and its softmax backward of row 0 only, dV += A^T dO and
  * dK += scale dA^T Q over t = 0 only (the other terms are products with zeros), dQ of
  * row 0 only (the other rows' are zero). The same floats as the whole products (each
  * output the same chain of fused multiply-adds less its trailing exact zeros), up to
  * the sign of a zero. */
-MR_AVX512_TARGET static void attention_backward_row0_avx512(float *dqkv, const float *dout,
-                                                            const float *qkv, const float *att,
-                                                            int B, int T, int C, int NH,
-                                                            float scale, float *dA)
+static void attention_backward_row0_kernel(mr_gemm_fn *gemm, float *dqkv, const float *dout,
+                                           const float *qkv, const float *att, int B, int T,
+                                           int C, int NH, float scale, float *dA)
 {
     int hs = C / NH;
-    float vt[MR_ATT_AVX512_MAX_HD * MR_ATT_AVX512_MAX_T] __attribute__((aligned(64)));
+    float vt[MR_ATT_KERNEL_MAX_HD * MR_ATT_KERNEL_MAX_T] __attribute__((aligned(64)));
     for (int b = 0; b < B; b++) {
         const float *base = qkv + (size_t)b * T * 3 * C;
         float *dbase = dqkv + (size_t)b * T * 3 * C;
@@ -227,27 +230,25 @@ MR_AVX512_TARGET static void attention_backward_row0_avx512(float *dqkv, const f
             const float *dO = dout + (size_t)b * T * C + h * hs; /* row 0 of [T, hs] */
             for (int t = 0; t < T; t++)
                 for (int i = 0; i < hs; i++) vt[i * T + t] = v[(size_t)t * 3 * C + i];
-            mr_gemm_avx512(dA, T, dO, C, 1, vt, T, 1, hs, T, 1.0f, NULL, 0);
-            mr_gemm_avx512(dv, 3 * C, a, 1, T, dO, C, T, 1, hs, 1.0f, NULL, 1);
+            gemm(dA, T, dO, C, 1, vt, T, 1, hs, T, 1.0f, NULL, 0);
+            gemm(dv, 3 * C, a, 1, T, dO, C, T, 1, hs, 1.0f, NULL, 1);
             softmax_square_backward(dA, a, 1, T);
-            mr_gemm_avx512(dq, 3 * C, dA, T, 1, k, 3 * C, 1, T, hs, scale, NULL, 1);
-            mr_gemm_avx512(dk, 3 * C, dA, 1, T, q, 3 * C, T, 1, hs, scale, NULL, 1);
+            gemm(dq, 3 * C, dA, T, 1, k, 3 * C, 1, T, hs, scale, NULL, 1);
+            gemm(dk, 3 * C, dA, 1, T, q, 3 * C, T, 1, hs, scale, NULL, 1);
         }
     }
 }
-#endif
 
 void mr_attention_backward_row0(float *dqkv, const float *dout, const float *qkv,
                                 const float *att, int B, int T, int C, int NH, float *scratch)
 {
-#ifdef MR_AVX512
     int hs = C / NH;
-    if (T <= MR_ATT_AVX512_MAX_T && hs <= MR_ATT_AVX512_MAX_HD && mr_simd_avx512()) {
-        attention_backward_row0_avx512(dqkv, dout, qkv, att, B, T, C, NH,
+    mr_gemm_fn *gemm = mr_attention_gemm(T, hs);
+    if (gemm) {
+        attention_backward_row0_kernel(gemm, dqkv, dout, qkv, att, B, T, C, NH,
                                        1.0f / sqrtf((float)hs), scratch);
         return;
     }
-#endif
     mr_attention_backward(dqkv, dout, qkv, att, NULL, B, T, C, NH, scratch);
 }
 
@@ -258,12 +259,11 @@ void mr_attention_backward(float *dqkv, const float *dout, const float *qkv, con
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs); /* as the forward computes it */
     float *dA = scratch;                   /* [T, T] */
-#ifdef MR_AVX512
-    if (T <= MR_ATT_AVX512_MAX_T && hs <= MR_ATT_AVX512_MAX_HD && mr_simd_avx512()) {
-        attention_backward_avx512(dqkv, dout, qkv, att, datt_extra, B, T, C, NH, scale, dA);
+    mr_gemm_fn *gemm = mr_attention_gemm(T, hs);
+    if (gemm) {
+        attention_backward_kernel(gemm, dqkv, dout, qkv, att, datt_extra, B, T, C, NH, scale, dA);
         return;
     }
-#endif
     for (int b = 0; b < B; b++) {
         const float *base = qkv + (size_t)b * T * 3 * C;
         float *dbase = dqkv + (size_t)b * T * 3 * C;

@@ -53,7 +53,8 @@ void mr_attention_backward(float *dqkv, const float *dout, const float *qkv, con
 /* mr_attention_backward (without datt_extra) for a dout whose rows t = 1..T-1 of every
  * sequence are zero (the gradient of a classifier's last block that reaches only its
  * CLS token): the same dqkv, up to the sign of zeros, at about 1/T of the products on
- * CPUs with AVX-512 (elsewhere mr_attention_backward itself, which reads the zeros). */
+ * CPUs with AVX-512 or with AVX2 and FMA (the micro-kernels, up to 128 positions and head
+ * dimensions of 64; elsewhere mr_attention_backward itself, which reads the zeros). */
 void mr_attention_backward_row0(float *dqkv, const float *dout, const float *qkv,
                                 const float *att, int B, int T, int C, int NH, float *scratch);
 

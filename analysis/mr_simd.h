@@ -140,12 +140,6 @@ mr_gemm_rows(float *out, int ldo, const float *A, int lda, int aks, const float 
     }
 }
 
-/* The attention forward (mr_ops.c) and backward (mr_ops_grad.c) run a head's GEMMs on
- * mr_gemm_avx512 up to this many positions and head dimensions: K^T or V^T of a head,
- * [hd][T], on the stack */
-#define MR_ATT_AVX512_MAX_T 128
-#define MR_ATT_AVX512_MAX_HD 64
-
 /* out[N, OC] = alpha A B + (add ? out : bias) for A as mr_gemm_micro's ([N, K]) and
  * B[K, OC] (row strides ldb, ldo), in blocks of 32 columns (the last block 16 or fewer,
  * masked) */
@@ -206,7 +200,130 @@ MR_AVX512_TARGET static inline __attribute__((always_inline)) __m128d mr_log_pd2
 #define MR_AVX2 1
 #define MR_AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
 #include <immintrin.h>
+
+/* _mm256_maskload_ps / _mm256_maskstore_ps's mask of the first n lanes (1 <= n <= 8) */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) __m256i mr_mask8(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* mr_gemm_micro in registers of 8 floats, for CPUs with AVX2 and FMA but not AVX-512
+ * (issue 17's machine class): out[MR rows, NV x 8 columns] from the same operands (A's
+ * element (r, k) at A[r lda + k aks], B[K, NV x 8] with row stride ldb), each output the
+ * same chain of fused multiply-adds over k = 0..K-1 from 0 and the same one rounding with
+ * its addend (alpha acc + bias[column], alpha acc, or alpha acc + out): the same bits as
+ * mr_gemm_micro, whose tiles (8 rows x 32 columns) differ only in which outputs share a
+ * register file; here 6 rows x 16 columns, 12 accumulators, 2 vectors of B and a
+ * broadcast of A in the 16 ymm registers. The last vector's columns are those of `last`
+ * (mr_mask8): MB masks its loads of B (0 where B has columns to spare, as the linear
+ * layers' zero-padded panels), MS its loads of the bias or the addend and its stores. */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) void
+mr_gemm_micro8(float *out, int ldo, const float *A, int lda, int aks, const float *B, int ldb,
+               int K, float alpha, const float *bias, int add, const int MR, const int NV,
+               const int MB, const int MS, __m256i last)
+{
+    __m256 acc[6][2];
+    _Pragma("GCC unroll 6")
+    for (int r = 0; r < MR; r++)
+        _Pragma("GCC unroll 2")
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        __m256 b[2];
+        const float *bk = B + (size_t)k * ldb;
+        _Pragma("GCC unroll 2")
+        for (int v = 0; v < NV; v++)
+            b[v] = MB && v == NV - 1 ? _mm256_maskload_ps(bk + 8 * v, last)
+                                     : _mm256_loadu_ps(bk + 8 * v);
+        _Pragma("GCC unroll 6")
+        for (int r = 0; r < MR; r++) {
+            __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + (size_t)k * aks);
+            _Pragma("GCC unroll 2")
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
+        }
+    }
+    const __m256 va = _mm256_set1_ps(alpha);
+    _Pragma("GCC unroll 6")
+    for (int r = 0; r < MR; r++)
+        _Pragma("GCC unroll 2")
+        for (int v = 0; v < NV; v++) {
+            int m = MS && v == NV - 1;
+            float *o = out + (size_t)r * ldo + 8 * v;
+            const float *c = add ? o : bias ? bias + 8 * v : NULL;
+            __m256 y = c ? (m ? _mm256_maskload_ps(c, last) : _mm256_loadu_ps(c))
+                         : _mm256_setzero_ps();
+            y = _mm256_fmadd_ps(va, acc[r][v], y);
+            if (m)
+                _mm256_maskstore_ps(o, last, y);
+            else
+                _mm256_storeu_ps(o, y);
+        }
+}
+
+/* mr_gemm_micro8 over all N rows of one block of NV x 8 columns: six rows at a time, the
+ * rest (1 to 5) in one call */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) void
+mr_gemm_rows8(float *out, int ldo, const float *A, int lda, int aks, const float *B, int ldb,
+              int K, float alpha, const float *bias, int add, int N, const int NV, const int MB,
+              const int MS, __m256i last)
+{
+    int n = 0;
+    for (; n + 6 <= N; n += 6)
+        mr_gemm_micro8(out + (size_t)n * ldo, ldo, A + (size_t)n * lda, lda, aks, B, ldb, K,
+                       alpha, bias, add, 6, NV, MB, MS, last);
+    float *o = out + (size_t)n * ldo;
+    const float *a = A + (size_t)n * lda;
+    switch (N - n) {
+#define MR_GEMM_REST8(R)                                                                    \
+    case R:                                                                                 \
+        mr_gemm_micro8(o, ldo, a, lda, aks, B, ldb, K, alpha, bias, add, R, NV, MB, MS, last); \
+        break;
+        MR_GEMM_REST8(1) MR_GEMM_REST8(2) MR_GEMM_REST8(3) MR_GEMM_REST8(4) MR_GEMM_REST8(5)
+#undef MR_GEMM_REST8
+    default: break;
+    }
+}
+
+/* mr_gemm_avx512 on mr_gemm_micro8 (the same arguments, the same bits), in blocks of 16
+ * columns (the last block 8 or fewer, or 9 to 15, masked) */
+MR_AVX2_TARGET static inline void mr_gemm_avx2(float *out, int ldo, const float *A, int lda,
+                                               int aks, const float *B, int ldb, int N, int K,
+                                               int OC, float alpha, const float *bias, int add)
+{
+    for (int j = 0; j < OC; j += 16) {
+        int left = OC - j, lc = left > 8 ? left - 8 : left;
+        int full = lc >= 8;
+        __m256i last = mr_mask8(full ? 8 : lc);
+        const float *bj = bias ? bias + j : NULL;
+        float *o = out + j;
+        const float *b = B + j;
+        if (left > 8) {
+            if (full)
+                mr_gemm_rows8(o, ldo, A, lda, aks, b, ldb, K, alpha, bj, add, N, 2, 0, 0, last);
+            else
+                mr_gemm_rows8(o, ldo, A, lda, aks, b, ldb, K, alpha, bj, add, N, 2, 1, 1, last);
+        } else if (full) {
+            mr_gemm_rows8(o, ldo, A, lda, aks, b, ldb, K, alpha, bj, add, N, 1, 0, 0, last);
+        } else {
+            mr_gemm_rows8(o, ldo, A, lda, aks, b, ldb, K, alpha, bj, add, N, 1, 1, 1, last);
+        }
+    }
+}
 #endif
+
+/* The attention forward (mr_ops.c) and backward (mr_ops_grad.c) run a head's GEMMs on
+ * mr_gemm_avx512 or mr_gemm_avx2 up to this many positions and head dimensions: K^T or
+ * V^T of a head, [hd][T], on the stack */
+#define MR_ATT_KERNEL_MAX_T 128
+#define MR_ATT_KERNEL_MAX_HD 64
+
+/* the type of mr_gemm_avx512 and mr_gemm_avx2: the attention's bodies take the one the
+ * CPU runs */
+typedef void mr_gemm_fn(float *out, int ldo, const float *A, int lda, int aks, const float *B,
+                        int ldb, int N, int K, int OC, float alpha, const float *bias, int add);
+/* mr_gemm_avx512 where mr_simd_avx512(), mr_gemm_avx2 where mr_simd_avx2() (analysis/
+ * mr_ops.h), for T <= MR_ATT_KERNEL_MAX_T positions and hd <= MR_ATT_KERNEL_MAX_HD head
+ * dimensions; else NULL (OpenBLAS's path). In analysis/mr_ops.c. */
+mr_gemm_fn *mr_attention_gemm(int T, int hd);
 
 /* erf(x) by Abramowitz & Stegun, Handbook of Mathematical Functions, 7.1.28:
  *   erf(x) = 1 - (1 + a1 x + a2 x^2 + ... + a6 x^6)^-16,  x >= 0,  |error| <= 3e-7

@@ -1,10 +1,13 @@
 /* Known-answer tests of the forward kernels (analysis/mr_ops.c). */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS: the guard pages of gemm_avx2_same_bits */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <gsl/gsl_cblas.h>
 
@@ -61,7 +64,9 @@ END_TEST
  * here under OpenBLAS's Prescott kernels); above it the bias is added after the product. */
 START_TEST(linear_bias_in_gemm_is_bit_identical)
 {
-    mr_simd_avx512_set(0); /* OpenBLAS's path (the AVX-512 kernel: linear_avx512_kernel) */
+    /* OpenBLAS's path (the micro-kernels: linear_avx512_kernel, linear_avx2_same_bits) */
+    mr_simd_avx512_set(0);
+    mr_simd_avx2_set(0);
     static const int Ns[] = {1, 7, 50, 160}, Cs[] = {1, 16, 64, 96, 127, 128, 129, 256},
                      OCs[] = {1, 10, 16, 64, 192};
     enum { MAXN = 160, MAXC = 256, MAXO = 192 };
@@ -86,6 +91,7 @@ START_TEST(linear_bias_in_gemm_is_bit_identical)
                                  C, OC);
             }
     mr_simd_avx512_set(1);
+    mr_simd_avx2_set(1);
     free(in);
     free(w);
     free(bias);
@@ -94,9 +100,10 @@ START_TEST(linear_bias_in_gemm_is_bit_identical)
 }
 END_TEST
 
-/* mr_linear_forward and mr_linear_backward on both paths (on CPUs with AVX-512 the
- * micro-kernel of mr_simd.h up to 512 input features, resp. 1024 outputs; OpenBLAS
- * otherwise) against the sums in double: within the float rounding of a chain of C
+/* mr_linear_forward and mr_linear_backward on all three paths (the micro-kernel of
+ * mr_simd.h up to 512 input features, resp. 1024 outputs: mr_gemm_micro on CPUs with
+ * AVX-512, mr_gemm_micro8 on CPUs with AVX2 and FMA; OpenBLAS otherwise, and
+ * MR_SIMD=portable's path) against the sums in double: within the float rounding of a chain of C
  * fused multiply-adds (C x 6e-8 of the sum of the terms' magnitudes; rows in and at the
  * end of the 8-row blocks); row counts around
  * the kernel's 8-row blocks, column counts around its 16- and 32-column blocks, input
@@ -117,8 +124,10 @@ START_TEST(linear_avx512_kernel)
     for (int i = 0; i < MAXO * MAXC; i++) w[i] = cosf(0.91f * (float)i) * 0.3f;
     for (int i = 0; i < MAXO; i++) bias[i] = sinf((float)i) * 2.0f;
     for (int i = 0; i < MAXN * MAXO; i++) dout[i] = cosf(0.53f * (float)i) * (i % 5 ? 1.0f : 9.0f);
-    for (int path = 0; path < 2; path++) {
+    for (int path = 0; path < 3; path++) { /* AVX-512 (where the CPU has it), AVX2, portable */
         mr_simd_avx512_set(path == 0);
+        mr_simd_avx2_set(path < 2);
+        int kernel = mr_simd_avx512() || mr_simd_avx2(); /* not OpenBLAS */
         for (size_t a = 0; a < sizeof Ns / sizeof *Ns; a++)
             for (size_t c = 0; c < sizeof Cs / sizeof *Cs; c++)
                 for (size_t o = 0; o < sizeof OCs / sizeof *OCs; o++) {
@@ -141,7 +150,7 @@ START_TEST(linear_avx512_kernel)
                                 ck_abort_msg("path %d N=%d C=%d OC=%d: out[%d][%d] = %.9g, "
                                              "expected %.9g", path, N, C, OC, n, j, got, s);
                         }
-                        if (!(path == 0 && cpu && C <= 512)) continue;
+                        if (!(kernel && C <= 512)) continue;
                         mr_linear_forward(one, in + (size_t)n * C, w, b, 1, C, OC);
                         if (memcmp(one, out + (size_t)n * OC, sizeof(float) * OC) != 0)
                             ck_abort_msg("path %d N=%d C=%d OC=%d: row %d alone differs", path, N,
@@ -164,7 +173,7 @@ START_TEST(linear_avx512_kernel)
                                 ck_abort_msg("path %d N=%d C=%d OC=%d: dinp[%d][%d] = %.9g, "
                                              "expected %.9g", path, N, C, OC, n, k, got, s);
                         }
-                        if (!(path == 0 && cpu && OC <= 1024)) continue;
+                        if (!(kernel && OC <= 1024)) continue;
                         for (int k = 0; k < C; k++) dref[k] = (float)((n * C + k) % 3) - 1.0f;
                         mr_linear_backward(dref, dout + (size_t)n * OC, w, 1, C, OC);
                         if (memcmp(dref, dinp + (size_t)n * C, sizeof(float) * C) != 0)
@@ -174,6 +183,8 @@ START_TEST(linear_avx512_kernel)
                 }
     }
     mr_simd_avx512_set(1);
+    mr_simd_avx2_set(1);
+    ck_assert(cpu == mr_simd_avx512());
     free(in);
     free(w);
     free(bias);
@@ -182,6 +193,203 @@ START_TEST(linear_avx512_kernel)
     free(dout);
     free(dinp);
     free(dref);
+}
+END_TEST
+
+/* The micro-kernels' arithmetic written out: each output one chain of fused multiply-adds
+ * over k = 0..K-1 from 0 (A's element (r, k) at A[r lda + k aks], B[K, OC] with row stride
+ * ldb), then one rounding with its addend: fmaf(alpha, acc, add ? out : bias or 0). */
+static void gemm_fma_ref(float *out, int ldo, const float *A, int lda, int aks, const float *B,
+                         int ldb, int N, int K, int OC, float alpha, const float *bias, int add)
+{
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < OC; j++) {
+            float acc = 0.0f;
+            for (int k = 0; k < K; k++)
+                acc = fmaf(A[(size_t)n * lda + (size_t)k * aks], B[(size_t)k * ldb + j], acc);
+            float *o = out + (size_t)n * ldo + j;
+            *o = fmaf(alpha, acc, add ? *o : bias ? bias[j] : 0.0f);
+        }
+}
+
+#ifdef MR_AVX2
+/* n floats that end where an unreadable page begins, in a mapping of its own (g->map) */
+typedef struct {
+    void *map;
+    size_t size;
+} guarded;
+
+static float *at_guard(size_t n, guarded *g)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), data = (n * sizeof(float) + pg - 1) / pg * pg;
+    g->size = data + pg;
+    g->map = mmap(NULL, g->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert(g->map != MAP_FAILED);
+    ck_assert(mprotect((char *)g->map + data, pg, PROT_NONE) == 0);
+    return (float *)((char *)g->map + data) - n;
+}
+#endif
+
+/* mr_gemm_avx2 (mr_gemm_micro8: 6 rows x 16 columns) gives the bits of gemm_fma_ref and of
+ * mr_gemm_avx512 (8 rows x 32 columns) where the CPU has AVX-512, memcmp: row counts
+ * 1 to 14 and 20 (the remainders of both kernels' row blocks), column counts 1 to 17 and
+ * around 24, 32, 48, 64 (full and masked last vectors of one and two), K of 1, 7 and 50,
+ * row-major and transposed A, the three epilogues (add the output, add a bias, neither)
+ * with alpha 1 and not; the outputs' columns past OC (NaN in the bias's and B's) are
+ * neither written nor read into an output, and with B, the bias and the output ending at
+ * an unreadable page no load or store touches a float past their last column. */
+START_TEST(gemm_avx2_same_bits)
+{
+#ifdef MR_AVX2
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return;
+    static const int Ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 20},
+                     OCs[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
+                              17, 23, 24, 25, 31, 32, 33, 40, 47, 48, 49, 64, 72},
+                     Ks[] = {1, 7, 50};
+    enum { MAXN = 20, MAXK = 50, LD = 80 };
+    float *A = malloc(sizeof(float) * MAXN * MAXK), *B = malloc(sizeof(float) * MAXK * LD),
+          *bias = malloc(sizeof(float) * LD), *o[3];
+    for (int p = 0; p < 3; p++) o[p] = malloc(sizeof(float) * MAXN * LD);
+    ck_assert(A && B && bias && o[0] && o[1] && o[2]);
+    for (int i = 0; i < MAXN * MAXK; i++) A[i] = sinf(0.37f * (float)i) * (i % 7 ? 1.0f : 50.0f);
+    int cpu = mr_simd_avx512();
+    (void)cpu; /* a build without the AVX-512 kernels (-DMR_AVX512=OFF) has no mr_gemm_avx512 */
+    for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
+        for (size_t oi = 0; oi < sizeof OCs / sizeof *OCs; oi++)
+            for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++)
+                for (int trans = 0; trans < 2; trans++)
+                    for (int form = 0; form < 3; form++) { /* add, bias, neither */
+                        int N = Ns[ni], OC = OCs[oi], K = Ks[ki], add = form == 0;
+                        int lda = trans ? 1 : K, aks = trans ? N : 1;
+                        float alpha = (form + trans) % 2 ? 0.25f : 1.0f;
+                        for (int k = 0; k < K; k++)
+                            for (int j = 0; j < LD; j++)
+                                B[k * LD + j] = j < OC ? cosf(0.91f * (float)(k * OC + j)) * 0.3f
+                                                       : NAN;
+                        for (int j = 0; j < LD; j++) bias[j] = j < OC ? sinf((float)j) * 2.0f : NAN;
+                        for (int i = 0; i < N * LD; i++)
+                            o[0][i] = o[1][i] = o[2][i] =
+                                i % LD < OC ? cosf(0.53f * (float)i) : 1234.5f + (float)i;
+                        const float *bs = form == 1 ? bias : NULL;
+                        gemm_fma_ref(o[0], LD, A, lda, aks, B, LD, N, K, OC, alpha, bs, add);
+                        mr_gemm_avx2(o[1], LD, A, lda, aks, B, LD, N, K, OC, alpha, bs, add);
+#ifdef MR_AVX512
+                        if (cpu)
+                            mr_gemm_avx512(o[2], LD, A, lda, aks, B, LD, N, K, OC, alpha, bs, add);
+                        else
+#endif
+                            memcpy(o[2], o[0], sizeof(float) * N * LD);
+                        for (int p = 1; p < 3; p++)
+                            if (memcmp(o[p], o[0], sizeof(float) * N * LD) != 0)
+                                ck_abort_msg("%s N=%d OC=%d K=%d trans %d form %d: not the bits "
+                                             "of the fused multiply-add chain",
+                                             p == 1 ? "mr_gemm_avx2" : "mr_gemm_avx512", N, OC,
+                                             K, trans, form);
+                    }
+    /* the operands' last columns against an unreadable page (B's rows and the output's
+     * unpadded, ldb = ldo = OC): the masked loads and stores touch no float past them */
+    for (int OC = 1; OC <= 17; OC++)
+        for (int N = 1; N <= 7; N += 6)
+            for (int form = 0; form < 3; form++) {
+                int K = 3, add = form == 0;
+                guarded gd[5];
+                float *og[3], *Bg, *bg;
+                for (int p = 0; p < 3; p++) og[p] = at_guard((size_t)N * OC, &gd[p]);
+                Bg = at_guard((size_t)K * OC, &gd[3]);
+                bg = at_guard((size_t)OC, &gd[4]);
+                for (int p = 0; p < 3; p++)
+                    for (int i = 0; i < N * OC; i++) og[p][i] = cosf(0.53f * (float)i);
+                for (int i = 0; i < K * OC; i++) Bg[i] = cosf(0.91f * (float)i) * 0.3f;
+                for (int j = 0; j < OC; j++) bg[j] = sinf((float)j) * 2.0f;
+                const float *bs = form == 1 ? bg : NULL;
+                gemm_fma_ref(og[0], OC, A, K, 1, Bg, OC, N, K, OC, 1.0f, bs, add);
+                mr_gemm_avx2(og[1], OC, A, K, 1, Bg, OC, N, K, OC, 1.0f, bs, add);
+#ifdef MR_AVX512
+                if (cpu)
+                    mr_gemm_avx512(og[2], OC, A, K, 1, Bg, OC, N, K, OC, 1.0f, bs, add);
+                else
+#endif
+                    memcpy(og[2], og[0], sizeof(float) * N * OC);
+                for (int p = 1; p < 3; p++)
+                    if (memcmp(og[p], og[0], sizeof(float) * N * OC) != 0)
+                        ck_abort_msg("against the guard page: kernel %d N=%d OC=%d form %d", p, N,
+                                     OC, form);
+                for (int p = 0; p < 5; p++) munmap(gd[p].map, gd[p].size);
+            }
+    free(A), free(B), free(bias), free(o[0]), free(o[1]), free(o[2]);
+#endif
+}
+END_TEST
+
+/* mr_linear_forward and mr_linear_backward(_set) on the AVX2 path (mr_simd_avx2: the
+ * panel of 16 columns, transpose8, mr_gemm_micro8) give the bits of gemm_fma_ref on the
+ * transposed weights (forward) and on the weights (backward), and of the AVX-512 path
+ * where the CPU has it, memcmp: row counts around both kernels' row blocks, input widths
+ * around the 8 x 8 transposes and up to the kernel's 512, output counts around its 8- and
+ * 16-column vectors (the backward: up to its 1024), with the bias and without, the
+ * backward adding to dinp and setting it. */
+START_TEST(linear_avx2_same_bits)
+{
+    int cpu = mr_simd_avx512();
+    mr_simd_avx512_set(0);
+    int avx2 = mr_simd_avx2();
+    mr_simd_avx512_set(1);
+    if (!avx2) return; /* no such path on this compiler or CPU */
+    static const int Ns[] = {1, 2, 5, 6, 7, 8, 9, 13, 50, 160},
+                     Cs[] = {1, 7, 8, 9, 16, 17, 64, 96, 129, 512},
+                     OCs[] = {1, 7, 8, 9, 10, 15, 16, 17, 24, 33, 64, 192, 1024};
+    enum { MAXN = 160, MAXC = 512, MAXO = 1024 };
+    float *in = malloc(sizeof(float) * MAXN * MAXC), *w = malloc(sizeof(float) * MAXO * MAXC),
+          *wt = malloc(sizeof(float) * MAXO * MAXC), *bias = malloc(sizeof(float) * MAXO),
+          *dout = malloc(sizeof(float) * MAXN * MAXO), *o[3], *d[3];
+    for (int p = 0; p < 3; p++) {
+        o[p] = malloc(sizeof(float) * MAXN * MAXO);
+        d[p] = malloc(sizeof(float) * MAXN * MAXC);
+    }
+    ck_assert(in && w && wt && bias && dout && o[0] && o[1] && o[2] && d[0] && d[1] && d[2]);
+    for (int i = 0; i < MAXN * MAXC; i++) in[i] = sinf(0.37f * (float)i) * (i % 7 ? 1.0f : 50.0f);
+    for (int i = 0; i < MAXO * MAXC; i++) w[i] = cosf(0.91f * (float)i) * 0.3f;
+    for (int i = 0; i < MAXO; i++) bias[i] = sinf((float)i) * 2.0f;
+    for (int i = 0; i < MAXN * MAXO; i++) dout[i] = cosf(0.53f * (float)i) * (i % 5 ? 1.0f : 9.0f);
+    for (size_t a = 0; a < sizeof Ns / sizeof *Ns; a++)
+        for (size_t c = 0; c < sizeof Cs / sizeof *Cs; c++)
+            for (size_t oc = 0; oc < sizeof OCs / sizeof *OCs; oc++) {
+                int N = Ns[a], C = Cs[c], OC = OCs[oc];
+                if ((N > 9 && (C > 96 || OC > 192)) || (OC > 192 && C > 17))
+                    continue; /* the widest cases: small */
+                const float *b = (a + c + oc) % 2 ? bias : NULL;
+                for (int j = 0; j < OC; j++)
+                    for (int k = 0; k < C; k++) wt[(size_t)k * OC + j] = w[(size_t)j * C + k];
+                gemm_fma_ref(o[0], OC, in, C, 1, wt, OC, N, C, OC, 1.0f, b, 0);
+                for (int i = 0; i < N * C; i++) d[0][i] = (float)(i % 3) - 1.0f;
+                gemm_fma_ref(d[0], C, dout, OC, 1, w, C, N, OC, C, 1.0f, NULL, 1);
+                for (int p = 1; p < 3; p++) {
+                    if (p == 2 && !cpu) break;
+                    mr_simd_avx512_set(p == 2);
+                    mr_linear_forward(o[p], in, w, b, N, C, OC);
+                    for (int i = 0; i < N * C; i++) d[p][i] = (float)(i % 3) - 1.0f;
+                    mr_linear_backward(d[p], dout, w, N, C, OC);
+                    const char *name = p == 1 ? "AVX2" : "AVX-512";
+                    if (memcmp(o[p], o[0], sizeof(float) * N * OC) != 0)
+                        ck_abort_msg("%s N=%d C=%d OC=%d bias %d: forward not the bits of the "
+                                     "fused multiply-add chain", name, N, C, OC, b != NULL);
+                    if (memcmp(d[p], d[0], sizeof(float) * N * C) != 0)
+                        ck_abort_msg("%s N=%d C=%d OC=%d: backward not the bits of the fused "
+                                     "multiply-add chain", name, N, C, OC);
+                    for (int i = 0; i < N * C; i++) d[p][i] = NAN; /* _set: never read */
+                    mr_linear_backward_set(d[p], dout, w, N, C, OC);
+                    gemm_fma_ref(d[0], C, dout, OC, 1, w, C, N, OC, C, 1.0f, NULL, 0);
+                    if (memcmp(d[p], d[0], sizeof(float) * N * C) != 0)
+                        ck_abort_msg("%s N=%d C=%d OC=%d: backward_set not the bits of the "
+                                     "fused multiply-add chain", name, N, C, OC);
+                    for (int i = 0; i < N * C; i++) d[0][i] = (float)(i % 3) - 1.0f;
+                    gemm_fma_ref(d[0], C, dout, OC, 1, w, C, N, OC, C, 1.0f, NULL, 1);
+                }
+                mr_simd_avx512_set(1);
+            }
+    ck_assert(cpu == mr_simd_avx512());
+    free(in), free(w), free(wt), free(bias), free(dout);
+    for (int p = 0; p < 3; p++) free(o[p]), free(d[p]);
 }
 END_TEST
 
@@ -802,9 +1010,10 @@ START_TEST(gqa_equals_repeated_kv)
 END_TEST
 
 /* The attention forward (mr_attention_gqa_forward) and backward (mr_attention_backward)
- * on CPUs with AVX-512 (mr_gemm_micro up to 128 positions and head dimensions of 64)
- * against OpenBLAS's path: positions around the kernel's 8-row and 16-column blocks and
- * past its limit, head dimensions of 8 to 24, grouped-query heads, causal and full, the
+ * on the micro-kernels (mr_gemm_avx512 on CPUs with AVX-512, mr_gemm_avx2 on CPUs with
+ * AVX2 and FMA, up to 128 positions and head dimensions of 64) against OpenBLAS's path
+ * (MR_SIMD=portable's): positions around the kernels' row blocks and 16-column blocks and
+ * past their limit, head dimensions of 8 to 24, grouped-query heads, causal and full, the
  * router's extra attention gradient or none; within the rounding of two sums in another
  * order (the outputs' scale: their largest magnitude). */
 START_TEST(attention_avx512_matches_blas)
@@ -812,10 +1021,10 @@ START_TEST(attention_avx512_matches_blas)
     static const int Ts[] = {1, 5, 8, 9, 17, 50, 64, 129}, HDs[] = {8, 16, 24};
     enum { MAXT = 129, MAXR = 12 * 24 }; /* (NH + 2 NKV) hd floats a position */
     size_t nq = (size_t)MAXT * MAXR, na = (size_t)4 * MAXT * MAXT, no = (size_t)MAXT * 4 * 24;
-    float *qkv = malloc(sizeof(float) * nq), *out[2], *att[2], *dq[2],
+    float *qkv = malloc(sizeof(float) * nq), *out[3], *att[3], *dq[3],
           *dout = malloc(sizeof(float) * no), *dex = malloc(sizeof(float) * na),
           *scr = malloc(sizeof(float) * MAXT * MAXT);
-    for (int p = 0; p < 2; p++) {
+    for (int p = 0; p < 3; p++) {
         out[p] = malloc(sizeof(float) * no);
         att[p] = malloc(sizeof(float) * na);
         dq[p] = malloc(sizeof(float) * 3 * no);
@@ -829,8 +1038,9 @@ START_TEST(attention_avx512_matches_blas)
             for (int causal = 0; causal < 2; causal++)
                 for (int gqa = 0; gqa < 2; gqa++) {
                     int T = Ts[ti], hd = HDs[hi], NH = 4, NKV = gqa ? 2 : 4, C = NH * hd;
-                    for (int p = 0; p < 2; p++) {
+                    for (int p = 0; p < 3; p++) { /* AVX-512, AVX2, portable (the reference) */
                         mr_simd_avx512_set(p == 0);
+                        mr_simd_avx2_set(p < 2);
                         mr_attention_gqa_forward(out[p], att[p], qkv, 1, T, NH, NKV, hd, causal);
                         if (gqa) continue; /* the backward is multi-head only */
                         for (size_t i = 0; i < (size_t)T * 3 * C; i++) dq[p][i] = 0.25f;
@@ -838,31 +1048,37 @@ START_TEST(attention_avx512_matches_blas)
                                               T, C, NH, scr);
                     }
                     double mo = 0, ma = 0, md = 0;
-                    for (int i = 0; i < T * C; i++) mo = fmax(mo, fabs(out[1][i]));
-                    for (int i = 0; i < NH * T * T; i++) ma = fmax(ma, fabs(att[1][i]));
-                    for (int i = 0; i < T * C; i++)
-                        if (!(fabs(out[0][i] - out[1][i]) <= 2e-6 * mo))
-                            ck_abort_msg("T %d hd %d causal %d gqa %d: out[%d] %.9g vs %.9g", T, hd,
-                                         causal, gqa, i, out[0][i], out[1][i]);
-                    for (int i = 0; i < NH * T * T; i++)
-                        if (!(fabs(att[0][i] - att[1][i]) <= 2e-6 * ma &&
-                              (att[1][i] != 0.0f || att[0][i] == 0.0f)))
-                            ck_abort_msg("T %d hd %d causal %d gqa %d: att[%d] %.9g vs %.9g", T, hd,
-                                         causal, gqa, i, att[0][i], att[1][i]);
+                    for (int i = 0; i < T * C; i++) mo = fmax(mo, fabs(out[2][i]));
+                    for (int i = 0; i < NH * T * T; i++) ma = fmax(ma, fabs(att[2][i]));
+                    for (int p = 0; p < 2; p++) {
+                        for (int i = 0; i < T * C; i++)
+                            if (!(fabs(out[p][i] - out[2][i]) <= 2e-6 * mo))
+                                ck_abort_msg("path %d T %d hd %d causal %d gqa %d: out[%d] %.9g "
+                                             "vs %.9g", p, T, hd, causal, gqa, i, out[p][i],
+                                             out[2][i]);
+                        for (int i = 0; i < NH * T * T; i++)
+                            if (!(fabs(att[p][i] - att[2][i]) <= 2e-6 * ma &&
+                                  (att[2][i] != 0.0f || att[p][i] == 0.0f)))
+                                ck_abort_msg("path %d T %d hd %d causal %d gqa %d: att[%d] %.9g "
+                                             "vs %.9g", p, T, hd, causal, gqa, i, att[p][i],
+                                             att[2][i]);
+                    }
                     if (gqa) continue;
-                    for (int i = 0; i < T * 3 * C; i++) md = fmax(md, fabs(dq[1][i]));
-                    for (int i = 0; i < T * 3 * C; i++)
-                        if (!(fabs(dq[0][i] - dq[1][i]) <= 1e-5 * md))
-                            ck_abort_msg("T %d hd %d causal %d: dqkv[%d] %.9g vs %.9g", T, hd,
-                                         causal, i, dq[0][i], dq[1][i]);
+                    for (int i = 0; i < T * 3 * C; i++) md = fmax(md, fabs(dq[2][i]));
+                    for (int p = 0; p < 2; p++)
+                        for (int i = 0; i < T * 3 * C; i++)
+                            if (!(fabs(dq[p][i] - dq[2][i]) <= 1e-5 * md))
+                                ck_abort_msg("path %d T %d hd %d causal %d: dqkv[%d] %.9g vs %.9g",
+                                             p, T, hd, causal, i, dq[p][i], dq[2][i]);
                 }
     mr_simd_avx512_set(1);
+    mr_simd_avx2_set(1);
     ck_assert(cpu == mr_simd_avx512());
     free(qkv);
     free(dout);
     free(dex);
     free(scr);
-    for (int p = 0; p < 2; p++) {
+    for (int p = 0; p < 3; p++) {
         free(out[p]);
         free(att[p]);
         free(dq[p]);
@@ -870,10 +1086,84 @@ START_TEST(attention_avx512_matches_blas)
 }
 END_TEST
 
+/* mr_attention_gqa_forward on the AVX2 path: the bits of its two GEMMs per head written
+ * out (gemm_fma_ref) around the same softmax (mr_softmax_square under the same settings),
+ * memcmp; mr_attention_backward and mr_attention_backward_row0 on the AVX2 path: the bits
+ * of the AVX-512 path where the CPU has it (their other steps, the softmax's backward and
+ * the router's extra gradient, do not depend on mr_simd_avx512). Positions and head
+ * dimensions as attention_avx512_matches_blas's up to the kernels' 128. */
+START_TEST(attention_avx2_same_bits)
+{
+    int cpu = mr_simd_avx512();
+    mr_simd_avx512_set(0);
+    int avx2 = mr_simd_avx2();
+    mr_simd_avx512_set(1);
+    if (!avx2) return; /* no such path on this compiler or CPU */
+    static const int Ts[] = {1, 5, 6, 7, 8, 9, 17, 50, 64, 128}, HDs[] = {8, 16, 24, 64};
+    enum { NH = 4, MAXT = 128, MAXR = 12 * 64 };
+    size_t nq = (size_t)MAXT * MAXR, na = (size_t)NH * MAXT * MAXT, no = (size_t)MAXT * NH * 64;
+    float *qkv = malloc(sizeof(float) * nq), *out[2], *att[2], *dq[2], *d0[2],
+          *dout = malloc(sizeof(float) * no), *dex = malloc(sizeof(float) * na),
+          *scr = malloc(sizeof(float) * MAXT * MAXT), *kt = malloc(sizeof(float) * MAXT * 64);
+    for (int p = 0; p < 2; p++) {
+        out[p] = malloc(sizeof(float) * no);
+        att[p] = malloc(sizeof(float) * na);
+        dq[p] = malloc(sizeof(float) * 3 * no);
+        d0[p] = malloc(sizeof(float) * 3 * no);
+    }
+    for (size_t i = 0; i < nq; i++) qkv[i] = sinf(0.37f * (float)i) * 1.5f;
+    for (size_t i = 0; i < no; i++) dout[i] = cosf(0.29f * (float)i);
+    for (size_t i = 0; i < na; i++) dex[i] = sinf(0.11f * (float)i) * 0.1f;
+    for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++)
+        for (size_t hi = 0; hi < sizeof HDs / sizeof *HDs; hi++)
+            for (int causal = 0; causal < 2; causal++)
+                for (int gqa = 0; gqa < 2; gqa++) {
+                    int T = Ts[ti], hd = HDs[hi], NKV = gqa ? 2 : NH, C = NH * hd;
+                    int row = (NH + 2 * NKV) * hd, group = NH / NKV;
+                    float scale = 1.0f / sqrtf((float)hd);
+                    mr_simd_avx512_set(0);
+                    mr_attention_gqa_forward(out[0], att[0], qkv, 1, T, NH, NKV, hd, causal);
+                    for (int h = 0; h < NH; h++) { /* the reference, same softmax */
+                        const float *k = qkv + C + (h / group) * hd;
+                        float *a = att[1] + (size_t)h * T * T;
+                        for (int t = 0; t < T; t++)
+                            for (int i = 0; i < hd; i++) kt[i * T + t] = k[(size_t)t * row + i];
+                        gemm_fma_ref(a, T, qkv + h * hd, row, 1, kt, T, T, hd, T, scale, NULL, 0);
+                        mr_softmax_square(a, T, causal);
+                        gemm_fma_ref(out[1] + h * hd, C, a, T, 1, qkv + C + NKV * hd + (h / group) * hd,
+                                     row, T, T, hd, 1.0f, NULL, 0);
+                    }
+                    if (memcmp(out[0], out[1], sizeof(float) * T * C) != 0 ||
+                        memcmp(att[0], att[1], sizeof(float) * NH * T * T) != 0)
+                        ck_abort_msg("T %d hd %d causal %d gqa %d: the AVX2 forward is not the "
+                                     "bits of its GEMMs' fused multiply-add chains", T, hd,
+                                     causal, gqa);
+                    if (gqa || !cpu) continue; /* the backward: multi-head, against AVX-512 */
+                    for (int p = 0; p < 2; p++) { /* AVX2, AVX-512 */
+                        mr_simd_avx512_set(p == 1);
+                        for (size_t i = 0; i < (size_t)T * 3 * C; i++) dq[p][i] = d0[p][i] = 0.25f;
+                        mr_attention_backward(dq[p], dout, qkv, att[0], causal ? dex : NULL, 1,
+                                              T, C, NH, scr);
+                        mr_attention_backward_row0(d0[p], dout, qkv, att[0], 1, T, C, NH, scr);
+                    }
+                    if (memcmp(dq[0], dq[1], sizeof(float) * T * 3 * C) != 0)
+                        ck_abort_msg("T %d hd %d causal %d: the AVX2 backward differs from the "
+                                     "AVX-512 one", T, hd, causal);
+                    if (memcmp(d0[0], d0[1], sizeof(float) * T * 3 * C) != 0)
+                        ck_abort_msg("T %d hd %d causal %d: the AVX2 backward of row 0 differs "
+                                     "from the AVX-512 one", T, hd, causal);
+                }
+    mr_simd_avx512_set(1);
+    ck_assert(cpu == mr_simd_avx512());
+    free(qkv), free(dout), free(dex), free(scr), free(kt);
+    for (int p = 0; p < 2; p++) free(out[p]), free(att[p]), free(dq[p]), free(d0[p]);
+}
+END_TEST
+
 /* mr_attention_backward_row0 (a dout nonzero in each sequence's first row only) against
- * mr_attention_backward given the zeros: the same values (either zero sign), on both
- * paths; on the AVX-512 path its other rows of dout are never read (NaN there changes
- * nothing). */
+ * mr_attention_backward given the zeros: the same values (either zero sign), on all three
+ * paths; on the kernels' paths (AVX-512, AVX2) its other rows of dout are never read (NaN
+ * there changes nothing). */
 START_TEST(attention_backward_row0_same_values)
 {
     static const int Ts[] = {1, 2, 9, 17, 50, 64, 129}, HDs[] = {8, 16, 24};
@@ -887,8 +1177,10 @@ START_TEST(attention_backward_row0_same_values)
     ck_assert(qkv && att && out && d0 && dn && g[0] && g[1] && scr);
     for (size_t i = 0; i < nq; i++) qkv[i] = sinf(0.41f * (float)i) * 1.5f;
     int cpu = mr_simd_avx512();
-    for (int path = 0; path < 2; path++) {
+    for (int path = 0; path < 3; path++) { /* AVX-512, AVX2 (where the CPU has them), portable */
         mr_simd_avx512_set(path == 0);
+        mr_simd_avx2_set(path < 2);
+        int kernel = mr_simd_avx512() || mr_simd_avx2(); /* not OpenBLAS */
         for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++)
             for (size_t hi = 0; hi < sizeof HDs / sizeof *HDs; hi++) {
                 int T = Ts[ti], hd = HDs[hi], C = NH * hd;
@@ -899,11 +1191,8 @@ START_TEST(attention_backward_row0_same_values)
                         for (int j = 0; j < C; j++) {
                             size_t i = ((size_t)b * T + t) * C + j;
                             d0[i] = t == 0 ? cosf(0.23f * (float)i) : 0.0f;
-                            /* the AVX-512 path (up to 128 positions) must not read them;
-                             * on a CPU without AVX-512 both passes run the portable one */
-                            dn[i] = t == 0 ? d0[i]
-                                           : (path == 0 && mr_simd_avx512() && T <= 128 ? NAN
-                                                                                        : 0.0f);
+                            /* the kernels' path (up to 128 positions) must not read them */
+                            dn[i] = t == 0 ? d0[i] : (kernel && T <= 128 ? NAN : 0.0f);
                         }
                 for (size_t i = 0; i < n3; i++) g[0][i] = g[1][i] = 0.125f * (float)(i % 5);
                 mr_attention_backward(g[0], d0, qkv, att, NULL, B, T, C, NH, scr);
@@ -915,6 +1204,7 @@ START_TEST(attention_backward_row0_same_values)
             }
     }
     mr_simd_avx512_set(1);
+    mr_simd_avx2_set(1);
     ck_assert(cpu == mr_simd_avx512());
     free(qkv), free(att), free(out), free(d0), free(dn), free(g[0]), free(g[1]), free(scr);
 }
@@ -953,6 +1243,8 @@ int main(void)
     tcase_add_test(tc, linear_matches_naive);
     tcase_add_test(tc, linear_bias_in_gemm_is_bit_identical);
     tcase_add_test(tc, linear_avx512_kernel);
+    tcase_add_test(tc, gemm_avx2_same_bits);
+    tcase_add_test(tc, linear_avx2_same_bits);
     tcase_add_test(tc, gelu_and_relu_values);
     tcase_add_test(tc, erf_within_3e7_of_libm);
     tcase_add_test(tc, kept_statistics_same_bits);
@@ -970,6 +1262,7 @@ int main(void)
     tcase_add_test(tc, rope_rotates_by_relative_position);
     tcase_add_test(tc, gqa_equals_repeated_kv);
     tcase_add_test(tc, attention_avx512_matches_blas);
+    tcase_add_test(tc, attention_avx2_same_bits);
     tcase_add_test(tc, attention_backward_row0_same_values);
     suite_add_tcase(s, tc);
     return mr_test_run(s);
