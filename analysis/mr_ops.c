@@ -416,8 +416,8 @@ static void softmax_topk_sums(double *sk_out, double *dk_out, const float *e, co
  * `moe-robust analyze`, docs/performance.md). The same for the top-k's renormalized
  * probabilities (e_j / sum over the top-k). Products and sums in double, so the only
  * difference to the entropy of the stored floats is the exponential's rounding (expf,
- * at most 4 ulp) and the floats' own (about 1e-7 relative each). The CPUs without
- * AVX-512's path (mr_softmax_entropy below). */
+ * at most 4 ulp) and the floats' own (about 1e-7 relative each). The portable path
+ * (mr_softmax_entropy below; CPUs with AVX-512 or AVX2 + FMA take their kernels). */
 MR_VECTOR_CLONES
 static double softmax_entropy_loops(float *restrict p, const float *restrict s, int n,
                                     const int *idx, int k, double *h_topk,
@@ -787,6 +787,276 @@ MR_AVX512_TARGET static void softmax_square_avx512(float *x, int T, int causal)
 #undef CVT_HI
 #endif
 
+#ifdef MR_AVX2
+/* The AVX-512 softmax kernels above on CPUs with AVX2 and FMA but without AVX-512 (issue
+ * 17's machine class): each 16-lane vector of those kernels as two 8-lane halves (lanes
+ * 0..7, 8..15 of a block of 16), each lane given the same operations in the same order
+ * (analysis/mr_simd.h: mr_exp_ps8, the reduction trees of GCC's _mm512_reduce_max_ps and
+ * _mm512_reduce_add_pd, the double sums' pairing of lanes j and j + 8), so the same bits
+ * (tests/test_ops.c compares them with memcmp). Masked lanes: loads by vmaskmovps (no
+ * access past the mask), zeros by AND with the lane mask; stores whole where the half
+ * is inside the row, vmaskmovps at a row's tail only. */
+
+/* v to dst[0 .. cnt - 1] (cnt <= 0: nothing) */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) void store8_avx2(float *dst, __m256 v,
+                                                                            int cnt)
+{
+    if (cnt >= 8) _mm256_storeu_ps(dst, v);
+    else if (cnt > 0) _mm256_maskstore_ps(dst, mr_lanes_below8(cnt), v);
+}
+
+/* softmax_rows_reg for R rows of len <= 8 NH: the rows' floats in NH halves of 8 (a
+ * 16-lane block b is halves 2b, 2b + 1); R = 2 rows at a time for len > 32 (the 16
+ * AVX2 registers hold 2 x 7 halves of the attention's rows of 50), 4 below */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) void
+softmax_rows_reg_avx2(float *x, int n, int len, int causal, const int R, const int NH)
+{
+    const __m256 ninf = _mm256_set1_ps(-INFINITY), zero = _mm256_setzero_ps();
+    __m256 v[4][8];
+    float mx[4];
+    int nrow[4]; /* the row's entries: n + r (causal) or len */
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) {
+        const int nr = nrow[r] = causal ? n + r : len;
+        __m256 vm[2] = {ninf, ninf};
+        _Pragma("GCC unroll 8")
+        for (int h = 0; h < NH; h++) {
+            const float *xh = x + (size_t)r * len + 8 * h;
+            if (8 * h + 8 <= nr) { /* whole halves unmasked (all but the last of a full row) */
+                v[r][h] = _mm256_loadu_ps(xh);
+            } else {
+                __m256i m = mr_lanes_below8(nr - 8 * h);
+                v[r][h] = _mm256_blendv_ps(ninf, _mm256_maskload_ps(xh, m), _mm256_castsi256_ps(m));
+            }
+            vm[h & 1] = _mm256_max_ps(v[r][h], vm[h & 1]); /* NaN: ignored */
+        }
+        mx[r] = mr_reduce_max_ps16(vm[0], vm[1]);
+    }
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) {
+        const int nr = nrow[r];
+        const __m256 vmx = _mm256_set1_ps(mx[r]);
+        __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+        _Pragma("GCC unroll 8")
+        for (int h = 0; h < NH; h++) {
+            if (8 * h + 8 <= nr) {
+                v[r][h] = mr_exp_ps8(_mm256_sub_ps(v[r][h], vmx));
+            } else {
+                __m256 m = _mm256_castsi256_ps(mr_lanes_below8(nr - 8 * h));
+                v[r][h] = _mm256_and_ps(mr_exp_ps8(_mm256_and_ps(_mm256_sub_ps(v[r][h], vmx), m)), m);
+            }
+            if (h & 1) mr_sum_ps16_pd8(&s0, &s1, v[r][h - 1], v[r][h]);
+            else if (h == NH - 1) mr_sum_ps16_pd8(&s0, &s1, v[r][h], zero);
+        }
+        const __m256 inv = _mm256_set1_ps((float)(1.0 / mr_reduce_add_pd8(s0, s1)));
+        _Pragma("GCC unroll 8")
+        for (int h = 0; h < NH; h++) { /* lanes past the row's n: 0 whatever the sum */
+            __m256 q = _mm256_mul_ps(v[r][h], inv);
+            if (8 * h + 8 > nr) q = _mm256_and_ps(q, _mm256_castsi256_ps(mr_lanes_below8(nr - 8 * h)));
+            store8_avx2(x + (size_t)r * len + 8 * h, q, len - 8 * h);
+        }
+    }
+}
+
+/* softmax_row_avx512 (any len, through memory) */
+MR_AVX2_TARGET static void softmax_row_avx2(float *x, int n, int len)
+{
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    __m256 vm[2] = {ninf, ninf};
+    for (int i = 0; i < n; i += 8) {
+        __m256i m = mr_lanes_below8(n - i);
+        __m256 v = _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + i, m), _mm256_castsi256_ps(m));
+        vm[(i >> 3) & 1] = _mm256_max_ps(v, vm[(i >> 3) & 1]);
+    }
+    const __m256 vmx = _mm256_set1_ps(mr_reduce_max_ps16(vm[0], vm[1]));
+    __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+    for (int i = 0; i < n; i += 16) {
+        __m256 e[2];
+        for (int h = 0; h < 2; h++) {
+            __m256i mi = mr_lanes_below8(n - i - 8 * h);
+            __m256 m = _mm256_castsi256_ps(mi);
+            e[h] = _mm256_and_ps(
+                mr_exp_ps8(_mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i + 8 * h, mi), vmx), m)), m);
+            store8_avx2(x + i + 8 * h, e[h], n - i - 8 * h);
+        }
+        mr_sum_ps16_pd8(&s0, &s1, e[0], e[1]);
+    }
+    const __m256 inv = _mm256_set1_ps((float)(1.0 / mr_reduce_add_pd8(s0, s1)));
+    for (int i = 0; i < n; i += 8) {
+        __m256i m = mr_lanes_below8(n - i);
+        store8_avx2(x + i, _mm256_mul_ps(_mm256_maskload_ps(x + i, m), inv), n - i);
+    }
+    for (int i = n; i < len; i++) x[i] = 0.0f;
+}
+
+/* A token's pass of softmax_entropy_avx512 (and of softmax_tokens_reg, which gives its
+ * bits) up to the entropies: the maximum, the exponentials e into p (not yet scaled),
+ * Z (the count of logits equal to the maximum plus the float sum of the other e, by
+ * lanes j of the 16-lane blocks, then in double), sum e d (fused multiply-adds), and with
+ * h_topk the top-k's sk = sum e_j and dk = sum e_j d_j (k <= 16: gathered into 16 lanes
+ * and summed as the AVX-512 kernels do; beyond, softmax_topk_sums) */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) void
+entropy_sums_avx2(double *z, double *dot, double *sk, double *dk, float *restrict p,
+                  const float *restrict s, int n, const int *idx, int k, int topk)
+{
+    const __m256 ninf = _mm256_set1_ps(-INFINITY), zero = _mm256_setzero_ps();
+    __m256 vm[2] = {ninf, ninf};
+    for (int i = 0; i < n; i += 8) {
+        if (i + 8 <= n) {
+            vm[(i >> 3) & 1] = _mm256_max_ps(_mm256_loadu_ps(s + i), vm[(i >> 3) & 1]);
+        } else {
+            __m256i m = mr_lanes_below8(n - i);
+            __m256 v = _mm256_blendv_ps(ninf, _mm256_maskload_ps(s + i, m), _mm256_castsi256_ps(m));
+            vm[(i >> 3) & 1] = _mm256_max_ps(v, vm[(i >> 3) & 1]); /* NaN: ignored */
+        }
+    }
+    float mx = mr_reduce_max_ps16(vm[0], vm[1]);
+    const __m256 vmx = _mm256_set1_ps(mx);
+    __m256 zf[2] = {zero, zero}, dotf[2] = {zero, zero};
+    int top = 0;
+    for (int i = 0; i < n; i += 8) {
+        const int h = (i >> 3) & 1;
+        __m256 d, e;
+        if (i + 8 <= n) {
+            d = _mm256_sub_ps(_mm256_loadu_ps(s + i), vmx);
+            e = mr_exp_ps8(d);
+            _mm256_storeu_ps(p + i, e);
+        } else {
+            __m256i mi = mr_lanes_below8(n - i);
+            __m256 m = _mm256_castsi256_ps(mi);
+            d = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(s + i, mi), vmx), m);
+            e = _mm256_and_ps(mr_exp_ps8(d), m);
+            _mm256_maskstore_ps(p + i, mi, e);
+        }
+        __m256 at = _mm256_cmp_ps(d, zero, _CMP_EQ_OQ); /* masked lanes: e = 0, either way */
+        top += __builtin_popcount((unsigned)_mm256_movemask_ps(at) & (n - i >= 8 ? 0xffu : (1u << (n - i)) - 1u));
+        zf[h] = _mm256_blendv_ps(_mm256_add_ps(zf[h], e), zf[h], at);
+        dotf[h] = _mm256_fmadd_ps(e, d, dotf[h]);
+    }
+    *z = (double)top + mr_hsum_ps16(zf[0], zf[1]);
+    *dot = mr_hsum_ps16(dotf[0], dotf[1]);
+    *sk = 1.0, *dk = 0.0; /* no top-k: ln 1 - 0, unused */
+    if (topk && k <= 16) {
+        __m256 ek[2], edk[2];
+        for (int h = 0; h < 2; h++) {
+            __m256i km = mr_lanes_below8(k - 8 * h);
+            __m256i vi = _mm256_maskload_epi32(idx + 8 * h, km);
+            ek[h] = _mm256_mask_i32gather_ps(zero, p, vi, _mm256_castsi256_ps(km), 4);
+            __m256 dd = _mm256_and_ps(_mm256_sub_ps(_mm256_mask_i32gather_ps(vmx, s, vi, _mm256_castsi256_ps(km), 4),
+                                                    vmx), _mm256_castsi256_ps(km));
+            edk[h] = _mm256_mul_ps(ek[h], dd);
+        }
+        *sk = mr_hsum_ps16(ek[0], ek[1]);
+        *dk = mr_hsum_ps16(edk[0], edk[1]);
+    } else if (topk) {
+        softmax_topk_sums(sk, dk, p, s, mx, idx, k);
+    }
+}
+
+/* p[i] *= inv over n floats (and acc[i] += (double)p[i]): element by element, the
+ * order of the AVX-512 kernels' passes does not matter */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) void
+entropy_scale_avx2(float *restrict p, int n, float inv, double *restrict acc)
+{
+    const __m256 vinv = _mm256_set1_ps(inv);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 q = _mm256_mul_ps(_mm256_loadu_ps(p + i), vinv);
+        _mm256_storeu_ps(p + i, q);
+        if (!acc) continue;
+        _mm256_storeu_pd(acc + i, _mm256_add_pd(_mm256_loadu_pd(acc + i),
+                                                _mm256_cvtps_pd(_mm256_castps256_ps128(q))));
+        _mm256_storeu_pd(acc + i + 4, _mm256_add_pd(_mm256_loadu_pd(acc + i + 4),
+                                                    _mm256_cvtps_pd(_mm256_extractf128_ps(q, 1))));
+    }
+    for (; i < n; i++) {
+        p[i] *= inv;
+        if (acc) acc[i] += (double)p[i];
+    }
+}
+
+/* softmax_entropy_avx512: the same bits (the two entropies by one 4-lane mr_log_pd4) */
+MR_AVX2_TARGET static double softmax_entropy_avx2(float *restrict p, const float *restrict s,
+                                                  int n, const int *idx, int k, double *h_topk,
+                                                  double *restrict acc)
+{
+    double sum, dot, sk, dk;
+    entropy_sums_avx2(&sum, &dot, &sk, &dk, p, s, n, idx, k, h_topk != NULL);
+    __m256d z2 = _mm256_set_pd(1.0, 1.0, sk, sum), d2 = _mm256_set_pd(0.0, 0.0, dk, dot);
+    __m256d pos = _mm256_cmp_pd(z2, _mm256_setzero_pd(), _CMP_GT_OQ);
+    pos = _mm256_blend_pd(pos, _mm256_castsi256_pd(_mm256_set1_epi64x(-1)), 1); /* Z: NaN stays */
+    z2 = _mm256_blendv_pd(_mm256_set1_pd(1.0), z2, pos);
+    __m256d h2 = _mm256_and_pd(_mm256_sub_pd(mr_log_pd4(z2), _mm256_div_pd(d2, z2)), pos);
+    if (h_topk) *h_topk = _mm_cvtsd_f64(_mm_unpackhi_pd(_mm256_castpd256_pd128(h2), _mm256_castpd256_pd128(h2)));
+    entropy_scale_avx2(p, n, (float)(1.0 / sum), acc);
+    return _mm256_cvtsd_f64(h2);
+}
+
+/* softmax_tokens_avx512 for nt <= 8 tokens of any n (k <= 16, or beyond through
+ * softmax_topk_sums): each token's sums as softmax_entropy_avx2, then both entropies of
+ * the nt tokens by two 4-lane mr_log_pd4 and divisions each (the tokens' log and division
+ * latencies overlap), then the probabilities and their sums in token order. The same
+ * bits as softmax_entropy_avx2 token by token. */
+MR_AVX2_TARGET static void softmax_tokens_avx2(double *h, double *h_topk, float *p,
+                                               const float *s, int nt, int n, const int *idx,
+                                               int k, double *acc, const unsigned char *real)
+{
+    double zs[8], ds[8], zks[8], dks[8];
+    for (int t = 0; t < nt; t++)
+        entropy_sums_avx2(zs + t, ds + t, zks + t, dks + t, p + (size_t)t * n, s + (size_t)t * n,
+                          n, h_topk ? idx + (size_t)t * k : NULL, k, h_topk != NULL);
+    for (int t = nt; t < 8; t++) zs[t] = zks[t] = 1.0, ds[t] = dks[t] = 0.0;
+    float inv[8];
+    const __m256d one = _mm256_set1_pd(1.0);
+    for (int q = 0; q < 2; q++) {
+        __m256d z = _mm256_loadu_pd(zs + 4 * q);
+        __m256d hq = _mm256_sub_pd(mr_log_pd4(z), _mm256_div_pd(_mm256_loadu_pd(ds + 4 * q), z));
+        _mm_storeu_ps(inv + 4 * q, _mm256_cvtpd_ps(_mm256_div_pd(one, z))); /* (float)(1.0 / Z) */
+        double hv[4];
+        _mm256_storeu_pd(hv, hq);
+        for (int j = 0; j < 4 && 4 * q + j < nt; j++) h[4 * q + j] = hv[j];
+        if (!h_topk) continue;
+        __m256d zk = _mm256_loadu_pd(zks + 4 * q);
+        __m256d pos = _mm256_cmp_pd(zk, _mm256_setzero_pd(), _CMP_GT_OQ);
+        zk = _mm256_blendv_pd(one, zk, pos);
+        __m256d hk = _mm256_and_pd(_mm256_sub_pd(mr_log_pd4(zk), _mm256_div_pd(_mm256_loadu_pd(dks + 4 * q), zk)), pos);
+        _mm256_storeu_pd(hv, hk);
+        for (int j = 0; j < 4 && 4 * q + j < nt; j++) h_topk[4 * q + j] = hv[j];
+    }
+    for (int t = 0; t < nt; t++)
+        entropy_scale_avx2(p + (size_t)t * n, n, inv[t], acc && (!real || real[t]) ? acc : NULL);
+}
+
+/* softmax_square_avx512's rows: in registers for T <= 64 (the half count a constant),
+ * through memory beyond */
+MR_AVX2_TARGET static void softmax_square_avx2(float *x, int T, int causal)
+{
+    switch ((T + 7) >> 3) {
+#define ROWS(NH, R)                                                                        \
+    {                                                                                      \
+        int t = 0;                                                                         \
+        for (; t + R <= T; t += R) softmax_rows_reg_avx2(x + (size_t)t * T, t + 1, T, causal, R, NH); \
+        for (; t < T; t++) softmax_rows_reg_avx2(x + (size_t)t * T, t + 1, T, causal, 1, NH); \
+    }                                                                                      \
+    break;
+    case 1: ROWS(1, 4)
+    case 2: ROWS(2, 4)
+    case 3: ROWS(3, 4)
+    case 4: ROWS(4, 4)
+    case 5: ROWS(5, 2)
+    case 6: ROWS(6, 2)
+    case 7: ROWS(7, 2)
+    case 8: ROWS(8, 2)
+#undef ROWS
+    default:
+        for (int t = 0; t < T; t++) {
+            int nt = causal ? t + 1 : T;
+            softmax_row_avx2(x + (size_t)t * T, nt, T);
+        }
+    }
+}
+#endif
+
 static int avx512_state = -1; /* -1: not yet asked; 0: off; 1: on */
 
 int mr_simd_avx512(void)
@@ -886,6 +1156,12 @@ void mr_softmax_entropy_tokens(double *h, double *h_topk, float *p, const float 
             continue;
         }
 #endif
+#ifdef MR_AVX2
+        if (mr_simd_avx2()) {
+            softmax_tokens_avx2(h + t0, hk, p + o, s + o, m, n, ix, k, acc, rl);
+            continue;
+        }
+#endif
         for (int t = 0; t < m; t++)
             h[t0 + t] = mr_softmax_entropy_general(p + o + (size_t)t * n, s + o + (size_t)t * n, n,
                                                    ix ? ix + (size_t)t * k : NULL, k,
@@ -900,6 +1176,9 @@ double mr_softmax_entropy_general(float *restrict p, const float *restrict s, in
 #ifdef MR_AVX512
     if (mr_simd_avx512()) return softmax_entropy_avx512(p, s, n, idx, k, h_topk, acc);
 #endif
+#ifdef MR_AVX2
+    if (mr_simd_avx2()) return softmax_entropy_avx2(p, s, n, idx, k, h_topk, acc);
+#endif
     return softmax_entropy_loops(p, s, n, idx, k, h_topk, acc);
 }
 
@@ -908,6 +1187,12 @@ void mr_softmax_square(float *x, int T, int causal)
 #ifdef MR_AVX512
     if (mr_simd_avx512()) {
         softmax_square_avx512(x, T, causal);
+        return;
+    }
+#endif
+#ifdef MR_AVX2
+    if (mr_simd_avx2()) {
+        softmax_square_avx2(x, T, causal);
         return;
     }
 #endif

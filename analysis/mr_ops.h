@@ -72,8 +72,9 @@ void mr_softmax_square(float *x, int T, int causal);
 
 /* In-place softmax of each of the N rows of x[N,C]. */
 void mr_softmax_rows(float *x, int N, int C);
-/* p[n] = softmax(s[n]) (mr_softmax_rows's bits on CPUs without AVX-512; with it, an
- * inline vector exp within 2 ulp: the probabilities within a few ulp of those); returns
+/* p[n] = softmax(s[n]) (mr_softmax_rows's bits on the portable path; with AVX-512, or
+ * AVX2 + FMA (the same bits), an inline vector exp within 2 ulp: the probabilities within
+ * a few ulp of those); returns
  * its entropy (nats) computed from the logits (ln Z - sum p_i (s_i - max s): no log per
  * entry; within a few 1e-7 absolute of mr_entropy(p)). With idx (k experts), *h_topk =
  * the entropy of their probabilities renormalized to sum 1 in the same way
@@ -87,12 +88,13 @@ double mr_softmax_entropy(float *restrict p, const float *restrict s, int n, con
  * real[t] != 0 (real NULL: all; acc NULL: none), in token order. The same bits as nt calls
  * of mr_softmax_entropy; on CPUs with AVX-512, rows of at most 64 logits and a top-k of
  * at most 16 go through a kernel for 8 tokens at a time whose tokens' dependency chains
- * overlap (docs/performance.md). */
+ * overlap (docs/performance.md); with AVX2 + FMA only, a kernel that takes the entropies
+ * (log, division) of 4 tokens at a time. */
 void mr_softmax_entropy_tokens(double *h, double *h_topk, float *p, const float *s, int nt,
                                int n, const int *idx, int k, double *acc,
                                const unsigned char *real);
-/* mr_softmax_entropy without that kernel (the general AVX-512 loop, or the portable
- * loops): the same bits; for the tests that compare the two and for benchmarks. */
+/* mr_softmax_entropy without that kernel (the general AVX-512 or AVX2 loop, or the
+ * portable loops): the same bits; for the tests that compare the two and for benchmarks. */
 double mr_softmax_entropy_general(float *restrict p, const float *restrict s, int n,
                                   const int *idx, int k, double *h_topk, double *restrict acc);
 

@@ -151,8 +151,9 @@ void mr_route_mix(float *probs, int *topk, float *weights, const float *S, const
 /* The k largest entries of p[E] in descending order, ties to the lower index (a NaN is
  * never greater); analysis/mr_topk.c, shared by the routers and `moe-robust analyze`. */
 void mr_route_topk(int *idx, const float *p, int E, int k);
-/* The same choice by the path of CPUs without AVX-512 (mr_route_topk takes a vector path
- * where the CPU has AVX-512): for the tests, which check both. */
+/* The same choice by the portable path (mr_route_topk takes a vector path where the CPU
+ * has AVX-512, or AVX2 for rows of at most 16 or of 33 to 64 scores): for the tests,
+ * which check all. */
 void mr_route_topk_portable(int *idx, const float *p, int E, int k);
 /* mr_route_topk of nt rows p[nt, E] into idx[nt, k]: the same choices; on CPUs with
  * AVX-512 two rows' searches side by side (their latencies overlapped), four for rows of

@@ -325,6 +325,121 @@ typedef void mr_gemm_fn(float *out, int ldo, const float *A, int lda, int aks, c
  * dimensions; else NULL (OpenBLAS's path). In analysis/mr_ops.c. */
 mr_gemm_fn *mr_attention_gemm(int T, int hd);
 
+/* The softmax kernels' AVX2 helpers (analysis/mr_ops.c): an AVX-512 vector of 16 lanes
+ * is held as two 8-lane halves, and every lane sees the operations the AVX-512 kernels
+ * apply, in their order, so the AVX2 kernels give the AVX-512 kernels' bits
+ * (tests/test_ops.c compares them with memcmp on CPUs that have both). */
+#ifdef MR_AVX2
+/* mr_exp_ps16 in 8 lanes, the same bits for x <= 43 or NaN (the softmax's s - max s <= 0):
+ * the same clamp, Cody-Waite reduction and polynomial; 2^n (n = -150 .. 63) without
+ * vscalefps as two products, q 2^(n + 64) (exact: a normal float, q in [0.7, 1.5)) and
+ * then 2^-64, which rounds once, as vscalefps does, where the result is subnormal (or 0).
+ * A NaN x: n's conversion gives 2^64 and the NaN passes through both products. */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) __m256 mr_exp_ps8(__m256 x)
+{
+    x = _mm256_max_ps(_mm256_set1_ps(-104.0f), x); /* max(c, NaN) = NaN */
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 q = _mm256_set1_ps(1.9875691500e-4f);
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.3981999507e-3f));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(8.3334519073e-3f));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(4.1665795894e-2f));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.6666665459e-1f));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(5.0000001201e-1f));
+    q = _mm256_fmadd_ps(q, _mm256_mul_ps(r, r), r);
+    __m256 y = _mm256_add_ps(q, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127 + 64)), 23);
+    return _mm256_mul_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(e)), _mm256_set1_ps(0x1p-64f));
+}
+
+/* GCC's _mm512_reduce_max_ps of the 16-lane vector (lo, hi): the same operands in the
+ * same places (max is not commutative for signed zeros and NaN) */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) float mr_reduce_max_ps16(__m256 lo,
+                                                                                    __m256 hi)
+{
+    __m256 t3 = _mm256_max_ps(hi, lo);
+    __m128 t6 = _mm_max_ps(_mm256_extractf128_ps(t3, 1), _mm256_castps256_ps128(t3));
+    __m128 t8 = _mm_max_ps(t6, _mm_permute_ps(t6, 0x4e)); /* lanes 2, 3, 0, 1 */
+    __m128 t10 = _mm_max_ps(t8, _mm_permute_ps(t8, 0x11)); /* lanes 1, 0, 1, 0 */
+    return _mm_cvtss_f32(t10);
+}
+
+/* GCC's _mm512_reduce_add_pd of the 8-double vector (lo, hi) */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) double mr_reduce_add_pd8(__m256d lo,
+                                                                                    __m256d hi)
+{
+    __m256d t3 = _mm256_add_pd(hi, lo);
+    __m128d t6 = _mm_add_pd(_mm256_extractf128_pd(t3, 1), _mm256_castpd256_pd128(t3));
+    return _mm_cvtsd_f64(t6) + _mm_cvtsd_f64(_mm_unpackhi_pd(t6, t6));
+}
+
+/* sum + (CVT_LO(v) + CVT_HI(v)) of the AVX-512 kernels (a 16-float block v = (lo, hi)
+ * widened to double and its halves added lane-wise into the 8-double sum (s0, s1)) */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) void
+mr_sum_ps16_pd8(__m256d *s0, __m256d *s1, __m256 lo, __m256 hi)
+{
+    *s0 = _mm256_add_pd(*s0, _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(lo)),
+                                           _mm256_cvtps_pd(_mm256_castps256_ps128(hi))));
+    *s1 = _mm256_add_pd(*s1, _mm256_add_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)),
+                                           _mm256_cvtps_pd(_mm256_extractf128_ps(hi, 1))));
+}
+
+/* reduce_add_pd(CVT_LO(v) + CVT_HI(v)) of the AVX-512 kernels for the 16-float vector
+ * v = (lo, hi): lanes j and j + 8 added in double, then the 8 sums by GCC's tree */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) double mr_hsum_ps16(__m256 lo,
+                                                                               __m256 hi)
+{
+    return mr_reduce_add_pd8(_mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(lo)),
+                                           _mm256_cvtps_pd(_mm256_castps256_ps128(hi))),
+                             _mm256_add_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)),
+                                           _mm256_cvtps_pd(_mm256_extractf128_ps(hi, 1))));
+}
+
+/* mr_log_pd8 in 4 lanes, the same bits for positive finite x (subnormals included) and
+ * NaN for NaN: vgetmantpd / vgetexppd by the exponent field (a subnormal first scaled by
+ * 2^54, exactly), the exponent converted to double exactly through 2^52 + e; then the
+ * same operations. */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) __m256d mr_log_pd4(__m256d x)
+{
+    const __m256d tiny = _mm256_cmp_pd(x, _mm256_set1_pd(0x1p-1022), _CMP_LT_OQ);
+    __m256d xs = _mm256_blendv_pd(x, _mm256_mul_pd(x, _mm256_set1_pd(0x1p54)), tiny);
+    __m256i b = _mm256_castpd_si256(xs);
+    __m256d m = _mm256_castsi256_pd(_mm256_or_si256(
+        _mm256_and_si256(b, _mm256_set1_epi64x(0x000fffffffffffffLL)), _mm256_set1_epi64x(0x3ff0000000000000LL)));
+    __m256d e = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(b, 52),
+                                                                  _mm256_set1_epi64x(0x4330000000000000LL))),
+                              _mm256_set1_pd(0x1p52 + 1023.0)); /* the biased exponent - 1023 */
+    e = _mm256_sub_pd(e, _mm256_and_pd(tiny, _mm256_set1_pd(54.0)));
+    __m256d hi = _mm256_cmp_pd(m, _mm256_set1_pd(1.41421356237309504880), _CMP_GT_OQ);
+    m = _mm256_blendv_pd(m, _mm256_mul_pd(m, _mm256_set1_pd(0.5)), hi); /* exact */
+    e = _mm256_blendv_pd(e, _mm256_add_pd(e, _mm256_set1_pd(1.0)), hi);
+    __m256d f = _mm256_sub_pd(m, _mm256_set1_pd(1.0)); /* exact (Sterbenz) */
+    __m256d s = _mm256_div_pd(f, _mm256_add_pd(_mm256_set1_pd(2.0), f));
+    __m256d z = _mm256_mul_pd(s, s), w = _mm256_mul_pd(z, z);
+    __m256d t1 = _mm256_fmadd_pd(w, _mm256_set1_pd(1.531383769920937332e-01), _mm256_set1_pd(2.222219843214978396e-01));
+    t1 = _mm256_fmadd_pd(w, t1, _mm256_set1_pd(3.999999999940941908e-01));
+    t1 = _mm256_mul_pd(w, t1);
+    __m256d t2 = _mm256_fmadd_pd(w, _mm256_set1_pd(1.479819860511658591e-01), _mm256_set1_pd(1.818357216161805012e-01));
+    t2 = _mm256_fmadd_pd(w, t2, _mm256_set1_pd(2.857142874366239149e-01));
+    t2 = _mm256_fmadd_pd(w, t2, _mm256_set1_pd(6.666666666666735130e-01));
+    t2 = _mm256_mul_pd(z, t2);
+    __m256d R = _mm256_add_pd(t1, t2);
+    __m256d hfsq = _mm256_mul_pd(_mm256_set1_pd(0.5), _mm256_mul_pd(f, f));
+    __m256d lo = _mm256_fmadd_pd(s, _mm256_add_pd(hfsq, R), _mm256_mul_pd(e, _mm256_set1_pd(1.90821492927058770002e-10)));
+    __m256d r = _mm256_sub_pd(_mm256_sub_pd(hfsq, lo), f);
+    r = _mm256_fmsub_pd(e, _mm256_set1_pd(6.93147180369123816490e-01), r);
+    return _mm256_blendv_pd(r, x, _mm256_cmp_pd(x, x, _CMP_UNORD_Q)); /* NaN: NaN */
+}
+
+/* lanes i < n of 8 (n <= 0: none, n >= 8: all) */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) __m256i mr_lanes_below8(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0));
+}
+#endif
+
 /* erf(x) by Abramowitz & Stegun, Handbook of Mathematical Functions, 7.1.28:
  *   erf(x) = 1 - (1 + a1 x + a2 x^2 + ... + a6 x^6)^-16,  x >= 0,  |error| <= 3e-7
  * and erf(-x) = -erf(x). glibc's erff is scalar and was a third of the engine's time

@@ -3,7 +3,8 @@
  * choice, so a trace's top-k is the engine's).
  *
  * Fast path (k <= 16, no NaN), on CPUs with AVX-512 in registers of 16 floats
- * (topk_avx512_fast, at most 16 candidates; elsewhere the same steps in plain loops,
+ * (topk_avx512_fast, at most 16 candidates; with AVX2 only, rows of 33 to 64 scores in
+ * registers of 8, topk_fast_avx2; elsewhere the same steps in plain loops,
  * topk_portable, at most TOPK_CAND), branch-free apart from well-predicted tests:
  *  1. a lower bound t of the k-th largest: the maxima of 16 groups (e mod 16) are 16
  *     distinct elements, so their k-th largest is at most the k-th largest of p;
@@ -20,7 +21,8 @@
  * profile, then loops that GCC vectorized with scalar reductions, then GCC vector
  * extensions (docs/performance.md). Rows of 33 to 64 scores on CPUs with AVX-512 VBMI2
  * take topk_fast64_q: the same steps, the candidates gathered from a 64-bit mask; rows of
- * at most 16 scores take topk_small_avx512: step 3 alone, every score a candidate. */
+ * at most 16 scores take topk_small_avx512: step 3 alone, every score a candidate (with
+ * AVX2 only, topk_small_avx2). */
 #include "mr_router.h"
 
 #include <math.h>
@@ -410,12 +412,153 @@ static void topk_avx512(int *idx, const float *p, int E, int k)
 
 #endif
 
+#ifdef MR_AVX2
+/* topk_small_avx512 on CPUs with AVX2 but without AVX-512: rows of at most 16 scores in
+ * two registers of 8, each score's rank = the scores greater than it or equal at a lower
+ * index (compares give -1, subtracted), then the first k by rank; the same choices
+ * (ranks are exact). Returns 0 (nothing written) for a NaN. topk_portable's copies and
+ * loops for the demo models' 8 experts were 1.3 % of a grid under MR_SIMD=avx2 (perf). */
+MR_AVX2_TARGET static int topk_small_avx2(int *idx, const float *p, int E, int k)
+{
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i in[2], r[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    __m256 P[2];
+    int nan = 0;
+    for (int h = 0; h < 2; h++) {
+        in[h] = _mm256_cmpgt_epi32(_mm256_set1_epi32(E - 8 * h), iota);
+        P[h] = _mm256_maskload_ps(p + 8 * h, in[h]);
+        nan |= _mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(P[h], P[h], _CMP_UNORD_Q),
+                                                _mm256_castsi256_ps(in[h])));
+    }
+    if (nan) return 0;
+    const int H = E > 8 ? 2 : 1;
+    for (int j = 0; j < E; j++) {
+        __m256 v = _mm256_set1_ps(p[j]);
+        for (int h = 0; h < H; h++) { /* lanes i > j: j is ahead of them on equal values */
+            __m256i after = _mm256_cmpgt_epi32(_mm256_add_epi32(iota, _mm256_set1_epi32(8 * h)),
+                                               _mm256_set1_epi32(j));
+            __m256 ahead = _mm256_or_ps(_mm256_cmp_ps(v, P[h], _CMP_GT_OQ),
+                                        _mm256_and_ps(_mm256_cmp_ps(v, P[h], _CMP_EQ_OQ),
+                                                      _mm256_castsi256_ps(after)));
+            r[h] = _mm256_sub_epi32(r[h], _mm256_castps_si256(ahead));
+        }
+    }
+    for (int q = 0; q < k; q++) { /* ranks are a permutation of 0 .. E-1 */
+        __m256i vq = _mm256_set1_epi32(q);
+        unsigned lo = (unsigned)_mm256_movemask_ps(
+            _mm256_castsi256_ps(_mm256_and_si256(_mm256_cmpeq_epi32(r[0], vq), in[0])));
+        unsigned hi = (unsigned)_mm256_movemask_ps(
+            _mm256_castsi256_ps(_mm256_and_si256(_mm256_cmpeq_epi32(r[1], vq), in[1])));
+        idx[q] = __builtin_ctz(lo | hi << 8);
+    }
+    return 1;
+}
+#endif
+
+#ifdef MR_AVX2
+/* Steps 1-3 above on CPUs with AVX2 but without AVX-512, for rows of 33 to 64 scores and
+ * k <= 16 (OLMoE's and DeepSeek-MoE's 64, Qwen1.5-MoE's 60): the row in eight registers
+ * of 8 (-Inf past E); 1. the group maxima g (lanes j and 8 + j of each block of 16 in two
+ * registers), each one's count of maxima >= it (16 broadcast compares a register), t =
+ * the largest g with a count >= k; 2. the candidates p[e] >= t from a 64-bit mask (a
+ * compare and vmovmskps per 8 scores), gathered in index order; 3. each candidate's rank
+ * = the candidates of larger value, or of equal value and lower index (a broadcast
+ * compare per candidate), the first k placed by rank. Returns 1 when idx holds the top-k,
+ * 0 when there are more than 16 candidates (many ties), -1 for a NaN (idx untouched).
+ * topk_portable's loops were 41 % of `analyze` of an OLMoE-sized trace under
+ * MR_SIMD=avx2 (perf). */
+MR_AVX2_TARGET static int topk_fast_avx2(int *idx, const float *p, int E, int k)
+{
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256 x[8], bad = _mm256_setzero_ps();
+    _Pragma("GCC unroll 8")
+    for (int h = 0; h < 8; h++) {
+        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(E - 8 * h), iota);
+        x[h] = _mm256_blendv_ps(ninf, _mm256_maskload_ps(p + 8 * h, m), _mm256_castsi256_ps(m));
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(x[h], x[h], _CMP_UNORD_Q));
+    }
+    if (_mm256_movemask_ps(bad)) return -1;
+    /* 1. the threshold (every group holds two scores or more: E > 32) */
+    __m256 g[2];
+    g[0] = _mm256_max_ps(_mm256_max_ps(x[0], x[2]), _mm256_max_ps(x[4], x[6]));
+    g[1] = _mm256_max_ps(_mm256_max_ps(x[1], x[3]), _mm256_max_ps(x[5], x[7]));
+    float ga[16];
+    _mm256_storeu_ps(ga, g[0]);
+    _mm256_storeu_ps(ga + 8, g[1]);
+    __m256i ge[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    _Pragma("GCC unroll 16")
+    for (int m = 0; m < 16; m++) {
+        __m256 b = _mm256_broadcast_ss(ga + m);
+        ge[0] = _mm256_sub_epi32(ge[0], _mm256_castps_si256(_mm256_cmp_ps(b, g[0], _CMP_GE_OQ)));
+        ge[1] = _mm256_sub_epi32(ge[1], _mm256_castps_si256(_mm256_cmp_ps(b, g[1], _CMP_GE_OQ)));
+    }
+    const __m256i km1 = _mm256_set1_epi32(k - 1);
+    __m256 tv = _mm256_max_ps(
+        _mm256_blendv_ps(ninf, g[0], _mm256_castsi256_ps(_mm256_cmpgt_epi32(ge[0], km1))),
+        _mm256_blendv_ps(ninf, g[1], _mm256_castsi256_ps(_mm256_cmpgt_epi32(ge[1], km1))));
+    __m128 t4 = _mm_max_ps(_mm256_extractf128_ps(tv, 1), _mm256_castps256_ps128(tv));
+    t4 = _mm_max_ps(t4, _mm_permute_ps(t4, 0x4e));
+    t4 = _mm_max_ps(t4, _mm_permute_ps(t4, 0xb1));
+    const __m256 t = _mm256_broadcastss_ps(t4);
+    /* 2. the candidates, in index order (lanes past E: -Inf, never >= t > -Inf; with
+     * t = -Inf the mask keeps them out) */
+    uint64_t bits = 0;
+    _Pragma("GCC unroll 8")
+    for (int h = 0; h < 8; h++)
+        bits |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(x[h], t, _CMP_GE_OQ)) << (8 * h);
+    if (E < 64) bits &= (1ull << E) - 1ull;
+    int n = __builtin_popcountll(bits);
+    if (n > 16) return 0;
+    float cv[16] __attribute__((aligned(32)));
+    int ci[16], r[16] __attribute__((aligned(32)));
+    for (int i = 0; i < 16; i++) cv[i] = -INFINITY;
+    for (int i = 0; bits; bits &= bits - 1, i++) {
+        int e = __builtin_ctzll(bits);
+        cv[i] = p[e];
+        ci[i] = e;
+    }
+    /* 3. the ranks (lanes from n on: not read) */
+    const __m256 c0 = _mm256_load_ps(cv), c1 = _mm256_load_ps(cv + 8);
+    __m256i r0 = _mm256_setzero_si256(), r1 = r0;
+    const __m256i iota8 = _mm256_add_epi32(iota, _mm256_set1_epi32(8));
+    for (int j = 0; j < n; j++) {
+        __m256 b = _mm256_broadcast_ss(cv + j);
+        __m256i vj = _mm256_set1_epi32(j);
+        __m256 a0 = _mm256_or_ps(_mm256_cmp_ps(b, c0, _CMP_GT_OQ),
+                                 _mm256_and_ps(_mm256_cmp_ps(b, c0, _CMP_EQ_OQ),
+                                               _mm256_castsi256_ps(_mm256_cmpgt_epi32(iota, vj))));
+        __m256 a1 = _mm256_or_ps(_mm256_cmp_ps(b, c1, _CMP_GT_OQ),
+                                 _mm256_and_ps(_mm256_cmp_ps(b, c1, _CMP_EQ_OQ),
+                                               _mm256_castsi256_ps(_mm256_cmpgt_epi32(iota8, vj))));
+        r0 = _mm256_sub_epi32(r0, _mm256_castps_si256(a0));
+        r1 = _mm256_sub_epi32(r1, _mm256_castps_si256(a1));
+    }
+    _mm256_store_si256((__m256i *)r, r0);
+    _mm256_store_si256((__m256i *)(r + 8), r1);
+    for (int i = 0; i < n; i++)
+        if (r[i] < k) idx[r[i]] = ci[i];
+    return 1;
+}
+#endif
+
 void mr_route_topk(int *idx, const float *p, int E, int k)
 {
 #ifdef MR_AVX512
     if (mr_simd_avx512()) {
         topk_avx512(idx, p, E, k);
         return;
+    }
+#endif
+#ifdef MR_AVX2
+    if (E <= 16 && k <= E && mr_simd_avx2() && topk_small_avx2(idx, p, E, k)) return;
+    if (E > TOPK_CAND && E <= 64 && k <= TOPK_GROUPS && mr_simd_avx2()) {
+        int st = topk_fast_avx2(idx, p, E, k);
+        if (st == 1) return;
+        if (st == 0) { /* more than 16 candidates */
+            topk_insert(idx, p, E, k);
+            return;
+        }
     }
 #endif
     topk_portable(idx, p, E, k);

@@ -506,8 +506,9 @@ START_TEST(softmax_matches_double_reference)
     enum { MAXN = 150 };
     static float x[MAXN * MAXN], ref_in[MAXN * MAXN];
     unsigned state = 12345u;
-    for (int path = 0; path < 2; path++) {
+    for (int path = 0; path < 3; path++) { /* AVX-512, AVX2 (as the CPU has them), portable */
         mr_simd_avx512_set(path == 0);
+        mr_simd_avx2_set(path != 2);
         double worst = 0.0;
         for (int n = 1; n <= MAXN; n += n < 70 ? 1 : n < 130 ? 60 : 20)
             for (int causal = 0; causal < 2; causal++) {
@@ -555,6 +556,68 @@ START_TEST(softmax_matches_double_reference)
         }
     }
     mr_simd_avx512_set(1);
+    mr_simd_avx2_set(1);
+}
+END_TEST
+
+/* a[0..n-1] and b[0..n-1] hold the same bits, or NaN both (a NaN's sign and payload
+ * follow the operand order of the additions, which the compiler may swap) */
+static int same_floats(const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(a + i, b + i, sizeof(float)) != 0 && !(isnan(a[i]) && isnan(b[i]))) return 0;
+    return 1;
+}
+
+/* The AVX2 kernels' inputs: uniform in [lo, lo + span), with a NaN, +-Inf and signed
+ * zeros sprinkled in where `special` */
+static void fill_scores(float *x, size_t n, uint64_t *state, float lo, float span, int special)
+{
+    for (size_t i = 0; i < n; i++) {
+        *state ^= *state << 13, *state ^= *state >> 7, *state ^= *state << 17;
+        double u = (double)(*state >> 11) / 9007199254740992.0;
+        x[i] = lo + (float)u * span;
+        if (special && (*state >> 3) % 97 == 0)
+            x[i] = (*state >> 9) % 4 == 0 ? NAN : (*state >> 9) % 4 == 1 ? INFINITY
+                   : (*state >> 9) % 4 == 2 ? -INFINITY : -0.0f;
+    }
+}
+
+/* mr_softmax_square's AVX2 kernel (rows in registers up to 64 columns, in memory beyond)
+ * gives the AVX-512 kernel's bits, on CPUs that have both: every length 1 to 70 (each
+ * tail of the 8- and 16-lane halves and blocks, the 4- and 2-row groups), 100, 130,
+ * causal and full, inputs over [-30, 30), over [-120, 0] (exponentials down into
+ * subnormals and 0: the two products of mr_exp_ps8 against vscalefps), constant rows (the
+ * maximum's ties, signed zeros) and rows with NaN and infinities (NaN where it gives NaN). */
+START_TEST(softmax_square_avx2_same_bits)
+{
+    enum { MAXN = 130 };
+    static float a[MAXN * MAXN], b[MAXN * MAXN];
+    mr_simd_avx512_set(1);
+    mr_simd_avx2_set(1);
+    if (!mr_simd_avx512()) return; /* no AVX-512 kernel to compare with here */
+    mr_simd_avx512_set(0);
+    int avx2 = mr_simd_avx2();
+    mr_simd_avx512_set(1);
+    if (!avx2) return;
+    uint64_t state = 0x853c49e6748fea9bULL;
+    for (int n = 1; n <= MAXN; n += n < 70 ? 1 : 30)
+        for (int causal = 0; causal < 2; causal++)
+            for (int kind = 0; kind < 4; kind++) {
+                if (kind == 2) {
+                    for (int i = 0; i < n * n; i++) a[i] = i % 3 ? 0.0f : -0.0f;
+                } else {
+                    fill_scores(a, (size_t)n * n, &state, kind == 1 ? -120.0f : -30.0f,
+                                kind == 1 ? 120.0f : 60.0f, kind == 3);
+                }
+                memcpy(b, a, sizeof(float) * (size_t)n * n);
+                mr_softmax_square(a, n, causal);
+                mr_simd_avx512_set(0);
+                mr_softmax_square(b, n, causal);
+                mr_simd_avx512_set(1);
+                ck_assert_msg(same_floats(a, b, (size_t)n * n),
+                              "n %d causal %d kind %d: the AVX2 kernel's bits differ", n, causal, kind);
+            }
 }
 END_TEST
 
@@ -569,10 +632,13 @@ START_TEST(softmax_entropy_both_paths)
     double ref[80];
     int idx[16];
     int cpu = mr_simd_avx512();
-    for (int path = 0; path < 2; path++) {
+    mr_simd_avx512_set(0);
+    int cpu2 = mr_simd_avx2();
+    for (int path = 0; path < 3; path++) { /* AVX-512, AVX2 (as the CPU has them), portable */
         mr_simd_avx512_set(path == 0);
-        /* the AVX-512 path's exp is within about 1 ulp, libmvec's within 4 */
-        double tol = path == 0 && cpu ? 4e-7 : 8e-7;
+        mr_simd_avx2_set(path != 2);
+        /* the AVX-512 and AVX2 paths' exp is within about 1 ulp, libmvec's within 4 */
+        double tol = (path == 0 && cpu) || (path == 1 && cpu2) ? 4e-7 : 8e-7;
         for (int n = 1; n <= 80; n++)
             for (int kind = 0; kind < 5; kind++) {
                 for (int i = 0; i < n; i++) {
@@ -632,6 +698,7 @@ START_TEST(softmax_entropy_both_paths)
         }
     }
     mr_simd_avx512_set(1);
+    mr_simd_avx2_set(1);
 }
 END_TEST
 
@@ -649,8 +716,9 @@ START_TEST(softmax_entropy_tokens_same_bits)
     double h[NT], hk[NT], hr[NT], hkr[NT], acc[N + 16], accr[N];
     unsigned char real[NT];
     uint64_t x = 0x2545f4914f6cdd1dULL;
-    for (int path = 0; path < 2; path++) {
+    for (int path = 0; path < 3; path++) { /* AVX-512, AVX2 (as the CPU has them), portable */
         mr_simd_avx512_set(path == 0);
+        mr_simd_avx2_set(path != 2);
         for (int n = 1; n <= N; n += n < 20 ? 1 : 7)
             for (int nt = 1; nt <= NT; nt += 3)
                 for (int kk = 0; kk < 3; kk++) {
@@ -694,6 +762,88 @@ START_TEST(softmax_entropy_tokens_same_bits)
                 }
     }
     mr_simd_avx512_set(1);
+    mr_simd_avx2_set(1);
+}
+END_TEST
+
+/* doubles: the same bits, or NaN both */
+static int same_doubles(const double *a, const double *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(a + i, b + i, sizeof(double)) != 0 && !(isnan(a[i]) && isnan(b[i]))) return 0;
+    return 1;
+}
+
+/* The AVX2 kernels of mr_softmax_entropy, mr_softmax_entropy_general and
+ * mr_softmax_entropy_tokens give the AVX-512 kernels' bits (entropies, probabilities, the
+ * real tokens' probability sums), on CPUs that have both: lengths 1 to 70 and 100, 130
+ * (each 8- and 16-lane tail, past the AVX-512 token kernel's 64), 1 to 19 tokens, k 1, 8,
+ * 16 (the gathers' halves) and 17 (the scalar top-k sums), with and without the top-k's
+ * entropy; logits over [-4, 4), spread over 130 (exponentials in subnormals and 0), small
+ * integers (ties at the maximum), one dominant (a small entropy), and NaN, infinities and
+ * signed zeros (NaN where the AVX-512 kernel gives NaN). */
+START_TEST(softmax_entropy_avx2_same_bits)
+{
+    enum { NT = 19, N = 130 };
+    static float s[NT * N], p[NT * N], pr[NT * N];
+    static int idx[NT * 17];
+    double h[NT], hk[NT], hr[NT], hkr[NT], acc[N], accr[N];
+    unsigned char real[NT];
+    mr_simd_avx512_set(1);
+    mr_simd_avx2_set(1);
+    if (!mr_simd_avx512()) return; /* no AVX-512 kernel to compare with here */
+    mr_simd_avx512_set(0);
+    int avx2 = mr_simd_avx2();
+    mr_simd_avx512_set(1);
+    if (!avx2) return;
+    uint64_t x = 0x6a09e667f3bcc909ULL;
+    for (int n = 1; n <= N; n += n < 70 ? 1 : 30)
+        for (int nt = 1; nt <= NT; nt += 6)
+            for (int kk = 0; kk < 4; kk++)
+                for (int kind = 0; kind < 5; kind++) {
+                    int k = kk == 0 ? 1 : kk == 1 ? 8 : kk == 2 ? 16 : 17;
+                    k = k < n ? k : n;
+                    int topk = (nt + kk + kind) % 3 != 0;
+                    if (kind == 2) {
+                        for (int i = 0; i < nt * n; i++) {
+                            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                            s[i] = (float)(int)(x % 3);
+                        }
+                    } else {
+                        fill_scores(s, (size_t)nt * n, &x, kind == 1 ? -120.0f : -4.0f,
+                                    kind == 1 ? 130.0f : 8.0f, kind == 4);
+                    }
+                    if (kind == 3)
+                        for (int t = 0; t < nt; t++) s[t * n + (t * 7) % n] += 12.0f;
+                    for (int t = 0; t < nt; t++) {
+                        mr_route_topk(idx + t * k, s + t * n, n, k);
+                        real[t] = (unsigned char)(t % 3 != 1);
+                    }
+                    for (int path = 0; path < 2; path++) {
+                        mr_simd_avx512_set(path == 0);
+                        float *pp = path ? p : pr;
+                        double *hh = path ? h : hr, *hhk = path ? hk : hkr, *aa = path ? acc : accr;
+                        for (int i = 0; i < n; i++) aa[i] = (double)i / 8;
+                        if ((n + nt) % 2) {
+                            mr_softmax_entropy_tokens(hh, topk ? hhk : NULL, pp, s, nt, n, idx, k, aa,
+                                                      real);
+                        } else {
+                            for (int t = 0; t < nt; t++)
+                                hh[t] = (t % 2 ? mr_softmax_entropy_general : mr_softmax_entropy)(
+                                    pp + t * n, s + t * n, n, idx + t * k, k, topk ? hhk + t : NULL,
+                                    real[t] ? aa : NULL);
+                        }
+                    }
+                    mr_simd_avx512_set(1);
+                    ck_assert_msg(same_doubles(h, hr, nt), "n %d nt %d k %d kind %d: H differs", n,
+                                  nt, k, kind);
+                    ck_assert_msg(!topk || same_doubles(hk, hkr, nt), "n %d nt %d k %d kind %d: "
+                                  "H_k differs", n, nt, k, kind);
+                    ck_assert_msg(same_floats(p, pr, (size_t)nt * n), "n %d nt %d k %d kind %d: "
+                                  "p differs", n, nt, k, kind);
+                    ck_assert_msg(same_doubles(acc, accr, n), "n %d nt %d k %d kind %d: sums differ",
+                                  n, nt, k, kind);
+                }
 }
 END_TEST
 
@@ -826,17 +976,43 @@ START_TEST(lanes_kernel_same_bits)
 }
 END_TEST
 
-#ifdef MR_AVX512
+#if defined(MR_AVX512) || defined(MR_AVX2)
 /* libm's ln in double, ulps apart from got (both finite, positive) */
 static double ulps_apart(double got, double want)
 {
     return fabs(got - want) / (nextafter(fabs(want), INFINITY) - fabs(want));
 }
+#endif
+
+#ifdef MR_AVX512
 
 /* out[0] = ln a, out[1] = ln b by mr_log_pd2 (compiled for the extensions it needs) */
 MR_AVX512_TARGET static void log_pd2(double *out, double a, double b)
 {
     _mm_storeu_pd(out, mr_log_pd2(_mm_set_pd(b, a)));
+}
+#endif
+#ifdef MR_AVX2
+/* out[0 .. 3] = ln x[0 .. 3] by mr_log_pd4 (AVX2) */
+MR_AVX2_TARGET static void log_pd4(double *out, const double *x)
+{
+    _mm256_storeu_pd(out, mr_log_pd4(_mm256_loadu_pd(x)));
+}
+/* out[0 .. 7] = exp x[0 .. 7] by mr_exp_ps8 (AVX2) */
+MR_AVX2_TARGET static void exp_ps8(float *out, const float *x)
+{
+    _mm256_storeu_ps(out, mr_exp_ps8(_mm256_loadu_ps(x)));
+}
+#endif
+#ifdef MR_AVX512
+/* the same by mr_log_pd8 and mr_exp_ps16 (AVX-512) */
+MR_AVX512_TARGET static void log_pd8(double *out, const double *x)
+{
+    _mm512_storeu_pd(out, mr_log_pd8(_mm512_loadu_pd(x)));
+}
+MR_AVX512_TARGET static void exp_ps16(float *out, const float *x)
+{
+    _mm512_storeu_ps(out, mr_exp_ps16(_mm512_loadu_ps(x)));
 }
 #endif
 
@@ -879,6 +1055,86 @@ START_TEST(vector_log_within_one_ulp)
     ck_assert_double_eq_tol(nan2[1], log(2.0), 1e-15);
 #else
     ck_assert(!mr_simd_avx512()); /* no such path on this compiler or CPU */
+#endif
+}
+END_TEST
+
+/* mr_log_pd4 and mr_exp_ps8 (the AVX2 kernels' log and exp, analysis/mr_simd.h) where
+ * the CPU has AVX2: the log within 1 ulp of libm's over the whole exponent range
+ * (subnormals, through their 2^54 scaling, included) and around its [sqrt(2)/2, sqrt(2))
+ * split, NaN for NaN; the exp within 2.5 ulp of exp in double (2 of the correctly rounded
+ * float) over [-110, 0] (results down through the subnormals, where the ulp is 2^-149, to
+ * 0), at 0, -0, -Inf, NaN, and up to 43 (2^n up to 2^63). On CPUs with AVX-512 too, both
+ * give mr_log_pd8's and mr_exp_ps16's bits (there vscalefps rounds a subnormal once). */
+START_TEST(vector_log_exp_avx2_same_bits)
+{
+#ifdef MR_AVX2
+    mr_simd_avx512_set(0);
+    mr_simd_avx2_set(1);
+    int avx2 = mr_simd_avx2();
+    mr_simd_avx512_set(1);
+    int avx512 = mr_simd_avx512();
+    (void)avx512; /* read where the AVX-512 kernels are compiled (not with -DMR_AVX512=OFF) */
+    if (!avx2) return; /* the CPU lacks AVX2 or FMA: no such path runs */
+    uint64_t x = 0x510e527fade682d1ULL;
+    const double special[] = {1.0, 2.0, 0.5, 1.4142135623730951, 1.4142135623730949,
+                              0.7071067811865476, 0.7071067811865475, nextafter(1.0, 2.0),
+                              nextafter(1.0, 0.0), 64.0, 1e-310, 4.9e-324, DBL_MIN,
+                              nextafter(DBL_MIN, 0.0), DBL_MAX, NAN};
+    enum { NS = sizeof special / sizeof *special };
+    for (int i = 0; i < 20000; i++) {
+        double in[8], b[8];
+        for (int j = 0; j < 8; j++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            double u = (double)(x >> 11) / 9007199254740992.0;
+            in[j] = i < 2 ? special[(8 * i + j) % NS]
+                    : j % 2 ? 1.0 + 63.0 * u : ldexp(0.5 + u, (int)(x % 2097) - 1073);
+        }
+        log_pd4(b, in);
+        log_pd4(b + 4, in + 4);
+        for (int j = 0; j < 8; j++)
+            ck_assert_msg(isnan(in[j]) ? isnan(b[j]) : ulps_apart(b[j], log(in[j])) <= 1.0,
+                          "mr_log_pd4(%.17g) = %.17g, libm %.17g", in[j], b[j], log(in[j]));
+#ifdef MR_AVX512
+        if (avx512) {
+            double a[8];
+            log_pd8(a, in);
+            ck_assert_msg(same_doubles(a, b, 8), "mr_log_pd4 differs from mr_log_pd8 at %.17g "
+                          "%.17g %.17g %.17g ...", in[0], in[1], in[2], in[3]);
+        }
+#endif
+    }
+    float fin[16], fb[16];
+    for (int i = 0; i < 40000; i++) {
+        for (int j = 0; j < 16; j++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            double u = (double)(x >> 11) / 9007199254740992.0;
+            fin[j] = i % 4 == 3 ? (float)(43.0 * u) : (float)(-110.0 * u);
+        }
+        if (i == 0) {
+            fin[0] = 0.0f, fin[1] = -0.0f, fin[2] = -INFINITY, fin[3] = NAN, fin[4] = -104.0f;
+            fin[5] = -87.33654f, fin[6] = -103.27893f, fin[7] = 43.0f;
+        }
+        exp_ps8(fb, fin);
+        exp_ps8(fb + 8, fin + 8);
+        for (int j = 0; j < 16; j++) {
+            double want = exp((double)fin[j]);
+            double ulp = want >= FLT_MIN ? ldexp(1.0, ilogb(want) - 23) : 0x1p-149;
+            ck_assert_msg(isnan(fin[j]) ? isnan(fb[j]) : fabs(fb[j] - want) <= 2.5 * ulp,
+                          "mr_exp_ps8(%.9g) = %.9g, exp %.9g", fin[j], fb[j], want);
+        }
+#ifdef MR_AVX512
+        if (avx512) {
+            float fa[16];
+            exp_ps16(fa, fin);
+            for (int j = 0; j < 16; j++)
+                ck_assert_msg(memcmp(fa + j, fb + j, 4) == 0 || (isnan(fa[j]) && isnan(fb[j])),
+                              "mr_exp_ps8(%.9g) = %.9g, mr_exp_ps16 %.9g", fin[j], fb[j], fa[j]);
+        }
+#endif
+    }
+#else
+    ck_assert_int_eq(mr_simd_avx2(), 0); /* no AVX2 kernel on this compiler */
 #endif
 }
 END_TEST
@@ -1250,8 +1506,11 @@ int main(void)
     tcase_add_test(tc, kept_statistics_same_bits);
     tcase_add_test(tc, softmax_rows_sum_to_one);
     tcase_add_test(tc, softmax_matches_double_reference);
+    tcase_add_test(tc, softmax_square_avx2_same_bits);
     tcase_add_test(tc, softmax_entropy_both_paths);
     tcase_add_test(tc, softmax_entropy_tokens_same_bits);
+    tcase_add_test(tc, softmax_entropy_avx2_same_bits);
+    tcase_add_test(tc, vector_log_exp_avx2_same_bits);
     tcase_add_test(tc, lanes_kernel_same_bits);
     tcase_add_test(tc, vector_log_within_one_ulp);
     tcase_add_test(tc, attention_causal_and_full);

@@ -40,7 +40,8 @@ static void topk_reference(int *idx, const float *p, int E, int k)
 
 /* Every path of mr_route_topk and mr_route_topk_portable (all candidates for E <= 32,
  * the group threshold in AVX-512 registers, where the CPU has them, and in loops; the
- * dispatch with the AVX-512 kernels turned off; the insertion pass for many ties or
+ * dispatch with the AVX-512 kernels turned off (the AVX2 kernel of rows of at most 16
+ * scores) and with the AVX2 kernels off too; the insertion pass for many ties or
  * k > 16, NaN) against the reference, on scores with
  * many ties (a few levels), signed zeros, infinities and continuous noise. */
 START_TEST(topk_matches_selection_sort)
@@ -67,10 +68,13 @@ START_TEST(topk_matches_selection_sort)
                 }
                 for (int k = 1; k <= E && k <= 20; k++) {
                     topk_reference(want, p, E, k);
-                    for (int path = 0; path < 4; path++) {
-                        /* 2: the dispatch without AVX-512; 3: AVX-512 without VBMI2 */
-                        mr_simd_avx512_set(path != 2);
+                    for (int path = 0; path < 5; path++) {
+                        /* 2: the dispatch without AVX-512 (the AVX2 kernel for E <= 16
+                         * where the CPU has AVX2); 3: AVX-512 without VBMI2; 4: neither
+                         * (topk_portable) */
+                        mr_simd_avx512_set(path != 2 && path != 4);
                         mr_simd_vbmi2_set(path != 3);
+                        mr_simd_avx2_set(path != 4);
                         if (path == 1) mr_route_topk_portable(got, p, E, k);
                         else mr_route_topk(got, p, E, k);
                         for (int j = 0; j < k; j++)
@@ -85,6 +89,7 @@ START_TEST(topk_matches_selection_sort)
     }
     mr_simd_avx512_set(1);
     mr_simd_vbmi2_set(1);
+    mr_simd_avx2_set(1);
     ck_assert_int_gt(cases, 10000);
 }
 END_TEST
@@ -93,7 +98,7 @@ END_TEST
  * to 64 scores, two with AVX-512 F only) against the reference,
  * row by row, on runs of rows of mixed kinds (noise, ties, infinities, a NaN, more than
  * 16 candidates) so that each row of a pair meets the other's exits, odd and even counts,
- * with and without the AVX-512 kernels. */
+ * with and without the AVX-512 and AVX2 kernels. */
 START_TEST(topk_tokens_match_selection_sort)
 {
     static const int Es[] = {8, 33, 60, 64, 65, 128};
@@ -101,10 +106,11 @@ START_TEST(topk_tokens_match_selection_sort)
     static float p[NT * EMAX];
     int got[NT * 20], want[20];
     uint64_t x = 0x9e3779b97f4a7c15ULL;
-    for (int path = 0; path < 3; path++) { /* AVX-512 (with VBMI2 where the CPU has
-                                              it), none, AVX-512 without VBMI2 */
-        mr_simd_avx512_set(path != 1);
+    for (int path = 0; path < 4; path++) { /* AVX-512 (with VBMI2 where the CPU has
+                                              it), AVX2, AVX-512 without VBMI2, none */
+        mr_simd_avx512_set(path != 1 && path != 3);
         mr_simd_vbmi2_set(path != 2);
+        mr_simd_avx2_set(path != 3);
         for (size_t ie = 0; ie < sizeof Es / sizeof *Es; ie++) {
             int E = Es[ie];
             for (int rep = 0; rep < 30; rep++)
@@ -138,6 +144,7 @@ START_TEST(topk_tokens_match_selection_sort)
     }
     mr_simd_avx512_set(1);
     mr_simd_vbmi2_set(1);
+    mr_simd_avx2_set(1);
 }
 END_TEST
 
