@@ -318,6 +318,7 @@ lanes_kernel(const uint16_t *raw, int nt, int E_, int k, int bf16, uint16_t *top
         _Pragma("GCC unroll 4")
         for (int b = 0; b < NB; b++) {
             int left = E - 16 * b;
+            if (left <= 0) break; /* run-time E: as in the loads above */
             __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
             __m512 R[16];
             _Pragma("GCC unroll 16")
