@@ -1,4 +1,7 @@
-/* mr_lanes.c — 16 tokens' routing with the tokens across the vector lanes (mr_lanes.h).
+/* mr_lanes.c — 16 tokens' routing with the tokens across the vector lanes (mr_lanes.h):
+ * the AVX-512 kernel (16 tokens in zmm registers) and the dispatch to its AVX2 + FMA + F16C
+ * form for CPUs without AVX-512 (mr_lanes_avx2.c: 8 tokens in ymm registers, the same
+ * bits).
  *
  * The 16 x E logits (E <= 64) are widened and transposed (16 x 16 blocks of floats) so
  * that X[i] holds logit i of the 16 tokens, lane t token t. Then, lane-wise, every step of
@@ -36,7 +39,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "mr_ops.h" /* mr_simd_avx512 */
+#include "mr_lanes_impl.h"
+#include "mr_ops.h" /* mr_simd_avx512, mr_simd_avx2 */
 #include "mr_simd.h"
 
 /* The kernel is instantiated for run-time E too, where GCC cannot see that the experts
@@ -48,16 +52,20 @@
 
 int mr_route_lanes_ok(int E, int k)
 {
+    if (k < 1 || k > 8 || k > E || E > 64) return 0;
 #ifdef MR_AVX512
-    return k >= 1 && k <= 8 && k <= E && E <= 64 && mr_simd_avx512();
-#else
-    (void)E;
-    (void)k;
-    return 0;
+    if (mr_simd_avx512()) return 1;
 #endif
+#ifdef MR_AVX2
+    if (mr_simd_avx2()) return 1; /* the AVX2 kernel: 8 tokens at a time */
+#endif
+    return 0;
 }
 
 #ifdef MR_AVX512
+#define KMAX _mm512_max_epi32
+#define KMIN _mm512_min_epi32
+
 /* r[i] lane j -> r[j] lane i: a 16 x 16 transpose of floats (64 shuffles) */
 MR_AVX512_TARGET static inline __attribute__((always_inline)) void transpose16(__m512 *r)
 {
@@ -91,14 +99,6 @@ MR_AVX512_TARGET static inline __attribute__((always_inline)) void transpose16(_
     _mm512_cvtps_pd((hh) ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)) \
                          : _mm512_castps512_ps256(v))
 
-/* compare-exchange: a the larger key, b the smaller */
-#define CX(a, b)                                                                           \
-    do {                                                                                   \
-        __m512i hi_ = _mm512_max_epi32(a, b);                                              \
-        (b) = _mm512_min_epi32(a, b);                                                      \
-        (a) = hi_;                                                                         \
-    } while (0)
-
 /* The key of logit i (x: widened from 16 bits) as described above */
 MR_AVX512_TARGET static inline __attribute__((always_inline)) __m512i score_key(__m512 x, int i)
 {
@@ -111,20 +111,7 @@ MR_AVX512_TARGET static inline __attribute__((always_inline)) __m512i score_key(
 /* K keys sorted in descending order, lane-wise (K = 2, 4, 8) */
 MR_AVX512_TARGET static inline __attribute__((always_inline)) void sort_keys(__m512i *v, const int K)
 {
-    if (K == 2) {
-        CX(v[0], v[1]); /* 2 */
-    } else if (K == 4) {
-        CX(v[0], v[1]); CX(v[2], v[3]); /* 4: pairs, */
-        CX(v[0], v[2]); CX(v[1], v[3]); /* their larger and smaller, */
-        CX(v[1], v[2]);                 /* the middle two */
-    } else if (K == 8) { /* 19 compare-exchanges, depth 6 */
-        CX(v[0], v[2]); CX(v[1], v[3]); CX(v[4], v[6]); CX(v[5], v[7]);
-        CX(v[0], v[4]); CX(v[1], v[5]); CX(v[2], v[6]); CX(v[3], v[7]);
-        CX(v[0], v[1]); CX(v[2], v[3]); CX(v[4], v[5]); CX(v[6], v[7]);
-        CX(v[2], v[4]); CX(v[3], v[5]);
-        CX(v[1], v[4]); CX(v[3], v[6]);
-        CX(v[1], v[2]); CX(v[3], v[4]); CX(v[5], v[6]);
-    }
+    SORT_NET(v, K);
 }
 
 /* run[K] = the top K of sorted run[K] and sorted g[K], sorted */
@@ -132,13 +119,7 @@ MR_AVX512_TARGET static inline __attribute__((always_inline)) void merge_keys(__
                                                                              const __m512i *g,
                                                                              const int K)
 {
-    _Pragma("GCC unroll 8")
-    for (int i = 0; i < K; i++) run[i] = _mm512_max_epi32(run[i], g[K - 1 - i]);
-    _Pragma("GCC unroll 4")
-    for (int s = K / 2; s >= 1; s >>= 1)
-        _Pragma("GCC unroll 8")
-        for (int i = 0; i < K; i++)
-            if (!(i & s)) CX(run[i], run[i + s]);
+    MERGE_NET(run, g, K);
 }
 
 /* the ids of 16 tokens' top 8 (ids[j] lane t: the j-th of token t, 16-bit lanes 0..15
@@ -355,7 +336,8 @@ LANES_K(2)
 LANES_K(4)
 LANES_K(8)
 #undef LANES_K
-#undef CX
+#undef KMAX
+#undef KMIN
 #undef HALF_PD
 #endif
 
@@ -363,19 +345,30 @@ int mr_route_lanes16(const uint16_t *raw, int nt, int E, int k, int bf16, uint16
                      double *h, double *h_topk, double *acc, const unsigned char *real)
 {
 #ifdef MR_AVX512
-    uint16_t pad[16 * 64]; /* a partial call's tokens, then zeros (the kernel reads 16) */
-    if (nt < 16) {
-        memcpy(pad, raw, (size_t)nt * E * sizeof *raw);
-        memset(pad + (size_t)nt * E, 0, (size_t)(16 - nt) * E * sizeof *raw);
-        raw = pad;
+    if (mr_simd_avx512()) {
+        uint16_t pad[16 * 64]; /* a partial call's tokens, then zeros (the kernel reads 16) */
+        if (nt < 16) {
+            memcpy(pad, raw, (size_t)nt * E * sizeof *raw);
+            memset(pad + (size_t)nt * E, 0, (size_t)(16 - nt) * E * sizeof *raw);
+            raw = pad;
+        }
+        if (k <= 1) return lanes_k1(raw, nt, E, k, bf16, topk, h, h_topk, acc, real);
+        if (k <= 2) return lanes_k2(raw, nt, E, k, bf16, topk, h, h_topk, acc, real);
+        if (k <= 4) return lanes_k4(raw, nt, E, k, bf16, topk, h, h_topk, acc, real);
+        return lanes_k8(raw, nt, E, k, bf16, topk, h, h_topk, acc, real);
     }
-    if (k <= 1) return lanes_k1(raw, nt, E, k, bf16, topk, h, h_topk, acc, real);
-    if (k <= 2) return lanes_k2(raw, nt, E, k, bf16, topk, h, h_topk, acc, real);
-    if (k <= 4) return lanes_k4(raw, nt, E, k, bf16, topk, h, h_topk, acc, real);
-    return lanes_k8(raw, nt, E, k, bf16, topk, h, h_topk, acc, real);
-#else
+#endif
+#ifdef MR_AVX2
+    if (mr_simd_avx2()) { /* tokens 0 .. 7, then 8 .. 15: acc in token order */
+        int bad = mr_route_lanes8_avx2(raw, nt < 8 ? nt : 8, E, k, bf16, topk, h, h_topk, acc, real);
+        if (nt > 8)
+            bad |= mr_route_lanes8_avx2(raw + (size_t)8 * E, nt - 8, E, k, bf16,
+                                        topk + (size_t)8 * k, h + 8, h_topk + 8, acc,
+                                        real ? real + 8 : NULL);
+        return bad;
+    }
+#endif
     (void)raw, (void)nt, (void)E, (void)k, (void)bf16, (void)topk;
     (void)h, (void)h_topk, (void)acc, (void)real;
     return 1; /* never called (mr_route_lanes_ok): the caller's checked path */
-#endif
 }

@@ -879,18 +879,32 @@ static float widen16(uint16_t h, int bf16)
  * call), real-token masks (and none), on realistic, tie-heavy (signed zeros,
  * subnormals, rows of one value) and arbitrary finite bit patterns; a NaN or Inf is
  * reported (1) by the call that holds it only; nothing is written past the tokens and
- * experts; the kernel is refused where it does not apply. */
+ * experts; the kernel is refused where it does not apply. Both kernels the CPU has: the
+ * AVX-512 one (16 tokens a call) and the AVX2 one (8 tokens, as two halves of a call;
+ * with the AVX-512 kernels off, MR_SIMD=avx2's path, on a CPU that has both), each
+ * against the same references (the default path's row kernels: the AVX2 and AVX-512 row
+ * kernels give the same bits); with the logits of a call ending at an unreadable page
+ * (whole and partial blocks of experts), the AVX2 kernel reads nothing past them. */
 START_TEST(lanes_kernel_same_bits)
 {
-    if (!mr_simd_avx512()) {
+    int has512 = mr_simd_avx512(); /* the kernels this CPU (and build) has */
+    mr_simd_avx512_set(0);
+    int has2 = mr_simd_avx2();
+    mr_simd_avx2_set(0); /* MR_SIMD=portable: neither kernel */
+    ck_assert(!mr_route_lanes_ok(64, 8) && !mr_route_lanes_ok(2, 1));
+    mr_simd_avx2_set(1);
+    mr_simd_avx512_set(1);
+    if (!has512 && !has2) {
         ck_assert(!mr_route_lanes_ok(64, 8));
         return;
     }
-    ck_assert(mr_route_lanes_ok(64, 8) && mr_route_lanes_ok(2, 2) && mr_route_lanes_ok(1, 1));
-    ck_assert(!mr_route_lanes_ok(65, 8) && !mr_route_lanes_ok(64, 9) && !mr_route_lanes_ok(4, 5) &&
-              !mr_route_lanes_ok(8, 0));
-    mr_simd_avx512_set(0);
-    ck_assert(!mr_route_lanes_ok(64, 8));
+    for (int path = 0; path < 2; path++) { /* 0: AVX-512, 1: AVX2 */
+        if (path == 0 ? !has512 : !has2) continue;
+        mr_simd_avx512_set(path == 0);
+        ck_assert(mr_route_lanes_ok(64, 8) && mr_route_lanes_ok(2, 2) && mr_route_lanes_ok(1, 1));
+        ck_assert(!mr_route_lanes_ok(65, 8) && !mr_route_lanes_ok(64, 9) && !mr_route_lanes_ok(4, 5) &&
+                  !mr_route_lanes_ok(8, 0));
+    }
     mr_simd_avx512_set(1);
     enum { T = 37, EM = 64 };
     static const int Es[] = {2, 3, 5, 7, 8, 9, 15, 16, 17, 24, 31, 33, 48, 60, 63, 64};
@@ -900,7 +914,7 @@ START_TEST(lanes_kernel_same_bits)
     static uint16_t raw[T * EM], ids[T * 8 + 64];
     static float s[T * EM], p[T * EM];
     static int idx[T * 8], idx2[T * 8];
-    double h[T], hk[T], hr[T], hkr[T], acc[EM + 8], accr[EM];
+    double h[T + 8], hk[T + 8], hr[T], hkr[T], acc[EM + 8], accr[EM], acc0[EM];
     unsigned char real[T];
     uint64_t x = 0x9e3779b97f4a7c15ULL;
 #define NEXT() (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x)
@@ -937,40 +951,85 @@ START_TEST(lanes_kernel_same_bits)
                         mr_route_topk(idx2 + t * k, s + t * E, E, k);
                     }
                     ck_assert(memcmp(idx, idx2, sizeof(int) * T * k) == 0);
-                    for (int j = T * k; j < T * 8 + 64; j++) ids[j] = 0xffff;
-                    for (int i = 0; i < E; i++) acc[i] = accr[i] = (double)i / 16;
-                    for (int i = E; i < E + 8; i++) acc[i] = -2.5;
+                    for (int i = 0; i < E; i++) acc0[i] = accr[i] = (double)i / 16;
                     mr_softmax_entropy_tokens(hr, hkr, p, s, T, E, idx, k, accr, rl);
-                    for (int t0 = 0; t0 < T; t0 += 16) {
-                        int nt = T - t0 < 16 ? T - t0 : 16;
-                        int bad = mr_route_lanes16(raw + t0 * E, nt, E, k, bf16, ids + t0 * k,
-                                                   h + t0, hk + t0, acc, rl ? rl + t0 : NULL);
-                        ck_assert_msg(bad == 0, "bf16 %d E %d k %d kind %d: flagged", bf16, E, k, kind);
+                    for (int path = 0; path < 2; path++) {
+                        if (path == 0 ? !has512 : !has2) continue;
+                        mr_simd_avx512_set(path == 0);
+                        for (int j = T * k; j < T * 8 + 64; j++) ids[j] = 0xffff;
+                        for (int t = T; t < T + 8; t++) h[t] = hk[t] = -7.0;
+                        memcpy(acc, acc0, sizeof(double) * E);
+                        for (int i = E; i < E + 8; i++) acc[i] = -2.5;
+                        for (int t0 = 0; t0 < T; t0 += 16) {
+                            int nt = T - t0 < 16 ? T - t0 : 16;
+                            int bad = mr_route_lanes16(raw + t0 * E, nt, E, k, bf16, ids + t0 * k,
+                                                       h + t0, hk + t0, acc, rl ? rl + t0 : NULL);
+                            ck_assert_msg(bad == 0, "path %d bf16 %d E %d k %d kind %d: flagged",
+                                          path, bf16, E, k, kind);
+                        }
+                        for (int j = 0; j < T * k; j++)
+                            ck_assert_msg(ids[j] == idx[j], "path %d bf16 %d E %d k %d kind %d: "
+                                          "top-k [%d][%d] %d, want %d", path, bf16, E, k, kind,
+                                          j / k, j % k, ids[j], idx[j]);
+                        for (int t = 0; t < T; t++) {
+                            ck_assert_msg(memcmp(&h[t], &hr[t], sizeof(double)) == 0 &&
+                                              memcmp(&hk[t], &hkr[t], sizeof(double)) == 0,
+                                          "path %d bf16 %d E %d k %d kind %d token %d: H %.17g / "
+                                          "%.17g, H_k %.17g / %.17g", path, bf16, E, k, kind, t,
+                                          h[t], hr[t], hk[t], hkr[t]);
+                        }
+                        ck_assert_msg(memcmp(acc, accr, sizeof(double) * E) == 0, "path %d bf16 "
+                                      "%d E %d k %d kind %d: sums differ", path, bf16, E, k, kind);
+                        for (int i = E; i < E + 8; i++) ck_assert(acc[i] == -2.5);
+                        for (int t = T; t < T + 8; t++)
+                            ck_assert_msg(h[t] == -7.0 && hk[t] == -7.0, "path %d E %d k %d: "
+                                          "entropies written past the tokens", path, E, k);
+                        for (int j = T * k; j < T * 8 + 64; j++)
+                            ck_assert_msg(ids[j] == 0xffff, "path %d E %d k %d: top-k written "
+                                          "past its tokens", path, E, k);
+#ifdef MR_AVX2
+                        /* tokens 0 .. 6 (a partial first half), 0 .. 14 (a partial second
+                         * half) and 0 .. 31 (two whole calls), their logits ending at an
+                         * unreadable page: the same outputs */
+                        if (path == 1 && kind == 0) {
+                            static const int nts[] = {7, 15, 32};
+                            for (int ni = 0; ni < 3; ni++) {
+                                int nt = nts[ni];
+                                guarded gd;
+                                size_t n = (size_t)nt * E;
+                                uint16_t *g = (uint16_t *)(void *)(at_guard((n + 1) / 2, &gd) + (n + 1) / 2) - n;
+                                memcpy(g, raw, n * sizeof *g);
+                                uint16_t gi[32 * 8];
+                                double gh[32], ghk[32], ga[EM];
+                                memset(gi, 0xff, sizeof gi);
+                                memset(gh, 0, sizeof gh);
+                                memset(ghk, 0, sizeof ghk);
+                                memcpy(ga, acc0, sizeof(double) * E);
+                                for (int t0 = 0; t0 < nt; t0 += 16)
+                                    ck_assert(mr_route_lanes16(g + t0 * E, nt - t0 < 16 ? nt - t0 : 16,
+                                                               E, k, bf16, gi + t0 * k, gh + t0,
+                                                               ghk + t0, ga, rl ? rl + t0 : NULL) == 0);
+                                ck_assert(memcmp(gi, ids, sizeof *gi * (size_t)nt * k) == 0);
+                                ck_assert(memcmp(gh, h, sizeof *gh * (size_t)nt) == 0);
+                                ck_assert(memcmp(ghk, hk, sizeof *ghk * (size_t)nt) == 0);
+                                munmap(gd.map, gd.size);
+                            }
+                        }
+#endif
+                        /* a NaN or an Inf: flagged by its call only */
+                        if (kind != 2) continue;
+                        int at = (int)(NEXT() % (uint64_t)(T * E));
+                        uint16_t keep = raw[at];
+                        raw[at] = bf16 ? (at & 2 ? 0x7fc0 : 0xff80) : (at & 1 ? 0x7e00 : 0xfc00);
+                        for (int t0 = 0; t0 < T; t0 += 16) {
+                            int nt = T - t0 < 16 ? T - t0 : 16;
+                            int bad = mr_route_lanes16(raw + t0 * E, nt, E, k, bf16, ids + t0 * k,
+                                                       h + t0, hk + t0, acc, real + t0);
+                            ck_assert_int_eq(bad, at / E >= t0 && at / E < t0 + nt);
+                        }
+                        raw[at] = keep;
                     }
-                    for (int j = 0; j < T * k; j++)
-                        ck_assert_msg(ids[j] == idx[j], "bf16 %d E %d k %d kind %d: top-k [%d][%d] "
-                                      "%d, want %d", bf16, E, k, kind, j / k, j % k, ids[j], idx[j]);
-                    for (int t = 0; t < T; t++) {
-                        ck_assert_msg(memcmp(&h[t], &hr[t], sizeof(double)) == 0 &&
-                                          memcmp(&hk[t], &hkr[t], sizeof(double)) == 0,
-                                      "bf16 %d E %d k %d kind %d token %d: H %.17g / %.17g, "
-                                      "H_k %.17g / %.17g", bf16, E, k, kind, t, h[t], hr[t], hk[t], hkr[t]);
-                    }
-                    ck_assert_msg(memcmp(acc, accr, sizeof(double) * E) == 0, "bf16 %d E %d k %d "
-                                  "kind %d: sums differ", bf16, E, k, kind);
-                    for (int i = E; i < E + 8; i++) ck_assert(acc[i] == -2.5);
-                    for (int j = T * k; j < T * 8 + 64; j++)
-                        ck_assert_msg(ids[j] == 0xffff, "E %d k %d: top-k written past its tokens", E, k);
-                    /* a NaN or an Inf: flagged by its call only */
-                    if (kind != 2) continue;
-                    int at = (int)(NEXT() % (uint64_t)(T * E));
-                    raw[at] = bf16 ? (kind & 1 ? 0x7fc0 : 0xff80) : (at & 1 ? 0x7e00 : 0xfc00);
-                    for (int t0 = 0; t0 < T; t0 += 16) {
-                        int nt = T - t0 < 16 ? T - t0 : 16;
-                        int bad = mr_route_lanes16(raw + t0 * E, nt, E, k, bf16, ids + t0 * k,
-                                                   h + t0, hk + t0, acc, real + t0);
-                        ck_assert_int_eq(bad, at / E >= t0 && at / E < t0 + nt);
-                    }
+                    mr_simd_avx512_set(1);
                 }
 #undef NEXT
 }

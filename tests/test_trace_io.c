@@ -336,24 +336,30 @@ START_TEST(direct_and_libhdf5_reads_agree)
         }
     /* rows that keep no probabilities (analyze's: the 16-bit layers, 64 experts, top-4,
      * routed 16 tokens at a time across the vector lanes, analysis/mr_lanes.h; 2051 = 128
-     * x 16 + 3 tokens a row) against rows that keep them (8-token batches): the same bits */
+     * x 16 + 3 tokens a row) against rows that keep them (8-token batches): the same bits;
+     * also with the AVX-512 kernels off (MR_SIMD=avx2: the AVX2 token-lane kernel, where
+     * the CPU has AVX2) against the rows kept by the default path */
     for (int th = 1; th <= 2; th++)
-        for (int f = 0; f < 2; f++) {
-            mr_trace_file *t = f ? b : a;
-            mr_trace_rows rk, ru;
-            ck_assert_int_eq(mr_trace_rows_alloc(&rk, t, t->N, 1), MR_OK);
-            ck_assert_int_eq(mr_trace_rows_alloc(&ru, t, t->N, 0), MR_OK);
-            rk.threads = ru.threads = th;
-            ck_assert_msg(mr_trace_read_rows(t, 0, 3, &rk, 0) == MR_OK, "%s", mr_error_message());
-            ck_assert_msg(mr_trace_read_rows(t, 0, 3, &ru, 0) == MR_OK, "%s", mr_error_message());
-            size_t rows = (size_t)3 * t->N, tok = rows * t->T;
-            ck_assert(memcmp(rk.topk, ru.topk, tok * t->k * sizeof *rk.topk) == 0);
-            ck_assert(memcmp(rk.h_sum, ru.h_sum, rows * sizeof *rk.h_sum) == 0);
-            ck_assert(memcmp(rk.hw_sum, ru.hw_sum, rows * sizeof *rk.hw_sum) == 0);
-            ck_assert(memcmp(rk.psum, ru.psum, rows * t->E * sizeof *rk.psum) == 0);
-            mr_trace_rows_free(&rk);
-            mr_trace_rows_free(&ru);
-        }
+        for (int f = 0; f < 2; f++)
+            for (int off = 0; off < 2; off++) {
+                mr_trace_file *t = f ? b : a;
+                mr_trace_rows rk, ru;
+                ck_assert_int_eq(mr_trace_rows_alloc(&rk, t, t->N, 1), MR_OK);
+                ck_assert_int_eq(mr_trace_rows_alloc(&ru, t, t->N, 0), MR_OK);
+                rk.threads = ru.threads = th;
+                ck_assert_msg(mr_trace_read_rows(t, 0, 3, &rk, 0) == MR_OK, "%s", mr_error_message());
+                mr_simd_avx512_set(!off);
+                ck_assert_msg(mr_trace_read_rows(t, 0, 3, &ru, 0) == MR_OK, "%s", mr_error_message());
+                mr_simd_avx512_set(1);
+                size_t rows = (size_t)3 * t->N, tok = rows * t->T;
+                ck_assert_msg(memcmp(rk.topk, ru.topk, tok * t->k * sizeof *rk.topk) == 0 &&
+                                  memcmp(rk.h_sum, ru.h_sum, rows * sizeof *rk.h_sum) == 0 &&
+                                  memcmp(rk.hw_sum, ru.hw_sum, rows * sizeof *rk.hw_sum) == 0 &&
+                                  memcmp(rk.psum, ru.psum, rows * t->E * sizeof *rk.psum) == 0,
+                              "threads %d file %d AVX-512 off %d: the unkept rows differ", th, f, off);
+                mr_trace_rows_free(&rk);
+                mr_trace_rows_free(&ru);
+            }
     mr_trace_close(a);
     mr_trace_close(b);
     unlink(direct);
