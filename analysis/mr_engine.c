@@ -277,23 +277,42 @@ static void shared_expert_forward(mr_workspace *ws, float *out, const float *x,
     }
 }
 
-/* out[N,d] = sum over each token's chosen experts of w * expert(x).
+/* 1, or T where only each sequence's first token of block L's output is ever read: the
+ * last block of a classifier that pools its CLS token (the head reads row b T of each
+ * sample; the routing trace of that block is computed before its experts). There the
+ * experts run for the CLS tokens only and the other rows of the block's output are 0:
+ * the same logits and trace (each row of the GEMM micro-kernels is its own, analysis/
+ * mr_simd.h; tests/test_routers.c compares with every row's computation,
+ * mr_engine_opts.all_rows), at about 1/T of the last block's experts. As the input
+ * gradient's forward (analysis/mr_grad.c, slot_step). */
+static int slot_step(const mr_workspace *ws, const mr_layer *L, int T)
+{
+    const mr_config *c = &ws->m->cfg;
+    return !ws->opts.all_rows && c->task == MR_TASK_CLASSIFY && c->pool == MR_POOL_CLS &&
+                   L == &ws->m->layers[c->n_layers - 1]
+               ? T
+               : 1;
+}
+
+/* out[N,d] = sum over each token's chosen experts of w * expert(x), for tokens 0, step,
+ * 2 step, ... (slot_step; the other rows 0).
  * Tokens are grouped by expert (a counting sort) so each expert runs one GEMM pair
  * over all its tokens; contributions are added in ascending expert order. */
 static void moe_forward(mr_workspace *ws, float *out, const float *x, const mr_layer *L,
-                        const int *topk, const float *weights, int N, int k)
+                        const int *topk, const float *weights, int N, int k, int step)
 {
     const mr_config *c = &ws->m->cfg;
     int d = c->d_model, E = c->n_experts, h = c->expert_hidden;
     int a = c->activation == MR_ACT_SWIGLU ? 2 : 1;
     int *off = ws->expert_off;
     memset(off, 0, (size_t)(E + 1) * sizeof *off);
-    for (int i = 0; i < N * k; i++) off[topk[i] + 1]++;
+    for (int n = 0; n < N; n += step)
+        for (int j = 0; j < k; j++) off[topk[(size_t)n * k + j] + 1]++;
     for (int e = 0; e < E; e++) off[e + 1] += off[e];
     /* fill each expert's group in token order; cursor[e] walks from off[e] */
     int cursor[MR_MAX_EXPERTS];
     memcpy(cursor, off, (size_t)E * sizeof *cursor);
-    for (int n = 0; n < N; n++)
+    for (int n = 0; n < N; n += step)
         for (int j = 0; j < k; j++) {
             int e = topk[(size_t)n * k + j];
             int s = cursor[e]++;
@@ -335,7 +354,8 @@ static void run_experts(void *engine, float *y, const float *x, const int *topk,
                         const float *weights)
 {
     mr_workspace *ws = engine;
-    moe_forward(ws, y, x, ws->cur_layer, topk, weights, ws->cur_N, ws->trace.k);
+    moe_forward(ws, y, x, ws->cur_layer, topk, weights, ws->cur_N, ws->trace.k,
+                slot_step(ws, ws->cur_layer, ws->trace.T));
 }
 
 static void add_inplace(float *x, const float *y, size_t n)
@@ -469,7 +489,7 @@ static int forward_rest(mr_workspace *ws, int B, int T)
                                 .scratch = ws->router_scratch};
             const mr_router_type *rt = ws->router->type;
             MR_TRY(rt->route(ws->router->state, &ctx, probs, topk, weights));
-            moe_forward(ws, ws->buf, ws->xn, L, topk, weights, N, k);
+            moe_forward(ws, ws->buf, ws->xn, L, topk, weights, N, k, slot_step(ws, L, T));
             if (rt->combine) {
                 ws->cur_layer = L;
                 ws->cur_N = N;
@@ -497,7 +517,15 @@ void mr_engine_head_forward(float *logits, float *pooled, float *xn, const float
 {
     const mr_config *c = &m->cfg;
     int d = c->d_model, N = B * T;
-    norm_forward(c, xn, x, m->head_ln_w, m->head_ln_b, N);
+    if (c->task == MR_TASK_CLASSIFY && c->pool == MR_POOL_CLS) {
+        /* the CLS rows only: the norm is per row, the other rows are never read */
+        for (int b = 0; b < B; b++) {
+            size_t r = (size_t)b * T * d;
+            norm_forward(c, xn + r, x + r, m->head_ln_w, m->head_ln_b, 1);
+        }
+    } else {
+        norm_forward(c, xn, x, m->head_ln_w, m->head_ln_b, N);
+    }
     if (c->task == MR_TASK_LM) {
         mr_linear_forward(logits, xn, m->head_w, m->head_b, N, d, c->n_out);
         return;

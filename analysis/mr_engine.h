@@ -25,6 +25,9 @@ typedef struct mr_engine_opts {
     int top_k;          /* experts per token; 0 = the model's top_k */
     int keep_attention; /* keep every block's attention probabilities in the trace */
     int keep_moe_input; /* keep every MoE block's input in the trace */
+    int all_rows;       /* a classifier pooling its CLS token: run the last block's experts
+                           for every token, not for the CLS tokens only (the same logits and
+                           trace; for tests) */
 } mr_engine_opts;
 
 /* Defaults: batch 16, seq_len = max_seq_len, the model's top_k, nothing extra kept. */
@@ -102,7 +105,8 @@ void mr_engine_prefix_sizes(const mr_model *m, int T, size_t *x_floats, size_t *
 /* The rest of a forward of B samples of T tokens (images: T ignored) from the state. */
 int mr_engine_forward_rest(mr_workspace *ws, int B, int T);
 
-/* The head: xn [B*T, d] = LayerNorm(x) per token, then logits = classify: [B, n_classes]
+/* The head: xn [B*T, d] = LayerNorm(x) per token (a classifier pooling its CLS token:
+ * the CLS rows only, the others left as they were), then logits = classify: [B, n_classes]
  * from the cls token or the mean over tokens (pooled [B, d]); lm: [B*T, vocab]. Shared
  * with the gradient engine (mr_grad.h), so both compute the same logits. */
 void mr_engine_head_forward(float *logits, float *pooled, float *xn, const float *x,

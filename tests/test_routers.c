@@ -462,6 +462,86 @@ START_TEST(prefix_shared_across_routers_is_the_whole_forward)
 }
 END_TEST
 
+/* The last block of a classifier pooling its CLS token runs its experts for the CLS
+ * tokens only (mr_engine.c, slot_step; the head's norm too): the logits and the whole
+ * routing trace are those of every token's computation (mr_engine_opts.all_rows), bit for
+ * bit where the suite's GEMM micro-kernels run (AVX-512, or AVX2 + FMA: every row's bits
+ * are its own), within 1e-5 of the largest logit on OpenBLAS's path, where a row's
+ * rounding may depend on the rows sharing its call. Every path this CPU has, every
+ * router of each model (combine() of momentum and s2moe included). */
+static void cls_rows_equal_all_rows(const char *model, const char *const *routers)
+{
+    mr_model *m;
+    ck_assert_msg(mr_model_load(&m, model) == MR_OK, "%s", mr_error_message());
+    const mr_config *c = &m->cfg;
+    ck_assert(c->task == MR_TASK_CLASSIFY && c->pool == MR_POOL_CLS);
+    ck_assert(m->layers[c->n_layers - 1].is_moe);
+    enum { B = 5 };
+    static uint8_t img[B * 28 * 28];
+    for (int i = 0; i < B * 28 * 28; i++) img[i] = (uint8_t)(i * 53 % 253);
+    for (int path = 0; path < 3; path++) {
+        mr_simd_avx512_set(path == 0);
+        mr_simd_avx2_set(path < 2);
+        int kernels = mr_simd_avx512() || mr_simd_avx2();
+        if ((path == 0 && !mr_simd_avx512()) || (path == 1 && !mr_simd_avx2())) continue;
+        for (int i = 0; routers[i]; i++) {
+            mr_router *r;
+            ck_assert_msg(mr_router_alloc(&r, routers[i], m, NULL) == MR_OK, "%s",
+                          mr_error_message());
+            mr_workspace *ws[2];
+            for (int a = 0; a < 2; a++) {
+                mr_engine_opts eo;
+                mr_engine_opts_init(&eo, m);
+                eo.batch = B;
+                eo.all_rows = a;
+                ck_assert_int_eq(mr_workspace_alloc(&ws[a], m, r, &eo), MR_OK);
+                mr_workspace_set_first_sample(ws[a], 7);
+                ck_assert_int_eq(mr_engine_forward_images(ws[a], img, B), MR_OK);
+            }
+            const mr_trace *tc = mr_workspace_trace(ws[0]), *ta = mr_workspace_trace(ws[1]);
+            size_t nl = (size_t)B * c->n_out, np = (size_t)c->n_moe * B * c->n_pos;
+            ck_assert_msg(memcmp(tc->probs, ta->probs, np * tc->E * sizeof(float)) == 0 &&
+                              memcmp(tc->topk, ta->topk, np * tc->k * sizeof(int)) == 0 &&
+                              memcmp(tc->weights, ta->weights, np * tc->k * sizeof(float)) == 0,
+                          "%s on %s (path %d): the CLS-rows forward routes differently",
+                          routers[i], model, path);
+            if (kernels) {
+                ck_assert_msg(memcmp(tc->logits, ta->logits, nl * sizeof(float)) == 0,
+                              "%s on %s (path %d): CLS-rows logits differ", routers[i], model,
+                              path);
+            } else {
+                double big = 0.0, diff = 0.0;
+                for (size_t j = 0; j < nl; j++) {
+                    big = fmax(big, fabs(ta->logits[j]));
+                    diff = fmax(diff, fabs(tc->logits[j] - ta->logits[j]));
+                }
+                ck_assert_msg(diff <= 1e-5 * big, "%s on %s (OpenBLAS): logits differ by %g",
+                              routers[i], model, diff);
+            }
+            mr_workspace_free(ws[0]);
+            mr_workspace_free(ws[1]);
+            mr_router_free(r);
+        }
+    }
+    mr_simd_avx512_set(1);
+    mr_simd_avx2_set(1);
+    mr_model_free(m);
+}
+
+START_TEST(cls_rows_of_the_last_block_are_every_row)
+{
+    const char *const vit[] = {"softmax", "similarity", "attention", "ac", "random", "momentum",
+                               NULL};
+    cls_rows_equal_all_rows("models/fmnist-vit-moe-softmax.h5", vit);
+    const char *const vit4[] = {"softmax", "momentum", "similarity", NULL};
+    cls_rows_equal_all_rows("models/fmnist-vit-moe4-softmax.h5", vit4);
+    const char *const cosine[] = {"cosine", NULL};
+    cls_rows_equal_all_rows("models/fmnist-vit-moe-cosine.h5", cosine);
+    const char *const s2moe[] = {"s2moe", NULL};
+    cls_rows_equal_all_rows("models/fmnist-vit-moe-s2moe.h5", s2moe);
+}
+END_TEST
+
 /* ...and from the third MoE block on it does (issue #18's deep model, MoE in all four
  * blocks): blocks 1 and 2 route exactly as softmax, blocks 3 and 4 do not. */
 START_TEST(momentum_changes_routing_from_the_third_moe_block)
@@ -658,6 +738,7 @@ int main(void)
     tcase_add_test(tc, momentum_cannot_change_routing_on_two_moe_blocks);
     tcase_add_test(tc, momentum_changes_routing_from_the_third_moe_block);
     tcase_add_test(tc, prefix_shared_across_routers_is_the_whole_forward);
+    tcase_add_test(tc, cls_rows_of_the_last_block_are_every_row);
     tcase_add_test(tc, s2moe_noise_off_is_baseline);
     tcase_add_test(tc, lm_routing_never_sees_later_tokens);
     suite_add_tcase(s, tc);
