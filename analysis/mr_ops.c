@@ -42,21 +42,187 @@ layernorm_rows(float *out, double *stats, const float *in, const float *w, const
 }
 
 /* an AVX-512 clone too (the sums' order then the 8-double lanes', fixed per machine):
- * 1.45x the AVX2 clone's speed on rows of 64 (docs/performance.md) */
+ * 1.45x the AVX2 clone's speed on rows of 64 (docs/performance.md). The path of CPUs
+ * without AVX2 (and of MR_SIMD=portable); the kernels below run elsewhere. */
 MR_VECTOR_CLONES_512
-void mr_layernorm_forward(float *out, const float *in, const float *w, const float *b,
-                          int N, int C, float eps)
+static void layernorm_loops(float *out, const float *in, const float *w, const float *b,
+                            int N, int C, float eps)
 {
     layernorm_rows(out, NULL, in, w, b, N, C, eps);
 }
 
+MR_VECTOR_CLONES_512
+static void layernorm_keep_loops(float *out, double *stats, const float *in, const float *w,
+                                 const float *b, int N, int C, float eps)
+{
+    layernorm_rows(out, stats, in, w, b, N, C, eps);
+}
+
+/* LayerNorm in intrinsics, for the AVX-512 clone's floats. GCC vectorizes layernorm_rows'
+ * two sums (`omp simd reduction`) of its avx512f clone over 16 double lanes: lane j sums
+ * the elements i = j mod 16 of the row's first C - C % 16, the last C % 16 are added to
+ * lane 0 in order, then 0 + lane 0 + lane 1 + ... + lane 15 one after the other (objdump
+ * of the clone at -O2 and -O3). That last chain of 16 dependent additions, twice a row,
+ * with the lanes kept in memory, made the clone latency-bound: about 55 ns a row of 64
+ * (AVX-512) and 80 ns (AVX2 clone, 8 lanes) on the Zen 5 host. layernorm_avx2 adds in the
+ * same order, but four rows at a time: their lanes transposed into vectors of the four
+ * rows, so the chains of four rows run side by side; then the clone's elementwise
+ * operations. It runs wherever the CPU has AVX2 (AVX-512 CPUs included: the same floats as
+ * their clone), so an AVX2-only CPU now normalizes as the AVX-512 clone does (its own
+ * clone summed over 8 lanes: the last bits of some rows moved there). tests/test_ops.c
+ * compares it with the order written out in C, and with the AVX-512 clone where the CPU
+ * runs it. */
+#ifdef MR_AVX2
+/* (a, b, c, d) of 4 doubles each -> their columns: out[k] = (a[k], b[k], c[k], d[k]) */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) void transpose4d(__m256d *v)
+{
+    __m256d t0 = _mm256_unpacklo_pd(v[0], v[1]), t1 = _mm256_unpackhi_pd(v[0], v[1]);
+    __m256d t2 = _mm256_unpacklo_pd(v[2], v[3]), t3 = _mm256_unpackhi_pd(v[2], v[3]);
+    v[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    v[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    v[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    v[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
+/* Per row r of 4 (x[r], C floats; shift[r] = mean (squares) or unused): the clone's sum
+ * of x (squares = 0) or of (x - mean)^2 (squares = 1): 16 lanes, lane j the elements
+ * i = j mod 16 of the first C16 = C - C % 16, the rest added to lane 0 in order, then
+ * 0 + lane 0 + ... + lane 15. The four rows' lanes are transposed so that the sixteen
+ * last additions run on vectors of the four rows, each row's in its own order. */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) __m256d
+ln_sums4(const float *const *x, int C, __m256d shift, const int squares)
+{
+    int C16 = C & ~15;
+    __m256d a[4][4]; /* [row][lanes 4q .. 4q+3] */
+    const __m256d sh[4] = {_mm256_permute4x64_pd(shift, 0x00), /* shift[r] in every lane */
+                           _mm256_permute4x64_pd(shift, 0x55),
+                           _mm256_permute4x64_pd(shift, 0xaa),
+                           _mm256_permute4x64_pd(shift, 0xff)};
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < 4; r++)
+        _Pragma("GCC unroll 4")
+        for (int q = 0; q < 4; q++) a[r][q] = _mm256_setzero_pd();
+    for (int i = 0; i < C16; i += 16)
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < 4; r++) {
+            __m256 v0 = _mm256_loadu_ps(x[r] + i), v1 = _mm256_loadu_ps(x[r] + i + 8);
+            __m256d d[4] = {_mm256_cvtps_pd(_mm256_castps256_ps128(v0)),
+                            _mm256_cvtps_pd(_mm256_extractf128_ps(v0, 1)),
+                            _mm256_cvtps_pd(_mm256_castps256_ps128(v1)),
+                            _mm256_cvtps_pd(_mm256_extractf128_ps(v1, 1))};
+            _Pragma("GCC unroll 4")
+            for (int q = 0; q < 4; q++) {
+                if (squares) {
+                    d[q] = _mm256_sub_pd(d[q], sh[r]);
+                    d[q] = _mm256_mul_pd(d[q], d[q]);
+                }
+                a[r][q] = _mm256_add_pd(a[r][q], d[q]);
+            }
+        }
+    __m256d l[16]; /* l[j] = lane j of the four rows */
+    _Pragma("GCC unroll 4")
+    for (int q = 0; q < 4; q++) {
+        __m256d v[4] = {a[0][q], a[1][q], a[2][q], a[3][q]};
+        transpose4d(v);
+        _Pragma("GCC unroll 4")
+        for (int k = 0; k < 4; k++) l[4 * q + k] = v[k];
+    }
+    for (int i = C16; i < C; i++) {
+        __m256d d = _mm256_setr_pd(x[0][i], x[1][i], x[2][i], x[3][i]);
+        if (squares) {
+            d = _mm256_sub_pd(d, shift);
+            d = _mm256_mul_pd(d, d);
+        }
+        l[0] = _mm256_add_pd(l[0], d);
+    }
+    __m256d s = _mm256_setzero_pd();
+    _Pragma("GCC unroll 16")
+    for (int j = 0; j < 16; j++) s = _mm256_add_pd(s, l[j]);
+    return s;
+}
+
+/* y = (float)((x - mean) rstd) w + b of 8 floats (m: the lanes loaded and stored where
+ * not full) */
+MR_AVX2_TARGET static inline __attribute__((always_inline)) void
+ln_out8(float *y, const float *x, const float *w, const float *b, __m256d mv, __m256d rv,
+        const int full, __m256i m)
+{
+    __m256 v = full ? _mm256_loadu_ps(x) : _mm256_maskload_ps(x, m);
+    __m128 lo = _mm256_cvtpd_ps(
+        _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), mv), rv));
+    __m128 hi = _mm256_cvtpd_ps(
+        _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), mv), rv));
+    __m256 t = _mm256_set_m128(hi, lo);
+    if (full) {
+        t = _mm256_add_ps(_mm256_mul_ps(t, _mm256_loadu_ps(w)), _mm256_loadu_ps(b));
+        _mm256_storeu_ps(y, t);
+    } else {
+        t = _mm256_add_ps(_mm256_mul_ps(t, _mm256_maskload_ps(w, m)), _mm256_maskload_ps(b, m));
+        _mm256_maskstore_ps(y, m, t);
+    }
+}
+
+/* layernorm_rows for the AVX-512 clone's floats, four rows at a time (the last group's
+ * missing rows read the last row again and write nothing) */
+MR_AVX2_TARGET static void layernorm_avx2(float *out, double *stats, const float *in,
+                                          const float *w, const float *b, int N, int C,
+                                          float eps)
+{
+    const __m256d vc = _mm256_set1_pd((double)C), ve = _mm256_set1_pd((double)eps),
+                  one = _mm256_set1_pd(1.0);
+    for (int n0 = 0; n0 < N; n0 += 4) {
+        int R = N - n0 < 4 ? N - n0 : 4;
+        const float *x[4];
+        for (int r = 0; r < 4; r++) x[r] = in + (size_t)(n0 + (r < R ? r : R - 1)) * C;
+        __m256d mean = _mm256_div_pd(ln_sums4(x, C, _mm256_setzero_pd(), 0), vc);
+        __m256d var = _mm256_div_pd(ln_sums4(x, C, mean, 1), vc);
+        __m256d rstd = _mm256_div_pd(one, _mm256_sqrt_pd(_mm256_add_pd(var, ve)));
+        double mr[4], rr[4];
+        _mm256_storeu_pd(mr, mean);
+        _mm256_storeu_pd(rr, rstd);
+        for (int r = 0; r < R; r++) {
+            size_t n = (size_t)n0 + r;
+            if (stats) {
+                stats[2 * n] = mr[r];
+                stats[2 * n + 1] = rr[r];
+            }
+            const float *xr = x[r];
+            float *y = out + n * C;
+            const __m256d mv = _mm256_set1_pd(mr[r]), rv = _mm256_set1_pd(rr[r]);
+            int i = 0;
+            for (; i + 8 <= C; i += 8)
+                ln_out8(y + i, xr + i, w + i, b + i, mv, rv, 1, _mm256_setzero_si256());
+            if (i < C) /* 1 .. 7 left */
+                ln_out8(y + i, xr + i, w + i, b + i, mv, rv, 0, mr_lanes_below8(C - i));
+        }
+    }
+}
+#endif
+
+void mr_layernorm_forward(float *out, const float *in, const float *w, const float *b,
+                          int N, int C, float eps)
+{
+#ifdef MR_AVX2
+    if (mr_simd_avx512() || mr_simd_avx2()) {
+        layernorm_avx2(out, NULL, in, w, b, N, C, eps);
+        return;
+    }
+#endif
+    layernorm_loops(out, in, w, b, N, C, eps);
+}
+
 /* keeping each row's mean and 1 / std for the input gradient's backward
  * (mr_layernorm_backward_stats; recomputing them was half of LayerNorm's backward) */
-MR_VECTOR_CLONES_512
 void mr_layernorm_forward_keep(float *out, double *stats, const float *in, const float *w,
                                const float *b, int N, int C, float eps)
 {
-    layernorm_rows(out, stats, in, w, b, N, C, eps);
+#ifdef MR_AVX2
+    if (mr_simd_avx512() || mr_simd_avx2()) {
+        layernorm_avx2(out, stats, in, w, b, N, C, eps);
+        return;
+    }
+#endif
+    layernorm_keep_loops(out, stats, in, w, b, N, C, eps);
 }
 
 MR_VECTOR_CLONES

@@ -433,6 +433,128 @@ START_TEST(erf_within_3e7_of_libm)
 }
 END_TEST
 
+/* n floats ending where an unreadable page begins (at_guard) where the suite has its
+ * intrinsics, else plain memory; *map and *size for guard_unbuf */
+static float *guard_buf(size_t n, void **map, size_t *size)
+{
+#ifdef MR_AVX2
+    guarded g;
+    float *p = at_guard(n, &g);
+    *map = g.map, *size = g.size;
+    return p;
+#else
+    *size = 0;
+    return *map = malloc((n ? n : 1) * sizeof(float));
+#endif
+}
+
+static void guard_unbuf(void *map, size_t size)
+{
+#ifdef MR_AVX2
+    munmap(map, size);
+#else
+    (void)size;
+    free(map);
+#endif
+}
+
+/* LayerNorm as the AVX-512 clone of layernorm_rows sums (analysis/mr_ops.c): 16 double
+ * lanes, lane j the elements i = j mod 16 of the first C - C % 16, the rest added to lane
+ * 0 in order, then 0 + lane 0 + ... + lane 15; the statistics as mr_layernorm_forward_keep
+ * keeps them */
+static void layernorm_ref16(float *y, double *st, const float *x, const float *w,
+                            const float *b, int N, int C, float eps)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * C;
+        int C16 = C - C % 16;
+        double l[16] = {0}, s = 0.0;
+        for (int i = 0; i < C16; i++) l[i % 16] += (double)xr[i];
+        for (int i = C16; i < C; i++) l[0] += (double)xr[i];
+        for (int j = 0; j < 16; j++) s += l[j];
+        double mean = s / (double)C;
+        memset(l, 0, sizeof l);
+        for (int i = 0; i < C16; i++) {
+            double d = (double)xr[i] - mean;
+            l[i % 16] += d * d;
+        }
+        for (int i = C16; i < C; i++) {
+            double d = (double)xr[i] - mean;
+            l[0] += d * d;
+        }
+        s = 0.0;
+        for (int j = 0; j < 16; j++) s += l[j];
+        double rstd = 1.0 / sqrt(s / (double)C + (double)eps);
+        st[2 * n] = mean, st[2 * n + 1] = rstd;
+        for (int i = 0; i < C; i++)
+            y[(size_t)n * C + i] = (float)((xr[i] - mean) * rstd) * w[i] + b[i];
+    }
+}
+
+/* mr_layernorm_forward and mr_layernorm_forward_keep on every path this CPU has give the
+ * floats (and statistics) of layernorm_ref16, memcmp: the AVX2 kernel (four rows at a
+ * time; it runs on AVX-512 CPUs too) always, the compiler's loops where their AVX-512
+ * clone runs (elsewhere: within 4 ulp, their own lanes). 1 to 9 rows (the groups of four
+ * and their remainders), widths around the 16 lanes and the 8-float blocks, rows of a
+ * large mean and small spread, constant rows (where eps is the variance), inputs,
+ * weights, biases and outputs ending where an unreadable page begins. */
+START_TEST(layernorm_kernels_same_bits)
+{
+    static const int Cs[] = {1, 2, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 48, 63, 64, 65, 96, 100, 128, 200};
+    enum { MAXN = 9, MAXC = 200 };
+    float *ref = malloc(sizeof(float) * MAXN * MAXC);
+    double *sref = malloc(sizeof(double) * 2 * MAXN), *st = malloc(sizeof(double) * 2 * MAXN);
+    ck_assert(ref && sref && st);
+    int clone512 = 0;
+#ifdef MR_AVX512
+    clone512 = __builtin_cpu_supports("avx512f");
+#endif
+    for (size_t ci = 0; ci < sizeof Cs / sizeof *Cs; ci++)
+        for (int N = 1; N <= MAXN; N++) {
+            int C = Cs[ci];
+            size_t n = (size_t)N * C;
+            void *mp[5];
+            size_t sz[5];
+            float *x = guard_buf(n, &mp[0], &sz[0]), *y = guard_buf(n, &mp[1], &sz[1]),
+                  *yk = guard_buf(n, &mp[2], &sz[2]), *w = guard_buf((size_t)C, &mp[3], &sz[3]),
+                  *b = guard_buf((size_t)C, &mp[4], &sz[4]);
+            for (size_t i = 0; i < n; i++) {
+                int r = (int)(i / (size_t)C);
+                x[i] = r % 3 == 2 ? 1000.0f + 1e-3f * sinf(0.9f * (float)i)
+                                  : sinf(0.731f * (float)i) * (i % 11 ? 3.0f : 9.0f) + 0.25f * (float)r;
+                if (r == 4) x[i] = -2.5f; /* a constant row */
+            }
+            for (int i = 0; i < C; i++) w[i] = 0.5f + cosf((float)i), b[i] = sinf(2.0f * (float)i);
+            layernorm_ref16(ref, sref, x, w, b, N, C, 1e-5f);
+            for (int path = 0; path < 3; path++) {
+                mr_simd_avx512_set(path == 0);
+                mr_simd_avx2_set(path < 2);
+                if ((path == 0 && !mr_simd_avx512()) || (path == 1 && !mr_simd_avx2())) continue;
+                int exact = path < 2 ? (mr_simd_avx512() || mr_simd_avx2()) : clone512;
+#ifndef MR_AVX2
+                exact = 0; /* no intrinsics: the compiler's own loops everywhere */
+#endif
+                mr_layernorm_forward(y, x, w, b, N, C, 1e-5f);
+                mr_layernorm_forward_keep(yk, st, x, w, b, N, C, 1e-5f);
+                ck_assert_msg(memcmp(y, yk, n * sizeof *y) == 0,
+                              "layernorm path %d N=%d C=%d: keep differs", path, N, C);
+                for (size_t i = 0; i < n; i++) {
+                    int same = memcmp(&y[i], &ref[i], sizeof *y) == 0;
+                    if (exact ? !same : !(fabsf(y[i] - ref[i]) <= 5e-7f * fabsf(ref[i]) + 1e-6f))
+                        ck_abort_msg("layernorm path %d N=%d C=%d: y[%zu] = %a, want %a", path,
+                                     N, C, i, (double)y[i], (double)ref[i]);
+                }
+                if (exact && memcmp(st, sref, 2 * (size_t)N * sizeof *st) != 0)
+                    ck_abort_msg("layernorm path %d N=%d C=%d: the statistics differ", path, N, C);
+            }
+            for (int k = 0; k < 5; k++) guard_unbuf(mp[k], sz[k]);
+        }
+    mr_simd_avx512_set(1);
+    mr_simd_avx2_set(1);
+    free(ref), free(sref), free(st);
+}
+END_TEST
+
 /* The kept-statistics kernels of the input gradient (mr_grad.c) against the kernels
  * they replace there: GELU forward + its backward with the forward's Phi, LayerNorm
  * forward + its backward with the forward's mean and 1 / std. The same floats, every
@@ -1562,6 +1684,7 @@ int main(void)
     tcase_add_test(tc, linear_avx2_same_bits);
     tcase_add_test(tc, gelu_and_relu_values);
     tcase_add_test(tc, erf_within_3e7_of_libm);
+    tcase_add_test(tc, layernorm_kernels_same_bits);
     tcase_add_test(tc, kept_statistics_same_bits);
     tcase_add_test(tc, softmax_rows_sum_to_one);
     tcase_add_test(tc, softmax_matches_double_reference);
