@@ -494,7 +494,8 @@ static void layernorm_ref16(float *y, double *st, const float *x, const float *w
 /* mr_layernorm_forward and mr_layernorm_forward_keep on every path this CPU has give the
  * floats (and statistics) of layernorm_ref16, memcmp: the AVX2 kernel (four rows at a
  * time; it runs on AVX-512 CPUs too) always, the compiler's loops where their AVX-512
- * clone runs (elsewhere: within 4 ulp, their own lanes). 1 to 9 rows (the groups of four
+ * clone runs in an optimized build (elsewhere, and at -O0 where GCC does not vectorize
+ * them: within 4 ulp, their own order). 1 to 9 rows (the groups of four
  * and their remainders), widths around the 16 lanes and the 8-float blocks, rows of a
  * large mean and small spread, constant rows (where eps is the variance), inputs,
  * weights, biases and outputs ending where an unreadable page begins. */
@@ -505,8 +506,8 @@ START_TEST(layernorm_kernels_same_bits)
     float *ref = malloc(sizeof(float) * MAXN * MAXC);
     double *sref = malloc(sizeof(double) * 2 * MAXN), *st = malloc(sizeof(double) * 2 * MAXN);
     ck_assert(ref && sref && st);
-    int clone512 = 0;
-#ifdef MR_AVX512
+    int clone512 = 0; /* the compiler's loops sum in that order: their AVX-512 clone, optimized */
+#if defined(MR_AVX512) && defined(__OPTIMIZE__)
     clone512 = __builtin_cpu_supports("avx512f");
 #endif
     for (size_t ci = 0; ci < sizeof Cs / sizeof *Cs; ci++)
