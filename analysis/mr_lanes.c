@@ -37,7 +37,6 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "mr_lanes_impl.h"
 #include "mr_ops.h" /* mr_simd_avx512, mr_simd_avx2 */
@@ -346,12 +345,8 @@ int mr_route_lanes16(const uint16_t *raw, int nt, int E, int k, int bf16, uint16
 {
 #ifdef MR_AVX512
     if (mr_simd_avx512()) {
-        uint16_t pad[16 * 64]; /* a partial call's tokens, then zeros (the kernel reads 16) */
-        if (nt < 16) {
-            memcpy(pad, raw, (size_t)nt * E * sizeof *raw);
-            memset(pad + (size_t)nt * E, 0, (size_t)(16 - nt) * E * sizeof *raw);
-            raw = pad;
-        }
+        uint16_t pad[16 * 64];
+        raw = mr_lanes_pad(pad, raw, nt, E, 16);
         if (k <= 1) return lanes_k1(raw, nt, E, k, bf16, topk, h, h_topk, acc, real);
         if (k <= 2) return lanes_k2(raw, nt, E, k, bf16, topk, h, h_topk, acc, real);
         if (k <= 4) return lanes_k4(raw, nt, E, k, bf16, topk, h, h_topk, acc, real);

@@ -331,16 +331,11 @@ LANES8_K(8)
 #undef KMAX
 #undef KMIN
 
-/* a partial call's tokens copied, then zeros: the kernel reads 8 */
 int mr_route_lanes8_avx2(const uint16_t *raw, int nt, int E, int k, int bf16, uint16_t *topk,
                          double *h, double *h_topk, double *acc, const unsigned char *real)
 {
     uint16_t pad[8 * 64];
-    if (nt < 8) {
-        memcpy(pad, raw, (size_t)nt * E * sizeof *raw);
-        memset(pad + (size_t)nt * E, 0, (size_t)(8 - nt) * E * sizeof *raw);
-        raw = pad;
-    }
+    raw = mr_lanes_pad(pad, raw, nt, E, 8);
     if (k <= 1) return lanes8_k1(raw, nt, E, k, bf16, topk, h, h_topk, acc, real);
     if (k <= 2) return lanes8_k2(raw, nt, E, k, bf16, topk, h, h_topk, acc, real);
     if (k <= 4) return lanes8_k4(raw, nt, E, k, bf16, topk, h, h_topk, acc, real);

@@ -5,10 +5,23 @@
 #define MR_LANES_IMPL_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "mr_simd.h" /* MR_AVX512, MR_AVX2 */
 
 #if defined(MR_AVX512) || defined(MR_AVX2)
+/* Both kernels read W tokens (16 or 8) of E 16-bit scores a call: a partial call's nt < W
+ * tokens are copied into pad (W * E entries), then zeros, and the kernel reads pad;
+ * a whole call reads raw in place. Returns what the kernel reads. */
+static inline const uint16_t *mr_lanes_pad(uint16_t *pad, const uint16_t *raw, int nt, int E,
+                                           int W)
+{
+    if (nt >= W) return raw;
+    memcpy(pad, raw, (size_t)nt * E * sizeof *raw);
+    memset(pad + (size_t)nt * E, 0, (size_t)(W - nt) * E * sizeof *raw);
+    return pad;
+}
+
 /* The sorting networks of both kernels (mr_lanes.c's 16 lanes, mr_lanes_avx2.c's 8), on
  * the key vectors of the kernel that expands them: KMAX / KMIN its lane-wise
  * signed 32-bit maximum and minimum (vpmaxsd / vpminsd), defined before each kernel.
