@@ -2,7 +2,7 @@
 # bench/run.sh — throughput of the C engine vs PyTorch eager (tools/moe_model.py), one table
 # (docs/performance.md).
 #
-#   bench/run.sh [BUILD_DIR]            (default build/; about 4 minutes on the 2-core VM)
+#   bench/run.sh [BUILD_DIR]            (default build/; about 10 minutes on the 2-core VM)
 #
 # For four models — the shipped Fashion-MNIST ViT (full 10k test set), the shipped char-LM
 # (models/kjv-char-test.h5, 3232 windows of 128), a random-weight papers-size LM
