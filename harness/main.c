@@ -10,6 +10,7 @@
 #include "../io/mr_h5.h"
 #include "mr_blas_core.h"
 #include "mr_cli.h"
+#include "mr_fatal.h"
 
 #ifndef MR_VERSION
 #define MR_VERSION "0.1.0"
@@ -122,6 +123,7 @@ int main(int argc, char **argv)
     mr_blas_core_choose(argv); /* before anything else: it may re-execute the program */
     if (simd_choose() != 0) return 2;
     mr_h5_quiet(); /* the main thread; io/ silences every other thread it runs HDF5 on */
+    mr_fatal_install(); /* libhdf5's crashes on corrupt files: a message and exit 2 */
     int rc = dispatch(argc, argv);
     return finish_stdout(argc >= 2 ? argv[1] : NULL, rc);
 }

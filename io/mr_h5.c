@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h> /* sig_atomic_t */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,9 +84,19 @@ static herr_t deny_external_link(const char *parent_file, const char *parent_gro
     return -1;
 }
 
+/* Written before each open for reading, read by the CLI's fatal-signal handler: the
+ * flag is cleared while the path is copied, so the handler never reads a half copy. */
+static char last_input[4096];
+static volatile sig_atomic_t last_input_set;
+
+const char *mr_h5_last_input(void) { return last_input_set ? last_input : NULL; }
+
 int mr_h5_open_read(hid_t *out, const char *file)
 {
     mr_h5_quiet();
+    last_input_set = 0;
+    snprintf(last_input, sizeof last_input, "%s", file);
+    last_input_set = 1;
     struct stat st;
     MR_TRY(mr_fs_check_input(file, &st));
     MR_REQUIRE(st.st_size > 0, MR_EINPUT, "%s: empty file", file);

@@ -37,6 +37,11 @@ int mr_h5_close_read(hid_t f, const char *file, int st);
 /* Open an existing file read-only; MR_EINPUT if missing, unreadable, not a regular
  * file or not HDF5. External links in it are never followed. */
 int mr_h5_open_read(hid_t *out, const char *file);
+/* The path of the last HDF5 file mr_h5_open_read was asked to open, NULL before the
+ * first: for the CLI's fatal-signal message (harness/mr_fatal.c), since libhdf5 1.10
+ * crashes on some corrupt files (docs/reliability.md). A static buffer owned here,
+ * readable from a signal handler. */
+const char *mr_h5_last_input(void);
 
 /* Every HDF5 file this tool writes is built in memory (the core driver, no backing
  * store) and written by mr_h5_mem_commit with the project's atomic writer: libhdf5 never
